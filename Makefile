@@ -1,0 +1,29 @@
+# Two commands matter (see README): `make verify` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup verify test bench figures clean
+
+setup: $(STAMP)
+
+# One install from the project's own files; requirements/ci-constraints.txt pins the
+# small CPU build of torch used on this project's machines and in CI.
+$(STAMP): pyproject.toml requirements/ci-constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -c requirements/ci-constraints.txt -e '.[empirics,test]'
+	touch $(STAMP)
+
+verify: setup
+	$(BIN)/python -m theory --json out/theory.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_landscape.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis
