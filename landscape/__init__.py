@@ -1,0 +1,57 @@
+"""The LoRA-ML objective as a mathematical object (THEORY.md sections 2, 5-8).
+
+Public surface: the problem object with its derivatives, curvature on the quotient by
+O(k), derivative diagnostics, and the instances used throughout the toolkit.
+"""
+from ._curvature import (
+    DENSE_EIGH_MAX_DIM,
+    ZERO_EIGENVALUE_RTOL,
+    SpectrumSummary,
+    haynsworth_inertia_check,
+    inertia,
+    quotient_basis,
+    reduced_spectrum,
+    smallest_eigenpairs,
+    symmetry_tangent_basis,
+)
+from ._diagnostics import TaylorCheck, finite_difference_gradient, taylor_check
+from ._instances import (
+    PlantedInstance,
+    f1_instance,
+    f1_point,
+    f2_spurious_instance,
+    random_instance,
+    thm33_counterexample_instance,
+    thm33_counterexample_minimiser,
+)
+from ._objective import LoraMLProblem, commutation_matrix, unvec, unvec_factors, vec, vec_factors
+from ._validation import LandscapeInputError
+
+__all__ = [
+    "LoraMLProblem",
+    "LandscapeInputError",
+    "PlantedInstance",
+    "SpectrumSummary",
+    "TaylorCheck",
+    "DENSE_EIGH_MAX_DIM",
+    "ZERO_EIGENVALUE_RTOL",
+    "commutation_matrix",
+    "f1_instance",
+    "f1_point",
+    "f2_spurious_instance",
+    "finite_difference_gradient",
+    "haynsworth_inertia_check",
+    "inertia",
+    "quotient_basis",
+    "random_instance",
+    "reduced_spectrum",
+    "smallest_eigenpairs",
+    "symmetry_tangent_basis",
+    "taylor_check",
+    "thm33_counterexample_instance",
+    "thm33_counterexample_minimiser",
+    "unvec",
+    "unvec_factors",
+    "vec",
+    "vec_factors",
+]
