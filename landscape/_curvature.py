@@ -54,7 +54,7 @@ TANGENT_RANK_RTOL = 1e-10
 MatrixLike = Union[np.ndarray, LinearOperator, Callable[[np.ndarray], np.ndarray]]
 
 
-def inertia(H: np.ndarray, *, rtol: float = ZERO_EIGENVALUE_RTOL, eigenvalues=None):
+def inertia(H: np.ndarray, *, rtol: float = ZERO_EIGENVALUE_RTOL, scale: float | None = None, eigenvalues=None):
     """Inertia :math:`(n_+, n_-, n_0)` of a symmetric matrix (THEORY.md section 0).
 
     Parameters
@@ -62,11 +62,16 @@ def inertia(H: np.ndarray, *, rtol: float = ZERO_EIGENVALUE_RTOL, eigenvalues=No
     H : ndarray, shape (n, n)
         Symmetric matrix (ignored if ``eigenvalues`` is given).
     rtol : float
-        Eigenvalues with modulus at most ``rtol * max|lambda|`` count as zero.
+        Eigenvalues with modulus at most ``rtol * scale`` count as zero.
+    scale : float, optional
+        Magnitude the tolerance is relative to; defaults to ``max|lambda|``.  Give the
+        scale of the problem when the matrix itself may vanish (e.g. S for T = 1),
+        since then its own spectral radius is round-off.
     """
     lam = np.linalg.eigvalsh(H) if eigenvalues is None else np.asarray(eigenvalues)
-    scale = max(float(np.max(np.abs(lam))) if lam.size else 0.0, np.finfo(float).tiny)
-    tol = rtol * scale
+    if scale is None:
+        scale = float(np.max(np.abs(lam))) if lam.size else 0.0
+    tol = rtol * max(scale, np.finfo(float).tiny)
     return int(np.sum(lam > tol)), int(np.sum(lam < -tol)), int(np.sum(np.abs(lam) <= tol))
 
 
@@ -266,8 +271,10 @@ def haynsworth_inertia_check(problem: LoraMLProblem, U: np.ndarray) -> dict:
     A = problem.optimal_A(U)
     H = problem.hessian(A, U)
     S = problem.schur_complement(U)
-    in_H = inertia(H)
-    in_S = inertia(S)
+    lam_H = np.linalg.eigvalsh(H)
+    scale = float(np.max(np.abs(lam_H)))  # >= T > 0: the A-block never vanishes
+    in_H = inertia(None, eigenvalues=lam_H, scale=scale)
+    in_S = inertia(S, scale=scale)
     predicted = (problem.dim_A + in_S[0], in_S[1], in_S[2])
     return {"hessian": in_H, "schur": in_S, "predicted": predicted, "agree": in_H == predicted}
 
