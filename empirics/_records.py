@@ -1,0 +1,162 @@
+"""Run records: provenance, atomic JSON writing and resumable run directories.
+
+Every run of :mod:`empirics` writes a JSON record holding its configuration, seed, the
+git revision of the working tree, library versions, the device and the metrics per
+step or epoch (DESIGN.md, "empirics"). Sweeps are split into *units* (a group of
+trials); each finished unit is written to its own file, so an interrupted sweep resumes
+without losing finished units.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["provenance", "to_jsonable", "write_json", "read_json", "RunDir"]
+
+#: Libraries whose versions enter every record (looked up without importing them).
+RECORDED_PACKAGES = ("numpy", "scipy", "torch", "peft", "transformers", "matplotlib")
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git_revision() -> dict[str, Any]:
+    """Return the git revision of the project checkout and whether it has local edits."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": "unknown", "dirty": None}
+    if rev.returncode != 0:
+        return {"revision": "unknown", "dirty": None}
+    return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def provenance(device: str | None = None) -> dict[str, Any]:
+    """Describe where and with what a result was produced.
+
+    Parameters
+    ----------
+    device : str, optional
+        The device the computation ran on (``"cpu"``, ``"cuda"``, ...).
+
+    Returns
+    -------
+    dict
+        ``git`` (revision, dirty flag), ``versions`` of :data:`RECORDED_PACKAGES`,
+        ``python``, ``platform``, ``cpu_count``, ``device`` and a UTC ``timestamp``.
+    """
+    versions = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    info: dict[str, Any] = {
+        "git": _git_revision(),
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device is not None and str(device).startswith("cuda") and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            info["device_name"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert dataclasses, numpy/torch scalars and arrays, paths and tuples to JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensor, without importing torch
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return repr(obj)
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON atomically (temporary file then rename); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(to_jsonable(obj), fh, indent=1)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    with open(path) as fh:
+        return json.load(fh)
+
+
+class RunDir:
+    """A directory of finished units of a sweep, for resuming after an interruption.
+
+    Parameters
+    ----------
+    root : path
+        Directory; created if missing. Each unit ``key`` is stored as
+        ``root/units/<key>.npz`` (arrays) plus ``root/units/<key>.json`` (metadata); a
+        unit counts as finished only once its JSON file exists (written last, atomically).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        (self.root / "units").mkdir(parents=True, exist_ok=True)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        if not key or any(c in key for c in "/\\") or key.startswith("."):
+            raise ValueError(f"unit key must be a plain file name, got {key!r}")
+        base = self.root / "units" / key
+        return base.with_suffix(".npz"), base.with_suffix(".json")
+
+    def done(self, key: str) -> bool:
+        """Whether unit ``key`` has finished."""
+        return self._paths(key)[1].exists()
+
+    def save(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        """Store a finished unit: arrays first, then the JSON marker."""
+        npz, js = self._paths(key)
+        tmp = npz.with_name(npz.stem + ".tmp.npz")
+        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, npz)
+        write_json(js, meta)
+
+    def load(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Load a finished unit as ``(arrays, meta)``."""
+        npz, js = self._paths(key)
+        with np.load(npz) as data:
+            arrays = {k: data[k] for k in data.files}
+        return arrays, read_json(js)

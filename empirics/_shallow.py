@@ -1,0 +1,338 @@
+"""Shallow-network experiment (THEORY.md 9.2; paper App. D.2).
+
+Ground truth: ``y = c^T sigmoid((A* + U*_t U*_t^T) x) + eps`` with scalar noise
+``eps ~ N(0, sigma^2)``, ``x ~ N(0, I_d)``, and ``A*, U*_t, c`` with i.i.d. N(0, 1) entries.
+Learner: ``Linear(d, d, no bias) -> sigmoid -> Linear(d, 1, no bias)`` trained with MSE.
+LoRA-ML adds per-task asymmetric adapters ``B_t A_t`` on the first layer (``B_t = 0``,
+``A_t`` Kaiming-uniform); SR trains the bare network on all tasks. Both use AdamW
+(lr 1e-3, weight decay 0.01) with the tasks' losses summed and one full-batch step per
+epoch. Fine-tuning: a fresh rank-k' adapter on the first layer of the frozen base.
+Metric: MSE against the clean outputs on the n fine-tuning inputs at the last epoch.
+
+Two implementations of the same protocol:
+
+* :class:`ShallowFamily` plugs into the generic trainer (:mod:`empirics._trainer`), with
+  LoRA from HF ``peft``: used for tests and single runs.
+* :func:`run_shallow_batched` trains all trials *and both methods* of one configuration
+  at once on stacked parameters (batched matmuls). AdamW acts elementwise, so stacked
+  parameters give exactly per-trial AdamW; SR is the same network with its adapters
+  masked out (zero forward contribution, hence zero gradient).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["ShallowConfig", "ShallowProblem", "draw_shallow_problem", "ShallowFamily", "run_shallow_batched",
+           "SHALLOW_PAPER_DEFAULTS", "central_range"]
+
+
+@dataclass(frozen=True)
+class ShallowConfig:
+    """One configuration of the shallow-network experiment (THEORY.md 9.2, Table 9).
+
+    Attributes
+    ----------
+    T, d, k, N, n : task count, width, ground-truth adapter rank, samples per retraining
+        task, test samples.
+    sigma : noise standard deviation.
+    finetune_rank : LoRA rank k' used in fine-tuning (``None``: k).
+    retrain_epochs, finetune_epochs : full-batch AdamW epochs (paper: 40000 and 15000).
+    lr, weight_decay : AdamW settings (paper: 1e-3 and torch's default 0.01).
+    record_every : store the test MSE every this many fine-tuning epochs (for curves).
+    """
+
+    T: int = 3
+    d: int = 10
+    k: int = 1
+    N: int = 1000
+    n: int = 100
+    sigma: float = 0.1
+    finetune_rank: int | None = None
+    retrain_epochs: int = 40000
+    finetune_epochs: int = 15000
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    record_every: int = 100
+
+    def __post_init__(self):
+        for name in ("T", "d", "k", "N", "n", "retrain_epochs", "finetune_epochs", "record_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ShallowConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+
+    @property
+    def rank_prime(self) -> int:
+        return self.k if self.finetune_rank is None else self.finetune_rank
+
+
+#: Table 9 defaults for the shallow network (THEORY.md 9.2).
+SHALLOW_PAPER_DEFAULTS = ShallowConfig()
+
+
+@dataclass(frozen=True)
+class ShallowProblem:
+    """Ground truth and data of one trial: arrays ``(T+1, ...)``, the last task is the test task.
+
+    ``X[t]`` has shape ``(N_t, d)``; ``Y[t]`` noisy and ``Y_clean[t]`` noise-free outputs.
+    """
+
+    A_star: np.ndarray
+    U_star: np.ndarray
+    c: np.ndarray
+    X: tuple
+    Y: tuple
+    Y_clean: tuple
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def draw_shallow_problem(cfg: ShallowConfig, rng: np.random.Generator) -> ShallowProblem:
+    """Draw ground truth and data for one trial from ``rng`` (THEORY.md 9.2)."""
+    d, k, T = cfg.d, cfg.k, cfg.T
+    A_star = rng.standard_normal((d, d))
+    U_star = rng.standard_normal((T + 1, d, k))
+    c = rng.standard_normal(d)
+    Xs, Ys, Cs = [], [], []
+    for t in range(T + 1):
+        m = cfg.N if t < T else cfg.n
+        X = rng.standard_normal((m, d))
+        clean = _sigmoid(X @ (A_star + U_star[t] @ U_star[t].T).T) @ c
+        Xs.append(X)
+        Cs.append(clean)
+        Ys.append(clean + cfg.sigma * rng.standard_normal(m))
+    return ShallowProblem(A_star, U_star, c, tuple(Xs), tuple(Ys), tuple(Cs))
+
+
+def central_range(values: np.ndarray, clip: int = 2) -> tuple[float, float, float]:
+    """Median and central range of ``values`` (THEORY.md 9.4).
+
+    Returns ``(median, low, high)`` where ``low/high`` are the sorted values with ``clip``
+    removed on each side (``clip=2`` of 10 trials: the central 6 values). The official
+    ``make_plot.py`` prints ``sorted[3]`` and ``sorted[-3]`` and the lower median; see
+    THEORY.md 9.5 item 7. Here the median is the usual (average of the middle two).
+    """
+    v = np.sort(np.asarray(values, dtype=float).ravel())
+    if v.size <= 2 * clip:
+        raise ValueError(f"need more than {2 * clip} values for a central range, got {v.size}")
+    return float(np.median(v)), float(v[clip]), float(v[-clip - 1])
+
+
+# --------------------------------------------------------------------------------------
+# Generic-trainer family
+# --------------------------------------------------------------------------------------
+
+
+def _family_class():
+    import torch
+    from torch import nn
+
+    from ._trainer import Family, TaskData
+
+    class _ShallowFamily(Family):
+        name = "shallow"
+        lora_target_modules = ("0",)
+        head_module = "2"
+
+        def __init__(self, problem: ShallowProblem, dtype=torch.float32):
+            self.problem = problem
+            self.d = problem.A_star.shape[0]
+            self.dtype = dtype
+
+            def tens(a):
+                return torch.as_tensor(np.asarray(a), dtype=dtype)
+
+            P = problem
+            self._tasks = [TaskData(f"task_{t}", train=(tens(P.X[t]), tens(P.Y[t])))
+                           for t in range(len(P.X) - 1)]
+            self._test = TaskData("test", train=(tens(P.X[-1]), tens(P.Y[-1])),
+                                  test=(tens(P.X[-1]), tens(P.Y_clean[-1])))
+
+        def init_model(self, generator):
+            d = self.d
+            model = nn.Sequential(nn.Linear(d, d, bias=False), nn.Sigmoid(), nn.Linear(d, 1, bias=False))
+            with torch.no_grad():
+                for layer in (model[0], model[2]):
+                    # torch's default Linear init, drawn from the run's generator
+                    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            return model.to(self.dtype)
+
+        def retrain_tasks(self):
+            return self._tasks
+
+        def test_task(self):
+            return self._test
+
+        def loss(self, model, batch):
+            x, y = batch
+            return torch.mean((model(x).squeeze(-1) - y) ** 2)
+
+        def describe(self):
+            return {"name": self.name, "d": self.d, "T": len(self._tasks)}
+
+    return _ShallowFamily
+
+
+def ShallowFamily(problem: ShallowProblem, **kwargs):  # noqa: N802 - factory that builds a class lazily
+    """The shallow network as a :class:`empirics.Family` (torch imported lazily).
+
+    LoRA targets the first layer (module ``"0"``); the last-layer head is module ``"2"``.
+    The test task evaluates MSE against clean outputs on its ``test`` split.
+    """
+    return _family_class()(problem, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# Batched fast path
+# --------------------------------------------------------------------------------------
+
+
+def _kaiming_bound(fan_in: int) -> float:
+    # torch's default Linear init: kaiming_uniform(a=sqrt(5)) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    return 1.0 / math.sqrt(fan_in)
+
+
+def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "float32",
+                        progress: bool = False, threads: int | None = None,
+                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run LoRA-ML and SR (retraining + LoRA fine-tuning) for all ``seeds`` at once.
+
+    Parameters
+    ----------
+    cfg : ShallowConfig
+    seeds : list of int
+        One trial per seed; trial ``i`` draws its problem and its initialisations from
+        ``numpy.random.default_rng(seeds[i])`` (no global state).
+    dtype : {"float32", "float64"}
+    progress : bool
+        Show tqdm bars.
+    threads : int, optional
+        ``torch.set_num_threads`` for the run (restored afterwards).
+
+    Returns
+    -------
+    dict
+        ``final_mse`` of shape ``(2, trials)`` (methods ``["lora-ml", "sr"]``), ``curve``
+        of shape ``(2, trials, n_records)`` (test MSE against clean outputs every
+        ``record_every`` fine-tuning epochs), ``curve_epochs``, ``retrain_loss`` (final
+        summed retraining loss, ``(2, trials)``), ``methods``.
+
+    Notes
+    -----
+    Batch layout: index ``m * trials + i`` is method ``m`` and trial ``i``. Both methods of
+    a trial share the problem and the base initialisation and the fine-tuning adapter
+    initialisation (the same-init convention of THEORY.md 9.1).
+    """
+    import torch
+
+    if not seeds:
+        raise ValueError("need at least one seed")
+    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_batched(cfg, seeds, tdt, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool) -> dict[str, Any]:
+    import torch
+
+    S, T, d, k, kp = len(seeds), cfg.T, cfg.d, cfg.k, cfg.rank_prime
+    M = 2  # methods: 0 = LoRA-ML, 1 = SR
+    B = M * S
+    probs, inits = [], []
+    for s in seeds:
+        rng = np.random.default_rng(s)
+        P = draw_shallow_problem(cfg, rng)
+        b1, b2 = _kaiming_bound(d), _kaiming_bound(d)
+        init = {
+            "W1": rng.uniform(-b1, b1, (d, d)),
+            "c": rng.uniform(-b2, b2, (1, d)),
+            "LA": rng.uniform(-b1, b1, (T, k, d)),    # retraining adapters A_t (rank k)
+            "FA": rng.uniform(-b1, b1, (kp, d)),      # fine-tuning adapter A (rank k')
+        }
+        probs.append(P)
+        inits.append(init)
+
+    def stack(get, methods=True):
+        arr = np.stack([get(i) for i in range(S)])
+        if methods:
+            arr = np.concatenate([arr] * M, axis=0)
+        return torch.as_tensor(arr, dtype=tdt)
+
+    X = stack(lambda i: np.stack(probs[i].X[:T]))               # (B, T, N, d)
+    Y = stack(lambda i: np.stack(probs[i].Y[:T]))               # (B, T, N)
+    W1 = stack(lambda i: inits[i]["W1"]).requires_grad_(True)   # (B, d, d)
+    c = stack(lambda i: inits[i]["c"]).requires_grad_(True)     # (B, 1, d)
+    LA = stack(lambda i: inits[i]["LA"]).requires_grad_(True)   # (B, T, k, d)
+    LB = torch.zeros(B, T, d, k, dtype=tdt, requires_grad=True)
+    mask = torch.ones(B, 1, 1, 1, dtype=tdt)
+    mask[S:] = 0.0  # SR: no adapters
+
+    def bar(n, desc):
+        if not progress:
+            return range(n)
+        from tqdm.auto import tqdm
+
+        return tqdm(range(n), desc=desc, mininterval=1.0)
+
+    params = [W1, c, LA, LB]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    Xt = X.transpose(-1, -2)  # (B, T, d, N)
+    for _ in bar(cfg.retrain_epochs, f"retrain T={T} d={d} k={k} N={cfg.N}"):
+        opt.zero_grad(set_to_none=True)
+        Weff = W1.unsqueeze(1) + mask * (LB @ LA)                 # (B, T, d, d)
+        H = torch.sigmoid(Weff @ Xt)                              # (B, T, d, N)
+        out = (c.unsqueeze(1) @ H).squeeze(-2)                    # (B, T, N)
+        # per task: mean over samples; summed over tasks and over independent trials
+        loss = ((out - Y) ** 2).mean(-1).sum()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        Weff = W1.unsqueeze(1) + mask * (LB @ LA)
+        out = (c.unsqueeze(1) @ torch.sigmoid(Weff @ Xt)).squeeze(-2)
+        retrain_loss = ((out - Y) ** 2).mean(-1).sum(-1).reshape(M, S)
+
+    # fine-tuning: fresh rank-k' adapter on the frozen first layer
+    W1f, cf = W1.detach(), c.detach()
+    Xf = stack(lambda i: probs[i].X[T]).transpose(-1, -2)        # (B, d, n)
+    Yf = stack(lambda i: probs[i].Y[T])                           # (B, n)
+    Cf = stack(lambda i: probs[i].Y_clean[T])
+    FA = stack(lambda i: inits[i]["FA"]).requires_grad_(True)    # (B, k', d)
+    FB = torch.zeros(B, d, kp, dtype=tdt, requires_grad=True)
+    opt = torch.optim.AdamW([FA, FB], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    curve, epochs = [], []
+
+    def predict():
+        return (cf @ torch.sigmoid((W1f + FB @ FA) @ Xf)).squeeze(-2)  # (B, n)
+
+    for e in bar(cfg.finetune_epochs, "finetune"):
+        opt.zero_grad(set_to_none=True)
+        out = predict()
+        loss = ((out - Yf) ** 2).mean(-1).sum()
+        loss.backward()
+        opt.step()
+        if (e + 1) % cfg.record_every == 0 or e + 1 == cfg.finetune_epochs:
+            with torch.no_grad():
+                curve.append(((predict() - Cf) ** 2).mean(-1).reshape(M, S).double().numpy())
+            epochs.append(e + 1)
+    final = curve[-1]
+    return {
+        "methods": ["lora-ml", "sr"],
+        "final_mse": final,
+        "curve": np.stack(curve, axis=-1),
+        "curve_epochs": np.asarray(epochs),
+        "retrain_loss": retrain_loss.double().numpy(),
+        "seeds": list(seeds),
+        "config": dataclasses.asdict(cfg),
+    }

@@ -1,0 +1,878 @@
+"""One PEFT meta-learning trainer: retraining (SR, LoRA-ML, Last-layer-ML, Reptile) and
+PEFT fine-tuning (LoRA or last layer) of any model/task *family*.
+
+The loop below never knows which family it trains. A family (:class:`Family`) supplies
+
+* a base model, built from an explicit :class:`torch.Generator`;
+* the retraining tasks and the test task as :class:`TaskData` objects (full batch for the
+  synthetic models, shuffled mini-batches, optionally re-augmented every epoch, for real
+  data);
+* a per-batch loss and an evaluation function (metrics per task and split);
+* where adapters go: ``lora_target_modules`` for HF ``peft`` LoRA and ``head_module`` for
+  per-task heads, or its own adapters by overriding :meth:`Family.attach_lora` (the linear
+  model of THEORY.md 9.1 uses symmetric ``U U^T`` in retraining and asymmetric ``U V^T``
+  in fine-tuning).
+
+Retraining methods (THEORY.md section 1, eqs. (1), (5), (6))
+
+``sr``
+    One model on the union of the tasks: before each optimizer step the losses of all
+    tasks (one batch of each) are summed.
+``lora-ml``
+    One LoRA adapter per retraining task, named ``task_0, ..., task_{T-1}``; the base and
+    all adapters are trained; all tasks' losses are summed before each optimizer step.
+    Optionally (``inner_adapter_steps > 0``) the official alternating scheme of
+    THEORY.md 9.1: one step on the base followed by that many steps on the adapters.
+``last-layer-ml``
+    As ``lora-ml`` with one head per task (``head_module`` replaced per task).
+``reptile``
+    First-order Reptile: for each outer iteration, copy the weights
+    (``phi <- theta``), run ``reptile_inner_steps`` SGD steps on one task (tasks taken in
+    an order drawn from the generator), then ``theta <- theta + eps (phi - theta)``.
+
+Fine-tuning (eqs. (2), (4)): a fresh adapter (``lora``, rank k') or a fresh head
+(``last-layer``) on the frozen retrained base, trained on the test task.
+
+HF ``peft`` pitfalls handled here on purpose: ``set_adapter`` sets ``requires_grad=False``
+on every other adapter, and ``get_peft_model`` freezes the base. For LoRA-ML, after every
+``set_adapter`` the trainer re-enables gradients on the base and on all task adapters
+(:class:`PeftLoraSet`). peft initialises ``lora_A`` from the global RNG; the trainer
+re-initialises it from the run's generator.
+
+Every stage can validate once per epoch (``validate_every``) and keep the weights of the
+best average validation epoch (``select_best``), run on ``cpu`` or ``cuda``, use bf16
+autocast (``bf16``), write checkpoints and resume from them.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "RETRAIN_METHODS",
+    "FINETUNE_METHODS",
+    "TaskData",
+    "Family",
+    "AdapterSet",
+    "PeftLoraSet",
+    "HeadSet",
+    "StageConfig",
+    "StageResult",
+    "retrain",
+    "finetune",
+    "task_adapter_name",
+    "FINETUNE_ADAPTER",
+]
+
+RETRAIN_METHODS = ("sr", "lora-ml", "last-layer-ml", "reptile")
+FINETUNE_METHODS = ("lora", "last-layer")
+#: Name of the fresh adapter (or head) trained on the test task.
+FINETUNE_ADAPTER = "finetune"
+
+Batch = Any  # a tuple of tensors, a mapping of tensors, or whatever the family's loss reads
+
+
+def task_adapter_name(t: int) -> str:
+    """Name of the adapter (or head) of retraining task ``t`` (0-based): ``task_<t>``."""
+    return f"task_{t}"
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def _index(data: Any, idx: torch.Tensor) -> Any:
+    if isinstance(data, Mapping):
+        return {k: v[idx] for k, v in data.items()}
+    return tuple(v[idx] for v in data)
+
+
+def _length(data: Any) -> int:
+    first = next(iter(data.values())) if isinstance(data, Mapping) else data[0]
+    return int(first.shape[0])
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+@dataclass
+class TaskData:
+    """One task's data, split into ``train`` / ``val`` / ``test`` tensors.
+
+    Each split is a tuple of tensors or a mapping name -> tensor, all with the same first
+    (sample) dimension, or ``None``. Tensors may already live on the accelerator (then
+    batches are sliced there, without host copies).
+
+    Parameters
+    ----------
+    name : str
+        Task name (used in records).
+    train, val, test : tuple or mapping of tensors, optional
+    batch_size : int or None
+        ``None`` means full batch (one batch per epoch, no shuffling): the synthetic
+        experiments of THEORY.md section 9 use full-batch gradient descent.
+    transform : callable, optional
+        ``transform(batch, generator) -> batch`` applied to each *training* batch, drawn
+        afresh every epoch (data augmentation; the official vision code drew it once).
+    drop_last : bool
+        Drop the last incomplete training batch.
+    """
+
+    name: str
+    train: Any
+    val: Any = None
+    test: Any = None
+    batch_size: int | None = None
+    transform: Callable[[Batch, torch.Generator], Batch] | None = None
+    drop_last: bool = False
+
+    def split(self, split: str) -> Any:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        return getattr(self, split)
+
+    def num_batches(self, split: str = "train") -> int:
+        """Number of batches in one pass over ``split``."""
+        data = self.split(split)
+        if data is None:
+            return 0
+        n = _length(data)
+        if self.batch_size is None:
+            return 1
+        return n // self.batch_size if (self.drop_last and split == "train") else math.ceil(n / self.batch_size)
+
+    def batches(self, split: str = "train", generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Iterate over one epoch of ``split``.
+
+        Training batches are shuffled with ``generator`` (required when mini-batching)
+        and passed through ``transform``; evaluation batches are taken in order.
+        """
+        data = self.split(split)
+        if data is None:
+            return
+        n = _length(data)
+        if self.batch_size is None:
+            batch = data if isinstance(data, Mapping) else tuple(data)
+            if split == "train" and self.transform is not None:
+                batch = self.transform(batch, generator)
+            yield batch
+            return
+        first = next(iter(data.values())) if isinstance(data, Mapping) else data[0]
+        if split == "train":
+            if generator is None:
+                raise ValueError("mini-batch training needs an explicit torch.Generator")
+            order = torch.randperm(n, generator=generator).to(first.device)
+        else:
+            order = torch.arange(n, device=first.device)
+        for b in range(self.num_batches(split)):
+            batch = _index(data, order[b * self.batch_size:(b + 1) * self.batch_size])
+            if split == "train" and self.transform is not None:
+                batch = self.transform(batch, generator)
+            yield batch
+
+
+# --------------------------------------------------------------------------------------
+# Adapters
+# --------------------------------------------------------------------------------------
+
+
+class AdapterSet(ABC):
+    """Named adapters (or heads) attached to a base model.
+
+    ``model`` is the module to call; :meth:`activate` selects which adapter its forward
+    uses. The trainer reads the parameters through :meth:`base_parameters` and
+    :meth:`adapter_parameters`, never through ``requires_grad`` flags set elsewhere.
+    """
+
+    model: nn.Module
+    names: tuple[str, ...]
+
+    @abstractmethod
+    def activate(self, name: str | None) -> None:
+        """Make adapter ``name`` the one used by ``model`` (``None``: no adapter)."""
+
+    @abstractmethod
+    def adapter_parameters(self, name: str) -> list[nn.Parameter]:
+        """Trainable parameters of adapter ``name``."""
+
+    @abstractmethod
+    def base_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the base model (everything that is not an adapter)."""
+
+    @abstractmethod
+    def strip(self) -> nn.Module:
+        """Return the base model without any adapter (the retrained weights)."""
+
+    def all_adapter_parameters(self) -> list[nn.Parameter]:
+        return [p for n in self.names for p in self.adapter_parameters(n)]
+
+
+class _NoAdapters(AdapterSet):
+    """The bare model (SR, Reptile)."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.names = model, ()
+
+    def activate(self, name):
+        if name is not None:
+            raise ValueError(f"model has no adapters, cannot activate {name!r}")
+
+    def adapter_parameters(self, name):
+        raise KeyError(name)
+
+    def base_parameters(self):
+        return list(self.model.parameters())
+
+    def strip(self):
+        return self.model
+
+
+class PeftLoraSet(AdapterSet):
+    """LoRA adapters from HF ``peft`` on ``target_modules`` of a torch model.
+
+    Parameters
+    ----------
+    base : nn.Module
+    names : sequence of str
+        Adapter names (``task_0, ...`` in retraining, ``finetune`` in fine-tuning).
+    rank, alpha, dropout : LoRA rank, scaling numerator (``peft`` default: ``alpha=rank``,
+        i.e. scaling 1) and dropout.
+    target_modules : sequence of str
+        Module names that receive an adapter.
+    generator : torch.Generator
+        Source of the ``lora_A`` initialisation (peft would use the global RNG); ``lora_B``
+        starts at zero, so every adapter starts as the identity update.
+    train_base : bool
+        LoRA-ML retraining trains the base too (peft freezes it; it is unfrozen here).
+    """
+
+    def __init__(self, base: nn.Module, names: Sequence[str], *, rank: int, alpha: float | None,
+                 dropout: float, target_modules: Sequence[str], generator: torch.Generator,
+                 train_base: bool):
+        from peft import LoraConfig, get_peft_model
+
+        if not target_modules:
+            raise ValueError("this family declares no lora_target_modules; LoRA needs at least one")
+        if rank < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {rank}")
+        self.names = tuple(names)
+        self.train_base = train_base
+
+        def cfg():
+            return LoraConfig(r=rank, lora_alpha=rank if alpha is None else alpha, lora_dropout=dropout,
+                              target_modules=list(target_modules), bias="none")
+
+        model = get_peft_model(base, cfg(), adapter_name=self.names[0])
+        for n in self.names[1:]:
+            model.add_adapter(n, cfg())
+        self.model = model
+        self._adapter_params: dict[str, list[nn.Parameter]] = {n: [] for n in self.names}
+        base_params = []
+        for pname, p in model.named_parameters():
+            owner = next((n for n in self.names if f".{n}." in f".{pname}."), None)
+            if "lora_" in pname and owner is not None:
+                self._adapter_params[owner].append(p)
+            else:
+                base_params.append(p)
+        self._base_params = base_params
+        # Explicit initialisation from the run's generator.
+        with torch.no_grad():
+            for mod in model.modules():
+                if hasattr(mod, "lora_A") and isinstance(mod.lora_A, nn.ModuleDict):
+                    for n in self.names:
+                        if n in mod.lora_A:
+                            nn.init.kaiming_uniform_(mod.lora_A[n].weight, a=math.sqrt(5), generator=generator)
+                            nn.init.zeros_(mod.lora_B[n].weight)
+        self.activate(self.names[0])
+
+    def _restore_grad_flags(self) -> None:
+        # peft's set_adapter froze every other adapter (and get_peft_model the base).
+        for n in self.names:
+            for p in self._adapter_params[n]:
+                p.requires_grad_(True)
+        for p in self._base_params:
+            p.requires_grad_(self.train_base)
+
+    def activate(self, name):
+        if name not in self.names:
+            raise ValueError(f"unknown adapter {name!r}; have {self.names}")
+        self.model.base_model.set_adapter(name)
+        self._restore_grad_flags()
+
+    def adapter_parameters(self, name):
+        return list(self._adapter_params[name])
+
+    def base_parameters(self):
+        return list(self._base_params)
+
+    def strip(self):
+        # unload() removes the LoRA layers without merging: the base as retrained.
+        return self.model.unload()
+
+
+class _HeadSwitch(nn.Module):
+    """Stand-in for a family's head module: forwards through the active head."""
+
+    def __init__(self, heads: Mapping[str, nn.Module]):
+        super().__init__()
+        self.heads = nn.ModuleDict(heads)
+        self.active = next(iter(self.heads))
+
+    def forward(self, *args, **kwargs):
+        return self.heads[self.active](*args, **kwargs)
+
+
+class HeadSet(AdapterSet):
+    """One head per name: the family's ``head_module`` replaced by a switch of fresh heads.
+
+    Heads are built by :meth:`Family.new_head` from the run's generator.
+    """
+
+    def __init__(self, base: nn.Module, names: Sequence[str], *, head_module: str,
+                 new_head: Callable[[nn.Module, torch.Generator], nn.Module], generator: torch.Generator,
+                 train_base: bool):
+        if not head_module:
+            raise ValueError("this family declares no head_module; last-layer adaptation needs one")
+        self.names = tuple(names)
+        self.head_module = head_module
+        self._original_head = base.get_submodule(head_module)
+        heads = {n: new_head(base, generator) for n in self.names}
+        self.switch = _HeadSwitch(heads)
+        base.set_submodule(head_module, self.switch)
+        self.model = base
+        head_ids = {id(p) for p in self.switch.parameters()}
+        self._base_params = [p for p in base.parameters() if id(p) not in head_ids]
+        for p in self._base_params:
+            p.requires_grad_(train_base)
+        for p in self.switch.parameters():
+            p.requires_grad_(True)
+
+    def activate(self, name):
+        if name not in self.names:
+            raise ValueError(f"unknown head {name!r}; have {self.names}")
+        self.switch.active = name
+
+    def adapter_parameters(self, name):
+        return list(self.switch.heads[name].parameters())
+
+    def base_parameters(self):
+        return list(self._base_params)
+
+    def strip(self):
+        self.model.set_submodule(self.head_module, self._original_head)
+        return self.model
+
+
+# --------------------------------------------------------------------------------------
+# Family protocol
+# --------------------------------------------------------------------------------------
+
+
+class Family(ABC):
+    """A model/task family: what the trainer needs to know about a model and its tasks.
+
+    Subclasses implement the four abstract methods and set ``lora_target_modules``
+    and/or ``head_module``; everything else has a default. Families must draw all
+    randomness from the generators they are given (no global seeding).
+
+    Attributes
+    ----------
+    name : str
+        Family name used in records.
+    lora_target_modules : tuple of str
+        Module names that receive LoRA adapters (``peft`` ``target_modules``).
+    head_module : str or None
+        Dotted name of the last layer, replaced by per-task heads in last-layer PEFT.
+    selection_metric, selection_mode : str
+        Metric (a key of :meth:`evaluate`) and ``"min"``/``"max"`` used to pick the best
+        average validation epoch.
+    """
+
+    name: str = "family"
+    lora_target_modules: tuple[str, ...] = ()
+    head_module: str | None = None
+    selection_metric: str = "loss"
+    selection_mode: str = "min"
+
+    @abstractmethod
+    def init_model(self, generator: torch.Generator) -> nn.Module:
+        """Build the base model (weights drawn from ``generator``)."""
+
+    @abstractmethod
+    def retrain_tasks(self) -> Sequence[TaskData]:
+        """The T retraining tasks."""
+
+    @abstractmethod
+    def test_task(self) -> TaskData:
+        """The unseen task used for fine-tuning and evaluation."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Scalar training loss of ``model`` on one batch of one task."""
+
+    def evaluate(self, model: nn.Module, task: TaskData, split: str) -> dict[str, float]:
+        """Metrics of ``model`` on ``task``'s ``split`` (default: batch-mean of :meth:`loss`)."""
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in task.batches(split):
+                total += float(self.loss(model, batch))
+                count += 1
+        return {"loss": total / max(count, 1)}
+
+    def new_head(self, model: nn.Module, generator: torch.Generator) -> nn.Module:
+        """A freshly initialised head of the same shape as ``model.<head_module>``.
+
+        The default copies the existing head and re-draws every parameter of dimension
+        >= 2 with Kaiming-uniform and every vector with zeros, from ``generator``.
+        """
+        head = copy.deepcopy(model.get_submodule(self.head_module))
+        with torch.no_grad():
+            for p in head.parameters():
+                if p.dim() >= 2:
+                    nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=generator)
+                else:
+                    p.zero_()
+        return head
+
+    def attach_lora(self, model: nn.Module, names: Sequence[str], *, rank: int, stage: str,
+                    generator: torch.Generator, alpha: float | None = None, dropout: float = 0.0) -> AdapterSet:
+        """Attach LoRA adapters ``names`` (``stage`` is ``"retrain"`` or ``"finetune"``).
+
+        Default: HF ``peft`` on :attr:`lora_target_modules`, base trainable in retraining
+        and frozen in fine-tuning. Override for custom adapters.
+        """
+        return PeftLoraSet(model, names, rank=rank, alpha=alpha, dropout=dropout,
+                           target_modules=self.lora_target_modules, generator=generator,
+                           train_base=(stage == "retrain"))
+
+    def attach_heads(self, model: nn.Module, names: Sequence[str], *, stage: str,
+                     generator: torch.Generator) -> AdapterSet:
+        """Attach one head per name in place of :attr:`head_module`."""
+        return HeadSet(model, names, head_module=self.head_module, new_head=self.new_head,
+                       generator=generator, train_base=(stage == "retrain"))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description of the family for records (override to add sizes)."""
+        return {"name": self.name}
+
+
+# --------------------------------------------------------------------------------------
+# Configuration and results
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Configuration of one training stage (retraining or fine-tuning).
+
+    Parameters
+    ----------
+    method : str
+        Retraining: one of :data:`RETRAIN_METHODS`; fine-tuning: one of
+        :data:`FINETUNE_METHODS`.
+    epochs : int
+        Passes over the tasks (one optimizer step per batch round); for ``reptile`` the
+        number of outer iterations.
+    lr : float
+        Learning rate of the base (retraining) or of the fine-tuned adapter.
+    adapter_lr : float, optional
+        Learning rate of retraining adapters/heads (default ``lr``).
+    optimizer : {"sgd", "adam", "adamw"}
+    weight_decay : float
+        Passed to the optimizer (torch's AdamW default is 0.01).
+    rank, lora_alpha, lora_dropout : LoRA rank (k or k'), alpha (``None``: equal to the
+        rank) and dropout.
+    inner_adapter_steps : int
+        LoRA-ML only: 0 for joint steps; otherwise one base step followed by this many
+        adapter-only steps per batch round (THEORY.md 9.1, official linear scheme).
+    reptile_inner_steps, reptile_inner_lr : int, float
+        Reptile inner SGD steps on one task and their learning rate; ``lr`` is the outer
+        step size epsilon.
+    device : str
+    bf16 : bool
+        Autocast forward passes to bfloat16.
+    validate_every : int
+        Evaluate the ``val`` split every this many epochs (0: never).
+    select_best : bool
+        Return the weights of the best average validation epoch.
+    log_every : int
+        Record training losses every this many epochs.
+    progress : bool
+        Show a tqdm progress bar.
+    checkpoint_every : int
+        With a checkpoint path, save state every this many epochs (0: never).
+    """
+
+    method: str
+    epochs: int
+    lr: float
+    adapter_lr: float | None = None
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    rank: int = 1
+    lora_alpha: float | None = None
+    lora_dropout: float = 0.0
+    inner_adapter_steps: int = 0
+    reptile_inner_steps: int = 20
+    reptile_inner_lr: float = 1e-2
+    device: str = "cpu"
+    bf16: bool = False
+    validate_every: int = 0
+    select_best: bool = False
+    log_every: int = 1
+    progress: bool = False
+    checkpoint_every: int = 0
+
+    def __post_init__(self):
+        if self.method not in RETRAIN_METHODS + FINETUNE_METHODS:
+            raise ValueError(f"method must be one of {RETRAIN_METHODS + FINETUNE_METHODS}, got {self.method!r}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.rank < 1:
+            raise ValueError(f"rank must be >= 1, got {self.rank}")
+        if self.select_best and self.validate_every < 1:
+            raise ValueError("select_best needs validate_every >= 1")
+        if self.inner_adapter_steps < 0 or self.reptile_inner_steps < 1:
+            raise ValueError("inner_adapter_steps must be >= 0 and reptile_inner_steps >= 1")
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Outcome of a stage.
+
+    ``model`` is the trained module (for retraining: the base without adapters; for
+    fine-tuning: base plus the fine-tuned adapter), ``adapters`` the adapter set used,
+    ``history`` a list of per-epoch dicts (``epoch``, ``train_loss`` and, when validated,
+    ``val`` metrics per task and their average), ``best_epoch`` the selected epoch.
+    """
+
+    model: nn.Module
+    adapters: AdapterSet
+    history: list
+    best_epoch: int | None
+    config: StageConfig
+
+
+def _make_optimizer(cfg: StageConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    groups = [g for g in groups if g["params"]]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class _Loop:
+    """Shared epoch loop: batch rounds, validation, best-epoch selection, checkpoints."""
+
+    def __init__(self, family: Family, adapters: AdapterSet, cfg: StageConfig, tasks: Sequence[TaskData],
+                 task_adapters: Sequence[str | None], generator: torch.Generator,
+                 checkpoint: str | os.PathLike | None, tag: str):
+        self.family, self.adapters, self.cfg = family, adapters, cfg
+        self.tasks, self.task_adapters = list(tasks), list(task_adapters)
+        self.generator = generator
+        self.device = torch.device(cfg.device)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.tag = tag
+        self.history: list[dict] = []
+        self.best: tuple[float, int, dict] | None = None
+
+    # forward of one task under autocast
+    def task_loss(self, t: int, batch: Batch) -> torch.Tensor:
+        name = self.task_adapters[t]
+        if name is not None:
+            self.adapters.activate(name)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            return self.family.loss(self.adapters.model, _to_device(batch, self.device))
+
+    def rounds(self) -> Iterator[list[Batch]]:
+        """One epoch: rounds of one batch per task; shorter tasks restart (reshuffled)."""
+        iters = [t.batches("train", self.generator) for t in self.tasks]
+        n_rounds = max(t.num_batches("train") for t in self.tasks)
+        for _ in range(n_rounds):
+            batches = []
+            for i, t in enumerate(self.tasks):
+                try:
+                    batches.append(next(iters[i]))
+                except StopIteration:
+                    iters[i] = t.batches("train", self.generator)
+                    batches.append(next(iters[i]))
+            yield batches
+
+    def validate(self, epoch: int, record: dict) -> None:
+        if not self.cfg.validate_every or epoch % self.cfg.validate_every:
+            return
+        model = self.adapters.model
+        was_training = model.training
+        model.eval()
+        per_task = []
+        for t, task in enumerate(self.tasks):
+            if task.val is None:
+                continue
+            if self.task_adapters[t] is not None:
+                self.adapters.activate(self.task_adapters[t])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                per_task.append(self.family.evaluate(model, task, "val"))
+        model.train(was_training)
+        if not per_task:
+            return
+        key = self.family.selection_metric
+        avg = sum(float(m[key]) for m in per_task) / len(per_task)
+        record["val"] = per_task
+        record["val_" + key] = avg
+        score = avg if self.family.selection_mode == "min" else -avg
+        if self.cfg.select_best and (self.best is None or score < self.best[0]):
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            self.best = (score, epoch, state)
+
+    def finish(self) -> int | None:
+        if self.cfg.select_best and self.best is not None:
+            self.adapters.model.load_state_dict(self.best[2])
+            return self.best[1]
+        return None
+
+    # checkpointing -------------------------------------------------------------------
+    def save(self, epoch: int, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        if self.checkpoint is None or not self.cfg.checkpoint_every or epoch % self.cfg.checkpoint_every:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        torch.save({"tag": self.tag, "epoch": epoch, "model": self.adapters.model.state_dict(),
+                    "optimizers": [o.state_dict() for o in optimizers], "generator": self.generator.get_state(),
+                    "history": self.history, "best": self.best}, tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def resume(self, optimizers: Sequence[torch.optim.Optimizer]) -> int:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return 0
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        if state.get("tag") != self.tag:
+            return 0
+        self.adapters.model.load_state_dict(state["model"])
+        for o, s in zip(optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        self.generator.set_state(state["generator"])
+        self.history, self.best = state["history"], state["best"]
+        return int(state["epoch"])
+
+    def progress(self, start: int):
+        rng = range(start + 1, self.cfg.epochs + 1)
+        if not self.cfg.progress:
+            return rng
+        from tqdm.auto import tqdm
+
+        return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs)
+
+
+def _step(loop: _Loop, opt: torch.optim.Optimizer, batches: list[Batch], params: list[nn.Parameter]) -> float:
+    """One optimizer step on the sum of all tasks' losses (backward per task: same sum)."""
+    opt.zero_grad(set_to_none=True)
+    total = 0.0
+    for t, batch in enumerate(batches):
+        loss = loop.task_loss(t, batch)
+        loss.backward()
+        total += float(loss.detach())
+    opt.step()
+    return total
+
+
+def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
+            checkpoint: str | os.PathLike | None = None) -> StageResult:
+    """Retrain a base model of ``family`` on its retraining tasks with ``cfg.method``.
+
+    Parameters
+    ----------
+    family : Family
+    cfg : StageConfig
+        ``cfg.method`` in :data:`RETRAIN_METHODS`.
+    generator : torch.Generator
+        The only source of randomness (model init, adapters, shuffling, Reptile order).
+    checkpoint : path, optional
+        Checkpoint file; if it exists and belongs to this stage the run resumes from it.
+
+    Returns
+    -------
+    StageResult
+        ``model`` is the retrained base *without* adapters, ready for :func:`finetune`.
+
+    References
+    ----------
+    THEORY.md section 1, eqs. (1) (SR), (5)-(6) (PEFT-ML); section 9 (protocols).
+    """
+    if cfg.method not in RETRAIN_METHODS:
+        raise ValueError(f"retraining method must be one of {RETRAIN_METHODS}, got {cfg.method!r}")
+    tasks = list(family.retrain_tasks())
+    if not tasks:
+        raise ValueError("family has no retraining tasks")
+    T = len(tasks)
+    base = family.init_model(generator).to(cfg.device)
+    names = [task_adapter_name(t) for t in range(T)]
+    if cfg.method == "lora-ml":
+        adapters = family.attach_lora(base, names, rank=cfg.rank, stage="retrain", generator=generator,
+                                      alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    elif cfg.method == "last-layer-ml":
+        adapters = family.attach_heads(base, names, stage="retrain", generator=generator)
+    else:
+        adapters = _NoAdapters(base)
+        names = [None] * T
+    adapters.model.to(cfg.device).train()
+    loop = _Loop(family, adapters, cfg, tasks, names, generator, checkpoint, tag=f"retrain-{cfg.method}")
+    adapter_lr = cfg.lr if cfg.adapter_lr is None else cfg.adapter_lr
+
+    if cfg.method == "reptile":
+        _reptile(loop, adapters)
+    else:
+        base_params = adapters.base_parameters()
+        ad_params = adapters.all_adapter_parameters() if adapters.names else []
+        if cfg.inner_adapter_steps and cfg.method == "lora-ml":
+            opts = [_make_optimizer(cfg, [{"params": base_params}]),
+                    _make_optimizer(cfg, [{"params": ad_params, "lr": adapter_lr}])]
+        else:
+            opts = [_make_optimizer(cfg, [{"params": base_params}, {"params": ad_params, "lr": adapter_lr}])]
+        start = loop.resume(opts)
+        for epoch in loop.progress(start):
+            total, rounds = 0.0, 0
+            for batches in loop.rounds():
+                if len(opts) == 2:
+                    # official alternating scheme: one base step, then adapter-only steps
+                    # (each optimizer holds only its own parameters, so a step moves only them)
+                    total += _step(loop, opts[0], batches, base_params)
+                    for _ in range(cfg.inner_adapter_steps):
+                        _step(loop, opts[1], batches, ad_params)
+                else:
+                    total += _step(loop, opts[0], batches, base_params + ad_params)
+                rounds += 1
+            record = {"epoch": epoch}
+            if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
+                record["train_loss"] = total / max(rounds, 1)
+            loop.validate(epoch, record)
+            if len(record) > 1:
+                loop.history.append(record)
+            loop.save(epoch, opts)
+    best = loop.finish()
+    return StageResult(adapters.strip(), adapters, loop.history, best, cfg)
+
+
+def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
+    """First-order Reptile (Nichol et al. 2018): theta <- theta + eps (phi - theta)."""
+    cfg, model = loop.cfg, adapters.model
+    params = list(model.parameters())
+    outer = torch.optim.SGD(params, lr=cfg.lr)  # only holds state for checkpoint symmetry
+    start = loop.resume([outer])
+    T = len(loop.tasks)
+    for epoch in loop.progress(start):
+        t = int(torch.randint(T, (1,), generator=loop.generator))
+        theta = [p.detach().clone() for p in params]
+        inner = torch.optim.SGD(params, lr=cfg.reptile_inner_lr)
+        steps, total = 0, 0.0
+        while steps < cfg.reptile_inner_steps:
+            for batch in loop.tasks[t].batches("train", loop.generator):
+                inner.zero_grad(set_to_none=True)
+                loss = loop.task_loss(t, batch)
+                loss.backward()
+                inner.step()
+                total += float(loss.detach())
+                steps += 1
+                if steps == cfg.reptile_inner_steps:
+                    break
+        with torch.no_grad():
+            for p, th in zip(params, theta):
+                # p currently holds phi; move theta a fraction eps toward phi.
+                p.copy_(th + cfg.lr * (p - th))
+        record = {"epoch": epoch, "task": t}
+        if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
+            record["train_loss"] = total / steps
+        loop.validate(epoch, record)
+        loop.history.append(record)
+        loop.save(epoch, [outer])
+
+
+def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch.Generator, *,
+             checkpoint: str | os.PathLike | None = None,
+             eval_every: int = 0) -> StageResult:
+    """Fine-tune a fresh adapter or head on the frozen retrained ``base`` (eq. (2), (4)).
+
+    Parameters
+    ----------
+    family : Family
+    base : nn.Module
+        Retrained base (``retrain(...).model``); it is deep-copied, never modified.
+    cfg : StageConfig
+        ``cfg.method`` in :data:`FINETUNE_METHODS`; ``cfg.rank`` is k'.
+    generator : torch.Generator
+    checkpoint : path, optional
+    eval_every : int
+        Also record :meth:`Family.evaluate` on the test task's ``test`` split every this
+        many epochs (0: only at the end).
+
+    Returns
+    -------
+    StageResult
+        ``history`` holds training losses, optional validation metrics and ``test``
+        metrics; the final test metrics are in ``history[-1]["test"]``.
+    """
+    if cfg.method not in FINETUNE_METHODS:
+        raise ValueError(f"fine-tuning method must be one of {FINETUNE_METHODS}, got {cfg.method!r}")
+    model = copy.deepcopy(base).to(cfg.device)
+    if cfg.method == "lora":
+        adapters = family.attach_lora(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
+                                      generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    else:
+        adapters = family.attach_heads(model, [FINETUNE_ADAPTER], stage="finetune", generator=generator)
+    for p in adapters.base_parameters():
+        p.requires_grad_(False)
+    adapters.model.to(cfg.device).train()
+    task = family.test_task()
+    loop = _Loop(family, adapters, cfg, [task], [FINETUNE_ADAPTER], generator, checkpoint,
+                 tag=f"finetune-{cfg.method}")
+    params = adapters.adapter_parameters(FINETUNE_ADAPTER)
+    opt = _make_optimizer(cfg, [{"params": params}])
+    start = loop.resume([opt])
+
+    def test_metrics() -> dict:
+        was = adapters.model.training
+        adapters.model.eval()
+        adapters.activate(FINETUNE_ADAPTER)
+        split = "test" if task.test is not None else "train"
+        with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = family.evaluate(adapters.model, task, split)
+        adapters.model.train(was)
+        return out
+
+    for epoch in loop.progress(start):
+        total, rounds = 0.0, 0
+        for batches in loop.rounds():
+            total += _step(loop, opt, batches, params)
+            rounds += 1
+        record = {"epoch": epoch}
+        if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
+            record["train_loss"] = total / max(rounds, 1)
+        loop.validate(epoch, record)
+        if eval_every and epoch % eval_every == 0:
+            record["test"] = test_metrics()
+        if len(record) > 1:
+            loop.history.append(record)
+        loop.save(epoch, [opt])
+    best = loop.finish()
+    final = {"epoch": cfg.epochs if best is None else best, "final": True, "test": test_metrics()}
+    loop.history.append(final)
+    return StageResult(adapters.model, adapters, loop.history, best, cfg)
