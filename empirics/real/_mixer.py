@@ -1,0 +1,112 @@
+"""MLP-Mixer (Tolstikhin et al., 2021) in plain torch, with per-task heads and peft LoRA.
+
+The official vision code uses the ``einops`` Mixer with patch 4, width 512, depth 1,
+token expansion 4, channel expansion 0.5 and dropout 0.1; the same architecture is
+written here without einops.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["MLPMixer", "MultiHeadMixer", "mixer_linear_names"]
+
+#: Official defaults (vision/MLP.py): hidden sizes relative to the mixed dimension.
+TOKEN_EXPANSION = 4.0
+CHANNEL_EXPANSION = 0.5
+#: Dropout of the official Mixer's feed-forward blocks.
+DROPOUT = 0.1
+
+
+class FeedForward(nn.Sequential):
+    """Linear -> GELU -> Dropout -> Linear -> Dropout."""
+
+    def __init__(self, dim: int, expansion: float, dropout: float):
+        inner = int(dim * expansion)
+        super().__init__(nn.Linear(dim, inner), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(inner, dim), nn.Dropout(dropout))
+
+
+class MixerBlock(nn.Module):
+    """Pre-norm token mixing then pre-norm channel mixing, each with a residual."""
+
+    def __init__(self, num_patches: int, dim: int, dropout: float):
+        super().__init__()
+        self.token_norm = nn.LayerNorm(dim)
+        self.token_mlp = FeedForward(num_patches, TOKEN_EXPANSION, dropout)
+        self.channel_norm = nn.LayerNorm(dim)
+        self.channel_mlp = FeedForward(dim, CHANNEL_EXPANSION, dropout)
+
+    def forward(self, x):  # x: (B, patches, dim)
+        x = x + self.token_mlp(self.token_norm(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mlp(self.channel_norm(x))
+
+
+class MLPMixer(nn.Module):
+    """MLP-Mixer image classifier.
+
+    Parameters
+    ----------
+    image_size, patch_size, channels : int
+    dim : int
+        Width (512 in the paper).
+    depth : int
+        Number of Mixer blocks (1 in the paper).
+    num_classes : int
+    dropout : float
+    """
+
+    def __init__(self, image_size: int = 32, patch_size: int = 4, channels: int = 3,
+                 dim: int = 512, depth: int = 1, num_classes: int = 2, dropout: float = DROPOUT):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+        self.patch_size = patch_size
+        self.grid = image_size // patch_size
+        num_patches = self.grid ** 2
+        self.patch_embed = nn.Linear(channels * patch_size ** 2, dim)
+        self.blocks = nn.Sequential(*[MixerBlock(num_patches, dim, dropout) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def patchify(self, x):
+        """(B, C, H, W) -> (B, patches, p*p*C), the order of the einops original."""
+        b, c, _, _ = x.shape
+        p, g = self.patch_size, self.grid
+        return x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(b, g * g, p * p * c)
+
+    def features(self, x):
+        """Pooled representation fed to the head, shape (B, dim)."""
+        return self.norm(self.blocks(self.patch_embed(self.patchify(x)))).mean(dim=1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class MultiHeadMixer(nn.Module):
+    """A Mixer body with one linear head per task, keyed by name in an ``nn.ModuleDict``.
+
+    The last-layer PEFT of the paper: retraining (Last-layer-ML) trains the body and
+    every head; fine-tuning trains a fresh head on the frozen body.
+    """
+
+    def __init__(self, body: MLPMixer, head_names, num_classes: int = 2):
+        super().__init__()
+        self.body = body
+        dim = body.head.in_features
+        self.heads = nn.ModuleDict({n: nn.Linear(dim, num_classes) for n in head_names})
+        self.active = next(iter(self.heads))
+
+    def set_head(self, name: str):
+        if name not in self.heads:
+            raise KeyError(f"no head {name!r}; have {list(self.heads)}")
+        self.active = name
+
+    def forward(self, x):
+        return self.heads[self.active](self.body.features(x))
+
+
+def mixer_linear_names(model: nn.Module) -> list:
+    """Qualified names of every ``nn.Linear`` of a Mixer (the LoRA targets, head included,
+    as in the official code, which adapts every Linear layer)."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
