@@ -252,19 +252,21 @@ class LoraMLProblem:
         return self._blocks(self.residuals(A, U), U)
 
     def _blocks(self, R, U):
+        # Entries written out from eq. (34) in the column-major layout: with
+        # vec-index r + c*rows, a (d^2 x dk) block reshapes (C order) to axes
+        # (c1, r1, c2, r2) and a (dk x dk) block to (c1, r1, c2, r2) as well.
+        #   B_t[c1,r1,c2,r2] = I[r1,r2] U[c1,c2] + I[c1,r2] U[r1,c2]
+        #   C_t[c1,r1,c2,r2] = 2 I[r1,r2] G[c2,c1] + 2 U[r1,c2] U[r2,c1] + (R+R^T)[r1,r2] I[c1,c2]
+        # which is (U (x) I) + (I (x) U)K and (2G) (+) (R+R^T) + 2(U^T (x) U)K.
         T, d, k = self.T, self.d, self.k
         I_d, I_k = np.eye(d), np.eye(k)
-        K = commutation_matrix(d, k)
-        # kron(U_t, I_d)[i*d+p, j*d+q] = U_t[i,j] delta_pq, batched over t.
-        kron_U_I = np.einsum("tij,pq->tipjq", U, I_d).reshape(T, d * d, k * d)
-        kron_I_U = np.einsum("ij,tpq->tipjq", I_d, U).reshape(T, d * d, d * k)
-        B = kron_U_I + kron_I_U @ K
+        B = I_d[None, None, :, None, :] * U[:, :, None, :, None]
+        B = B + I_d[None, :, None, None, :] * U[:, None, :, :, None]
         G = np.swapaxes(U, 1, 2) @ U
-        kron_G_I = np.einsum("tij,pq->tipjq", 2.0 * G, I_d).reshape(T, d * k, d * k)
-        kron_I_R = np.einsum("ij,tpq->tipjq", I_k, _sym(R)).reshape(T, d * k, d * k)
-        kron_Ut_U = np.einsum("tji,tpq->tipjq", U, U).reshape(T, k * d, d * k)
-        C = kron_G_I + kron_I_R + 2.0 * kron_Ut_U @ K
-        return B, C
+        C = 2.0 * np.swapaxes(G, 1, 2)[:, :, None, :, None] * I_d[None, None, :, None, :]
+        C = C + 2.0 * np.einsum("tac,tbd->tdacb", U, U)
+        C = C + _sym(R)[:, None, :, None, :] * I_k[None, :, None, :, None]
+        return B.reshape(T, d * d, d * k), C.reshape(T, d * k, d * k)
 
     def hessian(self, A, U) -> np.ndarray:
         """Dense Hessian of :math:`\\mathcal L`, eq. (34), shape ``(dim, dim)``."""
@@ -272,8 +274,9 @@ class LoraMLProblem:
         B, C = self._blocks(self.residuals(A, U), U)
         T, dA, m = self.T, self.dim_A, self.d * self.k
         H = np.zeros((self.dim, self.dim))
-        H[:dA, :dA] = T * np.eye(dA)
-        Bcat = np.concatenate(list(B), axis=1)  # d^2 x T d k
+        diag = np.arange(dA)
+        H[diag, diag] = T
+        Bcat = np.swapaxes(B, 0, 1).reshape(dA, T * m)  # [B_1 ... B_T]
         H[:dA, dA:] = Bcat
         H[dA:, :dA] = Bcat.T
         for t in range(T):  # T dense blocks on the diagonal (a loop over tasks, not entries)
@@ -324,7 +327,7 @@ class LoraMLProblem:
         U = self.check_factors(U)
         B, C = self._blocks(self.reduced_residuals(U), U)
         m = self.d * self.k
-        Bcat = np.concatenate(list(B), axis=1)
+        Bcat = np.swapaxes(B, 0, 1).reshape(self.dim_A, self.T * m)
         S = -(Bcat.T @ Bcat) / self.T
         for t in range(self.T):
             S[t * m : (t + 1) * m, t * m : (t + 1) * m] += C[t]
