@@ -25,6 +25,7 @@ __all__ = [
     "smallest_eigenpairs",
     "symmetry_tangent_basis",
     "quotient_basis",
+    "quotient_hessian",
     "SpectrumSummary",
     "reduced_spectrum",
     "haynsworth_inertia_check",
@@ -176,6 +177,27 @@ def quotient_basis(V: np.ndarray) -> np.ndarray:
         return np.eye(n)
     Q, _ = np.linalg.qr(V, mode="complete")
     return Q[:, m:]
+
+
+def quotient_hessian(problem: LoraMLProblem, U: np.ndarray, A: np.ndarray | None = None) -> np.ndarray:
+    r"""Dense Hessian restricted to the orthogonal complement of the O(k) orbit.
+
+    Without ``A``: :math:`N^\top S N` for the reduced loss :math:`G`, where the columns
+    of :math:`N` are an orthonormal basis of the complement of
+    :func:`symmetry_tangent_basis`.  With ``A``: the same for the joint Hessian of
+    :math:`\mathcal L` at :math:`(A, \mathbf U)`; orbit directions have a zero
+    A-component there.
+    """
+    U = problem.check_factors(U)
+    V = symmetry_tangent_basis(U)
+    if A is None:
+        H = problem.schur_complement(U)
+    else:
+        H = problem.hessian(A, U)
+        V = np.concatenate([np.zeros((problem.dim_A, V.shape[1])), V], axis=0)
+    N = quotient_basis(V)
+    Hq = N.T @ H @ N
+    return 0.5 * (Hq + Hq.T)
 
 
 @dataclass(frozen=True)

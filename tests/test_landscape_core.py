@@ -358,3 +358,16 @@ def test_bad_points_are_rejected():
         P.loss(np.full((3, 3), np.inf), np.ones((2, 3, 1)))
     with pytest.raises(LandscapeInputError, match="length"):
         P.unpack(np.ones(5))
+
+
+def test_quotient_hessian_of_joint_and_reduced_problems_agree_in_sign():
+    """At a critical point with k >= 2 the raw Hessians are singular (orbit zeros) but
+    the quotient Hessians of L and G are both positive definite and, by Haynsworth,
+    have the same number of negative eigenvalues (zero)."""
+    inst = ls.random_instance(np.random.default_rng(12), 6, 3, 2)
+    P = inst.problem
+    Hq = ls.quotient_hessian(P, inst.U_star, A=inst.A_star)
+    Sq = ls.quotient_hessian(P, inst.U_star)
+    assert Hq.shape == (P.dim - 3, P.dim - 3) and Sq.shape == (P.dim_U - 3, P.dim_U - 3)
+    assert np.linalg.eigvalsh(Hq)[0] > 1e-6 and np.linalg.eigvalsh(Sq)[0] > 1e-6
+    assert np.linalg.eigvalsh(P.hessian(inst.A_star, inst.U_star))[0] < 1e-10
