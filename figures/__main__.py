@@ -1,0 +1,55 @@
+"""Command line: ``python -m figures list | make NAME [--smoke] [--out DIR] | redraw NAME --out DIR``.
+
+Only argument parsing lives here; everything is done by :mod:`figures` functions.
+Exit codes: 0 ok, 2 bad input (unknown figure, bad option).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m figures", description="Regenerate the paper's figures and tables.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list registered figures and tables")
+    mk = sub.add_parser("make", help="compute (or reuse saved data), save and render figures")
+    mk.add_argument("names", nargs="+", metavar="NAME", help="figure names, or 'all'")
+    mk.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
+    mk.add_argument("--out", default=None, help="output folder (default: out/figures)")
+    mk.add_argument("--recompute", action="store_true", help="ignore saved data and finished units")
+    mk.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    rd = sub.add_parser("redraw", help="render again from saved data")
+    rd.add_argument("names", nargs="+", metavar="NAME")
+    rd.add_argument("--out", required=True, help="folder holding the saved data")
+    rd.add_argument("--smoke", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import figures
+
+    if args.command == "list":
+        for name in figures.names():
+            spec = figures.get(name)
+            print(f"{name:18s} {spec.kind:6s} {spec.description}")
+        return 0
+    names = figures.names() if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in figures.REGISTRY]
+    if unknown:
+        print(f"error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
+        return 2
+    for name in names:
+        if args.command == "make":
+            res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.no_progress,
+                               recompute=args.recompute)
+            print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
+        else:
+            files = figures.redraw(name, args.out, smoke=args.smoke)
+            print(f"{name}: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

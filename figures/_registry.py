@@ -1,0 +1,189 @@
+"""The figure/table registry.
+
+Each entry is a :class:`FigureSpec`: a ``compute(config, workdir, progress) -> data``
+function, a ``render(data, out_dir) -> [paths]`` function, the paper's configuration and
+a tiny ``smoke`` configuration. :func:`make` runs ``compute`` (or reuses the saved data),
+saves the data with provenance (``<name>.npz`` for arrays, ``<name>.json`` for the rest)
+and renders. Data can be redrawn without recomputing (:func:`redraw`).
+
+Registering from another module is one call::
+
+    from figures import FigureSpec, register
+    register(FigureSpec("table1", "Table 1: CIFAR-10 ...", compute, render, paper, smoke))
+
+Nothing heavy is imported here; compute functions import ``empirics`` (and torch)
+themselves.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+__all__ = ["FigureSpec", "register", "REGISTRY", "get", "make", "redraw", "save_data", "load_data",
+           "DEFAULT_OUT"]
+
+#: Default output folder of ``python -m figures make`` (ignored by git; the committed
+#: paper-scale results live under ``figures/results``).
+DEFAULT_OUT = Path("out") / "figures"
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure or table of the paper.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``python -m figures make NAME``).
+    description : str
+        One line shown by ``python -m figures list``.
+    compute : callable
+        ``compute(config: dict, workdir: Path, progress: bool) -> dict``. The returned
+        dict maps names to numpy arrays (saved to NPZ) or JSON-able values (saved to
+        JSON). ``workdir`` is a folder for resumable partial results.
+    render : callable
+        ``render(data: dict, out_dir: Path, name: str) -> list[Path]`` writing PNG/PDF
+        (and for tables also Markdown).
+    paper : dict
+        The paper's configuration.
+    smoke : dict
+        A tiny configuration for tests (seconds).
+    kind : {"figure", "table"}
+    """
+
+    name: str
+    description: str
+    compute: Callable[[dict, Path, bool], dict]
+    render: Callable[[dict, Path, str], list]
+    paper: Mapping[str, Any]
+    smoke: Mapping[str, Any]
+    kind: str = "figure"
+
+    def __post_init__(self):
+        if self.kind not in ("figure", "table"):
+            raise ValueError(f"kind must be 'figure' or 'table', got {self.kind!r}")
+        if not self.name or any(c in self.name for c in " /\\"):
+            raise ValueError(f"figure name must be a plain identifier, got {self.name!r}")
+
+
+REGISTRY: dict[str, FigureSpec] = {}
+
+
+def register(spec: FigureSpec) -> FigureSpec:
+    """Add ``spec`` to the registry (replacing no existing entry); return it."""
+    if spec.name in REGISTRY and REGISTRY[spec.name] is not spec:
+        raise ValueError(f"a figure named {spec.name!r} is already registered")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> FigureSpec:
+    """The registered spec ``name`` (``KeyError`` with the known names otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown figure {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Save arrays of ``data`` to ``name.npz`` and everything else plus ``meta`` to ``name.json``."""
+    from empirics._records import write_json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
+    rest = {k: v for k, v in data.items() if not isinstance(v, np.ndarray)}
+    npz = out_dir / f"{name}.npz"
+    np.savez_compressed(npz, **arrays)
+    js = write_json(out_dir / f"{name}.json", {"meta": dict(meta), "data": rest, "arrays": sorted(arrays)})
+    return npz, js
+
+
+def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Inverse of :func:`save_data`: ``(data, meta)``."""
+    from empirics._records import read_json
+
+    out_dir = Path(out_dir)
+    doc = read_json(out_dir / f"{name}.json")
+    data = dict(doc["data"])
+    npz = out_dir / f"{name}.npz"
+    if npz.exists():
+        with np.load(npz) as z:
+            data.update({k: z[k] for k in z.files})
+    return data, doc["meta"]
+
+
+def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+         progress: bool = True, recompute: bool = False) -> dict[str, Any]:
+    """Compute (or reuse), save and render figure ``name``.
+
+    Parameters
+    ----------
+    name : str
+    smoke : bool
+        Use the tiny smoke configuration.
+    out : path, optional
+        Output folder (default :data:`DEFAULT_OUT`); data and images go to
+        ``out/<name>{,-smoke}.*``; partial results to ``out/work/<name>{,-smoke}/``.
+    overrides : mapping, optional
+        Keys replacing entries of the configuration.
+    progress : bool
+    recompute : bool
+        Ignore saved data and finished units.
+
+    Returns
+    -------
+    dict
+        ``data``, ``meta``, ``files`` (rendered paths), ``seconds``.
+    """
+    from empirics._records import provenance
+
+    spec = get(name)
+    config = dict(spec.smoke if smoke else spec.paper)
+    if overrides:
+        unknown = set(overrides) - set(config)
+        if unknown:
+            raise ValueError(f"unknown configuration keys for {name}: {sorted(unknown)}")
+        config.update(overrides)
+    out_dir = Path(DEFAULT_OUT if out is None else out)
+    stem = f"{name}-smoke" if smoke else name
+    workdir = out_dir / "work" / stem
+    t0 = time.perf_counter()
+    data = None
+    if not recompute and (out_dir / f"{stem}.json").exists():
+        old, meta = load_data(out_dir, stem)
+        if meta.get("config") == _jsonable(config):
+            data = old
+    if data is None:
+        if recompute and workdir.exists():
+            import shutil
+
+            shutil.rmtree(workdir)
+        data = spec.compute(config, workdir, progress)
+        meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
+                "config": _jsonable(config), "provenance": provenance(device="cpu"),
+                "compute_seconds": time.perf_counter() - t0}
+        save_data(out_dir, stem, data, meta)
+    files = spec.render(data, out_dir, stem)
+    return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+
+
+def redraw(name: str, out: str | Path, *, smoke: bool = False) -> list[Path]:
+    """Render figure ``name`` again from the data saved in ``out``."""
+    spec = get(name)
+    stem = f"{name}-smoke" if smoke else name
+    data, _ = load_data(Path(out), stem)
+    return [Path(p) for p in spec.render(data, Path(out), stem)]
+
+
+def _jsonable(config):
+    from empirics._records import to_jsonable
+
+    import json
+
+    return json.loads(json.dumps(to_jsonable(config)))

@@ -1,0 +1,400 @@
+"""Synthetic figures and tables: Figure 1 (linear model), the shallow-network figures for
+the five sweeps, and the shallow-network result tables (THEORY.md 9.1-9.4).
+
+Seeding: trial ``i`` of every sweep point uses the integer seed derived from
+``(config["seed"], i)`` only, so a sweep point equal to the defaults is the same
+computation in every sweep (as with the official fixed ``torch.manual_seed(613)``) and
+is computed once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._registry import FigureSpec, register
+
+__all__ = ["PAPER_SHALLOW_TABLES", "SWEEPS", "trial_seeds", "shallow_table_rows", "format_shallow_tables"]
+
+#: The five varied parameters, in the paper's panel order.
+SWEEPS = ("T", "d", "N", "n", "k")
+
+#: Shallow-network tables of the paper (THEORY.md 9.4): sweep -> method -> list of
+#: (median, low, high) per value.
+PAPER_SHALLOW_TABLES = {
+    "T": {"values": [2, 3, 5],
+          "lora-ml": [(0.047, 0.042, 0.127), (0.018, 0.017, 0.028), (0.005, 0.004, 0.024)],
+          "sr": [(0.119, 0.104, 0.161), (0.092, 0.086, 0.225), (0.076, 0.046, 0.107)]},
+    "N": {"values": [100, 1000, 10000],
+          "lora-ml": [(0.006, 0.005, 0.034), (0.003, 0.002, 0.061), (0.004, 0.004, 0.017)],
+          "sr": [(0.132, 0.114, 0.171), (0.147, 0.109, 0.221), (0.115, 0.112, 0.165)]},
+    "k": {"values": [1, 3, 5],
+          "lora-ml": [(0.138, 0.100, 0.262), (0.010, 0.006, 0.055), (0.023, 0.009, 0.048)],
+          "sr": [(0.354, 0.319, 0.646), (0.075, 0.073, 0.092), (0.085, 0.074, 0.108)]},
+    "n": {"values": [100, 1000, 10000],
+          "lora-ml": [(0.138, 0.100, 0.262), (0.093, 0.077, 0.117), (0.044, 0.043, 0.067)],
+          "sr": [(0.354, 0.319, 0.646), (0.283, 0.261, 0.359), (0.151, 0.140, 0.299)]},
+    "d": {"values": [5, 10, 20],
+          "lora-ml": [(0.002, 0.001, 0.003), (0.005, 0.004, 0.010), (0.069, 0.050, 0.121)],
+          "sr": [(0.004, 0.003, 0.021), (0.082, 0.082, 0.125), (0.483, 0.438, 0.690)]},
+}
+#: Confidence in the column assignment of each paper table (THEORY.md 9.4).
+PAPER_TABLE_CONFIDENCE = {"T": "high", "N": "medium", "k": "medium", "n": "high", "d": "medium-high"}
+
+METHOD_LABELS = {"lora-ml": "LoRA-ML", "sr": "SR"}
+METHOD_STYLE = {"lora-ml": "-", "sr": "--"}
+
+
+def trial_seeds(seed: int, trials: int) -> list[int]:
+    """Integer seeds of trials ``0..trials-1`` derived from ``seed`` by ``SeedSequence``."""
+    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(trials)]
+
+
+def _key(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _central(values: np.ndarray, frac: float) -> tuple[float, float, float]:
+    """Median and central range clipping ``round(frac * n)`` values on each side (9.4)."""
+    from empirics._shallow import central_range
+
+    v = np.asarray(values).ravel()
+    clip = int(round(frac * v.size))
+    while clip and v.size <= 2 * clip:
+        clip -= 1
+    return central_range(v, clip=clip)
+
+
+# ======================================================================================
+# Figure 1: linear model
+# ======================================================================================
+
+def _linear_points(config: dict) -> list[tuple[str, Any, Any]]:
+    from empirics._linear import LinearConfig
+
+    base = dict(config["base"])
+    base.update(outer_steps=config["outer_steps"], inner_steps=config["inner_steps"], sr_epochs=config["sr_epochs"],
+                record_every=config["record_every"])
+    out = []
+    for sweep in SWEEPS:
+        for v in config["values"][sweep]:
+            kw = dict(base)
+            kw.update(config.get("sweep_overrides", {}).get(sweep, {}))
+            kw[sweep] = v
+            kw["finetune_iters"] = config["finetune_iters"][sweep]
+            out.append((sweep, v, LinearConfig(**kw)))
+    return out
+
+
+def compute_figure1(config: dict, workdir: Path, progress: bool) -> dict:
+    """Figure 1: LoRA-ML vs SR on the linear model, five sweeps (THEORY.md 9.1)."""
+    from empirics._linear import LinearOptions, run_linear_batched
+
+    options = LinearOptions(**config.get("options", {}))
+    pts = _linear_points(config)
+    seeds = trial_seeds(config["seed"], config["trials"])
+    unique: dict[str, Any] = {}
+    for _, _, cfg in pts:
+        unique.setdefault(_key(dataclasses.asdict(cfg)), cfg)
+    keys = list(unique)
+    res = dict(zip(keys, run_linear_batched([unique[k] for k in keys], [seeds] * len(keys), options,
+                                            progress=progress)))
+    data: dict[str, Any] = {"points": [], "seeds": seeds, "options": dataclasses.asdict(options)}
+    for i, (sweep, v, cfg) in enumerate(pts):
+        r = res[_key(dataclasses.asdict(cfg))]
+        data[f"loss_sum_{i}"] = r["loss_sum"]
+        data[f"loss_per_sample_{i}"] = r["loss_per_sample"]
+        data[f"iterations_{i}"] = r["iterations"]
+        data[f"A_err_{i}"] = r["A_err"]
+        data["points"].append({"sweep": sweep, "value": v, "config": dataclasses.asdict(cfg)})
+    data["plot_max_iter"] = config.get("plot_max_iter", {})
+    return data
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg") and not _has_display():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _has_display() -> bool:
+    import os
+
+    return bool(os.environ.get("DISPLAY"))
+
+
+_SWEEP_LABEL = {"T": "T (retraining tasks)", "d": "d (dimension)", "N": "N (samples per retraining task)",
+                "n": "n (test samples)", "k": "k (adapter rank)"}
+
+
+def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
+    """Five panels: test-task loss against fine-tuning iteration, mean and min-max band."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 5, figsize=(22, 4.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    max_iter = data.get("plot_max_iter", {}) or {}
+    for ax, sweep in zip(axes, SWEEPS):
+        idx = [i for i, p in enumerate(data["points"]) if p["sweep"] == sweep]
+        for c, i in enumerate(idx):
+            v = data["points"][i]["value"]
+            its = np.asarray(data[f"iterations_{i}"])
+            L = np.asarray(data[f"loss_sum_{i}"])
+            keep = its <= max_iter.get(sweep, its.max())
+            for m, method in enumerate(("lora-ml", "sr")):
+                curve = L[m][:, keep]
+                ax.plot(its[keep], curve.mean(0), METHOD_STYLE[method], color=colors[c % len(colors)],
+                        label=f"{METHOD_LABELS[method]}, {sweep}={v}")
+                ax.fill_between(its[keep], curve.min(0), curve.max(0), color=colors[c % len(colors)], alpha=0.15,
+                                linewidth=0)
+        ax.set_yscale("log")
+        ax.set_xlabel("fine-tuning iteration")
+        ax.set_title(f"vary {_SWEEP_LABEL[sweep]}")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    axes[0].set_ylabel(r"test loss $\|(A^\star_{T+1}-\hat A-UV^\top)X\|_F^2$ (sum over $n$ inputs)")
+    trials = np.asarray(data["loss_sum_0"]).shape[1]
+    fig.suptitle(f"Linear model: LoRA-ML (solid) vs SR (dashed); mean and min-max band over {trials} trials")
+    fig.tight_layout()
+    paths = [Path(out_dir) / f"{stem}.png", Path(out_dir) / f"{stem}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return paths
+
+
+_LINEAR_PAPER = {
+    "seed": 2025,
+    "trials": 5,
+    "base": {"T": 3, "d": 10, "k": 1, "N": 5000, "n": 100, "sigma": 0.1},
+    "values": {"T": [2, 3, 5], "d": [5, 10, 20], "N": [100, 1000, 10000], "n": [100, 1000, 10000], "k": [1, 2, 3]},
+    # Table 9: the k row uses N = 1000 (the official code uses 5000; THEORY.md 9.5 item 6)
+    "sweep_overrides": {"k": {"N": 1000}},
+    "outer_steps": 3000, "inner_steps": 10, "sr_epochs": 3000,
+    "finetune_iters": {"T": 10000, "d": 1400, "N": 1000, "n": 1000, "k": 10000},
+    # the official plotting code truncates the k panel at 1000 iterations
+    "plot_max_iter": {"k": 1000},
+    "record_every": 10,
+    "options": {},
+}
+_LINEAR_SMOKE = dict(_LINEAR_PAPER, trials=2, outer_steps=15, inner_steps=2, sr_epochs=15, record_every=5,
+                     finetune_iters={s: 20 for s in SWEEPS}, plot_max_iter={},
+                     values={"T": [2, 3], "d": [3, 5], "N": [50, 100], "n": [20, 40], "k": [1, 2]},
+                     base={"T": 3, "d": 6, "k": 1, "N": 100, "n": 20, "sigma": 0.1})
+
+register(FigureSpec("figure1", "Figure 1: linear model, LoRA-ML vs SR fine-tuning curves, five sweeps (THEORY.md 9.1)",
+                    compute_figure1, render_figure1, _LINEAR_PAPER, _LINEAR_SMOKE))
+
+
+# ======================================================================================
+# Shallow network: sweeps, figures, tables
+# ======================================================================================
+
+def _shallow_points(config: dict, sweep: str) -> list[tuple[Any, Any]]:
+    from empirics._shallow import ShallowConfig
+
+    out = []
+    for v in config["values"][sweep]:
+        kw = dict(config["base"])
+        kw[sweep] = v
+        kw.update(retrain_epochs=config["retrain_epochs"], finetune_epochs=config["finetune_epochs"],
+                  record_every=config["record_every"])
+        out.append((v, ShallowConfig(**kw)))
+    if sweep == "T" and config.get("T2_rank_3k", False) and 2 in config["values"]["T"]:
+        kw = dict(config["base"], T=2, retrain_epochs=config["retrain_epochs"],
+                  finetune_epochs=config["finetune_epochs"], record_every=config["record_every"])
+        kw["finetune_rank"] = 3 * kw["k"]
+        out.append(("2 (k'=3k)", ShallowConfig(**kw)))
+    return out
+
+
+def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool) -> dict:
+    """Run (or load) one shallow configuration for all trials, both methods."""
+    from empirics._records import RunDir
+    from empirics._shallow import run_shallow_batched
+
+    run = RunDir(units_root)
+    key = "shallow-" + _key({"cfg": dataclasses.asdict(cfg), "seeds": seeds})
+    if run.done(key):
+        arrays, meta = run.load(key)
+        return {**meta, **arrays}
+    res = run_shallow_batched(cfg, seeds, progress=progress)
+    arrays = {k: v for k, v in res.items() if isinstance(v, np.ndarray)}
+    meta = {k: v for k, v in res.items() if not isinstance(v, np.ndarray)}
+    run.save(key, arrays, meta)
+    return res
+
+
+def _units_root(workdir: Path, config: dict) -> Path:
+    # shared by all shallow figures and tables of the same output folder
+    return Path(workdir).parent / ("shallow-units-smoke" if config.get("smoke") else "shallow-units")
+
+
+def compute_shallow_sweep(config: dict, workdir: Path, progress: bool) -> dict:
+    """One shallow-network sweep: fine-tuning curves and final MSE per value and method."""
+    sweep = config["sweep"]
+    seeds = trial_seeds(config["seed"], config["trials"])
+    data: dict[str, Any] = {"sweep": sweep, "values": [], "seeds": seeds}
+    for i, (v, cfg) in enumerate(_shallow_points(config, sweep)):
+        r = _shallow_unit(cfg, seeds, _units_root(workdir, config), progress)
+        data["values"].append(v)
+        data[f"curve_{i}"] = np.asarray(r["curve"])
+        data[f"curve_epochs_{i}"] = np.asarray(r["curve_epochs"])
+        data[f"final_mse_{i}"] = np.asarray(r["final_mse"])
+    return data
+
+
+def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
+    """Test MSE against fine-tuning epoch: median and central range over trials."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    sweep = data["sweep"]
+    for i, v in enumerate(data["values"]):
+        ep = np.asarray(data[f"curve_epochs_{i}"])
+        C = np.asarray(data[f"curve_{i}"])
+        for m, method in enumerate(("lora-ml", "sr")):
+            stats = np.array([_central(C[m][:, j], 0.2) for j in range(C.shape[-1])])
+            ax.plot(ep, stats[:, 0], METHOD_STYLE[method], color=colors[i % len(colors)],
+                    label=f"{METHOD_LABELS[method]}, {sweep}={v}")
+            ax.fill_between(ep, stats[:, 1], stats[:, 2], color=colors[i % len(colors)], alpha=0.15, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("fine-tuning epoch")
+    ax.set_ylabel("test MSE vs clean outputs (n fine-tuning inputs)")
+    trials = np.asarray(data["curve_0"]).shape[1]
+    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}\nmedian and central range over {trials} trials")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths = [Path(out_dir) / f"{stem}.png", Path(out_dir) / f"{stem}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return paths
+
+
+_SHALLOW_PAPER = {
+    "seed": 613,
+    "trials": 10,
+    "base": {"T": 3, "d": 10, "k": 1, "N": 1000, "n": 100, "sigma": 0.1},
+    "values": {"T": [2, 3, 5], "d": [5, 10, 20], "N": [100, 1000, 10000], "n": [100, 1000, 10000], "k": [1, 3, 5]},
+    "retrain_epochs": 40000, "finetune_epochs": 15000, "record_every": 100,
+    "T2_rank_3k": True,
+    "smoke": False,
+}
+_SHALLOW_SMOKE = dict(_SHALLOW_PAPER, trials=3, retrain_epochs=30, finetune_epochs=20, record_every=5, smoke=True,
+                      base={"T": 3, "d": 4, "k": 1, "N": 30, "n": 10, "sigma": 0.1},
+                      values={"T": [2, 3], "d": [3, 4], "N": [20, 30], "n": [10, 20], "k": [1, 2]})
+
+for _s in SWEEPS:
+    register(FigureSpec(f"shallow-{_s}", f"Shallow network: fine-tuning curves, vary {_s} (THEORY.md 9.2)",
+                        compute_shallow_sweep, render_shallow_sweep, dict(_SHALLOW_PAPER, sweep=_s),
+                        dict(_SHALLOW_SMOKE, sweep=_s)))
+
+
+def compute_shallow_tables(config: dict, workdir: Path, progress: bool) -> dict:
+    """All five shallow sweeps' final MSE (shares finished units with the sweep figures)."""
+    out: dict[str, Any] = {"sweeps": list(config["sweeps"]), "paper": PAPER_SHALLOW_TABLES}
+    for s in config["sweeps"]:
+        d = compute_shallow_sweep(dict(config, sweep=s), workdir, progress)
+        out[f"values_{s}"] = d["values"]
+        for i in range(len(d["values"])):
+            out[f"final_mse_{s}_{i}"] = d[f"final_mse_{i}"]
+    return out
+
+
+def shallow_table_rows(data: dict) -> list[dict]:
+    """Rows (sweep, value, method, ours median/low/high, paper median/low/high, inside)."""
+    rows = []
+    for s in data["sweeps"]:
+        paper = data["paper"].get(s, {})
+        for i, v in enumerate(data[f"values_{s}"]):
+            F = np.asarray(data[f"final_mse_{s}_{i}"])
+            for m, method in enumerate(("lora-ml", "sr")):
+                med, lo, hi = _central(F[m], 0.2)
+                row = {"sweep": s, "value": v, "method": method, "median": med, "low": lo, "high": hi,
+                       "paper": None, "inside": None}
+                if v in paper.get("values", []):
+                    p = paper[method][paper["values"].index(v)]
+                    row["paper"] = list(p)
+                    row["inside"] = bool(p[1] <= med <= p[2])
+                rows.append(row)
+    return rows
+
+
+def format_shallow_tables(data: dict) -> str:
+    """Markdown tables: ours (median (central range)) beside the paper's numbers."""
+    lines = ["# Shallow-network results: final test MSE, median (central range) over trials",
+             "",
+             "Ours: this package (`figures shallow-tables`); central range = sorted values with round(0.2 n) "
+             "removed on each side (THEORY.md 9.4). Paper: THEORY.md 9.4 (column assignment confidence in brackets). "
+             "'in' = our median lies inside the paper's range.", ""]
+    rows = shallow_table_rows(data)
+    for s in data["sweeps"]:
+        conf = PAPER_TABLE_CONFIDENCE.get(s, "?")
+        lines += [f"## vary {s} [paper assignment: {conf}]", "",
+                  f"| {s} | method | ours | paper | in |", "|---|---|---|---|---|"]
+        for r in rows:
+            if r["sweep"] != s:
+                continue
+            ours = f"{r['median']:.3f} ({r['low']:.3f}, {r['high']:.3f})"
+            paper = "-" if r["paper"] is None else f"{r['paper'][0]:.3f} ({r['paper'][1]:.3f}, {r['paper'][2]:.3f})"
+            inside = "-" if r["inside"] is None else ("yes" if r["inside"] else "no")
+            lines.append(f"| {r['value']} | {METHOD_LABELS[r['method']]} | {ours} | {paper} | {inside} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_shallow_tables(data: dict, out_dir: Path, stem: str) -> list[Path]:
+    """Markdown table (also printed) and a PNG comparing medians and ranges with the paper."""
+    text = format_shallow_tables(data)
+    md = Path(out_dir) / f"{stem}.md"
+    md.write_text(text + "\n")
+    print(text)
+    plt = _plt()
+    sweeps = data["sweeps"]
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.2 * len(sweeps), 4.0), squeeze=False)
+    rows = shallow_table_rows(data)
+    colors = {"lora-ml": "C0", "sr": "C3"}
+    for ax, s in zip(axes[0], sweeps):
+        vals = [str(v) for v in data[f"values_{s}"]]
+        for j, method in enumerate(("lora-ml", "sr")):
+            rs = [r for r in rows if r["sweep"] == s and r["method"] == method]
+            x = np.arange(len(rs)) + (j - 0.5) * 0.3
+            med = np.array([r["median"] for r in rs])
+            err = np.array([[r["median"] - r["low"] for r in rs], [r["high"] - r["median"] for r in rs]])
+            ax.errorbar(x - 0.05, med, yerr=err, fmt="o", color=colors[method], capsize=3,
+                        label=f"{METHOD_LABELS[method]} (ours)")
+            pr = [(k, r["paper"]) for k, r in enumerate(rs) if r["paper"] is not None]
+            if pr:
+                px = np.array([x[k] for k, _ in pr]) + 0.1
+                pm = np.array([p[0] for _, p in pr])
+                perr = np.array([[p[0] - p[1] for _, p in pr], [p[2] - p[0] for _, p in pr]])
+                ax.errorbar(px, pm, yerr=perr, fmt="s", mfc="none", color=colors[method], capsize=3, alpha=0.7,
+                            label=f"{METHOD_LABELS[method]} (paper)")
+        ax.set_xticks(np.arange(len(vals)))
+        ax.set_xticklabels(vals)
+        ax.set_yscale("log")
+        ax.set_xlabel(_SWEEP_LABEL[s])
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("final test MSE: median and central range")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Shallow network: ours (filled) vs paper tables (hollow)")
+    fig.tight_layout()
+    png = Path(out_dir) / f"{stem}.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return [md, png]
+
+
+register(FigureSpec("shallow-tables", "Shallow network result tables (THEORY.md 9.4) beside the paper's numbers",
+                    compute_shallow_tables, render_shallow_tables,
+                    dict(_SHALLOW_PAPER, sweeps=["T", "N", "k", "n", "d"]),
+                    dict(_SHALLOW_SMOKE, sweeps=["T", "N", "k", "n", "d"]), kind="table"))
