@@ -57,3 +57,23 @@ __all__ = [
     "vec",
     "vec_factors",
 ]
+
+from ._certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
+    Certificate,
+    CertificateNotApplicable,
+    CertificateTooLarge,
+    epsilon_net_certificate,
+    net_size_estimate,
+    taylor_certificate,
+    verify_certificate,
+)
+
+__all__ += [
+    "Certificate",
+    "CertificateNotApplicable",
+    "CertificateTooLarge",
+    "epsilon_net_certificate",
+    "net_size_estimate",
+    "taylor_certificate",
+    "verify_certificate",
+]
