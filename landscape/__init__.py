@@ -77,3 +77,42 @@ __all__ += [
     "taylor_certificate",
     "verify_certificate",
 ]
+
+from ._search import (  # noqa: E402  (critical-point search, THEORY.md sections 5-6)
+    SEARCH_METHODS,
+    SearchResult,
+    curvature_mode,
+    gradient_descent,
+    gradient_root,
+    lbfgs,
+    newton_polish,
+    perturbed_gradient_descent,
+    random_starts,
+    search,
+    trust_region_newton,
+)
+from ._classify import Classification, CriticalClass, classify, deduplicate  # noqa: E402
+from ._io import TaskInput, load_tasks  # noqa: E402
+from ._audit import AuditReport, audit  # noqa: E402
+
+__all__ += [
+    "SEARCH_METHODS",
+    "SearchResult",
+    "curvature_mode",
+    "gradient_descent",
+    "gradient_root",
+    "lbfgs",
+    "newton_polish",
+    "perturbed_gradient_descent",
+    "random_starts",
+    "search",
+    "trust_region_newton",
+    "Classification",
+    "CriticalClass",
+    "classify",
+    "deduplicate",
+    "TaskInput",
+    "load_tasks",
+    "AuditReport",
+    "audit",
+]

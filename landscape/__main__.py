@@ -1,0 +1,87 @@
+"""Command line: ``python -m landscape audit FILE --rank k [options]``.
+
+Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes:
+0 audit done, 1 the findings contradict the applicable theorem, 2 bad input (one-line
+message on stderr, nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ._search import SEARCH_METHODS
+
+    p = _OneLineParser(prog="python -m landscape", description="LoRA-ML loss-landscape tools (THEORY.md sections 4-8).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    a = sub.add_parser("audit", help="search, classify and certify critical points of given task matrices")
+    a.add_argument("file", help=".npz (tasks, or A_star and U_star), .npy stack (T, d, d), or .json")
+    a.add_argument("--rank", "-k", type=int, required=True, help="adapter rank k, 1 <= k < d")
+    a.add_argument("--starts", type=int, default=None, help="number of random starts (default 100)")
+    a.add_argument("--seed", type=int, default=0, help="seed of the numpy Generator (default 0)")
+    a.add_argument("--out", default=None, help="output directory for report.json, report.md and plots")
+    a.add_argument("--method", action="append", choices=SEARCH_METHODS + ("all",), default=None,
+                   help="search method (repeatable; default: all)")
+    a.add_argument("--curvature", choices=("auto", "dense", "hvp"), default="auto",
+                   help="dense Schur complement or Hessian-vector products (default: auto by size)")
+    a.add_argument("--start", dest="start_file", default=None,
+                   help="file with explicit starting points, shape (m, T, d, k), run with every method")
+    a.add_argument("--max-iter", type=int, default=None, help="iteration cap per run (default per method)")
+    a.add_argument("--no-certify", action="store_true", help="do not attempt certificates")
+    a.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status instead of raising."""
+    from ._validation import LandscapeInputError
+
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.command == "audit":
+        from ._audit import DEFAULT_STARTS, audit
+
+        try:
+            report = audit(
+                args.file,
+                args.rank,
+                starts=DEFAULT_STARTS if args.starts is None else args.starts,
+                seed=args.seed,
+                out=args.out,
+                methods=args.method or "all",
+                curvature=args.curvature,
+                extra_starts=args.start_file,
+                max_iter=args.max_iter,
+                certify=not args.no_certify,
+                plots=not args.no_plots,
+                progress=not args.quiet,
+            )
+        except LandscapeInputError as exc:
+            print(f"error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not args.quiet:
+            print(report.markdown)
+        return EXIT_DISAGREE if report.data["theory"]["agrees"] is False else EXIT_OK
+    return EXIT_BAD_INPUT  # pragma: no cover - subparsers are required
+
+
+if __name__ == "__main__":
+    sys.exit(main())
