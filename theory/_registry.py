@@ -1,0 +1,269 @@
+r"""The registry of checks: one entry per statement of THEORY.md, with sizes per scale.
+
+Scales
+------
+``quick``
+    Small sizes for the test-suite (a few seconds in all).
+``paper``
+    The sizes THEORY.md quotes for each reference check (the default; the whole
+    registry runs in well under a minute on 2 cores).
+
+Each check draws its random numbers from its own generator,
+``numpy.random.default_rng([seed, crc32(id)])``, so a check gives the same numbers
+whether it runs alone (``--only``) or with the whole registry.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import _checks_minima as _mn
+from . import _checks_rates as _rt
+from . import _checks_saddles as _sd
+from . import _checks_sr as _sr
+from ._result import CheckResult, Case, fmt
+
+__all__ = [
+    "Check",
+    "Report",
+    "REGISTRY",
+    "SCALES",
+    "DEFAULT_SCALE",
+    "UnknownCheckError",
+    "check_ids",
+    "get_check",
+    "rng_for",
+    "run",
+]
+
+SCALES = ("quick", "paper")
+DEFAULT_SCALE = "paper"
+
+
+class UnknownCheckError(ValueError):
+    """An id given to :func:`run` / ``--only`` is not in the registry."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registry entry.
+
+    Attributes
+    ----------
+    id : str
+        The statement id (as in THEORY.md).
+    func : callable ``(rng, **sizes) -> CheckResult``
+    sizes : mapping from scale name to keyword arguments of ``func``
+    control : bool
+        True for a negative control: a check that the conclusion *fails* where a
+        hypothesis of the statement fails (its PASS means "failed as predicted").
+    """
+
+    id: str
+    func: Callable[..., CheckResult]
+    sizes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    control: bool = False
+
+    def run(self, rng: np.random.Generator, scale: str = DEFAULT_SCALE, **overrides) -> CheckResult:
+        if scale not in SCALES:
+            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+        kwargs = dict(self.sizes.get(scale, {}))
+        kwargs.update(overrides)
+        return self.func(rng, **kwargs)
+
+
+def _normalise(check_id: str) -> str:
+    return "".join(check_id.lower().split())
+
+
+REGISTRY: tuple[Check, ...] = (
+    Check("R3.1", _sr.check_r31, {"quick": {"subsets": 50}, "paper": {}}),
+    Check("Eq.(7)-(8)", _sr.check_eq7_8, {"quick": {"N": 50_000}, "paper": {}}),
+    Check("Eq.(11)-(12)", _sr.check_eq11_12, {"quick": {"N": 5_000}, "paper": {}}),
+    Check("Thm 3.1", _sr.check_thm31, {"quick": {"draws": 5_000}, "paper": {}}),
+    Check("Prop 1", _sr.check_prop1, {"quick": {}, "paper": {}}),
+    Check("Prop 2", _sr.check_prop2, {"quick": {"T": 20_000}, "paper": {}}),
+    Check("Lemma 1", _rt.check_lemma1, {"quick": {"reps": 100}, "paper": {}}),
+    Check("Remark 3.2 / Cor 2 / Cor 4", _rt.check_rates, {"quick": {"reps": 150}, "paper": {}}),
+    Check("Eq.(34) / Thm B.1", _sd.check_schur, {"quick": {}, "paper": {}}),
+    Check("Thm 3.2 + Cor 1", _mn.check_thm32, {"quick": {"boosts": 4}, "paper": {}}),
+    Check("Thm 3.2 via GD", _mn.check_thm32_gd, {"quick": {}, "paper": {}}),
+    Check("App F.1", _mn.check_f1, {"quick": {"starts": 6}, "paper": {}}),
+    Check("Thm 3.3 + Cor 3", _mn.check_thm33, {"quick": {"starts": 8}, "paper": {"starts": 75}}),
+    Check("Thm 3.3 control: T=2", _mn.check_thm33_control_t2, {"quick": {"starts": 8}, "paper": {}}, control=True),
+    Check("Thm 3.3 control: d=2k", _mn.check_thm33_control_d2k, {"quick": {"starts": 8}, "paper": {}}, control=True),
+    Check("Thm 3.4", _sd.check_thm34, {"quick": {"starts": 15}, "paper": {}}),
+    Check("App C", _sr.check_appC, {"quick": {"reps": 500}, "paper": {}}),
+    Check("App F.2", _sd.check_f2, {"quick": {}, "paper": {}}),
+)
+
+
+def check_ids() -> tuple[str, ...]:
+    """The registry ids in run order."""
+    return tuple(c.id for c in REGISTRY)
+
+
+def get_check(check_id: str) -> Check:
+    """Look up a check by id (case and spaces ignored)."""
+    key = _normalise(check_id)
+    for c in REGISTRY:
+        if _normalise(c.id) == key:
+            return c
+    raise UnknownCheckError(
+        f"unknown check id {check_id!r}; known ids: " + ", ".join(repr(i) for i in check_ids())
+    )
+
+
+def rng_for(seed: int, check_id: str) -> np.random.Generator:
+    """The generator a check receives: independent of which other checks run."""
+    return np.random.default_rng([int(seed), zlib.crc32(check_id.encode())])
+
+
+@dataclass(frozen=True)
+class Report:
+    """All results of one :func:`run`."""
+
+    results: tuple[CheckResult, ...]
+    seed: int
+    scale: str
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    def to_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "scale": self.scale,
+            "seconds": round(self.seconds, 3),
+            "passed": self.passed,
+            "n_checks": len(self.results),
+            "n_failed": len(self.failures),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def table(self, *, width: int = 46, verbose: bool = False) -> str:
+        """Plain-text table: statement, predicted, measured, verdict, seconds."""
+
+        def cut(s: str, w: int) -> str:
+            s = " ".join(str(s).split())
+            return s if len(s) <= w else s[: w - 1] + "~"
+
+        idw = max(len("statement"), *(len(r.id) for r in self.results)) if self.results else 9
+        head = f"{'statement':<{idw}}  {'predicted':<{width}}  {'measured':<{width}}  verdict  {'s':>6}"
+        lines = [head, "-" * len(head)]
+        for r in self.results:
+            lines.append(
+                f"{r.id:<{idw}}  {cut(r.predicted, width):<{width}}  {cut(r.measured, width):<{width}}"
+                f"  {r.verdict:<7}  {r.seconds:6.2f}"
+            )
+            if verbose or not r.passed:
+                for c in r.cases:
+                    mark = "ok " if c.passed else "BAD"
+                    lines.append(
+                        f"{'':<{idw}}    {mark} {cut(c.label, 40)}: predicted {cut(fmt(c.predicted), 30)}, "
+                        f"measured {cut(fmt(c.measured), 30)}, tol {cut(fmt(c.tolerance), 24)}"
+                    )
+                if r.notes and not r.passed:
+                    lines.append(f"{'':<{idw}}    note: {r.notes}")
+        n_fail = len(self.failures)
+        lines.append("-" * len(head))
+        lines.append(
+            f"{len(self.results) - n_fail}/{len(self.results)} passed"
+            f" (scale={self.scale}, seed={self.seed}, {self.seconds:.1f} s)"
+            + ("" if not n_fail else "; FAILED: " + ", ".join(r.id for r in self.failures))
+        )
+        return "\n".join(lines)
+
+
+def _error_result(check: Check, exc: BaseException, started: float) -> CheckResult:
+    msg = f"{type(exc).__name__}: {exc}"
+    return CheckResult(
+        id=check.id,
+        reference="",
+        hypotheses="",
+        predicted="(check raised an exception)",
+        measured="error",
+        tolerance="",
+        tolerance_why="",
+        passed=False,
+        seconds=time.perf_counter() - started,
+        cases=(Case("exception", "no exception", msg, "", False),),
+        notes=msg,
+    )
+
+
+def run(
+    ids: Iterable[str] | None = None,
+    *,
+    seed: int = 0,
+    scale: str = DEFAULT_SCALE,
+    progress: bool = False,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Report:
+    """Run the registry (or the checks named in ``ids``) and return a :class:`Report`.
+
+    Parameters
+    ----------
+    ids : iterable of str, optional
+        Check ids (case and spaces ignored); all checks when omitted.
+    seed : int
+        Master seed; check ``id`` receives :func:`rng_for` ``(seed, id)``.
+    scale : {"quick", "paper"}
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    overrides : mapping id -> keyword arguments, optional
+        Extra keyword arguments for individual checks (e.g. an injected formula).
+
+    Raises
+    ------
+    UnknownCheckError
+        If an id is not in the registry.
+    ValueError
+        If ``scale`` is unknown.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    if ids is None:
+        selected: Sequence[Check] = REGISTRY
+    else:
+        selected = []
+        for i in ids:
+            c = get_check(i)
+            if c not in selected:
+                selected.append(c)
+    extra = {get_check(k).id: v for k, v in (overrides or {}).items()}
+    t0 = time.perf_counter()
+    results = []
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(selected), file=sys.stderr, unit="check", leave=False)
+    try:
+        for c in selected:
+            if bar is not None:
+                bar.set_description(c.id)
+            started = time.perf_counter()
+            try:
+                res = c.run(rng_for(seed, c.id), scale, **extra.get(c.id, {}))
+            except Exception as exc:  # a crashing check is a failed check, reported as such
+                res = _error_result(c, exc, started)
+            results.append(res)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return Report(tuple(results), int(seed), scale, time.perf_counter() - t0)
