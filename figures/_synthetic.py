@@ -50,8 +50,10 @@ METHOD_STYLE = {"lora-ml": "-", "sr": "--"}
 
 
 def trial_seeds(seed: int, trials: int) -> list[int]:
-    """Integer seeds of trials ``0..trials-1`` derived from ``seed`` by ``SeedSequence``."""
-    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(trials)]
+    """Integer seeds of trials ``0..trials-1`` derived from ``seed`` (see :func:`empirics._runs.trial_seeds`)."""
+    from empirics._runs import trial_seeds as _ts
+
+    return _ts(seed, trials)
 
 
 def _key(obj: Any) -> str:
@@ -125,6 +127,19 @@ def _plt():
     return plt
 
 
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    """Save PNG (and PDF unless this is a smoke rendering) and close the figure."""
+    import matplotlib.pyplot as plt
+
+    paths = [Path(out_dir) / f"{stem}.png"]
+    if not stem.endswith("-smoke"):
+        paths.append(Path(out_dir) / f"{stem}.pdf")
+    for p in paths:
+        fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return paths
+
+
 def _has_display() -> bool:
     import os
 
@@ -163,11 +178,7 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
     trials = np.asarray(data["loss_sum_0"]).shape[1]
     fig.suptitle(f"Linear model: LoRA-ML (solid) vs SR (dashed); mean and min-max band over {trials} trials")
     fig.tight_layout()
-    paths = [Path(out_dir) / f"{stem}.png", Path(out_dir) / f"{stem}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, stem)
 
 
 _LINEAR_PAPER = {
@@ -273,11 +284,7 @@ def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    paths = [Path(out_dir) / f"{stem}.png", Path(out_dir) / f"{stem}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, stem)
 
 
 _SHALLOW_PAPER = {

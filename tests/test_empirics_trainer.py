@@ -1,0 +1,160 @@
+"""The generic PEFT-ML trainer: gradients reach every adapter and the base, any task count,
+Reptile's outer update, determinism, validation-based selection, resuming."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from empirics._linear import LinearConfig, LinearFamily, draw_linear_problem
+from empirics._shallow import ShallowConfig, ShallowFamily, draw_shallow_problem
+from empirics._trainer import (HeadSet, PeftLoraSet, StageConfig, TaskData, finetune, retrain,
+                               task_adapter_name)
+
+
+def shallow_family(T, d=4, N=16, n=8, seed=0):
+    cfg = ShallowConfig(T=T, d=d, k=1, N=N, n=n)
+    return ShallowFamily(draw_shallow_problem(cfg, np.random.default_rng(seed)))
+
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_lora_ml_gradients_reach_base_and_every_adapter(T):
+    fam = shallow_family(T)
+    g = torch.Generator().manual_seed(0)
+    base = fam.init_model(g)
+    names = [task_adapter_name(t) for t in range(T)]
+    ad = fam.attach_lora(base, names, rank=1, stage="retrain", generator=g)
+    assert isinstance(ad, PeftLoraSet)
+    # one adapter per task, named task_0..task_{T-1}
+    assert ad.names == tuple(f"task_{t}" for t in range(T))
+    for t, task in enumerate(fam.retrain_tasks()):
+        ad.activate(names[t])
+        # peft's set_adapter froze the other adapters; the trainer must have undone that
+        assert all(p.requires_grad for p in ad.all_adapter_parameters() + ad.base_parameters())
+        batch = next(task.batches("train", g))
+        fam.loss(ad.model, batch).backward()
+    for p in ad.base_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    for n in names:
+        grads = [p.grad for p in ad.adapter_parameters(n)]
+        assert all(gr is not None for gr in grads)
+        # lora_B starts at zero, so its gradient is the nonzero one at the first step
+        assert any(gr.abs().sum() > 0 for gr in grads), n
+
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_lora_ml_epoch_moves_every_adapter_and_the_base(T):
+    fam = shallow_family(T)
+    g = torch.Generator().manual_seed(1)
+    res = retrain(fam, StageConfig("lora-ml", epochs=2, lr=1e-2), g)
+    ad = res.adapters
+    assert len(ad.names) == T
+    for n in ad.names:
+        # lora_B starts at zero: after training it is nonzero for every task's adapter
+        # (lora_A starts nonzero, so all-nonzero means lora_B was trained)
+        params = ad.adapter_parameters(n)
+        assert len(params) == 2 and all(p.abs().sum() > 0 for p in params), n
+    init = fam.init_model(torch.Generator().manual_seed(1))
+    moved = [not torch.equal(a, b) for a, b in zip(init.parameters(), res.model.parameters())]
+    assert all(moved)
+    # the stripped model has no LoRA layers left
+    assert not any("lora" in n for n, _ in res.model.named_parameters())
+
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_last_layer_ml_gives_every_head_a_gradient(T):
+    fam = shallow_family(T)
+    g = torch.Generator().manual_seed(2)
+    base = fam.init_model(g)
+    ad = fam.attach_heads(base, [task_adapter_name(t) for t in range(T)], stage="retrain", generator=g)
+    assert isinstance(ad, HeadSet)
+    heads0 = [[p.detach().clone() for p in ad.adapter_parameters(n)] for n in ad.names]
+    res = retrain(fam, StageConfig("last-layer-ml", epochs=1, lr=1e-2), torch.Generator().manual_seed(2))
+    for n, h0 in zip(res.adapters.names, heads0):
+        assert any(not torch.equal(a, b) for a, b in zip(h0, res.adapters.adapter_parameters(n)))
+    # heads are removed again: the retrained model has the original head module back
+    assert isinstance(res.model[2], torch.nn.Linear)
+
+
+def test_reptile_outer_update_moves_toward_task_solution():
+    cfg = LinearConfig(T=1, d=4, k=1, N=200, n=10)
+    P = draw_linear_problem(cfg, np.random.default_rng(3))
+    fam = LinearFamily(P)
+    inner_steps, inner_lr, eps = 5, 0.1, 0.5
+    res = retrain(fam, StageConfig("reptile", epochs=1, lr=eps, reptile_inner_steps=inner_steps,
+                                   reptile_inner_lr=inner_lr), torch.Generator().manual_seed(0))
+    # phi: inner GD from theta = 0 on the single task; gradient of the loss is A Sxx - Syx
+    phi = np.zeros((4, 4))
+    for _ in range(inner_steps):
+        phi = phi - inner_lr * (phi @ P.Sxx[0] - P.Syx[0])
+    A = res.model.A.detach().numpy()
+    np.testing.assert_allclose(A, 0 + eps * (phi - 0), atol=1e-12)
+    solution = np.linalg.solve(P.Sxx[0], P.Syx[0].T).T  # least-squares fit of the task
+    assert np.linalg.norm(A - solution) < np.linalg.norm(0 * A - solution)
+
+
+def test_determinism_and_seed_dependence_with_minibatches():
+    def run(seed):
+        fam = shallow_family(3)
+        for t in fam._tasks:
+            t.batch_size = 5
+        g = torch.Generator().manual_seed(seed)
+        r = retrain(fam, StageConfig("lora-ml", epochs=3, lr=1e-2), g)
+        f = finetune(fam, r.model, StageConfig("lora", epochs=3, lr=1e-2), g)
+        return [p.detach().clone() for p in f.model.parameters()], f.history
+
+    a, ha = run(5)
+    b, hb = run(5)
+    c, _ = run(6)
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and ha == hb
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_select_best_returns_best_validation_epoch():
+    fam = shallow_family(2)
+    for t in fam._tasks:
+        t.val = t.train
+    res = retrain(fam, StageConfig("sr", epochs=6, lr=0.3, optimizer="sgd", validate_every=1, select_best=True),
+                  torch.Generator().manual_seed(0))
+    vals = [h["val_loss"] for h in res.history]
+    assert res.best_epoch == res.history[int(np.argmin(vals))]["epoch"]
+    # the returned weights reproduce the best average validation loss
+    got = np.mean([fam.evaluate(res.model, t, "val")["loss"] for t in fam._tasks])
+    assert got == pytest.approx(min(vals), rel=1e-5)
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+    def run(epochs, ckpt=None):
+        fam = shallow_family(2)
+        return retrain(fam, StageConfig("lora-ml", epochs=epochs, lr=1e-2, checkpoint_every=1),
+                       torch.Generator().manual_seed(9), checkpoint=ckpt)
+
+    full = run(4)
+    ck = tmp_path / "ck.pt"
+    run(2, ck)                     # "interrupted" after 2 epochs
+    resumed = run(4, ck)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 40), bs=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_minibatches_cover_each_sample_once(n, bs, seed):
+    task = TaskData("t", train=(torch.arange(n), torch.arange(n) * 2), batch_size=bs)
+    seen = torch.cat([b[0] for b in task.batches("train", torch.Generator().manual_seed(seed))])
+    assert sorted(seen.tolist()) == list(range(n))
+    assert task.num_batches() == -(-n // bs)
+
+
+def test_bad_configs_are_rejected():
+    with pytest.raises(ValueError, match="method"):
+        StageConfig("maml", epochs=1, lr=1.0)
+    with pytest.raises(ValueError, match="select_best"):
+        StageConfig("sr", epochs=1, lr=1.0, select_best=True)
+    fam = shallow_family(2)
+    with pytest.raises(ValueError, match="retraining method"):
+        retrain(fam, StageConfig("lora", epochs=1, lr=1.0), torch.Generator())
+    task = TaskData("t", train=(torch.zeros(4),), batch_size=2)
+    with pytest.raises(ValueError, match="Generator"):
+        next(task.batches("train"))

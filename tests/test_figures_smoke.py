@@ -1,0 +1,110 @@
+"""Every registered figure renders from its smoke config; CLI exit codes; redraw from data."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import figures
+from figures import FigureSpec
+from figures.__main__ import main as figures_main
+
+SYNTHETIC = ["figure1", "shallow-T", "shallow-d", "shallow-N", "shallow-n", "shallow-k", "shallow-tables"]
+
+
+@pytest.fixture(scope="module")
+def smoke_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("figs")
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_smoke_config_renders_png(name, smoke_out):
+    res = figures.make(name, smoke=True, out=smoke_out, progress=False)
+    pngs = [f for f in res["files"] if f.suffix == ".png"]
+    assert pngs
+    for f in pngs:
+        with Image.open(f) as im:
+            w, h = im.size
+            # a real plot, not a blank canvas
+            assert w > 300 and h > 200
+            assert np.asarray(im.convert("L")).std() > 5
+    meta = res["meta"]
+    assert meta["smoke"] is True and meta["config"] and meta["provenance"]["git"]
+    assert (smoke_out / f"{name}-smoke.json").exists()
+
+
+def test_every_registered_synthetic_figure_is_smoke_tested():
+    synthetic = {n for n in figures.names() if n == "figure1" or n.startswith("shallow")}
+    assert synthetic == set(SYNTHETIC)
+
+
+def test_figure1_smoke_data_has_all_sweeps_and_both_methods(smoke_out):
+    data, meta = figures.load_data(smoke_out, "figure1-smoke") if (smoke_out / "figure1-smoke.json").exists() \
+        else (figures.make("figure1", smoke=True, out=smoke_out, progress=False)["data"], None)
+    sweeps = {p["sweep"] for p in data["points"]}
+    assert sweeps == {"T", "d", "N", "n", "k"}
+    for i, _ in enumerate(data["points"]):
+        L = np.asarray(data[f"loss_sum_{i}"])
+        assert L.shape[0] == 2 and np.all(np.isfinite(L)) and np.all(L >= 0)
+
+
+def test_redraw_uses_saved_data_without_recomputing(smoke_out, monkeypatch):
+    tmp_path = smoke_out
+    if not (tmp_path / "figure1-smoke.json").exists():
+        figures.make("figure1", smoke=True, out=tmp_path, progress=False)
+    spec = figures.get("figure1")
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setitem(figures.REGISTRY, "figure1", FigureSpec(spec.name, spec.description, boom, spec.render,
+                                                                spec.paper, spec.smoke))
+    files = figures.redraw("figure1", tmp_path, smoke=True)
+    assert any(f.suffix == ".png" for f in files)
+    # make() also reuses saved data when the config matches
+    figures.make("figure1", smoke=True, out=tmp_path, progress=False)
+
+
+def test_one_line_registration_from_another_module(tmp_path):
+    def compute(config, workdir, progress):
+        return {"x": np.arange(config["n"], dtype=float)}
+
+    def render(data, out_dir, stem):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot(data["x"])
+        p = out_dir / f"{stem}.png"
+        fig.savefig(p)
+        plt.close(fig)
+        return [p]
+
+    spec = figures.register(FigureSpec("dummy-test-table", "dummy", compute, render, {"n": 5}, {"n": 3}, kind="table"))
+    try:
+        res = figures.make("dummy-test-table", smoke=True, out=tmp_path, progress=False)
+        assert res["data"]["x"].shape == (3,)
+        with pytest.raises(ValueError, match="already registered"):
+            figures.register(FigureSpec("dummy-test-table", "other", compute, render, {}, {}))
+        with pytest.raises(ValueError, match="unknown configuration keys"):
+            figures.make("dummy-test-table", smoke=True, out=tmp_path, overrides={"m": 1})
+    finally:
+        figures.REGISTRY.pop(spec.name)
+
+
+def test_cli_list_and_bad_arguments(capsys):
+    assert figures_main(["list"]) == 0
+    assert "figure1" in capsys.readouterr().out
+    assert figures_main(["make", "no-such-figure", "--smoke"]) == 2
+    with pytest.raises(SystemExit) as e:
+        figures_main(["make"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        figures_main(["frobnicate"])
+    assert e.value.code == 2
+
+
+def test_import_figures_and_list_do_not_import_torch():
+    code = "import sys, figures; from figures.__main__ import main; main(['list']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
