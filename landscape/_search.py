@@ -31,6 +31,7 @@ steps, matrix-free least squares for root finding); :func:`curvature_mode` choos
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -648,13 +649,18 @@ def trust_region_newton(
 
     fg = _flat_fg(problem)
     try:
-        res = optimize.minimize(
-            fg, vec_factors(starts[0]), jac=True, hessp=hessp, method="trust-krylov",
-            options={"maxiter": max_iter, "gtol": gtol},
-        )
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # the Krylov subproblem solver may warn on exactly singular directions
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = optimize.minimize(
+                fg, vec_factors(starts[0]), jac=True, hessp=hessp, method="trust-krylov",
+                options={"maxiter": max_iter, "gtol": gtol},
+            )
         x, nit, reason = res.x, res.nit, f"trust-krylov: {res.message}"
     except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:  # subproblem breakdown
         x, nit, reason = vec_factors(starts[0]), 0, f"trust-krylov failed: {exc}"
+    if not np.all(np.isfinite(x)):
+        x, reason = vec_factors(starts[0]), reason + " (non-finite iterate; start returned)"
     U = unvec_factors(x, T, d, k)
     return _finish(problem, "trust-region", start_index, U, nit, reason, mode=mode, spectrum=spectrum,
                    spectrum_count=count, rng=rng, polish=polish)
@@ -690,24 +696,43 @@ def gradient_root(
     max_iter = DEFAULT_MAX_ITER[name] if max_iter is None else max_iter
     T, d, k = problem.T, problem.d, problem.k
     s = problem_scale(problem)
-    grad = problem.reduced_grad_flat
+    fg = _flat_fg(problem)
     x0 = vec_factors(starts[0])
-    if mode == "dense":
-        jac = lambda x: problem.schur_complement(unvec_factors(x, T, d, k))  # noqa: E731
-        # xtol: relative step size at which MINPACK stops; round-off level.
-        opts = {"xtol": 1e-13, "maxfev": max_iter * (problem.dim_U + 1)} if method == "hybr" else {
-            "xtol": 1e-13, "ftol": 1e-15, "maxiter": max_iter}
-        res = optimize.root(grad, x0, jac=jac, method=method, options=opts)
-        x, nit, reason = res.x, int(getattr(res, "nfev", 0)), f"scipy.optimize.root({method}): {res.message}"
-    else:
-        x, nit, msg = _newton_minres_root(problem, x0, max_iter=max_iter, gtol=SEARCH_GTOL_REL * s**1.5)
-        reason = (f"matrix-free damped Newton-MINRES on grad G = 0 ({method} needs a dense "
-                  f"Jacobian, which this problem does not build): {msg}")
+
+    def grad(x):
+        if not np.all(np.isfinite(x)):
+            raise _Diverged
+        return fg(x)[1]
+
+    def jac(x):
+        if not np.all(np.isfinite(x)):
+            raise _Diverged
+        return problem.schur_complement(unvec_factors(x, T, d, k))
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if mode == "dense":
+                # xtol: relative step size at which MINPACK stops; round-off level.
+                opts = {"xtol": 1e-13, "maxfev": max_iter * (problem.dim_U + 1)} if method == "hybr" else {
+                    "xtol": 1e-13, "ftol": 1e-15, "maxiter": max_iter}
+                res = optimize.root(grad, x0, jac=jac, method=method, options=opts)
+                x, nit = res.x, int(getattr(res, "nfev", 0))
+                reason = f"scipy.optimize.root({method}): {res.message}"
+            else:
+                x, nit, msg = _newton_minres_root(problem, x0, max_iter=max_iter, gtol=SEARCH_GTOL_REL * s**1.5)
+                reason = (f"matrix-free damped Newton-MINRES on grad G = 0 ({method} needs a dense "
+                          f"Jacobian, which this problem does not build): {msg}")
+    except _Diverged:
+        x, nit, reason = x0, 0, f"root finding ({method}) diverged to non-finite values; start returned"
     U = unvec_factors(x, T, d, k)
     if not np.all(np.isfinite(U)):
         U, reason = starts[0], reason + " (diverged; start returned)"
     return _finish(problem, name, start_index, U, nit, reason, mode=mode, spectrum=spectrum,
                    spectrum_count=count, rng=rng, polish=polish)
+
+
+class _Diverged(ArithmeticError):
+    """A solver produced non-finite iterates."""
 
 
 def _newton_minres_root(problem, x0, *, max_iter, gtol):
