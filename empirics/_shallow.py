@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -201,7 +201,7 @@ def _kaiming_bound(fan_in: int) -> float:
 
 def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "float32",
                         progress: bool = False, threads: int | None = None,
-                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                        checkpoint: str | None = None, checkpoint_every: int = 5000) -> dict[str, Any]:
     """Run LoRA-ML and SR (retraining + LoRA fine-tuning) for all ``seeds`` at once.
 
     Parameters
@@ -215,6 +215,10 @@ def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "f
         Show tqdm bars.
     threads : int, optional
         ``torch.set_num_threads`` for the run (restored afterwards).
+    checkpoint : path, optional
+        File for the full training state (parameters, AdamW state, epoch, stage),
+        written every ``checkpoint_every`` epochs; a run started with the same
+        arguments resumes from it. Removed when the run finishes.
 
     Returns
     -------
@@ -239,13 +243,31 @@ def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "f
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _run_batched(cfg, seeds, tdt, progress)
+        return _run_batched(cfg, seeds, tdt, progress, checkpoint, checkpoint_every)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool) -> dict[str, Any]:
+def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, checkpoint, checkpoint_every: int
+                 ) -> dict[str, Any]:
+    import os
+
     import torch
+
+    ident = {"cfg": dataclasses.asdict(cfg), "seeds": list(seeds), "dtype": str(tdt)}
+    saved = None
+    if checkpoint is not None and os.path.exists(checkpoint):
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved.get("ident") != ident:
+            saved = None
+
+    def save(stage, epoch, tensors, opt, extra=None):
+        if checkpoint is None or epoch % checkpoint_every:
+            return
+        tmp = str(checkpoint) + ".tmp"
+        torch.save({"ident": ident, "stage": stage, "epoch": epoch, "tensors": [t.detach() for t in tensors],
+                    "opt": opt.state_dict(), "extra": extra}, tmp)
+        os.replace(tmp, checkpoint)
 
     S, T, d, k, kp = len(seeds), cfg.T, cfg.d, cfg.k, cfg.rank_prime
     M = 2  # methods: 0 = LoRA-ML, 1 = SR
@@ -279,17 +301,27 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool) -> d
     mask = torch.ones(B, 1, 1, 1, dtype=tdt)
     mask[S:] = 0.0  # SR: no adapters
 
-    def bar(n, desc):
+    def bar(start, n, desc):
         if not progress:
-            return range(n)
+            return range(start, n)
         from tqdm.auto import tqdm
 
-        return tqdm(range(n), desc=desc, mininterval=1.0)
+        return tqdm(range(start, n), desc=desc, mininterval=1.0, initial=start, total=n)
 
     params = [W1, c, LA, LB]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    if saved is not None:
+        with torch.no_grad():
+            for p_, v in zip(params, saved["tensors"] if saved["stage"] == "retrain" else saved["extra"]["base"]):
+                p_.copy_(v)
+        if saved["stage"] == "retrain":
+            opt.load_state_dict(saved["opt"])
+            start = saved["epoch"]
+        else:
+            start = cfg.retrain_epochs
     Xt = X.transpose(-1, -2)  # (B, T, d, N)
-    for _ in bar(cfg.retrain_epochs, f"retrain T={T} d={d} k={k} N={cfg.N}"):
+    for ep in bar(start, cfg.retrain_epochs, f"retrain T={T} d={d} k={k} N={cfg.N}"):
         opt.zero_grad(set_to_none=True)
         Weff = W1.unsqueeze(1) + mask * (LB @ LA)                 # (B, T, d, d)
         H = torch.sigmoid(Weff @ Xt)                              # (B, T, d, N)
@@ -298,6 +330,7 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool) -> d
         loss = ((out - Y) ** 2).mean(-1).sum()
         loss.backward()
         opt.step()
+        save("retrain", ep + 1, params, opt)
     with torch.no_grad():
         Weff = W1.unsqueeze(1) + mask * (LB @ LA)
         out = (c.unsqueeze(1) @ torch.sigmoid(Weff @ Xt)).squeeze(-2)
@@ -312,11 +345,18 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool) -> d
     FB = torch.zeros(B, d, kp, dtype=tdt, requires_grad=True)
     opt = torch.optim.AdamW([FA, FB], lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, epochs = [], []
+    start = 0
+    if saved is not None and saved["stage"] == "finetune":
+        with torch.no_grad():
+            FA.copy_(saved["tensors"][0])
+            FB.copy_(saved["tensors"][1])
+        opt.load_state_dict(saved["opt"])
+        start, curve, epochs = saved["epoch"], list(saved["extra"]["curve"]), list(saved["extra"]["epochs"])
 
     def predict():
         return (cf @ torch.sigmoid((W1f + FB @ FA) @ Xf)).squeeze(-2)  # (B, n)
 
-    for e in bar(cfg.finetune_epochs, "finetune"):
+    for e in bar(start, cfg.finetune_epochs, "finetune"):
         opt.zero_grad(set_to_none=True)
         out = predict()
         loss = ((out - Yf) ** 2).mean(-1).sum()
@@ -326,6 +366,10 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool) -> d
             with torch.no_grad():
                 curve.append(((predict() - Cf) ** 2).mean(-1).reshape(M, S).double().numpy())
             epochs.append(e + 1)
+        save("finetune", e + 1, [FA, FB], opt, {"base": [p_.detach() for p_ in params], "curve": curve,
+                                                "epochs": epochs})
+    if checkpoint is not None and os.path.exists(checkpoint):
+        os.remove(checkpoint)
     final = curve[-1]
     return {
         "methods": ["lora-ml", "sr"],

@@ -236,7 +236,8 @@ def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool) -> di
     if run.done(key):
         arrays, meta = run.load(key)
         return {**meta, **arrays}
-    res = run_shallow_batched(cfg, seeds, progress=progress)
+    # mid-unit checkpoint: an interrupted unit restarts from its last saved epoch
+    res = run_shallow_batched(cfg, seeds, progress=progress, checkpoint=str(run.root / f"{key}.ckpt.pt"))
     arrays = {k: v for k, v in res.items() if isinstance(v, np.ndarray)}
     meta = {k: v for k, v in res.items() if not isinstance(v, np.ndarray)}
     run.save(key, arrays, meta)

@@ -84,3 +84,28 @@ def test_bad_inputs():
         run_shallow_batched(TINY, [])
     with pytest.raises(ValueError, match="central range"):
         central_range(np.arange(4.0), clip=2)
+
+
+@pytest.mark.parametrize("interrupt_after", [7, 31])  # during retraining / during fine-tuning
+def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch, interrupt_after):
+    import torch
+
+    full = run_shallow_batched(TINY, [1, 2], dtype="float64")
+    ck = tmp_path / "state.pt"
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def flaky_step(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > interrupt_after:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", flaky_step)
+    with pytest.raises(KeyboardInterrupt):
+        run_shallow_batched(TINY, [1, 2], dtype="float64", checkpoint=str(ck), checkpoint_every=3)
+    assert ck.exists()
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    resumed = run_shallow_batched(TINY, [1, 2], dtype="float64", checkpoint=str(ck), checkpoint_every=3)
+    np.testing.assert_array_equal(full["curve"], resumed["curve"])
+    assert not ck.exists()
