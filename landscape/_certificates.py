@@ -151,10 +151,11 @@ ARB_PRECISION = 256
 TAYLOR_MAX_DIM = 300
 
 #: Default budget for the number of net points of the epsilon-net certificate.  The
-#: loss is enclosed at roughly 1-2 million points per second for T*d*k <= 12 (measured
-#: on the 2-core development machine), so 4e6 points stay under ~5 s.  A budget, not a
-#: limit of the method: it is a keyword.
-NET_MAX_POINTS = 4_000_000
+#: loss is enclosed at about 3e5 points per second for T*d*k = 6 (outward-rounded
+#: numpy intervals, measured on the 2-core development machine), fewer as T*d^2*k
+#: grows, so 2e6 points keep one call under ~10 s: an interactive budget.  It is a
+#: keyword, not a limit of the method.
+NET_MAX_POINTS = 2_000_000
 
 #: Points of the net processed per vectorised chunk (memory ~ 100 * chunk * n bytes).
 NET_CHUNK = 200_000
@@ -189,7 +190,7 @@ PENALTY_FACTOR = 2.0
 #: dependent generators when choosing the penalty (the bound stays valid for any c).
 GENERATOR_RTOL = 1e-10
 
-#: Random starts of the default witness search (trust-region Newton on G).  On model-M1 instances
+#: Random starts of the default witness search (BFGS on G).  On model-M1 instances
 #: a handful of starts reaches a global minimum (G ~ 1e-20) with overwhelming
 #: probability (THEORY.md section 8: 0.4-0.5% of runs end at spurious points).
 WITNESS_STARTS = 8
@@ -197,11 +198,10 @@ WITNESS_STARTS = 8
 #: Seed of the witness search when the caller passes no Generator.
 WITNESS_SEED = 0
 
-#: Tolerances of the witness search (trust-exact with the analytic Hessian, which
-#: also escapes saddles); the witness only needs a loss below the certificate's lower
-#: bound, so these are generous.
-WITNESS_GTOL = 1e-12
-WITNESS_MAXITER = 500
+#: Tolerances of the witness search (BFGS, then Newton polishing); the witness only
+#: needs a loss below the certificate's lower bound, so these are generous.
+WITNESS_GTOL = 1e-10
+WITNESS_MAXITER = 200
 
 #: Format tag and version of the JSON form.
 JSON_FORMAT = "loraml-certificate"
@@ -365,17 +365,18 @@ class Certificate:
             "radius": self.radius,
             "verdict": self.verdict,
             "reason": self.reason,
-            "enclosures": {k: [v[0], v[1]] for k, v in self.enclosures.items()},
-            "bounds": dict(self.bounds),
-            "margins": dict(self.margins),
+            "enclosures": {k: [_finite_or_none(v[0]), _finite_or_none(v[1])] for k, v in self.enclosures.items()},
+            "bounds": {k: _finite_or_none(v) for k, v in self.bounds.items()},
+            "margins": {k: _finite_or_none(v) for k, v in self.margins.items()},
             "parameters": dict(self.parameters),
             "witness": None if self.witness is None else self.witness.tolist(),
             "diagnostics": _jsonable(dict(self.diagnostics)),
         }
 
     def to_json(self, **kwargs) -> str:
-        """JSON text; ``kwargs`` go to :func:`json.dumps` (e.g. ``indent=2``)."""
-        return json.dumps(self.to_dict(), **kwargs)
+        """Strict JSON text (infinite bounds become ``null``); ``kwargs`` go to
+        :func:`json.dumps` (e.g. ``indent=2``)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Certificate":
@@ -391,9 +392,9 @@ class Certificate:
             radius=data["radius"],
             verdict=data["verdict"],
             reason=data["reason"],
-            enclosures={k: tuple(v) for k, v in data["enclosures"].items()},
-            bounds=data["bounds"],
-            margins=data["margins"],
+            enclosures={k: (_none_to(v[0], -math.inf), _none_to(v[1], math.inf)) for k, v in data["enclosures"].items()},
+            bounds={k: _none_to(v, math.inf if k.endswith("_upper") else -math.inf) for k, v in data["bounds"].items()},
+            margins={k: _none_to(v, -math.inf) for k, v in data["margins"].items()},
             parameters=data["parameters"],
             witness=None if data.get("witness") is None else np.array(data["witness"], dtype=np.float64),
             diagnostics=data.get("diagnostics", {}),
@@ -403,6 +404,15 @@ class Certificate:
     def from_json(cls, text) -> "Certificate":
         """Inverse of :meth:`to_json` (accepts the text or an already parsed dict)."""
         return cls.from_dict(json.loads(text) if isinstance(text, (str, bytes)) else text)
+
+
+def _finite_or_none(x: float):
+    """Strict JSON has no infinities: an infinite bound (the trivial one) is stored as null."""
+    return float(x) if math.isfinite(x) else None
+
+
+def _none_to(x, default: float) -> float:
+    return default if x is None else float(x)
 
 
 def _jsonable(x):
@@ -469,7 +479,7 @@ def find_witness(
 ) -> np.ndarray:
     r"""A point with small reduced loss, used as the comparison point of (C2).
 
-    Trust-region Newton (``trust-exact``, analytic Hessian) on :math:`G` from ``starts`` Gaussian starts (scaled to the task
+    BFGS on :math:`G` from ``starts`` Gaussian starts (scaled to the task
     matrices), each finished by Newton polishing; returns the lowest.  The result is
     only an *upper* bound on :math:`\min G`, which is all (C2) needs; a poor witness
     can only make a certificate fail, never make it wrong.
@@ -491,8 +501,7 @@ def find_witness(
             problem.reduced_loss_flat,
             x0,
             jac=problem.reduced_grad_flat,
-            hess=lambda x: problem.schur_complement(problem.unpack_factors(x)),
-            method="trust-exact",
+            method="BFGS",
             options={"gtol": WITNESS_GTOL, "maxiter": WITNESS_MAXITER},
         )
         U, _ = polish_critical_point(problem, problem.unpack_factors(res.x))
@@ -538,6 +547,19 @@ def _choose_penalty(S: np.ndarray, gens: list[np.ndarray]) -> float:
 # --------------------------------------------------------------------------------------
 # arb-side enclosures
 # --------------------------------------------------------------------------------------
+def _sqrt_nonneg(x):
+    r"""Enclosure of :math:`\sqrt{y}` for the non-negative quantity :math:`y\in x`."""
+    from flint import arb
+
+    hi = x.upper()
+    if not hi > 0:
+        return arb(0)
+    lo = x.lower()
+    lo_root = lo.sqrt().lower() if lo > 0 else arb(0)
+    hi_root = hi.sqrt().upper()
+    return arb((lo_root + hi_root) / 2, (hi_root - lo_root) / 2)
+
+
 def _arb_state(tasks: np.ndarray, U: np.ndarray) -> dict:
     r"""Enclosures at an exact point: :math:`G`, the centred residuals :math:`a_t`,
     :math:`\|\nabla G\|_F` and an upper bound of :math:`\max_t\|U_t\|_2`.
@@ -568,7 +590,7 @@ def _arb_state(tasks: np.ndarray, U: np.ndarray) -> dict:
         for i in range(d):
             for j in range(k):
                 gsq += gt[i, j] ** 2
-    gnorm = gsq.sqrt() if gsq > 0 else arb(0)
+    gnorm = _sqrt_nonneg(gsq)
     m_sq_upper = arb(0)
     for t in range(T):
         Gt = Us[t].transpose() * Us[t]
@@ -716,9 +738,9 @@ def _taylor_bounds(tasks, rank, U0, *, penalty: float, shift: float | None, prec
     """Rigorous bounds at ``U0``: enclosures of G and ||g||, m_upper, lambda lower bound.
 
     Returns (enclosures, bounds, parameters-used, diagnostics).  ``bounds`` holds the
-    conservative floats that the decision uses: the lambda bound is lowered by one more
-    residual so that re-verification on another BLAS (slightly different L) still
-    implies it.
+    conservative floats that the decision uses: the lambda bound is lowered by two more
+    residual bounds so that re-verification on another BLAS (slightly different L)
+    still implies it.
     """
     T, d, k = U0.shape
     with arb_precision(precision):
@@ -728,13 +750,15 @@ def _taylor_bounds(tasks, rank, U0, *, penalty: float, shift: float | None, prec
         H_mid = _arb_to_mid(H)
         lam_lo, mu, res = _lambda_min_lower(H, H_mid, shift)
         lam_claim = lam_lo - 2 * res if math.isfinite(res) else lam_lo
+        lam_rigorous = _float_down(lam_lo) if math.isfinite(res) else -math.inf
         enclosures = {"G(U0)": arb_pair(st["G"]), "grad_norm": arb_pair(st["gnorm"])}
         bounds = {
             "lambda_min_quotient_lower": _float_down(lam_claim) if math.isfinite(res) else -math.inf,
             "m_upper": _float_up(st["m_upper"]),
             "grad_norm_upper": arb_pair(st["gnorm"])[1],
         }
-    return enclosures, bounds, {"penalty": penalty, "shift": mu}, {"cholesky_residual": res}
+    diag = {"cholesky_residual": res, "lambda_min_quotient_rigorous": lam_rigorous}
+    return enclosures, bounds, {"penalty": penalty, "shift": mu}, diag
 
 
 def _witness_upper(tasks, W, precision: int) -> tuple[float, float]:
@@ -774,10 +798,13 @@ def _taylor_decide(enclosures, bounds, r: float, witness_pair, precision: int):
             f"lambda r/2 - 2 m r^2 (C1 margin {margins['C1']:.3g})"
         )
     if not (margins["C2"] > 0.0):
-        why = "no witness" if witness_pair is None else f"C2 margin {margins['C2']:.3g}"
+        if witness_pair is None:
+            why = "the ball's lower bound G(U0) - |g| r is not positive, so no point can lie below it"
+        else:
+            why = f"G(U0) - |g| r is not above G(witness): C2 margin {margins['C2']:.3g}"
         return margins, VERDICT_LOCAL_MIN, (
             f"a local minimiser lies within r of the point (C1 margin {margins['C1']:.3g}); "
-            f"not shown to be spurious ({why}: G near the point is not certified above G(witness))"
+            f"not shown to be spurious ({why})"
         )
     return margins, VERDICT_SPURIOUS, (
         f"a spurious local minimiser lies within r of the point: (C1) margin {margins['C1']:.3g}, "
@@ -962,35 +989,66 @@ def net_size_estimate(n: int, r: float, eps: float) -> NetSizeEstimate:
     return NetSizeEstimate(n, float(r), float(eps), p, log10_points, log10_cov)
 
 
-def _suggest_net_parameters(problem: LoraMLProblem, U: np.ndarray) -> tuple[float, float]:
-    r"""Float heuristics: :math:`r=\lambda/(8m)` and :math:`\epsilon` half the Taylor gap
-    over a gradient bound :math:`\|S\|r` (THEORY.md: :math:`\epsilon\lesssim r/(2\kappa)`)."""
+def _net_shape_matrix(problem: LoraMLProblem, U: np.ndarray, shape: str) -> np.ndarray | None:
+    r"""``None`` for the sphere; for the ellipsoid a float approximation of
+    :math:`S^{-1/2}` (any invertible matrix is valid; this one equalises the gap)."""
+    if shape == "sphere":
+        return None
+    if shape != "ellipsoid":
+        raise ValueError(f"shape must be 'sphere' or 'ellipsoid', got {shape!r}")
+    lam, V = np.linalg.eigh(problem.schur_complement(U))
+    if lam[0] <= 0:
+        raise CertificateNotApplicable(
+            f"no ellipsoid to certify on: the Hessian at the point is not positive definite "
+            f"(lambda_min ~ {lam[0]:.3g})"
+        )
+    return (V / np.sqrt(lam)) @ V.T
+
+
+def _suggest_net_parameters(problem: LoraMLProblem, U: np.ndarray, A: np.ndarray | None) -> tuple[float, float]:
+    r"""Float heuristics for ``(r, eps)`` (only the size estimate depends on them).
+
+    Sphere: :math:`r=\lambda/(16m)` (the cubic term then eats at most a quarter of the
+    gap :math:`\lambda r^2/2`), and :math:`\epsilon` = 0.9 x gap / (gradient bound
+    :math:`\|S\|r`), i.e. THEORY's :math:`\epsilon\lesssim r/(2\kappa)`.
+    Ellipsoid (:math:`A\approx S^{-1/2}`): the gap is :math:`\approx r^2/2` in every
+    direction and the gradient in z is :math:`\approx\|z\|`, so :math:`\epsilon` solves
+    :math:`\epsilon^2+r\epsilon=\mathrm{gap}`; :math:`r` keeps the cubic term below
+    1/8 of the gap.
+    """
     S = problem.schur_complement(U)
     lam = np.linalg.eigvalsh(S)
     m = max(float(np.linalg.norm(U[t], 2)) for t in range(problem.T))
+    g = float(np.linalg.norm(problem.reduced_grad(U)))
     lam_min = float(lam[0])
-    if lam_min <= 0 or m == 0:
+    if lam_min <= 0:
         raise CertificateNotApplicable(
             f"no sphere to certify on: the Hessian at the point is not positive definite "
             f"(lambda_min ~ {lam_min:.3g})"
         )
-    r = lam_min / (8 * m)
-    gap = 0.5 * lam_min * r * r - 2 * m * r**3
-    lip = float(np.max(np.abs(lam))) * r + float(np.linalg.norm(problem.reduced_grad(U)))
-    return r, 0.5 * gap / lip
+    m = max(m, 1e-300)
+    if A is None:
+        r = lam_min / (16 * m)
+        gap = 0.5 * lam_min * r * r - 2 * m * r**3 - g * r
+        lip = float(np.max(np.abs(lam))) * r + g
+        return r, 0.9 * max(gap, 0.0) / lip
+    a = float(np.linalg.norm(A, 2))
+    r = 1.0 / (32.0 * m * a**3)
+    gap = 0.5 * r * r - 2 * m * (a * r) ** 3 - a * g * r
+    eps = 0.5 * (-r + math.sqrt(r * r + 4 * max(gap, 0.0)))
+    return r, 0.9 * eps
 
 
 def _net_faces(n: int, p: int, chunk: int):
-    """Yield (face_axis, sign, grid points on that face) in chunks; grid = linspace(-1, 1, p)."""
+    """Yield chunks of cube-surface grid points (grid = ``linspace(-1, 1, p)`` per free axis)."""
     grid = np.linspace(-1.0, 1.0, p)
     per_face = p ** (n - 1)
     for axis in range(n):
+        free = [i for i in range(n) if i != axis]
         for sign in (-1.0, 1.0):
             for start in range(0, per_face, chunk):
-                idx = np.arange(start, min(start + chunk, per_face))
-                coords = np.empty((idx.size, n))
-                rem = idx
-                free = [i for i in range(n) if i != axis]
+                rem = np.arange(start, min(start + chunk, per_face))
+                coords = np.empty((rem.size, n))
                 for i in reversed(free):
                     coords[:, i] = grid[rem % p]
                     rem = rem // p
@@ -1000,8 +1058,8 @@ def _net_faces(n: int, p: int, chunk: int):
 
 def _interval_reduced_loss(tasks: np.ndarray, P: IntervalArray, T: int, d: int, k: int) -> IntervalArray:
     """Enclosure of G at a batch of interval points ``P`` (flat layout, shape (N, T*d*k))."""
-    # flat index t*d*k + l*d + q  <->  U[t, q, l]
-    def u(t, q, l):
+
+    def u(t, q, l):  # flat index t*d*k + l*d + q  <->  U[t, q, l]
         return P[:, t * d * k + l * d + q]
 
     D = {}
@@ -1028,30 +1086,58 @@ def _interval_reduced_loss(tasks: np.ndarray, P: IntervalArray, T: int, d: int, 
     return G * 0.5
 
 
-def _net_lipschitz(st: dict, S_arb, S_mid, R: float):
-    r"""Upper bound of :math:`\sup_{\|U-U_0\|\le R}\|\nabla G(U)\|_F` (``arb`` point).
+def _spectral_upper(M_arb, M_mid):
+    r"""Rigorous upper bound of :math:`\|M\|_2` for a symmetric ``arb_mat`` (``arb`` point)."""
+    from flint import arb
 
-    Returns ``(min(a, b), a, b)`` for the two rigorous bounds derived in
-    :func:`epsilon_net_certificate` (``b`` is None if the spectral bound failed).
+    lo, _, _ = _lambda_min_lower(M_arb, M_mid)
+    neg_lo, _, _ = _lambda_min_lower(-M_arb, -M_mid)
+    if not (lo.is_finite() and neg_lo.is_finite()):
+        return None
+    out = arb(0)
+    for cand in ((-neg_lo).upper(), (-lo).upper()):  # lambda_max <= -neg_lo, -lambda_min <= -lo
+        if cand > out:
+            out = cand
+    return out
+
+
+def _net_lipschitz(st: dict, S_arb, S_mid, A: np.ndarray | None, R: float):
+    r"""Upper bound of :math:`\sup_{\|z\|\le R}\|A^\top\nabla G(U_0+Az)\|` (``arb`` point).
+
+    Returns ``(bound, details)``; see :func:`epsilon_net_certificate` for the two
+    bounds (a) and (b), and their ellipsoid form.
     """
     from flint import arb
 
     m0 = st["m_upper"]
     RR = arb(R)
+    gn = st["gnorm"].upper()
+    if A is None:
+        a_norm = arb(1)
+        sigma = _spectral_upper(S_arb, S_mid)
+    else:
+        Aa = arb_from_array(A)
+        AtA = Aa.transpose() * Aa
+        a_sq = _spectral_upper(AtA, _arb_to_mid(AtA))
+        ASA = Aa.transpose() * S_arb * Aa
+        ASA_mid = _arb_to_mid(ASA)
+        sigma = _spectral_upper(ASA, 0.5 * (ASA_mid + ASA_mid.T))
+        if a_sq is None:
+            raise CertificateNotApplicable("could not bound the norm of the shape matrix")
+        a_norm = a_sq.sqrt().upper()
+    rho = (a_norm * RR).upper()  # ||A z|| <= ||A|| R
     two_g0 = (2 * st["G"]).upper()
     root = two_g0.sqrt().upper() if two_g0 > 0 else arb(0)
-    bound_a = (2 * (m0 + RR) * (root + 2 * m0 * RR + RR * RR)).upper()
-    lam_min_lo, _, _ = _lambda_min_lower(S_arb, S_mid)
-    neg_lo, _, _ = _lambda_min_lower(-S_arb, -S_mid)
-    if not (lam_min_lo.is_finite() and neg_lo.is_finite()):
-        return bound_a, bound_a, None
-    # ||S||_2 = max(lambda_max, -lambda_min) <= max(-neg_lo, -lam_min_lo, 0)
-    snorm = arb(0)
-    for cand in ((-neg_lo).upper(), (-lam_min_lo).upper()):
-        if cand > snorm:
-            snorm = cand
-    bound_b = (st["gnorm"].upper() + snorm * RR + 6 * m0 * RR * RR + 2 * RR * RR * RR).upper()
-    return (bound_a if bound_a < bound_b else bound_b), bound_a, bound_b
+    bound_a = (a_norm * 2 * (m0 + rho) * (root + 2 * m0 * rho + rho * rho)).upper()
+    details = {"lipschitz_bound_a_upper": bound_a, "shape_norm_upper": a_norm}
+    best = bound_a
+    if sigma is not None:
+        bound_b = (a_norm * gn + sigma * RR + a_norm * (6 * m0 * rho * rho + 2 * rho * rho * rho)).upper()
+        details["lipschitz_bound_b_upper"] = bound_b
+        details["shaped_hessian_norm_upper"] = sigma
+        if bound_b < best:
+            best = bound_b
+    return best, details
 
 
 def epsilon_net_certificate(
@@ -1060,6 +1146,7 @@ def epsilon_net_certificate(
     r: float | None = None,
     eps: float | None = None,
     *,
+    shape: str = "sphere",
     max_points: int = NET_MAX_POINTS,
     polish: bool = True,
     witness=None,
@@ -1076,9 +1163,13 @@ def epsilon_net_certificate(
     U0 : array_like, shape (T, d, 1)
         Candidate point (polished first unless ``polish=False``).
     r, eps : float, optional
-        Sphere radius and net scale.  Defaults: the Taylor radius
-        :math:`\lambda/(8m)` and half the estimated gap over an estimated gradient
-        bound (float heuristics; only the size estimate depends on them).
+        Radius of the sphere (in z, see ``shape``) and net scale.  Defaults: float
+        heuristics (:func:`_suggest_net_parameters`); only the size depends on them.
+    shape : {"sphere", "ellipsoid"}
+        ``"sphere"``: THEORY's sphere :math:`\partial B_r(U_0)` (:math:`A=I`).
+        ``"ellipsoid"``: the boundary of :math:`U_0+A\,B_r` with a stored float
+        matrix :math:`A\approx S^{-1/2}`; the gap is then about :math:`r^2/2` in every
+        direction, so the net no longer pays the condition number (an extension).
     max_points : int
         Budget.  If the net would have more points, :class:`CertificateTooLarge` is
         raised *before* anything is built, with the estimate in its message.
@@ -1087,34 +1178,41 @@ def epsilon_net_certificate(
 
     Notes
     -----
-    *Net.*  The cube-face grid of :func:`net_size_estimate`, radially projected; the
-    actual covering radius :math:`\epsilon_{\rm eff}=r\,\tfrac{h_{\max}}2\sqrt{n-1}` is
-    computed from the float grid's largest gap.  The loss is enclosed at the *exact*
-    points :math:`U_0+r\,q/\|q\|` (interval arithmetic, :class:`IntervalArray`).
+    *Set.*  :math:`K=\{U_0+Az:\|z\|\le r\}` with :math:`A` invertible (proven: a
+    rigorous lower bound of :math:`\lambda_{\min}(A^\top A)` is positive), a compact
+    neighbourhood of :math:`U_0`.  If :math:`G>G(U_0)` on :math:`\partial K`, the
+    minimum of :math:`G` on :math:`K` is attained inside: a local minimiser.
 
-    *Lipschitz bound* on :math:`B_R(U_0)`, :math:`R=r+\epsilon_{\rm eff}` (segments from a
-    sphere point to its net point stay in it): the smaller of
+    *Net.*  The cube-face grid of :func:`net_size_estimate` in z, radially projected;
+    the actual covering radius :math:`\epsilon_{\rm eff}=r\,\tfrac{h_{\max}}2\sqrt{n-1}`
+    uses the float grid's largest gap (exact).  :math:`G` is enclosed at the *exact*
+    points :math:`U_0+A\,r\,q/\|q\|` with :class:`IntervalArray`.
 
-    (a) :math:`2(m_0+R)\big(\sqrt{2G(U_0)}+2m_0R+R^2\big)`, from
-        :math:`\|\nabla G(U)\|\le2\max_t\|U_t\|_2\sqrt{2G(U)}` (since
-        :math:`\nabla_{U_t}G=(R_t+R_t^\top)U_t` and :math:`\sum_t\|R_t\|^2=2G`) and
+    *Lipschitz bound* of :math:`z\mapsto G(U_0+Az)` on :math:`\|z\|\le R=r+\epsilon_{\rm eff}`
+    (a segment from a sphere point to its net point stays there), with
+    :math:`a\ge\|A\|_2`, :math:`\rho=aR\ge\|U-U_0\|`, the smaller of
+
+    (a) :math:`a\cdot2(m_0+\rho)\big(\sqrt{2G(U_0)}+2m_0\rho+\rho^2\big)`, from
+        :math:`\|\nabla G(U)\|\le2\max_t\|U_t\|_2\sqrt{2G(U)}` (as
+        :math:`\nabla_{U_t}G=(R_t+R_t^\top)U_t`, :math:`\sum_t\|R_t\|^2=2G`) and
         :math:`\sqrt{2G(U)}=\|\mathcal PD(U)\|\le\sqrt{2G(U_0)}+2m_0\rho+\rho^2`;
-    (b) :math:`\|g\|+\|S\|_2R+6m_0R^2+2R^3`, differentiating the exact quartic expansion
-        (cubic term :math:`\langle b,c\rangle` has gradient :math:`\le6m_0\rho^2`, quartic
-        :math:`\tfrac12\|c\|^2` at most :math:`2\rho^3`); :math:`\|S\|_2` is bounded by the
-        rigorous Cholesky bounds on :math:`\lambda_{\min}(\pm S)`.
+    (b) :math:`a\|g\|+\|A^\top SA\|_2R+a(6m_0\rho^2+2\rho^3)`, differentiating the
+        exact quartic expansion (module notes): the cubic term :math:`\langle b,c\rangle`
+        has gradient :math:`\le6m_0\rho^2`, the quartic :math:`\tfrac12\|c\|^2` at most
+        :math:`2\rho^3`.  Spectral norms are bounded by the Cholesky bounds on
+        :math:`\lambda_{\min}(\pm\cdot)`.
 
-    Both are tighter than THEORY's formula (which also needs :math:`U^\star`).
+    For the sphere (:math:`a=1`) both are tighter than THEORY's formula, which also
+    needs :math:`U^\star`.
 
     *Conditions.*  (N1) :math:`\min_{\rm net}\underline G>\overline G(U_0)+\mathrm{Lip}\,
-    \epsilon_{\rm eff}` gives :math:`G>G(U_0)` on the sphere, hence a local minimiser
-    in the open ball; (N2) :math:`\underline G(U_0)-\mathrm{Lip}\,r>\overline G(W)` makes
-    it spurious.
+    \epsilon_{\rm eff}` gives :math:`G>G(U_0)` on :math:`\partial K`; (N2)
+    :math:`\underline G(U_0)-\mathrm{Lip}\,r>\overline G(W)` makes the minimiser spurious.
 
     *k >= 2* is refused (:class:`CertificateNotApplicable`): the O(k) orbit of
     :math:`U_0` crosses every sphere around it, where :math:`G=G(U_0)`, so (N1) cannot
-    hold in the full space; a net on the slice :math:`E` would need an exact basis of
-    :math:`E`.  Use :func:`taylor_certificate`, which handles the quotient.
+    hold in the full space; a net on the slice would need an exact basis of the
+    complement of the orbit.  :func:`taylor_certificate` handles the quotient.
     """
     t_start = time.perf_counter()
     if not isinstance(problem, LoraMLProblem):
@@ -1127,15 +1225,18 @@ def epsilon_net_certificate(
         )
     n = problem.dim_U
     U, record = polish_critical_point(problem, U_in) if polish else (U_in.copy(), {"steps": 0})
+    A = _net_shape_matrix(problem, U, shape)
     if r is None or eps is None:
-        r_s, eps_s = _suggest_net_parameters(problem, U)
+        r_s, eps_s = _suggest_net_parameters(problem, U, A)
         r = r_s if r is None else r
         eps = eps_s if eps is None else eps
     r, eps = float(r), float(eps)
+    if not (r > 0 and eps > 0):
+        raise CertificateNotApplicable(f"need r > 0 and eps > 0 (got r = {r:.3g}, eps = {eps:.3g})")
     est = net_size_estimate(n, r, eps)
     if est.log10_points > math.log10(max(max_points, 1)):
         raise CertificateTooLarge(
-            f"epsilon-net certificate refused: an eps-net of the sphere of radius r = {r:.3g} "
+            f"epsilon-net certificate refused: an eps-net of the {shape} of radius r = {r:.3g} "
             f"in dimension n = {n} at eps = {eps:.3g} needs about 10^{est.log10_points:.1f} points "
             f"(covering number ~ (r/eps)^(n-1) = 10^{est.log10_covering:.1f}); budget max_points = "
             f"{max_points:.3g}. Use taylor_certificate instead.",
@@ -1145,12 +1246,12 @@ def epsilon_net_certificate(
             details=est,
         )
     return _net_evaluate(
-        problem, U, r, est.points_per_axis, witness=witness, rng=rng, witness_starts=witness_starts,
+        problem, U, r, est.points_per_axis, A, witness=witness, rng=rng, witness_starts=witness_starts,
         precision=precision, record=record, t_start=t_start, requested_eps=eps,
     )
 
 
-def _net_evaluate(problem, U, r, p, *, witness, rng, witness_starts, precision, record, t_start,
+def _net_evaluate(problem, U, r, p, A, *, witness, rng, witness_starts, precision, record, t_start,
                   requested_eps, stored_witness=None, search_witness=True):
     from flint import arb
 
@@ -1160,22 +1261,38 @@ def _net_evaluate(problem, U, r, p, *, witness, rng, witness_starts, precision, 
     grid = np.linspace(-1.0, 1.0, p)
     with arb_precision(precision):
         # exact largest gap of the float grid (differences of floats, evaluated in arb)
-        hmax = max((arb(float(grid[i + 1])) - arb(float(grid[i])) for i in range(p - 1)),
-                   key=lambda z: float(z.mid())) if p > 1 else arb(2)
-        eps_eff_arb = (arb(r) * hmax / 2 * arb(max(n - 1, 0)).sqrt()).upper() if n > 1 else arb(0)
-        eps_eff = _float_up(eps_eff_arb)
+        hmax = arb(0)
+        for i in range(p - 1):
+            gap = (arb(float(grid[i + 1])) - arb(float(grid[i]))).upper()
+            if gap > hmax:
+                hmax = gap
+        eps_eff = _float_up(arb(r) * hmax / 2 * arb(max(n - 1, 0)).sqrt()) if n > 1 else 0.0
         st = _arb_state(tasks, U)
         S_arb = _arb_hessian(st, T, d, k)
         S_mid = _arb_to_mid(S_arb)
-        lip, lip_a, lip_b = _net_lipschitz(st, S_arb, S_mid, r + eps_eff)
+        if A is not None:
+            Aa = arb_from_array(A)
+            AtA = Aa.transpose() * Aa
+            lo_AtA, _, _ = _lambda_min_lower(AtA, _arb_to_mid(AtA))
+            if not lo_AtA > 0:
+                raise CertificateNotApplicable("the shape matrix is not proven invertible")
+        lip, lip_details = _net_lipschitz(st, S_arb, S_mid, A, r + eps_eff)
+        lip_f = _float_up(lip)
         G0_pair = arb_pair(st["G"])
-    # Net: enclosures of G at U0 + r q/||q||.
+        ball_lower = _float_down(arb(G0_pair[0]) - arb(lip_f) * arb(r))
+    # The net: enclosures of G at U0 + A r q/||q||.
     u0 = vec_factors(U)
     min_lo, argmin, count = math.inf, None, 0
     for Q in _net_faces(n, p, NET_CHUNK):
         Qi = IntervalArray(Q)
         norm = Qi.square().sum(axis=1).sqrt()
-        Pts = IntervalArray(u0[None, :]) + (Qi * r) / IntervalArray(norm.lo[:, None], norm.hi[:, None])
+        Z = (Qi * r) / IntervalArray(norm.lo[:, None], norm.hi[:, None])  # exact sphere points
+        if A is None:
+            Pts = IntervalArray(u0[None, :]) + Z
+        else:
+            cols = [IntervalArray(u0[i]) + sum((Z[:, j] * float(A[i, j]) for j in range(1, n)), Z[:, 0] * float(A[i, 0]))
+                    for i in range(n)]
+            Pts = IntervalArray(np.stack([c.lo for c in cols], axis=1), np.stack([c.hi for c in cols], axis=1))
         Gi = _interval_reduced_loss(tasks, Pts, T, d, k)
         j = int(np.argmin(Gi.lo))
         if Gi.lo[j] < min_lo:
@@ -1183,9 +1300,6 @@ def _net_evaluate(problem, U, r, p, *, witness, rng, witness_starts, precision, 
         count += Q.shape[0]
     # Witness.
     W = stored_witness
-    with arb_precision(precision):
-        lip_f = _float_up(lip)
-        ball_lower = _float_down(arb(G0_pair[0]) - lip * arb(r))
     if W is None and witness is not None:
         W = problem.check_factors(witness, "witness")
     elif W is None and search_witness and ball_lower > 0.0:
@@ -1195,30 +1309,29 @@ def _net_evaluate(problem, U, r, p, *, witness, rng, witness_starts, precision, 
         n1 = arb(min_lo) - arb(G0_pair[1]) - arb(lip_f) * arb(eps_eff)
         n2 = (arb(G0_pair[0]) - arb(lip_f) * arb(r) - arb(W_pair[1])) if W_pair is not None else None
         margins = {"N1": _float_down(n1), "N2": _float_down(n2) if n2 is not None else -math.inf}
+        bounds = {
+            "min_net_G_lower": min_lo,
+            "lipschitz_upper": lip_f,
+            "eps_effective_upper": eps_eff,
+            **{name: _float_up(v) for name, v in lip_details.items()},
+        }
     enclosures = {"G(U0)": G0_pair}
     if W_pair is not None:
         enclosures["G(witness)"] = W_pair
-    bounds = {
-        "min_net_G_lower": min_lo,
-        "lipschitz_upper": lip_f,
-        "lipschitz_bound_a_upper": _float_up(lip_a),
-        "eps_effective_upper": eps_eff,
-    }
-    if lip_b is not None:
-        bounds["lipschitz_bound_b_upper"] = _float_up(lip_b)
+    shape = "sphere" if A is None else "ellipsoid"
     if margins["N1"] > 0 and margins["N2"] > 0:
         verdict, reason = VERDICT_SPURIOUS, (
-            f"G > G(U0) on the sphere (net of {count} points, N1 margin {margins['N1']:.3g}) and "
-            f"G > G(witness) on the ball (N2 margin {margins['N2']:.3g})"
+            f"G > G(U0) on the {shape} (net of {count} points, N1 margin {margins['N1']:.3g}) and "
+            f"G > G(witness) inside (N2 margin {margins['N2']:.3g})"
         )
     elif margins["N1"] > 0:
         verdict, reason = VERDICT_LOCAL_MIN, (
-            f"G > G(U0) on the sphere (net of {count} points, N1 margin {margins['N1']:.3g}); "
-            f"spuriousness not shown (N2 margin {margins['N2']:.3g})"
+            f"G > G(U0) on the {shape} (net of {count} points, N1 margin {margins['N1']:.3g}): a local "
+            f"minimiser lies inside; spuriousness not shown (N2 margin {margins['N2']:.3g})"
         )
     else:
         verdict, reason = VERDICT_NONE, (
-            f"(N1) fails: min over the net of G minus G(U0) does not exceed Lip * eps "
+            f"(N1) fails on the {shape}: min over the net of G - G(U0) does not exceed Lip * eps "
             f"(N1 margin {margins['N1']:.3g})"
         )
     return Certificate(
@@ -1232,8 +1345,14 @@ def _net_evaluate(problem, U, r, p, *, witness, rng, witness_starts, precision, 
         enclosures=enclosures,
         bounds=bounds,
         margins=margins,
-        parameters={"points_per_axis": int(p), "net_points": int(count), "requested_eps": float(requested_eps),
-                    "precision": int(precision)},
+        parameters={
+            "shape": shape,
+            "shape_matrix": None if A is None else np.asarray(A).tolist(),
+            "points_per_axis": int(p),
+            "net_points": int(count),
+            "requested_eps": float(requested_eps),
+            "precision": int(precision),
+        },
         witness=W,
         diagnostics={"polish": record, "net_argmin_direction": argmin, "seconds": time.perf_counter() - t_start},
     )
@@ -1303,9 +1422,13 @@ def _verify_taylor(cert, problem, prec) -> bool:
         return False
     if not penalty >= 0.0:
         return False
-    enclosures, bounds, _, _ = _taylor_bounds(
+    enclosures, bounds, _, diag = _taylor_bounds(
         problem.tasks, problem.k, U, penalty=penalty, shift=shift, precision=prec
     )
+    # The stored lambda claim must be implied by the recomputed rigorous bound (not by
+    # the recomputed, deliberately more conservative claim): a different BLAS may give
+    # a slightly different Cholesky factor and residual.
+    bounds["lambda_min_quotient_lower"] = diag["lambda_min_quotient_rigorous"]
     W_pair = None
     if cert.witness is not None:
         W_pair = _witness_upper(problem.tasks, np.asarray(cert.witness), prec)
@@ -1329,9 +1452,15 @@ def _verify_net(cert, problem, prec, max_points) -> bool:
     budget = int(cert.parameters.get("net_points", 0)) if max_points is None else max_points
     if problem.k != 1 or p < 2 or 2 * n * p ** (n - 1) > max(budget, 1):
         return False
+    shape = cert.parameters.get("shape", "sphere")
+    A = cert.parameters.get("shape_matrix")
+    if (shape == "sphere") != (A is None):
+        return False
+    A = None if A is None else np.array(A, dtype=np.float64).reshape(n, n)
     redo = _net_evaluate(
-        problem, np.asarray(cert.point), cert.radius, p, witness=None, rng=None, witness_starts=0,
-        precision=prec, record={}, t_start=time.perf_counter(), requested_eps=cert.parameters.get("requested_eps", 0.0),
+        problem, np.asarray(cert.point), cert.radius, p, A, witness=None, rng=None, witness_starts=0,
+        precision=prec, record={}, t_start=time.perf_counter(),
+        requested_eps=cert.parameters.get("requested_eps", 0.0),
         stored_witness=None if cert.witness is None else np.asarray(cert.witness), search_witness=False,
     )
     if not _claims_hold(cert, redo.enclosures, redo.bounds, redo.margins):

@@ -5,9 +5,9 @@ Two tools live here.
 * :class:`IntervalArray`: a vectorised interval type over numpy arrays with outward
   rounding.  Every elementary operation (``+``, ``-``, ``*``, ``/``, ``sqrt``) is
   computed in IEEE-754 double precision with round-to-nearest and the result is then
-  moved one unit in the last place outward with :func:`numpy.nextafter`.  Since a
-  correctly rounded operation is off by at most half a unit in the last place, the
-  widened interval contains the exact result.  numpy evaluates these ufuncs elementwise
+  moved outward by at least one unit in the last place (:func:`_down`, :func:`_up`).
+  Since a correctly rounded operation is off by at most half a unit in the last
+  place, the widened interval contains the exact result.  numpy evaluates these ufuncs elementwise
   with correctly rounded IEEE operations (no fused multiply-add contraction), which is
   the only assumption.  This is the workhorse of the epsilon-net certificate, where the
   reduced loss must be enclosed at millions of points.
@@ -34,16 +34,28 @@ __all__ = [
     "arb_from_array",
 ]
 
-_NEG_INF = -np.inf
-_POS_INF = np.inf
+#: Relative widening: for a correctly rounded result ``f``, ``ulp(f) <= |f| 2^-52``;
+#: widening by ``|f| 2^-51`` (twice that) leaves slack for the rounding of the widening
+#: itself, so the widened endpoint is at or beyond ``nextafter(f, -+inf)``.
+_WIDEN_REL = 2.0**-51
+#: Absolute widening, a few subnormal spacings (2^-1074), for results near 0.
+_WIDEN_ABS = 2.0**-1072
 
 
 def _down(x):
-    return np.nextafter(x, _NEG_INF)
+    """A float <= the exact value whose round-to-nearest result is ``x``.
+
+    ``x - (|x| 2^-51 + 2^-1072)`` lies at or below ``x - ulp(x)``; rounding is
+    monotone, so the computed value is <= ``nextafter(x, -inf)``, which is <= the
+    exact value because that is within half a spacing of ``x``.  (Cheaper than
+    :func:`numpy.nextafter`; widens by two units in the last place instead of one.)
+    """
+    return x - (np.abs(x) * _WIDEN_REL + _WIDEN_ABS)
 
 
 def _up(x):
-    return np.nextafter(x, _POS_INF)
+    """Mirror image of :func:`_down`."""
+    return x + (np.abs(x) * _WIDEN_REL + _WIDEN_ABS)
 
 
 class IntervalArray:
@@ -107,6 +119,10 @@ class IntervalArray:
         return self._coerce(other) - self
 
     def __mul__(self, other):
+        if isinstance(other, (float, int)) and not isinstance(other, bool):
+            c = float(other)  # exact scalar: two products suffice
+            lo, hi = (self.lo * c, self.hi * c) if c >= 0 else (self.hi * c, self.lo * c)
+            return IntervalArray(_down(lo), _up(hi))
         o = self._coerce(other)
         p = (self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
         lo = np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3]))
