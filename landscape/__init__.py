@@ -59,6 +59,9 @@ __all__ = [
 ]
 
 from ._certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
+    VERDICT_LOCAL_MIN,
+    VERDICT_NONE,
+    VERDICT_SPURIOUS,
     Certificate,
     CertificateNotApplicable,
     CertificateTooLarge,
@@ -72,6 +75,9 @@ __all__ += [
     "Certificate",
     "CertificateNotApplicable",
     "CertificateTooLarge",
+    "VERDICT_LOCAL_MIN",
+    "VERDICT_NONE",
+    "VERDICT_SPURIOUS",
     "epsilon_net_certificate",
     "net_size_estimate",
     "taylor_certificate",
