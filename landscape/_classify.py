@@ -339,7 +339,8 @@ def classify(
         kind = DEGENERATE
         if not nondegenerate:
             reason = (f"cannot tell: smallest unexplained |eigenvalue| sigma = {sigma:.2e} is too small for "
-                      f"||grad G|| = {gn:.2e} (Kantorovich h = {h:.2g} > 1/2), no eigenvalue below -{eta:.1e}")
+                      f"||grad G|| = {gn:.2e} (Kantorovich h = {h:.2g} > 1/2), no eigenvalue below -{eta:.1e}, "
+                      f"G = {loss:.2e} > {loss_tol:.1e}")
         else:
             reason = (f"cannot tell: {int(np.sum(np.abs(rest) <= eta))} near-zero quotient eigenvalue(s) not "
                       f"explained by the symmetry and none below -{eta:.1e}; G = {loss:.3e} > 0")

@@ -92,6 +92,11 @@ POLISH_MAX_STEPS = 10
 #: symmetry kernel in the Newton pseudo-inverse (the O(k) orbit gives exact zeros).
 PINV_RTOL = 1e-10
 
+#: Levenberg-Marquardt dampings (relative to ``max|lambda|^2``) tried by the dense
+#: polish when the pure Newton step does not reduce the gradient: from round-off
+#: level to a gradient-descent-like step, by factors of 100.
+LM_DAMPINGS = tuple(10.0 ** -e for e in range(12, -1, -2))
+
 #: Memory above which the ``auto`` mode stops building the dense Schur complement.
 #: ``LoraMLProblem.schur_complement`` forms the T blocks B_t of size d^2 x dk and a
 #: few temporaries of that size; beyond ~256 MiB this costs more than a second per
@@ -447,16 +452,26 @@ def newton_polish(
         gv = vec_factors(g)
         if mode == "dense":
             lam, V = np.linalg.eigh(problem.schur_complement(U))
-            cut = PINV_RTOL * max(float(np.max(np.abs(lam))), np.finfo(float).tiny)
-            keep = np.abs(lam) > cut
-            step = -(V[:, keep] @ ((V[:, keep].T @ gv) / lam[keep]))
+            rho = max(float(np.max(np.abs(lam))), np.finfo(float).tiny)
+            keep = np.abs(lam) > PINV_RTOL * rho
+            coef = V.T @ gv
+            # Newton (pseudo-inverse) first, then Levenberg-Marquardt steps
+            # -(S^2 + mu I)^{-1} S g with growing mu: near a continuum of critical
+            # points tiny eigenvalues make the Newton step overshoot.
+            steps = [-(V[:, keep] @ (coef[keep] / lam[keep]))]
+            steps += [-(V @ (coef * lam / (lam**2 + mu * rho**2))) for mu in LM_DAMPINGS]
         else:
             op = problem.reduced_hvp_operator(U)
-            step, _ = minres(op, -gv, rtol=1e-12, maxiter=MINRES_MAXITER)
-        U_new = U + unvec_factors(step, problem.T, problem.d, problem.k)
-        g_new = problem.reduced_grad(U_new)
-        gn_new = float(np.linalg.norm(g_new))
-        if not gn_new < gn:
+            newton, _ = minres(op, -gv, rtol=1e-12, maxiter=MINRES_MAXITER)
+            # backtracking along the inexact Newton direction
+            steps = [newton * 0.5**j for j in range(6)]
+        for step in steps:
+            U_new = U + unvec_factors(step, problem.T, problem.d, problem.k)
+            g_new = problem.reduced_grad(U_new)
+            gn_new = float(np.linalg.norm(g_new))
+            if gn_new < gn:
+                break
+        else:
             break
         U, g, gn = U_new, g_new, gn_new
         accepted += 1
