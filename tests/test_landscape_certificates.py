@@ -392,3 +392,16 @@ def test_uncertified_certificates_are_strict_json():
     assert "Infinity" not in text and "NaN" not in text
     again = Certificate.from_json(text)
     assert again.margins["C1"] == -math.inf and again.verify()
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 2))
+def test_global_minimum_verdict_is_invariant_and_never_spurious(seed, k):
+    rng = np.random.default_rng(seed)
+    d, T = 3 * k, 3
+    inst = random_instance(rng, d, T, k)
+    base = taylor_certificate(inst.problem, inst.U_star, witness=inst.U_star)
+    perm = rng.permutation(T)
+    moved = taylor_certificate(inst.problem.permuted(perm), _rotate(inst.U_star, rng)[perm])
+    assert not base.certified and not moved.certified
+    assert base.verdict == moved.verdict
