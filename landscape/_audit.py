@@ -538,6 +538,14 @@ def audit(
         raise LandscapeInputError(f"--seed must be a non-negative integer, got {seed!r}")
     method_list = _expand_methods(methods)
     mode = curvature_mode(problem, curvature)
+    requested = {methods} if isinstance(methods, str) else set(methods)
+    dense_roots = sorted(requested & {"root-hybr", "root-lm"})
+    if dense_roots and curvature == "auto" and mode.mode == "hvp":
+        # hybr / lm were asked for by name: they need the dense Jacobian S
+        try:
+            curvature_mode(problem, "dense")
+        except LandscapeInputError as exc:
+            raise LandscapeInputError(f"{dense_roots[0]} needs the dense Jacobian S: {exc}") from None
     explicit = None
     if extra_starts is not None:
         if isinstance(extra_starts, (str, Path)):

@@ -305,6 +305,15 @@ def test_bad_dense_hessian_too_large(tmp_path, capsys):
                          "--out", str(out)], "does not fit in memory", out)
 
 
+def test_bad_dense_root_finder_too_large(tmp_path, capsys):
+    """root-hybr asked for by name is a dense method: same refusal in auto mode."""
+    d = 300
+    np.save(tmp_path / "big.npy", np.stack([np.eye(d), 2.0 * np.eye(d)]))
+    out = tmp_path / "o"
+    _assert_bad(capsys, ["audit", str(tmp_path / "big.npy"), "--rank", str(d - 1), "--method", "root-hybr",
+                         "--out", str(out)], "root-hybr needs the dense Jacobian", out)
+
+
 def test_bad_unknown_method(tmp_path, capsys, good_tasks):
     np.save(tmp_path / "t.npy", good_tasks)
     _assert_bad(capsys, ["audit", str(tmp_path / "t.npy"), "--rank", "1", "--method", "newton"], "invalid choice")
