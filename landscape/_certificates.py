@@ -1343,7 +1343,9 @@ def _net_evaluate(problem, U, r, p, A, *, witness, rng, witness_starts, precisio
             lo_AtA, _, _ = _lambda_min_lower(AtA, _arb_to_mid(AtA))
             if not lo_AtA > 0:
                 raise CertificateNotApplicable("the shape matrix is not proven invertible")
-        lip, lip_details = _net_lipschitz(st, S_arb, S_mid, A, r + eps_eff)
+        # Segments between a sphere point and its net point stay in the ball of radius r;
+        # r + eps_eff (rounded up) is a safe over-estimate.
+        lip, lip_details = _net_lipschitz(st, S_arb, S_mid, A, _float_up(arb(r) + arb(eps_eff)))
         lip_f = _float_up(lip)
         G0_pair = arb_pair(st["G"])
         ball_lower = _float_down(arb(G0_pair[0]) - arb(lip_f) * arb(r))
