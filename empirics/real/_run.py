@@ -79,6 +79,7 @@ class RunConfig:
     model: str | None = None
     valid_file: str | None = None
     train_file: str | None = None
+    map_dir: str | None = None
     n_test: int = 10
     n_retrain: int = 10
     max_length: int = 128
@@ -121,7 +122,7 @@ VISION_NOTES = (
     "dropout masks come from torch's global RNG, so runs are seeded but not bitwise reproducible.",
 )
 LANGUAGE_NOTES = (
-    "Language: pretrained encoder (default all-MiniLM-L6-v2, not RoBERTa-base) scoring (history, candidate) "
+    "Language: pretrained encoder {model} (the paper: RoBERTa-base) scoring (history, candidate) "
     "pairs; accuracy = hits@1 among 20 candidates.",
     "Differences from the paper: constant learning rate (official: linear warmup/decay); LoRA-ML uses one "
     "shared head (LoRA also on the head's Linear layers) instead of per-task heads; Reptile inner steps are "
@@ -158,8 +159,12 @@ def build_family(cfg: RunConfig, *, verbose: bool = True):
                                   verbose=verbose)
         elif cfg.dataset == "fashion-mnist":
             arrays = load_fashion_mnist(cfg.data_root, verbose=verbose)
+        elif cfg.dataset == "random":  # smoke tests only: random pixels in the CIFAR-10 shape
+            from ._fixtures import random_vision_arrays
+
+            arrays = random_vision_arrays(np.random.default_rng(0))
         else:
-            raise ValueError(f"dataset must be cifar10|fashion-mnist, got {cfg.dataset!r}")
+            raise ValueError(f"dataset must be cifar10|fashion-mnist|random, got {cfg.dataset!r}")
         rng = np.random.default_rng(0)  # the subsample is part of the data, fixed across seeds
         tasks = build_vision_tasks(arrays, device=cfg.device, max_per_task=cfg.max_per_task,
                                    max_eval_per_task=cfg.max_eval_per_task, rng=rng)
@@ -169,8 +174,8 @@ def build_family(cfg: RunConfig, *, verbose: bool = True):
     from ._convai2 import build_persona_split
     from ._text import LanguageFamily
 
-    split = build_persona_split(cfg.valid_file, train_file=cfg.train_file, n_test=cfg.n_test,
-                                n_retrain=cfg.n_retrain)
+    split = build_persona_split(cfg.valid_file, train_file=cfg.train_file, map_dir=cfg.map_dir,
+                                n_test=cfg.n_test, n_retrain=cfg.n_retrain)
     if verbose:
         print(split.note, file=sys.stderr)
     return LanguageFamily(split, model_path=cfg.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
@@ -324,6 +329,9 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
                      "retrain_wall_s": [u["retrain_wall_s"] for u in mine],
                      "best_epoch": [u["best_epoch"] for u in mine]})
     notes = list(VISION_NOTES if cfg.experiment == "vision" else LANGUAGE_NOTES)
+    if cfg.experiment == "language":
+        model = (family_description or {}).get("model") or cfg.model or "all-MiniLM-L6-v2"
+        notes[0] = notes[0].format(model=model)
     if cfg.experiment == "language" and family_description:
         notes.insert(0, family_description.get("note", ""))
     if cfg.note:

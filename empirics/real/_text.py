@@ -52,7 +52,10 @@ def load_encoder(path: str | os.PathLike | None = None):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # the unused-pooler load report is expected noise
+    hf_logging.disable_progress_bar()
     path = Path(path) if path is not None else default_model_path()
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no HuggingFace model folder at {path} (config.json missing)")

@@ -94,6 +94,9 @@ def add_subcommands(subparsers) -> None:
     lg.add_argument("--train-file", default=None,
                     help="original ParlAI train_self_original.txt; when given, retraining uses its persona "
                          "clusters as in the paper")
+    lg.add_argument("--map-dir", default=None,
+                    help="folder with the PAML {train,valid}_persona_map pickles "
+                         "(default ../shared/data/convai2/paml_persona_maps)")
     lg.add_argument("--n-test", type=int, default=LANGUAGE_PAPER.n_test, help="test personas (%(default)s)")
     lg.add_argument("--n-retrain", type=int, default=LANGUAGE_PAPER.n_retrain, help="retraining personas (%(default)s)")
     lg.add_argument("--max-length", type=int, default=LANGUAGE_PAPER.max_length, help="tokens per pair (%(default)s)")
