@@ -55,6 +55,10 @@ MAX_SPECTRUM_PLOTS = 6
 #: dependent in the R3.1 check (Gaussian factors are far from this, ~1e-2 or more).
 R31_RTOL = 1e-10
 
+#: Pairwise task differences count as symmetric below this relative asymmetry
+#: (round-off of a difference of O(1) matrices is ~1e-16; text inputs keep ~1e-12).
+M1_SYMMETRY_RTOL = 1e-9
+
 #: Random column subsets examined by the R3.1 check when the truth is known.
 R31_SUBSETS = 64
 
@@ -117,6 +121,27 @@ def _r31_check(task_input: TaskInput, k: int, rng: np.random.Generator) -> dict:
     target = min(2 * k, d)
     return {"checked": "ranks of pairwise task differences (necessary under model M1)",
             "pair_ranks": ranks, "expected": target, "holds": bool(all(r == target for r in ranks))}
+
+
+def _model_m1_check(tasks: np.ndarray, k: int) -> dict:
+    r"""Necessary condition for tasks of model M1 (THEORY.md section 2) with rank-k
+    adapters: every difference :math:`A^\star_s-A^\star_t=W_s-W_t` is symmetric with at
+    most :math:`k` positive and :math:`k` negative eigenvalues.  Only then is
+    :math:`\min G = 0` guaranteed, which the classification of global minima uses."""
+    T = tasks.shape[0]
+    scale = max(float(np.max(np.abs(tasks))), np.finfo(float).tiny)
+    worst_asym, worst_pos, worst_neg = 0.0, 0, 0
+    for s in range(T):
+        for t in range(s + 1, T):
+            D = tasks[s] - tasks[t]
+            worst_asym = max(worst_asym, float(np.max(np.abs(D - D.T))) / scale)
+            lam = np.linalg.eigvalsh(0.5 * (D + D.T))
+            tol = R31_RTOL * max(float(np.max(np.abs(lam))), np.finfo(float).tiny) if lam.size else 0.0
+            worst_pos = max(worst_pos, int(np.sum(lam > tol)))
+            worst_neg = max(worst_neg, int(np.sum(lam < -tol)))
+    compatible = worst_asym <= M1_SYMMETRY_RTOL and worst_pos <= k and worst_neg <= k
+    return {"max_relative_asymmetry_of_differences": worst_asym, "max_positive_eigenvalues": worst_pos,
+            "max_negative_eigenvalues": worst_neg, "compatible": bool(compatible)}
 
 
 def theory_assessment(T: int, d: int, k: int, summary: dict) -> dict:
@@ -417,7 +442,9 @@ def _markdown(data: dict) -> str:
     lines += ["", "## Theory", "", f"* Regime: {th['regime']}.", f"* Applicable statement: {th['theorem']}.",
               f"* Prediction: {th['prediction']}.",
               f"* Findings agree: **{th['agrees']}**" + (f" ({th['explanation']})." if th["explanation"] else "."),
-              f"* R3.1 (task diversity): {data['r31']['holds']} ({data['r31']['checked']})."]
+              f"* R3.1 (task diversity): {data['r31']['holds']} ({data['r31']['checked']}).",
+              f"* Tasks compatible with model M1 (pairwise differences symmetric with inertia at most (k, k)): "
+              f"{data['model_m1']['compatible']}."]
     lines += ["", "## Classes of critical points (modulo U_t -> U_t O_t)", "",
               "| id | kind | runs | family | G | lambda_min (quotient) | ||A - A*|| | certificate |",
               "|---|---|---|---|---|---|---|---|"]
@@ -627,6 +654,13 @@ def audit(
         }
         theory = theory_assessment(problem.T, problem.d, problem.k, summary)
         r31 = _r31_check(task_input, problem.k, np.random.default_rng(seed))
+        m1 = _model_m1_check(problem.tasks, problem.k)
+        if not m1["compatible"]:
+            # min G may be positive: "spurious" candidates may be global minima
+            theory["agrees"] = None
+            theory["explanation"] = ("tasks are not of the form A* + U_t U_t^T with rank-k U_t (THEORY.md section 2),"
+                                     " so min G may be positive, the lowest candidate may be the global minimum, "
+                                     "and the theorems do not apply; " + theory["explanation"])
         if not r31["holds"] and theory["agrees"] is False:
             # the theorem's hypothesis R3.1 fails, so a disagreement refutes nothing
             theory["agrees"] = None
@@ -660,6 +694,7 @@ def audit(
             "summary": summary,
             "theory": theory,
             "r31": r31,
+            "model_m1": m1,
             "classes": [_class_dict(c, results, cert_info.get(c.id)) for c in classes],
             "runs": runs,
             "plots": [],

@@ -104,6 +104,15 @@ def test_large_problem_switches_to_hessian_vector_products():
     assert rep.data["summary"]["A_star_recovered"] is True
 
 
+def test_tasks_outside_model_m1_are_flagged():
+    """Generic tasks (not A* + U_t U_t^T): min G > 0, no theorem applies."""
+    tasks = np.random.default_rng(9).standard_normal((3, 4, 4))
+    rep = ls.audit(tasks, 1, starts=8, seed=0, plots=False)
+    assert rep.data["model_m1"]["compatible"] is False
+    assert rep.data["theory"]["agrees"] is None
+    assert rep.data["summary"]["global_minimum_found"] is False
+
+
 # ------------------------------------------------------------------ CLI, files, schema
 def test_cli_writes_reports_and_plots(tmp_path, capsys):
     inst = ls.random_instance(np.random.default_rng(6), 4, 2, 1)
@@ -113,7 +122,8 @@ def test_cli_writes_reports_and_plots(tmp_path, capsys):
     assert rc == 0
     assert "Thm 3.4" in stdout
     data = json.loads((out / "report.json").read_text())
-    for key in ("schema_version", "input", "settings", "summary", "theory", "r31", "classes", "runs", "plots", "timing"):
+    for key in ("schema_version", "input", "settings", "summary", "theory", "r31", "model_m1", "classes", "runs",
+                "plots", "timing"):
         assert key in data
     assert data["input"]["truth_known"] is False and data["input"]["T"] == 2
     assert len(data["runs"]) == 12
