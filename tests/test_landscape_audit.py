@@ -89,10 +89,22 @@ def test_f2_instance_spurious_candidate_is_found_and_certified(tmp_path):
     assert spur[0]["certificate"]["status"] == "certified"
     assert rep.data["summary"]["certified_spurious"] >= 1
     assert (tmp_path / "out" / f"spectrum_class{spur[0]['id']}.png").is_file()
+    # the certificate stored in report.json re-verifies on its own
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    stored = [c for c in data["classes"] if c["kind"] == "spurious_candidate"][0]["certificate"]["certificate"]
+    assert ls.Certificate.from_dict(stored).verify()
     # without the certificate step the candidate is reported as uncertified
     rep2 = ls.audit(path, 1, starts=0, seed=0, extra_starts=U0, certify=False, methods="trust-region")
     assert [c["certificate"]["status"] for c in rep2.data["classes"] if c["kind"] == "spurious_candidate"] == [
         "uncertified"]
+
+
+def test_f2_spurious_minimum_is_found_from_random_starts():
+    """No seeding: the basin of the F.2 spurious minimum is large on this instance."""
+    inst, _ = ls.f2_spurious_instance()
+    rep = ls.audit(inst, 1, starts=12, seed=0, certify=False, plots=False)
+    spur = [c for c in rep.data["classes"] if c["kind"] == "spurious_candidate"]
+    assert spur and spur[0]["loss"] == pytest.approx(9.8007e-4, rel=1e-4)
 
 
 def test_large_problem_switches_to_hessian_vector_products():
