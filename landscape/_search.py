@@ -285,15 +285,21 @@ def random_starts(problem: LoraMLProblem, rng: np.random.Generator, n: int) -> n
 # --------------------------------------------------------------------------------------
 # Batched evaluation of G and its gradient over many starts
 # --------------------------------------------------------------------------------------
-def _batched_loss_grad(tasks: np.ndarray, U: np.ndarray, want_grad: bool = True):
-    """G and grad G for a batch ``U`` of shape ``(n, T, d, k)`` (one residual each)."""
-    Ut = np.swapaxes(U, -1, -2)
-    D = tasks[None] - U @ Ut
+def _batched_residual(tasks: np.ndarray, U: np.ndarray):
+    """Residuals :math:`R_t=\bar D-D_t` and :math:`G` for a batch ``U`` of shape ``(n, T, d, k)``."""
+    D = tasks[None] - U @ np.swapaxes(U, -1, -2)
     R = D.mean(axis=1, keepdims=True) - D
-    loss = 0.5 * np.einsum("stij,stij->s", R, R)
-    if not want_grad:
-        return loss, None
-    return loss, (R + np.swapaxes(R, -1, -2)) @ U
+    return R, 0.5 * np.einsum("stij,stij->s", R, R)
+
+
+def _grad_from_residual(R: np.ndarray, U: np.ndarray) -> np.ndarray:
+    return (R + np.swapaxes(R, -1, -2)) @ U
+
+
+def _batched_loss_grad(tasks: np.ndarray, U: np.ndarray):
+    """G and grad G for a batch ``U`` of shape ``(n, T, d, k)`` (one residual each)."""
+    R, loss = _batched_residual(tasks, U)
+    return loss, _grad_from_residual(R, U)
 
 
 def _norms(g: np.ndarray) -> np.ndarray:
@@ -386,14 +392,18 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
         pending = np.arange(idx.size)
         newU = U[idx].copy()
         newf = f[idx].copy()
+        newg = g[idx].copy()
         failed = np.zeros(idx.size, dtype=bool)
         for _ in range(ARMIJO_MAX_HALVINGS):
             sub = idx[pending]
             cand = U[sub] - trial_step[pending, None, None, None] * g[sub]
-            fc, _ = _batched_loss_grad(tasks, cand, want_grad=False)
+            Rc, fc = _batched_residual(tasks, cand)
             ok = fc <= f[sub] - ARMIJO_C * trial_step[pending] * gsq[pending]
-            newU[pending[ok]] = cand[ok]
-            newf[pending[ok]] = fc[ok]
+            acc = pending[ok]
+            newU[acc] = cand[ok]
+            newf[acc] = fc[ok]
+            # the accepted trial's residual gives its gradient: no second residual
+            newg[acc] = _grad_from_residual(Rc[ok], cand[ok])
             pending = pending[~ok]
             if pending.size == 0:
                 break
@@ -401,8 +411,7 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
         else:
             failed[pending] = True
         step[idx] = trial_step
-        U[idx] = newU
-        f[idx], g[idx] = _batched_loss_grad(tasks, U[idx])
+        U[idx], f[idx], g[idx] = newU, newf, newg
         iters[idx] += 1
         for j in np.flatnonzero(failed):
             i = idx[j]
@@ -658,9 +667,15 @@ def trust_region_newton(
     gtol = SEARCH_GTOL_REL * problem_scale(problem) ** 1.5
     T, d, k = problem.T, problem.d, problem.k
 
+    cache = {}
+
     def hessp(x, v):
-        U = unvec_factors(x, T, d, k)
-        return vec_factors(problem._reduced_hvp(problem.reduced_residuals(U), U, unvec_factors(v, T, d, k)))
+        # trust-krylov asks for many products at the same x: keep its residual
+        key = x.tobytes()
+        if cache.get("key") != key:
+            U = unvec_factors(x, T, d, k)
+            cache.update(key=key, U=U, R=problem.reduced_residuals(U))
+        return vec_factors(problem._reduced_hvp(cache["R"], cache["U"], unvec_factors(v, T, d, k)))
 
     fg = _flat_fg(problem)
     try:
