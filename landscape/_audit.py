@@ -563,6 +563,9 @@ def audit(
         raise LandscapeInputError(f"--starts must be a non-negative integer, got {starts!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise LandscapeInputError(f"--seed must be a non-negative integer, got {seed!r}")
+    if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer))
+                                 or max_iter < 1):
+        raise LandscapeInputError(f"--max-iter must be a positive integer, got {max_iter!r}")
     method_list = _expand_methods(methods)
     mode = curvature_mode(problem, curvature)
     requested = {methods} if isinstance(methods, str) else set(methods)

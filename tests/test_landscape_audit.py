@@ -349,6 +349,12 @@ def test_bad_starts_file_shape(tmp_path, capsys, good_tasks):
                          "--out", str(out)], "starting points", out)
 
 
+@pytest.mark.parametrize("flag, value, fragment", [("--starts", "-3", "--starts"), ("--max-iter", "0", "--max-iter")])
+def test_bad_counts(tmp_path, capsys, good_tasks, flag, value, fragment):
+    np.save(tmp_path / "t.npy", good_tasks)
+    _assert_bad(capsys, ["audit", str(tmp_path / "t.npy"), "--rank", "1", flag, value], fragment)
+
+
 def test_bad_out_is_a_file(tmp_path, capsys, good_tasks):
     np.save(tmp_path / "t.npy", good_tasks)
     f = tmp_path / "file"
