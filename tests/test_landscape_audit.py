@@ -377,3 +377,15 @@ def test_audit_function_raises_input_error(good_tasks):
         ls.audit(good_tasks[:1], 1)
     with pytest.raises(ls.LandscapeInputError, match="nothing to search"):
         ls.audit(good_tasks, 1, starts=0)
+
+
+def test_audit_verdict_invariant_under_task_permutation():
+    inst, U0 = ls.f2_spurious_instance()
+    perm = np.array([2, 0, 1])
+    tasks = inst.problem.tasks
+    a = ls.audit(tasks, 1, starts=0, extra_starts=U0, methods="trust-region", certify=False, plots=False)
+    b = ls.audit(tasks[perm], 1, starts=0, extra_starts=U0[perm], methods="trust-region", certify=False, plots=False)
+    ka = [(c["kind"], round(c["loss"], 12)) for c in a.data["classes"]]
+    kb = [(c["kind"], round(c["loss"], 12)) for c in b.data["classes"]]
+    assert ka == kb and ka[0][0] == "spurious_candidate"
+    assert a.data["summary"]["spurious_candidates"] == b.data["summary"]["spurious_candidates"] == 1

@@ -249,3 +249,19 @@ def test_deduplicate_merges_rotated_copies_and_links_okk_family():
     assert len(classes) == 2
     assert sorted(len(c.members) for c in classes) == [1, 2]
     assert len({c.family for c in classes}) == 1
+
+
+@pytest.mark.parametrize("perm", [(0, 1, 2), (2, 0, 1), (1, 0, 2)])
+@pytest.mark.parametrize("signs", [(1, 1, 1), (-1, 1, -1)])
+def test_f2_verdict_invariant_under_sign_flips_and_task_order(perm, signs):
+    """O(1) = {+-1} acts on each task; the spurious verdict and its numbers do not move."""
+    inst, U0 = ls.f2_spurious_instance()
+    P = inst.problem
+    U, _ = ls.newton_polish(P, U0)
+    base = ls.classify(P, U)
+    perm = np.array(perm)
+    V = (U * np.array(signs, dtype=float)[:, None, None])[perm]
+    other = ls.classify(P.permuted(perm), V)
+    assert base.kind == other.kind == SPURIOUS_CANDIDATE
+    assert other.loss == pytest.approx(base.loss, rel=1e-12)
+    assert other.lambda_min_quotient == pytest.approx(base.lambda_min_quotient, rel=1e-9)
