@@ -30,7 +30,6 @@ from ._classify import (
     NOT_CRITICAL,
     SPURIOUS_CANDIDATE,
     STRICT_SADDLE,
-    Classification,
     CriticalClass,
     classify_result,
     deduplicate,

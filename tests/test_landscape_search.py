@@ -16,7 +16,6 @@ from scipy.stats import ortho_group
 import landscape as ls
 from landscape import LandscapeInputError
 from landscape._classify import (
-    DEGENERATE,
     GLOBAL_MINIMUM,
     NOT_CRITICAL,
     SPURIOUS_CANDIDATE,
