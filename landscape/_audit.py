@@ -54,6 +54,11 @@ MAX_SPECTRUM_PLOTS = 6
 #: dependent in the R3.1 check (Gaussian factors are far from this, ~1e-2 or more).
 R31_RTOL = 1e-10
 
+#: ``A_hat`` is written to report.json only up to this many entries (d <= 100);
+#: beyond, it is derivable from ``point`` as A(U) = mean_t(A*_t - U_t U_t^T) and would
+#: dominate the file size (one d x d matrix per class).
+MAX_JSON_MATRIX_ENTRIES = 10_000
+
 #: Pairwise task differences count as symmetric below this relative asymmetry
 #: (round-off of a difference of O(1) matrices is ~1e-16; text inputs keep ~1e-12).
 M1_SYMMETRY_RTOL = 1e-9
@@ -399,7 +404,7 @@ def _class_dict(cls: CriticalClass, results, certificate_info):
         "spectrum_method": c.spectrum_method,
         "reason": c.reason,
         "point": np.asarray(rep.point).tolist(),
-        "A_hat": np.asarray(c.A_hat).tolist(),
+        "A_hat": np.asarray(c.A_hat).tolist() if c.A_hat.size <= MAX_JSON_MATRIX_ENTRIES else None,
         "negative_direction": None if c.negative_direction is None else np.asarray(c.negative_direction).tolist(),
         "certificate": certificate_info,
     }
