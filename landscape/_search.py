@@ -212,20 +212,33 @@ def dense_schur_bytes(problem: LoraMLProblem) -> int:
 
 
 def available_memory_bytes() -> int:
-    """Memory the process may still allocate (``MemAvailable``, else total RAM)."""
+    """Memory the process may still allocate: ``MemAvailable`` (else total RAM),
+    capped by a cgroup memory limit when one is set (containers, CI runners)."""
+    import os
+
+    avail = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    avail = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    try:
-        import os
-
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
-        return 2**34
+    if avail is None:
+        try:
+            avail = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+            avail = 2**34
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            avail = min(avail, int(text))
+    return avail
 
 
 def curvature_mode(problem: LoraMLProblem, requested: str = "auto") -> CurvatureMode:
