@@ -259,14 +259,20 @@ class LoraMLProblem:
         #   C_t[c1,r1,c2,r2] = 2 I[r1,r2] G[c2,c1] + 2 U[r1,c2] U[r2,c1] + (R+R^T)[r1,r2] I[c1,c2]
         # which is (U (x) I) + (I (x) U)K and (2G) (+) (R+R^T) + 2(U^T (x) U)K.
         T, d, k = self.T, self.d, self.k
-        I_d, I_k = np.eye(d), np.eye(k)
+        I_d = np.eye(d)
         B = I_d[None, None, :, None, :] * U[:, :, None, :, None]
         B = B + I_d[None, :, None, None, :] * U[:, None, :, :, None]
+        return B.reshape(T, d * d, d * k), self._diag_blocks(R, U)
+
+    def _diag_blocks(self, R, U):
+        """The blocks C_t alone, shape (T, dk, dk): O(T d^2 k^2) memory, no d^3 term."""
+        T, d, k = self.T, self.d, self.k
+        I_d, I_k = np.eye(d), np.eye(k)
         G = np.swapaxes(U, 1, 2) @ U
         C = 2.0 * np.swapaxes(G, 1, 2)[:, :, None, :, None] * I_d[None, None, :, None, :]
         C = C + 2.0 * np.einsum("tac,tbd->tdacb", U, U)
         C = C + _sym(R)[:, None, :, None, :] * I_k[None, :, None, :, None]
-        return B.reshape(T, d * d, d * k), C.reshape(T, d * k, d * k)
+        return C.reshape(T, d * k, d * k)
 
     def hessian(self, A, U) -> np.ndarray:
         """Dense Hessian of :math:`\\mathcal L`, eq. (34), shape ``(dim, dim)``."""
@@ -325,11 +331,17 @@ class LoraMLProblem:
         :math:`A = A(\mathbf U)`; equals :math:`\nabla^2 G(\mathbf U)` for every
         :math:`\mathbf U` (section 5)."""
         U = self.check_factors(U)
-        B, C = self._blocks(self.reduced_residuals(U), U)
-        m = self.d * self.k
-        Bcat = np.swapaxes(B, 0, 1).reshape(self.dim_A, self.T * m)
-        S = -(Bcat.T @ Bcat) / self.T
-        for t in range(self.T):
+        T, d, k = self.T, self.d, self.k
+        m = d * k
+        C = self._diag_blocks(self.reduced_residuals(U), U)
+        # B_s^T B_t vec(beta) = vec(2 (beta U_t^T + U_t beta^T) U_s), whose entries in the
+        # (c1, r1, c2, r2) layout are 2 I[r1,r2] (U_t^T U_s)[c2,c1] + 2 U_t[r1,c2] U_s[r2,c1].
+        # Forming it this way costs O(T^2 d^2 k^2) and never builds the d^2 x dk blocks B_t.
+        cross = np.einsum("tac,sab->sbtc", U, U)  # (U_t^T U_s)[c, b] stored at [s, b, t, c]
+        BtB = 2.0 * cross[:, :, None, :, :, None] * np.eye(d)[None, None, :, None, None, :]
+        BtB = BtB + 2.0 * np.einsum("tac,sbd->sdatcb", U, U)
+        S = -BtB.reshape(T * m, T * m) / T
+        for t in range(T):  # T dense blocks on the diagonal
             S[t * m : (t + 1) * m, t * m : (t + 1) * m] += C[t]
         return S
 
