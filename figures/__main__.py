@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 bad input (unknown figure, bad option).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -19,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--out", default=None, help="output folder (default: out/figures)")
     mk.add_argument("--recompute", action="store_true", help="ignore saved data and finished units")
     mk.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
     rd = sub.add_parser("redraw", help="render again from saved data")
     rd.add_argument("names", nargs="+", metavar="NAME")
     rd.add_argument("--out", required=True, help="folder holding the saved data")
@@ -35,6 +38,16 @@ def main(argv: list[str] | None = None) -> int:
             spec = figures.get(name)
             print(f"{name:18s} {spec.kind:6s} {spec.description}")
         return 0
+    overrides = {}
+    for item in getattr(args, "set", []):
+        key, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            overrides[key] = json.loads(value)
+        except ValueError:
+            print(f"error: --set expects KEY=JSON, got {item!r}", file=sys.stderr)
+            return 2
     names = figures.names() if args.names == ["all"] else args.names
     unknown = [n for n in names if n not in figures.REGISTRY]
     if unknown:
@@ -42,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name in names:
         if args.command == "make":
-            res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.no_progress,
-                               recompute=args.recompute)
+            try:
+                res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.no_progress,
+                                   recompute=args.recompute, overrides=overrides or None)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
             print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
         else:
             files = figures.redraw(name, args.out, smoke=args.smoke)

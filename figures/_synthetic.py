@@ -109,7 +109,7 @@ def compute_figure1(config: dict, workdir: Path, progress: bool) -> dict:
     for i, (sweep, v, cfg) in enumerate(pts):
         r = res[_key(dataclasses.asdict(cfg))]
         data[f"loss_sum_{i}"] = r["loss_sum"]
-        data[f"loss_per_sample_{i}"] = r["loss_per_sample"]
+        # per-sample metric = loss_sum / config["n"] (not stored twice)
         data[f"iterations_{i}"] = r["iterations"]
         data[f"A_err_{i}"] = r["A_err"]
         data["points"].append({"sweep": sweep, "value": v, "config": dataclasses.asdict(cfg)})
@@ -226,7 +226,7 @@ def _shallow_points(config: dict, sweep: str) -> list[tuple[Any, Any]]:
     return out
 
 
-def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool) -> dict:
+def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool, threads: int | None = None) -> dict:
     """Run (or load) one shallow configuration for all trials, both methods."""
     from empirics._records import RunDir
     from empirics._shallow import run_shallow_batched
@@ -237,7 +237,8 @@ def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool) -> di
         arrays, meta = run.load(key)
         return {**meta, **arrays}
     # mid-unit checkpoint: an interrupted unit restarts from its last saved epoch
-    res = run_shallow_batched(cfg, seeds, progress=progress, checkpoint=str(run.root / f"{key}.ckpt.pt"))
+    res = run_shallow_batched(cfg, seeds, progress=progress, checkpoint=str(run.root / f"{key}.ckpt.pt"),
+                              threads=threads)
     arrays = {k: v for k, v in res.items() if isinstance(v, np.ndarray)}
     meta = {k: v for k, v in res.items() if not isinstance(v, np.ndarray)}
     run.save(key, arrays, meta)
@@ -255,7 +256,7 @@ def compute_shallow_sweep(config: dict, workdir: Path, progress: bool) -> dict:
     seeds = trial_seeds(config["seed"], config["trials"])
     data: dict[str, Any] = {"sweep": sweep, "values": [], "seeds": seeds}
     for i, (v, cfg) in enumerate(_shallow_points(config, sweep)):
-        r = _shallow_unit(cfg, seeds, _units_root(workdir, config), progress)
+        r = _shallow_unit(cfg, seeds, _units_root(workdir, config), progress, config.get("threads"))
         data["values"].append(v)
         data[f"curve_{i}"] = np.asarray(r["curve"])
         data[f"curve_epochs_{i}"] = np.asarray(r["curve_epochs"])
@@ -296,6 +297,9 @@ _SHALLOW_PAPER = {
     "retrain_epochs": 40000, "finetune_epochs": 15000, "record_every": 100,
     "T2_rank_3k": True,
     "smoke": False,
+    # one torch thread: the steps are many small batched ops, where a second OpenMP thread
+    # brings little and, on a busy machine, spin-waiting makes each op far slower
+    "threads": 1,
 }
 _SHALLOW_SMOKE = dict(_SHALLOW_PAPER, trials=3, retrain_epochs=30, finetune_epochs=20, record_every=5, smoke=True,
                       base={"T": 3, "d": 4, "k": 1, "N": 30, "n": 10, "sigma": 0.1},

@@ -99,6 +99,8 @@ def test_cli_list_and_bad_arguments(capsys):
     with pytest.raises(SystemExit) as e:
         figures_main(["make"])
     assert e.value.code == 2
+    assert figures_main(["make", "figure1", "--smoke", "--set", "trials"]) == 2
+    assert figures_main(["make", "figure1", "--smoke", "--set", "no_such_key=1"]) == 2
     with pytest.raises(SystemExit) as e:
         figures_main(["frobnicate"])
     assert e.value.code == 2
