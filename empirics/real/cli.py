@@ -67,7 +67,8 @@ def add_subcommands(subparsers) -> None:
     v = subparsers.add_parser("vision", help="MLP-Mixer on CIFAR-10 / Fashion-MNIST class-pair tasks (Table 1)",
                               description="Vision experiment of the paper (Table 1) through the PEFT-ML trainer.")
     _common(v, VISION_PAPER)
-    v.add_argument("--dataset", choices=("cifar10", "fashion-mnist"), default="cifar10")
+    v.add_argument("--dataset", choices=("cifar10", "fashion-mnist", "random"), default="cifar10",
+                   help="random = random pixels, for smoke tests only (default: %(default)s)")
     v.add_argument("--data-root", default=None,
                    help="CIFAR-10: a folder with cifar-10-batches-py (e.g. the original download); "
                         "Fashion-MNIST: the idx files (default /usr/share/datasets/fashion-mnist)")

@@ -1,0 +1,64 @@
+"""Tables 1-3: registry entries and rendering beside the (unavailable) paper numbers."""
+import pytest
+
+import figures
+from figures import _real_tables as rt
+
+
+def _ms(m, se=0.01):
+    return {"mean": m, "se": se, "n": 2, "values": [m - se, m + se]}
+
+
+def _record(experiment, personas=("persona_1", "persona_2")):
+    rows = []
+    for label, (r, p) in [("LoRA-ML", ("lora-ml", "lora")), ("SR + LoRA", ("sr", "lora"))]:
+        per = {q: _ms(0.5 + 0.1 * i) for i, q in enumerate(personas)}
+        rows.append({"row": label, "retrain": r, "peft": p, "seeds": [1, 2], "accuracy": _ms(0.6),
+                     "best_accuracy_over_epochs": _ms(0.65), "per_task": per, "per_task_best": per,
+                     "retrain_wall_s": [1.0, 1.0], "best_epoch": [1, 2]})
+    return {"experiment": experiment, "rows": rows, "notes": ["a note on the data"],
+            "config": {"seeds": [1, 2], "epochs": 2, "finetune_epochs": 2, "max_per_task": 10},
+            "provenance": {"device": "cpu"}}
+
+
+def test_tables_are_registered_with_offline_smoke_configs():
+    for name in ("table1", "table2", "table3"):
+        spec = figures.get(name)
+        assert spec.kind == "table"
+    assert figures.get("table1").smoke["dataset"] == "random"
+    assert figures.get("table2").smoke["fixture"] and figures.get("table3").smoke["fixture"]
+    assert figures.get("table3").paper["ranks"] == [1, 4, 8, 16]
+
+
+def test_vision_table_renders_rows_differences_and_paper_column(tmp_path, capsys):
+    files = rt.render_record(_record("vision"), tmp_path, "t1")
+    text = (tmp_path / "t1.md").read_text()
+    assert "| LoRA-ML | 60.00 ± 1.00 | 65.00 ± 1.00 | n/a |" in text
+    assert "JPEG" in text and "not available offline" in text and "a note on the data" in text
+    assert [f.suffix for f in files] == [".md", ".png"] and all(f.stat().st_size > 0 for f in files)
+
+
+def test_language_tables_per_persona_and_rank(tmp_path):
+    rec = _record("language")
+    text = rt.format_language_table(rec)
+    assert "| method | persona_1 | persona_2 | average | paper |" in text
+    assert "| SR + LoRA | 50.00 ± 1.00 | 60.00 ± 1.00 | 60.00 ± 1.00 | n/a |" in text
+    assert "RoBERTa" in text
+    t3 = rt.format_rank_table({"1": rec, "8": rec})
+    assert "| 8 | 60.00 ± 1.00 | 60.00 ± 1.00 | n/a |" in t3
+    files = rt.render_table3({"records": {"1": rec, "8": rec}}, tmp_path, "t3")
+    assert all(f.is_file() for f in files)
+
+
+def test_single_seed_standard_error_is_shown_as_unavailable():
+    rec = _record("vision")
+    rec["rows"][0]["accuracy"] = {"mean": 0.5, "se": float("nan"), "n": 1, "values": [0.5]}
+    assert "50.00 ± n/a" in rt.format_vision_table(rec)
+
+
+def test_smoke_configs_map_to_offline_run_configs(tmp_path):
+    c1 = rt._run_config(figures.get("table1").smoke, tmp_path)
+    assert c1.dataset == "random" and c1.experiment == "vision"
+    c2 = rt._run_config(figures.get("table2").smoke, tmp_path)
+    assert c2.experiment == "language" and (tmp_path / "fixture" / "bert" / "config.json").is_file()
+    assert c2.valid_file.endswith("valid.txt") and c2.n_test == 2

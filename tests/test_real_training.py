@@ -1,0 +1,130 @@
+"""Real-data families through the PEFT-ML trainer: every retraining x fine-tuning path,
+gradient flow to the base and all adapters, model selection, records and resumption."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+pytest.importorskip("transformers")
+
+from empirics._trainer import StageConfig, retrain, task_adapter_name  # noqa: E402
+from empirics.real import _fixtures, _run, _vision_data  # noqa: E402
+from empirics.real._vision import VisionFamily  # noqa: E402
+
+TINY_VISION = dict(dataset="random", seeds=(3,), epochs=2, finetune_epochs=1, width=8, batch_size=16,
+                   reptile_outer_epochs=1, reptile_inner_steps=2, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def vision_family():
+    arrays = _fixtures.random_vision_arrays(np.random.default_rng(0), n_train=120, n_test=60)
+    return VisionFamily(_vision_data.build_vision_tasks(arrays), batch_size=8, dim=8)
+
+
+@pytest.fixture(scope="module")
+def language_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lang")
+    _fixtures.write_tiny_bert(d / "bert", hidden=16, layers=1)
+    _fixtures.write_parlai_dialogues(d / "valid.txt", np.random.default_rng(0), episodes_per_persona=5, turns=2)
+    _fixtures.write_persona_map(d / "maps")
+    return d
+
+
+def test_init_is_a_function_of_the_generator(vision_family):
+    a = vision_family.init_model(torch.Generator().manual_seed(5))
+    b = vision_family.init_model(torch.Generator().manual_seed(5))
+    c = vision_family.init_model(torch.Generator().manual_seed(6))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["patch_embed.weight"], sc["patch_embed.weight"])
+
+
+def test_lora_ml_gradients_reach_base_and_every_adapter(vision_family):
+    base = vision_family.init_model(torch.Generator().manual_seed(0))
+    tasks = vision_family.retrain_tasks()
+    names = [task_adapter_name(t) for t in range(len(tasks))]
+    ad = vision_family.attach_lora(base, names, rank=1, stage="retrain", generator=torch.Generator().manual_seed(1))
+    # lora_B starts at zero; move it so that lora_A receives gradient too
+    with torch.no_grad():
+        for n in names:
+            for p in ad.adapter_parameters(n):
+                p.add_(0.01)
+    gen = torch.Generator().manual_seed(2)
+    total = 0
+    for t, task in enumerate(tasks):
+        ad.activate(names[t])
+        total = total + vision_family.loss(ad.model, next(task.batches("train", gen)))
+    total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ad.base_parameters() if p.requires_grad)
+    assert any(p.requires_grad for p in ad.base_parameters())
+    for n in names:
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ad.adapter_parameters(n)), n
+    # biases of the adapted Linear layers are kept and trained
+    assert any("base_layer.bias" in k for k, _ in ad.model.named_parameters())
+
+
+def test_augmentation_in_the_trainer_differs_between_epochs(vision_family):
+    task = vision_family.retrain_tasks()[0]
+    gen = torch.Generator().manual_seed(0)
+    x, y = task.train
+    first = vision_family._augment((x, y), gen)[0]
+    second = vision_family._augment((x, y), gen)[0]
+    assert first.shape == x.shape and first.dtype == torch.float32
+    assert not torch.allclose(first, second)
+
+
+def test_model_selection_returns_the_best_validation_epoch(vision_family):
+    cfg = StageConfig(method="sr", epochs=4, lr=3e-3, optimizer="adam", validate_every=1, select_best=True)
+    res = retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    accs = [h["val_accuracy"] for h in res.history]
+    assert res.best_epoch == 1 + int(np.argmax(accs))
+    res.model.eval()
+    again = np.mean([vision_family.evaluate(res.model, t, "val")["accuracy"] for t in vision_family.retrain_tasks()])
+    assert again == pytest.approx(max(accs))
+
+
+def test_vision_run_all_paths_records_and_resume(tmp_path, capsys):
+    cfg = _run.RunConfig(**TINY_VISION)
+    rec = _run.run(cfg, tmp_path, verbose=False)
+    assert [r["row"] for r in rec["rows"]] == [_run.ROW_LABELS[r] for r in _run.ROWS]
+    for r in rec["rows"]:
+        assert 0.0 <= r["accuracy"]["mean"] <= 1.0 and r["seeds"] == [3]
+    units = sorted(p.name for p in (tmp_path / "units").glob("*.json"))
+    assert units == sorted(f"{m}_seed3.json" for m in ("lora-ml", "sr", "reptile", "last-layer-ml"))
+    unit = json.loads((tmp_path / "units" / "sr_seed3.json").read_text())
+    assert set(unit["finetune"]) == {"lora", "last-layer"}
+    assert len(unit["retrain_history"]["val_accuracy"]) == 2
+    on_disk = json.loads((tmp_path / "vision_record.json").read_text())
+    assert on_disk["provenance"]["device"] == "cpu" and on_disk["notes"]
+    # resumption: finished units are not recomputed
+    mtime = (tmp_path / "units" / "sr_seed3.json").stat().st_mtime_ns
+    _run.run(cfg, tmp_path, verbose=False)
+    assert (tmp_path / "units" / "sr_seed3.json").stat().st_mtime_ns == mtime
+
+
+def test_language_run_all_paths(language_files, tmp_path):
+    d = language_files
+    cfg = _run.RunConfig(experiment="language", seeds=(0,), epochs=1, finetune_epochs=1, lr=1e-3, finetune_lr=1e-3,
+                         optimizer="adamw", batch_size=4, rank=2, lora_alpha=4, lora_dropout=0.0,
+                         reptile_outer_epochs=1, reptile_inner_steps=1, model=str(d / "bert"),
+                         valid_file=str(d / "valid.txt"), map_dir=str(d / "maps"), n_test=1, n_retrain=2,
+                         max_length=24)
+    rec = _run.run(cfg, tmp_path, verbose=False)
+    assert len(rec["rows"]) == 6
+    for r in rec["rows"]:
+        assert list(r["per_task"]) == ["persona_1"]
+    assert any("not available" in n for n in rec["notes"])
+    assert rec["family"]["retrain_tasks"] and not set(rec["family"]["retrain_tasks"]) & set(rec["family"]["test_tasks"])
+
+
+def test_cli_reduced_vision_run(tmp_path, capsys):
+    from empirics.real.cli import main
+
+    rc = main(["vision", "--dataset", "random", "--seeds", "1", "--epochs", "1", "--finetune-epochs", "1",
+               "--width", "8", "--batch-size", "16", "--retrain", "lora-ml", "--peft", "lora", "--out", str(tmp_path)])
+    assert rc == 0
+    assert "LoRA-ML" in capsys.readouterr().out
+    assert (tmp_path / "vision_table.txt").is_file()
+    assert main(["vision", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
