@@ -11,8 +11,10 @@ trainer name, so ``import empirics`` stays light):
   :func:`run_linear_batched`, :func:`LinearFamily`.
 * Shallow network (THEORY.md 9.2, :mod:`empirics._shallow`): :class:`ShallowConfig`,
   :func:`run_shallow_batched`, :func:`ShallowFamily`.
-* Records (:mod:`empirics._records`): :func:`provenance`, :func:`write_json`,
-  :class:`RunDir`.
+* Records (:mod:`empirics._records`, :mod:`empirics._runs`): :func:`provenance`,
+  :func:`write_json`, :class:`RunDir`, :func:`trial_record` (one seeded retrain +
+  fine-tune trial of any family, written as a JSON record), :func:`linear_record`,
+  :func:`shallow_record`.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ _EXPORTS = {
     "_shallow": ("ShallowConfig", "ShallowProblem", "draw_shallow_problem", "run_shallow_batched",
                  "ShallowFamily", "SHALLOW_PAPER_DEFAULTS", "central_range"),
     "_records": ("provenance", "write_json", "read_json", "to_jsonable", "RunDir"),
+    "_runs": ("trial_record", "linear_record", "shallow_record", "trial_seeds"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 

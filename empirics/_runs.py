@@ -15,7 +15,7 @@ import numpy as np
 
 from ._records import provenance, read_json, to_jsonable, write_json
 
-__all__ = ["trial_seeds", "linear_record", "shallow_record", "summarize"]
+__all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize"]
 
 
 def trial_seeds(seed: int, trials: int) -> list[int]:
@@ -102,3 +102,49 @@ def summarize(record: dict) -> str:
                 parts.append(f"{key} mean {st['mean']:.4g} [min {st['min']:.4g}, max {st['max']:.4g}]")
         lines.append(f"  {m:8s} " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def trial_record(family, retrain_cfg, finetune_cfg, *, seed: int, out: str | Path | None = None,
+                 checkpoint_dir: str | Path | None = None) -> dict[str, Any]:
+    """Retrain then fine-tune one trial of any :class:`~empirics._trainer.Family`; return its record.
+
+    Parameters
+    ----------
+    family : Family
+    retrain_cfg, finetune_cfg : StageConfig
+    seed : int
+        Seeds the run's only ``torch.Generator`` (no global state is touched).
+    out : path, optional
+        JSON record path; a finished record with the same configuration is reused.
+    checkpoint_dir : path, optional
+        Stage checkpoints (``retrain.pt``, ``finetune.pt``) for resuming an interrupted trial.
+
+    Returns
+    -------
+    dict
+        ``config`` (family description, both stage configs, seed), ``provenance`` (git
+        revision, versions, device), ``retrain``/``finetune`` histories (metrics per
+        epoch), ``best_epoch`` of each stage, ``test`` (final test metrics), ``seconds``.
+    """
+    import torch
+
+    from ._trainer import finetune, retrain
+
+    config = {"experiment": "trial", "family": family.describe(), "retrain": dataclasses.asdict(retrain_cfg),
+              "finetune": dataclasses.asdict(finetune_cfg), "seed": seed}
+    old = _reuse(out, config)
+    if old is not None:
+        return old
+    ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    t0 = time.perf_counter()
+    r = retrain(family, retrain_cfg, g, checkpoint=None if ck is None else ck / "retrain.pt")
+    f = finetune(family, r.model, finetune_cfg, g, checkpoint=None if ck is None else ck / "finetune.pt")
+    record = {"config": config, "seed": seed, "provenance": provenance(retrain_cfg.device),
+              "seconds": time.perf_counter() - t0,
+              "retrain": {"history": r.history, "best_epoch": r.best_epoch},
+              "finetune": {"history": f.history, "best_epoch": f.best_epoch},
+              "test": f.history[-1]["test"]}
+    if out is not None:
+        write_json(out, record)
+    return to_jsonable(record)

@@ -178,7 +178,49 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
     trials = np.asarray(data["loss_sum_0"]).shape[1]
     fig.suptitle(f"Linear model: LoRA-ML (solid) vs SR (dashed); mean and min-max band over {trials} trials")
     fig.tight_layout()
-    return _save(fig, out_dir, stem)
+    md = Path(out_dir) / f"{stem}.md"
+    md.write_text(format_figure1_summary(data) + "\n")
+    return _save(fig, out_dir, stem) + [md]
+
+
+def figure1_claims(data: dict) -> list[dict]:
+    """The paper's qualitative claims on Figure 1's final losses, with the numbers.
+
+    * LoRA-ML is far below SR (factor > 10 on means, and every LoRA-ML trial below every
+      SR trial) at every sweep point with T >= 3 (Cor 4 vs Prop 1);
+    * SR gets worse as d grows (Prop 2: the floor grows like d - k').
+    """
+    claims = []
+    final = {}
+    for i, p in enumerate(data["points"]):
+        L = np.asarray(data[f"loss_sum_{i}"])[:, :, -1]
+        final[(p["sweep"], p["value"])] = L
+        if p["config"]["T"] >= 3:
+            ok = bool(L[0].mean() * 10 < L[1].mean() and L[0].max() < L[1].min())
+            claims.append({"claim": f"LoRA-ML << SR at {p['sweep']}={p['value']}", "holds": ok,
+                           "lora_ml_mean": float(L[0].mean()), "sr_mean": float(L[1].mean())})
+    d_vals = sorted(v for (sw, v) in final if sw == "d")
+    sr_d = [float(final[("d", v)][1].mean()) for v in d_vals]
+    if len(sr_d) >= 2:
+        claims.append({"claim": "SR worsens with d", "holds": bool(np.all(np.diff(sr_d) > 0)), "d": d_vals,
+                       "sr_mean": sr_d})
+    return claims
+
+
+def format_figure1_summary(data: dict) -> str:
+    """Markdown: final test loss per sweep point (mean over trials) and the claims."""
+    lines = ["# Figure 1 (linear model): final fine-tuning loss, mean over trials", "",
+             "| sweep | value | LoRA-ML (sum) | SR (sum) | LoRA-ML per sample | SR per sample | SR / LoRA-ML |",
+             "|---|---|---|---|---|---|---|"]
+    for i, p in enumerate(data["points"]):
+        L = np.asarray(data[f"loss_sum_{i}"])[:, :, -1].mean(1)
+        n = p["config"]["n"]
+        lines.append(f"| {p['sweep']} | {p['value']} | {L[0]:.4g} | {L[1]:.4g} | {L[0] / n:.3g} | {L[1] / n:.3g} | "
+                     f"{L[1] / L[0]:.3g} |")
+    lines += ["", "## Claims", ""]
+    for c in figure1_claims(data):
+        lines.append(f"- {'HOLDS' if c['holds'] else 'FAILS'}: {c['claim']}")
+    return "\n".join(lines)
 
 
 _LINEAR_PAPER = {
@@ -286,7 +328,15 @@ def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    return _save(fig, out_dir, stem)
+    lines = [f"# Shallow network, vary {sweep}: final test MSE, median (central range)", "",
+             f"| {sweep} | LoRA-ML | SR |", "|---|---|---|"]
+    for i, v in enumerate(data["values"]):
+        F = np.asarray(data[f"final_mse_{i}"])
+        cells = ["{:.4f} ({:.4f}, {:.4f})".format(*_central(F[m], 0.2)) for m in range(2)]
+        lines.append(f"| {v} | {cells[0]} | {cells[1]} |")
+    md = Path(out_dir) / f"{stem}.md"
+    md.write_text("\n".join(lines) + "\n")
+    return _save(fig, out_dir, stem) + [md]
 
 
 _SHALLOW_PAPER = {
