@@ -158,3 +158,13 @@ def test_bad_configs_are_rejected():
     task = TaskData("t", train=(torch.zeros(4),), batch_size=2)
     with pytest.raises(ValueError, match="Generator"):
         next(task.batches("train"))
+
+
+def test_bf16_autocast_and_last_layer_finetune_run():
+    fam = shallow_family(2)
+    g = torch.Generator().manual_seed(0)
+    r = retrain(fam, StageConfig("last-layer-ml", epochs=2, lr=1e-2, bf16=True), g)
+    f = finetune(fam, r.model, StageConfig("last-layer", epochs=2, lr=1e-2, bf16=True), g)
+    assert np.isfinite(f.history[-1]["test"]["loss"])
+    # fine-tuning trains only the fresh head: the first layer is the retrained one
+    torch.testing.assert_close(f.model[0].weight, r.model[0].weight)
