@@ -411,7 +411,31 @@ def format_shallow_tables(data: dict) -> str:
             inside = "-" if r["inside"] is None else ("yes" if r["inside"] else "no")
             lines.append(f"| {r['value']} | {METHOD_LABELS[r['method']]} | {ours} | {paper} | {inside} |")
         lines.append("")
+    lines += ["## Claims", ""]
+    for c in shallow_claims(data):
+        lines.append(f"- {'HOLDS' if c['holds'] else 'FAILS'}: {c['claim']}")
     return "\n".join(lines)
+
+
+def shallow_claims(data: dict) -> list[dict]:
+    """Qualitative claims on the shallow tables: LoRA-ML below SR at every point with
+    T >= 3 (median), and LoRA-ML improving with T (medians decreasing over numeric T)."""
+    rows = shallow_table_rows(data)
+    med = {(r["sweep"], str(r["value"]), r["method"]): r["median"] for r in rows}
+    claims = []
+    for (s, v, m), x in med.items():
+        if m != "lora-ml":
+            continue
+        if s == "T" and not (v.isdigit() and int(v) >= 3):
+            continue
+        claims.append({"claim": f"LoRA-ML median < SR median at {s}={v}", "holds": bool(x < med[(s, v, "sr")])})
+    if "T" in data["sweeps"]:
+        ts = sorted(int(v) for v in map(str, data["values_T"]) if v.isdigit())
+        ml = [med[("T", str(t), "lora-ml")] for t in ts]
+        if len(ml) >= 2:
+            claims.append({"claim": f"LoRA-ML improves with T (medians {', '.join(f'{x:.4f}' for x in ml)} "
+                                    f"at T={ts})", "holds": bool(np.all(np.diff(ml) < 0))})
+    return claims
 
 
 def render_shallow_tables(data: dict, out_dir: Path, stem: str) -> list[Path]:
