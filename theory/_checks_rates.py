@@ -121,7 +121,9 @@ def check_rates(
     rank ``ml_rank``.  Cases: both residual ranks equal the prediction, and the
     ratio of mean RRR errors equals the ratio of degrees of freedom
     :math:`\mathrm{dof}(r_{SR})/\mathrm{dof}(r_{ML})` (THEORY.md: 1 at :math:`T=2`,
-    about :math:`T+1` for :math:`T\ge3`) within ``Z_CRITICAL`` delta-method SE.
+    about :math:`T+1` for :math:`T\ge3`) within ``Z_CRITICAL`` delta-method SE; and the
+    LoRA-ML error itself is :math:`\sigma^2\mathrm{dof}(r_{ML})`, i.e. Lemma 1 with
+    :math:`k'=3k` (Cor 2, :math:`T=2`) or :math:`k'=k` independently of :math:`T` (Cor 4).
 
     ``n`` defaults to 1000 so that every residual, including the weakest direction of
     :math:`W_{T+1}-\bar W`, is in the strong-signal regime where the dof prediction is
@@ -148,6 +150,11 @@ def check_rates(
         cases.append(Case(f"T={T}: rank after LoRA-ML", r_ml_pred, int(r_ml), "SVD", int(r_ml) == r_ml_pred))
         e_sr = rrr_prediction_errors(rng, B_sr, n=n, sigma=sigma, kprime=r_sr_pred, reps=reps)
         e_ml = rrr_prediction_errors(rng, B_ml, n=n, sigma=sigma, kprime=r_ml_pred, reps=reps)
+        m_ml, se_ml = mean_and_se(e_ml / (sigma**2 * rank_kprime_dof(d, r_ml_pred)))
+        cor = "Cor 2" if T == 2 else "Cor 4"
+        cases.append(Case(f"T={T}: {cor} E||E_ML||^2 / (sigma^2 dof(k'={r_ml_pred}))", 1.0, m_ml,
+                          Z_CRITICAL * se_ml, abs(m_ml - 1.0) <= Z_CRITICAL * se_ml,
+                          ci=(m_ml - 2 * se_ml, m_ml + 2 * se_ml)))
         ratio, se = ratio_of_means(e_sr, e_ml)
         pred = rank_kprime_dof(d, r_sr_pred) / rank_kprime_dof(d, r_ml_pred)
         cases.append(Case(f"T={T}: E||E_SR||^2 / E||E_ML||^2", pred, ratio, Z_CRITICAL * se,
