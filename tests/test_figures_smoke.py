@@ -10,7 +10,7 @@ import figures
 from figures import FigureSpec
 from figures.__main__ import main as figures_main
 
-SYNTHETIC = ["figure1", "shallow-T", "shallow-d", "shallow-N", "shallow-n", "shallow-k", "shallow-tables"]
+SYNTHETIC = ["figure1", "figure1-official", "shallow-T", "shallow-d", "shallow-N", "shallow-n", "shallow-k", "shallow-tables"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_smoke_config_renders_png(name, smoke_out):
 
 
 def test_every_registered_synthetic_figure_is_smoke_tested():
-    synthetic = {n for n in figures.names() if n == "figure1" or n.startswith("shallow")}
+    synthetic = {n for n in figures.names() if n.startswith("figure1") or n.startswith("shallow")}
     assert synthetic == set(SYNTHETIC)
 
 
