@@ -225,3 +225,15 @@ def test_cli_exit_1_when_a_check_fails(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "FAIL" in out and "BAD" in out
     assert json.loads((tmp_path / "x.json").read_text())["passed"] is False
+
+
+def test_cli_rejoins_unquoted_ids():
+    from theory.__main__ import resolve_ids
+
+    assert resolve_ids(["Thm", "3.1", "prop1", "Thm", "3.3", "control:", "T=2"]) == [
+        "Thm 3.1",
+        "Prop 1",
+        "Thm 3.3 control: T=2",
+    ]
+    with pytest.raises(UnknownCheckError):
+        resolve_ids(["Thm", "9.9"])

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._registry import DEFAULT_SCALE, SCALES, UnknownCheckError, check_ids, run
+from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -20,8 +20,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def resolve_ids(tokens):
+    """Map ``--only`` tokens to registry ids; an unquoted id split at its spaces
+    (``--only Thm 3.1``) is re-joined greedily."""
+    out, i = [], 0
+    while i < len(tokens):
+        for j in range(min(len(tokens), i + 6), i, -1):
+            try:
+                out.append(get_check(" ".join(tokens[i:j])).id)
+            except UnknownCheckError:
+                continue
+            i = j
+            break
+        else:
+            get_check(tokens[i])  # raises with the list of known ids
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ids = "\n".join(f"  {i}" for i in check_ids())
+    width = max(len(c.id) for c in REGISTRY)
+    ids = "\n".join(f"  {c.id:<{width}}  {c.title}" for c in REGISTRY)
     p = _Parser(
         prog="python -m theory",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -37,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "exit status: 0 all checks pass, 1 a check failed, 2 bad arguments\n\n"
-            "check ids (case and spaces are ignored; quote ids that contain spaces):\n" + ids
+            "check ids (case and spaces are ignored; Lemmas 3-7, Cor 5-6 and eq. (35) are cases of "
+            "'Thm 3.4'):\n" + ids
         ),
     )
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these checks")
@@ -57,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        report = run(args.only, seed=args.seed, scale=args.scale, progress=not args.no_progress)
+        ids = None if args.only is None else resolve_ids(args.only)
+        report = run(ids, seed=args.seed, scale=args.scale, progress=not args.no_progress)
     except UnknownCheckError as exc:
         sys.stderr.write(f"python -m theory: error: {exc}\n")
         return EXIT_USAGE

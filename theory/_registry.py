@@ -61,12 +61,15 @@ class Check:
     control : bool
         True for a negative control: a check that the conclusion *fails* where a
         hypothesis of the statement fails (its PASS means "failed as predicted").
+    title : str
+        One line of plain text for ``--help``.
     """
 
     id: str
     func: Callable[..., CheckResult]
     sizes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     control: bool = False
+    title: str = ""
 
     def run(self, rng: np.random.Generator, scale: str = DEFAULT_SCALE, **overrides) -> CheckResult:
         if scale not in SCALES:
@@ -81,24 +84,116 @@ def _normalise(check_id: str) -> str:
 
 
 REGISTRY: tuple[Check, ...] = (
-    Check("R3.1", _sr.check_r31, {"quick": {"subsets": 50}, "paper": {}}),
-    Check("Eq.(7)-(8)", _sr.check_eq7_8, {"quick": {"N": 50_000}, "paper": {}}),
-    Check("Eq.(11)-(12)", _sr.check_eq11_12, {"quick": {"N": 5_000}, "paper": {}}),
-    Check("Thm 3.1", _sr.check_thm31, {"quick": {"draws": 5_000}, "paper": {}}),
-    Check("Prop 1", _sr.check_prop1, {"quick": {}, "paper": {}}),
-    Check("Prop 2", _sr.check_prop2, {"quick": {"T": 20_000}, "paper": {}}),
-    Check("Lemma 1", _rt.check_lemma1, {"quick": {"reps": 100}, "paper": {}}),
-    Check("Remark 3.2 / Cor 2 / Cor 4", _rt.check_rates, {"quick": {"reps": 150}, "paper": {}}),
-    Check("Eq.(34) / Thm B.1", _sd.check_schur, {"quick": {}, "paper": {}}),
-    Check("Thm 3.2 + Cor 1", _mn.check_thm32, {"quick": {"boosts": 4}, "paper": {}}),
-    Check("Thm 3.2 via GD", _mn.check_thm32_gd, {"quick": {}, "paper": {}}),
-    Check("App F.1", _mn.check_f1, {"quick": {"starts": 6}, "paper": {}}),
-    Check("Thm 3.3 + Cor 3", _mn.check_thm33, {"quick": {"starts": 8}, "paper": {"starts": 75}}),
-    Check("Thm 3.3 control: T=2", _mn.check_thm33_control_t2, {"quick": {"starts": 8}, "paper": {}}, control=True),
-    Check("Thm 3.3 control: d=2k", _mn.check_thm33_control_d2k, {"quick": {"starts": 8}, "paper": {}}, control=True),
-    Check("Thm 3.4", _sd.check_thm34, {"quick": {"starts": 15}, "paper": {}}),
-    Check("App C", _sr.check_appC, {"quick": {"reps": 500}, "paper": {}}),
-    Check("App F.2", _sd.check_f2, {"quick": {}, "paper": {}}),
+    Check(
+        "R3.1",
+        _sr.check_r31,
+        {"quick": {"subsets": 50}, "paper": {}},
+        title="task diversity: any min(d,Tk) columns of the U*_t are independent",
+    ),
+    Check(
+        "Eq.(7)-(8)",
+        _sr.check_eq7_8,
+        {"quick": {"N": 50_000}, "paper": {}},
+        title="infinite-sample loss: (E L^N - d sigma^2)/2 = ||A - A*_t||^2/2 (Monte Carlo)",
+    ),
+    Check(
+        "Eq.(11)-(12)",
+        _sr.check_eq11_12,
+        {"quick": {"N": 5_000}, "paper": {}},
+        title="SR closed form A_SR = mean of the A*_t (gradient, pooled OLS)",
+    ),
+    Check(
+        "Thm 3.1",
+        _sr.check_thm31,
+        {"quick": {"draws": 5_000}, "paper": {}},
+        title="expected SR training loss (T-1) k d(d+1)/2 (Monte Carlo)",
+    ),
+    Check(
+        "Prop 1",
+        _sr.check_prop1,
+        {"quick": {}, "paper": {}},
+        title="SR rank inflation; fine-tuning loss > 0 below rank min(d,(T+1)k), 0 at it",
+    ),
+    Check(
+        "Prop 2",
+        _sr.check_prop2,
+        {"quick": {"T": 20_000}, "paper": {}},
+        title="large-T floor of SR fine-tuning, k^2 (d-k')/2 (T = 5e4, running mean)",
+    ),
+    Check(
+        "Lemma 1",
+        _rt.check_lemma1,
+        {"quick": {"reps": 100}, "paper": {}},
+        title="reduced-rank regression error sigma^2 k'(2d-k') and its tail bound",
+    ),
+    Check(
+        "Remark 3.2 / Cor 2 / Cor 4",
+        _rt.check_rates,
+        {"quick": {"reps": 150}, "paper": {}},
+        title="fine-tuning error ratio SR / LoRA-ML; Cor 2 (T=2, 3k), Cor 4 (k)",
+    ),
+    Check(
+        "Eq.(34) / Thm B.1",
+        _sd.check_schur,
+        {"quick": {}, "paper": {}},
+        title="derivatives (Taylor slopes), Hess G = Schur complement, Haynsworth",
+    ),
+    Check(
+        "Thm 3.2 + Cor 1",
+        _mn.check_thm32,
+        {"quick": {"boosts": 4}, "paper": {}},
+        title="structure of global minima on the T=2 O(k,k) family; rank-3k fine-tune",
+    ),
+    Check(
+        "Thm 3.2 via GD",
+        _mn.check_thm32_gd,
+        {"quick": {}, "paper": {}},
+        title="the same structure at the minimiser reached by the official GD (T=2)",
+    ),
+    Check(
+        "App F.1",
+        _mn.check_f1,
+        {"quick": {"starts": 6}, "paper": {}},
+        title="the hyperbola of global minima (4 branches) and nothing else",
+    ),
+    Check(
+        "Thm 3.3 + Cor 3",
+        _mn.check_thm33,
+        {"quick": {"starts": 8}, "paper": {"starts": 75}},
+        title="T>=3, d>=3k: global minimiser unique up to O(k); rank-k fine-tune",
+    ),
+    Check(
+        "Thm 3.3 control: T=2",
+        _mn.check_thm33_control_t2,
+        {"quick": {"starts": 8}, "paper": {}},
+        control=True,
+        title="negative control: uniqueness must fail for T=2",
+    ),
+    Check(
+        "Thm 3.3 control: d=2k",
+        _mn.check_thm33_control_d2k,
+        {"quick": {"starts": 8}, "paper": {}},
+        control=True,
+        title="negative control: uniqueness must fail for d=2k (section 4 instance)",
+    ),
+    Check(
+        "Thm 3.4",
+        _sd.check_thm34,
+        {"quick": {"starts": 15}, "paper": {}},
+        title="T=2: critical points with G>0 are strict saddles; Lemmas 3-7, Cor 5-6, (35)",
+    ),
+    Check(
+        "App C",
+        _sr.check_appC,
+        {"quick": {"reps": 500}, "paper": {}},
+        title="asymmetric adapters: ranks and the drift of the SR mean",
+    ),
+    Check(
+        "App F.2",
+        _sd.check_f2,
+        {"quick": {}, "paper": {}},
+        title="certified spurious local minimum for T=3 (landscape Taylor certificate)",
+    ),
 )
 
 
