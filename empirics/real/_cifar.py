@@ -193,7 +193,8 @@ def decode_jpeg_archive(archive: str | os.PathLike = DEFAULT_ARCHIVE,
         print(LOSSY_NOTICE, file=sys.stderr)
     decoded = _decode_members(archive)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / (BATCHES_DIR + ".tmp")
+    # a private temporary folder: concurrent decoders (one process per seed) never share one
+    tmp = root / f"{BATCHES_DIR}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     hashes = {}
@@ -218,6 +219,9 @@ def decode_jpeg_archive(archive: str | os.PathLike = DEFAULT_ARCHIVE,
     with open(tmp / LOSSY_MARKER, "w") as f:
         json.dump({"notice": LOSSY_NOTICE, "archive": archive.name, "sha256_nhwc": hashes,
                    "matches_readme_sha256": matches}, f, indent=1)
+    if (final / LOSSY_MARKER).is_file() and not force:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
+        return root
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     if verbose and archive.name == DEFAULT_ARCHIVE.name and not all(matches.values()):

@@ -60,11 +60,13 @@ def load_encoder(path: str | os.PathLike | None = None):
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no HuggingFace model folder at {path} (config.json missing)")
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    # float32 master weights even when the folder stores fp16/bf16 (bf16 enters via autocast)
+    kw = {"local_files_only": True, "dtype": torch.float32}
     try:
-        enc = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+        enc = AutoModel.from_pretrained(str(path), add_pooling_layer=False, **kw)
     except TypeError:  # architectures without a pooler argument
-        enc = AutoModel.from_pretrained(str(path), local_files_only=True)
-    return enc, tok
+        enc = AutoModel.from_pretrained(str(path), **kw)
+    return enc.float(), tok
 
 
 class PairScorer(nn.Module):
