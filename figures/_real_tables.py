@@ -169,7 +169,7 @@ def format_rank_table(records: dict) -> str:
     return "\n".join(lines)
 
 
-def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path) -> Path:
+def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: float | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,6 +185,8 @@ def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path) -> Path:
         m = [100 * rows_by_group[g][lab]["mean"] if lab in rows_by_group[g] else np.nan for g in groups]
         e = [100 * np.nan_to_num(rows_by_group[g][lab]["se"]) if lab in rows_by_group[g] else 0 for g in groups]
         ax.bar(x, m, width, yerr=e, capsize=3, label=lab)
+    if chance is not None:
+        ax.axhline(100 * chance, color="k", ls=":", lw=1, label=f"chance ({100 * chance:.0f} %)")
     ax.set_xticks(np.arange(len(groups)))
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
     ax.set_ylabel(ylabel)
@@ -213,7 +215,8 @@ def render_record(record: dict, out_dir: Path, stem: str, *, kind: str | None = 
         personas = list(record["rows"][0]["per_task"]) if record["rows"] else []
         groups = {p: {r["row"]: r["per_task"][p] for r in record["rows"]} for p in personas}
         title = "Language: hits@1 per test persona (mean ± SE over seeds)"
-    png = _bar_png(groups, "accuracy (%)", title, out_dir / f"{stem}.png") if record["rows"] else None
+    chance = 0.5 if kind == "vision" else 1 / 20  # binary tasks; one reply among 20 candidates
+    png = _bar_png(groups, "accuracy (%)", title, out_dir / f"{stem}.png", chance) if record["rows"] else None
     return [md] + ([png] if png else [])
 
 
@@ -231,7 +234,7 @@ def render_table3(data: dict, out_dir: Path, stem: str) -> list:
     md.write_text(text + "\n")
     print(text)
     groups = {f"rank {k}": {r["row"]: r["accuracy"] for r in rec["rows"]} for k, rec in data["records"].items()}
-    png = _bar_png(groups, "average hits@1 (%)", "Language: LoRA rank sweep", Path(out_dir) / f"{stem}.png")
+    png = _bar_png(groups, "average hits@1 (%)", "Language: LoRA rank sweep", Path(out_dir) / f"{stem}.png", 1 / 20)
     return [md, png]
 
 

@@ -128,3 +128,15 @@ def test_cli_reduced_vision_run(tmp_path, capsys):
     assert "LoRA-ML" in capsys.readouterr().out
     assert (tmp_path / "vision_table.txt").is_file()
     assert main(["vision", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+
+
+def test_gpu_script_is_valid_bash_and_names_both_tables():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "empirics" / "real" / "gpu_run.sh"
+    text = script.read_text()
+    assert "empirics vision" in text and "empirics language" in text and "--device" in text
+    if shutil.which("bash"):
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
