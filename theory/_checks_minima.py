@@ -61,6 +61,14 @@ EIG_ZERO_FACTOR = 10
 #: THEORY.md, the F.2 spurious minimum, is 1e-3).
 ZERO_RESIDUAL_RTOL = 1e-9
 
+#: Relative accuracy of a computed O(k,k) element: Lambda J Lambda^T - J is ~10 eps
+#: ||Lambda||^2 for expm plus two products; 1e3 eps leaves two orders of margin.
+OKK_RTOL = 1e3 * EPS
+
+#: Rounding floor of distances between points whose entries have size ``scale``
+#: (a few hundred roundings at most in the residuals and products involved).
+ROUNDING_FLOOR_FACTOR = 1e3
+
 #: Evaluation budget of one Levenberg-Marquardt run.  Gauss-Newton converges
 #: quadratically at a zero residual, so runs that head for a global minimiser stop after
 #: a few dozen evaluations (median ~60 at d=6, k=2, T=3); runs still going after this
@@ -186,6 +194,8 @@ def check_thm32(
         okk_err, results = 0.0, []
         for _ in range(boosts):
             Lam = random_okk(rng, k, boost_scale)
+            # expm (scaling and squaring) and the two products are accurate to a small
+            # multiple of eps ||Lambda||^2; OKK_RTOL leaves two orders of margin
             okk_err = max(okk_err, float(np.linalg.norm(Lam @ J @ Lam.T - J)) / float(np.linalg.norm(Lam) ** 2))
             A, U = _t2_family_point(inst, Lam, k)
             results.append(thm32_structure(train, A, U, inst.A_star, W_test))
@@ -193,7 +203,7 @@ def check_thm32(
         tau = max(r.tau for r in results)
         loss_tol = 0.5 * (tau / EIG_ZERO_FACTOR) ** 2
         cases += [
-            Case(f"{tag}: Lambda J Lambda^T = J (rel.)", 0.0, okk_err, 1e3 * EPS, okk_err <= 1e3 * EPS),
+            Case(f"{tag}: Lambda J Lambda^T = J (rel.)", 0.0, okk_err, OKK_RTOL, okk_err <= OKK_RTOL),
             Case(f"{tag}: loss on the O(k,k) family", 0.0, max(r.loss for r in results), loss_tol,
                  all(r.loss <= 0.5 * (r.tau / EIG_ZERO_FACTOR) ** 2 for r in results)),
             Case(f"{tag}: Q symmetric, = W_t - U_tU_t^T", 0.0,
@@ -443,7 +453,7 @@ def uniqueness_report(
     # (with a kernel, the zero set is a manifold and only the transversal distance is
     # controlled by the residual; motion along the kernel is what non-uniqueness is)
     sigma_plus = float(s[s > JACOBIAN_NULL_RTOL * s[0]][-1])
-    tol_A = 10 * max_res / sigma_plus + 1e3 * EPS * scale
+    tol_A = 10 * max_res / sigma_plus + ROUNDING_FLOOR_FACTOR * EPS * scale
     devs = [float(np.linalg.norm(A - inst.A_star)) for A, _, _ in zero]
     unique_devs = [x for x in devs if x <= tol_A]
     cor3 = 0.0
@@ -488,7 +498,9 @@ def check_thm33(
         rep = uniqueness_report(train, rng, starts=starts, W_test=inst.W[T])
         total_zero += rep.n_zero
         tag = f"d={d} k={k} T={T}"
-        cor3_tol = 0.5 * d * (rep.tol_A + 1e3 * EPS * float(np.linalg.norm(inst.W[T]))) ** 2
+        # the test residual A*_T+1 - A_hat - W_T+1 is at most tol_A (+ rounding); its d
+        # discarded singular values are each below that
+        cor3_tol = 0.5 * d * (rep.tol_A + ROUNDING_FLOOR_FACTOR * EPS * float(np.linalg.norm(inst.W[T]))) ** 2
         cases += [
             Case(f"{tag}: nullity of quotient Jacobian at A*", 0, rep.nullity,
                  f"s <= {JACOBIAN_NULL_RTOL:g} s_1", rep.nullity == 0),
@@ -651,7 +663,7 @@ def check_f1(
             # residual Jacobian there (its one null direction is the curve's tangent)
             sj = np.linalg.svd(_residual_jacobian(prob, U_b), compute_uv=False)
             sigma_plus = float(sj[sj > JACOBIAN_NULL_RTOL * sj[0]][-1])
-            bound = 10 * r / sigma_plus + 1e3 * EPS * (1 + math.cosh(th) ** 2)
+            bound = 10 * r / sigma_plus + ROUNDING_FLOOR_FACTOR * EPS * (1 + math.cosh(th) ** 2)
             worst_excess = max(worst_excess, dist / bound)
         cases.append(Case(f"d={d}: LM zeros on a branch ({len(zero)}/{starts} zero)", "dist <= 10 r/sigma_+",
                           f"max dist/bound = {fmt(worst_excess)}", "1", len(zero) > 0 and worst_excess <= 1.0))

@@ -344,6 +344,7 @@ def check_thm34(
             R = prob.residuals(A, U)
             UUt = U @ np.swapaxes(U, 1, 2)
             D_U = UUt[0] - UUt[1]
+            # rounding of a d x d residual built from products of entries of size ~ ||U||^2, ||D*||
             rnd = 16 * d * EPS * (Dn + float(np.sum(U**2)))
             e3032 = max(
                 float(np.linalg.norm(R[0] + R[1])),
@@ -382,6 +383,8 @@ def check_thm34(
                     l4_nonlead += 1
                     l4_bad += float(np.linalg.eigvalsh(C[t])[0]) >= -thr
             # ---- C6 and L7
+            # THEORY.md section 6 (C6): near-degenerate families have ||grad G|| = O(eps^3) at
+            # distance eps, hence the cube root; plus a rounding floor
             rtol = 10 * g ** (1 / 3) + 1e3 * EPS * (1 + Dn)
             rk = _num_rank(np.concatenate([U[0], U[1]], axis=1), rtol)
             if not is_global:
@@ -433,6 +436,7 @@ def check_thm34(
                 rhs = float(np.sum((U[0] @ w1 - U[1] @ w2) ** 2) - (v @ Dstar @ v) * (w1 @ w1 - w2 @ w2))
                 scale = (float(np.sum(U**2)) + Dn) * float(w1 @ w1 + w2 @ w2)
                 id_err = max(id_err, abs(lhs - rhs) / scale)
+        # both sides are O(1)-term sums of products of the inputs (scaled out above)
         id_tol = 100 * d * EPS
         total_saddles += n_sad
         total_exc += n_exc
