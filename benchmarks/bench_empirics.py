@@ -96,6 +96,8 @@ def _naive_shallow_epoch_cost(cfg, epochs: int) -> float:
 
 
 def bench_shallow_d(quick: bool) -> dict:
+    import torch
+
     from empirics._shallow import ShallowConfig, run_shallow_batched
 
     scale = 20 if quick else 1
@@ -105,7 +107,7 @@ def bench_shallow_d(quick: bool) -> dict:
     for d in values:
         cfg = ShallowConfig(d=d, retrain_epochs=40000 // scale, finetune_epochs=15000 // scale, record_every=100)
         t, c = time.perf_counter(), time.process_time()
-        run_shallow_batched(cfg, list(range(trials)))
+        run_shallow_batched(cfg, list(range(trials)), threads=torch.get_num_threads())
         dt = (time.perf_counter() - t) * scale
         ours += dt
         ours_cpu += (time.process_time() - c) * scale
@@ -123,7 +125,9 @@ def bench_shallow_d(quick: bool) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shallow sweep at 1/20 of the epochs, extrapolated")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the shallow steps are many small batched ops; on a shared "
+                        "machine a second OpenMP thread spin-waits and slows every op)")
     p.add_argument("--json", default=None, help="write the results as JSON here")
     p.add_argument("--only", choices=("figure1", "shallow"), default=None)
     args = p.parse_args(argv)
