@@ -159,7 +159,7 @@ REGISTRY: tuple[Check, ...] = (
     Check(
         "Thm 3.3 + Cor 3",
         _mn.check_thm33,
-        {"quick": {"starts": 8}, "paper": {"starts": 75}},
+        {"quick": {"starts": 8, "gd_configs": ((6, 1, 3),), "gd_outer": 1000}, "paper": {"starts": 75}},
         title="T>=3, d>=3k: global minimiser unique up to O(k); rank-k fine-tune",
     ),
     Check(
@@ -179,7 +179,7 @@ REGISTRY: tuple[Check, ...] = (
     Check(
         "Thm 3.4",
         _sd.check_thm34,
-        {"quick": {"starts": 15}, "paper": {}},
+        {"quick": {"starts": 15}, "paper": {"starts": 100}},
         title="T=2: critical points with G>0 are strict saddles; Lemmas 3-7, Cor 5-6, (35)",
     ),
     Check(
