@@ -213,7 +213,10 @@ class LanguageFamily(_family_base()):
 
     @staticmethod
     def _trim(batch):
-        # drop padding columns that no pair of this batch uses
+        # On the CPU, drop padding columns that no pair of this batch uses. On an
+        # accelerator keep the fixed length: finding it would synchronise every step.
+        if batch["attention_mask"].device.type != "cpu":
+            return batch
         length = int(batch["attention_mask"].sum(-1).max())
         return {k: (v[..., :length] if v.dim() == 3 else v) for k, v in batch.items()}
 
@@ -231,16 +234,18 @@ class LanguageFamily(_family_base()):
     def evaluate(self, model, task, split):
         data = task.split(split)
         n = int(data["answer"].shape[0])
-        correct, total_loss = 0, 0.0
+        dev = data["answer"].device
+        total_loss = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
         with torch.no_grad():
             for lo in range(0, n, self.eval_batch_size):
                 batch = {k: v[lo:lo + self.eval_batch_size] for k, v in data.items()}
                 logits = self._logits(model, batch)
                 target = nn.functional.one_hot(batch["answer"], logits.shape[1])
-                total_loss += float(nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1),
-                                                                reduction="sum")) / logits.shape[1]
-                correct += int((logits[..., 1].argmax(1) == batch["answer"]).sum())
-        return {"loss": total_loss / max(n, 1), "accuracy": correct / max(n, 1)}
+                total_loss += nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1),
+                                                          reduction="sum") / logits.shape[1]
+                correct += (logits[..., 1].argmax(1) == batch["answer"]).sum()
+        return {"loss": float(total_loss) / max(n, 1), "accuracy": int(correct) / max(n, 1)}
 
     def new_head(self, model, generator):
         head = copy.deepcopy(model.head)

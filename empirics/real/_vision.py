@@ -127,15 +127,17 @@ class VisionFamily(_family_base()):
     def evaluate(self, model, task, split):
         data = task.split(split)
         x_all, y_all = data
-        total_loss, correct = 0.0, 0
+        # sums stay on the device: one host synchronisation per evaluation, not per batch
+        total_loss = torch.zeros((), device=y_all.device)
+        correct = torch.zeros((), device=y_all.device, dtype=torch.long)
         with torch.no_grad():
             for lo in range(0, len(y_all), self.eval_batch_size):
                 x, y = x_all[lo:lo + self.eval_batch_size], y_all[lo:lo + self.eval_batch_size]
                 logits = model(self._prepare(x)).float()
-                total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(1) == y).sum())
+                total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
+                correct += (logits.argmax(1) == y).sum()
         n = max(len(y_all), 1)
-        return {"loss": total_loss / n, "accuracy": correct / n}
+        return {"loss": float(total_loss) / n, "accuracy": int(correct) / n}
 
     def new_head(self, model, generator):
         head = nn.Linear(model.head.in_features, model.head.out_features).to(model.head.weight.device)
