@@ -237,3 +237,13 @@ def test_cli_rejoins_unquoted_ids():
     ]
     with pytest.raises(UnknownCheckError):
         resolve_ids(["Thm", "9.9"])
+
+
+def test_negative_controls_are_marked_and_report_non_uniqueness(quick_report):
+    controls = [c.id for c in REGISTRY if c.control]
+    assert controls == ["Thm 3.3 control: T=2", "Thm 3.3 control: d=2k"]
+    for cid in controls:
+        res = next(r for r in quick_report.results if r.id == cid)
+        assert res.passed and "NOT unique" in res.predicted
+        exceptions = [c for c in res.cases if "A != A*" in c.label]
+        assert exceptions and all(c.measured >= 1 for c in exceptions)

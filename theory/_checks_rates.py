@@ -15,7 +15,7 @@ from landscape import random_instance
 
 from ._checks_sr import prop1_needed_rank
 from ._linalg import numerical_rank, random_okk, rank_kprime_dof, rrr_prediction_errors
-from ._result import Z_CRITICAL, Case, clopper_pearson, fmt, make_result, mean_and_se, ratio_of_means
+from ._result import Z_CRITICAL, Case, clopper_pearson, fmt, make_result, mean_and_se, normal_ci, ratio_of_means
 
 __all__ = ["check_lemma1", "check_rates", "lora_ml_needed_rank", "strong_signal_matrix"]
 
@@ -70,7 +70,7 @@ def check_lemma1(
         errs = rrr_prediction_errors(rng, B_star, n=n, sigma=sigma, kprime=kp, reps=reps)
         m, se = mean_and_se(errs / (sigma**2 * dof(d, kp)))
         cases.append(Case(f"k'={kp}: E||E||^2 / (sigma^2 k'(2d-k'))", 1.0, m, Z_CRITICAL * se,
-                          abs(m - 1.0) <= Z_CRITICAL * se, ci=(m - 2 * se, m + 2 * se)))
+                          abs(m - 1.0) <= Z_CRITICAL * se, ci=normal_ci(m, se)))
         ok = int(np.sum(errs <= C * sigma**2 * kp * d))
         upper = clopper_pearson(ok, reps, 1 - 2 * BINOMIAL_ALPHA)[1]
         cases.append(Case(f"k'={kp}: P(||E||^2 <= {C:g} sigma^2 k' d)", f">= {prob}", ok / reps,
@@ -154,11 +154,11 @@ def check_rates(
         cor = "Cor 2" if T == 2 else "Cor 4"
         cases.append(Case(f"T={T}: {cor} E||E_ML||^2 / (sigma^2 dof(k'={r_ml_pred}))", 1.0, m_ml,
                           Z_CRITICAL * se_ml, abs(m_ml - 1.0) <= Z_CRITICAL * se_ml,
-                          ci=(m_ml - 2 * se_ml, m_ml + 2 * se_ml)))
+                          ci=normal_ci(m_ml, se_ml)))
         ratio, se = ratio_of_means(e_sr, e_ml)
         pred = rank_kprime_dof(d, r_sr_pred) / rank_kprime_dof(d, r_ml_pred)
         cases.append(Case(f"T={T}: E||E_SR||^2 / E||E_ML||^2", pred, ratio, Z_CRITICAL * se,
-                          abs(ratio - pred) <= Z_CRITICAL * se, ci=(ratio - 2 * se, ratio + 2 * se)))
+                          abs(ratio - pred) <= Z_CRITICAL * se, ci=normal_ci(ratio, se)))
         summary.append((T, pred, ratio))
     return make_result(
         "Remark 3.2 / Cor 2 / Cor 4",

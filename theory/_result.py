@@ -211,7 +211,10 @@ def fmt(x: Any, digits: int = 4) -> str:
         return str(bool(x))
     if isinstance(x, (int, np.integer)):
         return str(int(x))
-    x = float(x)
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
     if x == 0.0:
         return "0"
     if 1e-3 <= abs(x) < 1e5:
