@@ -246,7 +246,7 @@ class Report:
             "results": [r.to_dict() for r in self.results],
         }
 
-    def table(self, *, width: int = 46, verbose: bool = False) -> str:
+    def table(self, *, width: int = 42, verbose: bool = False) -> str:
         """Plain-text table: statement, predicted, measured, verdict, seconds."""
 
         def cut(s: str, w: int) -> str:
