@@ -565,7 +565,10 @@ def check_f2(rng: np.random.Generator):
     return make_result(
         "App F.2",
         reference="Appendix F.2 (THEORY.md section 8, certified example)",
-        hypotheses="T=3, k=1, d=3, published instance and point (Newton-polished)",
+        hypotheses=(
+            "T=3, k=1, d=3, published instance and point (Newton-polished); T=3 violates the "
+            "T=2 hypothesis of Thm 3.4, and indeed a critical point with G>0 is not a saddle"
+        ),
         predicted="spurious local minimum: G > 0, (C1), (C2), Hessian PD",
         measured=f"{cert.verdict}; G(U0)={fmt(G_lo)}, lambda_min(S)>={fmt(cert.bounds.get('lambda_min_quotient_lower', float('nan')))}",
         tolerance="margins > 0 in ball arithmetic",

@@ -243,7 +243,7 @@ class Report:
             "passed": self.passed,
             "n_checks": len(self.results),
             "n_failed": len(self.failures),
-            "results": [r.to_dict() for r in self.results],
+            "results": [{**r.to_dict(), "control": _is_control(r.id)} for r in self.results],
         }
 
     def table(self, *, width: int = 42, verbose: bool = False) -> str:
@@ -278,6 +278,13 @@ class Report:
             + ("" if not n_fail else "; FAILED: " + ", ".join(r.id for r in self.failures))
         )
         return "\n".join(lines)
+
+
+def _is_control(check_id: str) -> bool:
+    try:
+        return get_check(check_id).control
+    except UnknownCheckError:
+        return False
 
 
 def _error_result(check: Check, exc: BaseException, started: float) -> CheckResult:
