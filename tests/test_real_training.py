@@ -140,3 +140,12 @@ def test_gpu_script_is_valid_bash_and_names_both_tables():
     assert "empirics vision" in text and "empirics language" in text and "--device" in text
     if shutil.which("bash"):
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_summarize_only_merges_units_of_separate_processes(tmp_path):
+    base = dict(TINY_VISION, retrain=("last-layer-ml",), peft=("last-layer",), epochs=1, finetune_epochs=1)
+    for seed in (1, 2):  # as two processes sharing one output folder would
+        _run.run(_run.RunConfig(**dict(base, seeds=(seed,))), tmp_path, verbose=False)
+    merged = _run.run(_run.RunConfig(**dict(base, seeds=(1, 2))), tmp_path, verbose=False, compute=False)
+    row = merged["rows"][0]
+    assert row["seeds"] == [1, 2] and np.isfinite(row["accuracy"]["se"])

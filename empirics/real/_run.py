@@ -246,8 +246,14 @@ def _unit_path(out: Path, method: str, seed: int) -> Path:
 
 
 def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool = True,
-        verbose: bool = True) -> dict:
+        verbose: bool = True, compute: bool = True) -> dict:
     """Run every (retraining method, seed) of ``cfg``, write units and the summary record.
+
+    Parameters
+    ----------
+    compute : bool
+        False: train nothing, only merge the units already in ``out`` (for example after
+        several processes, one per seed, shared the folder).
 
     Returns
     -------
@@ -259,6 +265,12 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if not compute:
+        cfg_file = out / f"{cfg.experiment}_config.json"
+        desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+        record = summarize(out, cfg, family_description=desc)
+        write_json(out / f"{cfg.experiment}_record.json", record)
+        return record
     family = build_family(cfg, verbose=verbose)
     setup_s = time.perf_counter() - t0
     write_json(out / f"{cfg.experiment}_config.json",

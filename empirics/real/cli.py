@@ -57,6 +57,8 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
     p.add_argument("--max-eval-per-task", type=int, default=None, help="reduce each evaluation set")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'reduced-scale CPU run')")
     p.add_argument("--no-resume", action="store_true", help="redo units already in --out")
+    p.add_argument("--summarize-only", action="store_true",
+                   help="train nothing; merge the finished units in --out into the record and table")
     p.add_argument("--progress", action="store_true", help="show progress bars")
 
 
@@ -133,7 +135,8 @@ def _handle(args: argparse.Namespace) -> int:
 
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
-        record = run(cfg, args.out, progress=args.progress, resume=not args.no_resume)
+        record = run(cfg, args.out, progress=args.progress, resume=not args.no_resume,
+                     compute=not args.summarize_only)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,8 +9,9 @@
 # Independent seeds run as parallel processes on the one GPU (each process is bound by
 # kernel launches at these model sizes, so several fill the GPU better than one), all
 # writing units into one folder; a last call per experiment merges the units (a unit
-# finished earlier is never recomputed, so the script can simply be run again after a
-# timeout). Results (records, tables, logs) are copied flat into $OUT when it is set.
+# finished earlier is never recomputed, so after a timeout a second call with the same
+# WORK folder finishes the missing units only -- but $W lives on the device machine,
+# which starts bare, so keep LIMIT inside one call). Results (records, tables, logs) are copied flat into $OUT when it is set.
 set -uo pipefail
 MODE=${1:-all}
 C=${CARRY_DIR:-carry/real}
@@ -63,12 +64,12 @@ for p in "${pids[@]}"; do wait "$p" || echo "process $p exited with $?"; done
 t1=$(date +%s)
 echo "experiments: $((t1 - t0)) s" | tee -a "$W/gpu.txt"
 
-# merge units (nothing is recomputed when every unit finished) and render the tables
+# merge the finished units (nothing is trained here) and render the tables
 if [[ $MODE == all || $MODE == vision ]]; then
-  $PY -m empirics vision "${VARGS[@]}" --seeds "${VSEEDS[@]}" --out "$W/vision" > "$W/vision_merge.log" 2>&1
+  $PY -m empirics vision "${VARGS[@]}" --seeds "${VSEEDS[@]}" --summarize-only --out "$W/vision" > "$W/vision_merge.log" 2>&1
 fi
 if [[ $MODE == all || $MODE == language ]]; then
-  $PY -m empirics language "${LARGS[@]}" --seeds "${LSEEDS[@]}" --out "$W/language" > "$W/language_merge.log" 2>&1
+  $PY -m empirics language "${LARGS[@]}" --seeds "${LSEEDS[@]}" --summarize-only --out "$W/language" > "$W/language_merge.log" 2>&1
 fi
 $PY - "$W" <<'PYEOF'
 import json, sys
