@@ -67,11 +67,13 @@ from ._certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
     CertificateTooLarge,
     epsilon_net_certificate,
     net_size_estimate,
+    polish_critical_point,
     taylor_certificate,
     verify_certificate,
 )
 
 __all__ += [
+    "polish_critical_point",
     "Certificate",
     "CertificateNotApplicable",
     "CertificateTooLarge",

@@ -20,9 +20,15 @@ import numpy as np
 
 __all__ = ["TaylorCheck", "taylor_check", "finite_difference_gradient"]
 
-#: Step sizes of the test: a decade-and-a-half range away from both the region
-#: where higher-order terms dominate and the region where round-off dominates.
-DEFAULT_STEPS = np.logspace(-1, -5, 9)
+#: Step sizes of the test, 1e-2 down to 1e-5.  Steps near 0.1 are not yet in the
+#: asymptotic range of a quartic (the t^3 and t^4 terms can cancel and bend the
+#: log-log line); below ~1e-5 the O(t^3) error of a correct Hessian is lost in
+#: round-off.  Seven points keep at least three above round-off for O(1) problems.
+DEFAULT_STEPS = np.logspace(-2, -5, 7)
+
+#: Fewest points above round-off from which a slope is fitted; two points give a
+#: slope but no evidence that the errors lie on a line.
+MIN_FIT_POINTS = 3
 
 #: A measured slope passes if it is at least the expected order minus this margin.
 #: Wrong derivatives lose a whole order (slope 1 instead of 2, 2 instead of 3), so
@@ -52,7 +58,10 @@ class TaylorCheck:
 
 def _fit_slope(steps, errors, floor):
     mask = errors > floor
-    if mask.sum() < 2:
+    if mask.sum() < MIN_FIT_POINTS:
+        # At round-off for all but the largest steps: the model is exact along the
+        # direction to working precision.  A wrong derivative leaves an error of
+        # order t (gradient) or t^2 (Hessian), far above round-off at most steps.
         return float("inf")
     return float(np.polyfit(np.log(steps[mask]), np.log(errors[mask]), 1)[0])
 
