@@ -149,3 +149,12 @@ def test_summarize_only_merges_units_of_separate_processes(tmp_path):
     merged = _run.run(_run.RunConfig(**dict(base, seeds=(1, 2))), tmp_path, verbose=False, compute=False)
     row = merged["rows"][0]
     assert row["seeds"] == [1, 2] and np.isfinite(row["accuracy"]["se"])
+
+
+def test_vision_training_is_deterministic_for_a_seed(vision_family):
+    cfg = StageConfig(method="lora-ml", epochs=2, lr=1e-3, optimizer="adam", validate_every=1, select_best=True)
+    a = retrain(vision_family, cfg, torch.Generator().manual_seed(11))
+    b = retrain(vision_family, cfg, torch.Generator().manual_seed(11))
+    assert a.history == b.history
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)

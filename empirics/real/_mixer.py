@@ -18,24 +18,53 @@ CHANNEL_EXPANSION = 0.5
 DROPOUT = 0.1
 
 
+class GeneratorDropout(nn.Module):
+    """Dropout whose masks come from an explicit generator.
+
+    Parameters
+    ----------
+    p : float
+    generator_for : callable, optional
+        ``generator_for(device) -> torch.Generator``; the family hands out a generator
+        on the activations' device, reseeded from the trainer's generator every batch,
+        so training is reproducible without touching torch's global RNG. ``None`` falls
+        back to ``torch.nn.functional.dropout`` (global RNG).
+    """
+
+    def __init__(self, p: float, generator_for=None):
+        super().__init__()
+        self.p, self.generator_for = p, generator_for
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        if self.generator_for is None:
+            return nn.functional.dropout(x, self.p, True)
+        keep = torch.rand(x.shape, generator=self.generator_for(x.device), device=x.device) >= self.p
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
 class FeedForward(nn.Sequential):
     """Linear -> GELU -> Dropout -> Linear -> Dropout."""
 
-    def __init__(self, dim: int, expansion: float, dropout: float):
+    def __init__(self, dim: int, expansion: float, dropout: float, generator_for=None):
         inner = int(dim * expansion)
-        super().__init__(nn.Linear(dim, inner), nn.GELU(), nn.Dropout(dropout),
-                         nn.Linear(inner, dim), nn.Dropout(dropout))
+        super().__init__(nn.Linear(dim, inner), nn.GELU(), GeneratorDropout(dropout, generator_for),
+                         nn.Linear(inner, dim), GeneratorDropout(dropout, generator_for))
 
 
 class MixerBlock(nn.Module):
     """Pre-norm token mixing then pre-norm channel mixing, each with a residual."""
 
-    def __init__(self, num_patches: int, dim: int, dropout: float):
+    def __init__(self, num_patches: int, dim: int, dropout: float, generator_for=None):
         super().__init__()
         self.token_norm = nn.LayerNorm(dim)
-        self.token_mlp = FeedForward(num_patches, TOKEN_EXPANSION, dropout)
+        self.token_mlp = FeedForward(num_patches, TOKEN_EXPANSION, dropout, generator_for)
         self.channel_norm = nn.LayerNorm(dim)
-        self.channel_mlp = FeedForward(dim, CHANNEL_EXPANSION, dropout)
+        self.channel_mlp = FeedForward(dim, CHANNEL_EXPANSION, dropout, generator_for)
 
     def forward(self, x):  # x: (B, patches, dim)
         x = x + self.token_mlp(self.token_norm(x).transpose(1, 2)).transpose(1, 2)
@@ -54,10 +83,13 @@ class MLPMixer(nn.Module):
         Number of Mixer blocks (1 in the paper).
     num_classes : int
     dropout : float
+    generator_for : callable, optional
+        Source of dropout masks (see :class:`GeneratorDropout`).
     """
 
     def __init__(self, image_size: int = 32, patch_size: int = 4, channels: int = 3,
-                 dim: int = 512, depth: int = 1, num_classes: int = 2, dropout: float = DROPOUT):
+                 dim: int = 512, depth: int = 1, num_classes: int = 2, dropout: float = DROPOUT,
+                 generator_for=None):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -65,7 +97,7 @@ class MLPMixer(nn.Module):
         self.grid = image_size // patch_size
         num_patches = self.grid ** 2
         self.patch_embed = nn.Linear(channels * patch_size ** 2, dim)
-        self.blocks = nn.Sequential(*[MixerBlock(num_patches, dim, dropout) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[MixerBlock(num_patches, dim, dropout, generator_for) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 

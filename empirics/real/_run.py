@@ -118,15 +118,15 @@ VISION_NOTES = (
     "Differences from the paper: constant learning rate (the official code uses cosine annealing; the "
     "trainer has no scheduler hook); SR sums one batch of each task per step (effective batch 4x256); "
     "Reptile = first-order interpolation theta <- theta + eps (phi - theta) with the correct sign, eps "
-    "= reptile_outer_lr (the official outer step is Adam at lr 1e-5 on a sign-reversed pseudo-gradient); "
-    "dropout masks come from torch's global RNG, so runs are seeded but not bitwise reproducible.",
+    "= reptile_outer_lr (the official outer step is Adam at lr 1e-5 on a sign-reversed pseudo-gradient).",
 )
 LANGUAGE_NOTES = (
     "Language: pretrained encoder {model} (the paper: RoBERTa-base) scoring (history, candidate) "
     "pairs; accuracy = hits@1 among 20 candidates.",
     "Differences from the paper: constant learning rate (official: linear warmup/decay); LoRA-ML uses one "
     "shared head (LoRA also on the head's Linear layers) instead of per-task heads; Reptile inner steps are "
-    "SGD (official: AdamW) with eps = reptile_outer_lr.",
+    "SGD (official: AdamW) with eps = reptile_outer_lr; the encoder's dropout masks come from torch's global RNG "
+    "(transformers takes no generator), so language runs are seeded but not bitwise reproducible.",
 )
 
 

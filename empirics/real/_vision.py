@@ -83,21 +83,25 @@ class VisionFamily(_family_base()):
                                                     tasks.val_x, tasks.val_y)]
         self._test = TaskData(name="test", train=(tasks.ft_x, tasks.ft_y), test=(tasks.eval_x, tasks.eval_y),
                               batch_size=batch_size, transform=transform)
-        self._dev_gen = {}
+        dev_gen = {}
+
+        def generator_for(device):
+            # a plain closure (not a bound method): deep copies of the model share it
+            key = str(device)
+            if key not in dev_gen:
+                dev_gen[key] = torch.Generator(device=device)
+            return dev_gen[key]
+
+        self._device_generator = generator_for
 
     # -- data ---------------------------------------------------------------------------
-    def _device_generator(self, device) -> torch.Generator:
-        key = str(device)
-        if key not in self._dev_gen:
-            self._dev_gen[key] = torch.Generator(device=device)
-        return self._dev_gen[key]
-
     def _augment(self, batch, generator):
         """Trainer transform: fresh crops/flips per batch, drawn on the images' device.
 
         One integer is drawn from the trainer's (CPU) generator and seeds a generator on
         the device, so augmentation stays reproducible, resumable from the trainer's
-        checkpointed generator state, and needs no host-to-device copy of images.
+        checkpointed generator state, and needs no host-to-device copy of images. The
+        Mixer's dropout masks of this batch continue the same device generator.
         """
         x, y = batch
         seed = int(torch.randint(_SEED_BOUND, (1,), generator=generator))
@@ -112,7 +116,7 @@ class VisionFamily(_family_base()):
 
     # -- Family interface ---------------------------------------------------------------
     def init_model(self, generator):
-        return init_linear_layers_(MLPMixer(**self.arch), generator)
+        return init_linear_layers_(MLPMixer(**self.arch, generator_for=self._device_generator), generator)
 
     def retrain_tasks(self):
         return self._retrain
