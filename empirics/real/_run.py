@@ -113,7 +113,8 @@ LANGUAGE_PAPER = RunConfig(
 )
 
 VISION_NOTES = (
-    "Vision: MLP-Mixer (patch 4, width 512, depth 1) on binary class-pair tasks, label = class mod 2; "
+    "Vision: MLP-Mixer (patch 4, width {width}, depth {depth}; the paper: 512, 1) on binary class-pair tasks, "
+    "label = class mod 2; "
     "retraining pairs (0,1),(2,3),(4,5),(6,7) validated on the test split, test task (8,9).",
     "Differences from the paper: constant learning rate (the official code uses cosine annealing; the "
     "trainer has no scheduler hook); SR sums one batch of each task per step (effective batch 4x256); "
@@ -341,6 +342,8 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
                      "retrain_wall_s": [u["retrain_wall_s"] for u in mine],
                      "best_epoch": [u["best_epoch"] for u in mine]})
     notes = list(VISION_NOTES if cfg.experiment == "vision" else LANGUAGE_NOTES)
+    if cfg.experiment == "vision":
+        notes[0] = notes[0].format(width=cfg.width, depth=cfg.depth)
     if cfg.experiment == "language":
         model = (family_description or {}).get("model") or cfg.model or "all-MiniLM-L6-v2"
         notes[0] = notes[0].format(model=model)

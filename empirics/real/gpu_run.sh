@@ -83,7 +83,7 @@ for exp, stem in (("vision", "table1"), ("language", "table2")):
 PYEOF
 echo "total: $(( $(date +%s) - t0 )) s" | tee -a "$W/gpu.txt"
 if [[ -n ${OUT:-} ]]; then
-  for f in "$W"/vision/vision_record.json "$W"/language/language_record.json "$W"/table1.md "$W"/table2.md "$W"/gpu.txt; do
+  for f in "$W"/vision/vision_record.json "$W"/language/language_record.json "$W"/table1.md "$W"/table2.md "$W"/table1.png "$W"/table2.png "$W"/gpu.txt; do
     [[ -f $f ]] && cp "$f" "$OUT/"
   done
   tar czf "$OUT/logs_and_units.tar.gz" --exclude='*.pt' -C "$W" . 2>/dev/null
