@@ -77,3 +77,12 @@ def test_persona_split_is_disjoint_and_says_so(tmp_path):
     assert split2.source["train_file"] == "train.txt" and len(split2.retrain) == 3
     with pytest.raises(ValueError, match="persona clusters"):
         _convai2.build_persona_split(v, map_dir=maps, n_test=50)
+
+
+def test_reduced_runs_never_retrain_on_the_reserved_test_personas(tmp_path):
+    v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(3), episodes_per_persona=5)
+    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    full = _convai2.build_persona_split(v, map_dir=maps, n_test=3, n_retrain=2)
+    small = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2)
+    reserved = {t.cluster for t in full.test}
+    assert not reserved & {t.cluster for t in small.retrain}

@@ -300,8 +300,9 @@ def build_persona_split(valid_file: str | os.PathLike | None = None, *,
     train_file : path-like, optional
         The original ParlAI ``train_self_original.txt``. When given, its ``n_retrain``
         largest clusters (``train_persona_map``) are the retraining tasks, as in the
-        paper. When omitted, the retraining tasks are the next ``n_retrain`` clusters of
-        the valid file, disjoint from the test clusters (see :data:`RETRAIN_SOURCE_NOTE`).
+        paper. When omitted, the retraining tasks are the largest ``n_retrain`` clusters of
+        the valid file outside its top 10 (the paper's test personas, also when a reduced
+        run fine-tunes on fewer of them), see :data:`RETRAIN_SOURCE_NOTE`.
     map_dir : path-like, optional
         Folder of the PAML ``{train,valid}_persona_map`` pickles.
     assignment : path-like, optional
@@ -326,7 +327,10 @@ def build_persona_split(valid_file: str | os.PathLike | None = None, *,
                 f"({Path(train_file).name}), fine-tuning on the valid file's top {n_test} clusters.")
         source.update(train_file=Path(train_file).name, train_clusters_from=thow)
     else:
-        test_ids = {t.cluster for t in test}
+        # Never retrain on the paper's test personas (the top N_TEST_PERSONAS clusters), even
+        # when a reduced run fine-tunes on fewer of them; small files keep n_retrain clusters.
+        reserved = max(n_test, min(N_TEST_PERSONAS, len(test_ranked) - n_retrain))
+        test_ids = {t.cluster for t in test_ranked[:reserved]}
         ranked = [t for t in cluster_tasks(eps, clusters, RETRAIN_HELDOUT_DIALOGUES)
                   if t.cluster not in test_ids]
         retrain = ranked[:n_retrain]
