@@ -48,13 +48,13 @@ DATA_DIFFERENCES = {
 }
 
 _VISION_PAPER_CFG = {"experiment": "vision"}
-_VISION_SMOKE_CFG = {"experiment": "vision", "dataset": "random", "seeds": [1, 2], "epochs": 2,
-                     "finetune_epochs": 2, "width": 16, "batch_size": 16, "reptile_outer_epochs": 1,
-                     "reptile_inner_steps": 2}
+_VISION_SMOKE_CFG = {"experiment": "vision", "dataset": "random", "seeds": [1, 2], "epochs": 1,
+                     "finetune_epochs": 1, "width": 8, "batch_size": 32, "reptile_outer_epochs": 1,
+                     "reptile_inner_steps": 1}
 _LANG_PAPER_CFG = {"experiment": "language"}
 _LANG_SMOKE_CFG = {"experiment": "language", "fixture": True, "seeds": [0, 1], "epochs": 1, "finetune_epochs": 1,
-                   "n_test": 2, "n_retrain": 2, "max_length": 32, "reptile_outer_epochs": 1,
-                   "reptile_inner_steps": 2}
+                   "n_test": 1, "n_retrain": 2, "max_length": 24, "reptile_outer_epochs": 1,
+                   "reptile_inner_steps": 1}
 
 
 def _run_config(config: dict, workdir: Path):

@@ -61,4 +61,13 @@ def test_smoke_configs_map_to_offline_run_configs(tmp_path):
     assert c1.dataset == "random" and c1.experiment == "vision"
     c2 = rt._run_config(figures.get("table2").smoke, tmp_path)
     assert c2.experiment == "language" and (tmp_path / "fixture" / "bert" / "config.json").is_file()
-    assert c2.valid_file.endswith("valid.txt") and c2.n_test == 2
+    assert c2.valid_file.endswith("valid.txt") and c2.n_test == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["table3"])  # table1 paths: test_real_training
+def test_table_smoke_configs_run_end_to_end(name, tmp_path):
+    res = figures.make(name, smoke=True, out=tmp_path, progress=False)
+    assert [f.suffix for f in res["files"]] == [".md", ".png"]
+    text = res["files"][0].read_text()
+    assert "n/a" in text and ("LoRA-ML" in text)
