@@ -124,7 +124,7 @@ def _header(record: dict) -> list:
              f"retraining epochs {cfg.get('epochs')}, fine-tuning epochs {cfg.get('finetune_epochs')}; "
              f"max per task {cfg.get('max_per_task')}. Mean ± standard error over seeds, in percent.", ""]
     lines += [f"- {n}" for n in record.get("notes", []) if n]
-    dataset = cfg.get("dataset")
+    dataset = cfg.get("dataset", "cifar10")
     if record.get("experiment") == "vision" and dataset != "cifar10":
         lines.append(f"- Data set: {dataset} (an addition of this package; the paper's Table 1 is CIFAR-10)."
                      if dataset != "random" else "- Data: random pixels (smoke configuration), not a data set.")
