@@ -60,6 +60,8 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
     p.add_argument("--summarize-only", action="store_true",
                    help="train nothing; merge the finished units in --out into the record and table")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op CPU threads (on a shared small machine 1 can be much faster)")
 
 
 def add_subcommands(subparsers) -> None:
@@ -130,6 +132,10 @@ def _handle(args: argparse.Namespace) -> int:
 
     try:
         cfg = config_from_args(args)
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
         if str(cfg.device).startswith("cuda"):
             import torch
 
