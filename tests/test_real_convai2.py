@@ -8,7 +8,6 @@ from empirics.real import _convai2, _fixtures
 
 
 def test_parlai_reader_plain_and_gz(tmp_path):
-    rng = np.random.default_rng(0)
     for name in ("d.txt", "d.txt.gz"):
         path = _fixtures.write_parlai_dialogues(tmp_path / name, np.random.default_rng(0), episodes_per_persona=2,
                                                 turns=3)
@@ -22,7 +21,6 @@ def test_parlai_reader_plain_and_gz(tmp_path):
         # history = partner, reply, partner, ...; it ends with the partner's utterance
         assert len(t0.history) == 1 and len(t1.history) == 3
         assert t1.history[1] == t0.candidates[t0.answer]
-    assert rng is not None
 
 
 def test_parlai_reader_rejects_bad_lines(tmp_path):
