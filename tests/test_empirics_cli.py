@@ -6,6 +6,17 @@ import pytest
 from empirics.__main__ import main
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def test_synthetic_linear_cli_writes_record(tmp_path, capsys):
     out = tmp_path / "lin.json"
     rc = main(["synthetic-linear", "--d", "4", "--N", "50", "--n", "20", "--outer-steps", "5", "--sr-epochs", "5",

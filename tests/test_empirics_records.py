@@ -1,6 +1,8 @@
 """Run records: provenance, JSON records of a trial, resumable run directories."""
 import json
 
+import pytest
+
 import numpy as np
 import torch
 
@@ -9,6 +11,17 @@ from empirics._records import RunDir, provenance, write_json
 from empirics._runs import trial_record
 from empirics._shallow import ShallowConfig, ShallowFamily, draw_shallow_problem
 from empirics._trainer import StageConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def test_provenance_has_revision_versions_device():
