@@ -1,9 +1,8 @@
 """Run records: provenance, JSON records of a trial, resumable run directories."""
 import json
 
-import pytest
-
 import numpy as np
+import pytest
 import torch
 
 import empirics
