@@ -303,17 +303,61 @@ def _units_root(workdir: Path, config: dict) -> Path:
     return Path(workdir).parent / ("shallow-units-smoke" if config.get("smoke") else "shallow-units")
 
 
+def _shallow_job(args) -> dict:
+    cfg, seeds, units_root, threads = args
+    return _shallow_unit(cfg, seeds, units_root, False, threads)
+
+
+def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: bool, threads, workers: int):
+    """Results per sweep point, trials split into ``workers`` chunks run in parallel processes.
+
+    Trials are independent, so a point's trials may be computed in several batches and
+    concatenated (in seed order) without changing any number; each chunk is its own
+    resumable unit.  ``workers = 1`` runs everything in this process.
+    """
+    chunks = [list(c) for c in np.array_split(np.asarray(seeds), max(1, min(workers, len(seeds)))) if len(c)]
+    jobs = [(cfg, [int(x) for x in chunk], units_root, threads) for _, cfg in points for chunk in chunks]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked child would inherit torch's thread pool state from the parent
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+            futures = [ex.submit(_shallow_job, j) for j in jobs]
+            if progress:
+                from concurrent.futures import as_completed
+
+                from tqdm.auto import tqdm
+
+                for _ in tqdm(as_completed(futures), total=len(futures), desc=f"shallow units ({workers} processes)"):
+                    pass
+            results = [f.result() for f in futures]
+    else:
+        results = [_shallow_unit(cfg, chunk, root, progress, th) for cfg, chunk, root, th in jobs]
+    merged = []
+    for i in range(len(points)):
+        part = results[i * len(chunks):(i + 1) * len(chunks)]
+        merged.append({
+            "curve": np.concatenate([np.asarray(r["curve"]) for r in part], axis=1),
+            "curve_epochs": np.asarray(part[0]["curve_epochs"]),
+            "final_mse": np.concatenate([np.asarray(r["final_mse"]) for r in part], axis=1),
+        })
+    return merged
+
+
 def compute_shallow_sweep(config: dict, workdir: Path, progress: bool) -> dict:
     """One shallow-network sweep: fine-tuning curves and final MSE per value and method."""
     sweep = config["sweep"]
     seeds = trial_seeds(config["seed"], config["trials"])
     data: dict[str, Any] = {"sweep": sweep, "values": [], "seeds": seeds}
-    for i, (v, cfg) in enumerate(_shallow_points(config, sweep)):
-        r = _shallow_unit(cfg, seeds, _units_root(workdir, config), progress, config.get("threads"))
+    points = _shallow_points(config, sweep)
+    results = _run_shallow_units(points, seeds, _units_root(workdir, config), progress, config.get("threads"),
+                                 int(config.get("workers", 1)))
+    for i, ((v, _), r) in enumerate(zip(points, results)):
         data["values"].append(v)
-        data[f"curve_{i}"] = np.asarray(r["curve"])
-        data[f"curve_epochs_{i}"] = np.asarray(r["curve_epochs"])
-        data[f"final_mse_{i}"] = np.asarray(r["final_mse"])
+        data[f"curve_{i}"] = r["curve"]
+        data[f"curve_epochs_{i}"] = r["curve_epochs"]
+        data[f"final_mse_{i}"] = r["final_mse"]
     return data
 
 
@@ -361,8 +405,10 @@ _SHALLOW_PAPER = {
     # one torch thread: the steps are many small batched ops, where a second OpenMP thread
     # brings little and, on a busy machine, spin-waiting makes each op far slower
     "threads": 1,
+    # processes, each with a chunk of the trials of every sweep point (2 cores here)
+    "workers": 2,
 }
-_SHALLOW_SMOKE = dict(_SHALLOW_PAPER, trials=3, retrain_epochs=30, finetune_epochs=20, record_every=5, smoke=True,
+_SHALLOW_SMOKE = dict(_SHALLOW_PAPER, workers=1, trials=3, retrain_epochs=30, finetune_epochs=20, record_every=5, smoke=True,
                       base={"T": 3, "d": 4, "k": 1, "N": 30, "n": 10, "sigma": 0.1},
                       values={"T": [2, 3], "d": [3, 4], "N": [20, 30], "n": [10, 20], "k": [1, 2]})
 
