@@ -41,7 +41,12 @@ re-initialises it from the run's generator.
 
 Every stage can validate once per epoch (``validate_every``) and keep the weights of the
 best average validation epoch (``select_best``), run on ``cpu`` or ``cuda``, use bf16
-autocast (``bf16``), write checkpoints and resume from them.
+autocast (``bf16``), follow a learning-rate schedule (``schedule``: constant, linear
+warmup/decay, cosine; stepped once per optimizer step, see :func:`lr_factor`), write
+checkpoints (model, optimizers, schedulers, generator) and resume from them exactly.
+
+Training losses are summed on the device (one host synchronisation per logged epoch, not
+one per step).
 """
 from __future__ import annotations
 
@@ -71,12 +76,19 @@ __all__ = [
     "finetune",
     "task_adapter_name",
     "FINETUNE_ADAPTER",
+    "SCHEDULES",
+    "lr_factor",
 ]
 
 RETRAIN_METHODS = ("sr", "lora-ml", "last-layer-ml", "reptile")
 FINETUNE_METHODS = ("lora", "last-layer")
 #: Name of the fresh adapter (or head) trained on the test task.
 FINETUNE_ADAPTER = "finetune"
+#: Learning-rate schedules of :class:`StageConfig` (factors of ``lr``, see :func:`lr_factor`).
+SCHEDULES = ("constant", "linear", "cosine")
+#: dtype of the on-device training-loss sums: float64 adds the float32 losses exactly as
+#: the former Python-float accumulation did, so the logged epoch losses are unchanged.
+_LOSS_SUM_DTYPE = torch.float64
 
 Batch = Any  # a tuple of tensors, a mapping of tensors, or whatever the family's loss reads
 
@@ -505,6 +517,18 @@ class StageConfig:
     reptile_inner_steps, reptile_inner_lr : int, float
         Reptile inner SGD steps on one task and their learning rate; ``lr`` is the outer
         step size epsilon.
+    schedule : {"constant", "linear", "cosine"}
+        Learning-rate schedule over the stage's optimizer steps (:func:`lr_factor`):
+        ``linear`` warms up linearly over ``warmup_fraction`` of the steps and then decays
+        linearly to 0 (HF ``get_linear_schedule_with_warmup``); ``cosine`` anneals to 0
+        along a half cosine (after the same optional warmup). Every optimizer of the
+        stage follows it (base and adapter learning rates alike). For ``reptile`` it
+        schedules the outer interpolation factor epsilon over the outer iterations; the
+        inner SGD learning rate stays constant.
+    warmup_fraction : float
+        Fraction of the optimizer steps used for linear warmup, in ``[0, 1)``; needs
+        ``schedule`` ``linear`` or ``cosine``. The number of warmup steps is
+        ``ceil(warmup_fraction * total_steps)``, as HF ``Trainer`` rounds ``warmup_ratio``.
     device : str
     bf16 : bool
         Autocast forward passes to bfloat16.
@@ -539,6 +563,8 @@ class StageConfig:
     log_every: int = 1
     progress: bool = False
     checkpoint_every: int = 0
+    schedule: str = "constant"
+    warmup_fraction: float = 0.0
 
     def __post_init__(self):
         if self.method not in RETRAIN_METHODS + FINETUNE_METHODS:
@@ -553,6 +579,12 @@ class StageConfig:
             raise ValueError("select_best needs validate_every >= 1")
         if self.inner_adapter_steps < 0 or self.reptile_inner_steps < 1:
             raise ValueError("inner_adapter_steps must be >= 0 and reptile_inner_steps >= 1")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.warmup_fraction and self.schedule == "constant":
+            raise ValueError("warmup_fraction > 0 needs schedule 'linear' or 'cosine', not 'constant'")
 
 
 @dataclass(frozen=True)
@@ -581,6 +613,73 @@ def _make_optimizer(cfg: StageConfig, groups: list[dict]) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """Multiplier of the base learning rate for optimizer step ``step`` (0-based).
+
+    Parameters
+    ----------
+    schedule : {"constant", "linear", "cosine"}
+    step : int
+        Number of optimizer steps already taken.
+    total_steps : int
+        Optimizer steps of the whole stage; the factor reaches 0 at ``step == total_steps``.
+    warmup_steps : int
+        Linear warmup ``step / warmup_steps`` first (the first step has factor 0, as in HF).
+
+    Returns
+    -------
+    float
+        ``constant``: 1. ``linear``: after warmup ``(total - step) / (total - warmup)``
+        (HF ``get_linear_schedule_with_warmup``). ``cosine``: after warmup
+        ``(1 + cos(pi p)) / 2`` with ``p = (step - warmup) / (total - warmup)``
+        (``CosineAnnealingLR`` with ``eta_min = 0``, ``T_max`` = the steps after warmup).
+    """
+    if schedule == "constant":
+        return 1.0
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def _make_scheduler(cfg: StageConfig, opt: torch.optim.Optimizer,
+                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """``LambdaLR`` of ``cfg.schedule`` over ``total_steps`` steps of ``opt`` (stepped per step)."""
+    warmup = math.ceil(cfg.warmup_fraction * total_steps)
+    schedule = cfg.schedule
+
+    def factor(step: int) -> float:
+        return lr_factor(schedule, step, total_steps, warmup)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+class _ReptileOuter(torch.optim.Optimizer):
+    """Reptile's outer update as an optimizer: ``theta <- theta + lr (phi - theta)``.
+
+    The parameters hold phi (the inner loop's result) when :meth:`step` is called with
+    the anchors theta. Being an optimizer, its ``lr`` (epsilon) follows a ``LambdaLR``
+    schedule and is checkpointed like any other.
+    """
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, anchors: Sequence[torch.Tensor]) -> None:  # type: ignore[override]
+        params = [p for g in self.param_groups for p in g["params"]]
+        lrs = [g["lr"] for g in self.param_groups for _ in g["params"]]
+        if len(anchors) != len(params):
+            raise ValueError(f"{len(anchors)} anchors for {len(params)} parameters")
+        for p, th, lr in zip(params, anchors, lrs):
+            # p currently holds phi; move theta a fraction eps toward phi.
+            p.copy_(th + lr * (p - th))
+
+
 class _Loop:
     """Shared epoch loop: batch rounds, validation, best-epoch selection, checkpoints."""
 
@@ -604,10 +703,18 @@ class _Loop:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             return self.family.loss(self.adapters.model, _to_device(batch, self.device))
 
+    def rounds_per_epoch(self) -> int:
+        """Batch rounds (optimizer steps of a joint step) in one epoch: the longest task's batches."""
+        return max(t.num_batches("train") for t in self.tasks)
+
+    def loss_sum(self) -> torch.Tensor:
+        """A zero on the device to sum training losses into (read once per epoch)."""
+        return torch.zeros((), dtype=_LOSS_SUM_DTYPE, device=self.device)
+
     def rounds(self) -> Iterator[list[Batch]]:
         """One epoch: rounds of one batch per task; shorter tasks restart (reshuffled)."""
         iters = [t.batches("train", self.generator) for t in self.tasks]
-        n_rounds = max(t.num_batches("train") for t in self.tasks)
+        n_rounds = self.rounds_per_epoch()
         for _ in range(n_rounds):
             batches = []
             for i, t in enumerate(self.tasks):
@@ -651,17 +758,20 @@ class _Loop:
         return None
 
     # checkpointing -------------------------------------------------------------------
-    def save(self, epoch: int, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    def save(self, epoch: int, optimizers: Sequence[torch.optim.Optimizer],
+             schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler] = ()) -> None:
         if self.checkpoint is None or not self.cfg.checkpoint_every or epoch % self.cfg.checkpoint_every:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
         torch.save({"tag": self.tag, "epoch": epoch, "model": self.adapters.model.state_dict(),
-                    "optimizers": [o.state_dict() for o in optimizers], "generator": self.generator.get_state(),
+                    "optimizers": [o.state_dict() for o in optimizers],
+                    "schedulers": [s.state_dict() for s in schedulers], "generator": self.generator.get_state(),
                     "history": self.history, "best": self.best}, tmp)
         os.replace(tmp, self.checkpoint)
 
-    def resume(self, optimizers: Sequence[torch.optim.Optimizer]) -> int:
+    def resume(self, optimizers: Sequence[torch.optim.Optimizer],
+               schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler] = ()) -> int:
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
         state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
@@ -669,7 +779,10 @@ class _Loop:
             return 0
         self.adapters.model.load_state_dict(state["model"])
         for o, s in zip(optimizers, state["optimizers"]):
-            o.load_state_dict(s)
+            o.load_state_dict(s)  # also restores each group's scheduled "lr"
+        # checkpoints written before schedules existed hold none (their runs were constant)
+        for sch, s in zip(schedulers, state.get("schedulers", ())):
+            sch.load_state_dict(s)
         self.generator.set_state(state["generator"])
         self.history, self.best = state["history"], state["best"]
         return int(state["epoch"])
@@ -683,15 +796,21 @@ class _Loop:
         return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs)
 
 
-def _step(loop: _Loop, opt: torch.optim.Optimizer, batches: list[Batch], params: list[nn.Parameter]) -> float:
-    """One optimizer step on the sum of all tasks' losses (backward per task: same sum)."""
+def _step(loop: _Loop, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+          batches: list[Batch]) -> torch.Tensor:
+    """One optimizer step on the sum of all tasks' losses (backward per task: same sum).
+
+    Returns the detached loss sum as a device tensor (no host synchronisation); the
+    scheduler advances once per optimizer step.
+    """
     opt.zero_grad(set_to_none=True)
-    total = 0.0
+    total = loop.loss_sum()
     for t, batch in enumerate(batches):
         loss = loop.task_loss(t, batch)
         loss.backward()
-        total += float(loss.detach())
+        total += loss.detach()
     opt.step()
+    sched.step()
     return total
 
 
@@ -743,67 +862,74 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     else:
         base_params = adapters.base_parameters()
         ad_params = adapters.all_adapter_parameters() if adapters.names else []
+        steps = cfg.epochs * loop.rounds_per_epoch()
         if cfg.inner_adapter_steps and cfg.method == "lora-ml":
             opts = [_make_optimizer(cfg, [{"params": base_params}]),
                     _make_optimizer(cfg, [{"params": ad_params, "lr": adapter_lr}])]
+            scheds = [_make_scheduler(cfg, opts[0], steps),
+                      _make_scheduler(cfg, opts[1], steps * cfg.inner_adapter_steps)]
         else:
             opts = [_make_optimizer(cfg, [{"params": base_params}, {"params": ad_params, "lr": adapter_lr}])]
-        start = loop.resume(opts)
+            scheds = [_make_scheduler(cfg, opts[0], steps)]
+        start = loop.resume(opts, scheds)
         for epoch in loop.progress(start):
-            total, rounds = 0.0, 0
+            total, rounds = loop.loss_sum(), 0
             for batches in loop.rounds():
                 if len(opts) == 2:
                     # official alternating scheme: one base step, then adapter-only steps
                     # (each optimizer holds only its own parameters, so a step moves only them)
-                    total += _step(loop, opts[0], batches, base_params)
+                    total += _step(loop, opts[0], scheds[0], batches)
                     for _ in range(cfg.inner_adapter_steps):
-                        _step(loop, opts[1], batches, ad_params)
+                        _step(loop, opts[1], scheds[1], batches)
                 else:
-                    total += _step(loop, opts[0], batches, base_params + ad_params)
+                    total += _step(loop, opts[0], scheds[0], batches)
                 rounds += 1
             record = {"epoch": epoch}
             if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
-                record["train_loss"] = total / max(rounds, 1)
+                record["train_loss"] = float(total) / max(rounds, 1)  # the epoch's one sync
             loop.validate(epoch, record)
             if len(record) > 1:
                 loop.history.append(record)
-            loop.save(epoch, opts)
+            loop.save(epoch, opts, scheds)
     best = loop.finish()
     return StageResult(adapters.strip(), adapters, loop.history, best, cfg)
 
 
 def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
-    """First-order Reptile (Nichol et al. 2018): theta <- theta + eps (phi - theta)."""
+    """First-order Reptile (Nichol et al. 2018): theta <- theta + eps (phi - theta).
+
+    ``cfg.schedule`` applies to eps (one scheduler step per outer iteration, as the
+    official vision code schedules its outer optimizer); the inner SGD lr is constant.
+    """
     cfg, model = loop.cfg, adapters.model
     params = list(model.parameters())
-    outer = torch.optim.SGD(params, lr=cfg.lr)  # only holds state for checkpoint symmetry
-    start = loop.resume([outer])
+    outer = _ReptileOuter(params, lr=cfg.lr)
+    sched = _make_scheduler(cfg, outer, cfg.epochs)
+    start = loop.resume([outer], [sched])
     T = len(loop.tasks)
     for epoch in loop.progress(start):
         t = int(torch.randint(T, (1,), generator=loop.generator))
         theta = [p.detach().clone() for p in params]
         inner = torch.optim.SGD(params, lr=cfg.reptile_inner_lr)
-        steps, total = 0, 0.0
+        steps, total = 0, loop.loss_sum()
         while steps < cfg.reptile_inner_steps:
             for batch in loop.tasks[t].batches("train", loop.generator):
                 inner.zero_grad(set_to_none=True)
                 loss = loop.task_loss(t, batch)
                 loss.backward()
                 inner.step()
-                total += float(loss.detach())
+                total += loss.detach()
                 steps += 1
                 if steps == cfg.reptile_inner_steps:
                     break
-        with torch.no_grad():
-            for p, th in zip(params, theta):
-                # p currently holds phi; move theta a fraction eps toward phi.
-                p.copy_(th + cfg.lr * (p - th))
+        outer.step(theta)
+        sched.step()
         record = {"epoch": epoch, "task": t}
         if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
-            record["train_loss"] = total / steps
+            record["train_loss"] = float(total) / steps  # the iteration's one sync
         loop.validate(epoch, record)
         loop.history.append(record)
-        loop.save(epoch, [outer])
+        loop.save(epoch, [outer], [sched])
 
 
 def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch.Generator, *,
@@ -846,7 +972,8 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
                  tag=f"finetune-{cfg.method}")
     params = adapters.adapter_parameters(FINETUNE_ADAPTER)
     opt = _make_optimizer(cfg, [{"params": params}])
-    start = loop.resume([opt])
+    sched = _make_scheduler(cfg, opt, cfg.epochs * loop.rounds_per_epoch())
+    start = loop.resume([opt], [sched])
 
     def test_metrics() -> dict:
         was = adapters.model.training
@@ -859,19 +986,19 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
         return out
 
     for epoch in loop.progress(start):
-        total, rounds = 0.0, 0
+        total, rounds = loop.loss_sum(), 0
         for batches in loop.rounds():
-            total += _step(loop, opt, batches, params)
+            total += _step(loop, opt, sched, batches)
             rounds += 1
         record = {"epoch": epoch}
         if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
-            record["train_loss"] = total / max(rounds, 1)
+            record["train_loss"] = float(total) / max(rounds, 1)  # the epoch's one sync
         loop.validate(epoch, record)
         if eval_every and epoch % eval_every == 0:
             record["test"] = test_metrics()
         if len(record) > 1:
             loop.history.append(record)
-        loop.save(epoch, [opt])
+        loop.save(epoch, [opt], [sched])
     best = loop.finish()
     final = {"epoch": cfg.epochs if best is None else best, "final": True, "test": test_metrics()}
     loop.history.append(final)

@@ -179,3 +179,169 @@ def test_bf16_autocast_and_last_layer_finetune_run():
     assert np.isfinite(f.history[-1]["test"]["loss"])
     # fine-tuning trains only the fresh head: the first layer is the retrained one
     torch.testing.assert_close(f.model[0].weight, r.model[0].weight)
+
+
+# --------------------------------------------------------------------------------------
+# learning-rate schedules
+# --------------------------------------------------------------------------------------
+
+
+def _lrs_of_schedule(schedule, total, warmup_fraction=0.0, lr=0.4):
+    """Learning rates seen by each of ``total`` optimizer steps, and the lr after the last."""
+    from empirics._trainer import _make_scheduler
+
+    cfg = StageConfig("sr", epochs=1, lr=lr, optimizer="sgd", schedule=schedule, warmup_fraction=warmup_fraction)
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([w], lr=lr)
+    sched = _make_scheduler(cfg, opt, total)
+    seen = []
+    for _ in range(total):
+        seen.append(opt.param_groups[0]["lr"])
+        w.grad = torch.ones(2)
+        opt.step()
+        sched.step()
+    return seen, opt.param_groups[0]["lr"]
+
+
+def test_linear_schedule_warms_up_peaks_and_ends_at_zero():
+    seen, end = _lrs_of_schedule("linear", total=10, warmup_fraction=0.2)
+    # 2 warmup steps (0, lr/2), peak lr at step 2, then linear decay reaching 0 at step 10
+    assert seen[:3] == pytest.approx([0.0, 0.2, 0.4])
+    assert seen[6] == pytest.approx(0.4 * 4 / 8)
+    assert end == 0.0
+    from transformers import get_linear_schedule_with_warmup
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=0.4)
+    hf = get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10)
+    ref = []
+    for _ in range(10):
+        ref.append(opt.param_groups[0]["lr"])
+        opt.step()
+        hf.step()
+    assert seen == pytest.approx(ref, abs=1e-15)
+
+
+def test_cosine_schedule_is_cosine_annealing_to_zero():
+    seen, end = _lrs_of_schedule("cosine", total=10)
+    assert seen[0] == 0.4 and seen[5] == pytest.approx(0.2, abs=1e-15) and end == pytest.approx(0.0, abs=1e-15)
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=0.4)
+    ref_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.0)
+    ref = []
+    for _ in range(10):
+        ref.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref_sched.step()
+    assert seen == pytest.approx(ref, abs=1e-12)
+    assert _lrs_of_schedule("constant", total=4) == ([0.4] * 4, 0.4)
+
+
+def test_bad_schedules_are_rejected():
+    with pytest.raises(ValueError, match="schedule"):
+        StageConfig("sr", epochs=1, lr=1.0, schedule="step")
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        StageConfig("sr", epochs=1, lr=1.0, schedule="linear", warmup_fraction=1.0)
+    with pytest.raises(ValueError, match="constant"):
+        StageConfig("sr", epochs=1, lr=1.0, warmup_fraction=0.1)
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "reptile"])
+def test_stage_ends_its_schedule_at_zero_and_resume_is_exact(method, tmp_path, monkeypatch):
+    """A scheduled stage interrupted after 2 of 4 epochs and resumed equals the uninterrupted one;
+    the checkpoint holds lr 0 after the last step (linear decay over all optimizer steps)."""
+    import shutil
+
+    from empirics import _trainer
+
+    kw = dict(reptile_inner_steps=2) if method == "reptile" else {}
+    cfg = StageConfig(method, epochs=4, lr=0.5 if method == "reptile" else 1e-2, schedule="linear",
+                      warmup_fraction=0.25, checkpoint_every=1, **kw)
+
+    def fam():
+        f = shallow_family(2)
+        for t in f._tasks:
+            t.batch_size = 6  # 16 samples: 3 rounds per epoch
+        return f
+
+    mid = tmp_path / "mid.pt"
+    save = _trainer._Loop.save
+
+    def save_and_keep_epoch_2(self, epoch, *args):
+        save(self, epoch, *args)
+        if epoch == 2:
+            shutil.copy(self.checkpoint, mid)
+
+    monkeypatch.setattr(_trainer._Loop, "save", save_and_keep_epoch_2)
+    full = retrain(fam(), cfg, torch.Generator().manual_seed(4), checkpoint=tmp_path / "full.pt")
+    monkeypatch.setattr(_trainer._Loop, "save", save)
+    state = torch.load(tmp_path / "full.pt", weights_only=False)
+    steps = 4 if method == "reptile" else 4 * 3
+    assert state["schedulers"][0]["last_epoch"] == steps
+    assert state["optimizers"][0]["param_groups"][0]["lr"] == 0.0
+    # epoch 2 of 4 with a 25% warmup: half of the decay is left
+    mid_state = torch.load(mid, weights_only=False)
+    assert mid_state["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(cfg.lr * (steps / 2) / (0.75 * steps))
+    resumed = retrain(fam(), cfg, torch.Generator().manual_seed(4), checkpoint=mid)
+    assert resumed.history == full.history
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the schedule changes training: a constant-lr run ends elsewhere
+    const = retrain(fam(), StageConfig(method, epochs=4, lr=cfg.lr, **kw), torch.Generator().manual_seed(4))
+    assert not all(torch.equal(a, b) for a, b in zip(full.model.parameters(), const.model.parameters()))
+
+
+def test_finetune_follows_its_schedule(tmp_path):
+    fam = shallow_family(2)
+    g = torch.Generator().manual_seed(0)
+    r = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), g)
+    finetune(fam, r.model, StageConfig("lora", epochs=3, lr=1e-2, schedule="cosine", checkpoint_every=1), g,
+             checkpoint=tmp_path / "ft.pt")
+    state = torch.load(tmp_path / "ft.pt", weights_only=False)
+    assert state["schedulers"][0]["last_epoch"] == 3  # full batch: one step per epoch
+    assert state["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-18)
+
+
+# --------------------------------------------------------------------------------------
+# device-side loss sums
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "reptile"])
+def test_epoch_losses_equal_a_step_by_step_host_sum(method):
+    """Losses summed on the device and read once per epoch equal the per-step Python sum."""
+    fam = shallow_family(3)
+    for t in fam._tasks:
+        t.batch_size = 5  # 16 samples: 4 rounds per epoch
+    seen = []
+    loss = fam.loss
+
+    def recording_loss(model, batch):
+        out = loss(model, batch)
+        if torch.is_grad_enabled():  # training forwards only, not validation
+            seen.append(float(out.detach()))
+        return out
+
+    fam.loss = recording_loss
+    kw = dict(reptile_inner_steps=3) if method == "reptile" else {}
+    res = retrain(fam, StageConfig(method, epochs=3, lr=0.5 if method == "reptile" else 1e-2, **kw),
+                  torch.Generator().manual_seed(8))
+    ref = []
+    if method == "reptile":
+        for e in range(3):
+            total = 0.0
+            for v in seen[3 * e:3 * e + 3]:
+                total += v
+            ref.append(total / 3)
+    else:
+        per_epoch = 4 * 3
+        for e in range(3):
+            total = 0.0
+            for r in range(4):
+                step = 0.0
+                for v in seen[e * per_epoch + 3 * r:e * per_epoch + 3 * r + 3]:
+                    step += v
+                total += step
+            ref.append(total / 4)
+    assert len(seen) == (9 if method == "reptile" else 36)
+    assert [h["train_loss"] for h in res.history] == ref
