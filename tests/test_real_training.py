@@ -169,3 +169,29 @@ def test_vision_training_is_deterministic_for_a_seed(vision_family):
     assert a.history == b.history
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_schedules_default_to_the_official_code_and_reach_the_records(tmp_path):
+    from empirics.real.cli import add_subcommands, config_from_args
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers(dest="command"))
+
+    def cfg(*argv):
+        return config_from_args(parser.parse_args([*argv, "--out", str(tmp_path)]))
+
+    assert (cfg("vision").schedule, cfg("vision").warmup_fraction) == ("cosine", 0.0)
+    assert (cfg("language").schedule, cfg("language").warmup_fraction) == ("linear", 0.1)
+    assert cfg("language", "--schedule", "constant").warmup_fraction == 0.0
+    got = cfg("vision", "--schedule", "linear", "--warmup-fraction", "0.05")
+    assert (got.schedule, got.warmup_fraction) == ("linear", 0.05)
+    with pytest.raises(ValueError, match="warmup"):
+        cfg("vision", "--schedule", "constant", "--warmup-fraction", "0.1")
+    # every stage of a unit gets the schedule
+    rt, ft = _run._stage_configs(got, "reptile", 4)
+    assert {(c.schedule, c.warmup_fraction) for c in [rt, *ft.values()]} == {("linear", 0.05)}
+    rec = _run.run(_run.RunConfig(**dict(TINY_VISION, retrain=("sr",), peft=("last-layer",), epochs=1)), tmp_path,
+                   verbose=False)
+    assert rec["config"]["schedule"] == "cosine" and rec["schedule"]["name"] == "cosine"
+    assert "cosine annealing" in " ".join(rec["notes"])

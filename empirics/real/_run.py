@@ -31,6 +31,15 @@ ROWS = (("lora-ml", "lora"), ("sr", "lora"), ("reptile", "lora"),
 #: Which fine-tuning methods follow each retraining method.
 PAIRINGS = {"lora-ml": ("lora",), "last-layer-ml": ("last-layer",), "sr": ("lora", "last-layer"),
             "reptile": ("lora", "last-layer")}
+#: Learning-rate schedules; mirrors ``empirics._trainer.SCHEDULES`` (not imported here:
+#: this module does not import torch at import time).
+SCHEDULES = ("constant", "linear", "cosine")
+#: Per-experiment schedule defaults of the official code. Vision: ``CosineAnnealingLR`` to
+#: 0 in every stage (``vision/train_utils.py``). ConvAI2: ``get_linear_schedule_with_warmup``
+#: with ``num_warmup_steps = 0.1 * batches of one task * epochs`` (``convai/lora-ml.py``,
+#: ``convai/lora.py``); the trainer takes one optimizer step per round of one batch per
+#: task, so that is 10% of its steps.
+PAPER_SCHEDULES = {"vision": ("cosine", 0.0), "language": ("linear", 0.1)}
 ROW_LABELS = {("lora-ml", "lora"): "LoRA-ML", ("sr", "lora"): "SR + LoRA", ("reptile", "lora"): "Reptile + LoRA",
               ("last-layer-ml", "last-layer"): "Last-Layer-ML", ("sr", "last-layer"): "SR + Last-Layer",
               ("reptile", "last-layer"): "Reptile + Last-Layer"}
@@ -42,6 +51,11 @@ class RunConfig:
 
     The paper's values are in THEORY.md 9.5; ``VISION_PAPER`` and ``LANGUAGE_PAPER``
     hold them. Size-reduction fields (``max_per_task`` ...) exist for CPU runs.
+
+    ``schedule`` and ``warmup_fraction`` (``None``: the experiment's default of
+    :data:`PAPER_SCHEDULES`, cosine for vision, linear with 10% warmup for language)
+    apply to every stage: retraining, fine-tuning, and Reptile's outer step size (see
+    :class:`~empirics._trainer.StageConfig`).
     """
 
     experiment: str = "vision"
@@ -84,10 +98,23 @@ class RunConfig:
     n_retrain: int = 10
     max_length: int = 128
     note: str = ""
+    schedule: str | None = None
+    warmup_fraction: float | None = None
 
     def __post_init__(self):
         if self.experiment not in ("vision", "language"):
             raise ValueError(f"experiment must be vision|language, got {self.experiment!r}")
+        schedule, warmup = PAPER_SCHEDULES[self.experiment]
+        if self.schedule is None:  # frozen: resolve the experiment's default in place
+            object.__setattr__(self, "schedule", schedule)
+        if self.warmup_fraction is None:
+            object.__setattr__(self, "warmup_fraction", warmup if self.schedule != "constant" else 0.0)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.warmup_fraction and self.schedule == "constant":
+            raise ValueError("a warmup fraction > 0 needs schedule linear or cosine, not constant")
         bad = [m for m in self.retrain if m not in PAIRINGS]
         if bad:
             raise ValueError(f"unknown retraining method(s) {bad}; choose from {tuple(PAIRINGS)}")
@@ -101,11 +128,11 @@ class RunConfig:
         return [r for r in ROWS if r[0] in self.retrain and r[1] in self.peft]
 
 
-#: THEORY.md 9.5: vision (official ``vision/scripts``).
+#: THEORY.md 9.5: vision (official ``vision/scripts``); cosine annealing as the official code.
 VISION_PAPER = RunConfig()
 #: THEORY.md 9.5: ConvAI2 (official ``convai/scripts``): AdamW lr 5e-5, batch 8, 10 epochs,
 #: LoRA rank 8, alpha 16, dropout 0.1; Reptile outer lr 1e-4, 20 inner steps; the
-#: fine-tuning lr 1e-4 of ``convai/scripts/lora.sh``.
+#: fine-tuning lr 1e-4 of ``convai/scripts/lora.sh``; linear warmup (10%) and decay.
 LANGUAGE_PAPER = RunConfig(
     experiment="language", seeds=(0, 1, 2, 3, 4), epochs=10, finetune_epochs=10, lr=5e-5, finetune_lr=1e-4,
     optimizer="adamw", weight_decay=0.01, batch_size=8, rank=8, lora_alpha=16, lora_dropout=0.1,
@@ -116,19 +143,31 @@ VISION_NOTES = (
     "Vision: MLP-Mixer (patch 4, width {width}, depth {depth}; the paper: 512, 1) on binary class-pair tasks, "
     "label = class mod 2; "
     "retraining pairs (0,1),(2,3),(4,5),(6,7) validated on the test split, test task (8,9).",
-    "Differences from the paper: constant learning rate (the official code uses cosine annealing; the "
-    "trainer has no scheduler hook); SR sums one batch of each task per step (effective batch 4x256); "
+    "Differences from the paper: learning rate {schedule} (the official code: cosine annealing to 0, "
+    "stepped once per epoch); SR sums one batch of each task per step (effective batch 4x256); "
     "Reptile = first-order interpolation theta <- theta + eps (phi - theta) with the correct sign, eps "
     "= reptile_outer_lr (the official outer step is Adam at lr 1e-5 on a sign-reversed pseudo-gradient).",
 )
 LANGUAGE_NOTES = (
     "Language: pretrained encoder {model} (the paper: RoBERTa-base) scoring (history, candidate) "
     "pairs; accuracy = hits@1 among 20 candidates.",
-    "Differences from the paper: constant learning rate (official: linear warmup/decay); LoRA-ML uses one "
-    "shared head (LoRA also on the head's Linear layers) instead of per-task heads; Reptile inner steps are "
-    "SGD (official: AdamW) with eps = reptile_outer_lr; the encoder's dropout masks come from torch's global RNG "
-    "(transformers takes no generator), so language runs are seeded but not bitwise reproducible.",
+    "Differences from the paper: learning rate {schedule} (official: linear warmup over 10% of one task's "
+    "batches x epochs, then linear decay over a horizon stretched by --sm, 6.67 in lora-ml.sh, so it does not "
+    "reach 0); LoRA-ML uses one shared head (LoRA also on the head's Linear layers) instead of per-task heads; "
+    "Reptile inner steps are SGD (official: AdamW) with eps = reptile_outer_lr; dropout masks are drawn per "
+    "batch from the run's generator (the forward runs in a forked, reseeded RNG), so language runs are "
+    "bitwise reproducible on CPU for a seed.",
 )
+
+
+def schedule_text(cfg: RunConfig) -> str:
+    """Plain words for the learning-rate schedule of ``cfg`` (used in the records' notes)."""
+    warm = (f"linear warmup over {100 * cfg.warmup_fraction:g}% of the optimizer steps, then "
+            if cfg.warmup_fraction else "")
+    return {"constant": "constant",
+            "linear": f"{warm}linear decay to 0 over each stage's optimizer steps",
+            "cosine": f"{warm}cosine annealing to 0 over each stage's optimizer steps"}[cfg.schedule] + (
+        " (Reptile: its outer step size eps follows it)" if cfg.schedule != "constant" else "")
 
 
 def stage_generator(seed: int, *keys: int):
@@ -188,7 +227,8 @@ def _stage_configs(cfg: RunConfig, method: str, n_tasks: int):
     from .._trainer import StageConfig
 
     common = dict(optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, device=cfg.device, bf16=cfg.bf16,
-                  lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout)
+                  lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, schedule=cfg.schedule,
+                  warmup_fraction=cfg.warmup_fraction)
     if method == "reptile":
         # one outer iteration per task visit: the official "outer epoch" visits every task once
         rt = StageConfig(method="reptile", epochs=cfg.reptile_outer_epochs * n_tasks, lr=cfg.reptile_outer_lr,
@@ -342,6 +382,7 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
                      "retrain_wall_s": [u["retrain_wall_s"] for u in mine],
                      "best_epoch": [u["best_epoch"] for u in mine]})
     notes = list(VISION_NOTES if cfg.experiment == "vision" else LANGUAGE_NOTES)
+    notes[1] = notes[1].format(schedule=schedule_text(cfg))
     if cfg.experiment == "vision":
         notes[0] = notes[0].format(width=cfg.width, depth=cfg.depth)
     if cfg.experiment == "language":
@@ -353,6 +394,8 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
         notes.insert(0, cfg.note)
     return {"kind": "loraml.real", "experiment": cfg.experiment, "config": dataclasses.asdict(cfg),
             "family": family_description, "rows": rows, "notes": notes,
+            "schedule": {"name": cfg.schedule, "warmup_fraction": cfg.warmup_fraction,
+                         "description": schedule_text(cfg)},
             "metric": ("fine-tuned test accuracy after the last fine-tuning epoch (also the maximum over "
                        "epochs, the official code's 'best')" if cfg.experiment == "vision" else
                        "hits@1 among 20 candidates on the held-out dialogues of each test persona, after "

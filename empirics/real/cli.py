@@ -25,7 +25,7 @@ __all__ = ["add_subcommands", "config_from_args", "main"]
 
 
 def _common(p: argparse.ArgumentParser, paper) -> None:
-    from ._run import PAIRINGS
+    from ._run import PAIRINGS, SCHEDULES
 
     p.add_argument("--retrain", nargs="+", choices=tuple(PAIRINGS), default=list(paper.retrain),
                    help="retraining methods (default: all four)")
@@ -43,6 +43,12 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
     p.add_argument("--lr", type=float, default=paper.lr, help="retraining learning rate (%(default)s)")
     p.add_argument("--finetune-lr", type=float, default=paper.finetune_lr, help="(%(default)s)")
     p.add_argument("--weight-decay", type=float, default=paper.weight_decay, help="(%(default)s)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=paper.schedule,
+                   help="learning-rate schedule of every stage, stepped per optimizer step; Reptile's outer "
+                        "step size follows it (default as the official code: %(default)s)")
+    p.add_argument("--warmup-fraction", type=float, default=None,
+                   help="fraction of each stage's optimizer steps used for linear warmup; needs --schedule "
+                        f"linear or cosine (default: {paper.warmup_fraction:g}; 0 with --schedule constant)")
     p.add_argument("--batch-size", type=int, default=paper.batch_size, help="(%(default)s)")
     p.add_argument("--rank", type=int, default=paper.rank, help="LoRA rank k (%(default)s)")
     p.add_argument("--finetune-rank", type=int, default=None, help="LoRA rank k' of fine-tuning (default: --rank)")
@@ -120,6 +126,8 @@ def config_from_args(args: argparse.Namespace):
     upd["retrain"] = tuple(dict.fromkeys(args.retrain))
     upd["peft"] = tuple(dict.fromkeys(args.peft))
     upd["seeds"] = tuple(dict.fromkeys(args.seeds))
+    # not given: RunConfig picks the experiment's warmup for the chosen schedule (0 for constant)
+    upd.setdefault("warmup_fraction", None)
     if args.bf16 is None:
         upd["bf16"] = str(args.device).startswith("cuda")
     if getattr(args, "no_augment", False):
