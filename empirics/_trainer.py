@@ -37,7 +37,8 @@ HF ``peft`` pitfalls handled here on purpose: ``set_adapter`` sets ``requires_gr
 on every other adapter, and ``get_peft_model`` freezes the base. For LoRA-ML, after every
 ``set_adapter`` the trainer re-enables gradients on the base and on all task adapters
 (:class:`PeftLoraSet`). peft initialises ``lora_A`` from the global RNG; the trainer
-re-initialises it from the run's generator.
+forks that RNG around peft (the global stream is left as it was) and re-initialises
+``lora_A`` from the run's generator.
 
 Every stage can validate once per epoch (``validate_every``) and keep the weights of the
 best average validation epoch (``select_best``), run on ``cpu`` or ``cuda``, use bf16
@@ -291,9 +292,13 @@ class PeftLoraSet(AdapterSet):
             return LoraConfig(r=rank, lora_alpha=rank if alpha is None else alpha, lora_dropout=dropout,
                               target_modules=list(target_modules), bias="none")
 
-        model = get_peft_model(base, cfg(), adapter_name=self.names[0])
-        for n in self.names[1:]:
-            model.add_adapter(n, cfg())
+        # peft draws lora_A from the global RNG; fork it so that attaching adapters leaves the
+        # caller's global stream as it was (lora_A is redrawn from ``generator`` below)
+        cuda = sorted({p.device.index for p in base.parameters() if p.device.type == "cuda"})
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            model = get_peft_model(base, cfg(), adapter_name=self.names[0])
+            for n in self.names[1:]:
+                model.add_adapter(n, cfg())
         self.model = model
         self._adapter_params: dict[str, list[nn.Parameter]] = {n: [] for n in self.names}
         base_params = []

