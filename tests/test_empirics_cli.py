@@ -6,15 +6,7 @@ import pytest
 from empirics.__main__ import main
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_synthetic_linear_cli_writes_record(tmp_path, capsys):

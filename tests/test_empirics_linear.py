@@ -12,15 +12,7 @@ from empirics._linear import (LinearConfig, LinearFamily, LinearOptions, draw_li
                               run_linear_batched)
 from empirics._trainer import StageConfig, finetune, retrain
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = dict(outer_steps=12, inner_steps=3, sr_epochs=15, finetune_iters=10, record_every=1)

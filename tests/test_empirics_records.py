@@ -12,15 +12,7 @@ from empirics._shallow import ShallowConfig, ShallowFamily, draw_shallow_problem
 from empirics._trainer import StageConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_provenance_has_revision_versions_device():

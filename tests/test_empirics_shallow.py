@@ -7,15 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from empirics._shallow import ShallowConfig, central_range, draw_shallow_problem, run_shallow_batched
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = ShallowConfig(T=2, d=3, k=1, N=12, n=6, retrain_epochs=25, finetune_epochs=15, record_every=5)

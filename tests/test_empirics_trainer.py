@@ -12,15 +12,7 @@ from empirics._trainer import (HeadSet, PeftLoraSet, StageConfig, TaskData, fine
                                task_adapter_name)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only spin-waits on a shared 2-core machine."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def shallow_family(T, d=4, N=16, n=8, seed=0):

@@ -13,15 +13,7 @@ torch = pytest.importorskip("torch")
 from empirics.real import _cifar, _fixtures, _fmnist, _vision_data  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: intra-op threads only spin-wait on a shared 2-core machine (10x slower)
-    import torch as _torch
-
-    before = _torch.get_num_threads()
-    _torch.set_num_threads(1)
-    yield
-    _torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_numpy_reader_reads_original_layout_with_bytes_keys(tmp_path):

@@ -5,15 +5,7 @@ import figures
 from figures import _real_tables as rt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: intra-op threads only spin-wait on a shared 2-core machine (10x slower)
-    import torch as _torch
-
-    before = _torch.get_num_threads()
-    _torch.set_num_threads(1)
-    yield
-    _torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ms(m, se=0.01):

@@ -14,15 +14,7 @@ from empirics.real import _fixtures, _run, _vision_data  # noqa: E402
 from empirics.real._vision import VisionFamily  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: intra-op threads only spin-wait on a shared 2-core machine (10x slower)
-    import torch as _torch
-
-    before = _torch.get_num_threads()
-    _torch.set_num_threads(1)
-    yield
-    _torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY_VISION = dict(dataset="random", seeds=(3,), epochs=2, finetune_epochs=1, width=8, batch_size=16,
                    reptile_outer_epochs=1, reptile_inner_steps=2, lr=1e-3)
