@@ -3,7 +3,7 @@ the five sweeps, and the shallow-network result tables (THEORY.md 9.1-9.4).
 
 Seeding: trial ``i`` of every sweep point uses the integer seed derived from
 ``(config["seed"], i)`` only, so a sweep point equal to the defaults is the same
-computation in every sweep (as with the official fixed ``torch.manual_seed(613)``) and
+computation in every sweep (as with the official fixed global seed 613) and
 is computed once.
 """
 from __future__ import annotations
