@@ -112,9 +112,9 @@ def compute_table3(config: dict, workdir: Path, progress: bool) -> dict:
 
 
 def _pct(ms: dict) -> str:
-    se = ms.get("se")
-    se_txt = "n/a" if se is None or not np.isfinite(se) else f"{100 * se:.2f}"
-    return f"{100 * ms['mean']:.2f} ± {se_txt}"
+    from empirics.real._run import format_mean_se
+
+    return format_mean_se(ms)
 
 
 def _header(record: dict) -> list:

@@ -74,3 +74,11 @@ def test_table_smoke_configs_run_end_to_end(name, tmp_path):
     assert [f.suffix for f in res["files"]] == [".md", ".png"]
     text = res["files"][0].read_text()
     assert "n/a" in text and ("LoRA-ML" in text)
+
+
+@pytest.mark.parametrize("se", [float("nan"), "nan", None])
+def test_single_seed_standard_error_is_shown_as_not_available(se):
+    from empirics.real._run import format_mean_se
+
+    assert format_mean_se({"mean": 0.5, "se": se}) == "50.00 ± n/a"
+    assert format_mean_se({"mean": 0.5, "se": 0.0123}) == "50.00 ± 1.23"

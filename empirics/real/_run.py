@@ -403,12 +403,21 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
             "provenance": provenance(device=cfg.device)}
 
 
+def format_mean_se(ms: dict) -> str:
+    """``mean ± SE`` in percent; the SE of a single seed is undefined and shown as n/a."""
+    try:
+        se = float(ms.get("se"))  # a JSON record may hold null or a "NaN" string
+    except (TypeError, ValueError):
+        se = float("nan")
+    se_txt = f"{100 * se:.2f}" if np.isfinite(se) else "n/a"
+    return f"{100 * ms['mean']:.2f} ± {se_txt}"
+
+
 def format_summary(record: dict) -> str:
     """Plain-text table of a record (mean +- SE over seeds, in percent)."""
     lines = [f"{record['experiment']}: " + "; ".join(n for n in record["notes"] if n)[:2000], ""]
     lines.append(f"{'method':24s} {'accuracy %':>16s} {'best-epoch acc %':>18s}  seeds")
     for r in record["rows"]:
         a, b = r["accuracy"], r["best_accuracy_over_epochs"]
-        lines.append(f"{r['row']:24s} {100 * a['mean']:8.2f} ± {100 * a['se']:5.2f} "
-                     f"{100 * b['mean']:9.2f} ± {100 * b['se']:5.2f}  {r['seeds']}")
+        lines.append(f"{r['row']:24s} {format_mean_se(a):>16s} {format_mean_se(b):>18s}  {r['seeds']}")
     return "\n".join(lines)
