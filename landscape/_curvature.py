@@ -16,7 +16,7 @@ from typing import Callable, Union
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
-from ._objective import LoraMLProblem, vec_factors
+from ._objective import LoraMLProblem
 
 __all__ = [
     "DENSE_EIGH_MAX_DIM",
@@ -300,7 +300,3 @@ def haynsworth_inertia_check(problem: LoraMLProblem, U: np.ndarray) -> dict:
     predicted = (problem.dim_A + in_S[0], in_S[1], in_S[2])
     return {"hessian": in_H, "schur": in_S, "predicted": predicted, "agree": in_H == predicted}
 
-
-def vec_direction(problem: LoraMLProblem, dU: np.ndarray) -> np.ndarray:
-    """Flat form of a direction in U-space (helper for callers mixing layouts)."""
-    return vec_factors(problem.check_factors(dU, "dU"))

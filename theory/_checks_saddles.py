@@ -22,13 +22,12 @@ from landscape import (
     f2_spurious_instance,
     haynsworth_inertia_check,
     inertia,
+    polish_critical_point,
     random_instance,
     reduced_spectrum,
     taylor_check,
     vec_factors,
 )
-
-from landscape._certificates import polish_critical_point  # public in its __all__
 
 from ._linalg import J_matrix, random_okk
 from ._result import EPS, Case, fmt, make_result
