@@ -1,0 +1,322 @@
+"""One execution layer for every sweep of the toolkit: independent *units* run locally or on Ray.
+
+The figures registry, the real-data runs (one unit per method x seed), the theory atlas
+(one unit per cell) and the audit's multistart search all submit independent units here.
+It lives in :mod:`landscape` because that is the package every other one may import
+(DESIGN.md: data flows ``landscape -> theory/empirics -> figures``); it imports nothing
+heavy and nothing of the rest of the toolkit.
+
+Contract of a unit
+------------------
+* ``Unit.fn`` is a module-level (picklable, importable on a worker) function called as
+  ``fn(**unit.config)``; the unit is a pure function of its configuration (its seed is
+  part of the configuration), so the same unit gives the same result on any backend.
+* The result is a JSON-able value; numpy arrays anywhere inside it are stored exactly
+  (dtype, shape and bytes), so results read back from a store are bitwise equal to the
+  computed ones.
+* With a :class:`ResultStore`, a unit's result is written atomically (temporary name,
+  then ``os.replace``) as ``<root>/<key>.json`` together with its configuration; a unit
+  whose result already exists is not run again, so a sweep resumes anywhere. A stored
+  result whose configuration differs from the unit's raises :class:`ConfigMismatch`
+  (never a silent mix of two settings).
+* ``Unit.resources`` declares what one run needs; the Ray backend schedules by it (GPU
+  units one per GPU, or a fraction where several fit).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "ConfigMismatch",
+    "Executor",
+    "LocalExecutor",
+    "Resources",
+    "ResultStore",
+    "Unit",
+    "add_executor_arguments",
+    "decode",
+    "encode",
+    "executor_from_args",
+    "get_executor",
+    "run_units",
+]
+
+#: Names accepted by ``--executor``.
+BACKENDS = ("local", "ray")
+
+
+class ConfigMismatch(ValueError):
+    """A stored result was computed with another configuration than the unit asking for it."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run of a unit needs. ``gpus`` may be a fraction (several units per GPU)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self):
+        for name in ("cpus", "gpus"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"Resources.{name} must be a finite number >= 0, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of a sweep: ``fn(**config)``, stored under ``key``."""
+
+    key: str
+    fn: Callable[..., Any]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    resources: Resources = Resources()
+
+    def __post_init__(self):
+        if not self.key or any(c in self.key for c in '/\\\0') or self.key.startswith("."):
+            raise ValueError(f"unit key must be a non-empty file-name-safe string, got {self.key!r}")
+
+    def run(self) -> Any:
+        return self.fn(**self.config)
+
+
+# ---------------------------------------------------------------------------- encoding
+
+def encode(obj: Any) -> Any:
+    """JSON-able form of ``obj``; numpy arrays and scalars are tagged and kept exact."""
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        if a.dtype == object:
+            raise TypeError("object arrays cannot be stored in a unit result")
+        return {"__ndarray__": base64.b64encode(a.tobytes()).decode("ascii"), "dtype": a.dtype.str,
+                "shape": list(a.shape)}
+    if isinstance(obj, np.generic):
+        return encode(np.asarray(obj))
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"unit result keys must be strings, got {k!r}")
+            out[k] = encode(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [encode(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"unit results must be JSON-able (or numpy), got {type(obj).__name__}")
+
+
+def decode(obj: Any) -> Any:
+    """Inverse of :func:`encode` (0-d arrays come back as numpy scalars' 0-d arrays)."""
+    if isinstance(obj, dict):
+        if "__ndarray__" in obj:
+            raw = base64.b64decode(obj["__ndarray__"])
+            return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+        if "__float__" in obj:
+            return float(obj["__float__"])
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """Stable digest of a unit configuration (sorted-key JSON of its encoded form)."""
+    text = json.dumps(encode(dict(config)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------- store
+
+class ResultStore:
+    """A folder of unit results, ``<root>/<key>.json``, each written atomically."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def has(self, unit: Unit) -> bool:
+        """Whether ``unit``'s result is stored; raises :class:`ConfigMismatch` on another config."""
+        p = self.path(unit.key)
+        if not p.is_file():
+            return False
+        stored = json.loads(p.read_text())
+        if stored.get("config_sha256") != config_digest(unit.config):
+            raise ConfigMismatch(f"{p} holds unit {unit.key!r} computed with another configuration; "
+                                 "use another output folder or remove it")
+        return True
+
+    def load(self, unit: Unit) -> Any:
+        if not self.has(unit):
+            raise FileNotFoundError(self.path(unit.key))
+        return decode(json.loads(self.path(unit.key).read_text())["result"])
+
+    def save(self, unit: Unit, result: Any) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        payload = {"key": unit.key, "config_sha256": config_digest(unit.config), "config": encode(dict(unit.config)),
+                   "result": encode(result)}
+        return atomic_write_text(self.path(unit.key), json.dumps(payload))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------- backends
+
+class Executor(ABC):
+    """Runs units; yields ``(index, result)`` as they finish (any order)."""
+
+    name: str = "?"
+
+    @abstractmethod
+    def imap(self, units: Sequence[Unit]) -> Iterator[tuple[int, Any]]:
+        ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def _call(unit: Unit) -> Any:
+    return unit.run()
+
+
+class LocalExecutor(Executor):
+    """In this process (``workers=1``, the default) or in a pool of ``workers`` spawned processes."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1):
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
+
+    def imap(self, units):
+        if self.workers == 1 or len(units) <= 1:
+            for i, u in enumerate(units):
+                yield i, u.run()
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: a forked child would inherit torch's thread-pool state from the parent
+        ex = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        try:
+            futures = {ex.submit(_call, u): i for i, u in enumerate(units)}
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        finally:
+            # on an error or KeyboardInterrupt: do not leave workers training
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+def get_executor(name: str = "local", *, workers: int = 1, ray_address: str | None = None) -> Executor:
+    """The executor called ``name`` (one of :data:`BACKENDS`)."""
+    if name == "local":
+        return LocalExecutor(workers=workers)
+    if name == "ray":
+        from ._ray_executor import RayExecutor  # optional extra: pip install '.[cluster]'
+
+        return RayExecutor(address=ray_address)
+    raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def run_units(units: Iterable[Unit], *, executor: Executor | str | None = None,
+              store: ResultStore | str | os.PathLike | None = None, progress: bool = False,
+              desc: str = "units") -> list[Any]:
+    """Run every unit not already in ``store``; results in the order of ``units``.
+
+    Keys must be unique. Stored results are loaded (and checked against the unit's
+    configuration) instead of being recomputed; each new result is saved as soon as it
+    arrives, so an interrupted sweep loses at most the units in flight.
+    """
+    units = list(units)
+    keys = [u.key for u in units]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"duplicate unit keys: {dup[:5]}")
+    if isinstance(store, (str, os.PathLike)):
+        store = ResultStore(store)
+    if executor is None or isinstance(executor, str):
+        executor = get_executor(executor or "local")
+    results: list[Any] = [None] * len(units)
+    todo = []
+    for i, u in enumerate(units):
+        if store is not None and store.has(u):
+            results[i] = store.load(u)
+        else:
+            todo.append(i)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{desc} ({executor.name})")
+    try:
+        for j, res in executor.imap([units[i] for i in todo]):
+            i = todo[j]
+            if store is not None:
+                store.save(units[i], res)
+                res = store.load(units[i])  # what a resumed run would see: identical either way
+            results[i] = res
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+# ---------------------------------------------------------------------------- CLI
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--executor local|ray``, ``--ray-address ADDRESS`` and ``--workers N`` on a sweeping command."""
+    g = parser.add_argument_group("execution")
+    g.add_argument("--executor", choices=BACKENDS, default="local",
+                   help="where independent units run: this machine (default) or a Ray cluster")
+    g.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="Ray cluster to join (e.g. 'auto' or 'ray://head:10001'); default: a local Ray instance")
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="local executor: number of worker processes (default 1: in this process)")
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The executor selected by :func:`add_executor_arguments`' options (ValueError on bad values)."""
+    workers = getattr(args, "workers", 1)
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if getattr(args, "ray_address", None) and args.executor != "ray":
+        raise ValueError("--ray-address needs --executor ray")
+    return get_executor(args.executor, workers=workers, ray_address=getattr(args, "ray_address", None))
