@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 
+from landscape._version import __version__
+
 _EXPORTS = {
     "_trainer": ("Family", "TaskData", "AdapterSet", "PeftLoraSet", "HeadSet", "StageConfig", "StageResult",
                  "retrain", "finetune", "task_adapter_name", "RETRAIN_METHODS", "FINETUNE_METHODS",
@@ -33,7 +35,7 @@ _EXPORTS = {
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE) + ["__version__"]
 
 
 def __getattr__(name):

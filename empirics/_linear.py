@@ -112,8 +112,12 @@ class LinearConfig:
         for name in ("outer_steps", "inner_steps", "sr_epochs", "finetune_iters"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LinearConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.sigma < 0 or self.init_std < 0:
-            raise ValueError("sigma and init_std must be >= 0")
+        for name in ("sigma", "init_std", "lr_A", "lr_U", "sr_lr", "finetune_lr"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"LinearConfig.{name} must be a finite number >= 0, got {v}")
+        if self.k > self.d:
+            raise ValueError(f"k (the adapter rank) must be <= d={self.d}, got {self.k}")
         if self.finetune_rank is not None and not 1 <= self.finetune_rank <= self.d:
             raise ValueError(f"finetune_rank must lie in [1, d={self.d}], got {self.finetune_rank}")
 

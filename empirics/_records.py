@@ -105,14 +105,13 @@ def to_jsonable(obj: Any) -> Any:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as JSON atomically (temporary file then rename); return the path."""
+    from landscape.executor import atomic_write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(to_jsonable(obj), fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    # a unique temporary name in the same folder, then os.replace: a reader (or a run
+    # killed mid-write) only ever sees the old file or the complete new one
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,8 +1,12 @@
 """Single synthetic runs with JSON records (used by ``python -m empirics``).
 
 Each function runs one configuration for several trials (batched), returns a record
-(config, seeds, provenance, metrics per recorded step) and, given a path, writes it; a
-finished record with the same configuration is reused (resume).
+(config, seeds, provenance, metrics per recorded step) and, given a path, writes it
+atomically. Resume: the trials run as units of :mod:`landscape.executor` keyed by their
+full configuration and stored beside the record (``<out>.units/``), so an interrupted
+run keeps its finished units; a finished record with the same configuration is reused;
+a path holding anything else (another configuration, a non-record) is refused with
+:class:`RecordMismatch`, never overwritten.
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ import numpy as np
 
 from ._records import provenance, read_json, to_jsonable, write_json
 
-__all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize"]
+__all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize", "RecordMismatch",
+           "existing_record", "linear_config", "shallow_config", "units_folder", "linear_trials_unit",
+           "shallow_trials_unit"]
 
 
 def trial_seeds(seed: int, trials: int) -> list[int]:
@@ -25,12 +31,98 @@ def trial_seeds(seed: int, trials: int) -> list[int]:
     return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(trials)]
 
 
-def _reuse(out: Path | None, config: dict) -> dict | None:
-    if out is not None and Path(out).exists():
+class RecordMismatch(ValueError):
+    """``--out`` holds something other than a finished record of this very configuration."""
+
+
+def existing_record(out: str | Path | None, config: dict) -> dict | None:
+    """The record at ``out`` when it was made with ``config``; ``None`` when ``out`` does not exist.
+
+    Raises :class:`RecordMismatch` when ``out`` holds anything else (unreadable JSON, a
+    non-record, or a record of another configuration): a record is never silently
+    overwritten by a run with other settings.
+    """
+    if out is None or not Path(out).exists():
+        return None
+    try:
         old = read_json(out)
-        if old.get("config") == to_jsonable(config):
-            return old
-    return None
+    except (OSError, ValueError) as exc:
+        raise RecordMismatch(f"--out {out} exists and is not a readable JSON record ({exc.__class__.__name__}); "
+                             "give another path or remove it") from None
+    if not (isinstance(old, dict) and isinstance(old.get("config"), dict)):
+        raise RecordMismatch(f"--out {out} exists and is not a run record; give another path or remove it")
+    if old["config"] != to_jsonable(config):
+        raise RecordMismatch(f"--out {out} holds a record made with another configuration; "
+                             "give another path or remove it")
+    return old
+
+
+def units_folder(out: str | Path) -> Path:
+    """Folder of the resumable units of the record ``out`` (``<out>.units``)."""
+    out = Path(out)
+    return out.with_name(out.name + ".units")
+
+
+def _chunks(seeds: list[int], parts: int) -> list[list[int]]:
+    parts = max(1, min(int(parts), len(seeds)))
+    return [[int(x) for x in c] for c in np.array_split(np.asarray(seeds, dtype=np.int64), parts) if len(c)]
+
+
+def linear_trials_unit(linear: dict, options: dict, seeds: list[int], progress: bool = False) -> dict:
+    """One unit of ``synthetic-linear``: every trial of ``seeds`` for one configuration.
+
+    A pure function of ``(linear, options, seeds)`` (``progress`` only draws bars); the
+    result holds the arrays of :func:`empirics._linear.run_linear_batched` and the
+    compute seconds.
+    """
+    from ._linear import LinearConfig, LinearOptions, run_linear_batched
+
+    t0 = time.perf_counter()
+    r = run_linear_batched([LinearConfig(**linear)], [list(seeds)], LinearOptions(**options), progress=progress)[0]
+    return {"loss_sum": r["loss_sum"], "loss_per_sample": r["loss_per_sample"], "A_err": r["A_err"],
+            "iterations": r["iterations"], "seconds": time.perf_counter() - t0}
+
+
+def shallow_trials_unit(shallow: dict, seeds: list[int], progress: bool = False, threads: int | None = None,
+                        checkpoint: str | None = None) -> dict:
+    """One unit of ``synthetic-shallow``: every trial of ``seeds`` for one configuration.
+
+    A pure function of ``(shallow, seeds)``; ``progress``, ``threads`` and the mid-unit
+    ``checkpoint`` file (an interrupted unit restarts from its last saved epoch) change
+    no number.
+    """
+    from ._shallow import ShallowConfig, run_shallow_batched
+
+    t0 = time.perf_counter()
+    r = run_shallow_batched(ShallowConfig(**shallow), list(seeds), progress=progress, threads=threads,
+                            checkpoint=checkpoint)
+    return {"final_mse": r["final_mse"], "curve": r["curve"], "curve_epochs": r["curve_epochs"],
+            "retrain_loss": r["retrain_loss"], "seconds": time.perf_counter() - t0}
+
+
+def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out, executor, progress: bool,
+                     unit_kwargs: dict, checkpoint: bool = False) -> tuple[list[dict], int]:
+    """Split ``seeds`` into one chunk per worker, run the chunks as units; results in seed order."""
+    from functools import partial
+
+    from landscape.executor import LocalExecutor, ResultStore, Unit, config_digest, run_units
+
+    executor = LocalExecutor() if executor is None else executor
+    store = None if out is None else ResultStore(units_folder(out))
+    parts = getattr(executor, "workers", 1)
+    units = []
+    for chunk in _chunks(seeds, parts):
+        config = dict(base_config, seeds=chunk)
+        key = f"{name}-{config_digest(config)[:16]}"
+        kwargs = dict(unit_kwargs)
+        if parts == 1:
+            kwargs["progress"] = progress  # in this process: epoch bars
+        if checkpoint and store is not None:
+            kwargs["checkpoint"] = str(store.root / f"{key}.ckpt.pt")
+            store.root.mkdir(parents=True, exist_ok=True)
+        units.append(Unit(key, partial(fn, **kwargs), config))
+    results = run_units(units, executor=executor, store=store, progress=progress and len(units) > 1, desc=name)
+    return results, len(units)
 
 
 def _stats(a: np.ndarray) -> dict:
@@ -38,28 +130,52 @@ def _stats(a: np.ndarray) -> dict:
             "max": float(np.max(a))}
 
 
-def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str | Path | None = None,
-                  progress: bool = False) -> dict[str, Any]:
-    """Run the linear experiment (THEORY.md 9.1) for one configuration; return its record."""
-    from ._linear import LinearOptions, run_linear_batched
+def linear_config(cfg, options=None, *, trials: int = 5, seed: int = 0) -> dict:
+    """The full configuration of a ``synthetic-linear`` record (what resume compares)."""
+    from ._linear import LinearOptions
 
     options = LinearOptions() if options is None else options
-    config = {"experiment": "synthetic-linear", "linear": dataclasses.asdict(cfg),
-              "options": dataclasses.asdict(options), "trials": trials, "seed": seed}
-    old = _reuse(out, config)
+    return {"experiment": "synthetic-linear", "linear": dataclasses.asdict(cfg),
+            "options": dataclasses.asdict(options), "trials": trials, "seed": seed}
+
+
+def shallow_config(cfg, *, trials: int = 10, seed: int = 613) -> dict:
+    """The full configuration of a ``synthetic-shallow`` record (what resume compares)."""
+    from ._shallow import INIT_STREAM
+
+    return {"experiment": "synthetic-shallow", "shallow": dataclasses.asdict(cfg), "trials": trials, "seed": seed,
+            "init_stream": INIT_STREAM}
+
+
+def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str | Path | None = None,
+                  progress: bool = False, executor=None) -> dict[str, Any]:
+    """Run the linear experiment (THEORY.md 9.1) for one configuration; return its record.
+
+    The trials run as resumable units (:mod:`landscape.executor`, one chunk of trials per
+    worker) stored in ``<out>.units``; a finished record of the same configuration at
+    ``out`` is returned as is, one of another configuration raises :class:`RecordMismatch`.
+    """
+    config = linear_config(cfg, options, trials=trials, seed=seed)
+    old = existing_record(out, config)
     if old is not None:
         return old
     seeds = trial_seeds(seed, trials)
     t0 = time.perf_counter()
-    r = run_linear_batched([cfg], [seeds], options, progress=progress)[0]
+    parts, n_units = _run_trial_units("linear", linear_trials_unit,
+                                      {"linear": config["linear"], "options": config["options"]}, seeds,
+                                      out=out, executor=executor, progress=progress, unit_kwargs={})
+    cat = {k: np.concatenate([np.asarray(p[k]) for p in parts], axis=1) for k in ("loss_sum", "loss_per_sample",
+                                                                                  "A_err")}
+    methods = ["lora-ml", "sr"]
     record = {
         "config": config, "seeds": seeds, "provenance": provenance("cpu"),
-        "seconds": time.perf_counter() - t0,
-        "methods": r["methods"],
-        "final": {m: {"loss_sum": _stats(r["loss_sum"][i, :, -1]),
-                      "loss_per_sample": _stats(r["loss_per_sample"][i, :, -1]),
-                      "A_err": _stats(r["A_err"][i])} for i, m in enumerate(r["methods"])},
-        "metrics": {"iteration": r["iterations"], "loss_sum": r["loss_sum"], "loss_per_sample": r["loss_per_sample"]},
+        "seconds": float(sum(p["seconds"] for p in parts)), "wall_seconds": time.perf_counter() - t0,
+        "units": n_units, "methods": methods,
+        "final": {m: {"loss_sum": _stats(cat["loss_sum"][i, :, -1]),
+                      "loss_per_sample": _stats(cat["loss_per_sample"][i, :, -1]),
+                      "A_err": _stats(cat["A_err"][i])} for i, m in enumerate(methods)},
+        "metrics": {"iteration": parts[0]["iterations"], "loss_sum": cat["loss_sum"],
+                    "loss_per_sample": cat["loss_per_sample"]},
     }
     if out is not None:
         write_json(out, record)
@@ -67,25 +183,37 @@ def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str
 
 
 def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | None = None,
-                   progress: bool = False) -> dict[str, Any]:
-    """Run the shallow-network experiment (THEORY.md 9.2) for one configuration; return its record."""
-    from ._shallow import central_range, run_shallow_batched
+                   progress: bool = False, executor=None, threads: int | None = 1) -> dict[str, Any]:
+    """Run the shallow-network experiment (THEORY.md 9.2) for one configuration; return its record.
 
-    config = {"experiment": "synthetic-shallow", "shallow": dataclasses.asdict(cfg), "trials": trials, "seed": seed}
-    old = _reuse(out, config)
+    Resumable as :func:`linear_record`; in addition each unit checkpoints its training
+    state every few thousand epochs inside ``<out>.units``, so an interrupted unit
+    restarts from its last checkpoint, not from epoch 0.
+    """
+    from ._shallow import central_range
+
+    config = shallow_config(cfg, trials=trials, seed=seed)
+    old = existing_record(out, config)
     if old is not None:
         return old
     seeds = trial_seeds(seed, trials)
     t0 = time.perf_counter()
-    r = run_shallow_batched(cfg, seeds, progress=progress)
+    parts, n_units = _run_trial_units("shallow", shallow_trials_unit, {"shallow": config["shallow"]}, seeds,
+                                      out=out, executor=executor, progress=progress,
+                                      unit_kwargs={"threads": threads}, checkpoint=True)
+    cat = {k: np.concatenate([np.asarray(p[k]) for p in parts], axis=1) for k in ("final_mse", "curve",
+                                                                                  "retrain_loss")}
+    methods = ["lora-ml", "sr"]
     clip = 2 if trials >= 5 else 0
     final = {}
-    for i, m in enumerate(r["methods"]):
-        med, lo, hi = central_range(r["final_mse"][i], clip=clip)
-        final[m] = {"mse": _stats(r["final_mse"][i]), "median": med, "central_low": lo, "central_high": hi}
-    record = {"config": config, "seeds": seeds, "provenance": provenance("cpu"), "seconds": time.perf_counter() - t0,
-              "methods": r["methods"], "final": final,
-              "metrics": {"epoch": r["curve_epochs"], "test_mse": r["curve"], "retrain_loss": r["retrain_loss"]}}
+    for i, m in enumerate(methods):
+        med, lo, hi = central_range(cat["final_mse"][i], clip=clip)
+        final[m] = {"mse": _stats(cat["final_mse"][i]), "median": med, "central_low": lo, "central_high": hi}
+    record = {"config": config, "seeds": seeds, "provenance": provenance("cpu"),
+              "seconds": float(sum(p["seconds"] for p in parts)), "wall_seconds": time.perf_counter() - t0,
+              "units": n_units, "methods": methods, "final": final,
+              "metrics": {"epoch": parts[0]["curve_epochs"], "test_mse": cat["curve"],
+                          "retrain_loss": cat["retrain_loss"]}}
     if out is not None:
         write_json(out, record)
     return to_jsonable(record)
@@ -132,7 +260,7 @@ def trial_record(family, retrain_cfg, finetune_cfg, *, seed: int, out: str | Pat
 
     config = {"experiment": "trial", "family": family.describe(), "retrain": dataclasses.asdict(retrain_cfg),
               "finetune": dataclasses.asdict(finetune_cfg), "seed": seed}
-    old = _reuse(out, config)
+    old = existing_record(out, config)
     if old is not None:
         return old
     ck = Path(checkpoint_dir) if checkpoint_dir is not None else None

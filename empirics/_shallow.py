@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ShallowConfig", "ShallowProblem", "draw_shallow_problem", "ShallowFamily", "run_shallow_batched",
-           "SHALLOW_PAPER_DEFAULTS", "central_range"]
+           "SHALLOW_PAPER_DEFAULTS", "central_range", "trial_streams", "draw_shallow_init", "INIT_STREAM"]
+
+#: How a trial's network initialisation is seeded (stored in records, so a record made
+#: with another scheme is never mistaken for this one): an independent child stream
+#: ``SeedSequence(seed).spawn(1)[0]``, not the data stream after the test-task data.
+INIT_STREAM = "seedsequence-child-0"
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,16 @@ class ShallowConfig:
         for name in ("T", "d", "k", "N", "n", "retrain_epochs", "finetune_epochs", "record_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ShallowConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            raise ValueError(f"sigma must be a finite number >= 0, got {self.sigma}")
+        if self.k > self.d:
+            raise ValueError(f"k (the adapter rank) must be <= d={self.d}, got {self.k}")
+        if self.finetune_rank is not None and not 1 <= self.finetune_rank <= self.d:
+            raise ValueError(f"finetune_rank must lie in [1, d={self.d}], got {self.finetune_rank}")
+        for name in ("lr", "weight_decay"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"ShallowConfig.{name} must be a finite number >= 0, got {v}")
 
     @property
     def rank_prime(self) -> int:
@@ -109,6 +122,37 @@ def draw_shallow_problem(cfg: ShallowConfig, rng: np.random.Generator) -> Shallo
         Cs.append(clean)
         Ys.append(clean + cfg.sigma * rng.standard_normal(m))
     return ShallowProblem(A_star, U_star, c, tuple(Xs), tuple(Ys), tuple(Cs))
+
+
+def trial_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The two independent streams of trial ``seed``: ``(data, init)``.
+
+    ``data`` is ``default_rng(seed)`` (ground truth and every task's samples,
+    :func:`draw_shallow_problem`); ``init`` is ``default_rng`` of the first spawned child
+    of ``SeedSequence(seed)`` (network and adapter initialisations,
+    :func:`draw_shallow_init`). So the initialisation of a trial does not depend on how
+    many samples were drawn before it: a sweep over n or N changes the data only, not
+    the starting point of training (THEORY.md 9.2).
+    """
+    child = np.random.SeedSequence(int(seed)).spawn(1)[0]
+    return np.random.default_rng(int(seed)), np.random.default_rng(child)
+
+
+def _kaiming_bound(fan_in: int) -> float:
+    # torch's default Linear init: kaiming_uniform(a=sqrt(5)) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    return 1.0 / math.sqrt(fan_in)
+
+
+def draw_shallow_init(cfg: ShallowConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Initialisations of one trial from ``rng`` (torch's default Linear init, U(-1/sqrt(d), 1/sqrt(d))).
+
+    ``W1`` (d, d) and ``c`` (1, d): the network; ``LA`` (T, k, d): the retraining
+    adapters' ``A_t`` (``B_t = 0``); ``FA`` (k', d): the fine-tuning adapter's ``A``.
+    """
+    d, T, k, kp = cfg.d, cfg.T, cfg.k, cfg.rank_prime
+    b = _kaiming_bound(d)
+    return {"W1": rng.uniform(-b, b, (d, d)), "c": rng.uniform(-b, b, (1, d)),
+            "LA": rng.uniform(-b, b, (T, k, d)), "FA": rng.uniform(-b, b, (kp, d))}
 
 
 def central_range(values: np.ndarray, clip: int = 2) -> tuple[float, float, float]:
@@ -194,11 +238,6 @@ def ShallowFamily(problem: ShallowProblem, **kwargs):  # noqa: N802 - factory th
 # --------------------------------------------------------------------------------------
 
 
-def _kaiming_bound(fan_in: int) -> float:
-    # torch's default Linear init: kaiming_uniform(a=sqrt(5)) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    return 1.0 / math.sqrt(fan_in)
-
-
 def _retrain_step(W1, c, LA, LB, mask, X, Xt, Y):
     r"""Loss and hand-written gradients of one full-batch retraining step, set on ``.grad``.
 
@@ -241,7 +280,8 @@ def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "f
     cfg : ShallowConfig
     seeds : list of int
         One trial per seed; trial ``i`` draws its problem and its initialisations from
-        ``numpy.random.default_rng(seeds[i])`` (no global state).
+        the two independent streams of :func:`trial_streams` ``(seeds[i])`` (no global
+        state), so the initialisation does not depend on n or N.
     dtype : {"float32", "float64"}
     progress : bool
         Show tqdm bars.
@@ -286,7 +326,7 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
 
     import torch
 
-    ident = {"cfg": dataclasses.asdict(cfg), "seeds": list(seeds), "dtype": str(tdt)}
+    ident = {"cfg": dataclasses.asdict(cfg), "seeds": list(seeds), "dtype": str(tdt), "init": INIT_STREAM}
     saved = None
     if checkpoint is not None and os.path.exists(checkpoint):
         saved = torch.load(checkpoint, weights_only=False)
@@ -306,17 +346,9 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
     B = M * S
     probs, inits = [], []
     for s in seeds:
-        rng = np.random.default_rng(s)
-        P = draw_shallow_problem(cfg, rng)
-        b1, b2 = _kaiming_bound(d), _kaiming_bound(d)
-        init = {
-            "W1": rng.uniform(-b1, b1, (d, d)),
-            "c": rng.uniform(-b2, b2, (1, d)),
-            "LA": rng.uniform(-b1, b1, (T, k, d)),    # retraining adapters A_t (rank k)
-            "FA": rng.uniform(-b1, b1, (kp, d)),      # fine-tuning adapter A (rank k')
-        }
-        probs.append(P)
-        inits.append(init)
+        data_rng, init_rng = trial_streams(s)
+        probs.append(draw_shallow_problem(cfg, data_rng))
+        inits.append(draw_shallow_init(cfg, init_rng))
 
     def stack(get, methods=True):
         arr = np.stack([get(i) for i in range(S)])

@@ -1,17 +1,24 @@
-"""Command line: ``python -m figures list | make NAME [--smoke] [--out DIR] | redraw NAME --out DIR``.
+"""Command line: ``python -m figures list | make NAME [--smoke] [--out DIR] [--quiet] | redraw NAME --out DIR``.
 
-Only argument parsing lives here; everything is done by :mod:`figures` functions.
-Exit codes: 0 ok, 2 bad input (unknown figure, bad option).
+Only argument parsing and validation live here; everything is done by :mod:`figures`
+functions. Every argument, the output folder and (for ``redraw``) the saved data are
+checked before anything is computed or written. ``--no-progress`` is a hidden alias of
+``--quiet``. Exit codes: 0 ok, 2 bad input (unknown figure, bad option, unusable
+output folder, no saved data), one line on stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from landscape._cli_checks import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m figures", description="Regenerate the paper's figures and tables.")
+    p = OneLineParser(prog="python -m figures", description="Regenerate the paper's figures and tables.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list registered figures and tables")
     mk = sub.add_parser("make", help="compute (or reuse saved data), save and render figures")
@@ -19,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
     mk.add_argument("--out", default=None, help="output folder (default: out/figures)")
     mk.add_argument("--recompute", action="store_true", help="ignore saved data and finished units")
-    mk.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_quiet_arguments(mk)
     mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
     rd = sub.add_parser("redraw", help="render again from saved data")
@@ -27,6 +34,30 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--out", required=True, help="folder holding the saved data")
     rd.add_argument("--smoke", action="store_true")
     return p
+
+
+def _version() -> str:
+    from landscape._version import __version__
+
+    return __version__
+
+
+def _check_saved_data(figures, names, out, smoke: bool) -> None:
+    """``redraw``: every named figure must have readable saved data in ``out`` (UsageError otherwise)."""
+    out = Path(out)
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is not a folder holding saved figure data")
+    for name in names:
+        stem = f"{name}-smoke" if smoke else name
+        if not (out / f"{stem}.json").is_file():
+            raise UsageError(f"no saved data for {name} in {out} (expected {stem}.json); "
+                             f"run 'python -m figures make {name}{' --smoke' if smoke else ''} --out {out}' first")
+        try:
+            figures.load_data(out, stem)
+        except Exception as exc:  # any unreadable file is bad input here, reported in one line
+            raise UsageError(f"saved data of {name} in {out} is unreadable ({exc}); "
+                             "recompute it with 'python -m figures make --recompute'") from None
+    check_output_dir(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,10 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
         return 2
+    # validation step, before any figure is computed or drawn
+    try:
+        if args.command == "make":
+            for name in names:
+                spec = figures.get(name)
+                bad = sorted(set(overrides) - set(spec.smoke if args.smoke else spec.paper))
+                if bad:
+                    raise UsageError(f"unknown configuration keys for {name}: {bad}")
+            check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+        else:
+            _check_saved_data(figures, names, args.out, args.smoke)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for name in names:
         if args.command == "make":
             try:
-                res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.no_progress,
+                res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.quiet,
                                    recompute=args.recompute, overrides=overrides or None)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)

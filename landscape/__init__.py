@@ -28,7 +28,10 @@ from ._instances import (
 from ._objective import LoraMLProblem, commutation_matrix, unvec, unvec_factors, vec, vec_factors
 from ._validation import LandscapeInputError
 
+from ._version import __version__
+
 __all__ = [
+    "__version__",
     "LoraMLProblem",
     "LandscapeInputError",
     "PlantedInstance",

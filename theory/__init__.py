@@ -75,7 +75,10 @@ from ._registry import (
 )
 from ._result import Case, CheckResult
 
+from landscape._version import __version__
+
 __all__ = [
+    "__version__",
     "Case",
     "Check",
     "CheckResult",

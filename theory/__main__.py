@@ -1,13 +1,17 @@
-"""Command line: ``python -m theory [--only ID ...] [--seed N] [--scale quick|paper] [--json PATH]``.
+"""Command line: ``python -m theory [--only ID ...] [--seed N] [--scale quick|paper] [--out PATH] [--quiet]``.
 
-Argument parsing only; the work is done by :func:`theory.run`.
+Argument parsing and validation only (every argument is checked, and the ``--out``
+location too, before any check runs); the work is done by :func:`theory.run`.
+``--json`` and ``--no-progress`` are kept as hidden aliases of ``--out`` and ``--quiet``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from landscape._cli_checks import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
+from landscape.executor import atomic_write_text
 
 from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
 
@@ -60,34 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these checks")
-    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="master seed, an integer >= 0 (default 0)")
     p.add_argument(
         "--scale",
         choices=SCALES,
         default=DEFAULT_SCALE,
         help=f"problem sizes: 'quick' (tests) or 'paper' (THEORY.md sizes); default {DEFAULT_SCALE}",
     )
-    p.add_argument("--json", metavar="PATH", type=Path, help="also write the full results as JSON")
+    add_out_argument(p, "also write the full results as JSON to this file")
     p.add_argument("-v", "--verbose", action="store_true", help="print every case of every check")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_quiet_arguments(p)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # validation step: ids and the output location, before any check runs
     try:
         ids = None if args.only is None else resolve_ids(args.only)
-        report = run(ids, seed=args.seed, scale=args.scale, progress=not args.no_progress)
-    except UnknownCheckError as exc:
+        out = None if args.out is None else check_output_file(args.out)
+    except (UnknownCheckError, UsageError) as exc:
         sys.stderr.write(f"python -m theory: error: {exc}\n")
         return EXIT_USAGE
+    report = run(ids, seed=args.seed, scale=args.scale, progress=not args.quiet)
     print(report.table(verbose=args.verbose))
-    if args.json is not None:
+    if out is not None:
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
         except OSError as exc:
-            sys.stderr.write(f"python -m theory: error: cannot write {args.json}: {exc.strerror or exc}\n")
+            sys.stderr.write(f"python -m theory: error: cannot write {out}: {exc.strerror or exc}\n")
             return EXIT_USAGE
     return EXIT_OK if report.passed else EXIT_FAILED
 
