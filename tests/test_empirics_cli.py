@@ -30,8 +30,12 @@ def test_synthetic_shallow_cli_writes_record(tmp_path):
 
 
 def test_bad_arguments_exit_2(capsys):
-    assert main(["synthetic-linear", "--T", "0"]) == 2
-    assert "T must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["synthetic-linear", "--T", "0"])
+    assert e.value.code == 2
+    assert "--T: must be >= 1" in capsys.readouterr().err
+    assert main(["synthetic-linear", "--d", "3", "--rank", "4"]) == 2
+    assert "adapter rank" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["synthetic-linear", "--T", "three"])
     assert e.value.code == 2

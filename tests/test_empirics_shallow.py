@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from empirics._shallow import ShallowConfig, central_range, draw_shallow_problem, run_shallow_batched
+from empirics._shallow import (
+    ShallowConfig,
+    central_range,
+    draw_shallow_init,
+    draw_shallow_problem,
+    run_shallow_batched,
+    trial_streams,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,13 +32,14 @@ def test_batched_trials_equal_separate_runs_and_are_deterministic():
 
 def test_batched_kernel_matches_a_plain_per_trial_implementation():
     """SR and LoRA-ML halves of the batch against a straightforward nn.Module + AdamW loop
-    started from the same draws (problem, then W1, c, retraining A_t, fine-tuning A)."""
+    started from the same draws (the problem from ``default_rng(seed)``; W1, c, retraining
+    A_t, fine-tuning A from the independent child stream ``SeedSequence(seed).spawn(1)[0]``)."""
     import torch
 
     cfg, seed = TINY, 7
     res = run_shallow_batched(cfg, [seed], dtype="float64")
-    rng = np.random.default_rng(seed)
-    P = draw_shallow_problem(cfg, rng)
+    P = draw_shallow_problem(cfg, np.random.default_rng(seed))
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     b = 1 / np.sqrt(cfg.d)
     W1, c = rng.uniform(-b, b, (cfg.d, cfg.d)), rng.uniform(-b, b, (1, cfg.d))
     LA, FA = rng.uniform(-b, b, (cfg.T, cfg.k, cfg.d)), rng.uniform(-b, b, (cfg.k, cfg.d))
@@ -64,6 +72,32 @@ def test_batched_kernel_matches_a_plain_per_trial_implementation():
         assert res["final_mse"][m, 0] == pytest.approx(mse, rel=1e-9)
 
 
+def test_initialisation_does_not_depend_on_n_or_N():
+    """The init stream is independent of the data stream: a sweep over n (or N) changes
+    the data, never the network's starting point (THEORY.md 9.2)."""
+    seed = 11
+    inits = []
+    for n, N in ((5, 12), (500, 12), (5, 300)):
+        cfg = ShallowConfig(T=2, d=3, k=1, N=N, n=n)
+        data_rng, init_rng = trial_streams(seed)
+        P = draw_shallow_problem(cfg, data_rng)
+        assert P.X[-1].shape == (n, 3)
+        inits.append(draw_shallow_init(cfg, init_rng))
+    for other in inits[1:]:
+        for name in ("W1", "c", "LA", "FA"):
+            assert np.array_equal(inits[0][name], other[name])
+    # negative control: drawing the init after the data (the old scheme) does depend on n
+    old = []
+    for n in (5, 500):
+        rng = np.random.default_rng(seed)
+        draw_shallow_problem(ShallowConfig(T=2, d=3, k=1, N=12, n=n), rng)
+        old.append(draw_shallow_init(ShallowConfig(T=2, d=3, k=1, N=12, n=n), rng)["W1"])
+    assert not np.array_equal(old[0], old[1])
+    # the two streams of one trial differ, and the data stream is default_rng(seed)
+    data_rng, init_rng = trial_streams(seed)
+    assert data_rng.random() == np.random.default_rng(seed).random() != init_rng.random()
+
+
 def test_problem_draw_uses_clean_outputs_plus_noise():
     cfg = ShallowConfig(T=2, d=4, N=5000, n=50, sigma=0.2)
     P = draw_shallow_problem(cfg, np.random.default_rng(0))
@@ -83,6 +117,12 @@ def test_central_range_is_ordered_and_permutation_invariant(v, clip):
 def test_bad_inputs():
     with pytest.raises(ValueError, match="d"):
         ShallowConfig(d=0)
+    with pytest.raises(ValueError, match="adapter rank"):
+        ShallowConfig(d=3, k=4)
+    with pytest.raises(ValueError, match="sigma"):
+        ShallowConfig(sigma=float("nan"))
+    with pytest.raises(ValueError, match="finetune_rank"):
+        ShallowConfig(d=3, finetune_rank=4)
     with pytest.raises(ValueError, match="seed"):
         run_shallow_batched(TINY, [])
     with pytest.raises(ValueError, match="central range"):
