@@ -18,7 +18,18 @@ from __future__ import annotations
 
 import importlib.util
 
-from ._registry import DEFAULT_OUT, REGISTRY, FigureSpec, get, load_data, make, redraw, register, save_data
+from ._registry import (
+    DEFAULT_OUT,
+    REGISTRY,
+    FigureSpec,
+    SavedDataError,
+    get,
+    load_data,
+    make,
+    redraw,
+    register,
+    save_data,
+)
 from . import _synthetic  # noqa: F401  (registers Figure 1 and the shallow-network figures/tables)
 
 if importlib.util.find_spec(f"{__name__}._real_tables") is not None:
@@ -27,6 +38,7 @@ if importlib.util.find_spec(f"{__name__}._real_tables") is not None:
 from landscape._version import __version__
 
 __all__ = ["__version__", "FigureSpec", "REGISTRY", "DEFAULT_OUT", "register", "get", "make", "redraw", "save_data", "load_data",
+           "SavedDataError",
            "names"]
 
 

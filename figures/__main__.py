@@ -54,7 +54,7 @@ def _check_saved_data(figures, names, out, smoke: bool) -> None:
                              f"run 'python -m figures make {name}{' --smoke' if smoke else ''} --out {out}' first")
         try:
             figures.load_data(out, stem)
-        except Exception as exc:  # any unreadable file is bad input here, reported in one line
+        except figures.SavedDataError as exc:
             raise UsageError(f"saved data of {name} in {out} is unreadable ({exc}); "
                              "recompute it with 'python -m figures make --recompute'") from None
     check_output_dir(out)

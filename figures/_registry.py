@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 __all__ = ["FigureSpec", "register", "REGISTRY", "get", "make", "redraw", "save_data", "load_data",
-           "DEFAULT_OUT"]
+           "DEFAULT_OUT", "SavedDataError"]
 
 #: Default output folder of ``python -m figures make`` (ignored by git; the committed
 #: paper-scale results live under ``figures/results``).
@@ -91,31 +91,85 @@ def get(name: str) -> FigureSpec:
 
 
 def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Save arrays of ``data`` to ``name.npz`` and everything else plus ``meta`` to ``name.json``."""
+    """Save arrays of ``data`` to ``name.npz`` and everything else plus ``meta`` to ``name.json``.
+
+    Both files are written atomically (temporary name in the same folder, then
+    ``os.replace``), the NPZ first; the JSON, written last, records the NPZ's SHA-256, so
+    :func:`load_data` recognises a pair left inconsistent by a kill between the two
+    renames instead of rendering old numbers with new arrays.
+    """
+    import os
+    import tempfile
+
     from empirics._records import write_json
+    from landscape.executor import default_file_mode
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in data.items() if not isinstance(v, np.ndarray)}
     npz = out_dir / f"{name}.npz"
-    np.savez_compressed(npz, **arrays)
-    js = write_json(out_dir / f"{name}.json", {"meta": dict(meta), "data": rest, "arrays": sorted(arrays)})
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".npz.tmp")
+    try:
+        os.chmod(tmp, default_file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, npz)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    js = write_json(out_dir / f"{name}.json", {"meta": dict(meta), "data": rest, "arrays": sorted(arrays),
+                                              "npz_sha256": _sha256(npz)})
     return npz, js
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class SavedDataError(ValueError):
+    """Saved figure data that cannot be used (missing, unreadable or inconsistent)."""
+
+
 def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Inverse of :func:`save_data`: ``(data, meta)``."""
+    """Inverse of :func:`save_data`: ``(data, meta)``.
+
+    Raises :class:`SavedDataError` when the JSON is unreadable, or the NPZ it names is
+    missing, unreadable or not the one it was saved with (``npz_sha256``; files saved
+    before that field existed are read without the comparison).
+    """
+    import zipfile
+
     from empirics._records import read_json
 
     out_dir = Path(out_dir)
-    doc = read_json(out_dir / f"{name}.json")
-    data = dict(doc["data"])
+    try:
+        doc = read_json(out_dir / f"{name}.json")
+        data = dict(doc["data"])
+        meta = doc["meta"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SavedDataError(f"{out_dir / (name + '.json')}: {exc.__class__.__name__}: {exc}") from None
     npz = out_dir / f"{name}.npz"
+    if doc.get("arrays") and not npz.exists():
+        raise SavedDataError(f"{npz} is missing")
     if npz.exists():
-        with np.load(npz) as z:
-            data.update({k: z[k] for k in z.files})
-    return data, doc["meta"]
+        if doc.get("npz_sha256") is not None and doc["npz_sha256"] != _sha256(npz):
+            raise SavedDataError(f"{npz} is not the array file saved with {name}.json")
+        try:
+            with np.load(npz) as z:
+                data.update({k: z[k] for k in z.files})
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise SavedDataError(f"{npz}: {exc.__class__.__name__}: {exc}") from None
+    return data, meta
 
 
 def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
@@ -156,8 +210,11 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     t0 = time.perf_counter()
     data = None
     if not recompute and (out_dir / f"{stem}.json").exists():
-        old, meta = load_data(out_dir, stem)
-        if meta.get("config") == _jsonable(config):
+        try:
+            old, meta = load_data(out_dir, stem)
+        except SavedDataError:  # left broken by an interrupted write: recompute from the units
+            old, meta = None, {}
+        if old is not None and meta.get("config") == _jsonable(config):
             data = old
     if data is None:
         if recompute and workdir.exists():

@@ -45,11 +45,47 @@ PAPER_SHALLOW_TABLES = {
 #: Confidence in the column assignment of each paper table (THEORY.md 9.4).
 PAPER_TABLE_CONFIDENCE = {"T": "high", "N": "medium", "k": "medium", "n": "high", "d": "medium-high"}
 
-#: Raster resolution: legible at full size while keeping committed PNGs small (< 300 kB).
-SAVE_DPI = 90
+#: Raster resolution of the PNGs: 150 dpi is the usual minimum for print review; the
+#: figures are sized in inches for a page, so this is also their on-page resolution.
+SAVE_DPI = 150
+
+#: Vector format written beside every PNG: PDF (what LaTeX includes; compressed, so a
+#: quarter of the size of the same figure as SVG; committed for the paper-scale results).
+VECTOR_FORMATS = ("pdf",)
+
+#: Width of a page's text block (inches): a figure this wide needs no scaling down.
+PAGE_WIDTH_IN = 7.5
+
+#: Decimals of the paper's shallow tables (THEORY.md 9.4): ours are printed and compared
+#: with the paper's ranges at this precision, so a printed tie never reads "no".
+PAPER_DECIMALS = 3
+
+#: Points drawn per curve: the curves are smooth on the plotted scale, and thinning the
+#: up-to-1500 recorded points keeps the committed SVGs small (the saved data keeps all).
+PLOT_MAX_POINTS = 160
 
 METHOD_LABELS = {"lora-ml": "LoRA-ML", "sr": "SR"}
 METHOD_STYLE = {"lora-ml": "-", "sr": "--"}
+#: One colour family per method (shade = sweep value), so the two methods' bands differ.
+METHOD_CMAP = {"lora-ml": "Blues", "sr": "Oranges"}
+
+
+def _thin(n: int) -> np.ndarray:
+    """Indices of at most :data:`PLOT_MAX_POINTS` of ``n`` recorded points, first and last kept:
+    half evenly spaced, half geometrically (fine-tuning curves change fastest early)."""
+    if n <= PLOT_MAX_POINTS:
+        return np.arange(n)
+    half = PLOT_MAX_POINTS // 2
+    idx = np.concatenate([np.linspace(0, n - 1, half), np.geomspace(1, n - 1, half), [0]])
+    return np.unique(idx.round().astype(int))
+
+
+def _method_colors(method: str, count: int) -> list:
+    """``count`` shades of the method's colour family, light to dark, none too pale to see."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[METHOD_CMAP[method]]
+    return [cmap(x) for x in np.linspace(0.45, 1.0, max(count, 1))[:count]] if count > 1 else [cmap(0.8)]
 
 
 def trial_seeds(seed: int, trials: int) -> list[int]:
@@ -131,16 +167,46 @@ def _plt():
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
-    """Save PNG (and PDF unless this is a smoke rendering) and close the figure."""
+    """Save PNG (:data:`SAVE_DPI`) and the vector format(s) atomically, then close the figure.
+
+    Each file is written under a temporary name in the same folder and renamed, so an
+    interrupted rendering leaves the previous image intact. Metadata dates are left
+    out so that redrawing unchanged data gives unchanged files.
+    """
+    import os
+    import tempfile
+
     import matplotlib.pyplot as plt
 
-    paths = [Path(out_dir) / f"{stem}.png"]
-    if not stem.endswith("-smoke"):
-        paths.append(Path(out_dir) / f"{stem}.pdf")
-    for p in paths:
-        fig.savefig(p, dpi=SAVE_DPI)
-    plt.close(fig)
+    from landscape.executor import default_file_mode
+
+    formats = ["png", *VECTOR_FORMATS]
+    metadata = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+    paths = []
+    try:
+        for fmt in formats:
+            path = Path(out_dir) / f"{stem}.{fmt}"
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=f".{fmt}.tmp")
+            try:
+                os.chmod(tmp, default_file_mode())
+                with os.fdopen(fd, "wb") as fh:
+                    fig.savefig(fh, format=fmt, dpi=SAVE_DPI, metadata=metadata[fmt])
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+            paths.append(path)
+    finally:
+        plt.close(fig)
     return paths
+
+
+def _write_md(out_dir: Path, stem: str, text: str) -> Path:
+    """Write ``stem.md`` atomically."""
+    from landscape.executor import atomic_write_text
+
+    return atomic_write_text(Path(out_dir) / f"{stem}.md", text if text.endswith("\n") else text + "\n")
 
 
 def _has_display() -> bool:
@@ -153,36 +219,65 @@ _SWEEP_LABEL = {"T": "T (retraining tasks)", "d": "d (dimension)", "N": "N (samp
                 "n": "n (test samples)", "k": "k (adapter rank)"}
 
 
+#: Figure 1 panels whose curves are the per-sample error (sum over the n inputs divided
+#: by n): when n itself varies, the summed loss mostly shows its n-scaling.
+PER_SAMPLE_SWEEPS = ("n",)
+
+
 def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
-    """Five panels: test-task loss against fine-tuning iteration, mean and min-max band."""
+    """Five panels on a 3 x 2 grid a page holds: test-task error against fine-tuning
+    iteration, mean and min-max band over trials (THEORY.md 9.1).
+
+    Colour family = method (LoRA-ML blue and solid, SR orange and dashed), shade = sweep
+    value; each panel's legend sits above its axes, so no curve is covered. The "vary n"
+    panel shows the per-sample error (:data:`PER_SAMPLE_SWEEPS`), the others the code's
+    metric summed over the n = 100 inputs; each y-label says which.
+    """
     plt = _plt()
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4.4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(3, 2, figsize=(PAGE_WIDTH_IN, 10.0), layout="constrained")
     max_iter = data.get("plot_max_iter", {}) or {}
-    for ax, sweep in zip(axes, SWEEPS):
+    for ax, sweep in zip(axes.flat, SWEEPS):
         idx = [i for i, p in enumerate(data["points"]) if p["sweep"] == sweep]
-        for c, i in enumerate(idx):
-            v = data["points"][i]["value"]
-            its = np.asarray(data[f"iterations_{i}"])
-            L = np.asarray(data[f"loss_sum_{i}"])
-            keep = its <= max_iter.get(sweep, its.max())
-            for m, method in enumerate(("lora-ml", "sr")):
-                curve = L[m][:, keep]
-                ax.plot(its[keep], curve.mean(0), METHOD_STYLE[method], color=colors[c % len(colors)],
-                        label=f"{METHOD_LABELS[method]}, {sweep}={v}")
-                ax.fill_between(its[keep], curve.min(0), curve.max(0), color=colors[c % len(colors)], alpha=0.15,
-                                linewidth=0)
+        per_sample = sweep in PER_SAMPLE_SWEEPS
+        handles = {m: [] for m in ("lora-ml", "sr")}
+        for method_index, method in enumerate(("lora-ml", "sr")):
+            shades = _method_colors(method, len(idx))
+            for c, i in enumerate(idx):
+                p = data["points"][i]
+                its = np.asarray(data[f"iterations_{i}"])
+                L = np.asarray(data[f"loss_sum_{i}"])
+                if per_sample:
+                    L = L / p["config"]["n"]
+                keep = np.flatnonzero(its <= max_iter.get(sweep, its.max()))
+                keep = keep[_thin(keep.size)]
+                curve = L[method_index][:, keep]
+                (h,) = ax.plot(its[keep], curve.mean(0), METHOD_STYLE[method], color=shades[c], linewidth=1.3,
+                               label=f"{METHOD_LABELS[method]}, {sweep}={p['value']}")
+                ax.fill_between(its[keep], curve.min(0), curve.max(0), color=shades[c], alpha=0.18, linewidth=0)
+                handles[method].append(h)
         ax.set_yscale("log")
         ax.set_xlabel("fine-tuning iteration")
-        ax.set_title(f"vary {_SWEEP_LABEL[sweep]}")
+        n_fixed = {data["points"][i]["config"]["n"] for i in idx}
+        if per_sample:
+            ax.set_ylabel("test error per sample\n(sum over n inputs) / n")
+        else:
+            ax.set_ylabel(f"test error, sum over\nn = {', '.join(map(str, sorted(n_fixed)))} inputs")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    axes[0].set_ylabel(r"test loss $\|(A^\star_{T+1}-\hat A-UV^\top)X\|_F^2$ (sum over $n$ inputs)")
+        # columns: LoRA-ML values | SR values, above the axes
+        ax.legend(handles=handles["lora-ml"] + handles["sr"], ncol=2, fontsize=7.5, loc="lower center",
+                  bbox_to_anchor=(0.5, 1.0), frameon=False, title=f"vary {_SWEEP_LABEL[sweep]}",
+                  title_fontsize=9, handlelength=2.2, borderaxespad=0.2)
+    key = axes.flat[len(SWEEPS)]
+    key.axis("off")
     trials = np.asarray(data["loss_sum_0"]).shape[1]
-    fig.suptitle(f"Linear model: LoRA-ML (solid) vs SR (dashed); mean and min-max band over {trials} trials")
-    fig.tight_layout()
-    md = Path(out_dir) / f"{stem}.md"
-    md.write_text(format_figure1_summary(data) + "\n")
+    key.text(0.02, 0.95,
+             "Linear model (THEORY.md 9.1)\n\n"
+             "blue, solid: LoRA-ML\norange, dashed: SR\ndarker shade: larger value\n\n"
+             f"line: mean over {trials} trials\nband: min to max over trials\n\n"
+             r"test error $\|(A^\star_{T+1}-\hat A-UV^\top)X\|_F^2$" "\n"
+             "on the n fine-tuning inputs X",
+             va="top", ha="left", fontsize=9, transform=key.transAxes)
+    md = _write_md(out_dir, stem, format_figure1_summary(data))
     return _save(fig, out_dir, stem) + [md]
 
 
@@ -362,35 +457,41 @@ def compute_shallow_sweep(config: dict, workdir: Path, progress: bool) -> dict:
 
 
 def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
-    """Test MSE against fine-tuning epoch: median and central range over trials."""
+    """Test MSE against fine-tuning epoch: median and central range over trials (THEORY.md 9.2, 9.4).
+
+    Colour family = method (LoRA-ML blue and solid, SR orange and dashed; the two
+    methods' bands never share a colour), shade = sweep value; the legend sits beside
+    the axes, so no curve is covered.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 4.2), layout="constrained")
     sweep = data["sweep"]
-    for i, v in enumerate(data["values"]):
-        ep = np.asarray(data[f"curve_epochs_{i}"])
-        C = np.asarray(data[f"curve_{i}"])
-        for m, method in enumerate(("lora-ml", "sr")):
-            stats = np.array([_central(C[m][:, j], 0.2) for j in range(C.shape[-1])])
-            ax.plot(ep, stats[:, 0], METHOD_STYLE[method], color=colors[i % len(colors)],
+    values = list(data["values"])
+    for m, method in enumerate(("lora-ml", "sr")):
+        shades = _method_colors(method, len(values))
+        for i, v in enumerate(values):
+            ep = np.asarray(data[f"curve_epochs_{i}"])
+            C = np.asarray(data[f"curve_{i}"])
+            keep = _thin(ep.size)
+            stats = np.array([_central(C[m][:, j], 0.2) for j in keep])
+            ax.plot(ep[keep], stats[:, 0], METHOD_STYLE[method], color=shades[i], linewidth=1.3,
                     label=f"{METHOD_LABELS[method]}, {sweep}={v}")
-            ax.fill_between(ep, stats[:, 1], stats[:, 2], color=colors[i % len(colors)], alpha=0.15, linewidth=0)
+            ax.fill_between(ep[keep], stats[:, 1], stats[:, 2], color=shades[i], alpha=0.18, linewidth=0)
     ax.set_yscale("log")
     ax.set_xlabel("fine-tuning epoch")
-    ax.set_ylabel("test MSE vs clean outputs (n fine-tuning inputs)")
+    ax.set_ylabel("test MSE against the clean outputs\n(mean over the n fine-tuning inputs)")
     trials = np.asarray(data["curve_0"]).shape[1]
-    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}\nmedian and central range over {trials} trials")
+    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}: median (line) and central range (band) "
+                 f"over {trials} trials", fontsize=9.5)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
     lines = [f"# Shallow network, vary {sweep}: final test MSE, median (central range)", "",
              f"| {sweep} | LoRA-ML | SR |", "|---|---|---|"]
-    for i, v in enumerate(data["values"]):
+    for i, v in enumerate(values):
         F = np.asarray(data[f"final_mse_{i}"])
         cells = ["{:.4f} ({:.4f}, {:.4f})".format(*_central(F[m], 0.2)) for m in range(2)]
         lines.append(f"| {v} | {cells[0]} | {cells[1]} |")
-    md = Path(out_dir) / f"{stem}.md"
-    md.write_text("\n".join(lines) + "\n")
+    md = _write_md(out_dir, stem, "\n".join(lines))
     return _save(fig, out_dir, stem) + [md]
 
 
@@ -443,7 +544,9 @@ def shallow_table_rows(data: dict) -> list[dict]:
                 if v in paper.get("values", []):
                     p = paper[method][paper["values"].index(v)]
                     row["paper"] = list(p)
-                    row["inside"] = bool(p[1] <= med <= p[2])
+                    # at the paper's printed precision: a printed tie with a bound is inside
+                    shown = round(med, PAPER_DECIMALS)
+                    row["inside"] = bool(round(p[1], PAPER_DECIMALS) <= shown <= round(p[2], PAPER_DECIMALS))
                 rows.append(row)
     return rows
 
@@ -454,17 +557,20 @@ def format_shallow_tables(data: dict) -> str:
              "",
              "Ours: this package (`figures shallow-tables`); central range = sorted values with round(0.2 n) "
              "removed on each side (THEORY.md 9.4). Paper: THEORY.md 9.4 (column assignment confidence in brackets). "
-             "'in' = our median lies inside the paper's range.", ""]
+             "'in' = our median, rounded to the paper's three decimals, lies inside the paper's range. "
+             "Sweeps in the order of the figures.", ""]
     rows = shallow_table_rows(data)
-    for s in data["sweeps"]:
+    for s in _figure_order(data["sweeps"]):
         conf = PAPER_TABLE_CONFIDENCE.get(s, "?")
         lines += [f"## vary {s} [paper assignment: {conf}]", "",
                   f"| {s} | method | ours | paper | in |", "|---|---|---|---|---|"]
         for r in rows:
             if r["sweep"] != s:
                 continue
-            ours = f"{r['median']:.3f} ({r['low']:.3f}, {r['high']:.3f})"
-            paper = "-" if r["paper"] is None else f"{r['paper'][0]:.3f} ({r['paper'][1]:.3f}, {r['paper'][2]:.3f})"
+            q = PAPER_DECIMALS
+            ours = f"{r['median']:.{q}f} ({r['low']:.{q}f}, {r['high']:.{q}f})"
+            paper = "-" if r["paper"] is None else \
+                f"{r['paper'][0]:.{q}f} ({r['paper'][1]:.{q}f}, {r['paper'][2]:.{q}f})"
             inside = "-" if r["inside"] is None else ("yes" if r["inside"] else "no")
             lines.append(f"| {r['value']} | {METHOD_LABELS[r['method']]} | {ours} | {paper} | {inside} |")
         lines.append("")
@@ -495,46 +601,62 @@ def shallow_claims(data: dict) -> list[dict]:
     return claims
 
 
+def _figure_order(sweeps) -> list[str]:
+    """``sweeps`` in the panel order of the figures (:data:`SWEEPS`)."""
+    return [s for s in SWEEPS if s in sweeps] + [s for s in sweeps if s not in SWEEPS]
+
+
 def render_shallow_tables(data: dict, out_dir: Path, stem: str) -> list[Path]:
-    """Markdown table (also printed) and a PNG comparing medians and ranges with the paper."""
+    """Markdown table (also printed) and a figure comparing medians and ranges with the paper.
+
+    Panels in the order of the shallow figures (T, d, N, n, k) with the same titles and
+    the same method colours; the legend has a panel of its own.
+    """
     text = format_shallow_tables(data)
-    md = Path(out_dir) / f"{stem}.md"
-    md.write_text(text + "\n")
+    md = _write_md(out_dir, stem, text)
     print(text)
     plt = _plt()
-    sweeps = data["sweeps"]
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.2 * len(sweeps), 4.0), squeeze=False)
+    sweeps = _figure_order(data["sweeps"])
+    ncols = 2
+    nrows = (len(sweeps) + 1 + ncols - 1) // ncols  # one slot for the legend
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, 2.9 * nrows), layout="constrained",
+                             squeeze=False)
     rows = shallow_table_rows(data)
-    colors = {"lora-ml": "C0", "sr": "C3"}
-    for ax, s in zip(axes[0], sweeps):
+    colors = {m: _method_colors(m, 1)[0] for m in ("lora-ml", "sr")}
+    handles = {}
+    for ax, s in zip(axes.flat, sweeps):
         vals = [str(v) for v in data[f"values_{s}"]]
         for j, method in enumerate(("lora-ml", "sr")):
             rs = [r for r in rows if r["sweep"] == s and r["method"] == method]
-            x = np.arange(len(rs)) + (j - 0.5) * 0.3
+            x = np.arange(len(rs)) + (j - 0.5) * 0.36
             med = np.array([r["median"] for r in rs])
             err = np.array([[r["median"] - r["low"] for r in rs], [r["high"] - r["median"] for r in rs]])
-            ax.errorbar(x - 0.05, med, yerr=err, fmt="o", color=colors[method], capsize=3,
-                        label=f"{METHOD_LABELS[method]} (ours)")
+            handles[(method, "ours")] = ax.errorbar(x - 0.07, med, yerr=err, fmt="o", color=colors[method],
+                                                    capsize=3, markersize=4.5)
             pr = [(k, r["paper"]) for k, r in enumerate(rs) if r["paper"] is not None]
             if pr:
-                px = np.array([x[k] for k, _ in pr]) + 0.1
+                px = np.array([x[k] for k, _ in pr]) + 0.07
                 pm = np.array([p[0] for _, p in pr])
                 perr = np.array([[p[0] - p[1] for _, p in pr], [p[2] - p[0] for _, p in pr]])
-                ax.errorbar(px, pm, yerr=perr, fmt="s", mfc="none", color=colors[method], capsize=3, alpha=0.7,
-                            label=f"{METHOD_LABELS[method]} (paper)")
+                handles[(method, "paper")] = ax.errorbar(px, pm, yerr=perr, fmt="s", mfc="white",
+                                                         color=colors[method], capsize=3, markersize=4.5)
         ax.set_xticks(np.arange(len(vals)))
-        ax.set_xticklabels(vals)
+        ax.set_xticklabels(vals, fontsize=8)
         ax.set_yscale("log")
-        ax.set_xlabel(_SWEEP_LABEL[s])
+        ax.set_title(f"vary {_SWEEP_LABEL[s]}", fontsize=9.5)
+        ax.set_ylabel("final test MSE", fontsize=9)
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("final test MSE: median and central range")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("Shallow network: ours (filled) vs paper tables (hollow)")
-    fig.tight_layout()
-    png = Path(out_dir) / f"{stem}.png"
-    fig.savefig(png, dpi=SAVE_DPI)
-    plt.close(fig)
-    return [md, png]
+    key = axes.flat[len(sweeps)]
+    key.axis("off")
+    order = [(m, w) for m in ("lora-ml", "sr") for w in ("ours", "paper") if (m, w) in handles]
+    key.legend([handles[o] for o in order],
+               [f"{METHOD_LABELS[m]}, {'this package' if w == 'ours' else 'paper (THEORY.md 9.4)'}"
+                for m, w in order],
+               loc="center", fontsize=9, frameon=False,
+               title="Shallow network, final test MSE:\nmedian and central range", title_fontsize=9.5)
+    for ax in list(axes.flat)[len(sweeps) + 1:]:
+        ax.axis("off")
+    return [md] + _save(fig, out_dir, stem)
 
 
 register(FigureSpec("shallow-tables", "Shallow network result tables (THEORY.md 9.4) beside the paper's numbers",

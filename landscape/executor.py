@@ -176,11 +176,19 @@ class ResultStore:
         return atomic_write_text(self.path(unit.key), json.dumps(payload))
 
 
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: ``0o666`` less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a result file is as readable as any other
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
