@@ -481,7 +481,7 @@ def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
     ax.set_xlabel("fine-tuning epoch")
     ax.set_ylabel("test MSE against the clean outputs\n(mean over the n fine-tuning inputs)")
     trials = np.asarray(data["curve_0"]).shape[1]
-    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}: median (line) and central range (band) "
+    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}\nmedian (line) and central range (band) "
                  f"over {trials} trials", fontsize=9.5)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
