@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements/ci-constraints.txt
 	touch $(STAMP)
 
 verify: setup
-	$(BIN)/python -m theory --json out/theory.json
+	$(BIN)/python -m theory --out out/theory.json
 
 test: setup
 	$(BIN)/python -m pytest -q
