@@ -24,7 +24,10 @@ def test_smoke_config_renders_png(name, smoke_out):
     pngs = [f for f in res["files"] if f.suffix == ".png"]
     assert pngs
     for f in pngs:
+        # a vector version beside every PNG, and print resolution
+        assert f.with_suffix(".pdf") in res["files"] and f.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
         with Image.open(f) as im:
+            assert min(im.info["dpi"]) >= 149.5  # pHYs stores dots per metre: 150 dpi reads back as 149.99
             w, h = im.size
             # a real plot, not a blank canvas
             assert w > 300 and h > 200
@@ -110,3 +113,35 @@ def test_import_figures_and_list_do_not_import_torch():
     code = "import sys, figures; from figures.__main__ import main; main(['list']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def _one_point_table(lora_value, sr_value):
+    from figures._synthetic import PAPER_SHALLOW_TABLES
+
+    paper = {"T": {k: (v[1:2] if k != "values" else [3]) for k, v in PAPER_SHALLOW_TABLES["T"].items()}}
+    return {"sweeps": ["T"], "paper": paper, "values_T": [3],
+            "final_mse_T_0": np.stack([np.full(10, lora_value), np.full(10, sr_value)])}
+
+
+def test_shallow_tables_judge_inside_at_the_printed_precision():
+    from figures._synthetic import format_shallow_tables, shallow_table_rows
+
+    # paper T=3: LoRA-ML 0.018 (0.017, 0.028), SR 0.092 (0.086, 0.225)
+    rows = shallow_table_rows(_one_point_table(0.01651, 0.08561))  # print as 0.017 and 0.086: ties
+    assert [r["inside"] for r in rows] == [True, True]
+    text = format_shallow_tables(_one_point_table(0.01651, 0.08561))
+    assert "| 3 | LoRA-ML | 0.017 (0.017, 0.017) | 0.018 (0.017, 0.028) | yes |" in text
+    # negative control: printed below the paper's low end
+    assert [r["inside"] for r in shallow_table_rows(_one_point_table(0.0164, 0.0854))] == [False, False]
+
+
+def test_shallow_tables_follow_the_figures_panel_order(smoke_out):
+    from figures._synthetic import SWEEPS, format_shallow_tables
+
+    data, _ = figures.load_data(smoke_out, "shallow-tables-smoke") \
+        if (smoke_out / "shallow-tables-smoke.json").exists() \
+        else (figures.make("shallow-tables", smoke=True, out=smoke_out, progress=False)["data"], None)
+    assert list(data["sweeps"]) != list(SWEEPS)  # the paper's table order differs from the figures'
+    text = format_shallow_tables(data)
+    heads = [line.split()[2] for line in text.splitlines() if line.startswith("## vary ")]
+    assert heads == [s for s in SWEEPS if s in data["sweeps"]]
