@@ -651,24 +651,54 @@ def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
+class _LinearWarmup:
+    """Warmup factor ``step / steps`` (0 at the first step), then 1.
+
+    Hand-written because no torch scheduler serves it: ``LinearLR`` refuses
+    ``start_factor = 0``, while the official code's warmup (HF
+    ``get_linear_schedule_with_warmup``) gives the first optimizer step lr 0. A class,
+    not a closure, so ``LambdaLR.state_dict`` keeps it and checkpoints resume exactly.
+    """
+
+    def __init__(self, steps: int):
+        self.steps = int(steps)
+
+    def __call__(self, step: int) -> float:
+        return min(1.0, step / self.steps)
+
+
 def _make_scheduler(cfg: StageConfig, opt: torch.optim.Optimizer,
-                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """``LambdaLR`` of ``cfg.schedule`` over ``total_steps`` steps of ``opt`` (stepped per step)."""
+                    total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The ``torch.optim.lr_scheduler`` of ``cfg.schedule`` over ``total_steps`` steps of ``opt``.
+
+    Stepped once per optimizer step; equal to :func:`lr_factor` (tested): ``constant``
+    is ``ConstantLR(factor=1)``; after ``ceil(warmup_fraction * total_steps)`` warmup
+    steps (:class:`_LinearWarmup`, chained by ``SequentialLR``), ``linear`` is
+    ``LinearLR`` from 1 to 0 and ``cosine`` is ``CosineAnnealingLR`` to 0 over the
+    remaining steps. Their state is part of every checkpoint.
+    """
+    sched = torch.optim.lr_scheduler
+    if cfg.schedule == "constant":
+        return sched.ConstantLR(opt, factor=1.0, total_iters=0)
     warmup = math.ceil(cfg.warmup_fraction * total_steps)
-    schedule = cfg.schedule
-
-    def factor(step: int) -> float:
-        return lr_factor(schedule, step, total_steps, warmup)
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    rest = max(1, total_steps - warmup)
+    if cfg.schedule == "linear":
+        main = sched.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=rest)
+    elif cfg.schedule == "cosine":
+        main = sched.CosineAnnealingLR(opt, T_max=rest, eta_min=0.0)
+    else:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+    if warmup == 0:
+        return main
+    return sched.SequentialLR(opt, [sched.LambdaLR(opt, _LinearWarmup(warmup)), main], milestones=[warmup])
 
 
 class _ReptileOuter(torch.optim.Optimizer):
     """Reptile's outer update as an optimizer: ``theta <- theta + lr (phi - theta)``.
 
     The parameters hold phi (the inner loop's result) when :meth:`step` is called with
-    the anchors theta. Being an optimizer, its ``lr`` (epsilon) follows a ``LambdaLR``
-    schedule and is checkpointed like any other.
+    the anchors theta. Being an optimizer, its ``lr`` (epsilon) follows a
+    ``torch.optim.lr_scheduler`` schedule and is checkpointed like any other.
     """
 
     def __init__(self, params, lr: float):

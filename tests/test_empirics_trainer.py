@@ -337,3 +337,18 @@ def test_epoch_losses_equal_a_step_by_step_host_sum(method):
             ref.append(total / 4)
     assert len(seen) == (9 if method == "reptile" else 36)
     assert [h["train_loss"] for h in res.history] == ref
+
+
+@pytest.mark.parametrize("schedule, warmup_fraction", [("linear", 0.0), ("linear", 0.3), ("cosine", 0.0),
+                                                       ("cosine", 0.25), ("constant", 0.0)])
+def test_library_schedulers_equal_the_closed_form(schedule, warmup_fraction):
+    """torch's LinearLR / CosineAnnealingLR / SequentialLR give lr_factor's closed form at every step."""
+    import math
+
+    from empirics._trainer import lr_factor
+
+    total = 13
+    seen, end = _lrs_of_schedule(schedule, total=total, warmup_fraction=warmup_fraction, lr=0.4)
+    warmup = math.ceil(warmup_fraction * total)
+    ref = [0.4 * lr_factor(schedule, s, total, warmup) for s in range(total + 1)]
+    assert seen + [end] == pytest.approx(ref, abs=1e-12)
