@@ -29,9 +29,9 @@ _EXPORTS = {
     "_linear": ("LinearConfig", "LinearOptions", "run_linear_batched", "LinearFamily", "draw_linear_problem",
                 "LINEAR_PAPER_DEFAULTS"),
     "_shallow": ("ShallowConfig", "ShallowProblem", "draw_shallow_problem", "run_shallow_batched",
-                 "ShallowFamily", "SHALLOW_PAPER_DEFAULTS", "central_range"),
+                 "ShallowFamily", "SHALLOW_PAPER_DEFAULTS", "central_range", "trial_streams", "draw_shallow_init"),
     "_records": ("provenance", "write_json", "read_json", "to_jsonable", "RunDir"),
-    "_runs": ("trial_record", "linear_record", "shallow_record", "trial_seeds"),
+    "_runs": ("trial_record", "linear_record", "shallow_record", "trial_seeds", "RecordMismatch", "existing_record"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 

@@ -380,7 +380,10 @@ def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool, threa
     from empirics._shallow import run_shallow_batched
 
     run = RunDir(units_root)
-    key = "shallow-" + _key({"cfg": dataclasses.asdict(cfg), "seeds": seeds})
+    from empirics._shallow import INIT_STREAM
+
+    # the init scheme is part of the key: units of another scheme are never reused
+    key = "shallow-" + _key({"cfg": dataclasses.asdict(cfg), "seeds": seeds, "init": INIT_STREAM})
     if run.done(key):
         arrays, meta = run.load(key)
         return {**meta, **arrays}

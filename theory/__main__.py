@@ -11,6 +11,7 @@ import json
 import sys
 
 from landscape._cli_checks import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
+from landscape._version import __version__
 from landscape.executor import atomic_write_text
 
 from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_out_argument(p, "also write the full results as JSON to this file")
     p.add_argument("-v", "--verbose", action="store_true", help="print every case of every check")
     add_quiet_arguments(p)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
