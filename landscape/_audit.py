@@ -511,7 +511,7 @@ def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, no
     }
 
 
-def _zero_mode_note(problem: LoraMLProblem, cls: CriticalClass):
+def _zero_mode_note(problem: LoraMLProblem, cls: CriticalClass, units: "_Units"):
     """Global minima whose smallest quotient eigenvalue is slightly negative: say that
     it is a zero mode (THEORY.md section 4: the T = 2 O(k,k) family, or a continuum of
     global minima), not negative curvature."""
@@ -520,15 +520,32 @@ def _zero_mode_note(problem: LoraMLProblem, cls: CriticalClass):
         return None
     if abs(c.lambda_min_quotient) > c.eigenvalue_tolerance:
         return None
+    return (f"lambda_min = {units.fmt(c.lambda_min_quotient, '.1e', power=2)} is within the zero tolerance "
+            f"{units.fmt(c.eigenvalue_tolerance, '.1e', power=2)}: a zero mode of {_zero_mode_origin(problem, c)} "
+            "computed with round-off, not negative curvature")
+
+
+def _zero_mode_origin(problem: LoraMLProblem, c) -> str:
     if problem.T == 2:
-        origin = (f"the {c.n_zero_symmetry} symmetry direction(s) of the O(k,k) family of global minima "
-                  "(THEORY.md section 4)")
-    elif c.zero_set_dimension:
-        origin = f"the {c.zero_set_dimension}-dimensional set of global minima through this point"
-    else:
-        origin = "a flat direction of the zero-loss set"
-    return (f"lambda_min = {c.lambda_min_quotient:.1e} (normalised units) is within the zero tolerance "
-            f"{c.eigenvalue_tolerance:.1e}: a zero mode of {origin} computed with round-off, not negative curvature")
+        return (f"the O(k,k) family of global minima ({c.n_zero_symmetry} symmetry direction(s) modulo "
+                "U_t -> U_t O_t, THEORY.md section 4)")
+    if c.zero_set_dimension:
+        return f"the {c.zero_set_dimension}-dimensional set of global minima through this point"
+    return "a flat direction of the zero-loss set"
+
+
+def _zero_mode_summary(problem: LoraMLProblem, glob_classes, units: "_Units") -> dict | None:
+    """One line for all global minima with round-off negative zero modes."""
+    hit = [c for c in glob_classes if _zero_mode_note(problem, c, units)]
+    if not hit:
+        return None
+    worst = min(hit, key=lambda c: c.classification.lambda_min_quotient)
+    return {"classes": len(hit), "most_negative": _num(units.lin(worst.classification.lambda_min_quotient)),
+            "explanation": (f"{len(hit)} global-minimum class(es) have a slightly negative smallest quotient "
+                            f"eigenvalue (down to {units.fmt(worst.classification.lambda_min_quotient, '.1e', 2)}, "
+                            "each within its zero tolerance): zero modes of "
+                            f"{_zero_mode_origin(problem, worst.classification)} computed with round-off, "
+                            "not negative curvature")}
 
 
 #: A run whose end point has ||U||_F above this multiple of the natural size
@@ -645,13 +662,15 @@ def _markdown(data: dict, units: _Units) -> str:
     cont = sm.get("global_minima_continuum")
     if cont:
         lines.append(f"* Continuum of global minima: True: one O(k,k) family of dimension {cont['dimension']} "
-                     f"({cont['dimension_modulo_O(k)']} modulo O(k)), {cont['parametrisation']}; "
+                     f"({cont['dimension_modulo_O(k)']} modulo U_t -> U_t O_t), {cont['parametrisation']}; "
                      f"{cont['runs']} run(s) landed on it ({cont['classes_sampled']} sampled point(s) modulo O(k), "
                      f"summarised as one row below).")
     else:
         lines.append(f"* Continuum of global minima: {sm['continuum_of_global_minima']}"
                      + (f" (zero-loss set of dimension {sm['zero_set_dimension']} modulo O(k))"
                         if sm["zero_set_dimension"] else "") + ".")
+    if sm["zero_modes_at_global_minima"]:
+        lines.append(f"* Zero modes: {sm['zero_modes_at_global_minima']['explanation']}.")
     lines.append(f"* Spurious-minimum candidates: {sm['spurious_candidates']} class(es), "
                  f"certified: {sm['certified_spurious']}.")
     if th["applicable"]:
@@ -681,13 +700,11 @@ def _markdown(data: dict, units: _Units) -> str:
         lam_s = f"{lam:.3e}" if isinstance(lam, float) else str(lam)
         lines.append(f"| {c['id']} | {c['kind']} | {c['count']} | {c['family']} | {units.fmt(c['loss_normalised'])} | "
                      f"{lam_s} | {dist} | {cert} |")
-    odd = [c for c in data["classes"] if c["kind"] in (DEGENERATE, SPURIOUS_CANDIDATE) or c["note"]]
+    odd = [c for c in data["classes"] if c["kind"] in (DEGENERATE, SPURIOUS_CANDIDATE)]
     if odd:
         lines += ["", "### Details", ""]
         for c in odd:
             lines.append(f"* class {c['id']} ({c['kind']}): {c['reason']}")
-            if c["note"]:
-                lines.append(f"  note: {c['note']}")
             if c["certificate"]:
                 lines.append(f"  certificate: {c['certificate']['status']} - {_one_line(c['certificate']['reason'])}")
     div = [r for r in data["runs"] if r["diverged"]]
@@ -1046,6 +1063,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             "continuum_of_global_minima": continuum,
             "zero_set_dimension": (max(zero_dims) if glob_classes else None),
             "global_minima_continuum": cont_summary,
+            "zero_modes_at_global_minima": _zero_mode_summary(problem, glob_classes, units),
             "spurious_candidates": sum(1 for c in classes if c.kind == SPURIOUS_CANDIDATE),
             "certified_spurious": sum(1 for v in cert_info.values() if v["status"] == "certified"),
             "strict_saddle_classes": sum(1 for c in classes if c.kind == STRICT_SADDLE),
@@ -1091,7 +1109,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             "theory": theory,
             "r31": r31,
             "model_m1": m1,
-            "classes": [_class_dict(c, results, cert_info.get(c.id), units, _zero_mode_note(problem, c))
+            "classes": [_class_dict(c, results, cert_info.get(c.id), units, _zero_mode_note(problem, c, units))
                         for c in classes],
             "runs": runs,
             "plots": [],

@@ -671,3 +671,16 @@ def test_diverging_run_is_named():
     assert "||U|| -> inf along the O(k,k) orbit" in run["reason"]
     assert rep.data["summary"]["diverged_runs"] == 1
     assert "diverged" in rep.markdown
+
+
+def test_round_off_negative_eigenvalues_at_global_minima_are_called_zero_modes():
+    inst = ls.random_instance(np.random.default_rng(1), 4, 2, 1)
+    rep = ls.audit(inst, 1, starts=8, seed=1, plots=False, methods="lbfgs")
+    zm = rep.data["summary"]["zero_modes_at_global_minima"]
+    assert zm is not None and zm["most_negative"] < 0
+    glob = [c for c in rep.data["classes"] if c["kind"] == "global_minimum"]
+    assert all(abs(c["lambda_min_quotient"]) <= c["eigenvalue_tolerance"] for c in glob)
+    # negative control: real negative curvature (strict saddles) is never explained away
+    saddles = [c for c in rep.data["classes"] if c["kind"] == "strict_saddle"]
+    assert all(c["note"] is None and c["lambda_min_quotient"] < -c["eigenvalue_tolerance"] for c in saddles)
+    assert sum(ln.startswith("* Zero modes:") for ln in rep.markdown.splitlines()) == 1  # one line, not one per class
