@@ -441,6 +441,11 @@ class _Units:
     def loss(self, x):
         return self._ldexp(x, 2 * self.e)
 
+    def reason(self, text) -> str:
+        """A classification sentence (its numbers are those of the normalised tasks)."""
+        text = _one_line(text)
+        return text if self.e == 0 else f"[numbers for the tasks divided by 2^{self.e}] {text}"
+
     def grad(self, x):
         return self._ldexp(x, 3 * self.e // 2)
 
@@ -454,8 +459,8 @@ class _Units:
         return np.ldexp(np.asarray(A, dtype=float), self.e)
 
     def fmt(self, x, spec: str = ".3e", power: int = 4) -> str:
-        """``x * 2**(power * e / 2)`` (power 4: a loss, 2: a matrix or eigenvalue) printed in scientific notation even when it is
-        outside the float64 range (computed through log10)."""
+        """``x * 2**(power * e / 2)`` (power 4: a loss, 2: a matrix or eigenvalue) in
+        scientific notation, also outside the float64 range (computed through log10)."""
         if x is None:
             return ""
         x = float(x)
@@ -502,7 +507,7 @@ def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, no
         "A_star_distance": _num(units.lin(c.A_star_distance)),
         "recovers_A_star": c.recovers_A_star,
         "spectrum_method": c.spectrum_method,
-        "reason": _one_line(c.reason),
+        "reason": units.reason(c.reason),
         "note": note,
         "point": units.point(rep.point).tolist(),
         "A_hat": units.matrix(c.A_hat).tolist() if c.A_hat.size <= MAX_JSON_MATRIX_ENTRIES else None,
@@ -1091,7 +1096,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 "iterations": r.iterations, "polish_steps": r.polish_steps,
                 "loss_before_polish": _num(units.loss(r.loss_before_polish)),
                 "grad_norm_before_polish": _num(units.grad(r.grad_norm_before_polish)),
-                "stop_reason": _one_line(r.stop_reason), "reason": _one_line(cl.reason),
+                "stop_reason": _one_line(r.stop_reason), "reason": units.reason(cl.reason),
             })
         s_norm = problem_scale(problem)
         data: dict[str, Any] = {

@@ -25,7 +25,6 @@ contents are quoted only as a short excerpt (:func:`excerpt`).
 from __future__ import annotations
 
 import codecs
-import io
 import json
 import math
 import os
@@ -74,7 +73,7 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 def excerpt(value, limit: int = MAX_EXCERPT_CHARS) -> str:
     """A short printable quotation of ``value`` (repr, cut to ``limit`` characters)."""
-    text = repr(value) if not isinstance(value, str) else repr(value)
+    text = repr(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
