@@ -37,6 +37,7 @@ from ._classify import (
 from ._io import TaskInput, audit_problem, check_starts, load_starts, load_tasks
 from ._objective import LoraMLProblem
 from ._outdir import ReportWriter, prepare_out_dir
+from ._safe_load import MAX_ARRAY_BYTES
 from ._search import SearchResult, _expand_methods, curvature_mode, problem_scale, random_starts, search
 from ._validation import LandscapeInputError, as_task_stack
 
@@ -984,6 +985,10 @@ def audit(
                 raise LandscapeInputError("starting points overflow after normalisation")
     if starts == 0 and explicit is None:
         raise LandscapeInputError("nothing to search: --starts 0 and no explicit starting points")
+    start_bytes = 8 * int(starts) * problem.dim_U
+    if start_bytes > MAX_ARRAY_BYTES:
+        raise LandscapeInputError(f"--starts {starts}: the starting points alone would take "
+                                  f"{start_bytes / 2**30:.1f} GiB (limit {MAX_ARRAY_BYTES / 2**30:.0f} GiB)")
     if executor is None or isinstance(executor, str):
         from .executor import get_executor
 

@@ -70,9 +70,9 @@ def _fail(path: Path, why: str):
 
 def prepare_out_dir(out) -> OutDir:
     """Check, create and probe the output folder ``out`` (see the module docstring)."""
+    if os.fspath(out) == "":
+        raise LandscapeInputError("--out: empty path")
     path = Path(os.fspath(out))
-    if str(path) == "":
-        _fail(path, "empty path")
     if path.is_symlink():
         _fail(path, "is a symbolic link; give the real directory (writing through a link would overwrite its target)")
     if path.exists() and not path.is_dir():

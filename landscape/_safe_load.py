@@ -78,6 +78,12 @@ def excerpt(value, limit: int = MAX_EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _why(exc: BaseException) -> str:
+    """First line of an exception's message (or its type), as a short excerpt."""
+    msg = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return "".join(ch if ch.isprintable() else "?" for ch in msg)[:80]
+
+
 def _human(nbytes: float) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= size:
@@ -176,9 +182,9 @@ def _read_npy_stream(fp, where: str, total: int) -> np.ndarray:
             raise LandscapeInputError(f"{where}: unsupported .npy format version {version}")
     except LandscapeInputError:
         raise
-    except (ValueError, EOFError, TypeError, SyntaxError, OSError, zipfile.BadZipFile) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LandscapeInputError(f"{where}: unreadable .npy header ({excerpt(msg, 80)})") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parser failure (ValueError,
+        # tokenize.TokenError, SyntaxError, zlib.error, ...) means "unreadable", never a traceback
+        raise LandscapeInputError(f"{where}: unreadable .npy header ({_why(exc)})") from None
     _check_dtype(dtype, where)
     n = _check_shape_size(shape, where)
     nbytes = n * dtype.itemsize
@@ -188,9 +194,8 @@ def _read_npy_stream(fp, where: str, total: int) -> np.ndarray:
                                   f"the file holds {available}")
     try:
         raw = fp.read(nbytes)
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LandscapeInputError(f"{where}: cannot read the data ({excerpt(msg, 80)})") from None
+    except Exception as exc:  # noqa: BLE001 - damaged archive member (zlib.error, bad CRC, ...)
+        raise LandscapeInputError(f"{where}: cannot read the data ({_why(exc)})") from None
     if len(raw) != nbytes:
         raise LandscapeInputError(f"{where}: truncated: {len(raw)} of {nbytes} data bytes present")
     arr = np.frombuffer(raw, dtype=dtype, count=n)
@@ -206,9 +211,8 @@ def _read_npy_file(fh, size: int, where: str) -> np.ndarray:
 def _read_npz(fh, name: str, allowed: tuple, label: str) -> dict:
     try:
         zf = zipfile.ZipFile(fh)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LandscapeInputError(f"cannot read {label}{name}: not a valid .npz archive ({excerpt(msg, 80)})") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to parse the archive directory
+        raise LandscapeInputError(f"cannot read {label}{name}: not a valid .npz archive ({_why(exc)})") from None
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_NPZ_MEMBERS:
@@ -242,9 +246,8 @@ def _read_npz(fh, name: str, allowed: tuple, label: str) -> dict:
                     arr = _read_npy_stream(member, where, info.file_size)
             except LandscapeInputError:
                 raise
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise LandscapeInputError(f"cannot read {where}: {excerpt(msg, 80)}") from None
+            except Exception as exc:  # noqa: BLE001 - unsupported compression, bad CRC, zlib.error, ...
+                raise LandscapeInputError(f"cannot read {where}: {_why(exc)}") from None
             out[key] = arr
         return out
 

@@ -685,3 +685,69 @@ def test_round_off_negative_eigenvalues_at_global_minima_are_called_zero_modes()
     saddles = [c for c in rep.data["classes"] if c["kind"] == "strict_saddle"]
     assert all(c["note"] is None and c["lambda_min_quotient"] < -c["eigenvalue_tolerance"] for c in saddles)
     assert sum(ln.startswith("* Zero modes:") for ln in rep.markdown.splitlines()) == 1  # one line, not one per class
+
+
+def test_absurd_number_of_starts_is_refused_before_allocation(tasks3, tmp_path, capsys):
+    np.save(tmp_path / "t.npy", tasks3)
+    out = tmp_path / "o"
+    _assert_bad(capsys, ["audit", str(tmp_path / "t.npy"), "--rank", "1", "--starts", str(10**12), "--out", str(out)],
+                "GiB", out)
+
+
+def test_empty_out_is_refused(tasks3, tmp_path, capsys):
+    np.save(tmp_path / "t.npy", tasks3)
+    _assert_bad(capsys, ["audit", str(tmp_path / "t.npy"), "--rank", "1", "--out", ""], "empty path")
+
+
+# ------------------------------------------------------------------ damaged files: property
+def _valid_files(tasks):
+    import io
+
+    out = {}
+    b = io.BytesIO()
+    np.save(b, tasks)
+    out["npy"] = b.getvalue()
+    b = io.BytesIO()
+    np.savez_compressed(b, tasks=tasks)
+    out["npz"] = b.getvalue()
+    out["json"] = json.dumps({"tasks": tasks.tolist()}).encode()
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "json"])
+def test_damaged_files_never_escape(fmt, tasks3, tmp_path):
+    """Random byte flips, truncations and insertions in a valid file: loading either
+    succeeds with a finite (T, d, d) stack or raises LandscapeInputError with one short
+    line, never anything else (zlib.error, tokenize errors, ... included)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from landscape._io import load_tasks
+
+    raw = _valid_files(tasks3)[fmt]
+    path = tmp_path / f"x.{fmt}"
+
+    edit = st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, len(raw) - 1),
+                     st.binary(min_size=1, max_size=8))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(edit, min_size=1, max_size=3))
+    def check(edits):
+        data = bytearray(raw)
+        for op, pos, blob in edits:
+            pos = min(pos, len(data) - 1)
+            if op == "flip":
+                data[pos:pos + len(blob)] = blob
+            elif op == "cut":
+                data = data[:max(pos, 1)]
+            else:
+                data[pos:pos] = blob
+        path.write_bytes(bytes(data))
+        try:
+            ti = load_tasks(path)
+        except ls.LandscapeInputError as exc:
+            assert "\n" not in str(exc) and len(str(exc)) < MAX_ERROR_CHARS
+        else:
+            assert ti.tasks.ndim == 3 and np.all(np.isfinite(ti.tasks))
+
+    check()
