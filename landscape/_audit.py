@@ -253,7 +253,14 @@ def _certify(problem, U, witness, rng):
     out = {"status": status, "verdict": getattr(cert, "verdict", None), "reason": getattr(cert, "reason", ""),
            "radius": float(getattr(cert, "radius", float("nan"))), "reverified": verified}
     if hasattr(cert, "to_dict"):
-        out["certificate"] = cert.to_dict()
+        d = cert.to_dict()
+        diag = d.get("diagnostics")
+        if isinstance(diag, dict) and "seconds" in diag:
+            # wall clock, not part of the proof: kept out of report.json (run.json has it)
+            diag = dict(diag)
+            out["_seconds"] = diag.pop("seconds")
+            d["diagnostics"] = diag
+        out["certificate"] = d
     return cert, out
 
 
@@ -1047,6 +1054,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 cert, info = None, {"status": "uncertified", "reason": "certification not requested"}
             cert_objects[c.id], cert_info[c.id] = cert, info
         t_cert = time.perf_counter() - t_cert
+        cert_seconds = {str(cid): info.pop("_seconds") for cid, info in cert_info.items() if "_seconds" in info}
 
         # ---------------- summary
         counts = Counter(cl.kind for cl in classifications)
@@ -1124,7 +1132,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             "runs": runs,
             "plots": [],
         }
-        timing = {"search_s": t_search, "certificates_s": t_cert}
+        timing = {"search_s": t_search, "certificates_s": t_cert, "certificate_s_by_class": cert_seconds}
 
         # ---------------- files: stale outputs removed, each file atomic, report.json last
         files = []

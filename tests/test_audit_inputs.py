@@ -585,12 +585,17 @@ def test_report_bytes_do_not_depend_on_the_executor(tmp_path):
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
         ls.audit(inst, 1, starts=12, seed=5, extra_starts=U0, methods=("lbfgs", "gd", "root-hybr"), out=out,
-                 executor=LocalExecutor(workers), certify=False, plots=False)
+                 executor=LocalExecutor(workers), plots=False)
         outs.append(out)
     a, b = outs
     assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
     assert (a / "report.md").read_bytes() == (b / "report.md").read_bytes()
     assert json.loads((b / "run.json").read_text())["workers"] == 2
+    # the certificate is embedded without its wall-clock time (that is in run.json)
+    data = json.loads((a / "report.json").read_text())
+    spur = [c for c in data["classes"] if c["kind"] == "spurious_candidate"]
+    assert spur and spur[0]["certificate"]["status"] == "certified"
+    assert ls.Certificate.from_dict(spur[0]["certificate"]["certificate"]).verify()
 
 
 def test_cli_executor_options(tasks3, tmp_path, capsys):
