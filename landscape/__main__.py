@@ -11,6 +11,17 @@ import sys
 
 EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
 
+#: Longest error line printed (a message never echoes more of a file than this).
+MAX_ERROR_CHARS = 300
+
+
+def _error_line(message) -> str:
+    """``error: ...`` on one printable line of at most :data:`MAX_ERROR_CHARS` characters."""
+    text = " ".join(str(message).split()) or "bad input"
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    line = f"error: {text}"
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
+
 
 class _OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit status 2."""
@@ -30,10 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     a = sub.add_parser("audit", help="search, classify and certify critical points of given task matrices")
     a.add_argument("file", help=".npz (tasks, or A_star and U_star), .npy stack (T, d, d), or .json")
-    a.add_argument("--rank", "-k", type=int, required=True, help="adapter rank k, 1 <= k < d")
+    a.add_argument("--rank", "-k", "--k", type=int, required=True, help="adapter rank k, 1 <= k < d")
     a.add_argument("--starts", type=int, default=None, help="number of random starts (default 100)")
     a.add_argument("--seed", type=int, default=0, help="seed of the numpy Generator (default 0)")
-    a.add_argument("--out", default=None, help="output directory for report.json, report.md and plots")
+    a.add_argument("--out", default=None, help="output directory for report.json, report.md, run.json and plots "
+                   "(created before the search; written atomically, report.json last)")
+    a.add_argument("--json", dest="out", default=None, help=argparse.SUPPRESS)
     a.add_argument("--method", action="append", choices=SEARCH_METHODS + ("all",), default=None,
                    help="search method (repeatable; default: all)")
     a.add_argument("--curvature", choices=("auto", "dense", "hvp"), default="auto",
@@ -44,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-certify", action="store_true", help="do not attempt certificates")
     a.add_argument("--no-plots", action="store_true", help="do not draw plots")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
+    a.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
+    a.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
+    from .executor import add_executor_arguments
+
+    add_executor_arguments(a)
     return p
 
 
@@ -54,12 +72,17 @@ def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
     except _UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_error_line(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.command == "audit":
         from ._audit import DEFAULT_STARTS, audit
+        from .executor import executor_from_args
 
         try:
+            try:
+                executor = executor_from_args(args)
+            except (ValueError, ImportError) as exc:
+                raise LandscapeInputError(f"--executor: {exc}") from None
             report = audit(
                 args.file,
                 args.rank,
@@ -73,12 +96,19 @@ def main(argv=None) -> int:
                 certify=not args.no_certify,
                 plots=not args.no_plots,
                 progress=not args.quiet,
+                executor=executor,
             )
         except LandscapeInputError as exc:
-            print(f"error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
+            print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except MemoryError:
+            print(_error_line("out of memory: the problem or the number of starts is too large for this machine"),
+                  file=sys.stderr)
             return EXIT_BAD_INPUT
         if not args.quiet:
             print(report.markdown)
+            t = report.data["timing"]
+            print(f"Elapsed: {t['total_s']:.1f} s (search {t['search_s']:.1f} s).")
         return EXIT_DISAGREE if report.data["theory"]["agrees"] is False else EXIT_OK
     return EXIT_BAD_INPUT  # pragma: no cover - subparsers are required
 

@@ -11,23 +11,23 @@ Accepted inputs
 ``.json``
     Nested lists (the stack), or an object with the same keys as ``.npz``.
 
-Every problem is reported as a :class:`LandscapeInputError` whose message is one line
+The format is recognised from the file's content, not its name
+(:mod:`landscape._safe_load`); sizes are checked before allocation and pickles are
+never loaded.  Every problem is reported as a :class:`LandscapeInputError` whose message is one line
 naming the problem, so the command line can print it and exit with status 2.
 """
 from __future__ import annotations
 
-import json
-import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._objective import LoraMLProblem
+from ._safe_load import read_arrays
 from ._validation import LandscapeInputError, as_task_stack, check_rank
 
-__all__ = ["TaskInput", "load_tasks", "load_starts", "audit_problem", "ALLOWED_KEYS"]
+__all__ = ["TaskInput", "load_tasks", "load_starts", "check_starts", "audit_problem", "ALLOWED_KEYS"]
 
 #: Keys an ``.npz`` file or a JSON object may contain.
 ALLOWED_KEYS = ("tasks", "A_star", "U_star")
@@ -121,7 +121,10 @@ def _from_mapping(mapping: dict, source: str, fmt: str) -> TaskInput:
             raise LandscapeInputError("U_star: contains no tasks (T = 0)")
         _finite("A_star", A_star)
         _finite("U_star", U_star)
-        implied = A_star[None] + U_star @ np.swapaxes(U_star, 1, 2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            implied = A_star[None] + U_star @ np.swapaxes(U_star, 1, 2)
+        if not np.all(np.isfinite(implied)):
+            raise LandscapeInputError("A_star + U_star U_star^T overflows the float64 range; rescale the input")
     if "tasks" in mapping:
         raw = _numeric("tasks", mapping["tasks"])
         if raw.size == 0:
@@ -143,59 +146,22 @@ def _from_mapping(mapping: dict, source: str, fmt: str) -> TaskInput:
 
 
 def load_tasks(path) -> TaskInput:
-    """Read an audit input file (``.npz``, ``.npy`` or ``.json``) and validate it.
+    """Read an audit input file (``.npz``, ``.npy`` or ``.json``, recognised by content)
+    and validate it.
+
+    The file is read by :func:`landscape._safe_load.read_arrays`: headers and declared
+    sizes are checked before anything is allocated, pickles are never loaded.
 
     Raises
     ------
     LandscapeInputError
-        One-line message: unreadable or empty file, unsupported type, unknown keys,
-        non-numeric, non-square, mismatched or non-finite arrays.
+        One-line message: unreadable, special or empty file, unsupported content,
+        unknown keys, non-real or non-numeric dtype, oversized, non-square, mismatched
+        or non-finite arrays.
     """
     p = Path(path)
-    name = p.name
-    if not p.exists():
-        raise LandscapeInputError(f"cannot read {name}: no such file")
-    if p.is_dir():
-        raise LandscapeInputError(f"cannot read {name}: it is a directory")
-    if not os.access(p, os.R_OK):
-        raise LandscapeInputError(f"cannot read {name}: permission denied")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise LandscapeInputError(f"cannot read {name}: {exc.strerror or exc}") from None
-    if size == 0:
-        raise LandscapeInputError(f"{name}: the file is empty")
-    ext = p.suffix.lower()
-    try:
-        if ext == ".npz":
-            with np.load(p, allow_pickle=False) as data:
-                mapping = {k: data[k] for k in data.files}
-            return _from_mapping(mapping, name, "npz")
-        if ext == ".npy":
-            arr = np.load(p, allow_pickle=False)
-            if arr.size == 0:
-                raise LandscapeInputError(f"{name}: the array is empty")
-            return TaskInput(as_task_stack(_numeric("tasks", arr)), None, None, name, "npy", ("tasks",))
-        if ext == ".json":
-            with open(p, encoding="utf-8") as fh:
-                data = json.load(fh)
-            if isinstance(data, dict):
-                return _from_mapping(data, name, "json")
-            if isinstance(data, list):
-                if len(data) == 0:
-                    raise LandscapeInputError(f"{name}: the list of tasks is empty")
-                return TaskInput(as_task_stack(_numeric("tasks", data)), None, None, name, "json", ("tasks",))
-            raise LandscapeInputError(f"{name}: expected a list of matrices or an object, got {type(data).__name__}")
-    except LandscapeInputError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise LandscapeInputError(f"cannot read {name}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise LandscapeInputError(f"cannot read {name}: not UTF-8 text") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LandscapeInputError(f"cannot read {name}: {msg}") from None
-    raise LandscapeInputError(f"{name}: unsupported file type {ext or '(none)'!r}; use .npz, .npy or .json")
+    fmt, mapping = read_arrays(p, allowed=ALLOWED_KEYS, list_key="tasks")
+    return _from_mapping(mapping, p.name or str(p), fmt)
 
 
 def audit_problem(task_input: TaskInput, rank) -> LoraMLProblem:
@@ -218,38 +184,28 @@ def audit_problem(task_input: TaskInput, rank) -> LoraMLProblem:
 
 
 def load_starts(path, problem: LoraMLProblem) -> np.ndarray:
-    """Explicit starting points from a file (``.npy``/``.json`` array or ``.npz`` key
-    ``starts``), shape ``(m, T, d, k)`` or ``(T, d, k)``."""
+    """Explicit starting points from a file (a ``.npy``/JSON array or the ``.npz`` key
+    ``starts``, recognised by content), shape ``(m, T, d, k)`` or ``(T, d, k)``."""
     p = Path(path)
-    name = p.name
-    if not p.is_file():
-        raise LandscapeInputError(f"cannot read starting points {name}: no such file")
-    if p.stat().st_size == 0:
-        raise LandscapeInputError(f"starting points {name}: the file is empty")
-    try:
-        ext = p.suffix.lower()
-        if ext == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif ext == ".npz":
-            with np.load(p, allow_pickle=False) as data:
-                if data.files != ["starts"]:
-                    raise LandscapeInputError(f"starting points {name}: expected the single key 'starts', got {data.files}")
-                arr = data["starts"]
-        elif ext == ".json":
-            with open(p, encoding="utf-8") as fh:
-                arr = json.load(fh)
-        else:
-            raise LandscapeInputError(f"starting points {name}: unsupported file type {ext!r}")
-    except LandscapeInputError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LandscapeInputError(f"cannot read starting points {name}: {msg}") from None
+    name = p.name or str(p)
+    fmt, mapping = read_arrays(p, allowed=("starts",), list_key="starts", label="starting points ")
+    if "starts" not in mapping:
+        raise LandscapeInputError(f"starting points {name}: expected the single key 'starts'")
+    return check_starts(mapping["starts"], problem, name)
+
+
+def check_starts(value, problem: LoraMLProblem, name: str = "array") -> np.ndarray:
+    """Validate explicit starting points: real, finite, shape ``(m, T, d, k)`` (or one
+    ``(T, d, k)`` point); returns a float64 array of shape ``(m, T, d, k)``."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise LandscapeInputError(f"starting points {name}: expected real numbers, got dtype {arr.dtype}")
     arr = _numeric("starting points", arr)
     if arr.ndim == 3:
         arr = arr[None]
     shape = (problem.T, problem.d, problem.k)
-    if arr.ndim != 4 or arr.shape[1:] != shape:
-        raise LandscapeInputError(f"starting points {name}: expected shape (m, {shape[0]}, {shape[1]}, {shape[2]}), got {arr.shape}")
+    if arr.ndim != 4 or arr.shape[1:] != shape or arr.shape[0] == 0:
+        raise LandscapeInputError(f"starting points {name}: expected shape (m, {shape[0]}, {shape[1]}, {shape[2]}) "
+                                  f"with m >= 1, got {arr.shape}")
     _finite("starting points", arr)
     return arr
