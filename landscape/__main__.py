@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--max-iter", type=int, default=None, help="iteration cap per run (default per method)")
     a.add_argument("--no-certify", action="store_true", help="do not attempt certificates")
     a.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    a.add_argument("--max-seconds", type=float, default=None,
+                   help="refuse (exit 2) when the up-front estimate of the wall time exceeds this")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
     return p
 
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
                 certify=not args.no_certify,
                 plots=not args.no_plots,
                 progress=not args.quiet,
+                max_seconds=args.max_seconds,
             )
         except LandscapeInputError as exc:
             print(f"error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)

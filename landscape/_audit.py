@@ -36,7 +36,8 @@ from ._classify import (
 )
 from ._io import TaskInput, audit_problem, load_starts, load_tasks
 from ._objective import LoraMLProblem
-from ._search import SearchResult, _expand_methods, curvature_mode, problem_scale, search
+from ._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
+                      problem_scale, search)
 from ._validation import LandscapeInputError, as_task_stack
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
@@ -518,6 +519,7 @@ def audit(
     plots: bool = True,
     progress: bool = False,
     blas_threads: int | None = 1,
+    max_seconds: float | None = None,
 ) -> AuditReport:
     r"""Audit the LoRA-ML landscape of given task matrices.
 
@@ -545,6 +547,10 @@ def audit(
     certify : bool
         Ask :mod:`landscape._certificates` for a Taylor certificate at every spurious
         candidate (if that module is present); otherwise candidates are "uncertified".
+    max_seconds : float, optional
+        Refuse (:class:`LandscapeInputError`, nothing run or written) when
+        :func:`landscape.estimate_audit_cost` predicts more wall time than this.  A
+        predicted peak memory above the available memory is always refused.
     blas_threads : int or None
         BLAS threads during the audit.  The matrices are small (d x d per task), where
         OpenBLAS threading costs more than it saves (10-100x slower ``eigh`` of 30 x 30
@@ -594,6 +600,16 @@ def audit(
                 raise LandscapeInputError("starting points contain NaN or infinite entries")
     if starts == 0 and explicit is None:
         raise LandscapeInputError("nothing to search: --starts 0 and no explicit starting points")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not np.isfinite(max_seconds) or max_seconds <= 0):
+        raise LandscapeInputError(f"--max-seconds must be a positive number, got {max_seconds!r}")
+    n_total = int(starts) + (0 if explicit is None else len(explicit) * len(method_list))
+    cost = estimate_audit_cost(problem.d, problem.T, problem.k, n_total, curvature=mode.mode)
+    if max_seconds is not None and cost.seconds > max_seconds:
+        raise LandscapeInputError(f"refused: {cost.describe()}, above --max-seconds {max_seconds:g}")
+    if cost.bytes > available_memory_bytes():
+        raise LandscapeInputError(f"refused: {cost.describe()}, above the "
+                                  f"{available_memory_bytes() / 2**30:.2f} GiB of memory available")
     out_dir = None
     if out is not None:
         out_dir = Path(out)
@@ -697,7 +713,8 @@ def audit(
             "settings": {"n_random_starts": int(starts), "n_explicit_starts": 0 if explicit is None else len(explicit),
                          "seed": int(seed), "methods": list(method_list), "curvature": mode.mode,
                          "curvature_reason": mode.reason, "hvp_switch": mode.mode == "hvp" and curvature == "auto",
-                         "max_iter": max_iter, "certify": bool(certify), "blas_threads": blas_threads},
+                         "max_iter": max_iter, "certify": bool(certify), "blas_threads": blas_threads,
+                         "estimated_seconds": cost.seconds, "estimated_bytes": cost.bytes},
             "summary": summary,
             "theory": theory,
             "r31": r31,
