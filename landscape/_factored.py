@@ -78,14 +78,14 @@ def uses_factored(problem: LoraMLProblem) -> bool:
 
 
 def reduced_loss(problem: LoraMLProblem, U) -> float:
-    """:math:`G(\mathbf U)` in the direct (accurate) form, memory-light for large ``d``."""
+    r""":math:`G(\mathbf U)` in the direct (accurate) form, memory-light for large ``d``."""
     if uses_factored(problem):
         return factored(problem).loss_exact(problem.check_factors(U))
     return problem.reduced_loss(U)
 
 
 def reduced_grad(problem: LoraMLProblem, U) -> np.ndarray:
-    """:math:`\nabla G(\mathbf U)`, shape ``(T, d, k)`` (factored for large ``d``)."""
+    r""":math:`\nabla G(\mathbf U)`, shape ``(T, d, k)`` (factored for large ``d``)."""
     if uses_factored(problem):
         return factored(problem).grad(problem.check_factors(U))
     return problem.reduced_grad(U)
