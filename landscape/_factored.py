@@ -134,7 +134,8 @@ class ChainedLossGrad:
         from ._objective import unvec_factors, vec_factors
 
         p, F = self.problem, self.F
-        U = unvec_factors(np.asarray(x, dtype=float), p.T, p.d, p.k)
+        # a copy: optimisers may overwrite x in place between calls (MINPACK does)
+        U = np.array(unvec_factors(np.asarray(x, dtype=float), p.T, p.d, p.k))
         if self._U is None:
             DU = F.apply_delta(U)
             f = F.loss_exact(U)

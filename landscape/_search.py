@@ -848,7 +848,7 @@ def trust_region_newton(
         # trust-krylov asks for many products at the same x: keep its residual
         key = x.tobytes()
         if cache.get("key") != key:
-            U = unvec_factors(x, T, d, k)
+            U = np.array(unvec_factors(x, T, d, k))  # a copy: x may be reused by the optimiser
             if uses_factored(problem):
                 cache.update(key=key, U=U, R=None)
             else:
