@@ -309,6 +309,14 @@ def curvature_mode(problem: LoraMLProblem, requested: str = "auto") -> Curvature
 #: COST_FIXED covers imports, report and plots.
 COST_PER_START_ENTRY = 2.6e-7
 COST_PER_EIG_FLOP = 1.0e-10
+#: For k >= 2 the O(k) orbit makes S singular at every critical point, and the MINRES
+#: solves of the polish and of the matrix-free root finder run to their cap: about
+#: KERNEL_SOLVES_PER_START solves of MINRES_MAXITER Hessian-vector products per start,
+#: each costing COST_PER_HVP_ENTRY per stored entry T d^2 k plus COST_PER_HVP_CALL of
+#: interpreter overhead (measured: (200, 3, 2) x 20 starts, 32 s).
+KERNEL_SOLVES_PER_START = 10
+COST_PER_HVP_ENTRY = 6e-10
+COST_PER_HVP_CALL = 1e-4
 COST_PER_DENSE_FLOP = 1.0e-9
 COST_FIXED = 2.0
 
@@ -357,6 +365,9 @@ def estimate_audit_cost(d: int, T: int, k: int, starts: int, *, curvature: str =
     dense = curvature == "dense" or (curvature == "auto" and n <= DENSE_EIGH_MAX_DIM
                                       and dense_bytes <= AUTO_DENSE_MAX_BYTES)
     t_search = COST_PER_START_ENTRY * starts * entries
+    if k >= 2 and not dense:
+        t_search += starts * KERNEL_SOLVES_PER_START * MINRES_MAXITER * (COST_PER_HVP_ENTRY * entries
+                                                                         + COST_PER_HVP_CALL)
     t_eig = COST_PER_EIG_FLOP * (T * (T - 1) / 2) * d**3
     t_dense = COST_PER_DENSE_FLOP * starts * (POLISH_MAX_STEPS + 2) * 9.0 * n**3 if dense else 0.0
     seconds = COST_SAFETY * (COST_FIXED + t_search + t_eig + t_dense)
