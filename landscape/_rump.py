@@ -380,7 +380,6 @@ def fp_taylor_bounds(tasks, U0, *, shift: float | None = None, lam_estimate: flo
     g_lo, g_up, g_float = _grad_norm_upper(R, e, u)
     m_up = _m_upper(u)
     S, e_norm = _schur_float(R, e, u)
-    del R, e
     n = S.shape[0]
     lam_bound = None
     if shift is not None:
@@ -394,15 +393,16 @@ def fp_taylor_bounds(tasks, U0, *, shift: float | None = None, lam_estimate: flo
         fro = float(np.sqrt(np.einsum("ij,ij->", S, S)))
         delta = max(_SHIFT_REL * abs(lam_estimate), _SHIFT_ABS * n * float(_U) * fro)
         mu = lam_estimate - delta
-        backup = S.copy() if _SHIFT_RETRIES else None
         for attempt in range(_SHIFT_RETRIES + 1):
             lam_bound = _cholesky_lower_bound(S, mu)
             if lam_bound is not None or attempt == _SHIFT_RETRIES:
                 break
-            S[...] = backup
+            # the factorisation overwrote S: rebuild it (cheaper in memory than a copy
+            # of n^2 numbers kept for a retry that is rarely needed)
+            S = _schur_float(R, e, u)[0]
             delta *= 16.0
             mu = lam_estimate - delta
-    del S
+    del S, R, e
     if lam_bound is None:
         lam_rig = -math.inf
         claim = -math.inf
