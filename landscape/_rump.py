@@ -68,10 +68,11 @@ LAPACK/BLAS).  Hence :math:`\|\Delta\|_2\le\gamma_{n+1}\|\hat R\|_F^2` and, beca
     \lambda_{\min}(\hat S)\ \ge\ \min_i(\hat s_{ii}-\tilde a_{ii})
       -\frac{\gamma_{n+1}}{1-\gamma_{n+1}}\,\mathrm{tr}(\tilde A),
 
-with the diagonal differences evaluated exactly.  This is the main term of Rump's
-criterion (his Corollary: the float Cholesky of :math:`A-cI` succeeding with
-:math:`c\ge\gamma_{n+1}(1-\gamma_{n+1})^{-1}\mathrm{tr}A` plus an underflow term proves
-:math:`A\succ0`).  Instead of Rump's additive underflow term we *check* that no
+with the diagonal differences evaluated exactly.  This is the trace term of Rump's
+criterion (a successful float Cholesky of :math:`A-cI` with :math:`c` at least
+:math:`\gamma_{n+1}(1-\gamma_{n+1})^{-1}\mathrm{tr}A` plus a term for underflow proves
+:math:`A\succ0`); the constant used here is the one derived above from the backward
+error bound, not transcribed.  Instead of an additive underflow term we *check* that no
 operation of the factorisation could have underflowed: every entry of the computed
 factor is either zero or at least :math:`2^{-500}` in modulus, and every diagonal
 entry of :math:`\tilde A` is below :math:`2^{500}`; then products of factor entries are
