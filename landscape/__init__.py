@@ -91,8 +91,10 @@ __all__ += [
 
 from ._search import (  # noqa: E402  (critical-point search, THEORY.md sections 5-6)
     SEARCH_METHODS,
+    AuditCost,
     SearchResult,
     curvature_mode,
+    estimate_audit_cost,
     gradient_descent,
     gradient_root,
     lbfgs,
@@ -108,7 +110,9 @@ from ._audit import AuditReport, audit  # noqa: E402
 
 __all__ += [
     "SEARCH_METHODS",
+    "AuditCost",
     "SearchResult",
+    "estimate_audit_cost",
     "curvature_mode",
     "gradient_descent",
     "gradient_root",

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--max-iter", type=int, default=None, help="iteration cap per run (default per method)")
     a.add_argument("--no-certify", action="store_true", help="do not attempt certificates")
     a.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    a.add_argument("--max-seconds", type=float, default=None,
+                   help="refuse (exit 2) when the up-front estimate of the wall time exceeds this")
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
     a.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     a.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
@@ -97,6 +99,7 @@ def main(argv=None) -> int:
                 plots=not args.no_plots,
                 progress=not args.quiet,
                 executor=executor,
+                max_seconds=args.max_seconds,
             )
         except LandscapeInputError as exc:
             print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)

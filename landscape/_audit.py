@@ -38,7 +38,8 @@ from ._io import TaskInput, audit_problem, check_starts, load_starts, load_tasks
 from ._objective import LoraMLProblem
 from ._outdir import ReportWriter, prepare_out_dir
 from ._safe_load import MAX_ARRAY_BYTES
-from ._search import SearchResult, _expand_methods, curvature_mode, problem_scale, random_starts, search
+from ._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
+                      problem_scale, random_starts, search)
 from ._validation import LandscapeInputError, as_task_stack
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
@@ -901,6 +902,7 @@ def audit(
     progress: bool = False,
     blas_threads: int | None = 1,
     executor=None,
+    max_seconds: float | None = None,
 ) -> AuditReport:
     r"""Audit the LoRA-ML landscape of given task matrices.
 
@@ -929,6 +931,10 @@ def audit(
     certify : bool
         Ask :mod:`landscape._certificates` for a Taylor certificate at every spurious
         candidate (if that module is present); otherwise candidates are "uncertified".
+    max_seconds : float, optional
+        Refuse (:class:`LandscapeInputError`, nothing run or written) when
+        :func:`landscape.estimate_audit_cost` predicts more wall time than this.  A
+        predicted peak memory above the available memory is always refused.
     blas_threads : int or None
         BLAS threads during the audit.  The matrices are small (d x d per task), where
         OpenBLAS threading costs more than it saves (10-100x slower ``eigh`` of 30 x 30
@@ -1003,11 +1009,21 @@ def audit(
             executor = get_executor(executor or "local")
         except (ValueError, ImportError) as exc:
             raise LandscapeInputError(f"--executor: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not np.isfinite(max_seconds) or max_seconds <= 0):
+        raise LandscapeInputError(f"--max-seconds must be a positive number, got {max_seconds!r}")
+    n_total = int(starts) + (0 if explicit is None else len(explicit) * len(method_list))
+    cost = estimate_audit_cost(problem.d, problem.T, problem.k, n_total, curvature=mode.mode)
+    if max_seconds is not None and cost.seconds > max_seconds:
+        raise LandscapeInputError(f"refused: {cost.describe()}, above --max-seconds {max_seconds:g}")
+    if cost.bytes > available_memory_bytes():
+        raise LandscapeInputError(f"refused: {cost.describe()}, above the "
+                                  f"{available_memory_bytes() / 2**30:.2f} GiB of memory available")
     out_dir = prepare_out_dir(out) if out is not None else None
 
     try:
         return _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature,
-                           explicit, max_iter, certify, plots, progress, blas_threads, executor, out_dir)
+                           explicit, max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost)
     except BaseException:
         if out_dir is not None:
             out_dir.discard_if_unused()
@@ -1015,7 +1031,7 @@ def audit(
 
 
 def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature, explicit,
-                max_iter, certify, plots, progress, blas_threads, executor, out_dir):
+                max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost):
     from .executor import run_units
 
     rng = np.random.default_rng(seed)
@@ -1122,7 +1138,8 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                          "seed": int(seed), "methods": list(method_list), "curvature": mode.mode,
                          "curvature_reason": mode.reason, "hvp_switch": mode.mode == "hvp" and curvature == "auto",
                          "max_iter": max_iter, "certify": bool(certify), "blas_threads": blas_threads,
-                         "starts_per_unit": STARTS_PER_UNIT},
+                         "starts_per_unit": STARTS_PER_UNIT,
+                         "estimated_seconds": cost.seconds, "estimated_bytes": cost.bytes},
             "summary": summary,
             "theory": theory,
             "r31": r31,

@@ -343,7 +343,7 @@ class Certificate:
         set_(self, "margins", _frozen_map({k: float(v) for k, v in dict(self.margins).items()}))
         set_(self, "parameters", _frozen_map(self.parameters))
         set_(self, "diagnostics", _frozen_map(self.diagnostics))
-        if self.kind not in ("taylor", "epsilon_net"):
+        if self.kind not in ("taylor", "taylor_fp", "epsilon_net"):
             raise ValueError(f"unknown certificate kind {self.kind!r}")
         if self.verdict not in _VERDICTS:
             raise ValueError(f"unknown verdict {self.verdict!r}")
@@ -388,8 +388,8 @@ class Certificate:
             "version": JSON_VERSION,
             "kind": self.kind,
             "rank": self.rank,
-            "tasks": self.tasks.tolist(),
-            "point": self.point.tolist(),
+            "tasks": _array_to_json(self.tasks, self.kind),
+            "point": _array_to_json(self.point, self.kind),
             "radius": self.radius,
             "verdict": self.verdict,
             "reason": self.reason,
@@ -399,7 +399,7 @@ class Certificate:
             "bounds": {k: _finite_or_none(v) for k, v in self.bounds.items()},
             "margins": {k: _finite_or_none(v) for k, v in self.margins.items()},
             "parameters": dict(self.parameters),
-            "witness": None if self.witness is None else self.witness.tolist(),
+            "witness": None if self.witness is None else _array_to_json(self.witness, self.kind),
             "diagnostics": _jsonable(dict(self.diagnostics)),
         }
 
@@ -416,9 +416,9 @@ class Certificate:
             raise ValueError(f"unsupported certificate version {data.get('version')!r}")
         return cls(
             kind=data["kind"],
-            tasks=np.array(data["tasks"], dtype=np.float64),
+            tasks=_array_from_json(data["tasks"]),
             rank=data["rank"],
-            point=np.array(data["point"], dtype=np.float64),
+            point=_array_from_json(data["point"]),
             radius=data["radius"],
             verdict=data["verdict"],
             reason=data["reason"],
@@ -432,7 +432,7 @@ class Certificate:
             },
             margins={k: _none_to(v, -math.inf) for k, v in data["margins"].items()},
             parameters=data["parameters"],
-            witness=None if data.get("witness") is None else np.array(data["witness"], dtype=np.float64),
+            witness=None if data.get("witness") is None else _array_from_json(data["witness"]),
             diagnostics=data.get("diagnostics", {}),
         )
 
@@ -440,6 +440,27 @@ class Certificate:
     def from_json(cls, text) -> "Certificate":
         """Inverse of :meth:`to_json` (accepts the text or an already parsed dict)."""
         return cls.from_dict(json.loads(text) if isinstance(text, (str, bytes)) else text)
+
+
+def _array_to_json(a: np.ndarray, kind: str):
+    """Nested lists, except for the large ``taylor_fp`` certificates: there the exact
+    little-endian float64 bytes in base64 (:func:`landscape.executor.encode`), 8 bytes
+    per number instead of ~20 characters, and a fast exact round trip."""
+    if kind == "taylor_fp":
+        from .executor import encode
+
+        return encode(np.asarray(a, dtype="<f8"))
+    return a.tolist()
+
+
+def _array_from_json(x) -> np.ndarray:
+    if isinstance(x, dict):
+        from .executor import decode
+
+        if x.get("dtype") not in ("<f8", "float64"):
+            raise ValueError(f"certificate arrays must be float64, got dtype {x.get('dtype')!r}")
+        return np.asarray(decode(x), dtype=np.float64)
+    return np.array(x, dtype=np.float64)
 
 
 def _finite_or_none(x: float):
@@ -858,6 +879,7 @@ def taylor_certificate(
     witness_starts: int = WITNESS_STARTS,
     max_dim: int = TAYLOR_MAX_DIM,
     precision: int = ARB_PRECISION,
+    method: str = "auto",
 ) -> Certificate:
     r"""Polynomial (Taylor) certificate (C1)-(C2) of THEORY.md section 8, made rigorous.
 
@@ -877,6 +899,13 @@ def taylor_certificate(
         positive; the witness found is stored in the certificate.
     max_dim : int
         Refuse (:class:`CertificateTooLarge`) when ``T*d*k`` exceeds this.
+    method : {"auto", "arb", "fp"}
+        ``"arb"``: the ``arb`` enclosure described here.  ``"fp"``: the float64 path
+        with a priori rounding-error bounds and Rump's Cholesky criterion
+        (:func:`landscape._rump.fp_taylor_certificate`, kind ``"taylor_fp"``, k = 1,
+        ``T*d*k`` up to :data:`landscape._rump.FP_TAYLOR_MAX_DIM`).  ``"auto"``: arb up to
+        ``max_dim``, the float path for k = 1 between :data:`TAYLOR_MAX_DIM` and its own
+        limit, otherwise refuse.
     precision : int
         ``arb`` working precision in bits.
 
@@ -902,6 +931,14 @@ def taylor_certificate(
         raise TypeError("problem must be a LoraMLProblem")
     U_in = problem.check_factors(U0, "U0")
     n = problem.dim_U
+    if method not in ("auto", "arb", "fp"):
+        raise ValueError(f"unknown method {method!r}: use auto, arb or fp")
+    from . import _rump
+
+    if method == "fp" or (method == "auto" and n > max_dim and problem.k == 1
+                          and TAYLOR_MAX_DIM < n <= _rump.FP_TAYLOR_MAX_DIM):
+        return _rump.fp_taylor_certificate(problem, U_in, witness=witness, rng=rng, polish=polish,
+                                           precision=precision)
     if n > max_dim:
         raise CertificateTooLarge(
             f"Taylor certificate refused: reduced dimension T*d*k = {n} exceeds the budget "
@@ -1458,6 +1495,10 @@ def verify_certificate(cert: Certificate, *, max_points: int | None = None) -> b
         prec = int(cert.parameters.get("precision", ARB_PRECISION))
         if cert.kind == "taylor":
             return _verify_taylor(cert, problem, prec)
+        if cert.kind == "taylor_fp":  # float64 path with a priori error bounds (landscape._rump)
+            from ._rump import verify_fp_taylor
+
+            return verify_fp_taylor(cert)
         return _verify_net(cert, problem, prec, max_points)
     except (ValueError, KeyError, TypeError, ArithmeticError):
         return False

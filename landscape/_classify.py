@@ -52,6 +52,7 @@ from ._curvature import (
     reduced_spectrum,
     symmetry_tangent_basis,
 )
+from ._factored import reduced_grad, reduced_loss, uses_factored
 from ._objective import LoraMLProblem
 from ._search import SearchResult, curvature_mode, default_spectrum_count, problem_scale
 
@@ -264,9 +265,9 @@ def classify(
     """
     U = problem.check_factors(U)
     s = problem_scale(problem)
-    g = problem.reduced_grad(U)
+    g = reduced_grad(problem, U)
     gn = float(np.linalg.norm(g))
-    loss = problem.reduced_loss(U)
+    loss = reduced_loss(problem, U)
     if spectrum is None:
         m = curvature_mode(problem, mode).mode
         dense_max = max(problem.dim_U, DENSE_EIGH_MAX_DIM) if m == "dense" else 0
@@ -399,6 +400,37 @@ class CriticalClass:
     classification: Classification
 
 
+def _stack_distance(X, Y, gram: bool) -> float:
+    r""":math:`(\sum_t\|X_tX_t^\top-Y_tY_t^\top\|_F^2)^{1/2}` (``Y=None``: :math:`0`).
+
+    Dense form: ``X``, ``Y`` are the stacks :math:`P_t` themselves.  Gram form: they
+    are the factors, and :math:`\langle X_tX_t^\top,Y_tY_t^\top\rangle=\|X_t^\top Y_t\|_F^2`
+    needs only :math:`k\times k` blocks.  The expansion cancels to an absolute error of
+    :math:`\sqrt{\varepsilon}\,\|P\|_F\approx10^{-8}\|P\|_F`, far below the
+    :data:`DEDUP_RTOL` it is compared with."""
+    if not gram:
+        return float(np.linalg.norm(X if Y is None else X - Y))
+
+    def ip(A, B):
+        return float(np.sum(np.einsum("tdi,tdj->tij", A, B) ** 2))
+
+    sq = ip(X, X) + (0.0 if Y is None else ip(Y, Y) - 2.0 * ip(X, Y))
+    return float(np.sqrt(max(sq, 0.0)))
+
+
+def _family_distance(X, Y, gram: bool) -> float:
+    r""":math:`\|D_X-D_Y\|_F` for :math:`D=U_1U_1^\top-U_2U_2^\top` (:math:`T=2`), dense or Gram form.
+
+    In the Gram form :math:`D_X-D_Y=[X_1,Y_2]\,[X_1,Y_2]^\top`-type sums of four signed
+    rank-:math:`k` terms: :math:`\|\sum_i\sigma_iZ_iZ_i^\top\|^2=\sum_{ij}\sigma_i\sigma_j\|Z_i^\top Z_j\|^2`."""
+    if not gram:
+        return float(np.linalg.norm(X if Y is None else X - Y))
+    Z = [X[0], X[1]] + ([] if Y is None else [Y[0], Y[1]])
+    sig = [1.0, -1.0] + ([] if Y is None else [-1.0, 1.0])
+    sq = sum(si * sj * float(np.sum((Zi.T @ Zj) ** 2)) for Zi, si in zip(Z, sig) for Zj, sj in zip(Z, sig))
+    return float(np.sqrt(max(sq, 0.0)))
+
+
 def deduplicate(problem: LoraMLProblem, points, classifications, *, rtol: float = DEDUP_RTOL) -> list[CriticalClass]:
     r"""Group critical points that differ by :math:`U_t\mapsto U_tO_t` (equal stacks
     :math:`U_tU_t^\top`) and, for :math:`T=2`, link classes of the same
@@ -408,13 +440,15 @@ def deduplicate(problem: LoraMLProblem, points, classifications, *, rtol: float 
     Two stacks are equal when :math:`\|P-P'\|_F\le` ``rtol`` :math:`(s+\|P\|_F)`.
     """
     s = problem_scale(problem)
-    keys, groups = [], []  # (kind, P) per class
+    gram = uses_factored(problem)
+    keys, groups = [], []  # (kind, P) per class; P is U itself in the Gram form
     for i, (U, c) in enumerate(zip(points, classifications)):
         if c.kind == NOT_CRITICAL:
             continue
-        P = np.asarray(U) @ np.swapaxes(np.asarray(U), 1, 2)
+        U = np.asarray(U, dtype=float)
+        P = U if gram else U @ np.swapaxes(U, 1, 2)
         for j, (kind, Q) in enumerate(keys):
-            if kind == c.kind and np.linalg.norm(P - Q) <= rtol * (s + np.linalg.norm(Q)):
+            if kind == c.kind and _stack_distance(P, Q, gram) <= rtol * (s + _stack_distance(Q, None, gram)):
                 groups[j].append(i)
                 break
         else:
@@ -426,9 +460,9 @@ def deduplicate(problem: LoraMLProblem, points, classifications, *, rtol: float 
         rep = min(members, key=lambda i: classifications[i].grad_norm)
         family = cid
         if problem.T == 2:
-            D = P[0] - P[1]
+            D = P if gram else P[0] - P[1]
             for fkind, FD, fid in fam_keys:
-                if fkind == kind and np.linalg.norm(D - FD) <= rtol * (s + np.linalg.norm(FD)):
+                if fkind == kind and _family_distance(D, FD, gram) <= rtol * (s + _family_distance(FD, None, gram)):
                     family = fid
                     break
             else:

@@ -262,7 +262,9 @@ def reduced_spectrum(
         return SpectrumSummary(
             float(lam[0]), lam_raw, direction, V.shape[1], inertia(None, eigenvalues=lam), "dense", lam
         )
-    op = problem.reduced_hvp_operator(U)
+    from ._factored import reduced_hvp_operator
+
+    op = reduced_hvp_operator(problem, U)
     rng = np.random.default_rng(0) if rng is None else rng
 
     def project(x):

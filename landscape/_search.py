@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -40,6 +41,15 @@ from scipy import optimize
 from scipy.sparse.linalg import minres
 
 from ._curvature import DENSE_EIGH_MAX_DIM, SpectrumSummary, reduced_spectrum
+from ._factored import (
+    RESYNC_EVERY,
+    ChainedLossGrad,
+    factored,
+    reduced_grad,
+    reduced_hvp_operator,
+    reduced_loss,
+    uses_factored,
+)
 from ._objective import LoraMLProblem, unvec_factors, vec_factors
 from ._validation import LandscapeInputError
 
@@ -57,6 +67,8 @@ __all__ = [
     "gradient_root",
     "newton_polish",
     "search",
+    "AuditCost",
+    "estimate_audit_cost",
 ]
 
 #: Names accepted by :func:`search` (and by ``python -m landscape audit --method``).
@@ -186,6 +198,11 @@ class CurvatureMode:
     dense_bytes: int = field(default=0)
 
 
+#: problem_scale is a pure function of the (frozen) problem and costs a pass over T d^2
+#: numbers; it is asked for dozens of times per audit.
+_SCALE_CACHE: "weakref.WeakKeyDictionary[LoraMLProblem, float]" = weakref.WeakKeyDictionary()
+
+
 def problem_scale(problem: LoraMLProblem) -> float:
     r"""Natural scale :math:`s` of the task matrices (entries of :math:`UU^\top`).
 
@@ -195,12 +212,16 @@ def problem_scale(problem: LoraMLProblem) -> float:
     :math:`s`, which makes every tolerance in this module scale-free.  Identical
     tasks (:math:`s=0`) fall back to the size of the mean task, or 1.
     """
+    cached = _SCALE_CACHE.get(problem)
+    if cached is not None:
+        return cached
     dev = problem.tasks - problem.mean_task[None]
     s = float(np.sqrt(np.einsum("tij,tij->", dev, dev) / problem.T))
-    if s > 0:
-        return s
-    m = float(np.linalg.norm(problem.mean_task))
-    return m if m > 0 else 1.0
+    if not s > 0:
+        m = float(np.linalg.norm(problem.mean_task))
+        s = m if m > 0 else 1.0
+    _SCALE_CACHE[problem] = s
+    return s
 
 
 def dense_schur_bytes(problem: LoraMLProblem) -> int:
@@ -277,6 +298,95 @@ def curvature_mode(problem: LoraMLProblem, requested: str = "auto") -> Curvature
     )
 
 
+#: Cost model of :func:`estimate_audit_cost`, fitted to full audits of planted
+#: (d, 3, 1) instances with 10 starts on 2 shared cores (load 3-6): d = 500, 1000,
+#: 2000 took 2.3, 6.7 and 35 s.  Per start and per stored task entry (T d^2 k) the
+#: searches, polish, spectra and classification cost COST_PER_START_ENTRY seconds
+#: (about 160 products with the task matrices per start, memory bound); the model-M1
+#: check of the audit runs T(T-1)/2 dense eigvalsh, COST_PER_EIG_FLOP seconds per d^3;
+#: the dense-curvature path (small problems) costs COST_PER_DENSE_FLOP per flop of the
+#: ~(POLISH_MAX_STEPS + 2) dense eigendecompositions of S per start (9 n^3 flops each);
+#: COST_FIXED covers imports, report and plots.
+COST_PER_START_ENTRY = 2.6e-7
+COST_PER_EIG_FLOP = 1.0e-10
+#: For k >= 2 the O(k) orbit makes S singular at every critical point, and the MINRES
+#: solves of the polish and of the matrix-free root finder run to their cap: about
+#: KERNEL_SOLVES_PER_START solves of MINRES_MAXITER Hessian-vector products per start,
+#: each costing COST_PER_HVP_ENTRY per stored entry T d^2 k plus COST_PER_HVP_CALL of
+#: interpreter overhead (measured: (200, 3, 2) x 20 starts, 32 s).
+KERNEL_SOLVES_PER_START = 10
+COST_PER_HVP_ENTRY = 6e-10
+COST_PER_HVP_CALL = 1e-4
+COST_PER_DENSE_FLOP = 1.0e-9
+COST_FIXED = 2.0
+
+#: The estimate is multiplied by this before it is compared with a limit: the fit's
+#: worst under-prediction was 1.3x, and a busy machine is 1.5x slower again.
+COST_SAFETY = 2.0
+
+#: Resident memory besides the arrays: interpreter, numpy/scipy/matplotlib (measured
+#: ~150 MiB) with margin.
+MEMORY_BASE_BYTES = 256 * 2**20
+
+#: Copies of the T d^2 task entries alive at the peak (input, the problem's stack,
+#: its deviations and their symmetric part, the mean, one d x d buffer per dense check
+#: and eigvalsh workspace); measured peak RSS of the d = 2000 audit: 0.94 GiB.
+MEMORY_TASK_COPIES = 8
+
+
+@dataclass(frozen=True)
+class AuditCost:
+    """Up-front estimate of an audit's wall time and peak memory (safety factor included)."""
+
+    seconds: float
+    bytes: int
+    curvature: str
+    detail: str
+
+    def describe(self) -> str:
+        return (f"estimated {self.seconds:.0f} s and {self.bytes / 2**30:.2f} GiB "
+                f"({self.curvature} curvature; {self.detail}; safety factor {COST_SAFETY:g} included)")
+
+
+def estimate_audit_cost(d: int, T: int, k: int, starts: int, *, curvature: str = "auto") -> AuditCost:
+    r"""Estimate the wall time and peak memory of ``landscape.audit`` on ``(d, T, k)``
+    with ``starts`` starts, from the per-operation costs above times :data:`COST_SAFETY`.
+
+    Time: ``starts * T d^2 k`` entry-products (searches, polish, Lanczos spectra,
+    classification), ``T(T-1)/2`` dense eigvalsh of :math:`d\times d` differences
+    (model-M1 check), and in dense-curvature mode the eigendecompositions of the
+    :math:`n\times n` Schur complement (:math:`n=Tdk`).  Memory: the task copies, the
+    batched starts, and the dense Schur complement when it is built.
+    """
+    d, T, k, starts = int(d), int(T), int(k), max(int(starts), 1)
+    n = T * d * k
+    entries = T * d * d * k
+    dense_bytes = int(8 * (4 * T * d * d * d * k + 3 * n * n))
+    dense = curvature == "dense" or (curvature == "auto" and n <= DENSE_EIGH_MAX_DIM
+                                      and dense_bytes <= AUTO_DENSE_MAX_BYTES)
+    t_search = COST_PER_START_ENTRY * starts * entries
+    if k >= 2 and not dense:
+        t_search += starts * KERNEL_SOLVES_PER_START * MINRES_MAXITER * (COST_PER_HVP_ENTRY * entries
+                                                                         + COST_PER_HVP_CALL)
+    t_eig = COST_PER_EIG_FLOP * (T * (T - 1) / 2) * d**3
+    t_dense = COST_PER_DENSE_FLOP * starts * (POLISH_MAX_STEPS + 2) * 9.0 * n**3 if dense else 0.0
+    seconds = COST_SAFETY * (COST_FIXED + t_search + t_eig + t_dense)
+    batch = 8 * starts * T * d * k * 16  # U, gradients, BB history, trial points of a batch
+    residual_batch = 0 if d >= _factored_min_d() else 8 * 3 * starts * T * d * d
+    mem = MEMORY_BASE_BYTES + 8 * MEMORY_TASK_COPIES * T * d * d + batch + residual_batch
+    if dense:
+        mem += dense_bytes
+    detail = (f"searches {t_search:.1f} s, dense checks {t_eig:.1f} s"
+              + (f", dense Schur complements {t_dense:.1f} s" if dense else ""))
+    return AuditCost(float(seconds), int(mem), "dense" if dense else "hvp", detail)
+
+
+def _factored_min_d() -> int:
+    from . import _factored
+
+    return _factored.FACTORED_MIN_D
+
+
 def random_starts(problem: LoraMLProblem, rng: np.random.Generator, n: int) -> np.ndarray:
     r"""``n`` Gaussian starting points, shape ``(n, T, d, k)``.
 
@@ -320,15 +430,66 @@ def _norms(g: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("si,si->s", flat, flat))
 
 
+class _DenseBatch:
+    """Loss and gradient of a batch from the dense residuals (small ``d``)."""
+
+    factored = False
+
+    def __init__(self, problem):
+        self.tasks = problem.tasks
+
+    def evaluate(self, U):
+        f, g = _batched_loss_grad(self.tasks, U)
+        return f, g, None
+
+    def trials(self, U, f, g, aux, alphas, gsq):
+        """Armijo test at ``U - alpha g``: (accepted mask, losses, gradients, aux)."""
+        cand = U - alphas[:, None, None, None] * g
+        Rc, fc = _batched_residual(self.tasks, cand)
+        ok = fc <= f - ARMIJO_C * alphas * gsq
+        return ok, cand[ok], fc[ok], _grad_from_residual(Rc[ok], cand[ok]), None
+
+
+class _FactoredBatch:
+    r"""The same through :class:`landscape._factored.FactoredObjective`: one GEMM with
+    :math:`\Delta_t` per iteration for all starts, and the Armijo test on the exact
+    quartic :math:`G(U-\alpha g)-G(U)` (accurate however small the decrease)."""
+
+    factored = True
+
+    def __init__(self, problem):
+        self.F = factored(problem)
+        self.count = 0
+
+    def evaluate(self, U):
+        F = self.F
+        DU = F.apply_delta(U)
+        f = np.array([F.loss_exact(u) for u in U])
+        return f, F.grad(U, DU), DU
+
+    def trials(self, U, f, g, aux, alphas, gsq):
+        F = self.F
+        V = -g
+        DV = F.apply_delta(V)
+        coef = F.line_polynomial(U, V, aux, DV, G=g)
+        dec = F.eval_polynomial(coef, alphas)
+        ok = dec <= -ARMIJO_C * alphas * gsq
+        a = alphas[ok][:, None, None, None]
+        cand = U[ok] + a * V[ok]
+        self.count += 1
+        DUc = F.apply_delta(cand) if self.count % RESYNC_EVERY == 0 else aux[ok] + a * DV[ok]
+        return ok, cand, f[ok] + dec[ok], F.grad(cand, DUc), DUc
+
+
 def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     """Gradient descent on a batch of starts; optional perturbations (PGD).
 
     Returns final points, iterations and stopping reasons per start.
     """
-    tasks = problem.tasks
+    ev = _FactoredBatch(problem) if uses_factored(problem) else _DenseBatch(problem)
     U = np.array(U0, dtype=float, copy=True)
     n = U.shape[0]
-    f, g = _batched_loss_grad(tasks, U)
+    f, g, aux = ev.evaluate(U)
     s = problem_scale(problem)
     # First trial step: inverse of a cheap upper estimate of the Hessian norm,
     # ||S|| <~ 6 max_t ||U_t||^2 + 2 max_t ||R_t|| (eq. (34) blocks); backtracking fixes it.
@@ -348,6 +509,13 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     U_before = np.zeros_like(U)
     f_before = np.zeros(n)
     dim = U[0].size
+
+    def reevaluate(sel):
+        fs, gs, auxs = ev.evaluate(U[sel])
+        f[sel], g[sel] = fs, gs
+        if auxs is not None:
+            aux[sel] = auxs
+
     for it in range(max_iter):
         gn = _norms(g)
         if perturb:
@@ -356,8 +524,7 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
             stuck = ended & (f_before - f < f_thres)
             for i in np.flatnonzero(stuck):
                 U[i] = U_before[i]
-                fi, gi = _batched_loss_grad(tasks, U[i : i + 1])
-                f[i], g[i] = fi[0], gi[0]
+                reevaluate(np.array([i]))
                 gn[i] = _norms(g[i : i + 1])[0]
                 active[i] = False
                 reasons[i] = (
@@ -378,7 +545,7 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
                 escape_start[i] = it
                 n_perturb[i] += 1
             if start_p.any():
-                f[start_p], g[start_p] = _batched_loss_grad(tasks, U[start_p])
+                reevaluate(start_p)
                 prev_U = None
                 step[start_p] = 1.0 / (6.0 * np.max(np.einsum("stij,stij->st", U[start_p], U[start_p]), axis=1) + s)
             conv &= ~start_p
@@ -406,17 +573,19 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
         newU = U[idx].copy()
         newf = f[idx].copy()
         newg = g[idx].copy()
+        newaux = None if aux is None else aux[idx].copy()
         failed = np.zeros(idx.size, dtype=bool)
         for _ in range(ARMIJO_MAX_HALVINGS):
             sub = idx[pending]
-            cand = U[sub] - trial_step[pending, None, None, None] * g[sub]
-            Rc, fc = _batched_residual(tasks, cand)
-            ok = fc <= f[sub] - ARMIJO_C * trial_step[pending] * gsq[pending]
+            ok, Uc, fc, gc, auxc = ev.trials(U[sub], f[sub], g[sub], None if aux is None else aux[sub],
+                                             trial_step[pending], gsq[pending])
             acc = pending[ok]
-            newU[acc] = cand[ok]
-            newf[acc] = fc[ok]
+            newU[acc] = Uc
+            newf[acc] = fc
             # the accepted trial's residual gives its gradient: no second residual
-            newg[acc] = _grad_from_residual(Rc[ok], cand[ok])
+            newg[acc] = gc
+            if newaux is not None:
+                newaux[acc] = auxc
             pending = pending[~ok]
             if pending.size == 0:
                 break
@@ -425,6 +594,8 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
             failed[pending] = True
         step[idx] = trial_step
         U[idx], f[idx], g[idx] = newU, newf, newg
+        if aux is not None:
+            aux[idx] = newaux
         iters[idx] += 1
         for j in np.flatnonzero(failed):
             i = idx[j]
@@ -465,7 +636,7 @@ def newton_polish(
     U = problem.check_factors(U).copy()
     s = problem_scale(problem)
     gtol = POLISH_GTOL_REL * s**1.5 if gtol is None else gtol
-    g = problem.reduced_grad(U)
+    g = reduced_grad(problem, U)
     gn = float(np.linalg.norm(g))
     accepted = 0
     for _ in range(max_steps):
@@ -483,13 +654,13 @@ def newton_polish(
             steps = [-(V[:, keep] @ (coef[keep] / lam[keep]))]
             steps += [-(V @ (coef * lam / (lam**2 + mu * rho**2))) for mu in LM_DAMPINGS]
         else:
-            op = problem.reduced_hvp_operator(U)
+            op = reduced_hvp_operator(problem, U)
             newton, _ = minres(op, -gv, rtol=1e-12, maxiter=MINRES_MAXITER)
             # backtracking along the inexact Newton direction
             steps = [newton * 0.5**j for j in range(6)]
         for step in steps:
             U_new = U + unvec_factors(step, problem.T, problem.d, problem.k)
-            g_new = problem.reduced_grad(U_new)
+            g_new = reduced_grad(problem, U_new)
             gn_new = float(np.linalg.norm(g_new))
             if gn_new < gn:
                 break
@@ -502,8 +673,8 @@ def newton_polish(
 
 def _finish(problem, method, index, U, iterations, reason, *, mode, spectrum, spectrum_count, rng, polish):
     U = problem.check_factors(U)
-    f0 = problem.reduced_loss(U)
-    g0 = float(np.linalg.norm(problem.reduced_grad(U)))
+    f0 = reduced_loss(problem, U)
+    g0 = float(np.linalg.norm(reduced_grad(problem, U)))
     steps = 0
     if polish:
         U, steps = newton_polish(problem, U, mode=mode)
@@ -515,8 +686,8 @@ def _finish(problem, method, index, U, iterations, reason, *, mode, spectrum, sp
         method=method,
         start_index=int(index),
         point=U,
-        loss=problem.reduced_loss(U),
-        grad_norm=float(np.linalg.norm(problem.reduced_grad(U))),
+        loss=reduced_loss(problem, U),
+        grad_norm=float(np.linalg.norm(reduced_grad(problem, U))),
         spectrum=spec,
         iterations=int(iterations),
         stop_reason=reason,
@@ -616,6 +787,8 @@ def perturbed_gradient_descent(
 
 
 def _flat_fg(problem):
+    if uses_factored(problem):
+        return ChainedLossGrad(problem)
     T, d, k = problem.T, problem.d, problem.k
     tasks = problem.tasks
 
@@ -686,9 +859,15 @@ def trust_region_newton(
         # trust-krylov asks for many products at the same x: keep its residual
         key = x.tobytes()
         if cache.get("key") != key:
-            U = unvec_factors(x, T, d, k)
-            cache.update(key=key, U=U, R=problem.reduced_residuals(U))
-        return vec_factors(problem._reduced_hvp(cache["R"], cache["U"], unvec_factors(v, T, d, k)))
+            U = np.array(unvec_factors(x, T, d, k))  # a copy: x may be reused by the optimiser
+            if uses_factored(problem):
+                cache.update(key=key, U=U, R=None)
+            else:
+                cache.update(key=key, U=U, R=problem.reduced_residuals(U))
+        V = unvec_factors(v, T, d, k)
+        if cache["R"] is None:
+            return vec_factors(factored(problem).hvp(cache["U"], V))
+        return vec_factors(problem._reduced_hvp(cache["R"], cache["U"], V))
 
     fg = _flat_fg(problem)
     try:
@@ -790,18 +969,21 @@ def _newton_minres_root(problem, x0, *, max_iter, gtol):
     T, d, k = problem.T, problem.d, problem.k
     s = problem_scale(problem)
     x = np.array(x0, dtype=float)
-    g = problem.reduced_grad_flat(x)
+    def grad_flat(x):
+        return vec_factors(reduced_grad(problem, unvec_factors(x, T, d, k)))
+
+    g = grad_flat(x)
     gn = float(np.linalg.norm(g))
     for it in range(max_iter):
         if gn <= gtol:
             return x, it, f"gradient norm {gn:.2e} below tolerance {gtol:.1e}"
-        op = problem.reduced_hvp_operator(unvec_factors(x, T, d, k))
+        op = reduced_hvp_operator(problem, unvec_factors(x, T, d, k))
         forcing = min(0.5, np.sqrt(gn / s**1.5))
         step, _ = minres(op, -g, rtol=forcing, maxiter=MINRES_MAXITER)
         alpha = 1.0
         for _ in range(ARMIJO_MAX_HALVINGS):
             x_new = x + alpha * step
-            g_new = problem.reduced_grad_flat(x_new)
+            g_new = grad_flat(x_new)
             gn_new = float(np.linalg.norm(g_new))
             if gn_new <= (1.0 - ARMIJO_C * alpha) * gn:
                 break
