@@ -46,6 +46,7 @@ from ._checks_minima import (
     uniqueness_report,
     zero_loss_search,
 )
+from ._atlas import AtlasConfig, atlas, atlas_cell, atlas_units
 from ._checks_rates import check_lemma1, check_rate_slopes, check_rates, lora_ml_needed_rank
 from ._checks_saddles import check_f2, check_schur, check_thm34, t2_critical_points
 from ._checks_sr import (
@@ -77,6 +78,7 @@ from ._result import Case, CheckResult
 from ._slopes import SlopeFit, detection_power, linear_fit, loglog_slope, reps_for_power
 
 __all__ = [
+    "AtlasConfig",
     "Case",
     "Check",
     "CheckResult",
@@ -87,6 +89,9 @@ __all__ = [
     "SCALES",
     "UniquenessReport",
     "UnknownCheckError",
+    "atlas",
+    "atlas_cell",
+    "atlas_units",
     "check_appC",
     "check_eq7_8",
     "check_eq11_12",
