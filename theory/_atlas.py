@@ -114,7 +114,9 @@ PROPERTIES = (
 class AtlasConfig:
     """Grid and effort of an atlas run.
 
-    ``ratios`` are the values of d/k; each cell is ``(d, k, T) = (r k, k, T)``.
+    ``ratios`` are the values of d/k; each cell is ``(d, k, T) = (r k, k, T)``; with
+    ``every_d`` the rows are every integer d with ``min(ratios) k <= d <= max(ratios) k``
+    (for k = 2 also d/k = 1.5, 2.5, 3.5, e.g. the d = 5, k = 2 case of THEORY.md).
     ``starts`` random starts per instance are dealt to gradient descent and root
     finding alternately (:func:`landscape.search`); ``lm_starts`` more go to
     Levenberg-Marquardt on the joint residuals; ``gd_runs`` runs of the paper's GD of
@@ -130,17 +132,24 @@ class AtlasConfig:
     gd_runs: int = 3
     gd_outer: int = 1000
     certify_max_dim: int = 100
+    every_d: bool = True
+
+    def ds(self, k: int) -> list[int]:
+        if self.every_d:
+            return list(range(int(math.ceil(min(self.ratios) * k)), int(max(self.ratios) * k) + 1))
+        return [int(r * k) for r in self.ratios]
 
     def cells(self):
-        return [(r * k, k, T) for k in self.ks for r in self.ratios for T in self.Ts]
+        return [(d, k, T) for k in self.ks for d in self.ds(k) for T in self.Ts]
 
 
 #: Tiny grid for the tests and ``--smoke`` (well under a minute).
 SMOKE = AtlasConfig(ks=(1,), ratios=(1, 2, 3), Ts=(2, 3), instances=2, starts=4, lm_starts=2, gd_runs=1,
-                    gd_outer=200, certify_max_dim=30)
+                    gd_outer=200, certify_max_dim=30, every_d=False)
 
-#: The committed run (theory/results/atlas): 40 cells x 4 instances, sized to about a
-#: quarter of an hour of one core on a shared 2-core machine.
+#: The committed run (theory/results/atlas): 55 cells (k = 1: d = 1..4; k = 2:
+#: d = 2..8) x 4 instances, sized to about a quarter of an hour of one core on a shared
+#: 2-core machine.
 FULL = AtlasConfig()
 
 
@@ -400,13 +409,13 @@ def _plain(x):
     return x
 
 
-def _grid(cells, key, k, ratios, Ts):
-    frac = np.full((len(ratios), len(Ts)), np.nan)
-    text = [["" for _ in Ts] for _ in ratios]
+def _grid(cells, key, k, ds, Ts):
+    frac = np.full((len(ds), len(Ts)), np.nan)
+    text = [["" for _ in Ts] for _ in ds]
     for c in cells:
-        if c["k"] != k:
+        if c["k"] != k or c["d"] not in ds or c["T"] not in Ts:
             continue
-        i, j = ratios.index(c["d"] // k), Ts.index(c["T"])
+        i, j = ds.index(c["d"]), Ts.index(c["T"])
         a, b = c["counts"][key]
         if b:
             frac[i, j] = a / b
@@ -433,11 +442,13 @@ def plot_property(result: dict, key: str, title: str, path: Path) -> Path:
     from matplotlib.patches import Rectangle
 
     cfg = result["config"]
-    ks, ratios, Ts = list(cfg["ks"]), list(cfg["ratios"]), list(cfg["Ts"])
+    ks, Ts = list(cfg["ks"]), list(cfg["Ts"])
     fig, axes = plt.subplots(1, len(ks), figsize=(1.2 + 3.2 * len(ks), 3.8), squeeze=False, constrained_layout=True)
     label, inside = _OUTLINES[key]
     for ax, k in zip(axes[0], ks):
-        frac, text = _grid(result["cells"], key, k, ratios, Ts)
+        ds = sorted({c["d"] for c in result["cells"] if c["k"] == k})
+        ratios = [d / k for d in ds]
+        frac, text = _grid(result["cells"], key, k, ds, Ts)
         im = ax.imshow(frac, origin="lower", cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
         for i in range(len(ratios)):
             for j in range(len(Ts)):
@@ -445,9 +456,9 @@ def plot_property(result: dict, key: str, title: str, path: Path) -> Path:
                 ax.text(j, i, text[i][j] or "-", ha="center", va="center", fontsize=8,
                         color="black" if (np.isfinite(v) and v > 0.6) else "white")
                 if inside(ratios[i], Ts[j]):
-                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5, clip_on=False))
         ax.set_xticks(range(len(Ts)), [str(t) for t in Ts])
-        ax.set_yticks(range(len(ratios)), [str(r) for r in ratios])
+        ax.set_yticks(range(len(ratios)), [f"{r:g} (d={d})" for r, d in zip(ratios, ds)])
         ax.set_xlabel("T (retraining tasks)")
         ax.set_ylabel("d / k")
         ax.set_title(f"k = {k}", fontsize=10)
@@ -465,7 +476,11 @@ def summary_markdown(result: dict) -> str:
     lines = [
         "# Theory atlas: where the landscape theorems hold",
         "",
-        f"Grid: k in {tuple(cfg['ks'])}, d/k in {tuple(cfg['ratios'])}, T in {tuple(cfg['Ts'])}; "
+        f"Produced by `python -m theory atlas{' --smoke' if cfg.get('name') == 'smoke' else ''} "
+        f"--seed {result['seed']} --out DIR` ({cfg.get('name', 'custom')} configuration).",
+        "",
+        f"Grid: k in {tuple(cfg['ks'])}, d/k from {min(cfg['ratios'])} to {max(cfg['ratios'])}"
+        f"{' (every integer d)' if cfg.get('every_d') else ''}, T in {tuple(cfg['Ts'])}; "
         f"{cfg['instances']} random model-M1 instances per cell (seed {result['seed']}); per instance "
         f"{cfg['starts']} random starts (gradient descent and root finding on grad G = 0, alternately), "
         f"{cfg['lm_starts']} Levenberg-Marquardt starts on the joint residuals, {cfg['gd_runs']} runs of the "
@@ -487,6 +502,14 @@ def summary_markdown(result: dict) -> str:
         lo, hi = clopper_pearson(f["count"], f["trials"], CI_LEVEL) if f["trials"] else (float("nan"),) * 2
         lines.append(f"| {f['theorem']} | {f['property']} | {f['region']} | {f['predicted']} | "
                      f"{f['count']}/{f['trials']} ({f['cells']} cells) | [{lo:.3f}, {hi:.3f}] |")
+    missed = [(c["d"], c["k"], c["T"], r["seed"], kd) for c in result["cells"] for r in c["instances"]
+              for kd, ok in zip(r["gd_final_kind"], r["gd_reached"]) if not ok]
+    if missed:
+        kinds = sorted({m[4] for m in missed})
+        lines += ["", f"Paper-GD runs that did not end at a global minimum: {len(missed)}, final classification "
+                  + ", ".join(f"{kd}: {sum(m[4] == kd for m in missed)}" for kd in kinds)
+                  + " ('not_critical' = still descending after the step budget, not a spurious minimum); "
+                  + "cells " + ", ".join(sorted({f"(d,k,T)=({m[0]},{m[1]},{m[2]})" for m in missed})) + "."]
     bad = result.get("contradictions", [])
     lines += ["", "Contradictions inside a theorem's hypotheses: " + ("none." if not bad else "")]
     lines += [f"- {b}" for b in bad]
