@@ -46,7 +46,8 @@ from ._checks_minima import (
     uniqueness_report,
     zero_loss_search,
 )
-from ._checks_rates import check_lemma1, check_rates, lora_ml_needed_rank
+from ._atlas import AtlasConfig, atlas, atlas_cell, atlas_units
+from ._checks_rates import check_lemma1, check_rate_slopes, check_rates, lora_ml_needed_rank
 from ._checks_saddles import check_f2, check_schur, check_thm34, t2_critical_points
 from ._checks_sr import (
     check_appC,
@@ -74,20 +75,26 @@ from ._registry import (
     run,
 )
 from ._result import Case, CheckResult
+from ._slopes import SlopeFit, detection_power, linear_fit, loglog_slope, reps_for_power
 
 from landscape._version import __version__
 
 __all__ = [
     "__version__",
+    "AtlasConfig",
     "Case",
     "Check",
     "CheckResult",
     "DEFAULT_SCALE",
     "REGISTRY",
     "Report",
+    "SlopeFit",
     "SCALES",
     "UniquenessReport",
     "UnknownCheckError",
+    "atlas",
+    "atlas_cell",
+    "atlas_units",
     "check_appC",
     "check_eq7_8",
     "check_eq11_12",
@@ -98,6 +105,7 @@ __all__ = [
     "check_prop1",
     "check_prop2",
     "check_r31",
+    "check_rate_slopes",
     "check_rates",
     "check_schur",
     "check_thm31",
@@ -107,12 +115,16 @@ __all__ = [
     "check_thm33_control_d2k",
     "check_thm33_control_t2",
     "check_thm34",
+    "detection_power",
     "get_check",
+    "linear_fit",
+    "loglog_slope",
     "lora_ml_needed_rank",
     "official_alternating_gd",
     "prop1_needed_rank",
     "prop2_floor",
     "random_okk",
+    "reps_for_power",
     "rng_for",
     "rrr_prediction_errors",
     "run",

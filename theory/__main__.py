@@ -1,14 +1,18 @@
-"""Command line: ``python -m theory [--only ID ...] [--seed N] [--scale quick|paper] [--out PATH] [--quiet]``.
+"""Command line: ``python -m theory [--only ID ...] [--seed N] [--scale quick|paper] [--out PATH] [--quiet]``
+and ``python -m theory atlas [--smoke] [--out DIR] [--seed S] [--quiet] [--executor ...]``.
 
 Argument parsing and validation only (every argument is checked, and the ``--out``
-location too, before any check runs); the work is done by :func:`theory.run`.
-``--json`` and ``--no-progress`` are kept as hidden aliases of ``--out`` and ``--quiet``.
+location too, before any check runs); the work is done by :func:`theory.run` and
+:func:`theory.atlas`. ``--json`` and ``--no-progress`` are kept as hidden aliases of
+``--out`` and ``--quiet``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from landscape._cli_checks import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
 from landscape._version import __version__
@@ -61,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit status: 0 all checks pass, 1 a check failed, 2 bad arguments\n\n"
             "check ids (case and spaces are ignored; Lemmas 3-7, Cor 5-6 and eq. (35) are cases of "
-            "'Thm 3.4'):\n" + ids
+            "'Thm 3.4'):\n" + ids + "\n\nsubcommand: 'python -m theory atlas --help' (where the landscape "
+            "theorems hold over a (d, k, T) grid)"
         ),
     )
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these checks")
@@ -79,7 +84,80 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+ATLAS_DEFAULT_OUT = Path("theory-atlas")
+
+
+def build_atlas_parser() -> argparse.ArgumentParser:
+    from landscape.executor import add_executor_arguments
+
+    p = _Parser(
+        prog="python -m theory atlas",
+        description=(
+            "Sweep (d, k, T) over d/k = 1..4, T = 2..6 (several random instances per cell) and measure, "
+            "with the landscape tools, non-uniqueness of the global minimum (Thm 3.3), spurious local "
+            "minima and their frequency from random starts (App F.2), the strict-saddle property "
+            "(Thm 3.4) and how often the paper's gradient descent reaches a global minimum. Writes "
+            "atlas.json, one heat map per property and SUMMARY.md into --out; each cell is stored under "
+            "--out/cells as soon as it is done, so a run resumes where it stopped."
+        ),
+        epilog="exit status: 0 done, 1 a measurement contradicts a theorem inside its hypotheses, 2 bad arguments",
+    )
+    p.add_argument("--smoke", action="store_true", help="tiny grid (k=1, d/k in 1..3, T in 2..3; seconds)")
+    p.add_argument("--out", type=Path, default=ATLAS_DEFAULT_OUT, metavar="DIR",
+                   help=f"output folder (default ./{ATLAS_DEFAULT_OUT})")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the instances (default 0)")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
+    add_executor_arguments(p)
+    return p
+
+
+def atlas_main(argv) -> int:
+    from landscape.executor import ConfigMismatch, executor_from_args
+
+    from ._atlas import atlas, contradictions
+
+    args = build_atlas_parser().parse_args(argv)
+    err = None
+    if args.seed < 0:
+        err = f"--seed must be >= 0, got {args.seed}"
+    elif args.out.exists() and not args.out.is_dir():
+        err = f"--out {args.out} exists and is not a folder"
+    if err is None:
+        try:
+            executor = executor_from_args(args)
+        except (ValueError, ImportError) as exc:
+            err = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if err is None:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            if not os.access(args.out, os.W_OK):
+                raise PermissionError("not writable")
+        except OSError as exc:
+            err = f"cannot write {args.out}: {getattr(exc, 'strerror', None) or exc}"
+    if err is not None:
+        sys.stderr.write(f"python -m theory atlas: error: {err}\n")
+        return EXIT_USAGE
+    try:
+        result = atlas(smoke=args.smoke, seed=args.seed, out=args.out, executor=executor, progress=not args.quiet)
+    except ConfigMismatch as exc:
+        sys.stderr.write(f"python -m theory atlas: error: {exc}\n")
+        return EXIT_USAGE
+    finally:
+        executor.close()
+    for f in result["findings"]:
+        print(f"{f['theorem']:<36} {f['property']:<19} {f['region']:<44} {f['count']:>4}/{f['trials']:<4}")
+    bad = contradictions(result["cells"])
+    for b in bad:
+        print(f"CONTRADICTION: {b}")
+    print(f"atlas: {len(result['cells'])} cells, {result['cell_seconds']:.0f} s of cell time; wrote {args.out}")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "atlas":
+        return atlas_main(argv[1:])
     args = build_parser().parse_args(argv)
     # validation step: ids and the output location, before any check runs
     try:

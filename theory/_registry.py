@@ -123,7 +123,8 @@ REGISTRY: tuple[Check, ...] = (
     Check(
         "Lemma 1",
         _rt.check_lemma1,
-        {"quick": {"reps": 100}, "paper": {}},
+        # repetitions sized for power against a 2% bias (theory._slopes) at both scales
+        {"quick": {}, "paper": {}},
         title="reduced-rank regression error sigma^2 k'(2d-k') and its tail bound",
     ),
     Check(
@@ -131,6 +132,12 @@ REGISTRY: tuple[Check, ...] = (
         _rt.check_rates,
         {"quick": {"reps": 150}, "paper": {}},
         title="fine-tuning error ratio SR / LoRA-ML; Cor 2 (T=2, 3k), Cor 4 (k)",
+    ),
+    Check(
+        "Rates as slopes",
+        _rt.check_rate_slopes,
+        {"quick": {}, "paper": {}},
+        title="log-log slopes with intervals: error vs n, k'(2d-k'), T (saturation); tail vs d",
     ),
     Check(
         "Eq.(34) / Thm B.1",
