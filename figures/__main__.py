@@ -1,13 +1,18 @@
 """Command line: ``python -m figures list | make NAME [--smoke] [--out DIR] | redraw NAME --out DIR``.
 
+``make`` runs the figures' units on ``--executor local`` (default; ``--workers N``
+processes, else each figure's own default) or ``--executor ray [--ray-address A]``.
 Only argument parsing lives here; everything is done by :mod:`figures` functions.
-Exit codes: 0 ok, 2 bad input (unknown figure, bad option).
+Exit codes: 0 ok, 2 bad input (unknown figure, bad option), 130 interrupted (finished
+units are kept and a rerun resumes).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+from landscape.executor import add_executor_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--no-progress", action="store_true", help="hide progress bars")
     mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
+    add_executor_arguments(mk, workers_default=None)
     rd = sub.add_parser("redraw", help="render again from saved data")
     rd.add_argument("names", nargs="+", metavar="NAME")
     rd.add_argument("--out", required=True, help="folder holding the saved data")
@@ -53,18 +59,38 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
         return 2
+    if args.command == "make":
+        return _make(figures, names, args, overrides)
     for name in names:
-        if args.command == "make":
+        files = figures.redraw(name, args.out, smoke=args.smoke)
+        print(f"{name}: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _make(figures, names, args, overrides) -> int:
+    from landscape.executor import executor_from_args
+
+    try:
+        # None: each figure's own local default (e.g. the shallow sweeps' trial chunks in processes)
+        executor = None if args.executor == "local" and args.workers is None else executor_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        for name in names:
             try:
                 res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.no_progress,
-                                   recompute=args.recompute, overrides=overrides or None)
+                                   recompute=args.recompute, overrides=overrides or None, executor=executor)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
-        else:
-            files = figures.redraw(name, args.out, smoke=args.smoke)
-            print(f"{name}: " + ", ".join(str(f) for f in files))
+    except KeyboardInterrupt:
+        print("interrupted: finished units are kept; the same command resumes", file=sys.stderr)
+        return 130
+    finally:
+        if executor is not None:
+            executor.close()
     return 0
 
 
