@@ -12,7 +12,7 @@ same result and nothing is lost. An exception raised *by* the unit is a bug, not
 failure of the machine: it is not retried and reaches the driver.
 
 Code on the workers: a local instance (no address) starts its workers with this
-checkout on ``PYTHONPATH`` (:func:`local_runtime_env`), so the units of the running
+checkout on ``PYTHONPATH`` (:func:`driver_import_path`), so the units of the running
 checkout are imported. When joining an existing cluster, the toolkit's packages of the
 driver's checkout are shipped to the workers with the job (Ray ``runtime_env``
 ``py_modules``); the workers need the dependencies installed (``pip install
@@ -20,6 +20,7 @@ driver's checkout are shipped to the workers with the job (Ray ``runtime_env``
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from typing import Any
 
 from .executor import Executor, Resources, Unit
 
-__all__ = ["RayExecutor", "DEFAULT_MAX_RETRIES", "PROJECT_PACKAGES", "local_runtime_env", "cluster_runtime_env"]
+__all__ = ["RayExecutor", "DEFAULT_MAX_RETRIES", "PROJECT_PACKAGES", "driver_import_path", "cluster_runtime_env"]
 
 #: Reruns of a unit whose worker died: enough for a preempted node or two, few enough
 #: that a unit that crashes its worker every time (e.g. out of memory) fails the sweep.
@@ -58,13 +59,25 @@ def _driver_paths() -> list[str]:
     return out
 
 
-def local_runtime_env() -> dict[str, Any]:
-    """``runtime_env`` for a local Ray instance: workers import what the driver imports.
+@contextlib.contextmanager
+def driver_import_path():
+    """Within: ``PYTHONPATH`` holds this checkout's root and the driver's extra import folders.
 
-    The driver's project root and extra import folders (e.g. the test suite's root) go
-    on the workers' ``PYTHONPATH``; nothing is copied.
+    A local Ray instance started inside inherits it, and so do its workers: they import
+    what the driver imports (the running checkout, the test suite's root), nothing is
+    copied. An environment variable rather than a ``runtime_env`` because workers with
+    a ``runtime_env`` are started apart from the instance's pre-started pool (seconds
+    per worker on a busy machine).
     """
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join(_driver_paths())}}
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(_driver_paths())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def cluster_runtime_env() -> dict[str, Any]:
@@ -88,14 +101,17 @@ class RayExecutor(Executor):
     Parameters
     ----------
     address : str, optional
-        Cluster to join (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``). Default: use
-        the Ray instance this process already has, else start a local one.
+        Cluster to join (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``; default: the
+        ``RAY_ADDRESS`` environment variable). Without either: use the Ray instance this
+        process already has, else start a fresh local one (never silently join a
+        cluster found on the machine).
     num_cpus : int, optional
         CPUs of a local instance (default: the machine's).
     max_retries : int
         Reruns of a unit whose worker died (:data:`DEFAULT_MAX_RETRIES`).
     runtime_env : dict, optional
-        Ray ``runtime_env`` replacing :func:`local_runtime_env` / :func:`cluster_runtime_env`.
+        Ray ``runtime_env`` of the job (default: none for a local instance,
+        :func:`cluster_runtime_env` when joining a cluster).
     """
 
     name = "ray"
@@ -111,11 +127,13 @@ class RayExecutor(Executor):
         self._ray = ray
         self.max_retries = max_retries
         self._owns = False
+        address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
             if address is None:
-                env = dict(runtime_env) if runtime_env is not None else local_runtime_env()
-                ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, logging_level="ERROR",
-                         log_to_driver=True, configure_logging=True)
+                # address="local": always a fresh instance, never one found on the machine
+                with driver_import_path():
+                    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
+                             runtime_env=None if runtime_env is None else dict(runtime_env))
             else:
                 env = dict(runtime_env) if runtime_env is not None else cluster_runtime_env()
                 try:

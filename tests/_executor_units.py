@@ -50,9 +50,11 @@ def die_once(seed: int, marker_dir: str) -> dict:
 
 
 def sleep_then_mark(seed: int, seconds: float, marker_dir: str) -> int:
-    """Write ``<seed>.pid`` (this process's id), sleep, then write ``<seed>.done``."""
+    """Write ``<seed>.pid`` (this process's id, atomically), sleep, then write ``<seed>.done``."""
     d = Path(marker_dir)
-    (d / f"{seed}.pid").write_text(str(os.getpid()))
+    tmp = d / f".{seed}.pid.tmp"
+    tmp.write_text(str(os.getpid()))
+    os.replace(tmp, d / f"{seed}.pid")  # a reader never sees an empty file
     time.sleep(seconds)
     (d / f"{seed}.done").write_text("done")
     return seed
