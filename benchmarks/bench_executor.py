@@ -119,7 +119,9 @@ def main(argv=None) -> int:
             ray_executor = RayExecutor(num_cpus=RAY_CPUS)
             ray_start = time.perf_counter() - t0
     try:
-        res = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                   "load_average_1min": os.getloadavg()[0]}
+        res = {"machine": machine,
                "ray_init_s": ray_start,
                "trivial": bench_trivial(args.units, args.repeat, ray_executor),
                "figure1_smoke": bench_figure1_smoke(args.repeat, ray_executor)}
@@ -129,7 +131,8 @@ def main(argv=None) -> int:
     t = res["trivial"]
     print(f"trivial units ({t['units']}, with store): in process {t['local_in_process_ms_per_unit']:.2f} ms/unit "
           f"({t['local_in_process_no_store_ms_per_unit']:.3f} without), "
-          f"2-process pool {t['local_pool2_ms_per_unit_including_spawn']:.2f} ms/unit (start {t['local_pool2_start_s']:.2f} s)"
+          f"2-process pool {t['local_pool2_ms_per_unit_including_spawn']:.2f} ms/unit "
+          f"(start {t['local_pool2_start_s']:.2f} s)"
           + (f", Ray {t['ray_ms_per_unit']:.2f} ms/unit ({t['ray_no_store_ms_per_unit']:.2f} without; "
              f"ray.init {ray_start:.1f} s)" if "ray_ms_per_unit" in t else ""))
     f = res["figure1_smoke"]

@@ -173,8 +173,8 @@ def test_sigint_stops_the_local_pool(tmp_path):
     script = textwrap.dedent(f"""
         from landscape.executor import LocalExecutor, Unit, run_units
         from tests import _executor_units as eu
-        units = [Unit(f"s{{i}}", eu.sleep_then_mark, {{"seed": i, "seconds": {sleep_s}, "marker_dir": {str(tmp_path)!r}}})
-                 for i in range(3)]
+        cfg = {{"seconds": {sleep_s}, "marker_dir": {str(tmp_path)!r}}}
+        units = [Unit(f"s{{i}}", eu.sleep_then_mark, dict(cfg, seed=i)) for i in range(3)]
         run_units(units, executor=LocalExecutor(2))
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
