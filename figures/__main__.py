@@ -71,8 +71,9 @@ def _make(figures, names, args, overrides) -> int:
     from landscape.executor import executor_from_args
 
     try:
-        # None: each figure's own local default (e.g. the shallow sweeps' trial chunks in processes)
-        executor = None if args.executor == "local" and args.workers is None else executor_from_args(args)
+        executor = executor_from_args(args)  # validates every execution flag first
+        if args.executor == "local" and args.workers is None:
+            executor = None  # each figure's own local default (the shallow sweeps' trial chunks in processes)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -223,6 +223,16 @@ def test_executor_arguments():
         p.parse_args(["--executor", "slurm"])
 
 
+@pytest.mark.parametrize("flags", [["--ray-address", "auto"], ["--workers", "0"]])
+def test_figures_make_refuses_bad_execution_flags_before_any_work(flags, tmp_path, capsys):
+    from figures.__main__ import main as figures_main
+
+    out = tmp_path / "out"
+    assert figures_main(["make", "figure1", "--smoke", "--no-progress", "--out", str(out)] + flags) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------- figures as units
 
 def test_figure1_units_equal_one_batched_run(tmp_path):
