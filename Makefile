@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 setup: $(STAMP)
 
 # One install from the project's own files; requirements/ci-constraints.txt pins the
-# small CPU build of torch used on this project's machines and in CI.
+# small CPU build of torch used on this project's machines and in CI, and Ray (extra
+# `cluster`, so the suite tests the Ray backend too).
 $(STAMP): pyproject.toml requirements/ci-constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -c requirements/ci-constraints.txt -e '.[empirics,test]'
+	$(BIN)/python -m pip install --quiet -c requirements/ci-constraints.txt -e '.[empirics,test,cluster]'
 	touch $(STAMP)
 
 verify: setup

@@ -2,9 +2,12 @@
 
 Only argument parsing and validation live here; everything is done by :mod:`figures`
 functions. Every argument, the output folder and (for ``redraw``) the saved data are
-checked before anything is computed or written. ``--no-progress`` is a hidden alias of
-``--quiet``. Exit codes: 0 ok, 2 bad input (unknown figure, bad option, unusable
-output folder, no saved data), one line on stderr.
+checked before anything is computed or written. ``make`` runs the figures' units on
+``--executor local`` (default; ``--workers N`` processes, else each figure's own
+default) or ``--executor ray [--ray-address A]``. ``--no-progress`` is a hidden alias
+of ``--quiet``. Exit codes: 0 ok, 2 bad input (unknown figure, bad option, unusable
+output folder, no saved data), one line on stderr; 130 interrupted (finished units
+are kept and a rerun resumes).
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import sys
 from pathlib import Path
 
 from landscape._cli_checks import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
+
+from landscape.executor import add_executor_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     add_quiet_arguments(mk)
     mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
+    add_executor_arguments(mk, workers_default=None)
     rd = sub.add_parser("redraw", help="render again from saved data")
     rd.add_argument("names", nargs="+", metavar="NAME")
     rd.add_argument("--out", required=True, help="folder holding the saved data")
@@ -87,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     # validation step, before any figure is computed or drawn
     try:
         if args.command == "make":
+            from landscape.executor import check_executor_args
+
+            try:
+                check_executor_args(args)  # every execution flag, before the output folder exists
+            except (ValueError, ImportError) as exc:
+                raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
             for name in names:
                 spec = figures.get(name)
                 bad = sorted(set(overrides) - set(spec.smoke if args.smoke else spec.paper))
@@ -98,18 +110,39 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "make":
+        return _make(figures, names, args, overrides)
     for name in names:
-        if args.command == "make":
+        files = figures.redraw(name, args.out, smoke=args.smoke)
+        print(f"{name}: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _make(figures, names, args, overrides) -> int:
+    from landscape.executor import executor_from_args
+
+    try:
+        executor = executor_from_args(args)  # validates every execution flag first
+        if args.executor == "local" and args.workers is None:
+            executor = None  # each figure's own local default (the shallow sweeps' trial chunks in processes)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        for name in names:
             try:
                 res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.quiet,
-                                   recompute=args.recompute, overrides=overrides or None)
+                                   recompute=args.recompute, overrides=overrides or None, executor=executor)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
-        else:
-            files = figures.redraw(name, args.out, smoke=args.smoke)
-            print(f"{name}: " + ", ".join(str(f) for f in files))
+    except KeyboardInterrupt:
+        print("interrupted: finished units are kept; the same command resumes", file=sys.stderr)
+        return 130
+    finally:
+        if executor is not None:
+            executor.close()
     return 0
 
 

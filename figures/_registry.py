@@ -45,7 +45,10 @@ class FigureSpec:
     compute : callable
         ``compute(config: dict, workdir: Path, progress: bool) -> dict``. The returned
         dict maps names to numpy arrays (saved to NPZ) or JSON-able values (saved to
-        JSON). ``workdir`` is a folder for resumable partial results.
+        JSON). ``workdir`` is a folder for resumable partial results. A compute function
+        that sweeps independent units takes a further keyword ``executor`` (a
+        :class:`landscape.executor.Executor`, or None for its own local default) and
+        submits them through :func:`landscape.executor.run_units`.
     render : callable
         ``render(data: dict, out_dir: Path, name: str) -> list[Path]`` writing PNG/PDF
         (and for tables also Markdown).
@@ -173,7 +176,7 @@ def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-         progress: bool = True, recompute: bool = False) -> dict[str, Any]:
+         progress: bool = True, recompute: bool = False, executor=None) -> dict[str, Any]:
     """Compute (or reuse), save and render figure ``name``.
 
     Parameters
@@ -189,6 +192,9 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     progress : bool
     recompute : bool
         Ignore saved data and finished units.
+    executor : landscape.executor.Executor, optional
+        Where the figure's units run (local processes, a Ray cluster); default: the
+        figure's own local default. Results are identical on every backend.
 
     Returns
     -------
@@ -221,7 +227,10 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
             import shutil
 
             shutil.rmtree(workdir)
-        data = spec.compute(config, workdir, progress)
+        if _takes_executor(spec.compute):
+            data = spec.compute(config, workdir, progress, executor=executor)
+        else:
+            data = spec.compute(config, workdir, progress)
         meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
                 "config": _jsonable(config), "provenance": provenance(device="cpu"),
                 "compute_seconds": time.perf_counter() - t0}
@@ -236,6 +245,15 @@ def redraw(name: str, out: str | Path, *, smoke: bool = False) -> list[Path]:
     stem = f"{name}-smoke" if smoke else name
     data, _ = load_data(Path(out), stem)
     return [Path(p) for p in spec.render(data, Path(out), stem)]
+
+
+def _takes_executor(fn) -> bool:
+    import inspect
+
+    try:
+        return "executor" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _jsonable(config):

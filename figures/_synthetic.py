@@ -131,9 +131,33 @@ def _linear_points(config: dict) -> list[tuple[str, Any, Any]]:
     return out
 
 
-def compute_figure1(config: dict, workdir: Path, progress: bool) -> dict:
-    """Figure 1: LoRA-ML vs SR on the linear model, five sweeps (THEORY.md 9.1)."""
-    from empirics._linear import LinearOptions, run_linear_batched
+def _linear_group_unit(points: list[dict], seeds: list[int], options: dict) -> list[dict]:
+    """Unit: one batch of figure-1 points sharing a :meth:`LinearConfig.shape_key`.
+
+    ``run_linear_batched`` advances exactly such a group in one stack, so splitting a
+    sweep into these units changes no number (THEORY.md 9.1).
+    """
+    from empirics._linear import LinearConfig, LinearOptions, run_linear_batched
+
+    res = run_linear_batched([LinearConfig(**p) for p in points], [seeds] * len(points), LinearOptions(**options))
+    return [{"loss_sum": r["loss_sum"], "iterations": r["iterations"], "A_err": r["A_err"]} for r in res]
+
+
+def _executor_or_default(executor, workers: int):
+    from landscape.executor import LocalExecutor
+
+    return LocalExecutor(workers=max(1, int(workers))) if executor is None else executor
+
+
+def compute_figure1(config: dict, workdir: Path, progress: bool, executor=None) -> dict:
+    """Figure 1: LoRA-ML vs SR on the linear model, five sweeps (THEORY.md 9.1).
+
+    The distinct sweep points are grouped by batch shape; each group is one unit
+    (:func:`_linear_group_unit`) run by ``executor`` (default: this process) and stored
+    under ``workdir/units``, so an interrupted run resumes with the finished groups.
+    """
+    from empirics._linear import LinearOptions
+    from landscape.executor import Resources, Unit, run_units
 
     options = LinearOptions(**config.get("options", {}))
     pts = _linear_points(config)
@@ -141,9 +165,17 @@ def compute_figure1(config: dict, workdir: Path, progress: bool) -> dict:
     unique: dict[str, Any] = {}
     for _, _, cfg in pts:
         unique.setdefault(_key(dataclasses.asdict(cfg)), cfg)
-    keys = list(unique)
-    res = dict(zip(keys, run_linear_batched([unique[k] for k in keys], [seeds] * len(keys), options,
-                                            progress=progress)))
+    groups: dict[tuple, list[str]] = {}
+    for k, cfg in unique.items():
+        groups.setdefault(cfg.shape_key(), []).append(k)
+    units = []
+    for members in groups.values():
+        ucfg = {"points": [dataclasses.asdict(unique[k]) for k in members], "seeds": seeds,
+                "options": dataclasses.asdict(options)}
+        units.append(Unit(f"linear-{_key(ucfg)}", _linear_group_unit, ucfg, Resources(cpus=1)))
+    out = run_units(units, executor=_executor_or_default(executor, config.get("workers", 1)),
+                    store=Path(workdir) / "units", progress=progress, desc="figure-1 groups")
+    res = {k: r for members, rs in zip(groups.values(), out) for k, r in zip(members, rs)}
     data: dict[str, Any] = {"points": [], "seeds": seeds, "options": dataclasses.asdict(options)}
     for i, (sweep, v, cfg) in enumerate(pts):
         r = res[_key(dataclasses.asdict(cfg))]
@@ -374,26 +406,24 @@ def _shallow_points(config: dict, sweep: str) -> list[tuple[Any, Any]]:
     return out
 
 
-def _shallow_unit(cfg, seeds: list[int], units_root: Path, progress: bool, threads: int | None = None) -> dict:
-    """Run (or load) one shallow configuration for all trials, both methods."""
-    from empirics._records import RunDir
-    from empirics._shallow import run_shallow_batched
+def _shallow_chunk_unit(cfg: dict, seeds: list[int], threads: int | None = None, checkpoint: str | None = None,
+                       progress: bool = False, init: str | None = None) -> dict:
+    """Unit: one shallow configuration for a chunk of trials, both methods (THEORY.md 9.2).
 
-    run = RunDir(units_root)
-    from empirics._shallow import INIT_STREAM
+    ``checkpoint`` and ``progress`` are hints (they change no number): the mid-unit
+    checkpoint lets a unit that was interrupted, or whose worker died, restart from its
+    last saved epoch. It is used only where its folder exists (a worker of a remote
+    cluster without the driver's file system runs the unit from the start).
+    """
+    from empirics._shallow import INIT_STREAM, ShallowConfig, run_shallow_batched
 
-    # the init scheme is part of the key: units of another scheme are never reused
-    key = "shallow-" + _key({"cfg": dataclasses.asdict(cfg), "seeds": seeds, "init": INIT_STREAM})
-    if run.done(key):
-        arrays, meta = run.load(key)
-        return {**meta, **arrays}
-    # mid-unit checkpoint: an interrupted unit restarts from its last saved epoch
-    res = run_shallow_batched(cfg, seeds, progress=progress, checkpoint=str(run.root / f"{key}.ckpt.pt"),
-                              threads=threads)
-    arrays = {k: v for k, v in res.items() if isinstance(v, np.ndarray)}
-    meta = {k: v for k, v in res.items() if not isinstance(v, np.ndarray)}
-    run.save(key, arrays, meta)
-    return res
+    if init is not None and init != INIT_STREAM:
+        raise ValueError(f"shallow unit asks for initialisation scheme {init!r}; this code draws {INIT_STREAM!r}")
+    if checkpoint is not None and not Path(checkpoint).parent.is_dir():
+        checkpoint = None
+    res = run_shallow_batched(ShallowConfig(**cfg), [int(x) for x in seeds], progress=progress,
+                              checkpoint=checkpoint, threads=threads)
+    return {k: res[k] for k in ("curve", "curve_epochs", "final_mse")}
 
 
 def _units_root(workdir: Path, config: dict) -> Path:
@@ -401,40 +431,40 @@ def _units_root(workdir: Path, config: dict) -> Path:
     return Path(workdir).parent / ("shallow-units-smoke" if config.get("smoke") else "shallow-units")
 
 
-def _shallow_job(args) -> dict:
-    cfg, seeds, units_root, threads = args
-    return _shallow_unit(cfg, seeds, units_root, False, threads)
-
-
-def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: bool, threads, workers: int):
-    """Results per sweep point, trials split into ``workers`` chunks run in parallel processes.
+def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: bool, threads, chunks: int,
+                       executor=None):
+    """Results per sweep point, trials split into ``chunks`` units run by ``executor``.
 
     Trials are independent, so a point's trials may be computed in several batches and
     concatenated (in seed order) without changing any number; each chunk is its own
-    resumable unit.  ``workers = 1`` runs everything in this process.
+    resumable unit in the store ``units_root``. The default executor runs ``chunks``
+    local processes (``chunks = 1``: everything in this process).
     """
-    chunks = [list(c) for c in np.array_split(np.asarray(seeds), max(1, min(workers, len(seeds)))) if len(c)]
-    jobs = [(cfg, [int(x) for x in chunk], units_root, threads) for _, cfg in points for chunk in chunks]
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    from empirics._shallow import INIT_STREAM
+    from landscape.executor import LocalExecutor, Resources, Unit, run_units
 
-        # spawn: a forked child would inherit torch's thread pool state from the parent
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-            futures = [ex.submit(_shallow_job, j) for j in jobs]
-            if progress:
-                from concurrent.futures import as_completed
-
-                from tqdm.auto import tqdm
-
-                for _ in tqdm(as_completed(futures), total=len(futures), desc=f"shallow units ({workers} processes)"):
-                    pass
-            results = [f.result() for f in futures]
-    else:
-        results = [_shallow_unit(cfg, chunk, root, progress, th) for cfg, chunk, root, th in jobs]
+    chunks_ = [list(c) for c in np.array_split(np.asarray(seeds), max(1, min(chunks, len(seeds)))) if len(c)]
+    executor = _executor_or_default(executor, chunks)
+    in_process = isinstance(executor, LocalExecutor) and executor.workers == 1
+    units_root = Path(units_root)
+    units_root.mkdir(parents=True, exist_ok=True)
+    units = []
+    for _, cfg in points:
+        for chunk in chunks_:
+            seeds_c = [int(x) for x in chunk]
+            # the init scheme is part of the key and config: units of another scheme are never reused
+            key = "shallow-" + _key({"cfg": dataclasses.asdict(cfg), "seeds": seeds_c, "init": INIT_STREAM})
+            units.append(Unit(key, _shallow_chunk_unit,
+                              {"cfg": dataclasses.asdict(cfg), "seeds": seeds_c, "threads": threads,
+                               "init": INIT_STREAM},
+                              Resources(cpus=threads or 1),
+                              hints={"checkpoint": str((units_root / f"{key}.ckpt.pt").resolve()),
+                                     "progress": bool(progress and in_process)}))
+    results = run_units(units, executor=executor, store=units_root, progress=progress, desc="shallow units")
+    n = len(chunks_)
     merged = []
     for i in range(len(points)):
-        part = results[i * len(chunks):(i + 1) * len(chunks)]
+        part = results[i * n:(i + 1) * n]
         merged.append({
             "curve": np.concatenate([np.asarray(r["curve"]) for r in part], axis=1),
             "curve_epochs": np.asarray(part[0]["curve_epochs"]),
@@ -443,14 +473,14 @@ def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: boo
     return merged
 
 
-def compute_shallow_sweep(config: dict, workdir: Path, progress: bool) -> dict:
+def compute_shallow_sweep(config: dict, workdir: Path, progress: bool, executor=None) -> dict:
     """One shallow-network sweep: fine-tuning curves and final MSE per value and method."""
     sweep = config["sweep"]
     seeds = trial_seeds(config["seed"], config["trials"])
     data: dict[str, Any] = {"sweep": sweep, "values": [], "seeds": seeds}
     points = _shallow_points(config, sweep)
     results = _run_shallow_units(points, seeds, _units_root(workdir, config), progress, config.get("threads"),
-                                 int(config.get("workers", 1)))
+                                 int(config.get("workers", 1)), executor)
     for i, ((v, _), r) in enumerate(zip(points, results)):
         data["values"].append(v)
         data[f"curve_{i}"] = r["curve"]
@@ -509,7 +539,8 @@ _SHALLOW_PAPER = {
     # one torch thread: the steps are many small batched ops, where a second OpenMP thread
     # brings little and, on a busy machine, spin-waiting makes each op far slower
     "threads": 1,
-    # processes, each with a chunk of the trials of every sweep point (2 cores here)
+    # trial chunks per sweep point, each one unit; the default local executor runs them in
+    # as many processes (2 cores here)
     "workers": 2,
 }
 _SHALLOW_SMOKE = dict(_SHALLOW_PAPER, workers=1, trials=3, retrain_epochs=30, finetune_epochs=20, record_every=5, smoke=True,
@@ -522,11 +553,11 @@ for _s in SWEEPS:
                         dict(_SHALLOW_SMOKE, sweep=_s)))
 
 
-def compute_shallow_tables(config: dict, workdir: Path, progress: bool) -> dict:
+def compute_shallow_tables(config: dict, workdir: Path, progress: bool, executor=None) -> dict:
     """All five shallow sweeps' final MSE (shares finished units with the sweep figures)."""
     out: dict[str, Any] = {"sweeps": list(config["sweeps"]), "paper": PAPER_SHALLOW_TABLES}
     for s in config["sweeps"]:
-        d = compute_shallow_sweep(dict(config, sweep=s), workdir, progress)
+        d = compute_shallow_sweep(dict(config, sweep=s), workdir, progress, executor)
         out[f"values_{s}"] = d["values"]
         for i in range(len(d["values"])):
             out[f"final_mse_{s}_{i}"] = d[f"final_mse_{i}"]

@@ -21,6 +21,13 @@ Contract of a unit
   (never a silent mix of two settings).
 * ``Unit.resources`` declares what one run needs; the Ray backend schedules by it (GPU
   units one per GPU, or a fraction where several fit).
+* ``Unit.hints`` are further keyword arguments that cannot change the result (a path
+  for mid-unit checkpoints, a progress flag); they are passed to ``fn`` but are not part
+  of the stored configuration, so they may differ between a run and its resumption.
+
+Backends: :class:`LocalExecutor` (this process, or a pool of processes) and
+``RayExecutor`` (:mod:`landscape._ray_executor`, optional extra ``cluster``); both give
+the same results for the same units.
 """
 from __future__ import annotations
 
@@ -50,6 +57,7 @@ __all__ = [
     "add_executor_arguments",
     "decode",
     "encode",
+    "check_executor_args",
     "executor_from_args",
     "get_executor",
     "run_units",
@@ -85,13 +93,17 @@ class Unit:
     fn: Callable[..., Any]
     config: Mapping[str, Any] = field(default_factory=dict)
     resources: Resources = Resources()
+    hints: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.key or any(c in self.key for c in '/\\\0') or self.key.startswith("."):
             raise ValueError(f"unit key must be a non-empty file-name-safe string, got {self.key!r}")
+        both = set(self.config) & set(self.hints)
+        if both:
+            raise ValueError(f"unit {self.key!r}: keys both in config and hints: {sorted(both)}")
 
     def run(self) -> Any:
-        return self.fn(**self.config)
+        return self.fn(**self.config, **self.hints)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -99,7 +111,8 @@ class Unit:
 def encode(obj: Any) -> Any:
     """JSON-able form of ``obj``; numpy arrays and scalars are tagged and kept exact."""
     if isinstance(obj, np.ndarray):
-        a = np.ascontiguousarray(obj)
+        # not np.ascontiguousarray: it turns a 0-d array into shape (1,)
+        a = obj if obj.flags.c_contiguous else obj.copy(order="C")
         if a.dtype == object:
             raise TypeError("object arrays cannot be stored in a unit result")
         return {"__ndarray__": base64.b64encode(a.tobytes()).decode("ascii"), "dtype": a.dtype.str,
@@ -123,7 +136,8 @@ def encode(obj: Any) -> Any:
 
 
 def decode(obj: Any) -> Any:
-    """Inverse of :func:`encode` (0-d arrays come back as numpy scalars' 0-d arrays)."""
+    """Inverse of :func:`encode`: arrays with their dtype, shape and bytes; numpy scalars
+    come back as 0-d arrays and tuples as lists."""
     if isinstance(obj, dict):
         if "__ndarray__" in obj:
             raw = base64.b64decode(obj["__ndarray__"])
@@ -222,8 +236,42 @@ def _call(unit: Unit) -> Any:
     return unit.run()
 
 
+def _ignore_sigint() -> None:
+    # pool workers leave Ctrl-C to the driver, which stops them (no traceback per worker)
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(ex) -> None:
+    """Terminate the processes of a ``ProcessPoolExecutor`` (units in flight are abandoned)."""
+    if hasattr(ex, "terminate_workers"):  # Python >= 3.14
+        ex.shutdown(wait=False, cancel_futures=True)
+        try:
+            ex.terminate_workers()
+        except Exception:  # noqa: BLE001 - the pool may already be gone
+            pass
+        return
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=_JOIN_SECONDS)
+
+
+#: How long to wait for a terminated pool worker to exit (SIGTERM is immediate for a
+#: process computing in numpy/torch; this only bounds a pathological case).
+_JOIN_SECONDS = 10.0
+
+
 class LocalExecutor(Executor):
-    """In this process (``workers=1``, the default) or in a pool of ``workers`` spawned processes."""
+    """In this process (``workers=1``, the default) or in a pool of ``workers`` spawned processes.
+
+    On an error or ``KeyboardInterrupt`` in the driver, queued units are cancelled and
+    the pool's processes are terminated: no worker keeps training after the sweep stops.
+    """
 
     name = "local"
 
@@ -241,14 +289,19 @@ class LocalExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # spawn: a forked child would inherit torch's thread-pool state from the parent
-        ex = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        ex = ProcessPoolExecutor(max_workers=min(self.workers, len(units)), mp_context=mp.get_context("spawn"),
+                                 initializer=_ignore_sigint)
+        finished = False
         try:
             futures = {ex.submit(_call, u): i for i, u in enumerate(units)}
             for f in as_completed(futures):
                 yield futures[f], f.result()
+            finished = True
         finally:
-            # on an error or KeyboardInterrupt: do not leave workers training
-            ex.shutdown(wait=True, cancel_futures=True)
+            if finished:
+                ex.shutdown(wait=True)
+            else:
+                _stop_workers(ex)
 
 
 def get_executor(name: str = "local", *, workers: int = 1, ray_address: str | None = None) -> Executor:
@@ -278,7 +331,8 @@ def run_units(units: Iterable[Unit], *, executor: Executor | str | None = None,
         raise ValueError(f"duplicate unit keys: {dup[:5]}")
     if isinstance(store, (str, os.PathLike)):
         store = ResultStore(store)
-    if executor is None or isinstance(executor, str):
+    own = executor is None or isinstance(executor, str)
+    if own:
         executor = get_executor(executor or "local")
     results: list[Any] = [None] * len(units)
     todo = []
@@ -304,27 +358,53 @@ def run_units(units: Iterable[Unit], *, executor: Executor | str | None = None,
     finally:
         if bar is not None:
             bar.close()
+        if own:
+            executor.close()
     return results
 
 
 # ---------------------------------------------------------------------------- CLI
 
-def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--executor local|ray``, ``--ray-address ADDRESS`` and ``--workers N`` on a sweeping command."""
+def add_executor_arguments(parser: argparse.ArgumentParser, *, workers_default: int | None = 1) -> None:
+    """``--executor local|ray``, ``--ray-address ADDRESS`` and ``--workers N`` on a sweeping command.
+
+    ``workers_default=None`` lets a command tell "not given" from an explicit ``--workers``
+    (e.g. to fall back on a per-sweep default); :func:`executor_from_args` reads None as 1.
+    """
     g = parser.add_argument_group("execution")
     g.add_argument("--executor", choices=BACKENDS, default="local",
                    help="where independent units run: this machine (default) or a Ray cluster")
     g.add_argument("--ray-address", default=None, metavar="ADDRESS",
                    help="Ray cluster to join (e.g. 'auto' or 'ray://head:10001'); default: a local Ray instance")
-    g.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="local executor: number of worker processes (default 1: in this process)")
+    g.add_argument("--workers", type=int, default=workers_default, metavar="N",
+                   help="local executor: number of worker processes (default: "
+                        + ("1, in this process)" if workers_default == 1 else "the command's own)"))
+
+
+def check_executor_args(args: argparse.Namespace) -> int:
+    """Validate :func:`add_executor_arguments`' options without starting anything.
+
+    Returns the number of local workers; raises ValueError on bad values and
+    ImportError when ``--executor ray`` is asked for without Ray installed, so a command
+    can refuse before it creates any output.
+    """
+    workers = getattr(args, "workers", None)
+    workers = 1 if workers is None else workers
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if getattr(args, "ray_address", None) and args.executor != "ray":
+        raise ValueError("--ray-address needs --executor ray")
+    if args.executor not in BACKENDS:
+        raise ValueError(f"unknown executor {args.executor!r}; choose one of {', '.join(BACKENDS)}")
+    if args.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ImportError("--executor ray needs Ray: pip install '.[cluster]'")
+    return workers
 
 
 def executor_from_args(args: argparse.Namespace) -> Executor:
     """The executor selected by :func:`add_executor_arguments`' options (ValueError on bad values)."""
-    workers = getattr(args, "workers", 1)
-    if not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"--workers must be >= 1, got {workers}")
-    if getattr(args, "ray_address", None) and args.executor != "ray":
-        raise ValueError("--ray-address needs --executor ray")
+    workers = check_executor_args(args)
     return get_executor(args.executor, workers=workers, ray_address=getattr(args, "ray_address", None))
