@@ -96,7 +96,9 @@ def test_vision_run_all_paths_records_and_resume(tmp_path, capsys):
         assert 0.0 <= r["accuracy"]["mean"] <= 1.0 and r["seeds"] == [3]
     units = sorted(p.name for p in (tmp_path / "units").glob("*.json"))
     assert units == sorted(f"{m}_seed3.json" for m in ("lora-ml", "sr", "reptile", "last-layer-ml"))
-    unit = json.loads((tmp_path / "units" / "sr_seed3.json").read_text())
+    stored = json.loads((tmp_path / "units" / "sr_seed3.json").read_text())
+    assert stored["config"]["method"] == "sr" and stored["config"]["run"]["epochs"] == 2
+    unit = stored["result"]
     assert set(unit["finetune"]) == {"lora", "last-layer"}
     assert len(unit["retrain_history"]["val_accuracy"]) == 2
     on_disk = json.loads((tmp_path / "vision_record.json").read_text())
