@@ -1,5 +1,6 @@
 """Real-data families through the PEFT-ML trainer: every retraining x fine-tuning path,
 gradient flow to the base and all adapters, model selection, records and resumption."""
+import dataclasses
 import json
 
 import numpy as np
@@ -222,3 +223,238 @@ def test_language_training_is_bitwise_reproducible_for_a_seed(language_files):
     hc, sc = run(1)
     assert ha == hb and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert ha != hc and not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+# -- protocol fidelity (Reptile order, step accounting, dropout seeding) -----------------------
+
+class _Interrupt(Exception):
+    pass
+
+
+class _FailingFamily:
+    """Delegates to a family; raises after ``fail_after`` training losses (a killed run)."""
+
+    def __init__(self, family, fail_after=None):
+        self._f, self.fail_after, self.calls = family, fail_after, 0
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise _Interrupt
+        return self._f.loss(model, batch)
+
+
+def test_reptile_visits_every_task_once_per_outer_epoch_in_a_shuffled_order(vision_family):
+    T = len(vision_family.retrain_tasks())
+    cfg = StageConfig(method="reptile", epochs=6 * T, lr=0.5, reptile_inner_steps=1, validate_every=T)
+    orders = []
+    for seed in (0, 1):
+        res = retrain(vision_family, cfg, torch.Generator().manual_seed(seed))
+        visits = [h["task"] for h in res.history]
+        blocks = [visits[i:i + T] for i in range(0, len(visits), T)]
+        assert all(sorted(b) == list(range(T)) for b in blocks)  # each outer epoch: every task once
+        orders.append(blocks)
+    # shuffled from the run's generator: not one fixed order (6 epochs x 2 seeds of 4! orders)
+    assert len({tuple(b) for o in orders for b in o}) > 1 and orders[0] != orders[1]
+
+
+def test_reptile_resumes_mid_outer_epoch_with_the_same_task_order(vision_family, tmp_path):
+    T = len(vision_family.retrain_tasks())
+    cfg = StageConfig(method="reptile", epochs=2 * T, lr=0.5, reptile_inner_steps=1, checkpoint_every=1,
+                      reptile_inner_optimizer="adam", reptile_outer="interpolate")
+    full = retrain(vision_family, cfg, torch.Generator().manual_seed(4))
+    ck = tmp_path / "ck.pt"
+    killed = _FailingFamily(vision_family, fail_after=T + 2)  # dies inside the second outer epoch
+    with pytest.raises(_Interrupt):
+        retrain(killed, cfg, torch.Generator().manual_seed(4), checkpoint=ck)
+    resumed = retrain(vision_family, cfg, torch.Generator().manual_seed(4), checkpoint=ck)
+    assert [h["task"] for h in resumed.history] == [h["task"] for h in full.history]
+    sa, sb = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("outer", ["interpolate", "adam"])
+def test_reptile_outer_steps_move_toward_the_inner_solution(vision_family, outer):
+    """One outer iteration with eps = 1 (interpolation) lands on phi; the official Adam step
+    with the pseudo-gradient (theta - phi)/T moves every weight by about lr toward phi."""
+    from empirics import _trainer
+
+    cfg = StageConfig(method="reptile", epochs=1, lr=1.0 if outer == "interpolate" else 1e-3,
+                      reptile_inner_steps=2, reptile_outer=outer)
+    theta = vision_family.init_model(torch.Generator().manual_seed(0))
+    res = retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    # the phi of this run: the same inner loop by hand from the same generator state
+    g = torch.Generator().manual_seed(0)
+    model = vision_family.init_model(g)
+    t = int(torch.randperm(len(vision_family.retrain_tasks()), generator=g)[0])
+    inner = torch.optim.SGD(model.parameters(), lr=cfg.reptile_inner_lr)
+    model.train()
+    for i, batch in enumerate(vision_family.retrain_tasks()[t].batches("train", g)):
+        inner.zero_grad()
+        vision_family.loss(model, batch).backward()
+        inner.step()
+        if i + 1 == cfg.reptile_inner_steps:
+            break
+    phi = dict(model.named_parameters())
+    start = dict(theta.named_parameters())
+    for name, p in res.model.named_parameters():
+        step, toward = p.detach() - start[name].detach(), phi[name].detach() - start[name].detach()
+        if outer == "interpolate":
+            assert torch.allclose(p, phi[name], atol=1e-6), name
+        else:
+            # Adam's first step is lr * g / (|g| + 1e-8) = lr toward phi, for |g| >> 1e-8
+            moved = toward.abs() > 1e-4
+            assert torch.all(torch.sign(step[moved]) == torch.sign(toward[moved])), name
+            assert torch.allclose(step[moved].abs(), torch.full_like(step[moved], 1e-3), rtol=1e-2), name
+    assert _trainer.STEP_ACCOUNTING == ("round", "batch")
+
+
+@pytest.mark.parametrize("step_per", ["round", "batch"])
+def test_step_accounting_counts_one_step_per_round_or_per_task_batch(vision_family, monkeypatch, step_per):
+    from empirics import _trainer
+
+    calls = []
+    real = _trainer._step
+
+    def counting(loop, opt, sched, batches, tasks=None):
+        calls.append(list(range(len(batches))) if tasks is None else list(tasks))
+        return real(loop, opt, sched, batches, tasks)
+
+    monkeypatch.setattr(_trainer, "_step", counting)
+    T = len(vision_family.retrain_tasks())
+    rounds = max(t.num_batches("train") for t in vision_family.retrain_tasks())
+    cfg = StageConfig(method="last-layer-ml", epochs=2, lr=1e-3, optimizer="adam", step_per=step_per,
+                      schedule="linear")
+    res = retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    if step_per == "round":
+        assert calls == [list(range(T))] * (2 * rounds)
+    else:  # one step per task batch, tasks in turn
+        assert calls == [[t] for t in range(T)] * (2 * rounds)
+    assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_no_augment_still_seeds_the_mixer_dropout_from_the_run_generator():
+    from empirics.real._vision import _SEED_BOUND
+
+    arrays = _fixtures.random_vision_arrays(np.random.default_rng(0), n_train=40, n_test=20)
+    fam = VisionFamily(_vision_data.build_vision_tasks(arrays), batch_size=8, dim=8, augment=False)
+    task = fam.retrain_tasks()[0]
+    assert task.transform is not None
+    x, y = task.train
+    out, _ = task.transform((x, y), torch.Generator().manual_seed(7))
+    expected = int(torch.randint(_SEED_BOUND, (1,), generator=torch.Generator().manual_seed(7)))
+    assert fam._device_generator(x.device).initial_seed() == expected
+    assert torch.equal(out, fam._prepare(x))  # no crop, no flip: only scaled and normalised
+    # training: same seed -> same run; another seed's dropout stream differs even from equal weights
+    model = fam.init_model(torch.Generator().manual_seed(0)).train()
+    losses = []
+    for s in (1, 1, 2):
+        batch = task.transform((x, y), torch.Generator().manual_seed(s))
+        losses.append(fam.loss(model, batch))
+    assert torch.equal(losses[0], losses[1]) and not torch.equal(losses[0], losses[2])
+
+
+def test_official_step_accounting_reaches_the_stage_configs():
+    cfg = _run.RunConfig(**dict(TINY_VISION, step_accounting="official"))
+    assert _run._stage_configs(cfg, "sr", 4)[0].step_per == "batch"
+    assert _run._stage_configs(cfg, "lora-ml", 4)[0].step_per == "round"
+    assert _run._stage_configs(_run.RunConfig(**TINY_VISION), "sr", 4)[0].step_per == "round"
+    lang = dataclasses.replace(_run.LANGUAGE_PAPER, step_accounting="official")
+    assert {_run._stage_configs(lang, m, 4)[0].step_per for m in ("sr", "lora-ml", "last-layer-ml")} == {"batch"}
+    rt = _run._stage_configs(_run.LANGUAGE_PAPER, "reptile", 4)[0]
+    # the official language Reptile: a fresh AdamW at the retraining lr for every task visit
+    assert (rt.reptile_inner_optimizer, rt.reptile_inner_lr) == ("adamw", 5e-5)
+    assert "shuffled" in _run.reptile_text(cfg) and "official" in _run.steps_text(cfg)
+
+
+# -- units, resume and the command line --------------------------------------------------------
+
+def test_units_are_keyed_by_their_full_configuration(tmp_path):
+    from landscape.executor import ConfigMismatch
+
+    base = dict(TINY_VISION, retrain=("last-layer-ml",), peft=("last-layer",), epochs=1)
+    rec = _run.run_vision(tmp_path, **base)
+    assert rec["rows"][0]["seeds"] == [3]
+    unit = tmp_path / "units" / "last-layer-ml_seed3.json"
+    before = unit.read_bytes()
+    with pytest.raises(ConfigMismatch):  # other settings, same folder: refused before any work
+        _run.run_vision(tmp_path, **dict(base, epochs=2))
+    with pytest.raises(ConfigMismatch):
+        _run.run(_run.RunConfig(**dict(base, width=16)), tmp_path, compute=False)
+    assert unit.read_bytes() == before
+    # another seed or a note does not change the existing unit's key
+    rec2 = _run.run_vision(tmp_path, **dict(base, seeds=(3, 4), note="two seeds"))
+    assert rec2["rows"][0]["seeds"] == [3, 4] and unit.read_bytes() == before
+    assert [u.key for u in _run.make_units(_run.RunConfig(**dict(base, seeds=(3, 4))))] == [
+        "last-layer-ml_seed3", "last-layer-ml_seed4"]
+
+
+def _cli(argv, capsys):
+    from empirics.real.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("bad", [["--device", "tpu"], ["--batch-size", "0"], ["--max-per-task", "-5"],
+                                 ["--epochs", "0"], ["--lr", "nan"], ["--seed", "-1"], ["--workers", "0"],
+                                 ["--data-root", "MISSING"], ["--ray-address", "auto"]])
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, bad):
+    out = tmp_path / "out"
+    bad = [str(tmp_path / "none") if a == "MISSING" else a for a in bad]
+    dataset = [] if "--data-root" in bad else ["--dataset", "random"]
+    rc, err = _cli(["vision", *dataset, "--width", "8", "--out", str(out), *bad], capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert not out.exists()
+
+
+def test_cli_invalid_out_and_changed_settings_exit_2(tmp_path, capsys):
+    afile = tmp_path / "file.json"
+    afile.write_text("[]")
+    tiny = ["vision", "--dataset", "random", "--seed", "1", "--epochs", "1", "--finetune-epochs", "1", "--width", "8",
+            "--batch-size", "16", "--retrain", "last-layer-ml", "--peft", "last-layer", "--quiet"]
+    rc, err = _cli([*tiny, "--out", str(afile)], capsys)
+    assert rc == 2 and len(err) == 1 and afile.read_text() == "[]"
+    out = tmp_path / "run"
+    assert _cli([*tiny, "--out", str(out)], capsys)[0] == 0
+    record = (out / "vision_record.json").read_bytes()
+    rc, err = _cli([*tiny, "--lr", "0.01", "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1 and "another configuration" in err[0]
+    assert (out / "vision_record.json").read_bytes() == record
+
+
+def test_paired_difference_is_a_paired_t_test():
+    from scipy import stats
+
+    a = {1: 0.80, 2: 0.84, 3: 0.79, 4: 0.83, 5: 0.81}
+    b = {1: 0.78, 2: 0.80, 3: 0.79, 4: 0.80, 5: 0.77, 6: 0.99}  # seed 6 has no partner
+    c = _run.paired_difference(a, b)
+    d = np.array([a[s] - b[s] for s in range(1, 6)])
+    assert c["seeds"] == [1, 2, 3, 4, 5] and np.allclose(c["differences"], d)
+    assert c["mean"] == pytest.approx(d.mean()) and c["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(5))
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(5))
+    assert c["t"] == pytest.approx(t) and c["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), 4))
+    # pairing matters: the unpaired test of the same numbers is much weaker here
+    assert stats.ttest_ind(list(a.values()), list(b.values())[:5]).pvalue > c["p_value"]
+    one = _run.paired_difference({1: 0.8}, {1: 0.7})
+    assert one["n"] == 1 and np.isnan(one["se"]) and np.isnan(one["p_value"])
+
+
+def test_summary_prints_paper_numbers_and_paired_comparisons(tmp_path):
+    rec = _run.run_vision(tmp_path, **dict(TINY_VISION, seeds=(1, 2), epochs=1))
+    text = _run.format_summary(rec)
+    assert "86.09 ± 0.35" in text and "72.55 ± 0.39" in text  # the paper's Table 1 beside ours
+    labels = [(c["row"], c["baseline"]) for c in rec["comparisons"]]
+    assert ("LoRA-ML", "SR + LoRA") in labels and ("Last-Layer-ML", "Reptile + Last-Layer") in labels
+    c = rec["comparisons"][0]
+    by = {r["row"]: r for r in rec["rows"]}
+    want = [by["LoRA-ML"]["per_seed"]["accuracy"][s] - by["SR + LoRA"]["per_seed"]["accuracy"][s] for s in ("1", "2")]
+    assert np.allclose(c["accuracy"]["differences"], want)
+    assert "paired t-test" in text
