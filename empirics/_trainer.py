@@ -78,6 +78,7 @@ __all__ = [
     "AdapterSet",
     "PeftLoraSet",
     "HeadSet",
+    "LoraHeadSet",
     "StageConfig",
     "StageResult",
     "retrain",
@@ -407,6 +408,51 @@ class HeadSet(AdapterSet):
         return self.model
 
 
+class LoraHeadSet(AdapterSet):
+    """Per-name LoRA adapters *and* per-name heads at once (the composition of a
+    :class:`HeadSet` and a LoRA set on the body).
+
+    The official ConvAI2 code retrains LoRA-ML with one LoRA adapter and one fresh
+    classification head per task, and fine-tunes LoRA together with a fresh head. Here the
+    family's head module is first replaced by fresh heads (:class:`HeadSet`), then LoRA
+    adapters of the same names go on the body (``lora`` builds them; their targets exclude
+    the head, which is trained in full). :meth:`activate` selects both parts of a name,
+    :meth:`adapter_parameters` returns both, :meth:`strip` removes LoRA and restores the
+    original head.
+    """
+
+    def __init__(self, heads: HeadSet, lora_factory: Callable[[nn.Module], AdapterSet]):
+        self.heads = heads
+        self.lora = lora_factory(heads.model)
+        if tuple(self.lora.names) != tuple(heads.names):
+            raise ValueError(f"LoRA names {self.lora.names} differ from head names {heads.names}")
+        self.names = tuple(heads.names)
+        self.model = self.lora.model
+        head_ids = {id(p) for n in self.names for p in heads.adapter_parameters(n)}
+        lora_ids = {id(p) for n in self.names for p in self.lora.adapter_parameters(n)}
+        self._base = [p for p in self.model.parameters() if id(p) not in head_ids | lora_ids]
+        for n in self.names:  # peft froze the heads (they are not LoRA parameters)
+            for p in heads.adapter_parameters(n):
+                p.requires_grad_(True)
+
+    def activate(self, name):
+        self.lora.activate(name)
+        self.heads.activate(name)
+        for n in self.names:  # peft's set_adapter / restore touch every non-LoRA flag
+            for p in self.heads.adapter_parameters(n):
+                p.requires_grad_(True)
+
+    def adapter_parameters(self, name):
+        return self.heads.adapter_parameters(name) + self.lora.adapter_parameters(name)
+
+    def base_parameters(self):
+        return list(self._base)
+
+    def strip(self):
+        self.lora.strip()
+        return self.heads.strip()
+
+
 # --------------------------------------------------------------------------------------
 # Family protocol
 # --------------------------------------------------------------------------------------
@@ -495,6 +541,24 @@ class Family(ABC):
         return HeadSet(model, names, head_module=self.head_module, new_head=self.new_head,
                        generator=generator, train_base=(stage == "retrain"))
 
+    def attach_lora_heads(self, model: nn.Module, names: Sequence[str], *, rank: int, stage: str,
+                          generator: torch.Generator, alpha: float | None = None,
+                          dropout: float = 0.0) -> AdapterSet:
+        """Attach per-name heads and per-name LoRA adapters on the body (:class:`LoraHeadSet`).
+
+        Heads are drawn first, then the LoRA factors, both from ``generator``. The LoRA
+        targets are :attr:`lora_target_modules` without the head's modules.
+        """
+        heads = self.attach_heads(model, names, stage=stage, generator=generator)
+        head = self.head_module
+        targets = tuple(t for t in self.lora_target_modules if t != head and not t.startswith(head + "."))
+
+        def lora(m):
+            return PeftLoraSet(m, names, rank=rank, alpha=alpha, dropout=dropout, target_modules=targets,
+                               generator=generator, train_base=(stage == "retrain"))
+
+        return LoraHeadSet(heads, lora)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able description of the family for records (override to add sizes)."""
         return {"name": self.name}
@@ -536,6 +600,10 @@ class StageConfig:
         Inner optimizer of Reptile, fresh for every task visit: plain SGD (official vision
         code, no weight decay) or Adam/AdamW with ``weight_decay`` (official language code:
         AdamW).
+    lora_heads : bool
+        ``lora-ml`` retraining and ``lora`` fine-tuning: besides the LoRA adapters, one fresh,
+        fully trained head per adapter (:class:`LoraHeadSet`; the official ConvAI2 code),
+        instead of LoRA on the shared head.
     reptile_outer : {"interpolate", "adam", "adamw"}
         Reptile's outer step: ``theta <- theta + eps (phi - theta)`` with ``eps = lr``
         (Nichol et al.), or the official code's step of Adam/AdamW at learning rate ``lr``
@@ -586,6 +654,7 @@ class StageConfig:
     reptile_inner_lr: float = 1e-2
     reptile_inner_optimizer: str = "sgd"
     reptile_outer: str = "interpolate"
+    lora_heads: bool = False
     step_per: str = "round"
     device: str = "cpu"
     bf16: bool = False
@@ -890,8 +959,9 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     base = family.init_model(generator).to(cfg.device)
     names = [task_adapter_name(t) for t in range(T)]
     if cfg.method == "lora-ml":
-        adapters = family.attach_lora(base, names, rank=cfg.rank, stage="retrain", generator=generator,
-                                      alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+        attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
+        adapters = attach(base, names, rank=cfg.rank, stage="retrain", generator=generator,
+                          alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     elif cfg.method == "last-layer-ml":
         adapters = family.attach_heads(base, names, stage="retrain", generator=generator)
     else:
@@ -1033,8 +1103,9 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
         raise ValueError(f"fine-tuning method must be one of {FINETUNE_METHODS}, got {cfg.method!r}")
     model = copy.deepcopy(base).to(cfg.device)
     if cfg.method == "lora":
-        adapters = family.attach_lora(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
-                                      generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+        attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
+        adapters = attach(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
+                          generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     else:
         adapters = family.attach_heads(model, [FINETUNE_ADAPTER], stage="finetune", generator=generator)
     for p in adapters.base_parameters():

@@ -219,7 +219,10 @@ def format_rank_table(records: dict) -> str:
     return "\n".join(lines)
 
 
-def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: float | None = None) -> Path:
+def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: float | None = None,
+             paper: dict | None = None) -> Path:
+    """Grouped bars (mean ± SE), the paper's values as black diamonds where given
+    (``paper``: group -> row label -> (mean, se) in percent), legend outside the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,7 +231,7 @@ def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: f
     groups = list(rows_by_group)
     labels = sorted({lab for g in groups for lab in rows_by_group[g]}, key=lambda s: list(
         rows_by_group[groups[0]]).index(s) if s in rows_by_group[groups[0]] else 99)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(labels)) / 2), 4))
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(groups) * max(1, len(labels)) / 2 + 2), 4))
     width = 0.8 / max(len(labels), 1)
     for j, lab in enumerate(labels):
         x = np.arange(len(groups)) + (j - (len(labels) - 1) / 2) * width
@@ -236,13 +239,16 @@ def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: f
         e = [100 * np.nan_to_num(_float(rows_by_group[g][lab]["se"])) if lab in rows_by_group[g] else 0
              for g in groups]
         ax.bar(x, m, width, yerr=e, capsize=3, label=lab)
+        if paper:
+            pm = [paper.get(g, {}).get(lab, (np.nan, np.nan))[0] for g in groups]
+            ax.plot(x, pm, "kD", ms=5, label="paper" if j == 0 else None)
     if chance is not None:
         ax.axhline(100 * chance, color="k", ls=":", lw=1, label=f"chance ({100 * chance:.0f} %)")
     ax.set_xticks(np.arange(len(groups)))
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -260,15 +266,19 @@ def render_record(record: dict, out_dir: Path, stem: str, *, kind: str | None = 
     text = format_vision_table(record) if kind == "vision" else format_language_table(record)
     md = atomic_write_text(out_dir / f"{stem}.md", text + "\n")
     print(text)
+    paper = None
     if kind == "vision":
-        groups = {"test task": {r["row"]: r["accuracy"] for r in record["rows"]}}
-        title = "Vision: fine-tuned accuracy (mean ± SE over seeds)"
+        from empirics.real._paper import TABLE1
+
+        groups = {"test task (8, 9)": {r["row"]: r["best_accuracy_over_epochs"] for r in record["rows"]}}
+        paper = {"test task (8, 9)": TABLE1}
+        title = "Vision: fine-tuned accuracy, best epoch (mean ± SE over seeds; paper: diamonds)"
     else:
         personas = list(record["rows"][0]["per_task"]) if record["rows"] else []
         groups = {p: {r["row"]: r["per_task"][p] for r in record["rows"]} for p in personas}
         title = "Language: hits@1 per test persona (mean ± SE over seeds)"
     chance = 0.5 if kind == "vision" else 1 / 20  # binary tasks; one reply among 20 candidates
-    png = _bar_png(groups, "accuracy (%)", title, out_dir / f"{stem}.png", chance) if record["rows"] else None
+    png = _bar_png(groups, "accuracy (%)", title, out_dir / f"{stem}.png", chance, paper) if record["rows"] else None
     return [md] + ([png] if png else [])
 
 

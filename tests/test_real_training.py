@@ -458,3 +458,108 @@ def test_summary_prints_paper_numbers_and_paired_comparisons(tmp_path):
     want = [by["LoRA-ML"]["per_seed"]["accuracy"][s] - by["SR + LoRA"]["per_seed"]["accuracy"][s] for s in ("1", "2")]
     assert np.allclose(c["accuracy"]["differences"], want)
     assert "paired t-test" in text
+
+
+# -- language protocol: heads with LoRA, float32 scoring, chunked forwards ----------------------
+
+def _language_family(d, **kw):
+    cfg = _run.RunConfig(experiment="language", batch_size=4, model=str(d / "bert"), valid_file=str(d / "valid.txt"),
+                         map_dir=str(d / "maps"), n_test=1, n_retrain=2, max_length=24)
+    return _run.build_family(dataclasses.replace(cfg, **kw), verbose=False)
+
+
+def test_hits_at_1_shares_ties_instead_of_always_missing_the_last_candidate():
+    from empirics.real._text import hits_at_1
+
+    scores = torch.tensor([[0.0] * 20, [0.0] * 19 + [1.0], [1.0] + [0.0] * 19, [2.0, 2.0] + [0.0] * 17 + [2.0]])
+    answer = torch.full((4,), 19)  # the true reply is last, as in the data files
+    assert hits_at_1(scores, answer).tolist() == pytest.approx([1 / 20, 1.0, 0.0, 1 / 3])
+    assert (scores.argmax(1) == answer).tolist() == [False, True, False, False]  # argmax: ties always miss
+
+
+def test_language_scoring_is_float32_inside_bf16_autocast(language_files):
+    fam = _language_family(language_files)
+    model = fam.init_model(torch.Generator().manual_seed(0)).eval()
+    task = fam.test_task()
+    plain = fam.evaluate(model, task, "test")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = fam.evaluate(model, task, "test")
+        batch = {k: v[:2] for k, v in task.test.items()}
+        bf16_logits = model(**{k: batch[k].reshape(-1, batch[k].shape[-1]) for k in ("input_ids", "attention_mask")})
+    assert inside == plain  # bitwise: the scoring forward ignores the bf16 autocast
+    assert bf16_logits.dtype == torch.bfloat16  # negative control: without the guard the logits are bf16
+
+
+def test_chunked_forward_equals_the_whole_batch_without_dropout(language_files):
+    fam = _language_family(language_files)
+    batch = next(fam.retrain_tasks()[0].batches("train", torch.Generator().manual_seed(0)))
+    batch = {k: v for k, v in batch.items() if k != "dropout_seed"}
+    grads, losses = [], []
+    for chunk in (None, 7):
+        fam.chunk_sequences = chunk
+        model = fam.init_model(torch.Generator().manual_seed(0))
+        model.eval()  # no dropout: the chunked and whole forwards compute the same function
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.training = True  # checkpointing is used for training forwards only
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        loss = fam.loss(model, batch)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    assert set(grads[0]) == set(grads[1]) and all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5)
+                                                  for n in grads[0])
+
+
+def test_lora_ml_with_per_task_heads_composes_adapter_sets(language_files):
+    from empirics._trainer import FINETUNE_ADAPTER, LoraHeadSet, finetune
+
+    fam = _language_family(language_files)
+    base = fam.init_model(torch.Generator().manual_seed(0))
+    names = [task_adapter_name(t) for t in range(len(fam.retrain_tasks()))]
+    ad = fam.attach_lora_heads(base, names, rank=2, stage="retrain", generator=torch.Generator().manual_seed(1))
+    assert isinstance(ad, LoraHeadSet)
+    with torch.no_grad():  # lora_B starts at zero; move it so that lora_A receives gradient too
+        for n in names:
+            for p in ad.lora.adapter_parameters(n):
+                p.add_(0.01)
+    gen = torch.Generator().manual_seed(2)
+    total = 0
+    for t, task in enumerate(fam.retrain_tasks()):
+        ad.activate(names[t])
+        total = total + fam.loss(ad.model, next(task.batches("train", gen)))
+    total.backward()
+    for n in names:  # every task's LoRA and head get gradient, and heads are not LoRA-adapted
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ad.adapter_parameters(n)), n
+        assert not any("lora" in k for k, _ in ad.heads.switch.heads[n].named_parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in ad.base_parameters())
+    stripped = ad.strip()
+    assert isinstance(stripped.head, torch.nn.Sequential) and not any("lora" in k for k in stripped.state_dict())
+    # retraining and fine-tuning through the trainer: fresh head + LoRA, base frozen
+    cfg = StageConfig("lora-ml", epochs=1, lr=1e-3, rank=2, optimizer="adamw", lora_heads=True)
+    res = retrain(fam, cfg, torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in res.model.state_dict().items()}
+    ft = finetune(fam, res.model, StageConfig("lora", epochs=1, lr=1e-2, rank=2, optimizer="adamw", lora_heads=True),
+                  torch.Generator().manual_seed(3))
+    head = ft.adapters.heads.switch.heads[FINETUNE_ADAPTER]
+    fresh = fam.new_head(res.model, torch.Generator().manual_seed(3))
+    assert any(not torch.equal(a, b) for a, b in zip(head.state_dict().values(), fresh.state_dict().values()))
+    assert all(torch.equal(before[k], v) for k, v in res.model.state_dict().items())  # base untouched
+
+
+def test_language_defaults_follow_the_official_code():
+    lang = _run.LANGUAGE_PAPER
+    assert (lang.lora_ml_heads, lang.finetune_head, lang.persona_selection) == (True, True, "official")
+    rt, ft = _run._stage_configs(lang, "lora-ml", 10)
+    assert rt.lora_heads and ft["lora"].lora_heads
+    _, ft_sr = _run._stage_configs(lang, "sr", 10)
+    assert ft_sr["lora"].lora_heads and not ft_sr["last-layer"].lora_heads
+    vis = _run.VISION_PAPER
+    assert not vis.lora_ml_heads and not vis.finetune_head
+    assert "lora_ml_heads" not in _run.unit_config(vis, "sr", 1)["run"]  # earlier vision units stay valid
+    with pytest.raises(ValueError, match="fresh head"):
+        dataclasses.replace(lang, finetune_head=False)
+    assert not dataclasses.replace(lang, lora_ml_heads=False, finetune_head=False).finetune_head

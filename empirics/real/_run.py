@@ -120,6 +120,10 @@ class RunConfig:
     note: str = ""
     schedule: str | None = None
     warmup_fraction: float | None = None
+    # added after the first keyed units; None resolves per experiment (see __post_init__)
+    lora_ml_heads: bool | None = None
+    finetune_head: bool | None = None
+    persona_selection: str | None = None
 
     def __post_init__(self):
         if self.experiment not in ("vision", "language"):
@@ -143,6 +147,18 @@ class RunConfig:
             raise ValueError(f"unknown PEFT method(s) {bad}; choose lora|last-layer")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        lang = self.experiment == "language"
+        # language defaults as the official ConvAI2 code (per-task heads with LoRA-ML, a fresh
+        # head with LoRA fine-tuning, the official persona reader); vision: LoRA only
+        for name, default in (("lora_ml_heads", lang), ("finetune_head", lang),
+                              ("persona_selection", "official" if lang else None)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if lang and self.persona_selection not in ("official", "normalized"):
+            raise ValueError(f"persona selection must be official|normalized, got {self.persona_selection!r}")
+        if self.lora_ml_heads and not self.finetune_head and "lora-ml" in self.retrain:
+            raise ValueError("LoRA-ML with per-task heads needs a fresh head in LoRA fine-tuning "
+                             "(its retrained base keeps no trained shared head)")
         if self.step_accounting not in STEP_ACCOUNTING:
             raise ValueError(f"step accounting must be one of {STEP_ACCOUNTING}, got {self.step_accounting!r}")
         if self.reptile_inner_optimizer not in ("sgd", "adam", "adamw"):
@@ -191,8 +207,8 @@ LANGUAGE_NOTES = (
     "pairs; accuracy = hits@1 among 20 candidates.",
     "Differences from the paper: learning rate {schedule} (official: linear warmup over 10% of one task's "
     "batches x epochs, then linear decay over a horizon stretched by --sm, 6.67 in lora-ml.sh, so it does not "
-    "reach 0); LoRA-ML uses one shared head (LoRA also on the head's Linear layers) instead of per-task heads; "
-    "{steps}; {reptile}; dropout masks are drawn per "
+    "reach 0); {heads}; {steps}; {reptile}; candidates scored in float32 (ties at the top count as "
+    "1/k of a hit: uniform random tie-breaking in expectation); dropout masks are drawn per "
     "batch from the run's generator (the forward runs in a forked, reseeded RNG), so language runs are "
     "bitwise reproducible on CPU for a seed.",
 )
@@ -208,6 +224,16 @@ def steps_text(cfg: RunConfig) -> str:
     return ("optimizer steps: every method one step per round of one batch per task on the summed loss "
             "(the official code steps once per task batch in SR" + (
                 "" if cfg.experiment == "vision" else ", LoRA-ML and Last-Layer-ML") + ": --step-accounting official)")
+
+
+def heads_text(cfg: RunConfig) -> str:
+    """Plain words for the classification heads of LoRA-ML and LoRA fine-tuning."""
+    ml = ("LoRA-ML retrains one LoRA adapter and one classification head per task (official)" if cfg.lora_ml_heads
+          else "LoRA-ML retrains per-task LoRA adapters on a shared head (LoRA also on the head's Linear layers; "
+               "the official code: per-task heads)")
+    ft = ("LoRA fine-tuning trains a fresh classification head together with LoRA (official)" if cfg.finetune_head
+          else "LoRA fine-tuning keeps the retrained head (LoRA on it; the official code: a fresh head)")
+    return f"{ml}; {ft}"
 
 
 def reptile_text(cfg: RunConfig) -> str:
@@ -278,7 +304,7 @@ def build_family(cfg: RunConfig, *, verbose: bool = True):
     from ._text import LanguageFamily
 
     split = build_persona_split(cfg.valid_file, train_file=cfg.train_file, map_dir=cfg.map_dir,
-                                n_test=cfg.n_test, n_retrain=cfg.n_retrain)
+                                n_test=cfg.n_test, n_retrain=cfg.n_retrain, selection=cfg.persona_selection)
     if verbose:
         print(split.note, file=sys.stderr)
     return LanguageFamily(split, model_path=cfg.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
@@ -302,9 +328,11 @@ def _stage_configs(cfg: RunConfig, method: str, n_tasks: int):
     else:
         step_per = (OFFICIAL_STEP_PER[cfg.experiment][method] if cfg.step_accounting == "official" else "round")
         rt = StageConfig(method=method, epochs=cfg.epochs, lr=cfg.lr, rank=cfg.rank, validate_every=1,
-                         select_best=True, step_per=step_per, **common)
+                         select_best=True, step_per=step_per,
+                         lora_heads=bool(cfg.lora_ml_heads and method == "lora-ml"), **common)
     ft = {p: StageConfig(method=p, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
-                         rank=cfg.finetune_rank or cfg.rank, **common) for p in PAIRINGS[method] if p in cfg.peft}
+                         rank=cfg.finetune_rank or cfg.rank, lora_heads=bool(cfg.finetune_head and p == "lora"),
+                         **common) for p in PAIRINGS[method] if p in cfg.peft}
     return rt, ft
 
 
@@ -350,6 +378,9 @@ def _run_unit(cfg: RunConfig, family, method: str, seed: int, progress: bool) ->
 
 #: Configuration fields that never change a unit's result (left out of its key).
 _NOT_IN_UNIT_KEY = ("seeds", "retrain", "note", "cache")
+#: Fields added after the first keyed units: left out of a key while they hold the value
+#: that reproduces the earlier behaviour (None / False), so those units stay valid.
+_ADDED_FIELDS = ("lora_ml_heads", "finetune_head", "persona_selection")
 #: Families built in this process, by unit configuration (units of one run share one).
 _FAMILIES: dict = {}
 
@@ -363,6 +394,9 @@ def unit_config(cfg: RunConfig, method: str, seed: int) -> dict:
     d = dataclasses.asdict(cfg)
     for k in _NOT_IN_UNIT_KEY:
         d.pop(k)
+    for k in _ADDED_FIELDS:
+        if d[k] in (None, False):
+            d.pop(k)
     d = json.loads(json.dumps(d, default=str))  # tuples -> lists: what a stored config reads back as
     return {"run": d, "method": method, "seed": int(seed)}
 
@@ -419,7 +453,7 @@ def check_units(cfg: RunConfig, out: str | Path) -> list:
 
 
 def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool = True,
-        verbose: bool = True, compute: bool = True, executor=None) -> dict:
+        verbose: bool = True, compute: bool = True, executor=None, command: str | None = None) -> dict:
     """Run every (retraining method, seed) of ``cfg`` as units, write them and the record.
 
     Units go through :func:`landscape.executor.run_units` with a
@@ -437,6 +471,9 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
         several processes, one per seed, shared the folder).
     executor : landscape.executor.Executor or str, optional
         Where units run (default: in this process).
+    command : str, optional
+        The command line that produced the run, stored in the record. A merge-only call
+        (``compute=False``) keeps the training wall time of an earlier record in ``out``.
 
     Returns
     -------
@@ -482,8 +519,15 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
                          desc=f"{cfg.experiment} units")
         results = {u.key: v for u, v in zip(units, vals)}
     record = summarize(results, cfg, family_description=desc)
+    rec_file = out / f"{cfg.experiment}_record.json"
     if compute:
         record["total_wall_s"] = time.perf_counter() - t0
+    elif rec_file.is_file():
+        old = json.loads(rec_file.read_text())
+        if "total_wall_s" in old:
+            record["total_wall_s"] = old["total_wall_s"]
+    if command:
+        record["command"] = command
     atomic_write_text(out / f"{cfg.experiment}_record.json",
                       json.dumps(to_jsonable(record), indent=1, default=str))
     return record
@@ -569,7 +613,8 @@ def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) 
                 c[k] = paired_difference(pa, pb)
             comparisons.append(c)
     notes = list(VISION_NOTES if cfg.experiment == "vision" else LANGUAGE_NOTES)
-    notes[1] = notes[1].format(schedule=schedule_text(cfg), steps=steps_text(cfg), reptile=reptile_text(cfg))
+    notes[1] = notes[1].format(schedule=schedule_text(cfg), steps=steps_text(cfg), reptile=reptile_text(cfg),
+                               heads=heads_text(cfg))
     if cfg.experiment == "vision":
         notes[0] = notes[0].format(width=cfg.width, depth=cfg.depth)
     if cfg.experiment == "language":

@@ -33,13 +33,17 @@ from torch import nn
 from ._convai2 import N_CANDIDATES, PersonaSplit
 
 __all__ = ["default_model_path", "load_encoder", "PairScorer", "tokenize_turns", "LanguageFamily", "seeded_rng",
-           "DROPOUT_SEED"]
+           "DROPOUT_SEED", "hits_at_1"]
 
 #: Default maximum tokens per (history, candidate) pair; histories are cut from the left
 #: (the oldest utterances go first). 128 keeps the last few exchanges of a dialogue.
 MAX_LENGTH = 128
 #: Dropout of the classification head (the encoders' own hidden dropout is 0.1).
 HEAD_DROPOUT = 0.1
+#: (history, candidate) sequences per forward chunk on the CPU (see ``LanguageFamily``):
+#: measured on MiniLM at 128 tokens: a checkpointed chunk of 32 sequences still peaks at about
+#: 1.5 GB in its backward pass (about 45 MB per sequence), 8 sequences at about 0.4 GB.
+CPU_CHUNK_SEQUENCES = 8
 #: Largest seed drawn from the trainer generator (fits an int64).
 _SEED_BOUND = 2 ** 62
 #: Key under which the training transform stores a batch's dropout seed.
@@ -155,6 +159,14 @@ def tokenize_turns(turns, tokenizer, *, max_length: int = MAX_LENGTH, device="cp
     return out
 
 
+def hits_at_1(scores: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """Per-turn hits@1 of ``scores`` (turns x candidates) with ties shared: 1/k when the true
+    candidate is one of k candidates at the maximum score, 0 when it is below it."""
+    top = scores == scores.max(dim=1, keepdim=True).values
+    mine = top.gather(1, answer[:, None]).squeeze(1)
+    return mine.to(torch.float64) / top.sum(dim=1).to(torch.float64)
+
+
 def _init_head_(head: nn.Module, generator: torch.Generator) -> nn.Module:
     with torch.no_grad():
         for m in head.modules():
@@ -186,6 +198,19 @@ class LanguageFamily(_family_base()):
     max_train_turns, max_eval_turns : int, optional
         Keep only the first turns of each task (reduced-scale CPU runs).
     device : str
+    chunk_sequences : int or None, optional
+        Run the (history, candidate) sequences of a batch through the model in chunks of
+        this many, each training chunk under activation checkpointing (default: 8 on the
+        CPU, None = all at once on an accelerator). One training batch of 8 turns is 160
+        sequences; at 128 tokens MiniLM's attention probabilities, dropout masks and
+        feed-forward activations for them take about 6 GB when kept for the backward pass
+        (measured: 2.4 GB for 80 sequences), and even one layer's working set for all 160
+        is about 1.5 GB, so a CPU smoke run would not fit in 2 GiB. A checkpointed chunk
+        keeps only its inputs and recomputes its forward in the backward pass (about a
+        third more compute); the recomputation restores the forward's RNG state, so its
+        dropout masks are the forward's. Without dropout the chunked loss and gradients
+        equal the unchunked ones to float rounding; with dropout the masks are drawn
+        chunk by chunk (another, equally valid draw from the batch's seed).
 
     Notes
     -----
@@ -200,8 +225,15 @@ class LanguageFamily(_family_base()):
 
     def __init__(self, split: PersonaSplit, *, model_path=None, batch_size: int = 8,
                  max_length: int = MAX_LENGTH, max_train_turns: int | None = None,
-                 max_eval_turns: int | None = None, device="cpu", eval_batch_size: int = 16):
+                 max_eval_turns: int | None = None, device="cpu", eval_batch_size: int = 16,
+                 chunk_sequences: int | None | str = "auto"):
         from .._trainer import TaskData
+
+        if chunk_sequences == "auto":
+            chunk_sequences = CPU_CHUNK_SEQUENCES if torch.device(device).type == "cpu" else None
+        if chunk_sequences is not None and int(chunk_sequences) < 1:
+            raise ValueError(f"chunk_sequences must be >= 1 or None, got {chunk_sequences}")
+        self.chunk_sequences = chunk_sequences
 
         self.split = split
         self.encoder, self.tokenizer = load_encoder(model_path)
@@ -271,7 +303,18 @@ class LanguageFamily(_family_base()):
         b = self._trim(batch)
         n, c, length = b["input_ids"].shape
         flat = {k: b[k].reshape(n * c, length) for k in ("input_ids", "attention_mask", "token_type_ids") if k in b}
-        return model(**flat).float().reshape(n, c, 2)
+        chunk = self.chunk_sequences
+        if chunk is None or n * c <= chunk:
+            return model(**flat).float().reshape(n, c, 2)
+        from torch.utils.checkpoint import checkpoint
+
+        train = torch.is_grad_enabled() and model.training
+        outs = []
+        for lo in range(0, n * c, chunk):
+            part = {k: v[lo:lo + chunk] for k, v in flat.items()}
+            # non-reentrant checkpointing: works with a frozen base and replays the RNG state
+            outs.append(checkpoint(model, use_reentrant=False, **part) if train else model(**part))
+        return torch.cat(outs).float().reshape(n, c, 2)
 
     def loss(self, model, batch):
         seed = batch.get(DROPOUT_SEED)
@@ -282,20 +325,28 @@ class LanguageFamily(_family_base()):
         return nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1))
 
     def evaluate(self, model, task, split):
+        """Loss and hits@1 on ``split``, scored in float32.
+
+        The forward runs with autocast disabled (float32 even inside the trainer's bf16
+        autocast): bf16 logits have 8 significant bits, so near-equal candidates would tie,
+        and the true reply is always the last candidate. A remaining tie at the top counts
+        as ``1/k`` of a hit for ``k`` tied candidates, the expected hits@1 of breaking ties
+        uniformly at random (``argmax`` would take the first, never the true last one).
+        """
         data = task.split(split)
         n = int(data["answer"].shape[0])
         dev = data["answer"].device
         total_loss = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        with torch.no_grad():
+        hits = torch.zeros((), device=dev, dtype=torch.float64)
+        with torch.no_grad(), torch.autocast(dev.type, enabled=False):
             for lo in range(0, n, self.eval_batch_size):
                 batch = {k: v[lo:lo + self.eval_batch_size] for k, v in data.items()}
                 logits = self._logits(model, batch)
                 target = nn.functional.one_hot(batch["answer"], logits.shape[1])
                 total_loss += nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1),
                                                           reduction="sum") / logits.shape[1]
-                correct += (logits[..., 1].argmax(1) == batch["answer"]).sum()
-        return {"loss": float(total_loss) / max(n, 1), "accuracy": int(correct) / max(n, 1)}
+                hits += hits_at_1(logits[..., 1], batch["answer"]).sum()
+        return {"loss": float(total_loss) / max(n, 1), "accuracy": float(hits) / max(n, 1)}
 
     def new_head(self, model, generator):
         head = copy.deepcopy(model.head)
@@ -303,6 +354,7 @@ class LanguageFamily(_family_base()):
 
     def describe(self):
         return {"name": self.name, "model": self.model_path, "batch_size": self.batch_size,
+                "chunk_sequences": self.chunk_sequences,
                 "max_length": self.max_length, "note": self.split.note, "source": self.split.source,
                 "retrain_tasks": [t.name for t in self._retrain],
                 "retrain_sizes": [int(t.train["answer"].shape[0]) for t in self._retrain],

@@ -22,6 +22,7 @@ import dataclasses
 import math
 import os
 import re
+import shlex
 import sys
 import types
 from pathlib import Path
@@ -212,6 +213,15 @@ def add_subcommands(subparsers) -> None:
                     help="tokens per pair (%(default)s)")
     lg.add_argument("--lora-alpha", type=_positive_float, default=LANGUAGE_PAPER.lora_alpha, help="(%(default)s)")
     lg.add_argument("--lora-dropout", type=_fraction, default=LANGUAGE_PAPER.lora_dropout, help="(%(default)s)")
+    lg.add_argument("--persona-selection", choices=("official", "normalized"), default="official",
+                    help="how persona tasks are formed: 'official' = the official reader (exact persona strings, "
+                         "cluster 0 dropped; default), 'normalized' = normalised matching (more dialogues)")
+    lg.add_argument("--shared-head", dest="lora_ml_heads", action="store_false", default=None,
+                    help="LoRA-ML: per-task LoRA on one shared head (default: one LoRA adapter and one head per "
+                         "task, as the official code)")
+    lg.add_argument("--frozen-head", dest="finetune_head", action="store_false", default=None,
+                    help="LoRA fine-tuning: LoRA on the retrained head (default: a fresh head trained together "
+                         "with LoRA, as the official code)")
     lg.set_defaults(func=_handle, experiment="language")
 
 
@@ -271,7 +281,8 @@ def _handle(args: argparse.Namespace) -> int:
         if not out.exists():
             created = out
         record = run(cfg, out, progress=not args.quiet, resume=not args.no_resume,
-                     compute=not args.summarize_only, executor=executor)
+                     compute=not args.summarize_only, executor=executor,
+                     command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
     except (FileNotFoundError, ValueError) as exc:
         if created is not None:
             _remove_empty(created)
@@ -282,6 +293,11 @@ def _handle(args: argparse.Namespace) -> int:
     print(text)
     atomic_write_text(out / f"{cfg.experiment}_table.txt", text + "\n")
     return 0
+
+
+def argv_is_cli() -> bool:
+    """Whether this process runs a real-data sub-command (so ``sys.argv`` is its command line)."""
+    return len(sys.argv) > 1 and sys.argv[1] in ("vision", "language")
 
 
 def _remove_empty(folder: Path) -> None:
