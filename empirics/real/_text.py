@@ -41,8 +41,8 @@ MAX_LENGTH = 128
 #: Dropout of the classification head (the encoders' own hidden dropout is 0.1).
 HEAD_DROPOUT = 0.1
 #: (history, candidate) sequences per forward chunk on the CPU (see ``LanguageFamily``):
-#: measured on MiniLM at 128 tokens: a checkpointed chunk of 32 sequences still peaks at about
-#: 1.5 GB in its backward pass (about 45 MB per sequence), 8 sequences at about 0.4 GB.
+#: measured on MiniLM at 128 tokens: one chunk of 32 sequences needs about 1.3 GB in its
+#: recomputed forward and backward (about 41 MB per sequence), 8 sequences about 0.35 GB.
 CPU_CHUNK_SEQUENCES = 8
 #: Largest seed drawn from the trainer generator (fits an int64).
 _SEED_BOUND = 2 ** 62
@@ -131,30 +131,41 @@ class PairScorer(nn.Module):
         return self.head(hidden)
 
 
-def tokenize_turns(turns, tokenizer, *, max_length: int = MAX_LENGTH, device="cpu") -> dict:
-    """Tokenize turns into tensors ``(n_turns, 20, max_length)`` plus ``answer``.
+#: Turns tokenised per tokenizer call: bounds the transient Python lists of token ids
+#: (20 pairs per turn) instead of building them for a whole task at once.
+TOKENIZE_BLOCK_TURNS = 64
 
-    Histories are joined with spaces and truncated from the left.
+
+def tokenize_turns(turns, tokenizer, *, max_length: int = MAX_LENGTH, device="cpu") -> dict:
+    """Tokenize turns into int32 tensors ``(n_turns, 20, max_length)`` plus ``answer``.
+
+    Histories are joined with spaces and truncated from the left. Turns are tokenised in
+    blocks of :data:`TOKENIZE_BLOCK_TURNS` and stored as int32 (token ids, masks and
+    segment ids all fit), half the memory of the tokenizer's int64 tensors.
     """
     if not turns:
         raise ValueError("no turns to tokenize")
     side = tokenizer.truncation_side
     tokenizer.truncation_side = "left"
+    parts: dict[str, list] = {}
     try:
-        firsts, seconds = [], []
-        for t in turns:
-            if len(t.candidates) != N_CANDIDATES:
-                raise ValueError(f"turn with {len(t.candidates)} candidates; expected {N_CANDIDATES}")
-            hist = " ".join(t.history)
-            firsts += [hist] * N_CANDIDATES
-            seconds += list(t.candidates)
-        enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length,
-                        padding="max_length", return_tensors="pt")
+        for lo in range(0, len(turns), TOKENIZE_BLOCK_TURNS):
+            block = turns[lo:lo + TOKENIZE_BLOCK_TURNS]
+            firsts, seconds = [], []
+            for t in block:
+                if len(t.candidates) != N_CANDIDATES:
+                    raise ValueError(f"turn with {len(t.candidates)} candidates; expected {N_CANDIDATES}")
+                hist = " ".join(t.history)
+                firsts += [hist] * N_CANDIDATES
+                seconds += list(t.candidates)
+            enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length,
+                            padding="max_length", return_tensors="pt")
+            for k in ("input_ids", "attention_mask", "token_type_ids"):
+                if k in enc:
+                    parts.setdefault(k, []).append(enc[k].to(torch.int32).reshape(len(block), N_CANDIDATES, -1))
     finally:
         tokenizer.truncation_side = side
-    n = len(turns)
-    out = {k: enc[k].reshape(n, N_CANDIDATES, -1).to(device)
-           for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    out = {k: torch.cat(v).to(device) for k, v in parts.items()}
     out["answer"] = torch.tensor([t.answer for t in turns], dtype=torch.long, device=device)
     return out
 
@@ -203,12 +214,14 @@ class LanguageFamily(_family_base()):
         this many, each training chunk under activation checkpointing (default: 8 on the
         CPU, None = all at once on an accelerator). One training batch of 8 turns is 160
         sequences; at 128 tokens MiniLM's attention probabilities, dropout masks and
-        feed-forward activations for them take about 6 GB when kept for the backward pass
-        (measured: 2.4 GB for 80 sequences), and even one layer's working set for all 160
-        is about 1.5 GB, so a CPU smoke run would not fit in 2 GiB. A checkpointed chunk
-        keeps only its inputs and recomputes its forward in the backward pass (about a
-        third more compute); the recomputation restores the forward's RNG state, so its
-        dropout masks are the forward's. Without dropout the chunked loss and gradients
+        feed-forward activations for them take about 6.6 GB when kept for the backward pass
+        (measured: 332 MB saved for 8 sequences), so a CPU smoke run would not fit in 2 GiB.
+        A checkpointed chunk keeps only its inputs and recomputes its forward in the
+        backward pass (about a third more compute); the recomputation restores the
+        forward's RNG state, so its dropout masks are the forward's. The recomputation runs
+        with the adapter active at backward time, so call ``backward`` on a task's loss
+        before activating another adapter (the trainer does, one backward per task).
+        Without dropout the chunked loss and gradients
         equal the unchunked ones to float rounding; with dropout the masks are drawn
         chunk by chunk (another, equally valid draw from the batch's seed).
 
@@ -309,11 +322,22 @@ class LanguageFamily(_family_base()):
         from torch.utils.checkpoint import checkpoint
 
         train = torch.is_grad_enabled() and model.training
+        keys = list(flat)
+        # Reentrant checkpointing keeps only each chunk's inputs (measured: the non-reentrant
+        # variant still held about 75 MB per chunk of 8 sequences while the chunk outputs
+        # lived). It needs one input that requires grad to enter the graph: ``anchor``
+        # (added times 0); parameter gradients come from the recomputation, so a frozen base
+        # works too, and the forward's RNG state is replayed (same dropout masks).
+        anchor = torch.ones((), device=flat["input_ids"].device, requires_grad=True)
+
+        def run(a, *tensors):
+            return model(**dict(zip(keys, tensors))) + 0.0 * a
+
         outs = []
         for lo in range(0, n * c, chunk):
-            part = {k: v[lo:lo + chunk] for k, v in flat.items()}
-            # non-reentrant checkpointing: works with a frozen base and replays the RNG state
-            outs.append(checkpoint(model, use_reentrant=False, **part) if train else model(**part))
+            part = [flat[k][lo:lo + chunk] for k in keys]
+            outs.append(checkpoint(run, anchor, *part, use_reentrant=True) if train
+                        else model(**dict(zip(keys, part))))
         return torch.cat(outs).float().reshape(n, c, 2)
 
     def loss(self, model, batch):
