@@ -565,3 +565,26 @@ def test_language_defaults_follow_the_official_code():
     with pytest.raises(ValueError, match="fresh head"):
         dataclasses.replace(lang, finetune_head=False)
     assert not dataclasses.replace(lang, lora_ml_heads=False, finetune_head=False).finetune_head
+
+
+def test_chunked_training_forward_keeps_only_the_chunk_inputs_for_backward(language_files):
+    """The memory bound of a CPU language step: with chunking, the autograd graph holds
+    only each chunk's inputs (recomputed in backward), not the encoder's activations."""
+    fam = _language_family(language_files)
+    batch = next(fam.retrain_tasks()[0].batches("train", torch.Generator().manual_seed(0)))
+    saved = {}
+    for chunk in (None, 8):
+        fam.chunk_sequences = chunk
+        model = fam.init_model(torch.Generator().manual_seed(0)).train()
+        total = [0]
+
+        def pack(t, total=total):
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = fam.loss(model, batch)
+        loss.backward()
+        saved[chunk] = total[0]
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert saved[8] < 0.1 * saved[None], saved

@@ -576,11 +576,18 @@ def paired_difference(a: dict, b: dict) -> dict:
 def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) -> dict:
     """Merge finished units into a record with per-row mean +- SE and paired comparisons.
 
-    ``units`` maps unit key -> unit result (as :func:`run` collects them), or is a list of
-    unit results; only units of ``cfg``'s methods and seeds are merged.
+    ``units`` maps unit key -> unit result (as :func:`run` collects them), is a list of
+    unit results, or an output folder whose stored units of ``cfg`` are read (units of
+    other settings there raise ``ConfigMismatch``); only units of ``cfg``'s methods and
+    seeds are merged.
     """
     from .._records import provenance
 
+    if isinstance(units, (str, Path)):
+        from landscape.executor import ResultStore
+
+        store = ResultStore(Path(units) / "units")
+        units = [store.load(u) for u in make_units(cfg) if store.has(u)]
     units = list(units.values()) if isinstance(units, dict) else list(units)
     units = [u for u in units if u is not None and u["seed"] in cfg.seeds and u["retrain"] in cfg.retrain]
     rows = []
