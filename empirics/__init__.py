@@ -11,6 +11,8 @@ trainer name, so ``import empirics`` stays light):
   :func:`run_linear_batched`, :func:`LinearFamily`.
 * Shallow network (THEORY.md 9.2, :mod:`empirics._shallow`): :class:`ShallowConfig`,
   :func:`run_shallow_batched`, :func:`ShallowFamily`.
+* Real data (:mod:`empirics.real`): :func:`run_vision` (Table 1), :func:`run_language`
+  (Tables 2, 3).
 * Records (:mod:`empirics._records`, :mod:`empirics._runs`): :func:`provenance`,
   :func:`write_json`, :class:`RunDir`, :func:`trial_record` (one seeded retrain +
   fine-tune trial of any family, written as a JSON record), :func:`linear_record`,
@@ -32,6 +34,7 @@ _EXPORTS = {
                  "ShallowFamily", "SHALLOW_PAPER_DEFAULTS", "central_range", "trial_streams", "draw_shallow_init"),
     "_records": ("provenance", "write_json", "read_json", "to_jsonable", "RunDir"),
     "_runs": ("trial_record", "linear_record", "shallow_record", "trial_seeds", "RecordMismatch", "existing_record"),
+    "real._run": ("run_vision", "run_language"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 

@@ -27,8 +27,15 @@ Retraining methods (THEORY.md section 1, eqs. (1), (5), (6))
     As ``lora-ml`` with one head per task (``head_module`` replaced per task).
 ``reptile``
     First-order Reptile: for each outer iteration, copy the weights
-    (``phi <- theta``), run ``reptile_inner_steps`` SGD steps on one task (tasks taken in
-    an order drawn from the generator), then ``theta <- theta + eps (phi - theta)``.
+    (``phi <- theta``), run ``reptile_inner_steps`` inner steps (SGD, or Adam/AdamW as the
+    official language code) on one task, then ``theta <- theta + eps (phi - theta)``.
+    Every T consecutive outer iterations (one *outer epoch*, as the official code) visit
+    each task exactly once, in an order shuffled by the run's generator.
+
+Optimizer-step accounting (``step_per``): ``"round"`` takes one optimizer step per round of
+one batch of every task, on the summed loss (the objectives (1), (5), (6) of THEORY.md
+section 1 are sums over tasks); ``"batch"`` takes one step per task batch, tasks taken in
+turn (the official SR code steps once per batch of the pooled data, T times as many steps).
 
 Fine-tuning (eqs. (2), (4)): a fresh adapter (``lora``, rank k') or a fresh head
 (``last-layer``) on the frozen retrained base, trained on the test task.
@@ -71,6 +78,7 @@ __all__ = [
     "AdapterSet",
     "PeftLoraSet",
     "HeadSet",
+    "LoraHeadSet",
     "StageConfig",
     "StageResult",
     "retrain",
@@ -78,6 +86,7 @@ __all__ = [
     "task_adapter_name",
     "FINETUNE_ADAPTER",
     "SCHEDULES",
+    "STEP_ACCOUNTING",
     "lr_factor",
 ]
 
@@ -87,6 +96,8 @@ FINETUNE_METHODS = ("lora", "last-layer")
 FINETUNE_ADAPTER = "finetune"
 #: Learning-rate schedules of :class:`StageConfig` (factors of ``lr``, see :func:`lr_factor`).
 SCHEDULES = ("constant", "linear", "cosine")
+#: Optimizer-step accounting of :class:`StageConfig` (``step_per``).
+STEP_ACCOUNTING = ("round", "batch")
 #: dtype of the on-device training-loss sums: float64 adds the float32 losses exactly as
 #: the former Python-float accumulation did, so the logged epoch losses are unchanged.
 _LOSS_SUM_DTYPE = torch.float64
@@ -397,6 +408,51 @@ class HeadSet(AdapterSet):
         return self.model
 
 
+class LoraHeadSet(AdapterSet):
+    """Per-name LoRA adapters *and* per-name heads at once (the composition of a
+    :class:`HeadSet` and a LoRA set on the body).
+
+    The official ConvAI2 code retrains LoRA-ML with one LoRA adapter and one fresh
+    classification head per task, and fine-tunes LoRA together with a fresh head. Here the
+    family's head module is first replaced by fresh heads (:class:`HeadSet`), then LoRA
+    adapters of the same names go on the body (``lora`` builds them; their targets exclude
+    the head, which is trained in full). :meth:`activate` selects both parts of a name,
+    :meth:`adapter_parameters` returns both, :meth:`strip` removes LoRA and restores the
+    original head.
+    """
+
+    def __init__(self, heads: HeadSet, lora_factory: Callable[[nn.Module], AdapterSet]):
+        self.heads = heads
+        self.lora = lora_factory(heads.model)
+        if tuple(self.lora.names) != tuple(heads.names):
+            raise ValueError(f"LoRA names {self.lora.names} differ from head names {heads.names}")
+        self.names = tuple(heads.names)
+        self.model = self.lora.model
+        head_ids = {id(p) for n in self.names for p in heads.adapter_parameters(n)}
+        lora_ids = {id(p) for n in self.names for p in self.lora.adapter_parameters(n)}
+        self._base = [p for p in self.model.parameters() if id(p) not in head_ids | lora_ids]
+        for n in self.names:  # peft froze the heads (they are not LoRA parameters)
+            for p in heads.adapter_parameters(n):
+                p.requires_grad_(True)
+
+    def activate(self, name):
+        self.lora.activate(name)
+        self.heads.activate(name)
+        for n in self.names:  # peft's set_adapter / restore touch every non-LoRA flag
+            for p in self.heads.adapter_parameters(n):
+                p.requires_grad_(True)
+
+    def adapter_parameters(self, name):
+        return self.heads.adapter_parameters(name) + self.lora.adapter_parameters(name)
+
+    def base_parameters(self):
+        return list(self._base)
+
+    def strip(self):
+        self.lora.strip()
+        return self.heads.strip()
+
+
 # --------------------------------------------------------------------------------------
 # Family protocol
 # --------------------------------------------------------------------------------------
@@ -485,6 +541,24 @@ class Family(ABC):
         return HeadSet(model, names, head_module=self.head_module, new_head=self.new_head,
                        generator=generator, train_base=(stage == "retrain"))
 
+    def attach_lora_heads(self, model: nn.Module, names: Sequence[str], *, rank: int, stage: str,
+                          generator: torch.Generator, alpha: float | None = None,
+                          dropout: float = 0.0) -> AdapterSet:
+        """Attach per-name heads and per-name LoRA adapters on the body (:class:`LoraHeadSet`).
+
+        Heads are drawn first, then the LoRA factors, both from ``generator``. The LoRA
+        targets are :attr:`lora_target_modules` without the head's modules.
+        """
+        heads = self.attach_heads(model, names, stage=stage, generator=generator)
+        head = self.head_module
+        targets = tuple(t for t in self.lora_target_modules if t != head and not t.startswith(head + "."))
+
+        def lora(m):
+            return PeftLoraSet(m, names, rank=rank, alpha=alpha, dropout=dropout, target_modules=targets,
+                               generator=generator, train_base=(stage == "retrain"))
+
+        return LoraHeadSet(heads, lora)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able description of the family for records (override to add sizes)."""
         return {"name": self.name}
@@ -520,8 +594,25 @@ class StageConfig:
         LoRA-ML only: 0 for joint steps; otherwise one base step followed by this many
         adapter-only steps per batch round (THEORY.md 9.1, official linear scheme).
     reptile_inner_steps, reptile_inner_lr : int, float
-        Reptile inner SGD steps on one task and their learning rate; ``lr`` is the outer
+        Reptile inner steps on one task and their learning rate; ``lr`` is the outer
         step size epsilon.
+    reptile_inner_optimizer : {"sgd", "adam", "adamw"}
+        Inner optimizer of Reptile, fresh for every task visit: plain SGD (official vision
+        code, no weight decay) or Adam/AdamW with ``weight_decay`` (official language code:
+        AdamW).
+    lora_heads : bool
+        ``lora-ml`` retraining and ``lora`` fine-tuning: besides the LoRA adapters, one fresh,
+        fully trained head per adapter (:class:`LoraHeadSet`; the official ConvAI2 code),
+        instead of LoRA on the shared head.
+    reptile_outer : {"interpolate", "adam", "adamw"}
+        Reptile's outer step: ``theta <- theta + eps (phi - theta)`` with ``eps = lr``
+        (Nichol et al.), or the official code's step of Adam/AdamW at learning rate ``lr``
+        on the pseudo-gradient ``(theta - phi) / T``.
+    step_per : {"round", "batch"}
+        Retraining of ``sr``, ``lora-ml``, ``last-layer-ml`` and fine-tuning: one optimizer
+        step per round of one batch of every task on the summed loss (``"round"``), or one
+        step per task batch, tasks in turn (``"batch"``); the learning-rate schedule spans
+        the resulting number of steps either way. Fine-tuning has one task, so both agree.
     schedule : {"constant", "linear", "cosine"}
         Learning-rate schedule over the stage's optimizer steps (:func:`lr_factor`):
         ``linear`` warms up linearly over ``warmup_fraction`` of the steps and then decays
@@ -561,6 +652,10 @@ class StageConfig:
     inner_adapter_steps: int = 0
     reptile_inner_steps: int = 20
     reptile_inner_lr: float = 1e-2
+    reptile_inner_optimizer: str = "sgd"
+    reptile_outer: str = "interpolate"
+    lora_heads: bool = False
+    step_per: str = "round"
     device: str = "cpu"
     bf16: bool = False
     validate_every: int = 0
@@ -586,6 +681,15 @@ class StageConfig:
             raise ValueError("inner_adapter_steps must be >= 0 and reptile_inner_steps >= 1")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.reptile_inner_optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError("reptile_inner_optimizer must be 'sgd', 'adam' or 'adamw', "
+                             f"got {self.reptile_inner_optimizer!r}")
+        if self.reptile_outer not in ("interpolate", "adam", "adamw"):
+            raise ValueError(f"reptile_outer must be 'interpolate', 'adam' or 'adamw', got {self.reptile_outer!r}")
+        if self.step_per not in STEP_ACCOUNTING:
+            raise ValueError(f"step_per must be one of {STEP_ACCOUNTING}, got {self.step_per!r}")
+        if self.step_per == "batch" and self.inner_adapter_steps:
+            raise ValueError("step_per='batch' is not defined for the alternating scheme (inner_adapter_steps > 0)")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.warmup_fraction and self.schedule == "constant":
@@ -729,6 +833,8 @@ class _Loop:
         self.tag = tag
         self.history: list[dict] = []
         self.best: tuple[float, int, dict] | None = None
+        #: stage-specific state that must survive a resume (Reptile's task order)
+        self.extra: dict = {}
 
     # forward of one task under autocast
     def task_loss(self, t: int, batch: Batch) -> torch.Tensor:
@@ -802,7 +908,7 @@ class _Loop:
         torch.save({"tag": self.tag, "epoch": epoch, "model": self.adapters.model.state_dict(),
                     "optimizers": [o.state_dict() for o in optimizers],
                     "schedulers": [s.state_dict() for s in schedulers], "generator": self.generator.get_state(),
-                    "history": self.history, "best": self.best}, tmp)
+                    "history": self.history, "best": self.best, "extra": self.extra}, tmp)
         os.replace(tmp, self.checkpoint)
 
     def resume(self, optimizers: Sequence[torch.optim.Optimizer],
@@ -820,6 +926,7 @@ class _Loop:
             sch.load_state_dict(s)
         self.generator.set_state(state["generator"])
         self.history, self.best = state["history"], state["best"]
+        self.extra = state.get("extra", {})
         return int(state["epoch"])
 
     def progress(self, start: int):
@@ -832,15 +939,16 @@ class _Loop:
 
 
 def _step(loop: _Loop, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
-          batches: list[Batch]) -> torch.Tensor:
-    """One optimizer step on the sum of all tasks' losses (backward per task: same sum).
+          batches: list[Batch], tasks: Sequence[int] | None = None) -> torch.Tensor:
+    """One optimizer step on the sum of the given tasks' losses (backward per task: same sum).
 
-    Returns the detached loss sum as a device tensor (no host synchronisation); the
-    scheduler advances once per optimizer step.
+    ``tasks`` are the task indices of ``batches`` (default ``0, 1, ...``). Returns the
+    detached loss sum as a device tensor (no host synchronisation); the scheduler
+    advances once per optimizer step.
     """
     opt.zero_grad(set_to_none=True)
     total = loop.loss_sum()
-    for t, batch in enumerate(batches):
+    for t, batch in zip(range(len(batches)) if tasks is None else tasks, batches):
         loss = loop.task_loss(t, batch)
         loss.backward()
         total += loss.detach()
@@ -881,8 +989,9 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     base = family.init_model(generator).to(cfg.device)
     names = [task_adapter_name(t) for t in range(T)]
     if cfg.method == "lora-ml":
-        adapters = family.attach_lora(base, names, rank=cfg.rank, stage="retrain", generator=generator,
-                                      alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+        attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
+        adapters = attach(base, names, rank=cfg.rank, stage="retrain", generator=generator,
+                          alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     elif cfg.method == "last-layer-ml":
         adapters = family.attach_heads(base, names, stage="retrain", generator=generator)
     else:
@@ -897,7 +1006,8 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     else:
         base_params = adapters.base_parameters()
         ad_params = adapters.all_adapter_parameters() if adapters.names else []
-        steps = cfg.epochs * loop.rounds_per_epoch()
+        per_round = len(tasks) if cfg.step_per == "batch" else 1
+        steps = cfg.epochs * loop.rounds_per_epoch() * per_round
         if cfg.inner_adapter_steps and cfg.method == "lora-ml":
             opts = [_make_optimizer(cfg, [{"params": base_params}]),
                     _make_optimizer(cfg, [{"params": ad_params, "lr": adapter_lr}])]
@@ -916,6 +1026,10 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
                     total += _step(loop, opts[0], scheds[0], batches)
                     for _ in range(cfg.inner_adapter_steps):
                         _step(loop, opts[1], scheds[1], batches)
+                elif cfg.step_per == "batch":
+                    # official accounting: one optimizer step per task batch, tasks in turn
+                    for t, batch in enumerate(batches):
+                        total += _step(loop, opts[0], scheds[0], [batch], [t])
                 else:
                     total += _step(loop, opts[0], scheds[0], batches)
                 rounds += 1
@@ -933,19 +1047,33 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
 def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
     """First-order Reptile (Nichol et al. 2018): theta <- theta + eps (phi - theta).
 
-    ``cfg.schedule`` applies to eps (one scheduler step per outer iteration, as the
-    official vision code schedules its outer optimizer); the inner SGD lr is constant.
+    Outer iteration ``i`` (1-based) visits task ``order[(i - 1) % T]``, where ``order`` is a
+    permutation of the T tasks drawn from the run's generator at the start of every outer
+    epoch (T iterations), so each outer epoch visits every task exactly once as in the
+    official code (which visits them in the fixed order 0..T-1). The permutation is part
+    of the checkpoint. ``cfg.schedule`` applies to eps (one scheduler step per outer
+    iteration, as the official vision code schedules its outer optimizer); the inner
+    learning rate is constant.
     """
     cfg, model = loop.cfg, adapters.model
     params = list(model.parameters())
-    outer = _ReptileOuter(params, lr=cfg.lr)
+    if cfg.reptile_outer == "interpolate":
+        outer = _ReptileOuter(params, lr=cfg.lr)
+    else:
+        outer = _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_outer), [{"params": params}])
     sched = _make_scheduler(cfg, outer, cfg.epochs)
     start = loop.resume([outer], [sched])
     T = len(loop.tasks)
     for epoch in loop.progress(start):
-        t = int(torch.randint(T, (1,), generator=loop.generator))
+        if (epoch - 1) % T == 0 or "order" not in loop.extra:
+            loop.extra["order"] = torch.randperm(T, generator=loop.generator).tolist()
+        t = int(loop.extra["order"][(epoch - 1) % T])
         theta = [p.detach().clone() for p in params]
-        inner = torch.optim.SGD(params, lr=cfg.reptile_inner_lr)
+        if cfg.reptile_inner_optimizer == "sgd":
+            inner = torch.optim.SGD(params, lr=cfg.reptile_inner_lr)
+        else:
+            inner = _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_inner_optimizer,
+                                                        lr=cfg.reptile_inner_lr), [{"params": params}])
         steps, total = 0, loop.loss_sum()
         while steps < cfg.reptile_inner_steps:
             for batch in loop.tasks[t].batches("train", loop.generator):
@@ -957,7 +1085,17 @@ def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
                 steps += 1
                 if steps == cfg.reptile_inner_steps:
                     break
-        outer.step(theta)
+        if cfg.reptile_outer == "interpolate":
+            outer.step(theta)
+        else:
+            # official outer step: the pseudo-gradient (theta - phi) / T into Adam(W), taken
+            # from theta (the language code's sign; the vision code's reversed sign is a defect)
+            with torch.no_grad():
+                for p, th in zip(params, theta):
+                    p.grad = (th - p) / T
+                    p.copy_(th)
+            outer.step()
+            outer.zero_grad(set_to_none=True)
         sched.step()
         record = {"epoch": epoch, "task": t}
         if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
@@ -995,8 +1133,9 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
         raise ValueError(f"fine-tuning method must be one of {FINETUNE_METHODS}, got {cfg.method!r}")
     model = copy.deepcopy(base).to(cfg.device)
     if cfg.method == "lora":
-        adapters = family.attach_lora(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
-                                      generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+        attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
+        adapters = attach(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
+                          generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     else:
         adapters = family.attach_heads(model, [FINETUNE_ADAPTER], stage="finetune", generator=generator)
     for p in adapters.base_parameters():

@@ -68,11 +68,24 @@ def test_persona_split_is_disjoint_and_says_so(tmp_path):
     assert "not available" in split.note and "DISJOINT" in split.note
     t = split.test[0]
     assert t.n_heldout_dialogues == 2 and len(t.heldout) == 2 * 3 and len(t.train) == 3 * 3
-    # a user's own train file switches to the paper's split (train-file clusters for retraining)
+    # a user's own train file switches to the paper's split (train-file clusters for retraining);
+    # ConvAI2's train personas are not valid personas: rewrite the fixture's personas for it
+    import pickle
+
     tr = _fixtures.write_parlai_dialogues(tmp_path / "train.txt", np.random.default_rng(2), episodes_per_persona=5)
+    tr.write_text(tr.read_text().replace("your persona: i ", "your persona: we "))
     _fixtures.write_persona_map(tmp_path / "maps", split="train")
+    tmap = _convai2.load_persona_map(maps / "train_persona_map")
+    tmap = {c: [sorted("we " + x[2:] for x in p) for p in ps] for c, ps in tmap.items()}
+    (maps / "train_persona_map").write_bytes(pickle.dumps(tmap))
     split2 = _convai2.build_persona_split(v, train_file=tr, map_dir=maps, n_test=2, n_retrain=3)
     assert split2.source["train_file"] == "train.txt" and len(split2.retrain) == 3
+    # the same personas in the train file as in the test tasks: refused
+    same = _fixtures.write_parlai_dialogues(tmp_path / "same.txt", np.random.default_rng(2), episodes_per_persona=5)
+    _fixtures.write_persona_map(tmp_path / "maps2", split="train")
+    _fixtures.write_persona_map(tmp_path / "maps2")
+    with pytest.raises(AssertionError, match="test persona"):
+        _convai2.build_persona_split(v, train_file=same, map_dir=tmp_path / "maps2", n_test=2, n_retrain=3)
     with pytest.raises(ValueError, match="persona clusters"):
         _convai2.build_persona_split(v, map_dir=maps, n_test=50)
 
@@ -80,7 +93,51 @@ def test_persona_split_is_disjoint_and_says_so(tmp_path):
 def test_reduced_runs_never_retrain_on_the_reserved_test_personas(tmp_path):
     v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(3), episodes_per_persona=5)
     maps = _fixtures.write_persona_map(tmp_path / "maps")
-    full = _convai2.build_persona_split(v, map_dir=maps, n_test=3, n_retrain=2)
+    full = _convai2.build_persona_split(v, map_dir=maps, n_test=2, n_retrain=2)  # 4 official clusters
     small = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2)
     reserved = {t.cluster for t in full.test}
     assert not reserved & {t.cluster for t in small.retrain}
+
+
+def test_official_reader_drops_cluster_0_unmatched_personas_and_the_last_episode(tmp_path):
+    """The official selection: exact persona strings (the contracted 'i'm a cook' persona does
+    not match the map's 'i am a cook' and goes to cluster 0, which is dropped), the file's last
+    episode is never stored, tasks ranked by training turns; no test persona in retraining."""
+    v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(4), episodes_per_persona=5)
+    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    eps = _convai2.read_parlai_self_original(v)
+    tasks = _convai2.official_persona_tasks(eps, _convai2.load_persona_map(maps / "valid_persona_map"), 2)
+    assert sorted(t.cluster for t in tasks) == [1, 3, 4, 5]  # cluster 2 (contraction) lost with cluster 0
+    by = {t.cluster: t for t in tasks}
+    assert by[5].n_train_dialogues + by[5].n_heldout_dialogues == 4  # the last episode of the file is gone
+    assert by[1].n_train_dialogues == 3 and by[1].n_heldout_dialogues == 2
+    assert [len(t.train) for t in tasks] == sorted((len(t.train) for t in tasks), reverse=True)
+    split = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2)
+    assert split.source["selection"] == "official"
+    assert split.source["test_clusters"] == [tasks[0].cluster]
+    assert not {t.cluster for t in split.retrain} & set(split.source["reserved_test_clusters"])
+    assert not set().union(*(t.personas for t in split.retrain)) & set().union(*(t.personas for t in split.test))
+    assert f"clusters [{tasks[0].cluster}]" in split.note  # the record says which clusters were used for what
+    old = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=4, selection="normalized")
+    assert 2 in {t.cluster for t in old.test + old.retrain}  # the normalised reading keeps cluster 2
+    with pytest.raises(ValueError, match="selection"):
+        _convai2.build_persona_split(v, map_dir=maps, selection="fuzzy")
+
+
+def test_official_sentence_spelling():
+    assert _convai2.official_persona_sentence("i like to remodel homes.") == "i like to remodel homes"
+    assert _convai2.official_persona_sentence("my fav: pizza.") == "my fa"  # split(':')[1][1:-1], as the reader
+
+
+@pytest.mark.skipif(not _convai2.DEFAULT_VALID_FILE.is_file(), reason="shared ConvAI2 copy not present")
+def test_official_test_personas_on_the_shared_valid_file():
+    """The shared data's README: the official reader yields 77 tasks, the top 10 with
+    79/70/68/63/62/55/53/47/39/39 training turns."""
+    eps = _convai2.read_parlai_self_original(_convai2.DEFAULT_VALID_FILE)
+    pmap = _convai2.load_persona_map(_convai2.DEFAULT_MAP_DIR / "valid_persona_map")
+    tasks = _convai2.official_persona_tasks(eps, pmap, 2)
+    assert len(tasks) == 77
+    assert [len(t.train) for t in tasks[:10]] == [79, 70, 68, 63, 62, 55, 53, 47, 39, 39]
+    split = _convai2.build_persona_split()
+    assert split.source["test_clusters"] == [t.cluster for t in tasks[:10]]
+    assert not set(split.source["test_clusters"]) & set(split.source["retrain_clusters_used"])

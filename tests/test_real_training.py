@@ -1,5 +1,6 @@
 """Real-data families through the PEFT-ML trainer: every retraining x fine-tuning path,
 gradient flow to the base and all adapters, model selection, records and resumption."""
+import dataclasses
 import json
 
 import numpy as np
@@ -96,7 +97,9 @@ def test_vision_run_all_paths_records_and_resume(tmp_path, capsys):
         assert 0.0 <= r["accuracy"]["mean"] <= 1.0 and r["seeds"] == [3]
     units = sorted(p.name for p in (tmp_path / "units").glob("*.json"))
     assert units == sorted(f"{m}_seed3.json" for m in ("lora-ml", "sr", "reptile", "last-layer-ml"))
-    unit = json.loads((tmp_path / "units" / "sr_seed3.json").read_text())
+    stored = json.loads((tmp_path / "units" / "sr_seed3.json").read_text())
+    assert stored["config"]["method"] == "sr" and stored["config"]["run"]["epochs"] == 2
+    unit = stored["result"]
     assert set(unit["finetune"]) == {"lora", "last-layer"}
     assert len(unit["retrain_history"]["val_accuracy"]) == 2
     on_disk = json.loads((tmp_path / "vision_record.json").read_text())
@@ -117,7 +120,9 @@ def test_language_run_all_paths(language_files, tmp_path):
     rec = _run.run(cfg, tmp_path, verbose=False)
     assert len(rec["rows"]) == 6
     for r in rec["rows"]:
-        assert list(r["per_task"]) == ["persona_1"]
+        assert list(r["per_task"]) == rec["family"]["test_tasks"] and len(r["per_task"]) == 1
+    assert rec["family"]["source"]["selection"] == "official"
+    assert any("Test personas: valid-file clusters" in n for n in rec["notes"])  # which clusters for what
     assert any("not available" in n for n in rec["notes"])
     assert rec["family"]["retrain_tasks"] and not set(rec["family"]["retrain_tasks"]) & set(rec["family"]["test_tasks"])
 
@@ -220,3 +225,366 @@ def test_language_training_is_bitwise_reproducible_for_a_seed(language_files):
     hc, sc = run(1)
     assert ha == hb and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert ha != hc and not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+# -- protocol fidelity (Reptile order, step accounting, dropout seeding) -----------------------
+
+class _Interrupt(Exception):
+    pass
+
+
+class _FailingFamily:
+    """Delegates to a family; raises after ``fail_after`` training losses (a killed run)."""
+
+    def __init__(self, family, fail_after=None):
+        self._f, self.fail_after, self.calls = family, fail_after, 0
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise _Interrupt
+        return self._f.loss(model, batch)
+
+
+def test_reptile_visits_every_task_once_per_outer_epoch_in_a_shuffled_order(vision_family):
+    T = len(vision_family.retrain_tasks())
+    cfg = StageConfig(method="reptile", epochs=6 * T, lr=0.5, reptile_inner_steps=1, validate_every=T)
+    orders = []
+    for seed in (0, 1):
+        res = retrain(vision_family, cfg, torch.Generator().manual_seed(seed))
+        visits = [h["task"] for h in res.history]
+        blocks = [visits[i:i + T] for i in range(0, len(visits), T)]
+        assert all(sorted(b) == list(range(T)) for b in blocks)  # each outer epoch: every task once
+        orders.append(blocks)
+    # shuffled from the run's generator: not one fixed order (6 epochs x 2 seeds of 4! orders)
+    assert len({tuple(b) for o in orders for b in o}) > 1 and orders[0] != orders[1]
+
+
+def test_reptile_resumes_mid_outer_epoch_with_the_same_task_order(vision_family, tmp_path):
+    T = len(vision_family.retrain_tasks())
+    cfg = StageConfig(method="reptile", epochs=2 * T, lr=0.5, reptile_inner_steps=1, checkpoint_every=1,
+                      reptile_inner_optimizer="adam", reptile_outer="interpolate")
+    full = retrain(vision_family, cfg, torch.Generator().manual_seed(4))
+    ck = tmp_path / "ck.pt"
+    killed = _FailingFamily(vision_family, fail_after=T + 2)  # dies inside the second outer epoch
+    with pytest.raises(_Interrupt):
+        retrain(killed, cfg, torch.Generator().manual_seed(4), checkpoint=ck)
+    resumed = retrain(vision_family, cfg, torch.Generator().manual_seed(4), checkpoint=ck)
+    assert [h["task"] for h in resumed.history] == [h["task"] for h in full.history]
+    sa, sb = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("outer", ["interpolate", "adam"])
+def test_reptile_outer_steps_move_toward_the_inner_solution(vision_family, outer):
+    """One outer iteration with eps = 1 (interpolation) lands on phi; the official Adam step
+    with the pseudo-gradient (theta - phi)/T moves every weight by about lr toward phi."""
+    from empirics import _trainer
+
+    cfg = StageConfig(method="reptile", epochs=1, lr=1.0 if outer == "interpolate" else 1e-3,
+                      reptile_inner_steps=2, reptile_outer=outer)
+    theta = vision_family.init_model(torch.Generator().manual_seed(0))
+    res = retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    # the phi of this run: the same inner loop by hand from the same generator state
+    g = torch.Generator().manual_seed(0)
+    model = vision_family.init_model(g)
+    t = int(torch.randperm(len(vision_family.retrain_tasks()), generator=g)[0])
+    inner = torch.optim.SGD(model.parameters(), lr=cfg.reptile_inner_lr)
+    model.train()
+    for i, batch in enumerate(vision_family.retrain_tasks()[t].batches("train", g)):
+        inner.zero_grad()
+        vision_family.loss(model, batch).backward()
+        inner.step()
+        if i + 1 == cfg.reptile_inner_steps:
+            break
+    phi = dict(model.named_parameters())
+    start = dict(theta.named_parameters())
+    for name, p in res.model.named_parameters():
+        step, toward = p.detach() - start[name].detach(), phi[name].detach() - start[name].detach()
+        if outer == "interpolate":
+            assert torch.allclose(p, phi[name], atol=1e-6), name
+        else:
+            # Adam's first step is lr * g / (|g| + 1e-8) = lr toward phi, for |g| >> 1e-8
+            moved = toward.abs() > 1e-4
+            assert torch.all(torch.sign(step[moved]) == torch.sign(toward[moved])), name
+            assert torch.allclose(step[moved].abs(), torch.full_like(step[moved], 1e-3), rtol=1e-2), name
+    assert _trainer.STEP_ACCOUNTING == ("round", "batch")
+
+
+@pytest.mark.parametrize("step_per", ["round", "batch"])
+def test_step_accounting_counts_one_step_per_round_or_per_task_batch(vision_family, monkeypatch, step_per):
+    from empirics import _trainer
+
+    calls = []
+    real = _trainer._step
+
+    def counting(loop, opt, sched, batches, tasks=None):
+        calls.append(list(range(len(batches))) if tasks is None else list(tasks))
+        return real(loop, opt, sched, batches, tasks)
+
+    monkeypatch.setattr(_trainer, "_step", counting)
+    T = len(vision_family.retrain_tasks())
+    rounds = max(t.num_batches("train") for t in vision_family.retrain_tasks())
+    cfg = StageConfig(method="last-layer-ml", epochs=2, lr=1e-3, optimizer="adam", step_per=step_per,
+                      schedule="linear")
+    res = retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    if step_per == "round":
+        assert calls == [list(range(T))] * (2 * rounds)
+    else:  # one step per task batch, tasks in turn
+        assert calls == [[t] for t in range(T)] * (2 * rounds)
+    assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_no_augment_still_seeds_the_mixer_dropout_from_the_run_generator():
+    from empirics.real._vision import _SEED_BOUND
+
+    arrays = _fixtures.random_vision_arrays(np.random.default_rng(0), n_train=40, n_test=20)
+    fam = VisionFamily(_vision_data.build_vision_tasks(arrays), batch_size=8, dim=8, augment=False)
+    task = fam.retrain_tasks()[0]
+    assert task.transform is not None
+    x, y = task.train
+    out, _ = task.transform((x, y), torch.Generator().manual_seed(7))
+    expected = int(torch.randint(_SEED_BOUND, (1,), generator=torch.Generator().manual_seed(7)))
+    assert fam._device_generator(x.device).initial_seed() == expected
+    assert torch.equal(out, fam._prepare(x))  # no crop, no flip: only scaled and normalised
+    # training: same seed -> same run; another seed's dropout stream differs even from equal weights
+    model = fam.init_model(torch.Generator().manual_seed(0)).train()
+    losses = []
+    for s in (1, 1, 2):
+        batch = task.transform((x, y), torch.Generator().manual_seed(s))
+        losses.append(fam.loss(model, batch))
+    assert torch.equal(losses[0], losses[1]) and not torch.equal(losses[0], losses[2])
+
+
+def test_official_step_accounting_reaches_the_stage_configs():
+    cfg = _run.RunConfig(**dict(TINY_VISION, step_accounting="official"))
+    assert _run._stage_configs(cfg, "sr", 4)[0].step_per == "batch"
+    assert _run._stage_configs(cfg, "lora-ml", 4)[0].step_per == "round"
+    assert _run._stage_configs(_run.RunConfig(**TINY_VISION), "sr", 4)[0].step_per == "round"
+    lang = dataclasses.replace(_run.LANGUAGE_PAPER, step_accounting="official")
+    assert {_run._stage_configs(lang, m, 4)[0].step_per for m in ("sr", "lora-ml", "last-layer-ml")} == {"batch"}
+    rt = _run._stage_configs(_run.LANGUAGE_PAPER, "reptile", 4)[0]
+    # the official language Reptile: a fresh AdamW at the retraining lr for every task visit
+    assert (rt.reptile_inner_optimizer, rt.reptile_inner_lr) == ("adamw", 5e-5)
+    assert "shuffled" in _run.reptile_text(cfg) and "official" in _run.steps_text(cfg)
+
+
+# -- units, resume and the command line --------------------------------------------------------
+
+def test_units_are_keyed_by_their_full_configuration(tmp_path):
+    from landscape.executor import ConfigMismatch
+
+    base = dict(TINY_VISION, retrain=("last-layer-ml",), peft=("last-layer",), epochs=1)
+    rec = _run.run_vision(tmp_path, **base)
+    assert rec["rows"][0]["seeds"] == [3]
+    unit = tmp_path / "units" / "last-layer-ml_seed3.json"
+    before = unit.read_bytes()
+    with pytest.raises(ConfigMismatch):  # other settings, same folder: refused before any work
+        _run.run_vision(tmp_path, **dict(base, epochs=2))
+    with pytest.raises(ConfigMismatch):
+        _run.run(_run.RunConfig(**dict(base, width=16)), tmp_path, compute=False)
+    assert unit.read_bytes() == before
+    # another seed or a note does not change the existing unit's key
+    rec2 = _run.run_vision(tmp_path, **dict(base, seeds=(3, 4), note="two seeds"))
+    assert rec2["rows"][0]["seeds"] == [3, 4] and unit.read_bytes() == before
+    assert [u.key for u in _run.make_units(_run.RunConfig(**dict(base, seeds=(3, 4))))] == [
+        "last-layer-ml_seed3", "last-layer-ml_seed4"]
+
+
+def _cli(argv, capsys):
+    from empirics.real.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("bad", [["--device", "tpu"], ["--batch-size", "0"], ["--max-per-task", "-5"],
+                                 ["--epochs", "0"], ["--lr", "nan"], ["--seed", "-1"], ["--workers", "0"],
+                                 ["--data-root", "MISSING"], ["--ray-address", "auto"]])
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, bad):
+    out = tmp_path / "out"
+    bad = [str(tmp_path / "none") if a == "MISSING" else a for a in bad]
+    dataset = [] if "--data-root" in bad else ["--dataset", "random"]
+    rc, err = _cli(["vision", *dataset, "--width", "8", "--out", str(out), *bad], capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert not out.exists()
+
+
+def test_cli_invalid_out_and_changed_settings_exit_2(tmp_path, capsys):
+    afile = tmp_path / "file.json"
+    afile.write_text("[]")
+    tiny = ["vision", "--dataset", "random", "--seed", "1", "--epochs", "1", "--finetune-epochs", "1", "--width", "8",
+            "--batch-size", "16", "--retrain", "last-layer-ml", "--peft", "last-layer", "--quiet"]
+    rc, err = _cli([*tiny, "--out", str(afile)], capsys)
+    assert rc == 2 and len(err) == 1 and afile.read_text() == "[]"
+    out = tmp_path / "run"
+    assert _cli([*tiny, "--out", str(out)], capsys)[0] == 0
+    record = (out / "vision_record.json").read_bytes()
+    rc, err = _cli([*tiny, "--lr", "0.01", "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1 and "another configuration" in err[0]
+    assert (out / "vision_record.json").read_bytes() == record
+
+
+def test_paired_difference_is_a_paired_t_test():
+    from scipy import stats
+
+    a = {1: 0.80, 2: 0.84, 3: 0.79, 4: 0.83, 5: 0.81}
+    b = {1: 0.78, 2: 0.80, 3: 0.79, 4: 0.80, 5: 0.77, 6: 0.99}  # seed 6 has no partner
+    c = _run.paired_difference(a, b)
+    d = np.array([a[s] - b[s] for s in range(1, 6)])
+    assert c["seeds"] == [1, 2, 3, 4, 5] and np.allclose(c["differences"], d)
+    assert c["mean"] == pytest.approx(d.mean()) and c["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(5))
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(5))
+    assert c["t"] == pytest.approx(t) and c["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), 4))
+    # pairing matters: the unpaired test of the same numbers is much weaker here
+    assert stats.ttest_ind(list(a.values()), list(b.values())[:5]).pvalue > c["p_value"]
+    one = _run.paired_difference({1: 0.8}, {1: 0.7})
+    assert one["n"] == 1 and np.isnan(one["se"]) and np.isnan(one["p_value"])
+
+
+def test_summary_prints_paper_numbers_and_paired_comparisons(tmp_path):
+    rec = _run.run_vision(tmp_path, **dict(TINY_VISION, seeds=(1, 2), epochs=1))
+    text = _run.format_summary(rec)
+    assert "86.09 ± 0.35" in text and "72.55 ± 0.39" in text  # the paper's Table 1 beside ours
+    labels = [(c["row"], c["baseline"]) for c in rec["comparisons"]]
+    assert ("LoRA-ML", "SR + LoRA") in labels and ("Last-Layer-ML", "Reptile + Last-Layer") in labels
+    c = rec["comparisons"][0]
+    by = {r["row"]: r for r in rec["rows"]}
+    want = [by["LoRA-ML"]["per_seed"]["accuracy"][s] - by["SR + LoRA"]["per_seed"]["accuracy"][s] for s in ("1", "2")]
+    assert np.allclose(c["accuracy"]["differences"], want)
+    assert "paired t-test" in text
+
+
+# -- language protocol: heads with LoRA, float32 scoring, chunked forwards ----------------------
+
+def _language_family(d, **kw):
+    cfg = _run.RunConfig(experiment="language", batch_size=4, model=str(d / "bert"), valid_file=str(d / "valid.txt"),
+                         map_dir=str(d / "maps"), n_test=1, n_retrain=2, max_length=24)
+    return _run.build_family(dataclasses.replace(cfg, **kw), verbose=False)
+
+
+def test_hits_at_1_shares_ties_instead_of_always_missing_the_last_candidate():
+    from empirics.real._text import hits_at_1
+
+    scores = torch.tensor([[0.0] * 20, [0.0] * 19 + [1.0], [1.0] + [0.0] * 19, [2.0, 2.0] + [0.0] * 17 + [2.0]])
+    answer = torch.full((4,), 19)  # the true reply is last, as in the data files
+    assert hits_at_1(scores, answer).tolist() == pytest.approx([1 / 20, 1.0, 0.0, 1 / 3])
+    assert (scores.argmax(1) == answer).tolist() == [False, True, False, False]  # argmax: ties always miss
+
+
+def test_language_scoring_is_float32_inside_bf16_autocast(language_files):
+    fam = _language_family(language_files)
+    model = fam.init_model(torch.Generator().manual_seed(0)).eval()
+    task = fam.test_task()
+    plain = fam.evaluate(model, task, "test")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = fam.evaluate(model, task, "test")
+        batch = {k: v[:2] for k, v in task.test.items()}
+        bf16_logits = model(**{k: batch[k].reshape(-1, batch[k].shape[-1]) for k in ("input_ids", "attention_mask")})
+    assert inside == plain  # bitwise: the scoring forward ignores the bf16 autocast
+    assert bf16_logits.dtype == torch.bfloat16  # negative control: without the guard the logits are bf16
+
+
+def test_chunked_forward_equals_the_whole_batch_without_dropout(language_files):
+    fam = _language_family(language_files)
+    batch = next(fam.retrain_tasks()[0].batches("train", torch.Generator().manual_seed(0)))
+    batch = {k: v for k, v in batch.items() if k != "dropout_seed"}
+    grads, losses = [], []
+    for chunk in (None, 7):
+        fam.chunk_sequences = chunk
+        model = fam.init_model(torch.Generator().manual_seed(0))
+        model.eval()  # no dropout: the chunked and whole forwards compute the same function
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.training = True  # checkpointing is used for training forwards only
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        loss = fam.loss(model, batch)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    assert set(grads[0]) == set(grads[1]) and all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5)
+                                                  for n in grads[0])
+
+
+def test_lora_ml_with_per_task_heads_composes_adapter_sets(language_files):
+    from empirics._trainer import FINETUNE_ADAPTER, LoraHeadSet, finetune
+
+    fam = _language_family(language_files)
+    base = fam.init_model(torch.Generator().manual_seed(0))
+    names = [task_adapter_name(t) for t in range(len(fam.retrain_tasks()))]
+    ad = fam.attach_lora_heads(base, names, rank=2, stage="retrain", generator=torch.Generator().manual_seed(1))
+    assert isinstance(ad, LoraHeadSet)
+    with torch.no_grad():  # lora_B starts at zero; move it so that lora_A receives gradient too
+        for n in names:
+            for p in ad.lora.adapter_parameters(n):
+                p.add_(0.01)
+    gen = torch.Generator().manual_seed(2)
+    for t, task in enumerate(fam.retrain_tasks()):
+        ad.activate(names[t])
+        # backward before the next activate, as the trainer does: a checkpointed chunk is
+        # recomputed in the backward pass with the adapter active at that time
+        fam.loss(ad.model, next(task.batches("train", gen))).backward()
+    for n in names:  # every task's LoRA and head get gradient, and heads are not LoRA-adapted
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ad.adapter_parameters(n)), n
+        assert not any("lora" in k for k, _ in ad.heads.switch.heads[n].named_parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in ad.base_parameters())
+    stripped = ad.strip()
+    assert isinstance(stripped.head, torch.nn.Sequential) and not any("lora" in k for k in stripped.state_dict())
+    # retraining and fine-tuning through the trainer: fresh head + LoRA, base frozen
+    cfg = StageConfig("lora-ml", epochs=1, lr=1e-3, rank=2, optimizer="adamw", lora_heads=True)
+    res = retrain(fam, cfg, torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in res.model.state_dict().items()}
+    ft = finetune(fam, res.model, StageConfig("lora", epochs=1, lr=1e-2, rank=2, optimizer="adamw", lora_heads=True),
+                  torch.Generator().manual_seed(3))
+    head = ft.adapters.heads.switch.heads[FINETUNE_ADAPTER]
+    fresh = fam.new_head(res.model, torch.Generator().manual_seed(3))
+    assert any(not torch.equal(a, b) for a, b in zip(head.state_dict().values(), fresh.state_dict().values()))
+    assert all(torch.equal(before[k], v) for k, v in res.model.state_dict().items())  # base untouched
+
+
+def test_language_defaults_follow_the_official_code():
+    lang = _run.LANGUAGE_PAPER
+    assert (lang.lora_ml_heads, lang.finetune_head, lang.persona_selection) == (True, True, "official")
+    rt, ft = _run._stage_configs(lang, "lora-ml", 10)
+    assert rt.lora_heads and ft["lora"].lora_heads
+    _, ft_sr = _run._stage_configs(lang, "sr", 10)
+    assert ft_sr["lora"].lora_heads and not ft_sr["last-layer"].lora_heads
+    vis = _run.VISION_PAPER
+    assert not vis.lora_ml_heads and not vis.finetune_head
+    assert "lora_ml_heads" not in _run.unit_config(vis, "sr", 1)["run"]  # earlier vision units stay valid
+    with pytest.raises(ValueError, match="fresh head"):
+        dataclasses.replace(lang, finetune_head=False)
+    assert not dataclasses.replace(lang, lora_ml_heads=False, finetune_head=False).finetune_head
+
+
+def test_chunked_training_forward_keeps_only_the_chunk_inputs_for_backward(language_files):
+    """The memory bound of a CPU language step: with chunking, the autograd graph holds
+    only each chunk's inputs (recomputed in backward), not the encoder's activations."""
+    fam = _language_family(language_files)
+    batch = next(fam.retrain_tasks()[0].batches("train", torch.Generator().manual_seed(0)))
+    saved = {}
+    for chunk in (None, 8):
+        fam.chunk_sequences = chunk
+        model = fam.init_model(torch.Generator().manual_seed(0)).train()
+        total = [0]
+
+        def pack(t, total=total):
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = fam.loss(model, batch)
+        loss.backward()
+        saved[chunk] = total[0]
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert saved[8] < 0.1 * saved[None], saved

@@ -30,7 +30,7 @@ __all__ = [
     "CONVAI2_DIR", "Turn", "Episode", "PersonaTask", "PersonaSplit", "RETRAIN_SOURCE_NOTE",
     "read_parlai_self_original", "read_xpersona_json", "regenerate_candidates",
     "normalize_persona_sentence", "load_persona_map", "assign_clusters", "cluster_tasks",
-    "build_persona_split",
+    "build_persona_split", "official_persona_tasks", "official_persona_sentence", "PERSONA_SELECTIONS",
 ]
 
 CONVAI2_DIR = SHARED_DATA / "convai2"
@@ -97,6 +97,8 @@ class PersonaTask:
     heldout: list
     n_train_dialogues: int = 0
     n_heldout_dialogues: int = 0
+    #: the (sorted) persona sentence lists of its dialogues, as the reader that formed it keys them
+    personas: frozenset = frozenset()
 
     @property
     def name(self) -> str:
@@ -264,7 +266,9 @@ def cluster_tasks(episodes: list, clusters: list, heldout_dialogues: int) -> lis
             continue
         tr, ho = eps[:-heldout_dialogues], eps[-heldout_dialogues:]
         tasks.append(PersonaTask(cid, [t for e in tr for t in e.turns], [t for e in ho for t in e.turns],
-                                 len(tr), len(ho)))
+                                 len(tr), len(ho),
+                                 frozenset(tuple(sorted(normalize_persona_sentence(x) for x in e.persona))
+                                           for e in eps)))
     tasks.sort(key=lambda t: (-len(t.train), t.cluster))
     return tasks
 
@@ -283,13 +287,110 @@ def _episodes_with_clusters(path: Path, split: str, map_dir: Path, assignment: P
     return episodes, clusters, f"{split}_persona_map (normalised match)"
 
 
+#: Persona selections of :func:`build_persona_split`.
+PERSONA_SELECTIONS = ("official", "normalized")
+
+
+def official_persona_sentence(text: str) -> str:
+    """A persona sentence as the official reader keeps it (``conv_utils.read_langs``): the
+    text between the first and second ``:`` of ``your persona: ...`` minus its first and
+    last character (the space after the colon and, normally, the final period).
+    ``text`` is what follows ``your persona:`` (leading space stripped, as our reader does)."""
+    return (" " + text).split(":")[0][1:-1]
+
+
+def official_persona_tasks(episodes: list, persona_map: dict, heldout_dialogues: int) -> list:
+    """Persona tasks exactly as the official ConvAI2 reader forms and ranks them.
+
+    ``conv_utils.file_to_dict_lists`` (official code): episodes are grouped by their
+    sorted persona sentences (:func:`official_persona_sentence`); the LAST episode of the
+    file is never stored (the reader flushes an episode only when the next one starts); a
+    persona group joins cluster ``c`` when its sorted sentence list equals one listed for
+    ``c`` in the PAML map (exact strings, no normalisation; the last matching cluster
+    wins), otherwise cluster 0; clusters with at most one dialogue are dropped, and then
+    cluster 0 itself (so personas written e.g. with contractions are lost); the last
+    ``heldout_dialogues`` dialogues of each cluster are held out; clusters are ranked by
+    their number of training turns with ``np.flip(np.argsort(...))``.
+    """
+    groups: dict[tuple, list] = {}
+    for ep in episodes[:-1]:  # the official reader never stores the file's last episode
+        key = tuple(sorted(official_persona_sentence(x) for x in ep.persona))
+        groups.setdefault(key, []).append(ep)
+    lookup = [(cid, [list(p) for p in personas]) for cid, personas in persona_map.items()]
+    clusters: dict[int, list] = {}
+    keys: dict[int, set] = {}
+    for key, eps in groups.items():
+        cid = 0
+        for c, personas in lookup:
+            if list(key) in personas:
+                cid = c
+        clusters.setdefault(int(cid), []).extend(eps)
+        keys.setdefault(int(cid), set()).add(key)
+    clusters = {c: eps for c, eps in clusters.items() if len(eps) > 1}
+    clusters.pop(0, None)
+    tasks = []
+    for cid, eps in clusters.items():
+        tr, ho = eps[:-heldout_dialogues], eps[-heldout_dialogues:]
+        tasks.append(PersonaTask(cid, [t for e in tr for t in e.turns], [t for e in ho for t in e.turns],
+                                 len(tr), len(ho), frozenset(keys[cid])))
+    order = np.flip(np.argsort([len(t.train) for t in tasks]))
+    return [tasks[i] for i in order]
+
+
+def _official_split(valid_file: Path, train_file, map_dir: Path, n_test: int, n_retrain: int) -> PersonaSplit:
+    if valid_file.suffix == ".json" or valid_file.name.endswith(".json.gz"):
+        raise ValueError(f"{valid_file.name}: the official persona selection reads ParlAI self_original files; "
+                         "use persona_selection='normalized' for Xpersona JSON")
+    eps = read_parlai_self_original(valid_file)
+    vmap = load_persona_map(map_dir / "valid_persona_map")
+    ranked = official_persona_tasks(eps, vmap, TEST_HELDOUT_DIALOGUES)
+    if len(ranked) < n_test:
+        raise ValueError(f"{valid_file}: only {len(ranked)} persona clusters, need {n_test}")
+    test = ranked[:n_test]
+    source = {"valid_file": valid_file.name, "selection": "official",
+              "valid_clusters_from": "valid_persona_map (exact strings; cluster 0 and unmatched dropped)"}
+    if train_file is not None:
+        teps = read_parlai_self_original(Path(train_file))
+        retrain = official_persona_tasks(teps, load_persona_map(map_dir / "train_persona_map"),
+                                         RETRAIN_HELDOUT_DIALOGUES)[:n_retrain]
+        source.update(train_file=Path(train_file).name, retrain_ranks=f"0-{len(retrain) - 1} of the train file")
+        note = (f"Retraining on train-file persona clusters {[t.cluster for t in retrain]} (official reader ranks "
+                f"0-{len(retrain) - 1}, {RETRAIN_HELDOUT_DIALOGUES} dialogues held out for validation), fine-tuning "
+                f"on valid-file clusters {[t.cluster for t in test]} (official reader ranks 0-{n_test - 1}).")
+    else:
+        # never retrain on the paper's 10 test personas, also when a reduced run tests on fewer
+        reserved = max(n_test, min(N_TEST_PERSONAS, len(ranked) - n_retrain))
+        retrain_ranked = official_persona_tasks(eps, vmap, RETRAIN_HELDOUT_DIALOGUES)
+        reserved_ids = {t.cluster for t in ranked[:reserved]}
+        retrain = [t for t in retrain_ranked if t.cluster not in reserved_ids][:n_retrain]
+        source.update(train_file=None, reserved_test_clusters=sorted(reserved_ids),
+                      retrain_clusters="official-reader valid-file clusters ranked after the reserved test ones")
+        note = (f"Test personas: valid-file clusters {[t.cluster for t in test]} (the official reader's ranks "
+                f"0-{n_test - 1}: exact persona strings, cluster 0 dropped, {TEST_HELDOUT_DIALOGUES} dialogues "
+                f"held out). Retraining: valid-file clusters {[t.cluster for t in retrain]}, disjoint from the "
+                f"reserved test clusters {sorted(reserved_ids)}. " + RETRAIN_SOURCE_NOTE)
+    source.update(test_clusters=[t.cluster for t in test], retrain_clusters_used=[t.cluster for t in retrain])
+    return PersonaSplit(retrain=retrain, test=test, note=note, source=source)
+
+
 def build_persona_split(valid_file: str | os.PathLike | None = None, *,
                         train_file: str | os.PathLike | None = None,
                         map_dir: str | os.PathLike | None = None,
                         assignment: str | os.PathLike | None = None,
                         n_test: int = N_TEST_PERSONAS, n_retrain: int = N_RETRAIN_PERSONAS,
-                        rng: np.random.Generator | None = None) -> PersonaSplit:
+                        rng: np.random.Generator | None = None, selection: str = "official") -> PersonaSplit:
     """The retraining and test persona tasks.
+
+    ``selection="official"`` (default) forms the tasks as the official reader does
+    (:func:`official_persona_tasks`: exact persona strings, cluster 0 dropped): the test
+    personas are its ranks ``0..n_test-1`` on the valid file (``lora.sh``:
+    ``--persona_nums_rng 0 9 --num_valid 2``); retraining uses the train file's ranks
+    ``0..n_retrain-1`` when one is given (``lora-ml.sh``), else the valid file's clusters
+    ranked after the 10 reserved test clusters. Every split checks that no persona of a
+    test task occurs in a retraining task, and its ``note`` and ``source`` name the
+    clusters used for what. ``selection="normalized"`` is this package's earlier
+    reading (normalised persona match with an overlap fallback, contractions expanded),
+    which keeps more dialogues but agrees with the official test personas in 1 of 10.
 
     Parameters
     ----------
@@ -309,10 +410,16 @@ def build_persona_split(valid_file: str | os.PathLike | None = None, *,
         ``persona_cluster_assignment.json`` (used for the Xpersona JSON files).
     rng : numpy.random.Generator, optional
         Draws regenerated candidates for JSON input (default: a fixed ``default_rng(0)``).
+    selection : {"official", "normalized"}
     """
+    if selection not in PERSONA_SELECTIONS:
+        raise ValueError(f"persona selection must be one of {PERSONA_SELECTIONS}, got {selection!r}")
     valid_file = Path(valid_file) if valid_file is not None else DEFAULT_VALID_FILE
     map_dir = Path(map_dir) if map_dir is not None else DEFAULT_MAP_DIR
     assignment = Path(assignment) if assignment is not None else DEFAULT_ASSIGNMENT
+    if selection == "official":
+        split = _official_split(valid_file, train_file, map_dir, n_test, n_retrain)
+        return _checked(split, train_file)
     rng = np.random.default_rng(0) if rng is None else rng
     eps, clusters, how = _episodes_with_clusters(valid_file, "valid", map_dir, assignment, rng)
     test_ranked = cluster_tasks(eps, clusters, TEST_HELDOUT_DIALOGUES)
@@ -336,8 +443,20 @@ def build_persona_split(valid_file: str | os.PathLike | None = None, *,
         retrain = ranked[:n_retrain]
         note = RETRAIN_SOURCE_NOTE
         source.update(train_file=None, retrain_clusters="valid-file clusters ranked after the test ones")
-    if len(retrain) < 1:
+    source.update(selection="normalized", test_clusters=[t.cluster for t in test],
+                  retrain_clusters_used=[t.cluster for t in retrain])
+    note = (f"Test personas: valid-file clusters {[t.cluster for t in test]} (normalised persona match); "
+            f"retraining clusters {[t.cluster for t in retrain]}. " + note)
+    return _checked(PersonaSplit(retrain=retrain, test=test, note=note, source=source), train_file)
+
+
+def _checked(split: PersonaSplit, train_file) -> PersonaSplit:
+    """Refuse a split whose retraining tasks share a cluster or a persona with the test tasks."""
+    if len(split.retrain) < 1:
         raise ValueError("no retraining persona tasks could be formed")
-    if {t.cluster for t in retrain} & {t.cluster for t in test} and train_file is None:
+    if train_file is None and {t.cluster for t in split.retrain} & {t.cluster for t in split.test}:
         raise AssertionError("retraining and test personas overlap")
-    return PersonaSplit(retrain=retrain, test=test, note=note, source=source)
+    shared = set().union(*(t.personas for t in split.retrain)) & set().union(*(t.personas for t in split.test))
+    if shared:
+        raise AssertionError(f"{len(shared)} test persona(s) also in the retraining tasks")
+    return split

