@@ -699,3 +699,152 @@ def run_group(cfg, family, method: str, seeds, *, compile: bool = False, progres
         u["wall_s"] = wall / len(seeds)
         u["group"] = {"seeds": seeds, "retrain_wall_s": rt_wall, "finetune_wall_s": ft_walls, "wall_s": wall}
     return units
+
+
+# ------------------------------------------------------------------------------------------
+# units and the run of a whole table
+# ------------------------------------------------------------------------------------------
+
+_FAMILIES: dict = {}
+
+
+def _config_from_dict(d: dict):
+    from ._run import RunConfig
+
+    d = dict(d)
+    for k in ("seeds", "retrain", "peft"):
+        d[k] = tuple(d[k])
+    return RunConfig(**d)
+
+
+def _family_for(cfg):
+    """The vision family of ``cfg``, built once per process (data loading and decoding)."""
+    import dataclasses
+
+    from ._run import _config_key, build_family
+
+    key = (_config_key(cfg), str(cfg.device))
+    if key not in _FAMILIES:
+        _FAMILIES.clear()  # one data set resident at a time
+        _FAMILIES[key] = build_family(dataclasses.replace(cfg), verbose=False)
+    return _FAMILIES[key]
+
+
+def batched_unit(config: dict, method: str, seeds: list, compile: bool = False) -> list:
+    """Unit function (:class:`landscape.executor.Unit`): one (method, seed group) of ``config``
+    (a ``RunConfig`` as a dict), trained by :func:`run_group`; returns the per-seed units."""
+    cfg = _config_from_dict(config)
+    if cfg.experiment != "vision":
+        raise ValueError("the batched engine runs the vision experiment only")
+    return run_group(cfg, _family_for(cfg), method, seeds, compile=compile)
+
+
+def seed_groups(seeds, group_size: int | None) -> list:
+    """Consecutive groups of at most ``group_size`` seeds (``None``: all in one group)."""
+    seeds = list(seeds)
+    if group_size is None or group_size >= len(seeds):
+        return [seeds] if seeds else []
+    if group_size < 1:
+        raise ValueError(f"group size must be >= 1, got {group_size}")
+    return [seeds[i:i + group_size] for i in range(0, len(seeds), group_size)]
+
+
+def _seed_unit_done(out, method: str, seed: int, key: str) -> bool:
+    import json
+
+    from ._run import _unit_path
+
+    p = _unit_path(out, method, seed)
+    if not p.is_file():
+        return False
+    try:
+        return json.loads(p.read_text()).get("config_hash") == key
+    except ValueError:  # a torn file cannot exist (atomic writes); treat as missing anyway
+        return False
+
+
+def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = False,
+                  resume: bool = True) -> list:
+    """The :class:`~landscape.executor.Unit` list of ``cfg`` still to compute in ``out``:
+    one per (retraining method, group of seeds whose per-seed units are missing)."""
+    import dataclasses
+    from pathlib import Path
+
+    from landscape.executor import Resources, Unit
+
+    from ._run import _config_key
+
+    out, key = Path(out), _config_key(cfg)
+    config = dataclasses.asdict(cfg)
+    gpu = 1.0 if str(cfg.device).startswith("cuda") else 0.0
+    units = []
+    for method in cfg.retrain:
+        todo = [s for s in cfg.seeds if not (resume and _seed_unit_done(out, method, s, key))]
+        for group in seed_groups(todo, group_size):
+            units.append(Unit(key=f"{method}_seeds{'-'.join(map(str, group))}", fn=batched_unit,
+                              config={"config": config, "method": method, "seeds": list(group),
+                                      "compile": bool(compile)},
+                              resources=Resources(cpus=1.0, gpus=gpu)))
+    return units
+
+
+def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool = False,
+        resume: bool = True, verbose: bool = True, progress: bool = False,
+        max_units: int | None = None, deadline: float | None = None) -> dict:
+    """Run the vision table of ``cfg`` with the batched engine; write units and the record.
+
+    Each (method, seed group) is a :class:`~landscape.executor.Unit` stored under
+    ``<out>/groups`` (resumable); its per-seed results are written as
+    ``<out>/units/<method>_seed<s>.json``, the files :func:`empirics.real._run.summarize`
+    merges, so records of both engines have one format.
+
+    Parameters
+    ----------
+    max_units : int, optional
+        Stop after this many units (an interrupted run; the next call resumes).
+    deadline : float, optional
+        ``time.monotonic()`` after which no further unit is started.
+    """
+    import dataclasses
+    import json
+    import sys
+    from pathlib import Path
+
+    from landscape.executor import ResultStore, run_units
+
+    from .._records import write_json
+    from ._run import _config_key, _unit_path, summarize
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    family = _family_for(cfg)
+    write_json(out / f"{cfg.experiment}_config.json",
+               {"config": cfg, "family": family.describe(), "engine": "batched",
+                "reader": getattr(family, "reader", None)})
+    store = ResultStore(out / "groups")
+    key = _config_key(cfg)
+    done = 0
+    for unit in planned_units(cfg, out, group_size=group_size, compile=compile, resume=resume):
+        if (max_units is not None and done >= max_units) or (deadline is not None and time.monotonic() > deadline):
+            if verbose:
+                print(f"[vision batched] stopping before {unit.key} (limit reached); rerun to resume",
+                      file=sys.stderr)
+            break
+        if not resume and store.path(unit.key).is_file():
+            store.path(unit.key).unlink()
+        (per_seed,) = run_units([unit], executor=executor, store=store, progress=False)
+        for u in per_seed:
+            u["config_hash"] = key
+            write_json(_unit_path(out, u["retrain"], u["seed"]), u)
+        done += 1
+        if verbose:
+            accs = {p: [round(ts[0]["accuracy"], 4) for ts in [u["finetune"][p] for u in per_seed]]
+                    for p in per_seed[0]["finetune"]}
+            print(f"[vision batched] {unit.key}: fine-tuned accuracy {accs} "
+                  f"({per_seed[0]['group']['wall_s']:.1f} s)", file=sys.stderr)
+    record = summarize(out, cfg, family_description=family.describe())
+    record["engine"] = "batched"
+    record["total_wall_s"] = time.perf_counter() - t0
+    write_json(out / f"{cfg.experiment}_record.json", record)
+    return record

@@ -89,6 +89,12 @@ def add_subcommands(subparsers) -> None:
     v.add_argument("--width", type=int, default=VISION_PAPER.width, help="Mixer width (%(default)s)")
     v.add_argument("--depth", type=int, default=VISION_PAPER.depth, help="Mixer depth (%(default)s)")
     v.add_argument("--no-augment", action="store_true", help="disable random crop / flip")
+    v.add_argument("--engine", choices=("sequential", "batched"), default="sequential",
+                   help="sequential: the PEFT-ML trainer, one seed after another; batched: all seeds of a "
+                        "method and the T tasks of a step in single kernels (empirics.real._batched)")
+    v.add_argument("--group-size", type=int, default=None,
+                   help="batched engine: seeds trained together (default: all)")
+    v.add_argument("--compile", action="store_true", help="batched engine: torch.compile the fused forward")
     v.set_defaults(func=_handle, experiment="vision")
 
     lg = subparsers.add_parser("language", help="pretrained encoder on ConvAI2 persona tasks (Tables 2-3)",
@@ -149,8 +155,16 @@ def _handle(args: argparse.Namespace) -> int:
 
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
-        record = run(cfg, args.out, progress=args.progress, resume=not args.no_resume,
-                     compute=not args.summarize_only)
+        if getattr(args, "engine", "sequential") == "batched" and not args.summarize_only:
+            from ._batched import run as run_batched
+
+            if args.group_size is not None and args.group_size < 1:
+                raise ValueError(f"--group-size must be >= 1, got {args.group_size}")
+            record = run_batched(cfg, args.out, group_size=args.group_size, compile=args.compile,
+                                 resume=not args.no_resume, progress=args.progress)
+        else:
+            record = run(cfg, args.out, progress=args.progress, resume=not args.no_resume,
+                         compute=not args.summarize_only)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
