@@ -144,11 +144,12 @@ class BatchedMixer:
     def _norm(x, name, model: StackedModel):
         w, b = model.base[name + ".weight"], model.base[name + ".bias"]
         shape = (w.shape[0],) + (1,) * (x.dim() - 2) + (w.shape[1],)
-        return F.layer_norm(x, (x.shape[-1],)) * w.view(shape) + b.view(shape)
+        return torch.addcmul(b.view(shape), F.layer_norm(x, (x.shape[-1],)), w.view(shape))
 
     def _dropout(self, x, keep):
-        # the trainer's GeneratorDropout: x * keep / (1 - p)
-        return x if keep is None else x * keep / (1.0 - self.p)
+        # the trainer's GeneratorDropout, x * keep / (1 - p), bit for bit (x * keep is x or 0
+        # exactly), without casting the boolean mask to floats
+        return x if keep is None else torch.where(keep, x, 0.0) / (1.0 - self.p)
 
     def _mlp(self, x, prefix, model, keeps):
         s, t, b, rows, i = x.shape
