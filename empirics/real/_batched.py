@@ -299,23 +299,36 @@ class _Engine:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     # -- one step's inputs from the plan rows of S seeds ---------------------------------
-    def batch(self, data: _Data, rows, tasks_of_seed, dev_gens):
+    def index_steps(self, data: _Data, steps, tasks_of_seed):
+        """Device index and validity tensors ``(steps, S, T, b)`` of a whole epoch (or a
+        Reptile iteration), built on the host and copied once: no per-step transfer.
+
+        ``steps[k][s]``: the step's list over task slots of ``(local indices, batch seed)``;
+        ``tasks_of_seed[k][s]``: the task index of each slot. Short batches are padded to
+        the batch size (constant shapes) and masked out of the loss.
+        """
+        K, S, T = len(steps), len(steps[0]), len(steps[0][0])
+        bmax = max(len(idx) for st in steps for r in st for idx, _ in r)
+        gidx = torch.zeros((K, S, T, bmax), dtype=torch.long)
+        valid = torch.zeros((K, S, T, bmax))
+        for k, st in enumerate(steps):
+            for s in range(S):
+                for j, (idx, _) in enumerate(st[s]):
+                    gidx[k, s, j, :len(idx)] = idx + data.offsets[tasks_of_seed[k][s][j]]
+                    valid[k, s, j, :len(idx)] = 1.0
+        if self.device.type == "cuda":
+            gidx, valid = gidx.pin_memory(), valid.pin_memory()
+        return gidx.to(self.device, non_blocking=True), valid.to(self.device, non_blocking=True)
+
+    def batch(self, data: _Data, rows, gidx, valid, dev_gens):
         """Images, labels, validity mask and dropout masks of one step.
 
         ``rows[s]``: list over the step's task slots of ``(local indices, batch seed)``;
-        ``tasks_of_seed[s]``: the task index of each slot. Device draws follow the
-        trainer: per slot the generator is reseeded and crop/flip drawn, then the dropout
-        masks of every slot, in slot order, continue the generator.
+        ``gidx``, ``valid``: this step's slice of :meth:`index_steps`. Device draws follow
+        the trainer: per slot the generator is reseeded and crop/flip drawn, then the
+        dropout masks of every slot, in slot order, continue the generator.
         """
-        S, T = len(rows), len(rows[0])
-        bmax = max(len(idx) for r in rows for idx, _ in r)
-        gidx = torch.zeros((S, T, bmax), dtype=torch.long)
-        valid = torch.zeros((S, T, bmax))
-        for s in range(S):
-            for j, (idx, _) in enumerate(rows[s]):
-                gidx[s, j, :len(idx)] = idx + data.offsets[tasks_of_seed[s][j]]
-                valid[s, j, :len(idx)] = 1.0
-        gidx, valid = gidx.to(self.device, non_blocking=True), valid.to(self.device, non_blocking=True)
+        S, T, bmax = gidx.shape
         oy = torch.zeros((S, T, bmax), dtype=torch.long, device=self.device)
         ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=self.device)
         shapes = self.net.mask_shapes(1)
@@ -525,9 +538,10 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
             theta = [p.detach().clone() for p in base_list]
             inner = torch.optim.SGD(base_list, lr=cfg.reptile_inner_lr)
             total = torch.zeros(S, dtype=torch.float64, device=dev)
+            steps = [[p[1][k] for p in plans] for k in range(cfg.reptile_inner_steps)]
+            gidx, gvalid = eng.index_steps(data, steps, [[[p[0]] for p in plans]] * len(steps))
             for k in range(cfg.reptile_inner_steps):
-                rows = [p[1][k] for p in plans]
-                x, y, valid, masks = eng.batch(data, rows, [[p[0]] for p in plans], dev_gens)
+                x, y, valid, masks = eng.batch(data, steps[k], gidx[k], gvalid[k], dev_gens)
                 inner.zero_grad(set_to_none=True)
                 loss = eng.losses(model, x, y, valid, masks)[:, 0]
                 loss.sum().backward()
@@ -548,8 +562,10 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
         for epoch in range(1, cfg.epochs + 1):
             plans = [rounds_plan(g, data.sizes, eng.batch_size, eng.augment) for g in gens]
             total = torch.zeros(S, dtype=torch.float64, device=dev)
+            steps = [[p[r] for p in plans] for r in range(rounds)]
+            gidx, gvalid = eng.index_steps(data, steps, [[list(range(T))] * S] * rounds)
             for r in range(rounds):
-                x, y, valid, masks = eng.batch(data, [p[r] for p in plans], [list(range(T))] * S, dev_gens)
+                x, y, valid, masks = eng.batch(data, steps[r], gidx[r], gvalid[r], dev_gens)
                 opt.zero_grad(set_to_none=True)
                 loss = eng.losses(model, x, y, valid, masks)
                 loss.sum().backward()
@@ -618,8 +634,10 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     bar = _bar(cfg.epochs, f"batched finetune-{cfg.method}", progress)
     for _ in range(1, cfg.epochs + 1):
         plans = [rounds_plan(g, data.sizes, eng.batch_size, eng.augment) for g in gens]
+        steps = [[p[r] for p in plans] for r in range(rounds)]
+        gidx, gvalid = eng.index_steps(data, steps, [[[0]] * S] * rounds)
         for r in range(rounds):
-            x, y, valid, masks = eng.batch(data, [p[r] for p in plans], [[0]] * S, dev_gens)
+            x, y, valid, masks = eng.batch(data, steps[r], gidx[r], gvalid[r], dev_gens)
             opt.zero_grad(set_to_none=True)
             eng.losses(model, x, y, valid, masks).sum().backward()
             opt.step()
