@@ -58,8 +58,9 @@ PERSONA_MAPS = ("valid_persona_map", "test_persona_map", "train_persona_map")
 RENDER_RESERVE_S = 20.0
 #: Table 3's LoRA ranks (the paper's).
 TABLE3_RANKS = (1, 4, 8, 16)
-#: Experiment presets. ``paper``: the paper protocol (THEORY.md 9.5). ``tiny``: the same
-#: code paths at toy sizes, for a CPU dry run and the test suite.
+#: Experiment presets. ``paper``: the paper protocol (THEORY.md 9.5). ``reduced``: real data,
+#: small sizes, minutes on a CPU (a dry run of the whole path before a GPU run). ``tiny``:
+#: the same code paths at toy sizes, for the test suite's generated stand-ins.
 SCALES = {
     "paper": {"vision": {}, "language": {}, "table3_ranks": list(TABLE3_RANKS)},
     "tiny": {"vision": {"seeds": [1, 2], "epochs": 1, "finetune_epochs": 1, "width": 8, "batch_size": 4,
@@ -67,6 +68,13 @@ SCALES = {
              "language": {"seeds": [0], "epochs": 1, "finetune_epochs": 1, "n_test": 1, "n_retrain": 2,
                           "max_length": 24, "reptile_outer_epochs": 1, "reptile_inner_steps": 1},
              "table3_ranks": [1, 8]},
+    "reduced": {"vision": {"seeds": [1, 2, 3], "epochs": 2, "finetune_epochs": 2, "width": 64, "batch_size": 64,
+                           "max_per_task": 512, "max_eval_per_task": 256, "reptile_outer_epochs": 1,
+                           "reptile_inner_steps": 5},
+                "language": {"seeds": [0], "epochs": 1, "finetune_epochs": 1, "n_test": 2, "n_retrain": 4,
+                             "max_per_task": 16, "max_eval_per_task": 8, "reptile_outer_epochs": 1,
+                             "reptile_inner_steps": 5},
+                "table3_ranks": [1, 8]},
 }
 
 
@@ -529,7 +537,8 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--budget-s", type=float, default=540.0,
                     help="wall-clock budget of this call in seconds (default %(default)s)")
     rn.add_argument("--scale", choices=tuple(SCALES), default="paper",
-                    help="paper protocol, or tiny sizes for a CPU dry run (default %(default)s)")
+                    help="paper protocol; reduced (real data, CPU minutes) or tiny (test fixtures) for dry runs "
+                         "(default %(default)s)")
     rn.add_argument("--tables", nargs="+", type=int, choices=(1, 2, 3), default=[1, 2, 3])
     rn.add_argument("--max-units", type=int, default=None, help="start at most this many units (then stop)")
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
