@@ -30,7 +30,8 @@ On an accelerator: images stay resident on the device; an epoch's batch indices 
 on the host from the CPU generators and copied once per epoch; training losses, validation
 accuracies and the per-seed best-epoch weights (``torch.where`` on the improvement mask)
 stay on the device, so a stage synchronises with the host once, at its end; bf16 autocast;
-``compile=True`` wraps the fused forward-and-loss in ``torch.compile``.
+``compile=True`` wraps the fused forward-and-loss in ``torch.compile`` (once per process and
+model structure; optional: compilation takes minutes on a small CPU).
 
 Limitation: with ``augment=False`` the sequential trainer's dropout generator is never
 reseeded (every seed shares one stream); this engine draws one dropout seed per batch
@@ -282,18 +283,43 @@ class _Data:
         self.y = torch.cat(list(ys)) if len(ys) > 1 else ys[0]
 
 
+_NETS: dict = {}
+_COMPILED: list = []
+
+
+def _net_for(arch: dict) -> BatchedMixer:
+    """One :class:`BatchedMixer` per architecture (compiled code is reused across stages)."""
+    key = tuple(sorted(arch.items()))
+    if key not in _NETS:
+        _NETS[key] = BatchedMixer(arch)
+    return _NETS[key]
+
+
+def _fused_loss(net, model, x, y, valid, masks, device_type: str, bf16: bool):
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        logits = net.logits(net.patchify(x), model, masks)
+    return task_losses(logits, y, valid)
+
+
+def _compiled_loss():
+    """``torch.compile`` of :func:`_fused_loss`, built once per process: each model
+    structure (shared / per-task LoRA / heads, T = 4 or 1) compiles once, then every stage
+    and seed group reuses it."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_fused_loss, dynamic=False))
+    return _COMPILED[0]
+
+
 class _Engine:
     """Shared machinery of one stage for S seeds: batches, augmentation, masks, eval."""
 
     def __init__(self, family, device, *, bf16: bool, compile: bool = False):
         self.family, self.tasks = family, family.tasks
         self.device = torch.device(device)
-        self.net = BatchedMixer(family.arch)
+        self.net = _net_for(family.arch)
         self.bf16, self.augment = bf16, family.augment
         self.batch_size, self.eval_batch_size = family.batch_size, family.eval_batch_size
-        self._loss = self._loss_impl
-        if compile:
-            self._loss = torch.compile(self._loss_impl, dynamic=False)
+        self.compile = compile
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -369,14 +395,10 @@ class _Engine:
         x = torch.where(flip.reshape(-1)[:, None, None, None], x.flip(-1), x)
         return x.reshape(*lead, c, h, w)
 
-    def _loss_impl(self, model, x, y, valid, masks):
-        with self.autocast():
-            logits = self.net.logits(self.net.patchify(x), model, masks)
-        return task_losses(logits, y, valid)
-
     def losses(self, model, x, y, valid, masks):
         """Per (seed, task-slot) losses ``(S, T)`` of one step."""
-        return self._loss(model, x, y, valid, masks)
+        fn = _compiled_loss() if self.compile else _fused_loss
+        return fn(self.net, model, x, y, valid, masks, self.device.type, self.bf16)
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
