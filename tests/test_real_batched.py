@@ -3,6 +3,7 @@ PEFT-ML trainer: one fused forward equals the per-task sum of the trainer's loss
 gradients) for the same weights; S seeds batched equal S single-seed runs; a single seed
 equals the trainer's whole protocol (retraining, best epoch, fine-tuning)."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -183,3 +184,17 @@ def test_run_resumes_per_seed_and_summarizes(family, tmp_path, monkeypatch):
     assert [r["row"] for r in rec["rows"]] == ["LoRA-ML", "SR + LoRA", "SR + Last-Layer"]
     assert all(r["seeds"] == [1, 2] for r in rec["rows"])
     assert _batched.planned_units(cfg, tmp_path) == []
+
+
+def test_cli_engine_batched_runs_and_rejects_a_bad_group_size(tmp_path, capsys):
+    from empirics.real.cli import main
+
+    argv = ["vision", "--dataset", "random", "--engine", "batched", "--seeds", "1", "2", "--epochs", "1",
+            "--finetune-epochs", "1", "--width", "8", "--batch-size", "32", "--retrain", "last-layer-ml",
+            "--peft", "last-layer"]
+    assert main([*argv, "--group-size", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    assert main([*argv, "--out", str(tmp_path / "ok")]) == 0
+    assert "Last-Layer-ML" in capsys.readouterr().out
+    rec = json.loads((tmp_path / "ok" / "vision_record.json").read_text())
+    assert rec["engine"] == "batched" and rec["rows"][0]["seeds"] == [1, 2]
