@@ -10,7 +10,7 @@ best-epoch validation included) for S seeds, in the same process:
 
 Both consume the same generators and produce the same weights (tests/test_real_batched.py);
 the benchmark prints the wall time of each, the ratio batched / sequential and the
-speed-up. Images are random pixels in the CIFAR-10 shape (the cost does not depend on
+speed-up, and the ratio of process CPU times (steadier than wall time on a shared machine). Images are random pixels in the CIFAR-10 shape (the cost does not depend on
 their content), so no data set is needed.
 
 Usage::
@@ -75,17 +75,18 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
                                compile=compile)
         retrain(family, dataclasses.replace(rt, epochs=1), stage_generator(seeds[0], 0))
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for s in seeds:
         retrain(family, rt, stage_generator(s, 0))
     _sync(device)
-    seq = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    seq, seq_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     _batched.retrain_group(family, rt, [stage_generator(s, 0) for s in seeds], compile=compile)
     _sync(device)
-    bat = time.perf_counter() - t0
+    bat, bat_cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"method": method, "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
-            "speedup": seq / bat}
+            "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
+            "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
 
 
 def main(argv=None) -> int:
@@ -125,7 +126,8 @@ def main(argv=None) -> int:
         r = bench(m, family, seeds, a.device, bf16, a.compile, warmup=not a.no_warmup)
         rows.append(r)
         print(f"{m:14s} sequential {r['sequential_s']:8.2f} s  batched {r['batched_s']:8.2f} s  "
-              f"ratio batched/sequential {r['ratio_batched_over_sequential']:.3f}  (speed-up {r['speedup']:.2f}x)")
+              f"ratio batched/sequential {r['ratio_batched_over_sequential']:.3f}  (speed-up {r['speedup']:.2f}x; "
+              f"process CPU time ratio {r['cpu_ratio_batched_over_sequential']:.3f})")
     if a.out:
         from empirics._records import provenance, write_json
 

@@ -138,7 +138,9 @@ class BatchedMixer:
         y = torch.baddbmm(b.unsqueeze(1), x.reshape(s, t * m, i), w.transpose(1, 2)).view(s, t, m, -1)
         if model.lora is not None and name in model.lora:
             a, bb = model.lora[name]  # (S, T', r, in), (S, T', out, r) with T' in {1, T}
-            y = y + torch.matmul(torch.matmul(x, a.transpose(-1, -2)), bb.transpose(-1, -2)) * model.lora_scaling
+            low = torch.matmul(torch.matmul(x, a.transpose(-1, -2)), bb.transpose(-1, -2))
+            # in place: baddbmm's backward does not read its output; x * 1.0 == x exactly
+            y = y.add_(low if model.lora_scaling == 1.0 else low * model.lora_scaling)
         return y
 
     @staticmethod
