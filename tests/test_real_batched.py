@@ -198,3 +198,12 @@ def test_cli_engine_batched_runs_and_rejects_a_bad_group_size(tmp_path, capsys):
     assert "Last-Layer-ML" in capsys.readouterr().out
     rec = json.loads((tmp_path / "ok" / "vision_record.json").read_text())
     assert rec["engine"] == "batched" and rec["rows"][0]["seeds"] == [1, 2]
+
+
+def test_unsupported_stage_options_are_refused(family):
+    from empirics._trainer import StageConfig
+
+    gens = [torch.Generator().manual_seed(0)]
+    for bad in (dict(inner_adapter_steps=2), dict(lora_dropout=0.1)):
+        with pytest.raises(ValueError):
+            _batched.retrain_group(family, StageConfig(method="lora-ml", epochs=1, lr=1e-3, **bad), gens)

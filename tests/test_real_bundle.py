@@ -135,3 +135,20 @@ def test_bad_input_exits_2_with_one_line(packed, tmp_path, capsys):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (argv, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_paper_plan_is_the_paper_protocol(tmp_path):
+    from empirics.real._run import LANGUAGE_PAPER, VISION_PAPER
+
+    plan = bundle._plan(tmp_path / "b", tmp_path / "o", "cuda", "paper", {1, 2, 3},
+                        {"vision": True, "language": True})
+    v = plan["experiments"]["table1"]["config"]
+    assert (v["seeds"], v["width"], v["epochs"], v["batch_size"], v["bf16"]) == (
+        VISION_PAPER.seeds, 512, 100, 256, True)
+    lang = plan["experiments"]["table2"]["config"]
+    assert (lang["seeds"], lang["rank"], lang["epochs"]) == (LANGUAGE_PAPER.seeds, 8, 10)
+    ranks = {k: e for k, e in plan["experiments"].items() if k.startswith("table3")}
+    assert sorted(e["config"]["rank"] for e in ranks.values()) == [1, 4, 8, 16]
+    assert ranks["table3_rank8"]["dir"] == "language" and ranks["table3_rank4"]["dir"] == "table3_rank4"
+    with pytest.raises(bundle.BundleError):
+        bundle._plan(tmp_path / "b", tmp_path / "o", "cuda", "paper", {2}, {"vision": True, "language": False})

@@ -492,6 +492,30 @@ def _history_records(epochs, losses, val_acc, val_loss, tasks_names, extra=None)
     return out
 
 
+#: ``StageConfig`` fields this engine implements; ``checkpoint_every`` / ``progress`` /
+#: ``log_every`` only steer bookkeeping (units are resumed whole, every epoch is logged).
+_SUPPORTED_STAGE_FIELDS = frozenset({
+    "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "rank", "lora_alpha", "lora_dropout",
+    "inner_adapter_steps", "reptile_inner_steps", "reptile_inner_lr", "device", "bf16", "validate_every",
+    "select_best", "log_every", "progress", "checkpoint_every", "schedule", "warmup_fraction"})
+
+
+def _check_supported(cfg) -> None:
+    """Refuse a stage this engine would run differently from the trainer: LoRA dropout,
+    alternating LoRA-ML steps, or a ``StageConfig`` option added after this engine (set
+    away from its default) -- rather than silently diverge."""
+    import dataclasses
+
+    if cfg.inner_adapter_steps:
+        raise ValueError("the batched engine implements joint LoRA-ML steps only (inner_adapter_steps = 0)")
+    if cfg.lora_dropout:
+        raise ValueError("the batched engine implements LoRA without dropout (lora_dropout = 0)")
+    for f in dataclasses.fields(cfg):
+        if f.name not in _SUPPORTED_STAGE_FIELDS and getattr(cfg, f.name) != f.default:
+            raise ValueError(f"the batched engine does not implement StageConfig.{f.name} = "
+                             f"{getattr(cfg, f.name)!r}; use the sequential engine")
+
+
 def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = False):
     """Retrain S seeds of ``cfg.method`` (a :class:`~empirics._trainer.StageConfig`) at once.
 
@@ -507,8 +531,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
     """
     from .._trainer import _ReptileOuter, _make_optimizer, _make_scheduler
 
-    if cfg.inner_adapter_steps:
-        raise ValueError("the batched engine implements joint LoRA-ML steps only (inner_adapter_steps = 0)")
+    _check_supported(cfg)
     eng = _Engine(family, cfg.device, bf16=cfg.bf16, compile=compile)
     dev, S = eng.device, len(gens)
     tasks = eng.tasks
@@ -639,6 +662,7 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     """
     from .._trainer import _make_optimizer, _make_scheduler
 
+    _check_supported(cfg)
     eng = _Engine(family, cfg.device, bf16=cfg.bf16, compile=compile)
     dev, S, tasks = eng.device, len(gens), eng.tasks
     data = _Data([tasks.ft_x], [tasks.ft_y])

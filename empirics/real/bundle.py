@@ -394,10 +394,14 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
         _unpack_model(bundle, out / "work")
     for name, exp in plan["experiments"].items():
         cfg = _config_from(exp["config"], RunConfig)
+        before = len(log)
         if exp["kind"] == "vision":
             _run_vision(cfg, out / exp["dir"], clock, log, progress)
         else:
             _run_language(cfg, out / exp["dir"], clock, log, progress, families)
+        if len(log) > before and exp["kind"] == "vision":
+            # Table 1 is the quick one: its records and table exist even if a later unit is killed
+            render(out, records=merge(out))
     train_s = time.perf_counter() - t0
     records = merge(out)
     render(out, records=records)
