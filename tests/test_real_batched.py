@@ -207,3 +207,13 @@ def test_unsupported_stage_options_are_refused(family):
     for bad in (dict(inner_adapter_steps=2), dict(lora_dropout=0.1)):
         with pytest.raises(ValueError):
             _batched.retrain_group(family, StageConfig(method="lora-ml", epochs=1, lr=1e-3, **bad), gens)
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "sr", "last-layer-ml", "reptile"])
+def test_batched_seeds_retrain_bitwise_equal_weights_on_cpu(family, method):
+    rt, _ = _run._stage_configs(_cfg(), method, len(family.retrain_tasks()))
+    both, _, best_both = _batched.retrain_group(family, rt, [_run.stage_generator(s, 0) for s in (1, 2)])
+    alone, _, best_alone = _batched.retrain_group(family, rt, [_run.stage_generator(2, 0)])
+    assert best_both[1] == best_alone[0]
+    assert all(torch.equal(both[k][1], alone[k][0]) for k in alone)
+    assert not torch.equal(both["patch_embed.weight"][0], both["patch_embed.weight"][1])
