@@ -25,7 +25,6 @@ width 512, batch 256 and 2,048 images per task (timing one epoch after a warm-up
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -628,14 +628,10 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
             bar.update(1)
     bar.close()
     # the stage's one synchronisation: everything logged comes to the host here
-    losses = torch.stack(loss_log).cpu().numpy()
+    losses = torch.stack(loss_log).cpu().numpy() if loss_log else torch.zeros((0, S)).numpy()
     accs = [a.cpu().numpy() if a is not None else None for a in acc_log]
     vls = [v.cpu().numpy() if v is not None else None for v in vloss_log]
     hist = _history_records(epochs, losses, accs, vls, tasks.names, extra=task_log if task_log else None)
-    if cfg.method == "reptile" and cfg.validate_every:
-        pass  # every outer iteration is recorded (the trainer keeps them all)
-    elif not cfg.validate_every:
-        pass
     final = {k: v.detach() for k, v in (best_state if cfg.select_best else base).items()}
     if cfg.select_best:
         be = best_epoch.cpu().tolist()
@@ -697,7 +693,6 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     if not accs:  # zero epochs: the untouched fresh adapter
         tot, cor = eng.evaluate(model, tasks.eval_x, tasks.eval_y, S)
         accs, losses = [cor], [tot]
-        per_epoch = torch.empty((S, 0))
     acc = (torch.stack(accs).to(torch.float64) / n_eval).cpu().numpy()
     loss = (torch.stack(losses).to(torch.float64) / n_eval).cpu().numpy()
     out = []
