@@ -138,16 +138,12 @@ def test_cli_reduced_vision_run(tmp_path, capsys):
     assert main(["vision", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
 
 
-def test_gpu_script_is_valid_bash_and_names_both_tables():
-    import shutil
-    import subprocess
-    from pathlib import Path
+def test_gpu_prepare_is_an_alias_of_bundle_pack(tmp_path):
+    # the shell GPU script became ``python -m empirics.real.bundle`` (tests/test_real_bundle.py)
+    from empirics.real.gpu_prepare import main
 
-    script = Path(__file__).resolve().parents[1] / "empirics" / "real" / "gpu_run.sh"
-    text = script.read_text()
-    assert "empirics vision" in text and "empirics language" in text and "--device" in text
-    if shutil.which("bash"):
-        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert main(["--dest", str(tmp_path / "b"), "--no-language", "--archive", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "b").exists()
 
 
 def test_summarize_only_merges_units_of_separate_processes(tmp_path):

@@ -186,6 +186,12 @@ def add_subcommands(subparsers) -> None:
     v.add_argument("--width", type=_positive_int, default=VISION_PAPER.width, help="Mixer width (%(default)s)")
     v.add_argument("--depth", type=_positive_int, default=VISION_PAPER.depth, help="Mixer depth (%(default)s)")
     v.add_argument("--no-augment", action="store_true", help="disable random crop / flip")
+    v.add_argument("--engine", choices=("sequential", "batched"), default="sequential",
+                   help="sequential: the PEFT-ML trainer, one seed after another; batched: all seeds of a "
+                        "method and the T tasks of a step in single kernels (empirics.real._batched)")
+    v.add_argument("--group-size", type=int, default=None,
+                   help="batched engine: seeds trained together (default: all)")
+    v.add_argument("--compile", action="store_true", help="batched engine: torch.compile the fused forward")
     v.set_defaults(func=_handle, experiment="vision")
 
     lg = subparsers.add_parser("language", help="pretrained encoder on ConvAI2 persona tasks (Tables 2-3)",
@@ -274,15 +280,24 @@ def _handle(args: argparse.Namespace) -> int:
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
         if out.is_dir():
             check_units(cfg, out)  # other settings' units in this folder: refuse before any work
+        batched = getattr(args, "engine", "sequential") == "batched" and not args.summarize_only
+        if batched and args.group_size is not None and args.group_size < 1:
+            raise ValueError(f"--group-size must be >= 1, got {args.group_size}")
         if args.threads is not None:
             import torch
 
             torch.set_num_threads(args.threads)
         if not out.exists():
             created = out
-        record = run(cfg, out, progress=not args.quiet, resume=not args.no_resume,
-                     compute=not args.summarize_only, executor=executor,
-                     command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
+        if batched:
+            from ._batched import run as run_batched
+
+            record = run_batched(cfg, out, group_size=args.group_size, compile=args.compile,
+                                 resume=not args.no_resume, progress=not args.quiet)
+        else:
+            record = run(cfg, out, progress=not args.quiet, resume=not args.no_resume,
+                         compute=not args.summarize_only, executor=executor,
+                         command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
     except (FileNotFoundError, ValueError) as exc:
         if created is not None:
             _remove_empty(created)

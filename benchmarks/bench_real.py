@@ -1,0 +1,140 @@
+"""Benchmark of the fused, seed-batched vision engine against the sequential trainer.
+
+One retraining epoch of the vision protocol (MLP-Mixer on four class-pair tasks, the
+best-epoch validation included) for S seeds, in the same process:
+
+* sequential: :func:`empirics._trainer.retrain` (HF ``peft`` LoRA, one task forward after
+  another, one seed after another), as ``python -m empirics vision`` runs today;
+* batched: :func:`empirics.real._batched.retrain_group` (all seeds and all tasks of a step
+  in one forward).
+
+Both consume the same generators and produce the same weights (tests/test_real_batched.py);
+the benchmark prints the wall time of each, the ratio batched / sequential and the
+speed-up, and the ratio of process CPU times (steadier than wall time on a shared machine). Images are random pixels in the CIFAR-10 shape (the cost does not depend on
+their content), so no data set is needed.
+
+Usage::
+
+    python benchmarks/bench_real.py [--width 64] [--batch-size 64] [--per-task 256] [--seeds 3]
+                                    [--methods lora-ml sr] [--threads 1] [--out bench.json]
+    python benchmarks/bench_real.py --device cuda   # paper sizes on a GPU host, bf16
+
+The CPU default (an untimed warm-up epoch per engine first) takes about a minute on one core; ``--device cuda`` defaults to the paper's
+width 512, batch 256 and 2,048 images per task (timing one epoch after a warm-up epoch).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: Paper sizes used by ``--device cuda`` unless overridden (THEORY.md 9.5).
+CUDA_DEFAULTS = {"width": 512, "batch_size": 256, "per_task": 2048}
+#: Reduced CPU sizes: a minute on one core for both engines.
+CPU_DEFAULTS = {"width": 64, "batch_size": 64, "per_task": 256}
+
+
+def _family(per_task: int, width: int, batch_size: int, device: str):
+    import numpy as np
+
+    from empirics.real._fixtures import random_vision_arrays
+    from empirics.real._vision import VisionFamily
+    from empirics.real._vision_data import build_vision_tasks
+
+    rng = np.random.default_rng(0)
+    arrays = random_vision_arrays(rng, n_train=5 * per_task, n_test=max(50, per_task // 2))
+    tasks = build_vision_tasks(arrays, device=device)
+    return VisionFamily(tasks, batch_size=batch_size, dim=width)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, warmup: bool) -> dict:
+    import dataclasses
+
+    from empirics._trainer import retrain
+    from empirics.real import _batched
+    from empirics.real._run import RunConfig, _stage_configs, stage_generator
+
+    cfg = RunConfig(epochs=1, reptile_outer_epochs=1, device=device, bf16=bf16)
+    rt, _ = _stage_configs(cfg, method, len(family.retrain_tasks()))
+    if method == "reptile":  # one outer epoch: every task once
+        rt = dataclasses.replace(rt, epochs=len(family.retrain_tasks()))
+    if warmup:  # allocator, cuBLAS handles, compilation
+        _batched.retrain_group(family, dataclasses.replace(rt, epochs=1), [stage_generator(s, 0) for s in seeds],
+                               compile=compile)
+        retrain(family, dataclasses.replace(rt, epochs=1), stage_generator(seeds[0], 0))
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for s in seeds:
+        retrain(family, rt, stage_generator(s, 0))
+    _sync(device)
+    seq, seq_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
+    _batched.retrain_group(family, rt, [stage_generator(s, 0) for s in seeds], compile=compile)
+    _sync(device)
+    bat, bat_cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"method": method, "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
+            "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
+            "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python benchmarks/bench_real.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--per-task", type=int, default=None, help="training images per retraining task")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds S (default %(default)s)")
+    p.add_argument("--methods", nargs="+", default=["lora-ml", "sr"],
+                   choices=("lora-ml", "sr", "last-layer-ml", "reptile"))
+    p.add_argument("--compile", action="store_true", help="torch.compile the batched forward")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up epoch of each engine")
+    p.add_argument("--out", default=None, help="also write the numbers as JSON here")
+    a = p.parse_args(argv)
+    defaults = CUDA_DEFAULTS if a.device.startswith("cuda") else CPU_DEFAULTS
+    width = a.width or defaults["width"]
+    batch = a.batch_size or defaults["batch_size"]
+    per_task = a.per_task or defaults["per_task"]
+    if min(width, batch, per_task, a.seeds, a.threads) < 1:
+        print("error: sizes, --seeds and --threads must be >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"error: --device {a.device} requested but CUDA is not available", file=sys.stderr)
+        return 2
+    torch.set_num_threads(a.threads)
+    bf16 = a.device.startswith("cuda")
+    family = _family(per_task, width, batch, a.device)
+    seeds = list(range(1, a.seeds + 1))
+    rows = []
+    print(f"one retraining epoch, {a.seeds} seeds, width {width}, batch {batch}, {per_task} images/task, "
+          f"device {a.device}{' bf16' if bf16 else ''}")
+    for m in a.methods:
+        r = bench(m, family, seeds, a.device, bf16, a.compile, warmup=not a.no_warmup)
+        rows.append(r)
+        print(f"{m:14s} sequential {r['sequential_s']:8.2f} s  batched {r['batched_s']:8.2f} s  "
+              f"ratio batched/sequential {r['ratio_batched_over_sequential']:.3f}  (speed-up {r['speedup']:.2f}x; "
+              f"process CPU time ratio {r['cpu_ratio_batched_over_sequential']:.3f})")
+    if a.out:
+        from empirics._records import provenance, write_json
+
+        write_json(a.out, {"kind": "loraml.bench_real", "device": a.device, "width": width, "batch_size": batch,
+                           "per_task": per_task, "seeds": a.seeds, "threads": a.threads, "rows": rows,
+                           "provenance": provenance(device=a.device)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The fused, seed-batched vision engine (empirics.real._batched) against the sequential
+PEFT-ML trainer: one fused forward equals the per-task sum of the trainer's losses (and
+gradients) for the same weights; S seeds batched equal S single-seed runs; a single seed
+equals the trainer's whole protocol (retraining, best epoch, fine-tuning)."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from empirics._trainer import task_adapter_name  # noqa: E402
+from empirics.real import _batched, _run, _vision_data  # noqa: E402
+from empirics.real._cifar import VisionArrays  # noqa: E402
+from empirics.real._vision import VisionFamily  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+#: float32 losses of the same weights through two summation orders (batched matmuls vs
+#: peft's per-task Linear calls) agree to a few ulps; 1e-5 relative leaves room for the
+#: few hundred terms of a forward and still fails on any wrong weight or adapter.
+LOSS_RTOL = 1e-5
+#: Gradients summed per task (trainer: one backward per task) vs one backward of the
+#: fused sum, relative to the gradient's norm.
+GRAD_RTOL = 1e-5
+#: Batched seeds vs separate runs and the engine vs the trainer after a few optimizer
+#: steps: the brief's 1e-6 (float32 rounding, amplified a little by Adam's division).
+RUN_RTOL = 1e-6
+#: Image batch of the tiny runs: 40 images per task give 3 full batches and one of 4,
+#: so padded (unequal) batches are exercised.
+BATCH = 12
+
+
+def _signal_arrays(rng, n_train=200, n_test=100):
+    """Random images whose odd classes are brighter: the label is learnable, so accuracies
+    and best epochs are not constant (a test on pure noise could not fail on them)."""
+    def split(n):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 240, (n, 32, 32, 3)).astype(np.uint8)
+        x[y % 2 == 1] += 12
+        return x, y
+    (tx, ty), (vx, vy) = split(n_train), split(n_test)
+    return VisionArrays(tx, ty, vx, vy, tuple(f"c{i}" for i in range(10)), source="test", reader="in-memory")
+
+
+@pytest.fixture(scope="module")
+def family():
+    tasks = _vision_data.build_vision_tasks(_signal_arrays(np.random.default_rng(0)))
+    return VisionFamily(tasks, batch_size=BATCH, dim=8)
+
+
+def _cfg(**kw):
+    base = dict(dataset="random", seeds=(1, 2), epochs=2, finetune_epochs=2, width=8, batch_size=BATCH,
+                reptile_outer_epochs=1, reptile_inner_steps=3, lr=3e-3, finetune_lr=3e-3)
+    return _run.RunConfig(**{**base, **kw})
+
+
+def _trainer_adapters(family, method, gen):
+    base = family.init_model(gen)
+    names = [task_adapter_name(t) for t in range(len(family.retrain_tasks()))]
+    if method == "lora-ml":
+        ad = family.attach_lora(base, names, rank=2, stage="retrain", generator=gen)
+    elif method == "last-layer-ml":
+        ad = family.attach_heads(base, names, stage="retrain", generator=gen)
+    else:
+        from empirics._trainer import _NoAdapters
+        ad = _NoAdapters(base)
+    with torch.no_grad():  # lora_B starts at zero: move every adapter so that it matters
+        for p in ad.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return ad, names
+
+
+def _fused_and_sequential(family, method, *, permute_adapters=False):
+    gen = torch.Generator().manual_seed(11)
+    ad, names = _trainer_adapters(family, method, gen)
+    tasks = family.retrain_tasks()
+    batches = [next(t.batches("train", torch.Generator().manual_seed(3 + i))) for i, t in enumerate(tasks)]
+    ad.model.train()
+    family._device_generator(torch.device("cpu")).manual_seed(99)  # the trainer's dropout stream
+    seq = 0.0
+    for t, batch in enumerate(batches):
+        if method != "sr":
+            ad.activate(names[t])
+        seq = seq + family.loss(ad.model, batch)
+    seq.backward()
+    seq_grad = ad.base_parameters()[0].grad.clone()
+
+    model = _batched.params_from_trainer(ad, names)
+    if permute_adapters:
+        model = _batched.StackedModel(
+            base=model.base, lora_scaling=model.lora_scaling,
+            lora={k: (a.roll(1, 1), b.roll(1, 1)) for k, (a, b) in model.lora.items()} if model.lora else None,
+            heads=tuple(h.roll(1, 1) for h in model.heads) if model.heads is not None else None)
+    for v in [*model.base.values(), *model.adapter_tensors()]:
+        v.requires_grad_(True)
+    net = _batched.BatchedMixer(family.arch)
+    g = torch.Generator().manual_seed(99)  # the same masks, drawn task after task
+    masks = [[net_mask(g, shp) for shp in net.mask_shapes(len(b[1]))] for b in batches]
+    masks = [torch.stack([m[k] for m in masks])[None] for k in range(len(masks[0]))]
+    x = torch.stack([family._prepare(b[0]) for b in batches])[None]
+    y = torch.stack([b[1] for b in batches])[None]
+    logits = net.logits(net.patchify(x), model, masks)
+    fused = _batched.task_losses(logits, y, torch.ones(y.shape)).sum()
+    fused.backward()
+    return float(seq.detach()), float(fused.detach()), seq_grad, model.base["patch_embed.weight"].grad[0]
+
+
+def net_mask(g, shape):
+    return torch.rand(shape, generator=g) >= 0.1
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "last-layer-ml", "sr"])
+def test_fused_tasks_equal_sequential_sum_of_losses(family, method):
+    seq, fused, g_seq, g_fused = _fused_and_sequential(family, method)
+    assert fused == pytest.approx(seq, rel=LOSS_RTOL)
+    # single entries near zero carry absolute rounding only: compare the gradient as a vector
+    assert float((g_fused - g_seq).norm()) <= GRAD_RTOL * float(g_seq.norm())
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "last-layer-ml"])
+def test_fused_tasks_negative_control_wrong_adapter_per_task(family, method):
+    seq, fused, _, _ = _fused_and_sequential(family, method, permute_adapters=True)
+    assert abs(fused - seq) > 100 * LOSS_RTOL * abs(seq)
+
+
+def _assert_units_close(a, b):
+    ha, hb = a["retrain_history"], b["retrain_history"]
+    assert ha["epoch"] == hb["epoch"] and a["best_epoch"] == b["best_epoch"]
+    np.testing.assert_allclose(ha["train_loss"], hb["train_loss"], rtol=RUN_RTOL)
+    for k in ("val_accuracy", "task"):
+        assert ha.get(k) == hb.get(k)
+    assert a["finetune"].keys() == b["finetune"].keys()
+    for p in a["finetune"]:
+        fa, fb = a["finetune"][p][0], b["finetune"][p][0]
+        assert fa["accuracy_per_epoch"] == fb["accuracy_per_epoch"]
+        assert fa["loss"] == pytest.approx(fb["loss"], rel=RUN_RTOL)
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "reptile"])
+def test_batched_seeds_equal_separate_runs(family, method):
+    cfg = _cfg()
+    together = _batched.run_group(cfg, family, method, [1, 2])
+    apart = [_batched.run_group(cfg, family, method, [s])[0] for s in (1, 2)]
+    for a, b in zip(together, apart):
+        _assert_units_close(a, b)
+    # and the two seeds are genuinely different runs
+    assert together[0]["retrain_history"]["train_loss"] != together[1]["retrain_history"]["train_loss"]
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "reptile", "last-layer-ml"])
+def test_one_seed_equals_the_sequential_trainer(family, method):
+    cfg = _cfg(seeds=(4,))
+    ours = _batched.run_group(cfg, family, method, [4])[0]
+    theirs = _run._run_unit(cfg, family, method, 4, False)
+    _assert_units_close(ours, theirs)
+    assert len(set(ours["retrain_history"]["train_loss"])) > 1  # it trained
+
+
+def test_stacked_weights_round_trip(family):
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    states = [family.init_model(g).state_dict() for g in gens]
+    st = _batched.stack_state_dicts(states)
+    back = _batched.unstack_state_dict(st, 1)
+    assert all(torch.equal(back[k], states[1][k]) for k in states[1])
+
+
+def test_seed_groups():
+    assert _batched.seed_groups([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+    assert _batched.seed_groups([1, 2], None) == [[1, 2]]
+    with pytest.raises(ValueError):
+        _batched.seed_groups([1, 2], 0)
+
+
+def test_run_resumes_per_seed_and_summarizes(family, tmp_path, monkeypatch):
+    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("sr", "lora-ml"))
+    monkeypatch.setattr(_batched, "_family_for", lambda c: family)
+    first = _batched.run(cfg, tmp_path, group_size=1, max_units=1, verbose=False)
+    assert [r["seeds"] for r in first["rows"]] == [[1], [1]]  # SR + LoRA and SR + Last-Layer, seed 1 only
+    assert len(_batched.planned_units(cfg, tmp_path, group_size=1)) == 3
+    rec = _batched.run(cfg, tmp_path, group_size=1, verbose=False)
+    assert [r["row"] for r in rec["rows"]] == ["LoRA-ML", "SR + LoRA", "SR + Last-Layer"]
+    assert all(r["seeds"] == [1, 2] for r in rec["rows"])
+    assert _batched.planned_units(cfg, tmp_path) == []
+
+
+def test_cli_engine_batched_runs_and_rejects_a_bad_group_size(tmp_path, capsys):
+    from empirics.real.cli import main
+
+    argv = ["vision", "--dataset", "random", "--engine", "batched", "--seeds", "1", "2", "--epochs", "1",
+            "--finetune-epochs", "1", "--width", "8", "--batch-size", "32", "--retrain", "last-layer-ml",
+            "--peft", "last-layer"]
+    assert main([*argv, "--group-size", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    assert main([*argv, "--out", str(tmp_path / "ok")]) == 0
+    assert "Last-Layer-ML" in capsys.readouterr().out
+    rec = json.loads((tmp_path / "ok" / "vision_record.json").read_text())
+    assert rec["engine"] == "batched" and rec["rows"][0]["seeds"] == [1, 2]
+
+
+def test_unsupported_stage_options_are_refused(family):
+    from empirics._trainer import StageConfig
+
+    gens = [torch.Generator().manual_seed(0)]
+    for bad in (dict(inner_adapter_steps=2), dict(lora_dropout=0.1)):
+        with pytest.raises(ValueError):
+            _batched.retrain_group(family, StageConfig(method="lora-ml", epochs=1, lr=1e-3, **bad), gens)
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "sr", "last-layer-ml", "reptile"])
+def test_batched_seeds_retrain_bitwise_equal_weights_on_cpu(family, method):
+    rt, _ = _run._stage_configs(_cfg(), method, len(family.retrain_tasks()))
+    both, _, best_both = _batched.retrain_group(family, rt, [_run.stage_generator(s, 0) for s in (1, 2)])
+    alone, _, best_alone = _batched.retrain_group(family, rt, [_run.stage_generator(2, 0)])
+    assert best_both[1] == best_alone[0]
+    assert all(torch.equal(both[k][1], alone[k][0]) for k in alone)
+    assert not torch.equal(both["patch_embed.weight"][0], both["patch_embed.weight"][1])

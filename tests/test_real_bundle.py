@@ -1,0 +1,153 @@
+"""The offline-GPU bundle end to end on CPU, on tiny generated stand-ins of the data:
+pack -> run (interrupted, then resumed in a fresh process from the bundle's own code) ->
+merge -> render, with one-seed rows."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+pytest.importorskip("transformers")
+
+from empirics.real import _fixtures, bundle  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    d = tmp_path_factory.mktemp("src")
+    rng = np.random.default_rng(0)
+    _fixtures.write_jpeg_archive(d / bundle.CIFAR_NAME, rng, n_train=4, n_test=2)
+    _fixtures.write_tiny_bert(d / "bert", hidden=16, layers=1)
+    _fixtures.write_parlai_dialogues(d / "valid.txt.gz", rng, episodes_per_persona=5, turns=2)
+    _fixtures.write_persona_map(d / "maps")
+    return d
+
+
+@pytest.fixture(scope="module")
+def packed(sources, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("b") / "bundle"
+    man = bundle.pack(dest, archive=sources / bundle.CIFAR_NAME, valid_file=sources / "valid.txt.gz",
+                      map_dir=sources / "maps", model=sources / "bert", verbose=False)
+    return dest, man
+
+
+def test_pack_holds_code_data_and_a_half_precision_encoder(packed):
+    dest, man = packed
+    files = man["files"]
+    assert "code/empirics/real/bundle.py" in files and "code/landscape/executor.py" in files
+    assert not any(f.startswith("code/figures/results/") for f in files)
+    assert {f"data/{bundle.CIFAR_NAME}", f"data/convai2/{bundle.VALID_NAME}", "data/convai2/valid_persona_map",
+            "data/minilm/model.safetensors.xz", "data/minilm/config.json"} <= set(files)
+    assert bundle.verify(dest)["total_bytes"] == man["total_bytes"]
+    import lzma
+
+    from safetensors.torch import load
+
+    state = load(lzma.open(dest / "data/minilm/model.safetensors.xz").read())
+    assert {str(v.dtype) for v in state.values() if v.is_floating_point()} == {"torch.float16"}
+    assert not any(k.startswith("pooler.") for k in state)
+
+
+def test_pack_refuses_a_non_empty_destination_and_missing_sources(packed, sources, tmp_path):
+    dest, _ = packed
+    assert bundle.main(["pack", "--dest", str(dest), "--no-language", "--archive",
+                        str(sources / bundle.CIFAR_NAME)]) == 2
+    assert bundle.main(["pack", "--dest", str(tmp_path / "x"), "--no-language", "--archive",
+                        str(tmp_path / "none.tar.xz")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_verify_detects_a_changed_file(packed, tmp_path):
+    import shutil
+
+    dest, _ = packed
+    copy = tmp_path / "copy"
+    shutil.copytree(dest, copy)
+    with open(copy / "data" / "convai2" / "valid_persona_map", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(bundle.BundleError):
+        bundle.verify(copy)
+
+
+def _run_from_bundle(dest, *args):
+    """``python -m empirics.real.bundle`` run with the bundle's own code (not this checkout)."""
+    env = dict(os.environ, PYTHONPATH=str(dest / "code"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "empirics.real.bundle", *args], cwd=dest / "code", env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_run_interrupted_resumed_merged_and_rendered(packed, tmp_path):
+    dest, _ = packed
+    out = tmp_path / "out"
+    common = ["--bundle", str(dest), "--out", str(out), "--device", "cpu", "--scale", "tiny", "--quiet"]
+    assert bundle.main(["run", *common, "--max-units", "2"]) == 1  # interrupted: units missing
+    rm = json.loads((out / "run_manifest.json").read_text())
+    assert not rm["complete"] and len(rm["calls"][0]["units"]) == 2
+    partial = json.loads((out / "records" / "table1.json").read_text())
+    assert [r["seeds"] for r in partial["rows"]]  # what finished is merged already
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "vision" / "units").glob("*.json")}
+
+    second = _run_from_bundle(dest, "run", *common)
+    assert second.returncode == 0, second.stderr
+    rm = json.loads((out / "run_manifest.json").read_text())
+    assert rm["complete"] and rm["missing"] == [] and len(rm["calls"]) == 2
+    assert rm["calls"][1]["device"]["device"] == "cpu" and rm["provenance"]["versions"]["torch"]
+    # the resumed call did not redo the units of the first
+    assert all((out / "vision" / "units" / n).stat().st_mtime_ns == t for n, t in done_before.items())
+    assert not any(u["unit"] in {v["unit"] for v in rm["calls"][0]["units"]} for u in rm["calls"][1]["units"])
+
+    t1 = json.loads((out / "records" / "table1.json").read_text())
+    assert [r["row"] for r in t1["rows"]] == ["LoRA-ML", "SR + LoRA", "Reptile + LoRA", "Last-Layer-ML",
+                                              "SR + Last-Layer", "Reptile + Last-Layer"]
+    assert all(r["seeds"] == [1, 2] for r in t1["rows"]) and t1["engine"] == "batched"
+    t2 = json.loads((out / "records" / "table2.json").read_text())
+    assert len(t2["rows"]) == 6 and all(r["seeds"] == [0] for r in t2["rows"])  # one-seed rows
+    assert set(json.loads((out / "plan.json").read_text())["experiments"]) == {
+        "table1", "table2", "table3_rank1", "table3_rank8"}
+    assert (out / "table3_rank1" / "units").is_dir() and not (out / "table3_rank8").exists()  # rank 8 = Table 2
+
+    for f in (out / "tables").iterdir():
+        f.unlink()
+    assert bundle.main(["merge", "--out", str(out)]) == 0
+    assert bundle.main(["render", "--out", str(out)]) == 0
+    names = {p.name for p in (out / "tables").iterdir()}
+    assert {"table1.md", "table1.png", "table2.md", "table2.png", "table3.md"} <= names
+    t2_md = (out / "tables" / "table2.md").read_text()
+    assert "n/a" in t2_md and "nan" not in t2_md.replace("n/a", "")  # one seed: no SE, no crash
+    assert "| 1 |" in (out / "tables" / "table3.md").read_text()
+
+
+def test_bad_input_exits_2_with_one_line(packed, tmp_path, capsys):
+    dest, _ = packed
+    for argv in (["run", "--bundle", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "cpu"],
+                 ["run", "--bundle", str(dest), "--out", str(tmp_path / "o"), "--device", "cpu", "--budget-s", "0"],
+                 ["run", "--bundle", str(dest), "--out", str(tmp_path / "o"), "--device", "tpu"],
+                 ["render", "--out", str(tmp_path / "nothing")]):
+        capsys.readouterr()
+        assert bundle.main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (argv, err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_paper_plan_is_the_paper_protocol(tmp_path):
+    from empirics.real._run import LANGUAGE_PAPER, VISION_PAPER
+
+    plan = bundle._plan(tmp_path / "b", tmp_path / "o", "cuda", "paper", {1, 2, 3},
+                        {"vision": True, "language": True})
+    v = plan["experiments"]["table1"]["config"]
+    assert (v["seeds"], v["width"], v["epochs"], v["batch_size"], v["bf16"]) == (
+        VISION_PAPER.seeds, 512, 100, 256, True)
+    lang = plan["experiments"]["table2"]["config"]
+    assert (lang["seeds"], lang["rank"], lang["epochs"]) == (LANGUAGE_PAPER.seeds, 8, 10)
+    ranks = {k: e for k, e in plan["experiments"].items() if k.startswith("table3")}
+    assert sorted(e["config"]["rank"] for e in ranks.values()) == [1, 4, 8, 16]
+    assert ranks["table3_rank8"]["dir"] == "language" and ranks["table3_rank4"]["dir"] == "table3_rank4"
+    with pytest.raises(bundle.BundleError):
+        bundle._plan(tmp_path / "b", tmp_path / "o", "cuda", "paper", {2}, {"vision": True, "language": False})
