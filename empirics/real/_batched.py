@@ -21,10 +21,24 @@ Randomness reproduces the trainer's streams exactly, seed by seed: initial weigh
 :func:`~empirics.real._vision.init_linear_layers_` on a real :class:`MLPMixer` drawn from
 the stage generator, LoRA ``A`` and fresh heads in the trainer's order, then per epoch the
 shuffles and per-batch augmentation seeds drawn from the same CPU generator in the order
-of ``_Loop.rounds`` / ``TaskData.batches`` / ``VisionFamily._augment``, and crop, flip and
-dropout draws from a per-seed device generator reseeded exactly where the trainer reseeds
-its one. Hence S seeds batched equal S single-seed runs, and a single-seed run equals the
-sequential trainer, up to float summation order (tests: ``tests/test_real_batched.py``).
+of ``_Loop.rounds`` / ``TaskData.batches`` / ``VisionFamily._augment``, Reptile's task
+order (a permutation of the T tasks drawn at the start of every outer epoch, so each
+outer epoch visits every task once), and crop, flip and dropout draws from a per-seed
+device generator reseeded exactly where the trainer reseeds its one (also with
+``augment=False``: the dropout masks then follow the same per-batch seeds). Hence S seeds
+batched equal S single-seed runs, and a single-seed run equals the sequential trainer,
+up to float summation order (tests: ``tests/test_real_batched.py``).
+
+Stage options (:class:`~empirics._trainer.StageConfig`) implemented as the trainer does:
+optimizers and schedules, Reptile's inner SGD/Adam/AdamW and outer interpolation or
+Adam(W) step on the pseudo-gradient, per-task heads with LoRA on the body
+(``lora_heads``), and SR's official accounting of one step per task batch
+(``step_per="batch"``). Refused with a ``ValueError`` instead of run differently: LoRA
+dropout, the alternating LoRA-ML scheme, ``step_per="batch"`` for LoRA-ML and
+Last-Layer-ML, and any option added to ``StageConfig`` later.
+
+Units: a group's per-seed results are stored under the sequential runner's unit keys and
+full unit configurations (:func:`run`), so the two engines' units are interchangeable.
 
 On an accelerator: images stay resident on the device; an epoch's batch indices are built
 on the host from the CPU generators and copied once per epoch; training losses, validation
@@ -32,13 +46,10 @@ accuracies and the per-seed best-epoch weights (``torch.where`` on the improveme
 stay on the device, so a stage synchronises with the host once, at its end; bf16 autocast;
 ``compile=True`` wraps the fused forward-and-loss in ``torch.compile`` (once per process and
 model structure; optional: compilation takes minutes on a small CPU).
-
-Limitation: with ``augment=False`` the sequential trainer's dropout generator is never
-reseeded (every seed shares one stream); this engine draws one dropout seed per batch
-round from each seed's generator instead, so the two differ there.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -58,6 +69,8 @@ __all__ = ["BatchedMixer", "StackedModel", "stack_state_dicts", "unstack_state_d
 ENGINES = ("sequential", "batched")
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
 _CROP_CHOICES = 2 * CROP_PAD + 1
+#: The Mixer's classification layer (``VisionFamily.head_module``).
+_HEAD = "head"
 
 
 # ------------------------------------------------------------------------------------------
@@ -238,7 +251,7 @@ def rounds_plan(gen, sizes, batch_size, augment: bool) -> list:
     """One epoch of ``_Loop.rounds`` for tasks of ``sizes``: per round, per task, the
     (local indices, batch seed) the trainer draws from ``gen``, in its order (a task's
     permutation is drawn at its first batch; a shorter task restarts with a new one).
-    Without augmentation the batch seed is drawn for the dropout stream only."""
+    Without augmentation the batch seed still reseeds the dropout stream."""
     n_rounds = max(math.ceil(n / batch_size) for n in sizes)
     perms, pos = [None] * len(sizes), [0] * len(sizes)
     plan = []
@@ -254,10 +267,16 @@ def rounds_plan(gen, sizes, batch_size, augment: bool) -> list:
     return plan
 
 
-def reptile_plan(gen, sizes, batch_size, inner_steps: int) -> tuple:
-    """One Reptile outer iteration of the trainer: the task drawn from ``gen``, then the
-    (indices, batch seed) of its ``inner_steps`` batches (restarting its permutation)."""
-    t = int(torch.randint(len(sizes), (1,), generator=gen))
+def reptile_order(gen, n_tasks: int) -> list:
+    """The task order of one Reptile outer epoch: the permutation of the ``n_tasks``
+    tasks the trainer draws from ``gen`` before the epoch's first outer iteration."""
+    return torch.randperm(n_tasks, generator=gen).tolist()
+
+
+def reptile_plan(gen, t: int, sizes, batch_size, inner_steps: int) -> list:
+    """The (indices, batch seed) of the ``inner_steps`` inner batches of one Reptile visit
+    of task ``t``, drawn from ``gen`` as the trainer draws them (each pass over the task
+    starts with a new permutation; the last pass stops at the last inner step)."""
     n, steps, out = sizes[t], 0, []
     while steps < inner_steps:
         perm = torch.randperm(n, generator=gen)
@@ -266,7 +285,7 @@ def reptile_plan(gen, sizes, batch_size, inner_steps: int) -> tuple:
             steps += 1
             if steps == inner_steps:
                 break
-    return t, out
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -438,15 +457,25 @@ def _kaiming(shape, gen):
     return w
 
 
-def _init_lora(net: BatchedMixer, base: dict, names_count: int, rank: int, gens, device) -> dict:
+def _lora_targets(net: BatchedMixer, heads: bool) -> tuple:
+    """The Linear layers that carry LoRA: all of them, or all but the head when per-task
+    heads replace it (``StageConfig.lora_heads``, :meth:`Family.attach_lora_heads`)."""
+    if not heads:
+        return net.linear_names
+    return tuple(n for n in net.linear_names if n != _HEAD and not n.startswith(_HEAD + "."))
+
+
+def _init_lora(net: BatchedMixer, base: dict, names_count: int, rank: int, gens, device,
+               targets=None) -> dict:
     """LoRA factors drawn as the trainer's ``PeftLoraSet``: module-major, adapter-minor."""
+    targets = net.linear_names if targets is None else targets
     lora = {}
     per_seed = [{} for _ in gens]
     for s, g in enumerate(gens):
-        for lin in net.linear_names:
+        for lin in targets:
             fan_in = base[lin + ".weight"].shape[-1]
             per_seed[s][lin] = torch.stack([_kaiming((rank, fan_in), g) for _ in range(names_count)])
-    for lin in net.linear_names:
+    for lin in targets:
         a = torch.stack([p[lin] for p in per_seed]).to(device).requires_grad_(True)
         out = base[lin + ".weight"].shape[-2]
         b = torch.zeros((len(gens), names_count, out, rank), device=device, requires_grad=True)
@@ -496,20 +525,23 @@ def _history_records(epochs, losses, val_acc, val_loss, tasks_names, extra=None)
 #: ``log_every`` only steer bookkeeping (units are resumed whole, every epoch is logged).
 _SUPPORTED_STAGE_FIELDS = frozenset({
     "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "rank", "lora_alpha", "lora_dropout",
-    "inner_adapter_steps", "reptile_inner_steps", "reptile_inner_lr", "device", "bf16", "validate_every",
-    "select_best", "log_every", "progress", "checkpoint_every", "schedule", "warmup_fraction"})
+    "inner_adapter_steps", "reptile_inner_steps", "reptile_inner_lr", "reptile_inner_optimizer", "reptile_outer",
+    "lora_heads", "step_per", "device", "bf16", "validate_every", "select_best", "log_every", "progress",
+    "checkpoint_every", "schedule", "warmup_fraction"})
 
 
 def _check_supported(cfg) -> None:
     """Refuse a stage this engine would run differently from the trainer: LoRA dropout,
-    alternating LoRA-ML steps, or a ``StageConfig`` option added after this engine (set
-    away from its default) -- rather than silently diverge."""
-    import dataclasses
-
+    alternating LoRA-ML steps, one step per task batch in LoRA-ML / Last-Layer-ML (per-task
+    adapters stacked in one tensor would all take each step), or a ``StageConfig`` option
+    added after this engine (set away from its default) -- rather than silently diverge."""
     if cfg.inner_adapter_steps:
         raise ValueError("the batched engine implements joint LoRA-ML steps only (inner_adapter_steps = 0)")
     if cfg.lora_dropout:
         raise ValueError("the batched engine implements LoRA without dropout (lora_dropout = 0)")
+    if cfg.step_per == "batch" and cfg.method in ("lora-ml", "last-layer-ml"):
+        raise ValueError(f"the batched engine implements one step per task batch for SR only, not {cfg.method}; "
+                         "use the sequential engine")
     for f in dataclasses.fields(cfg):
         if f.name not in _SUPPORTED_STAGE_FIELDS and getattr(cfg, f.name) != f.default:
             raise ValueError(f"the batched engine does not implement StageConfig.{f.name} = "
@@ -540,7 +572,9 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
     base = _init_base(family, gens, dev)
     model = StackedModel(base=base)
     if cfg.method == "lora-ml":
-        model.lora = _init_lora(eng.net, base, T, cfg.rank, gens, dev)
+        if cfg.lora_heads:  # heads first, then LoRA on the body: the order of attach_lora_heads
+            model.heads = _init_heads(eng.net.dim, family.arch["num_classes"], T, gens, dev)
+        model.lora = _init_lora(eng.net, base, T, cfg.rank, gens, dev, _lora_targets(eng.net, cfg.lora_heads))
         model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
     elif cfg.method == "last-layer-ml":
         model.heads = _init_heads(eng.net.dim, family.arch["num_classes"], T, gens, dev)
@@ -577,16 +611,28 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
 
     bar = _bar(cfg.epochs, f"batched retrain-{cfg.method}", progress)
     if cfg.method == "reptile":
-        outer = _ReptileOuter(base_list, lr=cfg.lr)
+        if cfg.reptile_outer == "interpolate":
+            outer = _ReptileOuter(base_list, lr=cfg.lr)
+        else:
+            outer = _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_outer), [{"params": base_list}])
         sched = _make_scheduler(cfg, outer, cfg.epochs)
+        orders = [None] * S
         for epoch in range(1, cfg.epochs + 1):
-            plans = [reptile_plan(g, data.sizes, eng.batch_size, cfg.reptile_inner_steps) for g in gens]
-            task_log.append([p[0] for p in plans])
+            if (epoch - 1) % T == 0:  # a new outer epoch: each seed draws its task order
+                orders = [reptile_order(g, T) for g in gens]
+            visit = [int(orders[s][(epoch - 1) % T]) for s in range(S)]
+            plans = [reptile_plan(g, visit[s], data.sizes, eng.batch_size, cfg.reptile_inner_steps)
+                     for s, g in enumerate(gens)]
+            task_log.append(visit)
             theta = [p.detach().clone() for p in base_list]
-            inner = torch.optim.SGD(base_list, lr=cfg.reptile_inner_lr)
+            if cfg.reptile_inner_optimizer == "sgd":
+                inner = torch.optim.SGD(base_list, lr=cfg.reptile_inner_lr)
+            else:
+                inner = _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_inner_optimizer,
+                                                            lr=cfg.reptile_inner_lr), [{"params": base_list}])
             total = torch.zeros(S, dtype=torch.float64, device=dev)
-            steps = [[p[1][k] for p in plans] for k in range(cfg.reptile_inner_steps)]
-            gidx, gvalid = eng.index_steps(data, steps, [[[p[0]] for p in plans]] * len(steps))
+            steps = [[p[k] for p in plans] for k in range(cfg.reptile_inner_steps)]
+            gidx, gvalid = eng.index_steps(data, steps, [[[t] for t in visit]] * len(steps))
             for k in range(cfg.reptile_inner_steps):
                 x, y, valid, masks = eng.batch(data, steps[k], gidx[k], gvalid[k], dev_gens)
                 inner.zero_grad(set_to_none=True)
@@ -594,7 +640,16 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                 loss.sum().backward()
                 inner.step()
                 total += loss.detach()
-            outer.step(theta)
+            if cfg.reptile_outer == "interpolate":
+                outer.step(theta)
+            else:
+                # the trainer's official outer step: pseudo-gradient (theta - phi) / T, from theta
+                with torch.no_grad():
+                    for p, th in zip(base_list, theta):
+                        p.grad = (th - p) / T
+                        p.copy_(th)
+                outer.step()
+                outer.zero_grad(set_to_none=True)
             sched.step()
             epochs.append(epoch)
             loss_log.append(total / cfg.reptile_inner_steps)
@@ -605,7 +660,8 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                                           "lr": cfg.lr if cfg.adapter_lr is None else cfg.adapter_lr}]
         opt = _make_optimizer(cfg, groups)
         rounds = max(math.ceil(n / eng.batch_size) for n in data.sizes)
-        sched = _make_scheduler(cfg, opt, cfg.epochs * rounds)
+        per_round = T if cfg.step_per == "batch" else 1
+        sched = _make_scheduler(cfg, opt, cfg.epochs * rounds * per_round)
         for epoch in range(1, cfg.epochs + 1):
             plans = [rounds_plan(g, data.sizes, eng.batch_size, eng.augment) for g in gens]
             total = torch.zeros(S, dtype=torch.float64, device=dev)
@@ -613,6 +669,19 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
             gidx, gvalid = eng.index_steps(data, steps, [[list(range(T))] * S] * rounds)
             for r in range(rounds):
                 x, y, valid, masks = eng.batch(data, steps[r], gidx[r], gvalid[r], dev_gens)
+                if cfg.step_per == "batch":
+                    # SR, the official accounting: one step per task batch, tasks in turn; the
+                    # round's batches (and augmentation draws) come first, then each forward
+                    # continues the dropout stream, as in the trainer
+                    for t in range(T):
+                        opt.zero_grad(set_to_none=True)
+                        loss = eng.losses(model, x[:, t:t + 1], y[:, t:t + 1], valid[:, t:t + 1],
+                                          [m[:, t:t + 1] for m in masks])[:, 0]
+                        loss.sum().backward()
+                        opt.step()
+                        sched.step()
+                        total += loss.detach()
+                    continue
                 opt.zero_grad(set_to_none=True)
                 loss = eng.losses(model, x, y, valid, masks)
                 loss.sum().backward()
@@ -665,7 +734,9 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     frozen = {k: v.detach().clone().to(dev) for k, v in base.items()}
     model = StackedModel(base=frozen)
     if cfg.method == "lora":
-        model.lora = _init_lora(eng.net, frozen, 1, cfg.rank, gens, dev)
+        if cfg.lora_heads:  # a fresh head, then LoRA on the body: the order of attach_lora_heads
+            model.heads = _init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
+        model.lora = _init_lora(eng.net, frozen, 1, cfg.rank, gens, dev, _lora_targets(eng.net, cfg.lora_heads))
         model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
     else:
         model.heads = _init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
@@ -781,14 +852,16 @@ def _config_from_dict(d: dict):
 
 def _family_for(cfg):
     """The vision family of ``cfg``, built once per process (data loading and decoding)."""
-    import dataclasses
+    import json
 
-    from ._run import _config_key, build_family
+    from ._run import build_family
 
-    key = (_config_key(cfg), str(cfg.device))
+    # everything but the lists of seeds / methods / fine-tunings and the note can shape the data
+    key = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("seeds", "retrain", "peft", "note")},
+                     sort_keys=True, default=str)
     if key not in _FAMILIES:
         _FAMILIES.clear()  # one data set resident at a time
-        _FAMILIES[key] = build_family(dataclasses.replace(cfg), verbose=False)
+        _FAMILIES[key] = build_family(cfg, verbose=False)
     return _FAMILIES[key]
 
 
@@ -811,37 +884,42 @@ def seed_groups(seeds, group_size: int | None) -> list:
     return [seeds[i:i + group_size] for i in range(0, len(seeds), group_size)]
 
 
-def _seed_unit_done(out, method: str, seed: int, key: str) -> bool:
-    import json
+def seed_units(cfg) -> dict:
+    """``{(method, seed): Unit}``: the sequential runner's units of ``cfg``
+    (:func:`empirics.real._run.make_units`), whose keys and full configurations the
+    batched engine stores its per-seed results under."""
+    from ._run import make_units
 
-    from ._run import _unit_path
+    return {(u.config["method"], u.config["seed"]): u for u in make_units(cfg)}
 
-    p = _unit_path(out, method, seed)
-    if not p.is_file():
-        return False
-    try:
-        return json.loads(p.read_text()).get("config_hash") == key
-    except ValueError:  # a torn file cannot exist (atomic writes); treat as missing anyway
-        return False
+
+def unit_store(out):
+    """The :class:`~landscape.executor.ResultStore` of ``out``'s per-seed units,
+    ``<out>/units``: the sequential runner's store (one format, one folder)."""
+    from pathlib import Path
+
+    from landscape.executor import ResultStore
+
+    return ResultStore(Path(out) / "units")
 
 
 def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = False,
                   resume: bool = True) -> list:
     """The :class:`~landscape.executor.Unit` list of ``cfg`` still to compute in ``out``:
-    one per (retraining method, group of seeds whose per-seed units are missing)."""
-    import dataclasses
-    from pathlib import Path
+    one per (retraining method, group of seeds whose per-seed units are missing).
 
+    A per-seed unit is done when ``<out>/units`` holds it with ``cfg``'s full unit
+    configuration, whichever engine computed it; one stored with other settings raises
+    :class:`~landscape.executor.ConfigMismatch` (a ``ValueError``) here, before any work."""
     from landscape.executor import Resources, Unit
 
-    from ._run import _config_key
-
-    out, key = Path(out), _config_key(cfg)
+    store, per_seed = unit_store(out), seed_units(cfg)
+    done = {k for k, u in per_seed.items() if store.has(u)}  # ConfigMismatch before any work
     config = dataclasses.asdict(cfg)
     gpu = 1.0 if str(cfg.device).startswith("cuda") else 0.0
     units = []
     for method in cfg.retrain:
-        todo = [s for s in cfg.seeds if not (resume and _seed_unit_done(out, method, s, key))]
+        todo = [s for s in cfg.seeds if not (resume and (method, s) in done)]
         for group in seed_groups(todo, group_size):
             units.append(Unit(key=f"{method}_seeds{'-'.join(map(str, group))}", fn=batched_unit,
                               config={"config": config, "method": method, "seeds": list(group),
@@ -850,15 +928,46 @@ def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = Fa
     return units
 
 
+def store_seed_results(cfg, out, per_seed: list) -> list:
+    """Save the per-seed results of one group unit in ``<out>/units``, each under its
+    sequential unit (key ``<method>_seed<s>``, full unit configuration); returns them as
+    stored (read back, as a resumed run sees them)."""
+    store, units = unit_store(out), seed_units(cfg)
+    back = []
+    for r in per_seed:
+        u = units[(r["retrain"], int(r["seed"]))]
+        store.save(u, r)
+        back.append(store.load(u))
+    return back
+
+
+def engine_of(units) -> str:
+    """The engine of merged units: ``batched``, ``sequential`` (units without an ``engine``
+    field), or ``batched+sequential`` for a folder holding both."""
+    names = sorted({u.get("engine", "sequential") for u in units if u is not None})
+    return "+".join(names) if names else "none"
+
+
+def stored_results(cfg, out) -> list:
+    """The per-seed results of ``cfg`` stored in ``<out>/units`` (either engine's)."""
+    store = unit_store(out)
+    return [store.load(u) for u in seed_units(cfg).values() if store.has(u)]
+
+
 def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool = False,
         resume: bool = True, verbose: bool = True, progress: bool = False,
         max_units: int | None = None, deadline: float | None = None) -> dict:
     """Run the vision table of ``cfg`` with the batched engine; write units and the record.
 
-    Each (method, seed group) is a :class:`~landscape.executor.Unit` stored under
-    ``<out>/groups`` (resumable); its per-seed results are written as
-    ``<out>/units/<method>_seed<s>.json``, the files :func:`empirics.real._run.summarize`
-    merges, so records of both engines have one format.
+    Each (method, seed group) is a :class:`~landscape.executor.Unit` run by
+    :func:`~landscape.executor.run_units`; its per-seed results go to the sequential
+    runner's :class:`~landscape.executor.ResultStore` ``<out>/units`` under the same keys
+    (``<method>_seed<s>``) and full unit configurations (:func:`empirics.real._run.unit_config`).
+    The two engines' units are therefore interchangeable: a sequential run (or
+    ``--summarize-only``) in the same folder reads a batched unit as done and vice versa;
+    each batched unit says ``"engine": "batched"``, and the record's ``engine`` names the
+    engines of the units it merges. They are the same protocol, equal up to float
+    summation order (``tests/test_real_batched.py``).
 
     Parameters
     ----------
@@ -867,46 +976,44 @@ def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool
     deadline : float, optional
         ``time.monotonic()`` after which no further unit is started.
     """
-    import dataclasses
-    import json
     import sys
     from pathlib import Path
 
-    from landscape.executor import ResultStore, run_units
+    from landscape.executor import run_units
 
     from .._records import write_json
-    from ._run import _config_key, _unit_path, summarize
+    from ._run import summarize
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    planned = planned_units(cfg, out, group_size=group_size, compile=compile, resume=resume)
+    if not resume:  # recompute this configuration's units, as the sequential runner does
+        store = unit_store(out)
+        for u in seed_units(cfg).values():
+            store.path(u.key).unlink(missing_ok=True)
     family = _family_for(cfg)
     write_json(out / f"{cfg.experiment}_config.json",
                {"config": cfg, "family": family.describe(), "engine": "batched",
                 "reader": getattr(family, "reader", None)})
-    store = ResultStore(out / "groups")
-    key = _config_key(cfg)
     done = 0
-    for unit in planned_units(cfg, out, group_size=group_size, compile=compile, resume=resume):
+    for unit in planned:
         if (max_units is not None and done >= max_units) or (deadline is not None and time.monotonic() > deadline):
             if verbose:
                 print(f"[vision batched] stopping before {unit.key} (limit reached); rerun to resume",
                       file=sys.stderr)
             break
-        if not resume and store.path(unit.key).is_file():
-            store.path(unit.key).unlink()
-        (per_seed,) = run_units([unit], executor=executor, store=store, progress=False)
-        for u in per_seed:
-            u["config_hash"] = key
-            write_json(_unit_path(out, u["retrain"], u["seed"]), u)
+        (per_seed,) = run_units([unit], executor=executor, progress=False)
+        per_seed = store_seed_results(cfg, out, per_seed)
         done += 1
         if verbose:
             accs = {p: [round(ts[0]["accuracy"], 4) for ts in [u["finetune"][p] for u in per_seed]]
                     for p in per_seed[0]["finetune"]}
             print(f"[vision batched] {unit.key}: fine-tuned accuracy {accs} "
                   f"({per_seed[0]['group']['wall_s']:.1f} s)", file=sys.stderr)
-    record = summarize(out, cfg, family_description=family.describe())
-    record["engine"] = "batched"
+    results = stored_results(cfg, out)
+    record = summarize(results, cfg, family_description=family.describe())
+    record["engine"] = engine_of(results)
     record["total_wall_s"] = time.perf_counter() - t0
     write_json(out / f"{cfg.experiment}_record.json", record)
     return record

@@ -56,8 +56,10 @@ VALID_NAME = "valid_self_original.regen_cands.txt.gz"
 PERSONA_MAPS = ("valid_persona_map", "test_persona_map", "train_persona_map")
 #: Seconds kept back from ``--budget-s`` for merging units and rendering the tables.
 RENDER_RESERVE_S = 20.0
-#: Table 3's LoRA ranks (the paper's).
+#: Table 3's LoRA ranks (the paper's), its retraining methods and its fine-tuning.
 TABLE3_RANKS = (1, 4, 8, 16)
+TABLE3_METHODS = ("lora-ml", "sr", "reptile")
+TABLE3_PEFT = ("lora",)
 #: Experiment presets. ``paper``: the paper protocol (THEORY.md 9.5). ``reduced``: real data,
 #: small sizes, minutes on a CPU (a dry run of the whole path before a GPU run). ``tiny``:
 #: the same code paths at toy sizes, for the test suite's generated stand-ins.
@@ -242,11 +244,14 @@ def _plan(bundle: Path, out: Path, device: str, scale: str, tables, manifest: di
                                              "config": dataclasses.asdict(lang)}
         if 3 in tables:
             for r in preset["table3_ranks"]:
-                c = dataclasses.replace(lang, rank=int(r), retrain=("lora-ml", "sr", "reptile"), peft=("lora",))
-                # the rank of Table 2 shares its units (same hyperparameters, same folder)
-                d = "language" if (2 in tables and int(r) == lang.rank) else f"table3_rank{r}"
-                plan["experiments"][f"table3_rank{r}"] = {"kind": "language", "dir": d,
-                                                          "config": dataclasses.asdict(c)}
+                # the rank of Table 2 shares its units (same folder): its units' full configuration
+                # (fine-tunings included) is Table 2's, and its record shows the LoRA rows only
+                shared = 2 in tables and int(r) == lang.rank
+                c = dataclasses.replace(lang, rank=int(r), retrain=TABLE3_METHODS,
+                                        peft=lang.peft if shared else TABLE3_PEFT)
+                plan["experiments"][f"table3_rank{r}"] = {
+                    "kind": "language", "dir": "language" if shared else f"table3_rank{r}",
+                    "config": dataclasses.asdict(c), "rows_peft": list(TABLE3_PEFT)}
     return plan
 
 
@@ -296,50 +301,44 @@ class _Clock:
 
 
 def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> None:
+    from landscape.executor import run_units
+
     from .._records import write_json
     from . import _batched
-    from ._run import _config_key, _unit_path
 
     out.mkdir(parents=True, exist_ok=True)
-    key = _config_key(cfg)
     units = _batched.planned_units(cfg, out)
     if not units:
         return
     family = _batched._family_for(cfg)
     write_json(out / "vision_config.json", {"config": cfg, "family": family.describe(), "engine": "batched",
                                             "reader": getattr(family, "reader", None)})
-    from landscape.executor import ResultStore, run_units
-
-    store = ResultStore(out / "groups")
     for unit in units:
         if not clock.allows("vision"):
             return
         clock.started += 1
         t = time.perf_counter()
-        (per_seed,) = run_units([unit], store=store)
+        (per_seed,) = run_units([unit])
         wall = time.perf_counter() - t
         clock.done("vision", wall)
-        for u in per_seed:
-            u["config_hash"] = key
-            write_json(_unit_path(out, u["retrain"], u["seed"]), u)
+        # per seed, under the sequential runner's unit key and configuration (<out>/units)
+        _batched.store_seed_results(cfg, out, per_seed)
         log.append({"experiment": "vision", "unit": unit.key, "wall_s": wall})
         print(f"[bundle] vision {unit.key}: {wall:.1f} s", file=sys.stderr)
 
 
 def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, families: dict) -> None:
+    from landscape.executor import ResultStore
+
     from .._records import write_json
-    from ._run import _config_key, _run_unit, _unit_path, build_family
+    from ._run import _run_unit, build_family, make_units
 
     out.mkdir(parents=True, exist_ok=True)
-    key = _config_key(cfg)
-
-    def done(m, s):
-        p = _unit_path(out, m, s)
-        return p.is_file() and json.loads(p.read_text()).get("config_hash") == key
-
-    todo = [(m, s) for m in cfg.retrain for s in cfg.seeds if not done(m, s)]
+    store = ResultStore(out / "units")  # the sequential runner's store, keyed by full configuration
+    todo = [u for u in make_units(cfg) if not store.has(u)]
     if not todo:
         return
+    # the family (data, tokeniser, encoder) does not depend on the rank: Table 3's ranks share it
     fkey = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("rank", "retrain", "peft")},
                       sort_keys=True, default=str)
     if fkey not in families:
@@ -348,17 +347,16 @@ def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, fami
     family = families[fkey]
     write_json(out / "language_config.json", {"config": cfg, "family": family.describe(),
                                               "reader": getattr(family, "reader", None)})
-    for m, s in todo:
+    for u in todo:
         if not clock.allows("language"):
             return
+        m, s = u.config["method"], u.config["seed"]
         clock.started += 1
         t = time.perf_counter()
-        unit = _run_unit(cfg, family, m, s, progress)
+        store.save(u, _run_unit(cfg, family, m, s, progress))
         wall = time.perf_counter() - t
         clock.done("language", wall)
-        unit["config_hash"] = key
-        write_json(_unit_path(out, m, s), unit)
-        log.append({"experiment": f"language rank {cfg.rank}", "unit": f"{m}_seed{s}", "wall_s": wall})
+        log.append({"experiment": f"language rank {cfg.rank}", "unit": u.key, "wall_s": wall})
         print(f"[bundle] language rank {cfg.rank} {m} seed {s}: {wall:.1f} s", file=sys.stderr)
 
 
@@ -425,17 +423,15 @@ def _config_from(d: dict, RunConfig):
 
 
 def _missing(out: Path, plan: dict) -> list:
-    from ._run import RunConfig, _config_key, _unit_path
+    from landscape.executor import ResultStore
+
+    from ._run import RunConfig, make_units
 
     miss = []
     for name, exp in plan["experiments"].items():
         cfg = _config_from(exp["config"], RunConfig)
-        key = _config_key(cfg)
-        for m in cfg.retrain:
-            for s in cfg.seeds:
-                p = _unit_path(out / exp["dir"], m, s)
-                if not (p.is_file() and json.loads(p.read_text()).get("config_hash") == key):
-                    miss.append(f"{name}: {m} seed {s}")
+        store = ResultStore(out / exp["dir"] / "units")
+        miss += [f"{name}: {u.config['method']} seed {u.config['seed']}" for u in make_units(cfg) if not store.has(u)]
     return miss
 
 
@@ -453,6 +449,7 @@ def _read_plan(out: Path) -> dict:
 def merge(out) -> dict:
     """Merge the finished units of every experiment of ``out`` into records (no training)."""
     from .._records import write_json
+    from . import _batched
     from ._run import RunConfig, summarize
 
     out = Path(out)
@@ -463,8 +460,11 @@ def merge(out) -> dict:
         cfg = _config_from(exp["config"], RunConfig)
         cfg_file = d / f"{exp['kind']}_config.json"
         desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
-        rec = summarize(d, cfg, family_description=desc)
-        rec["engine"] = "batched" if exp["kind"] == "vision" else "sequential"
+        units = _batched.stored_results(cfg, d)
+        if exp.get("rows_peft"):  # the rows this table shows (its units may hold more fine-tunings)
+            cfg = dataclasses.replace(cfg, peft=tuple(exp["rows_peft"]))
+        rec = summarize(units, cfg, family_description=desc)
+        rec["engine"] = _batched.engine_of(units)
         rec["bundle_scale"] = plan["scale"]
         records[name] = rec
         write_json(out / "records" / f"{name}.json", rec)
