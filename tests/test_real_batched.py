@@ -159,6 +159,27 @@ def test_one_seed_equals_the_sequential_trainer(family, method):
     assert len(set(ours["retrain_history"]["train_loss"])) > 1  # it trained
 
 
+@pytest.fixture(scope="module")
+def family_no_augment(family):
+    return VisionFamily(family.tasks, batch_size=BATCH, dim=8, augment=False)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("reptile", dict(reptile_inner_optimizer="adamw", reptile_outer="adam", reptile_outer_lr=1e-3,
+                     weight_decay=1e-2)),
+    ("sr", dict(step_accounting="official")),  # one optimizer step per task batch
+    ("lora-ml", dict(lora_ml_heads=True, finetune_head=True)),
+    ("last-layer-ml", dict(augment=False)),  # dropout still seeded per batch from the run's generator
+])
+def test_one_seed_equals_the_sequential_trainer_under_stage_options(family, family_no_augment, method, options):
+    cfg = _cfg(seeds=(4,), **options)
+    fam = family if cfg.augment else family_no_augment
+    ours = _batched.run_group(cfg, fam, method, [4])[0]
+    theirs = _run._run_unit(cfg, fam, method, 4, False)
+    _assert_units_close(ours, theirs)
+    assert len(set(ours["retrain_history"]["train_loss"])) > 1  # it trained
+
+
 def test_stacked_weights_round_trip(family):
     gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
     states = [family.init_model(g).state_dict() for g in gens]
@@ -184,6 +205,13 @@ def test_run_resumes_per_seed_and_summarizes(family, tmp_path, monkeypatch):
     assert [r["row"] for r in rec["rows"]] == ["LoRA-ML", "SR + LoRA", "SR + Last-Layer"]
     assert all(r["seeds"] == [1, 2] for r in rec["rows"])
     assert _batched.planned_units(cfg, tmp_path) == []
+    # the sequential runner reads the batched units as its own (same keys and configurations)
+    assert sorted(_run.check_units(cfg, tmp_path)) == sorted(u.key for u in _run.make_units(cfg))
+    merged = _run.run(cfg, tmp_path, compute=False, verbose=False)
+    assert [r["accuracy"] for r in merged["rows"]] == [r["accuracy"] for r in rec["rows"]]
+    # units of other settings in the folder are refused before any work
+    with pytest.raises(ValueError):
+        _batched.planned_units(dataclasses.replace(cfg, lr=1e-3), tmp_path)
 
 
 def test_cli_engine_batched_runs_and_rejects_a_bad_group_size(tmp_path, capsys):
@@ -200,13 +228,21 @@ def test_cli_engine_batched_runs_and_rejects_a_bad_group_size(tmp_path, capsys):
     assert rec["engine"] == "batched" and rec["rows"][0]["seeds"] == [1, 2]
 
 
+def test_run_refuses_unimplemented_options_before_any_work(tmp_path):
+    for cfg in (_cfg(lora_dropout=0.1), _cfg(experiment="language")):
+        with pytest.raises(ValueError):
+            _batched.run(cfg, tmp_path / "refused", verbose=False)
+        assert not (tmp_path / "refused").exists()
+
+
 def test_unsupported_stage_options_are_refused(family):
     from empirics._trainer import StageConfig
 
     gens = [torch.Generator().manual_seed(0)]
-    for bad in (dict(inner_adapter_steps=2), dict(lora_dropout=0.1)):
+    for method, bad in (("lora-ml", dict(inner_adapter_steps=2)), ("lora-ml", dict(lora_dropout=0.1)),
+                        ("lora-ml", dict(step_per="batch")), ("last-layer-ml", dict(step_per="batch"))):
         with pytest.raises(ValueError):
-            _batched.retrain_group(family, StageConfig(method="lora-ml", epochs=1, lr=1e-3, **bad), gens)
+            _batched.retrain_group(family, StageConfig(method=method, epochs=1, lr=1e-3, **bad), gens)
 
 
 @pytest.mark.parametrize("method", ["lora-ml", "sr", "last-layer-ml", "reptile"])

@@ -857,8 +857,8 @@ def _family_for(cfg):
     from ._run import build_family
 
     # everything but the lists of seeds / methods / fine-tunings and the note can shape the data
-    key = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("seeds", "retrain", "peft", "note")},
-                     sort_keys=True, default=str)
+    shaping = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("seeds", "retrain", "peft", "note")}
+    key = json.dumps(shaping, sort_keys=True, default=str)
     if key not in _FAMILIES:
         _FAMILIES.clear()  # one data set resident at a time
         _FAMILIES[key] = build_family(cfg, verbose=False)
@@ -928,6 +928,20 @@ def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = Fa
     return units
 
 
+def check_config(cfg) -> None:
+    """Raise ``ValueError`` (before any work) when ``cfg`` is not a vision run or asks for
+    a stage option this engine does not implement (:func:`_check_supported`)."""
+    from ._run import _stage_configs
+
+    if cfg.experiment != "vision":
+        raise ValueError("the batched engine runs the vision experiment only")
+    for method in cfg.retrain:
+        # the number of tasks only sets Reptile's epoch count and validation period
+        rt, fts = _stage_configs(cfg, method, 1)
+        for stage in (rt, *fts.values()):
+            _check_supported(stage)
+
+
 def store_seed_results(cfg, out, per_seed: list) -> list:
     """Save the per-seed results of one group unit in ``<out>/units``, each under its
     sequential unit (key ``<method>_seed<s>``, full unit configuration); returns them as
@@ -984,6 +998,7 @@ def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool
     from .._records import write_json
     from ._run import summarize
 
+    check_config(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -306,6 +306,7 @@ def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> Non
     from .._records import write_json
     from . import _batched
 
+    _batched.check_config(cfg)
     out.mkdir(parents=True, exist_ok=True)
     units = _batched.planned_units(cfg, out)
     if not units:
