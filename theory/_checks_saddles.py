@@ -29,6 +29,7 @@ from landscape import (
     vec_factors,
 )
 
+from ._independent import verify_taylor_exact
 from ._linalg import J_matrix, random_okk
 from ._result import EPS, Case, fmt, make_result
 
@@ -65,6 +66,13 @@ RUNAWAY_FACTOR = 100.0
 #: these instances, and polished global minima reach ~1e-28.
 ZERO_LOSS_RTOL = 1e-12
 
+
+#: The certified lower bound of lambda_min(S) is the float estimate minus the Cholesky
+#: shift (CHOL_SHIFT_REL = 1e-6 relative, or 64 n eps ||S|| absolute) minus three
+#: Cholesky residual bounds (~n eps ||S||); relative to lambda_min ~ 0.035 with
+#: ||S|| ~ 12 that is < 1e-5.  A bound further below is too loose to be the certificate
+#: described in THEORY.md section 8, and one above the float value is unsound.
+LAMBDA_CERT_SLACK = 1e-5
 
 #: Step sizes of the Taylor-slope test.  The slope is only meaningful where the
 #: first neglected term dominates the remainder; at t = 0.1 the cubic and quartic
@@ -531,7 +539,11 @@ def check_f2(rng: np.random.Generator):
     Uses the rigorous Taylor certificate of ``landscape.taylor_certificate`` (conditions
     (C1)-(C2) of THEORY.md section 8 in ``arb`` ball arithmetic, after Newton
     polishing, with the planted :math:`U^\star` as witness of :math:`\min G\approx0`),
-    re-verified independently by ``landscape.verify_certificate``.  Extra float cases:
+    re-verified by ``landscape.verify_certificate`` (the same code path) and by
+    :func:`theory._independent.verify_taylor_exact`, which shares no code with it
+    (exact rationals on the stored data; Hessian by polynomial interpolation).  The
+    certified curvature bound must lie below the float :math:`\lambda_{\min}(S)` and
+    within :data:`LAMBDA_CERT_SLACK` of it.  Extra float cases:
     the full Hessian of :math:`\mathcal L` at :math:`(A(\mathbf U_0),\mathbf U_0)` is
     positive definite, and the point is far from every global minimiser
     :math:`u_t=\pm u^\star_t` compared with the certified radius.
@@ -543,6 +555,10 @@ def check_f2(rng: np.random.Generator):
     prob = inst.problem
     cert = taylor_certificate(prob, U0, witness=inst.U_star, rng=rng)
     verified = bool(verify_certificate(cert))
+    exact = verify_taylor_exact(cert)
+    lam_cert = float(cert.bounds.get("lambda_min_quotient_lower", float("-inf")))
+    lam_float = float(np.linalg.eigvalsh(prob.schur_complement(np.asarray(cert.point)))[0])
+    lam_gap = (lam_float - lam_cert) / abs(lam_float)
     U = np.asarray(cert.point)
     H = prob.hessian(prob.optimal_A(U), U)
     lam_H = float(np.linalg.eigvalsh(H)[0])
@@ -553,7 +569,11 @@ def check_f2(rng: np.random.Generator):
     G_lo = cert.enclosures["G(U0)"][0]
     cases = [
         Case("Taylor certificate verdict", "certified spurious", cert.verdict, "rigorous (arb)", cert.certified),
-        Case("independent re-verification", True, verified, "rigorous (arb)", verified),
+        Case("re-verification (same code path)", True, verified, "rigorous (arb)", verified),
+        Case("independent exact-rational verification", "all claims hold", exact.reason, "exact",
+             exact.ok),
+        Case("certified lambda lower bound vs float lambda_min (rel. gap)", f"in [0, {LAMBDA_CERT_SLACK:g}]",
+             lam_gap, LAMBDA_CERT_SLACK, 0.0 <= lam_gap <= LAMBDA_CERT_SLACK),
         Case("G(U0) lower enclosure", "> 0", G_lo, 0.0, G_lo > 0.0),
         Case("margin (C1)", "> 0", cert.margins.get("C1", float("nan")), 0.0, cert.margins.get("C1", -1.0) > 0),
         Case("margin (C2)", "> 0", cert.margins.get("C2", float("nan")), 0.0, cert.margins.get("C2", -1.0) > 0),
@@ -574,5 +594,8 @@ def check_f2(rng: np.random.Generator):
         tolerance_why="every quantity entering the verdict is enclosed rigorously (python-flint arb)",
         cases=cases,
         started=t0,
-        notes="certificate: landscape.taylor_certificate (rigorous), re-checked by landscape.verify_certificate",
+        notes=(
+            "certificate: landscape.taylor_certificate (rigorous), re-checked by landscape.verify_certificate "
+            "and independently by theory._independent.verify_taylor_exact (exact rationals)"
+        ),
     )
