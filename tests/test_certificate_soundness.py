@@ -26,14 +26,10 @@ from landscape import (
     reduced_spectrum,
     taylor_certificate,
 )
-from landscape._certificates import (
-    ARB_PRECISION,
-    VERDICT_LOCAL_MIN,
-    VERDICT_NONE,
-    VERDICT_SPURIOUS,
-    _taylor_decide,
-)
-from landscape._interval import IntervalArray, _down, _float_down, _float_up, _up, arb_pair, arb_precision
+import landscape._certificates as _cert
+import landscape._interval as _ival
+from landscape._certificates import ARB_PRECISION, VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS
+from landscape._interval import IntervalArray, arb_precision
 from landscape._objective import vec_factors
 from theory._independent import exact_reduced_loss, verify_taylor_exact
 
@@ -69,7 +65,7 @@ def _decide(lam, m, g, r, G_lo=1.0, W_hi=None):
     enc = {"G(U0)": (G_lo, G_lo + 1e-3)}
     bounds = {"lambda_min_quotient_lower": lam, "m_upper": m, "grad_norm_upper": g}
     wp = None if W_hi is None else (0.0, W_hi)
-    return _taylor_decide(enc, bounds, r, wp, ARB_PRECISION)
+    return _cert._taylor_decide(enc, bounds, r, wp, ARB_PRECISION)  # looked up at call time
 
 
 # --------------------------------------------------------------------------------------
@@ -182,14 +178,14 @@ def check_arb_rounding() -> None:
 
     with arb_precision(ARB_PRECISION):
         for x in _arb_exact_values():
-            lo, hi = _float_down(x), _float_up(x)
+            lo, hi = _ival._float_down(x), _ival._float_up(x)
             # x is not a float: the rounded endpoints must straddle it strictly
             assert arb(lo) < x < arb(hi), (lo, hi)
             assert hi == float(np.nextafter(lo, math.inf))
-            plo, phi = arb_pair(x + arb(0, 1e-30))  # a ball: pair encloses the whole ball
+            plo, phi = _ival.arb_pair(x + arb(0, 1e-30))  # a ball: pair encloses the whole ball
             assert arb(plo) <= x - arb(1e-30) and x + arb(1e-30) <= arb(phi)
         for f in (0.5, -3.25, 1e-300, 0.0):
-            assert _float_down(arb(f)) == f == _float_up(arb(f))
+            assert _ival._float_down(arb(f)) == f == _ival._float_up(arb(f))
 
 
 def check_interval_enclosures(rng, size: int = 400) -> None:
@@ -227,7 +223,7 @@ def check_interval_enclosures(rng, size: int = 400) -> None:
         assert Fraction(sq.lo[i]) ** 2 <= x <= Fraction(sq.hi[i]) ** 2
     # endpoints strictly beyond round-to-nearest, also at 0 and for subnormals
     x = np.concatenate([a, [0.0, 5e-324, -5e-324, 1e-310]])
-    assert np.all(_down(x) <= np.nextafter(x, -np.inf)) and np.all(_up(x) >= np.nextafter(x, np.inf))
+    assert np.all(_ival._down(x) <= np.nextafter(x, -np.inf)) and np.all(_ival._up(x) >= np.nextafter(x, np.inf))
 
 
 def test_arb_to_float_rounds_outward_and_tightly():
@@ -240,7 +236,7 @@ def test_interval_arithmetic_encloses_exact_results_tightly():
 
 def test_interval_square_of_straddling_interval_starts_at_zero():
     sq = IntervalArray(np.array([-1.0, -2.0, 0.5]), np.array([2.0, -1.0, 3.0])).square()
-    assert sq.lo.tolist() == [0.0, _down(np.float64(1.0)), _down(np.float64(0.25))]
+    assert sq.lo.tolist() == [0.0, _ival._down(np.float64(1.0)), _ival._down(np.float64(0.25))]
     assert np.all(sq.hi >= np.array([4.0, 4.0, 9.0]))
 
 
@@ -398,12 +394,10 @@ def test_net_lipschitz_bound_dominates_sampled_gradients(net_certs):
 
 def test_net_decision_boundary_n1():
     """(N1) min_net G_lo - G_hi(U0) - Lip eps: a few ulps either side of zero."""
-    from landscape._certificates import _net_decide
-
     G0 = (0.25, 0.25)
     lip, eps = 0.75, 2.0**-10
     need = Fraction(G0[1]) + Fraction(lip) * Fraction(eps)
     for ulps, expect in ((ULPS, VERDICT_LOCAL_MIN), (-ULPS, VERDICT_NONE)):
         b = {"lipschitz_upper": lip, "eps_effective_upper": eps, "min_net_G_lower": _nudge(float(need), ulps)}
-        margins, verdict, _ = _net_decide({"G(U0)": G0}, b, 1e-3, False, 10, "sphere", ARB_PRECISION)
+        margins, verdict, _ = _cert._net_decide({"G(U0)": G0}, b, 1e-3, False, 10, "sphere", ARB_PRECISION)
         assert verdict == expect, (ulps, margins)
