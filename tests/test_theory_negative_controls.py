@@ -169,3 +169,11 @@ def test_uniqueness_search_with_one_start_is_caught(monkeypatch):
 def test_root_finder_whose_points_are_thrown_away_is_caught(monkeypatch):
     monkeypatch.setattr(SD, "_root_run", lambda *args, **kwargs: None)
     assert not _registry_passes("Thm 3.4")
+
+
+@pytest.mark.parametrize("factor", [1e7, 0.01])
+def test_strict_saddle_threshold_off_by_orders_of_magnitude_is_caught(monkeypatch, factor):
+    orig = SD.strict_saddle_threshold
+    monkeypatch.setattr(SD, "strict_saddle_threshold", lambda U, g, Dn: orig(U, g, Dn) * factor)
+    assert not all(c.passed for c in SD.saddle_threshold_pins())
+    assert not _registry_passes("Thm 3.4")
