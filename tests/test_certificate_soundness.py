@@ -401,3 +401,81 @@ def test_net_decision_boundary_n1():
         b = {"lipschitz_upper": lip, "eps_effective_upper": eps, "min_net_G_lower": _nudge(float(need), ulps)}
         margins, verdict, _ = _cert._net_decide({"G(U0)": G0}, b, 1e-3, False, 10, "sphere", ARB_PRECISION)
         assert verdict == expect, (ulps, margins)
+
+
+# --------------------------------------------------------------------------------------
+# The independent verifier itself: agrees with the analytic formulas, refuses tampering
+# --------------------------------------------------------------------------------------
+#: The analytic gradient/Hessian (float) and the exact interpolated ones differ only by
+#: the float rounding of O(d k) term sums of entries of size ~ ||U||^2 + ||A*||.
+ANALYTIC_RTOL = 1e-12
+
+
+def _fr3(X):
+    return [[[Fraction(v) for v in row] for row in t] for t in np.asarray(X).tolist()]
+
+
+@pytest.mark.parametrize("T, d, k, seed", [(2, 2, 1, 0), (3, 2, 1, 1), (2, 2, 2, 2), (3, 3, 1, 3)])
+def test_independent_derivatives_agree_with_the_analytic_ones(T, d, k, seed):
+    from theory._independent import exact_derivatives
+
+    rng = np.random.default_rng(seed)
+    prob = LoraMLProblem(rng.standard_normal((T, d, d)), k)
+    U = rng.standard_normal((T, d, k))
+    grad, H = exact_derivatives(_fr3(prob.tasks), _fr3(U))
+    # this module's coordinates are (t, i, l) row-major; the landscape's are column-major vec
+    perm = [t * d * k + l * d + i for t in range(T) for i in range(d) for l in range(k)]
+    g_an = prob.reduced_grad_flat(vec_factors(U))[perm]
+    S_an = prob.schur_complement(U)[np.ix_(perm, perm)]
+    g_ex = np.array([float(v) for v in grad])
+    H_ex = np.array([[float(v) for v in row] for row in H])
+    scale = 1.0 + float(np.sum(U**2)) + float(np.linalg.norm(prob.tasks))
+    assert np.max(np.abs(g_ex - g_an)) <= ANALYTIC_RTOL * scale**1.5
+    assert np.max(np.abs(H_ex - S_an)) <= ANALYTIC_RTOL * scale
+    assert float(exact_reduced_loss(_fr3(prob.tasks), _fr3(U))) == pytest.approx(prob.reduced_loss(U), rel=1e-12)
+
+
+def _tampered(cert, **changes):
+    data = cert.to_dict()
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            data[section] = {**data[section], name: value}
+        else:
+            data[section] = value
+    return data
+
+
+def test_independent_verifier_refuses_every_kind_of_tampering(f2_polished):
+    from theory._independent import is_positive_definite
+
+    _, cert = f2_polished
+    assert verify_taylor_exact(cert.to_dict()).ok
+    lam_f = _float_lambda(cert.problem, cert.point)
+    G0 = cert.enclosures["G(U0)"]
+    tampered = {
+        "margin C1 + 1 ulp": _tampered(cert, **{"margins.C1": _nudge(cert.margins["C1"], 1)}),
+        "margin C2 + 1 ulp": _tampered(cert, **{"margins.C2": _nudge(cert.margins["C2"], 1)}),
+        "lambda above lambda_min": _tampered(cert, **{"bounds.lambda_min_quotient_lower": lam_f * (1 + 1e-9)}),
+        "m below ||U_t||": _tampered(cert, **{"bounds.m_upper": cert.bounds["m_upper"] * (1 - 1e-12)}),
+        "grad bound below ||g||": _tampered(cert, **{"bounds.grad_norm_upper": cert.bounds["grad_norm_upper"] / 2}),
+        "G(U0) enclosure shrunk to its lower end": _tampered(cert, **{"enclosures.G(U0)": [G0[0], G0[0]]}),
+        "G(U0) enclosure shrunk to its upper end": _tampered(cert, **{"enclosures.G(U0)": [G0[1], G0[1]]}),
+        "point moved": _tampered(cert, point=(np.asarray(cert.point) * (1 + 1e-12)).tolist()),
+        "verdict upgraded": _tampered(
+            taylor_certificate(cert.problem, np.asarray(cert.point), polish=False), verdict=VERDICT_SPURIOUS),
+        "radius doubled": _tampered(cert, radius=2 * cert.radius),
+    }
+    for name, data in tampered.items():
+        assert not verify_taylor_exact(data).ok, name
+    # the exact PD test itself: I is PD, a matrix with a zero pivot is not
+    assert is_positive_definite([[Fraction(1), 0], [0, Fraction(1)]])
+    assert not is_positive_definite([[Fraction(1), Fraction(1)], [Fraction(1), Fraction(1)]])
+
+
+def test_independent_verifier_refuses_what_it_cannot_check(net_certs):
+    _, ell, _ = net_certs
+    assert not verify_taylor_exact(ell).ok  # epsilon-net kind
+    big = random_instance(np.random.default_rng(5), 8, 3, 2)
+    cert = taylor_certificate(big.problem, big.U_star, witness=big.U_star)
+    assert not verify_taylor_exact(cert).ok  # T d k = 48 > MAX_DIM is refused, not trusted

@@ -20,7 +20,8 @@ cannot bound the work of one module by a sample.  This runner is deliberately si
   is imported, and the original text restored.  The unmutated ``ast.unparse`` form is run
   first (baseline): a module whose baseline fails is reported and skipped.
 * **Sampling**: ``--fraction F`` keeps a uniformly random fraction of each module's mutants
-  (explicit ``--seed``), ``--max-per-module N`` caps them.
+  (explicit ``--seed``), ``--max-per-module N`` caps them; the sample runs in random order,
+  so a run stopped early still leaves a uniform sample.
 
 Output: one JSON line per mutant on stdout or in ``--out`` (module, line, operator,
 status ``killed | survived | timeout``, seconds, the source line before and after), then a
@@ -235,7 +236,9 @@ def run_module(module: str, work: Path, *, fraction: float, max_per_module: int 
     if only is not None:  # re-run: exactly the recorded survivors
         chosen = [s for s in sites if (_line_of(tree, s[0]), s[1], s[2]) in only]
     if max_per_module is not None and len(chosen) > max_per_module:
-        chosen = sorted(rng.sample(chosen, max_per_module))
+        chosen = rng.sample(chosen, max_per_module)
+    # random order: a run stopped early still leaves a uniform sample of the module
+    rng.shuffle(chosen)
     commands = TARGETS[module]
     summary = {"module": module, "mutants_total": total, "sampled": len(chosen),
                "fraction": fraction, "killed": 0, "timeout": 0, "survived": 0}
