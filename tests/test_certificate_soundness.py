@@ -453,6 +453,9 @@ def test_independent_verifier_refuses_every_kind_of_tampering(f2_polished):
     assert verify_taylor_exact(cert.to_dict()).ok
     lam_f = _float_lambda(cert.problem, cert.point)
     G0 = cert.enclosures["G(U0)"]
+    # the point as its own witness: (C2) fails, a local (not spurious) minimum
+    local = taylor_certificate(cert.problem, np.asarray(cert.point), polish=False, witness=np.asarray(cert.point))
+    assert local.verdict == VERDICT_LOCAL_MIN and verify_taylor_exact(local).ok
     tampered = {
         "margin C1 + 1 ulp": _tampered(cert, **{"margins.C1": _nudge(cert.margins["C1"], 1)}),
         "margin C2 + 1 ulp": _tampered(cert, **{"margins.C2": _nudge(cert.margins["C2"], 1)}),
@@ -462,8 +465,7 @@ def test_independent_verifier_refuses_every_kind_of_tampering(f2_polished):
         "G(U0) enclosure shrunk to its lower end": _tampered(cert, **{"enclosures.G(U0)": [G0[0], G0[0]]}),
         "G(U0) enclosure shrunk to its upper end": _tampered(cert, **{"enclosures.G(U0)": [G0[1], G0[1]]}),
         "point moved": _tampered(cert, point=(np.asarray(cert.point) * (1 + 1e-12)).tolist()),
-        "verdict upgraded": _tampered(
-            taylor_certificate(cert.problem, np.asarray(cert.point), polish=False), verdict=VERDICT_SPURIOUS),
+        "verdict upgraded": _tampered(local, verdict=VERDICT_SPURIOUS),
         "radius doubled": _tampered(cert, radius=2 * cert.radius),
     }
     for name, data in tampered.items():
