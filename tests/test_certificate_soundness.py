@@ -481,3 +481,17 @@ def test_independent_verifier_refuses_what_it_cannot_check(net_certs):
     big = random_instance(np.random.default_rng(5), 8, 3, 2)
     cert = taylor_certificate(big.problem, big.U_star, witness=big.U_star)
     assert not verify_taylor_exact(cert).ok  # T d k = 48 > MAX_DIM is refused, not trusted
+
+
+@pytest.mark.parametrize("s", [0.25, 4.0])
+def test_scaled_f2_is_certified_and_exactly_verified(f2_polished, s):
+    """G(sU; s^2 A*) = s^4 G(U; A*): the certificate scales (lambda ~ s^2, m ~ s, r ~ s) and
+    stays exactly verifiable, also where max_t ||U_t|| < 1 (s = 0.25: m ~ 0.5)."""
+    inst, cert = f2_polished
+    prob = LoraMLProblem(s * s * inst.problem.tasks, 1)
+    c = taylor_certificate(prob, s * np.asarray(cert.point), polish=False, witness=s * inst.U_star)
+    assert c.verdict == VERDICT_SPURIOUS
+    assert c.bounds["m_upper"] == pytest.approx(s * cert.bounds["m_upper"], rel=1e-12)
+    assert c.bounds["lambda_min_quotient_lower"] == pytest.approx(
+        s * s * cert.bounds["lambda_min_quotient_lower"], rel=LAMBDA_SLACK)
+    check_exact_reverification([c])
