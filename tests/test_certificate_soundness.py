@@ -280,9 +280,12 @@ def _perturbed_f2_certs(inst, U_pol, rng, grads=(1e-9, 1e-6, 5e-6)):
 
 
 def check_exact_reverification(certs) -> None:
+    """Each certificate passes the independent exact verifier, and its lambda bound lies
+    below the float lambda_min within LAMBDA_SLACK."""
     for cert in certs:
         rep = verify_taylor_exact(cert)
         assert rep.ok, rep.reason
+        check_lambda_against_float(cert, cert.problem)
 
 
 def test_f2_certificate_survives_exact_reverification_and_lambda_is_tight(f2_polished):
