@@ -498,3 +498,28 @@ def test_scaled_f2_is_certified_and_exactly_verified(f2_polished, s):
     assert c.bounds["lambda_min_quotient_lower"] == pytest.approx(
         s * s * cert.bounds["lambda_min_quotient_lower"], rel=LAMBDA_SLACK)
     check_exact_reverification([c])
+
+
+def check_wide_interval_corners(rng, size: int = 300) -> None:
+    """Non-degenerate intervals: every corner of [a1,a2] op [b1,b2] (exact Fractions) lies in
+    the result, for all sign patterns (the extremes of * and / sit at corners)."""
+    a = np.sort(rng.standard_normal((size, 2)) * 10.0 ** rng.uniform(-3, 3, (size, 1)), axis=1)
+    b = np.sort(rng.standard_normal((size, 2)) * 10.0 ** rng.uniform(-3, 3, (size, 1)), axis=1)
+    b[:, 0] = np.where(b[:, 0] * b[:, 1] <= 0, np.abs(b[:, 1]) / 2, b[:, 0])  # keep 0 out of b
+    b = np.sort(b, axis=1)
+    A, B = IntervalArray(a[:, 0], a[:, 1]), IntervalArray(b[:, 0], b[:, 1])
+    for name, res, op in (("mul", A * B, lambda x, y: x * y), ("div", A / B, lambda x, y: x / y),
+                          ("add", A + B, lambda x, y: x + y), ("sub", A - B, lambda x, y: x - y)):
+        for i in range(size):
+            lo, hi = Fraction(res.lo[i]), Fraction(res.hi[i])
+            for x in a[i]:
+                for y in b[i]:
+                    assert lo <= op(Fraction(x), Fraction(y)) <= hi, (name, a[i], b[i])
+    sq = A.square()
+    for i in range(size):
+        for x in a[i]:
+            assert Fraction(sq.lo[i]) <= Fraction(x) ** 2 <= Fraction(sq.hi[i])
+
+
+def test_wide_intervals_enclose_every_corner():
+    check_wide_interval_corners(np.random.default_rng(22))
