@@ -241,8 +241,16 @@ def test_interval_square_of_straddling_interval_starts_at_zero():
 
 
 def test_interval_division_by_an_interval_with_zero_is_refused():
-    with pytest.raises(ZeroDivisionError):
-        IntervalArray(1.0) / IntervalArray(-1.0, 1.0)
+    for lo, hi in ((-1.0, 1.0), (0.0, 1.0), (-1.0, 0.0), (0.0, 0.0)):
+        with pytest.raises(ZeroDivisionError):
+            IntervalArray(1.0) / IntervalArray(lo, hi)
+
+
+def test_interval_contains_its_endpoints_and_nothing_outside():
+    X = IntervalArray(np.array([1.0, -2.0]), np.array([2.0, -2.0]))
+    assert X.contains(np.array([1.0, -2.0])).all() and X.contains(np.array([2.0, -2.0])).all()
+    assert not X.contains(np.array([np.nextafter(1.0, 0), np.nextafter(-2.0, 0)])).any()
+    assert not X.contains(np.array([np.nextafter(2.0, 3), np.nextafter(-2.0, -3)])).any()
 
 
 # --------------------------------------------------------------------------------------
