@@ -87,7 +87,7 @@ TARGETS: dict[str, list[list[str]]] = {
     ],
 }
 TARGETS["theory/_independent.py"] = [
-    _pytest("tests/test_certificate_soundness.py", "-k", "exact or f2 or c2 or gradient"),
+    _pytest("tests/test_certificate_soundness.py", "-k", "exact or independent or f2 or c2 or gradient"),
     _THEORY_QUICK,
     _pytest("tests/test_theory_negative_controls.py"),
 ]
