@@ -531,3 +531,23 @@ def check_wide_interval_corners(rng, size: int = 300) -> None:
 
 def test_wide_intervals_enclose_every_corner():
     check_wide_interval_corners(np.random.default_rng(22))
+
+
+def test_independent_psd_and_generator_helpers():
+    """The exact helpers on their own: principal-minor PSD test and the orbit generators
+    (G is O(k)-invariant, so its exact gradient is orthogonal to every generator)."""
+    from theory._independent import _generators, _is_psd_small, exact_derivatives
+
+    F = Fraction
+    assert _is_psd_small([[F(2), F(1)], [F(1), F(2)]]) and _is_psd_small([[F(1), F(1)], [F(1), F(1)]])
+    assert not _is_psd_small([[F(1), F(2)], [F(2), F(1)]])
+    assert not _is_psd_small([[F(1), F(0), F(0)], [F(0), F(1), F(2)], [F(0), F(2), F(1)]])
+    assert not _is_psd_small([[F(-1)]]) and _is_psd_small([[F(0)]])
+    rng = np.random.default_rng(6)
+    T, d, k = 2, 2, 2
+    tasks, U = _fr3(rng.standard_normal((T, d, d))), _fr3(rng.standard_normal((T, d, k)))
+    grad, _ = exact_derivatives(tasks, U)
+    gens = _generators(U)
+    assert len(gens) == T * k * (k - 1) // 2
+    for y in gens:
+        assert any(y) and sum(gi * yi for gi, yi in zip(grad, y)) == 0
