@@ -543,6 +543,11 @@ def test_independent_psd_and_generator_helpers():
     assert not _is_psd_small([[F(1), F(2)], [F(2), F(1)]])
     assert not _is_psd_small([[F(1), F(0), F(0)], [F(0), F(1), F(2)], [F(0), F(2), F(1)]])
     assert not _is_psd_small([[F(-1)]]) and _is_psd_small([[F(0)]])
+    from theory._independent import is_positive_definite
+
+    # indefinite only after row 1 is reduced by row 0 (eigenvalues -1, 1, 3)
+    assert not is_positive_definite([[F(1), F(2), F(0)], [F(2), F(1), F(0)], [F(0), F(0), F(1)]])
+    assert is_positive_definite([[F(2), F(1), F(0)], [F(1), F(2), F(1)], [F(0), F(1), F(2)]])
     rng = np.random.default_rng(6)
     T, d, k = 2, 2, 2
     tasks, U = _fr3(rng.standard_normal((T, d, d))), _fr3(rng.standard_normal((T, d, k)))
@@ -551,3 +556,18 @@ def test_independent_psd_and_generator_helpers():
     assert len(gens) == T * k * (k - 1) // 2
     for y in gens:
         assert any(y) and sum(gi * yi for gi, yi in zip(grad, y)) == 0
+
+
+def test_exactly_critical_point_with_zero_gradient_bound_verifies(f2_polished):
+    """U = 0 is an exact critical point (grad G = -(a + a^T) U = 0): its gradient bound is
+    exactly 0 and S = -blockdiag(a_t + a_t^T) has both signs (sum of a_t is 0), so the
+    certificate refuses, and every stored claim still holds exactly."""
+    import dataclasses
+
+    inst, _ = f2_polished
+    c = taylor_certificate(inst.problem, np.zeros((3, 3, 1)), polish=False)
+    assert c.bounds["grad_norm_upper"] == 0.0 and c.verdict == VERDICT_NONE
+    rep = verify_taylor_exact(c)
+    assert rep.ok, rep.reason
+    with pytest.raises(dataclasses.FrozenInstanceError):  # certificate inputs are immutable
+        inst.problem.k = 2

@@ -80,10 +80,12 @@ TARGETS: dict[str, list[list[str]]] = {
     "landscape/_objective.py": [
         _THEORY_QUICK,
         _pytest("tests/test_landscape_core.py"),
+        _pytest("tests/test_certificate_soundness.py"),
     ],
     "landscape/_curvature.py": [
         _THEORY_QUICK,
         _pytest("tests/test_landscape_core.py", "tests/test_landscape_certificates.py"),
+        _pytest("tests/test_certificate_soundness.py"),
     ],
 }
 TARGETS["theory/_independent.py"] = [
