@@ -292,3 +292,29 @@ def test_f2_check_fails_when_the_independent_verifier_disagrees(monkeypatch):
 
     monkeypatch.setattr(sd, "verify_taylor_exact", lambda cert: IndependentReport({"x": False}, reason="no"))
     assert not run(["App F.2"], scale="quick").passed
+
+
+def test_clopper_pearson_matches_scipy_exact_interval():
+    from scipy.stats import binomtest
+
+    from theory._result import clopper_pearson
+
+    for k, n in ((0, 10), (3, 10), (10, 10), (17, 250)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        lo, hi = clopper_pearson(k, n, 0.95)
+        assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_ratio_of_means_standard_error_is_calibrated():
+    """Delta-method SE of a ratio of two independent means: scales with the ratio, and
+    matches the spread of the ratio over independent replications (within 15%)."""
+    from theory._result import ratio_of_means
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(3.0, 1.0, 400), rng.normal(2.0, 0.5, 400)
+    r, se = ratio_of_means(a, b)
+    r2, se2 = ratio_of_means(10.0 * a, b)
+    assert r2 == pytest.approx(10 * r) and se2 == pytest.approx(10 * se)
+    reps = [ratio_of_means(rng.normal(3.0, 1.0, 400), rng.normal(2.0, 0.5, 400)) for _ in range(300)]
+    spread = float(np.std([x for x, _ in reps], ddof=1))
+    assert float(np.mean([s for _, s in reps])) == pytest.approx(spread, rel=0.15)
