@@ -566,7 +566,7 @@ def test_exactly_critical_point_with_zero_gradient_bound_verifies(f2_polished):
 
     inst, _ = f2_polished
     c = taylor_certificate(inst.problem, np.zeros((3, 3, 1)), polish=False)
-    assert c.bounds["grad_norm_upper"] == 0.0 and c.verdict == VERDICT_NONE
+    assert c.bounds["grad_norm_upper"] == 0.0 and c.bounds["m_upper"] == 0.0 and c.verdict == VERDICT_NONE
     rep = verify_taylor_exact(c)
     assert rep.ok, rep.reason
     with pytest.raises(dataclasses.FrozenInstanceError):  # certificate inputs are immutable

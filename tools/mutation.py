@@ -231,7 +231,7 @@ def run_module(module: str, work: Path, *, fraction: float, max_per_module: int 
     src_path = work / module
     original = src_path.read_text()
     tree = ast.parse(original)
-    lines = original.splitlines()
+    lines = original.split("\n")  # not splitlines(): form feeds etc. are not line breaks for ast
     sites = enumerate_mutants(tree)
     total = len(sites)
     chosen = [s for s in sites if rng.random() < fraction]
