@@ -422,6 +422,10 @@ def check_thm34(
         need_root = max(1, math.ceil(MIN_ROOT_FRACTION * starts))
         cases.append(Case(f"{tag}: root-finder critical points surviving polishing", f">= {need_root}",
                           n_root, f"{MIN_ROOT_FRACTION:g} x {starts} starts", n_root >= need_root))
+        # every eigen-subset construction (2^k x 2^k subsets) is an exact critical point
+        n_eig = sum(cp.source == "eigen-subset" for cp in pts)
+        cases.append(Case(f"{tag}: eigen-subset constructions that are critical points", 4**k, n_eig,
+                          "||grad G|| <= GRAD_RTOL ||D*||^1.5", n_eig == 4**k))
         # ---- L6
         lam_D = np.linalg.eigvalsh(Dstar)
         zt = d * EPS * float(np.max(np.abs(lam_D)))
