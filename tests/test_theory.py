@@ -247,3 +247,74 @@ def test_negative_controls_are_marked_and_report_non_uniqueness(quick_report):
         assert res.passed and "NOT unique" in res.predicted
         exceptions = [c for c in res.cases if "A != A*" in c.label]
         assert exceptions and all(c.measured >= 1 for c in exceptions)
+
+
+# Every branch of a check runs at quick scale: (check id, a substring of a case label that
+# only that branch produces).  A branch no configuration reaches is dead code that could
+# hide a wrong formula.
+BRANCH_CASES = [
+    ("Prop 2", "limit (mu_i >= 2k)"),
+    ("Prop 2", "limit lower bound"),
+    ("Prop 1", "rank threshold pin"),
+    ("Eq.(34) / Thm B.1", "(Tk(k-1)/2 + k^2)"),
+    ("Eq.(34) / Thm B.1", "a global min (Tk(k-1)/2)"),
+    ("Eq.(34) / Thm B.1", "(>= Tk(k-1)/2)"),
+    ("Thm 3.4", "(35) identity at random U"),
+    ("Thm 3.4", "strict-saddle threshold pin"),
+    ("Thm 3.4", "root-finder critical points"),
+    ("Thm 3.3 + Cor 3", "GD endpoint"),
+    ("Thm 3.3 + Cor 3", "the search found zero-loss points"),
+    ("Thm 3.2 via GD", "GD endpoint: loss <="),
+    ("App F.1", "the search found zero-loss points"),
+    ("App F.2", "independent exact-rational verification"),
+    ("App F.2", "certified lambda lower bound vs float"),
+]
+
+
+@pytest.mark.parametrize("check_id, label", BRANCH_CASES)
+def test_every_branch_runs_at_quick_scale(quick_report, check_id, label):
+    res = next(r for r in quick_report.results if r.id == check_id)
+    assert any(label in c.label for c in res.cases), [c.label for c in res.cases]
+
+
+def test_search_lower_bound_counts():
+    from theory._checks_minima import MIN_SEARCH_HITS, search_found_enough
+
+    assert not search_found_enough(0, 8) and not search_found_enough(1, 1)
+    assert not search_found_enough(MIN_SEARCH_HITS - 1, 4)
+    assert search_found_enough(MIN_SEARCH_HITS, 8) and search_found_enough(19, 75)
+    assert not search_found_enough(18, 75)  # below a quarter of the starts
+
+
+def test_f2_check_fails_when_the_independent_verifier_disagrees(monkeypatch):
+    import theory._checks_saddles as sd
+    from theory._independent import IndependentReport
+
+    monkeypatch.setattr(sd, "verify_taylor_exact", lambda cert: IndependentReport({"x": False}, reason="no"))
+    assert not run(["App F.2"], scale="quick").passed
+
+
+def test_clopper_pearson_matches_scipy_exact_interval():
+    from scipy.stats import binomtest
+
+    from theory._result import clopper_pearson
+
+    for k, n in ((0, 10), (3, 10), (10, 10), (17, 250)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        lo, hi = clopper_pearson(k, n, 0.95)
+        assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_ratio_of_means_standard_error_is_calibrated():
+    """Delta-method SE of a ratio of two independent means: scales with the ratio, and
+    matches the spread of the ratio over independent replications (within 15%)."""
+    from theory._result import ratio_of_means
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(3.0, 1.0, 400), rng.normal(2.0, 0.5, 400)
+    r, se = ratio_of_means(a, b)
+    r2, se2 = ratio_of_means(10.0 * a, b)
+    assert r2 == pytest.approx(10 * r) and se2 == pytest.approx(10 * se)
+    reps = [ratio_of_means(rng.normal(3.0, 1.0, 400), rng.normal(2.0, 0.5, 400)) for _ in range(300)]
+    spread = float(np.std([x for x, _ in reps], ddof=1))
+    assert float(np.mean([s for _, s in reps])) == pytest.approx(spread, rel=0.15)

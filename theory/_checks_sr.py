@@ -315,6 +315,37 @@ def prop1_needed_rank(d: int, k: int, T: int) -> int:
     return min(d, (T + 1) * k)
 
 
+#: Threshold pinning: a singular value this many times the rank threshold
+#: ``s_1 max(m, n) eps`` above (below) it must (must not) be counted.  One order of
+#: magnitude is far beyond the SVD's own error (~n eps s_1 absolute) either way, so a
+#: threshold loosened or tightened by 10x or more makes a pin fail.
+PIN_FACTOR = 10.0
+
+
+def rank_threshold_pins(rng: np.random.Generator, shapes=((10, 10), (12, 7))):
+    r"""Cases pinning the numerical-rank threshold of every rank statement.
+
+    For each shape, :math:`M=Q_1\,\mathrm{diag}(s)\,Q_2^	op` with random orthogonal
+    :math:`Q_i`, :math:`r` singular values of order one and one more at
+    :math:`10	imes` (resp. :math:`0.1	imes`) the threshold :math:`s_1\max(m,n)arepsilon`:
+    the numerical rank must be :math:`r+1` (resp. :math:`r`).
+    """
+    out = []
+    for m, n in shapes:
+        r = min(m, n) // 2
+        for factor, extra in ((PIN_FACTOR, 1), (1 / PIN_FACTOR, 0)):
+            s = np.zeros(min(m, n))
+            s[:r] = np.sort(rng.uniform(1.0, 2.0, r))[::-1]
+            s[r] = factor * s[0] * max(m, n) * EPS
+            Q1, _ = np.linalg.qr(rng.standard_normal((m, m)))
+            Q2, _ = np.linalg.qr(rng.standard_normal((n, n)))
+            M = (Q1[:, : s.size] * s) @ Q2[:, : s.size].T
+            got, _ = numerical_rank(M)
+            out.append(Case(f"rank threshold pin {m}x{n}: s_r+1 = {factor:g} x threshold", r + extra, int(got),
+                            "s_1 max(m,n) eps", int(got) == r + extra))
+    return out
+
+
 def check_prop1(
     rng: np.random.Generator,
     *,
@@ -367,6 +398,7 @@ def check_prop1(
                 agree = abs(loss - ey) <= delta * math.sqrt(2 * ey) + delta**2
                 cases.append(Case(f"d={d} k={k} T={T}: min L*_T+1 at k'={kp}", f"{fmt(ey)} > 0", loss,
                                   zero_tol, loss > zero_tol and agree))
+    cases += rank_threshold_pins(rng)
     return make_result(
         "Prop 1",
         reference="Proposition 1 (THEORY.md section 3)",
@@ -401,7 +433,7 @@ def running_mean_W(rng: np.random.Generator, d: int, k: int, T: int, batch: int)
 def check_prop2(
     rng: np.random.Generator,
     *,
-    configs=((20, 1, 1), (20, 1, 5), (20, 2, 6), (30, 1, 10)),
+    configs=((20, 1, 1), (20, 1, 5), (20, 2, 6), (30, 1, 10), (20, 3, 1)),
     T: int = 50_000,
     batch: int = 8192,
     floor: Callable[[int, int, int], float] = prop2_floor,
@@ -416,7 +448,8 @@ def check_prop2(
       :math:`|\sqrt{2L_T}-\sqrt{2L_\infty}|\le\|\bar W-kI\|_F`, whose rms is
       :math:`\sqrt{kd(d+1)/T}` (LLN rate; Wishart variance);
     * the limit equals ``floor(d, k, k')`` when :math:`k'\ge k` and every
-      :math:`\mu_i\ge2k`, and is :math:`\ge\frac{k^2}2(d-k-k')_+` always.
+      :math:`\mu_i\ge2k`, and is :math:`\ge\frac{k^2}2(d-k-k')_+` always (the
+      configuration with :math:`k'<k` runs this lower-bound branch).
     """
     t0 = time.perf_counter()
     cases = []
@@ -455,7 +488,7 @@ def check_prop2(
         "Prop 2",
         reference="Proposition 2, eq. (15) (THEORY.md section 3)",
         hypotheses=f"T={T} retraining tasks (running mean of W, batched), Gaussian U*",
-        predicted="limit k^2(d-k')/2: " + ", ".join(fmt(c.predicted) for c in cases[1::2]),
+        predicted="limit k^2(d-k')/2 (or >= k^2(d-k-k')/2): " + ", ".join(fmt(c.predicted) for c in cases[1::2]),
         measured="finite-T optimum: " + ", ".join(fmt(c.measured) for c in cases[::2]),
         tolerance=f"|sqrt(2L_T)-sqrt(2L_inf)| <= {Z_CRITICAL:g} sqrt(kd(d+1)/T)",
         tolerance_why=(
