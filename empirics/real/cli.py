@@ -27,27 +27,14 @@ import sys
 import types
 from pathlib import Path
 
+from landscape._cli_checks import nonneg_int, positive_int  # noqa: E402
+
 __all__ = ["add_subcommands", "config_from_args", "main"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed (integer >= 0), got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {v}")
-    return v
+# the shared argparse types of every command line (one message per kind of bad value)
+_positive_int = positive_int
+_seed = nonneg_int
 
 
 def _positive_float(text: str) -> float:
