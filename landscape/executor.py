@@ -38,6 +38,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -257,13 +258,19 @@ def _stop_workers(ex) -> None:
     for p in procs:
         if p.is_alive():
             p.terminate()
+    deadline = time.monotonic() + _JOIN_SECONDS
     for p in procs:
-        p.join(timeout=_JOIN_SECONDS)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:  # SIGTERM not honoured in time (e.g. a worker still starting up): SIGKILL
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=_JOIN_SECONDS)
 
 
-#: How long to wait for a terminated pool worker to exit (SIGTERM is immediate for a
-#: process computing in numpy/torch; this only bounds a pathological case).
-_JOIN_SECONDS = 10.0
+#: How long, in all, to wait for the terminated pool workers to exit before they are
+#: killed (SIGTERM is immediate for a process computing in numpy/torch; this only
+#: bounds a worker that is still starting up on a loaded machine).
+_JOIN_SECONDS = 2.0
 
 
 class LocalExecutor(Executor):
