@@ -170,7 +170,12 @@ def test_sigint_stops_the_local_pool(tmp_path):
     if not Path("/proc").is_dir():
         pytest.skip("needs /proc to check processes")
     sleep_s = 120
+    # the driver starts with Python's own Ctrl-C handling, whatever signal disposition or
+    # mask the test runner's process (and so this child) inherited from earlier tests
     script = textwrap.dedent(f"""
+        import signal
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from landscape.executor import LocalExecutor, Unit, run_units
         from tests import _executor_units as eu
         cfg = {{"seconds": {sleep_s}, "marker_dir": {str(tmp_path)!r}}}
