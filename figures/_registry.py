@@ -101,29 +101,15 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     :func:`load_data` recognises a pair left inconsistent by a kill between the two
     renames instead of rendering old numbers with new arrays.
     """
-    import os
-    import tempfile
-
     from empirics._records import write_json
-    from landscape.executor import default_file_mode
+    from landscape.executor import atomic_write
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in data.items() if not isinstance(v, np.ndarray)}
     npz = out_dir / f"{name}.npz"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".npz.tmp")
-    try:
-        os.chmod(tmp, default_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, npz)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(npz, lambda fh: np.savez_compressed(fh, **arrays))
     js = write_json(out_dir / f"{name}.json", {"meta": dict(meta), "data": rest, "arrays": sorted(arrays),
                                               "npz_sha256": _sha256(npz)})
     return npz, js

@@ -205,12 +205,9 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     interrupted rendering leaves the previous image intact. Metadata dates are left
     out so that redrawing unchanged data gives unchanged files.
     """
-    import os
-    import tempfile
-
     import matplotlib.pyplot as plt
 
-    from landscape.executor import default_file_mode
+    from landscape.executor import atomic_write
 
     formats = ["png", *VECTOR_FORMATS]
     metadata = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
@@ -218,16 +215,8 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     try:
         for fmt in formats:
             path = Path(out_dir) / f"{stem}.{fmt}"
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=f".{fmt}.tmp")
-            try:
-                os.chmod(tmp, default_file_mode())
-                with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=fmt, dpi=SAVE_DPI, metadata=metadata[fmt])
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(path, lambda fh, fmt=fmt: fig.savefig(fh, format=fmt, dpi=SAVE_DPI,
+                                                            metadata=metadata[fmt]))
             paths.append(path)
     finally:
         plt.close(fig)

@@ -823,6 +823,19 @@ def _witness_upper(tasks, W, precision: int) -> tuple[float, float]:
         return arb_pair(_arb_state(tasks, W)["G"])
 
 
+def _taylor_radius(bounds) -> float:
+    """Radius of the Taylor ball from certified bounds: just below lambda / (8 m), where
+    the cubic term is at most half the quadratic one; 0 when lambda is not certified > 0."""
+    lam = bounds["lambda_min_quotient_lower"]
+    m_up = bounds["m_upper"]
+    if math.isfinite(lam) and lam > 0.0 and m_up > 0.0:
+        return float(np.nextafter(lam / (8.0 * m_up), 0.0))
+    if math.isfinite(lam) and lam > 0.0:
+        # every U0_t = 0: no cubic term; any radius with phi(r) > 0 works
+        return float(4.0 * bounds["grad_norm_upper"] / lam) or 1.0
+    return 0.0
+
+
 def _taylor_decide(enclosures, bounds, r: float, witness_pair, precision: int):
     """(C1), (Cq), (C2) in ``arb`` on the stored (exact float) bounds."""
     from flint import arb
@@ -957,15 +970,7 @@ def taylor_certificate(
     enclosures, bounds, params, diag = _taylor_bounds(
         problem.tasks, problem.k, U, penalty=penalty, shift=None, precision=precision
     )
-    lam = bounds["lambda_min_quotient_lower"]
-    m_up = bounds["m_upper"]
-    if math.isfinite(lam) and lam > 0.0 and m_up > 0.0:
-        r = float(np.nextafter(lam / (8.0 * m_up), 0.0))
-    elif math.isfinite(lam) and lam > 0.0:
-        # every U0_t = 0: no cubic term; any radius with phi(r) > 0 works
-        r = float(4.0 * bounds["grad_norm_upper"] / lam) or 1.0
-    else:
-        r = 0.0
+    r = _taylor_radius(bounds)
     # Only search for a witness when the ball's lower bound is positive at all.
     ball_lower = enclosures["G(U0)"][0] - bounds["grad_norm_upper"] * r
     W = None

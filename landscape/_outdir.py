@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from ._validation import LandscapeInputError
+from .executor import atomic_write
 
 __all__ = ["OutDir", "prepare_out_dir", "ReportWriter", "REPORT_NAME", "PAUSE_ENV"]
 
@@ -40,12 +41,6 @@ _STALE = re.compile(r"^(report\.md|run\.json|losses\.png|saddle_direction\.png|o
 #: Test hook: seconds to sleep after every other output is in place and before
 #: report.json is written, so that a test can interrupt an audit at that point.
 PAUSE_ENV = "LANDSCAPE_AUDIT_PAUSE_BEFORE_REPORT"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 class OutDir:
@@ -141,20 +136,7 @@ class ReportWriter:
     def _replace(self, name: str, write) -> str:
         if not self._cleared:
             self.clear_stale()
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; reports get the usual mode
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.dir / name)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(self.dir / name, write)
         self.written.append(name)
         return str(self.dir / name)
 

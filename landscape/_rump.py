@@ -449,6 +449,7 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
         CertificateNotApplicable,
         CertificateTooLarge,
         _taylor_decide,
+        _taylor_radius,
     )
     from ._search import newton_polish
 
@@ -476,14 +477,7 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
         enclosures, bounds, params, diag = fp_taylor_bounds(problem.tasks, U, lam_estimate=lam_est)
     except _NotApplicable as exc:
         raise CertificateNotApplicable(str(exc)) from None
-    lam = bounds["lambda_min_quotient_lower"]
-    m_up = bounds["m_upper"]
-    if math.isfinite(lam) and lam > 0.0 and m_up > 0.0:
-        r = float(np.nextafter(lam / (8.0 * m_up), 0.0))
-    elif math.isfinite(lam) and lam > 0.0:
-        r = float(4.0 * bounds["grad_norm_upper"] / lam) or 1.0
-    else:
-        r = 0.0
+    r = _taylor_radius(bounds)
     ball_lower = enclosures["G(U0)"][0] - bounds["grad_norm_upper"] * r
     W = None
     if witness is not None:

@@ -198,14 +198,16 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Write ``path`` atomically: ``write(binary_file)`` fills a temporary file in the same
+    folder (usual file mode, fsync-ed), which then replaces ``path`` by ``os.replace``; on
+    any error or interrupt the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a result file is as readable as any other
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -216,6 +218,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             pass
         raise
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # ---------------------------------------------------------------------------- backends
