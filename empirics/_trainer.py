@@ -771,6 +771,33 @@ class _LinearWarmup:
         return min(1.0, step / self.steps)
 
 
+def _reptile_inner_optimizer(cfg, params):
+    """A fresh optimizer for one Reptile inner loop (SGD, or Adam(W) as the official language code)."""
+    import torch
+
+    if cfg.reptile_inner_optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.reptile_inner_lr)
+    return _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_inner_optimizer, lr=cfg.reptile_inner_lr),
+                           [{"params": params}])
+
+
+def _reptile_outer_step(cfg, outer, params, theta, T: int) -> None:
+    """Reptile's outer update from the pre-loop weights ``theta`` to the inner solution in ``params``."""
+    import torch
+
+    if cfg.reptile_outer == "interpolate":
+        outer.step(theta)
+        return
+    # official outer step: the pseudo-gradient (theta - phi) / T into Adam(W), taken
+    # from theta (the language code's sign; the vision code's reversed sign is a defect)
+    with torch.no_grad():
+        for p, th in zip(params, theta):
+            p.grad = (th - p) / T
+            p.copy_(th)
+    outer.step()
+    outer.zero_grad(set_to_none=True)
+
+
 def _make_scheduler(cfg: StageConfig, opt: torch.optim.Optimizer,
                     total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     """The ``torch.optim.lr_scheduler`` of ``cfg.schedule`` over ``total_steps`` steps of ``opt``.
@@ -1069,11 +1096,7 @@ def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
             loop.extra["order"] = torch.randperm(T, generator=loop.generator).tolist()
         t = int(loop.extra["order"][(epoch - 1) % T])
         theta = [p.detach().clone() for p in params]
-        if cfg.reptile_inner_optimizer == "sgd":
-            inner = torch.optim.SGD(params, lr=cfg.reptile_inner_lr)
-        else:
-            inner = _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_inner_optimizer,
-                                                        lr=cfg.reptile_inner_lr), [{"params": params}])
+        inner = _reptile_inner_optimizer(cfg, params)
         steps, total = 0, loop.loss_sum()
         while steps < cfg.reptile_inner_steps:
             for batch in loop.tasks[t].batches("train", loop.generator):
@@ -1085,17 +1108,7 @@ def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
                 steps += 1
                 if steps == cfg.reptile_inner_steps:
                     break
-        if cfg.reptile_outer == "interpolate":
-            outer.step(theta)
-        else:
-            # official outer step: the pseudo-gradient (theta - phi) / T into Adam(W), taken
-            # from theta (the language code's sign; the vision code's reversed sign is a defect)
-            with torch.no_grad():
-                for p, th in zip(params, theta):
-                    p.grad = (th - p) / T
-                    p.copy_(th)
-            outer.step()
-            outer.zero_grad(set_to_none=True)
+        _reptile_outer_step(cfg, outer, params, theta, T)
         sched.step()
         record = {"epoch": epoch, "task": t}
         if epoch % cfg.log_every == 0 or epoch == cfg.epochs:

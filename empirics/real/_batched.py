@@ -561,7 +561,8 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
         ``cfg.select_best``); ``histories``: per seed, trainer-style epoch records;
         ``best_epochs``: per seed, the selected epoch (``None`` without selection).
     """
-    from .._trainer import _ReptileOuter, _make_optimizer, _make_scheduler
+    from .._trainer import (_make_optimizer, _make_scheduler, _reptile_inner_optimizer, _reptile_outer_step,
+                            _ReptileOuter)
 
     _check_supported(cfg)
     eng = _Engine(family, cfg.device, bf16=cfg.bf16, compile=compile)
@@ -625,11 +626,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                      for s, g in enumerate(gens)]
             task_log.append(visit)
             theta = [p.detach().clone() for p in base_list]
-            if cfg.reptile_inner_optimizer == "sgd":
-                inner = torch.optim.SGD(base_list, lr=cfg.reptile_inner_lr)
-            else:
-                inner = _make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_inner_optimizer,
-                                                            lr=cfg.reptile_inner_lr), [{"params": base_list}])
+            inner = _reptile_inner_optimizer(cfg, base_list)
             total = torch.zeros(S, dtype=torch.float64, device=dev)
             steps = [[p[k] for p in plans] for k in range(cfg.reptile_inner_steps)]
             gidx, gvalid = eng.index_steps(data, steps, [[[t] for t in visit]] * len(steps))
@@ -640,16 +637,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                 loss.sum().backward()
                 inner.step()
                 total += loss.detach()
-            if cfg.reptile_outer == "interpolate":
-                outer.step(theta)
-            else:
-                # the trainer's official outer step: pseudo-gradient (theta - phi) / T, from theta
-                with torch.no_grad():
-                    for p, th in zip(base_list, theta):
-                        p.grad = (th - p) / T
-                        p.copy_(th)
-                outer.step()
-                outer.zero_grad(set_to_none=True)
+            _reptile_outer_step(cfg, outer, base_list, theta, T)  # the trainer's own update
             sched.step()
             epochs.append(epoch)
             loss_log.append(total / cfg.reptile_inner_steps)
