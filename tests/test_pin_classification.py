@@ -205,3 +205,23 @@ def test_loss_tolerance_separates_zero_from_positive_losses(f2):
     g = ls.classify(inst.problem, inst.U_star)
     s = ls.classify(inst.problem, U)
     assert g.loss <= g.loss_tolerance and s.loss > 1e10 * s.loss_tolerance
+
+
+@pytest.mark.parametrize("h,kind", [(0.05, SPURIOUS_CANDIDATE), (0.45, SPURIOUS_CANDIDATE),
+                                    (0.6, NOT_CRITICAL), (4.9, NOT_CRITICAL)])
+def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kind):
+    """||g|| = 10x the critical tolerance: only the Kantorovich guarantee (h <= 1/2) makes
+    the point critical.  (Below the gradient tolerance h <= 1/2 is the same as
+    sigma >= eta = 2 h sigma, so there the placement of sigma alone cannot tell a
+    loosened condition; here it can.)"""
+    inst, U, spec = f2
+    p = inst.problem
+    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
+    v = np.random.default_rng(3).standard_normal(U.shape)
+    Ur = U + 10 * crit / np.linalg.norm(p.schur_complement(U) @ v.reshape(-1)) * v
+    gn = float(np.linalg.norm(reduced_grad(p, Ur)))
+    assert gn > 5 * crit
+    sigma = _sigma_for_h(h, _m(Ur), gn)
+    c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
+    assert c.kantorovich_h == pytest.approx(h, rel=1e-3)
+    assert c.kind == kind, c.reason
