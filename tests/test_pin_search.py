@@ -156,3 +156,30 @@ def test_search_reaches_critical_points_of_nonsymmetric_tasks():
     for r in res:
         g = _cs_grad(p.tasks, r.point)
         assert np.linalg.norm(g) < 1e-7 and np.isclose(r.loss, _G(p.tasks, r.point), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", ["_DenseBatch", "_FactoredBatch"])
+def test_armijo_trial_rejects_a_tiny_increase_and_accepts_a_sufficient_decrease(cls):
+    """alpha0 > 0 with G(U - alpha0 g) = G(U) (the step that overshoots back to the same
+    level, found by bisection on G's definition): just beyond it G increases by far less
+    than ARMIJO_C * alpha * ||g||^2, which must still be rejected; at alpha0 / 2 the
+    decrease is sufficient and must be accepted."""
+    p, U = _nonsym_problem(3, 4, 2, 9)
+    ev = getattr(_search, cls)(p)
+    f, g, aux = ev.evaluate(U[None])
+    g0 = g[0]
+    gsq = float(np.sum(g0 * g0))
+    phi = lambda a: _G(p.tasks, U - a * g0) - _G(p.tasks, U)
+    lo, hi = 1e-8, 1.0
+    while phi(hi) < 0:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if phi(mid) < 0 else (lo, mid)
+    a_up = hi * (1 + 1e-7)
+    assert 0 < phi(a_up) < _search.ARMIJO_C * a_up * gsq
+    a_ok = 0.5 * lo
+    assert phi(a_ok) < -_search.ARMIJO_C * a_ok * gsq
+    for a, expect in ((a_up, False), (a_ok, True)):
+        ok = ev.trials(U[None], f, g, aux, np.array([a]), np.array([gsq]))[0]
+        assert bool(ok[0]) is expect
