@@ -2,7 +2,7 @@
 
 The figures registry, the real-data runs (one unit per method x seed), the theory atlas
 (one unit per cell) and the audit's multistart search all submit independent units here.
-It lives in :mod:`landscape` because that is the package every other one may import
+It lives in :mod:`landscape.runtime` because that is the floor every other package may import
 (DESIGN.md: data flows ``landscape -> theory/empirics -> figures``); it imports nothing
 heavy and nothing of the rest of the toolkit.
 
@@ -26,7 +26,7 @@ Contract of a unit
   of the stored configuration, so they may differ between a run and its resumption.
 
 Backends: :class:`LocalExecutor` (this process, or a pool of processes) and
-``RayExecutor`` (:mod:`landscape._ray_executor`, optional extra ``cluster``); both give
+``RayExecutor`` (:mod:`landscape.runtime.ray_executor`, optional extra ``cluster``); both give
 the same results for the same units.
 """
 from __future__ import annotations
@@ -323,7 +323,7 @@ def get_executor(name: str = "local", *, workers: int = 1, ray_address: str | No
     if name == "local":
         return LocalExecutor(workers=workers)
     if name == "ray":
-        from ._ray_executor import RayExecutor  # optional extra: pip install '.[cluster]'
+        from .ray_executor import RayExecutor  # optional extra: pip install '.[cluster]'
 
         return RayExecutor(address=ray_address)
     raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(BACKENDS)}")
