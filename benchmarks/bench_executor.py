@@ -27,7 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.runtime.executor import LocalExecutor, Unit, atomic_write_text, run_units  # noqa: E402
+from landscape.runtime.executor import LocalExecutor, Unit, run_units  # noqa: E402
+from landscape.runtime.atomic import atomic_write_text  # noqa: E402
 
 #: Local Ray instance of the benchmark: the 2 cores of this project's machines.
 RAY_CPUS = 2

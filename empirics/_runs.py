@@ -105,7 +105,8 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
     """Split ``seeds`` into one chunk per worker, run the chunks as units; results in seed order."""
     from functools import partial
 
-    from landscape.runtime.executor import LocalExecutor, ResultStore, Unit, config_digest, run_units
+    from landscape.runtime.executor import LocalExecutor, Unit, run_units
+    from landscape.runtime.store import ResultStore, config_digest
 
     executor = LocalExecutor() if executor is None else executor
     store = None if out is None else ResultStore(units_folder(out))

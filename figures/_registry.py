@@ -102,7 +102,7 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     renames instead of rendering old numbers with new arrays.
     """
     from empirics._records import write_json
-    from landscape.runtime.executor import atomic_write
+    from landscape.runtime.atomic import atomic_write
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -207,7 +207,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     """
     import matplotlib.pyplot as plt
 
-    from landscape.runtime.executor import atomic_write
+    from landscape.runtime.atomic import atomic_write
 
     formats = ["png", *VECTOR_FORMATS]
     metadata = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
@@ -225,7 +225,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 
 def _write_md(out_dir: Path, stem: str, text: str) -> Path:
     """Write ``stem.md`` atomically."""
-    from landscape.runtime.executor import atomic_write_text
+    from landscape.runtime.atomic import atomic_write_text
 
     return atomic_write_text(Path(out_dir) / f"{stem}.md", text if text.endswith("\n") else text + "\n")
 

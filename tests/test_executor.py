@@ -18,8 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from landscape.runtime.executor import (ConfigMismatch, LocalExecutor, Resources, ResultStore, Unit, add_executor_arguments,
-                                config_digest, decode, encode, executor_from_args, run_units)
+from landscape.runtime.store import ConfigMismatch, ResultStore, config_digest, decode, encode
+from landscape.runtime.executor import (
+    LocalExecutor,
+    Resources,
+    Unit,
+    add_executor_arguments,
+    executor_from_args,
+    run_units,
+)
 from tests import _executor_units as eu
 
 ROOT = Path(__file__).resolve().parents[1]

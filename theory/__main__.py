@@ -16,7 +16,7 @@ from pathlib import Path
 
 from landscape.runtime.cli import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
 from landscape.runtime.version import __version__
-from landscape.runtime.executor import atomic_write_text
+from landscape.runtime.atomic import atomic_write_text
 
 from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
 
@@ -113,7 +113,8 @@ def build_atlas_parser() -> argparse.ArgumentParser:
 
 
 def atlas_main(argv) -> int:
-    from landscape.runtime.executor import ConfigMismatch, executor_from_args
+    from landscape.runtime.store import ConfigMismatch
+    from landscape.runtime.executor import executor_from_args
 
     from ._atlas import atlas, contradictions
 

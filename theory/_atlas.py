@@ -62,7 +62,9 @@ from landscape._classify import (
     classify_result,
 )
 from landscape._search import problem_scale
-from landscape.runtime.executor import ResultStore, Unit, atomic_write_text, run_units
+from landscape.runtime.store import ResultStore
+from landscape.runtime.executor import Unit, run_units
+from landscape.runtime.atomic import atomic_write_text
 
 from ._checks_minima import uniqueness_report
 from ._result import CI_LEVEL, clopper_pearson

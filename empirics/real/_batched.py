@@ -886,7 +886,7 @@ def unit_store(out):
     ``<out>/units``: the sequential runner's store (one format, one folder)."""
     from pathlib import Path
 
-    from landscape.runtime.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     return ResultStore(Path(out) / "units")
 

@@ -446,7 +446,7 @@ def check_units(cfg: RunConfig, out: str | Path) -> list:
     """Keys of the units of ``cfg`` already finished in ``out``; raises
     :class:`~landscape.runtime.executor.ConfigMismatch` (a ``ValueError``) when ``out`` holds a
     unit of the same key computed with other settings. Trains nothing."""
-    from landscape.runtime.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     store = ResultStore(Path(out) / "units")
     return [u.key for u in make_units(cfg) if store.has(u)]
@@ -480,7 +480,9 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     dict
         The record written to ``<out>/<experiment>_record.json`` (see :func:`summarize`).
     """
-    from landscape.runtime.executor import ResultStore, atomic_write_text, run_units
+    from landscape.runtime.store import ResultStore
+    from landscape.runtime.atomic import atomic_write_text
+    from landscape.runtime.executor import run_units
 
     from .._records import to_jsonable
 
@@ -584,7 +586,7 @@ def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) 
     from .._records import provenance
 
     if isinstance(units, (str, Path)):
-        from landscape.runtime.executor import ResultStore
+        from landscape.runtime.store import ResultStore
 
         store = ResultStore(Path(units) / "units")
         units = [store.load(u) for u in make_units(cfg) if store.has(u)]

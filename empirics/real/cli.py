@@ -251,7 +251,8 @@ def _check_out(path: str) -> Path:
 
 def _handle(args: argparse.Namespace) -> int:
     """Validate everything, then run; exit 2 with one line on bad input (nothing written)."""
-    from landscape.runtime.executor import atomic_write_text, executor_from_args
+    from landscape.runtime.atomic import atomic_write_text
+    from landscape.runtime.executor import executor_from_args
 
     from ._run import check_units, format_summary, run
 

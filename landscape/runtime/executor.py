@@ -27,25 +27,21 @@ Contract of a unit
 
 Backends: :class:`LocalExecutor` (this process, or a pool of processes) and
 ``RayExecutor`` (:mod:`landscape.runtime.ray_executor`, optional extra ``cluster``); both give
-the same results for the same units.
+the same results for the same units. The unit and the backend interface are in
+:mod:`~landscape.runtime.units`, the store in :mod:`~landscape.runtime.store` and the
+atomic writer in :mod:`~landscape.runtime.atomic`; this module re-exports them.
 """
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import json
-import math
 import os
-import tempfile
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
+from .atomic import atomic_write, atomic_write_text, default_file_mode  # noqa: F401  (re-exported)
+from .store import ConfigMismatch, ResultStore, config_digest, decode, encode  # noqa: F401  (re-exported)
+from .units import Executor, Resources, Unit  # noqa: F401  (re-exported)
 
 __all__ = [
     "BACKENDS",
@@ -66,178 +62,6 @@ __all__ = [
 
 #: Names accepted by ``--executor``.
 BACKENDS = ("local", "ray")
-
-
-class ConfigMismatch(ValueError):
-    """A stored result was computed with another configuration than the unit asking for it."""
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one run of a unit needs. ``gpus`` may be a fraction (several units per GPU)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-
-    def __post_init__(self):
-        for name in ("cpus", "gpus"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"Resources.{name} must be a finite number >= 0, got {v!r}")
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One independent piece of a sweep: ``fn(**config)``, stored under ``key``."""
-
-    key: str
-    fn: Callable[..., Any]
-    config: Mapping[str, Any] = field(default_factory=dict)
-    resources: Resources = Resources()
-    hints: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if not self.key or any(c in self.key for c in '/\\\0') or self.key.startswith("."):
-            raise ValueError(f"unit key must be a non-empty file-name-safe string, got {self.key!r}")
-        both = set(self.config) & set(self.hints)
-        if both:
-            raise ValueError(f"unit {self.key!r}: keys both in config and hints: {sorted(both)}")
-
-    def run(self) -> Any:
-        return self.fn(**self.config, **self.hints)
-
-
-# ---------------------------------------------------------------------------- encoding
-
-def encode(obj: Any) -> Any:
-    """JSON-able form of ``obj``; numpy arrays and scalars are tagged and kept exact."""
-    if isinstance(obj, np.ndarray):
-        # not np.ascontiguousarray: it turns a 0-d array into shape (1,)
-        a = obj if obj.flags.c_contiguous else obj.copy(order="C")
-        if a.dtype == object:
-            raise TypeError("object arrays cannot be stored in a unit result")
-        return {"__ndarray__": base64.b64encode(a.tobytes()).decode("ascii"), "dtype": a.dtype.str,
-                "shape": list(a.shape)}
-    if isinstance(obj, np.generic):
-        return encode(np.asarray(obj))
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"unit result keys must be strings, got {k!r}")
-            out[k] = encode(v)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [encode(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return {"__float__": repr(obj)}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"unit results must be JSON-able (or numpy), got {type(obj).__name__}")
-
-
-def decode(obj: Any) -> Any:
-    """Inverse of :func:`encode`: arrays with their dtype, shape and bytes; numpy scalars
-    come back as 0-d arrays and tuples as lists."""
-    if isinstance(obj, dict):
-        if "__ndarray__" in obj:
-            raw = base64.b64decode(obj["__ndarray__"])
-            return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
-        if "__float__" in obj:
-            return float(obj["__float__"])
-        return {k: decode(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [decode(v) for v in obj]
-    return obj
-
-
-def config_digest(config: Mapping[str, Any]) -> str:
-    """Stable digest of a unit configuration (sorted-key JSON of its encoded form)."""
-    text = json.dumps(encode(dict(config)), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# ---------------------------------------------------------------------------- store
-
-class ResultStore:
-    """A folder of unit results, ``<root>/<key>.json``, each written atomically."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-
-    def path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
-
-    def has(self, unit: Unit) -> bool:
-        """Whether ``unit``'s result is stored; raises :class:`ConfigMismatch` on another config."""
-        p = self.path(unit.key)
-        if not p.is_file():
-            return False
-        stored = json.loads(p.read_text())
-        if stored.get("config_sha256") != config_digest(unit.config):
-            raise ConfigMismatch(f"{p} holds unit {unit.key!r} computed with another configuration; "
-                                 "use another output folder or remove it")
-        return True
-
-    def load(self, unit: Unit) -> Any:
-        if not self.has(unit):
-            raise FileNotFoundError(self.path(unit.key))
-        return decode(json.loads(self.path(unit.key).read_text())["result"])
-
-    def save(self, unit: Unit, result: Any) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        payload = {"key": unit.key, "config_sha256": config_digest(unit.config), "config": encode(dict(unit.config)),
-                   "result": encode(result)}
-        return atomic_write_text(self.path(unit.key), json.dumps(payload))
-
-
-def default_file_mode() -> int:
-    """The mode ``open(path, "w")`` would give a new file: ``0o666`` less the process umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Write ``path`` atomically: ``write(binary_file)`` fills a temporary file in the same
-    folder (usual file mode, fsync-ed), which then replaces ``path`` by ``os.replace``; on
-    any error or interrupt the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a result file is as readable as any other
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-# ---------------------------------------------------------------------------- backends
-
-class Executor(ABC):
-    """Runs units; yields ``(index, result)`` as they finish (any order)."""
-
-    name: str = "?"
-
-    @abstractmethod
-    def imap(self, units: Sequence[Unit]) -> Iterator[tuple[int, Any]]:
-        ...
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        pass
 
 
 def _call(unit: Unit) -> Any:
@@ -377,6 +201,7 @@ def run_units(units: Iterable[Unit], *, executor: Executor | str | None = None,
     return results
 
 
+# ---------------------------------------------------------------------------- CLI
 # ---------------------------------------------------------------------------- CLI
 
 def add_executor_arguments(parser: argparse.ArgumentParser, *, workers_default: int | None = 1) -> None:

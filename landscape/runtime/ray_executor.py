@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .executor import Executor, Resources, Unit
+from .units import Executor, Resources, Unit
 
 __all__ = ["RayExecutor", "DEFAULT_MAX_RETRIES", "PROJECT_PACKAGES", "driver_import_path", "cluster_runtime_env"]
 
