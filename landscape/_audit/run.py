@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._classify import (
+from .._classify import (
     DEGENERATE,
     GLOBAL_MINIMUM,
     KINDS,
@@ -34,13 +34,13 @@ from ._classify import (
     classify_result,
     deduplicate,
 )
-from ._io import TaskInput, audit_problem, check_starts, load_starts, load_tasks
-from ._objective import LoraMLProblem
-from .runtime.outdir import ReportWriter, prepare_out_dir
-from .runtime.safe_load import MAX_ARRAY_BYTES
-from ._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
+from .._io import TaskInput, audit_problem, check_starts, load_starts, load_tasks
+from .._objective import LoraMLProblem
+from ..runtime.outdir import ReportWriter, prepare_out_dir
+from ..runtime.safe_load import MAX_ARRAY_BYTES
+from .._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
                       problem_scale, random_starts, search)
-from ._validation import LandscapeInputError, as_task_stack
+from .._validation import LandscapeInputError, as_task_stack
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
 
@@ -236,7 +236,7 @@ def _certify(problem, U, witness, rng):
     Returns ``(certificate_or_None, summary_dict)``.
     """
     try:
-        from . import _certificates as cert_mod
+        from .. import _certificates as cert_mod
     except ImportError:
         return None, {"status": "uncertified", "reason": "certificate module not available"}
     names = getattr(cert_mod, "__all__", ())
@@ -824,7 +824,7 @@ def _result_to_json(r: SearchResult) -> dict:
 
 
 def _result_from_json(d: dict) -> SearchResult:
-    from ._curvature import SpectrumSummary
+    from .._curvature import SpectrumSummary
 
     sp = d["spectrum"]
     spec = None if sp is None else SpectrumSummary(
@@ -859,7 +859,7 @@ def _search_units(problem, rng, seed, n_starts, methods, explicit, mode, max_ite
     drawn here (so they are the same for every executor), dealt round-robin to the
     methods (start ``i`` uses ``methods[i % len(methods)]``); explicit starts are run
     with every method and get indices ``n_starts, n_starts + 1, ...``, method-major."""
-    from .runtime.executor import Resources, Unit
+    from ..runtime.executor import Resources, Unit
 
     rand = random_starts(problem, rng, int(n_starts))
     jobs: dict[str, list[tuple[int, np.ndarray]]] = {m: [] for m in methods}
@@ -1003,7 +1003,7 @@ def audit(
         raise LandscapeInputError(f"--starts {starts}: the starting points alone would take "
                                   f"{start_bytes / 2**30:.1f} GiB (limit {MAX_ARRAY_BYTES / 2**30:.0f} GiB)")
     if executor is None or isinstance(executor, str):
-        from .runtime.executor import get_executor
+        from ..runtime.executor import get_executor
 
         try:
             executor = get_executor(executor or "local")
@@ -1032,7 +1032,7 @@ def audit(
 
 def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature, explicit,
                 max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost):
-    from .runtime.executor import run_units
+    from ..runtime.executor import run_units
 
     rng = np.random.default_rng(seed)
     with _blas_limits(blas_threads):
