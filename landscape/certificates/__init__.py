@@ -1,0 +1,1 @@
+"""Certificates of spurious local minima of the reduced LoRA-ML loss (THEORY.md section 8)."""
