@@ -1,6 +1,6 @@
 r"""Floating-point Taylor certificate for large problems (THEORY.md section 8), k = 1.
 
-The ``arb`` Taylor certificate of :mod:`landscape._certificates` encloses the Hessian
+The ``arb`` Taylor certificate of :mod:`landscape.certificates.taylor_arb` encloses the Hessian
 entry by entry in ball arithmetic and refuses above ``T*d*k = 300``.  This module proves
 the same inequalities (Cq), (C1), (C2) with plain float64 computations whose rounding
 errors are bounded *a priori*, so that ``T*d*k`` of order :math:`10^4` takes seconds to
@@ -443,7 +443,7 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
     omitted a few L-BFGS runs look for one.  Returns a :class:`landscape.Certificate`
     of kind ``"taylor_fp"``.
     """
-    from .._certificates import (
+    from .taylor_arb import (
         ARB_PRECISION,
         Certificate,
         CertificateNotApplicable,
@@ -507,7 +507,7 @@ def verify_fp_taylor(cert) -> bool:
     """Re-verify a ``"taylor_fp"`` certificate from its stored data (the same rules as
     the ``arb`` Taylor certificate: recomputed bounds must imply the stored ones, and
     the stored claims must give the stored margins and verdict)."""
-    from .._certificates import _claims_hold, _taylor_decide
+    from .taylor_arb import _claims_hold, _taylor_decide
 
     if cert.rank != 1 or float(cert.parameters.get("penalty", 0.0)) != 0.0:
         return False
