@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import landscape as ls
-from landscape._certificates import polish_critical_point
+from landscape.certificates import polish_critical_point
 from landscape._classify import (
     CRITICAL_GTOL_REL,
     DEGENERATE,

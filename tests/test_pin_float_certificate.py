@@ -27,8 +27,8 @@ import pytest
 from scipy.linalg import hadamard
 
 import landscape as ls
-from landscape import _rump
-from landscape._certificates import VERDICT_NONE, VERDICT_SPURIOUS, CertificateNotApplicable, taylor_certificate
+from landscape.certificates import VERDICT_NONE, VERDICT_SPURIOUS, CertificateNotApplicable, taylor_certificate
+from landscape.certificates import taylor_fp as _rump
 from landscape._instances import f2_spurious_instance
 from theory._independent_fp import exact_integer_state, lambda_lower_a_posteriori, verify_fp_independent
 
