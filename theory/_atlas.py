@@ -77,6 +77,7 @@ __all__ = [
     "atlas",
     "atlas_cell",
     "atlas_units",
+    "effort_sweep",
     "paper_gd",
     "summarise",
     "write_atlas",
@@ -110,6 +111,20 @@ PROPERTIES = (
     ("strict_saddle", "every critical point with G > 0 is a strict saddle", "instances"),
     ("gd_success", "paper-initialised GD reaches a global minimum", "runs"),
 )
+
+#: How a count relates to the truth of an instance.  Existence properties are found by a
+#: finite search, so their counts are lower bounds ("at least"); "every critical point
+#: with G > 0 found is a strict saddle" can only be refuted by more search ("at most");
+#: frequencies are estimates over the starts or runs made.
+BOUNDS = {
+    "non_unique": "at least",
+    "spurious": "at least",
+    "spurious_certified": "at least",
+    "spurious_classes": "at least",
+    "strict_saddle": "at most",
+    "spurious_frequency": "estimate",
+    "gd_success": "estimate",
+}
 
 
 @dataclass(frozen=True)
@@ -263,7 +278,15 @@ def atlas_cell(*, d: int, k: int, T: int, seed: int, instances: int, starts: int
     recs = [_instance(d, k, T, instance_seed(seed, d, k, T, i), starts, lm_starts, gd_runs, gd_outer,
                       certify_max_dim) for i in range(instances)]
     return {"d": d, "k": k, "T": T, "instances": recs, "counts": _counts(recs),
+            "effort": _effort(starts, lm_starts, gd_runs, gd_outer, T, d, k),
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _effort(starts, lm_starts, gd_runs, gd_outer, T, d, k) -> dict:
+    """Search effort per instance of a cell (the counts are what this effort found)."""
+    return {"starts": int(starts), "gd_starts": int((starts + 1) // 2), "root_starts": int(starts // 2),
+            "lm_starts": int(lm_starts) if T * d * d >= d * d + T * d * k else 0,
+            "gd_runs": int(gd_runs), "gd_outer": int(gd_outer)}
 
 
 def _counts(recs) -> dict:
@@ -272,6 +295,8 @@ def _counts(recs) -> dict:
     return {
         "non_unique": [sum(r["second_minimisers_search"] + r["second_minimisers_lm"] > 0 for r in recs), n],
         "spurious": [sum(r["spurious_classes"] > 0 for r in recs), n],
+        # distinct spurious classes (modulo O(k)) over the instances, not instances with one
+        "spurious_classes": [sum(r["spurious_classes"] for r in recs), n],
         "spurious_certified": [sum("certified" in r["certificates"] for r in recs), n],
         "spurious_frequency": [sum(r["gd_starts_spurious"] for r in recs), sum(r["gd_starts"] for r in recs)],
         "strict_saddle": [sum(r["positive_critical"] > 0 and r["strict_saddles"] == r["positive_critical"]
@@ -361,9 +386,48 @@ def summarise(cells) -> list[dict]:
         a, b, n = _region_sum(cells, key, pred)
         if n == 0:
             continue
+        efforts = sorted({c["effort"]["starts"] for c in cells if pred(c) and "effort" in c})
         out.append({"theorem": theorem, "property": key, "region": region, "predicted": predicted,
-                    "count": int(a), "trials": int(b), "cells": int(n)})
+                    "count": int(a), "trials": int(b), "cells": int(n), "bound": BOUNDS.get(key, "estimate"),
+                    "starts_per_instance": efforts})
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Effort sweep
+# --------------------------------------------------------------------------------------
+#: Starts per instance of the default effort sweep (the committed atlas used 12).
+SWEEP_STARTS = (12, 25, 50, 100, 200)
+
+
+def effort_sweep(d: int, k: int, T: int, *, seed: int = 0, instances: int = 4, starts=SWEEP_STARTS,
+                 certify_max_dim: int = 100) -> dict:
+    """The counts of one atlas cell against the search effort.
+
+    The same instances as the atlas (:func:`instance_seed`) are searched with each number
+    of starts in ``starts`` (gradient descent and root finding, as in the atlas; no
+    Levenberg-Marquardt or paper-GD runs, which do not change the existence counts of
+    the search).  Returns, per effort, the instances with a spurious candidate, the
+    distinct spurious classes, the certified ones and the instances with a second global
+    minimiser from the search; counts that stop growing with the effort are the ones to
+    trust as more than a lower bound.  Cost: about ``sum(starts) * instances`` searches.
+    """
+    rows = []
+    for n in starts:
+        t0 = time.perf_counter()
+        recs = [_instance(d, k, T, instance_seed(seed, d, k, T, i), int(n), 0, 0, 1, certify_max_dim)
+                for i in range(instances)]
+        counts = _counts(recs)
+        rows.append({"starts": int(n), "spurious": counts["spurious"], "spurious_classes": counts["spurious_classes"],
+                     "spurious_certified": counts["spurious_certified"],
+                     "second_minimisers_search": [sum(r["second_minimisers_search"] > 0 for r in recs), len(recs)],
+                     "per_instance_spurious_classes": [r["spurious_classes"] for r in recs],
+                     "seconds": round(time.perf_counter() - t0, 2)})
+    grew = [b["spurious_classes"][0] - a["spurious_classes"][0] for a, b in zip(rows, rows[1:])]
+    return {"format": "loraml-atlas-effort-sweep", "d": d, "k": k, "T": T, "seed": int(seed),
+            "instances": int(instances), "rows": rows,
+            "stopped_growing_at": next((rows[i]["starts"] for i in range(len(grew)) if all(g == 0 for g in grew[i:])),
+                                       None)}
 
 
 # --------------------------------------------------------------------------------------
@@ -489,6 +553,10 @@ def summary_markdown(result: dict) -> str:
         f"paper's alternating GD ({cfg['gd_outer']} outer steps, A_0 = 0, U ~ N(0, 0.1^2)). "
         f"Compute: {result['cell_seconds']:.0f} s of cell time.",
         "",
+        "Counts are what the stated search effort found: existence counts (second minimisers, spurious "
+        "minima) are lower bounds ('>= a/b'), the strict-saddle count an upper bound ('<= a/b'); "
+        "more starts can only raise the former and lower the latter "
+        "(`python -m theory atlas --effort-sweep d,k,T` measures where they stop changing). "
         "Counts are over instances unless the property says starts or runs; intervals are exact "
         "(Clopper-Pearson) binomial intervals of the fraction. A 'second global "
         "minimiser' is a zero-loss point with A != A*; 'spurious' is a critical point with G > 0 and "
@@ -502,8 +570,9 @@ def summary_markdown(result: dict) -> str:
     ]
     for f in result["findings"]:
         lo, hi = clopper_pearson(f["count"], f["trials"], CI_LEVEL) if f["trials"] else (float("nan"),) * 2
+        sign = {"at least": ">= ", "at most": "<= "}.get(f.get("bound", BOUNDS.get(f["property"])), "")
         lines.append(f"| {f['theorem']} | {f['property']} | {f['region']} | {f['predicted']} | "
-                     f"{f['count']}/{f['trials']} ({f['cells']} cells) | [{lo:.3f}, {hi:.3f}] |")
+                     f"{sign}{f['count']}/{f['trials']} ({f['cells']} cells) | [{lo:.3f}, {hi:.3f}] |")
     missed = [(c["d"], c["k"], c["T"], r["seed"], kd) for c in result["cells"] for r in c["instances"]
               for kd, ok in zip(r["gd_final_kind"], r["gd_reached"]) if not ok]
     if missed:
