@@ -370,3 +370,39 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
     # a witness above G(U0): (C2) fails, the verdict would be "local minimum" only
     rep = tampered(lambda d: d["enclosures"].__setitem__("G(witness)", [0.0, g[1] * 2]))
     assert "stored verdict follows from the exact margins" in rep.failed
+
+
+# --------------------------------------------------------------------------------------
+# the arb certificate's Cholesky residual term, on the same oracles
+# --------------------------------------------------------------------------------------
+def _arb_outcomes(cases):
+    from flint import arb, arb_mat  # noqa: F401
+
+    from landscape._interval import arb_from_array, arb_precision
+    from landscape.certificates import taylor_arb
+
+    out = []
+    with arb_precision(256):
+        for A, lam in cases:
+            H = arb_from_array(A)
+            for mu in _sub_ulp_shifts(lam)[::3]:
+                res = taylor_arb._cholesky_lower_bound(H, A, mu)
+                if res is not None:
+                    lo = res[0]
+                    out.append((Fraction(float(lo.mid())) - Fraction(float(lo.rad())), lam, mu))
+    return out
+
+
+def test_arb_cholesky_bound_holds_on_the_oracles(cholesky_oracles):
+    outs = _arb_outcomes(cholesky_oracles)
+    assert len(outs) > 100 and sum(1 for _, lam, mu in outs if Fraction(mu) > lam) >= 3
+    assert all(b <= lam for b, lam, _ in outs)
+
+
+def test_arb_cholesky_residual_term_is_load_bearing(cholesky_oracles, monkeypatch):
+    from flint import arb
+
+    from landscape.certificates import taylor_arb
+
+    monkeypatch.setattr(taylor_arb, "_frob_upper", lambda M: arb(0))
+    assert any(b > lam for b, lam, _ in _arb_outcomes(cholesky_oracles))
