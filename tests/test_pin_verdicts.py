@@ -262,3 +262,19 @@ def test_independent_verifier_requires_cq_for_a_spurious_verdict(f2_problem_and_
     assert "stored verdict follows from the exact margins" in rep.failed
     d["verdict"] = VERDICT_NONE
     assert "stored verdict follows from the exact margins" not in verify_taylor_exact(d).failed
+
+
+def test_a_planted_second_global_minimiser_reaches_the_verdict_end_to_end():
+    """THEORY.md section 4's d = 2k instance with its exact second global minimiser as an
+    extra start: the audit finds two distinct global A, says no theorem applies at
+    d = 2k < 3k, and the same findings inside Thm 3.3's region would disagree."""
+    from landscape._instances import thm33_counterexample_instance, thm33_counterexample_minimiser
+
+    inst = thm33_counterexample_instance()
+    _, U_hat = thm33_counterexample_minimiser()
+    rep = ls.audit(inst, 1, starts=2, seed=0, methods=("lbfgs",), extra_starts=np.stack([inst.U_star, U_hat]),
+                   certify=False, plots=False)
+    summary, theory = rep.data["summary"], rep.data["theory"]
+    assert summary["distinct_global_A"] == 2 and summary["global_minimum_with_A_ne_A_star"] is True
+    assert theory["applicable"] is False and theory["agrees"] is None and "3k" in theory["not_applicable_reason"]
+    assert theory_assessment(3, 3, 1, summary)["agrees"] is False
