@@ -30,6 +30,7 @@ import landscape as ls
 from landscape.certificates import VERDICT_NONE, VERDICT_SPURIOUS, CertificateNotApplicable, taylor_certificate
 from landscape.certificates import taylor_fp as _rump
 from landscape._instances import f2_spurious_instance
+from ._pin_tools import home, patch_everywhere
 from theory._independent_fp import exact_integer_state, lambda_lower_a_posteriori, verify_fp_independent
 
 U_ROUND = Fraction(1, 2**53)
@@ -375,18 +376,19 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
 # --------------------------------------------------------------------------------------
 # the arb certificate's Cholesky residual term, on the same oracles
 # --------------------------------------------------------------------------------------
-def _arb_outcomes(cases):
+def _arb_outcomes(cases, arb_home=None):
     from flint import arb, arb_mat  # noqa: F401
 
     from landscape._interval import arb_from_array, arb_precision
-    from landscape.certificates import taylor_arb
 
+    if arb_home is None:  # the module of the arb Cholesky bound (with its residual norm)
+        arb_home = home("landscape.certificates", "_frob_upper")
     out = []
     with arb_precision(256):
         for A, lam in cases:
             H = arb_from_array(A)
             for mu in _sub_ulp_shifts(lam)[::3]:
-                res = taylor_arb._cholesky_lower_bound(H, A, mu)
+                res = arb_home._cholesky_lower_bound(H, A, mu)
                 if res is not None:
                     lo = res[0]
                     out.append((Fraction(float(lo.mid())) - Fraction(float(lo.rad())), lam, mu))
@@ -402,7 +404,6 @@ def test_arb_cholesky_bound_holds_on_the_oracles(cholesky_oracles):
 def test_arb_cholesky_residual_term_is_load_bearing(cholesky_oracles, monkeypatch):
     from flint import arb
 
-    from landscape.certificates import taylor_arb
-
-    monkeypatch.setattr(taylor_arb, "_frob_upper", lambda M: arb(0))
-    assert any(b > lam for b, lam, _ in _arb_outcomes(cholesky_oracles))
+    arb_home = home("landscape.certificates", "_frob_upper")
+    assert patch_everywhere(monkeypatch, "landscape.certificates", "_frob_upper", lambda M: arb(0))
+    assert any(b > lam for b, lam, _ in _arb_outcomes(cholesky_oracles, arb_home))

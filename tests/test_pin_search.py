@@ -17,6 +17,8 @@ from landscape import _search
 from landscape._factored import factored, reduced_grad, reduced_hvp_operator
 from landscape._objective import unvec_factors, vec_factors
 
+from ._pin_tools import patch_everywhere
+
 
 def _G(tasks, U):
     """G from its definition; analytic in U (no conjugation), so complex steps work."""
@@ -106,7 +108,9 @@ def test_root_finder_gets_the_true_jacobian(monkeypatch):
     residual function, at the start and wherever the solver evaluates it."""
     p, U = _nonsym_problem(3, 3, 1, 4)
     seen = []
-    real_root = _search.optimize.root
+    import scipy.optimize
+
+    real_root = scipy.optimize.root
 
     def spy(fun, x0, jac=None, **kw):
         for x in (x0, x0 + 0.1):
@@ -116,7 +120,7 @@ def test_root_finder_gets_the_true_jacobian(monkeypatch):
             seen.append(np.linalg.norm(jac(x) - J) / np.linalg.norm(J))
         return real_root(fun, x0, jac=jac, **kw)
 
-    monkeypatch.setattr(_search.optimize, "root", spy)
+    monkeypatch.setattr(scipy.optimize, "root", spy)
     res = _search.gradient_root(p, U, method="hybr", mode="dense", spectrum=False, polish=False)
     assert seen and max(seen) <= 1e-12
     assert res.grad_norm < 1e-8
@@ -128,7 +132,7 @@ def test_line_search_only_accepts_armijo_decreases(monkeypatch, factored_path):
     by at least ARMIJO_C * alpha * ||g||^2 (up to rounding), on the dense and the
     factored evaluation paths."""
     p, _ = _nonsym_problem(3, 4, 2, 5)
-    monkeypatch.setattr(_search, "uses_factored", lambda problem: factored_path)
+    assert patch_everywhere(monkeypatch, "landscape._search", "uses_factored", lambda problem: factored_path)
     checked = []
     for cls in (_search._DenseBatch, _search._FactoredBatch):
         orig = cls.trials
