@@ -137,3 +137,26 @@ def test_effort_sweep_reports_counts_per_effort(monkeypatch):
     assert calls == [2, 3] and [r["starts"] for r in out["rows"]] == [2, 3]
     for r in out["rows"]:
         assert r["spurious_classes"][0] == sum(r["per_instance_spurious_classes"])
+
+
+@pytest.mark.parametrize("argv", [["--effort-sweep", "3,2"], ["--effort-sweep", "3,4,6"], ["--effort-sweep", "3,2,1"],
+                                  ["--effort-sweep", "3,2,6", "--sweep-starts", "12,0"],
+                                  ["--effort-sweep", "3,2,6", "--sweep-instances", "0"]])
+def test_effort_sweep_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):
+    from theory.__main__ import main
+
+    out = tmp_path / "o"
+    assert main(["atlas", "--out", str(out), "--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m theory atlas: error:")
+    assert not out.exists()
+
+
+def test_effort_sweep_cli_writes_its_json(tmp_path, capsys):
+    from theory.__main__ import main
+
+    assert main(["atlas", "--out", str(tmp_path), "--quiet", "--effort-sweep", "3,1,3", "--sweep-starts", "2",
+                 "--sweep-instances", "1"]) == 0
+    data = json.loads((tmp_path / "effort-sweep-d3-k1-T3.json").read_text())
+    assert data["format"] == "loraml-atlas-effort-sweep" and [r["starts"] for r in data["rows"]] == [2]
+    assert "counts stopped growing at" in capsys.readouterr().out
