@@ -377,8 +377,6 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
 # the arb certificate's Cholesky residual term, on the same oracles
 # --------------------------------------------------------------------------------------
 def _arb_outcomes(cases, arb_home=None):
-    from flint import arb, arb_mat  # noqa: F401
-
     from landscape._interval import arb_from_array, arb_precision
 
     if arb_home is None:  # the module of the arb Cholesky bound (with its residual norm)

@@ -149,6 +149,8 @@ def exact_integer_state(tasks: np.ndarray, u: np.ndarray, *, schur: bool = True)
 
 
 def exact_loss(tasks, u) -> Fraction:
+    r""":math:`G=\tfrac12\sum_t\|R_t\|_F^2` exactly, for ``k = 1`` (``tasks`` may also be
+    a state of :func:`exact_integer_state`, then ``u`` is ignored)."""
     st = exact_integer_state(tasks, u, schur=False) if not isinstance(tasks, dict) else tasks
     TR, T, E = st["TR"], st["T"], st["E"]
     flat = TR.reshape(-1)
@@ -186,6 +188,7 @@ def lambda_lower_a_posteriori(N: np.ndarray, E: int, mu: float) -> Fraction | No
     Z = Dh * float(1 / (1 - _U)) * (1 + 2.0**-40) + theta * K
     res = _row_sum_bound(Z, n) + n * n * 2 * _HALF_ETA * 4
     dg = max(abs(Fraction(float(f)) - Fraction(mu) - Fraction(float(b))) for f, b in zip(np.diag(F), np.diag(B)))
+    conv += n * 2 * _HALF_ETA  # an entry of F that is subnormal may carry eta/2 more
     return Fraction(mu) - res - dg - conv
 
 
@@ -193,7 +196,8 @@ def verify_fp_independent(cert: Any) -> FpIndependentReport:
     """Decide the claims of a ``taylor_fp`` certificate without the prover's code."""
     data = cert.to_dict() if hasattr(cert, "to_dict") else dict(cert)
     if data.get("kind") != "taylor_fp" or int(data.get("rank", 0)) != 1:
-        return FpIndependentReport({"kind is taylor_fp with rank 1": False}, reason="not a rank-1 taylor_fp certificate")
+        return FpIndependentReport({"kind is taylor_fp with rank 1": False},
+                                   reason="not a rank-1 taylor_fp certificate")
     tasks = _array(data["tasks"])
     u = _array(data["point"])[:, :, 0]
     T = u.shape[0]
@@ -205,7 +209,8 @@ def verify_fp_independent(cert: Any) -> FpIndependentReport:
     G0 = exact_loss(st, None)
     values["G(U0)"] = float(G0)
     lo, hi = enc["G(U0)"]
-    checks["G(U0) enclosure contains the exact value"] = (lo is None or Fraction(lo) <= G0) and (hi is None or G0 <= Fraction(hi))
+    checks["G(U0) enclosure contains the exact value"] = ((lo is None or Fraction(lo) <= G0)
+                                                          and (hi is None or G0 <= Fraction(hi)))
     # gradient (R_t + R_t^T) u_t: integers at scale T 2^{3E}
     gsq = 0
     for t in range(T):
