@@ -225,3 +225,45 @@ def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kin
     c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
     assert c.kantorovich_h == pytest.approx(h, rel=1e-3)
     assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("ratio,kind", [(10.0, SPURIOUS_CANDIDATE), (3.0, SPURIOUS_CANDIDATE),
+                                        (1 / 3, GLOBAL_MINIMUM), (0.1, GLOBAL_MINIMUM)])
+def test_loss_tolerance_one_decade_inside_and_outside(f2, ratio, kind):
+    """Near the global minimum U* (G ~ 1e-12, far above the round-off floor) the loss
+    tolerance is LOSS_SAFETY ||g||^2 / (2 lambda_+); the planted lambda_+ puts G at
+    ``ratio`` times it."""
+    from landscape._classify import LOSS_SAFETY
+    from landscape._factored import reduced_loss
+
+    inst, _, spec = f2
+    p = inst.problem
+    v = np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
+    G = reduced_loss(p, U)
+    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    lam_plus = ratio * LOSS_SAFETY * gn**2 / (2.0 * G)
+    ev = lam_plus * np.arange(1, p.dim_U + 1)
+    c = ls.classify(p, U, spectrum=_planted(spec, ev))
+    assert c.kantorovich_h < 1e-3
+    assert c.loss_tolerance == pytest.approx(LOSS_SAFETY * gn**2 / (2.0 * lam_plus), rel=1e-12)
+    assert c.loss == pytest.approx(ratio * c.loss_tolerance, rel=1e-9)
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("factor,recovers", [(0.1, True), (10.0, False)])
+def test_a_star_match_tolerance_one_decade_inside_and_outside(factor, recovers):
+    """F.1 (A* = 0): the hyperbola point at angle theta has A(theta) = e1e1' - u1u1'; theta is
+    chosen so that ||A - A*||_F is ``factor`` times A_MATCH_RTOL (s + ||A*||)."""
+    from scipy.optimize import brentq
+
+    from landscape._classify import A_MATCH_RTOL
+
+    f1 = f1_instance()
+    target = factor * A_MATCH_RTOL * problem_scale(f1.problem)
+    theta = brentq(lambda th: np.linalg.norm(f1_point(th)[0]) - target, 0.0, 1.0, xtol=1e-16, rtol=1e-15)
+    A, U = f1_point(theta)
+    c = ls.classify(f1.problem, U, A_star=f1.A_star)
+    assert c.kind == GLOBAL_MINIMUM
+    assert c.A_star_distance == pytest.approx(target, rel=1e-6)
+    assert c.recovers_A_star is recovers
