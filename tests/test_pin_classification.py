@@ -115,7 +115,9 @@ def test_exactly_the_symmetry_zero_modes_are_quotiented(t2_positive_critical_poi
 def test_degenerate_point_with_unexplained_zero_modes(f2):
     inst, U, spec = f2
     ev = np.array(spec.eigenvalues)
-    for extra in ([0.0], [0.0, 0.0], [1e-13, -1e-13]):
+    # (a near-zero positive eigenvalue must not count as lambda_+ of the loss tolerance:
+    # 1e-40 would make ||g||^2 / (2 lambda_+) ~ 1e10 and the point "global")
+    for extra in ([0.0], [0.0, 0.0], [1e-13, -1e-13], [1e-40]):
         planted = np.r_[extra, ev[len(extra):]]
         c = ls.classify(inst.problem, U, spectrum=_planted(spec, planted))
         assert c.kind == DEGENERATE and c.n_zero == len(extra)
@@ -249,6 +251,38 @@ def test_loss_tolerance_one_decade_inside_and_outside(f2, ratio, kind):
     assert c.loss_tolerance == pytest.approx(LOSS_SAFETY * gn**2 / (2.0 * lam_plus), rel=1e-12)
     assert c.loss == pytest.approx(ratio * c.loss_tolerance, rel=1e-9)
     assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("model_ratio,kind", [(0.5, GLOBAL_MINIMUM), (1.0, GLOBAL_MINIMUM),
+                                              (100.0, SPURIOUS_CANDIDATE), (1000.0, SPURIOUS_CANDIDATE)])
+def test_loss_tolerance_against_the_quadratic_model(f2, model_ratio, kind):
+    """Independently of the safety factor's value: a point whose G is at most its
+    quadratic-model distance ||g||^2 / (2 lambda_+) to the zero set is a global minimum;
+    one at 100x that is not (a safety factor outside [1, 100) fails here)."""
+    from landscape._factored import reduced_loss
+
+    inst, _, spec = f2
+    p = inst.problem
+    v = np.random.default_rng(5).standard_normal(inst.U_star.shape)
+    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
+    G = reduced_loss(p, U)
+    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    lam_plus = model_ratio * gn**2 / (2.0 * G)
+    c = ls.classify(p, U, spectrum=_planted(spec, lam_plus * np.arange(1, p.dim_U + 1)))
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("rel,recovers", [(1e-9, True), (1e-3, False)])
+def test_a_star_match_against_polish_noise_and_real_differences(rel, recovers):
+    """A global minimum whose A differs from A* by 1e-9 s (1000x the ~1e-12 s of a polished
+    point) recovers A*; one at 1e-3 s does not, whatever the tolerance's exact value."""
+    from scipy.optimize import brentq
+
+    f1 = f1_instance()
+    target = rel * problem_scale(f1.problem)
+    theta = brentq(lambda th: np.linalg.norm(f1_point(th)[0]) - target, 0.0, 1.0, xtol=1e-16, rtol=1e-15)
+    c = ls.classify(f1.problem, f1_point(theta)[1], A_star=f1.A_star)
+    assert c.kind == GLOBAL_MINIMUM and c.recovers_A_star is recovers
 
 
 @pytest.mark.parametrize("factor,recovers", [(0.1, True), (10.0, False)])
