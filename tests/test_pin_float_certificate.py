@@ -6,6 +6,8 @@ Oracles with exact truth:
   spectrum is exactly ``lam`` with ``lam_min = +-2^-q``;
 * random small symmetric matrices with a 50-digit mpmath reference of the smallest
   eigenvalue of the exact float matrix;
+* 2 x 2 matrices factorised by an adversarial computation of the rounding model (every
+  |delta| <= u chosen against the criterion), which Rump's criterion must also cover;
 * small LoRA-ML problems with a large common task component (rounding in the residuals is
   large, the exact residual small) whose exact Schur complement is computed in rationals.
 
@@ -125,10 +127,10 @@ def test_cholesky_bound_uses_gamma_n_plus_1_of_the_trace(cholesky_oracles):
     """The returned bound is exactly min_i(s_ii - a~_ii) - gamma_{n+1}/(1-gamma_{n+1}) tr(A~),
     gamma_m = m u / (1 - m u) (Rump 2006, Higham Thm 10.3).
 
-    An exact formula rather than an oracle: the realised Cholesky error on natural
-    matrices is < 0.1 * u * tr (measured: random, rank-deficient integer and two-level
-    spectra, n = 8..128), so gamma_1 in place of gamma_{n+1} is not exposed by any
-    eigenvalue oracle, while the theorem needs gamma_{n+1} for the worst rounding."""
+    The realised error of LAPACK's Cholesky on natural matrices is < 0.1 u tr (measured:
+    random, rank-deficient integer and two-level spectra, n = 8..128), so no eigenvalue
+    oracle run through LAPACK exposes gamma_1 in place of gamma_{n+1}; the adversarial
+    model factorisation below does, and this pins the exact form."""
     for A, lam in cholesky_oracles[::5]:
         n = A.shape[0]
         mu = float(lam) - 2.0**-40
@@ -138,6 +140,77 @@ def test_cholesky_bound_uses_gamma_n_plus_1_of_the_trace(cholesky_oracles):
         dmin = min(Fraction(float(x)) - y for x, y in zip(np.diag(A), shifted))
         g = (n + 1) * U_ROUND / (1 - (n + 1) * U_ROUND)
         assert b == dmin - g / (1 - g) * sum(shifted)
+
+
+class _ModelCholesky:
+    """A stand-in for LAPACK's dpotrf returning the factor of a 2 x 2 matrix computed in
+    the standard rounding model with every relative error chosen adversarially (|delta| <= u):
+    r11 = sqrt(a)(1+u), r12 = (b/r11)(1-u), p = r12^2 (1-u), r22 = sqrt(c - p).  Rump's
+    criterion must hold for *every* computation satisfying the model (that is what makes it
+    valid for blocked BLAS and FMA), so it must hold for this one."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def dpotrf(self, A, lower=1, clean=0, overwrite_a=1):
+        self.calls += 1
+        a, b, c = (Fraction(float(x)) for x in (A[0, 0], A[1, 0], A[1, 1]))
+        r11 = math.sqrt(float(a)) * (1 + 2.0**-53)
+        r12sq = b * b * (1 - U_ROUND) ** 3 / (a * (1 + U_ROUND) ** 2)
+        if not c - r12sq > 0:
+            return A, 2
+        return np.array([[r11, 0.0], [float(b) / r11, math.sqrt(float(c - r12sq))]]), 0
+
+
+def _below(S, x) -> bool:
+    """lambda_min(S) < -x u tr(S), decided exactly: for t > 0,
+    lambda_min < -t  <=>  b^2 - a c > t (a + c) + t^2."""
+    a, b, c = (Fraction(float(v)) for v in (S[0, 0], S[0, 1], S[1, 1]))
+    t = x * U_ROUND * (a + c)
+    return b * b - a * c > t * (a + c) + t * t
+
+
+def _adversarial_2x2():
+    """Matrices [[a, b], [b, c]] with c ~ 2a (where the model's 5u window in b^2/(ac) is
+    worth most) and the largest float b for which the model factorisation above succeeds;
+    kept when lambda_min < -1.05 u tr, i.e. beyond gamma_1 tr / (1 - gamma_1)."""
+    out = []
+    for ka in range(0, 64, 3):
+        for kc in range(0, 64, 3):
+            a, c = 0.125 * (1 + ka * 2.0**-52), 0.25 * (1 + kc * 2.0**-52)
+            lim = Fraction(a) * Fraction(c) * (1 + U_ROUND) ** 2 / (1 - U_ROUND) ** 3
+            b = math.sqrt(float(lim))
+            while Fraction(b) ** 2 >= lim:
+                b = math.nextafter(b, 0.0)
+            while Fraction(math.nextafter(b, math.inf)) ** 2 < lim:
+                b = math.nextafter(b, math.inf)
+            S = np.array([[a, b], [b, c]])
+            if _below(S, Fraction(105, 100)):
+                out.append((S, _mp_lambda_min(S)))
+            if len(out) == 4:
+                return out
+    return out
+
+
+def test_rump_criterion_holds_for_an_adversarial_model_cholesky(monkeypatch):
+    """Exact truth for the gamma_{n+1} of the trace term: a model-valid factorisation of an
+    indefinite 2 x 2 matrix succeeds with lambda_min = -1.11 u tr; gamma_3 covers it."""
+    fake = _ModelCholesky()
+    monkeypatch.setattr(_rump, "lapack", fake)
+    cases = _adversarial_2x2()
+    assert len(cases) == 4
+    for S, lam in cases:
+        assert _below(S, Fraction(105, 100)) and not _below(S, 3)  # between gamma_1 and gamma_3
+        b = _rump._cholesky_lower_bound(S.copy(), 0.0)
+        assert b is not None and b <= lam
+    assert fake.calls == 4
+
+
+def test_gamma_1_in_place_of_gamma_n_plus_1_is_exposed(monkeypatch):
+    monkeypatch.setattr(_rump, "lapack", _ModelCholesky())
+    orig = _rump._gamma
+    monkeypatch.setattr(_rump, "_gamma", lambda m: orig(1))
+    assert any(_rump._cholesky_lower_bound(S.copy(), 0.0) > lam for S, lam in _adversarial_2x2())
 
 
 # --------------------------------------------------------------------------------------
