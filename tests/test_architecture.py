@@ -50,7 +50,8 @@ RUNTIME_USERS = {
 
 #: Old import paths kept for one release (``landscape.runtime.moved``): they point to
 #: the new homes, so they import across rooms on purpose and are not judged.
-SHIMS = {"landscape.executor", "landscape._certificates", "landscape._rump"}
+SHIMS = {"landscape.executor", "landscape._certificates", "landscape._rump", "landscape._outdir",
+         "landscape._safe_load", "landscape._cli_checks", "landscape._version", "landscape._ray_executor"}
 
 
 # ------------------------------------------------------------------------------ reading
