@@ -17,7 +17,8 @@ import pytest
 import landscape as ls
 import theory._atlas as atlas_mod
 from landscape._instances import f2_spurious_instance
-from theory._atlas import BOUNDS, AtlasConfig, _counts, atlas, contradictions, effort_sweep, summarise
+from theory._atlas import BOUNDS, AtlasConfig, _counts, atlas, contradictions, summarise
+from theory._atlas_effort import effort_sweep
 
 COMMITTED = Path(__file__).resolve().parents[1] / "theory" / "results" / "atlas" / "atlas.json"
 

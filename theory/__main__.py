@@ -162,7 +162,7 @@ def atlas_main(argv) -> int:
         sys.stderr.write(f"python -m theory atlas: error: {err}\n")
         return EXIT_USAGE
     if sweep is not None:
-        from ._atlas import effort_sweep
+        from ._atlas_effort import effort_sweep
 
         executor.close()
         d, k, T = sweep
