@@ -125,19 +125,64 @@ def test_cells_state_their_effort_and_counts_are_labelled_bounds(tmp_path):
     assert "lower bounds" in summary and "| >= " in summary
 
 
-def test_effort_sweep_reports_counts_per_effort(monkeypatch):
-    calls = []
-    real = atlas_mod._instance
-
-    def spy(d, k, T, seed, starts, *rest):
-        calls.append(starts)
-        return real(d, k, T, seed, starts, *rest)
-
-    monkeypatch.setattr(atlas_mod, "_instance", spy)
-    out = effort_sweep(3, 1, 3, seed=0, instances=1, starts=(2, 3), certify_max_dim=30)
-    assert calls == [2, 3] and [r["starts"] for r in out["rows"]] == [2, 3]
+def test_effort_sweep_rows_are_prefixes_of_one_nested_search():
+    out = effort_sweep(3, 1, 3, seed=0, instances=1, starts=(2, 4, 6), certify_max_dim=30)
+    assert out["nested"] and [r["starts"] for r in out["rows"]] == [2, 4, 6]
+    for a, b in zip(out["rows"], out["rows"][1:]):  # nested start sets: existence counts cannot shrink
+        assert b["spurious_classes"][0] >= a["spurious_classes"][0]
+        assert b["second_minimisers_search"][0] >= a["second_minimisers_search"][0]
     for r in out["rows"]:
         assert r["spurious_classes"][0] == sum(r["per_instance_spurious_classes"])
+
+
+def test_the_first_block_of_the_sweep_repeats_the_atlas_search():
+    """The first ``starts[0]`` starts are the atlas's own draw: the same classes are found."""
+    from theory._atlas_effort import nested_instance
+
+    seed = atlas_mod.instance_seed(0, 3, 1, 3, 0)
+    sweep = nested_instance(3, 1, 3, seed, starts=(4, 6), certify_max_dim=30)[0]
+    rec = atlas_mod._instance(3, 1, 3, seed, 4, 0, 0, 1, 30)
+    for key in ("spurious_classes", "positive_critical", "strict_saddles", "degenerate_classes",
+                "second_minimisers_search", "gd_starts", "gd_starts_spurious", "certificates"):
+        assert sweep[key] == rec[key], key
+
+
+def _row(n, classes, second=(0,), saddle=(1, 1)):
+    return {"starts": n, "spurious": [sum(c > 0 for c in classes), len(classes)], "spurious_classes": [sum(classes), 1],
+            "spurious_certified": [0, 1], "second_minimisers_search": [sum(s > 0 for s in second), 1],
+            "per_instance_spurious_classes": list(classes), "per_instance_second_minimisers": list(second),
+            "strict_saddle": list(saddle)}
+
+
+def test_stopped_growing_at_is_the_effort_after_the_last_change():
+    from theory._atlas_effort import stopped_growing_at
+
+    assert stopped_growing_at([_row(12, (1,)), _row(25, (2,)), _row(50, (2,)), _row(100, (2,))]) == 25
+    assert stopped_growing_at([_row(12, (1,)), _row(25, (1,)), _row(50, (2,))]) is None  # grew at the last step
+    assert stopped_growing_at([_row(12, (1,)), _row(25, (1,))]) == 12
+    assert stopped_growing_at([_row(12, (1,))]) is None
+    # a second minimiser or a refuted strict-saddle property found later also counts as growth
+    assert stopped_growing_at([_row(12, (0,)), _row(25, (0,), second=(1,)), _row(50, (0,), second=(1,))]) == 25
+    assert stopped_growing_at([_row(12, (0,)), _row(25, (0,), saddle=(0, 1)), _row(50, (0,), saddle=(0, 1))]) == 25
+
+
+EFFORT = COMMITTED.parent / "effort"
+
+
+def test_committed_effort_sweeps_match_the_atlas_and_their_summary(committed):
+    from theory._atlas_effort import effort_markdown
+
+    sweeps = [json.loads(f.read_text()) for f in sorted(EFFORT.glob("effort-sweep-*.json"))]
+    assert sweeps, "no committed effort sweep"
+    assert (EFFORT / "EFFORT.md").read_text() == effort_markdown(sweeps) + "\n"
+    cells = {(c["d"], c["k"], c["T"]): c for c in committed["cells"]}
+    for s in sweeps:
+        cell, first = cells[(s["d"], s["k"], s["T"])], s["rows"][0]
+        if first["starts"] != cell["effort"]["starts"] or s["instances"] != len(cell["instances"]):
+            continue
+        # the sweep's first row is the atlas's search again: same spurious classes per instance
+        assert first["per_instance_spurious_classes"] == [r["spurious_classes"] for r in cell["instances"]]
+        assert first["per_instance_second_minimisers"] == [r["second_minimisers_search"] for r in cell["instances"]]
 
 
 @pytest.mark.parametrize("argv", [["--effort-sweep", "3,2"], ["--effort-sweep", "3,4,6"], ["--effort-sweep", "3,2,1"],

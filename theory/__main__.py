@@ -172,9 +172,13 @@ def atlas_main(argv) -> int:
         for row in res["rows"]:
             print(f"starts {row['starts']:>4}: spurious instances {row['spurious'][0]}/{row['spurious'][1]}, "
                   f"distinct spurious classes {row['spurious_classes'][0]}, certified "
-                  f"{row['spurious_certified'][0]}, second minimisers {row['second_minimisers_search'][0]} "
-                  f"({row['seconds']:.0f} s)")
-        print(f"counts stopped growing at: {res['stopped_growing_at']} starts; wrote {path}")
+                  f"{row['spurious_certified'][0]}, second minimisers {row['second_minimisers_search'][0]}")
+        from ._atlas_effort import effort_markdown
+
+        sweeps = [json.loads(f.read_text()) for f in sorted(args.out.glob("effort-sweep-d*-k*-T*.json"))]
+        atomic_write_text(args.out / "EFFORT.md", effort_markdown(
+            [s for s in sweeps if s.get("format") == "loraml-atlas-effort-sweep" and s.get("nested")]) + "\n")
+        print(f"counts stopped growing at: {res['stopped_growing_at']} starts; wrote {path} and EFFORT.md")
         return EXIT_OK
     try:
         result = atlas(smoke=args.smoke, seed=args.seed, out=args.out, executor=executor, progress=not args.quiet)

@@ -288,6 +288,10 @@ def _effort(starts, lm_starts, gd_runs, gd_outer, T, d, k) -> dict:
             "gd_runs": int(gd_runs), "gd_outer": int(gd_outer)}
 
 
+def _effort_args(cfg) -> dict:
+    return {key: cfg[key] for key in ("starts", "lm_starts", "gd_runs", "gd_outer", "T", "d", "k")}
+
+
 def _counts(recs) -> dict:
     """Per-property (successes, trials) of a cell."""
     n = len(recs)
@@ -408,6 +412,10 @@ def atlas(*, smoke: bool = False, config: AtlasConfig | None = None, seed: int =
     store = ResultStore(Path(out) / "cells") if out is not None else None
     t0 = time.perf_counter()
     cells = run_units(units, executor=executor, store=store, progress=progress, desc="atlas cells")
+    # counts and effort are functions of the stored records and of the unit's configuration:
+    # recomputed here, so cells stored before a count or the effort field existed get them
+    cells = [{**c, "counts": _counts(c["instances"]), "effort": _effort(**_effort_args(u.config))}
+             for c, u in zip(cells, units)]
     result = {
         "format": "loraml-theory-atlas",
         "version": 1,
@@ -518,7 +526,8 @@ def summary_markdown(result: dict) -> str:
         "Counts are what the stated search effort found: existence counts (second minimisers, spurious "
         "minima) are lower bounds ('>= a/b'), the strict-saddle count an upper bound ('<= a/b'); "
         "more starts can only raise the former and lower the latter "
-        "(`python -m theory atlas --effort-sweep d,k,T` measures where they stop changing). "
+        "(`python -m theory atlas --effort-sweep d,k,T --out DIR/effort` measures where they stop changing, "
+        "in `effort/EFFORT.md`; cells not swept there are lower bounds at the stated starts only). "
         "Counts are over instances unless the property says starts or runs; intervals are exact "
         "(Clopper-Pearson) binomial intervals of the fraction. A 'second global "
         "minimiser' is a zero-loss point with A != A*; 'spurious' is a critical point with G > 0 and "
@@ -547,12 +556,16 @@ def summary_markdown(result: dict) -> str:
     lines += ["", "Contradictions inside a theorem's hypotheses: " + ("none." if not bad else "")]
     lines += [f"- {b}" for b in bad]
     lines += ["", "Heat maps: " + ", ".join(f"`{key}.png`" for key, _, _ in PROPERTIES) + ".", ""]
-    lines += ["Per-cell counts (`atlas.json` has every instance's seed and record):", "",
-              "| d | k | T | " + " | ".join(key for key, _, _ in PROPERTIES) + " |",
-              "|---|---|---|" + "---|" * len(PROPERTIES)]
+    keys = [key for key, _, _ in PROPERTIES] + ["spurious_classes"]
+    sign = [{"at least": ">=", "at most": "<="}.get(BOUNDS.get(key), "") for key in keys]
+    lines += ["Per-cell counts ('>=' at least, '<=' at most, with the stated starts per instance; "
+              "spurious_classes: distinct spurious classes over the instances; `atlas.json` has every "
+              "instance's seed and record):", "",
+              "| d | k | T | starts | " + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
     for c in result["cells"]:
-        lines.append(f"| {c['d']} | {c['k']} | {c['T']} | "
-                     + " | ".join(f"{c['counts'][key][0]}/{c['counts'][key][1]}" for key, _, _ in PROPERTIES) + " |")
+        lines.append(f"| {c['d']} | {c['k']} | {c['T']} | {c.get('effort', {}).get('starts', '?')} | "
+                     + " | ".join(f"{g}{c['counts'][key][0]}/{c['counts'][key][1]}" for g, key in zip(sign, keys))
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
