@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sampled cosmic-ray run of one module (issue 16, item 8).
+# Usage (from the project root): tools/cr_run.sh tools/cosmic-ray/NAME.toml N OUTDIR [PYTHON]
+#   N mutants drawn uniformly (seed 0) from the module's cosmic-ray mutants; the run happens in
+#   a copy of the tracked and untracked-unignored files (cosmic-ray mutates files in place),
+#   the session (OUTDIR/NAME.sqlite), its JSON dump and cr-report's text land in OUTDIR.
+#   N = 0 runs every mutant (the full run).  Set CR_BASELINE=1 to run the unmutated kill command first.
+set -euo pipefail
+cfg=${1:?usage: tools/cr_run.sh CONFIG N OUTDIR [PYTHON]}; n=${2:?N}; out=${3:?OUTDIR}; py=${4:-python}
+bin=$(dirname "$(command -v "$py")")
+name=$(basename "$cfg" .toml)
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work"
+cd "$work"
+export CR_PYTHON=$py
+rm -f "$out/$name.sqlite"
+"$bin/cosmic-ray" init "$cfg" "$out/$name.sqlite"
+if [ "${CR_BASELINE:-0}" = 1 ]; then "$bin/cosmic-ray" baseline "$cfg"; fi
+if [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
+"$bin/cosmic-ray" exec "$cfg" "$out/$name.sqlite"
+"$bin/cosmic-ray" dump "$out/$name.sqlite" > "$out/$name.jsonl"
+"$bin/cr-report" "$out/$name.sqlite" > "$out/$name.report.txt" || true
+tail -3 "$out/$name.report.txt"

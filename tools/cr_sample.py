@@ -1,0 +1,41 @@
+r"""Keep a uniform random sample of a cosmic-ray session's pending mutants.
+
+``python tools/cr_sample.py SESSION.sqlite N [--seed S]`` marks every pending work item
+except ``N`` drawn uniformly at random (``random.Random(S)``, sorted job ids) as
+``skipped``, with the reason in its output, so that ``cosmic-ray exec`` runs the sample
+only and the session records what was left out.  ``cr-report`` then counts the skipped
+items apart from the killed and surviving ones.  Exit 2 with one line on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tools/cr_sample.py", description=__doc__.splitlines()[0])
+    p.add_argument("session", type=Path)
+    p.add_argument("n", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.n < 1 or not a.session.is_file():
+        sys.stderr.write(f"tools/cr_sample.py: error: need an existing session and N >= 1, got {a.session} {a.n}\n")
+        return 2
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(a.session), WorkDB.Mode.open) as db:
+        pending = sorted(item.job_id for item in db.pending_work_items)
+        keep = set(random.Random(a.seed).sample(pending, min(a.n, len(pending))))
+        skip = [j for j in pending if j not in keep]
+        why = f"not in the sample ({len(keep)} of {len(pending)} mutants, seed {a.seed})"
+        if skip:
+            db.set_multiple_results(skip, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
+    print(f"{a.session}: {len(keep)} of {len(pending)} mutants kept (seed {a.seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
