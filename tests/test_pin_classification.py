@@ -301,3 +301,5 @@ def test_a_star_match_tolerance_one_decade_inside_and_outside(factor, recovers):
     assert c.kind == GLOBAL_MINIMUM
     assert c.A_star_distance == pytest.approx(target, rel=1e-6)
     assert c.recovers_A_star is recovers
+    # the reason shown to the user says the same as the verdict
+    assert ("(A* recovered)" in c.reason) is recovers and ("(A != A*)" in c.reason) is (not recovers)

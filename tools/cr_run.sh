@@ -5,6 +5,8 @@
 #   a copy of the tracked and untracked-unignored files (cosmic-ray mutates files in place),
 #   the session (OUTDIR/NAME.sqlite), its JSON dump and cr-report's text land in OUTDIR.
 #   N = 0 runs every mutant (the full run).  Set CR_BASELINE=1 to run the unmutated kill command first.
+#   CR_RERUN=1: re-run only the survivors of the session already in OUTDIR (after adding tests);
+#   the first run's dump is kept as OUTDIR/NAME.run1.jsonl.
 set -euo pipefail
 cfg=${1:?usage: tools/cr_run.sh CONFIG N OUTDIR [PYTHON]}; n=${2:?N}; out=${3:?OUTDIR}; py=${4:-python}
 bin=$(dirname "$(command -v "$py")")
@@ -14,10 +16,15 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work"
 cd "$work"
 export CR_PYTHON=$py
-rm -f "$out/$name.sqlite"
-"$bin/cosmic-ray" init "$cfg" "$out/$name.sqlite"
-if [ "${CR_BASELINE:-0}" = 1 ]; then "$bin/cosmic-ray" baseline "$cfg"; fi
-if [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
+if [ "${CR_RERUN:-0}" = 1 ]; then
+  cp "$out/$name.jsonl" "$out/$name.run1.jsonl"
+  "$py" tools/cr_sample.py "$out/$name.sqlite" --reopen-survivors
+else
+  rm -f "$out/$name.sqlite"
+  "$bin/cosmic-ray" init "$cfg" "$out/$name.sqlite"
+  if [ "${CR_BASELINE:-0}" = 1 ]; then "$bin/cosmic-ray" baseline "$cfg"; fi
+  if [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
+fi
 "$bin/cosmic-ray" exec "$cfg" "$out/$name.sqlite"
 "$bin/cosmic-ray" dump "$out/$name.sqlite" > "$out/$name.jsonl"
 "$bin/cr-report" "$out/$name.sqlite" > "$out/$name.report.txt" || true

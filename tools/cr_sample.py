@@ -4,7 +4,9 @@ r"""Keep a uniform random sample of a cosmic-ray session's pending mutants.
 except ``N`` drawn uniformly at random (``random.Random(S)``, sorted job ids) as
 ``skipped``, with the reason in its output, so that ``cosmic-ray exec`` runs the sample
 only and the session records what was left out.  ``cr-report`` then counts the skipped
-items apart from the killed and surviving ones.  Exit 2 with one line on bad input.
+items apart from the killed and surviving ones.  ``--reopen-survivors`` instead deletes
+the results of the surviving mutants, so that the next ``cosmic-ray exec`` runs them
+again (after tests were added).  Exit 2 with one line on bad input.
 """
 from __future__ import annotations
 
@@ -17,16 +19,25 @@ from pathlib import Path
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tools/cr_sample.py", description=__doc__.splitlines()[0])
     p.add_argument("session", type=Path)
-    p.add_argument("n", type=int)
+    p.add_argument("n", type=int, nargs="?", default=0)
+    p.add_argument("--reopen-survivors", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if a.n < 1 or not a.session.is_file():
+    if (a.n < 1 and not a.reopen_survivors) or not a.session.is_file():
         sys.stderr.write(f"tools/cr_sample.py: error: need an existing session and N >= 1, got {a.session} {a.n}\n")
         return 2
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(a.session), WorkDB.Mode.open) as db:
+        if a.reopen_survivors:
+            from cosmic_ray.work_db import WorkResultStorage
+
+            ids = [job for job, r in db.results if r.test_outcome is not None and r.test_outcome.value == "survived"]
+            with db._session_maker.begin() as session:
+                session.query(WorkResultStorage).filter(WorkResultStorage.job_id.in_(ids)).delete()
+            print(f"{a.session}: {len(ids)} survivors reopened")
+            return 0
         pending = sorted(item.job_id for item in db.pending_work_items)
         keep = set(random.Random(a.seed).sample(pending, min(a.n, len(pending))))
         skip = [j for j in pending if j not in keep]
