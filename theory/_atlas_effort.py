@@ -103,7 +103,8 @@ def effort_sweep(d: int, k: int, T: int, *, seed: int = 0, instances: int = 4, s
         rows.append({"starts": n, "spurious": counts["spurious"], "spurious_classes": counts["spurious_classes"],
                      "spurious_certified": counts["spurious_certified"],
                      "second_minimisers_search": [sum(r["second_minimisers_search"] > 0 for r in recs), len(recs)],
-                     "strict_saddle": counts["strict_saddle"],
+                     "strict_saddle": counts["strict_saddle"], "undecided": counts["undecided"],
+                     "per_instance_degenerate_classes": [r["degenerate_classes"] for r in recs],
                      "per_instance_spurious_classes": [r["spurious_classes"] for r in recs],
                      "per_instance_second_minimisers": [r["second_minimisers_search"] for r in recs],
                      "per_instance_spurious_G": [r["spurious_G"] for r in recs]})
@@ -117,7 +118,7 @@ def effort_sweep(d: int, k: int, T: int, *, seed: int = 0, instances: int = 4, s
 def _row_key(r):
     return (r["spurious"][0], r["spurious_classes"][0], r["spurious_certified"][0], r["second_minimisers_search"][0],
             tuple(r["per_instance_spurious_classes"]), tuple(r["per_instance_second_minimisers"]),
-            tuple(r["strict_saddle"]))
+            tuple(r["strict_saddle"]), tuple(r.get("per_instance_degenerate_classes", ())))
 
 
 def stopped_growing_at(rows):
@@ -142,13 +143,18 @@ def effort_markdown(sweeps, atlas_starts: int = 12) -> str:
     for s in sorted(sweeps, key=lambda s: (s["k"], s["d"], s["T"])):
         lines += [f"## (d, k, T) = ({s['d']}, {s['k']}, {s['T']}), {s['instances']} instances, seed {s['seed']}", "",
                   "| starts | instances with a spurious minimum | distinct spurious classes (per instance) | "
-                  "certified | instances with a second minimiser (search) | strict saddle (<=) |",
-                  "|---|---|---|---|---|---|"]
+                  "certified | instances with a second minimiser, search (distinct per instance) | "
+                  "instances with an undecided (degenerate) point (classes per instance) | strict saddle (<=) |",
+                  "|---|---|---|---|---|---|---|"]
         for r in s["rows"]:
             per = ", ".join(str(x) for x in r["per_instance_spurious_classes"])
+            sec = ", ".join(str(x) for x in r["per_instance_second_minimisers"])
+            deg = ", ".join(str(x) for x in r.get("per_instance_degenerate_classes", ()))
+            und = r.get("undecided", ["?", "?"])
             lines.append(f"| {r['starts']} | >= {r['spurious'][0]}/{r['spurious'][1]} | >= {r['spurious_classes'][0]} "
                          f"({per}) | >= {r['spurious_certified'][0]} | >= {r['second_minimisers_search'][0]}/"
-                         f"{r['second_minimisers_search'][1]} | <= {r['strict_saddle'][0]}/{r['strict_saddle'][1]} |")
+                         f"{r['second_minimisers_search'][1]} ({sec}) | >= {und[0]}/{und[1]} ({deg}) | "
+                         f"<= {r['strict_saddle'][0]}/{r['strict_saddle'][1]} |")
         stop = stopped_growing_at(s["rows"])
         lines += ["", (f"Counts stopped growing at {stop} starts (up to {s['rows'][-1]['starts']})." if stop is not None
                        else f"Counts still grew at the last step ({s['rows'][-1]['starts']} starts): lower bounds."),
