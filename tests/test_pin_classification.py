@@ -303,3 +303,88 @@ def test_a_star_match_tolerance_one_decade_inside_and_outside(factor, recovers):
     assert c.recovers_A_star is recovers
     # the reason shown to the user says the same as the verdict
     assert ("(A* recovered)" in c.reason) is recovers and ("(A != A*)" in c.reason) is (not recovers)
+
+
+# --------------------------------------------------------------------------------------
+# survivors of the cosmic-ray sample (tools/MUTATION.md): the O(k,k) generators, the
+# deduplication of classes and families, the scale of the gradient tolerance
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [2, 3])
+def test_okk_generators_are_tangent_to_the_level_sets_of_G(k):
+    """For T = 2, G depends on U only through D_U = U1U1' - U2U2', which O(k,k) keeps: every
+    generator direction (vec U1, vec U2) has zero directional derivative of G at any U
+    (central differences of G's definition), while G's gradient there is not zero."""
+    from landscape._classify import _okk_generators
+
+    rng = np.random.default_rng(k)
+    d = 2 * k + 1
+    p = random_instance(rng, d, 2, k).problem
+    U = rng.standard_normal((2, d, k))
+    gens = _okk_generators(U)
+    assert gens.shape == (k * (2 * k - 1), 2 * d * k)
+    G = lambda V: float(p.reduced_loss(V))  # noqa: E731
+    eps = 1e-5
+    slope_scale = float(np.linalg.norm(reduced_grad(p, U)))
+    assert slope_scale > 1e-3
+    for g in gens:
+        dU = np.swapaxes(g.reshape(2, k, d), -1, -2)  # the documented (vec U1, vec U2) layout
+        slope = (G(U + eps * dU) - G(U - eps * dU)) / (2 * eps)
+        assert abs(slope) <= 1e-6 * slope_scale * np.linalg.norm(dU), slope
+
+
+def _as(c, kind):
+    return dataclasses.replace(c, kind=kind)
+
+
+def test_deduplicate_groups_exactly_the_o_k_orbits(f2):
+    """Points U and (U_t O_t) are one class; a different point of the same kind is another."""
+    inst, U, _ = f2
+    p = inst.problem
+    c = ls.classify(p, U)
+    O = np.stack([np.linalg.qr(np.random.default_rng(t).standard_normal((1, 1)))[0] for t in range(p.T)])
+    V = U + 0.3 * np.random.default_rng(5).standard_normal(U.shape)
+    classes = ls.deduplicate(p, [U, U @ O, V], [_as(c, STRICT_SADDLE)] * 3)
+    assert sorted(cl.members for cl in classes) == [(0, 1), (2,)]
+    # a different kind at the same point is a different class
+    classes = ls.deduplicate(p, [U, U], [_as(c, STRICT_SADDLE), _as(c, DEGENERATE)])
+    assert len(classes) == 2
+
+
+def test_deduplicate_links_the_t2_okk_family_and_nothing_else():
+    """T = 2, k = 1: [U1, U2] Lambda with a hyperbolic Lambda in O(1,1) has the same D_U (one
+    family, two classes); a point with another D_U is another family."""
+    rng = np.random.default_rng(3)
+    p = random_instance(rng, 3, 2, 1).problem
+    U = rng.standard_normal((2, 3, 1))
+    a = 0.7
+    Lam = np.array([[np.cosh(a), np.sinh(a)], [np.sinh(a), np.cosh(a)]])
+    W = np.concatenate([U[0], U[1]], axis=1) @ Lam
+    V = np.stack([W[:, :1], W[:, 1:]])
+    D = lambda X: X[0] @ X[0].T - X[1] @ X[1].T  # noqa: E731
+    assert np.allclose(D(U), D(V)) and not np.allclose(U[0] @ U[0].T, V[0] @ V[0].T)
+    c = _as(ls.classify(p, U), GLOBAL_MINIMUM)
+    classes = ls.deduplicate(p, [U, V, 2.0 * U], [c, c, c])
+    assert len(classes) == 3
+    fam = [cl.family for cl in sorted(classes, key=lambda cl: cl.members)]
+    assert fam[0] == fam[1] and fam[2] != fam[0]
+
+
+@pytest.mark.parametrize("lam", [1e-2, 1e2])
+def test_gradient_tolerance_scales_as_s_to_the_three_halves(f2, lam):
+    """Tasks times lam, U times sqrt(lam): G scales as lam^2, its U-gradient as lam^1.5, so
+    the classification of a rescaled point must not change; the tolerance is put one decade
+    either side of CRITICAL_GTOL_REL s^1.5 of the rescaled problem."""
+    inst, U0, _ = f2
+    p = ls.LoraMLProblem(lam * inst.problem.tasks, inst.problem.rank)
+    U = np.sqrt(lam) * U0
+    spec = ls.reduced_spectrum(p, U, dense_max_dim=100)
+    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
+    v = np.random.default_rng(2).standard_normal(U.shape)
+    S = p.schur_complement(U)
+    for factor, kind in ((10.0, NOT_CRITICAL), (0.1, DEGENERATE)):
+        Ur = U + factor * crit / np.linalg.norm(S @ v.reshape(-1)) * v
+        gn = float(np.linalg.norm(reduced_grad(p, Ur)))
+        assert 0.5 * factor * crit < gn < 2 * factor * crit
+        ev = np.r_[1e-9 * lam, np.array(spec.eigenvalues)[1:]]
+        c = ls.classify(p, Ur, spectrum=_planted(spec, ev))
+        assert c.kind == kind, c.reason
