@@ -446,6 +446,44 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
     assert "stored verdict follows from the exact margins" in rep.failed
 
 
+
+def test_independent_verifier_takes_the_lower_end_of_g_u0_for_c2(small_fp_cert):
+    """(C2) needs a lower bound of G(U0): widening the stored enclosure downwards (still a
+    valid enclosure) while keeping the stored C2 margin makes that margin unjustified."""
+    base = small_fp_cert
+    m2 = base["margins"]["C2"]
+    assert m2 > 0
+    d = json.loads(json.dumps(base))
+    g = d["enclosures"]["G(U0)"]
+    d["enclosures"]["G(U0)"] = [g[0] - 2 * m2, g[1]]
+    rep = verify_fp_independent(d)
+    assert "G(U0) enclosure contains the exact value" not in rep.failed
+    assert "stored margin C2 <= exact" in rep.failed
+
+
+def test_independent_verifier_accepts_a_certificate_that_claims_no_curvature(small_fp_cert):
+    """A non-positive curvature claim with the verdict 'none' claims nothing false."""
+    d = json.loads(json.dumps(small_fp_cert))
+    d["bounds"]["lambda_min_quotient_lower"] = -1.0
+    d["verdict"] = VERDICT_NONE
+    rep = verify_fp_independent(d)
+    assert rep.ok, rep.failed
+
+
+def test_stored_certificate_out_of_the_float_range_is_refused_not_raised(small_fp_cert):
+    """Re-verification of a certificate whose point leaves the certificate's range (entries
+    near 2^390) answers False, as for any certificate it cannot confirm."""
+    from landscape.certificates import Certificate, verify_certificate
+
+    cert = Certificate.from_dict(small_fp_cert)
+    assert verify_certificate(cert)
+    import dataclasses
+
+    far = dataclasses.replace(cert, point=np.asarray(cert.point, dtype=float) * 2.0**390)
+    assert verify_certificate(far) is False
+    assert _rump.verify_fp_taylor(far) is False  # its own contract too, not only the caller's guard
+
+
 # --------------------------------------------------------------------------------------
 # the arb certificate's Cholesky residual term, on the same oracles
 # --------------------------------------------------------------------------------------
