@@ -161,8 +161,11 @@ def test_stopped_growing_at_is_the_effort_after_the_last_change():
     assert stopped_growing_at([_row(12, (1,)), _row(25, (1,)), _row(50, (2,))]) is None  # grew at the last step
     assert stopped_growing_at([_row(12, (1,)), _row(25, (1,))]) == 12
     assert stopped_growing_at([_row(12, (1,))]) is None
-    # a second minimiser or a refuted strict-saddle property found later also counts as growth
+    # an instance with a second minimiser or a refuted strict-saddle property found later is growth;
+    # more points of a continuum of second minimisers on the same instance is not
     assert stopped_growing_at([_row(12, (0,)), _row(25, (0,), second=(1,)), _row(50, (0,), second=(1,))]) == 25
+    assert stopped_growing_at([_row(12, (0,), second=(1,)), _row(25, (0,), second=(5,)),
+                               _row(50, (0,), second=(9,))]) == 12
     assert stopped_growing_at([_row(12, (0,)), _row(25, (0,), saddle=(0, 1)), _row(50, (0,), saddle=(0, 1))]) == 25
 
 
@@ -170,11 +173,13 @@ EFFORT = COMMITTED.parent / "effort"
 
 
 def test_committed_effort_sweeps_match_the_atlas_and_their_summary(committed):
-    from theory._atlas_effort import effort_markdown
+    from theory._atlas_effort import effort_markdown, stopped_growing_at
 
     sweeps = [json.loads(f.read_text()) for f in sorted(EFFORT.glob("effort-sweep-*.json"))]
     assert sweeps, "no committed effort sweep"
     assert (EFFORT / "EFFORT.md").read_text() == effort_markdown(sweeps) + "\n"
+    for s in sweeps:
+        assert s["stopped_growing_at"] == stopped_growing_at(s["rows"])
     cells = {(c["d"], c["k"], c["T"]): c for c in committed["cells"]}
     for s in sweeps:
         cell, first = cells[(s["d"], s["k"], s["T"])], s["rows"][0]

@@ -187,3 +187,28 @@ def test_armijo_trial_rejects_a_tiny_increase_and_accepts_a_sufficient_decrease(
     for a, expect in ((a_up, False), (a_ok, True)):
         ok = ev.trials(U[None], f, g, aux, np.array([a]), np.array([gsq]))[0]
         assert bool(ok[0]) is expect
+
+
+# --------------------------------------------------------------------------------------
+# survivors of the cosmic-ray sample (tools/MUTATION.md): PGD's escape window, the
+# iteration count
+# --------------------------------------------------------------------------------------
+def test_pgd_returns_the_pre_perturbation_point_of_a_minimum_after_one_window():
+    """At a global minimum (G = 0) no perturbation can lower G by the threshold: the first
+    escape window ends without escape and the point before the perturbation is returned."""
+    from landscape._instances import f2_spurious_instance
+
+    inst, _ = f2_spurious_instance()
+    U0 = inst.U_star[None].astype(float)
+    (r,) = ls.perturbed_gradient_descent(inst.problem, U0, rng=np.random.default_rng(0), spectrum=False,
+                                         polish=False)
+    assert "no escape" in r.stop_reason and "perturbation 1:" in r.stop_reason, r.stop_reason
+    assert np.array_equal(r.point, U0[0])
+
+
+def test_gradient_descent_counts_its_iterations():
+    rng = np.random.default_rng(4)
+    p = ls.random_instance(rng, 4, 3, 1).problem
+    U0 = 3.0 * rng.standard_normal((2, 3, 4, 1))
+    for r in ls.gradient_descent(p, U0, max_iter=3, spectrum=False, polish=False):
+        assert r.iterations == 3 and "iteration limit 3" in r.stop_reason, (r.iterations, r.stop_reason)
