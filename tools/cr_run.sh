@@ -7,6 +7,7 @@
 #   N = 0 runs every mutant (the full run).  Set CR_BASELINE=1 to run the unmutated kill command first.
 #   CR_RERUN=1: re-run only the survivors of the session already in OUTDIR (after adding tests);
 #   the first run's dump is kept as OUTDIR/NAME.run1.jsonl.
+#   CR_EXTEND=M: run M more mutants of the session already in OUTDIR (drawn from those left out).
 set -euo pipefail
 cfg=${1:?usage: tools/cr_run.sh CONFIG N OUTDIR [PYTHON]}; n=${2:?N}; out=${3:?OUTDIR}; py=${4:-python}
 bin=$(dirname "$(command -v "$py")")
@@ -16,7 +17,9 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work"
 cd "$work"
 export CR_PYTHON=$py
-if [ "${CR_RERUN:-0}" = 1 ]; then
+if [ "${CR_EXTEND:-0}" -gt 0 ]; then
+  "$py" tools/cr_sample.py "$out/$name.sqlite" --extend "$CR_EXTEND" --seed 0
+elif [ "${CR_RERUN:-0}" = 1 ]; then
   cp "$out/$name.jsonl" "$out/$name.run1.jsonl"
   "$py" tools/cr_sample.py "$out/$name.sqlite" --reopen-survivors
 else

@@ -6,7 +6,9 @@ except ``N`` drawn uniformly at random (``random.Random(S)``, sorted job ids) as
 only and the session records what was left out.  ``cr-report`` then counts the skipped
 items apart from the killed and surviving ones.  ``--reopen-survivors`` instead deletes
 the results of the surviving mutants, so that the next ``cosmic-ray exec`` runs them
-again (after tests were added).  Exit 2 with one line on bad input.
+again (after tests were added); ``--extend N`` puts N more of the mutants left out by
+the sample back (``random.Random(S + 1)``), so a sample grows without re-running what it
+already ran.  Exit 2 with one line on bad input.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ def main(argv=None) -> int:
     p.add_argument("session", type=Path)
     p.add_argument("n", type=int, nargs="?", default=0)
     p.add_argument("--reopen-survivors", action="store_true")
+    p.add_argument("--extend", type=int, default=0, metavar="N")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if (a.n < 1 and not a.reopen_survivors) or not a.session.is_file():
+    if (a.n < 1 and not a.reopen_survivors and a.extend < 1) or not a.session.is_file():
         sys.stderr.write(f"tools/cr_sample.py: error: need an existing session and N >= 1, got {a.session} {a.n}\n")
         return 2
     from cosmic_ray.work_db import WorkDB, use_db
@@ -37,6 +40,16 @@ def main(argv=None) -> int:
             with db._session_maker.begin() as session:
                 session.query(WorkResultStorage).filter(WorkResultStorage.job_id.in_(ids)).delete()
             print(f"{a.session}: {len(ids)} survivors reopened")
+            return 0
+        if a.extend:
+            from cosmic_ray.work_db import WorkResultStorage
+
+            left = sorted(job for job, r in db.results
+                          if r.worker_outcome == WorkerOutcome.SKIPPED and (r.output or "").startswith("not in the sample"))
+            more = random.Random(a.seed + 1).sample(left, min(a.extend, len(left)))
+            with db._session_maker.begin() as session:
+                session.query(WorkResultStorage).filter(WorkResultStorage.job_id.in_(more)).delete()
+            print(f"{a.session}: {len(more)} more mutants put back into the sample")
             return 0
         pending = sorted(item.job_id for item in db.pending_work_items)
         keep = set(random.Random(a.seed).sample(pending, min(a.n, len(pending))))
