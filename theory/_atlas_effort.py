@@ -121,7 +121,12 @@ def _row_key(r):
             tuple(r.get("per_instance_degenerate_classes", ())))
 
 
-def stopped_growing_at(rows):
+def _spurious_key(r):
+    return (r["spurious"][0], r["spurious_classes"][0], r["spurious_certified"][0],
+            tuple(r["per_instance_spurious_classes"]))
+
+
+def stopped_growing_at(rows, key=_row_key):
     """The smallest number of starts from which no count of the rows changed up to the
     last row; ``None`` when the last step still changed one (or there is a single row).
 
@@ -129,9 +134,9 @@ def stopped_growing_at(rows):
     instance and the strict-saddle count; the number of distinct second minimisers per
     instance is not among them: where the zero set of G is positive-dimensional beyond
     the symmetries it is a continuum, and every new start finds a new point of it."""
-    if len(rows) < 2 or _row_key(rows[-1]) != _row_key(rows[-2]):
+    if len(rows) < 2 or key(rows[-1]) != key(rows[-2]):
         return None
-    return next(r["starts"] for i, r in enumerate(rows) if all(_row_key(q) == _row_key(r) for q in rows[i:]))
+    return next(r["starts"] for i, r in enumerate(rows) if all(key(q) == key(r) for q in rows[i:]))
 
 
 def effort_markdown(sweeps, atlas_starts: int = 12) -> str:
@@ -147,8 +152,23 @@ def effort_markdown(sweeps, atlas_starts: int = 12) -> str:
              "Distinct second minimisers per instance are shown but not part of that rule: where G's zero set "
              "is positive-dimensional beyond the symmetries (the atlas's Levenberg-Marquardt nullity > 0) they are "
              "points of a continuum and grow with every start. "
-             f"The committed atlas used {atlas_starts} starts per instance.", ""]
-    for s in sorted(sweeps, key=lambda s: (s["k"], s["d"], s["T"])):
+             f"The committed atlas used {atlas_starts} starts per instance.", "",
+             "| (d, k, T) | spurious instances, first row -> last row | distinct spurious classes | "
+             "instances with a second minimiser (search) | spurious counts stopped growing at | all counts stopped growing at |",
+             "|---|---|---|---|---|---|"]
+    ordered = sorted(sweeps, key=lambda s: (s["k"], s["d"], s["T"]))
+    for s in ordered:
+        a, b = s["rows"][0], s["rows"][-1]
+        stop = stopped_growing_at(s["rows"])
+        lines.append(f"| ({s['d']}, {s['k']}, {s['T']}) | {a['spurious'][0]}/{a['spurious'][1]} at {a['starts']} -> "
+                     f"{b['spurious'][0]}/{b['spurious'][1]} at {b['starts']} | {a['spurious_classes'][0]} -> "
+                     f"{b['spurious_classes'][0]} | {a['second_minimisers_search'][0]} -> "
+                     f"{b['second_minimisers_search'][0]} | "
+                     + (f"{sp} starts | " if (sp := stopped_growing_at(s["rows"], _spurious_key)) is not None
+                        else f"still growing at {b['starts']} | ")
+                     + (f"{stop} starts" if stop is not None else f"still growing at {b['starts']}") + " |")
+    lines.append("")
+    for s in ordered:
         lines += [f"## (d, k, T) = ({s['d']}, {s['k']}, {s['T']}), {s['instances']} instances, seed {s['seed']}", "",
                   "| starts | instances with a spurious minimum | distinct spurious classes (per instance) | "
                   "certified | instances with a second minimiser, search (distinct per instance) | "
