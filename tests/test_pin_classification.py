@@ -388,3 +388,44 @@ def test_gradient_tolerance_scales_as_s_to_the_three_halves(f2, lam):
         ev = np.r_[1e-9 * lam, np.array(spec.eigenvalues)[1:]]
         c = ls.classify(p, Ur, spectrum=_planted(spec, ev))
         assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("gram", [False, True])
+@pytest.mark.parametrize("lam", [1e-2, 1.0, 1e2])
+def test_deduplication_tolerance_one_decade_inside_and_outside(lam, gram, monkeypatch):
+    """Two points are one class iff sum_t ||U_tU_t' - V_tV_t'||_F^2 <= (DEDUP_RTOL (s + ||P_U||))^2,
+    with P_U the stack of U_tU_t' (the first point's): the distance is put one decade either side,
+    on problems rescaled by lam (s scales with lam), in the dense and in the Gram form."""
+    from scipy.optimize import brentq
+
+    import landscape._classify as cl
+    from landscape._classify import DEDUP_RTOL
+
+    if gram:
+        monkeypatch.setattr(cl, "uses_factored", lambda problem: True)
+    rng = np.random.default_rng(11)
+    base = random_instance(rng, 3, 3, 1).problem
+    p = ls.LoraMLProblem(lam * base.tasks, 1)
+    U = np.sqrt(lam) * rng.standard_normal((3, 3, 1))
+    W = np.sqrt(lam) * rng.standard_normal((3, 3, 1))
+    stack = lambda X: X @ np.swapaxes(X, 1, 2)  # noqa: E731
+    tol = DEDUP_RTOL * (problem_scale(p) + np.linalg.norm(stack(U)))
+    dist = lambda t: np.linalg.norm(stack(U + t * W) - stack(U))  # noqa: E731
+    c = dataclasses.replace(ls.classify(p, U), kind=STRICT_SADDLE)
+    for factor, n_classes in ((0.1, 1), (10.0, 2)):
+        t = brentq(lambda t: dist(t) - factor * tol, 0.0, 1.0, xtol=1e-15)
+        assert len(ls.deduplicate(p, [U, U + t * W], [c, c])) == n_classes, (factor, gram)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_gram_form_of_the_stack_distance_is_the_definition(scale):
+    """The Gram form (k x k blocks only) gives (sum_t ||X_tX_t' - Y_tY_t'||_F^2)^(1/2) and, with
+    Y = None, ||(X_tX_t')_t||_F, at every scale (no absolute offset in the squared form)."""
+    from landscape._classify import _stack_distance
+
+    rng = np.random.default_rng(int(np.log10(scale)) + 5)
+    X, Y = np.sqrt(scale) * rng.standard_normal((2, 3, 5, 2))
+    stack = lambda Z: Z @ np.swapaxes(Z, 1, 2)  # noqa: E731
+    assert _stack_distance(X, None, True) == pytest.approx(np.linalg.norm(stack(X)), rel=1e-12)
+    assert _stack_distance(X, Y, True) == pytest.approx(np.linalg.norm(stack(X) - stack(Y)), rel=1e-7)
+    assert _stack_distance(stack(X), stack(Y), False) == pytest.approx(np.linalg.norm(stack(X) - stack(Y)), rel=1e-12)
