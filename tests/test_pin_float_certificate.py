@@ -441,6 +441,10 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
     # a radius so large that (Cq) and (C1) fail: the stored spurious verdict no longer follows
     rep = tampered(lambda d: d.__setitem__("radius", d["radius"] * 3))
     assert "stored verdict follows from the exact margins" in rep.failed
+    # a radius so small that (C1) fails (r < 2 g / lambda) while (Cq) holds: no verdict follows
+    g_up = base["bounds"]["grad_norm_upper"]
+    rep = tampered(lambda d: d.__setitem__("radius", g_up / lam))
+    assert "stored verdict follows from the exact margins" in rep.failed
     # a witness above G(U0): (C2) fails, the verdict would be "local minimum" only
     rep = tampered(lambda d: d["enclosures"].__setitem__("G(witness)", [0.0, g[1] * 2]))
     assert "stored verdict follows from the exact margins" in rep.failed
@@ -516,3 +520,21 @@ def test_arb_cholesky_residual_term_is_load_bearing(cholesky_oracles, monkeypatc
     arb_home = home("landscape.certificates", "_frob_upper")
     assert patch_everywhere(monkeypatch, "landscape.certificates", "_frob_upper", lambda M: arb(0))
     assert any(b > lam for b, lam, _ in _arb_outcomes(cholesky_oracles, arb_home))
+
+
+def test_independent_verifier_gradient_is_the_exact_gradient(small_fp_cert):
+    """The verifier's exact ||grad G|| is the gradient of G (landscape's float value agrees to
+    1e-9 away from critical points), and at U = 0, where grad G = 0 exactly, the claim
+    ||grad G|| <= 0 holds."""
+    import dataclasses
+
+    from landscape._factored import reduced_grad
+    from landscape.certificates import Certificate
+
+    cert = Certificate.from_dict(small_fp_cert)
+    U = np.asarray(cert.point, dtype=float) + 0.01 * np.random.default_rng(0).standard_normal(np.shape(cert.point))
+    rep = verify_fp_independent(dataclasses.replace(cert, point=U))
+    g = float(np.linalg.norm(reduced_grad(ls.LoraMLProblem(np.asarray(cert.tasks, dtype=float), 1), U)))
+    assert rep.values["grad_norm"] == pytest.approx(g, rel=1e-9)
+    zero = dataclasses.replace(cert, point=np.zeros_like(U), bounds={**cert.bounds, "grad_norm_upper": 0.0})
+    assert "grad_norm_upper >= ||grad G||" not in verify_fp_independent(zero).failed
