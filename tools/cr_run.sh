@@ -6,7 +6,8 @@
 #   the session (OUTDIR/NAME.sqlite), its JSON dump and cr-report's text land in OUTDIR.
 #   N = 0 runs every mutant (the full run).  Set CR_BASELINE=1 to run the unmutated kill command first.
 #   CR_RERUN=1: re-run only the survivors of the session already in OUTDIR (after adding tests);
-#   the first run's dump is kept as OUTDIR/NAME.run1.jsonl.
+#   the first run's dump is kept as OUTDIR/NAME.run1.jsonl; CR_EXCEPT=FILE leaves the survivors
+#   listed there (judged equivalent) out of the re-run.
 #   CR_EXTEND=M: run M more mutants of the session already in OUTDIR (drawn from those left out).
 set -euo pipefail
 cfg=${1:?usage: tools/cr_run.sh CONFIG N OUTDIR [PYTHON]}; n=${2:?N}; out=${3:?OUTDIR}; py=${4:-python}
@@ -21,7 +22,7 @@ if [ "${CR_EXTEND:-0}" -gt 0 ]; then
   "$py" tools/cr_sample.py "$out/$name.sqlite" --extend "$CR_EXTEND" --seed 0
 elif [ "${CR_RERUN:-0}" = 1 ]; then
   cp "$out/$name.jsonl" "$out/$name.run1.jsonl"
-  "$py" tools/cr_sample.py "$out/$name.sqlite" --reopen-survivors
+  "$py" tools/cr_sample.py "$out/$name.sqlite" --reopen-survivors --except "${CR_EXCEPT:-/dev/null}"
 else
   rm -f "$out/$name.sqlite"
   "$bin/cosmic-ray" init "$cfg" "$out/$name.sqlite"

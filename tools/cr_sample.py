@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     p.add_argument("n", type=int, nargs="?", default=0)
     p.add_argument("--reopen-survivors", action="store_true")
     p.add_argument("--extend", type=int, default=0, metavar="N")
+    p.add_argument("--except", dest="except_file", type=Path, default=None,
+                   help="with --reopen-survivors: job ids (first word of each line) not to reopen")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if (a.n < 1 and not a.reopen_survivors and a.extend < 1) or not a.session.is_file():
@@ -36,7 +38,11 @@ def main(argv=None) -> int:
         if a.reopen_survivors:
             from cosmic_ray.work_db import WorkResultStorage
 
-            ids = [job for job, r in db.results if r.test_outcome is not None and r.test_outcome.value == "survived"]
+            keep = set()
+            if a.except_file is not None and a.except_file.is_file():
+                keep = {ln.split()[0] for ln in a.except_file.read_text().splitlines() if ln.strip() and ln[0] != "#"}
+            ids = [job for job, r in db.results
+                   if r.test_outcome is not None and r.test_outcome.value == "survived" and job not in keep]
             with db._session_maker.begin() as session:
                 session.query(WorkResultStorage).filter(WorkResultStorage.job_id.in_(ids)).delete()
             print(f"{a.session}: {len(ids)} survivors reopened")

@@ -3,8 +3,9 @@ r"""Kill rates of cosmic-ray runs from their JSON dumps (``cosmic-ray dump SESSI
 ``python tools/cr_summary.py DUMP.jsonl ... [--equivalent FILE]`` prints a markdown
 table per module (mutants, sampled, killed, survived, judged equivalent, kill rate of the
 non-equivalent sampled mutants) and every survivor with its diff.  ``--equivalent`` is a
-text file of ``job_id  reason`` lines: survivors judged equivalent by reading them (the
-judgement is the reader's; this script only counts it).  Exit 2 with one line on bad input.
+text file of ``job_id  reason`` lines: survivors judged equivalent (or a free parameter,
+a different valid choice of something the mathematics leaves open) by reading them; the
+judgement is the reader's, this script only counts it.  Exit 2 with one line on bad input.
 """
 from __future__ import annotations
 
