@@ -429,3 +429,17 @@ def test_gram_form_of_the_stack_distance_is_the_definition(scale):
     assert _stack_distance(X, None, True) == pytest.approx(np.linalg.norm(stack(X)), rel=1e-12)
     assert _stack_distance(X, Y, True) == pytest.approx(np.linalg.norm(stack(X) - stack(Y)), rel=1e-7)
     assert _stack_distance(stack(X), stack(Y), False) == pytest.approx(np.linalg.norm(stack(X) - stack(Y)), rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_gram_form_of_the_family_distance_is_the_definition(scale):
+    """T = 2: ||D_X - D_Y||_F with D = U1U1' - U2U2' from k x k blocks only equals the dense
+    value, and ||D_X||_F with Y = None."""
+    from landscape._classify import _family_distance
+
+    rng = np.random.default_rng(int(np.log10(scale)) + 9)
+    X, Y = np.sqrt(scale) * rng.standard_normal((2, 2, 5, 2))
+    D = lambda Z: Z[0] @ Z[0].T - Z[1] @ Z[1].T  # noqa: E731
+    assert _family_distance(X, None, True) == pytest.approx(np.linalg.norm(D(X)), rel=1e-12)
+    assert _family_distance(X, Y, True) == pytest.approx(np.linalg.norm(D(X) - D(Y)), rel=1e-7)
+    assert _family_distance(D(X), D(Y), False) == pytest.approx(np.linalg.norm(D(X) - D(Y)), rel=1e-12)
