@@ -243,9 +243,9 @@ def _lift(Xs: np.ndarray, k: int) -> tuple[np.ndarray, bool, list]:
 class _Square:
     """The square system certified at each point, with maps between U and its unknowns."""
 
-    def __init__(self, S, T, d, k):
+    def __init__(self, S, T, d, k, *, lagrange=None):
         self.T, self.d, self.k = T, d, k
-        self.lagrange = T == 2
+        self.lagrange = (T == 2) if lagrange is None else lagrange
         g = gradient_system(S, T, d, k, gauge=not self.lagrange)
         self.free = g.free
         if self.lagrange:
@@ -458,6 +458,9 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
         entry.update({"reason": "a top k x k block is singular: the orbit does not meet the slice transversally",
                       "_U": U, "G": float(problem.reduced_loss(U)), "class": DEGENERATE})
         return entry
+    if sq.lagrange and len(zero) == T:
+        # U = 0 is isolated (the slice constraint is singular there): plain gradient system
+        sq = _Square(S, T, d, k, lagrange=False)
     x0 = sq.pack(Us)
     x = sq.compiled.newton(x0)
     for t in zero:  # exact zeros stay exact (the Jacobian is block diagonal there)
@@ -507,6 +510,13 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
     for i in range(n):
         for j in range(n):
             H[i, j] = 2 * J[i, j]
+    if sq.lagrange:
+        # restrict to the slice tangent (the complement of grad(u1.u2)): the Hessian of G
+        # vanishes along the boost orbit, which the slice meets transversally
+        gc = np.array([[Uc[1 - t, i, 0] for (t, i, _l) in sq.free]])
+        N = np.linalg.svd(gc)[2][1:].T  # orthonormal basis of grad(c)^perp (float, exact in arb)
+        Na = arb_mat([[float(v) for v in row] for row in N])
+        H = Na.transpose() * H * Na
     lower, upper, lam = _arb_sym_lambda_bounds(H)
     entry["eigenvalues"] = {
         "min": float(lam[0]), "max": float(lam[-1]),
