@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-plots", action="store_true", help="do not draw plots")
     a.add_argument("--max-seconds", type=float, default=None,
                    help="refuse (exit 2) when the up-front estimate of the wall time exceeds this")
+    a.add_argument("--enumerate", dest="enumeration", action="store_const", const="on", default="auto",
+                   help="also run the complete enumeration of critical points (default: only for small instances "
+                        "when msolve is installed)")
+    a.add_argument("--no-enumerate", dest="enumeration", action="store_const", const="off", help=argparse.SUPPRESS)
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
     a.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     a.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
@@ -139,6 +143,7 @@ def main(argv=None) -> int:
                 progress=not args.quiet,
                 executor=executor,
                 max_seconds=args.max_seconds,
+                enumeration=args.enumeration,
             )
         except LandscapeInputError as exc:
             print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)
