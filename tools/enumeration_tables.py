@@ -137,7 +137,10 @@ def atlas_exact(out: Path, cells=ATLAS_CELLS, seed: int = 0, instances: int = 4)
              "Same instances as the committed atlas (seed 0, `theory._atlas.instance_seed`); made by "
              "`python tools/enumeration_tables.py atlas`. 'complete' is the certificate of the enumeration; "
              "a non-complete row (T = 2 with exact model-M1 data: S1 - S2 is singular, so the critical cone "
-             "u1 = u2 in ker(S1 - S2) lies off the boost slice) is a lower bound too.", "",
+             "u1 = u2 in ker(S1 - S2) lies off the boost slice) is a lower bound too. Exact counts are orbits (modulo signs; for T = 2 "
+             "modulo the O(1,1) boosts, so 0 second global minimisers means the zero-loss continuum through U* is the "
+             "only zero-loss set); the atlas's search columns count classes and LM end points with A != A*, which "
+             "for T = 2 are points of that one continuum.", "",
              "| (d, k, T) | instance | complete | orbits | spurious minima (exact) | spurious (atlas search) "
              "| second global minimisers (exact) | second (atlas search) | strict saddles | degenerate | s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
