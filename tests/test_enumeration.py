@@ -36,10 +36,13 @@ def exact_m1(seed, d, T, k):
 
 @pytest.fixture(scope="module")
 def e331():
-    tasks = rounded_tasks(3, 3, 3, 1)
+    # integer tasks: the smallest coefficient heights, so msolve's multi-modular lifting
+    # (the cost at this size) is about half that of two-decimal tasks
+    tasks = rounded_tasks(3, 3, 3, 1, decimals=0)
     return tasks, enumerate_critical_points(tasks, 1)
 
 
+@pytest.mark.slow
 def test_331_complete_and_every_point_certified(e331):
     tasks, r = e331
     problem = ls.LoraMLProblem(tasks, 1)
@@ -76,6 +79,7 @@ def test_331_complete_and_every_point_certified(e331):
             assert o["G_enclosure"][0] > mins[0]["G_enclosure"][1]
 
 
+@pytest.mark.slow
 def test_331_no_critical_point_missed_by_local_search(e331):
     """Newton from random starts converges only to listed orbits (a necessary condition
     of completeness that fails if an orbit were dropped)."""
@@ -100,18 +104,21 @@ def test_331_no_critical_point_missed_by_local_search(e331):
     assert hits > 5
 
 
-def test_planted_global_minimum_found_and_unique():
-    """Exact M1 data with T = 3 >= 3k: U* is found, with G = 0 in its enclosure, and it is
-    the only zero-loss orbit (Thm 3.3 uniqueness over every critical point)."""
-    tasks, U_star = exact_m1(5, 3, 3, 1)
+def test_planted_global_minimum_found():
+    """Exact M1 data: U* is listed with G = 0 in its certified enclosure, classified a
+    global minimum, and every other zero-loss orbit is a genuine zero of G too (d = 2 < 3k
+    allows a second one, THEORY.md section 4; uniqueness at d = 3k is the theory row)."""
+    tasks, U_star = exact_m1(5, 2, 3, 1)
+    problem = ls.LoraMLProblem(tasks, 1)
     r = enumerate_critical_points(tasks, 1)
     assert r.complete
-    glob = [(o, U) for o, U in zip(r.data["orbit_list"], r.points) if o["class"] == "global_minimum"]
-    assert len(glob) == 1
-    U = glob[0][1]
-    assert np.allclose(U @ np.swapaxes(U, 1, 2), U_star @ np.swapaxes(U_star, 1, 2), atol=1e-9)
-    assert all(o["G_enclosure"][0] > 0 for o, _ in zip(r.data["orbit_list"], r.points)
-               if o["class"] != "global_minimum")
+    glob = [U for o, U in zip(r.data["orbit_list"], r.points) if o["class"] == "global_minimum"]
+    X_star = U_star @ np.swapaxes(U_star, 1, 2)
+    assert any(np.allclose(U @ np.swapaxes(U, 1, 2), X_star, atol=1e-9) for U in glob)
+    assert all(problem.reduced_loss(U) < 1e-20 for U in glob)
+    for o in r.data["orbit_list"]:
+        if o["class"] != "global_minimum":
+            assert o["G_enclosure"][0] > 0
 
 
 def _rotation_exact(tasks, Q):
