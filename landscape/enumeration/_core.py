@@ -56,8 +56,10 @@ import numpy as np
 
 from .._objective import LoraMLProblem
 from .._validation import LandscapeInputError
-from ._backends import BackendError, msolve_degree, msolve_path, phc_path, run_msolve, run_phc
+from ._backends import msolve_path, phc_path, run_msolve
+from ._homotopy import phc_route
 from ._krawczyk import CompiledSystem, krawczyk
+from ._report import markdown, plot
 from ._systems import exact_tasks, gradient_system, invariant_system, slice_fixed, x_index
 
 __all__ = [
@@ -107,13 +109,13 @@ class EnumerationResult:
 
     @property
     def markdown(self) -> str:
-        return _markdown(self.data)
+        return markdown(self.data)
 
     def write(self, out) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _atomic_text(out / "enumeration.md", self.markdown)
-        _plot(self.data, out / "critical_values.png")
+        plot(self.data, out / "critical_values.png")
         _atomic_text(out / "enumeration.json", json.dumps(self.data, indent=1, allow_nan=False) + "\n")
         return out
 
@@ -417,7 +419,7 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
         if T == 2:
             routes_data["phc"] = {"skipped": "T = 2: the U-system has positive-dimensional solution sets"}
         else:
-            routes_data["phc"] = _phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout)
+            routes_data["phc"] = phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout)
             data["routes_agree"] = routes_data["phc"]["agrees"]
     data["routes"] = routes_data
     data["orbit_list"] = orbits
@@ -570,146 +572,3 @@ def _existing_kind(problem, U):
         return classify(problem, U).kind
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
         return f"error: {type(exc).__name__}"
-
-
-def _phc_route(problem, sq, S, orbits, points, *, seed, timeout):
-    """Homotopy route: ``phc -b`` once per support pattern (the set of tasks whose block
-    is non-zero; blocks outside it are set to 0), because a polyhedral homotopy only
-    finds solutions with every coordinate non-zero.  Real end points are polished and
-    certified by Krawczyk on the full square system, then matched to route 1's orbits."""
-    from itertools import combinations
-
-    T, d, k = problem.T, problem.d, problem.k
-    g = sq.system
-    t0 = time.perf_counter()
-    distinct_total, paths, real_pts = 1, 0, [np.zeros(len(g.gens))]  # U = 0 is always a solution
-    for size in range(1, T + 1):
-        for supp in combinations(range(T), size):
-            keep = [m for m, f in enumerate(g.free) if f[0] in supp]
-            drop = [g.gens[m] for m, f in enumerate(g.free) if f[0] not in supp]
-            polys = []
-            for m in keep:
-                p = g.polys[m]
-                for x in drop:
-                    p = p.subs(x, 0)
-                polys.append(p)
-            names = [g.names[m] for m in keep]
-            text = f"{len(polys)} {len(names)}\n" + "".join(str(p).replace("**", "^") + ";\n" for p in polys)
-            out = run_phc(text, names, timeout=timeout, seed=seed)
-            paths += out.paths
-            sols = out.solutions
-            if not len(sols):
-                continue
-            ok = np.all(np.isfinite(sols), axis=1) & (np.abs(sols).max(axis=1) < 1e8)
-            ok &= np.array(["regular" in f for f in out.flags], dtype=bool)
-            distinct = []
-            for s_ in sols[ok]:
-                if not any(np.linalg.norm(s_ - q) <= 1e-6 * (1 + np.linalg.norm(q)) for q in distinct):
-                    distinct.append(s_)
-            distinct_total += len(distinct)
-            for s_ in distinct:
-                if np.max(np.abs(s_.imag)) <= 1e-7 * (1 + np.max(np.abs(s_))):
-                    full = np.zeros(len(g.gens))
-                    full[keep] = s_.real
-                    real_pts.append(full)
-    cert, boxes = 0, []
-    orbit_hits = [0] * len(orbits)
-    refs = [U @ np.swapaxes(U, 1, 2) for U in points]
-    unmatched = 0
-    for x in real_pts:
-        x = sq.compiled.newton(sq.pack(sq.unpack(x)) if sq.lagrange else x)
-        kr = krawczyk(sq.compiled, x)
-        if not kr.certified:
-            continue
-        if any(np.max(np.abs(kr.center - c)) <= r + kr.radius for c, r in boxes):
-            continue
-        boxes.append((kr.center, kr.radius))
-        cert += 1
-        U = sq.unpack(kr.center)
-        X = U @ np.swapaxes(U, 1, 2)
-        dists = [np.max(np.abs(X - R)) for R in refs]
-        j = int(np.argmin(dists)) if dists else -1
-        if j >= 0 and dists[j] <= 1e-7 * (1 + np.max(np.abs(X))):
-            orbit_hits[j] += 1
-        else:
-            unmatched += 1
-    u_degree = None
-    try:
-        u_degree = msolve_degree(g.msolve_text(), g.names, timeout=timeout)
-    except BackendError:
-        pass
-    expected = [o["copies"] for o in orbits] if k == 1 else None
-    agrees = unmatched == 0 and all(h > 0 for h in orbit_hits) and (expected is None or orbit_hits == expected)
-    return {
-        "paths": paths, "seconds": round(time.perf_counter() - t0, 3),
-        "finite_regular_distinct": distinct_total,
-        "real_certified": cert, "unmatched_real": unmatched, "orbits_found": int(sum(h > 0 for h in orbit_hits)),
-        "u_system_degree": u_degree,
-        "complex_count_matches_degree": (u_degree is not None and distinct_total == u_degree),
-        "agrees": bool(agrees),
-    }
-
-
-# --------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------
-def _markdown(data) -> str:
-    inst = data["instance"]
-    lines = [f"# Complete enumeration of critical points (T={inst['T']}, d={inst['d']}, k={inst['k']})", ""]
-    lines.append(f"- complete (certified): **{data['complete']}**")
-    lines.append(f"- real critical points: {data['real_critical_points']} "
-                 f"({'every sign copy counted' if data.get('copies_counted') else 'one per orbit'}), "
-                 f"orbits: {data['orbits']}")
-    lines.append(f"- degree (complex solutions, {data.get('degree_meaning', '')}): {data['degree']}")
-    lines.append(f"- non-isolated critical sets: {data['non_isolated']}")
-    if data.get("lowest_critical_value") is not None:
-        lines.append(f"- lowest critical value: {data['lowest_critical_value']:.6g}")
-    lines.append(f"- method: {data['method']}; wall time {data['wall_time_s']} s")
-    for name, r in data.get("routes", {}).items():
-        lines.append(f"- route {name}: " + ", ".join(f"{a}={b}" for a, b in r.items()))
-    if data.get("counts_by_class"):
-        lines += ["", "| class | orbits |", "|---|---|"]
-        lines += [f"| {c} | {n} |" for c, n in data["counts_by_class"].items() if n]
-    if data.get("orbit_list"):
-        lines += ["", "| # | class | G | copies | lambda_min | certified |", "|---|---|---|---|---|---|"]
-        for i, o in enumerate(sorted(data["orbit_list"], key=lambda o: o["G"])):
-            ev = o.get("eigenvalues", {})
-            lines.append(f"| {i} | {o['class']} | {o['G']:.6g} | {o['copies']} | {ev.get('min', float('nan')):.3g} "
-                         f"| {o['certified']} |")
-    for n in data.get("notes", []):
-        lines.append(f"\n> {n}")
-    return "\n".join(lines) + "\n"
-
-
-def _plot(data, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    colors = {GLOBAL_MINIMUM: "tab:green", LOWEST_MINIMUM: "tab:green", SPURIOUS: "tab:red",
-              STRICT_SADDLE: "tab:blue", DEGENERATE: "tab:gray"}
-    for j, c in enumerate(CLASSES):
-        vals = [o["G"] for o in data.get("orbit_list", []) if o["class"] == c]
-        if vals:
-            ax.scatter(np.full(len(vals), j) + np.linspace(-0.2, 0.2, len(vals)), np.maximum(vals, 1e-16),
-                       color=colors[c], label=f"{c} ({len(vals)})", s=18)
-    ax.set_xticks(range(len(CLASSES)), [c.replace("_", "\n") for c in CLASSES], fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("G at the critical orbit")
-    inst = data["instance"]
-    ax.set_title(f"critical values by class, T={inst['T']} d={inst['d']} k={inst['k']}, "
-                 f"complete={data['complete']}", fontsize=9)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
