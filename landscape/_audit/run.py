@@ -342,6 +342,11 @@ def audit(
                                   f"{available_memory_bytes() / 2**30:.2f} GiB of memory available")
     if enumeration not in ENUMERATION_MODES:
         raise LandscapeInputError(f"enumeration must be one of {ENUMERATION_MODES}, got {enumeration!r}")
+    if enumeration == "on":
+        from ..enumeration import algebra_available
+
+        if not algebra_available("msolve"):
+            raise LandscapeInputError("--enumerate needs msolve (pip install '.[algebra]')")
     out_dir = prepare_out_dir(out) if out is not None else None
 
     try:
