@@ -204,3 +204,16 @@ def test_two_routes_agree_231():
     assert r.complete and r.data["routes_agree"]
     assert phc["real_certified"] == r.data["real_critical_points"]
     assert phc["unmatched_real"] == 0 and phc["orbits_found"] == r.data["orbits"]
+
+
+def test_general_nonsymmetric_tasks_enclosures_contain_G():
+    """Tasks outside model M1 (non-symmetric, different antisymmetric parts): the
+    antisymmetric constant is part of G, and every certified enclosure contains G."""
+    tasks = np.round(np.random.default_rng(1).standard_normal((3, 2, 2)), 2)
+    problem = ls.LoraMLProblem(tasks, 1)
+    r = enumerate_critical_points(tasks, 1)
+    assert r.complete
+    for o, U in zip(r.data["orbit_list"], r.points):
+        lo, hi = o["G_enclosure"]
+        assert lo - 1e-12 <= problem.reduced_loss(U) <= hi + 1e-12
+        assert np.linalg.norm(problem.reduced_grad(U)) < 1e-9

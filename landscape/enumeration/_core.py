@@ -320,8 +320,7 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
             hint = "pip install '.[algebra]'" if r == "msolve" else "apt-get install phcpack"
             raise EnumerationUnavailable(f"the {r} route needs its solver, which is not installed ({hint})")
     S = exact_tasks(problem.tasks)
-    K = 0.5 * (problem.tasks - np.swapaxes(problem.tasks, 1, 2))
-    G_antisym = 0.5 * float(np.sum((K - K.mean(axis=0)) ** 2))
+    G_antisym = _antisym_constant(problem.tasks)
     notes = []
     data = {
         "instance": {"T": T, "d": d, "k": k},
@@ -447,6 +446,25 @@ def _t2_slice_system(S, d):
     from ._systems import PolySystem
 
     return PolySystem(R, gens, xs.names, xs.polys + extra)
+
+
+def _antisym_constant(tasks):
+    r"""The constant :math:`\frac12\sum_t\|K_t-\bar K\|_F^2` that the antisymmetric parts
+    :math:`K_t` of the tasks add to :math:`G`, as an exact ``arb`` (0 for model M1)."""
+    from fractions import Fraction
+
+    from flint import arb, fmpq
+
+    T, d, _ = tasks.shape
+    q = [[[Fraction(repr(float(tasks[t, i, j]))) for j in range(d)] for i in range(d)] for t in range(T)]
+    total = Fraction(0)
+    for i in range(d):
+        for j in range(d):
+            K = [(q[t][i][j] - q[t][j][i]) / 2 for t in range(T)]
+            mean = sum(K) / T
+            total += sum((x - mean) ** 2 for x in K)
+    total /= 2
+    return arb(fmpq(total.numerator, total.denominator))
 
 
 def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
