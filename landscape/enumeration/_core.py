@@ -9,6 +9,9 @@ Route 1 (Gröbner, msolve)
     proved by Krawczyk's test (:mod:`._krawczyk`) to hold exactly one critical point,
     whose invariants are checked to fall in msolve's box.  The list is ``complete`` when
     msolve reports a zero-dimensional system and every real PSD solution is certified.
+    (msolve's multi-modular lifting stops when the rational reconstruction stabilises on
+    extra primes, a Monte-Carlo criterion; the isolation of the real roots of the lifted
+    parametrisation is exact.  The Krawczyk proofs do not depend on it; completeness does.)
 Route 2 (homotopy, PHCpack)
     ``phc -b`` on the gradient cubics in :math:`\mathbf U` (on the slice for
     :math:`k\ge2`); its real end points are polished and proved by the same Krawczyk
