@@ -202,7 +202,8 @@ REGISTRY: tuple[Check, ...] = (
         _sd.check_f2,
         {"quick": {}, "paper": {}},
         title="certified spurious local minimum for T=3 (landscape Taylor certificate)",
-    ),    Check(
+    ),
+    Check(
         _en.CHECK_ID,
         _en.check_enumeration,
         # (3, 3, 1) costs 20-60 s of msolve on 2 cores: paper scale only
