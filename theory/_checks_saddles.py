@@ -28,7 +28,9 @@ from landscape import (
     taylor_check,
     vec_factors,
 )
+from landscape._random import accepts_seed
 
+from ._sizes import resolve_sizes
 from ._independent import verify_taylor_exact
 from ._linalg import J_matrix, random_okk
 from ._result import EPS, Case, fmt, make_result
@@ -163,10 +165,12 @@ def saddle_threshold_pins():
 # --------------------------------------------------------------------------------------
 # Eq. (34), Schur complement, Haynsworth
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_schur(
     rng: np.random.Generator,
     *,
-    configs=((4, 2, 2), (3, 1, 3), (4, 2, 3), (6, 2, 3)),
+    sizes=((4, 2, 2), (3, 3, 1), (4, 3, 2), (6, 3, 2)),
+    configs=None,
 ):
     r"""Section 5: analytic gradient/Hessian (34) pass the Taylor-slope test
     (``landscape.taylor_check``) for :math:`\mathcal L` and :math:`G`; the Schur
@@ -177,9 +181,10 @@ def check_schur(
     :math:`S` has at least :math:`Tk(k-1)/2` zero eigenvalues (section 5, "Symmetry").
     Task matrices are non-symmetric Gaussian (model-M1 tasks for the symmetry case).
     """
+    sizes = resolve_sizes("check_schur", configs, sizes)
     t0 = time.perf_counter()
     cases = []
-    for d, k, T in configs:
+    for d, T, k in sizes:
         prob = LoraMLProblem(rng.standard_normal((T, d, d)), k)
         A = rng.standard_normal((d, d))
         U = rng.standard_normal((T, d, k))
@@ -233,7 +238,7 @@ def check_schur(
     return make_result(
         "Eq.(34) / Thm B.1",
         reference="Eq. (34), reduced loss, Thm B.1 (THEORY.md section 5)",
-        hypotheses=f"non-symmetric Gaussian tasks, (d,k,T) in {tuple(configs)}",
+        hypotheses=f"non-symmetric Gaussian tasks, (d,T,k) in {tuple(map(tuple, sizes))}",
         predicted="slopes (2,3); Schur(H) = Hess G; In(H) = In(TI)+In(S); O(k) zero modes",
         measured=f"{sum(c.passed for c in cases)}/{len(cases)} hold",
         tolerance="slope >= order - 0.5; Schur to 10 d^2 eps ||H||^2",
@@ -297,6 +302,7 @@ def _root_run(fun, jac, x0, method, options):
     return x
 
 
+@accepts_seed()
 def t2_critical_points(inst, rng: np.random.Generator, *, starts: int, boosts: int = 2):
     r"""Critical points of :math:`G` for a :math:`T=2` instance.
 
@@ -371,6 +377,7 @@ def _num_rank(M: np.ndarray, tol: float) -> int:
     return int(np.sum(np.linalg.svd(M, compute_uv=False) > tol))
 
 
+@accepts_seed()
 def check_thm34(
     rng: np.random.Generator,
     *,
@@ -601,6 +608,7 @@ def check_thm34(
 # --------------------------------------------------------------------------------------
 # Appendix F.2 — spurious local minimum (T = 3)
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_f2(rng: np.random.Generator):
     r"""Appendix F.2: the published :math:`T=3`, :math:`k=1`, :math:`d=3` instance has a
     spurious local minimum.

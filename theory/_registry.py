@@ -166,7 +166,7 @@ REGISTRY: tuple[Check, ...] = (
     Check(
         "Thm 3.3 + Cor 3",
         _mn.check_thm33,
-        {"quick": {"starts": 8, "gd_configs": ((6, 1, 3),), "gd_outer": 1000}, "paper": {"starts": 75}},
+        {"quick": {"starts": 8, "gd_sizes": ((6, 3, 1),), "gd_outer": 1000}, "paper": {"starts": 75}},
         title="T>=3, d>=3k: global minimiser unique up to O(k); rank-k fine-tune",
     ),
     Check(
