@@ -136,7 +136,8 @@ def _make(figures, names, args, overrides) -> int:
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
+            how = "reused saved data (--recompute computes it again)" if res["source"] == "reused" else "computed"
+            print(f"{name}: {how}, {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
     except KeyboardInterrupt:
         print("interrupted: finished units are kept; the same command resumes", file=sys.stderr)
         return 130

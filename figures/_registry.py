@@ -185,7 +185,9 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     Returns
     -------
     dict
-        ``data``, ``meta``, ``files`` (rendered paths), ``seconds``.
+        ``data``, ``meta``, ``files`` (rendered paths), ``seconds`` and ``source``:
+        ``"reused"`` when the saved data of the same configuration was drawn again,
+        ``"computed"`` when it was computed (resuming finished units, if any).
     """
     from empirics._records import provenance
 
@@ -221,8 +223,12 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
                 "config": _jsonable(config), "provenance": provenance(device="cpu"),
                 "compute_seconds": time.perf_counter() - t0}
         save_data(out_dir, stem, data, meta)
+        source = "computed"
+    else:
+        source = "reused"
     files = spec.render(data, out_dir, stem)
-    return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+    return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0,
+            "source": source}
 
 
 def redraw(name: str, out: str | Path, *, smoke: bool = False) -> list[Path]:

@@ -99,15 +99,29 @@ def _key(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _central_clip(n: int, frac: float = 0.2) -> int:
+    """Values dropped on each side by :func:`_central` for ``n`` values."""
+    clip = int(round(frac * n))
+    while clip and n <= 2 * clip:
+        clip -= 1
+    return clip
+
+
+def _central_range_words(n: int, frac: float = 0.2) -> str:
+    """The central range in words, as the figures state it."""
+    clip = _central_clip(n, frac)
+    if clip == 0:
+        return f"central range = min to max of the {n} trials"
+    nth = {2: "2nd ", 3: "3rd "}.get(clip + 1, f"{clip + 1}th ")
+    return f"central range = {nth}smallest to {nth}largest of {n} trials ({clip} dropped on each side)"
+
+
 def _central(values: np.ndarray, frac: float) -> tuple[float, float, float]:
     """Median and central range clipping ``round(frac * n)`` values on each side (9.4)."""
     from empirics._shallow import central_range
 
     v = np.asarray(values).ravel()
-    clip = int(round(frac * v.size))
-    while clip and v.size <= 2 * clip:
-        clip -= 1
-    return central_range(v, clip=clip)
+    return central_range(v, clip=_central_clip(v.size, frac))
 
 
 # ======================================================================================
@@ -240,6 +254,35 @@ _SWEEP_LABEL = {"T": "T (retraining tasks)", "d": "d (dimension)", "N": "N (samp
                 "n": "n (test samples)", "k": "k (adapter rank)"}
 
 
+#: Marker of the i-th sweep value (same in both methods): curves that coincide stay
+#: distinguishable, since each curve's markers sit at its own staggered x positions.
+VALUE_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+#: Human names of the official code's deviations (:class:`empirics._linear.LinearOptions`).
+OFFICIAL_DEVIATIONS = {"noise_std_squared": "noise std sigma^2 (not sigma)",
+                       "symmetric_a_star": "symmetrised A*",
+                       "sr_stray_adapters": "untrained adapters inside SR",
+                       "shared_finetune_init": "one fine-tuning init per method"}
+
+
+def _marker_positions(x: np.ndarray, slot: int, slots: int, per_curve: int = 5) -> list[int]:
+    """Indices into ``x`` of ``per_curve`` markers, shifted by ``slot / slots`` of a
+    spacing, so the markers of curves drawn on top of each other do not coincide."""
+    if x.size == 0:
+        return []
+    lo, hi = float(x[0]), float(x[-1])
+    step = (hi - lo) / per_curve
+    targets = lo + step * (np.arange(per_curve) + (slot + 0.5) / max(slots, 1))
+    return sorted({int(np.argmin(np.abs(x - t))) for t in targets})
+
+
+def figure1_deviations(options: dict) -> list[str]:
+    """Names of the official-code deviations switched on in ``options`` (empty: the paper's protocol)."""
+    defaults = {"noise_std_squared": False, "symmetric_a_star": False, "sr_stray_adapters": False,
+                "shared_finetune_init": True}
+    return [OFFICIAL_DEVIATIONS[k] for k, v in defaults.items() if k in (options or {}) and options[k] != v]
+
+
 #: Figure 1 panels whose curves are the per-sample error (sum over the n inputs divided
 #: by n): when n itself varies, the summed loss mostly shows its n-scaling.
 PER_SAMPLE_SWEEPS = ("n",)
@@ -250,17 +293,23 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
     iteration, mean and min-max band over trials (THEORY.md 9.1).
 
     Colour family = method (LoRA-ML blue and solid, SR orange and dashed), shade = sweep
-    value; each panel's legend sits above its axes, so no curve is covered. The "vary n"
-    panel shows the per-sample error (:data:`PER_SAMPLE_SWEEPS`), the others the code's
-    metric summed over the n = 100 inputs; each y-label says which.
+    value, marker = sweep value (markers staggered per curve, so curves that coincide
+    stay visible); each panel's legend sits above its axes, so no curve is covered. The
+    "vary n" panel shows the per-sample error (:data:`PER_SAMPLE_SWEEPS`), the others the
+    code's metric summed over the n = 100 inputs; each y-label says which, and that the
+    error is measured on the n fine-tuning inputs themselves (in-sample).  Each panel's
+    x-range is its sweep's number of fine-tuning iterations, as in the paper, and its
+    x-label says so; a figure with official-code deviations says which in its title.
     """
     plt = _plt()
-    fig, axes = plt.subplots(3, 2, figsize=(PAGE_WIDTH_IN, 10.0), layout="constrained")
+    fig, axes = plt.subplots(3, 2, figsize=(PAGE_WIDTH_IN, 10.4), layout="constrained")
     max_iter = data.get("plot_max_iter", {}) or {}
+    deviations = figure1_deviations(data.get("options", {}))
     for ax, sweep in zip(axes.flat, SWEEPS):
         idx = [i for i, p in enumerate(data["points"]) if p["sweep"] == sweep]
         per_sample = sweep in PER_SAMPLE_SWEEPS
         handles = {m: [] for m in ("lora-ml", "sr")}
+        x_end = 0
         for method_index, method in enumerate(("lora-ml", "sr")):
             shades = _method_colors(method, len(idx))
             for c, i in enumerate(idx):
@@ -272,17 +321,25 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
                 keep = np.flatnonzero(its <= max_iter.get(sweep, its.max()))
                 keep = keep[_thin(keep.size)]
                 curve = L[method_index][:, keep]
+                x_end = max(x_end, int(its[keep][-1]))
+                marks = _marker_positions(its[keep], method_index * len(idx) + c, 2 * len(idx))
                 (h,) = ax.plot(its[keep], curve.mean(0), METHOD_STYLE[method], color=shades[c], linewidth=1.3,
+                               marker=VALUE_MARKERS[c % len(VALUE_MARKERS)], markevery=marks, markersize=4.5,
+                               markerfacecolor="white" if method == "sr" else shades[c],
                                label=f"{METHOD_LABELS[method]}, {sweep}={p['value']}")
                 ax.fill_between(its[keep], curve.min(0), curve.max(0), color=shades[c], alpha=0.18, linewidth=0)
                 handles[method].append(h)
         ax.set_yscale("log")
-        ax.set_xlabel("fine-tuning iteration")
+        runs = {data["points"][i]["config"]["finetune_iters"] for i in idx}
+        shown = f"fine-tuning iteration (run: {max(runs)}" + (f"; first {x_end} shown)" if x_end < max(runs)
+                                                              else ")")
+        ax.set_xlabel(shown)
         n_fixed = {data["points"][i]["config"]["n"] for i in idx}
         if per_sample:
-            ax.set_ylabel("test error per sample\n(sum over n inputs) / n")
+            ax.set_ylabel("in-sample test error per input:\nsum over the n fine-tuning inputs / n")
         else:
-            ax.set_ylabel(f"test error, sum over\nn = {', '.join(map(str, sorted(n_fixed)))} inputs")
+            ax.set_ylabel(f"in-sample test error, sum over\nthe n = {', '.join(map(str, sorted(n_fixed)))} "
+                          "fine-tuning inputs")
         ax.grid(True, which="major", alpha=0.3)
         # columns: LoRA-ML values | SR values, above the axes
         ax.legend(handles=handles["lora-ml"] + handles["sr"], ncol=2, fontsize=7.5, loc="lower center",
@@ -291,13 +348,20 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
     key = axes.flat[len(SWEEPS)]
     key.axis("off")
     trials = np.asarray(data["loss_sum_0"]).shape[1]
-    key.text(0.02, 0.95,
+    if deviations:
+        fig.suptitle("Figure 1 with the official code's deviations (THEORY.md 9.5):\n" + "; ".join(deviations),
+                     fontsize=9.5, color="darkred")
+    else:
+        fig.suptitle("Figure 1, the paper's protocol (THEORY.md 9.1)", fontsize=9.5)
+    key.text(0.02, 0.98,
              "Linear model (THEORY.md 9.1)\n\n"
-             "blue, solid: LoRA-ML\norange, dashed: SR\ndarker shade: larger value\n\n"
+             "blue, solid, filled marks: LoRA-ML\norange, dashed, open marks: SR\n"
+             "darker shade: larger value\nmarker o, s, ^: 1st, 2nd, 3rd value\n\n"
              f"line: mean over {trials} trials\nband: min to max over trials\n\n"
              r"test error $\|(A^\star_{T+1}-\hat A-UV^\top)X\|_F^2$" "\n"
-             "on the n fine-tuning inputs X",
-             va="top", ha="left", fontsize=9, transform=key.transAxes)
+             "on the same n inputs X the adapter was\nfine-tuned on (in-sample, not held out)\n\n"
+             "x-ranges differ: each sweep runs its\nown number of fine-tuning iterations\n(as in the paper)",
+             va="top", ha="left", fontsize=8.5, transform=key.transAxes)
     md = _write_md(out_dir, stem, format_figure1_summary(data))
     return _save(fig, out_dir, stem) + [md]
 
@@ -482,29 +546,45 @@ def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
     """Test MSE against fine-tuning epoch: median and central range over trials (THEORY.md 9.2, 9.4).
 
     Colour family = method (LoRA-ML blue and solid, SR orange and dashed; the two
-    methods' bands never share a colour), shade = sweep value; the legend sits beside
-    the axes, so no curve is covered.
+    methods' bands never share a colour), shade = sweep value (darker: larger); the legend
+    sits beside the axes, so no curve is covered.  A variant of a sweep value (shallow-T's
+    ``"2 (k'=3k)"``) takes the shade of its number with its own line style and markers,
+    never the shade of the largest value.  The title defines the central range.
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 4.4), layout="constrained")
     sweep = data["sweep"]
     values = list(data["values"])
+    numeric = sorted({v for v in values if not isinstance(v, str)})
+    variant_style = {"lora-ml": "-.", "sr": ":"}
     for m, method in enumerate(("lora-ml", "sr")):
-        shades = _method_colors(method, len(values))
+        shades = _method_colors(method, len(numeric))
         for i, v in enumerate(values):
             ep = np.asarray(data[f"curve_epochs_{i}"])
             C = np.asarray(data[f"curve_{i}"])
             keep = _thin(ep.size)
             stats = np.array([_central(C[m][:, j], 0.2) for j in keep])
-            ax.plot(ep[keep], stats[:, 0], METHOD_STYLE[method], color=shades[i], linewidth=1.3,
-                    label=f"{METHOD_LABELS[method]}, {sweep}={v}")
-            ax.fill_between(ep[keep], stats[:, 1], stats[:, 2], color=shades[i], alpha=0.18, linewidth=0)
+            style = dict(linestyle=METHOD_STYLE[method])
+            label = f"{METHOD_LABELS[method]}, {sweep}={v}"
+            if isinstance(v, str):  # a variant such as "2 (k'=3k)": shade of its number, own style
+                base, _, rest = v.partition(" ")
+                try:
+                    shade = shades[numeric.index(type(numeric[0])(base))] if numeric else shades[0]
+                except (ValueError, IndexError):
+                    shade = "0.35"
+                style = dict(linestyle=variant_style[method], marker="D", markevery=_marker_positions(
+                    ep[keep], m, 2, per_curve=6), markersize=4, markerfacecolor="white")
+                label = f"{METHOD_LABELS[method]}, {sweep}={base}, {rest.strip('()')}"
+            else:
+                shade = shades[numeric.index(v)]
+            ax.plot(ep[keep], stats[:, 0], color=shade, linewidth=1.3, label=label, **style)
+            ax.fill_between(ep[keep], stats[:, 1], stats[:, 2], color=shade, alpha=0.18, linewidth=0)
     ax.set_yscale("log")
     ax.set_xlabel("fine-tuning epoch")
     ax.set_ylabel("test MSE against the clean outputs\n(mean over the n fine-tuning inputs)")
     trials = np.asarray(data["curve_0"]).shape[1]
-    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}\nmedian (line) and central range (band) "
-                 f"over {trials} trials", fontsize=9.5)
+    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}; line: median of {trials} trials,\n"
+                 f"band: {_central_range_words(trials)}", fontsize=9.5)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
     lines = [f"# Shallow network, vary {sweep}: final test MSE, median (central range)", "",
@@ -676,7 +756,13 @@ def render_shallow_tables(data: dict, out_dir: Path, stem: str) -> list[Path]:
                [f"{METHOD_LABELS[m]}, {'this package' if w == 'ours' else 'paper (THEORY.md 9.4)'}"
                 for m, w in order],
                loc="center", fontsize=9, frameon=False,
-               title="Shallow network, final test MSE:\nmedian and central range", title_fontsize=9.5)
+               title="Shallow network, final test MSE:\nmarker: median; bar: central range",
+               title_fontsize=9.5)
+    first = sweeps[0]
+    n_trials = np.asarray(data[f"final_mse_{first}_0"]).shape[-1]
+    key.text(0.5, 0.02, "ours: " + _central_range_words(n_trials).replace(" (", "\n(") +
+             "\npaper: the range THEORY.md 9.4 reports", ha="center", va="bottom", fontsize=8,
+             transform=key.transAxes)
     for ax in list(axes.flat)[len(sweeps) + 1:]:
         ax.axis("off")
     return [md] + _save(fig, out_dir, stem)
