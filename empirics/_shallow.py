@@ -370,7 +370,7 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
             return range(start, n)
         from tqdm.auto import tqdm
 
-        return tqdm(range(start, n), desc=desc, mininterval=1.0, initial=start, total=n)
+        return tqdm(range(start, n), desc=desc, mininterval=1.0, initial=start, total=n, disable=None)
 
     params = [W1, c, LA, LB]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
