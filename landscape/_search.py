@@ -1065,7 +1065,7 @@ def search(
     results: list[SearchResult] = []
     count = default_spectrum_count(problem)
     with tqdm(total=total, desc="critical-point search", unit="start", file=sys.stderr,
-              disable=not progress, leave=False) as bar:
+              disable=None if progress else True, leave=False) as bar:
         for m in methods:
             todo = jobs[m]
             if not todo:
