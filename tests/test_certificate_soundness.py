@@ -26,9 +26,9 @@ from landscape import (
     reduced_spectrum,
     taylor_certificate,
 )
-import landscape._certificates as _cert
+import landscape.certificates.taylor_arb as _cert
 import landscape._interval as _ival
-from landscape._certificates import ARB_PRECISION, VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS
+from landscape.certificates.taylor_arb import ARB_PRECISION, VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS
 from landscape._interval import IntervalArray, arb_precision
 from landscape._objective import vec_factors
 from theory._independent import exact_reduced_loss, verify_taylor_exact

@@ -24,7 +24,7 @@ from landscape import (
     taylor_certificate,
     verify_certificate,
 )
-from landscape._certificates import (
+from landscape.certificates.taylor_arb import (
     VERDICT_LOCAL_MIN,
     VERDICT_NONE,
     VERDICT_SPURIOUS,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import landscape._certificates as C
+import landscape.certificates.taylor_arb as C
 import landscape._interval as I
 import theory._checks_minima as MN
 import theory._checks_saddles as SD

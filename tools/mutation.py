@@ -72,7 +72,7 @@ TARGETS: dict[str, list[list[str]]] = {
         _pytest("tests/test_certificate_soundness.py", "-k", "interval or rounding or arb"),
         _pytest("tests/test_certificate_soundness.py", "tests/test_landscape_certificates.py"),
     ],
-    "landscape/_certificates.py": [
+    "landscape/certificates/taylor_arb.py": [
         _pytest("tests/test_certificate_soundness.py"),
         _pytest("tests/test_landscape_certificates.py"),
         _THEORY_QUICK,

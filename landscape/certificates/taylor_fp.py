@@ -1,6 +1,6 @@
 r"""Floating-point Taylor certificate for large problems (THEORY.md section 8), k = 1.
 
-The ``arb`` Taylor certificate of :mod:`landscape._certificates` encloses the Hessian
+The ``arb`` Taylor certificate of :mod:`landscape.certificates.taylor_arb` encloses the Hessian
 entry by entry in ball arithmetic and refuses above ``T*d*k = 300``.  This module proves
 the same inequalities (Cq), (C1), (C2) with plain float64 computations whose rounding
 errors are bounded *a priori*, so that ``T*d*k`` of order :math:`10^4` takes seconds to
@@ -96,7 +96,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.linalg import lapack
 
-from ._objective import LoraMLProblem
+from .._objective import LoraMLProblem
 
 __all__ = ["FP_TAYLOR_MAX_DIM", "fp_taylor_certificate", "verify_fp_taylor", "fp_taylor_bounds", "embed_spurious_instance"]
 
@@ -426,7 +426,7 @@ def _witness_upper_fp(tasks, W) -> tuple[float, float]:
 
 
 def _lambda_estimate(problem: LoraMLProblem, U: np.ndarray, rng) -> float:
-    from ._curvature import reduced_spectrum
+    from .._curvature import reduced_spectrum
 
     if problem.dim_U <= 2000:
         return float(np.linalg.eigvalsh(problem.schur_complement(U))[0])
@@ -443,7 +443,7 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
     omitted a few L-BFGS runs look for one.  Returns a :class:`landscape.Certificate`
     of kind ``"taylor_fp"``.
     """
-    from ._certificates import (
+    from .taylor_arb import (
         ARB_PRECISION,
         Certificate,
         CertificateNotApplicable,
@@ -451,7 +451,7 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
         _taylor_decide,
         _taylor_radius,
     )
-    from ._search import newton_polish
+    from .._search import newton_polish
 
     t0 = time.perf_counter()
     if not isinstance(problem, LoraMLProblem):
@@ -483,7 +483,7 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
     if witness is not None:
         W = problem.check_factors(witness, "witness")
     elif r > 0.0 and ball_lower > 0.0:
-        from ._search import search
+        from .._search import search
 
         runs = search(problem, rng=rng, n_starts=_WITNESS_STARTS, methods="lbfgs", spectrum=False)
         W = min(runs, key=lambda res: res.loss).point
@@ -507,7 +507,7 @@ def verify_fp_taylor(cert) -> bool:
     """Re-verify a ``"taylor_fp"`` certificate from its stored data (the same rules as
     the ``arb`` Taylor certificate: recomputed bounds must imply the stored ones, and
     the stored claims must give the stored margins and verdict)."""
-    from ._certificates import _claims_hold, _taylor_decide
+    from .taylor_arb import _claims_hold, _taylor_decide
 
     if cert.rank != 1 or float(cert.parameters.get("penalty", 0.0)) != 0.0:
         return False

@@ -123,8 +123,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._interval import IntervalArray, _up, arb_from_array, arb_pair, arb_precision
-from ._objective import LoraMLProblem, vec_factors
+from .._interval import IntervalArray, _up, arb_from_array, arb_pair, arb_precision
+from .._objective import LoraMLProblem, vec_factors
 
 __all__ = [
     "Certificate",
@@ -447,7 +447,7 @@ def _array_to_json(a: np.ndarray, kind: str):
     little-endian float64 bytes in base64 (:func:`landscape.runtime.executor.encode`), 8 bytes
     per number instead of ~20 characters, and a fast exact round trip."""
     if kind == "taylor_fp":
-        from .runtime.store import encode
+        from ..runtime.store import encode
 
         return encode(np.asarray(a, dtype="<f8"))
     return a.tolist()
@@ -455,7 +455,7 @@ def _array_to_json(a: np.ndarray, kind: str):
 
 def _array_from_json(x) -> np.ndarray:
     if isinstance(x, dict):
-        from .runtime.store import decode
+        from ..runtime.store import decode
 
         if x.get("dtype") not in ("<f8", "float64"):
             raise ValueError(f"certificate arrays must be float64, got dtype {x.get('dtype')!r}")
@@ -915,8 +915,8 @@ def taylor_certificate(
     method : {"auto", "arb", "fp"}
         ``"arb"``: the ``arb`` enclosure described here.  ``"fp"``: the float64 path
         with a priori rounding-error bounds and Rump's Cholesky criterion
-        (:func:`landscape._rump.fp_taylor_certificate`, kind ``"taylor_fp"``, k = 1,
-        ``T*d*k`` up to :data:`landscape._rump.FP_TAYLOR_MAX_DIM`).  ``"auto"``: arb up to
+        (:func:`landscape.certificates.taylor_fp.fp_taylor_certificate`, kind ``"taylor_fp"``, k = 1,
+        ``T*d*k`` up to :data:`landscape.certificates.taylor_fp.FP_TAYLOR_MAX_DIM`).  ``"auto"``: arb up to
         ``max_dim``, the float path for k = 1 between :data:`TAYLOR_MAX_DIM` and its own
         limit, otherwise refuse.
     precision : int
@@ -946,7 +946,7 @@ def taylor_certificate(
     n = problem.dim_U
     if method not in ("auto", "arb", "fp"):
         raise ValueError(f"unknown method {method!r}: use auto, arb or fp")
-    from . import _rump
+    from . import taylor_fp as _rump
 
     if method == "fp" or (method == "auto" and n > max_dim and problem.k == 1
                           and TAYLOR_MAX_DIM < n <= _rump.FP_TAYLOR_MAX_DIM):
@@ -983,7 +983,7 @@ def taylor_certificate(
         enclosures["G(witness)"] = W_pair
     margins, verdict, reason = _taylor_decide(enclosures, bounds, r, W_pair, precision)
     lam_float = float(np.linalg.eigvalsh(S_float)[0])
-    from ._curvature import reduced_spectrum
+    from .._curvature import reduced_spectrum
 
     spec = reduced_spectrum(problem, U)
     diagnostics = {
@@ -1500,8 +1500,8 @@ def verify_certificate(cert: Certificate, *, max_points: int | None = None) -> b
         prec = int(cert.parameters.get("precision", ARB_PRECISION))
         if cert.kind == "taylor":
             return _verify_taylor(cert, problem, prec)
-        if cert.kind == "taylor_fp":  # float64 path with a priori error bounds (landscape._rump)
-            from ._rump import verify_fp_taylor
+        if cert.kind == "taylor_fp":  # float64 path with a priori error bounds (landscape.certificates.taylor_fp)
+            from .taylor_fp import verify_fp_taylor
 
             return verify_fp_taylor(cert)
         return _verify_net(cert, problem, prec, max_points)
