@@ -131,3 +131,8 @@ __all__ += [
     "AuditReport",
     "audit",
 ]
+
+from ._instances import F2Instance  # noqa: E402
+from ._random import Size, as_generator, seed_from  # noqa: E402  (one convention, see landscape._random)
+
+__all__ += ["F2Instance", "Size", "as_generator", "seed_from"]

@@ -81,6 +81,8 @@ def main(argv=None) -> int:
         from .runtime.executor import executor_from_args
 
         try:
+            if args.seed < 0:
+                raise LandscapeInputError(f"--seed must be an integer >= 0, got {args.seed}")
             try:
                 executor = executor_from_args(args)
             except (ValueError, ImportError) as exc:
