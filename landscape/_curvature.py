@@ -16,6 +16,7 @@ from typing import Callable, Union
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
+from ._random import accepts_seed
 from ._objective import LoraMLProblem
 
 __all__ = [
@@ -88,6 +89,7 @@ def _as_operator(A: MatrixLike, n: int | None) -> LinearOperator:
     raise TypeError(f"expected an ndarray, LinearOperator or callable, got {type(A).__name__}")
 
 
+@accepts_seed()
 def smallest_eigenpairs(
     A: MatrixLike,
     n: int | None = None,
@@ -233,6 +235,7 @@ class SpectrumSummary:
     eigenvalues: np.ndarray
 
 
+@accepts_seed()
 def reduced_spectrum(
     problem: LoraMLProblem,
     U: np.ndarray,

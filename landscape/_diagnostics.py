@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from ._random import accepts_seed
+
 __all__ = ["TaylorCheck", "taylor_check", "finite_difference_gradient"]
 
 #: Step sizes of the test, 1e-2 down to 1e-5.  Steps near 0.1 are not yet in the
@@ -66,6 +68,7 @@ def _fit_slope(steps, errors, floor):
     return float(np.polyfit(np.log(steps[mask]), np.log(errors[mask]), 1)[0])
 
 
+@accepts_seed()
 def taylor_check(
     f: Callable[[np.ndarray], float],
     grad: Callable[[np.ndarray], np.ndarray],
