@@ -234,6 +234,11 @@ class SpectrumSummary:
     method: str
     eigenvalues: np.ndarray
 
+    def __repr__(self) -> str:
+        return (f"SpectrumSummary(lambda_min_quotient={self.lambda_min_quotient:.6g}, "
+                f"inertia_quotient={self.inertia_quotient}, n_symmetry={self.n_symmetry}, method={self.method!r}, "
+                f"{np.size(self.eigenvalues)} eigenvalues)")
+
 
 @accepts_seed()
 def reduced_spectrum(

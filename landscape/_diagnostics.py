@@ -57,6 +57,11 @@ class TaylorCheck:
     errors_hessian: np.ndarray | None
     passed: bool
 
+    def __repr__(self) -> str:
+        hess = "None" if self.slope_hessian is None else f"{self.slope_hessian:.3g}"
+        return (f"TaylorCheck(passed={self.passed}, slope_gradient={self.slope_gradient:.3g}, "
+                f"slope_hessian={hess}, {np.size(self.steps)} steps)")
+
 
 def _fit_slope(steps, errors, floor):
     mask = errors > floor

@@ -242,6 +242,20 @@ class Report:
     def failures(self) -> tuple[CheckResult, ...]:
         return tuple(r for r in self.results if not r.passed)
 
+    def __getitem__(self, check_id: str) -> CheckResult:
+        """The result of one statement by its id, e.g. ``report["Thm 3.1"]``."""
+        for r in self.results:
+            if r.id == check_id:
+                return r
+        raise KeyError(f"no result for {check_id!r}; ids: {', '.join(r.id for r in self.results)}")
+
+    def __repr__(self) -> str:
+        n_fail = len(self.failures)
+        fails = "" if not n_fail else f"; FAILED: {', '.join(r.id for r in self.failures)}"
+        text = (f"Report({len(self.results) - n_fail}/{len(self.results)} passed, scale={self.scale!r}, "
+                f"seed={self.seed}, {self.seconds:.1f} s{fails})")
+        return text if len(text) <= 300 else text[:296] + "...)"
+
     def to_dict(self) -> dict:
         return {
             "seed": self.seed,
