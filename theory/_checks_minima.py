@@ -540,9 +540,9 @@ def uniqueness_report(
 def check_thm33(
     rng: np.random.Generator,
     *,
-    sizes=((3, 3, 1), (6, 3, 2), (4, 4, 1)),
+    sizes=None,
     starts: int = 40,
-    gd_sizes=((10, 3, 1), (10, 5, 2)),
+    gd_sizes=None,
     gd_outer: int = 3000,
     configs=None,
     gd_configs=None,
@@ -560,8 +560,8 @@ def check_thm33(
     ``sizes`` and ``gd_sizes`` are (d, T, k); the old keywords ``configs=`` and
     ``gd_configs=`` in the order (d, k, T) still work, with a DeprecationWarning.
     """
-    sizes = resolve_sizes("check_thm33", configs, sizes)
-    gd_sizes = resolve_sizes("check_thm33", gd_configs, gd_sizes)
+    sizes = resolve_sizes("check_thm33", configs, sizes, default=((3, 3, 1), (6, 3, 2), (4, 4, 1)))
+    gd_sizes = resolve_sizes("check_thm33", gd_configs, gd_sizes, default=((10, 3, 1), (10, 5, 2)))
     t0 = time.perf_counter()
     cases = []
     total_zero = 0

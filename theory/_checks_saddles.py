@@ -169,7 +169,7 @@ def saddle_threshold_pins():
 def check_schur(
     rng: np.random.Generator,
     *,
-    sizes=((4, 2, 2), (3, 3, 1), (4, 3, 2), (6, 3, 2)),
+    sizes=None,
     configs=None,
 ):
     r"""Section 5: analytic gradient/Hessian (34) pass the Taylor-slope test
@@ -181,7 +181,7 @@ def check_schur(
     :math:`S` has at least :math:`Tk(k-1)/2` zero eigenvalues (section 5, "Symmetry").
     Task matrices are non-symmetric Gaussian (model-M1 tasks for the symmetry case).
     """
-    sizes = resolve_sizes("check_schur", configs, sizes)
+    sizes = resolve_sizes("check_schur", configs, sizes, default=((4, 2, 2), (3, 3, 1), (4, 3, 2), (6, 3, 2)))
     t0 = time.perf_counter()
     cases = []
     for d, T, k in sizes:

@@ -49,7 +49,7 @@ _WHY_RANK = (
 def check_r31(
     rng: np.random.Generator,
     *,
-    sizes=((10, 3, 1), (12, 5, 2), (6, 3, 2), (9, 4, 3)),
+    sizes=None,
     subsets: int = 200,
     configs=None,
 ):
@@ -67,7 +67,7 @@ def check_r31(
     subsets : int
         Random column subsets tested per configuration (batched SVD).
     """
-    sizes = resolve_sizes("check_r31", configs, sizes)
+    sizes = resolve_sizes("check_r31", configs, sizes, default=((10, 3, 1), (12, 5, 2), (6, 3, 2), (9, 4, 3)))
     t0 = time.perf_counter()
     cases = []
     for d, T, k in sizes:
@@ -264,7 +264,7 @@ def _sr_training_loss_samples(rng, d, k, T, draws, batch):
 def check_thm31(
     rng: np.random.Generator,
     *,
-    sizes=((5, 2, 1), (6, 4, 2), (10, 3, 1)),
+    sizes=None,
     draws: int = 20_000,
     batch: int = 5_000,
     expected: Callable[..., float] = thm31_expected_sr_loss,
@@ -286,7 +286,7 @@ def check_thm31(
         The formula under test, called with the keywords ``d``, ``T``, ``k``; pass a
         wrong one for a negative control.
     """
-    sizes = resolve_sizes("check_thm31", configs, sizes)
+    sizes = resolve_sizes("check_thm31", configs, sizes, default=((5, 2, 1), (6, 4, 2), (10, 3, 1)))
     t0 = time.perf_counter()
     cases = []
     for d, T, k in sizes:
@@ -368,7 +368,7 @@ def rank_threshold_pins(rng: np.random.Generator, shapes=((10, 10), (12, 7))):
 def check_prop1(
     rng: np.random.Generator,
     *,
-    sizes=((10, 3, 1), (12, 4, 2), (8, 5, 2), (20, 2, 1)),
+    sizes=None,
     needed_rank: Callable[..., int] = prop1_needed_rank,
     configs=None,
 ):
@@ -389,7 +389,7 @@ def check_prop1(
         Predicted rank, called with keywords; a wrong one (e.g. ``min(d, T k)``) must
         make the check fail.
     """
-    sizes = resolve_sizes("check_prop1", configs, sizes)
+    sizes = resolve_sizes("check_prop1", configs, sizes, default=((10, 3, 1), (12, 4, 2), (8, 5, 2), (20, 2, 1)))
     t0 = time.perf_counter()
     cases = []
     for d, T, k in sizes:

@@ -16,14 +16,15 @@ from landscape._random import Size, sizes_from_dkt
 __all__ = ["resolve_sizes", "sizes_by_keyword"]
 
 
-def resolve_sizes(func_name: str, configs, sizes) -> tuple:
-    """``sizes`` (d, T, k) as :class:`landscape._random.Size` tuples; ``configs`` (old,
-    (d, k, T)) converted with a DeprecationWarning.  Both given is an error."""
+def resolve_sizes(func_name: str, configs, sizes, *, default=()) -> tuple:
+    """``sizes`` (d, T, k) as :class:`landscape._random.Size` tuples (``default`` when
+    neither is given); ``configs`` (old, (d, k, T)) converted with a DeprecationWarning.
+    Both given is an error."""
     if configs is not None:
         if sizes is not None:
             raise TypeError(f"{func_name}() got both sizes= and its old form configs=; pass only sizes= (d, T, k)")
         return sizes_from_dkt(func_name, configs, stacklevel=4)
-    return tuple(Size(*map(int, s)) for s in sizes)
+    return tuple(Size(*map(int, s)) for s in (default if sizes is None else sizes))
 
 
 def sizes_by_keyword(func):
