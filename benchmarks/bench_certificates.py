@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import landscape as ls  # noqa: E402
-from landscape.certificates.taylor_arb import Certificate, taylor_certificate  # noqa: E402
+from landscape.certificates import Certificate, taylor_certificate  # noqa: E402
 from landscape._instances import f2_spurious_instance  # noqa: E402
 from landscape.certificates.taylor_fp import embed_spurious_instance  # noqa: E402
 from landscape.runtime.atomic import atomic_write_text  # noqa: E402

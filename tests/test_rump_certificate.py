@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import landscape as ls
 from landscape.certificates import taylor_fp as _rump
-from landscape.certificates.taylor_arb import (
+from landscape.certificates import (
     VERDICT_NONE,
     VERDICT_SPURIOUS,
     Certificate,

@@ -97,6 +97,8 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .._objective import LoraMLProblem
+from .common import _claims_hold, _taylor_decide, _taylor_radius
+from .data import ARB_PRECISION, Certificate, CertificateNotApplicable, CertificateTooLarge, register_verifier
 
 __all__ = ["FP_TAYLOR_MAX_DIM", "fp_taylor_certificate", "verify_fp_taylor", "fp_taylor_bounds", "embed_spurious_instance"]
 
@@ -443,14 +445,6 @@ def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.r
     omitted a few L-BFGS runs look for one.  Returns a :class:`landscape.Certificate`
     of kind ``"taylor_fp"``.
     """
-    from .taylor_arb import (
-        ARB_PRECISION,
-        Certificate,
-        CertificateNotApplicable,
-        CertificateTooLarge,
-        _taylor_decide,
-        _taylor_radius,
-    )
     from .._search import newton_polish
 
     t0 = time.perf_counter()
@@ -507,8 +501,6 @@ def verify_fp_taylor(cert) -> bool:
     """Re-verify a ``"taylor_fp"`` certificate from its stored data (the same rules as
     the ``arb`` Taylor certificate: recomputed bounds must imply the stored ones, and
     the stored claims must give the stored margins and verdict)."""
-    from .taylor_arb import _claims_hold, _taylor_decide
-
     if cert.rank != 1 or float(cert.parameters.get("penalty", 0.0)) != 0.0:
         return False
     prec = int(cert.parameters["precision"])
@@ -530,6 +522,14 @@ def verify_fp_taylor(cert) -> bool:
         if name not in margins or not stored <= margins[name]:
             return False
     return verdict == cert.verdict
+
+
+def _verify(cert, problem, precision, max_points) -> bool:
+    """The registered verifier of kind ``"taylor_fp"`` (:func:`landscape.verify_certificate`)."""
+    return verify_fp_taylor(cert)
+
+
+register_verifier("taylor_fp", _verify)
 
 
 # --------------------------------------------------------------------------------------
