@@ -40,6 +40,7 @@ import numpy as np
 from scipy import optimize
 from scipy.sparse.linalg import minres
 
+from ._random import accepts_seed
 from ._curvature import DENSE_EIGH_MAX_DIM, SpectrumSummary, reduced_spectrum
 from ._factored import (
     RESYNC_EVERY,
@@ -387,6 +388,7 @@ def _factored_min_d() -> int:
     return _factored.FACTORED_MIN_D
 
 
+@accepts_seed()
 def random_starts(problem: LoraMLProblem, rng: np.random.Generator, n: int) -> np.ndarray:
     r"""``n`` Gaussian starting points, shape ``(n, T, d, k)``.
 
@@ -723,6 +725,7 @@ def _common(problem, starts, mode, spectrum_count):
 # --------------------------------------------------------------------------------------
 # The searches
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def gradient_descent(
     problem: LoraMLProblem,
     starts: np.ndarray,
@@ -753,6 +756,7 @@ def gradient_descent(
     ]
 
 
+@accepts_seed()
 def perturbed_gradient_descent(
     problem: LoraMLProblem,
     starts: np.ndarray,
@@ -799,6 +803,7 @@ def _flat_fg(problem):
     return fg
 
 
+@accepts_seed()
 def lbfgs(
     problem: LoraMLProblem,
     U0: np.ndarray,
@@ -829,6 +834,7 @@ def lbfgs(
                    spectrum_count=count, rng=rng, polish=polish)
 
 
+@accepts_seed()
 def trust_region_newton(
     problem: LoraMLProblem,
     U0: np.ndarray,
@@ -888,6 +894,7 @@ def trust_region_newton(
                    spectrum_count=count, rng=rng, polish=polish)
 
 
+@accepts_seed()
 def gradient_root(
     problem: LoraMLProblem,
     U0: np.ndarray,
@@ -1008,6 +1015,7 @@ def _expand_methods(methods) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+@accepts_seed()
 def search(
     problem: LoraMLProblem,
     *,
