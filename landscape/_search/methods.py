@@ -40,9 +40,8 @@ import numpy as np
 from scipy import optimize
 from scipy.sparse.linalg import minres
 
-from ._random import accepts_seed
-from ._curvature import DENSE_EIGH_MAX_DIM, SpectrumSummary, reduced_spectrum
-from ._factored import (
+from .._curvature import DENSE_EIGH_MAX_DIM, SpectrumSummary, reduced_spectrum
+from .._factored import (
     RESYNC_EVERY,
     ChainedLossGrad,
     factored,
@@ -51,8 +50,9 @@ from ._factored import (
     reduced_loss,
     uses_factored,
 )
-from ._objective import LoraMLProblem, unvec_factors, vec_factors
-from ._validation import LandscapeInputError
+from .._objective import LoraMLProblem, unvec_factors, vec_factors
+from .._random import accepts_seed
+from .._validation import LandscapeInputError
 
 __all__ = [
     "SEARCH_METHODS",
@@ -383,7 +383,7 @@ def estimate_audit_cost(d: int, T: int, k: int, starts: int, *, curvature: str =
 
 
 def _factored_min_d() -> int:
-    from . import _factored
+    from .. import _factored
 
     return _factored.FACTORED_MIN_D
 
