@@ -99,3 +99,67 @@ def test_shallow_figures_define_the_central_range(smoke_dir, captured):
     assert "3rd smallest to 3rd largest of 10 trials (2 dropped on each side)" == \
         syn._central_range_words(10).split("= ", 1)[1]
     assert syn._central_clip(10) == 2 and syn._central_clip(3) == 1 and syn._central_clip(2) == 0
+
+
+# ---------------------------------------------------------------- real-data tables
+def _committed_vision_records():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "figures" / "results" / "real"
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/vision_record.json"))]
+
+
+def _title_of_png(record, tmp_path, monkeypatch):
+    """The suptitle the table PNG is drawn with."""
+    import contextlib
+    import io
+
+    import matplotlib.figure
+
+    from figures import _real_tables as rt
+
+    seen = []
+    real = matplotlib.figure.Figure.suptitle
+
+    def spy(self, t, *a, **k):
+        seen.append(t)
+        return real(self, t, *a, **k)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", spy)
+    with contextlib.redirect_stdout(io.StringIO()):
+        rt.render_record(record, tmp_path, "t")
+    return seen[-1]
+
+
+def test_two_real_runs_have_distinguishable_titles_naming_the_run_and_classes(tmp_path, monkeypatch):
+    recs = _committed_vision_records()
+    assert len(recs) >= 2
+    titles = [_title_of_png(r, tmp_path, monkeypatch) for r in recs]
+    assert len(set(titles)) == len(titles)
+    for t in titles:
+        flat = " ".join(t.split())
+        assert "reduced-scale CPU run" in flat and "ship (8) vs truck (9)" in flat and "seeds 1, 2, 3, 4, 5" in flat
+        assert "width 64 (paper 512)" in flat
+
+
+def test_smoke_real_run_says_smoke_in_title_and_markdown(tmp_path, monkeypatch):
+    import copy
+
+    from figures import _real_tables as rt
+
+    rec = copy.deepcopy(_committed_vision_records()[0])
+    rec["config"]["dataset"] = "random"
+    assert rt.is_smoke(rec)
+    assert "SMOKE" in _title_of_png(rec, tmp_path, monkeypatch)
+    assert rt.format_vision_table(rec).startswith("# SMOKE run")
+    assert not rt.format_vision_table(_committed_vision_records()[0]).startswith("# SMOKE")
+
+
+def test_smoke_claims_carry_the_caveat_instead_of_a_bare_fails():
+    claims = [{"claim": "LoRA-ML << SR at T=3", "holds": False}, {"claim": "x", "holds": True}]
+    full = syn.claim_lines(claims)
+    smoke = syn.claim_lines(claims, smoke=True)
+    assert "- FAILS: LoRA-ML << SR at T=3" in full
+    assert not any("FAILS" in ln for ln in smoke) and "SMOKE configuration" in smoke[0]
+    assert "- does not hold at smoke size: LoRA-ML << SR at T=3" in smoke and "- HOLDS: x" in smoke
