@@ -117,7 +117,7 @@ def _title_of_png(record, tmp_path, monkeypatch):
 
     import matplotlib.figure
 
-    from figures import _real_tables as rt
+    from empirics.real import tables as rt
 
     seen = []
     real = matplotlib.figure.Figure.suptitle
@@ -146,7 +146,7 @@ def test_two_real_runs_have_distinguishable_titles_naming_the_run_and_classes(tm
 def test_smoke_real_run_says_smoke_in_title_and_markdown(tmp_path, monkeypatch):
     import copy
 
-    from figures import _real_tables as rt
+    from empirics.real import tables as rt
 
     rec = copy.deepcopy(_committed_vision_records()[0])
     rec["config"]["dataset"] = "random"
