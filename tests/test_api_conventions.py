@@ -245,6 +245,8 @@ def test_short_reprs_of_results():
     spec = ls.reduced_spectrum(inst.problem, U)
     for obj in (spec, ls.taylor_check(inst.problem.reduced_loss_flat, inst.problem.reduced_grad_flat,
                                       ls.vec_factors(U), rng=0),
-                inst, ls.f2_spurious_instance(), theory.check_thm31(0, sizes=[(5, 2, 1)], draws=200)):
+                inst, ls.f2_spurious_instance(), theory.check_thm31(0, sizes=[(5, 2, 1)], draws=200),
+                *ls.search(inst.problem, rng=0, n_starts=1, methods=["lbfgs"]),
+                ls.taylor_certificate(ls.f2_spurious_instance().problem, ls.f2_spurious_instance().U0)):
         text = repr(obj)
         assert len(text) < 300 and "\n" not in text and "array(" not in text, text

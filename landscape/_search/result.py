@@ -78,6 +78,12 @@ class SearchResult:
     loss_before_polish: float = float("nan")
     grad_norm_before_polish: float = float("nan")
 
+    def __repr__(self) -> str:
+        lam = "" if self.spectrum is None else f", lambda_min_quotient={self.spectrum.lambda_min_quotient:.3e}"
+        return (f"SearchResult({self.method!r}, start {self.start_index}: G={self.loss:.3e}, "
+                f"|grad|={self.grad_norm:.1e}{lam}, {self.iterations} iterations, point of shape "
+                f"{tuple(np.shape(self.point))})")
+
 
 #: problem_scale is a pure function of the (frozen) problem and costs a pass over T d^2
 #: numbers; it is asked for dozens of times per audit.

@@ -168,6 +168,11 @@ class Certificate:
     def problem(self) -> LoraMLProblem:
         return LoraMLProblem(self.tasks, self.rank)
 
+    def __repr__(self) -> str:
+        T, d, k = np.shape(self.point)
+        return (f"Certificate({self.kind!r}, T={T}, d={d}, k={k}: {self.verdict}, radius={self.radius:.3e}; "
+                "summary() for the bounds, to_json() for everything)")
+
     def verify(self) -> bool:
         """Recompute every bound from the stored data; see :func:`verify_certificate`."""
         return verify_certificate(self)
