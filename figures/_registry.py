@@ -192,9 +192,7 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     spec = get(name)
     config = dict(spec.smoke if smoke else spec.paper)
     if overrides:
-        unknown = set(overrides) - set(config)
-        if unknown:
-            raise ValueError(f"unknown configuration keys for {name}: {sorted(unknown)}")
+        check_overrides(name, config, overrides)
         config.update(overrides)
     out_dir = Path(DEFAULT_OUT if out is None else out)
     stem = f"{name}-smoke" if smoke else name
@@ -223,6 +221,57 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
         save_data(out_dir, stem, data, meta)
     files = spec.render(data, out_dir, stem)
     return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+
+
+def check_overrides(name: str, config: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Refuse (ValueError, one line) an override of an unknown key, or whose value is not of
+    the kind of the configured one: an integer entry takes only integers (``trials=2.5`` is
+    refused, not truncated), a number only finite numbers (``1e999`` parses as inf), a flag
+    only true/false, a string only a string, a list only a list."""
+    import math
+    import numbers
+
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise ValueError(f"unknown configuration keys for {name}: {sorted(unknown)}")
+
+    def nonfinite(v) -> bool:
+        if isinstance(v, float):
+            return not math.isfinite(v)
+        if isinstance(v, (list, tuple)):
+            return any(nonfinite(x) for x in v)
+        if isinstance(v, Mapping):
+            return any(nonfinite(x) for x in v.values())
+        return False
+
+    for key, value in overrides.items():
+        old = config[key]
+        if nonfinite(value):
+            raise ValueError(f"--set {key}: {value!r} is not a finite number")
+        if isinstance(old, bool):
+            ok = isinstance(value, bool)
+            want = "true or false"
+        elif isinstance(old, numbers.Integral):
+            # counts and sizes (trials, epochs, workers) are >= 1 where the configured value is; seeds >= 0
+            low = 1 if old >= 1 and key != "seed" else 0
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+            want = f"an integer >= {low}"
+        elif isinstance(old, numbers.Real):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            want = "a number"
+        elif isinstance(old, str):
+            ok = isinstance(value, str)
+            want = "a string"
+        elif isinstance(old, Mapping):
+            ok = isinstance(value, Mapping)
+            want = "a JSON object"
+        elif isinstance(old, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+            want = "a JSON list"
+        else:
+            ok, want = True, ""
+        if not ok:
+            raise ValueError(f"--set {key}: expected {want} (as {name}'s {key} = {old!r}), got {value!r}")
 
 
 def redraw(name: str, out: str | Path, *, smoke: bool = False) -> list[Path]:

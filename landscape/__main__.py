@@ -1,8 +1,9 @@
 """Command line: ``python -m landscape audit FILE --rank k [options]``.
 
-Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes:
-0 audit done, 1 the findings contradict the applicable theorem, 2 bad input (one-line
-message on stderr, nothing written).
+Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes
+(:mod:`landscape._exits`, the same for every command): 0 audit done, 1 the findings
+contradict the applicable theorem, 2 bad input (one-line message on stderr, nothing
+written), 3 environment failure (disk full, unwritable folder, ...), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -69,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status instead of raising."""
+    from ._exits import cli_main
+
+    return cli_main("python -m landscape", _main, argv)
+
+
+def _main(argv=None) -> int:
     from ._validation import LandscapeInputError
 
     try:

@@ -138,8 +138,14 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     from .._records import provenance, write_json
     from ._paths import PROJECT_ROOT
 
+    from landscape._cli_checks import UsageError, check_output_dir
+
     root = Path(root or PROJECT_ROOT)
     dest = Path(dest)
+    try:
+        check_output_dir(dest, "--dest")  # a file, or below a file / a read-only folder: refused first
+    except UsageError as exc:
+        raise BundleError(str(exc)) from None
     sources = {}
     if vision:
         from ._cifar import DEFAULT_ARCHIVE
@@ -205,11 +211,33 @@ def verify(bundle) -> dict:
     mpath = bundle / "MANIFEST.json"
     if not mpath.is_file():
         raise BundleError(f"{bundle} is not a bundle (no MANIFEST.json)")
-    manifest = json.loads(mpath.read_text())
+    manifest = read_manifest(bundle)
     for name, f in manifest["files"].items():
         p = bundle / name
         if not p.is_file() or p.stat().st_size != f["bytes"] or _sha256(p) != f["sha256"]:
             raise BundleError(f"bundle file {name} is missing or differs from MANIFEST.json")
+    return manifest
+
+
+def read_manifest(bundle) -> dict:
+    """``MANIFEST.json`` of a bundle, checked to be one (BundleError otherwise)."""
+    mpath = Path(bundle) / "MANIFEST.json"
+    if not mpath.is_file():
+        raise BundleError(f"{bundle} is not a bundle (no MANIFEST.json)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{mpath}: not valid JSON ({type(exc).__name__}); pack the bundle again") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "loraml.bundle":
+        raise BundleError(f"{mpath}: not a bundle manifest (kind is not 'loraml.bundle'); pack the bundle again")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(n, str) and isinstance(f, dict) and isinstance(f.get("bytes"), int)
+            and isinstance(f.get("sha256"), str) for n, f in files.items()):
+        raise BundleError(f"{mpath}: its 'files' table is malformed; pack the bundle again")
+    bad = [n for n in files if n.startswith("/") or ".." in Path(n).parts]
+    if bad:
+        raise BundleError(f"{mpath}: names a file outside the bundle ({bad[0]!r})")
     return manifest
 
 
@@ -373,7 +401,7 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
     from ._run import RunConfig
 
     bundle, out = Path(bundle), Path(out)
-    manifest = verify(bundle) if verify_files else json.loads((bundle / "MANIFEST.json").read_text())
+    manifest = verify(bundle) if verify_files else read_manifest(bundle)
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(bundle, out, device, scale, set(tables), manifest)
     plan = json.loads(json.dumps(to_jsonable(plan)))  # as stored (tuples as lists)
@@ -523,9 +551,11 @@ def render(out, *, records: dict | None = None) -> list:
 # ------------------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m empirics.real.bundle",
+    from landscape._cli_checks import OneLineParser
+
+    p = OneLineParser(prog="python -m empirics.real.bundle",
                                 description="Pack, run, merge and render Tables 1-3 for an offline GPU host.")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     pk = sub.add_parser("pack", help="write the bundle folder (code, data, text encoder)")
     pk.add_argument("--dest", "--out", dest="dest", required=True, help="new (or empty) bundle folder")
     pk.add_argument("--no-vision", action="store_true", help="leave out the CIFAR-10 archive (no Table 1)")
@@ -556,6 +586,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from landscape._exits import cli_main
+
+    return cli_main("python -m empirics.real.bundle", _main, argv, input_errors=(BundleError,))
+
+
+def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "pack":

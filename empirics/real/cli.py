@@ -265,6 +265,7 @@ def _handle(args: argparse.Namespace) -> int:
 
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
+        preflight(cfg)  # data, cache and encoder locations, before any decoding or training
         if out.is_dir():
             check_units(cfg, out)  # other settings' units in this folder: refuse before any work
         batched = getattr(args, "engine", "sequential") == "batched" and not args.summarize_only
@@ -297,6 +298,62 @@ def _handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_model_folder(path) -> Path:
+    """A local HuggingFace model folder: ``config.json`` a readable JSON object naming its
+    ``model_type``, and a weights file beside it (ValueError / FileNotFoundError otherwise)."""
+    import json
+
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"--model {path}: no HuggingFace model folder (config.json missing)")
+    try:
+        doc = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{cfg_file}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("model_type"), str):
+        raise ValueError(f"{cfg_file}: not a HuggingFace model configuration (no 'model_type')")
+    if not any((path / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")) \
+            and not any(path.glob("*.safetensors")):
+        raise FileNotFoundError(f"--model {path}: no weights (model.safetensors or pytorch_model.bin)")
+    return path
+
+
+def preflight(cfg) -> None:
+    """Check every input location of a real-data run before any heavy work.
+
+    Vision: the CIFAR-10 folder, or the archive (readable tar; the shared copy's sha256)
+    and a usable cache folder (an explicit ``--cache`` that is a file: exit 2; a read-only
+    or missing HOME: exit 3). Language: the encoder folder (``config.json`` parses and
+    names a model type, weights present), the dialogue file and the persona-map folder.
+    """
+    from landscape._cli_checks import check_output_dir
+
+    if cfg.experiment == "vision":
+        if cfg.dataset != "cifar10":
+            return
+        from ._cifar import DEFAULT_ARCHIVE, _batches_dir, check_archive
+        from ._paths import cache_dir
+
+        if cfg.data_root is not None:
+            _batches_dir(Path(cfg.data_root))
+            return
+        check_archive(cfg.archive or DEFAULT_ARCHIVE)
+        if cfg.cache is not None:
+            check_output_dir(cfg.cache, "--cache")
+        else:
+            cache_dir()
+        return
+    from ._text import default_model_path
+
+    check_model_folder(cfg.model if cfg.model is not None else default_model_path())
+    for name, value in (("--valid-file", cfg.valid_file), ("--train-file", cfg.train_file)):
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"{name} {value}: no such file")
+    if cfg.map_dir is not None and not Path(cfg.map_dir).is_dir():
+        raise FileNotFoundError(f"--map-dir {cfg.map_dir}: no such folder")
+
+
 def argv_is_cli() -> bool:
     """Whether this process runs a real-data sub-command (so ``sys.argv`` is its command line)."""
     return len(sys.argv) > 1 and sys.argv[1] in ("vision", "language")
@@ -314,6 +371,12 @@ def _remove_empty(folder: Path) -> None:
 
 def main(argv=None) -> int:
     """Stand-alone entry: ``python -m empirics.real vision|language ...``."""
+    from landscape._exits import cli_main
+
+    return cli_main("python -m empirics.real", _main, argv)
+
+
+def _main(argv=None) -> int:
     p = _one_line(argparse.ArgumentParser(prog="python -m empirics.real"))
     add_subcommands(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(argv)
