@@ -32,7 +32,7 @@ import landscape as ls  # noqa: E402
 from landscape._certificates import Certificate, taylor_certificate  # noqa: E402
 from landscape._instances import f2_spurious_instance  # noqa: E402
 from landscape._rump import embed_spurious_instance  # noqa: E402
-from landscape.executor import atomic_write_text  # noqa: E402
+from landscape.runtime.atomic import atomic_write_text  # noqa: E402
 
 #: Target for the certificate at T*d*k = 10^4 (issue 11).
 TARGET_10K_S = 120.0

@@ -10,8 +10,8 @@ Every argument and the ``--out`` location are checked before any work starts; a
 Shared flags: ``--out PATH`` (alias ``--json``), ``--rank K`` (alias ``--k``),
 ``--seed S``, ``--quiet`` (alias ``--no-progress``; ``--progress`` is accepted and does
 nothing: bars are on by default), and the executor flags of
-:func:`landscape.executor.add_executor_arguments`.
-Exit codes (those of every command, :mod:`landscape._exits`): 0 ok, 2 bad input (one
+:func:`landscape.runtime.executor.add_executor_arguments`.
+Exit codes (those of every command, :mod:`landscape.runtime.exits`): 0 ok, 2 bad input (one
 line on stderr, nothing written), 3 environment failure (disk full, read-only HOME or
 cache, ...; one line), 130 interrupted.
 """
@@ -22,7 +22,7 @@ import importlib.util
 import math
 import sys
 
-from landscape._cli_checks import (
+from landscape.runtime.cli import (
     OneLineParser,
     UsageError,
     add_out_argument,
@@ -85,7 +85,7 @@ def _shallow_parser(sub) -> None:
 
 
 def _common(p, *, trials: int, seed: int) -> None:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     p.add_argument("--trials", type=positive_int, default=trials, help="(default %(default)s)")
     p.add_argument("--seed", type=nonneg_int, default=seed, help="base seed, an integer >= 0 (default %(default)s)")
@@ -124,7 +124,7 @@ def _validate(args) -> dict:
 
     Raises :class:`UsageError` (or ``ValueError``) before anything is computed or written.
     """
-    from landscape.executor import executor_from_args
+    from landscape.runtime.executor import executor_from_args
 
     from ._runs import existing_record, units_folder
 
@@ -185,7 +185,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from landscape._exits import cli_main
+    from landscape.runtime.exits import cli_main
 
     from ._runs import NonFiniteResult, RecordMismatch
 

@@ -9,7 +9,7 @@ of ``--quiet``. Exit codes: 0 ok, 2 bad input (unknown figure, bad option, unusa
 output folder, no saved data, stored data failing its integrity check), one line on
 stderr; 3 environment failure (disk full, unwritable folder, a terminal encoding that
 cannot show the output); 130 interrupted (finished units are kept and a rerun resumes).
-The codes are those of every command (:mod:`landscape._exits`).
+The codes are those of every command (:mod:`landscape.runtime.exits`).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from landscape._cli_checks import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
+from landscape.runtime.cli import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
 
-from landscape.executor import add_executor_arguments
+from landscape.runtime.executor import add_executor_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from landscape._version import __version__
+    from landscape.runtime.version import __version__
 
     return __version__
 
@@ -69,7 +69,7 @@ def _check_saved_data(figures, names, out, smoke: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from landscape._exits import cli_main
+    from landscape.runtime.exits import cli_main
 
     import figures
 
@@ -103,7 +103,7 @@ def _main(argv: list[str] | None = None) -> int:
     # validation step, before any figure is computed or drawn
     try:
         if args.command == "make":
-            from landscape.executor import check_executor_args
+            from landscape.runtime.executor import check_executor_args
 
             try:
                 check_executor_args(args)  # every execution flag, before the output folder exists
@@ -132,7 +132,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _make(figures, names, args, overrides) -> int:
-    from landscape.executor import executor_from_args
+    from landscape.runtime.executor import executor_from_args
 
     try:
         executor = executor_from_args(args)  # validates every execution flag first

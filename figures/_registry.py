@@ -47,8 +47,8 @@ class FigureSpec:
         dict maps names to numpy arrays (saved to NPZ) or JSON-able values (saved to
         JSON). ``workdir`` is a folder for resumable partial results. A compute function
         that sweeps independent units takes a further keyword ``executor`` (a
-        :class:`landscape.executor.Executor`, or None for its own local default) and
-        submits them through :func:`landscape.executor.run_units`.
+        :class:`landscape.runtime.executor.Executor`, or None for its own local default) and
+        submits them through :func:`landscape.runtime.executor.run_units`.
     render : callable
         ``render(data: dict, out_dir: Path, name: str) -> list[Path]`` writing PNG/PDF
         (and for tables also Markdown).
@@ -102,7 +102,7 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     renames instead of rendering old numbers with new arrays.
     """
     from empirics._records import write_json
-    from landscape.executor import atomic_write
+    from landscape.runtime.atomic import atomic_write
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,26 +133,31 @@ def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]
     """Inverse of :func:`save_data`: ``(data, meta)``.
 
     Raises :class:`SavedDataError` when the JSON is unreadable, or the NPZ it names is
-    missing, unreadable or not the one it was saved with (``npz_sha256``; files saved
-    before that field existed are read without the comparison).
+    missing, unreadable, fails its content hash (:mod:`landscape.runtime.integrity`) or the
+    NPZ is not the one it was saved with (``npz_sha256``); the data are never used then.
     """
     import zipfile
 
     from empirics._records import read_json
 
+    from landscape.runtime.integrity import StoreIntegrityError
+
     out_dir = Path(out_dir)
+    js = out_dir / f"{name}.json"
     try:
-        doc = read_json(out_dir / f"{name}.json")
+        doc = read_json(js)
         data = dict(doc["data"])
         meta = doc["meta"]
+    except StoreIntegrityError as exc:
+        raise SavedDataError(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SavedDataError(f"{out_dir / (name + '.json')}: {exc.__class__.__name__}: {exc}") from None
+        raise SavedDataError(f"{js}: {exc.__class__.__name__}: {exc}; delete it and rerun 'python -m figures make'") \
+            from None
     npz = out_dir / f"{name}.npz"
-    if doc.get("arrays") and not npz.exists():
-        raise SavedDataError(f"{npz} is missing")
+    if not npz.exists() or doc.get("npz_sha256") != _sha256(npz):
+        raise SavedDataError(f"{npz} is missing or not the array file saved with {js.name}; it is not used; "
+                             f"delete {js} and rerun 'python -m figures make' to recompute it")
     if npz.exists():
-        if doc.get("npz_sha256") is not None and doc["npz_sha256"] != _sha256(npz):
-            raise SavedDataError(f"{npz} is not the array file saved with {name}.json")
         try:
             with np.load(npz) as z:
                 data.update({k: z[k] for k in z.files})
@@ -178,7 +183,7 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     progress : bool
     recompute : bool
         Ignore saved data and finished units.
-    executor : landscape.executor.Executor, optional
+    executor : landscape.runtime.executor.Executor, optional
         Where the figure's units run (local processes, a Ray cluster); default: the
         figure's own local default. Results are identical on every backend.
 
@@ -202,7 +207,10 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     if not recompute and (out_dir / f"{stem}.json").exists():
         try:
             old, meta = load_data(out_dir, stem)
-        except SavedDataError:  # left broken by an interrupted write: recompute from the units
+        except SavedDataError as exc:  # never used: recomputed from the (checked) units, and said so
+            import sys
+
+            print(f"warning: {str(exc).split('; it is not used')[0]}; recomputing it", file=sys.stderr)
             old, meta = None, {}
         if old is not None and meta.get("config") == _jsonable(config):
             data = old

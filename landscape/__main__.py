@@ -1,7 +1,7 @@
 """Command line: ``python -m landscape audit FILE --rank k [options]``.
 
 Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes
-(:mod:`landscape._exits`, the same for every command): 0 audit done, 1 the findings
+(:mod:`landscape.runtime.exits`, the same for every command): 0 audit done, 1 the findings
 contradict the applicable theorem, 2 bad input (one-line message on stderr, nothing
 written), 3 environment failure (disk full, unwritable folder, ...), 130 interrupted.
 """
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
     a.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     a.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
-    from .executor import add_executor_arguments
+    from .runtime.executor import add_executor_arguments
 
     add_executor_arguments(a)
     return p
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status instead of raising."""
-    from ._exits import cli_main
+    from .runtime.exits import cli_main
 
     return cli_main("python -m landscape", _main, argv)
 
@@ -85,7 +85,7 @@ def _main(argv=None) -> int:
         return EXIT_BAD_INPUT
     if args.command == "audit":
         from ._audit import DEFAULT_STARTS, audit
-        from .executor import executor_from_args
+        from .runtime.executor import executor_from_args
 
         try:
             try:

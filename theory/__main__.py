@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from landscape._cli_checks import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
-from landscape._exits import EXIT_DISAGREE, EXIT_OK, EXIT_USAGE, cli_main
-from landscape._version import __version__
-from landscape.executor import atomic_write_text
+from landscape.runtime.cli import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
+from landscape.runtime.exits import EXIT_DISAGREE, EXIT_OK, EXIT_USAGE, cli_main
+from landscape.runtime.version import __version__
+from landscape.runtime.atomic import atomic_write_text
 
 from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
 
@@ -90,7 +90,7 @@ ATLAS_DEFAULT_OUT = Path("theory-atlas")
 
 
 def build_atlas_parser() -> argparse.ArgumentParser:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     p = _Parser(
         prog="python -m theory atlas",
@@ -116,7 +116,8 @@ def build_atlas_parser() -> argparse.ArgumentParser:
 
 
 def atlas_main(argv) -> int:
-    from landscape.executor import ConfigMismatch, executor_from_args
+    from landscape.runtime.store import ConfigMismatch
+    from landscape.runtime.executor import executor_from_args
 
     from ._atlas import atlas, contradictions
 
@@ -158,7 +159,7 @@ def atlas_main(argv) -> int:
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the exit status (landscape._exits: 0, 1, 2, 3 or 130)."""
+    """Entry point; returns the exit status (landscape.runtime.exits: 0, 1, 2, 3 or 130)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "atlas":
         return cli_main("python -m theory atlas", atlas_main, argv[1:], input_errors=(UnknownCheckError,))
@@ -176,7 +177,7 @@ def _main(argv) -> int:
         return EXIT_USAGE
     report = run(ids, seed=args.seed, scale=args.scale, progress=not args.quiet)
     print(report.table(verbose=args.verbose))
-    if out is not None:  # checked above; a failure now is the machine's (exit 3, landscape._exits)
+    if out is not None:  # checked above; a failure now is the machine's (exit 3, landscape.runtime.exits)
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED

@@ -30,7 +30,7 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
         Explicit folder. When omitted, ``$LORAML_CACHE`` if set, else
         ``~/.cache/loraml``. Never inside the repository.
     """
-    from landscape._exits import EnvironmentFailure, describe_os_error
+    from landscape.runtime.exits import EnvironmentFailure, describe_os_error
 
     explicit = path is not None or bool(os.environ.get(CACHE_ENV))
     try:

@@ -138,7 +138,7 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     from .._records import provenance, write_json
     from ._paths import PROJECT_ROOT
 
-    from landscape._cli_checks import UsageError, check_output_dir
+    from landscape.runtime.cli import UsageError, check_output_dir
 
     root = Path(root or PROJECT_ROOT)
     dest = Path(dest)
@@ -224,10 +224,12 @@ def read_manifest(bundle) -> dict:
     mpath = Path(bundle) / "MANIFEST.json"
     if not mpath.is_file():
         raise BundleError(f"{bundle} is not a bundle (no MANIFEST.json)")
+    from landscape.runtime.integrity import StoreIntegrityError, read_sealed
+
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{mpath}: not valid JSON ({type(exc).__name__}); pack the bundle again") from None
+        manifest = read_sealed(mpath)
+    except StoreIntegrityError as exc:
+        raise BundleError(f"{str(exc).split('; it is not used')[0]}; pack the bundle again") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "loraml.bundle":
         raise BundleError(f"{mpath}: not a bundle manifest (kind is not 'loraml.bundle'); pack the bundle again")
     files = manifest.get("files")
@@ -329,7 +331,7 @@ class _Clock:
 
 
 def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> None:
-    from landscape.executor import run_units
+    from landscape.runtime.executor import run_units
 
     from .._records import write_json
     from . import _batched
@@ -357,7 +359,7 @@ def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> Non
 
 
 def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, families: dict) -> None:
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     from .._records import write_json
     from ._run import _run_unit, build_family, make_units
@@ -397,7 +399,7 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
     Returns the run manifest (also written to ``<out>/run_manifest.json``); its
     ``missing`` lists the units not finished (resume with a second call).
     """
-    from .._records import provenance, to_jsonable, write_json
+    from .._records import provenance, read_json, to_jsonable, write_json
     from ._run import RunConfig
 
     bundle, out = Path(bundle), Path(out)
@@ -407,7 +409,7 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
     plan = json.loads(json.dumps(to_jsonable(plan)))  # as stored (tuples as lists)
     plan_path = out / "plan.json"
     if plan_path.is_file():
-        old = json.loads(plan_path.read_text())
+        old = read_json(plan_path)
         if old["experiments"].keys() - plan["experiments"].keys() or any(
                 old["experiments"][k] != v for k, v in plan["experiments"].items() if k in old["experiments"]):
             raise BundleError(f"{out} holds a run with another plan (scale, device or tables); use another --out")
@@ -433,7 +435,7 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
     records = merge(out)
     render(out, records=records)
     missing = _missing(out, plan)
-    prev = json.loads((out / "run_manifest.json").read_text()) if (out / "run_manifest.json").is_file() else {}
+    prev = read_json(out / "run_manifest.json") if (out / "run_manifest.json").is_file() else {}
     calls = prev.get("calls", []) + [{"budget_s": budget_s, "train_wall_s": train_s,
                                       "wall_s": time.perf_counter() - t0, "units": log,
                                       "device": _device_info(device)}]
@@ -452,7 +454,7 @@ def _config_from(d: dict, RunConfig):
 
 
 def _missing(out: Path, plan: dict) -> list:
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     from ._run import RunConfig, make_units
 
@@ -472,12 +474,14 @@ def _read_plan(out: Path) -> dict:
     p = Path(out) / "plan.json"
     if not p.is_file():
         raise BundleError(f"{out} holds no plan.json (not the output of a bundle run)")
-    return json.loads(p.read_text())
+    from .._records import read_json
+
+    return read_json(p)
 
 
 def merge(out) -> dict:
     """Merge the finished units of every experiment of ``out`` into records (no training)."""
-    from .._records import write_json
+    from .._records import read_json, write_json
     from . import _batched
     from ._run import RunConfig, summarize
 
@@ -488,7 +492,7 @@ def merge(out) -> dict:
         d = out / exp["dir"]
         cfg = _config_from(exp["config"], RunConfig)
         cfg_file = d / f"{exp['kind']}_config.json"
-        desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+        desc = read_json(cfg_file).get("family") if cfg_file.is_file() else None
         units = _batched.stored_results(cfg, d)
         if exp.get("rows_peft"):  # the rows this table shows (its units may hold more fine-tunings)
             cfg = dataclasses.replace(cfg, peft=tuple(exp["rows_peft"]))
@@ -529,7 +533,9 @@ def render(out, *, records: dict | None = None) -> list:
         rdir = out / "records"
         if not rdir.is_dir():
             raise BundleError(f"{out} holds no records; run 'merge' first")
-        records = {p.stem: _revive_floats(json.loads(p.read_text())) for p in sorted(rdir.glob("*.json"))}
+        from .._records import read_json
+
+        records = {p.stem: _revive_floats(read_json(p)) for p in sorted(rdir.glob("*.json"))}
     tdir = out / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -551,7 +557,7 @@ def render(out, *, records: dict | None = None) -> list:
 # ------------------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
-    from landscape._cli_checks import OneLineParser
+    from landscape.runtime.cli import OneLineParser
 
     p = OneLineParser(prog="python -m empirics.real.bundle",
                                 description="Pack, run, merge and render Tables 1-3 for an offline GPU host.")
@@ -586,7 +592,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from landscape._exits import cli_main
+    from landscape.runtime.exits import cli_main
 
     return cli_main("python -m empirics.real.bundle", _main, argv, input_errors=(BundleError,))
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._classify import (
+from .._classify import (
     DEGENERATE,
     GLOBAL_MINIMUM,
     KINDS,
@@ -34,13 +34,13 @@ from ._classify import (
     classify_result,
     deduplicate,
 )
-from ._io import TaskInput, audit_problem, check_starts, load_starts, load_tasks
-from ._objective import LoraMLProblem
-from ._outdir import ReportWriter, prepare_out_dir
-from ._safe_load import MAX_ARRAY_BYTES
-from ._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
+from .._io import TaskInput, audit_problem, check_starts, load_starts, load_tasks
+from .._objective import LoraMLProblem
+from ..runtime.outdir import ReportWriter, prepare_out_dir
+from ..runtime.safe_load import MAX_ARRAY_BYTES
+from .._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
                       problem_scale, random_starts, search)
-from ._validation import LandscapeInputError, as_task_stack
+from .._validation import LandscapeInputError, as_task_stack
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
 
@@ -236,7 +236,7 @@ def _certify(problem, U, witness, rng):
     Returns ``(certificate_or_None, summary_dict)``.
     """
     try:
-        from . import _certificates as cert_mod
+        from .. import _certificates as cert_mod
     except ImportError:
         return None, {"status": "uncertified", "reason": "certificate module not available"}
     names = getattr(cert_mod, "__all__", ())
@@ -824,7 +824,7 @@ def _result_to_json(r: SearchResult) -> dict:
 
 
 def _result_from_json(d: dict) -> SearchResult:
-    from ._curvature import SpectrumSummary
+    from .._curvature import SpectrumSummary
 
     sp = d["spectrum"]
     spec = None if sp is None else SpectrumSummary(
@@ -838,7 +838,7 @@ def _result_from_json(d: dict) -> SearchResult:
 
 
 def search_unit(*, tasks, k, method, starts, indices, seed, chunk, mode, max_iter, blas_threads):
-    """One unit of the audit's multistart (:mod:`landscape.executor`): run ``method``
+    """One unit of the audit's multistart (:mod:`landscape.runtime.executor`): run ``method``
     from ``starts`` with a Generator derived from ``(seed, chunk)`` only, so the result
     does not depend on which executor or worker runs it."""
     problem = LoraMLProblem(np.asarray(tasks, dtype=float), int(k))
@@ -859,7 +859,7 @@ def _search_units(problem, rng, seed, n_starts, methods, explicit, mode, max_ite
     drawn here (so they are the same for every executor), dealt round-robin to the
     methods (start ``i`` uses ``methods[i % len(methods)]``); explicit starts are run
     with every method and get indices ``n_starts, n_starts + 1, ...``, method-major."""
-    from .executor import Resources, Unit
+    from ..runtime.executor import Resources, Unit
 
     rand = random_starts(problem, rng, int(n_starts))
     jobs: dict[str, list[tuple[int, np.ndarray]]] = {m: [] for m in methods}
@@ -919,7 +919,7 @@ def audit(
     out : path, optional
         Directory for ``report.json``, ``report.md``, ``run.json`` and the plots;
         validated and created (and proven writable) with the other inputs, before the
-        search; written atomically, ``report.json`` last (:mod:`landscape._outdir`).
+        search; written atomically, ``report.json`` last (:mod:`landscape.runtime.outdir`).
     methods : str or sequence
         Names from :data:`landscape.SEARCH_METHODS` or ``"all"``.
     curvature : {"auto", "dense", "hvp"}
@@ -939,7 +939,7 @@ def audit(
         BLAS threads during the audit.  The matrices are small (d x d per task), where
         OpenBLAS threading costs more than it saves (10-100x slower ``eigh`` of 30 x 30
         matrices measured on 2 busy cores); None leaves the setting alone.
-    executor : landscape.executor.Executor or str, optional
+    executor : landscape.runtime.executor.Executor or str, optional
         Where the search units (:data:`STARTS_PER_UNIT` starts each) run; default: in
         this process.  The report does not depend on it.
 
@@ -1003,7 +1003,7 @@ def audit(
         raise LandscapeInputError(f"--starts {starts}: the starting points alone would take "
                                   f"{start_bytes / 2**30:.1f} GiB (limit {MAX_ARRAY_BYTES / 2**30:.0f} GiB)")
     if executor is None or isinstance(executor, str):
-        from .executor import get_executor
+        from ..runtime.executor import get_executor
 
         try:
             executor = get_executor(executor or "local")
@@ -1032,7 +1032,7 @@ def audit(
 
 def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature, explicit,
                 max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost):
-    from .executor import run_units
+    from ..runtime.executor import run_units
 
     rng = np.random.default_rng(seed)
     with _blas_limits(blas_threads):

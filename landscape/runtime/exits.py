@@ -72,15 +72,11 @@ def harden_stderr() -> None:
 
 def input_error_types() -> tuple[type, ...]:
     """Exception types that mean bad input everywhere (exit status 2)."""
-    from ._cli_checks import UsageError
-    from ._validation import LandscapeInputError
+    from .._validation import LandscapeInputError
+    from .cli import UsageError
+    from .store import ConfigMismatch, StoreIntegrityError
 
-    from . import executor
-
-    types: list[type] = [UsageError, LandscapeInputError]
-    types += [t for t in (getattr(executor, "ConfigMismatch", None), getattr(executor, "StoreIntegrityError", None))
-              if t is not None]
-    return tuple(types)
+    return (UsageError, LandscapeInputError, ConfigMismatch, StoreIntegrityError)
 
 
 def cli_main(prog: str, body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, *,
