@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
     mk.add_argument("--out", default=None, help="output folder (default: out/figures)")
     mk.add_argument("--recompute", action="store_true", help="ignore saved data and finished units")
+    mk.add_argument("--overwrite", action="store_true",
+                    help="write into an --out folder that holds files 'figures make' did not write "
+                         "(refused otherwise; only the figures' own file names are replaced)")
     add_quiet_arguments(mk)
     mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
@@ -117,7 +120,10 @@ def _main(argv: list[str] | None = None) -> int:
                     check_overrides(name, spec.smoke if args.smoke else spec.paper, overrides)
                 except ValueError as exc:
                     raise UsageError(str(exc)) from None
-            check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+            from landscape.runtime.outguard import claim_out_dir
+
+            out = check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+            claim_out_dir(out, "figures make", overwrite=args.overwrite)
         else:
             _check_saved_data(figures, names, args.out, args.smoke)
     except UsageError as exc:

@@ -199,36 +199,65 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     if overrides:
         check_overrides(name, config, overrides)
         config.update(overrides)
+    from landscape.runtime.outguard import FileSet, OutLock
+
     out_dir = Path(DEFAULT_OUT if out is None else out)
     stem = f"{name}-smoke" if smoke else name
     workdir = out_dir / "work" / stem
-    t0 = time.perf_counter()
-    data = None
-    if not recompute and (out_dir / f"{stem}.json").exists():
-        try:
-            old, meta = load_data(out_dir, stem)
-        except SavedDataError as exc:  # never used: recomputed from the (checked) units, and said so
-            import sys
+    # one run at a time in out_dir (a second one is refused), stale temporaries removed
+    with OutLock(out_dir, "figures make"):
+        t0 = time.perf_counter()
+        data = None
+        if not recompute and (out_dir / f"{stem}.json").exists():
+            try:
+                old, meta = load_data(out_dir, stem)
+            except SavedDataError as exc:  # never used: recomputed from the (checked) units, and said so
+                import sys
 
-            print(f"warning: {str(exc).split('; it is not used')[0]}; recomputing it", file=sys.stderr)
-            old, meta = None, {}
-        if old is not None and meta.get("config") == _jsonable(config):
-            data = old
-    if data is None:
-        if recompute and workdir.exists():
-            import shutil
+                print(f"warning: {str(exc).split('; it is not used')[0]}; recomputing it", file=sys.stderr)
+                old, meta = None, {}
+            if old is not None and meta.get("config") == _jsonable(config):
+                data = old
+        if data is None:
+            if recompute and workdir.exists():
+                import shutil
 
-            shutil.rmtree(workdir)
-        if _takes_executor(spec.compute):
-            data = spec.compute(config, workdir, progress, executor=executor)
-        else:
-            data = spec.compute(config, workdir, progress)
-        meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
-                "config": _jsonable(config), "provenance": provenance(device="cpu"),
-                "compute_seconds": time.perf_counter() - t0}
-        save_data(out_dir, stem, data, meta)
-    files = spec.render(data, out_dir, stem)
-    return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+                shutil.rmtree(workdir)
+            if _takes_executor(spec.compute):
+                data = spec.compute(config, workdir, progress, executor=executor)
+            else:
+                data = spec.compute(config, workdir, progress)
+            meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
+                    "config": _jsonable(config), "provenance": provenance(device="cpu"),
+                    "compute_seconds": time.perf_counter() - t0}
+        # the figure is one set (data, arrays, image, PDF, table): its manifest goes first, the
+        # old members next, and the new manifest is written last (landscape.runtime.outguard)
+        fileset = FileSet(out_dir, set_manifest_name(stem), [f"{stem}.{ext}" for ext in SET_EXTENSIONS],
+                          key=meta.get("config"))
+        fileset.begin()
+        for f in save_data(out_dir, stem, data, meta):
+            fileset.add(f)
+        files = spec.render(data, out_dir, stem)
+        for f in files:
+            fileset.add(f)
+        fileset.commit()
+        return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+
+
+#: File name endings of a figure's set (data, arrays, renderings).
+SET_EXTENSIONS = ("json", "npz", "png", "pdf", "md")
+
+
+def set_manifest_name(stem: str) -> str:
+    """The manifest of figure ``stem``'s file set: written last, lists every member's sha256."""
+    return f"{stem}.set.json"
+
+
+def complete_set(out: str | Path, name: str, *, smoke: bool = False) -> dict | None:
+    """The manifest of figure ``name`` in ``out`` when its set is complete and consistent, else None."""
+    from landscape.runtime.outguard import read_set
+
+    return read_set(out, set_manifest_name(f"{name}-smoke" if smoke else name))
 
 
 def check_overrides(name: str, config: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
@@ -284,10 +313,23 @@ def check_overrides(name: str, config: Mapping[str, Any], overrides: Mapping[str
 
 def redraw(name: str, out: str | Path, *, smoke: bool = False) -> list[Path]:
     """Render figure ``name`` again from the data saved in ``out``."""
+    from landscape.runtime.outguard import FileSet, OutLock
+
     spec = get(name)
     stem = f"{name}-smoke" if smoke else name
-    data, _ = load_data(Path(out), stem)
-    return [Path(p) for p in spec.render(data, Path(out), stem)]
+    out = Path(out)
+    with OutLock(out, "figures make"):
+        data, meta = load_data(out, stem)
+        fileset = FileSet(out, set_manifest_name(stem), [f"{stem}.{ext}" for ext in ("png", "pdf", "md")],
+                          key=meta.get("config"))
+        fileset.begin()
+        fileset.add(out / f"{stem}.json")
+        fileset.add(out / f"{stem}.npz")
+        files = [Path(p) for p in spec.render(data, out, stem)]
+        for f in files:
+            fileset.add(f)
+        fileset.commit()
+        return files
 
 
 def _takes_executor(fn) -> bool:

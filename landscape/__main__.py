@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None, help="output directory for report.json, report.md, run.json and plots "
                    "(created before the search; written atomically, report.json last)")
     a.add_argument("--json", dest="out", default=None, help=argparse.SUPPRESS)
+    a.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files the audit did not write (refused otherwise)")
     a.add_argument("--method", action="append", choices=SEARCH_METHODS + ("all",), default=None,
                    help="search method (repeatable; default: all)")
     a.add_argument("--curvature", choices=("auto", "dense", "hvp"), default="auto",
@@ -92,6 +94,14 @@ def _main(argv=None) -> int:
                 executor = executor_from_args(args)
             except (ValueError, ImportError) as exc:
                 raise LandscapeInputError(f"--executor: {exc}") from None
+            if args.out is not None:  # a folder holding files the audit did not write: refused
+                from .runtime.cli import UsageError
+                from .runtime.outguard import claim_out_dir
+
+                try:
+                    claim_out_dir(args.out, "landscape audit", overwrite=args.overwrite)
+                except UsageError as exc:
+                    raise LandscapeInputError(str(exc)) from None
             report = audit(
                 args.file,
                 args.rank,

@@ -110,6 +110,8 @@ def build_atlas_parser() -> argparse.ArgumentParser:
                    help=f"output folder (default ./{ATLAS_DEFAULT_OUT})")
     p.add_argument("--seed", type=int, default=0, help="base seed of the instances (default 0)")
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files 'theory atlas' did not write (refused otherwise)")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
     add_executor_arguments(p)
     return p
@@ -127,6 +129,13 @@ def atlas_main(argv) -> int:
         err = f"--seed must be >= 0, got {args.seed}"
     elif args.out.exists() and not args.out.is_dir():
         err = f"--out {args.out} exists and is not a folder"
+    else:
+        from landscape.runtime.outguard import claim_out_dir
+
+        try:
+            claim_out_dir(args.out, "theory atlas", overwrite=args.overwrite)
+        except UsageError as exc:
+            err = str(exc)
     if err is None:
         try:
             executor = executor_from_args(args)
