@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._records import provenance, read_json, to_jsonable, write_json
+from ._records import provenance, to_jsonable, write_json
 
 __all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize", "RecordMismatch",
            "existing_record", "linear_config", "shallow_config", "units_folder", "linear_trials_unit",
@@ -44,13 +44,18 @@ def existing_record(out: str | Path | None, config: dict) -> dict | None:
     """
     if out is None or not Path(out).exists():
         return None
+    import json
+
+    from landscape.runtime.integrity import check_sealed
+
     try:
-        old = read_json(out)
+        old = json.loads(Path(out).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordMismatch(f"--out {out} exists and is not a readable JSON record ({exc.__class__.__name__}); "
                              "give another path or remove it") from None
     if not (isinstance(old, dict) and isinstance(old.get("config"), dict)):
         raise RecordMismatch(f"--out {out} exists and is not a run record; give another path or remove it")
+    old = check_sealed(old, out)  # edited or corrupted: StoreIntegrityError (delete it and rerun)
     if old["config"] != to_jsonable(config):
         raise RecordMismatch(f"--out {out} holds a record made with another configuration; "
                              "give another path or remove it")

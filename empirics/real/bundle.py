@@ -556,6 +556,10 @@ def render(out, *, records: dict | None = None) -> list:
 # command line
 # ------------------------------------------------------------------------------------------
 
+#: The command that owns a bundle run's --out folder (run, merge and render write there).
+BUNDLE_RUN = "empirics.real.bundle run"
+
+
 def _parser() -> argparse.ArgumentParser:
     from landscape.runtime.cli import OneLineParser
 
@@ -585,6 +589,8 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
     rn.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     rn.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    rn.add_argument("--overwrite", action="store_true",
+                    help="write into an --out folder holding files a bundle run did not write (refused otherwise)")
     for name, hlp in (("merge", "merge finished units into records"), ("render", "render the tables")):
         sp = sub.add_parser(name, help=hlp)
         sp.add_argument("--out", required=True, help="output folder of a bundle run")
@@ -618,16 +624,24 @@ def _main(argv=None) -> int:
                     raise BundleError(f"--device {args.device} requested but CUDA is not available")
             elif args.device != "cpu":
                 raise BundleError(f"--device must be cuda, cuda:N or cpu, got {args.device!r}")
-            rm = run_bundle(args.bundle, args.out, device=args.device, budget_s=args.budget_s, scale=args.scale,
-                            tables=args.tables, max_units=args.max_units, progress=not args.quiet,
-                            verify_files=not args.no_verify)
+            from landscape.runtime.outguard import OutLock, claim_out_dir
+
+            claim_out_dir(args.out, BUNDLE_RUN, overwrite=args.overwrite)
+            with OutLock(args.out, BUNDLE_RUN):  # a concurrent second run on --out is refused
+                rm = run_bundle(args.bundle, args.out, device=args.device, budget_s=args.budget_s,
+                                scale=args.scale, tables=args.tables, max_units=args.max_units,
+                                progress=not args.quiet, verify_files=not args.no_verify)
             state = "complete" if rm["complete"] else f"{len(rm['missing'])} units missing (run again to resume)"
             print(f"[bundle] {state}; tables in {Path(args.out) / 'tables'}", file=sys.stderr)
             return 0 if rm["complete"] else 1
-        if args.command == "merge":
-            merge(args.out)
-            return 0
-        render(args.out)
+        from landscape.runtime.outguard import OutLock
+
+        _read_plan(Path(args.out))  # not a bundle run's folder: refused before the lock is taken
+        with OutLock(args.out, BUNDLE_RUN):
+            if args.command == "merge":
+                merge(args.out)
+            else:
+                render(args.out)
         return 0
     except (BundleError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,6 +132,8 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
     p.add_argument("--max-eval-per-task", type=_positive_int, default=None, help="reduce each evaluation set")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'reduced-scale CPU run')")
     p.add_argument("--no-resume", action="store_true", help="redo this configuration's units already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files these commands did not write (refused otherwise)")
     p.add_argument("--summarize-only", action="store_true",
                    help="train nothing; merge the finished units in --out into the record and table")
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
@@ -256,7 +258,7 @@ def _handle(args: argparse.Namespace) -> int:
 
     from ._run import check_units, format_summary, run
 
-    created = None
+    created = lock = None
     try:
         cfg = config_from_args(args)
         out = _check_out(args.out)
@@ -267,6 +269,9 @@ def _handle(args: argparse.Namespace) -> int:
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
         preflight(cfg)  # data, cache and encoder locations, before any decoding or training
+        from landscape.runtime.outguard import claim_out_dir
+
+        claim_out_dir(out, REAL_COMMAND, overwrite=args.overwrite)  # foreign files in --out: refused
         if out.is_dir():
             check_units(cfg, out)  # other settings' units in this folder: refuse before any work
         batched = getattr(args, "engine", "sequential") == "batched" and not args.summarize_only
@@ -278,6 +283,9 @@ def _handle(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         if not out.exists():
             created = out
+        from landscape.runtime.outguard import OutLock
+
+        lock = OutLock(out, REAL_COMMAND).acquire()  # a concurrent second run on --out is refused
         if batched:
             from ._batched import run as run_batched
 
@@ -288,15 +296,25 @@ def _handle(args: argparse.Namespace) -> int:
                          compute=not args.summarize_only, executor=executor,
                          command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
     except (FileNotFoundError, ValueError) as exc:
+        if lock is not None:
+            lock.release()
+            lock = None
         if created is not None:
-            _remove_empty(created)
+            _remove_empty(created, force_names=(".loraml.lock", ".loraml-out.json"))
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    text = format_summary(record)
-    print(text)
-    atomic_write_text(out / f"{cfg.experiment}_table.txt", text + "\n")
+    try:
+        text = format_summary(record)
+        print(text)
+        atomic_write_text(out / f"{cfg.experiment}_table.txt", text + "\n")
+    finally:
+        lock.release()
     return 0
+
+
+#: The command that owns a real-data --out folder (vision and language may share one).
+REAL_COMMAND = "empirics vision|language"
 
 
 def check_model_folder(path) -> Path:
@@ -360,11 +378,13 @@ def argv_is_cli() -> bool:
     return len(sys.argv) > 1 and sys.argv[1] in ("vision", "language")
 
 
-def _remove_empty(folder: Path) -> None:
-    """Remove ``folder`` (and its empty sub-folders) if it holds no file: a run that failed
-    on its input leaves nothing behind."""
-    if not folder.is_dir() or any(p.is_file() for p in folder.rglob("*")):
+def _remove_empty(folder: Path, force_names: tuple = ()) -> None:
+    """Remove ``folder`` (and its empty sub-folders) if it holds no file but ``force_names``
+    (the lock and mark of this run): a run that failed on its input leaves nothing behind."""
+    if not folder.is_dir() or any(p.is_file() and p.name not in force_names for p in folder.rglob("*")):
         return
+    for name in force_names:
+        (folder / name).unlink(missing_ok=True)
     for p in sorted(folder.rglob("*"), key=lambda q: len(q.parts), reverse=True):
         p.rmdir()
     folder.rmdir()
