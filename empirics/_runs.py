@@ -19,7 +19,7 @@ import numpy as np
 
 from landscape._random import seed_from
 
-from ._records import provenance, read_json, to_jsonable, write_json
+from ._records import provenance, to_jsonable, write_json
 
 __all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize", "RecordMismatch",
            "existing_record", "linear_config", "shallow_config", "units_folder", "linear_trials_unit",
@@ -46,13 +46,18 @@ def existing_record(out: str | Path | None, config: dict) -> dict | None:
     """
     if out is None or not Path(out).exists():
         return None
+    import json
+
+    from landscape.runtime.integrity import check_sealed
+
     try:
-        old = read_json(out)
+        old = json.loads(Path(out).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordMismatch(f"--out {out} exists and is not a readable JSON record ({exc.__class__.__name__}); "
                              "give another path or remove it") from None
     if not (isinstance(old, dict) and isinstance(old.get("config"), dict)):
         raise RecordMismatch(f"--out {out} exists and is not a run record; give another path or remove it")
+    old = check_sealed(old, out)  # edited or corrupted: StoreIntegrityError (delete it and rerun)
     if old["config"] != to_jsonable(config):
         raise RecordMismatch(f"--out {out} holds a record made with another configuration; "
                              "give another path or remove it")
@@ -80,7 +85,10 @@ def linear_trials_unit(linear: dict, options: dict, seeds: list[int], progress: 
     from ._linear import LinearConfig, LinearOptions, run_linear_batched
 
     t0 = time.perf_counter()
-    r = run_linear_batched([LinearConfig(**linear)], [list(seeds)], LinearOptions(**options), progress=progress)[0]
+    # an overflow is not silent: linear_record refuses a record with non-finite metrics
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = run_linear_batched([LinearConfig(**linear)], [list(seeds)], LinearOptions(**options),
+                               progress=progress)[0]
     return {"loss_sum": r["loss_sum"], "loss_per_sample": r["loss_per_sample"], "A_err": r["A_err"],
             "iterations": r["iterations"], "seconds": time.perf_counter() - t0}
 
@@ -126,6 +134,29 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
         units.append(Unit(key, partial(fn, **kwargs), config))
     results = run_units(units, executor=executor, store=store, progress=progress and len(units) > 1, desc=name)
     return results, len(units)
+
+
+class NonFiniteResult(ValueError):
+    """A run whose final metrics overflowed float64 (exit status 2: the inputs are out of range)."""
+
+
+def _require_finite(final: dict, cfg) -> None:
+    """Refuse to write a record whose final metrics are not finite numbers (an overflow, e.g.
+    a noise level near the float64 range): such a record would be read back as the result."""
+    bad = sorted({f"{m}.{k}" for m, stats in final.items() for k, st in stats.items()
+                  for v in (st.values() if isinstance(st, dict) else [st])
+                  if isinstance(v, float) and not np.isfinite(v)})
+    if bad:
+        raise NonFiniteResult(f"the run overflowed float64 (non-finite {', '.join(bad[:3])}) at sigma={cfg.sigma:g}, "
+                              f"d={cfg.d}, N={cfg.N}; no record written: use a smaller noise level or sizes")
+
+
+def _num(v) -> float:
+    """A number of a record (JSON spells non-finite floats as 'nan', 'inf', ...)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _stats(a: np.ndarray) -> dict:
@@ -181,6 +212,7 @@ def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str
         "metrics": {"iteration": parts[0]["iterations"], "loss_sum": cat["loss_sum"],
                     "loss_per_sample": cat["loss_per_sample"]},
     }
+    _require_finite(record["final"], cfg)
     if out is not None:
         write_json(out, record)
     return to_jsonable(record)
@@ -219,6 +251,7 @@ def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | 
               "units": n_units, "methods": methods, "final": final,
               "metrics": {"epoch": parts[0]["curve_epochs"], "test_mse": cat["curve"],
                           "retrain_loss": cat["retrain_loss"]}}
+    _require_finite(record["final"], cfg)
     if out is not None:
         write_json(out, record)
     return to_jsonable(record)
@@ -227,12 +260,13 @@ def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | 
 def summarize(record: dict) -> str:
     """Human-readable table of a record's final metrics."""
     lines = [f"{record['config']['experiment']}: {record['config'].get('trials')} trials, "
-             f"{record.get('seconds', float('nan')):.1f} s"]
+             f"{_num(record.get('seconds', 'nan')):.1f} s"]
     for m, f in record["final"].items():
         parts = []
         for key, st in f.items():
             if isinstance(st, dict):
-                parts.append(f"{key} mean {st['mean']:.4g} [min {st['min']:.4g}, max {st['max']:.4g}]")
+                parts.append(f"{key} mean {_num(st['mean']):.4g} [min {_num(st['min']):.4g}, "
+                             f"max {_num(st['max']):.4g}]")
         lines.append(f"  {m:8s} " + "; ".join(parts))
     return "\n".join(lines)
 

@@ -6,8 +6,10 @@ checked before anything is computed or written. ``make`` runs the figures' units
 ``--executor local`` (default; ``--workers N`` processes, else each figure's own
 default) or ``--executor ray [--ray-address A]``. ``--no-progress`` is a hidden alias
 of ``--quiet``. Exit codes: 0 ok, 2 bad input (unknown figure, bad option, unusable
-output folder, no saved data), one line on stderr; 130 interrupted (finished units
-are kept and a rerun resumes).
+output folder, no saved data, stored data failing its integrity check), one line on
+stderr; 3 environment failure (disk full, unwritable folder, a terminal encoding that
+cannot show the output); 130 interrupted (finished units are kept and a rerun resumes).
+The codes are those of every command (:mod:`landscape.runtime.exits`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
     mk.add_argument("--out", default=None, help="output folder (default: out/figures)")
     mk.add_argument("--recompute", action="store_true", help="ignore saved data and finished units")
+    mk.add_argument("--overwrite", action="store_true",
+                    help="write into an --out folder that holds files 'figures make' did not write "
+                         "(refused otherwise; only the figures' own file names are replaced)")
     add_quiet_arguments(mk)
     mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
@@ -67,6 +72,14 @@ def _check_saved_data(figures, names, out, smoke: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from landscape.runtime.exits import cli_main
+
+    import figures
+
+    return cli_main("python -m figures", _main, argv, input_errors=(figures.SavedDataError,))
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import figures
 
@@ -99,12 +112,18 @@ def main(argv: list[str] | None = None) -> int:
                 check_executor_args(args)  # every execution flag, before the output folder exists
             except (ValueError, ImportError) as exc:
                 raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            from figures._registry import check_overrides
+
             for name in names:
                 spec = figures.get(name)
-                bad = sorted(set(overrides) - set(spec.smoke if args.smoke else spec.paper))
-                if bad:
-                    raise UsageError(f"unknown configuration keys for {name}: {bad}")
-            check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+                try:
+                    check_overrides(name, spec.smoke if args.smoke else spec.paper, overrides)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+            from landscape.runtime.outguard import claim_out_dir
+
+            out = check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+            claim_out_dir(out, "figures make", overwrite=args.overwrite)
         else:
             _check_saved_data(figures, names, args.out, args.smoke)
     except UsageError as exc:

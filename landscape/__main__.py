@@ -1,8 +1,9 @@
 """Command line: ``python -m landscape audit FILE --rank k [options]``.
 
-Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes:
-0 audit done, 1 the findings contradict the applicable theorem, 2 bad input (one-line
-message on stderr, nothing written).
+Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes
+(:mod:`landscape.runtime.exits`, the same for every command): 0 audit done, 1 the findings
+contradict the applicable theorem, 2 bad input (one-line message on stderr, nothing
+written), 3 environment failure (disk full, unwritable folder, ...), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None, help="output directory for report.json, report.md, run.json and plots "
                    "(created before the search; written atomically, report.json last)")
     a.add_argument("--json", dest="out", default=None, help=argparse.SUPPRESS)
+    a.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files the audit did not write (refused otherwise)")
     a.add_argument("--method", action="append", choices=SEARCH_METHODS + ("all",), default=None,
                    help="search method (repeatable; default: all)")
     a.add_argument("--curvature", choices=("auto", "dense", "hvp"), default="auto",
@@ -69,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status instead of raising."""
+    from .runtime.exits import cli_main
+
+    return cli_main("python -m landscape", _main, argv)
+
+
+def _main(argv=None) -> int:
     from ._validation import LandscapeInputError
 
     try:
@@ -87,6 +96,14 @@ def main(argv=None) -> int:
                 executor = executor_from_args(args)
             except (ValueError, ImportError) as exc:
                 raise LandscapeInputError(f"--executor: {exc}") from None
+            if args.out is not None:  # a folder holding files the audit did not write: refused
+                from .runtime.cli import UsageError
+                from .runtime.outguard import claim_out_dir
+
+                try:
+                    claim_out_dir(args.out, "landscape audit", overwrite=args.overwrite)
+                except UsageError as exc:
+                    raise LandscapeInputError(str(exc)) from None
             report = audit(
                 args.file,
                 args.rank,

@@ -506,6 +506,9 @@ def audit(
         if out_dir is not None:
             out_dir.discard_if_unused()
         raise
+    finally:
+        if out_dir is not None:
+            out_dir.release()
 
 
 def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature, explicit,
