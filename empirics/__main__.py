@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         from .real.cli import add_subcommands
 
         add_subcommands(sub)
-    return p
+    from landscape.runtime.cli import finish_parser
+
+    return finish_parser(p)
 
 
 def _version() -> str:

@@ -16,11 +16,23 @@ EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
 MAX_ERROR_CHARS = 300
 
 
+PROG = "python -m landscape"
+
+#: The exit statuses, as ``python -m landscape audit --help`` lists them.
+EXIT_STATUS_HELP = (
+    "exit status: 0 audit done (the findings agree with the theorem that applies, or none applies); "
+    "1 the findings contradict the applicable theorem; 2 bad input or arguments (one line on stderr, "
+    "nothing written); 3 environment failure (disk full, unwritable folder, out of memory); 130 interrupted "
+    "(Ctrl-C)"
+)
+
+
 def _error_line(message) -> str:
-    """``error: ...`` on one printable line of at most :data:`MAX_ERROR_CHARS` characters."""
+    """``python -m landscape: error: ...`` (the prefix of every command line's errors) on one
+    printable line of at most :data:`MAX_ERROR_CHARS` characters."""
     text = " ".join(str(message).split()) or "bad input"
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    line = f"error: {text}"
+    line = f"{PROG}: error: {text}"
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
 
 
@@ -38,9 +50,13 @@ class _UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     from ._search import SEARCH_METHODS
 
-    p = _OneLineParser(prog="python -m landscape", description="LoRA-ML loss-landscape tools (THEORY.md sections 4-8).")
+    p = _OneLineParser(prog=PROG, description="LoRA-ML loss-landscape tools (THEORY.md sections 4-8).",
+                       epilog=EXIT_STATUS_HELP)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
-    a = sub.add_parser("audit", help="search, classify and certify critical points of given task matrices")
+    a = sub.add_parser("audit", help="search, classify and certify critical points of given task matrices",
+                       description="Search, classify and certify the critical points of the LoRA-ML loss of "
+                                   "given task matrices, and judge them against THEORY.md (landscape.audit).",
+                       epilog=EXIT_STATUS_HELP)
     a.add_argument("file", help=".npz (tasks, or A_star and U_star), .npy stack (T, d, d), or .json")
     a.add_argument("--rank", "-k", "--k", type=int, required=True, help="adapter rank k, 1 <= k < d")
     a.add_argument("--starts", type=int, default=None, help="number of random starts (default 100)")
@@ -67,14 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     from .runtime.executor import add_executor_arguments
 
     add_executor_arguments(a)
-    return p
+    from .runtime.cli import finish_parser
+
+    return finish_parser(p)
 
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status instead of raising."""
     from .runtime.exits import cli_main
 
-    return cli_main("python -m landscape", _main, argv)
+    return cli_main(PROG, _main, argv)
 
 
 def _main(argv=None) -> int:
