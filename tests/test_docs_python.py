@@ -35,3 +35,15 @@ def test_docs_python_examples_run(tmp_path, monkeypatch):
     assert "Size(d=10, T=3, k=2)" in printed and "PlantedInstance(d=8, T=3, k=2)" in printed
     assert "AuditReport(d=6, T=3, k=1:" in printed and "CheckResult('Thm 3.1': PASS" in printed
     assert "Report(2/2 passed, scale='quick', seed=0" in printed
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    blocks = python_blocks((ROOT / "README.md").read_text())
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__readme__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for i, block in enumerate(blocks):
+            exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
+    assert namespace["spec"].lambda_min_quotient == namespace["ls"].reduced_spectrum(
+        namespace["P"], namespace["U"]).lambda_min_quotient
