@@ -140,6 +140,15 @@ class AuditReport:
     __str__ = __repr__
 
 
+def _bar(items, progress: bool, desc: str, unit: str):
+    """``items`` with a progress bar on stderr when ``progress`` and stderr is a terminal."""
+    if not progress or not items:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False, disable=None)
+
+
 def _certify(problem, U, witness, rng):
     """Run the Taylor certificate of THEORY.md section 8 if the module provides it.
 
@@ -523,7 +532,9 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
         results = sorted((_result_from_json(d) for chunk in chunks for d in chunk), key=lambda r: r.start_index)
         t_search = time.perf_counter() - t_search
         A_star = task_input.A_star
-        classifications = [classify_result(problem, r, A_star=A_star, rng=rng) for r in results]
+        # the minutes after the search (classification, certificates) get their own bars
+        classifications = [classify_result(problem, r, A_star=A_star, rng=rng)
+                           for r in _bar(results, progress, "classifying endpoints", "run")]
         divergence = [_divergence(problem, r) for r in results]
         classifications = [cl if dv is None else replace(cl, kind=NOT_CRITICAL, reason=dv)
                            for cl, dv in zip(classifications, divergence)]
@@ -539,9 +550,8 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 witness = results[glob[0].representative].point
         cert_objects, cert_info = {}, {}
         t_cert = time.perf_counter()
-        for c in classes:
-            if c.kind != SPURIOUS_CANDIDATE:
-                continue
+        for c in _bar([c for c in classes if c.kind == SPURIOUS_CANDIDATE], progress and certify,
+                      "certifying spurious candidates", "class"):
             if certify:
                 cert, info = _certify(problem, results[c.representative].point, witness, rng)
                 if info.get("certificate") is not None and units.e:
