@@ -152,3 +152,41 @@ def test_shallow_cost_is_stated_the_same_in_the_readme_and_in_help():
     text = " ".join(README.split())
     for phrase in ("about 15 minutes of one idle CPU core", "up to about an hour of wall time on a busy shared machine"):
         assert phrase in desc and phrase in text
+
+
+# ---------------------------------------------------------------- which runs need a GPU
+def _gpu_rows():
+    block = README[README.index("### Which runs need a GPU"):]
+    block = block[:block.index("\n### ", 5)]
+    rows = re.findall(r"^\| (`\w+`, .*?) \| (\d+) s \(([\d.]+) min\) \| `([^`]+)` \|$", block, flags=re.M)
+    return block, rows
+
+
+def test_cpu_run_times_in_the_readme_are_the_records():
+    block, rows = _gpu_rows()
+    assert len(rows) >= 4
+    for desc, seconds, minutes, path in rows:
+        rec = json.loads((ROOT / path).read_text())
+        cfg = rec["config"]
+        assert int(seconds) == round(rec["total_wall_s"]) and minutes == f"{rec['total_wall_s'] / 60:.1f}"
+        assert desc.startswith(f"`{rec['experiment']}`")
+        n = len(cfg["seeds"])
+        assert f"{n} seed{'s' if n > 1 else ''}, {len(rec['rows'])} rows, {cfg['epochs']} + {cfg['finetune_epochs']} epochs" in desc
+        assert f"{cfg['max_per_task']} " in desc
+        if rec["experiment"] == "vision":
+            assert f"width {cfg['width']}" in desc
+        else:
+            assert f"{cfg['n_retrain']} retraining and {cfg['n_test']} test personas" in desc
+            accs = [100 * r["accuracy"]["mean"] for r in rec["rows"]]
+            assert f"hits@1\nof {min(accs):.0f}-{max(accs):.0f} %" in block or \
+                f"hits@1 of {min(accs):.0f}-{max(accs):.0f} %" in " ".join(block.split())
+
+
+def test_paper_scale_in_the_gpu_paragraph_is_the_paper_protocol():
+    from empirics.real._run import LANGUAGE_PAPER, VISION_PAPER
+
+    text = " ".join(_gpu_rows()[0].split())
+    v, lang = VISION_PAPER, LANGUAGE_PAPER
+    assert (f"vision: {v.epochs} + {v.finetune_epochs} epochs, width {v.width}" in text
+            and f"{len(v.seeds)} seeds x 6 rows" in text)
+    assert f"language: {lang.epochs} + {lang.finetune_epochs} epochs over all personas, {len(lang.seeds)} seeds" in text
