@@ -10,12 +10,8 @@ also available here).
 * ``table2`` -- language (ConvAI2 personas): hits@1 per test persona, mean +- SE over seeds.
 * ``table3`` -- language, LoRA rank 1, 4, 8, 16 (LoRA rows only).
 
-The paper's own numbers (``empirics.real._paper``, copied from the paper's Tables 1-3)
-are printed beside ours in every table, and the paired comparisons of the record
-(per-seed differences, their mean, SE and a paired t-test p-value) below it. Every
-rendered table states the differences of data and model from the paper (lossy JPEG
-CIFAR-10 copy; MiniLM instead of RoBERTa; retraining personas from the valid file, the
-original train file being unavailable).
+What a rendered table shows (the paper's numbers beside ours, the paired comparisons,
+the differences of data and model from the paper) is described in :mod:`empirics.real.tables`.
 
 The ``smoke`` configurations run on tiny generated stand-ins (random pixels, invented
 dialogues, a random tiny BERT) so that they need neither the shared data nor a GPU.

@@ -19,6 +19,8 @@ def _texts(fig) -> str:
 
 @pytest.fixture
 def captured(monkeypatch):
+    import importlib
+
     seen = {}
     real_save = syn._save
 
@@ -26,7 +28,14 @@ def captured(monkeypatch):
         seen[stem] = {"text": _texts(fig), "lines": [ln for ax in fig.axes for ln in ax.get_lines()]}
         return real_save(fig, out_dir, stem)
 
-    monkeypatch.setattr(syn, "_save", save)
+    # every module that renders a synthetic figure saves through its own name for _save
+    for name in ("figures._synthetic", "figures._figure1", "figures._shallow"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "_save"):
+            monkeypatch.setattr(module, "_save", save)
     return seen
 
 

@@ -19,6 +19,11 @@ MOVED = {
                                  "VERDICT_SPURIOUS", "ARB_PRECISION", "polish_critical_point", "find_witness"]),
     "landscape._rump": ("landscape.certificates.taylor_fp",
                         ["fp_taylor_certificate", "verify_fp_taylor", "FP_TAYLOR_MAX_DIM", "embed_spurious_instance"]),
+    "landscape._outdir": ("landscape.runtime.outdir", ["ReportWriter", "prepare_out_dir", "REPORT_NAME"]),
+    "landscape._safe_load": ("landscape.runtime.safe_load", ["read_arrays", "MAX_ARRAY_BYTES", "MAX_JSON_BYTES"]),
+    "landscape._cli_checks": ("landscape.runtime.cli", ["OneLineParser", "UsageError", "nonneg_int", "positive_int"]),
+    "landscape._version": ("landscape.runtime.version", ["__version__", "_from_pyproject"]),
+    "landscape._ray_executor": ("landscape.runtime.ray_executor", ["RayExecutor", "driver_import_path"]),
 }
 
 #: private helpers of an old module resolve to the module that now holds them

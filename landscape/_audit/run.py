@@ -7,7 +7,8 @@ about every spurious candidate, compares the findings with the theorem of THEORY
 that applies to :math:`(T, d, k)` (:mod:`~landscape._audit.theory`) and writes
 ``report.json``, ``report.md`` (:mod:`~landscape._audit.report`) and PNG plots
 (:mod:`~landscape._audit.plots`).  ``python -m landscape audit FILE --rank k`` is a thin
-wrapper around it.  This module runs the searches and puts the findings together.
+wrapper around it.  This module validates the input, has the searches run
+(:mod:`~landscape._audit.search`), certifies candidates and puts the findings together.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import json
 import math
 import time
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,11 +37,12 @@ from .._objective import LoraMLProblem
 from ..runtime.outdir import ReportWriter, prepare_out_dir
 from ..runtime.safe_load import MAX_ARRAY_BYTES
 from .._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
-                       problem_scale, random_starts, search)
+                       problem_scale)
 from .._random import renamed_keyword, seed_from
 from .._validation import LandscapeInputError, as_task_stack
 from .plots import MAX_SPECTRUM_PLOTS, _plot_losses, _plot_orbit, _plot_saddle, _plot_spectrum
 from .report import REPORT_SCHEMA_VERSION, _class_dict, _markdown
+from .search import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_units
 from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode_note, _zero_mode_summary,
                      theory_assessment)
 from .units import _num, _one_line, _sanitize, _Units
@@ -270,98 +271,6 @@ def _normalised(task_input: TaskInput, e: int) -> TaskInput:
     tasks = np.ldexp(task_input.tasks, -e)
     tasks.flags.writeable = False
     return TaskInput(tasks, A, U, task_input.source, task_input.format, task_input.keys)
-
-
-def _blas_limits(n_threads):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's test deps
-        return nullcontext()
-    return threadpool_limits(n_threads) if n_threads else nullcontext()
-
-
-#: Starts per search unit. Fixed (not derived from the number of workers), so that the
-#: units, their seeds and hence the report are the same whichever executor runs them;
-#: 8 keeps the batched descent methods efficient and gives 2 workers 13 units at 100 starts.
-STARTS_PER_UNIT = 8
-
-
-def _result_to_json(r: SearchResult) -> dict:
-    sp = r.spectrum
-    spec = None if sp is None else {
-        "lambda_min_quotient": float(sp.lambda_min_quotient),
-        "lambda_min_raw": None if sp.lambda_min_raw is None else float(sp.lambda_min_raw),
-        "direction": np.asarray(sp.direction, dtype=float), "n_symmetry": int(sp.n_symmetry),
-        "inertia_quotient": None if sp.inertia_quotient is None else [int(x) for x in sp.inertia_quotient],
-        "method": sp.method, "eigenvalues": np.asarray(sp.eigenvalues, dtype=float)}
-    return {"method": r.method, "start_index": int(r.start_index), "point": np.asarray(r.point, dtype=float),
-            "loss": float(r.loss), "grad_norm": float(r.grad_norm), "spectrum": spec,
-            "iterations": int(r.iterations), "stop_reason": str(r.stop_reason), "polish_steps": int(r.polish_steps),
-            "loss_before_polish": float(r.loss_before_polish),
-            "grad_norm_before_polish": float(r.grad_norm_before_polish)}
-
-
-def _result_from_json(d: dict) -> SearchResult:
-    from .._curvature import SpectrumSummary
-
-    sp = d["spectrum"]
-    spec = None if sp is None else SpectrumSummary(
-        float(sp["lambda_min_quotient"]), None if sp["lambda_min_raw"] is None else float(sp["lambda_min_raw"]),
-        np.asarray(sp["direction"]), int(sp["n_symmetry"]),
-        None if sp["inertia_quotient"] is None else tuple(int(x) for x in sp["inertia_quotient"]),
-        sp["method"], np.asarray(sp["eigenvalues"]))
-    return SearchResult(d["method"], int(d["start_index"]), np.asarray(d["point"]), float(d["loss"]),
-                        float(d["grad_norm"]), spec, int(d["iterations"]), d["stop_reason"], int(d["polish_steps"]),
-                        float(d["loss_before_polish"]), float(d["grad_norm_before_polish"]))
-
-
-def search_unit(*, tasks, k, method, starts, indices, seed, chunk, mode, max_iter, blas_threads):
-    """One unit of the audit's multistart (:mod:`landscape.runtime.executor`): run ``method``
-    from ``starts`` with a Generator derived from ``(seed, chunk)`` only, so the result
-    does not depend on which executor or worker runs it."""
-    problem = LoraMLProblem(np.asarray(tasks, dtype=float), int(k))
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(chunk),)))
-    with _blas_limits(blas_threads):
-        out = search(problem, rng=rng, n_starts=0, methods=(method,), starts=np.asarray(starts, dtype=float),
-                     mode=mode, max_iter=max_iter, progress=False)
-    res = []
-    for r in out:
-        d = _result_to_json(r)
-        d["start_index"] = int(indices[r.start_index])
-        res.append(d)
-    return res
-
-
-def _search_units(problem, rng, seed, n_starts, methods, explicit, mode, max_iter, blas_threads):
-    """The multistart of :func:`landscape.search` as executor units: random starts are
-    drawn here (so they are the same for every executor), dealt round-robin to the
-    methods (start ``i`` uses ``methods[i % len(methods)]``); explicit starts are run
-    with every method and get indices ``n_starts, n_starts + 1, ...``, method-major."""
-    from ..runtime.executor import Resources, Unit
-
-    rand = random_starts(problem, rng, int(n_starts))
-    jobs: dict[str, list[tuple[int, np.ndarray]]] = {m: [] for m in methods}
-    for i in range(len(rand)):
-        jobs[methods[i % len(methods)]].append((i, rand[i]))
-    j = len(rand)
-    if explicit is not None:
-        for m in methods:
-            for U0 in explicit:
-                jobs[m].append((j, U0))
-                j += 1
-    units = []
-    chunk = 0
-    tasks = np.array(problem.tasks)
-    for m in methods:
-        todo = jobs[m]
-        for a in range(0, len(todo), STARTS_PER_UNIT):
-            part = todo[a:a + STARTS_PER_UNIT]
-            config = {"tasks": tasks, "k": problem.k, "method": m, "starts": np.stack([u for _, u in part]),
-                      "indices": [int(i) for i, _ in part], "seed": int(seed), "chunk": chunk, "mode": mode,
-                      "max_iter": max_iter, "blas_threads": blas_threads}
-            units.append(Unit(f"search-{chunk:05d}-{m}", search_unit, config, Resources(cpus=1)))
-            chunk += 1
-    return units
 
 
 def audit(

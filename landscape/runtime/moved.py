@@ -21,13 +21,13 @@ def forward(old: str, new: str, homes: Sequence[str]) -> tuple[Callable[[str], o
     mods = [importlib.import_module(h) for h in homes]
 
     def __getattr__(name: str):
-        if not name.startswith("__"):
+        if not name.startswith("__") or name == "__version__":  # never __path__, __spec__, ...
             for mod in mods:
                 if hasattr(mod, name):
                     return getattr(mod, name)
         raise AttributeError(f"module {old!r} has no attribute {name!r}")
 
     def __dir__() -> list:
-        return sorted({n for mod in mods for n in dir(mod) if not n.startswith("__")})
+        return sorted({n for mod in mods for n in dir(mod) if not n.startswith("__") or n == "__version__"})
 
     return __getattr__, __dir__
