@@ -174,36 +174,27 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     dest.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
 
-    stages = ["code"] + (["CIFAR-10 archive"] if vision else []) + (
-        ["ConvAI2 files", "text encoder (float16, xz: the slow step)"] if language else []) + ["sha256 manifest"]
-    bar = tqdm(total=len(stages), desc="bundle pack", unit="step", leave=False, disable=None if verbose else True)
-
-    def stage(i):
-        bar.set_postfix_str(stages[i], refresh=True)
-
-    stage(0)
+    bar = tqdm(desc="bundle pack", unit="step", leave=False, disable=None if verbose else True)
+    step = lambda what: (bar.set_postfix_str(what, refresh=False), bar.update())  # noqa: E731
+    step("code")
     for f in _code_files(root):
         (dest / "code" / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / f, dest / "code" / f)
-    bar.update()
     data = dest / "data"
     data.mkdir()
     if vision:
-        stage(bar.n)
+        step("CIFAR-10 archive")
         shutil.copy2(sources["archive"], data / CIFAR_NAME)
-        bar.update()
     if language:
-        stage(bar.n)
+        step("ConvAI2 files")
         (data / "convai2").mkdir()
         shutil.copy2(sources["valid_file"], data / "convai2" / VALID_NAME)
         for m in PERSONA_MAPS:
             if (sources["map_dir"] / m).is_file():
                 shutil.copy2(sources["map_dir"] / m, data / "convai2" / m)
-        bar.update()
-        stage(bar.n)
+        step("text encoder (float16, xz: the slow step)")
         _pack_model(sources["model"], data / "minilm")
-        bar.update()
-    stage(bar.n)
+    step("sha256 manifest")
     files = {str(p.relative_to(dest)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(dest.rglob("*")) if p.is_file()}
     manifest = {"kind": "loraml.bundle", "vision": vision, "language": language,
@@ -212,7 +203,6 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
                 "note": "Everything an offline GPU host needs for Tables 1-3: run "
                         "'python -m empirics.real.bundle run --bundle .. --out OUT' from code/."}
     write_json(dest / "MANIFEST.json", manifest)
-    bar.update()
     bar.close()
     if verbose:
         by_part = {}
