@@ -126,8 +126,8 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
         config = dict(base_config, seeds=chunk)
         key = f"{name}-{config_digest(config)[:16]}"
         kwargs = dict(unit_kwargs)
-        if parts == 1:
-            kwargs["progress"] = progress  # in this process: epoch bars
+        if parts == 1 or isinstance(executor, LocalExecutor):
+            kwargs["progress"] = progress  # epoch bars, in this process or one line per local worker
         if checkpoint and store is not None:
             kwargs["checkpoint"] = str(store.root / f"{key}.ckpt.pt")
             store.root.mkdir(parents=True, exist_ok=True)

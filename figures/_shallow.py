@@ -103,7 +103,7 @@ def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: boo
 
     chunks_ = [list(c) for c in np.array_split(np.asarray(seeds), max(1, min(chunks, len(seeds)))) if len(c)]
     executor = _executor_or_default(executor, chunks)
-    in_process = isinstance(executor, LocalExecutor) and executor.workers == 1
+    local = isinstance(executor, LocalExecutor)  # its workers draw one bar line each (Ray's do not)
     units_root = Path(units_root)
     units_root.mkdir(parents=True, exist_ok=True)
     units = []
@@ -117,7 +117,7 @@ def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: boo
                                "init": INIT_STREAM},
                               Resources(cpus=threads or 1),
                               hints={"checkpoint": str((units_root / f"{key}.ckpt.pt").resolve()),
-                                     "progress": bool(progress and in_process)}))
+                                     "progress": bool(progress and local)}))
     results = run_units(units, executor=executor, store=units_root, progress=progress, desc="shallow units")
     n = len(chunks_)
     merged = []
