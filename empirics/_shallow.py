@@ -273,7 +273,8 @@ def _retrain_step(W1, c, LA, LB, mask, X, Xt, Y):
 
 def worker_position() -> int | None:
     """1, 2, ... in the worker processes of a local pool (the line of that worker's progress
-    bar under the driver's), None in the main process."""
+    bar under the driver's: multiprocessing numbers the processes a command starts, and a
+    command starts one pool), None in the main process."""
     import multiprocessing as mp
 
     ident = getattr(mp.current_process(), "_identity", ())

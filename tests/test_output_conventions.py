@@ -71,3 +71,18 @@ def test_every_progress_bar_turns_itself_off_outside_a_terminal():
     assert calls
     missing = [f"{p}: {c}" for p, c in calls if "disable=None" not in c]
     assert not missing, missing
+
+
+def test_pool_workers_know_their_bar_line():
+    """Each worker of a local pool draws its epoch bar on its own line (1, 2, ...); the main
+    process has none, so its bars keep the default position."""
+    from empirics._shallow import worker_position
+    from landscape.runtime.executor import LocalExecutor, Unit, run_units
+
+    assert worker_position() is None
+    units = [Unit(f"w{i}", worker_position, {}) for i in range(4)]
+    lines = run_units(units, executor=LocalExecutor(workers=2))
+    # positive and one per worker process (1 and 2 in a command's only pool; a long-lived
+    # process that made pools before counts on from there)
+    assert all(isinstance(x, int) and x >= 1 for x in lines) and len(set(lines)) <= 2
+    assert run_units(units, executor=LocalExecutor(workers=1)) == [None] * 4
