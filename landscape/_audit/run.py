@@ -4,11 +4,11 @@ r"""Audit of given task matrices: what does the LoRA-ML landscape look like?
 starts, classifies every end point modulo the orthogonal symmetry
 (:mod:`landscape._classify`), identifies repeated points, asks the certificate module
 about every spurious candidate, compares the findings with the theorem of THEORY.md
-that applies to :math:`(T, d, k)` and writes ``report.json``, ``report.md`` and PNG
-plots.  ``python -m landscape audit FILE --rank k`` is a thin wrapper around it.
-
-The JSON schema is documented in ``landscape/REPORT_SCHEMA.md``
-(:data:`REPORT_SCHEMA_VERSION`).
+that applies to :math:`(T, d, k)` (:mod:`~landscape._audit.theory`) and writes
+``report.json``, ``report.md`` (:mod:`~landscape._audit.report`) and PNG plots
+(:mod:`~landscape._audit.plots`).  ``python -m landscape audit FILE --rank k`` is a thin
+wrapper around it.  This module validates the input, has the searches run
+(:mod:`~landscape._audit.search`), certifies candidates and puts the findings together.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import json
 import math
 import time
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +29,6 @@ from .._classify import (
     NOT_CRITICAL,
     SPURIOUS_CANDIDATE,
     STRICT_SADDLE,
-    CriticalClass,
     classify_result,
     deduplicate,
 )
@@ -39,40 +37,20 @@ from .._objective import LoraMLProblem
 from ..runtime.outdir import ReportWriter, prepare_out_dir
 from ..runtime.safe_load import MAX_ARRAY_BYTES
 from .._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
-                      problem_scale, random_starts, search)
+                       problem_scale)
 from .._validation import LandscapeInputError, as_task_stack
+from .plots import MAX_SPECTRUM_PLOTS, _plot_losses, _plot_orbit, _plot_saddle, _plot_spectrum
+from .report import REPORT_SCHEMA_VERSION, _class_dict, _markdown
+from .search import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_units
+from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode_note, _zero_mode_summary,
+                     theory_assessment)
+from .units import _num, _one_line, _sanitize, _Units
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
-
-REPORT_SCHEMA_VERSION = "1.0"
 
 #: Default number of random starts: enough to hit every basin of more than ~5% mass
 #: with probability > 0.99 (0.95^100 < 0.01) at a few seconds per audit for d ~ 10.
 DEFAULT_STARTS = 100
-
-#: Plots of spurious-candidate spectra are drawn for at most this many classes.
-MAX_SPECTRUM_PLOTS = 6
-
-#: Singular values of a column subset below this fraction of the largest count as
-#: dependent in the R3.1 check (Gaussian factors are far from this, ~1e-2 or more).
-R31_RTOL = 1e-10
-
-#: ``A_hat`` is written to report.json only up to this many entries (d <= 100);
-#: beyond, it is derivable from ``point`` as A(U) = mean_t(A*_t - U_t U_t^T) and would
-#: dominate the file size (one d x d matrix per class).
-MAX_JSON_MATRIX_ENTRIES = 10_000
-
-#: Pairwise task differences count as symmetric below this relative asymmetry
-#: (round-off of a difference of O(1) matrices is ~1e-16; text inputs keep ~1e-12).
-M1_SYMMETRY_RTOL = 1e-9
-
-#: Random column subsets examined by the R3.1 check when the truth is known.
-R31_SUBSETS = 64
-
-#: Bins of the loss histogram, and the smallest range it spans (in decades), so that a
-#: single critical point (e.g. one explicit start) still gets a visible bar.
-HIST_BINS = 30
-HIST_MIN_SPAN = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,138 +83,13 @@ class AuditReport:
     certificates: dict
 
 
-# --------------------------------------------------------------------------------------
-# Theory
-# --------------------------------------------------------------------------------------
-def _r31_check(task_input: TaskInput, k: int, rng: np.random.Generator) -> dict:
-    """Task diversity R3.1 (THEORY.md section 2): every ``min(d, Tk)`` columns of
-    :math:`[U^\\star_1,\\dots,U^\\star_T]` independent.  Checked on the full set and
-    random subsets when :math:`U^\\star` is known; otherwise the necessary condition
-    :math:`\\mathrm{rank}(A^\\star_s-A^\\star_t)=\\min(2k,d)` on pairs (model M1)."""
-    T, d = task_input.T, task_input.d
-    if task_input.U_star is not None:
-        cols = np.concatenate(list(task_input.U_star), axis=1)
-        size = min(d, T * k)
-        subsets = [np.arange(cols.shape[1])[:size]]
-        subsets += [rng.choice(cols.shape[1], size=size, replace=False) for _ in range(R31_SUBSETS)]
-        worst = float("inf")
-        for sub in subsets:
-            sv = np.linalg.svd(cols[:, sub], compute_uv=False)
-            worst = min(worst, float(sv[-1] / sv[0]) if sv[0] > 0 else 0.0)
-        return {"checked": "columns of U_star", "subsets": len(subsets),
-                "min_relative_singular_value": worst, "holds": bool(worst > R31_RTOL)}
-    ranks = []
-    for s in range(T):
-        for t in range(s + 1, T):
-            sv = np.linalg.svd(task_input.tasks[s] - task_input.tasks[t], compute_uv=False)
-            ranks.append(int(np.sum(sv > R31_RTOL * max(sv[0], np.finfo(float).tiny))))
-    target = min(2 * k, d)
-    return {"checked": "ranks of pairwise task differences (necessary under model M1)",
-            "pair_ranks": ranks, "expected": target, "holds": bool(all(r == target for r in ranks))}
-
-
-def _model_m1_check(tasks: np.ndarray, k: int) -> dict:
-    r"""Necessary condition for tasks of model M1 (THEORY.md section 2) with rank-k
-    adapters: every difference :math:`A^\star_s-A^\star_t=W_s-W_t` is symmetric with at
-    most :math:`k` positive and :math:`k` negative eigenvalues.  Only then is
-    :math:`\min G = 0` guaranteed, which the classification of global minima uses."""
-    T = tasks.shape[0]
-    scale = max(float(np.max(np.abs(tasks))), np.finfo(float).tiny)
-    worst_asym, worst_pos, worst_neg = 0.0, 0, 0
-    for s in range(T):
-        for t in range(s + 1, T):
-            D = tasks[s] - tasks[t]
-            worst_asym = max(worst_asym, float(np.max(np.abs(D - D.T))) / scale)
-            lam = np.linalg.eigvalsh(0.5 * (D + D.T))
-            tol = R31_RTOL * max(float(np.max(np.abs(lam))), np.finfo(float).tiny) if lam.size else 0.0
-            worst_pos = max(worst_pos, int(np.sum(lam > tol)))
-            worst_neg = max(worst_neg, int(np.sum(lam < -tol)))
-    compatible = worst_asym <= M1_SYMMETRY_RTOL and worst_pos <= k and worst_neg <= k
-    return {"max_relative_asymmetry_of_differences": worst_asym, "max_positive_eigenvalues": worst_pos,
-            "max_negative_eigenvalues": worst_neg, "compatible": bool(compatible)}
-
-
-def theory_assessment(T: int, d: int, k: int, summary: dict, *, r31: dict | None = None,
-                      m1: dict | None = None, identical_tasks: bool = False) -> dict:
-    """Which statement of THEORY.md applies to ``(T, d, k)`` and whether ``summary``
-    (the audit summary) agrees with it.
-
-    A theorem *applies* only when its hypotheses hold: Thm 3.3 needs T >= 3, d >= 3k
-    and R3.1; Thm 3.4 needs T = 2, d >= 2k and R3.1; both need tasks of model M1
-    (THEORY.md section 2).  When it does not apply, ``agrees`` is None and
-    ``not_applicable_reason`` says why (identical or all-zero tasks violate R3.1).
-
-    Returns a dict with ``regime``, ``theorem``, ``applicable``,
-    ``not_applicable_reason``, ``prediction``, ``agrees`` (True, False, or None when
-    the findings cannot confirm or refute, or no theorem applies) and ``explanation``.
-    """
-    n_spur = summary["spurious_candidates"]
-    n_glob_A = summary["distinct_global_A"]
-    rec = summary["A_star_recovered"]
-    found_global = summary["global_minimum_found"]
-    notes = []
-    why_not = None
-    if T >= 3 and d >= 3 * k:
-        theorem = "Thm 3.3 (uniqueness of the global minimum, T >= 3, d >= 3k) and App. F.2"
-        prediction = ("every global minimum has A = A* and U_t = U*_t O_t (under R3.1); "
-                      "spurious local minima may exist (App. F.2)")
-        if not found_global:
-            agrees, notes = None, ["no global minimum was found, so uniqueness cannot be checked"]
-        else:
-            agrees = n_glob_A == 1 and rec is not False
-            notes.append(f"{n_glob_A} distinct A among the global minima found"
-                         + ("" if rec is None else f"; A* recovered: {rec}"))
-        if n_spur:
-            notes.append(f"{n_spur} spurious-minimum candidate class(es): allowed by App. F.2")
-        regime = "T>=3, d>=3k"
-    elif T >= 3:
-        theorem = "none (Thm 3.3 needs d >= 3k; THEORY.md section 4 shows it fails at d = 2k)"
-        prediction = "no uniqueness guarantee: global minima with A != A* may exist"
-        agrees = None
-        why_not = f"T >= 3 with d = {d} < 3k = {3 * k}: Thm 3.3 needs d >= 3k"
-        notes.append(f"{n_glob_A} distinct A among the global minima found"
-                     + ("" if rec is None else f"; some global minimum has A != A*: {summary['global_minimum_with_A_ne_A_star']}"))
-        regime = "T>=3, d<3k"
-    elif d >= 2 * k:
-        theorem = "Thm 3.4 (T = 2, d >= 2k: every second-order stationary point is a global minimum) and App. F.1"
-        prediction = ("no spurious local minima: every critical point with G > 0 is a strict saddle; "
-                      "the global minima form an O(k,k) continuum with A != A* in general")
-        agrees = n_spur == 0
-        notes.append(f"{n_spur} spurious-minimum candidate class(es)")
-        notes.append(f"continuum of global minima detected: {summary['continuum_of_global_minima']}")
-        if summary["counts"].get(DEGENERATE, 0):
-            notes.append(f"{summary['counts'][DEGENERATE]} degenerate point(s) could not be decided")
-        regime = "T=2, d>=2k"
-    else:
-        theorem = "none (Thm 3.4 needs d >= 2k)"
-        prediction = "no statement of THEORY.md covers T = 2 with d < 2k"
-        agrees = None
-        why_not = f"T = 2 with d = {d} < 2k = {2 * k}: Thm 3.4 needs d >= 2k"
-        regime = "T=2, d<2k"
-    if why_not is None and m1 is not None and not m1["compatible"]:
-        why_not = ("the tasks are not of the form A* + U_t U_t^T with rank-k U_t (THEORY.md section 2), so min G "
-                   "may be positive and the lowest candidate may be the global minimum")
-    if why_not is None and r31 is not None and not r31["holds"]:
-        if identical_tasks:
-            why_not = "R3.1 fails: the tasks are identical (every difference A*_s - A*_t is zero)"
-        else:
-            why_not = f"R3.1 (task diversity) fails ({r31['checked']})"
-    if why_not is not None:
-        agrees = None
-    return {"regime": regime, "theorem": theorem, "applicable": why_not is None, "not_applicable_reason": why_not,
-            "prediction": prediction, "agrees": agrees, "explanation": "; ".join(notes)}
-
-
-# --------------------------------------------------------------------------------------
-# Certificates (provided by landscape._certificates when present)
-# --------------------------------------------------------------------------------------
 def _certify(problem, U, witness, rng):
     """Run the Taylor certificate of THEORY.md section 8 if the module provides it.
 
     Returns ``(certificate_or_None, summary_dict)``.
     """
     try:
-        from .. import _certificates as cert_mod
+        from .. import certificates as cert_mod
     except ImportError:
         return None, {"status": "uncertified", "reason": "certificate module not available"}
     names = getattr(cert_mod, "__all__", ())
@@ -265,307 +118,11 @@ def _certify(problem, U, witness, rng):
     return cert, out
 
 
-# --------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------
-def _figure():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 4.0), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(111)
-
-
-_COLORS = {GLOBAL_MINIMUM: "tab:green", SPURIOUS_CANDIDATE: "tab:red", STRICT_SADDLE: "tab:blue",
-           DEGENERATE: "tab:orange", NOT_CRITICAL: "tab:gray"}
-
-
-def _plot_losses(save, classifications, exponent: int = 0):
-    """Histogram of log10 G (in the user's units: the tasks were divided by 2**exponent,
-    so log10 G gains 2 * exponent * log10(2))."""
-    fig, ax = _figure()
-    floor = 1e-300
-    shift = 2 * exponent * math.log10(2.0)
-    data, labels, colors = [], [], []
-    for kind in KINDS:
-        if kind == NOT_CRITICAL:
-            continue
-        vals = [math.log10(max(c.loss, floor)) + shift for c in classifications if c.kind == kind]
-        if vals:
-            data.append(vals)
-            labels.append(f"{kind} ({len(vals)})")
-            colors.append(_COLORS[kind])
-    if data:
-        lo = min(min(v) for v in data)
-        hi = max(max(v) for v in data)
-        # a single value (or values closer than float spacing) still gets a visible bin
-        span = max(hi - lo, HIST_MIN_SPAN)
-        mid = 0.5 * (lo + hi)
-        ax.hist(data, bins=HIST_BINS, range=(mid - 0.5 * span, mid + 0.5 * span), stacked=True, label=labels,
-                color=colors)
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no critical point found", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("log10 G at the critical point")
-    ax.set_ylabel("runs")
-    ax.set_title("Loss at the critical points found")
-    fig.tight_layout()
-    save(fig)
-
-
-def _plot_spectrum(save, cls: CriticalClass, result: SearchResult):
-    fig, ax = _figure()
-    lam = np.sort(np.asarray(result.spectrum.eigenvalues))
-    ax.semilogy(np.arange(1, lam.size + 1), np.abs(lam), "o", color=_COLORS[cls.kind], ms=4)
-    neg = lam < 0
-    if neg.any():
-        ax.semilogy(np.flatnonzero(neg) + 1, np.abs(lam[neg]), "x", color="k", label="negative")
-        ax.legend()
-    ax.set_xlabel("index (ascending)")
-    ax.set_ylabel("|eigenvalue| of S on the O(k) quotient")
-    ax.set_title(f"class {cls.id}: spurious candidate, G = {cls.classification.loss:.3e}"
-                 f" ({result.spectrum.method})", fontsize=9)
-    fig.tight_layout()
-    save(fig)
-
-
-def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult):
-    c = cls.classification
-    U = result.point
-    v = c.negative_direction
-    v = v / np.linalg.norm(v)
-    s = problem_scale(problem)
-    tau = 0.5 * max(math.sqrt(float(np.sum(U * U)) / problem.T), math.sqrt(s))
-    ts = np.linspace(-tau, tau, 101)
-    vals = [problem.reduced_loss(U + t * v) for t in ts]
-    fig, ax = _figure()
-    ax.plot(ts, vals, label="G(U + t v)")
-    ax.plot(ts, c.loss + 0.5 * c.lambda_min_quotient * ts**2, "--", label="quadratic model")
-    ax.set_xlabel("t (v: unit eigenvector of the most negative quotient eigenvalue)")
-    ax.set_ylabel("G")
-    ax.set_title(f"class {cls.id}: strict saddle, lambda_min = {c.lambda_min_quotient:.3e}", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    save(fig)
-
-
-def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng):
-    from scipy.linalg import expm
-
-    U = result.point
-    T, d, k = U.shape
-    fig, ax = _figure()
-    thetas = np.linspace(0.0, 2 * np.pi, 121)
-    if k >= 2:
-        Om = np.zeros((k, k))
-        Om[0, 1], Om[1, 0] = -1.0, 1.0
-        vals = []
-        for th in thetas:
-            V = U.copy()
-            V[0] = U[0] @ expm(th * Om)
-            vals.append(problem.reduced_loss(V))
-        ax.plot(thetas, vals, label="O(k) orbit: U_1 -> U_1 exp(theta Omega)")
-    else:
-        ax.plot([0.0, np.pi], [problem.reduced_loss(U), problem.reduced_loss(U * np.r_[-1.0, np.ones(T - 1)][:, None, None])],
-                "o", ms=8, label="O(1) orbit: U_1 -> +-U_1 (theta = 0, pi)")
-    if T == 2:
-        J = np.zeros((2 * k, 2 * k))
-        J[0, k], J[k, 0] = 1.0, 1.0  # a boost generator of o(k,k)
-        W = np.concatenate([U[0], U[1]], axis=1)
-        vals = []
-        ts = np.linspace(-1.0, 1.0, 121)
-        for t in ts:
-            Wt = W @ expm(t * J)
-            vals.append(problem.reduced_loss(np.stack([Wt[:, :k], Wt[:, k:]])))
-        ax.plot(np.pi * (ts + 1.0), vals, label="O(k,k) boost (t in [-1, 1], rescaled)")
-    v = rng.standard_normal(U.shape)
-    v *= math.sqrt(float(np.sum(U * U)) + problem_scale(problem)) / np.linalg.norm(v)
-    vals = [problem.reduced_loss(U + np.sin(th / 2) * 0.5 * v) for th in thetas]
-    ax.plot(thetas, vals, ":", color="gray", label="generic path (for contrast)")
-    ax.set_xlabel("theta")
-    ax.set_ylabel("G")
-    ax.set_title(f"Loss along symmetry orbits through class {cls.id} ({cls.kind})", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    save(fig)
-
-
-# --------------------------------------------------------------------------------------
-# Serialisation
-# --------------------------------------------------------------------------------------
-def _num(x):
-    if x is None:
-        return None
-    x = float(x)
-    if math.isnan(x):
-        return None
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
-def _sanitize(x):
-    """JSON-safe copy: non-finite floats become the strings "inf", "-inf" or None."""
-    if isinstance(x, dict):
-        return {str(k): _sanitize(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_sanitize(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _sanitize(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        return _num(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
-class _Units:
-    r"""Conversion from the normalised problem back to the user's units.
-
-    The audit runs on the tasks divided by :math:`c=2^e` (``e`` even, so the division
-    and :math:`\sqrt c=2^{e/2}` are exact in floating point).  :math:`G` is homogeneous
-    of degree 2 in :math:`(A^\star, A, UU^\top)` (THEORY.md section 5): with
-    :math:`U\to c^{1/2}U` the loss scales by :math:`c^2`, the gradient by
-    :math:`c^{3/2}`, eigenvalues of :math:`S` (and :math:`A`) by :math:`c`; critical
-    points, their kinds and every dimensionless ratio are unchanged.
-    """
-
-    def __init__(self, e: int):
-        self.e = int(e)
-
-    def _ldexp(self, x, p):
-        if x is None:
-            return None
-        x = float(x)
-        if not math.isfinite(x) or p == 0:
-            return x
-        try:
-            return math.ldexp(x, p)
-        except OverflowError:
-            return math.copysign(float("inf"), x)
-
-    def loss(self, x):
-        return self._ldexp(x, 2 * self.e)
-
-    def reason(self, text) -> str:
-        """A classification sentence (its numbers are those of the normalised tasks)."""
-        text = _one_line(text)
-        return text if self.e == 0 else f"[numbers for the tasks divided by 2^{self.e}] {text}"
-
-    def grad(self, x):
-        return self._ldexp(x, 3 * self.e // 2)
-
-    def lin(self, x):  # A, tasks, eigenvalues of S
-        return self._ldexp(x, self.e)
-
-    def point(self, U):
-        return np.ldexp(np.asarray(U, dtype=float), self.e // 2)
-
-    def matrix(self, A):
-        return np.ldexp(np.asarray(A, dtype=float), self.e)
-
-    def fmt(self, x, spec: str = ".3e", power: int = 4) -> str:
-        """``x * 2**(power * e / 2)`` (power 4: a loss, 2: a matrix or eigenvalue) in
-        scientific notation, also outside the float64 range (computed through log10)."""
-        if x is None:
-            return ""
-        x = float(x)
-        p = power * self.e // 2
-        if not math.isfinite(x) or x == 0.0 or p == 0:
-            return format(x, spec)
-        y = self._ldexp(x, p)
-        if y != 0.0 and math.isfinite(y) and abs(y) >= 1e-300:
-            return format(y, spec)
-        lg = math.log10(abs(x)) + p * math.log10(2.0)
-        ex = math.floor(lg)
-        mant = math.copysign(10 ** (lg - ex), x)
-        digits = int(spec[1:-1]) if spec.startswith(".") and spec.endswith("e") else 3
-        return f"{mant:.{digits}f}e{ex:+03d}"
-
-
-def _one_line(text) -> str:
-    """A stop reason or message collapsed to one line."""
-    return " ".join(str(text).split())
-
-
-def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, note):
-    c = cls.classification
-    rep = results[cls.representative]
-    return {
-        "id": cls.id,
-        "kind": cls.kind,
-        "count": len(cls.members),
-        "members": [int(results[i].start_index) for i in cls.members],
-        "family": cls.family,
-        "loss": _num(units.loss(c.loss)),
-        "loss_normalised": _num(c.loss),
-        "grad_norm": _num(units.grad(c.grad_norm)),
-        "loss_tolerance": _num(units.loss(c.loss_tolerance)),
-        "eigenvalue_tolerance": _num(units.lin(c.eigenvalue_tolerance)),
-        "lambda_min_quotient": _num(units.lin(c.lambda_min_quotient)),
-        "sigma": _num(units.lin(c.sigma)),
-        "kantorovich_h": _num(c.kantorovich_h),
-        "n_negative": c.n_negative,
-        "n_zero": c.n_zero,
-        "n_zero_symmetry": c.n_zero_symmetry,
-        "zero_set_dimension": c.zero_set_dimension,
-        "A_varies_on_zero_set": c.A_varies_on_zero_set,
-        "A_star_distance": _num(units.lin(c.A_star_distance)),
-        "recovers_A_star": c.recovers_A_star,
-        "spectrum_method": c.spectrum_method,
-        "reason": units.reason(c.reason),
-        "note": note,
-        "point": units.point(rep.point).tolist(),
-        "A_hat": units.matrix(c.A_hat).tolist() if c.A_hat.size <= MAX_JSON_MATRIX_ENTRIES else None,
-        "negative_direction": None if c.negative_direction is None else np.asarray(c.negative_direction).tolist(),
-        "certificate": certificate_info,
-    }
-
-
-def _zero_mode_note(problem: LoraMLProblem, cls: CriticalClass, units: "_Units"):
-    """Global minima whose smallest quotient eigenvalue is slightly negative: say that
-    it is a zero mode (THEORY.md section 4: the T = 2 O(k,k) family, or a continuum of
-    global minima), not negative curvature."""
-    c = cls.classification
-    if cls.kind != GLOBAL_MINIMUM or not (c.lambda_min_quotient < 0.0):
-        return None
-    if abs(c.lambda_min_quotient) > c.eigenvalue_tolerance:
-        return None
-    return (f"lambda_min = {units.fmt(c.lambda_min_quotient, '.1e', power=2)} is within the zero tolerance "
-            f"{units.fmt(c.eigenvalue_tolerance, '.1e', power=2)}: a zero mode of {_zero_mode_origin(problem, c)} "
-            "computed with round-off, not negative curvature")
-
-
-def _zero_mode_origin(problem: LoraMLProblem, c) -> str:
-    if problem.T == 2:
-        return (f"the O(k,k) family of global minima ({c.n_zero_symmetry} symmetry direction(s) modulo "
-                "U_t -> U_t O_t, THEORY.md section 4)")
-    if c.zero_set_dimension:
-        return f"the {c.zero_set_dimension}-dimensional set of global minima through this point"
-    return "a flat direction of the zero-loss set"
-
-
-def _zero_mode_summary(problem: LoraMLProblem, glob_classes, units: "_Units") -> dict | None:
-    """One line for all global minima with round-off negative zero modes."""
-    hit = [c for c in glob_classes if _zero_mode_note(problem, c, units)]
-    if not hit:
-        return None
-    worst = min(hit, key=lambda c: c.classification.lambda_min_quotient)
-    return {"classes": len(hit), "most_negative": _num(units.lin(worst.classification.lambda_min_quotient)),
-            "explanation": (f"{len(hit)} global-minimum class(es) have a slightly negative smallest quotient "
-                            f"eigenvalue (down to {units.fmt(worst.classification.lambda_min_quotient, '.1e', 2)}, "
-                            "each within its zero tolerance): zero modes of "
-                            f"{_zero_mode_origin(problem, worst.classification)} computed with round-off, "
-                            "not negative curvature")}
-
-
 #: A run whose end point has ||U||_F above this multiple of the natural size
 #: sqrt(T s) of a critical point (U ~ s^(1/2), random_starts) has run off to infinity;
 #: critical points of G satisfy ||U_t U_t^T|| <= ||A*_t - A|| = O(s).
 DIVERGENCE_FACTOR = 1e3
+
 
 #: ||D_U|| / ||U||^2 below this: U_1 U_1^T - U_2 U_2^T stays bounded while ||U|| grows,
 #: i.e. the run slides along the non-compact O(k,k) orbit (T = 2).
@@ -594,157 +151,6 @@ def _divergence(problem: LoraMLProblem, result: SearchResult):
             f"times the natural size, after {result.iterations} iteration(s))")
 
 
-def _continuum_summary(problem: LoraMLProblem, glob_classes, results, units: _Units) -> dict | None:
-    r"""T = 2 global minima (THEORY.md section 4, "T=2 global-minimum set"): one
-    O(k,k) family, :math:`[U_1,U_2]=[U^\circ_1,U^\circ_2]\Lambda`,
-    :math:`\Lambda\in O(k,k)`, of dimension :math:`k(2k-1)`, i.e. :math:`k^2` modulo
-    :math:`O(k)\times O(k)`; :math:`A = A^\star_1-U_1U_1^\top`.  A few points of it are
-    given (boosts of one found minimiser) instead of every sampled class."""
-    if problem.T != 2 or not glob_classes:
-        return None
-    from scipy.linalg import expm
-
-    k = problem.k
-    rep = glob_classes[0]
-    U0 = np.asarray(results[rep.representative].point, dtype=float)
-    W = np.concatenate([U0[0], U0[1]], axis=1)
-    J = np.zeros((2 * k, 2 * k))
-    J[0, k] = J[k, 0] = 1.0  # generator of a boost in o(k,k)
-    pts = []
-    for t in CONTINUUM_SAMPLE_BOOSTS:
-        Wt = W @ expm(t * J)
-        U = np.stack([Wt[:, :k], Wt[:, k:]])
-        A = problem.tasks[0] - U[0] @ U[0].T
-        entry = {"boost": t, "loss": _num(units.loss(problem.reduced_loss(U)))}
-        if U.size + A.size <= MAX_JSON_MATRIX_ENTRIES:
-            entry["point"] = units.point(U).tolist()
-            entry["A"] = units.matrix(A).tolist()
-        pts.append(entry)
-    return {
-        "dimension": k * (2 * k - 1),
-        "dimension_modulo_O(k)": k * k,
-        "parametrisation": ("[U_1, U_2] = [U°_1, U°_2] Lambda, Lambda in O(k,k) (Lambda J_k Lambda^T = J_k), "
-                            "A = A*_1 - U_1 U_1^T; U° = representative of class "
-                            f"{rep.id}; points: Lambda = exp(t (E_(1,k+1) + E_(k+1,1)))"),
-        "classes_sampled": len(glob_classes),
-        "runs": sum(len(c.members) for c in glob_classes),
-        "A_varies": bool(any(c.classification.A_varies_on_zero_set for c in glob_classes) or len(glob_classes) > 1),
-        "points": pts,
-    }
-
-
-#: Boost parameters t of the sample points of a T = 2 continuum of global minima.
-CONTINUUM_SAMPLE_BOOSTS = (-0.5, 0.0, 0.5)
-
-
-def _markdown(data: dict, units: _Units) -> str:
-    inp, st, sm, th = data["input"], data["settings"], data["summary"], data["theory"]
-    lines = [
-        f"# LoRA-ML landscape audit: {inp['source']}",
-        "",
-        f"* Tasks: T = {inp['T']}, d = {inp['d']}, adapter rank k = {inp['k']}; "
-        f"truth (A*, U*) {'known' if inp['truth_known'] else 'not given'}.",
-    ]
-    if inp["scale_exponent"]:
-        lines.append(f"* Scale: s = {units.fmt(inp['scale_normalised'], power=2)}; "
-                     f"the search ran on the tasks divided by 2^{inp['scale_exponent']} (exact), "
-                     "every value below is in your units (G is homogeneous of degree 2).")
-    lines += [
-        f"* Search: {st['n_random_starts']} random start(s) + {st['n_explicit_starts']} explicit start(s) "
-        f"x method, methods {', '.join(st['methods'])}, seed {st['seed']}.",
-        f"* Curvature: **{st['curvature']}** ({st['curvature_reason']}).",
-        f"* Runs: {sm['n_runs']}; critical points: {sm['n_critical']}; "
-        f"classes modulo O(k): {sm['n_classes']}; families: {sm['n_families']}.",
-        "",
-        "## What was found",
-        "",
-        "| kind | runs |",
-        "|---|---|",
-    ]
-    for kind in KINDS:
-        lines.append(f"| {kind} | {sm['counts'].get(kind, 0)} |")
-    if sm["diverged_runs"]:
-        lines.append(f"| (of which diverged, ||U|| -> inf) | {sm['diverged_runs']} |")
-    lines += [
-        "",
-        f"* Global minimum found: {sm['global_minimum_found']}; distinct A among global minima: "
-        f"{sm['distinct_global_A']}.",
-    ]
-    if inp["truth_known"]:
-        lines.append(f"* A* recovered by some global minimum: {sm['A_star_recovered']}; "
-                     f"a global minimum with A != A*: {sm['global_minimum_with_A_ne_A_star']}.")
-    cont = sm.get("global_minima_continuum")
-    if cont:
-        lines.append(f"* Continuum of global minima: True: one O(k,k) family of dimension {cont['dimension']} "
-                     f"({cont['dimension_modulo_O(k)']} modulo U_t -> U_t O_t), {cont['parametrisation']}; "
-                     f"{cont['runs']} run(s) landed on it ({cont['classes_sampled']} sampled point(s) modulo O(k), "
-                     f"summarised as one row below).")
-    else:
-        lines.append(f"* Continuum of global minima: {sm['continuum_of_global_minima']}"
-                     + (f" (zero-loss set of dimension {sm['zero_set_dimension']} modulo O(k))"
-                        if sm["zero_set_dimension"] else "") + ".")
-    if sm["zero_modes_at_global_minima"]:
-        lines.append(f"* Zero modes: {sm['zero_modes_at_global_minima']['explanation']}.")
-    lines.append(f"* Spurious-minimum candidates: {sm['spurious_candidates']} class(es), "
-                 f"certified: {sm['certified_spurious']}.")
-    if th["applicable"]:
-        verdict = f"* Findings agree: **{th['agrees']}**" + (f" ({th['explanation']})." if th["explanation"] else ".")
-    else:
-        verdict = f"* Findings agree: **not applicable** ({th['not_applicable_reason']})."
-    lines += ["", "## Theory", "", f"* Regime: {th['regime']}.", f"* Applicable statement: {th['theorem']}.",
-              f"* Prediction: {th['prediction']}.", verdict,
-              f"* R3.1 (task diversity): {data['r31']['holds']} ({data['r31']['checked']}).",
-              f"* Tasks compatible with model M1 (pairwise differences symmetric with inertia at most (k, k)): "
-              f"{data['model_m1']['compatible']}."]
-    lines += ["", "## Classes of critical points (modulo U_t -> U_t O_t)", "",
-              "| id | kind | runs | family | G | lambda_min (quotient) | ||A - A*|| | certificate |",
-              "|---|---|---|---|---|---|---|---|"]
-    rows = data["classes"]
-    if cont:
-        glob = [c for c in rows if c["kind"] == GLOBAL_MINIMUM]
-        rows = [c for c in rows if c["kind"] != GLOBAL_MINIMUM]
-        if glob:
-            lines.append(f"| {glob[0]['id']} (+{len(glob) - 1}) | global_minimum (O(k,k) continuum) | "
-                         f"{sum(c['count'] for c in glob)} | {glob[0]['family']} | "
-                         f"{units.fmt(glob[0]['loss_normalised'])} | zero modes | | |")
-    for c in rows:
-        cert = c["certificate"]["status"] if c["certificate"] else ""
-        dist = "" if c["A_star_distance"] is None else f"{c['A_star_distance']:.2e}"
-        lam = c["lambda_min_quotient"]
-        lam_s = f"{lam:.3e}" if isinstance(lam, float) else str(lam)
-        lines.append(f"| {c['id']} | {c['kind']} | {c['count']} | {c['family']} | {units.fmt(c['loss_normalised'])} | "
-                     f"{lam_s} | {dist} | {cert} |")
-    odd = [c for c in data["classes"] if c["kind"] in (DEGENERATE, SPURIOUS_CANDIDATE)]
-    if odd:
-        lines += ["", "### Details", ""]
-        for c in odd:
-            lines.append(f"* class {c['id']} ({c['kind']}): {c['reason']}")
-            if c["certificate"]:
-                lines.append(f"  certificate: {c['certificate']['status']} - {_one_line(c['certificate']['reason'])}")
-    div = [r for r in data["runs"] if r["diverged"]]
-    if div:
-        lines += ["", f"{len(div)} run(s) diverged:", ""]
-        lines += [f"* run {r['index']} ({r['method']}): {r['reason']}" for r in div[:MAX_LISTED_RUNS]]
-        if len(div) > MAX_LISTED_RUNS:
-            lines.append(f"* ... and {len(div) - MAX_LISTED_RUNS} more (see report.json)")
-    nc = [r for r in data["runs"] if r["kind"] == NOT_CRITICAL and not r["diverged"]]
-    if nc:
-        reasons = Counter(r["stop_reason"] for r in nc)
-        lines += ["", f"{len(nc)} run(s) did not reach a critical point; stopping reasons:", ""]
-        lines += [f"* {n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0]))]
-    if data["plots"]:
-        lines += ["", "## Plots", ""] + [f"* `{p}`" for p in data["plots"]]
-    lines.append("")
-    return "\n".join(lines)
-
-
-#: Diverged runs listed one per line in report.md (all of them are in report.json).
-MAX_LISTED_RUNS = 20
-
-
-# --------------------------------------------------------------------------------------
-# The audit
-# --------------------------------------------------------------------------------------
 def _as_input(source) -> TaskInput:
     if isinstance(source, TaskInput):
         return source
@@ -794,98 +200,6 @@ def _normalised(task_input: TaskInput, e: int) -> TaskInput:
     return TaskInput(tasks, A, U, task_input.source, task_input.format, task_input.keys)
 
 
-def _blas_limits(n_threads):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's test deps
-        return nullcontext()
-    return threadpool_limits(n_threads) if n_threads else nullcontext()
-
-
-#: Starts per search unit. Fixed (not derived from the number of workers), so that the
-#: units, their seeds and hence the report are the same whichever executor runs them;
-#: 8 keeps the batched descent methods efficient and gives 2 workers 13 units at 100 starts.
-STARTS_PER_UNIT = 8
-
-
-def _result_to_json(r: SearchResult) -> dict:
-    sp = r.spectrum
-    spec = None if sp is None else {
-        "lambda_min_quotient": float(sp.lambda_min_quotient),
-        "lambda_min_raw": None if sp.lambda_min_raw is None else float(sp.lambda_min_raw),
-        "direction": np.asarray(sp.direction, dtype=float), "n_symmetry": int(sp.n_symmetry),
-        "inertia_quotient": None if sp.inertia_quotient is None else [int(x) for x in sp.inertia_quotient],
-        "method": sp.method, "eigenvalues": np.asarray(sp.eigenvalues, dtype=float)}
-    return {"method": r.method, "start_index": int(r.start_index), "point": np.asarray(r.point, dtype=float),
-            "loss": float(r.loss), "grad_norm": float(r.grad_norm), "spectrum": spec,
-            "iterations": int(r.iterations), "stop_reason": str(r.stop_reason), "polish_steps": int(r.polish_steps),
-            "loss_before_polish": float(r.loss_before_polish),
-            "grad_norm_before_polish": float(r.grad_norm_before_polish)}
-
-
-def _result_from_json(d: dict) -> SearchResult:
-    from .._curvature import SpectrumSummary
-
-    sp = d["spectrum"]
-    spec = None if sp is None else SpectrumSummary(
-        float(sp["lambda_min_quotient"]), None if sp["lambda_min_raw"] is None else float(sp["lambda_min_raw"]),
-        np.asarray(sp["direction"]), int(sp["n_symmetry"]),
-        None if sp["inertia_quotient"] is None else tuple(int(x) for x in sp["inertia_quotient"]),
-        sp["method"], np.asarray(sp["eigenvalues"]))
-    return SearchResult(d["method"], int(d["start_index"]), np.asarray(d["point"]), float(d["loss"]),
-                        float(d["grad_norm"]), spec, int(d["iterations"]), d["stop_reason"], int(d["polish_steps"]),
-                        float(d["loss_before_polish"]), float(d["grad_norm_before_polish"]))
-
-
-def search_unit(*, tasks, k, method, starts, indices, seed, chunk, mode, max_iter, blas_threads):
-    """One unit of the audit's multistart (:mod:`landscape.runtime.executor`): run ``method``
-    from ``starts`` with a Generator derived from ``(seed, chunk)`` only, so the result
-    does not depend on which executor or worker runs it."""
-    problem = LoraMLProblem(np.asarray(tasks, dtype=float), int(k))
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(chunk),)))
-    with _blas_limits(blas_threads):
-        out = search(problem, rng=rng, n_starts=0, methods=(method,), starts=np.asarray(starts, dtype=float),
-                     mode=mode, max_iter=max_iter, progress=False)
-    res = []
-    for r in out:
-        d = _result_to_json(r)
-        d["start_index"] = int(indices[r.start_index])
-        res.append(d)
-    return res
-
-
-def _search_units(problem, rng, seed, n_starts, methods, explicit, mode, max_iter, blas_threads):
-    """The multistart of :func:`landscape.search` as executor units: random starts are
-    drawn here (so they are the same for every executor), dealt round-robin to the
-    methods (start ``i`` uses ``methods[i % len(methods)]``); explicit starts are run
-    with every method and get indices ``n_starts, n_starts + 1, ...``, method-major."""
-    from ..runtime.executor import Resources, Unit
-
-    rand = random_starts(problem, rng, int(n_starts))
-    jobs: dict[str, list[tuple[int, np.ndarray]]] = {m: [] for m in methods}
-    for i in range(len(rand)):
-        jobs[methods[i % len(methods)]].append((i, rand[i]))
-    j = len(rand)
-    if explicit is not None:
-        for m in methods:
-            for U0 in explicit:
-                jobs[m].append((j, U0))
-                j += 1
-    units = []
-    chunk = 0
-    tasks = np.array(problem.tasks)
-    for m in methods:
-        todo = jobs[m]
-        for a in range(0, len(todo), STARTS_PER_UNIT):
-            part = todo[a:a + STARTS_PER_UNIT]
-            config = {"tasks": tasks, "k": problem.k, "method": m, "starts": np.stack([u for _, u in part]),
-                      "indices": [int(i) for i, _ in part], "seed": int(seed), "chunk": chunk, "mode": mode,
-                      "max_iter": max_iter, "blas_threads": blas_threads}
-            units.append(Unit(f"search-{chunk:05d}-{m}", search_unit, config, Resources(cpus=1)))
-            chunk += 1
-    return units
-
-
 def audit(
     source,
     rank: int,
@@ -929,7 +243,7 @@ def audit(
     extra_starts : path or array (m, T, d, k), optional
         Explicit starting points, run with every method (in the user's units).
     certify : bool
-        Ask :mod:`landscape._certificates` for a Taylor certificate at every spurious
+        Ask :mod:`landscape.certificates` for a Taylor certificate at every spurious
         candidate (if that module is present); otherwise candidates are "uncertified".
     max_seconds : float, optional
         Refuse (:class:`LandscapeInputError`, nothing run or written) when
