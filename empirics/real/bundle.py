@@ -26,7 +26,9 @@ Usage::
     python -m empirics.real.bundle merge --out OUT
     python -m empirics.real.bundle render --out OUT
 
-Exit codes: 0 ok, 1 some unit is missing after ``run`` (budget), 2 bad input.
+Exit codes (those of every command, :mod:`landscape.runtime.exits`): 0 ok, 2 bad input,
+3 environment failure, 4 ``run`` stopped with units missing (budget or ``--max-units``;
+the same command resumes).
 """
 from __future__ import annotations
 
@@ -474,7 +476,9 @@ def _main(argv=None) -> int:
                                 progress=not args.quiet, verify_files=not args.no_verify)
             state = "complete" if rm["complete"] else f"{len(rm['missing'])} units missing (run again to resume)"
             print(f"[bundle] {state}; tables in {Path(args.out) / 'tables'}", file=sys.stderr)
-            return 0 if rm["complete"] else 1
+            from landscape.runtime.exits import EXIT_INCOMPLETE
+
+            return 0 if rm["complete"] else EXIT_INCOMPLETE
         from landscape.runtime.outguard import OutLock
 
         _read_plan(Path(args.out))  # not a bundle run's folder: refused before the lock is taken
