@@ -73,8 +73,9 @@ def _shallow_parser(sub) -> None:
 
     p = sub.add_parser("synthetic-shallow", help="shallow network: LoRA-ML vs SR (THEORY.md 9.2)",
                        description="Shallow network, LoRA-ML vs SR (THEORY.md 9.2). At the paper's defaults "
-                                   "(40000 + 15000 full-batch epochs, 10 trials) this takes about an hour on "
-                                   "one CPU core; --workers 2 splits the trials over two processes.")
+                                   "(40000 + 15000 full-batch epochs, 10 trials) this takes about 15 minutes of one "
+                                   "idle CPU core, up to about an hour of wall time on a busy shared machine; "
+                                   "--workers 2 splits the trials over two processes.")
     _sizes(p, D)
     p.add_argument("--retrain-epochs", type=positive_int, default=D.retrain_epochs, help="(default %(default)s)")
     p.add_argument("--finetune-epochs", type=positive_int, default=D.finetune_epochs, help="(default %(default)s)")
@@ -175,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         from .real.cli import add_subcommands
 
         add_subcommands(sub)
-    return p
+    from landscape.runtime.cli import finish_parser
+
+    return finish_parser(p)
 
 
 def _version() -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from landscape._random import seed_from
+
 from ._records import provenance, to_jsonable, write_json
 
 __all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize", "RecordMismatch",
@@ -124,8 +126,8 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
         config = dict(base_config, seeds=chunk)
         key = f"{name}-{config_digest(config)[:16]}"
         kwargs = dict(unit_kwargs)
-        if parts == 1:
-            kwargs["progress"] = progress  # in this process: epoch bars
+        if parts == 1 or isinstance(executor, LocalExecutor):
+            kwargs["progress"] = progress  # epoch bars, in this process or one line per local worker
         if checkpoint and store is not None:
             kwargs["checkpoint"] = str(store.root / f"{key}.ckpt.pt")
             store.root.mkdir(parents=True, exist_ok=True)
@@ -187,6 +189,7 @@ def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str
     worker) stored in ``<out>.units``; a finished record of the same configuration at
     ``out`` is returned as is, one of another configuration raises :class:`RecordMismatch`.
     """
+    seed = seed_from(seed)  # an integer, or drawn from a Generator; recorded
     config = linear_config(cfg, options, trials=trials, seed=seed)
     old = existing_record(out, config)
     if old is not None:
@@ -223,6 +226,7 @@ def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | 
     state every few thousand epochs inside ``<out>.units``, so an interrupted unit
     restarts from its last checkpoint, not from epoch 0.
     """
+    seed = seed_from(seed)  # an integer, or drawn from a Generator; recorded
     from ._shallow import central_range
 
     config = shallow_config(cfg, trials=trials, seed=seed)
@@ -275,8 +279,9 @@ def trial_record(family, retrain_cfg, finetune_cfg, *, seed: int, out: str | Pat
     ----------
     family : Family
     retrain_cfg, finetune_cfg : StageConfig
-    seed : int
-        Seeds the run's only ``torch.Generator`` (no global state is touched).
+    seed : int or numpy.random.Generator
+        Seeds the run's only ``torch.Generator`` (no global state is touched); a numpy
+        Generator gives its next integer (:func:`landscape.seed_from`), which is recorded.
     out : path, optional
         JSON record path; a finished record with the same configuration is reused.
     checkpoint_dir : path, optional
@@ -289,6 +294,7 @@ def trial_record(family, retrain_cfg, finetune_cfg, *, seed: int, out: str | Pat
         revision, versions, device), ``retrain``/``finetune`` histories (metrics per
         epoch), ``best_epoch`` of each stage, ``test`` (final test metrics), ``seconds``.
     """
+    seed = seed_from(seed)  # an integer, or drawn from a Generator; recorded
     import torch
 
     from ._trainer import finetune, retrain

@@ -271,6 +271,16 @@ def _retrain_step(W1, c, LA, LB, mask, X, Xt, Y):
     return loss
 
 
+def worker_position() -> int | None:
+    """1, 2, ... in the worker processes of a local pool (the line of that worker's progress
+    bar under the driver's: multiprocessing numbers the processes a command starts, and a
+    command starts one pool), None in the main process."""
+    import multiprocessing as mp
+
+    ident = getattr(mp.current_process(), "_identity", ())
+    return int(ident[0]) if ident else None
+
+
 def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "float32",
                         progress: bool = False, threads: int | None = None,
                         checkpoint: str | None = None, checkpoint_every: int = 5000) -> dict[str, Any]:
@@ -398,7 +408,10 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
             return range(start, n)
         from tqdm.auto import tqdm
 
-        return tqdm(range(start, n), desc=desc, mininterval=1.0, initial=start, total=n)
+        # in a worker process of a local pool: one line per worker below the driver's units bar
+        pos = worker_position()
+        return tqdm(range(start, n), desc=desc if pos is None else f"[worker {pos}] {desc}", mininterval=1.0,
+                    initial=start, total=n, disable=None, position=pos, leave=pos is None)
 
     params = [W1, c, LA, LB]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -962,7 +962,7 @@ class _Loop:
             return rng
         from tqdm.auto import tqdm
 
-        return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs)
+        return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs, disable=None)
 
 
 def load_checkpoint(path, map_location=None) -> dict | None:

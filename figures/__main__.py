@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from landscape.runtime.cli import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
+from landscape.runtime.cli import OneLineParser, UsageError, add_quiet_arguments, check_output_dir, finish_parser
 
 from landscape.runtime.executor import add_executor_arguments
 
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("names", nargs="+", metavar="NAME")
     rd.add_argument("--out", required=True, help="folder holding the saved data")
     rd.add_argument("--smoke", action="store_true")
-    return p
+    return finish_parser(p)
 
 
 def _version() -> str:
@@ -96,12 +96,12 @@ def _main(argv: list[str] | None = None) -> int:
                 raise ValueError
             overrides[key] = json.loads(value)
         except ValueError:
-            print(f"error: --set expects KEY=JSON, got {item!r}", file=sys.stderr)
+            print(f"python -m figures: error: --set expects KEY=JSON, got {item!r}", file=sys.stderr)
             return 2
     names = figures.names() if args.names == ["all"] else args.names
     unknown = [n for n in names if n not in figures.REGISTRY]
     if unknown:
-        print(f"error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
+        print(f"python -m figures: error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
         return 2
     # validation step, before any figure is computed or drawn
     try:
@@ -127,7 +127,7 @@ def _main(argv: list[str] | None = None) -> int:
         else:
             _check_saved_data(figures, names, args.out, args.smoke)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m figures: error: {exc}", file=sys.stderr)
         return 2
     if args.command == "make":
         return _make(figures, names, args, overrides)
@@ -145,7 +145,7 @@ def _make(figures, names, args, overrides) -> int:
         if args.executor == "local" and args.workers is None:
             executor = None  # each figure's own local default (the shallow sweeps' trial chunks in processes)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m figures: error: {exc}", file=sys.stderr)
         return 2
     try:
         for name in names:
@@ -153,9 +153,10 @@ def _make(figures, names, args, overrides) -> int:
                 res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.quiet,
                                    recompute=args.recompute, overrides=overrides or None, executor=executor)
             except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"python -m figures: error: {exc}", file=sys.stderr)
                 return 2
-            print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
+            how = "reused saved data (--recompute computes it again)" if res["source"] == "reused" else "computed"
+            print(f"{name}: {how}, {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
     except KeyboardInterrupt:
         print("interrupted: finished units are kept; the same command resumes", file=sys.stderr)
         return 130

@@ -190,7 +190,9 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     Returns
     -------
     dict
-        ``data``, ``meta``, ``files`` (rendered paths), ``seconds``.
+        ``data``, ``meta``, ``files`` (rendered paths), ``seconds`` and ``source``:
+        ``"reused"`` when the saved data of the same configuration was drawn again,
+        ``"computed"`` when it was computed (resuming finished units, if any).
     """
     from empirics._records import provenance
 
@@ -218,6 +220,7 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
                 old, meta = None, {}
             if old is not None and meta.get("config") == _jsonable(config):
                 data = old
+        source = "reused" if data is not None else "computed"
         if data is None:
             if recompute and workdir.exists():
                 import shutil
@@ -241,7 +244,8 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
         for f in files:
             fileset.add(f)
         fileset.commit()
-        return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+        return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0,
+                "source": source}
 
 
 #: File name endings of a figure's set (data, arrays, renderings).

@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from landscape.runtime.cli import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
+from landscape.runtime.cli import (UsageError, add_out_argument, add_quiet_arguments, check_output_file, finish_parser,
+                                   nonneg_int)
 from landscape.runtime.exits import EXIT_DISAGREE, EXIT_OK, EXIT_USAGE, cli_main
 from landscape.runtime.version import __version__
 from landscape.runtime.atomic import atomic_write_text
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print every case of every check")
     add_quiet_arguments(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return p
+    return finish_parser(p)
 
 
 ATLAS_DEFAULT_OUT = Path("theory-atlas")
@@ -121,7 +122,7 @@ def build_atlas_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-instances", type=int, default=4, metavar="N",
                    help="instances of the --effort-sweep cell (default 4, as the atlas)")
     add_executor_arguments(p)
-    return p
+    return finish_parser(p)
 
 
 def atlas_main(argv) -> int:

@@ -115,20 +115,29 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     if dest.exists() and any(dest.iterdir()):
         raise BundleError(f"{dest} exists and is not empty")
     dest.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="bundle pack", unit="step", leave=False, disable=None if verbose else True)
+    step = lambda what: (bar.set_postfix_str(what, refresh=False), bar.update())  # noqa: E731
+    step("code")
     for f in _code_files(root):
         (dest / "code" / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / f, dest / "code" / f)
     data = dest / "data"
     data.mkdir()
     if vision:
+        step("CIFAR-10 archive")
         shutil.copy2(sources["archive"], data / CIFAR_NAME)
     if language:
+        step("ConvAI2 files")
         (data / "convai2").mkdir()
         shutil.copy2(sources["valid_file"], data / "convai2" / VALID_NAME)
         for m in PERSONA_MAPS:
             if (sources["map_dir"] / m).is_file():
                 shutil.copy2(sources["map_dir"] / m, data / "convai2" / m)
+        step("text encoder (float16, xz: the slow step)")
         _pack_model(sources["model"], data / "minilm")
+    step("sha256 manifest")
     files = {str(p.relative_to(dest)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(dest.rglob("*")) if p.is_file()}
     manifest = {"kind": "loraml.bundle", "vision": vision, "language": language,
@@ -137,6 +146,7 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
                 "note": "Everything an offline GPU host needs for Tables 1-3: run "
                         "'python -m empirics.real.bundle run --bundle .. --out OUT' from code/."}
     write_json(dest / "MANIFEST.json", manifest)
+    bar.close()
     if verbose:
         by_part = {}
         for name, f in files.items():

@@ -59,6 +59,8 @@ BATCHES_DIR = "cifar-10-batches-py"
 
 #: Number of training batch files in the original layout.
 N_TRAIN_BATCHES = 5
+#: Images in CIFAR-10 (50,000 train + 10,000 test): the decoding bar's total.
+N_IMAGES = 60_000
 
 #: Pickle protocol 4: 31 MB per batch; protocol 2 inflates the files by 40 % (data README).
 PICKLE_PROTOCOL = 4
@@ -117,12 +119,16 @@ class VisionArrays:
     extra: dict = field(default_factory=dict)
 
 
-def _decode_members(archive: Path) -> dict:
-    """Decode every ``*/{train,test}/<class>/<name>.jpg`` of a tar archive."""
+def _decode_members(archive: Path, progress: bool = False) -> dict:
+    """Decode every ``*/{train,test}/<class>/<name>.jpg`` of a tar archive (with a count of
+    the decoded images on stderr when ``progress`` and stderr is a terminal)."""
     from PIL import Image
+    from tqdm.auto import tqdm
 
     out = {"train": [], "test": []}
-    with tarfile.open(archive, mode="r:*") as tar:
+    with tarfile.open(archive, mode="r:*") as tar, tqdm(desc="decoding CIFAR-10", unit="image",
+                                                        total=N_IMAGES, leave=False,
+                                                        disable=None if progress else True) as bar:
         for member in tar:
             if not member.isfile() or not member.name.lower().endswith((".jpg", ".jpeg")):
                 continue
@@ -141,6 +147,7 @@ def _decode_members(archive: Path) -> dict:
             if arr.shape != (SIDE, SIDE, CHANNELS):
                 raise ValueError(f"{member.name}: image of shape {arr.shape}, expected 32x32x3")
             out[split].append((CIFAR10_CLASSES.index(cls), fname, arr))
+            bar.update()
     for split, items in out.items():
         if not items:
             raise ValueError(f"{archive}: no JPEG images found under */{split}/<class>/")
@@ -192,7 +199,7 @@ def decode_jpeg_archive(archive: str | os.PathLike = DEFAULT_ARCHIVE,
         print(LOSSY_NOTICE, file=sys.stderr)
     root.mkdir(parents=True, exist_ok=True)  # before decoding: an unusable cache is seen at once
     try:
-        decoded = _decode_members(archive)
+        decoded = _decode_members(archive, progress=verbose)
     except (tarfile.TarError, EOFError, OSError, ValueError, zlib_error(), lzma_error()) as exc:
         if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, FileNotFoundError):
             raise  # the machine (disk, permissions), not the archive

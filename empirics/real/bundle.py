@@ -410,7 +410,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Pack, run, merge and render Tables 1-3 for an offline GPU host.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     pk = sub.add_parser("pack", help="write the bundle folder (code, data, text encoder)")
-    pk.add_argument("--dest", "--out", dest="dest", required=True, help="new (or empty) bundle folder")
+    pk.add_argument("--out", "--dest", dest="dest", required=True, metavar="DIR",
+                    help="new (or empty) bundle folder")
     pk.add_argument("--no-vision", action="store_true", help="leave out the CIFAR-10 archive (no Table 1)")
     pk.add_argument("--no-language", action="store_true", help="leave out ConvAI2 and the encoder (no Tables 2-3)")
     pk.add_argument("--archive", default=None, help="CIFAR-10 JPEG archive (default: the shared copy)")
@@ -437,7 +438,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, hlp in (("merge", "merge finished units into records"), ("render", "render the tables")):
         sp = sub.add_parser(name, help=hlp)
         sp.add_argument("--out", required=True, help="output folder of a bundle run")
-    return p
+    from landscape.runtime.cli import finish_parser
+
+    return finish_parser(p)
 
 
 def main(argv=None) -> int:
@@ -448,6 +451,8 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "pack" and "--dest" in (sys.argv[1:] if argv is None else list(argv)):
+        print("python -m empirics.real.bundle pack: warning: --dest is deprecated, use --out", file=sys.stderr)
     try:
         if args.command == "pack":
             pack(args.dest, vision=not args.no_vision, language=not args.no_language, archive=args.archive,
@@ -489,7 +494,7 @@ def _main(argv=None) -> int:
                 render(args.out)
         return 0
     except (BundleError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m empirics.real.bundle: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -302,7 +302,8 @@ def _handle(args: argparse.Namespace) -> int:
         if created is not None:
             _remove_empty(created, force_names=(".loraml.lock", ".loraml-out.json"))
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        prog = "python -m empirics" + (f" {args.command}" if getattr(args, "command", None) else "")
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
     try:
         text = format_summary(record)
