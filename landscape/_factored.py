@@ -60,11 +60,16 @@ FACTORED_MIN_D = 128
 #: products are recomputed from scratch every this many updates.
 RESYNC_EVERY = 50
 
+#: One FactoredObjective per live problem.  The values refer to their key only weakly
+#: (:attr:`FactoredObjective.problem` is a weak reference): a value that held its key
+#: strongly would keep the entry, the problem and its T d^2 arrays alive for the whole
+#: process (a WeakKeyDictionary drops an entry only when its key dies).
 _CACHE: "weakref.WeakKeyDictionary[LoraMLProblem, FactoredObjective]" = weakref.WeakKeyDictionary()
 
 
 def factored(problem: LoraMLProblem) -> "FactoredObjective":
-    """The :class:`FactoredObjective` of ``problem`` (built once per problem object)."""
+    """The :class:`FactoredObjective` of ``problem`` (built once per problem object,
+    freed with it)."""
     obj = _CACHE.get(problem)
     if obj is None:
         obj = FactoredObjective(problem)
@@ -173,7 +178,7 @@ class FactoredObjective:
     """
 
     def __init__(self, problem: LoraMLProblem):
-        self.problem = problem
+        self._problem = weakref.ref(problem)
         tasks = problem.tasks
         dev = tasks - problem.mean_task[None]
         sym = 0.5 * (dev + np.swapaxes(dev, 1, 2))
@@ -187,6 +192,15 @@ class FactoredObjective:
         #: G(0) = c0: the constant part of the expansion
         self.c0 = 0.5 * float(np.einsum("tij,tij->", dev, dev))
         self.skew_loss = 0.5 * float(np.einsum("tij,tij->", skew, skew))
+
+    @property
+    def problem(self) -> LoraMLProblem:
+        """The problem this objective evaluates (held weakly, so that the cache of
+        :func:`factored` does not keep it alive; an error once it has been freed)."""
+        p = self._problem()
+        if p is None:
+            raise ReferenceError("the LoraMLProblem of this FactoredObjective has been freed")
+        return p
 
     # ------------------------------------------------------------------ the d x d work
     def apply_delta(self, X: np.ndarray) -> np.ndarray:
