@@ -387,11 +387,10 @@ def _schur_rows(res: _Residuals, s: int, t: int, i0: int, i1: int, blk: np.ndarr
     gram, gram_abs, th, cT = consts
     idx = np.arange(i1 - i0)
     dg = (idx, i0 + idx)  # the diagonal of the block within these rows
-    # blk = -(2/T ((u_t^T u_s) I + u_t u_s^T))
+    # blk = -(2/T ((u_t^T u_s) I + u_t u_s^T)), one rounding: -(c x) = (-c) x exactly
     np.multiply(u[t, i0:i1, None], u[s, None, :], out=blk)
     blk[dg] += gram[t, s]
-    blk *= cT
-    np.negative(blk, out=blk)
+    blk *= -cT
     # the absolute expression: 2/T ((|u_t|^T |u_s|) I + |u_t| |u_s|^T)
     np.multiply(ua[t, i0:i1, None], ua[s, None, :], out=E)
     E[dg] += gram_abs[t, s]
