@@ -154,7 +154,7 @@ def main(argv=None) -> int:
         out["cases"].append({**r, "passed": passed})
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     if args.out:
-        from landscape.executor import atomic_write_text
+        from landscape.runtime.atomic import atomic_write_text
 
         atomic_write_text(Path(args.out), json.dumps(out, indent=1))
     return 0 if ok else 1

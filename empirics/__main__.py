@@ -10,7 +10,7 @@ Every argument and the ``--out`` location are checked before any work starts; a
 Shared flags: ``--out PATH`` (alias ``--json``), ``--rank K`` (alias ``--k``),
 ``--seed S``, ``--quiet`` (alias ``--no-progress``; ``--progress`` is accepted and does
 nothing: bars are on by default), and the executor flags of
-:func:`landscape.executor.add_executor_arguments`.
+:func:`landscape.runtime.executor.add_executor_arguments`.
 Exit codes: 0 ok, 2 bad input (one line on stderr, nothing written).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import argparse
 import importlib.util
 import sys
 
-from landscape._cli_checks import (
+from landscape.runtime.cli import (
     OneLineParser,
     UsageError,
     add_out_argument,
@@ -82,7 +82,7 @@ def _shallow_parser(sub) -> None:
 
 
 def _common(p, *, trials: int, seed: int) -> None:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     p.add_argument("--trials", type=positive_int, default=trials, help="(default %(default)s)")
     p.add_argument("--seed", type=nonneg_int, default=seed, help="base seed, an integer >= 0 (default %(default)s)")
@@ -121,7 +121,7 @@ def _validate(args) -> dict:
 
     Raises :class:`UsageError` (or ``ValueError``) before anything is computed or written.
     """
-    from landscape.executor import executor_from_args
+    from landscape.runtime.executor import executor_from_args
 
     from ._runs import existing_record, units_folder
 

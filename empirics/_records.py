@@ -105,7 +105,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as JSON atomically (temporary file then rename); return the path."""
-    from landscape.executor import atomic_write_text
+    from landscape.runtime.atomic import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

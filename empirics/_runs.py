@@ -2,7 +2,7 @@
 
 Each function runs one configuration for several trials (batched), returns a record
 (config, seeds, provenance, metrics per recorded step) and, given a path, writes it
-atomically. Resume: the trials run as units of :mod:`landscape.executor` keyed by their
+atomically. Resume: the trials run as units of :mod:`landscape.runtime.executor` keyed by their
 full configuration and stored beside the record (``<out>.units/``), so an interrupted
 run keeps its finished units; a finished record with the same configuration is reused;
 a path holding anything else (another configuration, a non-record) is refused with
@@ -105,7 +105,8 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
     """Split ``seeds`` into one chunk per worker, run the chunks as units; results in seed order."""
     from functools import partial
 
-    from landscape.executor import LocalExecutor, ResultStore, Unit, config_digest, run_units
+    from landscape.runtime.executor import LocalExecutor, Unit, run_units
+    from landscape.runtime.store import ResultStore, config_digest
 
     executor = LocalExecutor() if executor is None else executor
     store = None if out is None else ResultStore(units_folder(out))
@@ -151,7 +152,7 @@ def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str
                   progress: bool = False, executor=None) -> dict[str, Any]:
     """Run the linear experiment (THEORY.md 9.1) for one configuration; return its record.
 
-    The trials run as resumable units (:mod:`landscape.executor`, one chunk of trials per
+    The trials run as resumable units (:mod:`landscape.runtime.executor`, one chunk of trials per
     worker) stored in ``<out>.units``; a finished record of the same configuration at
     ``out`` is returned as is, one of another configuration raises :class:`RecordMismatch`.
     """

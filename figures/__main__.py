@@ -16,9 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from landscape._cli_checks import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
+from landscape.runtime.cli import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
 
-from landscape.executor import add_executor_arguments
+from landscape.runtime.executor import add_executor_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from landscape._version import __version__
+    from landscape.runtime.version import __version__
 
     return __version__
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     # validation step, before any figure is computed or drawn
     try:
         if args.command == "make":
-            from landscape.executor import check_executor_args
+            from landscape.runtime.executor import check_executor_args
 
             try:
                 check_executor_args(args)  # every execution flag, before the output folder exists
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _make(figures, names, args, overrides) -> int:
-    from landscape.executor import executor_from_args
+    from landscape.runtime.executor import executor_from_args
 
     try:
         executor = executor_from_args(args)  # validates every execution flag first

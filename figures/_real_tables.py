@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 import numpy as np
 
-from landscape.executor import atomic_write_text
+from landscape.runtime.atomic import atomic_write_text
 
 from ._registry import FigureSpec, register
 

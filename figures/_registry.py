@@ -47,8 +47,8 @@ class FigureSpec:
         dict maps names to numpy arrays (saved to NPZ) or JSON-able values (saved to
         JSON). ``workdir`` is a folder for resumable partial results. A compute function
         that sweeps independent units takes a further keyword ``executor`` (a
-        :class:`landscape.executor.Executor`, or None for its own local default) and
-        submits them through :func:`landscape.executor.run_units`.
+        :class:`landscape.runtime.executor.Executor`, or None for its own local default) and
+        submits them through :func:`landscape.runtime.executor.run_units`.
     render : callable
         ``render(data: dict, out_dir: Path, name: str) -> list[Path]`` writing PNG/PDF
         (and for tables also Markdown).
@@ -102,7 +102,7 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     renames instead of rendering old numbers with new arrays.
     """
     from empirics._records import write_json
-    from landscape.executor import atomic_write
+    from landscape.runtime.atomic import atomic_write
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +178,7 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     progress : bool
     recompute : bool
         Ignore saved data and finished units.
-    executor : landscape.executor.Executor, optional
+    executor : landscape.runtime.executor.Executor, optional
         Where the figure's units run (local processes, a Ray cluster); default: the
         figure's own local default. Results are identical on every backend.
 

@@ -144,7 +144,7 @@ def _linear_group_unit(points: list[dict], seeds: list[int], options: dict) -> l
 
 
 def _executor_or_default(executor, workers: int):
-    from landscape.executor import LocalExecutor
+    from landscape.runtime.executor import LocalExecutor
 
     return LocalExecutor(workers=max(1, int(workers))) if executor is None else executor
 
@@ -157,7 +157,7 @@ def compute_figure1(config: dict, workdir: Path, progress: bool, executor=None) 
     under ``workdir/units``, so an interrupted run resumes with the finished groups.
     """
     from empirics._linear import LinearOptions
-    from landscape.executor import Resources, Unit, run_units
+    from landscape.runtime.executor import Resources, Unit, run_units
 
     options = LinearOptions(**config.get("options", {}))
     pts = _linear_points(config)
@@ -207,7 +207,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     """
     import matplotlib.pyplot as plt
 
-    from landscape.executor import atomic_write
+    from landscape.runtime.atomic import atomic_write
 
     formats = ["png", *VECTOR_FORMATS]
     metadata = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
@@ -225,7 +225,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 
 def _write_md(out_dir: Path, stem: str, text: str) -> Path:
     """Write ``stem.md`` atomically."""
-    from landscape.executor import atomic_write_text
+    from landscape.runtime.atomic import atomic_write_text
 
     return atomic_write_text(Path(out_dir) / f"{stem}.md", text if text.endswith("\n") else text + "\n")
 
@@ -430,7 +430,7 @@ def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: boo
     local processes (``chunks = 1``: everything in this process).
     """
     from empirics._shallow import INIT_STREAM
-    from landscape.executor import LocalExecutor, Resources, Unit, run_units
+    from landscape.runtime.executor import LocalExecutor, Resources, Unit, run_units
 
     chunks_ = [list(c) for c in np.array_split(np.asarray(seeds), max(1, min(chunks, len(seeds)))) if len(c)]
     executor = _executor_or_default(executor, chunks)

@@ -28,7 +28,7 @@ from ._instances import (
 from ._objective import LoraMLProblem, commutation_matrix, unvec, unvec_factors, vec, vec_factors
 from ._validation import LandscapeInputError
 
-from ._version import __version__
+from .runtime.version import __version__
 
 __all__ = [
     "__version__",

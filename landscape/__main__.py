@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
     a.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     a.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
-    from .executor import add_executor_arguments
+    from .runtime.executor import add_executor_arguments
 
     add_executor_arguments(a)
     return p
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     if args.command == "audit":
         from ._audit import DEFAULT_STARTS, audit
-        from .executor import executor_from_args
+        from .runtime.executor import executor_from_args
 
         try:
             try:

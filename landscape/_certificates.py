@@ -444,10 +444,10 @@ class Certificate:
 
 def _array_to_json(a: np.ndarray, kind: str):
     """Nested lists, except for the large ``taylor_fp`` certificates: there the exact
-    little-endian float64 bytes in base64 (:func:`landscape.executor.encode`), 8 bytes
+    little-endian float64 bytes in base64 (:func:`landscape.runtime.executor.encode`), 8 bytes
     per number instead of ~20 characters, and a fast exact round trip."""
     if kind == "taylor_fp":
-        from .executor import encode
+        from .runtime.store import encode
 
         return encode(np.asarray(a, dtype="<f8"))
     return a.tolist()
@@ -455,7 +455,7 @@ def _array_to_json(a: np.ndarray, kind: str):
 
 def _array_from_json(x) -> np.ndarray:
     if isinstance(x, dict):
-        from .executor import decode
+        from .runtime.store import decode
 
         if x.get("dtype") not in ("<f8", "float64"):
             raise ValueError(f"certificate arrays must be float64, got dtype {x.get('dtype')!r}")

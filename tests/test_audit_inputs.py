@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import landscape as ls
-from landscape import _safe_load
+from landscape.runtime import safe_load as _safe_load
 from landscape.__main__ import MAX_ERROR_CHARS, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -479,7 +479,7 @@ def test_out_on_a_read_only_file_system_is_refused(tasks3, tmp_path, capsys, mon
     """A read-only mount answers os.access with yes for root; the probe file says no."""
     import errno
 
-    from landscape import _outdir
+    from landscape.runtime import outdir as _outdir
 
     def refuse(*a, **k):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -578,7 +578,7 @@ def test_report_bytes_do_not_depend_on_the_executor(tmp_path):
     """Units carry their own seeds, so 1 or 2 local workers give the same bytes.
     (trust-region is left out: scipy's trust-krylov can stop differently on identical
     input within one process, so it is not bitwise reproducible by itself.)"""
-    from landscape.executor import LocalExecutor
+    from landscape.runtime.executor import LocalExecutor
 
     inst, U0 = ls.f2_spurious_instance()
     outs = []

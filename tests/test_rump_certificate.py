@@ -305,7 +305,7 @@ def test_embedded_certificate_detects_tampering(embedded):
 
     def bump_array(delta, where=(0, 0, 0)):
         def f(enc):
-            from landscape.executor import decode, encode
+            from landscape.runtime.store import decode, encode
 
             a = decode(enc).copy()
             a[where] += delta

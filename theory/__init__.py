@@ -77,7 +77,7 @@ from ._registry import (
 from ._result import Case, CheckResult
 from ._slopes import SlopeFit, detection_power, linear_fit, loglog_slope, reps_for_power
 
-from landscape._version import __version__
+from landscape.runtime.version import __version__
 
 __all__ = [
     "__version__",

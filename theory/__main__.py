@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from landscape._cli_checks import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
-from landscape._version import __version__
-from landscape.executor import atomic_write_text
+from landscape.runtime.cli import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
+from landscape.runtime.version import __version__
+from landscape.runtime.atomic import atomic_write_text
 
 from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
 
@@ -88,7 +88,7 @@ ATLAS_DEFAULT_OUT = Path("theory-atlas")
 
 
 def build_atlas_parser() -> argparse.ArgumentParser:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     p = _Parser(
         prog="python -m theory atlas",
@@ -113,7 +113,8 @@ def build_atlas_parser() -> argparse.ArgumentParser:
 
 
 def atlas_main(argv) -> int:
-    from landscape.executor import ConfigMismatch, executor_from_args
+    from landscape.runtime.store import ConfigMismatch
+    from landscape.runtime.executor import executor_from_args
 
     from ._atlas import atlas, contradictions
 

@@ -28,9 +28,9 @@ with the landscape tools:
     :func:`landscape.classify`.  Whether the raw endpoint already has
     :math:`\mathcal L\le` ``GD_REACH_RTOL`` :math:`G(0)` is recorded too.
 
-Each cell is one :class:`landscape.executor.Unit` (``atlas_cell``), a pure function
+Each cell is one :class:`landscape.runtime.executor.Unit` (``atlas_cell``), a pure function
 of its configuration (the seed included): results are stored atomically in a
-:class:`landscape.executor.ResultStore`, an interrupted sweep resumes, and cells run
+:class:`landscape.runtime.executor.ResultStore`, an interrupted sweep resumes, and cells run
 anywhere can be merged by copying their files into one store.
 """
 from __future__ import annotations
@@ -62,7 +62,9 @@ from landscape._classify import (
     classify_result,
 )
 from landscape._search import problem_scale
-from landscape.executor import ResultStore, Unit, atomic_write_text, run_units
+from landscape.runtime.store import ResultStore
+from landscape.runtime.executor import Unit, run_units
+from landscape.runtime.atomic import atomic_write_text
 
 from ._checks_minima import uniqueness_report
 from ._result import CI_LEVEL, clopper_pearson
@@ -255,7 +257,7 @@ def _instance(d, k, T, seed, starts, lm_starts, gd_runs, gd_outer, certify_max_d
 
 def atlas_cell(*, d: int, k: int, T: int, seed: int, instances: int, starts: int, lm_starts: int, gd_runs: int,
                gd_outer: int, certify_max_dim: int) -> dict:
-    """One cell of the atlas (a :class:`landscape.executor.Unit` function): every
+    """One cell of the atlas (a :class:`landscape.runtime.executor.Unit` function): every
     instance's record and the cell's counts (see :func:`summarise`)."""
     t0 = time.perf_counter()
     recs = [_instance(d, k, T, instance_seed(seed, d, k, T, i), starts, lm_starts, gd_runs, gd_outer,
@@ -283,7 +285,7 @@ def _counts(recs) -> dict:
 
 
 def atlas_units(config: AtlasConfig, seed: int) -> list[Unit]:
-    """One :class:`landscape.executor.Unit` per cell."""
+    """One :class:`landscape.runtime.executor.Unit` per cell."""
     units = []
     for d, k, T in config.cells():
         cfg = dict(d=d, k=k, T=T, seed=int(seed), instances=config.instances, starts=config.starts,

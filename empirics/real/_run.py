@@ -389,7 +389,7 @@ def unit_config(cfg: RunConfig, method: str, seed: int) -> dict:
     """The full configuration of one (method, seed) unit: every setting that can change its
     result (all of ``cfg`` but the seed list, the method list, the free-text note and the
     cache folder), plus the method and the seed. Stored with the unit and compared on
-    resume (:class:`landscape.executor.ResultStore`), so units of other settings are never
+    resume (:class:`landscape.runtime.executor.ResultStore`), so units of other settings are never
     reported as done."""
     d = dataclasses.asdict(cfg)
     for k in _NOT_IN_UNIT_KEY:
@@ -409,7 +409,7 @@ def _config_from_unit(run_cfg: dict) -> RunConfig:
 
 
 def run_unit(run: dict, method: str, seed: int, *, progress: bool = False, verbose: bool = False) -> dict:
-    """One retraining and its fine-tunings: the :class:`~landscape.executor.Unit` function.
+    """One retraining and its fine-tunings: the :class:`~landscape.runtime.executor.Unit` function.
 
     ``run`` is ``unit_config(...)["run"]``; the family (data on the device) is built once
     per process and reused by the units of the same configuration.
@@ -429,11 +429,11 @@ def run_unit(run: dict, method: str, seed: int, *, progress: bool = False, verbo
 
 
 def make_units(cfg: RunConfig, *, progress: bool = False, verbose: bool = False) -> list:
-    """The :class:`~landscape.executor.Unit` list of ``cfg``: one per (method, seed),
+    """The :class:`~landscape.runtime.executor.Unit` list of ``cfg``: one per (method, seed),
     keyed ``<method>_seed<seed>``, with the full unit configuration."""
     import functools
 
-    from landscape.executor import Resources, Unit
+    from landscape.runtime.executor import Resources, Unit
 
     gpus = 1.0 if str(cfg.device).startswith("cuda") else 0.0
     fn = functools.partial(run_unit, progress=progress, verbose=verbose)
@@ -444,9 +444,9 @@ def make_units(cfg: RunConfig, *, progress: bool = False, verbose: bool = False)
 
 def check_units(cfg: RunConfig, out: str | Path) -> list:
     """Keys of the units of ``cfg`` already finished in ``out``; raises
-    :class:`~landscape.executor.ConfigMismatch` (a ``ValueError``) when ``out`` holds a
+    :class:`~landscape.runtime.executor.ConfigMismatch` (a ``ValueError``) when ``out`` holds a
     unit of the same key computed with other settings. Trains nothing."""
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     store = ResultStore(Path(out) / "units")
     return [u.key for u in make_units(cfg) if store.has(u)]
@@ -456,8 +456,8 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
         verbose: bool = True, compute: bool = True, executor=None, command: str | None = None) -> dict:
     """Run every (retraining method, seed) of ``cfg`` as units, write them and the record.
 
-    Units go through :func:`landscape.executor.run_units` with a
-    :class:`~landscape.executor.ResultStore` in ``<out>/units``, keyed by their full
+    Units go through :func:`landscape.runtime.executor.run_units` with a
+    :class:`~landscape.runtime.executor.ResultStore` in ``<out>/units``, keyed by their full
     configuration (:func:`unit_config`): a finished unit is loaded, not recomputed, and a
     unit of the same name computed with other settings raises ``ConfigMismatch`` (a
     ``ValueError``) before any training starts.
@@ -469,7 +469,7 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     compute : bool
         False: train nothing, only merge the units already in ``out`` (for example after
         several processes, one per seed, shared the folder).
-    executor : landscape.executor.Executor or str, optional
+    executor : landscape.runtime.executor.Executor or str, optional
         Where units run (default: in this process).
     command : str, optional
         The command line that produced the run, stored in the record. A merge-only call
@@ -480,7 +480,9 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     dict
         The record written to ``<out>/<experiment>_record.json`` (see :func:`summarize`).
     """
-    from landscape.executor import ResultStore, atomic_write_text, run_units
+    from landscape.runtime.store import ResultStore
+    from landscape.runtime.atomic import atomic_write_text
+    from landscape.runtime.executor import run_units
 
     from .._records import to_jsonable
 
@@ -584,7 +586,7 @@ def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) 
     from .._records import provenance
 
     if isinstance(units, (str, Path)):
-        from landscape.executor import ResultStore
+        from landscape.runtime.store import ResultStore
 
         store = ResultStore(Path(units) / "units")
         units = [store.load(u) for u in make_units(cfg) if store.has(u)]

@@ -301,7 +301,7 @@ class _Clock:
 
 
 def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> None:
-    from landscape.executor import run_units
+    from landscape.runtime.executor import run_units
 
     from .._records import write_json
     from . import _batched
@@ -329,7 +329,7 @@ def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> Non
 
 
 def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, families: dict) -> None:
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     from .._records import write_json
     from ._run import _run_unit, build_family, make_units
@@ -424,7 +424,7 @@ def _config_from(d: dict, RunConfig):
 
 
 def _missing(out: Path, plan: dict) -> list:
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     from ._run import RunConfig, make_units
 

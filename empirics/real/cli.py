@@ -27,7 +27,7 @@ import sys
 import types
 from pathlib import Path
 
-from landscape._cli_checks import nonneg_int, positive_int  # noqa: E402
+from landscape.runtime.cli import nonneg_int, positive_int  # noqa: E402
 
 __all__ = ["add_subcommands", "config_from_args", "main"]
 
@@ -75,7 +75,7 @@ def _device(text: str) -> str:
 
 
 def _common(p: argparse.ArgumentParser, paper) -> None:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     from ._run import PAIRINGS, SCHEDULES, STEP_ACCOUNTING
 
@@ -251,7 +251,8 @@ def _check_out(path: str) -> Path:
 
 def _handle(args: argparse.Namespace) -> int:
     """Validate everything, then run; exit 2 with one line on bad input (nothing written)."""
-    from landscape.executor import atomic_write_text, executor_from_args
+    from landscape.runtime.atomic import atomic_write_text
+    from landscape.runtime.executor import executor_from_args
 
     from ._run import check_units, format_summary, run
 

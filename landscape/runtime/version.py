@@ -15,7 +15,7 @@ DISTRIBUTION = "loraml"
 
 
 def _from_pyproject() -> str:
-    path = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    path = Path(__file__).resolve().parents[2] / "pyproject.toml"
     try:
         text = path.read_text()
     except OSError:

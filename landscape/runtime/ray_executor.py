@@ -1,9 +1,9 @@
-"""The Ray backend of :mod:`landscape.executor` (optional extra: ``pip install '.[cluster]'``).
+"""The Ray backend of :mod:`landscape.runtime.executor` (optional extra: ``pip install '.[cluster]'``).
 
-Each :class:`~landscape.executor.Unit` becomes one Ray task, scheduled with the unit's
-declared :class:`~landscape.executor.Resources` (``num_cpus``, ``num_gpus``; a fraction of
+Each :class:`~landscape.runtime.executor.Unit` becomes one Ray task, scheduled with the unit's
+declared :class:`~landscape.runtime.executor.Resources` (``num_cpus``, ``num_gpus``; a fraction of
 a GPU lets several units share one). Results come back to the driver as they finish
-(``ray.wait``); the driver alone writes the :class:`~landscape.executor.ResultStore`, so
+(``ray.wait``); the driver alone writes the :class:`~landscape.runtime.executor.ResultStore`, so
 workers need no shared file system.
 
 Fault tolerance: a unit whose worker process (or node) dies is resubmitted by Ray
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .executor import Executor, Resources, Unit
+from .units import Executor, Resources, Unit
 
 __all__ = ["RayExecutor", "DEFAULT_MAX_RETRIES", "PROJECT_PACKAGES", "driver_import_path", "cluster_runtime_env"]
 
@@ -41,7 +41,7 @@ PROJECT_PACKAGES = ("landscape", "theory", "empirics", "figures")
 #: Ray accepts a resource request that is a fraction below one or a whole number.
 _WHOLE_TOLERANCE = 1e-9
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _driver_paths() -> list[str]:

@@ -5,7 +5,7 @@ or in one validation step before anything is computed, and refuses bad input wit
 exit status 2 and one line on stderr, leaving the file system untouched (STYLE.md,
 "Layout and interface": 0 ok, 1 a check failed, 2 bad input). Output locations are
 checked here *without creating anything*; the caller creates them once every check
-has passed. It lives in :mod:`landscape` because every package may import it.
+has passed. It lives in :mod:`landscape.runtime` because every package may import it.
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npformat
 
-from ._validation import LandscapeInputError
+from .._validation import LandscapeInputError
 
 __all__ = ["read_arrays", "excerpt", "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH",
            "MAX_NPZ_MEMBERS", "MAX_EXCERPT_CHARS"]

@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._validation import LandscapeInputError
-from .executor import atomic_write
+from .._validation import LandscapeInputError
+from .atomic import atomic_write
 
 __all__ = ["OutDir", "prepare_out_dir", "ReportWriter", "REPORT_NAME", "PAUSE_ENV"]
 
