@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import weakref
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -242,11 +243,49 @@ def _result_from_json(d: dict) -> SearchResult:
                         float(d["loss_before_polish"]), float(d["grad_norm_before_polish"]))
 
 
+#: The problems of the audits running in this process, by the identity of their task
+#: array (which the search units carry): units run in this process use the audit's own
+#: LoraMLProblem, and so its FactoredObjective and scale, instead of building their own
+#: (T d^2 numbers and a pass over them each).  Held weakly: an entry goes with its audit.
+_LIVE_PROBLEMS: "weakref.WeakValueDictionary[int, LoraMLProblem]" = weakref.WeakValueDictionary()
+
+#: In a pool worker process: the problem of the previous unit, reused by the next unit
+#: when its tasks are equal (the units of one audit all carry the same tasks).  The pool's
+#: processes end with the search, and this reference with them.
+_WORKER_PROBLEM: list = []
+
+
+def _share_problem(problem: LoraMLProblem) -> None:
+    """Let the search units run in this process use ``problem`` (:func:`_unit_problem`)."""
+    _LIVE_PROBLEMS[id(problem.tasks)] = problem
+
+
+def _unit_problem(tasks, k) -> LoraMLProblem:
+    """One LoraMLProblem per process for all the search units of an audit: the audit's own
+    when the unit runs in its process (the same task array), else the previous unit's
+    in a pool worker when the tasks are equal, else a new one."""
+    import multiprocessing
+
+    p = _LIVE_PROBLEMS.get(id(tasks))
+    if p is not None and p.tasks is tasks and p.k == int(k):
+        return p
+    tasks = np.asarray(tasks, dtype=float)
+    worker = multiprocessing.parent_process() is not None
+    if worker and _WORKER_PROBLEM:
+        p = _WORKER_PROBLEM[0]
+        if p.k == int(k) and p.tasks.shape == tasks.shape and np.array_equal(p.tasks, tasks):
+            return p
+    p = LoraMLProblem(tasks, int(k))
+    if worker:
+        _WORKER_PROBLEM[:] = [p]
+    return p
+
+
 def search_unit(*, tasks, k, method, starts, indices, seed, chunk, mode, max_iter, blas_threads):
     """One unit of the audit's multistart (:mod:`landscape.runtime.executor`): run ``method``
     from ``starts`` with a Generator derived from ``(seed, chunk)`` only, so the result
     does not depend on which executor or worker runs it."""
-    problem = LoraMLProblem(np.asarray(tasks, dtype=float), int(k))
+    problem = _unit_problem(tasks, k)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(chunk),)))
     with _blas_limits(blas_threads):
         out = search(problem, rng=rng, n_starts=0, methods=(method,), starts=np.asarray(starts, dtype=float),
@@ -278,7 +317,8 @@ def _search_units(problem, rng, seed, n_starts, methods, explicit, mode, max_ite
                 j += 1
     units = []
     chunk = 0
-    tasks = np.array(problem.tasks)
+    tasks = problem.tasks  # the problem's own array, no copy: units in this process share the problem
+    _share_problem(problem)
     for m in methods:
         todo = jobs[m]
         for a in range(0, len(todo), STARTS_PER_UNIT):
@@ -562,6 +602,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             writer = ReportWriter(out_dir)
             writer.clear_stale()
             if plots:
+                t_plots = time.perf_counter()
                 plot_rng = np.random.default_rng(seed)
 
                 def saver(name):
@@ -582,6 +623,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 pick = (glob_classes or [c for c in classes if c.kind == SPURIOUS_CANDIDATE] or classes)
                 if pick:
                     _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng)
+                timing["plots_s"] = time.perf_counter() - t_plots
             md = _markdown(data, units)
             files.append(writer.write_text("report.md", md))
             timing["total_s"] = time.perf_counter() - t0
