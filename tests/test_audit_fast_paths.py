@@ -173,3 +173,36 @@ def test_audit_builds_one_factored_problem_shared_by_its_units(monkeypatch):
     del rep
     gc.collect()
     assert ref() is None
+
+
+def test_classifications_compute_A_hat_on_request(monkeypatch):
+    """A classification does not hold its d x d matrix A(U) until asked (an audit of many
+    runs held runs x d^2 numbers); asked, it is A(U) exactly, then kept."""
+    from landscape._classify import _Deferred
+
+    from landscape._audit import report
+
+    inst = ls.random_instance(np.random.default_rng(6), 12, 3, 1)
+    monkeypatch.setattr(report, "MAX_JSON_MATRIX_ENTRIES", 100)  # A_hat (144 entries) not in the report
+    rep = ls.audit(inst, 1, starts=4, seed=0, plots=False)
+    assert all(c["A_hat"] is None for c in rep.data["classes"])
+    for r, c in zip(rep.results, rep.classifications):
+        assert isinstance(c.__dict__["_A_hat"], _Deferred)
+        assert np.array_equal(c.A_hat, rep.problem.optimal_A(r.point))
+        assert c.__dict__["_A_hat"] is c.A_hat
+
+
+def test_task_stacks_are_copied_once():
+    """A read-only stack made by as_task_stack is not copied again by LoraMLProblem (the
+    audit held the tasks twice); a writable input is still copied, so that changing it
+    afterwards changes nothing."""
+    from landscape._validation import as_task_stack
+
+    a = np.random.default_rng(0).standard_normal((2, 4, 4))
+    s = as_task_stack(a)
+    assert s is not a and not s.flags.writeable
+    a[0, 0, 0] = 1e9
+    assert s[0, 0, 0] != 1e9
+    assert ls.LoraMLProblem(s, 1).tasks is s
+    view = s[:, :, :]
+    assert as_task_stack(view) is not view  # a view's owner could still be written

@@ -19,6 +19,7 @@ from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -412,6 +413,10 @@ def audit(
     e = scale_exponent(user_input.tasks)
     units = _Units(e)
     task_input = _normalised(user_input, e)
+    # the report needs only the description of the user's input: its arrays (a second
+    # copy of the tasks when they were rescaled) are not kept for the whole audit
+    user_input = SimpleNamespace(source=user_input.source, format=user_input.format, keys=user_input.keys,
+                                 truth_known=user_input.truth_known)
     problem = audit_problem(task_input, rank)
     if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 0:
         raise LandscapeInputError(f"--starts must be a non-negative integer, got {starts!r}")
