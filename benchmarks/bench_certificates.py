@@ -1,7 +1,7 @@
 """Benchmark of the Taylor certificate at scale (issue 11 section 4, issue 21 item 2).
 
 The App. F.2 spurious minimum (THEORY.md section 8; T = 3, d = 3, k = 1) embedded into
-dimension d by :func:`landscape._rump.embed_spurious_instance` (a block construction
+dimension d by :func:`landscape.certificates.taylor_fp.embed_spurious_instance` (a block construction
 that keeps it a strict spurious local minimum; random rotation, so every matrix is
 dense) is certified with the floating-point Taylor certificate (a priori rounding-error
 bounds, Rump's Cholesky criterion), written to JSON, read back and re-verified:
@@ -46,7 +46,7 @@ _MAKE = r"""
 import sys
 import numpy as np
 from landscape._instances import f2_spurious_instance
-from landscape._rump import embed_spurious_instance
+from landscape.certificates.taylor_fp import embed_spurious_instance
 d, seed, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 inst, U0 = f2_spurious_instance()
 tasks, U, Us, lam_K = embed_spurious_instance(inst.problem.tasks, U0, inst.U_star, d, np.random.default_rng(seed))
@@ -57,7 +57,7 @@ _RUN = r"""
 import json, resource, sys, time
 import numpy as np
 import landscape as ls
-from landscape._certificates import taylor_certificate
+from landscape.certificates import taylor_certificate
 
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -95,7 +95,7 @@ print(json.dumps(out))
 
 _VERIFY = r"""
 import json, resource, sys, time
-from landscape._certificates import Certificate
+from landscape.certificates import Certificate
 t0 = time.perf_counter()
 with open(sys.argv[1]) as fh:
     cert = Certificate.from_json(fh.read())

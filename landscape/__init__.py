@@ -61,7 +61,7 @@ __all__ = [
     "vec_factors",
 ]
 
-from ._certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
+from .certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
     VERDICT_LOCAL_MIN,
     VERDICT_NONE,
     VERDICT_SPURIOUS,

@@ -7,6 +7,11 @@ r"""Calculus, critical points and local minima (THEORY.md sections 5, 6, 8).
   point found.
 * ``App F.2``: a spurious local minimum for :math:`T=3`, certified by
   ``landscape.taylor_certificate``.
+
+Why it is long: Thm 3.4 is checked in one pass over every critical point found
+(Lemmas 3-7, Corollaries 5-6 and eq. (35) at each, about 225 lines in
+:func:`check_thm34`).  It is to be split by statement (calculus, Thm 3.4, App. F.2)
+once the thresholds being pinned on another branch (issue 16) have landed.
 """
 from __future__ import annotations
 

@@ -72,11 +72,6 @@ TARGETS: dict[str, list[list[str]]] = {
         _pytest("tests/test_certificate_soundness.py", "-k", "interval or rounding or arb"),
         _pytest("tests/test_certificate_soundness.py", "tests/test_landscape_certificates.py"),
     ],
-    "landscape/_certificates.py": [
-        _pytest("tests/test_certificate_soundness.py"),
-        _pytest("tests/test_landscape_certificates.py"),
-        _THEORY_QUICK,
-    ],
     "landscape/_objective.py": [
         _THEORY_QUICK,
         _pytest("tests/test_landscape_core.py"),
@@ -88,6 +83,13 @@ TARGETS: dict[str, list[list[str]]] = {
         _pytest("tests/test_certificate_soundness.py"),
     ],
 }
+# the former landscape/_certificates.py, now one module per room of landscape/certificates/
+for _module in ("data", "common", "enclosures", "polish", "taylor_arb", "net"):
+    TARGETS[f"landscape/certificates/{_module}.py"] = [
+        _pytest("tests/test_certificate_soundness.py"),
+        _pytest("tests/test_landscape_certificates.py"),
+        _THEORY_QUICK,
+    ]
 TARGETS["theory/_independent.py"] = [
     _pytest("tests/test_certificate_soundness.py", "-k", "exact or independent or f2 or c2 or gradient"),
     _THEORY_QUICK,

@@ -494,7 +494,7 @@ def render(out, *, records: dict | None = None) -> list:
     import contextlib
     import io
 
-    from figures._real_tables import format_rank_table, render_record
+    from .tables import format_rank_table, render_record
 
     out = Path(out)
     if records is None:

@@ -90,7 +90,7 @@ def _certify(problem, U, witness, rng):
     Returns ``(certificate_or_None, summary_dict)``.
     """
     try:
-        from .. import _certificates as cert_mod
+        from .. import certificates as cert_mod
     except ImportError:
         return None, {"status": "uncertified", "reason": "certificate module not available"}
     names = getattr(cert_mod, "__all__", ())
@@ -375,7 +375,7 @@ def audit(
     extra_starts : path or array (m, T, d, k), optional
         Explicit starting points, run with every method (in the user's units).
     certify : bool
-        Ask :mod:`landscape._certificates` for a Taylor certificate at every spurious
+        Ask :mod:`landscape.certificates` for a Taylor certificate at every spurious
         candidate (if that module is present); otherwise candidates are "uncertified".
     max_seconds : float, optional
         Refuse (:class:`LandscapeInputError`, nothing run or written) when

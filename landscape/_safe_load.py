@@ -1,0 +1,5 @@
+"""Deprecated import path: moved to :mod:`landscape.runtime.safe_load` (kept for one release;
+importing it warns, and every name resolves there)."""
+from .runtime.moved import forward
+
+__getattr__, __dir__ = forward(__name__, "landscape.runtime.safe_load", ["landscape.runtime.safe_load"])
