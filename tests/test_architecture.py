@@ -45,6 +45,7 @@ RUNTIME_USERS = {
     "landscape.__main__": "command-line conventions and the executor options",
     "landscape._io": "safe loading of the user's task files",
     "landscape._audit.run": "the output folder, safe-load limits and the executor of the search units",
+    "landscape._audit.search_units": "the search units are executor units (Unit, Resources)",
     "landscape.certificates.data": "the exact (base64) array encoding of a certificate's JSON",
 }
 
