@@ -206,3 +206,40 @@ def test_task_stacks_are_copied_once():
     assert ls.LoraMLProblem(s, 1).tasks is s
     view = s[:, :, :]
     assert as_task_stack(view) is not view  # a view's owner could still be written
+
+
+@pytest.mark.parametrize("d", [12, 150])  # the SVD and the Lanczos path
+@pytest.mark.parametrize("k", [1, 2])
+def test_r31_pair_ranks_from_the_largest_singular_values(d, k):
+    """Without U*, R3.1's necessary condition: ranks of the task differences, counted up
+    to 2k + 1, on differences of known rank (non-symmetric, singular values in [0.5, 2]
+    and down to 1e-6 of the largest, far above the 1e-10 cut); holds exactly at rank 2k."""
+    from landscape._io import TaskInput
+
+    rng = np.random.default_rng(10 * d + k)
+    for r in [0, 1, 2 * k, 2 * k + 1, 2 * k + 5]:
+        X, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        Y, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        sv = np.r_[rng.uniform(0.5, 2.0, r), np.zeros(d - r)]
+        if r >= 2:
+            sv[r - 1] = 1e-6 * sv[0]
+        D = (X * sv) @ Y.T
+        A = rng.standard_normal((d, d))
+        tasks = np.stack([A + D, A])
+        out = theory._r31_check(TaskInput(tasks, None, None, "test", "array", ("tasks",)), k, rng)
+        assert out["pair_ranks"] == [min(r, 2 * k + 1)] and out["expected"] == 2 * k
+        assert out["holds"] is (r == 2 * k)
+
+
+def test_r31_ranks_agree_with_the_whole_svd(monkeypatch):
+    """On model-M1 tasks and generic tasks (d = 100), the Lanczos path reports what the
+    whole SVD reports."""
+    from landscape._io import TaskInput
+
+    rng = np.random.default_rng(4)
+    cases = [ls.random_instance(rng, 100, 3, 2).problem.tasks, rng.standard_normal((3, 100, 100))]
+    inputs = [TaskInput(t, None, None, "test", "array", ("tasks",)) for t in cases]
+    fast = [theory._r31_check(x, 2, rng) for x in inputs]
+    monkeypatch.setattr(theory, "M1_DENSE_MAX_D", 10**9)
+    slow = [theory._r31_check(x, 2, rng) for x in inputs]
+    assert fast == slow and [f["holds"] for f in fast] == [True, False]
