@@ -243,3 +243,24 @@ def test_r31_ranks_agree_with_the_whole_svd(monkeypatch):
     monkeypatch.setattr(theory, "M1_DENSE_MAX_D", 10**9)
     slow = [theory._r31_check(x, 2, rng) for x in inputs]
     assert fast == slow and [f["holds"] for f in fast] == [True, False]
+
+
+def test_unit_problem_reuse_in_workers_only(monkeypatch):
+    """In a pool worker a unit reuses the previous unit's problem when its tasks are
+    equal (a new one for other tasks or another rank); in the audit's own process a
+    task array that is not an audit's gets a problem of its own and nothing is kept."""
+    import multiprocessing
+
+    from landscape._audit import search_units
+
+    a = np.random.default_rng(0).standard_normal((2, 5, 5))
+    p1 = search_units._unit_problem(a.copy(), 1)
+    assert search_units._unit_problem(a.copy(), 1) is not p1 and search_units._WORKER_PROBLEM == []
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    monkeypatch.setattr(search_units, "_WORKER_PROBLEM", [])
+    w1 = search_units._unit_problem(a.copy(), 1)
+    assert search_units._unit_problem(a.copy(), 1) is w1
+    assert search_units._unit_problem(a.copy(), 2) is not w1
+    b = a.copy()
+    b[1, 2, 3] += 1e-12
+    assert search_units._unit_problem(b, 2).tasks[1, 2, 3] == b[1, 2, 3]
