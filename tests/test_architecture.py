@@ -44,8 +44,8 @@ RUNTIME_USERS = {
     "landscape": "the toolkit's version",
     "landscape.__main__": "command-line conventions and the executor options",
     "landscape._io": "safe loading of the user's task files",
-    "landscape._audit.run": "the output folder, safe-load limits and the executor of the search units",
-    "landscape._audit.search_units": "the search units are executor units (Unit, Resources)",
+    "landscape._audit.run": "the output folder, safe-load limits and the default executor",
+    "landscape._audit.search": "the search runs as executor units",
     "landscape.certificates.data": "the exact (base64) array encoding of a certificate's JSON",
 }
 

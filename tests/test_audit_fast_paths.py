@@ -251,7 +251,7 @@ def test_unit_problem_reuse_in_workers_only(monkeypatch):
     task array that is not an audit's gets a problem of its own and nothing is kept."""
     import multiprocessing
 
-    from landscape._audit import search_units
+    from landscape._audit import search as search_units
 
     a = np.random.default_rng(0).standard_normal((2, 5, 5))
     p1 = search_units._unit_problem(a.copy(), 1)

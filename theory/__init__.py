@@ -48,7 +48,8 @@ from ._checks_minima import (
 )
 from ._atlas import AtlasConfig, atlas, atlas_cell, atlas_units
 from ._checks_rates import check_lemma1, check_rate_slopes, check_rates, lora_ml_needed_rank
-from ._checks_saddles import check_f2, check_schur, check_thm34, t2_critical_points
+from ._checks_calculus import check_schur
+from ._checks_saddles import check_f2, check_thm34, t2_critical_points
 from ._checks_sr import (
     check_appC,
     check_eq7_8,

@@ -8,9 +8,9 @@ official gradient descent, Appendix F.1 (the hyperbola), and Theorem 3.3 + Cor 3
 
 Why it is long: the checks of Thm 3.2 and Thm 3.3 share one zero-loss solver
 (Levenberg-Marquardt on the residual), its tolerances and the official GD baseline, and
-each named constant carries its justification (about 60 lines).  It is to be split by
-theorem (Thm 3.2 with F.1; Thm 3.3 with its controls) once the constants being pinned on
-another branch (issue 16) have landed, so that the two changes do not collide.
+each named constant carries its justification (about 60 lines).  It can be split in
+three (the solver with its tolerances; Thm 3.2 with F.1; Thm 3.3 with its controls), the
+checks importing the shared solver; that was left for a later pass.
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import _checks_calculus as _calc
 from . import _checks_minima as _mn
 from . import _checks_rates as _rt
 from . import _checks_saddles as _sd
@@ -141,7 +142,7 @@ REGISTRY: tuple[Check, ...] = (
     ),
     Check(
         "Eq.(34) / Thm B.1",
-        _sd.check_schur,
+        _calc.check_schur,
         {"quick": {}, "paper": {}},
         title="derivatives (Taylor slopes), Hess G = Schur complement, Haynsworth",
     ),

@@ -1,8 +1,8 @@
 """The landscape audit (:func:`audit`), in rooms by what changes together.
 
-* :mod:`~landscape._audit.run`: validating the input, running the critical-point
-  searches as executor units, certifying spurious candidates and putting the
-  findings together (:func:`audit`, :class:`AuditReport`);
+* :mod:`~landscape._audit.run`: validating the input, certifying spurious candidates
+  and putting the findings together (:func:`audit`, :class:`AuditReport`);
+* :mod:`~landscape._audit.search`: running the critical-point searches as executor units;
 * :mod:`~landscape._audit.theory`: judging the findings against the theorems of
   THEORY.md (:func:`theory_assessment`, R3.1, model M1, zero modes, the T = 2 continuum);
 * :mod:`~landscape._audit.report`: the entries of ``report.json`` and ``report.md``;
@@ -27,19 +27,21 @@ from .run import (  # noqa: F401
     BOOST_RATIO,
     DEFAULT_STARTS,
     DIVERGENCE_FACTOR,
-    STARTS_PER_UNIT,
     AuditReport,
     _as_input,
     _audit_body,
-    _blas_limits,
     _certify,
     _divergence,
     _normalised,
+    audit,
+    scale_exponent,
+)
+from .search import (  # noqa: F401
+    STARTS_PER_UNIT,
+    _blas_limits,
     _result_from_json,
     _result_to_json,
     _search_units,
-    audit,
-    scale_exponent,
     search_unit,
 )
 from .theory import (  # noqa: F401

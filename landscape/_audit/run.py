@@ -7,7 +7,8 @@ about every spurious candidate, compares the findings with the theorem of THEORY
 that applies to :math:`(T, d, k)` (:mod:`~landscape._audit.theory`) and writes
 ``report.json``, ``report.md`` (:mod:`~landscape._audit.report`) and PNG plots
 (:mod:`~landscape._audit.plots`).  ``python -m landscape audit FILE --rank k`` is a thin
-wrapper around it.  This module runs the searches and puts the findings together.
+wrapper around it.  This module validates the input, has the searches run
+(:mod:`~landscape._audit.search`), certifies candidates and puts the findings together.
 """
 from __future__ import annotations
 
@@ -41,8 +42,7 @@ from .._search import (SearchResult, _expand_methods, available_memory_bytes, cu
 from .._validation import LandscapeInputError, as_task_stack
 from .plots import MAX_SPECTRUM_PLOTS, _plot_losses, _plot_orbit, _plot_saddle, _plot_spectrum
 from .report import REPORT_SCHEMA_VERSION, _class_dict, _markdown
-from .search_units import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_units
-from .search_units import _result_to_json, search_unit  # noqa: F401 - importable from here as before
+from .search import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_units
 from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode_note, _zero_mode_summary,
                      theory_assessment)
 from .units import _num, _one_line, _sanitize, _Units

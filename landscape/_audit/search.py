@@ -1,8 +1,6 @@
-r"""The audit's multistart as executor units (:mod:`landscape.runtime.executor`).
-
-Random starts are drawn by the audit and dealt to units of :data:`STARTS_PER_UNIT`
-starts, so the units and their seeds, and hence the report, do not depend on the
-executor; a unit returns its search results in a JSON form (:func:`_result_to_json`).
+r"""Running the audit's critical-point searches: the multistart as executor units
+(:data:`STARTS_PER_UNIT` starts each, seeded by ``(seed, chunk)`` only, so the report does
+not depend on the executor), the JSON form of a unit's results, and BLAS thread limits.
 
 A unit carries the task matrices in its configuration (it must run on any worker), but
 does not build a LoraMLProblem of its own each time (a pass over T d^2 numbers, a
