@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements/ci-constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -c requirements/ci-constraints.txt -e '.[empirics,test,cluster]'
+	$(BIN)/python -m pip install --quiet -c requirements/ci-constraints.txt -e '.[empirics,test,cluster,algebra]'
 	touch $(STAMP)
 
 verify: setup

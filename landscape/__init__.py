@@ -131,3 +131,7 @@ __all__ += [
     "AuditReport",
     "audit",
 ]
+
+from .enumeration import EnumerationResult, enumerate_critical_points  # noqa: E402  (issue 20)
+
+__all__ += ["EnumerationResult", "enumerate_critical_points"]

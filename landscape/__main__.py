@@ -1,4 +1,5 @@
-"""Command line: ``python -m landscape audit FILE --rank k [options]``.
+"""Command line: ``python -m landscape audit FILE --rank k [options]`` and
+``python -m landscape enumerate FILE --rank k [--out DIR] [--seed S] [--route phc]``.
 
 Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes:
 0 audit done, 1 the findings contradict the applicable theorem, 2 bad input (one-line
@@ -58,13 +59,55 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-plots", action="store_true", help="do not draw plots")
     a.add_argument("--max-seconds", type=float, default=None,
                    help="refuse (exit 2) when the up-front estimate of the wall time exceeds this")
+    a.add_argument("--enumerate", dest="enumeration", action="store_const", const="on", default="auto",
+                   help="also run the complete enumeration of critical points (default: only for small instances "
+                        "when msolve is installed)")
+    a.add_argument("--no-enumerate", dest="enumeration", action="store_const", const="off", help=argparse.SUPPRESS)
     a.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary on stdout")
     a.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     a.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     from .runtime.executor import add_executor_arguments
 
     add_executor_arguments(a)
+    _add_enumerate_parser(sub)
     return p
+
+
+def _add_enumerate_parser(sub):
+    e = sub.add_parser("enumerate", help="every real critical point, certified (small instances; extra 'algebra')")
+    e.add_argument("file", help="task file, same formats as audit")
+    e.add_argument("--rank", "-k", "--k", type=int, required=True, help="adapter rank k, 1 <= k < d")
+    e.add_argument("--out", default=None, help="output directory for enumeration.json, enumeration.md and the plot")
+    e.add_argument("--seed", type=int, default=0, help="seed of the homotopy route's start system (default 0)")
+    e.add_argument("--route", action="append", choices=("msolve", "phc"), default=None,
+                   help="solver routes (repeatable; default msolve; msolve is always run)")
+    e.add_argument("--timeout", type=float, default=600.0, help="seconds allowed to each solver call (default 600)")
+    e.add_argument("--quiet", "-q", action="store_true", help="no summary on stdout")
+
+
+def _enumerate_main(args) -> int:
+    from ._io import audit_problem, load_tasks
+    from ._validation import LandscapeInputError
+    from .enumeration import BackendError, enumerate_critical_points
+
+    try:
+        if args.timeout <= 0:
+            raise LandscapeInputError(f"--timeout must be positive, got {args.timeout}")
+        problem = audit_problem(load_tasks(args.file), args.rank)
+        routes = tuple(dict.fromkeys(["msolve"] + (args.route or [])))
+        result = enumerate_critical_points(problem.tasks, problem.k, routes=routes, seed=args.seed,
+                                           timeout=args.timeout)
+    except LandscapeInputError as exc:
+        print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BackendError as exc:
+        print(_error_line(f"solver failed: {exc}"), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.out is not None:
+        result.write(args.out)
+    if not args.quiet:
+        print(result.markdown)
+    return EXIT_OK
 
 
 def main(argv=None) -> int:
@@ -100,6 +143,7 @@ def main(argv=None) -> int:
                 progress=not args.quiet,
                 executor=executor,
                 max_seconds=args.max_seconds,
+                enumeration=args.enumeration,
             )
         except LandscapeInputError as exc:
             print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)
@@ -113,6 +157,8 @@ def main(argv=None) -> int:
             t = report.data["timing"]
             print(f"Elapsed: {t['total_s']:.1f} s (search {t['search_s']:.1f} s).")
         return EXIT_DISAGREE if report.data["theory"]["agrees"] is False else EXIT_OK
+    if args.command == "enumerate":
+        return _enumerate_main(args)
     return EXIT_BAD_INPUT  # pragma: no cover - subparsers are required
 
 

@@ -108,6 +108,13 @@ def build_atlas_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed of the instances (default 0)")
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
+    p.add_argument("--effort-sweep", metavar="D,K,T", default=None,
+                   help="instead of the grid: the counts of cell (D, K, T) against the number of starts per "
+                        "instance (--sweep-starts), written to DIR/effort-sweep-dD-kK-tT.json")
+    p.add_argument("--sweep-starts", metavar="N,N,...", default="12,25,50,100,200",
+                   help="starts per instance of --effort-sweep (default 12,25,50,100,200)")
+    p.add_argument("--sweep-instances", type=int, default=4, metavar="N",
+                   help="instances of the --effort-sweep cell (default 4, as the atlas)")
     add_executor_arguments(p)
     return p
 
@@ -120,7 +127,22 @@ def atlas_main(argv) -> int:
 
     args = build_atlas_parser().parse_args(argv)
     err = None
-    if args.seed < 0:
+    sweep = None
+    if args.effort_sweep is not None:
+        try:
+            sweep = tuple(int(x) for x in args.effort_sweep.split(","))
+            starts = tuple(int(x) for x in args.sweep_starts.split(","))
+            if len(sweep) != 3 or min(sweep) < 1 or sweep[2] < 2 or not starts or min(starts) < 1:
+                raise ValueError
+        except ValueError:
+            err = (f"--effort-sweep needs D,K,T (positive integers, T >= 2) and --sweep-starts positive integers, "
+                   f"got {args.effort_sweep!r} and {args.sweep_starts!r}")
+        else:
+            if args.sweep_instances < 1:
+                err = f"--sweep-instances must be >= 1, got {args.sweep_instances}"
+            elif sweep[1] > sweep[0]:
+                err = f"--effort-sweep: the rank K = {sweep[1]} exceeds D = {sweep[0]}"
+    if err is None and args.seed < 0:
         err = f"--seed must be >= 0, got {args.seed}"
     elif args.out.exists() and not args.out.is_dir():
         err = f"--out {args.out} exists and is not a folder"
@@ -139,6 +161,25 @@ def atlas_main(argv) -> int:
     if err is not None:
         sys.stderr.write(f"python -m theory atlas: error: {err}\n")
         return EXIT_USAGE
+    if sweep is not None:
+        from ._atlas_effort import effort_sweep
+
+        executor.close()
+        d, k, T = sweep
+        res = effort_sweep(d, k, T, seed=args.seed, instances=args.sweep_instances, starts=starts)
+        path = args.out / f"effort-sweep-d{d}-k{k}-T{T}.json"
+        atomic_write_text(path, json.dumps(res, indent=1) + "\n")
+        for row in res["rows"]:
+            print(f"starts {row['starts']:>4}: spurious instances {row['spurious'][0]}/{row['spurious'][1]}, "
+                  f"distinct spurious classes {row['spurious_classes'][0]}, certified "
+                  f"{row['spurious_certified'][0]}, second minimisers {row['second_minimisers_search'][0]}")
+        from ._atlas_effort import effort_markdown
+
+        sweeps = [json.loads(f.read_text()) for f in sorted(args.out.glob("effort-sweep-d*-k*-T*.json"))]
+        atomic_write_text(args.out / "EFFORT.md", effort_markdown(
+            [s for s in sweeps if s.get("format") == "loraml-atlas-effort-sweep" and s.get("nested")]) + "\n")
+        print(f"counts stopped growing at: {res['stopped_growing_at']} starts; wrote {path} and EFFORT.md")
+        return EXIT_OK
     try:
         result = atlas(smoke=args.smoke, seed=args.seed, out=args.out, executor=executor, progress=not args.quiet)
     except ConfigMismatch as exc:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _checks_calculus as _calc
+from . import _checks_enumeration as _en
 from . import _checks_minima as _mn
 from . import _checks_rates as _rt
 from . import _checks_saddles as _sd
@@ -201,6 +202,13 @@ REGISTRY: tuple[Check, ...] = (
         _sd.check_f2,
         {"quick": {}, "paper": {}},
         title="certified spurious local minimum for T=3 (landscape Taylor certificate)",
+    ),    Check(
+        _en.CHECK_ID,
+        _en.check_enumeration,
+        # (3, 3, 1) costs 20-60 s of msolve on 2 cores: paper scale only
+        {"quick": {"t2_instances": 1, "t3_instances": 0}, "paper": {"t2_instances": 3, "t3_instances": 1}},
+        title="over every critical point (certified enumeration, extra 'algebra'): Thm 3.4 at T=2, Thm 3.3 "
+              "uniqueness at T=3",
     ),
 )
 

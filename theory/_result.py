@@ -131,6 +131,9 @@ class CheckResult:
     notes : str
         Anything a reader needs to interpret the result (e.g. which certificate was
         used).
+    skipped : str
+        Non-empty (one line: why) when the check could not run here, e.g. an optional
+        solver is not installed; it then counts as passed and its verdict is ``SKIP``.
     """
 
     id: str
@@ -145,9 +148,12 @@ class CheckResult:
     cases: tuple[Case, ...] = field(default_factory=tuple)
     ci: tuple[float, float] | None = None
     notes: str = ""
+    skipped: str = ""
 
     @property
     def verdict(self) -> str:
+        if self.skipped:
+            return "SKIP"
         return "PASS" if self.passed else "FAIL"
 
     def to_dict(self) -> dict:
@@ -163,6 +169,7 @@ class CheckResult:
             "verdict": self.verdict,
             "seconds": round(float(self.seconds), 4),
             "notes": self.notes,
+            "skipped": self.skipped,
             "cases": [c.to_dict() for c in self.cases],
         }
 

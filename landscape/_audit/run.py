@@ -46,6 +46,7 @@ from .search import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_un
 from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode_note, _zero_mode_summary,
                      theory_assessment)
 from .units import _num, _one_line, _sanitize, _Units
+from .enumeration import AUTO_MAX_UNKNOWNS, ENUMERATION_MODES, enumeration_markdown, enumeration_section
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
 
@@ -218,6 +219,7 @@ def audit(
     blas_threads: int | None = 1,
     executor=None,
     max_seconds: float | None = None,
+    enumeration: str = "auto",
 ) -> AuditReport:
     r"""Audit the LoRA-ML landscape of given task matrices.
 
@@ -257,6 +259,11 @@ def audit(
     executor : landscape.runtime.executor.Executor or str, optional
         Where the search units (:data:`STARTS_PER_UNIT` starts each) run; default: in
         this process.  The report does not depend on it.
+    enumeration : {"auto", "on", "off"}
+        Complete, certified enumeration of the critical points (issue 20,
+        :mod:`landscape._audit.enumeration`): ``"auto"`` runs it when msolve is installed
+        and the instance is small, ``"on"`` always (an error without msolve).  The report's
+        ``enumeration`` object then gives the recall of the search and exact verdicts.
 
     Notes
     -----
@@ -282,10 +289,14 @@ def audit(
     e = scale_exponent(user_input.tasks)
     units = _Units(e)
     task_input = _normalised(user_input, e)
-    # the report needs only the description of the user's input: its arrays (a second
-    # copy of the tasks when they were rescaled) are not kept for the whole audit
+    # the report needs the description of the user's input, and its tasks only for an
+    # enumeration (small instances): otherwise a second copy of the tasks (when they were
+    # rescaled) is not kept for the whole audit; a zero-memory stand-in keeps the shape
+    T_, d_ = user_input.tasks.shape[:2]
+    keep = e == 0 or enumeration == "on" or T_ * d_ * (d_ + 1) // 2 <= AUTO_MAX_UNKNOWNS
     user_input = SimpleNamespace(source=user_input.source, format=user_input.format, keys=user_input.keys,
-                                 truth_known=user_input.truth_known)
+                                 truth_known=user_input.truth_known,
+                                 tasks=user_input.tasks if keep else np.broadcast_to(0.0, user_input.tasks.shape))
     problem = audit_problem(task_input, rank)
     if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 0:
         raise LandscapeInputError(f"--starts must be a non-negative integer, got {starts!r}")
@@ -338,11 +349,19 @@ def audit(
     if cost.bytes > available_memory_bytes():
         raise LandscapeInputError(f"refused: {cost.describe()}, above the "
                                   f"{available_memory_bytes() / 2**30:.2f} GiB of memory available")
+    if enumeration not in ENUMERATION_MODES:
+        raise LandscapeInputError(f"enumeration must be one of {ENUMERATION_MODES}, got {enumeration!r}")
+    if enumeration == "on":
+        from ..enumeration import algebra_available
+
+        if not algebra_available("msolve"):
+            raise LandscapeInputError("--enumerate needs msolve (pip install '.[algebra]')")
     out_dir = prepare_out_dir(out) if out is not None else None
 
     try:
         return _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature,
-                           explicit, max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost)
+                           explicit, max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost,
+                           enumeration)
     except BaseException:
         if out_dir is not None:
             out_dir.discard_if_unused()
@@ -350,7 +369,7 @@ def audit(
 
 
 def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature, explicit,
-                max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost):
+                max_iter, certify, plots, progress, blas_threads, executor, out_dir, cost, enumeration="off"):
     from ..runtime.executor import run_units
 
     rng = np.random.default_rng(seed)
@@ -446,6 +465,10 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 "grad_norm_before_polish": _num(units.grad(r.grad_norm_before_polish)),
                 "stop_reason": _one_line(r.stop_reason), "reason": units.reason(cl.reason),
             })
+        t_enum = time.perf_counter()
+        enum_sec = enumeration_section(enumeration, np.asarray(user_input.tasks), problem.k, classes, results,
+                                       units.e)
+        t_enum = time.perf_counter() - t_enum
         s_norm = problem_scale(problem)
         data: dict[str, Any] = {
             "schema_version": REPORT_SCHEMA_VERSION,
@@ -467,8 +490,10 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                         for c in classes],
             "runs": runs,
             "plots": [],
+            "enumeration": enum_sec,
         }
-        timing = {"search_s": t_search, "certificates_s": t_cert, "certificate_s_by_class": cert_seconds}
+        timing = {"search_s": t_search, "certificates_s": t_cert, "certificate_s_by_class": cert_seconds,
+                  "enumeration_s": t_enum}
 
         # ---------------- files: stale outputs removed, each file atomic, report.json last
         files = []
@@ -498,7 +523,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 if pick:
                     _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng)
                 timing["plots_s"] = time.perf_counter() - t_plots
-            md = _markdown(data, units)
+            md = _markdown(data, units) + enumeration_markdown(enum_sec)
             files.append(writer.write_text("report.md", md))
             timing["total_s"] = time.perf_counter() - t0
             run_info = {"timing": timing, "executor": getattr(executor, "name", "?"),
@@ -506,7 +531,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             files.append(writer.write_text("run.json", json.dumps(_sanitize(run_info), indent=1, allow_nan=False)))
             files.append(writer.write_report(json.dumps(_sanitize(data), indent=1, allow_nan=False)))
         else:
-            md = _markdown(data, units)
+            md = _markdown(data, units) + enumeration_markdown(enum_sec)
             timing["total_s"] = time.perf_counter() - t0
         data["timing"] = timing
     return AuditReport(data, md, tuple(files), problem, tuple(results), tuple(classifications), tuple(classes),

@@ -533,11 +533,16 @@ def fp_taylor_bounds(tasks, U0, *, shift: float | None = None, lam_estimate: flo
     _check_range("tasks", tasks)
     _check_range("point", U0)
     u = np.ascontiguousarray(U0[:, :, 0])
-    res = _residuals(tasks, u)
-    G_lo, G_hi = _loss_bounds(res)
-    g_lo, g_up, g_float = _grad_norm_upper(res)
-    m_up = _m_upper(u)
-    S, e_norm = _schur_float(res)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = _residuals(tasks, u)
+            G_lo, G_hi = _loss_bounds(res)
+            g_lo, g_up, g_float = _grad_norm_upper(res)
+            m_up = _m_upper(u)
+            S, e_norm = _schur_float(res)
+    except OverflowError:  # an intermediate float sum is infinite (inputs near 2^390)
+        raise _NotApplicable("overflow: an intermediate sum exceeds the float range "
+                             "(entries near the top of [2^-400, 2^400])") from None
     n = S.shape[0]
     lam_bound = None
     if shift is not None:
