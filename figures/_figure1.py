@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from ._registry import FigureSpec, register
-from ._sweeps import (_SWEEP_LABEL, METHOD_LABELS, METHOD_STYLE, PAGE_WIDTH_IN, SWEEPS, _executor_or_default, _key,
-                      _method_colors, _plt, _save, _thin, _write_md, trial_seeds)
+from ._sweeps import (_SWEEP_LABEL, METHOD_LABELS, METHOD_STYLE, PAGE_WIDTH_IN, SWEEPS, VALUE_MARKERS, _executor_or_default,
+                      _key, _marker_positions, _method_colors, _plt, _save, _thin, _write_md, claim_lines, trial_seeds)
 
 def _linear_points(config: dict) -> list[tuple[str, Any, Any]]:
     from empirics._linear import LinearConfig
@@ -86,22 +86,42 @@ def compute_figure1(config: dict, workdir: Path, progress: bool, executor=None) 
 PER_SAMPLE_SWEEPS = ("n",)
 
 
+#: Human names of the official code's deviations (:class:`empirics._linear.LinearOptions`).
+OFFICIAL_DEVIATIONS = {"noise_std_squared": "noise std sigma^2 (not sigma)",
+                       "symmetric_a_star": "symmetrised A*",
+                       "sr_stray_adapters": "untrained adapters inside SR",
+                       "shared_finetune_init": "one fine-tuning init per method"}
+
+
+def figure1_deviations(options: dict) -> list[str]:
+    """Names of the official-code deviations switched on in ``options`` (empty: the paper's protocol)."""
+    defaults = {"noise_std_squared": False, "symmetric_a_star": False, "sr_stray_adapters": False,
+                "shared_finetune_init": True}
+    return [OFFICIAL_DEVIATIONS[k] for k, v in defaults.items() if k in (options or {}) and options[k] != v]
+
+
 def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
     """Five panels on a 3 x 2 grid a page holds: test-task error against fine-tuning
     iteration, mean and min-max band over trials (THEORY.md 9.1).
 
     Colour family = method (LoRA-ML blue and solid, SR orange and dashed), shade = sweep
-    value; each panel's legend sits above its axes, so no curve is covered. The "vary n"
-    panel shows the per-sample error (:data:`PER_SAMPLE_SWEEPS`), the others the code's
-    metric summed over the n = 100 inputs; each y-label says which.
+    value, marker = sweep value (markers staggered per curve, so curves that coincide
+    stay visible); each panel's legend sits above its axes, so no curve is covered. The
+    "vary n" panel shows the per-sample error (:data:`PER_SAMPLE_SWEEPS`), the others the
+    code's metric summed over the n = 100 inputs; each y-label says which, and that the
+    error is measured on the n fine-tuning inputs themselves (in-sample).  Each panel's
+    x-range is its sweep's number of fine-tuning iterations, as in the paper, and its
+    x-label says so; a figure with official-code deviations says which in its title.
     """
     plt = _plt()
-    fig, axes = plt.subplots(3, 2, figsize=(PAGE_WIDTH_IN, 10.0), layout="constrained")
+    fig, axes = plt.subplots(3, 2, figsize=(PAGE_WIDTH_IN, 10.4), layout="constrained")
     max_iter = data.get("plot_max_iter", {}) or {}
+    deviations = figure1_deviations(data.get("options", {}))
     for ax, sweep in zip(axes.flat, SWEEPS):
         idx = [i for i, p in enumerate(data["points"]) if p["sweep"] == sweep]
         per_sample = sweep in PER_SAMPLE_SWEEPS
         handles = {m: [] for m in ("lora-ml", "sr")}
+        x_end = 0
         for method_index, method in enumerate(("lora-ml", "sr")):
             shades = _method_colors(method, len(idx))
             for c, i in enumerate(idx):
@@ -113,17 +133,25 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
                 keep = np.flatnonzero(its <= max_iter.get(sweep, its.max()))
                 keep = keep[_thin(keep.size)]
                 curve = L[method_index][:, keep]
+                x_end = max(x_end, int(its[keep][-1]))
+                marks = _marker_positions(its[keep], method_index * len(idx) + c, 2 * len(idx))
                 (h,) = ax.plot(its[keep], curve.mean(0), METHOD_STYLE[method], color=shades[c], linewidth=1.3,
+                               marker=VALUE_MARKERS[c % len(VALUE_MARKERS)], markevery=marks, markersize=4.5,
+                               markerfacecolor="white" if method == "sr" else shades[c],
                                label=f"{METHOD_LABELS[method]}, {sweep}={p['value']}")
                 ax.fill_between(its[keep], curve.min(0), curve.max(0), color=shades[c], alpha=0.18, linewidth=0)
                 handles[method].append(h)
         ax.set_yscale("log")
-        ax.set_xlabel("fine-tuning iteration")
+        runs = {data["points"][i]["config"]["finetune_iters"] for i in idx}
+        shown = f"fine-tuning iteration (run: {max(runs)}" + (f"; first {x_end} shown)" if x_end < max(runs)
+                                                              else ")")
+        ax.set_xlabel(shown)
         n_fixed = {data["points"][i]["config"]["n"] for i in idx}
         if per_sample:
-            ax.set_ylabel("test error per sample\n(sum over n inputs) / n")
+            ax.set_ylabel("in-sample test error per input:\nsum over the n fine-tuning inputs / n")
         else:
-            ax.set_ylabel(f"test error, sum over\nn = {', '.join(map(str, sorted(n_fixed)))} inputs")
+            ax.set_ylabel(f"in-sample test error, sum over\nthe n = {', '.join(map(str, sorted(n_fixed)))} "
+                          "fine-tuning inputs")
         ax.grid(True, which="major", alpha=0.3)
         # columns: LoRA-ML values | SR values, above the axes
         ax.legend(handles=handles["lora-ml"] + handles["sr"], ncol=2, fontsize=7.5, loc="lower center",
@@ -132,14 +160,21 @@ def render_figure1(data: dict, out_dir: Path, stem: str) -> list[Path]:
     key = axes.flat[len(SWEEPS)]
     key.axis("off")
     trials = np.asarray(data["loss_sum_0"]).shape[1]
-    key.text(0.02, 0.95,
+    if deviations:
+        fig.suptitle("Figure 1 with the official code's deviations (THEORY.md 9.5):\n" + "; ".join(deviations),
+                     fontsize=9.5, color="darkred")
+    else:
+        fig.suptitle("Figure 1, the paper's protocol (THEORY.md 9.1)", fontsize=9.5)
+    key.text(0.02, 0.98,
              "Linear model (THEORY.md 9.1)\n\n"
-             "blue, solid: LoRA-ML\norange, dashed: SR\ndarker shade: larger value\n\n"
+             "blue, solid, filled marks: LoRA-ML\norange, dashed, open marks: SR\n"
+             "darker shade: larger value\nmarker o, s, ^: 1st, 2nd, 3rd value\n\n"
              f"line: mean over {trials} trials\nband: min to max over trials\n\n"
              r"test error $\|(A^\star_{T+1}-\hat A-UV^\top)X\|_F^2$" "\n"
-             "on the n fine-tuning inputs X",
-             va="top", ha="left", fontsize=9, transform=key.transAxes)
-    md = _write_md(out_dir, stem, format_figure1_summary(data))
+             "on the same n inputs X the adapter was\nfine-tuned on (in-sample, not held out)\n\n"
+             "x-ranges differ: each sweep runs its\nown number of fine-tuning iterations\n(as in the paper)",
+             va="top", ha="left", fontsize=8.5, transform=key.transAxes)
+    md = _write_md(out_dir, stem, format_figure1_summary(data, smoke=stem.endswith("-smoke")))
     return _save(fig, out_dir, stem) + [md]
 
 
@@ -167,7 +202,7 @@ def figure1_claims(data: dict) -> list[dict]:
     return claims
 
 
-def format_figure1_summary(data: dict) -> str:
+def format_figure1_summary(data: dict, *, smoke: bool = False) -> str:
     """Markdown: final test loss per sweep point (mean over trials) and the claims."""
     lines = ["# Figure 1 (linear model): final fine-tuning loss, mean over trials", "",
              "| sweep | value | LoRA-ML (sum) | SR (sum) | LoRA-ML per sample | SR per sample | SR / LoRA-ML |",
@@ -178,8 +213,7 @@ def format_figure1_summary(data: dict) -> str:
         lines.append(f"| {p['sweep']} | {p['value']} | {L[0]:.4g} | {L[1]:.4g} | {L[0] / n:.3g} | {L[1] / n:.3g} | "
                      f"{L[1] / L[0]:.3g} |")
     lines += ["", "## Claims", ""]
-    for c in figure1_claims(data):
-        lines.append(f"- {'HOLDS' if c['holds'] else 'FAILS'}: {c['claim']}")
+    lines += claim_lines(figure1_claims(data), smoke=smoke)
     return "\n".join(lines)
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from ._registry import FigureSpec, register
-from ._sweeps import (_SWEEP_LABEL, METHOD_LABELS, METHOD_STYLE, PAGE_WIDTH_IN, SWEEPS, _central, _executor_or_default,
-                      _key, _method_colors, _plt, _save, _thin, _write_md, trial_seeds)
+from ._sweeps import (_SWEEP_LABEL, METHOD_LABELS, METHOD_STYLE, PAGE_WIDTH_IN, SWEEPS, _central, _central_clip,
+                      _central_range_words, _executor_or_default, _key, _marker_positions, _method_colors, _plt, _save,
+                      _thin, _write_md, claim_lines, trial_seeds)
 
 __all__ = ["PAPER_SHALLOW_TABLES", "shallow_table_rows", "format_shallow_tables"]
 
@@ -102,7 +103,7 @@ def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: boo
 
     chunks_ = [list(c) for c in np.array_split(np.asarray(seeds), max(1, min(chunks, len(seeds)))) if len(c)]
     executor = _executor_or_default(executor, chunks)
-    in_process = isinstance(executor, LocalExecutor) and executor.workers == 1
+    local = isinstance(executor, LocalExecutor)  # its workers draw one bar line each (Ray's do not)
     units_root = Path(units_root)
     units_root.mkdir(parents=True, exist_ok=True)
     units = []
@@ -116,7 +117,7 @@ def _run_shallow_units(points, seeds: list[int], units_root: Path, progress: boo
                                "init": INIT_STREAM},
                               Resources(cpus=threads or 1),
                               hints={"checkpoint": str((units_root / f"{key}.ckpt.pt").resolve()),
-                                     "progress": bool(progress and in_process)}))
+                                     "progress": bool(progress and local)}))
     results = run_units(units, executor=executor, store=units_root, progress=progress, desc="shallow units")
     n = len(chunks_)
     merged = []
@@ -150,29 +151,45 @@ def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
     """Test MSE against fine-tuning epoch: median and central range over trials (THEORY.md 9.2, 9.4).
 
     Colour family = method (LoRA-ML blue and solid, SR orange and dashed; the two
-    methods' bands never share a colour), shade = sweep value; the legend sits beside
-    the axes, so no curve is covered.
+    methods' bands never share a colour), shade = sweep value (darker: larger); the legend
+    sits beside the axes, so no curve is covered.  A variant of a sweep value (shallow-T's
+    ``"2 (k'=3k)"``) takes the shade of its number with its own line style and markers,
+    never the shade of the largest value.  The title defines the central range.
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 4.4), layout="constrained")
     sweep = data["sweep"]
     values = list(data["values"])
+    numeric = sorted({v for v in values if not isinstance(v, str)})
+    variant_style = {"lora-ml": "-.", "sr": ":"}
     for m, method in enumerate(("lora-ml", "sr")):
-        shades = _method_colors(method, len(values))
+        shades = _method_colors(method, len(numeric))
         for i, v in enumerate(values):
             ep = np.asarray(data[f"curve_epochs_{i}"])
             C = np.asarray(data[f"curve_{i}"])
             keep = _thin(ep.size)
             stats = np.array([_central(C[m][:, j], 0.2) for j in keep])
-            ax.plot(ep[keep], stats[:, 0], METHOD_STYLE[method], color=shades[i], linewidth=1.3,
-                    label=f"{METHOD_LABELS[method]}, {sweep}={v}")
-            ax.fill_between(ep[keep], stats[:, 1], stats[:, 2], color=shades[i], alpha=0.18, linewidth=0)
+            style = dict(linestyle=METHOD_STYLE[method])
+            label = f"{METHOD_LABELS[method]}, {sweep}={v}"
+            if isinstance(v, str):  # a variant such as "2 (k'=3k)": shade of its number, own style
+                base, _, rest = v.partition(" ")
+                try:
+                    shade = shades[numeric.index(type(numeric[0])(base))] if numeric else shades[0]
+                except (ValueError, IndexError):
+                    shade = "0.35"
+                style = dict(linestyle=variant_style[method], marker="D", markevery=_marker_positions(
+                    ep[keep], m, 2, per_curve=6), markersize=4, markerfacecolor="white")
+                label = f"{METHOD_LABELS[method]}, {sweep}={base}, {rest.strip('()')}"
+            else:
+                shade = shades[numeric.index(v)]
+            ax.plot(ep[keep], stats[:, 0], color=shade, linewidth=1.3, label=label, **style)
+            ax.fill_between(ep[keep], stats[:, 1], stats[:, 2], color=shade, alpha=0.18, linewidth=0)
     ax.set_yscale("log")
     ax.set_xlabel("fine-tuning epoch")
     ax.set_ylabel("test MSE against the clean outputs\n(mean over the n fine-tuning inputs)")
     trials = np.asarray(data["curve_0"]).shape[1]
-    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}\nmedian (line) and central range (band) "
-                 f"over {trials} trials", fontsize=9.5)
+    ax.set_title(f"Shallow network, vary {_SWEEP_LABEL[sweep]}; line: median of {trials} trials,\n"
+                 f"band: {_central_range_words(trials)}", fontsize=9.5)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0)
     lines = [f"# Shallow network, vary {sweep}: final test MSE, median (central range)", "",
@@ -244,7 +261,7 @@ def shallow_table_rows(data: dict) -> list[dict]:
     return rows
 
 
-def format_shallow_tables(data: dict) -> str:
+def format_shallow_tables(data: dict, *, smoke: bool = False) -> str:
     """Markdown tables: ours (median (central range)) beside the paper's numbers."""
     lines = ["# Shallow-network results: final test MSE, median (central range) over trials",
              "",
@@ -268,8 +285,7 @@ def format_shallow_tables(data: dict) -> str:
             lines.append(f"| {r['value']} | {METHOD_LABELS[r['method']]} | {ours} | {paper} | {inside} |")
         lines.append("")
     lines += ["## Claims", ""]
-    for c in shallow_claims(data):
-        lines.append(f"- {'HOLDS' if c['holds'] else 'FAILS'}: {c['claim']}")
+    lines += claim_lines(shallow_claims(data), smoke=smoke)
     return "\n".join(lines)
 
 
@@ -305,7 +321,7 @@ def render_shallow_tables(data: dict, out_dir: Path, stem: str) -> list[Path]:
     Panels in the order of the shallow figures (T, d, N, n, k) with the same titles and
     the same method colours; the legend has a panel of its own.
     """
-    text = format_shallow_tables(data)
+    text = format_shallow_tables(data, smoke=stem.endswith("-smoke"))
     md = _write_md(out_dir, stem, text)
     print(text)
     plt = _plt()
@@ -346,7 +362,13 @@ def render_shallow_tables(data: dict, out_dir: Path, stem: str) -> list[Path]:
                [f"{METHOD_LABELS[m]}, {'this package' if w == 'ours' else 'paper (THEORY.md 9.4)'}"
                 for m, w in order],
                loc="center", fontsize=9, frameon=False,
-               title="Shallow network, final test MSE:\nmedian and central range", title_fontsize=9.5)
+               title="Shallow network, final test MSE:\nmarker: median; bar: central range",
+               title_fontsize=9.5)
+    first = sweeps[0]
+    n_trials = np.asarray(data[f"final_mse_{first}_0"]).shape[-1]
+    key.text(0.5, 0.02, "ours: " + _central_range_words(n_trials).replace(" (", "\n(") +
+             "\npaper: the range THEORY.md 9.4 reports", ha="center", va="bottom", fontsize=8,
+             transform=key.transAxes)
     for ax in list(axes.flat)[len(sweeps) + 1:]:
         ax.axis("off")
     return [md] + _save(fig, out_dir, stem)

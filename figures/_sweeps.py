@@ -81,15 +81,58 @@ def _key(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _central_clip(n: int, frac: float = 0.2) -> int:
+    """Values dropped on each side by :func:`_central` for ``n`` values."""
+    clip = int(round(frac * n))
+    while clip and n <= 2 * clip:
+        clip -= 1
+    return clip
+
+
+def _central_range_words(n: int, frac: float = 0.2) -> str:
+    """The central range in words, as the figures state it."""
+    clip = _central_clip(n, frac)
+    if clip == 0:
+        return f"central range = min to max of the {n} trials"
+    nth = {2: "2nd ", 3: "3rd "}.get(clip + 1, f"{clip + 1}th ")
+    return f"central range = {nth}smallest to {nth}largest of {n} trials ({clip} dropped on each side)"
+
+
 def _central(values: np.ndarray, frac: float) -> tuple[float, float, float]:
     """Median and central range clipping ``round(frac * n)`` values on each side (9.4)."""
     from empirics._shallow import central_range
 
     v = np.asarray(values).ravel()
-    clip = int(round(frac * v.size))
-    while clip and v.size <= 2 * clip:
-        clip -= 1
-    return central_range(v, clip=clip)
+    return central_range(v, clip=_central_clip(v.size, frac))
+
+
+#: Marker of the i-th sweep value (same in both methods): curves that coincide stay
+#: distinguishable, since each curve's markers sit at its own staggered x positions.
+VALUE_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _marker_positions(x: np.ndarray, slot: int, slots: int, per_curve: int = 5) -> list[int]:
+    """Indices into ``x`` of ``per_curve`` markers, shifted by ``slot / slots`` of a
+    spacing, so the markers of curves drawn on top of each other do not coincide."""
+    if x.size == 0:
+        return []
+    lo, hi = float(x[0]), float(x[-1])
+    step = (hi - lo) / per_curve
+    targets = lo + step * (np.arange(per_curve) + (slot + 0.5) / max(slots, 1))
+    return sorted({int(np.argmin(np.abs(x - t))) for t in targets})
+
+
+def claim_lines(claims: list, *, smoke: bool = False) -> list:
+    """Markdown lines of claims; at the smoke configuration's tiny sizes a claim is not
+    tested, and the lines say so instead of a bare FAILS."""
+    lines = []
+    if smoke:
+        lines += ["SMOKE configuration (tiny sizes, few steps): it only checks that the pipeline runs; "
+                  "the claims are not tested at this size and a 'does not hold' here says nothing about them.", ""]
+    for c in claims:
+        verdict = "HOLDS" if c["holds"] else ("does not hold at smoke size" if smoke else "FAILS")
+        lines.append(f"- {verdict}: {c['claim']}")
+    return lines
 
 
 def _executor_or_default(executor, workers: int):

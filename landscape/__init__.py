@@ -135,3 +135,8 @@ __all__ += [
 from .enumeration import EnumerationResult, enumerate_critical_points  # noqa: E402  (issue 20)
 
 __all__ += ["EnumerationResult", "enumerate_critical_points"]
+
+from ._instances import F2Instance  # noqa: E402
+from ._random import Size, as_generator, seed_from  # noqa: E402  (one convention, see landscape._random)
+
+__all__ += ["F2Instance", "Size", "as_generator", "seed_from"]

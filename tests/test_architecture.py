@@ -47,6 +47,7 @@ RUNTIME_USERS = {
     "landscape._audit.run": "the output folder, safe-load limits and the default executor",
     "landscape._audit.search": "the search runs as executor units",
     "landscape.certificates.data": "the exact (base64) array encoding of a certificate's JSON",
+    "landscape.enumeration._core": "writes its report set into a locked output folder",
 }
 
 #: Old import paths kept for one release (``landscape.runtime.moved``): they point to

@@ -132,7 +132,7 @@ def test_bad_input_exits_2_with_one_line(packed, tmp_path, capsys):
         capsys.readouterr()
         assert bundle.main(argv) == 2
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (argv, err)
+        assert len(err.strip().splitlines()) == 1 and err.startswith("python -m empirics.real.bundle: error: "), (argv, err)
     assert not (tmp_path / "o").exists()
 
 

@@ -409,6 +409,19 @@ def atlas(*, smoke: bool = False, config: AtlasConfig | None = None, seed: int =
     """
     config = (SMOKE if smoke else FULL) if config is None else config
     units = atlas_units(config, seed)
+    lock = None
+    if out is not None:  # one run at a time in out (a second is refused), stale temporaries removed
+        from landscape.runtime.outguard import OutLock
+
+        lock = OutLock(out, "theory atlas").acquire()
+    try:
+        return _atlas_locked(config, units, seed, out, executor, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _atlas_locked(config, units, seed, out, executor, progress) -> dict:
     store = ResultStore(Path(out) / "cells") if out is not None else None
     t0 = time.perf_counter()
     cells = run_units(units, executor=executor, store=store, progress=progress, desc="atlas cells")
@@ -570,11 +583,27 @@ def summary_markdown(result: dict) -> str:
 
 
 def write_atlas(result: dict, out: str | os.PathLike) -> dict:
-    """Write ``atlas.json``, the heat maps and ``SUMMARY.md`` into ``out`` (atomically)."""
+    """Write ``atlas.json``, the heat maps and ``SUMMARY.md`` into ``out`` as one set.
+
+    Each file is written atomically; the set's manifest ``atlas.set.json`` is removed
+    first and written last with every member's sha256
+    (:class:`landscape.runtime.outguard.FileSet`), so a kill never leaves a complete-looking
+    mix of two runs.
+    """
+    from landscape.runtime.outguard import FileSet
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "atlas.json", json.dumps(result, indent=1) + "\n")
+    members = ["atlas.json", "SUMMARY.md"] + [f"{key}.png" for key, _, _ in PROPERTIES]
+    fileset = FileSet(out, ATLAS_SET, members, key={"config": result.get("config"), "seed": result.get("seed")})
+    fileset.begin()
+    fileset.add(atomic_write_text(out / "atlas.json", json.dumps(result, indent=1) + "\n"))
     for key, title, _ in PROPERTIES:
-        plot_property(result, key, title, out / f"{key}.png")
-    atomic_write_text(out / "SUMMARY.md", summary_markdown(result))
+        fileset.add(plot_property(result, key, title, out / f"{key}.png"))
+    fileset.add(atomic_write_text(out / "SUMMARY.md", summary_markdown(result)))
+    fileset.commit()
     return result
+
+
+#: The manifest of the atlas' output set (written last; lists each file's sha256).
+ATLAS_SET = "atlas.set.json"

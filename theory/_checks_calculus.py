@@ -17,8 +17,10 @@ from landscape import (
     taylor_check,
     vec_factors,
 )
+from landscape._random import accepts_seed
 
 from ._result import EPS, Case, fmt, make_result
+from ._sizes import resolve_sizes
 
 __all__ = ["check_schur"]
 
@@ -37,10 +39,12 @@ TAYLOR_STEPS = np.logspace(-2, -5, 7)
 TAYLOR_DIRECTIONS = 3
 
 
+@accepts_seed()
 def check_schur(
     rng: np.random.Generator,
     *,
-    configs=((4, 2, 2), (3, 1, 3), (4, 2, 3), (6, 2, 3)),
+    sizes=None,
+    configs=None,
 ):
     r"""Section 5: analytic gradient/Hessian (34) pass the Taylor-slope test
     (``landscape.taylor_check``) for :math:`\mathcal L` and :math:`G`; the Schur
@@ -51,9 +55,10 @@ def check_schur(
     :math:`S` has at least :math:`Tk(k-1)/2` zero eigenvalues (section 5, "Symmetry").
     Task matrices are non-symmetric Gaussian (model-M1 tasks for the symmetry case).
     """
+    sizes = resolve_sizes("check_schur", configs, sizes, default=((4, 2, 2), (3, 3, 1), (4, 3, 2), (6, 3, 2)))
     t0 = time.perf_counter()
     cases = []
-    for d, k, T in configs:
+    for d, T, k in sizes:
         prob = LoraMLProblem(rng.standard_normal((T, d, d)), k)
         A = rng.standard_normal((d, d))
         U = rng.standard_normal((T, d, k))
@@ -107,7 +112,7 @@ def check_schur(
     return make_result(
         "Eq.(34) / Thm B.1",
         reference="Eq. (34), reduced loss, Thm B.1 (THEORY.md section 5)",
-        hypotheses=f"non-symmetric Gaussian tasks, (d,k,T) in {tuple(configs)}",
+        hypotheses=f"non-symmetric Gaussian tasks, (d,T,k) in {tuple(map(tuple, sizes))}",
         predicted="slopes (2,3); Schur(H) = Hess G; In(H) = In(TI)+In(S); O(k) zero modes",
         measured=f"{sum(c.passed for c in cases)}/{len(cases)} hold",
         tolerance="slope >= order - 0.5; Schur to 10 d^2 eps ||H||^2",

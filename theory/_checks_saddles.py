@@ -23,6 +23,7 @@ from landscape import (
     random_instance,
     reduced_spectrum,
 )
+from landscape._random import accepts_seed
 
 from ._independent import verify_taylor_exact
 from ._linalg import J_matrix, random_okk
@@ -198,6 +199,7 @@ def _root_run(fun, jac, x0, method, options):
     return x
 
 
+@accepts_seed()
 def t2_critical_points(inst, rng: np.random.Generator, *, starts: int, boosts: int = 2):
     r"""Critical points of :math:`G` for a :math:`T=2` instance.
 
@@ -272,6 +274,7 @@ def _num_rank(M: np.ndarray, tol: float) -> int:
     return int(np.sum(np.linalg.svd(M, compute_uv=False) > tol))
 
 
+@accepts_seed()
 def check_thm34(
     rng: np.random.Generator,
     *,
@@ -502,6 +505,7 @@ def check_thm34(
 # --------------------------------------------------------------------------------------
 # Appendix F.2 — spurious local minimum (T = 3)
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_f2(rng: np.random.Generator):
     r"""Appendix F.2: the published :math:`T=3`, :math:`k=1`, :math:`d=3` instance has a
     spurious local minimum.

@@ -156,6 +156,11 @@ class CheckResult:
             return "SKIP"
         return "PASS" if self.passed else "FAIL"
 
+    def __repr__(self) -> str:
+        text = (f"CheckResult({self.id!r}: {self.verdict}, {len(self.cases)} cases, "
+                f"predicted {' '.join(self.predicted.split())!r}, measured {' '.join(self.measured.split())!r})")
+        return text if len(text) <= 300 else text[:296] + "...)"
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,

@@ -254,11 +254,15 @@ def run_module(module: str, work: Path, *, fraction: float, max_per_module: int 
         if status != "survived":
             emit({"module": module, "baseline": status})
             return summary
-        for site in chosen:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(chosen, desc=module, unit="mutant", leave=True, disable=None)  # off outside a terminal
+        for site in bar:
             mutated = ast.unparse(apply_mutant(tree, site)) + "\n"
             src_path.write_text(mutated)
             status, secs, by = _run_commands(commands, work, timeout)
             summary[status] += 1
+            bar.set_postfix(killed=summary["killed"], survived=summary["survived"], refresh=False)
             lineno = _line_of(tree, site[0])
             emit({
                 "module": module, "line": lineno, "operator": site[1], "variant": site[2], "status": status,

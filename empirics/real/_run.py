@@ -481,10 +481,9 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
         The record written to ``<out>/<experiment>_record.json`` (see :func:`summarize`).
     """
     from landscape.runtime.store import ResultStore
-    from landscape.runtime.atomic import atomic_write_text
     from landscape.runtime.executor import run_units
 
-    from .._records import to_jsonable
+    from .._records import read_json, to_jsonable, write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -497,7 +496,7 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     cfg_file = out / f"{cfg.experiment}_config.json"
     if not compute:
         results = {u.key: store.load(u) for u in units if u.key in done}
-        desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+        desc = read_json(cfg_file).get("family") if cfg_file.is_file() else None
     else:
         if not resume:
             for u in units:
@@ -512,11 +511,11 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
             _FAMILIES.clear()
             _FAMILIES[json.dumps(todo[0].config["run"], sort_keys=True)] = family
             desc = family.describe()
-            atomic_write_text(cfg_file, json.dumps(to_jsonable(
+            write_json(cfg_file, json.loads(json.dumps(to_jsonable(
                 {"config": cfg, "family": desc, "setup_wall_s": time.perf_counter() - t0,
-                 "reader": getattr(family, "reader", None)}), indent=1, default=str))
+                 "reader": getattr(family, "reader", None)}), default=str)))
         else:
-            desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+            desc = read_json(cfg_file).get("family") if cfg_file.is_file() else None
         vals = run_units(units, executor=executor, store=store, progress=progress and len(units) > 1,
                          desc=f"{cfg.experiment} units")
         results = {u.key: v for u, v in zip(units, vals)}
@@ -525,13 +524,12 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     if compute:
         record["total_wall_s"] = time.perf_counter() - t0
     elif rec_file.is_file():
-        old = json.loads(rec_file.read_text())
+        old = read_json(rec_file)
         if "total_wall_s" in old:
             record["total_wall_s"] = old["total_wall_s"]
     if command:
         record["command"] = command
-    atomic_write_text(out / f"{cfg.experiment}_record.json",
-                      json.dumps(to_jsonable(record), indent=1, default=str))
+    write_json(out / f"{cfg.experiment}_record.json", json.loads(json.dumps(to_jsonable(record), default=str)))
     return record
 
 

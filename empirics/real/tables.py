@@ -107,7 +107,7 @@ def format_vision_table(record: dict, title: str = "Table 1 (vision)") -> str:
     """Markdown: the six rows, ours beside the paper's numbers (its metric: best epoch)."""
     from empirics.real._paper import TABLE1, paper_cell
 
-    lines = [f"# {title}: fine-tuned accuracy on the unseen task", ""] + _header(record)
+    lines = [f"# {_smoke_prefix(record)}{title}: fine-tuned accuracy on the unseen task", ""] + _header(record)
     lines += ["| method | accuracy (last epoch) | accuracy (best epoch, official 'best') | paper (best epoch) |",
               "|---|---|---|---|"]
     for r in record["rows"]:
@@ -118,7 +118,7 @@ def format_vision_table(record: dict, title: str = "Table 1 (vision)") -> str:
 
 def format_language_table(record: dict, title: str = "Table 2 (language)") -> str:
     """Markdown: hits@1 per test persona (columns) for each method (rows)."""
-    lines = [f"# {title}: hits@1 per test persona", ""] + _header(record)
+    lines = [f"# {_smoke_prefix(record)}{title}: hits@1 per test persona", ""] + _header(record)
     rows = record["rows"]
     if not rows:
         return "\n".join(lines + ["(no finished runs)"])
@@ -142,7 +142,7 @@ def format_language_table(record: dict, title: str = "Table 2 (language)") -> st
 def format_rank_table(records: dict) -> str:
     """Markdown: average hits@1 of the LoRA rows for each LoRA rank."""
     any_rec = next(iter(records.values()))
-    lines = ["# Table 3 (language): average hits@1 against LoRA rank", ""] + _header(any_rec)
+    lines = [f"# {_smoke_prefix(any_rec)}Table 3 (language): average hits@1 against LoRA rank", ""] + _header(any_rec)
     from empirics.real._paper import TABLE3, paper_cell
 
     labels = [r["row"] for r in any_rec["rows"]]
@@ -157,6 +157,62 @@ def format_rank_table(records: dict) -> str:
     return "\n".join(lines)
 
 
+def is_smoke(record: dict) -> bool:
+    """True for a record of generated stand-in data (the smoke configurations)."""
+    cfg = record.get("config", {})
+    return cfg.get("dataset") == "random" or bool(cfg.get("fixture"))
+
+
+def _smoke_prefix(record: dict) -> str:
+    return "SMOKE run (generated stand-in data, not a result): " if is_smoke(record) else ""
+
+
+def _or_all(x) -> str:
+    return "all" if x is None else str(x)
+
+
+def describe_run(record: dict) -> str:
+    """One line saying what run a record is: smoke, reduced-scale or paper-scale; device;
+    seeds and the sizes that were reduced.  Two records of different runs give different
+    lines, so their images can be told apart."""
+    from empirics.real._run import LANGUAGE_PAPER, VISION_PAPER
+
+    cfg = record.get("config", {})
+    prov = record.get("provenance", {})
+    kind = record.get("experiment", cfg.get("experiment", "vision"))
+    paper = VISION_PAPER if kind == "vision" else LANGUAGE_PAPER
+    device = prov.get("device_name") or prov.get("device") or cfg.get("device", "?")
+    fields = [("epochs", "retraining epochs"), ("finetune_epochs", "fine-tuning epochs"),
+              ("max_per_task", "items per task"), ("width", "width"), ("batch_size", "batch")]
+    if kind != "vision":
+        fields = [f for f in fields if f[0] not in ("width",)] + [("n_retrain", "retraining personas"),
+                                                                   ("n_test", "test personas")]
+    reduced = [f"{label} {cfg.get(key)} (paper {_or_all(getattr(paper, key, None))})" for key, label in fields
+               if key in cfg and cfg.get(key) != getattr(paper, key, cfg.get(key))]
+    seeds = cfg.get("seeds") or []
+    head = ("SMOKE run on generated stand-in data, not a result" if is_smoke(record)
+            else ("reduced-scale" if reduced else "paper-scale") + f" {str(device).split(':')[0].upper()} run")
+    line = f"{head}; seeds {', '.join(map(str, seeds))}"
+    if reduced:
+        line += "; " + ", ".join(reduced)
+    return line
+
+
+def vision_task_label(record: dict) -> str:
+    """The test task's classes by name, e.g. ``test task: ship (8) vs truck (9), CIFAR-10``."""
+    from empirics.real._cifar import CIFAR10_CLASSES
+    from empirics.real._fmnist import FMNIST_CLASSES
+    from empirics.real._vision_data import TEST_PAIR
+
+    dataset = record.get("config", {}).get("dataset", "cifar10")
+    names = {"cifar10": (CIFAR10_CLASSES, "CIFAR-10"), "fashion_mnist": (FMNIST_CLASSES, "Fashion-MNIST")}
+    a, b = TEST_PAIR
+    if dataset not in names:
+        return f"test task: classes {a} vs {b} ({dataset})"
+    cls, data_name = names[dataset]
+    return f"test task: {cls[a]} ({a}) vs {cls[b]} ({b}), {data_name}"
+
+
 def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: float | None = None,
              paper: dict | None = None) -> Path:
     """Grouped bars (mean ± SE), the paper's values as black diamonds where given
@@ -169,7 +225,8 @@ def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: f
     groups = list(rows_by_group)
     labels = sorted({lab for g in groups for lab in rows_by_group[g]}, key=lambda s: list(
         rows_by_group[groups[0]]).index(s) if s in rows_by_group[groups[0]] else 99)
-    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(groups) * max(1, len(labels)) / 2 + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(groups) * max(1, len(labels)) / 2 + 2),
+                                    4 + 0.18 * title.count("\n")))
     width = 0.8 / max(len(labels), 1)
     for j, lab in enumerate(labels):
         x = np.arange(len(groups)) + (j - (len(labels) - 1) / 2) * width
@@ -185,7 +242,7 @@ def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: f
     ax.set_xticks(np.arange(len(groups)))
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    fig.suptitle(title, fontsize=8.5)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
@@ -196,25 +253,34 @@ def _bar_png(rows_by_group: dict, ylabel: str, title: str, path: Path, chance: f
     return path
 
 
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def render_record(record: dict, out_dir: Path, stem: str, *, kind: str | None = None) -> list:
     """Write ``<stem>.md`` and ``<stem>.png`` for one record (vision or language)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     kind = kind or record["experiment"]
     text = format_vision_table(record) if kind == "vision" else format_language_table(record)
+    run_line = _wrap(describe_run(record), 100)
     md = atomic_write_text(out_dir / f"{stem}.md", text + "\n")
     print(text)
     paper = None
     if kind == "vision":
         from empirics.real._paper import TABLE1
 
-        groups = {"test task (8, 9)": {r["row"]: r["best_accuracy_over_epochs"] for r in record["rows"]}}
-        paper = {"test task (8, 9)": TABLE1}
-        title = "Vision: fine-tuned accuracy, best epoch (mean ± SE over seeds; paper: diamonds)"
+        task = vision_task_label(record)
+        groups = {task: {r["row"]: r["best_accuracy_over_epochs"] for r in record["rows"]}}
+        paper = {task: TABLE1}
+        title = (f"Vision, {task}: fine-tuned accuracy, best epoch\n(mean ± SE over seeds; paper: "
+                 f"diamonds)\n{run_line}")
     else:
         personas = list(record["rows"][0]["per_task"]) if record["rows"] else []
         groups = {p: {r["row"]: r["per_task"][p] for r in record["rows"]} for p in personas}
-        title = "Language: hits@1 per test persona (mean ± SE over seeds)"
+        title = f"Language: hits@1 per test persona (mean ± SE over seeds)\n{run_line}"
     chance = 0.5 if kind == "vision" else 1 / 20  # binary tasks; one reply among 20 candidates
     png = _bar_png(groups, "accuracy (%)", title, out_dir / f"{stem}.png", chance, paper) if record["rows"] else None
     return [md] + ([png] if png else [])
@@ -226,5 +292,7 @@ def render_rank_records(records: dict, out_dir: Path, stem: str) -> list:
     md = atomic_write_text(Path(out_dir) / f"{stem}.md", text + "\n")
     print(text)
     groups = {f"rank {k}": {r["row"]: r["accuracy"] for r in rec["rows"]} for k, rec in records.items()}
-    png = _bar_png(groups, "average hits@1 (%)", "Language: LoRA rank sweep", Path(out_dir) / f"{stem}.png", 1 / 20)
+    any_rec = next(iter(records.values()))
+    title = f"Language: LoRA rank sweep, average hits@1\n{_wrap(describe_run(any_rec), 100)}"
+    png = _bar_png(groups, "average hits@1 (%)", title, Path(out_dir) / f"{stem}.png", 1 / 20)
     return [md, png]

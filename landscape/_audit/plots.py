@@ -32,8 +32,44 @@ def _figure():
     return fig, fig.add_subplot(111)
 
 
+def _fmt(units, x, power: int) -> str:
+    """``x`` of the normalised tasks in the user's units (see :meth:`_Units.fmt`)."""
+    return format(float(x), ".3e") if units is None else units.fmt(x, power=power)
+
+
 _COLORS = {GLOBAL_MINIMUM: "tab:green", SPURIOUS_CANDIDATE: "tab:red", STRICT_SADDLE: "tab:blue",
            DEGENERATE: "tab:orange", NOT_CRITICAL: "tab:gray"}
+
+
+def _in_user_units(ax, units, *, y_power: int, x_power: int = 0) -> str:
+    """Redraw the lines of ``ax`` in the user's units: the audit ran on the tasks divided by
+    :math:`2^e`, and a quantity of power ``p`` (4: G, 2: an eigenvalue of S, 1: a
+    displacement of U, 0: an angle) gains :math:`2^{pe/2}`.  When a converted value would
+    leave the float64 range the lines stay as computed and the axis label names the factor
+    instead.  Returns the suffix for the y label (empty when converted)."""
+    e = 0 if units is None else int(units.e)
+    if e == 0 or (y_power == 0 and x_power == 0):
+        return ""
+    lines = list(ax.get_lines())
+
+    def fits(values, p):
+        v = np.asarray(values, dtype=float)
+        with np.errstate(over="ignore", under="ignore"):
+            w = np.ldexp(v, p * e // 2)
+        return bool(np.all(np.isfinite(w)) and np.all((w != 0) | (v == 0))), w
+
+    converted = [(fits(ln.get_xdata(), x_power), fits(ln.get_ydata(), y_power)) for ln in lines]
+    x_ok = all(cx[0] for cx, _ in converted)
+    y_ok = all(cy[0] for _, cy in converted)
+    for ln, ((_, wx), (_, wy)) in zip(lines, converted):
+        ln.set_data(wx if x_ok and x_power else ln.get_xdata(), wy if y_ok and y_power else ln.get_ydata())
+    ax.relim()
+    ax.autoscale_view()
+    if x_power and not x_ok:
+        ax.set_xlabel(ax.get_xlabel() + f" [x 2^{-x_power * e // 2}: tasks divided by 2^{e}]")
+    if y_power and not y_ok:
+        return f" [x 2^{-y_power * e // 2}: tasks divided by 2^{e}]"
+    return ""
 
 
 def _plot_losses(save, classifications, exponent: int = 0):
@@ -69,7 +105,7 @@ def _plot_losses(save, classifications, exponent: int = 0):
     save(fig)
 
 
-def _plot_spectrum(save, cls: CriticalClass, result: SearchResult):
+def _plot_spectrum(save, cls: CriticalClass, result: SearchResult, units=None, problem=None):
     fig, ax = _figure()
     lam = np.sort(np.asarray(result.spectrum.eigenvalues))
     ax.semilogy(np.arange(1, lam.size + 1), np.abs(lam), "o", color=_COLORS[cls.kind], ms=4)
@@ -78,8 +114,13 @@ def _plot_spectrum(save, cls: CriticalClass, result: SearchResult):
         ax.semilogy(np.flatnonzero(neg) + 1, np.abs(lam[neg]), "x", color="k", label="negative")
         ax.legend()
     ax.set_xlabel("index (ascending)")
-    ax.set_ylabel("|eigenvalue| of S on the O(k) quotient")
-    ax.set_title(f"class {cls.id}: spurious candidate, G = {cls.classification.loss:.3e}"
+    suffix = _in_user_units(ax, units, y_power=2)
+    ax.set_ylabel("|eigenvalue| of S on the O(k) quotient" + suffix)
+    rel = ""
+    if problem is not None:
+        g0 = 0.5 * problem.T * problem_scale(problem) ** 2
+        rel = f", G / G(0) = {cls.classification.loss / g0:.3e}" if g0 > 0 else ""
+    ax.set_title(f"class {cls.id}: spurious candidate, G = {_fmt(units, cls.classification.loss, 4)}{rel}"
                  f" ({result.spectrum.method})", fontsize=9)
     fig.tight_layout()
     save(fig)
@@ -126,15 +167,15 @@ def _saddle_curve(problem, cls: CriticalClass, result: SearchResult):
     return ts, _Lines(problem, U).along(v, ts)
 
 
-def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult):
+def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult, units=None):
     c = cls.classification
     ts, vals = _saddle_curve(problem, cls, result)
     fig, ax = _figure()
     ax.plot(ts, vals, label="G(U + t v)")
     ax.plot(ts, c.loss + 0.5 * c.lambda_min_quotient * ts**2, "--", label="quadratic model")
     ax.set_xlabel("t (v: unit eigenvector of the most negative quotient eigenvalue)")
-    ax.set_ylabel("G")
-    ax.set_title(f"class {cls.id}: strict saddle, lambda_min = {c.lambda_min_quotient:.3e}", fontsize=9)
+    ax.set_ylabel("G" + _in_user_units(ax, units, y_power=4, x_power=1))
+    ax.set_title(f"class {cls.id}: strict saddle, lambda_min = {_fmt(units, c.lambda_min_quotient, 2)}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     save(fig)
@@ -189,7 +230,7 @@ def _orbit_curves(problem, result: SearchResult, rng) -> list:
     return curves
 
 
-def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng):
+def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng, units=None):
     fig, ax = _figure()
     for x, y, style, label in _orbit_curves(problem, result, rng):
         if style == "o":
@@ -199,7 +240,7 @@ def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng):
         else:
             ax.plot(x, y, label=label)
     ax.set_xlabel("theta")
-    ax.set_ylabel("G")
+    ax.set_ylabel("G" + _in_user_units(ax, units, y_power=4))
     ax.set_title(f"Loss along symmetry orbits through class {cls.id} ({cls.kind})", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()

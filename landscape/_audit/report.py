@@ -16,7 +16,9 @@ from .units import MAX_JSON_MATRIX_ENTRIES, _num, _one_line, _Units
 REPORT_SCHEMA_VERSION = "1.0"
 
 
-def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, note):
+def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, note, g0=None):
+    """One entry of ``report.json``'s ``classes``; ``g0`` is G(0) of the normalised tasks
+    (:math:`Ts^2/2`), which gives the scale-free ``loss_relative`` = G / G(0)."""
     c = cls.classification
     rep = results[cls.representative]
     return {
@@ -27,6 +29,7 @@ def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, no
         "family": cls.family,
         "loss": _num(units.loss(c.loss)),
         "loss_normalised": _num(c.loss),
+        "loss_relative": _num(c.loss / g0) if g0 else None,
         "grad_norm": _num(units.grad(c.grad_norm)),
         "loss_tolerance": _num(units.loss(c.loss_tolerance)),
         "eigenvalue_tolerance": _num(units.lin(c.eigenvalue_tolerance)),
@@ -57,6 +60,8 @@ def _markdown(data: dict, units: _Units) -> str:
         "",
         f"* Tasks: T = {inp['T']}, d = {inp['d']}, adapter rank k = {inp['k']}; "
         f"truth (A*, U*) {'known' if inp['truth_known'] else 'not given'}.",
+        "* G is in your units; G / G(0) is the same value relative to the loss at U = 0, "
+        "G(0) = T s^2 / 2 with s the tasks' natural scale, so it does not depend on how the tasks are scaled.",
     ]
     if inp["scale_exponent"]:
         lines.append(f"* Scale: s = {units.fmt(inp['scale_normalised'], power=2)}; "
@@ -110,8 +115,8 @@ def _markdown(data: dict, units: _Units) -> str:
               f"* Tasks compatible with model M1 (pairwise differences symmetric with inertia at most (k, k)): "
               f"{data['model_m1']['compatible']}."]
     lines += ["", "## Classes of critical points (modulo U_t -> U_t O_t)", "",
-              "| id | kind | runs | family | G | lambda_min (quotient) | ||A - A*|| | certificate |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| id | kind | runs | family | G | G / G(0) | lambda_min (quotient) | ||A - A*|| | certificate |",
+              "|---|---|---|---|---|---|---|---|---|"]
     rows = data["classes"]
     if cont:
         glob = [c for c in rows if c["kind"] == GLOBAL_MINIMUM]
@@ -119,14 +124,14 @@ def _markdown(data: dict, units: _Units) -> str:
         if glob:
             lines.append(f"| {glob[0]['id']} (+{len(glob) - 1}) | global_minimum (O(k,k) continuum) | "
                          f"{sum(c['count'] for c in glob)} | {glob[0]['family']} | "
-                         f"{units.fmt(glob[0]['loss_normalised'])} | zero modes | | |")
+                         f"{units.fmt(glob[0]['loss_normalised'])} | {_rel(glob[0])} | zero modes | | |")
     for c in rows:
         cert = c["certificate"]["status"] if c["certificate"] else ""
         dist = "" if c["A_star_distance"] is None else f"{c['A_star_distance']:.2e}"
         lam = c["lambda_min_quotient"]
         lam_s = f"{lam:.3e}" if isinstance(lam, float) else str(lam)
         lines.append(f"| {c['id']} | {c['kind']} | {c['count']} | {c['family']} | {units.fmt(c['loss_normalised'])} | "
-                     f"{lam_s} | {dist} | {cert} |")
+                     f"{_rel(c)} | {lam_s} | {dist} | {cert} |")
     odd = [c for c in data["classes"] if c["kind"] in (DEGENERATE, SPURIOUS_CANDIDATE)]
     if odd:
         lines += ["", "### Details", ""]
@@ -149,6 +154,12 @@ def _markdown(data: dict, units: _Units) -> str:
         lines += ["", "## Plots", ""] + [f"* `{p}`" for p in data["plots"]]
     lines.append("")
     return "\n".join(lines)
+
+
+def _rel(c) -> str:
+    """G / G(0) of a class entry, as report.md prints it."""
+    r = c.get("loss_relative")
+    return "" if r is None else f"{r:.3e}"
 
 
 #: Diverged runs listed one per line in report.md (all of them are in report.json).

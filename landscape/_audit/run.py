@@ -39,6 +39,7 @@ from ..runtime.outdir import ReportWriter, prepare_out_dir
 from ..runtime.safe_load import MAX_ARRAY_BYTES
 from .._search import (SearchResult, _expand_methods, available_memory_bytes, curvature_mode, estimate_audit_cost,
                        problem_scale)
+from .._random import renamed_keyword, seed_from
 from .._validation import LandscapeInputError, as_task_stack
 from .plots import MAX_SPECTRUM_PLOTS, _plot_losses, _plot_orbit, _plot_saddle, _plot_spectrum
 from .report import REPORT_SCHEMA_VERSION, _class_dict, _markdown
@@ -83,6 +84,72 @@ class AuditReport:
     classifications: tuple
     classes: tuple
     certificates: dict
+
+    # ------------------------------------------------------------ accessors
+    @property
+    def summary(self) -> dict:
+        """``report.json``'s ``summary``: counts per kind, classes, what was recovered."""
+        return self.data["summary"]
+
+    @property
+    def counts(self) -> dict:
+        """Runs per kind of endpoint (``global_minimum``, ``spurious_candidate``, ...)."""
+        return dict(self.data["summary"]["counts"])
+
+    @property
+    def global_minimum_found(self) -> bool:
+        return bool(self.data["summary"]["global_minimum_found"])
+
+    @property
+    def agrees(self):
+        """True / False: the findings agree / contradict the applicable theorem; None: no
+        theorem applies (``report.data["theory"]["not_applicable_reason"]`` says why)."""
+        th = self.data["theory"]
+        return th["agrees"] if th["applicable"] else None
+
+    @property
+    def theory(self) -> dict:
+        return self.data["theory"]
+
+    def class_entries(self, kind: str | None = None) -> list:
+        """``report.json``'s class entries (in your units), optionally of one ``kind``."""
+        return [c for c in self.data["classes"] if kind is None or c["kind"] == kind]
+
+    def certificate(self, class_id: int):
+        """The :class:`landscape.Certificate` of a spurious candidate class (for the tasks
+        divided by :math:`2^e`, see ``data["input"]["scale_exponent"]``), or None."""
+        return self.certificates.get(int(class_id))
+
+    def certified_spurious(self) -> list:
+        """``(class entry, Certificate)`` for every class certified to hold a spurious
+        local minimum; ``Certificate.verify()`` re-checks one."""
+        out = []
+        for c in self.class_entries(SPURIOUS_CANDIDATE):
+            cert = self.certificates.get(c["id"])
+            if cert is not None and getattr(cert, "certified", False):
+                out.append((c, cert))
+        return out
+
+    def __repr__(self) -> str:
+        inp, sm = self.data["input"], self.data["summary"]
+        parts = [f"{n} {kind.replace('_', ' ')}" for kind, n in sm["counts"].items() if n]
+        agrees = self.agrees
+        verdict = "no theorem applies" if agrees is None else ("agrees with theory" if agrees else "CONTRADICTS theory")
+        text = (f"AuditReport(d={inp['d']}, T={inp['T']}, k={inp['k']}: {sm['n_runs']} runs -> "
+                f"{sm['n_classes']} classes; {', '.join(parts) or 'nothing found'}; "
+                f"certified spurious: {sm['certified_spurious']}; {verdict})")
+        return text if len(text) <= 300 else text[:296] + "...)"
+
+    __str__ = __repr__
+
+
+def _bar(items, progress: bool, desc: str, unit: str):
+    """``items`` with a progress bar on stderr when ``progress`` and stderr is a terminal."""
+    if not progress or not items:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False, disable=None)
 
 
 def _certify(problem, U, witness, rng):
@@ -163,7 +230,13 @@ def _as_input(source) -> TaskInput:
         U = np.asarray(source.U_star, float)
         tasks = as_task_stack(A[None] + U @ np.swapaxes(U, 1, 2))
         return TaskInput(tasks, A, U, "planted instance", "array", ("A_star", "U_star"))
-    tasks = np.asarray(source)
+    if isinstance(source, tuple) and len(source) == 2 and hasattr(source[0], "A_star"):
+        raise LandscapeInputError("got a pair (instance, point): pass the instance as tasks, and the point as "
+                                  "extra_starts=point[None] to start a search there")
+    try:
+        tasks = np.asarray(source)
+    except (TypeError, ValueError) as exc:
+        raise LandscapeInputError(f"tasks: not an array of shape (T, d, d) ({_one_line(exc)})") from None
     if tasks.dtype.kind not in "fiu":
         raise LandscapeInputError(f"tasks: expected a real numeric array, got dtype {tasks.dtype}")
     if tasks.size == 0:
@@ -204,10 +277,10 @@ def _normalised(task_input: TaskInput, e: int) -> TaskInput:
 
 def audit(
     source,
-    rank: int,
+    k: int | None = None,
     *,
     starts: int = DEFAULT_STARTS,
-    seed: int = 0,
+    seed=0,
     out=None,
     methods: Sequence[str] | str = "all",
     curvature: str = "auto",
@@ -220,6 +293,7 @@ def audit(
     executor=None,
     max_seconds: float | None = None,
     enumeration: str = "auto",
+    rank: int | None = None,
 ) -> AuditReport:
     r"""Audit the LoRA-ML landscape of given task matrices.
 
@@ -227,12 +301,15 @@ def audit(
     ----------
     source : path, array (T, d, d), TaskInput or PlantedInstance
         The task matrices (see :func:`landscape.load_tasks` for file formats).
-    rank : int
-        Adapter rank :math:`k` (:math:`1\le k<d`).
+    k : int
+        Adapter rank :math:`k` (:math:`1\le k<d`), the toolkit's one name for it
+        (:mod:`landscape._random`); the old keyword ``rank=`` still works and warns.
     starts : int
         Number of random starts (dealt round-robin to the methods).
-    seed : int
-        Seed of the ``numpy.random.Generator`` that drives everything.
+    seed : int >= 0 or numpy.random.Generator
+        Seed of the ``numpy.random.Generator`` that drives everything.  A Generator
+        gives its next integer as the seed (:func:`landscape.seed_from`); the report
+        records the integer, which reproduces the audit.
     out : path, optional
         Directory for ``report.json``, ``report.md``, ``run.json`` and the plots;
         validated and created (and proven writable) with the other inputs, before the
@@ -284,24 +361,26 @@ def audit(
         Bad input of any kind (nothing is written then).
     """
     t0 = time.perf_counter()
+    k = renamed_keyword("audit", "rank", "k", rank, k)
+    if k is None:
+        raise TypeError("audit() needs the adapter rank k: audit(source, k, ...)")
     # ---------------- validation: everything before the search, `out` included
     user_input = _as_input(source)
     e = scale_exponent(user_input.tasks)
     units = _Units(e)
     task_input = _normalised(user_input, e)
-    # the report needs the description of the user's input, and its tasks only for an
-    # enumeration (small instances): otherwise a second copy of the tasks (when they were
-    # rescaled) is not kept for the whole audit; a zero-memory stand-in keeps the shape
+    # a rescaled copy of the user's tasks is kept only for an enumeration (small instances)
     T_, d_ = user_input.tasks.shape[:2]
     keep = e == 0 or enumeration == "on" or T_ * d_ * (d_ + 1) // 2 <= AUTO_MAX_UNKNOWNS
-    user_input = SimpleNamespace(source=user_input.source, format=user_input.format, keys=user_input.keys,
-                                 truth_known=user_input.truth_known,
+    user_input = SimpleNamespace(**{a: getattr(user_input, a) for a in ("source", "format", "keys", "truth_known")},
                                  tasks=user_input.tasks if keep else np.broadcast_to(0.0, user_input.tasks.shape))
-    problem = audit_problem(task_input, rank)
+    problem = audit_problem(task_input, k)
     if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 0:
         raise LandscapeInputError(f"--starts must be a non-negative integer, got {starts!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise LandscapeInputError(f"--seed must be a non-negative integer, got {seed!r}")
+    try:
+        seed = seed_from(seed)
+    except TypeError as exc:
+        raise LandscapeInputError(str(exc)) from None
     if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer))
                                  or max_iter < 1):
         raise LandscapeInputError(f"--max-iter must be a positive integer, got {max_iter!r}")
@@ -366,6 +445,9 @@ def audit(
         if out_dir is not None:
             out_dir.discard_if_unused()
         raise
+    finally:
+        if out_dir is not None:
+            out_dir.release()
 
 
 def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method_list, mode, curvature, explicit,
@@ -380,7 +462,9 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
         results = sorted((_result_from_json(d) for chunk in chunks for d in chunk), key=lambda r: r.start_index)
         t_search = time.perf_counter() - t_search
         A_star = task_input.A_star
-        classifications = [classify_result(problem, r, A_star=A_star, rng=rng) for r in results]
+        # the minutes after the search (classification, certificates) get their own bars
+        classifications = [classify_result(problem, r, A_star=A_star, rng=rng)
+                           for r in _bar(results, progress, "classifying endpoints", "run")]
         divergence = [_divergence(problem, r) for r in results]
         classifications = [cl if dv is None else replace(cl, kind=NOT_CRITICAL, reason=dv)
                            for cl, dv in zip(classifications, divergence)]
@@ -396,9 +480,8 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 witness = results[glob[0].representative].point
         cert_objects, cert_info = {}, {}
         t_cert = time.perf_counter()
-        for c in classes:
-            if c.kind != SPURIOUS_CANDIDATE:
-                continue
+        for c in _bar([c for c in classes if c.kind == SPURIOUS_CANDIDATE], progress and certify,
+                      "certifying spurious candidates", "class"):
             if certify:
                 cert, info = _certify(problem, results[c.representative].point, witness, rng)
                 if info.get("certificate") is not None and units.e:
@@ -486,7 +569,8 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             "theory": theory,
             "r31": r31,
             "model_m1": m1,
-            "classes": [_class_dict(c, results, cert_info.get(c.id), units, _zero_mode_note(problem, c, units))
+            "classes": [_class_dict(c, results, cert_info.get(c.id), units, _zero_mode_note(problem, c, units),
+                                    g0=0.5 * problem.T * s_norm ** 2)
                         for c in classes],
             "runs": runs,
             "plots": [],
@@ -513,15 +597,17 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 crit = [cl for cl in classifications if cl.kind != NOT_CRITICAL]
                 _plot_losses(saver("losses.png"), crit, units.e)
                 for c in [c for c in classes if c.kind == SPURIOUS_CANDIDATE][:MAX_SPECTRUM_PLOTS]:
-                    _plot_spectrum(saver(f"spectrum_class{c.id}.png"), c, results[c.representative])
+                    _plot_spectrum(saver(f"spectrum_class{c.id}.png"), c, results[c.representative], units=units,
+                                   problem=problem)
                 saddles = sorted((c for c in classes if c.kind == STRICT_SADDLE),
                                  key=lambda c: c.classification.loss)
                 if saddles:
                     _plot_saddle(saver("saddle_direction.png"), problem, saddles[0],
-                                 results[saddles[0].representative])
+                                 results[saddles[0].representative], units=units)
                 pick = (glob_classes or [c for c in classes if c.kind == SPURIOUS_CANDIDATE] or classes)
                 if pick:
-                    _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng)
+                    _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng,
+                                units=units)
                 timing["plots_s"] = time.perf_counter() - t_plots
             md = _markdown(data, units) + enumeration_markdown(enum_sec)
             files.append(writer.write_text("report.md", md))

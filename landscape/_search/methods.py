@@ -12,6 +12,7 @@ import numpy as np
 from scipy import optimize
 from scipy.sparse.linalg import minres
 
+from .._random import accepts_seed
 from .._curvature import DENSE_EIGH_MAX_DIM, reduced_spectrum
 from .._factored import ChainedLossGrad, factored, reduced_grad, reduced_hvp_operator, reduced_loss, uses_factored
 from .._objective import LoraMLProblem, unvec_factors, vec_factors
@@ -70,6 +71,7 @@ def _common(problem, starts, mode, spectrum_count):
     return starts, mode, count
 
 
+@accepts_seed()
 def gradient_descent(
     problem: LoraMLProblem,
     starts: np.ndarray,
@@ -100,6 +102,7 @@ def gradient_descent(
     ]
 
 
+@accepts_seed()
 def perturbed_gradient_descent(
     problem: LoraMLProblem,
     starts: np.ndarray,
@@ -146,6 +149,7 @@ def _flat_fg(problem):
     return fg
 
 
+@accepts_seed()
 def lbfgs(
     problem: LoraMLProblem,
     U0: np.ndarray,
@@ -176,6 +180,7 @@ def lbfgs(
                    spectrum_count=count, rng=rng, polish=polish)
 
 
+@accepts_seed()
 def trust_region_newton(
     problem: LoraMLProblem,
     U0: np.ndarray,
@@ -235,6 +240,7 @@ def trust_region_newton(
                    spectrum_count=count, rng=rng, polish=polish)
 
 
+@accepts_seed()
 def gradient_root(
     problem: LoraMLProblem,
     U0: np.ndarray,
@@ -355,6 +361,7 @@ def _expand_methods(methods) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+@accepts_seed()
 def search(
     problem: LoraMLProblem,
     *,
@@ -412,7 +419,7 @@ def search(
     results: list[SearchResult] = []
     count = default_spectrum_count(problem)
     with tqdm(total=total, desc="critical-point search", unit="start", file=sys.stderr,
-              disable=not progress, leave=False) as bar:
+              disable=None if progress else True, leave=False) as bar:
         for m in methods:
             todo = jobs[m]
             if not todo:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._random import accepts_seed
 from .._curvature import SpectrumSummary
 from .._objective import LoraMLProblem
 
@@ -77,6 +78,12 @@ class SearchResult:
     loss_before_polish: float = float("nan")
     grad_norm_before_polish: float = float("nan")
 
+    def __repr__(self) -> str:
+        lam = "" if self.spectrum is None else f", lambda_min_quotient={self.spectrum.lambda_min_quotient:.3e}"
+        return (f"SearchResult({self.method!r}, start {self.start_index}: G={self.loss:.3e}, "
+                f"|grad|={self.grad_norm:.1e}{lam}, {self.iterations} iterations, point of shape "
+                f"{tuple(np.shape(self.point))})")
+
 
 #: problem_scale is a pure function of the (frozen) problem and costs a pass over T d^2
 #: numbers; it is asked for dozens of times per audit.
@@ -104,6 +111,7 @@ def problem_scale(problem: LoraMLProblem) -> float:
     return s
 
 
+@accepts_seed()
 def random_starts(problem: LoraMLProblem, rng: np.random.Generator, n: int) -> np.ndarray:
     r"""``n`` Gaussian starting points, shape ``(n, T, d, k)``.
 

@@ -168,6 +168,11 @@ class Certificate:
     def problem(self) -> LoraMLProblem:
         return LoraMLProblem(self.tasks, self.rank)
 
+    def __repr__(self) -> str:
+        T, d, k = np.shape(self.point)
+        return (f"Certificate({self.kind!r}, T={T}, d={d}, k={k}: {self.verdict}, radius={self.radius:.3e}; "
+                "summary() for the bounds, to_json() for everything)")
+
     def verify(self) -> bool:
         """Recompute every bound from the stored data; see :func:`verify_certificate`."""
         return verify_certificate(self)
@@ -243,8 +248,15 @@ class Certificate:
 
     @classmethod
     def from_json(cls, text) -> "Certificate":
-        """Inverse of :meth:`to_json` (accepts the text or an already parsed dict)."""
-        return cls.from_dict(json.loads(text) if isinstance(text, (str, bytes)) else text)
+        """Inverse of :meth:`to_json`: accepts the text or an already parsed dict, also as
+        ``report.json`` embeds it (a class entry ``classes[i]``, or its ``"certificate"``
+        entry, both of which hold the certificate under the key ``"certificate"``)."""
+        data = json.loads(text) if isinstance(text, (str, bytes)) else text
+        while isinstance(data, Mapping) and "format" not in data and isinstance(data.get("certificate"), Mapping):
+            data = data["certificate"]
+        if isinstance(data, Mapping) and "format" not in data and "certificate" in data and data["certificate"] is None:
+            raise ValueError("this entry holds no certificate (its class is not a certified spurious candidate)")
+        return cls.from_dict(data)
 
 
 def _array_to_json(a: np.ndarray, kind: str):

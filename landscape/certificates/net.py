@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._random import accepts_seed
 from .._interval import IntervalArray, _up, arb_from_array, arb_pair, arb_precision
 from .._objective import LoraMLProblem, vec_factors
 from .common import _claims_hold, _float_down, _float_up
@@ -242,6 +243,7 @@ def _net_lipschitz(st: dict, S_arb, S_mid, A: np.ndarray | None, R: float):
     return best, details
 
 
+@accepts_seed()
 def epsilon_net_certificate(
     problem: LoraMLProblem,
     U0,

@@ -90,6 +90,7 @@ import time
 
 import numpy as np
 
+from .._random import accepts_seed
 from .._interval import arb_pair, arb_precision
 from .._objective import LoraMLProblem
 from .common import _claims_hold, _float_down, _float_up, _taylor_decide, _taylor_radius
@@ -133,6 +134,7 @@ def _taylor_bounds(tasks, rank, U0, *, penalty: float, shift: float | None, prec
     return enclosures, bounds, {"penalty": penalty, "shift": mu}, diag
 
 
+@accepts_seed()
 def taylor_certificate(
     problem: LoraMLProblem,
     U0,

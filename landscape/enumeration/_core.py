@@ -49,8 +49,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,24 +113,26 @@ class EnumerationResult:
         return markdown(self.data)
 
     def write(self, out) -> Path:
+        """Write ``enumeration.json``, ``enumeration.md`` and the plot into ``out`` as one set.
+
+        The folder is locked for the write (a concurrent run is refused), the three files
+        are replaced whole (a manifest listing their sha256 is written last), and stale
+        temporaries of a killed run are removed; see :mod:`landscape.runtime.outguard`.
+        """
+        from ..runtime.atomic import atomic_write, atomic_write_text
+        from ..runtime.outguard import FileSet, OutLock
+
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_text(out / "enumeration.md", self.markdown)
-        plot(self.data, out / "critical_values.png")
-        _atomic_text(out / "enumeration.json", json.dumps(self.data, indent=1, allow_nan=False) + "\n")
+        names = ("enumeration.md", "critical_values.png", "enumeration.json")
+        with OutLock(out, "landscape enumerate"):
+            files = FileSet(out, "enumeration.manifest.json", names, key={"command": "landscape enumerate"})
+            files.begin()
+            files.add(atomic_write_text(out / "enumeration.md", self.markdown))
+            files.add(atomic_write(out / "critical_values.png", lambda fh: plot(self.data, fh)))
+            files.add(atomic_write_text(out / "enumeration.json",
+                                        json.dumps(self.data, indent=1, allow_nan=False) + "\n"))
+            files.commit()
         return out
-
-
-def _atomic_text(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------------------

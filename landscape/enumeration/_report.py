@@ -1,9 +1,6 @@
 """Markdown summary and plot of an enumeration (``enumeration.md``, ``critical_values.png``)."""
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +40,8 @@ def markdown(data) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(data, path: Path):
+def plot(data, fh):
+    """Draw the critical values by class as PNG into the binary file ``fh``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,12 +63,7 @@ def plot(data, path: Path):
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fig.savefig(fh, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)

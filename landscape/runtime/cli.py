@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["UsageError", "nonneg_int", "positive_int", "finite_float", "nonneg_float", "check_output_file",
            "add_out_argument", "add_quiet_arguments", "OneLineParser",
-           "check_output_dir"]
+           "check_output_dir", "finish_parser", "OLD_SPELLINGS"]
 
 
 class UsageError(ValueError):
@@ -139,3 +139,51 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+#: Old spellings that still parse but are not shown by ``--help`` (README, "Command-line
+#: conventions"): each is an alias of a current flag on the same argument.
+OLD_SPELLINGS = frozenset({"--k", "--json", "--no-progress", "--progress", "--dest"})
+
+
+def _hiding_formatter(base: type) -> type:
+    """``base`` help formatter that leaves :data:`OLD_SPELLINGS` out of the option list."""
+
+    class Hiding(base):
+        def _format_action_invocation(self, action):
+            shown = [s for s in action.option_strings if s not in OLD_SPELLINGS]
+            if action.option_strings and shown and len(shown) < len(action.option_strings):
+                action = argparse.Action(shown, action.dest, nargs=action.nargs, const=action.const,
+                                         default=action.default, type=action.type, choices=action.choices,
+                                         required=action.required, help=action.help, metavar=action.metavar)
+            return super()._format_action_invocation(action)
+
+    Hiding.__name__ = f"Hiding{base.__name__}"
+    return Hiding
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from _parsers(sub)
+
+
+def finish_parser(parser: argparse.ArgumentParser, version: str | None = None) -> argparse.ArgumentParser:
+    """The conventions every command line shares, applied to ``parser`` and all its
+    subcommands: ``--version`` on each (``PROG VERSION``), and old spellings of flags
+    (:data:`OLD_SPELLINGS`) kept working but out of ``--help`` and usage lines (the
+    current name is listed first, so the usage line shows it)."""
+    if version is None:
+        from .version import __version__ as version
+    for p in _parsers(parser):
+        if "--version" not in p._option_string_actions:
+            p.add_argument("--version", action="version", version=f"%(prog)s {version}",
+                           help="print the toolkit's version and exit")
+        for action in p._actions:
+            if any(s in OLD_SPELLINGS for s in action.option_strings):
+                action.option_strings.sort(key=lambda s: s in OLD_SPELLINGS)
+        if not getattr(p.formatter_class, "__name__", "").startswith("Hiding"):
+            p.formatter_class = _hiding_formatter(p.formatter_class)
+    return parser

@@ -183,7 +183,7 @@ def run_units(units: Iterable[Unit], *, executor: Executor | str | None = None,
     if progress and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{desc} ({executor.name})")
+        bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{desc} ({executor.name})", disable=None)
     try:
         for j, res in executor.imap([units[i] for i in todo]):
             i = todo[j]

@@ -50,8 +50,24 @@ class OutDir:
         self.path = path
         self.created = created
 
+    lock = None
+
+    def release(self) -> None:
+        """Release the folder's lock (the audit is done with it)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     def discard_if_unused(self) -> None:
-        """Remove the folders this audit created if they are still empty."""
+        """Release the folder's lock; remove the folders this audit created if they hold
+        nothing but the lock and the command's mark."""
+        from .outguard import LOCK, MARK
+
+        self.release()
+        if self.created and self.path == self.created[-1] and self.path.is_dir() \
+                and set(os.listdir(self.path)) <= {LOCK, MARK}:
+            for name in (LOCK, MARK):
+                (self.path / name).unlink(missing_ok=True)
         for p in reversed(self.created):
             try:
                 p.rmdir()
@@ -97,7 +113,16 @@ def prepare_out_dir(out) -> OutDir:
     except OSError as exc:
         OutDir(path, created).discard_if_unused()
         _fail(path, f"not writable ({exc.strerror or type(exc).__name__})")
-    return OutDir(path, created)
+    result = OutDir(path, created)
+    # one audit at a time in this folder (a second is refused: exit 2), stale temporaries removed
+    from .outguard import OutLock, OutputLocked
+
+    try:
+        result.lock = OutLock(path, "landscape audit").acquire()
+    except OutputLocked as exc:
+        result.discard_if_unused()
+        raise LandscapeInputError(str(exc)) from None
+    return result
 
 
 class ReportWriter:

@@ -304,6 +304,17 @@ def _json_array(value, where: str) -> np.ndarray:
     return arr
 
 
+def _no_duplicate_keys(pairs):
+    """JSON object hook: a key given twice is refused (json would silently keep the last value)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _JSONRangeError(f"the key {excerpt(key)} appears twice in one object; which value is meant "
+                                  "is ambiguous")
+        out[key] = value
+    return out
+
+
 def _read_json(fh, size: int, name: str, label: str):
     if size > MAX_JSON_BYTES:
         raise LandscapeInputError(f"{label}{name}: {_human(size)} of JSON, above the limit of {_human(MAX_JSON_BYTES)}"
@@ -327,7 +338,8 @@ def _read_json(fh, size: int, name: str, label: str):
         raise LandscapeInputError(f"{label}{name}: JSON nested {depth} levels deep; at most {MAX_JSON_DEPTH} are "
                                   "accepted")
     try:
-        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant,
+                          object_pairs_hook=_no_duplicate_keys)
     except _JSONRangeError as exc:
         raise LandscapeInputError(f"{label}{name}: {exc}") from None
     except json.JSONDecodeError as exc:

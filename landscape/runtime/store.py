@@ -2,8 +2,10 @@
 
 :func:`encode`/:func:`decode` give a JSON-able form of a unit's result in which numpy
 arrays keep their dtype, shape and bytes; :class:`ResultStore` writes each result
-atomically as ``<root>/<key>.json`` with its configuration's digest, and refuses
-(:class:`ConfigMismatch`) a stored result computed with another configuration.
+atomically as ``<root>/<key>.json`` with its configuration's digest and a content hash
+(:mod:`~landscape.runtime.integrity`), refuses (:class:`ConfigMismatch`) a stored result
+computed with another configuration and (:class:`StoreIntegrityError`) one that fails
+its content hash.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_text
+from .integrity import StoreIntegrityError, read_sealed, sealed_text
 from .units import Unit
 
-__all__ = ["ConfigMismatch", "ResultStore", "config_digest", "decode", "encode"]
+__all__ = ["ConfigMismatch", "ResultStore", "StoreIntegrityError", "config_digest", "decode", "encode"]
 
 
 class ConfigMismatch(ValueError):
@@ -84,24 +87,38 @@ class ResultStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def has(self, unit: Unit) -> bool:
-        """Whether ``unit``'s result is stored; raises :class:`ConfigMismatch` on another config."""
+    def _read(self, unit: Unit) -> dict | None:
+        """The checked payload of ``unit``'s file, None when there is none.
+
+        Raises :class:`StoreIntegrityError` when the file fails its content hash
+        (:mod:`landscape.runtime.integrity`: truncated, edited, older format) and
+        :class:`ConfigMismatch` when it holds another configuration's result.
+        """
         p = self.path(unit.key)
         if not p.is_file():
-            return False
-        stored = json.loads(p.read_text())
+            return None
+        stored = read_sealed(p)
+        if stored.get("key") != unit.key or "result" not in stored:
+            raise StoreIntegrityError(f"{p}: does not hold unit {unit.key!r}; it is not used; delete {p} and rerun "
+                                      "the command to recompute it")
         if stored.get("config_sha256") != config_digest(unit.config):
             raise ConfigMismatch(f"{p} holds unit {unit.key!r} computed with another configuration; "
                                  "use another output folder or remove it")
-        return True
+        return stored
+
+    def has(self, unit: Unit) -> bool:
+        """Whether ``unit``'s result is stored; raises :class:`ConfigMismatch` on another config
+        and :class:`StoreIntegrityError` on a file that fails its integrity check."""
+        return self._read(unit) is not None
 
     def load(self, unit: Unit) -> Any:
-        if not self.has(unit):
+        stored = self._read(unit)
+        if stored is None:
             raise FileNotFoundError(self.path(unit.key))
-        return decode(json.loads(self.path(unit.key).read_text())["result"])
+        return decode(stored["result"])
 
     def save(self, unit: Unit, result: Any) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         payload = {"key": unit.key, "config_sha256": config_digest(unit.config), "config": encode(dict(unit.config)),
                    "result": encode(result)}
-        return atomic_write_text(self.path(unit.key), json.dumps(payload))
+        return atomic_write_text(self.path(unit.key), sealed_text(payload))
