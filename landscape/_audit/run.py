@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -46,7 +47,7 @@ from .search import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_un
 from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode_note, _zero_mode_summary,
                      theory_assessment)
 from .units import _num, _one_line, _sanitize, _Units
-from .enumeration import ENUMERATION_MODES, enumeration_markdown, enumeration_section
+from .enumeration import AUTO_MAX_UNKNOWNS, ENUMERATION_MODES, enumeration_markdown, enumeration_section
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
 
@@ -368,6 +369,11 @@ def audit(
     e = scale_exponent(user_input.tasks)
     units = _Units(e)
     task_input = _normalised(user_input, e)
+    # a rescaled copy of the user's tasks is kept only for an enumeration (small instances)
+    T_, d_ = user_input.tasks.shape[:2]
+    keep = e == 0 or enumeration == "on" or T_ * d_ * (d_ + 1) // 2 <= AUTO_MAX_UNKNOWNS
+    user_input = SimpleNamespace(**{a: getattr(user_input, a) for a in ("source", "format", "keys", "truth_known")},
+                                 tasks=user_input.tasks if keep else np.broadcast_to(0.0, user_input.tasks.shape))
     problem = audit_problem(task_input, k)
     if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 0:
         raise LandscapeInputError(f"--starts must be a non-negative integer, got {starts!r}")
@@ -579,6 +585,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             writer = ReportWriter(out_dir)
             writer.clear_stale()
             if plots:
+                t_plots = time.perf_counter()
                 plot_rng = np.random.default_rng(seed)
 
                 def saver(name):
@@ -601,6 +608,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 if pick:
                     _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng,
                                 units=units)
+                timing["plots_s"] = time.perf_counter() - t_plots
             md = _markdown(data, units) + enumeration_markdown(enum_sec)
             files.append(writer.write_text("report.md", md))
             timing["total_s"] = time.perf_counter() - t0
