@@ -413,7 +413,7 @@ def test_json_task_file_with_a_duplicated_key_is_refused(tmp_path):
 def test_bundle_inputs_are_checked(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    r = _run(["-m", "empirics.real.bundle", "pack", "--dest", str(afile), "--no-language"])
+    r = _run(["-m", "empirics.real.bundle", "pack", "--out", str(afile), "--no-language"])
     assert r.returncode == 2 and "not a folder" in _one_line(r.stderr)
     b = tmp_path / "b"
     b.mkdir()
