@@ -23,6 +23,7 @@ from ._registry import (
     REGISTRY,
     FigureSpec,
     SavedDataError,
+    complete_set,
     get,
     load_data,
     make,
@@ -38,7 +39,7 @@ if importlib.util.find_spec(f"{__name__}._real_tables") is not None:
 from landscape.runtime.version import __version__
 
 __all__ = ["__version__", "FigureSpec", "REGISTRY", "DEFAULT_OUT", "register", "get", "make", "redraw", "save_data", "load_data",
-           "SavedDataError",
+           "SavedDataError", "complete_set",
            "names"]
 
 

@@ -110,6 +110,38 @@ DEDUP_RTOL = 1e-3
 A_MATCH_RTOL = 1e-6
 
 
+class _Deferred:
+    """A value computed when first asked for (a zero-argument function)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
+class _DeferredField:
+    r"""Data descriptor for a dataclass field whose value may be given as a
+    :class:`_Deferred`: computed on first access and then kept.  ``A_hat`` is a d x d
+    matrix per classified point, needed only for small d (the report) or on request;
+    stored eagerly it made an audit hold (runs x d^2) numbers (1.2 GB for 10 runs at
+    d = 4000)."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:  # no class-level default: the field stays required
+            raise AttributeError(self.slot[1:])
+        value = obj.__dict__[self.slot]
+        if isinstance(value, _Deferred):
+            value = value.fn()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class Classification:
     """Verdict on one point, with every number that justifies it.
@@ -141,7 +173,8 @@ class Classification:
     negative_direction : ndarray or None
         Unit direction of negative curvature (shape ``(T, d, k)``), strict saddles only.
     A_hat : ndarray
-        :math:`A(\\mathbf U)`.
+        :math:`A(\\mathbf U)` (computed on first access when :func:`classify` made
+        the classification: one d x d matrix per point is not kept unasked).
     A_star_distance : float or None
         :math:`\\|A(\\mathbf U)-A^\\star\\|_F` when :math:`A^\\star` is known.
     recovers_A_star : bool or None
@@ -169,7 +202,7 @@ class Classification:
     n_zero: int
     n_zero_symmetry: int
     negative_direction: np.ndarray | None
-    A_hat: np.ndarray
+    A_hat: np.ndarray = _DeferredField()
     A_star_distance: float | None
     recovers_A_star: bool | None
     zero_set_dimension: int | None
@@ -361,7 +394,7 @@ def classify(
         n_zero=n_zero,
         n_zero_symmetry=int(n_sym),
         negative_direction=direction,
-        A_hat=A_hat,
+        A_hat=_Deferred(lambda: problem.optimal_A(U)),
         A_star_distance=A_dist,
         recovers_A_star=recovers,
         zero_set_dimension=zero_dim,

@@ -60,11 +60,16 @@ FACTORED_MIN_D = 128
 #: products are recomputed from scratch every this many updates.
 RESYNC_EVERY = 50
 
+#: One FactoredObjective per live problem.  The values refer to their key only weakly
+#: (:attr:`FactoredObjective.problem` is a weak reference): a value that held its key
+#: strongly would keep the entry, the problem and its T d^2 arrays alive for the whole
+#: process (a WeakKeyDictionary drops an entry only when its key dies).
 _CACHE: "weakref.WeakKeyDictionary[LoraMLProblem, FactoredObjective]" = weakref.WeakKeyDictionary()
 
 
 def factored(problem: LoraMLProblem) -> "FactoredObjective":
-    """The :class:`FactoredObjective` of ``problem`` (built once per problem object)."""
+    """The :class:`FactoredObjective` of ``problem`` (built once per problem object,
+    freed with it)."""
     obj = _CACHE.get(problem)
     if obj is None:
         obj = FactoredObjective(problem)
@@ -173,20 +178,46 @@ class FactoredObjective:
     """
 
     def __init__(self, problem: LoraMLProblem):
-        self.problem = problem
+        self._problem = weakref.ref(problem)
         tasks = problem.tasks
-        dev = tasks - problem.mean_task[None]
-        sym = 0.5 * (dev + np.swapaxes(dev, 1, 2))
-        skew = dev - sym
+        dev = np.ascontiguousarray(tasks - problem.mean_task[None])
+        T, d = dev.shape[0], dev.shape[1]
+        # the symmetric parts 0.5 (dev + dev^T), a block of rows at a time: no (T, d, d)
+        # temporaries, and no second copy at all when the tasks are symmetric
+        rows = max(1, (1 << 20) // d)
+        blocks = [(t, i0, min(i0 + rows, d)) for t in range(T) for i0 in range(0, d, rows)]
+
+        def sym_rows(t, i0, i1):
+            return 0.5 * (dev[t, i0:i1] + dev[t, :, i0:i1].T)
+
+        skew_sq, asymmetric = 0.0, False
+        for t, i0, i1 in blocks:
+            skew = dev[t, i0:i1] - sym_rows(t, i0, i1)
+            skew_sq += float(np.einsum("ij,ij->", skew, skew))
+            asymmetric = asymmetric or bool(np.any(skew))
+        sym = dev
+        if asymmetric:
+            sym = np.empty_like(dev)
+            for t, i0, i1 in blocks:
+                sym[t, i0:i1] = sym_rows(t, i0, i1)
         #: task deviations A*_t - mean(A*), and their symmetric parts (the same array
         #: when the tasks are symmetric, to keep one copy of T d^2 numbers)
-        self.dev = np.ascontiguousarray(dev)
-        self.delta = self.dev if not np.any(skew) else np.ascontiguousarray(sym)
+        self.dev = dev
+        self.delta = sym
         self.T, self.d, self.k = problem.T, problem.d, problem.k
         self._w = np.eye(self.T) - 1.0 / self.T
         #: G(0) = c0: the constant part of the expansion
         self.c0 = 0.5 * float(np.einsum("tij,tij->", dev, dev))
-        self.skew_loss = 0.5 * float(np.einsum("tij,tij->", skew, skew))
+        self.skew_loss = 0.5 * skew_sq
+
+    @property
+    def problem(self) -> LoraMLProblem:
+        """The problem this objective evaluates (held weakly, so that the cache of
+        :func:`factored` does not keep it alive; an error once it has been freed)."""
+        p = self._problem()
+        if p is None:
+            raise ReferenceError("the LoraMLProblem of this FactoredObjective has been freed")
+        return p
 
     # ------------------------------------------------------------------ the d x d work
     def apply_delta(self, X: np.ndarray) -> np.ndarray:

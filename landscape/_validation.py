@@ -44,8 +44,11 @@ def as_task_stack(tasks, *, min_tasks: int = 1, name: str = "tasks") -> np.ndarr
         raise LandscapeInputError(
             f"{name}: non-finite entry {arr[t, i, j]} at task {t}, position ({i}, {j})"
         )
-    arr = arr.copy()
-    arr.flags.writeable = False
+    if arr.flags.writeable or not arr.flags.owndata or not arr.flags.c_contiguous:
+        # a private read-only copy; an array that is already one (read-only and owning
+        # its memory: what this function returns) is kept, not copied again
+        arr = arr.copy()
+        arr.flags.writeable = False
     return arr
 
 

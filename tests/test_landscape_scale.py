@@ -110,6 +110,61 @@ def test_chained_evaluations_keep_accurate_differences():
     assert f_prev is not None
 
 
+def _collected_with_its_problem(make_problem, use):
+    """Build a problem, ``use`` it, drop every reference: whether the problem and its
+    FactoredObjective are freed by the garbage collector, and whether the cache forgot them."""
+    import gc
+    import weakref
+
+    gc.collect()
+    before = len(_factored._CACHE)
+    problem = make_problem()
+    use(problem)
+    F = _factored.factored(problem)
+    assert F is _factored.factored(problem)  # one object per live problem
+    assert len(_factored._CACHE) == before + 1
+    refs = weakref.ref(problem), weakref.ref(F)
+    del problem, F
+    gc.collect()
+    return [r() is None for r in refs], len(_factored._CACHE) - before
+
+
+def test_factored_object_dies_with_its_problem(monkeypatch):
+    """The cache of factored objects keeps nothing alive: a problem, its factored object
+    and the cache entry go once the problem is dropped, also after a search (which asks
+    for the factored object and the scale many times).  The negative control holds the
+    problem strongly from the cached value, as the cache once did, and must leak."""
+    monkeypatch.setattr(_factored, "FACTORED_MIN_D", 1)
+    rng = np.random.default_rng(7)
+    tasks = rng.standard_normal((3, 8, 8))
+
+    def make():
+        return ls.LoraMLProblem(tasks.copy(), 1)
+
+    assert _collected_with_its_problem(make, lambda p: None) == ([True, True], 0)
+    run = lambda p: ls.search(p, rng=np.random.default_rng(0), n_starts=2, methods="lbfgs")  # noqa: E731
+    assert _collected_with_its_problem(make, run) == ([True, True], 0)
+
+    class Leaky(FactoredObjective):
+        def __init__(self, problem):
+            super().__init__(problem)
+            self.strong = problem
+
+    monkeypatch.setattr(_factored, "FactoredObjective", Leaky)
+    freed, left = _collected_with_its_problem(make, lambda p: None)
+    assert freed == [False, False] and left == 1
+    _factored._CACHE.clear()
+
+
+def test_factored_object_refuses_a_freed_problem():
+    import gc
+
+    F = FactoredObjective(ls.LoraMLProblem(np.random.default_rng(1).standard_normal((2, 3, 3)), 1))
+    gc.collect()
+    with pytest.raises(ReferenceError):
+        F.problem
+
+
 def test_factored_and_dense_audits_find_the_same_points(monkeypatch):
     """The whole audit with the factored path forced at small d classifies every run
     as the dense path does."""

@@ -86,7 +86,7 @@ def test_run_interrupted_resumed_merged_and_rendered(packed, tmp_path):
     dest, _ = packed
     out = tmp_path / "out"
     common = ["--bundle", str(dest), "--out", str(out), "--device", "cpu", "--scale", "tiny", "--quiet"]
-    assert bundle.main(["run", *common, "--max-units", "2"]) == 1  # interrupted: units missing
+    assert bundle.main(["run", *common, "--max-units", "2"]) == 4  # stopped by --max-units: units missing (exit 4, resumable)
     rm = json.loads((out / "run_manifest.json").read_text())
     assert not rm["complete"] and len(rm["calls"][0]["units"]) == 2
     partial = json.loads((out / "records" / "table1.json").read_text())

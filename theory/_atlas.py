@@ -35,6 +35,7 @@ anywhere can be merged by copying their files into one store.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -410,16 +411,10 @@ def atlas(*, smoke: bool = False, config: AtlasConfig | None = None, seed: int =
     """
     config = (SMOKE if smoke else FULL) if config is None else config
     units = atlas_units(config, seed)
-    lock = None
-    if out is not None:  # one run at a time in out (a second is refused), stale temporaries removed
-        from landscape.runtime.outguard import OutLock
+    from landscape.runtime.outguard import OutLock  # one run at a time in out; stale temporaries removed
 
-        lock = OutLock(out, "theory atlas").acquire()
-    try:
+    with OutLock(out, "theory atlas") if out is not None else contextlib.nullcontext():
         return _atlas_locked(config, units, seed, out, executor, progress)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _atlas_locked(config, units, seed, out, executor, progress) -> dict:
@@ -522,19 +517,15 @@ def summary_markdown(result: dict) -> str:
 
 
 def write_atlas(result: dict, out: str | os.PathLike) -> dict:
-    """Write ``atlas.json``, the heat maps and ``SUMMARY.md`` into ``out`` as one set.
-
-    Each file is written atomically; the set's manifest ``atlas.set.json`` is removed
-    first and written last with every member's sha256
-    (:class:`landscape.runtime.outguard.FileSet`), so a kill never leaves a complete-looking
-    mix of two runs.
-    """
+    """Write ``atlas.json``, the heat maps and ``SUMMARY.md`` into ``out`` as one set whose
+    manifest ``atlas.set.json`` is removed first and written last
+    (:class:`landscape.runtime.outguard.FileSet`)."""
     from landscape.runtime.outguard import FileSet
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     members = ["atlas.json", "SUMMARY.md"] + [f"{key}.png" for key, _, _ in PROPERTIES]
-    fileset = FileSet(out, ATLAS_SET, members, key={"config": result.get("config"), "seed": result.get("seed")})
+    fileset = FileSet(out, "atlas.set.json", members, key={"config": result.get("config"), "seed": result.get("seed")})
     fileset.begin()
     fileset.add(atomic_write_text(out / "atlas.json", json.dumps(result, indent=1) + "\n"))
     for key, title, _ in PROPERTIES:
@@ -543,6 +534,3 @@ def write_atlas(result: dict, out: str | os.PathLike) -> dict:
     fileset.commit()
     return result
 
-
-#: The manifest of the atlas' output set (written last; lists each file's sha256).
-ATLAS_SET = "atlas.set.json"

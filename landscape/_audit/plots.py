@@ -126,15 +126,50 @@ def _plot_spectrum(save, cls: CriticalClass, result: SearchResult, units=None, p
     save(fig)
 
 
-def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult, units=None):
-    c = cls.classification
+class _Lines:
+    r""":math:`G` at many points :math:`\mathbf U+\alpha\mathbf V` near one point, from the
+    exact quartic of :meth:`~landscape._factored.FactoredObjective.line_polynomial`:
+    :math:`G(\mathbf U+\alpha\mathbf V)=G(\mathbf U)+\sum_{j=1}^4c_j\alpha^j`.  The d x d
+    work is :math:`\Delta\mathbf U` once and :math:`\Delta\mathbf V` once per direction (or
+    none: for :math:`\mathbf V_t=\sum_s\mathbf U_sM_{st}`,
+    :math:`\Delta_t\mathbf V_t=\sum_s(\Delta_t\mathbf U_s)M_{st}`), where the dense
+    evaluation of :math:`G` costs several T d^2 arrays per point.  :math:`G(\mathbf U)` is
+    the direct form; the values equal the direct ones to rounding (:math:`\varepsilon s^2`)."""
+
+    def __init__(self, problem, U):
+        from .._factored import factored
+
+        self.F = F = factored(problem)
+        self.U = np.asarray(U, dtype=float)
+        self.DU = F.apply_delta(self.U)
+        self.g = F.grad(self.U, self.DU)
+        self.G0 = F.loss_exact(self.U)
+
+    def along(self, V, alphas, DV=None) -> np.ndarray:
+        r""":math:`G(\mathbf U+\alpha\mathbf V)` for every ``alpha``."""
+        coef = self.F.line_polynomial(self.U, V, self.DU, self.F.apply_delta(V) if DV is None else DV, G=self.g)
+        return self.G0 + self.F.eval_polynomial(coef, np.asarray(alphas, dtype=float))
+
+    def at(self, V, DV) -> np.ndarray:
+        r""":math:`G(\mathbf U+\mathbf V_i)` for a batch ``V`` of shape (n, T, d, k) whose
+        :math:`\Delta\mathbf V_i` are ``DV``."""
+        return self.G0 + self.F.eval_polynomial(self.F.line_polynomial(self.U, V, self.DU, DV, G=self.g), 1.0)
+
+
+def _saddle_curve(problem, cls: CriticalClass, result: SearchResult):
+    """``(t, G(U + t v))`` along the unit escape direction ``v`` of a strict saddle."""
     U = result.point
-    v = c.negative_direction
+    v = cls.classification.negative_direction
     v = v / np.linalg.norm(v)
     s = problem_scale(problem)
     tau = 0.5 * max(math.sqrt(float(np.sum(U * U)) / problem.T), math.sqrt(s))
     ts = np.linspace(-tau, tau, 101)
-    vals = [problem.reduced_loss(U + t * v) for t in ts]
+    return ts, _Lines(problem, U).along(v, ts)
+
+
+def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult, units=None):
+    c = cls.classification
+    ts, vals = _saddle_curve(problem, cls, result)
     fig, ax = _figure()
     ax.plot(ts, vals, label="G(U + t v)")
     ax.plot(ts, c.loss + 0.5 * c.lambda_min_quotient * ts**2, "--", label="quadratic model")
@@ -146,39 +181,64 @@ def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult, units=
     save(fig)
 
 
-def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng, units=None):
+def _orbit_curves(problem, result: SearchResult, rng) -> list:
+    """``(x, G, style, label)`` of the curves of :func:`_plot_orbit`: the loss along the
+    O(k) orbit of ``U`` (rotations of ``U_1``; for k = 1 the two points +-U_1), along a
+    boost of O(k, k) when T = 2, and along a generic path for contrast.  The orbit points
+    are ``U_s M_s`` with k x k (2k x 2k for the boost) matrices, so their products with
+    the task deviations follow from those of ``U`` (:class:`_Lines`)."""
     from scipy.linalg import expm
 
     U = result.point
     T, d, k = U.shape
-    fig, ax = _figure()
+    L = _Lines(problem, U)
+    curves = []
     thetas = np.linspace(0.0, 2 * np.pi, 121)
     if k >= 2:
         Om = np.zeros((k, k))
         Om[0, 1], Om[1, 0] = -1.0, 1.0
-        vals = []
-        for th in thetas:
-            V = U.copy()
-            V[0] = U[0] @ expm(th * Om)
-            vals.append(problem.reduced_loss(V))
-        ax.plot(thetas, vals, label="O(k) orbit: U_1 -> U_1 exp(theta Omega)")
+        # U_1 -> U_1 exp(theta Omega): the step V has V_1 = U_1 (exp(theta Omega) - I), V_t = 0 else
+        E = np.stack([expm(th * Om) - np.eye(k) for th in thetas])
+        V = np.zeros((len(thetas), T, d, k))
+        DV = np.zeros_like(V)
+        V[:, 0] = U[0] @ E
+        DV[:, 0] = L.DU[0] @ E
+        curves.append((thetas, L.at(V, DV), "-", "O(k) orbit: U_1 -> U_1 exp(theta Omega)"))
     else:
-        ax.plot([0.0, np.pi], [problem.reduced_loss(U), problem.reduced_loss(U * np.r_[-1.0, np.ones(T - 1)][:, None, None])],
-                "o", ms=8, label="O(1) orbit: U_1 -> +-U_1 (theta = 0, pi)")
+        flip = np.zeros((T, d, k))
+        flip[0] = -2.0 * U[0]  # U_1 -> -U_1
+        curves.append((np.array([0.0, np.pi]), np.array([L.G0, float(L.along(flip, [1.0])[0])]), "o",
+                       "O(1) orbit: U_1 -> +-U_1 (theta = 0, pi)"))
     if T == 2:
         J = np.zeros((2 * k, 2 * k))
         J[0, k], J[k, 0] = 1.0, 1.0  # a boost generator of o(k,k)
-        W = np.concatenate([U[0], U[1]], axis=1)
-        vals = []
         ts = np.linspace(-1.0, 1.0, 121)
-        for t in ts:
-            Wt = W @ expm(t * J)
-            vals.append(problem.reduced_loss(np.stack([Wt[:, :k], Wt[:, k:]])))
-        ax.plot(np.pi * (ts + 1.0), vals, label="O(k,k) boost (t in [-1, 1], rescaled)")
+        # [V_1 V_2] = [U_1 U_2] (exp(tJ) - I); Delta_t V_t needs Delta_1 U_2 and Delta_2 U_1 too
+        E = np.stack([expm(t * J) - np.eye(2 * k) for t in ts])
+        cross = L.F.apply_delta(U[::-1])  # [Delta_1 U_2, Delta_2 U_1]
+        V = np.empty((len(ts), 2, d, k))
+        DV = np.empty_like(V)
+        for t in range(2):
+            cols = slice(t * k, (t + 1) * k)
+            V[:, t] = U[0] @ E[:, :k, cols] + U[1] @ E[:, k:, cols]
+            own, other = L.DU[t], cross[t]  # Delta_t U_t and Delta_t U_(other)
+            DV[:, t] = (own @ E[:, t * k:(t + 1) * k, cols] + other @ E[:, (1 - t) * k:(2 - t) * k, cols])
+        curves.append((np.pi * (ts + 1.0), L.at(V, DV), "-", "O(k,k) boost (t in [-1, 1], rescaled)"))
     v = rng.standard_normal(U.shape)
     v *= math.sqrt(float(np.sum(U * U)) + problem_scale(problem)) / np.linalg.norm(v)
-    vals = [problem.reduced_loss(U + np.sin(th / 2) * 0.5 * v) for th in thetas]
-    ax.plot(thetas, vals, ":", color="gray", label="generic path (for contrast)")
+    curves.append((thetas, L.along(v, np.sin(thetas / 2) * 0.5), ":", "generic path (for contrast)"))
+    return curves
+
+
+def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng, units=None):
+    fig, ax = _figure()
+    for x, y, style, label in _orbit_curves(problem, result, rng):
+        if style == "o":
+            ax.plot(x, y, "o", ms=8, label=label)
+        elif style == ":":
+            ax.plot(x, y, ":", color="gray", label=label)
+        else:
+            ax.plot(x, y, label=label)
     ax.set_xlabel("theta")
     ax.set_ylabel("G" + _in_user_units(ax, units, y_power=4))
     ax.set_title(f"Loss along symmetry orbits through class {cls.id} ({cls.kind})", fontsize=9)

@@ -47,7 +47,7 @@ def _class_dict(cls: CriticalClass, results, certificate_info, units: _Units, no
         "reason": units.reason(c.reason),
         "note": note,
         "point": units.point(rep.point).tolist(),
-        "A_hat": units.matrix(c.A_hat).tolist() if c.A_hat.size <= MAX_JSON_MATRIX_ENTRIES else None,
+        "A_hat": units.matrix(c.A_hat).tolist() if rep.point.shape[1] ** 2 <= MAX_JSON_MATRIX_ENTRIES else None,
         "negative_direction": None if c.negative_direction is None else np.asarray(c.negative_direction).tolist(),
         "certificate": certificate_info,
     }

@@ -16,8 +16,9 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -46,100 +47,14 @@ from .search import STARTS_PER_UNIT, _blas_limits, _result_from_json, _search_un
 from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode_note, _zero_mode_summary,
                      theory_assessment)
 from .units import _num, _one_line, _sanitize, _Units
-from .enumeration import ENUMERATION_MODES, enumeration_markdown, enumeration_section
+from .result import AuditReport
+from .enumeration import AUTO_MAX_UNKNOWNS, ENUMERATION_MODES, enumeration_markdown, enumeration_section
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
 
 #: Default number of random starts: enough to hit every basin of more than ~5% mass
 #: with probability > 0.99 (0.95^100 < 0.01) at a few seconds per audit for d ~ 10.
 DEFAULT_STARTS = 100
-
-
-@dataclass(frozen=True, eq=False)
-class AuditReport:
-    """Result of :func:`audit`.
-
-    Attributes
-    ----------
-    data : dict
-        The machine-readable report (what ``report.json`` holds).
-    markdown : str
-        The human summary (what ``report.md`` holds).
-    files : tuple of str
-        Files written (empty when ``out`` was None).
-    problem : LoraMLProblem
-    results : tuple of SearchResult
-    classifications : tuple of Classification
-    classes : tuple of CriticalClass
-    certificates : dict
-        Class id -> certificate object (or None) for spurious candidates.
-    """
-
-    data: dict
-    markdown: str
-    files: tuple
-    problem: LoraMLProblem
-    results: tuple
-    classifications: tuple
-    classes: tuple
-    certificates: dict
-
-    # ------------------------------------------------------------ accessors
-    @property
-    def summary(self) -> dict:
-        """``report.json``'s ``summary``: counts per kind, classes, what was recovered."""
-        return self.data["summary"]
-
-    @property
-    def counts(self) -> dict:
-        """Runs per kind of endpoint (``global_minimum``, ``spurious_candidate``, ...)."""
-        return dict(self.data["summary"]["counts"])
-
-    @property
-    def global_minimum_found(self) -> bool:
-        return bool(self.data["summary"]["global_minimum_found"])
-
-    @property
-    def agrees(self):
-        """True / False: the findings agree / contradict the applicable theorem; None: no
-        theorem applies (``report.data["theory"]["not_applicable_reason"]`` says why)."""
-        th = self.data["theory"]
-        return th["agrees"] if th["applicable"] else None
-
-    @property
-    def theory(self) -> dict:
-        return self.data["theory"]
-
-    def class_entries(self, kind: str | None = None) -> list:
-        """``report.json``'s class entries (in your units), optionally of one ``kind``."""
-        return [c for c in self.data["classes"] if kind is None or c["kind"] == kind]
-
-    def certificate(self, class_id: int):
-        """The :class:`landscape.Certificate` of a spurious candidate class (for the tasks
-        divided by :math:`2^e`, see ``data["input"]["scale_exponent"]``), or None."""
-        return self.certificates.get(int(class_id))
-
-    def certified_spurious(self) -> list:
-        """``(class entry, Certificate)`` for every class certified to hold a spurious
-        local minimum; ``Certificate.verify()`` re-checks one."""
-        out = []
-        for c in self.class_entries(SPURIOUS_CANDIDATE):
-            cert = self.certificates.get(c["id"])
-            if cert is not None and getattr(cert, "certified", False):
-                out.append((c, cert))
-        return out
-
-    def __repr__(self) -> str:
-        inp, sm = self.data["input"], self.data["summary"]
-        parts = [f"{n} {kind.replace('_', ' ')}" for kind, n in sm["counts"].items() if n]
-        agrees = self.agrees
-        verdict = "no theorem applies" if agrees is None else ("agrees with theory" if agrees else "CONTRADICTS theory")
-        text = (f"AuditReport(d={inp['d']}, T={inp['T']}, k={inp['k']}: {sm['n_runs']} runs -> "
-                f"{sm['n_classes']} classes; {', '.join(parts) or 'nothing found'}; "
-                f"certified spurious: {sm['certified_spurious']}; {verdict})")
-        return text if len(text) <= 300 else text[:296] + "...)"
-
-    __str__ = __repr__
 
 
 def _bar(items, progress: bool, desc: str, unit: str):
@@ -368,6 +283,11 @@ def audit(
     e = scale_exponent(user_input.tasks)
     units = _Units(e)
     task_input = _normalised(user_input, e)
+    # a rescaled copy of the user's tasks is kept only for an enumeration (small instances)
+    T_, d_ = user_input.tasks.shape[:2]
+    keep = e == 0 or enumeration == "on" or T_ * d_ * (d_ + 1) // 2 <= AUTO_MAX_UNKNOWNS
+    user_input = SimpleNamespace(**{a: getattr(user_input, a) for a in ("source", "format", "keys", "truth_known")},
+                                 tasks=user_input.tasks if keep else np.broadcast_to(0.0, user_input.tasks.shape))
     problem = audit_problem(task_input, k)
     if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 0:
         raise LandscapeInputError(f"--starts must be a non-negative integer, got {starts!r}")
@@ -579,6 +499,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
             writer = ReportWriter(out_dir)
             writer.clear_stale()
             if plots:
+                t_plots = time.perf_counter()
                 plot_rng = np.random.default_rng(seed)
 
                 def saver(name):
@@ -601,6 +522,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 if pick:
                     _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng,
                                 units=units)
+                timing["plots_s"] = time.perf_counter() - t_plots
             md = _markdown(data, units) + enumeration_markdown(enum_sec)
             files.append(writer.write_text("report.md", md))
             timing["total_s"] = time.perf_counter() - t0

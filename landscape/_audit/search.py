@@ -1,15 +1,61 @@
 r"""Running the audit's critical-point searches: the multistart as executor units
 (:data:`STARTS_PER_UNIT` starts each, seeded by ``(seed, chunk)`` only, so the report does
 not depend on the executor), the JSON form of a unit's results, and BLAS thread limits.
+
+A unit carries the task matrices in its configuration (it must run on any worker), but
+does not build a LoraMLProblem of its own each time (a pass over T d^2 numbers, a
+FactoredObjective with two more T d^2 arrays, its scale, one more copy of the tasks
+alive while it runs): units run in the audit's own process find the audit's problem by
+the identity of its task array, and units in a pool worker reuse the previous unit's
+problem when the tasks are equal (:func:`_unit_problem`).
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import nullcontext
 
 import numpy as np
 
 from .._objective import LoraMLProblem
 from .._search import SearchResult, random_starts, search
+
+#: The problems of the audits running in this process, by the identity of their task
+#: array (which the search units carry): units run in this process use the audit's own
+#: LoraMLProblem, and so its FactoredObjective and scale, instead of building their own
+#: (T d^2 numbers and a pass over them each).  Held weakly: an entry goes with its audit.
+_LIVE_PROBLEMS: "weakref.WeakValueDictionary[int, LoraMLProblem]" = weakref.WeakValueDictionary()
+
+#: In a pool worker process: the problem of the previous unit, reused by the next unit
+#: when its tasks are equal (the units of one audit all carry the same tasks).  The pool's
+#: processes end with the search, and this reference with them.
+_WORKER_PROBLEM: list = []
+
+
+def _share_problem(problem: LoraMLProblem) -> None:
+    """Let the search units run in this process use ``problem`` (:func:`_unit_problem`)."""
+    _LIVE_PROBLEMS[id(problem.tasks)] = problem
+
+
+def _unit_problem(tasks, k) -> LoraMLProblem:
+    """One LoraMLProblem per process for all the search units of an audit: the audit's own
+    when the unit runs in its process (the same task array), else the previous unit's
+    in a pool worker when the tasks are equal, else a new one."""
+    import multiprocessing
+
+    p = _LIVE_PROBLEMS.get(id(tasks))
+    if p is not None and p.tasks is tasks and p.k == int(k):
+        return p
+    tasks = np.asarray(tasks, dtype=float)
+    worker = multiprocessing.parent_process() is not None
+    if worker and _WORKER_PROBLEM:
+        p = _WORKER_PROBLEM[0]
+        if p.k == int(k) and p.tasks.shape == tasks.shape and np.array_equal(p.tasks, tasks):
+            return p
+    p = LoraMLProblem(tasks, int(k))
+    if worker:
+        _WORKER_PROBLEM[:] = [p]
+    return p
+
 
 def _blas_limits(n_threads):
     try:
@@ -58,7 +104,7 @@ def search_unit(*, tasks, k, method, starts, indices, seed, chunk, mode, max_ite
     """One unit of the audit's multistart (:mod:`landscape.runtime.executor`): run ``method``
     from ``starts`` with a Generator derived from ``(seed, chunk)`` only, so the result
     does not depend on which executor or worker runs it."""
-    problem = LoraMLProblem(np.asarray(tasks, dtype=float), int(k))
+    problem = _unit_problem(tasks, k)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(chunk),)))
     with _blas_limits(blas_threads):
         out = search(problem, rng=rng, n_starts=0, methods=(method,), starts=np.asarray(starts, dtype=float),
@@ -90,7 +136,8 @@ def _search_units(problem, rng, seed, n_starts, methods, explicit, mode, max_ite
                 j += 1
     units = []
     chunk = 0
-    tasks = np.array(problem.tasks)
+    tasks = problem.tasks  # the problem's own array, no copy: units in this process share the problem
+    _share_problem(problem)
     for m in methods:
         todo = jobs[m]
         for a in range(0, len(todo), STARTS_PER_UNIT):

@@ -12,7 +12,7 @@ Four families of searches are provided:
 * :func:`perturbed_gradient_descent` -- the same iteration with random perturbations in
   a small ball whenever the gradient is small (Jin et al. 2017), which escapes strict
   saddles and stops at approximate second-order stationary points;
-* :func:`trust_region_newton` -- a second-order method (scipy ``trust-krylov`` with
+* :func:`trust_region_newton` -- a second-order method (scipy ``trust-exact`` / ``trust-ncg`` with
   the analytic Hessian-vector product of section 5) and :func:`lbfgs`;
 * :func:`gradient_root` -- root finding on :math:`\nabla G=0` with the analytic
   Jacobian :math:`S=\nabla^2G` (``hybr`` or ``lm``), which also lands on saddles, as in

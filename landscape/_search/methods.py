@@ -193,12 +193,13 @@ def trust_region_newton(
     rng: np.random.Generator | None = None,
     start_index: int = 0,
 ) -> SearchResult:
-    r"""Trust-region Newton (scipy ``trust-krylov``) with the analytic Hessian-vector
-    product :math:`S v` of THEORY.md section 5.
+    r"""Trust-region Newton with the analytic Hessian :math:`S` of THEORY.md section 5:
+    scipy ``trust-exact`` on the dense :math:`S` (dense curvature mode), else
+    ``trust-ncg`` on the Hessian-vector product :math:`S v` (large problems).
 
-    The Krylov trust-region subproblem follows negative curvature, so the method does
-    not stop at strict saddles; it needs only products :math:`Sv`, so the same call
-    serves small and large problems.
+    Both subproblem solvers follow negative curvature to the trust-region boundary, so
+    the method does not stop at strict saddles, and both are deterministic: the same
+    start gives the same bytes (scipy's ``trust-krylov``, used before, is not).
     """
     starts, mode, count = _common(problem, U0, mode, spectrum_count)
     rng = np.random.default_rng(0) if rng is None else rng
@@ -208,7 +209,7 @@ def trust_region_newton(
     cache = {}
 
     def hessp(x, v):
-        # trust-krylov asks for many products at the same x: keep its residual
+        # trust-ncg asks for many products at the same x: keep its residual
         key = x.tobytes()
         if cache.get("key") != key:
             U = np.array(unvec_factors(x, T, d, k))  # a copy: x may be reused by the optimiser
@@ -221,18 +222,28 @@ def trust_region_newton(
             return vec_factors(factored(problem).hvp(cache["U"], V))
         return vec_factors(problem._reduced_hvp(cache["R"], cache["U"], V))
 
+    def hess(x):
+        return problem.schur_complement(unvec_factors(x, T, d, k))
+
     fg = _flat_fg(problem)
+    # trust-exact (dense S, More-Sorensen subproblem incl. the hard case) or trust-ncg
+    # (Steihaug-Toint CG on S v): both step along negative curvature to the trust-region
+    # boundary, and both are bitwise reproducible. trust-krylov (trlib) is not: on
+    # identical input it can stop at different points, which broke "same seed, same bytes".
+    dense = mode == "dense" and not uses_factored(problem)
+    method = "trust-exact" if dense else "trust-ncg"
+    kw = {"hess": hess} if dense else {"hessp": hessp}
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
-            # the Krylov subproblem solver may warn on exactly singular directions
+            # the subproblem solvers may warn on exactly singular directions
             warnings.simplefilter("ignore", RuntimeWarning)
             res = optimize.minimize(
-                fg, vec_factors(starts[0]), jac=True, hessp=hessp, method="trust-krylov",
-                options={"maxiter": max_iter, "gtol": gtol},
+                fg, vec_factors(starts[0]), jac=True, method=method,
+                options={"maxiter": max_iter, "gtol": gtol}, **kw,
             )
-        x, nit, reason = res.x, res.nit, f"trust-krylov: {res.message}"
+        x, nit, reason = res.x, res.nit, f"{method}: {res.message}"
     except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:  # subproblem breakdown
-        x, nit, reason = vec_factors(starts[0]), 0, f"trust-krylov failed: {exc}"
+        x, nit, reason = vec_factors(starts[0]), 0, f"{method} failed: {exc}"
     if not np.all(np.isfinite(x)):
         x, reason = vec_factors(starts[0]), reason + " (non-finite iterate; start returned)"
     U = unvec_factors(x, T, d, k)

@@ -139,6 +139,11 @@ _SHIFT_RETRIES = 6
 #: BLAS) still implies it; it costs nothing measurable in the margins.
 _CLAIM_SLACK = 1e-9
 
+#: Numbers per temporary in the blockwise builds (8 MiB): the bounds and the Schur
+#: complement are assembled a block of rows at a time, so that the float certificate
+#: needs little beyond the n x n matrix it factorises and the tasks.
+_CHUNK_ELEMS = 1 << 20
+
 #: Witness search when none is given: L-BFGS runs (factored objective) from this many
 #: random starts; on model-M1 instances one reaches G ~ 0.
 _WITNESS_STARTS = 4
@@ -209,41 +214,131 @@ def _sum_up_eta(total: float, count: int, products: int) -> Fraction:
 
 
 def _check_range(name: str, x: np.ndarray):
-    a = np.abs(x[x != 0])
-    if a.size and (a.min() < _INPUT_MIN or a.max() > _INPUT_MAX):
+    flat = np.asarray(x).reshape(-1)
+    lo, hi = math.inf, 0.0
+    for i in range(0, flat.size, _CHUNK_ELEMS):  # chunks: no temporaries of the input's size
+        a = np.abs(flat[i:i + _CHUNK_ELEMS])
+        a = a[a != 0]
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    if lo < _INPUT_MIN or hi > _INPUT_MAX:
         raise _NotApplicable(f"{name}: non-zero entries outside [2^-400, 2^400] (underflow/overflow not excluded)")
 
 
 # --------------------------------------------------------------------------------------
-# float state with entrywise error bounds
+# float state with entrywise error bounds, built a block of rows at a time
 # --------------------------------------------------------------------------------------
-def _residuals(tasks: np.ndarray, u: np.ndarray):
-    r""":math:`\hat R_t` and the bounds :math:`e_t\ge|R_t-\hat R_t|`, shape (T, d, d).
+class _Residuals:
+    r""":math:`\hat R_t` and the bounds :math:`e_t\ge|R_t-\hat R_t|` (each of shape (d, d)),
+    produced a block of rows or columns at a time, so that no (T, d, d) array beyond the
+    tasks is ever stored: :math:`\hat R_t=\bar D-(A^\star_t-u_tu_t^\top)` and
+    :math:`e_t=\theta(\bar\rho+|A^\star_t|+|u_t||u_t|^\top)` from the two d x d means
+    :math:`\bar D=\tfrac1T\sum_s(A^\star_s-u_su_s^\top)` and
+    :math:`\bar\rho=\tfrac1T\sum_s(|A^\star_s|+|u_s||u_s|^\top)`.
 
     Monomials of :math:`R_t[i,j]`: :math:`A_s/T`, :math:`u_s[i]u_s[j]/T`, :math:`A_t`,
     :math:`u_t[i]u_t[j]`; roundings on a path: product 1, :math:`A-P` 1, the sum over
     tasks :math:`T-1`, the division 1, the final subtraction 1: :math:`K=T+3`.  The
     absolute expression adds one rounding for :math:`|A|+|P|` and two for the last
     additions: it is computed with depth :math:`T+4`, and :math:`K_R=T+4` covers both.
+
+    Every entry is the same float expression, evaluated in the same order (sums over
+    tasks left to right), as in the vectorised formulas ``R = D.sum(0)/T - D``,
+    ``e = theta*(Aa.sum(0)/T + |A| + Pa)``: the values do not depend on the blocking.
     """
-    T = tasks.shape[0]
-    P = u[:, :, None] * u[:, None, :]
-    D = tasks - P
-    R = D.sum(axis=0) / T - D
-    Pa = np.abs(u)[:, :, None] * np.abs(u)[:, None, :]
-    Aa = np.abs(tasks) + Pa
-    rho = Aa.sum(axis=0) / T + np.abs(tasks) + Pa
-    e = _err_factor(T + 4) * rho
-    return R, e
+
+    def __init__(self, tasks: np.ndarray, u: np.ndarray):
+        self.tasks, self.u = tasks, u
+        self.T, self.d = u.shape
+        self.ua = np.abs(u)
+        self.theta = _err_factor(self.T + 4)
+        T, d = self.T, self.d
+        self.Dbar = np.empty((d, d))
+        self.rhobar = np.empty((d, d))
+        for i0, i1 in self.chunks():
+            D = self.Dbar[i0:i1]
+            Rh = self.rhobar[i0:i1]
+            for s in range(T):  # left to right, as numpy's sum over the leading axis
+                Ds = tasks[s, i0:i1] - np.multiply(u[s, i0:i1, None], u[s, None, :])
+                As = np.abs(tasks[s, i0:i1])
+                As += np.multiply(self.ua[s, i0:i1, None], self.ua[s, None, :])
+                if s == 0:
+                    D[...], Rh[...] = Ds, As
+                else:
+                    D += Ds
+                    Rh += As
+            D /= T
+            Rh /= T
+
+    def chunks(self):
+        """Row ranges ``(i0, i1)`` of at most :data:`_CHUNK_ELEMS` numbers each."""
+        m = max(1, _CHUNK_ELEMS // max(self.d, 1))
+        return [(i0, min(i0 + m, self.d)) for i0 in range(0, self.d, m)]
+
+    def rows(self, t: int, i0: int, i1: int) -> np.ndarray:
+        r"""Rows ``i0:i1`` of :math:`\hat R_t` (a new array)."""
+        u = self.u[t]
+        out = self.tasks[t, i0:i1] - np.multiply(u[i0:i1, None], u[None, :])
+        return np.subtract(self.Dbar[i0:i1], out, out=out)
+
+    def cols(self, t: int, i0: int, i1: int) -> np.ndarray:
+        r"""Columns ``i0:i1`` of :math:`\hat R_t`, shape (d, i1 - i0)."""
+        u = self.u[t]
+        out = self.tasks[t, :, i0:i1] - np.multiply(u[:, None], u[None, i0:i1])
+        return np.subtract(self.Dbar[:, i0:i1], out, out=out)
+
+    def err_rows(self, t: int, i0: int, i1: int) -> np.ndarray:
+        """Rows ``i0:i1`` of :math:`e_t`."""
+        ua = self.ua[t]
+        out = np.abs(self.tasks[t, i0:i1])
+        np.add(self.rhobar[i0:i1], out, out=out)
+        out += np.multiply(ua[i0:i1, None], ua[None, :])
+        out *= self.theta
+        return out
+
+    def err_cols(self, t: int, i0: int, i1: int) -> np.ndarray:
+        """Columns ``i0:i1`` of :math:`e_t`, shape (d, i1 - i0)."""
+        ua = self.ua[t]
+        out = np.abs(self.tasks[t, :, i0:i1])
+        np.add(self.rhobar[:, i0:i1], out, out=out)
+        out += np.multiply(ua[:, None], ua[None, i0:i1])
+        out *= self.theta
+        return out
+
+    def stack(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""The full arrays :math:`(\hat R, e)`, shape (T, d, d) each (small problems, tests)."""
+        R = np.stack([self.rows(t, 0, self.d) for t in range(self.T)])
+        e = np.stack([self.err_rows(t, 0, self.d) for t in range(self.T)])
+        return R, e
 
 
-def _loss_bounds(R: np.ndarray, e: np.ndarray) -> tuple[float, float]:
-    r"""Outward enclosure of :math:`\tfrac12\sum(R_{\text{exact}})^2` from :math:`\hat R`, :math:`e`."""
-    M = R.size
-    lo = np.maximum(np.abs(R) - e, 0.0).reshape(-1)  # lo <= (|R^|-e)(1+u) <= |R|(1+u)
-    hi = (np.abs(R) + e).reshape(-1)  # hi >= (|R^|+e)(1-u) >= |R|(1-u)
-    s_lo = float(lo @ lo)
-    s_hi = float(hi @ hi)
+def _residuals(tasks: np.ndarray, u: np.ndarray) -> _Residuals:
+    r""":math:`\hat R_t` and :math:`e_t\ge|R_t-\hat R_t|` (:class:`_Residuals`)."""
+    return _Residuals(np.ascontiguousarray(tasks, dtype=np.float64), np.ascontiguousarray(u, dtype=np.float64))
+
+
+def _loss_bounds(res: _Residuals) -> tuple[float, float]:
+    r"""Outward enclosure of :math:`\tfrac12\sum(R_{\text{exact}})^2` from :math:`\hat R`, :math:`e`.
+
+    The squares are summed by one dot product over all :math:`Td^2` entries (one buffer
+    of that size, filled a block of rows at a time and reused for both bounds)."""
+    T, d = res.T, res.d
+    M = T * d * d
+    buf = np.empty((T, d, d))
+    flat = buf.reshape(-1)
+    sums = []
+    for low in (True, False):
+        for t in range(T):
+            for i0, i1 in res.chunks():
+                R = np.abs(res.rows(t, i0, i1), out=None)
+                e = res.err_rows(t, i0, i1)
+                if low:  # lo <= (|R^|-e)(1+u) <= |R|(1+u)
+                    np.maximum(np.subtract(R, e, out=R), 0.0, out=buf[t, i0:i1])
+                else:  # hi >= (|R^|+e)(1-u) >= |R|(1-u)
+                    np.add(R, e, out=buf[t, i0:i1])
+        sums.append(float(flat @ flat))
+    del buf, flat
+    s_lo, s_hi = sums
     g = _gamma(M + 1)
     # each square may underflow by at most eta/2 (absolute); M of them
     low = (Fraction(s_lo) / (1 + g) - M * _ETA) / (1 + _U) ** 2 / 2
@@ -251,16 +346,27 @@ def _loss_bounds(R: np.ndarray, e: np.ndarray) -> tuple[float, float]:
     return _down(max(low, Fraction(0))), _up(high)
 
 
-def _grad_norm_upper(R: np.ndarray, e: np.ndarray, u: np.ndarray) -> tuple[float, float, float]:
+def _grad_norm_upper(res: _Residuals) -> tuple[float, float, float]:
     r"""Upper bound of :math:`\|\nabla G\|` with :math:`\nabla_{u_t}G=(R_t+R_t^\top)u_t`,
     and the float norm.  Error of entry i: :math:`\sum_j(e_{ij}+e_{ji}+\gamma_{d+1}
     (|\hat R_{ij}|+|\hat R_{ji}|))|u_j|` (the exact residual vs :math:`\hat R`, then the
     rounding of the matrix-vector product, depth d+1)."""
-    T, d, _ = R.shape
-    g_hat = np.einsum("tij,tj->ti", R + np.swapaxes(R, 1, 2), u)
+    T, d = res.T, res.d
+    u, ua = res.u, res.ua
     th = _err_factor(d + 1)
-    Z = e + np.swapaxes(e, 1, 2) + th * (np.abs(R) + np.abs(np.swapaxes(R, 1, 2)))
-    err = np.einsum("tij,tj->ti", Z, np.abs(u)).reshape(-1)  # computed err >= exact(1-gamma_{d+4})
+    g_hat = np.empty((T, d))
+    err = np.empty((T, d))
+    for t in range(T):
+        for i0, i1 in res.chunks():
+            Rr, Rc = res.rows(t, i0, i1), res.cols(t, i0, i1)
+            g_hat[t, i0:i1] = np.einsum("ij,j->i", Rr + Rc.T, u[t])
+            Z = res.err_rows(t, i0, i1)
+            Z += res.err_cols(t, i0, i1).T
+            W = np.add(np.abs(Rr, out=Rr), np.abs(Rc, out=Rc).T)
+            W *= th
+            Z += W
+            err[t, i0:i1] = np.einsum("ij,j->i", Z, ua[t])  # computed err >= exact(1-gamma_{d+4})
+    err = err.reshape(-1)
     err_up = Fraction(float(np.max(err))) / (1 - _gamma(d + 4)) if err.size else Fraction(0)
     gh = g_hat.reshape(-1)
     n = gh.size
@@ -280,46 +386,91 @@ def _m_upper(u: np.ndarray) -> float:
     return _sqrt_up(best)
 
 
-def _schur_blocks(R: np.ndarray, e: np.ndarray, u: np.ndarray):
-    r"""Yield ``(s, t, block, E_block)``: block :math:`(s,t)` of the float Schur complement
-    :math:`\hat S` and its entrywise error bound :math:`E\ge|S-\hat S|` (module docstring).
+def _schur_rows(res: _Residuals, s: int, t: int, i0: int, i1: int, blk: np.ndarray, E: np.ndarray, consts):
+    r"""Rows ``i0:i1`` of block :math:`(s,t)` of :math:`\hat S` into ``blk`` and of its
+    error bound into ``E`` (both of shape (i1 - i0, d); ``blk`` may be a view of S)."""
+    u, ua = res.u, res.ua
+    gram, gram_abs, th, cT = consts
+    idx = np.arange(i1 - i0)
+    dg = (idx, i0 + idx)  # the diagonal of the block within these rows
+    # blk = -(2/T ((u_t^T u_s) I + u_t u_s^T)), one rounding: -(c x) = (-c) x exactly
+    np.multiply(u[t, i0:i1, None], u[s, None, :], out=blk)
+    blk[dg] += gram[t, s]
+    blk *= -cT
+    # the absolute expression: 2/T ((|u_t|^T |u_s|) I + |u_t| |u_s|^T)
+    np.multiply(ua[t, i0:i1, None], ua[s, None, :], out=E)
+    E[dg] += gram_abs[t, s]
+    E *= cT
+    if s == t:
+        Rr, Rc = res.rows(t, i0, i1), res.cols(t, i0, i1)
+        for v, g, R_r, R_c, out in ((u[t], gram[t, t], Rr, Rc, blk), (ua[t], gram_abs[t, t], None, None, E)):
+            if R_r is None:  # the absolute expression: |R_t| + |R_t|^T
+                R_r, R_c = np.abs(Rr, out=Rr), np.abs(Rc, out=Rc)
+            # X = (2 |u_t|^2 I + 2 u_t u_t^T) + (R_t + R_t^T), added to the block
+            X = np.add(R_r, R_c.T)
+            x_diag = X[dg]
+            o = np.multiply(v[i0:i1, None], v[None, :])
+            o *= 2.0
+            X += o
+            X[dg] = (2.0 * g + 2.0 * (v[i0:i1] * v[i0:i1])) + x_diag
+            out += X
+    E *= th
+    if s == t:
+        E += np.add(res.err_rows(t, i0, i1), res.err_cols(t, i0, i1).T)
 
-    Roundings per monomial: the dot product :math:`u_t^\top u_s` (d), the constant
-    :math:`2/T` (1), its product (1), the sums of at most six terms (5), and 3 spare:
-    :math:`K_S=d+10`; the same depth bounds the computed absolute expression.
-    """
-    T, d = u.shape
-    th = _err_factor(d + 10)
-    cT = 2.0 / T  # fl(2/T): its rounding is one of the counted roundings
-    gram = u @ u.T
-    ua = np.abs(u)
-    gram_abs = ua @ ua.T
-    eye = np.eye(d)
-    for s in range(T):
-        for t in range(T):
-            blk = -(cT * (gram[t, s] * eye + np.outer(u[t], u[s])))
-            ab = cT * (gram_abs[t, s] * eye + np.outer(ua[t], ua[s]))
-            if s == t:
-                blk += 2.0 * gram[t, t] * eye + 2.0 * np.outer(u[t], u[t]) + (R[t] + R[t].T)
-                ab += 2.0 * gram_abs[t, t] * eye + 2.0 * np.outer(ua[t], ua[t]) + (np.abs(R[t]) + np.abs(R[t]).T)
-            E = th * ab
-            if s == t:
-                E += e[t] + e[t].T
+
+def _schur_consts(res: _Residuals):
+    T, d = res.T, res.d
+    # roundings per monomial: the dot product u_t^T u_s (d), the constant 2/T (1), its
+    # product (1), the sums of at most six terms (5), and 3 spare: K_S = d + 10; the same
+    # depth bounds the computed absolute expression.  fl(2/T): its rounding is counted.
+    return res.u @ res.u.T, res.ua @ res.ua.T, _err_factor(d + 10), 2.0 / T
+
+
+def _schur_blocks(res: _Residuals):
+    r"""Yield ``(s, t, block, E_block)``: block :math:`(s,t)` of the float Schur complement
+    :math:`\hat S` and its entrywise error bound :math:`E\ge|S-\hat S|` (module docstring),
+
+    .. math::
+        S_{st}=\delta_{st}\big(2\|u_t\|^2I+2u_tu_t^\top+R_t+R_t^\top\big)
+        -\tfrac2T\big((u_t^\top u_s)I+u_tu_s^\top\big),
+
+    each as a whole d x d array (small problems, tests; :func:`_schur_float` builds S a
+    block of rows at a time with the same arithmetic)."""
+    consts = _schur_consts(res)
+    d = res.d
+    for s in range(res.T):
+        for t in range(res.T):
+            blk, E = np.empty((d, d)), np.empty((d, d))
+            _schur_rows(res, s, t, 0, d, blk, E, consts)
             yield s, t, blk, E
 
 
-def _schur_float(R: np.ndarray, e: np.ndarray, u: np.ndarray):
+def _schur_float(res: _Residuals):
     r"""The float Schur complement :math:`\hat S` (C order, n x n) and an upper bound of
-    :math:`\|E\|_2\le\max(\|E\|_1,\|E\|_\infty)`, block by block (E is never stored)."""
-    T, d = u.shape
+    :math:`\|E\|_2\le\max(\|E\|_1,\|E\|_\infty)`.  Written into S a block of rows at a
+    time: besides S, only buffers of :data:`_CHUNK_ELEMS` numbers (E is never stored).
+    The row and column sums of E are accumulated in the order of the whole-block sums
+    (rows left to right, columns top to bottom), so they do not depend on the blocking."""
+    T, d = res.T, res.d
     n = T * d
+    consts = _schur_consts(res)
+    chunks = res.chunks()
     S = np.empty((n, n))
+    Ebuf = np.empty((chunks[0][1] - chunks[0][0], d))
     row = np.zeros(n)
     col = np.zeros(n)
-    for s, t, blk, E in _schur_blocks(R, e, u):
-        S[s * d:(s + 1) * d, t * d:(t + 1) * d] = blk
-        row[s * d:(s + 1) * d] += E.sum(axis=1)
-        col[t * d:(t + 1) * d] += E.sum(axis=0)
+    for s in range(T):
+        for t in range(T):
+            colsum = None
+            for i0, i1 in chunks:
+                E = Ebuf[:i1 - i0]
+                _schur_rows(res, s, t, i0, i1, S[s * d + i0:s * d + i1, t * d:(t + 1) * d], E, consts)
+                row[s * d + i0:s * d + i1] += E.sum(axis=1)
+                if colsum is not None:  # continue the top-to-bottom sum of the block's columns
+                    E[0] += colsum
+                colsum = E.sum(axis=0)
+            col[t * d:(t + 1) * d] += colsum
     # each row/column sum: n non-negative terms of depth <= 3 (E entries), summed
     e_norm = _sum_up_eta(float(max(row.max(), col.max())), n + 4, n * n)
     return S, e_norm
@@ -384,11 +535,11 @@ def fp_taylor_bounds(tasks, U0, *, shift: float | None = None, lam_estimate: flo
     u = np.ascontiguousarray(U0[:, :, 0])
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            R, e = _residuals(tasks, u)
-            G_lo, G_hi = _loss_bounds(R, e)
-            g_lo, g_up, g_float = _grad_norm_upper(R, e, u)
+            res = _residuals(tasks, u)
+            G_lo, G_hi = _loss_bounds(res)
+            g_lo, g_up, g_float = _grad_norm_upper(res)
             m_up = _m_upper(u)
-            S, e_norm = _schur_float(R, e, u)
+            S, e_norm = _schur_float(res)
     except OverflowError:  # an intermediate float sum is infinite (inputs near 2^390)
         raise _NotApplicable("overflow: an intermediate sum exceeds the float range "
                              "(entries near the top of [2^-400, 2^400])") from None
@@ -410,11 +561,13 @@ def fp_taylor_bounds(tasks, U0, *, shift: float | None = None, lam_estimate: flo
             if lam_bound is not None or attempt == _SHIFT_RETRIES:
                 break
             # the factorisation overwrote S: rebuild it (cheaper in memory than a copy
-            # of n^2 numbers kept for a retry that is rarely needed)
-            S = _schur_float(R, e, u)[0]
+            # of n^2 numbers kept for a retry that is rarely needed; the old one is
+            # dropped first, so that two never coexist)
+            del S
+            S = _schur_float(res)[0]
             delta *= 16.0
             mu = lam_estimate - delta
-    del S, R, e
+    del S, res
     if lam_bound is None:
         lam_rig = -math.inf
         claim = -math.inf
@@ -432,8 +585,7 @@ def fp_taylor_bounds(tasks, U0, *, shift: float | None = None, lam_estimate: flo
 def _witness_upper_fp(tasks, W) -> tuple[float, float]:
     W = np.asarray(W, dtype=np.float64)
     _check_range("witness", W)
-    R, e = _residuals(np.ascontiguousarray(tasks, dtype=np.float64), np.ascontiguousarray(W[:, :, 0]))
-    return _loss_bounds(R, e)
+    return _loss_bounds(_residuals(tasks, W[:, :, 0]))
 
 
 def _lambda_estimate(problem: LoraMLProblem, U: np.ndarray, rng) -> float:

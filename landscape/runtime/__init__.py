@@ -12,7 +12,11 @@ and to write lives here, beside the mathematics rather than in it:
   without running code from them;
 * :mod:`~landscape.runtime.cli`: the argument checks and conventions every command
   line shares;
-* :mod:`~landscape.runtime.version`: the toolkit's version.
+* :mod:`~landscape.runtime.version`: the toolkit's version;
+* :mod:`~landscape.runtime.exits`, :mod:`~landscape.runtime.integrity`,
+  :mod:`~landscape.runtime.outguard`: the reliability contract of every command (exit
+  statuses, sealed stored results, output folders that are ours, locked and replaced
+  whole).
 
 Nothing here imports the mathematics of :mod:`landscape` (only its input error,
 :class:`landscape.LandscapeInputError`); the mathematics imports this subpackage only

@@ -9,6 +9,8 @@
  3   the environment failed: disk full, a read-only or missing folder the command
      needs (HOME, the cache, the output), a terminal whose encoding cannot show
      the output, out of memory; one line on stderr, never a traceback
+ 4   stopped before finishing by a limit the user set (the bundle's ``run`` at its
+     time budget or ``--max-units``); the same command resumes
 130  interrupted (Ctrl-C)
 ===  ==========================================================================
 
@@ -22,13 +24,14 @@ import errno
 import sys
 from collections.abc import Callable, Sequence
 
-__all__ = ["EXIT_OK", "EXIT_DISAGREE", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED",
+__all__ = ["EXIT_OK", "EXIT_DISAGREE", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED",
            "EnvironmentFailure", "cli_main", "input_error_types", "describe_os_error", "harden_stderr"]
 
 EXIT_OK = 0
 EXIT_DISAGREE = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
+EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
 
 
