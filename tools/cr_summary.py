@@ -49,6 +49,9 @@ def main(argv=None) -> int:
         s["mutants"] += 1
         if res.get("worker_outcome") == "skipped":
             continue
+        if not res:  # drawn but not run (a run stopped early): reported, not counted
+            s["pending"] += 1
+            continue
         s["sampled"] += 1
         if res.get("worker_outcome") != "normal":
             s["other"] += 1  # abnormal worker outcome (exception in cosmic-ray itself)
@@ -66,7 +69,9 @@ def main(argv=None) -> int:
         s = stats[mod]
         den = s["killed"] + s["survived"]
         rate = f"{s['killed']}/{den} = {100 * s['killed'] / den:.0f}%" if den else "-"
-        print(f"| {mod} | {s['mutants']} | {s['sampled']} | {s['killed']} | {s['equivalent']} | {s['survived']} | {rate} |")
+        print(f"| {mod} | {s['mutants']} | {s['sampled']} | {s['killed']} | {s['equivalent']} | {s['survived']} | {rate} |"
+              + (f" ({s['pending']} drawn, not run)" if s["pending"] else "")
+              + (f" ({s['other']} with an abnormal cosmic-ray outcome)" if s["other"] else ""))
     for mod, item, res in survivors:
         m = item["mutations"][0]
         tag = f"equivalent: {equiv[item['job_id']]}" if item["job_id"] in equiv else "SURVIVED"
