@@ -53,7 +53,10 @@ def test_rundir_marks_units_done_only_after_save(tmp_path):
 
 def test_write_json_handles_numpy_and_tensors(tmp_path):
     p = write_json(tmp_path / "x.json", {"a": np.float32(1.5), "b": np.arange(2), "c": torch.ones(2)})
-    assert json.loads(p.read_text()) == {"a": 1.5, "b": [0, 1], "c": [1.0, 1.0]}
+    doc = json.loads(p.read_text())
+    seal = doc.pop("content_sha256")  # every stored record is sealed (landscape.runtime.integrity)
+    assert doc == {"a": 1.5, "b": [0, 1], "c": [1.0, 1.0]}
+    assert isinstance(seal, str) and len(seal) == 64
 
 
 def test_public_surface_is_lazy_and_complete():

@@ -127,9 +127,18 @@ def test_kill_while_rendering_leaves_the_old_image(fig_out):
         import figures
         figures.redraw("figure1", {str(fig_out)!r}, smoke=True)
     """, fig_out)
+    # A figure is one set (landscape.runtime.outguard.FileSet): the redraw invalidates the old
+    # set before writing, so after the kill no complete set may be claimed, no file may be
+    # half-written under its final name, and the next redraw gives back the very same images.
+    assert figures.complete_set(fig_out, "figure1", smoke=True) is None
     after = _snapshot(fig_out, "figure1-smoke")
-    assert after["figure1-smoke.png"] == before["figure1-smoke.png"]
-    assert after["figure1-smoke.pdf"] == before["figure1-smoke.pdf"]
+    for name, data in after.items():
+        if name.endswith((".png", ".pdf")):
+            assert data == before[name], f"{name} half-written under its final name"
+    figures.redraw("figure1", fig_out, smoke=True)
+    assert figures.complete_set(fig_out, "figure1", smoke=True) is not None
+    again = _snapshot(fig_out, "figure1-smoke")
+    assert again["figure1-smoke.png"] == before["figure1-smoke.png"]
 
 
 def test_kill_while_writing_the_theory_json_keeps_the_old_one(tmp_path):
