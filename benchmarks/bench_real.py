@@ -63,10 +63,10 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
 
     from empirics._trainer import retrain
     from empirics.real import _batched
-    from empirics.real._run import RunConfig, _stage_configs, stage_generator
+    from empirics.real._run import RunConfig, stage_generator, stage_plan
 
     cfg = RunConfig(epochs=1, reptile_outer_epochs=1, device=device, bf16=bf16)
-    rt, _ = _stage_configs(cfg, method, len(family.retrain_tasks()))
+    rt, _ = stage_plan(cfg, method, len(family.retrain_tasks()))
     if method == "reptile":  # one outer epoch: every task once
         rt = dataclasses.replace(rt, epochs=len(family.retrain_tasks()))
     if warmup:  # allocator, cuBLAS handles, compilation

@@ -65,8 +65,8 @@ def _trainer_adapters(family, method, gen):
     elif method == "last-layer-ml":
         ad = family.attach_heads(base, names, stage="retrain", generator=gen)
     else:
-        from empirics._trainer import _NoAdapters
-        ad = _NoAdapters(base)
+        from empirics._trainer import NoAdapters
+        ad = NoAdapters(base)
     with torch.no_grad():  # lora_B starts at zero: move every adapter so that it matters
         for p in ad.model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
@@ -154,7 +154,7 @@ def test_batched_seeds_equal_separate_runs(family, method):
 def test_one_seed_equals_the_sequential_trainer(family, method):
     cfg = _cfg(seeds=(4,))
     ours = _batched.run_group(cfg, family, method, [4])[0]
-    theirs = _run._run_unit(cfg, family, method, 4, False)
+    theirs = _run.train_unit(cfg, family, method, 4, False)
     _assert_units_close(ours, theirs)
     assert len(set(ours["retrain_history"]["train_loss"])) > 1  # it trained
 
@@ -175,7 +175,7 @@ def test_one_seed_equals_the_sequential_trainer_under_stage_options(family, fami
     cfg = _cfg(seeds=(4,), **options)
     fam = family if cfg.augment else family_no_augment
     ours = _batched.run_group(cfg, fam, method, [4])[0]
-    theirs = _run._run_unit(cfg, fam, method, 4, False)
+    theirs = _run.train_unit(cfg, fam, method, 4, False)
     _assert_units_close(ours, theirs)
     assert len(set(ours["retrain_history"]["train_loss"])) > 1  # it trained
 
@@ -247,7 +247,7 @@ def test_unsupported_stage_options_are_refused(family):
 
 @pytest.mark.parametrize("method", ["lora-ml", "sr", "last-layer-ml", "reptile"])
 def test_batched_seeds_retrain_bitwise_equal_weights_on_cpu(family, method):
-    rt, _ = _run._stage_configs(_cfg(), method, len(family.retrain_tasks()))
+    rt, _ = _run.stage_plan(_cfg(), method, len(family.retrain_tasks()))
     both, _, best_both = _batched.retrain_group(family, rt, [_run.stage_generator(s, 0) for s in (1, 2)])
     alone, _, best_alone = _batched.retrain_group(family, rt, [_run.stage_generator(2, 0)])
     assert best_both[1] == best_alone[0]
