@@ -102,7 +102,7 @@ def net_for(arch: dict) -> BatchedMixer:
 
 def fused_loss(net, model, x, y, valid, masks, device_type: str, bf16: bool):
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        logits = net.logits(net.patchify(x), model, masks)
+        logits = net.logits(net.patchify(x), model, masks, internal_masks=True)
     return task_losses(logits, y, valid)
 
 
@@ -162,8 +162,12 @@ class Engine:
         S, T, bmax = gidx.shape
         oy = torch.zeros((S, T, bmax), dtype=torch.long, device=self.device)
         ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=self.device)
-        shapes = self.net.mask_shapes(1)
-        masks = [[[None] * T for _ in range(S)] for _ in shapes]
+        # keep-masks in the internal layout (BatchedMixer.internal_masks); padded rows keep
+        masks = []
+        for k, shp in enumerate(self.net.mask_shapes(bmax)):
+            full = (S, T) + tuple(shp)
+            masks.append(torch.ones([full[i] for i in self.net.mask_permutation(k)], dtype=torch.bool,
+                                    device=self.device))
         for s in range(S):
             g = dev_gens[s]
             for j, (idx, seed) in enumerate(rows[s]):
@@ -175,12 +179,10 @@ class Engine:
                     flip[s, j, :b] = torch.rand((b,), generator=g, device=self.device) < 0.5
             for j, (idx, _) in enumerate(rows[s]):
                 b = len(idx)
-                for m, shp in enumerate(self.net.mask_shapes(b)):
+                for k, shp in enumerate(self.net.mask_shapes(b)):
+                    perm = [a - 2 for a in self.net.mask_permutation(k)[2:]]
                     keep = torch.rand(shp, generator=g, device=self.device) >= self.net.p
-                    if b < bmax:
-                        keep = torch.cat([keep, keep.new_ones((bmax - b,) + shp[1:])])
-                    masks[m][s][j] = keep
-        masks = [torch.stack([torch.stack(ms) for ms in site]) for site in masks]
+                    masks[k][s, j].narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
         x = data.x[gidx]  # (S, T, b, C, H, W) uint8
         x = self._augment(x, oy, ox, flip) if self.augment else x.to(torch.float32) / 255.0
         return self.tasks.normalize(x), data.y[gidx], valid, masks

@@ -84,57 +84,100 @@ class BatchedMixer:
         x = x.reshape(-1, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(*lead, g * g, p * p * c)
 
-    # -- building blocks ----------------------------------------------------------------
+    # -- the internal layout -----------------------------------------------------------
+    # Activations live as (S*T, patches, b, features): "patch-major". The token MLP then is
+    # a left multiplication W (out, patches) @ X (patches, b*features) per (seed, task),
+    # and every other Linear a right multiplication of (rows, in) by W^T: no transposes or
+    # copies between the two mixings, and every matmul is one batched GEMM over S*T.
+    # LoRA is merged into each (seed, task) weight, W + scaling * B A, before the GEMM.
     @staticmethod
-    def _linear(x, name, model: StackedModel):
-        """x (S, T, M, in) -> (S, T, M, out): per-seed ``x W^T + b`` plus task-wise LoRA."""
-        s, t, m, i = x.shape
+    def _weight(name, model: StackedModel, S: int, T: int):
+        """The (S*T, out, in) weights and (S*T, out) biases of Linear ``name``, LoRA merged."""
         w, b = model.base[name + ".weight"], model.base[name + ".bias"]
-        y = torch.baddbmm(b.unsqueeze(1), x.reshape(s, t * m, i), w.transpose(1, 2)).view(s, t, m, -1)
+        w = w.unsqueeze(1)
         if model.lora is not None and name in model.lora:
             a, bb = model.lora[name]  # (S, T', r, in), (S, T', out, r) with T' in {1, T}
-            low = torch.matmul(torch.matmul(x, a.transpose(-1, -2)), bb.transpose(-1, -2))
-            # in place: baddbmm's backward does not read its output; x * 1.0 == x exactly
-            y = y.add_(low if model.lora_scaling == 1.0 else low * model.lora_scaling)
-        return y
+            low = torch.matmul(bb, a)
+            w = w + (low if model.lora_scaling == 1.0 else low * model.lora_scaling)
+        out, inp = w.shape[-2:]
+        w = w.expand(S, T, out, inp).reshape(S * T, out, inp)
+        return w, b.unsqueeze(1).expand(S, T, out).reshape(S * T, out)
+
+    def _rows(self, x, name, model, S, T):
+        """x (S*T, M, in) -> x W^T + b, (S*T, M, out)."""
+        w, b = self._weight(name, model, S, T)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    def _left(self, x, name, model, S, T):
+        """x (S*T, in, M) -> W x + b, (S*T, out, M): a Linear on the patch axis."""
+        w, b = self._weight(name, model, S, T)
+        return torch.baddbmm(b.unsqueeze(2), w, x)
 
     @staticmethod
-    def _norm(x, name, model: StackedModel):
+    def _norm(x, name, model: StackedModel, S: int):
+        """LayerNorm over the last axis with per-seed scale and shift."""
         w, b = model.base[name + ".weight"], model.base[name + ".bias"]
-        shape = (w.shape[0],) + (1,) * (x.dim() - 2) + (w.shape[1],)
-        return torch.addcmul(b.view(shape), F.layer_norm(x, (x.shape[-1],)), w.view(shape))
+        shape = x.shape
+        ln = F.layer_norm(x, (shape[-1],)).view(S, -1, shape[-1])
+        return torch.addcmul(b.unsqueeze(1), ln, w.unsqueeze(1)).view(shape)
 
-    def _dropout(self, x, keep):
-        # the trainer's GeneratorDropout, x * keep / (1 - p), bit for bit (x * keep is x or 0
-        # exactly), without casting the boolean mask to floats
-        return x if keep is None else torch.where(keep, x, 0.0) / (1.0 - self.p)
+    def _drop_(self, h, keep):
+        # the trainer's GeneratorDropout, x * keep / (1 - p), bit for bit, in place (the
+        # producers' backward -- GELU's and baddbmm's -- does not read their outputs)
+        return h if keep is None else h.mul_(keep).div_(1.0 - self.p)
 
-    def _mlp(self, x, prefix, model, keeps):
-        s, t, b, rows, i = x.shape
-        h = self._linear(x.reshape(s, t, b * rows, i), prefix + ".0", model)
-        h = self._dropout(F.gelu(h).view(s, t, b, rows, -1), keeps[0])
-        h = self._linear(h.reshape(s, t, b * rows, -1), prefix + ".3", model).view(s, t, b, rows, -1)
-        return self._dropout(h, keeps[1])
+    def internal_masks(self, masks, b: int):
+        """Keep-masks in the trainer's layout (per site ``(S, T, b, ...)``, the shapes of
+        :meth:`mask_shapes`) -> the internal, patch-major layout (``(S, T, rows, b, cols)``)."""
+        return [m.permute(*self.mask_permutation(k)).contiguous() for k, m in enumerate(masks)]
 
-    def logits(self, patches, model: StackedModel, masks=None):
+    @staticmethod
+    def mask_permutation(k: int) -> tuple:
+        """Axes of dropout site ``k``'s trainer-layout mask ``(S, T, b, r, c)`` in the internal
+        layout: token sites ``(b, D, n) -> (n, b, D)``, channel sites ``(b, n, C) -> (n, b, C)``."""
+        return (0, 1, 4, 2, 3) if k % 4 < 2 else (0, 1, 3, 2, 4)
+
+    def logits(self, patches, model: StackedModel, masks=None, *, internal_masks=False):
         """Logits ``(S, T, b, classes)`` of patches ``(S, T, b, patches, p*p*C)``.
 
         ``masks``: keep-masks from :meth:`mask_shapes` stacked to ``(S, T, ...)`` (training)
-        or ``None`` (evaluation).
+        or ``None`` (evaluation); ``internal_masks=True``: already in the internal layout
+        (:meth:`internal_masks`, as the engine draws them).
         """
-        s, t, b, n, pd = patches.shape
-        x = self._linear(patches.reshape(s, t, b * n, pd), "patch_embed", model).view(s, t, b, n, -1)
+        S, T, b, n, pd = patches.shape
+        if masks and not internal_masks:
+            masks = self.internal_masks(masks, b)
+        if masks:
+            masks = [m.reshape(S * T, -1, b * m.shape[-1]) for m in masks]  # (S*T, rows, b*cols)
+        x = self._rows(patches.transpose(2, 3).reshape(S * T, n * b, pd), "patch_embed", model, S, T)
+        x = x.view(S * T, n, b, self.dim)
         for k in range(self.depth):
             pre = f"blocks.{k}."
             km = masks[4 * k:4 * k + 4] if masks else (None,) * 4
-            h = self._norm(x, pre + "token_norm", model).transpose(-1, -2)
-            x = x + self._mlp(h, pre + "token_mlp", model, km[:2]).transpose(-1, -2)
-            x = x + self._mlp(self._norm(x, pre + "channel_norm", model), pre + "channel_mlp", model, km[2:])
-        feats = self._norm(x, "norm", model).mean(dim=-2)  # (S, T, b, D)
+            # token mixing: W (inner, n) @ LN(x) (n, b*D), per (seed, task)
+            h = self._norm(x, pre + "token_norm", model, S).view(S * T, n, b * self.dim)
+            h = self._drop_(F.gelu(self._left(h, pre + "token_mlp.0", model, S, T)),
+                            km[0])
+            h = self._drop_(self._left(h, pre + "token_mlp.3", model, S, T),
+                            km[1])
+            x = h.view(x.shape).add_(x)  # x + token_mlp(...), the trainer's sum (commutes exactly)
+            # channel mixing: rows (n * b) times W^T
+            h = self._norm(x, pre + "channel_norm", model, S).view(S * T, n * b, self.dim)
+            h = self._drop_(F.gelu(self._rows(h, pre + "channel_mlp.0", model, S, T)),
+                            None if km[2] is None else km[2].view(S * T, n * b, -1))
+            h = self._drop_(self._rows(h, pre + "channel_mlp.3", model, S, T),
+                            None if km[3] is None else km[3].view(S * T, n * b, self.dim))
+            x = h.view(x.shape).add_(x)
+        feats = self._norm(x, "norm", model, S).mean(dim=1)  # (S*T, b, D)
         if model.heads is not None:
-            w, bias = model.heads
-            return torch.matmul(feats, w.transpose(-1, -2)) + bias.unsqueeze(-2)
-        return self._linear(feats, "head", model)
+            w, bias = model.heads  # (S, T, classes, D), (S, T, classes)
+            c = w.shape[-2]
+            w = w.expand(S, T, c, self.dim).reshape(S * T, c, self.dim)
+            bias = bias.expand(S, T, c).reshape(S * T, 1, c)
+            out = torch.baddbmm(bias, feats, w.transpose(1, 2))
+        else:
+            out = self._rows(feats, HEAD, model, S, T)
+        return out.view(S, T, b, -1)
 
 
 def task_losses(logits, y, valid):
