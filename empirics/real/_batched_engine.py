@@ -162,12 +162,12 @@ class Engine:
         S, T, bmax = gidx.shape
         oy = torch.zeros((S, T, bmax), dtype=torch.long, device=self.device)
         ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=self.device)
-        # keep-masks in the internal layout (BatchedMixer.internal_masks); padded rows keep
+        # dropout multipliers in the internal layout (BatchedMixer.internal_masks); padded
+        # rows (out of the loss) are 0
         masks = []
         for k, shp in enumerate(self.net.mask_shapes(bmax)):
             full = (S, T) + tuple(shp)
-            masks.append(torch.ones([full[i] for i in self.net.mask_permutation(k)], dtype=torch.bool,
-                                    device=self.device))
+            masks.append(torch.zeros([full[i] for i in self.net.mask_permutation(k)], device=self.device))
         for s in range(S):
             g = dev_gens[s]
             for j, (idx, seed) in enumerate(rows[s]):
@@ -183,6 +183,8 @@ class Engine:
                     perm = [a - 2 for a in self.net.mask_permutation(k)[2:]]
                     keep = torch.rand(shp, generator=g, device=self.device) >= self.net.p
                     masks[k][s, j].narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
+        for m in masks:  # the keep-masks' dropout_noise, computed in place
+            m.mul_(1.0 / (1.0 - self.net.p))
         x = data.x[gidx]  # (S, T, b, C, H, W) uint8
         x = self._augment(x, oy, ox, flip) if self.augment else x.to(torch.float32) / 255.0
         return self.tasks.normalize(x), data.y[gidx], valid, masks

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._mixer import CHANNEL_EXPANSION, TOKEN_EXPANSION, MLPMixer, mixer_linear_names
+from ._mixer import CHANNEL_EXPANSION, TOKEN_EXPANSION, MLPMixer, dropout_noise, mixer_linear_names
 
 __all__ = ["HEAD", "StackedModel", "BatchedMixer", "stack_state_dicts", "unstack_state_dict", "task_losses",
            "params_from_trainer"]
@@ -121,15 +121,17 @@ class BatchedMixer:
         ln = F.layer_norm(x, (shape[-1],)).view(S, -1, shape[-1])
         return torch.addcmul(b.unsqueeze(1), ln, w.unsqueeze(1)).view(shape)
 
-    def _drop_(self, h, keep):
-        # the trainer's GeneratorDropout, x * keep / (1 - p), bit for bit, in place (the
-        # producers' backward -- GELU's and baddbmm's -- does not read their outputs)
-        return h if keep is None else h.mul_(keep).div_(1.0 - self.p)
+    @staticmethod
+    def _drop_(h, noise):
+        # the trainer's GeneratorDropout, x * dropout_noise(keep, p), bit for bit, in place
+        # (the producers' backward -- GELU's and baddbmm's -- does not read their outputs)
+        return h if noise is None else h.mul_(noise)
 
     def internal_masks(self, masks, b: int):
         """Keep-masks in the trainer's layout (per site ``(S, T, b, ...)``, the shapes of
-        :meth:`mask_shapes`) -> the internal, patch-major layout (``(S, T, rows, b, cols)``)."""
-        return [m.permute(*self.mask_permutation(k)).contiguous() for k, m in enumerate(masks)]
+        :meth:`mask_shapes`) -> dropout multipliers (:func:`dropout_noise`) in the internal,
+        patch-major layout (``(S, T, rows, b, cols)``)."""
+        return [dropout_noise(m.permute(*self.mask_permutation(k)), self.p).contiguous() for k, m in enumerate(masks)]
 
     @staticmethod
     def mask_permutation(k: int) -> tuple:
@@ -140,9 +142,9 @@ class BatchedMixer:
     def logits(self, patches, model: StackedModel, masks=None, *, internal_masks=False):
         """Logits ``(S, T, b, classes)`` of patches ``(S, T, b, patches, p*p*C)``.
 
-        ``masks``: keep-masks from :meth:`mask_shapes` stacked to ``(S, T, ...)`` (training)
-        or ``None`` (evaluation); ``internal_masks=True``: already in the internal layout
-        (:meth:`internal_masks`, as the engine draws them).
+        ``masks``: boolean keep-masks of the shapes of :meth:`mask_shapes` stacked to
+        ``(S, T, ...)`` (training) or ``None`` (evaluation); ``internal_masks=True``: the
+        dropout multipliers of :meth:`internal_masks` instead (as the engine draws them).
         """
         S, T, b, n, pd = patches.shape
         if masks and not internal_masks:

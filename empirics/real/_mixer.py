@@ -9,13 +9,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MLPMixer", "MultiHeadMixer", "mixer_linear_names"]
+__all__ = ["MLPMixer", "MultiHeadMixer", "mixer_linear_names", "dropout_noise"]
 
 #: Official defaults (vision/MLP.py): hidden sizes relative to the mixed dimension.
 TOKEN_EXPANSION = 4.0
 CHANNEL_EXPANSION = 0.5
 #: Dropout of the official Mixer's feed-forward blocks.
 DROPOUT = 0.1
+
+
+def dropout_noise(keep, p: float):
+    """The multiplier of dropout from a keep-mask: ``keep / (1 - p)`` as float32 (0 or the
+    float32 nearest ``1 / (1 - p)``), as ``torch.nn.functional.dropout`` scales; one
+    multiplication of the activations by it is the whole forward and backward of dropout.
+    Shared by the trainer's :class:`GeneratorDropout` and the batched engine, so the two
+    round alike."""
+    return keep.to(torch.float32).mul_(1.0 / (1.0 - p))
 
 
 class GeneratorDropout(nn.Module):
@@ -41,7 +50,8 @@ class GeneratorDropout(nn.Module):
         if self.generator_for is None:
             return nn.functional.dropout(x, self.p, True)
         keep = torch.rand(x.shape, generator=self.generator_for(x.device), device=x.device) >= self.p
-        return x * keep / (1.0 - self.p)
+        out = x * dropout_noise(keep, self.p)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
     def extra_repr(self):
         return f"p={self.p}"
