@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._batched_model import HEAD, BatchedMixer, StackedModel, stack_state_dicts, task_losses
-from ._mixer import MLPMixer
+from ._mixer import MLPMixer, drop_probability, keep_mask
 from ._vision import _SEED_BOUND, init_linear_layers_
 from ._vision_data import CROP_PAD
 
@@ -181,10 +181,10 @@ class Engine:
                 b = len(idx)
                 for k, shp in enumerate(self.net.mask_shapes(b)):
                     perm = [a - 2 for a in self.net.mask_permutation(k)[2:]]
-                    keep = torch.rand(shp, generator=g, device=self.device) >= self.net.p
+                    keep = keep_mask(shp, self.net.p, g, self.device)
                     masks[k][s, j].narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
         for m in masks:  # the keep-masks' dropout_noise, computed in place
-            m.mul_(1.0 / (1.0 - self.net.p))
+            m.mul_(1.0 / (1.0 - drop_probability(self.net.p)))
         x = data.x[gidx]  # (S, T, b, C, H, W) uint8
         x = self._augment(x, oy, ox, flip) if self.augment else x.to(torch.float32) / 255.0
         return self.tasks.normalize(x), data.y[gidx], valid, masks
