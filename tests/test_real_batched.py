@@ -132,6 +132,7 @@ def test_fused_tasks_negative_control_wrong_adapter_per_task(family, method):
 def _assert_units_close(a, b):
     ha, hb = a["retrain_history"], b["retrain_history"]
     assert ha["epoch"] == hb["epoch"] and a["best_epoch"] == b["best_epoch"]
+    assert a["retrain_steps"] == b["retrain_steps"] > 0
     np.testing.assert_allclose(ha["train_loss"], hb["train_loss"], rtol=RUN_RTOL)
     for k in ("val_accuracy", "task"):
         assert ha.get(k) == hb.get(k)

@@ -332,6 +332,26 @@ def test_step_accounting_counts_one_step_per_round_or_per_task_batch(vision_fami
     else:  # one step per task batch, tasks in turn
         assert calls == [[t] for t in range(T)] * (2 * rounds)
     assert np.isfinite(res.history[-1]["train_loss"])
+    # the count a unit records as ``retrain_steps`` is the count taken
+    from empirics.real._protocol import retrain_steps
+
+    assert retrain_steps(cfg, vision_family) == len(calls)
+
+
+def test_retrain_steps_counts_reptile_inner_steps(vision_family, monkeypatch):
+    from empirics.real._protocol import retrain_steps
+
+    steps = []
+    real = torch.optim.SGD.step
+
+    def counting(self, *a, **k):
+        steps.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counting)
+    cfg = StageConfig(method="reptile", epochs=3, lr=0.5, reptile_inner_steps=4, reptile_inner_lr=1e-2)
+    retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    assert retrain_steps(cfg, vision_family) == len(steps) == 12
 
 
 def test_no_augment_still_seeds_the_mixer_dropout_from_the_run_generator():

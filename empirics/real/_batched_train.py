@@ -18,7 +18,7 @@ from ._batched_engine import (BatchData, Engine, check_supported, dev_generators
                               task_view)
 from ._batched_model import StackedModel
 from ._config import stage_generator
-from ._protocol import compact_history, finetune_entry, stage_plan
+from ._protocol import compact_history, finetune_entry, retrain_steps, stage_plan
 
 __all__ = ["retrain_group", "finetune_group", "run_group"]
 
@@ -272,8 +272,10 @@ def run_group(cfg, family, method: str, seeds, *, compile: bool = False, progres
     if base[next(iter(base))].is_cuda:
         torch.cuda.synchronize()
     rt_wall = time.perf_counter() - t0
+    steps = retrain_steps(rt_cfg, family)
     units = [{"retrain": method, "seed": s, "engine": "batched", "retrain_wall_s": rt_wall / len(seeds),
-              "best_epoch": best[i], "retrain_history": compact_history(hists[i]), "finetune": {}}
+              "best_epoch": best[i], "retrain_steps": steps, "retrain_history": compact_history(hists[i]),
+              "finetune": {}}
              for i, s in enumerate(seeds)]
     ft_walls = {}
     for pi, (peft, ft_cfg) in enumerate(ft_cfgs.items()):

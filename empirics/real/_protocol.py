@@ -9,11 +9,12 @@
   every test task -- by the sequential trainer; its result is *the unit format*::
 
       {"retrain": method, "seed": seed, "retrain_wall_s": s, "best_epoch": e or None,
-       "retrain_history": compact_history(...),
+       "retrain_steps": retrain_steps(...), "retrain_history": compact_history(...),
        "finetune": {peft: [finetune_entry(...) per test task]}, "wall_s": s}
 
   the batched engine adds ``"engine": "batched"`` and its group's wall times;
 * :func:`finetune_entry`: one fine-tuning's result in that format;
+* :func:`retrain_steps`: the optimizer steps a retraining stage takes;
 * :func:`build_family`: the vision or language family of a :class:`RunConfig`.
 
 Pinned by the equality tests (``tests/test_real_batched.py``: a batched seed equals
@@ -29,7 +30,19 @@ import numpy as np
 
 from ._config import OFFICIAL_STEP_PER, PAIRINGS, RunConfig, stage_generator
 
-__all__ = ["build_family", "stage_plan", "compact_history", "train_unit", "finetune_entry"]
+__all__ = ["build_family", "stage_plan", "compact_history", "train_unit", "finetune_entry", "retrain_steps"]
+
+
+def retrain_steps(stage, family) -> int:
+    """Optimizer steps of a retraining ``stage`` (a ``StageConfig``) on ``family``'s tasks:
+    Reptile's inner steps (``epochs`` outer iterations x ``reptile_inner_steps``; its outer
+    updates are not counted), else ``epochs`` x rounds of one batch per task (the longest
+    task's batches) x T when one step is taken per task batch."""
+    if stage.method == "reptile":
+        return int(stage.epochs * stage.reptile_inner_steps)
+    tasks = list(family.retrain_tasks())
+    rounds = max(t.num_batches("train") for t in tasks)
+    return int(stage.epochs * rounds * (len(tasks) if stage.step_per == "batch" else 1))
 
 
 def finetune_entry(task: str, accuracy: float, loss: float, accuracy_per_epoch, wall_s: float) -> dict:
@@ -135,7 +148,8 @@ def train_unit(cfg: RunConfig, family, method: str, seed: int, progress: bool = 
     res = retrain(family, dataclasses.replace(rt_cfg, progress=progress), stage_generator(seed, 0))
     rt_wall = time.perf_counter() - t0
     unit = {"retrain": method, "seed": seed, "retrain_wall_s": rt_wall, "best_epoch": res.best_epoch,
-            "retrain_history": compact_history(res.history), "finetune": {}}
+            "retrain_steps": retrain_steps(rt_cfg, family), "retrain_history": compact_history(res.history),
+            "finetune": {}}
     n_tests = len(getattr(family, "test_names", [None]))
     for pi, (peft, ft_cfg) in enumerate(ft_cfgs.items()):
         tests = []

@@ -92,6 +92,8 @@ def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) 
                      "seeds": [u["seed"] for u in mine], "accuracy": avg, "best_accuracy_over_epochs": avg_best,
                      "per_task": per_task, "per_task_best": per_task_best,
                      "retrain_wall_s": [u["retrain_wall_s"] for u in mine],
+                     # optimizer steps of each seed's retraining (units written before the field: None)
+                     "retrain_steps": [u.get("retrain_steps") for u in mine],
                      "best_epoch": [u["best_epoch"] for u in mine],
                      "per_seed": {k: {str(u["seed"]): float(np.mean([t[k] for t in u["finetune"][peft]]))
                                       for u in mine} for k in COMPARED_METRICS}})
