@@ -167,7 +167,7 @@ class Engine:
         masks = []
         for k, shp in enumerate(self.net.mask_shapes(bmax)):
             full = (S, T) + tuple(shp)
-            masks.append(torch.zeros([full[i] for i in self.net.mask_permutation(k)], device=self.device))
+            masks.append(torch.empty([full[i] for i in self.net.mask_permutation(k)], device=self.device))
         for s in range(S):
             g = dev_gens[s]
             for j, (idx, seed) in enumerate(rows[s]):
@@ -182,7 +182,10 @@ class Engine:
                 for k, shp in enumerate(self.net.mask_shapes(b)):
                     perm = [a - 2 for a in self.net.mask_permutation(k)[2:]]
                     keep = keep_mask(shp, self.net.p, g, self.device)
-                    masks[k][s, j].narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
+                    site = masks[k][s, j]
+                    site.narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
+                    if b < bmax:
+                        site.narrow(perm.index(0), b, bmax - b).zero_()
         for m in masks:  # the keep-masks' dropout_noise, computed in place
             m.mul_(1.0 / (1.0 - drop_probability(self.net.p)))
         x = data.x[gidx]  # (S, T, b, C, H, W) uint8
