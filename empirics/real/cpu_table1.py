@@ -206,6 +206,8 @@ def main(argv=None) -> int:
     r.add_argument("--seeds", nargs="+", type=_seed, default=list(CPU_TABLE1["seeds"]))
     r.add_argument("--cache", default=None, help="decoded CIFAR-10 cache folder")
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--group-size", type=int, default=1,
+                   help="seeds trained together by the batched engine (default %(default)s: a unit is saved per seed)")
     d = sub.add_parser("render", help="merge the units into the record, table and curves")
     d.add_argument("--out", required=True)
     d.add_argument("--dest", required=True)
@@ -219,10 +221,15 @@ def main(argv=None) -> int:
             if a.threads < 1:
                 raise ValueError(f"--threads must be >= 1, got {a.threads}")
             torch.set_num_threads(a.threads)
-            cfg = cpu_config(retrain=a.retrain, seeds=a.seeds, cache=a.cache)
+            if a.group_size < 1:
+                raise ValueError(f"--group-size must be >= 1, got {a.group_size}")
             t0 = time.perf_counter()
-            run_batched(cfg, a.out, verbose=True)
-            print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            # seed-major: every method of a group of seeds before the next group, so that a run
+            # stopped early holds whole seeds (all rows paired)
+            for i in range(0, len(a.seeds), a.group_size):
+                cfg = cpu_config(retrain=a.retrain, seeds=a.seeds[i:i + a.group_size], cache=a.cache)
+                run_batched(cfg, a.out, verbose=True)
+                print(f"seeds {list(cfg.seeds)} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         else:
             record = render(a.out, a.dest)
             sc = record["scale_check"]
