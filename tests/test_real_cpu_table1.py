@@ -20,7 +20,8 @@ def test_the_reduced_protocol_keeps_the_papers_retraining_steps():
     assert cpu_table1.PAPER_RETRAIN_STEPS == 100 * 40  # 100 epochs x ceil(10,000 / 256)
     assert steps == cpu_table1.PAPER_RETRAIN_STEPS
     cfg = cpu_table1.cpu_config(retrain=["sr"])
-    assert cfg.retrain == ("sr",) and cfg.width == c["width"] and cfg.lr == 1e-4  # the paper's other settings
+    assert cfg.retrain == ("sr",) and cfg.width == c["width"] and cfg.lr == c["lr"]
+    assert cfg.finetune_lr == 5e-4 and cfg.reptile_inner_steps == 20  # the paper's other settings
 
 
 def _unit(method, seed, val, best, test_acc=0.5):
