@@ -163,6 +163,18 @@ def test_one_seed_equals_the_sequential_trainer(family, method):
     assert len(set(ours["retrain_history"]["train_loss"])) > 1  # it trained
 
 
+@pytest.mark.parametrize("method", ["lora-ml", "last-layer-ml", "sr"])
+def test_one_backward_per_task_equals_the_trainer_and_the_fused_step(family, method, monkeypatch):
+    from empirics.real import _batched_engine
+
+    cfg = _cfg(seeds=(4,))
+    fused = _batched.run_group(cfg, family, method, [4])[0]
+    monkeypatch.setattr(_batched_engine, "FUSED_IMAGES_CPU", 1)  # every step in task chunks
+    chunked = _batched.run_group(cfg, family, method, [4])[0]
+    _assert_units_close(chunked, _run.train_unit(cfg, family, method, 4, False))
+    _assert_units_close(chunked, fused)
+
+
 @pytest.fixture(scope="module")
 def family_no_augment(family):
     return VisionFamily(family.tasks, batch_size=BATCH, dim=8, augment=False)

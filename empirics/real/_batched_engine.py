@@ -19,10 +19,14 @@ from ._mixer import MLPMixer, drop_probability, keep_mask
 from ._vision import _SEED_BOUND, init_linear_layers_
 from ._vision_data import CROP_PAD
 
-__all__ = ["CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
+__all__ = ["FUSED_IMAGES_CPU", "CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
            "fused_loss", "compiled_loss", "Engine", "task_view", "init_base", "kaiming", "lora_targets", "init_lora",
            "init_heads", "dev_generators", "history_records", "SUPPORTED_STAGE_FIELDS", "check_supported"]
 
+#: On a CPU, the most images one fused step holds before :meth:`Engine.backward` runs one
+#: backward per task slot instead (measured with ``benchmarks/bench_real.py``: at width 64,
+#: batch 64 and 2 seeds, 512 images fused took about 1.3x the CPU time of 4 chunks of 128).
+FUSED_IMAGES_CPU = 256
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
 CROP_CHOICES = 2 * CROP_PAD + 1
 
@@ -125,6 +129,13 @@ class Engine:
         self.bf16, self.augment = bf16, family.augment
         self.batch_size, self.eval_batch_size = family.batch_size, family.eval_batch_size
         self.compile = compile
+        #: one backward per task slot (:meth:`backward`): on a CPU, when a fused step would
+        #: hold more than :data:`FUSED_IMAGES_CPU` images (set per stage by the stages)
+        self.chunk_tasks = False
+
+    def plan_chunks(self, seeds: int, slots: int) -> None:
+        """Choose :attr:`chunk_tasks` for a stage of ``seeds`` seeds and ``slots`` task slots."""
+        self.chunk_tasks = self.device.type == "cpu" and seeds * slots * self.batch_size > FUSED_IMAGES_CPU
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -211,6 +222,25 @@ class Engine:
         """Per (seed, task-slot) losses ``(S, T)`` of one step."""
         fn = compiled_loss() if self.compile else fused_loss
         return fn(self.net, model, x, y, valid, masks, self.device.type, self.bf16)
+
+    def backward(self, model, x, y, valid, masks):
+        """Backward of the summed per (seed, task-slot) losses of one step; returns them
+        detached, ``(S, T)``. With :attr:`chunk_tasks` one task slot at a time (all seeds
+        together), gradients accumulating as in the trainer, which runs one backward per
+        task: a T times smaller working set of activations (on a CPU the fused step's
+        activations outgrow the caches long before its matmuls stop gaining from size)."""
+        T = x.shape[1]
+        if not self.chunk_tasks or T == 1:
+            loss = self.losses(model, x, y, valid, masks)
+            loss.sum().backward()
+            return loss.detach()
+        out = []
+        for t in range(T):
+            view = task_view(model, t) if (model.lora or model.heads is not None) else model
+            loss = self.losses(view, x[:, t:t + 1], y[:, t:t + 1], valid[:, t:t + 1], [m[:, t:t + 1] for m in masks])
+            loss.sum().backward()
+            out.append(loss.detach())
+        return torch.cat(out, 1)
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

@@ -119,6 +119,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
         groups = [{"params": base_list}, {"params": model.adapter_tensors(),
                                           "lr": cfg.lr if cfg.adapter_lr is None else cfg.adapter_lr}]
         opt = make_optimizer(cfg, groups)
+        eng.plan_chunks(S, T)
         rounds = max(math.ceil(n / eng.batch_size) for n in data.sizes)
         per_round = T if cfg.step_per == "batch" else 1
         sched = make_scheduler(cfg, opt, cfg.epochs * rounds * per_round)
@@ -143,8 +144,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                         total += loss.detach()
                     continue
                 opt.zero_grad(set_to_none=True)
-                loss = eng.losses(model, x, y, valid, masks)
-                loss.sum().backward()
+                loss = eng.backward(model, x, y, valid, masks)
                 opt.step()
                 sched.step()
                 step = torch.zeros(S, dtype=torch.float64, device=dev)
