@@ -24,7 +24,8 @@ from ._config import (LANGUAGE_NOTES, LANGUAGE_PAPER, OFFICIAL_STEP_PER, PAIRING
                       reptile_text, schedule_text, stage_generator, steps_text)
 from ._protocol import build_family, compact_history, finetune_entry, stage_plan, train_unit
 from ._summary import (COMPARED_METRICS, COMPARISONS, format_difference, format_mean_se, format_p, format_summary,
-                       mean_se, paired_difference, paper_rows, summarize)
+                       mean_se, paired_difference, paper_rows)
+from ._summary import summarize as _summarize_units
 
 __all__ = ["ROWS", "PAIRINGS", "COMPARISONS", "RunConfig", "VISION_PAPER", "LANGUAGE_PAPER", "run", "summarize",
            "stage_generator", "format_summary", "run_vision", "run_language", "make_units", "unit_config",
@@ -190,6 +191,23 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
                       json.dumps(to_jsonable(record), indent=1, default=str))
     return record
 
+
+
+def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) -> dict:
+    """Merge finished units into a record with per-row mean +- SE and paired comparisons
+    (:func:`empirics.real._summary.summarize`).
+
+    ``units`` maps unit key -> unit result (as :func:`run` collects them), is a list of
+    unit results, or an output folder whose stored units of ``cfg`` are read (units of
+    other settings there raise ``ConfigMismatch``); only units of ``cfg``'s methods and
+    seeds are merged.
+    """
+    if isinstance(units, (str, Path)):
+        from landscape.executor import ResultStore
+
+        store = ResultStore(Path(units) / "units")
+        units = [store.load(u) for u in make_units(cfg) if store.has(u)]
+    return _summarize_units(units, cfg, family_description=family_description)
 
 
 def run_vision(out: str | Path, *, progress: bool = False, executor=None, **settings) -> dict:

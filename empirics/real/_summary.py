@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
-
 import numpy as np
 
 from ._config import (LANGUAGE_NOTES, ROW_LABELS, VISION_NOTES, RunConfig, heads_text, reptile_text, schedule_text,
@@ -60,20 +58,12 @@ def paired_difference(a: dict, b: dict) -> dict:
 def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) -> dict:
     """Merge finished units into a record with per-row mean +- SE and paired comparisons.
 
-    ``units`` maps unit key -> unit result (as :func:`run` collects them), is a list of
-    unit results, or an output folder whose stored units of ``cfg`` are read (units of
-    other settings there raise ``ConfigMismatch``); only units of ``cfg``'s methods and
-    seeds are merged.
+    ``units`` maps unit key -> unit result (as :func:`run` collects them) or is a list of
+    unit results (:func:`empirics.real._run.summarize` also reads an output folder); only
+    units of ``cfg``'s methods and seeds are merged.
     """
     from .._records import provenance
 
-    if isinstance(units, (str, Path)):
-        from landscape.executor import ResultStore
-
-        from ._run import make_units
-
-        store = ResultStore(Path(units) / "units")
-        units = [store.load(u) for u in make_units(cfg) if store.has(u)]
     units = list(units.values()) if isinstance(units, dict) else list(units)
     units = [u for u in units if u is not None and u["seed"] in cfg.seeds and u["retrain"] in cfg.retrain]
     rows = []
