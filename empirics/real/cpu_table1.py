@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -140,9 +141,7 @@ def _curves_png(units, record, path: Path) -> None:
 def render(out, dest, *, cfg=None) -> dict:
     """Merge the units in ``out`` into the record and write it, the table and the curves to
     ``dest``; returns the record."""
-    from landscape.executor import atomic_write_text
-
-    from .._records import to_jsonable
+    from .._records import write_json
     from ._run import format_summary, summarize
 
     cfg = cfg or cpu_config()
@@ -171,7 +170,7 @@ def render(out, dest, *, cfg=None) -> dict:
     record["total_unit_wall_s"] = sum(v["wall_s"] for v in record["per_method"].values())
     record["command"] = ("python -m empirics.real.cpu_table1 run --out <out> (two processes: --retrain sr reptile / "
                          "--retrain lora-ml last-layer-ml), then python -m empirics.real.cpu_table1 render")
-    atomic_write_text(dest / "vision_record.json", json.dumps(to_jsonable(record), indent=1, default=str))
+    write_json(dest / "vision_record.json", record)
     sc = record["scale_check"]
     lines = ["# Table 1 on the CPU at the paper's number of optimizer steps", "",
              f"Configuration: {json.dumps({k: getattr(cfg, k) for k in CPU_TABLE1}, default=str)}; every other "
@@ -188,7 +187,9 @@ def render(out, dest, *, cfg=None) -> dict:
     lines += ["", f"Sum of the unit wall times: {record['total_unit_wall_s'] / 60:.1f} min (two processes "
               "ran side by side on a shared 2-core machine).", "", "```", format_summary(record), "```", "",
               "![learning curves](learning_curves.png)", ""]
-    atomic_write_text(dest / "table1_cpu.md", "\n".join(lines))
+    tmp = dest / "table1_cpu.md.tmp"
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, dest / "table1_cpu.md")
     _curves_png(units, record, dest / "learning_curves.png")
     return record
 
