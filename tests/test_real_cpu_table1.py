@@ -61,6 +61,7 @@ def test_run_and_render_a_tiny_table(tmp_path):
     text = (tmp_path / "dest" / "table1_cpu.md").read_text()
     assert "retrain_steps" in text and "Scale rule" in text and "86.09" in text  # the paper's LoRA-ML beside ours
     assert (tmp_path / "dest" / "learning_curves.png").stat().st_size > 1000
+    assert len(list((tmp_path / "dest" / "units").glob("*.json"))) == 8  # 4 methods x 2 seeds
 
 
 def test_render_refuses_an_empty_folder(tmp_path):

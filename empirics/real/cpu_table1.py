@@ -23,7 +23,8 @@ processes with different ``--retrain`` lists may share ``--out``: the units of a
 and seed are written once, resumable). ``render`` merges every unit in ``--out`` into the
 record (``vision_record.json``), writes the table beside the paper's numbers with the
 paired tests (``table1_cpu.md``), the scale check, per-method ``retrain_steps``, wall
-times and configuration, and the learning curves (``learning_curves.png``).
+times and configuration, and the learning curves (``learning_curves.png``), and copies
+the units to ``<dest>/units``.
 """
 from __future__ import annotations
 
@@ -191,6 +192,12 @@ def render(out, dest, *, cfg=None) -> dict:
     tmp.write_text("\n".join(lines))
     os.replace(tmp, dest / "table1_cpu.md")
     _curves_png(units, record, dest / "learning_curves.png")
+    if (out / "units").resolve() != (dest / "units").resolve():  # the units beside the record
+        import shutil
+
+        (dest / "units").mkdir(exist_ok=True)
+        for f in sorted((out / "units").glob("*.json")):
+            shutil.copyfile(f, dest / "units" / f.name)
     return record
 
 
