@@ -14,7 +14,12 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements/ci-constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -c requirements/ci-constraints.txt -e '.[empirics,test,cluster]'
+	$(BIN)/python -m pip install -c requirements/ci-constraints.txt -e '.[empirics,test,cluster,algebra]'
+	@# PHCpack (Debian package phcpack) is the second, homotopy route of `landscape enumerate`.
+	@# CI (root on Debian) installs it; elsewhere `apt-get install phcpack` by hand, or its tests skip.
+	@if [ -n "$$CI" ] && ! command -v phc >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq phcpack) || echo "phcpack not installed: the homotopy tests will skip"; \
+	fi
 	touch $(STAMP)
 
 verify: setup

@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         ok &= same
         out["ratio"] = {"dims": dims, "dense": old, "factored": new, "speedup": old["wall_s"] / new["wall_s"]}
     if args.out:
-        from landscape.executor import atomic_write_text
+        from landscape.runtime.atomic import atomic_write_text
 
         atomic_write_text(Path(args.out), json.dumps(out, indent=1))
     return 0 if ok else 1

@@ -1,7 +1,7 @@
 """Benchmark of the Taylor certificate at scale (issue 11 section 4).
 
 The App. F.2 spurious minimum (THEORY.md section 8; T = 3, d = 3, k = 1) embedded into
-dimension d by :func:`landscape._rump.embed_spurious_instance` (a block construction
+dimension d by :func:`landscape.certificates.taylor_fp.embed_spurious_instance` (a block construction
 that keeps it a strict spurious local minimum; random rotation, so every matrix is
 dense) is certified with the floating-point Taylor certificate (a priori rounding-error
 bounds, Rump's Cholesky criterion), written to JSON, read back and re-verified:
@@ -29,10 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import landscape as ls  # noqa: E402
-from landscape._certificates import Certificate, taylor_certificate  # noqa: E402
+from landscape.certificates import Certificate, taylor_certificate  # noqa: E402
 from landscape._instances import f2_spurious_instance  # noqa: E402
-from landscape._rump import embed_spurious_instance  # noqa: E402
-from landscape.executor import atomic_write_text  # noqa: E402
+from landscape.certificates.taylor_fp import embed_spurious_instance  # noqa: E402
+from landscape.runtime.atomic import atomic_write_text  # noqa: E402
 
 #: Target for the certificate at T*d*k = 10^4 (issue 11).
 TARGET_10K_S = 120.0

@@ -1,4 +1,4 @@
-"""Overhead per unit of the execution backends (``landscape.executor``).
+"""Overhead per unit of the execution backends (``landscape.runtime.executor``).
 
 Run ``python benchmarks/bench_executor.py [--units N] [--repeat R] [--out FILE]``.
 
@@ -27,7 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape.executor import LocalExecutor, Unit, atomic_write_text, run_units  # noqa: E402
+from landscape.runtime.executor import LocalExecutor, Unit, run_units  # noqa: E402
+from landscape.runtime.atomic import atomic_write_text  # noqa: E402
 
 #: Local Ray instance of the benchmark: the 2 cores of this project's machines.
 RAY_CPUS = 2
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
         except ImportError:
             print("ray is not installed: measuring the local backends only", file=sys.stderr)
         else:
-            from landscape._ray_executor import RayExecutor
+            from landscape.runtime.ray_executor import RayExecutor
 
             t0 = time.perf_counter()
             ray_executor = RayExecutor(num_cpus=RAY_CPUS)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 
-from landscape._version import __version__
+from landscape.runtime.version import __version__
 
 _EXPORTS = {
     "_trainer": ("Family", "TaskData", "AdapterSet", "PeftLoraSet", "HeadSet", "StageConfig", "StageResult",

@@ -10,16 +10,19 @@ Every argument and the ``--out`` location are checked before any work starts; a
 Shared flags: ``--out PATH`` (alias ``--json``), ``--rank K`` (alias ``--k``),
 ``--seed S``, ``--quiet`` (alias ``--no-progress``; ``--progress`` is accepted and does
 nothing: bars are on by default), and the executor flags of
-:func:`landscape.executor.add_executor_arguments`.
-Exit codes: 0 ok, 2 bad input (one line on stderr, nothing written).
+:func:`landscape.runtime.executor.add_executor_arguments`.
+Exit codes (those of every command, :mod:`landscape.runtime.exits`): 0 ok, 2 bad input (one
+line on stderr, nothing written), 3 environment failure (disk full, read-only HOME or
+cache, ...; one line), 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import sys
 
-from landscape._cli_checks import (
+from landscape.runtime.cli import (
     OneLineParser,
     UsageError,
     add_out_argument,
@@ -70,8 +73,9 @@ def _shallow_parser(sub) -> None:
 
     p = sub.add_parser("synthetic-shallow", help="shallow network: LoRA-ML vs SR (THEORY.md 9.2)",
                        description="Shallow network, LoRA-ML vs SR (THEORY.md 9.2). At the paper's defaults "
-                                   "(40000 + 15000 full-batch epochs, 10 trials) this takes about an hour on "
-                                   "one CPU core; --workers 2 splits the trials over two processes.")
+                                   "(40000 + 15000 full-batch epochs, 10 trials) this takes about 15 minutes of one "
+                                   "idle CPU core, up to about an hour of wall time on a busy shared machine; "
+                                   "--workers 2 splits the trials over two processes.")
     _sizes(p, D)
     p.add_argument("--retrain-epochs", type=positive_int, default=D.retrain_epochs, help="(default %(default)s)")
     p.add_argument("--finetune-epochs", type=positive_int, default=D.finetune_epochs, help="(default %(default)s)")
@@ -82,7 +86,7 @@ def _shallow_parser(sub) -> None:
 
 
 def _common(p, *, trials: int, seed: int) -> None:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     p.add_argument("--trials", type=positive_int, default=trials, help="(default %(default)s)")
     p.add_argument("--seed", type=nonneg_int, default=seed, help="base seed, an integer >= 0 (default %(default)s)")
@@ -121,11 +125,19 @@ def _validate(args) -> dict:
 
     Raises :class:`UsageError` (or ``ValueError``) before anything is computed or written.
     """
-    from landscape.executor import executor_from_args
+    from landscape.runtime.executor import executor_from_args
 
     from ._runs import existing_record, units_folder
 
     job = args.build(args)
+    # the noise energy of one task, sigma^2 N d, must be a float64 number (sigma near 1e154
+    # and above overflows it and every loss after it)
+    try:
+        energy = args.sigma ** 2 * args.N * args.d
+    except OverflowError:
+        energy = math.inf
+    if not math.isfinite(energy):
+        raise UsageError(f"--sigma {args.sigma:g}: sigma^2 N d overflows float64; use a smaller noise level")
     job["executor"] = executor_from_args(args)
     job["reuse"] = None
     if args.out is not None:
@@ -164,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         from .real.cli import add_subcommands
 
         add_subcommands(sub)
-    return p
+    from landscape.runtime.cli import finish_parser
+
+    return finish_parser(p)
 
 
 def _version() -> str:
@@ -174,6 +188,14 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from landscape.runtime.exits import cli_main
+
+    from ._runs import NonFiniteResult, RecordMismatch
+
+    return cli_main("python -m empirics", _main, argv, input_errors=(NonFiniteResult, RecordMismatch))
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "build", None) is None:  # real-data subcommands validate themselves
         try:

@@ -297,7 +297,7 @@ def run_linear_batched(points: Sequence[LinearConfig], seeds: Sequence[Sequence[
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(list(it), desc="linear groups")
+        it = tqdm(list(it), desc="linear groups", disable=None)
     for members in it:
         cfg0 = points[members[0]]
         probs, owner = [], []

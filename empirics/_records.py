@@ -104,20 +104,28 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as JSON atomically (temporary file then rename); return the path."""
-    from landscape.executor import atomic_write_text
+    """Write the dict ``obj`` as JSON atomically (temporary file then rename), sealed with
+    its content hash (:mod:`landscape.runtime.integrity`); return the path."""
+    from landscape.runtime.atomic import atomic_write_text
+    from landscape.runtime.integrity import sealed_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a unique temporary name in the same folder, then os.replace: a reader (or a run
     # killed mid-write) only ever sees the old file or the complete new one
-    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1) + "\n")
+    return atomic_write_text(path, sealed_text(to_jsonable(obj), indent=1))
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    with open(path) as fh:
-        return json.load(fh)
+    """Read a JSON file written by :func:`write_json`, after checking its content hash.
+
+    Raises :class:`landscape.runtime.integrity.StoreIntegrityError` (a ``ValueError``)
+    naming the file when it is truncated, edited or has no hash; its content is never
+    returned then.
+    """
+    from landscape.runtime.integrity import read_sealed
+
+    return read_sealed(path)
 
 
 class RunDir:
@@ -147,15 +155,25 @@ class RunDir:
 
     def save(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Store a finished unit: arrays first, then the JSON marker."""
+        import hashlib
+
         npz, js = self._paths(key)
         tmp = npz.with_name(npz.stem + ".tmp.npz")
         np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
         os.replace(tmp, npz)
-        write_json(js, meta)
+        write_json(js, {"meta": dict(meta), "npz_sha256": hashlib.sha256(npz.read_bytes()).hexdigest()})
 
     def load(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Load a finished unit as ``(arrays, meta)``."""
+        import hashlib
+
+        from landscape.runtime.integrity import StoreIntegrityError
+
         npz, js = self._paths(key)
+        doc = read_json(js)
+        if not npz.is_file() or hashlib.sha256(npz.read_bytes()).hexdigest() != doc.get("npz_sha256"):
+            raise StoreIntegrityError(f"{npz}: missing or not the arrays saved with {js.name}; it is not used; "
+                                      f"delete {js} and rerun the command to recompute it")
         with np.load(npz) as data:
             arrays = {k: data[k] for k in data.files}
-        return arrays, read_json(js)
+        return arrays, doc["meta"]

@@ -2,7 +2,7 @@
 
 Each function runs one configuration for several trials (batched), returns a record
 (config, seeds, provenance, metrics per recorded step) and, given a path, writes it
-atomically. Resume: the trials run as units of :mod:`landscape.executor` keyed by their
+atomically. Resume: the trials run as units of :mod:`landscape.runtime.executor` keyed by their
 full configuration and stored beside the record (``<out>.units/``), so an interrupted
 run keeps its finished units; a finished record with the same configuration is reused;
 a path holding anything else (another configuration, a non-record) is refused with
@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ._records import provenance, read_json, to_jsonable, write_json
+from landscape._random import seed_from
+
+from ._records import provenance, to_jsonable, write_json
 
 __all__ = ["trial_seeds", "linear_record", "shallow_record", "trial_record", "summarize", "RecordMismatch",
            "existing_record", "linear_config", "shallow_config", "units_folder", "linear_trials_unit",
@@ -44,13 +46,18 @@ def existing_record(out: str | Path | None, config: dict) -> dict | None:
     """
     if out is None or not Path(out).exists():
         return None
+    import json
+
+    from landscape.runtime.integrity import check_sealed
+
     try:
-        old = read_json(out)
+        old = json.loads(Path(out).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordMismatch(f"--out {out} exists and is not a readable JSON record ({exc.__class__.__name__}); "
                              "give another path or remove it") from None
     if not (isinstance(old, dict) and isinstance(old.get("config"), dict)):
         raise RecordMismatch(f"--out {out} exists and is not a run record; give another path or remove it")
+    old = check_sealed(old, out)  # edited or corrupted: StoreIntegrityError (delete it and rerun)
     if old["config"] != to_jsonable(config):
         raise RecordMismatch(f"--out {out} holds a record made with another configuration; "
                              "give another path or remove it")
@@ -78,7 +85,10 @@ def linear_trials_unit(linear: dict, options: dict, seeds: list[int], progress: 
     from ._linear import LinearConfig, LinearOptions, run_linear_batched
 
     t0 = time.perf_counter()
-    r = run_linear_batched([LinearConfig(**linear)], [list(seeds)], LinearOptions(**options), progress=progress)[0]
+    # an overflow is not silent: linear_record refuses a record with non-finite metrics
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = run_linear_batched([LinearConfig(**linear)], [list(seeds)], LinearOptions(**options),
+                               progress=progress)[0]
     return {"loss_sum": r["loss_sum"], "loss_per_sample": r["loss_per_sample"], "A_err": r["A_err"],
             "iterations": r["iterations"], "seconds": time.perf_counter() - t0}
 
@@ -105,7 +115,8 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
     """Split ``seeds`` into one chunk per worker, run the chunks as units; results in seed order."""
     from functools import partial
 
-    from landscape.executor import LocalExecutor, ResultStore, Unit, config_digest, run_units
+    from landscape.runtime.executor import LocalExecutor, Unit, run_units
+    from landscape.runtime.store import ResultStore, config_digest
 
     executor = LocalExecutor() if executor is None else executor
     store = None if out is None else ResultStore(units_folder(out))
@@ -115,14 +126,37 @@ def _run_trial_units(name: str, fn, base_config: dict, seeds: list[int], *, out,
         config = dict(base_config, seeds=chunk)
         key = f"{name}-{config_digest(config)[:16]}"
         kwargs = dict(unit_kwargs)
-        if parts == 1:
-            kwargs["progress"] = progress  # in this process: epoch bars
+        if parts == 1 or isinstance(executor, LocalExecutor):
+            kwargs["progress"] = progress  # epoch bars, in this process or one line per local worker
         if checkpoint and store is not None:
             kwargs["checkpoint"] = str(store.root / f"{key}.ckpt.pt")
             store.root.mkdir(parents=True, exist_ok=True)
         units.append(Unit(key, partial(fn, **kwargs), config))
     results = run_units(units, executor=executor, store=store, progress=progress and len(units) > 1, desc=name)
     return results, len(units)
+
+
+class NonFiniteResult(ValueError):
+    """A run whose final metrics overflowed float64 (exit status 2: the inputs are out of range)."""
+
+
+def _require_finite(final: dict, cfg) -> None:
+    """Refuse to write a record whose final metrics are not finite numbers (an overflow, e.g.
+    a noise level near the float64 range): such a record would be read back as the result."""
+    bad = sorted({f"{m}.{k}" for m, stats in final.items() for k, st in stats.items()
+                  for v in (st.values() if isinstance(st, dict) else [st])
+                  if isinstance(v, float) and not np.isfinite(v)})
+    if bad:
+        raise NonFiniteResult(f"the run overflowed float64 (non-finite {', '.join(bad[:3])}) at sigma={cfg.sigma:g}, "
+                              f"d={cfg.d}, N={cfg.N}; no record written: use a smaller noise level or sizes")
+
+
+def _num(v) -> float:
+    """A number of a record (JSON spells non-finite floats as 'nan', 'inf', ...)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _stats(a: np.ndarray) -> dict:
@@ -151,10 +185,11 @@ def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str
                   progress: bool = False, executor=None) -> dict[str, Any]:
     """Run the linear experiment (THEORY.md 9.1) for one configuration; return its record.
 
-    The trials run as resumable units (:mod:`landscape.executor`, one chunk of trials per
+    The trials run as resumable units (:mod:`landscape.runtime.executor`, one chunk of trials per
     worker) stored in ``<out>.units``; a finished record of the same configuration at
     ``out`` is returned as is, one of another configuration raises :class:`RecordMismatch`.
     """
+    seed = seed_from(seed)  # an integer, or drawn from a Generator; recorded
     config = linear_config(cfg, options, trials=trials, seed=seed)
     old = existing_record(out, config)
     if old is not None:
@@ -177,6 +212,7 @@ def linear_record(cfg, options=None, *, trials: int = 5, seed: int = 0, out: str
         "metrics": {"iteration": parts[0]["iterations"], "loss_sum": cat["loss_sum"],
                     "loss_per_sample": cat["loss_per_sample"]},
     }
+    _require_finite(record["final"], cfg)
     if out is not None:
         write_json(out, record)
     return to_jsonable(record)
@@ -190,6 +226,7 @@ def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | 
     state every few thousand epochs inside ``<out>.units``, so an interrupted unit
     restarts from its last checkpoint, not from epoch 0.
     """
+    seed = seed_from(seed)  # an integer, or drawn from a Generator; recorded
     from ._shallow import central_range
 
     config = shallow_config(cfg, trials=trials, seed=seed)
@@ -214,6 +251,7 @@ def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | 
               "units": n_units, "methods": methods, "final": final,
               "metrics": {"epoch": parts[0]["curve_epochs"], "test_mse": cat["curve"],
                           "retrain_loss": cat["retrain_loss"]}}
+    _require_finite(record["final"], cfg)
     if out is not None:
         write_json(out, record)
     return to_jsonable(record)
@@ -222,12 +260,13 @@ def shallow_record(cfg, *, trials: int = 10, seed: int = 613, out: str | Path | 
 def summarize(record: dict) -> str:
     """Human-readable table of a record's final metrics."""
     lines = [f"{record['config']['experiment']}: {record['config'].get('trials')} trials, "
-             f"{record.get('seconds', float('nan')):.1f} s"]
+             f"{_num(record.get('seconds', 'nan')):.1f} s"]
     for m, f in record["final"].items():
         parts = []
         for key, st in f.items():
             if isinstance(st, dict):
-                parts.append(f"{key} mean {st['mean']:.4g} [min {st['min']:.4g}, max {st['max']:.4g}]")
+                parts.append(f"{key} mean {_num(st['mean']):.4g} [min {_num(st['min']):.4g}, "
+                             f"max {_num(st['max']):.4g}]")
         lines.append(f"  {m:8s} " + "; ".join(parts))
     return "\n".join(lines)
 
@@ -240,8 +279,9 @@ def trial_record(family, retrain_cfg, finetune_cfg, *, seed: int, out: str | Pat
     ----------
     family : Family
     retrain_cfg, finetune_cfg : StageConfig
-    seed : int
-        Seeds the run's only ``torch.Generator`` (no global state is touched).
+    seed : int or numpy.random.Generator
+        Seeds the run's only ``torch.Generator`` (no global state is touched); a numpy
+        Generator gives its next integer (:func:`landscape.seed_from`), which is recorded.
     out : path, optional
         JSON record path; a finished record with the same configuration is reused.
     checkpoint_dir : path, optional
@@ -254,6 +294,7 @@ def trial_record(family, retrain_cfg, finetune_cfg, *, seed: int, out: str | Pat
         revision, versions, device), ``retrain``/``finetune`` histories (metrics per
         epoch), ``best_epoch`` of each stage, ``test`` (final test metrics), ``seconds``.
     """
+    seed = seed_from(seed)  # an integer, or drawn from a Generator; recorded
     import torch
 
     from ._trainer import finetune, retrain

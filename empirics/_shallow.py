@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,6 +271,16 @@ def _retrain_step(W1, c, LA, LB, mask, X, Xt, Y):
     return loss
 
 
+def worker_position() -> int | None:
+    """1, 2, ... in the worker processes of a local pool (the line of that worker's progress
+    bar under the driver's: multiprocessing numbers the processes a command starts, and a
+    command starts one pool), None in the main process."""
+    import multiprocessing as mp
+
+    ident = getattr(mp.current_process(), "_identity", ())
+    return int(ident[0]) if ident else None
+
+
 def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "float32",
                         progress: bool = False, threads: int | None = None,
                         checkpoint: str | None = None, checkpoint_every: int = 5000) -> dict[str, Any]:
@@ -320,6 +331,31 @@ def run_shallow_batched(cfg: ShallowConfig, seeds: list[int], *, dtype: str = "f
         torch.set_num_threads(old_threads)
 
 
+def _checkpoint_fits(saved, base_shapes, ft_shapes, cfg) -> bool:
+    """Whether a loaded checkpoint has the structure and tensor shapes this run writes."""
+    import torch
+
+    def tensors_fit(ts, shapes):
+        return isinstance(ts, list) and len(ts) == len(shapes) and all(
+            isinstance(t, torch.Tensor) and tuple(t.shape) == s and bool(torch.isfinite(t).all())
+            for t, s in zip(ts, shapes))
+
+    try:
+        stage, epoch = saved["stage"], saved["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not isinstance(saved["opt"], dict):
+            return False
+        if stage == "retrain":
+            return 0 <= epoch <= cfg.retrain_epochs and tensors_fit(saved["tensors"], base_shapes)
+        if stage == "finetune":
+            extra = saved["extra"]
+            return (0 <= epoch <= cfg.finetune_epochs and tensors_fit(extra["base"], base_shapes)
+                    and tensors_fit(saved["tensors"], ft_shapes) and isinstance(extra["curve"], list)
+                    and isinstance(extra["epochs"], list) and len(extra["curve"]) == len(extra["epochs"]))
+    except (KeyError, TypeError, IndexError):
+        return False
+    return False
+
+
 def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, checkpoint, checkpoint_every: int
                  ) -> dict[str, Any]:
     import os
@@ -329,8 +365,10 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
     ident = {"cfg": dataclasses.asdict(cfg), "seeds": list(seeds), "dtype": str(tdt), "init": INIT_STREAM}
     saved = None
     if checkpoint is not None and os.path.exists(checkpoint):
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved.get("ident") != ident:
+        from ._trainer import load_checkpoint
+
+        saved = load_checkpoint(checkpoint)
+        if saved is None or saved.get("ident") != ident:
             saved = None
 
     def save(stage, epoch, tensors, opt, extra=None):
@@ -370,11 +408,19 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
             return range(start, n)
         from tqdm.auto import tqdm
 
-        return tqdm(range(start, n), desc=desc, mininterval=1.0, initial=start, total=n)
+        # in a worker process of a local pool: one line per worker below the driver's units bar
+        pos = worker_position()
+        return tqdm(range(start, n), desc=desc if pos is None else f"[worker {pos}] {desc}", mininterval=1.0,
+                    initial=start, total=n, disable=None, position=pos, leave=pos is None)
 
     params = [W1, c, LA, LB]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
+    if saved is not None and not _checkpoint_fits(saved, [tuple(p_.shape) for p_ in params],
+                                                  [(B, kp, d), (B, d, kp)], cfg):
+        print(f"warning: checkpoint {checkpoint} does not hold this run's tensors (corrupted?); "
+              "starting from the beginning", file=sys.stderr)
+        saved = None
     if saved is not None:
         with torch.no_grad():
             for p_, v in zip(params, saved["tensors"] if saved["stage"] == "retrain" else saved["extra"]["base"]):

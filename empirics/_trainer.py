@@ -201,8 +201,8 @@ class _Loop:
                schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler] = ()) -> int:
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
-        if state.get("tag") != self.tag:
+        state = load_checkpoint(self.checkpoint, map_location=self.device)
+        if state is None or state.get("tag") != self.tag:
             return 0
         self.adapters.model.load_state_dict(state["model"])
         for o, s in zip(optimizers, state["optimizers"]):
@@ -221,7 +221,30 @@ class _Loop:
             return rng
         from tqdm.auto import tqdm
 
-        return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs)
+        return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs, disable=None)
+
+
+def load_checkpoint(path, map_location=None) -> dict | None:
+    """Read a checkpoint written by this module, or None when it cannot be used.
+
+    ``weights_only=True``: tensors, numbers, strings and containers only, so a crafted
+    file cannot run code while loading. A truncated, corrupted or foreign file is not
+    an error (a checkpoint only saves time): a one-line warning names it and the stage
+    starts from its beginning, overwriting it at the next checkpoint.
+    """
+    import sys
+
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, it is not used
+        print(f"warning: checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}); "
+              "starting from the beginning", file=sys.stderr)
+        return None
+    if not isinstance(state, dict):
+        print(f"warning: checkpoint {path} is not a checkpoint of this toolkit; starting from the beginning",
+              file=sys.stderr)
+        return None
+    return state
 
 
 def _step(loop: _Loop, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,

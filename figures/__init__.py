@@ -35,7 +35,7 @@ from . import _synthetic  # noqa: F401  (registers Figure 1 and the shallow-netw
 if importlib.util.find_spec(f"{__name__}._real_tables") is not None:
     from . import _real_tables  # noqa: F401  (registers the real-data tables)
 
-from landscape._version import __version__
+from landscape.runtime.version import __version__
 
 __all__ = ["__version__", "FigureSpec", "REGISTRY", "DEFAULT_OUT", "register", "get", "make", "redraw", "save_data", "load_data",
            "SavedDataError",

@@ -6,8 +6,10 @@ checked before anything is computed or written. ``make`` runs the figures' units
 ``--executor local`` (default; ``--workers N`` processes, else each figure's own
 default) or ``--executor ray [--ray-address A]``. ``--no-progress`` is a hidden alias
 of ``--quiet``. Exit codes: 0 ok, 2 bad input (unknown figure, bad option, unusable
-output folder, no saved data), one line on stderr; 130 interrupted (finished units
-are kept and a rerun resumes).
+output folder, no saved data, stored data failing its integrity check), one line on
+stderr; 3 environment failure (disk full, unwritable folder, a terminal encoding that
+cannot show the output); 130 interrupted (finished units are kept and a rerun resumes).
+The codes are those of every command (:mod:`landscape.runtime.exits`).
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from landscape._cli_checks import OneLineParser, UsageError, add_quiet_arguments, check_output_dir
+from landscape.runtime.cli import OneLineParser, UsageError, add_quiet_arguments, check_output_dir, finish_parser
 
-from landscape.executor import add_executor_arguments
+from landscape.runtime.executor import add_executor_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     mk.add_argument("--smoke", action="store_true", help="tiny configuration (seconds)")
     mk.add_argument("--out", default=None, help="output folder (default: out/figures)")
     mk.add_argument("--recompute", action="store_true", help="ignore saved data and finished units")
+    mk.add_argument("--overwrite", action="store_true",
+                    help="write into an --out folder that holds files 'figures make' did not write "
+                         "(refused otherwise; only the figures' own file names are replaced)")
     add_quiet_arguments(mk)
     mk.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help='override a configuration entry, e.g. --set trials=3 --set \'sweeps=["T","d"]\'')
@@ -39,11 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("names", nargs="+", metavar="NAME")
     rd.add_argument("--out", required=True, help="folder holding the saved data")
     rd.add_argument("--smoke", action="store_true")
-    return p
+    return finish_parser(p)
 
 
 def _version() -> str:
-    from landscape._version import __version__
+    from landscape.runtime.version import __version__
 
     return __version__
 
@@ -67,6 +72,14 @@ def _check_saved_data(figures, names, out, smoke: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from landscape.runtime.exits import cli_main
+
+    import figures
+
+    return cli_main("python -m figures", _main, argv, input_errors=(figures.SavedDataError,))
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import figures
 
@@ -83,32 +96,38 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError
             overrides[key] = json.loads(value)
         except ValueError:
-            print(f"error: --set expects KEY=JSON, got {item!r}", file=sys.stderr)
+            print(f"python -m figures: error: --set expects KEY=JSON, got {item!r}", file=sys.stderr)
             return 2
     names = figures.names() if args.names == ["all"] else args.names
     unknown = [n for n in names if n not in figures.REGISTRY]
     if unknown:
-        print(f"error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
+        print(f"python -m figures: error: unknown figure(s) {', '.join(unknown)}; run 'python -m figures list'", file=sys.stderr)
         return 2
     # validation step, before any figure is computed or drawn
     try:
         if args.command == "make":
-            from landscape.executor import check_executor_args
+            from landscape.runtime.executor import check_executor_args
 
             try:
                 check_executor_args(args)  # every execution flag, before the output folder exists
             except (ValueError, ImportError) as exc:
                 raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            from figures._registry import check_overrides
+
             for name in names:
                 spec = figures.get(name)
-                bad = sorted(set(overrides) - set(spec.smoke if args.smoke else spec.paper))
-                if bad:
-                    raise UsageError(f"unknown configuration keys for {name}: {bad}")
-            check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+                try:
+                    check_overrides(name, spec.smoke if args.smoke else spec.paper, overrides)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+            from landscape.runtime.outguard import claim_out_dir
+
+            out = check_output_dir(figures.DEFAULT_OUT if args.out is None else args.out)
+            claim_out_dir(out, "figures make", overwrite=args.overwrite)
         else:
             _check_saved_data(figures, names, args.out, args.smoke)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m figures: error: {exc}", file=sys.stderr)
         return 2
     if args.command == "make":
         return _make(figures, names, args, overrides)
@@ -119,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _make(figures, names, args, overrides) -> int:
-    from landscape.executor import executor_from_args
+    from landscape.runtime.executor import executor_from_args
 
     try:
         executor = executor_from_args(args)  # validates every execution flag first
         if args.executor == "local" and args.workers is None:
             executor = None  # each figure's own local default (the shallow sweeps' trial chunks in processes)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m figures: error: {exc}", file=sys.stderr)
         return 2
     try:
         for name in names:
@@ -134,9 +153,10 @@ def _make(figures, names, args, overrides) -> int:
                 res = figures.make(name, smoke=args.smoke, out=args.out, progress=not args.quiet,
                                    recompute=args.recompute, overrides=overrides or None, executor=executor)
             except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"python -m figures: error: {exc}", file=sys.stderr)
                 return 2
-            print(f"{name}: {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
+            how = "reused saved data (--recompute computes it again)" if res["source"] == "reused" else "computed"
+            print(f"{name}: {how}, {res['seconds']:.1f} s -> " + ", ".join(str(f) for f in res["files"]))
     except KeyboardInterrupt:
         print("interrupted: finished units are kept; the same command resumes", file=sys.stderr)
         return 130

@@ -47,8 +47,8 @@ class FigureSpec:
         dict maps names to numpy arrays (saved to NPZ) or JSON-able values (saved to
         JSON). ``workdir`` is a folder for resumable partial results. A compute function
         that sweeps independent units takes a further keyword ``executor`` (a
-        :class:`landscape.executor.Executor`, or None for its own local default) and
-        submits them through :func:`landscape.executor.run_units`.
+        :class:`landscape.runtime.executor.Executor`, or None for its own local default) and
+        submits them through :func:`landscape.runtime.executor.run_units`.
     render : callable
         ``render(data: dict, out_dir: Path, name: str) -> list[Path]`` writing PNG/PDF
         (and for tables also Markdown).
@@ -102,7 +102,7 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     renames instead of rendering old numbers with new arrays.
     """
     from empirics._records import write_json
-    from landscape.executor import atomic_write
+    from landscape.runtime.atomic import atomic_write
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,26 +133,31 @@ def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]
     """Inverse of :func:`save_data`: ``(data, meta)``.
 
     Raises :class:`SavedDataError` when the JSON is unreadable, or the NPZ it names is
-    missing, unreadable or not the one it was saved with (``npz_sha256``; files saved
-    before that field existed are read without the comparison).
+    missing, unreadable, fails its content hash (:mod:`landscape.runtime.integrity`) or the
+    NPZ is not the one it was saved with (``npz_sha256``); the data are never used then.
     """
     import zipfile
 
     from empirics._records import read_json
 
+    from landscape.runtime.integrity import StoreIntegrityError
+
     out_dir = Path(out_dir)
+    js = out_dir / f"{name}.json"
     try:
-        doc = read_json(out_dir / f"{name}.json")
+        doc = read_json(js)
         data = dict(doc["data"])
         meta = doc["meta"]
+    except StoreIntegrityError as exc:
+        raise SavedDataError(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SavedDataError(f"{out_dir / (name + '.json')}: {exc.__class__.__name__}: {exc}") from None
+        raise SavedDataError(f"{js}: {exc.__class__.__name__}: {exc}; delete it and rerun 'python -m figures make'") \
+            from None
     npz = out_dir / f"{name}.npz"
-    if doc.get("arrays") and not npz.exists():
-        raise SavedDataError(f"{npz} is missing")
+    if not npz.exists() or doc.get("npz_sha256") != _sha256(npz):
+        raise SavedDataError(f"{npz} is missing or not the array file saved with {js.name}; it is not used; "
+                             f"delete {js} and rerun 'python -m figures make' to recompute it")
     if npz.exists():
-        if doc.get("npz_sha256") is not None and doc["npz_sha256"] != _sha256(npz):
-            raise SavedDataError(f"{npz} is not the array file saved with {name}.json")
         try:
             with np.load(npz) as z:
                 data.update({k: z[k] for k in z.files})
@@ -178,59 +183,157 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
     progress : bool
     recompute : bool
         Ignore saved data and finished units.
-    executor : landscape.executor.Executor, optional
+    executor : landscape.runtime.executor.Executor, optional
         Where the figure's units run (local processes, a Ray cluster); default: the
         figure's own local default. Results are identical on every backend.
 
     Returns
     -------
     dict
-        ``data``, ``meta``, ``files`` (rendered paths), ``seconds``.
+        ``data``, ``meta``, ``files`` (rendered paths), ``seconds`` and ``source``:
+        ``"reused"`` when the saved data of the same configuration was drawn again,
+        ``"computed"`` when it was computed (resuming finished units, if any).
     """
     from empirics._records import provenance
 
     spec = get(name)
     config = dict(spec.smoke if smoke else spec.paper)
     if overrides:
-        unknown = set(overrides) - set(config)
-        if unknown:
-            raise ValueError(f"unknown configuration keys for {name}: {sorted(unknown)}")
+        check_overrides(name, config, overrides)
         config.update(overrides)
+    from landscape.runtime.outguard import FileSet, OutLock
+
     out_dir = Path(DEFAULT_OUT if out is None else out)
     stem = f"{name}-smoke" if smoke else name
     workdir = out_dir / "work" / stem
-    t0 = time.perf_counter()
-    data = None
-    if not recompute and (out_dir / f"{stem}.json").exists():
-        try:
-            old, meta = load_data(out_dir, stem)
-        except SavedDataError:  # left broken by an interrupted write: recompute from the units
-            old, meta = None, {}
-        if old is not None and meta.get("config") == _jsonable(config):
-            data = old
-    if data is None:
-        if recompute and workdir.exists():
-            import shutil
+    # one run at a time in out_dir (a second one is refused), stale temporaries removed
+    with OutLock(out_dir, "figures make"):
+        t0 = time.perf_counter()
+        data = None
+        if not recompute and (out_dir / f"{stem}.json").exists():
+            try:
+                old, meta = load_data(out_dir, stem)
+            except SavedDataError as exc:  # never used: recomputed from the (checked) units, and said so
+                import sys
 
-            shutil.rmtree(workdir)
-        if _takes_executor(spec.compute):
-            data = spec.compute(config, workdir, progress, executor=executor)
+                print(f"warning: {str(exc).split('; it is not used')[0]}; recomputing it", file=sys.stderr)
+                old, meta = None, {}
+            if old is not None and meta.get("config") == _jsonable(config):
+                data = old
+        source = "reused" if data is not None else "computed"
+        if data is None:
+            if recompute and workdir.exists():
+                import shutil
+
+                shutil.rmtree(workdir)
+            if _takes_executor(spec.compute):
+                data = spec.compute(config, workdir, progress, executor=executor)
+            else:
+                data = spec.compute(config, workdir, progress)
+            meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
+                    "config": _jsonable(config), "provenance": provenance(device="cpu"),
+                    "compute_seconds": time.perf_counter() - t0}
+        # the figure is one set (data, arrays, image, PDF, table): its manifest goes first, the
+        # old members next, and the new manifest is written last (landscape.runtime.outguard)
+        fileset = FileSet(out_dir, set_manifest_name(stem), [f"{stem}.{ext}" for ext in SET_EXTENSIONS],
+                          key=meta.get("config"))
+        fileset.begin()
+        for f in save_data(out_dir, stem, data, meta):
+            fileset.add(f)
+        files = spec.render(data, out_dir, stem)
+        for f in files:
+            fileset.add(f)
+        fileset.commit()
+        return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0,
+                "source": source}
+
+
+#: File name endings of a figure's set (data, arrays, renderings).
+SET_EXTENSIONS = ("json", "npz", "png", "pdf", "md")
+
+
+def set_manifest_name(stem: str) -> str:
+    """The manifest of figure ``stem``'s file set: written last, lists every member's sha256."""
+    return f"{stem}.set.json"
+
+
+def complete_set(out: str | Path, name: str, *, smoke: bool = False) -> dict | None:
+    """The manifest of figure ``name`` in ``out`` when its set is complete and consistent, else None."""
+    from landscape.runtime.outguard import read_set
+
+    return read_set(out, set_manifest_name(f"{name}-smoke" if smoke else name))
+
+
+def check_overrides(name: str, config: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Refuse (ValueError, one line) an override of an unknown key, or whose value is not of
+    the kind of the configured one: an integer entry takes only integers (``trials=2.5`` is
+    refused, not truncated), a number only finite numbers (``1e999`` parses as inf), a flag
+    only true/false, a string only a string, a list only a list."""
+    import math
+    import numbers
+
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise ValueError(f"unknown configuration keys for {name}: {sorted(unknown)}")
+
+    def nonfinite(v) -> bool:
+        if isinstance(v, float):
+            return not math.isfinite(v)
+        if isinstance(v, (list, tuple)):
+            return any(nonfinite(x) for x in v)
+        if isinstance(v, Mapping):
+            return any(nonfinite(x) for x in v.values())
+        return False
+
+    for key, value in overrides.items():
+        old = config[key]
+        if nonfinite(value):
+            raise ValueError(f"--set {key}: {value!r} is not a finite number")
+        if isinstance(old, bool):
+            ok = isinstance(value, bool)
+            want = "true or false"
+        elif isinstance(old, numbers.Integral):
+            # counts and sizes (trials, epochs, workers) are >= 1 where the configured value is; seeds >= 0
+            low = 1 if old >= 1 and key != "seed" else 0
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+            want = f"an integer >= {low}"
+        elif isinstance(old, numbers.Real):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            want = "a number"
+        elif isinstance(old, str):
+            ok = isinstance(value, str)
+            want = "a string"
+        elif isinstance(old, Mapping):
+            ok = isinstance(value, Mapping)
+            want = "a JSON object"
+        elif isinstance(old, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+            want = "a JSON list"
         else:
-            data = spec.compute(config, workdir, progress)
-        meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
-                "config": _jsonable(config), "provenance": provenance(device="cpu"),
-                "compute_seconds": time.perf_counter() - t0}
-        save_data(out_dir, stem, data, meta)
-    files = spec.render(data, out_dir, stem)
-    return {"data": data, "meta": meta, "files": [Path(f) for f in files], "seconds": time.perf_counter() - t0}
+            ok, want = True, ""
+        if not ok:
+            raise ValueError(f"--set {key}: expected {want} (as {name}'s {key} = {old!r}), got {value!r}")
 
 
 def redraw(name: str, out: str | Path, *, smoke: bool = False) -> list[Path]:
     """Render figure ``name`` again from the data saved in ``out``."""
+    from landscape.runtime.outguard import FileSet, OutLock
+
     spec = get(name)
     stem = f"{name}-smoke" if smoke else name
-    data, _ = load_data(Path(out), stem)
-    return [Path(p) for p in spec.render(data, Path(out), stem)]
+    out = Path(out)
+    with OutLock(out, "figures make"):
+        data, meta = load_data(out, stem)
+        fileset = FileSet(out, set_manifest_name(stem), [f"{stem}.{ext}" for ext in ("png", "pdf", "md")],
+                          key=meta.get("config"))
+        fileset.begin()
+        fileset.add(out / f"{stem}.json")
+        fileset.add(out / f"{stem}.npz")
+        files = [Path(p) for p in spec.render(data, out, stem)]
+        for f in files:
+            fileset.add(f)
+        fileset.commit()
+        return files
 
 
 def _takes_executor(fn) -> bool:

@@ -28,7 +28,7 @@ from ._instances import (
 from ._objective import LoraMLProblem, commutation_matrix, unvec, unvec_factors, vec, vec_factors
 from ._validation import LandscapeInputError
 
-from ._version import __version__
+from .runtime.version import __version__
 
 __all__ = [
     "__version__",
@@ -61,7 +61,7 @@ __all__ = [
     "vec_factors",
 ]
 
-from ._certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
+from .certificates import (  # noqa: E402  (certificates, THEORY.md section 8)
     VERDICT_LOCAL_MIN,
     VERDICT_NONE,
     VERDICT_SPURIOUS,
@@ -131,3 +131,12 @@ __all__ += [
     "AuditReport",
     "audit",
 ]
+
+from .enumeration import EnumerationResult, enumerate_critical_points  # noqa: E402  (issue 20)
+
+__all__ += ["EnumerationResult", "enumerate_critical_points"]
+
+from ._instances import F2Instance  # noqa: E402
+from ._random import Size, as_generator, seed_from  # noqa: E402  (one convention, see landscape._random)
+
+__all__ += ["F2Instance", "Size", "as_generator", "seed_from"]

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._random import accepts_seed
 from ._curvature import (
     DENSE_EIGH_MAX_DIM,
     TANGENT_RANK_RTOL,
@@ -229,6 +230,7 @@ def _A_varies_on_family(problem: LoraMLProblem, U: np.ndarray) -> bool:
     return False
 
 
+@accepts_seed()
 def classify(
     problem: LoraMLProblem,
     U: np.ndarray,

@@ -16,6 +16,7 @@ from typing import Callable, Union
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
+from ._random import accepts_seed
 from ._objective import LoraMLProblem
 
 __all__ = [
@@ -88,6 +89,7 @@ def _as_operator(A: MatrixLike, n: int | None) -> LinearOperator:
     raise TypeError(f"expected an ndarray, LinearOperator or callable, got {type(A).__name__}")
 
 
+@accepts_seed()
 def smallest_eigenpairs(
     A: MatrixLike,
     n: int | None = None,
@@ -232,7 +234,13 @@ class SpectrumSummary:
     method: str
     eigenvalues: np.ndarray
 
+    def __repr__(self) -> str:
+        return (f"SpectrumSummary(lambda_min_quotient={self.lambda_min_quotient:.6g}, "
+                f"inertia_quotient={self.inertia_quotient}, n_symmetry={self.n_symmetry}, method={self.method!r}, "
+                f"{np.size(self.eigenvalues)} eigenvalues)")
 
+
+@accepts_seed()
 def reduced_spectrum(
     problem: LoraMLProblem,
     U: np.ndarray,

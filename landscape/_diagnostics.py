@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from ._random import accepts_seed
+
 __all__ = ["TaylorCheck", "taylor_check", "finite_difference_gradient"]
 
 #: Step sizes of the test, 1e-2 down to 1e-5.  Steps near 0.1 are not yet in the
@@ -55,6 +57,11 @@ class TaylorCheck:
     errors_hessian: np.ndarray | None
     passed: bool
 
+    def __repr__(self) -> str:
+        hess = "None" if self.slope_hessian is None else f"{self.slope_hessian:.3g}"
+        return (f"TaylorCheck(passed={self.passed}, slope_gradient={self.slope_gradient:.3g}, "
+                f"slope_hessian={hess}, {np.size(self.steps)} steps)")
+
 
 def _fit_slope(steps, errors, floor):
     mask = errors > floor
@@ -66,6 +73,7 @@ def _fit_slope(steps, errors, floor):
     return float(np.polyfit(np.log(steps[mask]), np.log(errors[mask]), 1)[0])
 
 
+@accepts_seed()
 def taylor_check(
     f: Callable[[np.ndarray], float],
     grad: Callable[[np.ndarray], np.ndarray],

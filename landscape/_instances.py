@@ -2,14 +2,17 @@ r"""Random and published instances of the LoRA-ML problem (THEORY.md sections 2,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ._objective import LoraMLProblem
+from ._random import Size, as_generator
 from ._validation import LandscapeInputError, check_rank
 
 __all__ = [
     "PlantedInstance",
+    "F2Instance",
     "random_instance",
     "f1_instance",
     "thm33_counterexample_instance",
@@ -19,7 +22,29 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class PlantedInstance:
-    r"""Tasks of model M1 with known truth: :math:`A^\star_t = A^\star + U^\star_tU^{\star\top}_t`."""
+    r"""Tasks of model M1 with known truth: :math:`A^\star_t = A^\star + U^\star_tU^{\star\top}_t`.
+
+    This is how the truth is given to the toolkit: build one from your own
+    ``A_star`` (d x d) and ``U_star`` (T x d x k), or draw one with
+    :func:`random_instance`, and pass it wherever tasks are expected
+    (:func:`landscape.audit` then also checks task diversity R3.1 on the columns of
+    ``U_star`` and certifies spurious minima against the known global minimum).
+
+    Attributes
+    ----------
+    A_star : ndarray (d, d)
+        The shared matrix :math:`A^\star`.
+    U_star : ndarray (T, d, k)
+        The task factors :math:`U^\star_t`.
+    problem : LoraMLProblem
+        The LoRA-ML objective of the tasks, with rank ``k``.
+    tasks : ndarray (T, d, d)
+        The task matrices :math:`A^\star_t`.
+    W : ndarray (T, d, d)
+        :math:`U^\star_tU^{\star\top}_t`.
+    size : Size
+        ``(d, T, k)``.
+    """
 
     A_star: np.ndarray
     U_star: np.ndarray
@@ -32,15 +57,28 @@ class PlantedInstance:
     def W(self) -> np.ndarray:
         return self.U_star @ np.swapaxes(self.U_star, 1, 2)
 
+    @property
+    def tasks(self) -> np.ndarray:
+        return np.asarray(self.A_star)[None] + self.W
 
-def random_instance(rng: np.random.Generator, d: int, T: int, k: int, *, symmetric_A: bool = False):
+    @property
+    def size(self) -> Size:
+        T, d, k = np.shape(self.U_star)
+        return Size(d, T, k)
+
+    def __repr__(self) -> str:
+        d, T, k = self.size
+        return f"PlantedInstance(d={d}, T={T}, k={k})"
+
+
+def random_instance(rng, d: int, T: int, k: int, *, symmetric_A: bool = False) -> PlantedInstance:
     r"""Model M1 with i.i.d. :math:`\mathcal N(0,1)` entries for :math:`A^\star` and :math:`U^\star_t`.
 
-    ``symmetric_A=True`` reproduces the official code's :math:`(G+G^\top)/2`
-    (THEORY.md 9.5, item 2).
+    ``rng`` is a :class:`numpy.random.Generator` or an integer seed; the sizes come in
+    the toolkit's order ``(d, T, k)``.  ``symmetric_A=True`` reproduces the official
+    code's :math:`(G+G^\top)/2` (THEORY.md 9.5, item 2).
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
+    rng = as_generator(rng, name="rng")
     if T < 1:
         raise LandscapeInputError(f"need at least 1 task, got T={T}")
     check_rank(k, d)
@@ -126,6 +164,30 @@ F2_U0 = np.array(
 )
 
 
-def f2_spurious_instance():
-    """The published F.2 instance and its (unpolished) spurious point ``U0``, shape (3, 3, 1)."""
-    return PlantedInstance(np.zeros((3, 3)), F2_U_STAR[:, :, None].copy()), F2_U0[:, :, None].copy()
+class F2Instance(NamedTuple):
+    """The F.2 instance and its spurious point: unpacks as ``(instance, U0)`` and is
+    itself a :class:`PlantedInstance` for every other purpose (``A_star``, ``U_star``,
+    ``problem``, and :func:`landscape.audit` accepts it as tasks)."""
+
+    instance: PlantedInstance
+    U0: np.ndarray
+
+    A_star = property(lambda self: self.instance.A_star)
+    U_star = property(lambda self: self.instance.U_star)
+    problem = property(lambda self: self.instance.problem)
+    tasks = property(lambda self: self.instance.tasks)
+    W = property(lambda self: self.instance.W)
+    size = property(lambda self: self.instance.size)
+
+    def __repr__(self) -> str:
+        d, T, k = self.size
+        return f"F2Instance(d={d}, T={T}, k={k}, U0 of shape {tuple(self.U0.shape)})"
+
+
+def f2_spurious_instance() -> F2Instance:
+    """The published F.2 instance and its (unpolished) spurious point ``U0``, shape (3, 3, 1).
+
+    ``inst, U0 = f2_spurious_instance()`` unpacks it; ``landscape.audit(f2_spurious_instance(), 1)``
+    audits its tasks (add ``extra_starts=U0[None]`` to start a search at ``U0``).
+    """
+    return F2Instance(PlantedInstance(np.zeros((3, 3)), F2_U_STAR[:, :, None].copy()), F2_U0[:, :, None].copy())

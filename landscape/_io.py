@@ -12,7 +12,7 @@ Accepted inputs
     Nested lists (the stack), or an object with the same keys as ``.npz``.
 
 The format is recognised from the file's content, not its name
-(:mod:`landscape._safe_load`); sizes are checked before allocation and pickles are
+(:mod:`landscape.runtime.safe_load`); sizes are checked before allocation and pickles are
 never loaded.  Every problem is reported as a :class:`LandscapeInputError` whose message is one line
 naming the problem, so the command line can print it and exit with status 2.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._objective import LoraMLProblem
-from ._safe_load import read_arrays
+from .runtime.safe_load import read_arrays
 from ._validation import LandscapeInputError, as_task_stack, check_rank
 
 __all__ = ["TaskInput", "load_tasks", "load_starts", "check_starts", "audit_problem", "ALLOWED_KEYS"]
@@ -149,7 +149,7 @@ def load_tasks(path) -> TaskInput:
     """Read an audit input file (``.npz``, ``.npy`` or ``.json``, recognised by content)
     and validate it.
 
-    The file is read by :func:`landscape._safe_load.read_arrays`: headers and declared
+    The file is read by :func:`landscape.runtime.safe_load.read_arrays`: headers and declared
     sizes are checked before anything is allocated, pickles are never loaded.
 
     Raises

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import landscape as ls
-from landscape import _safe_load
+from landscape.runtime import safe_load as _safe_load
 from landscape.__main__ import MAX_ERROR_CHARS, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def _assert_bad(capsys, argv, fragment, out=None):
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert lines[0].startswith("python -m landscape: error: ") and fragment in lines[0], lines[0]
     assert len(lines[0]) <= MAX_ERROR_CHARS
     assert "Traceback" not in err
     if out is not None:
@@ -479,7 +479,7 @@ def test_out_on_a_read_only_file_system_is_refused(tasks3, tmp_path, capsys, mon
     """A read-only mount answers os.access with yes for root; the probe file says no."""
     import errno
 
-    from landscape import _outdir
+    from landscape.runtime import outdir as _outdir
 
     def refuse(*a, **k):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -508,8 +508,12 @@ def test_symlinked_report_file_is_replaced_not_followed(tasks3, tmp_path, capsys
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     (out / "report.json").symlink_to(victim)
-    rc, _, err = _run(["audit", str(tmp_path / "t.npy"), "--rank", "1", "--starts", "2", "--method", "lbfgs",
-                       "--no-plots", "--out", str(out), "-q"], capsys)
+    argv = ["audit", str(tmp_path / "t.npy"), "--rank", "1", "--starts", "2", "--method", "lbfgs", "--no-plots",
+            "--out", str(out), "-q"]
+    # a folder holding a file the audit did not write is refused unless --overwrite is given
+    _assert_bad(capsys, argv, "did not write")
+    assert victim.read_text() == "precious" and (out / "report.json").is_symlink()
+    rc, _, err = _run(argv + ["--overwrite"], capsys)
     assert rc == 0, err
     assert victim.read_text() == "precious"
     assert not (out / "report.json").is_symlink() and json.loads((out / "report.json").read_text())["tool"]
@@ -561,7 +565,7 @@ def test_audit_killed_during_the_search_leaves_the_old_report_intact(tmp_path):
     inst, U0 = ls.f2_spurious_instance()
     out = tmp_path / "o"
     ls.audit(inst, 1, starts=0, extra_starts=U0, methods="trust-region", out=out, certify=False, plots=False)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     np.save(tmp_path / "t.npy", inst.problem.tasks)
     proc = subprocess.Popen(_audit_cmd(tmp_path / "t.npy", out, "--starts", "5000", "--method", "gd"), cwd=REPO,
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -578,7 +582,7 @@ def test_report_bytes_do_not_depend_on_the_executor(tmp_path):
     """Units carry their own seeds, so 1 or 2 local workers give the same bytes.
     (trust-region is left out: scipy's trust-krylov can stop differently on identical
     input within one process, so it is not bitwise reproducible by itself.)"""
-    from landscape.executor import LocalExecutor
+    from landscape.runtime.executor import LocalExecutor
 
     inst, U0 = ls.f2_spurious_instance()
     outs = []

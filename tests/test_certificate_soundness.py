@@ -26,9 +26,10 @@ from landscape import (
     reduced_spectrum,
     taylor_certificate,
 )
-import landscape._certificates as _cert
+import landscape.certificates.common as _cert
+import landscape.certificates.net as _net
 import landscape._interval as _ival
-from landscape._certificates import ARB_PRECISION, VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS
+from landscape.certificates import ARB_PRECISION, VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS
 from landscape._interval import IntervalArray, arb_precision
 from landscape._objective import vec_factors
 from theory._independent import exact_reduced_loss, verify_taylor_exact
@@ -410,7 +411,7 @@ def test_net_decision_boundary_n1():
     need = Fraction(G0[1]) + Fraction(lip) * Fraction(eps)
     for ulps, expect in ((ULPS, VERDICT_LOCAL_MIN), (-ULPS, VERDICT_NONE)):
         b = {"lipschitz_upper": lip, "eps_effective_upper": eps, "min_net_G_lower": _nudge(float(need), ulps)}
-        margins, verdict, _ = _cert._net_decide({"G(U0)": G0}, b, 1e-3, False, 10, "sphere", ARB_PRECISION)
+        margins, verdict, _ = _net._net_decide({"G(U0)": G0}, b, 1e-3, False, 10, "sphere", ARB_PRECISION)
         assert verdict == expect, (ulps, margins)
 
 

@@ -128,7 +128,7 @@ def test_synthetic_bad_input_refused_before_work(command, tiny, argv, match, wor
     def no_work(*a, **k):
         raise AssertionError("training started before the arguments were validated")
 
-    monkeypatch.setattr("landscape.executor.run_units", no_work)
+    monkeypatch.setattr("landscape.runtime.executor.run_units", no_work)
     assert_refused(empirics_main, [command, *tiny, *argv], workdir, capsys, match)
 
 
@@ -203,7 +203,7 @@ def test_every_package_has_the_project_version():
     try:
         expected = metadata.version("loraml")
     except metadata.PackageNotFoundError:
-        from landscape._version import _from_pyproject
+        from landscape.runtime.version import _from_pyproject
 
         expected = _from_pyproject()
     assert versions == {expected}
@@ -213,7 +213,7 @@ def test_version_fallback_reads_pyproject():
     import re
     from pathlib import Path
 
-    from landscape._version import _from_pyproject
+    from landscape.runtime.version import _from_pyproject
 
     text = (Path(landscape.__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert _from_pyproject() == re.search(r'^version = "([^"]+)"', text, flags=re.M).group(1)

@@ -18,8 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from landscape.executor import (ConfigMismatch, LocalExecutor, Resources, ResultStore, Unit, add_executor_arguments,
-                                config_digest, decode, encode, executor_from_args, run_units)
+from landscape.runtime.store import ConfigMismatch, ResultStore, config_digest, decode, encode
+from landscape.runtime.executor import (
+    LocalExecutor,
+    Resources,
+    Unit,
+    add_executor_arguments,
+    executor_from_args,
+    run_units,
+)
 from tests import _executor_units as eu
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +183,7 @@ def test_sigint_stops_the_local_pool(tmp_path):
         import signal
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from landscape.executor import LocalExecutor, Unit, run_units
+        from landscape.runtime.executor import LocalExecutor, Unit, run_units
         from tests import _executor_units as eu
         cfg = {{"seconds": {sleep_s}, "marker_dir": {str(tmp_path)!r}}}
         units = [Unit(f"s{{i}}", eu.sleep_then_mark, dict(cfg, seed=i)) for i in range(3)]
@@ -257,7 +264,7 @@ def test_figure1_units_equal_one_batched_run(tmp_path):
     stored = sorted((tmp_path / "w" / "units").glob("linear-*.json"))
     assert len(stored) == len({c.shape_key() for _, _, c in pts})
     # resuming: the stored units are loaded, nothing is recomputed
-    import figures._synthetic as syn
+    import figures._figure1 as syn  # where compute_figure1 looks the unit function up
 
     def boom(**kw):
         raise AssertionError("recomputed a stored unit")

@@ -11,9 +11,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray backend needs the 'cluster' extra: pip install '.[cluster]'")
 
-from landscape._ray_executor import RayExecutor, driver_import_path  # noqa: E402
-from landscape.executor import (ConfigMismatch, LocalExecutor, Resources, ResultStore, Unit,  # noqa: E402
-                                get_executor, run_units)
+from landscape.runtime.ray_executor import RayExecutor, driver_import_path  # noqa: E402
+from landscape.runtime.store import ConfigMismatch, ResultStore  # noqa: E402
+from landscape.runtime.executor import LocalExecutor, Resources, Unit, get_executor, run_units  # noqa: E402
 from tests import _executor_units as eu  # noqa: E402
 
 #: CPUs of the test cluster: the CI machine's cores.

@@ -65,8 +65,8 @@ def test_redraw_uses_saved_data_without_recomputing(smoke_out, monkeypatch):
                                                                 spec.paper, spec.smoke))
     files = figures.redraw("figure1", tmp_path, smoke=True)
     assert any(f.suffix == ".png" for f in files)
-    # make() also reuses saved data when the config matches
-    figures.make("figure1", smoke=True, out=tmp_path, progress=False)
+    # make() also reuses saved data when the config matches, and says so
+    assert figures.make("figure1", smoke=True, out=tmp_path, progress=False)["source"] == "reused"
 
 
 def test_one_line_registration_from_another_module(tmp_path):

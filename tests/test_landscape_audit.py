@@ -191,7 +191,7 @@ def _assert_bad(capsys, argv, fragment, out=None):
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert lines[0].startswith("python -m landscape: error: ") and fragment in lines[0], lines[0]
     assert "Traceback" not in err
     if out is not None:
         assert not Path(out).exists()

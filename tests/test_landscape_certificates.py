@@ -24,17 +24,15 @@ from landscape import (
     taylor_certificate,
     verify_certificate,
 )
-from landscape._certificates import (
+from landscape.certificates import (
     VERDICT_LOCAL_MIN,
     VERDICT_NONE,
     VERDICT_SPURIOUS,
-    _arb_hessian,
-    _arb_state,
-    _arb_to_mid,
-    _interval_reduced_loss,
     net_size_estimate,
     polish_critical_point,
 )
+from landscape.certificates.enclosures import _arb_hessian, _arb_state, _arb_to_mid
+from landscape.certificates.net import _interval_reduced_loss
 from landscape._interval import IntervalArray, arb_precision
 from landscape._objective import unvec_factors, vec_factors
 

@@ -142,7 +142,7 @@ def test_audit_refuses_over_the_time_limit(tmp_path):
 
 
 def test_audit_refuses_over_the_memory(monkeypatch):
-    import landscape._audit as audit_mod
+    import landscape._audit.run as audit_mod
 
     inst = ls.random_instance(np.random.default_rng(0), 8, 3, 1)
     monkeypatch.setattr(audit_mod, "available_memory_bytes", lambda: 1024)

@@ -62,12 +62,16 @@ def test_each_method_returns_a_frozen_result_with_a_reason(method):
             r.loss = 0.0
 
 
-def test_search_requires_an_explicit_generator():
+def test_search_requires_an_explicit_seed_or_generator():
     P = ls.random_instance(np.random.default_rng(0), 3, 2, 1).problem
-    with pytest.raises(TypeError):
-        ls.search(P, rng=0, n_starts=1)
+    # a seed is as good as the Generator it seeds (issue 19: one convention)
+    a = ls.search(P, rng=0, n_starts=2)
+    b = ls.search(P, rng=np.random.default_rng(0), n_starts=2)
+    assert [r.loss for r in a] == [r.loss for r in b]
     with pytest.raises(TypeError):
         ls.random_starts(P, None, 2)
+    with pytest.raises(TypeError):
+        ls.search(P, rng=None, n_starts=1)
 
 
 def test_search_is_reproducible_from_the_seed():

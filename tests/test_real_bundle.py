@@ -40,7 +40,7 @@ def packed(sources, tmp_path_factory):
 def test_pack_holds_code_data_and_a_half_precision_encoder(packed):
     dest, man = packed
     files = man["files"]
-    assert "code/empirics/real/bundle.py" in files and "code/landscape/executor.py" in files
+    assert "code/empirics/real/bundle.py" in files and "code/landscape/runtime/executor.py" in files
     assert not any(f.startswith("code/figures/results/") for f in files)
     assert {f"data/{bundle.CIFAR_NAME}", f"data/convai2/{bundle.VALID_NAME}", "data/convai2/valid_persona_map",
             "data/minilm/model.safetensors.xz", "data/minilm/config.json"} <= set(files)
@@ -132,7 +132,7 @@ def test_bad_input_exits_2_with_one_line(packed, tmp_path, capsys):
         capsys.readouterr()
         assert bundle.main(argv) == 2
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (argv, err)
+        assert len(err.strip().splitlines()) == 1 and err.startswith("python -m empirics.real.bundle: error: "), (argv, err)
     assert not (tmp_path / "o").exists()
 
 

@@ -391,7 +391,7 @@ def test_official_step_accounting_reaches_the_stage_configs():
 # -- units, resume and the command line --------------------------------------------------------
 
 def test_units_are_keyed_by_their_full_configuration(tmp_path):
-    from landscape.executor import ConfigMismatch
+    from landscape.runtime.store import ConfigMismatch
 
     base = dict(TINY_VISION, retrain=("last-layer-ml",), peft=("last-layer",), epochs=1)
     rec = _run.run_vision(tmp_path, **base)

@@ -184,6 +184,6 @@ def test_record_json_is_replaced_atomically(tmp_path):
         write_json({str(path)!r}, {{"a": 2}})
     """, tmp_path)
     assert read_json(path) == {"a": 1}
-    from landscape.executor import default_file_mode
+    from landscape.runtime.atomic import default_file_mode
 
     assert os.stat(path).st_mode & 0o777 == default_file_mode()  # as readable as any new file

@@ -1,4 +1,4 @@
-"""Floating-point Taylor certificate with a priori error bounds (landscape._rump).
+"""Floating-point Taylor certificate with a priori error bounds (landscape.certificates.taylor_fp).
 
 Exact rational arithmetic (fractions) and high-precision eigenvalues (mpmath) are the
 oracles; the F.2 instance of THEORY.md section 8, alone and embedded into d = 334
@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import landscape as ls
-from landscape import _rump
-from landscape._certificates import (
+from landscape.certificates import taylor_fp as _rump
+from landscape.certificates import (
     VERDICT_NONE,
     VERDICT_SPURIOUS,
     Certificate,
@@ -229,7 +229,7 @@ def test_embedded_certificate_detects_tampering(embedded):
 
     def bump_array(delta, where=(0, 0, 0)):
         def f(enc):
-            from landscape.executor import decode, encode
+            from landscape.runtime.store import decode, encode
 
             a = decode(enc).copy()
             a[where] += delta

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 import theory._atlas as atlas_mod
-from landscape.executor import ResultStore, run_units
+from landscape.runtime.store import ResultStore
+from landscape.runtime.executor import run_units
 from theory import AtlasConfig, atlas, atlas_units
 from theory.__main__ import main
 from theory._atlas import PROPERTIES, SMOKE, contradictions, instance_seed

@@ -16,12 +16,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import landscape._certificates as C
 import landscape._interval as I
+import landscape.certificates.common as C
+import landscape.certificates.net as NET
 import theory._checks_minima as MN
 import theory._checks_saddles as SD
 import theory._linalg as LA
-from landscape import epsilon_net_certificate, random_instance
+from landscape import certificates, epsilon_net_certificate, random_instance
 from theory import run
 
 from .test_certificate_soundness import (
@@ -33,6 +34,15 @@ from .test_certificate_soundness import (
     check_margins_are_tight_lower_bounds,
     check_net_lipschitz,
 )
+
+
+def _patch_certificates(monkeypatch, name, value):
+    """Replace ``name`` in every module of :mod:`landscape.certificates` that binds it: the
+    kinds import the shared helpers by name, so each holds its own reference."""
+    hits = [m for m in vars(certificates).values() if isinstance(m, type(C)) and hasattr(m, name)]
+    assert C in hits or NET in hits, name
+    for m in hits:
+        monkeypatch.setattr(m, name, value)
 
 
 def _fails(fn, *args) -> bool:
@@ -52,7 +62,7 @@ def _registry_passes(check_id: str, seed: int = 0) -> bool:
 # eps-net Lipschitz bound halved
 # --------------------------------------------------------------------------------------
 def test_halved_net_lipschitz_bound_is_caught(monkeypatch):
-    orig = C._net_lipschitz
+    orig = NET._net_lipschitz
 
     def halved(*args, **kwargs):
         bound, details = orig(*args, **kwargs)
@@ -61,7 +71,7 @@ def test_halved_net_lipschitz_bound_is_caught(monkeypatch):
     inst = random_instance(np.random.default_rng(0), 2, 3, 1)
     sound = epsilon_net_certificate(inst.problem, inst.U_star, r=1e-2, eps=5e-3, witness=inst.U_star)
     assert not _fails(check_net_lipschitz, sound, inst.problem, np.random.default_rng(1))
-    monkeypatch.setattr(C, "_net_lipschitz", halved)
+    _patch_certificates(monkeypatch, "_net_lipschitz", halved)
     broken = epsilon_net_certificate(inst.problem, inst.U_star, r=1e-2, eps=5e-3, witness=inst.U_star)
     assert broken.verify()  # re-running the same (broken) code cannot see it ...
     assert _fails(check_net_lipschitz, broken, inst.problem, np.random.default_rng(1))  # ... sampling does
@@ -90,7 +100,7 @@ def test_interval_endpoints_rounded_to_nearest_are_caught(monkeypatch):
 
 
 def test_margins_rounded_to_nearest_are_caught(monkeypatch):
-    monkeypatch.setattr(C, "_float_down", lambda x: float(x.mid()))
+    _patch_certificates(monkeypatch, "_float_down", lambda x: float(x.mid()))
     assert _fails(check_margins_are_tight_lower_bounds, np.random.default_rng(3))
 
 
@@ -132,14 +142,14 @@ def _decide_with(**edit):
 def test_dropped_margin_term_is_caught(monkeypatch, edit, guards):
     for guard in guards:
         assert not _fails(guard, np.random.default_rng(4))
-    monkeypatch.setattr(C, "_taylor_decide", _decide_with(**edit))
+    _patch_certificates(monkeypatch, "_taylor_decide", _decide_with(**edit))
     for guard in guards:
         assert _fails(guard, np.random.default_rng(4)), guard.__name__
 
 
 @pytest.mark.parametrize("edit", [{"g": True}, {"m": True}], ids=["gradient term", "cubic term"])
 def test_dropped_margin_term_fails_the_f2_check(monkeypatch, edit):
-    monkeypatch.setattr(C, "_taylor_decide", _decide_with(**edit))
+    _patch_certificates(monkeypatch, "_taylor_decide", _decide_with(**edit))
     # landscape.verify_certificate reruns the same broken decision and agrees; the
     # independent exact verifier recomputes the margins and refuses
     assert not _registry_passes("App F.2")

@@ -125,7 +125,7 @@ def test_sr_rank_inflation_almost_surely(seed, dk, T):
     r1, _ = numerical_rank(W[:T].mean(axis=0))
     r2, s = numerical_rank(W[T] - W[:T].mean(axis=0))
     assert r1 == min(d, T * k)
-    assert r2 == prop1_needed_rank(d, k, T)
+    assert r2 == prop1_needed_rank(d=d, T=T, k=k)
     V = rng.standard_normal((T + 1, d, k))
     Z = inst.U_star @ np.swapaxes(V, 1, 2)
     assert numerical_rank(Z[T] - Z[:T].mean(axis=0))[0] == min(d, (T + 1) * k)

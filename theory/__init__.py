@@ -48,7 +48,8 @@ from ._checks_minima import (
 )
 from ._atlas import AtlasConfig, atlas, atlas_cell, atlas_units
 from ._checks_rates import check_lemma1, check_rate_slopes, check_rates, lora_ml_needed_rank
-from ._checks_saddles import check_f2, check_schur, check_thm34, t2_critical_points
+from ._checks_calculus import check_schur
+from ._checks_saddles import check_f2, check_thm34, t2_critical_points
 from ._checks_sr import (
     check_appC,
     check_eq7_8,
@@ -77,7 +78,7 @@ from ._registry import (
 from ._result import Case, CheckResult
 from ._slopes import SlopeFit, detection_power, linear_fit, loglog_slope, reps_for_power
 
-from landscape._version import __version__
+from landscape.runtime.version import __version__
 
 __all__ = [
     "__version__",

@@ -14,13 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-from landscape._cli_checks import UsageError, add_out_argument, add_quiet_arguments, check_output_file, nonneg_int
-from landscape._version import __version__
-from landscape.executor import atomic_write_text
+from landscape.runtime.cli import (UsageError, add_out_argument, add_quiet_arguments, check_output_file, finish_parser,
+                                   nonneg_int)
+from landscape.runtime.exits import EXIT_DISAGREE, EXIT_OK, EXIT_USAGE, cli_main
+from landscape.runtime.version import __version__
+from landscape.runtime.atomic import atomic_write_text
 
 from ._registry import DEFAULT_SCALE, REGISTRY, SCALES, UnknownCheckError, get_check, run
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED = EXIT_DISAGREE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the row passes when the conclusion fails as predicted."
         ),
         epilog=(
-            "exit status: 0 all checks pass, 1 a check failed, 2 bad arguments\n\n"
+            "exit status: 0 all checks pass, 1 a check failed, 2 bad arguments, 3 environment failure "
+            "(disk full, unwritable folder, terminal encoding)\n\n"
             "check ids (case and spaces are ignored; Lemmas 3-7, Cor 5-6 and eq. (35) are cases of "
             "'Thm 3.4'):\n" + ids + "\n\nsubcommand: 'python -m theory atlas --help' (where the landscape "
             "theorems hold over a (d, k, T) grid)"
@@ -81,14 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print every case of every check")
     add_quiet_arguments(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return p
+    return finish_parser(p)
 
 
 ATLAS_DEFAULT_OUT = Path("theory-atlas")
 
 
 def build_atlas_parser() -> argparse.ArgumentParser:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     p = _Parser(
         prog="python -m theory atlas",
@@ -100,29 +103,62 @@ def build_atlas_parser() -> argparse.ArgumentParser:
             "atlas.json, one heat map per property and SUMMARY.md into --out; each cell is stored under "
             "--out/cells as soon as it is done, so a run resumes where it stopped."
         ),
-        epilog="exit status: 0 done, 1 a measurement contradicts a theorem inside its hypotheses, 2 bad arguments",
+        epilog="exit status: 0 done, 1 a measurement contradicts a theorem inside its hypotheses, 2 bad arguments "
+               "or a stored cell that fails its integrity check, 3 environment failure (disk full, ...)",
     )
     p.add_argument("--smoke", action="store_true", help="tiny grid (k=1, d/k in 1..3, T in 2..3; seconds)")
     p.add_argument("--out", type=Path, default=ATLAS_DEFAULT_OUT, metavar="DIR",
                    help=f"output folder (default ./{ATLAS_DEFAULT_OUT})")
     p.add_argument("--seed", type=int, default=0, help="base seed of the instances (default 0)")
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files 'theory atlas' did not write (refused otherwise)")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
+    p.add_argument("--effort-sweep", metavar="D,K,T", default=None,
+                   help="instead of the grid: the counts of cell (D, K, T) against the number of starts per "
+                        "instance (--sweep-starts), written to DIR/effort-sweep-dD-kK-tT.json")
+    p.add_argument("--sweep-starts", metavar="N,N,...", default="12,25,50,100,200",
+                   help="starts per instance of --effort-sweep (default 12,25,50,100,200)")
+    p.add_argument("--sweep-instances", type=int, default=4, metavar="N",
+                   help="instances of the --effort-sweep cell (default 4, as the atlas)")
     add_executor_arguments(p)
-    return p
+    return finish_parser(p)
 
 
 def atlas_main(argv) -> int:
-    from landscape.executor import ConfigMismatch, executor_from_args
+    from landscape.runtime.store import ConfigMismatch
+    from landscape.runtime.executor import executor_from_args
 
     from ._atlas import atlas, contradictions
 
     args = build_atlas_parser().parse_args(argv)
     err = None
-    if args.seed < 0:
+    sweep = None
+    if args.effort_sweep is not None:
+        try:
+            sweep = tuple(int(x) for x in args.effort_sweep.split(","))
+            starts = tuple(int(x) for x in args.sweep_starts.split(","))
+            if len(sweep) != 3 or min(sweep) < 1 or sweep[2] < 2 or not starts or min(starts) < 1:
+                raise ValueError
+        except ValueError:
+            err = (f"--effort-sweep needs D,K,T (positive integers, T >= 2) and --sweep-starts positive integers, "
+                   f"got {args.effort_sweep!r} and {args.sweep_starts!r}")
+        else:
+            if args.sweep_instances < 1:
+                err = f"--sweep-instances must be >= 1, got {args.sweep_instances}"
+            elif sweep[1] > sweep[0]:
+                err = f"--effort-sweep: the rank K = {sweep[1]} exceeds D = {sweep[0]}"
+    if err is None and args.seed < 0:
         err = f"--seed must be >= 0, got {args.seed}"
     elif args.out.exists() and not args.out.is_dir():
         err = f"--out {args.out} exists and is not a folder"
+    else:
+        from landscape.runtime.outguard import claim_out_dir
+
+        try:
+            claim_out_dir(args.out, "theory atlas", overwrite=args.overwrite)
+        except UsageError as exc:
+            err = str(exc)
     if err is None:
         try:
             executor = executor_from_args(args)
@@ -138,6 +174,25 @@ def atlas_main(argv) -> int:
     if err is not None:
         sys.stderr.write(f"python -m theory atlas: error: {err}\n")
         return EXIT_USAGE
+    if sweep is not None:
+        from ._atlas_effort import effort_sweep
+
+        executor.close()
+        d, k, T = sweep
+        res = effort_sweep(d, k, T, seed=args.seed, instances=args.sweep_instances, starts=starts)
+        path = args.out / f"effort-sweep-d{d}-k{k}-T{T}.json"
+        atomic_write_text(path, json.dumps(res, indent=1) + "\n")
+        for row in res["rows"]:
+            print(f"starts {row['starts']:>4}: spurious instances {row['spurious'][0]}/{row['spurious'][1]}, "
+                  f"distinct spurious classes {row['spurious_classes'][0]}, certified "
+                  f"{row['spurious_certified'][0]}, second minimisers {row['second_minimisers_search'][0]}")
+        from ._atlas_effort import effort_markdown
+
+        sweeps = [json.loads(f.read_text()) for f in sorted(args.out.glob("effort-sweep-d*-k*-T*.json"))]
+        atomic_write_text(args.out / "EFFORT.md", effort_markdown(
+            [s for s in sweeps if s.get("format") == "loraml-atlas-effort-sweep" and s.get("nested")]) + "\n")
+        print(f"counts stopped growing at: {res['stopped_growing_at']} starts; wrote {path} and EFFORT.md")
+        return EXIT_OK
     try:
         result = atlas(smoke=args.smoke, seed=args.seed, out=args.out, executor=executor, progress=not args.quiet)
     except ConfigMismatch as exc:
@@ -155,9 +210,14 @@ def atlas_main(argv) -> int:
 
 
 def main(argv=None) -> int:
+    """Entry point; returns the exit status (landscape.runtime.exits: 0, 1, 2, 3 or 130)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "atlas":
-        return atlas_main(argv[1:])
+        return cli_main("python -m theory atlas", atlas_main, argv[1:], input_errors=(UnknownCheckError,))
+    return cli_main("python -m theory", _main, argv, input_errors=(UnknownCheckError,))
+
+
+def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     # validation step: ids and the output location, before any check runs
     try:
@@ -168,13 +228,9 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     report = run(ids, seed=args.seed, scale=args.scale, progress=not args.quiet)
     print(report.table(verbose=args.verbose))
-    if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
-        except OSError as exc:
-            sys.stderr.write(f"python -m theory: error: cannot write {out}: {exc.strerror or exc}\n")
-            return EXIT_USAGE
+    if out is not None:  # checked above; a failure now is the machine's (exit 3, landscape.runtime.exits)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(report.to_dict(), indent=2) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED
 
 

@@ -28,9 +28,9 @@ with the landscape tools:
     :func:`landscape.classify`.  Whether the raw endpoint already has
     :math:`\mathcal L\le` ``GD_REACH_RTOL`` :math:`G(0)` is recorded too.
 
-Each cell is one :class:`landscape.executor.Unit` (``atlas_cell``), a pure function
+Each cell is one :class:`landscape.runtime.executor.Unit` (``atlas_cell``), a pure function
 of its configuration (the seed included): results are stored atomically in a
-:class:`landscape.executor.ResultStore`, an interrupted sweep resumes, and cells run
+:class:`landscape.runtime.executor.ResultStore`, an interrupted sweep resumes, and cells run
 anywhere can be merged by copying their files into one store.
 """
 from __future__ import annotations
@@ -62,7 +62,9 @@ from landscape._classify import (
     classify_result,
 )
 from landscape._search import problem_scale
-from landscape.executor import ResultStore, Unit, atomic_write_text, run_units
+from landscape.runtime.store import ResultStore
+from landscape.runtime.executor import Unit, run_units
+from landscape.runtime.atomic import atomic_write_text
 
 from ._checks_minima import uniqueness_report
 from ._result import CI_LEVEL, clopper_pearson
@@ -108,6 +110,20 @@ PROPERTIES = (
     ("strict_saddle", "every critical point with G > 0 is a strict saddle", "instances"),
     ("gd_success", "paper-initialised GD reaches a global minimum", "runs"),
 )
+
+#: How a count relates to the truth of an instance.  Existence properties are found by a
+#: finite search, so their counts are lower bounds ("at least"); "every critical point
+#: with G > 0 found is a strict saddle" can only be refuted by more search ("at most");
+#: frequencies are estimates over the starts or runs made.
+BOUNDS = {
+    "non_unique": "at least",
+    "spurious": "at least",
+    "spurious_certified": "at least",
+    "spurious_classes": "at least",
+    "strict_saddle": "at most",
+    "spurious_frequency": "estimate",
+    "gd_success": "estimate",
+}
 
 
 @dataclass(frozen=True)
@@ -255,13 +271,25 @@ def _instance(d, k, T, seed, starts, lm_starts, gd_runs, gd_outer, certify_max_d
 
 def atlas_cell(*, d: int, k: int, T: int, seed: int, instances: int, starts: int, lm_starts: int, gd_runs: int,
                gd_outer: int, certify_max_dim: int) -> dict:
-    """One cell of the atlas (a :class:`landscape.executor.Unit` function): every
+    """One cell of the atlas (a :class:`landscape.runtime.executor.Unit` function): every
     instance's record and the cell's counts (see :func:`summarise`)."""
     t0 = time.perf_counter()
     recs = [_instance(d, k, T, instance_seed(seed, d, k, T, i), starts, lm_starts, gd_runs, gd_outer,
                       certify_max_dim) for i in range(instances)]
     return {"d": d, "k": k, "T": T, "instances": recs, "counts": _counts(recs),
+            "effort": _effort(starts, lm_starts, gd_runs, gd_outer, T, d, k),
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _effort(starts, lm_starts, gd_runs, gd_outer, T, d, k) -> dict:
+    """Search effort per instance of a cell (the counts are what this effort found)."""
+    return {"starts": int(starts), "gd_starts": int((starts + 1) // 2), "root_starts": int(starts // 2),
+            "lm_starts": int(lm_starts) if T * d * d >= d * d + T * d * k else 0,
+            "gd_runs": int(gd_runs), "gd_outer": int(gd_outer)}
+
+
+def _effort_args(cfg) -> dict:
+    return {key: cfg[key] for key in ("starts", "lm_starts", "gd_runs", "gd_outer", "T", "d", "k")}
 
 
 def _counts(recs) -> dict:
@@ -270,6 +298,8 @@ def _counts(recs) -> dict:
     return {
         "non_unique": [sum(r["second_minimisers_search"] + r["second_minimisers_lm"] > 0 for r in recs), n],
         "spurious": [sum(r["spurious_classes"] > 0 for r in recs), n],
+        # distinct spurious classes (modulo O(k)) over the instances, not instances with one
+        "spurious_classes": [sum(r["spurious_classes"] for r in recs), n],
         "spurious_certified": [sum("certified" in r["certificates"] for r in recs), n],
         "spurious_frequency": [sum(r["gd_starts_spurious"] for r in recs), sum(r["gd_starts"] for r in recs)],
         "strict_saddle": [sum(r["positive_critical"] > 0 and r["strict_saddles"] == r["positive_critical"]
@@ -283,7 +313,7 @@ def _counts(recs) -> dict:
 
 
 def atlas_units(config: AtlasConfig, seed: int) -> list[Unit]:
-    """One :class:`landscape.executor.Unit` per cell."""
+    """One :class:`landscape.runtime.executor.Unit` per cell."""
     units = []
     for d, k, T in config.cells():
         cfg = dict(d=d, k=k, T=T, seed=int(seed), instances=config.instances, starts=config.starts,
@@ -359,8 +389,10 @@ def summarise(cells) -> list[dict]:
         a, b, n = _region_sum(cells, key, pred)
         if n == 0:
             continue
+        efforts = sorted({c["effort"]["starts"] for c in cells if pred(c) and "effort" in c})
         out.append({"theorem": theorem, "property": key, "region": region, "predicted": predicted,
-                    "count": int(a), "trials": int(b), "cells": int(n)})
+                    "count": int(a), "trials": int(b), "cells": int(n), "bound": BOUNDS.get(key, "estimate"),
+                    "starts_per_instance": efforts})
     return out
 
 
@@ -377,9 +409,26 @@ def atlas(*, smoke: bool = False, config: AtlasConfig | None = None, seed: int =
     """
     config = (SMOKE if smoke else FULL) if config is None else config
     units = atlas_units(config, seed)
+    lock = None
+    if out is not None:  # one run at a time in out (a second is refused), stale temporaries removed
+        from landscape.runtime.outguard import OutLock
+
+        lock = OutLock(out, "theory atlas").acquire()
+    try:
+        return _atlas_locked(config, units, seed, out, executor, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _atlas_locked(config, units, seed, out, executor, progress) -> dict:
     store = ResultStore(Path(out) / "cells") if out is not None else None
     t0 = time.perf_counter()
     cells = run_units(units, executor=executor, store=store, progress=progress, desc="atlas cells")
+    # counts and effort are functions of the stored records and of the unit's configuration:
+    # recomputed here, so cells stored before a count or the effort field existed get them
+    cells = [{**c, "counts": _counts(c["instances"]), "effort": _effort(**_effort_args(u.config))}
+             for c, u in zip(cells, units)]
     result = {
         "format": "loraml-theory-atlas",
         "version": 1,
@@ -487,6 +536,11 @@ def summary_markdown(result: dict) -> str:
         f"paper's alternating GD ({cfg['gd_outer']} outer steps, A_0 = 0, U ~ N(0, 0.1^2)). "
         f"Compute: {result['cell_seconds']:.0f} s of cell time.",
         "",
+        "Counts are what the stated search effort found: existence counts (second minimisers, spurious "
+        "minima) are lower bounds ('>= a/b'), the strict-saddle count an upper bound ('<= a/b'); "
+        "more starts can only raise the former and lower the latter "
+        "(`python -m theory atlas --effort-sweep d,k,T --out DIR/effort` measures where they stop changing, "
+        "in `effort/EFFORT.md`; cells not swept there are lower bounds at the stated starts only). "
         "Counts are over instances unless the property says starts or runs; intervals are exact "
         "(Clopper-Pearson) binomial intervals of the fraction. A 'second global "
         "minimiser' is a zero-loss point with A != A*; 'spurious' is a critical point with G > 0 and "
@@ -500,8 +554,9 @@ def summary_markdown(result: dict) -> str:
     ]
     for f in result["findings"]:
         lo, hi = clopper_pearson(f["count"], f["trials"], CI_LEVEL) if f["trials"] else (float("nan"),) * 2
+        sign = {"at least": ">= ", "at most": "<= "}.get(f.get("bound", BOUNDS.get(f["property"])), "")
         lines.append(f"| {f['theorem']} | {f['property']} | {f['region']} | {f['predicted']} | "
-                     f"{f['count']}/{f['trials']} ({f['cells']} cells) | [{lo:.3f}, {hi:.3f}] |")
+                     f"{sign}{f['count']}/{f['trials']} ({f['cells']} cells) | [{lo:.3f}, {hi:.3f}] |")
     missed = [(c["d"], c["k"], c["T"], r["seed"], kd) for c in result["cells"] for r in c["instances"]
               for kd, ok in zip(r["gd_final_kind"], r["gd_reached"]) if not ok]
     if missed:
@@ -514,21 +569,41 @@ def summary_markdown(result: dict) -> str:
     lines += ["", "Contradictions inside a theorem's hypotheses: " + ("none." if not bad else "")]
     lines += [f"- {b}" for b in bad]
     lines += ["", "Heat maps: " + ", ".join(f"`{key}.png`" for key, _, _ in PROPERTIES) + ".", ""]
-    lines += ["Per-cell counts (`atlas.json` has every instance's seed and record):", "",
-              "| d | k | T | " + " | ".join(key for key, _, _ in PROPERTIES) + " |",
-              "|---|---|---|" + "---|" * len(PROPERTIES)]
+    keys = [key for key, _, _ in PROPERTIES] + ["spurious_classes"]
+    sign = [{"at least": ">=", "at most": "<="}.get(BOUNDS.get(key), "") for key in keys]
+    lines += ["Per-cell counts ('>=' at least, '<=' at most, with the stated starts per instance; "
+              "spurious_classes: distinct spurious classes over the instances; `atlas.json` has every "
+              "instance's seed and record):", "",
+              "| d | k | T | starts | " + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
     for c in result["cells"]:
-        lines.append(f"| {c['d']} | {c['k']} | {c['T']} | "
-                     + " | ".join(f"{c['counts'][key][0]}/{c['counts'][key][1]}" for key, _, _ in PROPERTIES) + " |")
+        lines.append(f"| {c['d']} | {c['k']} | {c['T']} | {c.get('effort', {}).get('starts', '?')} | "
+                     + " | ".join(f"{g}{c['counts'][key][0]}/{c['counts'][key][1]}" for g, key in zip(sign, keys))
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_atlas(result: dict, out: str | os.PathLike) -> dict:
-    """Write ``atlas.json``, the heat maps and ``SUMMARY.md`` into ``out`` (atomically)."""
+    """Write ``atlas.json``, the heat maps and ``SUMMARY.md`` into ``out`` as one set.
+
+    Each file is written atomically; the set's manifest ``atlas.set.json`` is removed
+    first and written last with every member's sha256
+    (:class:`landscape.runtime.outguard.FileSet`), so a kill never leaves a complete-looking
+    mix of two runs.
+    """
+    from landscape.runtime.outguard import FileSet
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "atlas.json", json.dumps(result, indent=1) + "\n")
+    members = ["atlas.json", "SUMMARY.md"] + [f"{key}.png" for key, _, _ in PROPERTIES]
+    fileset = FileSet(out, ATLAS_SET, members, key={"config": result.get("config"), "seed": result.get("seed")})
+    fileset.begin()
+    fileset.add(atomic_write_text(out / "atlas.json", json.dumps(result, indent=1) + "\n"))
     for key, title, _ in PROPERTIES:
-        plot_property(result, key, title, out / f"{key}.png")
-    atomic_write_text(out / "SUMMARY.md", summary_markdown(result))
+        fileset.add(plot_property(result, key, title, out / f"{key}.png"))
+    fileset.add(atomic_write_text(out / "SUMMARY.md", summary_markdown(result)))
+    fileset.commit()
     return result
+
+
+#: The manifest of the atlas' output set (written last; lists each file's sha256).
+ATLAS_SET = "atlas.set.json"

@@ -13,7 +13,9 @@ from typing import Callable
 import numpy as np
 
 from landscape import random_instance
+from landscape._random import accepts_seed
 
+from ._sizes import sizes_by_keyword
 from ._checks_sr import prop1_needed_rank
 from ._linalg import numerical_rank, random_okk, rank_kprime_dof, rrr_prediction_errors
 from ._result import Z_CRITICAL, Case, clopper_pearson, fmt, make_result, mean_and_se, normal_ci, ratio_of_means
@@ -137,6 +139,7 @@ def sized_rrr_errors(
     return errs, detection_power(DETECTABLE_BIAS / se)
 
 
+@accepts_seed()
 def check_lemma1(
     rng: np.random.Generator,
     *,
@@ -212,7 +215,8 @@ def check_lemma1(
     )
 
 
-def lora_ml_needed_rank(d: int, k: int, T: int) -> int:
+@sizes_by_keyword
+def lora_ml_needed_rank(*, d: int, T: int, k: int) -> int:
     r"""Fine-tuning rank after LoRA-ML: :math:`3k` for :math:`T=2` (Cor 1/2), :math:`k`
     for :math:`T\ge3` (Cor 3/4)."""
     return min(d, 3 * k) if T == 2 else k
@@ -238,6 +242,7 @@ def retrained_residuals(rng: np.random.Generator, d: int, k: int, T: int):
     return B_sr, W[T] - Q
 
 
+@accepts_seed()
 def check_rates(
     rng: np.random.Generator,
     *,
@@ -272,7 +277,7 @@ def check_rates(
     summary = []
     for T in Ts:
         B_sr, B_ml = retrained_residuals(rng, d, k, T)
-        r_sr_pred, r_ml_pred = int(sr_rank(d, k, T)), int(ml_rank(d, k, T))
+        r_sr_pred, r_ml_pred = int(sr_rank(d=d, T=T, k=k)), int(ml_rank(d=d, T=T, k=k))
         r_sr, _ = numerical_rank(B_sr)
         r_ml, _ = numerical_rank(B_ml)
         cases.append(Case(f"T={T}: rank after SR", r_sr_pred, int(r_sr), "SVD", int(r_sr) == r_sr_pred))
@@ -310,6 +315,7 @@ def _mean_se(x) -> tuple[float, float]:
     return mean_and_se(np.asarray(x, dtype=float))
 
 
+@accepts_seed()
 def check_rate_slopes(
     rng: np.random.Generator,
     *,
@@ -403,7 +409,7 @@ def check_rate_slopes(
     preds, ratios, ml_stats, sr_stats = [], [], [], []
     for T in Ts:
         B_sr, B_ml = retrained_residuals(rng, d, k, T)
-        r_sr, r_ml = int(sr_rank(d, k, T)), int(ml_rank(d, k, T))
+        r_sr, r_ml = int(sr_rank(d=d, T=T, k=k)), int(ml_rank(d=d, T=T, k=k))
         e_sr = errors(rng, B_sr, n=T_n, sigma=sigma, kprime=r_sr, reps=T_reps)
         e_ml = errors(rng, B_ml, n=T_n, sigma=sigma, kprime=r_ml, reps=T_reps)
         ratios.append(ratio_of_means(e_sr, e_ml))

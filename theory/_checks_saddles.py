@@ -1,7 +1,6 @@
-r"""Calculus, critical points and local minima (THEORY.md sections 5, 6, 8).
+r"""Critical points and local minima (THEORY.md sections 6, 8); the calculus checks
+(``Eq.(34) / Thm B.1``) are in :mod:`theory._checks_calculus`.
 
-* ``Eq.(34) / Thm B.1``: analytic derivatives (Taylor slopes), the reduced Hessian
-  equals the Schur complement, Haynsworth inertia.
 * ``Thm 3.4``: for :math:`T=2` every critical point with positive loss is a strict
   saddle, with Lemmas 3-7, Corollaries 5-6 and eq. (35) checked at every critical
   point found.
@@ -20,21 +19,17 @@ from scipy.optimize import root
 from landscape import (
     LoraMLProblem,
     f2_spurious_instance,
-    haynsworth_inertia_check,
-    inertia,
     polish_critical_point,
     random_instance,
     reduced_spectrum,
-    taylor_check,
-    vec_factors,
 )
+from landscape._random import accepts_seed
 
 from ._independent import verify_taylor_exact
 from ._linalg import J_matrix, random_okk
 from ._result import EPS, Case, fmt, make_result
 
 __all__ = [
-    "check_schur",
     "check_thm34",
     "check_f2",
     "t2_critical_points",
@@ -89,13 +84,6 @@ LAMBDA_CERT_SLACK = 1e-5
 #: default range starts there and fails ~0.3% of random directions), so the range
 #: starts a decade lower and stops before round-off (1e-5).
 TAYLOR_STEPS = np.logspace(-2, -5, 7)
-
-#: Random directions per Taylor test; the majority decides.  Along a direction where
-#: the cubic term of the quartic is accidentally tiny (about 1 in 1000 directions)
-#: the Hessian remainder drops under round-off after two steps and the fitted slope
-#: is meaningless, while a wrong derivative shows its lost order in every direction.
-TAYLOR_DIRECTIONS = 3
-
 
 def hessian_lipschitz_bound(U: np.ndarray, radius: float = 1.0) -> float:
     r"""Lipschitz constant of :math:`\nabla^2G` on the ball of radius ``radius`` around ``U``.
@@ -161,92 +149,6 @@ def saddle_threshold_pins():
 
 
 # --------------------------------------------------------------------------------------
-# Eq. (34), Schur complement, Haynsworth
-# --------------------------------------------------------------------------------------
-def check_schur(
-    rng: np.random.Generator,
-    *,
-    configs=((4, 2, 2), (3, 1, 3), (4, 2, 3), (6, 2, 3)),
-):
-    r"""Section 5: analytic gradient/Hessian (34) pass the Taylor-slope test
-    (``landscape.taylor_check``) for :math:`\mathcal L` and :math:`G`; the Schur
-    complement of the dense Hessian in its :math:`A`-block equals
-    :math:`\nabla^2G=S`; and :math:`\mathrm{In}(\nabla^2\mathcal L)=\mathrm{In}(TI_{d^2})+\mathrm{In}(S)`
-    (Thm B.1 / Haynsworth); at :math:`A=A(\mathbf U)` the gradient of :math:`\mathcal L`
-    is :math:`(0,\nabla G)` (section 5, "Equivalences"); and at a global minimiser
-    :math:`S` has at least :math:`Tk(k-1)/2` zero eigenvalues (section 5, "Symmetry").
-    Task matrices are non-symmetric Gaussian (model-M1 tasks for the symmetry case).
-    """
-    t0 = time.perf_counter()
-    cases = []
-    for d, k, T in configs:
-        prob = LoraMLProblem(rng.standard_normal((T, d, d)), k)
-        A = rng.standard_normal((d, d))
-        U = rng.standard_normal((T, d, k))
-        x = prob.pack(A, U)
-        tag = f"d={d} k={k} T={T}"
-        for name, f, g, h, x0 in (
-            ("L", prob.loss_flat, prob.grad_flat, prob.hvp_flat, x),
-            ("G", prob.reduced_loss_flat, prob.reduced_grad_flat, prob.reduced_hvp_flat, vec_factors(U)),
-        ):
-            runs = [taylor_check(f, g, x0, hvp=h, rng=rng, steps=TAYLOR_STEPS) for _ in range(TAYLOR_DIRECTIONS)]
-            ok = sum(r.passed for r in runs)
-            slopes = ", ".join(f"({fmt(r.slope_gradient, 3)}, {fmt(r.slope_hessian, 3)})" for r in runs)
-            cases.append(Case(f"{tag}: Taylor slopes of {name} (grad, Hess)", "(2, 3)", slopes,
-                              f"majority of {TAYLOR_DIRECTIONS} directions", 2 * ok > TAYLOR_DIRECTIONS))
-        Astar = prob.optimal_A(U)
-        H = prob.hessian(Astar, U)
-        nA = d * d
-        S_from_H = H[nA:, nA:] - H[nA:, :nA] @ np.linalg.solve(H[:nA, :nA], H[:nA, nA:])
-        S = prob.schur_complement(U)
-        err = float(np.linalg.norm(S_from_H - S))
-        # entries of B^T B are sums of d^2 products: rounding <= d^2 eps ||H||^2 (Frobenius bound)
-        tol = 10 * d * d * EPS * (float(np.linalg.norm(H)) + float(np.linalg.norm(H)) ** 2 / T)
-        cases.append(Case(f"{tag}: ||Schur(H) - S||_F", 0.0, err, tol, err <= tol))
-        hw = haynsworth_inertia_check(prob, U)
-        cases.append(Case(f"{tag}: In(H) = In(T I) + In(S)", str(hw["predicted"]), str(hw["hessian"]),
-                          "ZERO_EIGENVALUE_RTOL", bool(hw["agree"])))
-        # Equivalences: at A = A(U), grad_A L = 0 and grad_U L = grad G (for every U)
-        gA, gU = prob.grad(Astar, U)
-        eq_err = float(np.linalg.norm(gA)) + float(np.linalg.norm(gU - prob.reduced_grad(U)))
-        eq_tol = 16 * T * d * EPS * (float(np.linalg.norm(prob.tasks)) + float(np.sum(U**2))) * (
-            1 + float(np.linalg.norm(U))
-        )
-        cases.append(Case(f"{tag}: grad L(A(U),U) = (0, grad G(U))", 0.0, eq_err, eq_tol, eq_err <= eq_tol))
-        # Symmetry: at a critical point each task's O(k) orbit gives k(k-1)/2 zero eigenvalues
-        inst = random_instance(rng, d, T, k)
-        lam = np.linalg.eigvalsh(inst.problem.schur_complement(inst.U_star))
-        n_zero = inertia(None, eigenvalues=lam)[2]
-        need = T * k * (k - 1) // 2
-        if T == 2 and d >= 2 * k:
-            # plus the k^2 directions of the O(k,k) family modulo the orbits (section 4)
-            exact = need + k * k
-            cases.append(Case(f"{tag}: zero eigenvalues of S at a global min (Tk(k-1)/2 + k^2)", exact, n_zero,
-                              "ZERO_EIGENVALUE_RTOL", n_zero == exact))
-        elif T >= 3 and d >= 3 * k:
-            # Thm 3.3: the minimiser is isolated modulo O(k)
-            cases.append(Case(f"{tag}: zero eigenvalues of S at a global min (Tk(k-1)/2)", need, n_zero,
-                              "ZERO_EIGENVALUE_RTOL", n_zero == need))
-        else:
-            cases.append(Case(f"{tag}: zero eigenvalues of S at a global min (>= Tk(k-1)/2)", f">= {need}",
-                              n_zero, "ZERO_EIGENVALUE_RTOL", n_zero >= need))
-    return make_result(
-        "Eq.(34) / Thm B.1",
-        reference="Eq. (34), reduced loss, Thm B.1 (THEORY.md section 5)",
-        hypotheses=f"non-symmetric Gaussian tasks, (d,k,T) in {tuple(configs)}",
-        predicted="slopes (2,3); Schur(H) = Hess G; In(H) = In(TI)+In(S); O(k) zero modes",
-        measured=f"{sum(c.passed for c in cases)}/{len(cases)} hold",
-        tolerance="slope >= order - 0.5; Schur to 10 d^2 eps ||H||^2",
-        tolerance_why=(
-            "a wrong derivative loses a whole order of Taylor slope; the Schur identity is exact "
-            "and differs only by the rounding of the d^2-term sums in B^T B"
-        ),
-        cases=cases,
-        started=t0,
-    )
-
-
-# --------------------------------------------------------------------------------------
 # Critical points for T = 2
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -297,6 +199,7 @@ def _root_run(fun, jac, x0, method, options):
     return x
 
 
+@accepts_seed()
 def t2_critical_points(inst, rng: np.random.Generator, *, starts: int, boosts: int = 2):
     r"""Critical points of :math:`G` for a :math:`T=2` instance.
 
@@ -371,6 +274,7 @@ def _num_rank(M: np.ndarray, tol: float) -> int:
     return int(np.sum(np.linalg.svd(M, compute_uv=False) > tol))
 
 
+@accepts_seed()
 def check_thm34(
     rng: np.random.Generator,
     *,
@@ -601,6 +505,7 @@ def check_thm34(
 # --------------------------------------------------------------------------------------
 # Appendix F.2 — spurious local minimum (T = 3)
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_f2(rng: np.random.Generator):
     r"""Appendix F.2: the published :math:`T=3`, :math:`k=1`, :math:`d=3` instance has a
     spurious local minimum.

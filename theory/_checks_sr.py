@@ -16,7 +16,9 @@ from typing import Callable
 import numpy as np
 
 from landscape import random_instance
+from landscape._random import accepts_seed
 
+from ._sizes import resolve_sizes, sizes_by_keyword
 from ._linalg import eckart_young_tail, numerical_rank, rank_tolerance
 from ._result import EPS, Z_CRITICAL, Case, fmt, make_result, mean_and_se, normal_ci
 
@@ -43,11 +45,13 @@ _WHY_RANK = (
 # --------------------------------------------------------------------------------------
 # R3.1 — task diversity
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_r31(
     rng: np.random.Generator,
     *,
-    configs=((10, 1, 3), (12, 2, 5), (6, 2, 3), (9, 3, 4)),
+    sizes=None,
     subsets: int = 200,
+    configs=None,
 ):
     r"""R3.1: every set of :math:`\min(d,Tk)` columns of :math:`U^\star_1..U^\star_T` is
     linearly independent (THEORY.md section 2), and its consequences
@@ -56,14 +60,17 @@ def check_r31(
 
     Parameters
     ----------
-    rng : numpy.random.Generator
-    configs : sequence of (d, k, T)
+    rng : numpy.random.Generator or int
+        A Generator, or a seed for one.
+    sizes : sequence of (d, T, k)
+        (``configs=`` in the old order (d, k, T) still works, with a DeprecationWarning.)
     subsets : int
         Random column subsets tested per configuration (batched SVD).
     """
+    sizes = resolve_sizes("check_r31", configs, sizes, default=((10, 3, 1), (12, 5, 2), (6, 3, 2), (9, 4, 3)))
     t0 = time.perf_counter()
     cases = []
-    for d, k, T in configs:
+    for d, T, k in sizes:
         U = rng.standard_normal((T, d, k))
         cols = np.concatenate(list(U), axis=1)  # d x Tk
         m = min(d, T * k)
@@ -109,6 +116,7 @@ def check_r31(
 # --------------------------------------------------------------------------------------
 # Eqs. (7)-(8) — infinite-sample loss
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_eq7_8(
     rng: np.random.Generator,
     *,
@@ -172,6 +180,7 @@ def check_eq7_8(
 # --------------------------------------------------------------------------------------
 # Eqs. (11)-(12) — SR closed form
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_eq11_12(
     rng: np.random.Generator,
     *,
@@ -233,7 +242,8 @@ def check_eq11_12(
 # --------------------------------------------------------------------------------------
 # Theorem 3.1 — expected SR loss
 # --------------------------------------------------------------------------------------
-def thm31_expected_sr_loss(d: int, k: int, T: int) -> float:
+@sizes_by_keyword
+def thm31_expected_sr_loss(*, d: int, T: int, k: int) -> float:
     r""":math:`\mathbb E\sum_tL^\star_t(\hat A_{SR}) = \frac{(T-1)kd(d+1)}2` (THEORY.md section 3)."""
     return (T - 1) * k * d * (d + 1) / 2
 
@@ -250,32 +260,39 @@ def _sr_training_loss_samples(rng, d, k, T, draws, batch):
     return out
 
 
+@accepts_seed()
 def check_thm31(
     rng: np.random.Generator,
     *,
-    configs=((5, 1, 2), (6, 2, 4), (10, 1, 3)),
+    sizes=None,
     draws: int = 20_000,
     batch: int = 5_000,
-    expected: Callable[[int, int, int], float] = thm31_expected_sr_loss,
+    expected: Callable[..., float] = thm31_expected_sr_loss,
+    configs=None,
 ):
     r"""Theorem 3.1: :math:`\mathbb E[\sum_tL^\star_t(\hat A_{SR})]=\frac{(T-1)kd(d+1)}2`.
 
     Monte Carlo over the Gaussian :math:`U^\star_t` (batched); since
     :math:`\hat A_{SR}-A^\star_t=\bar W-W_t` the loss does not depend on
     :math:`A^\star`.  Passes when every configuration lies within ``Z_CRITICAL``
-    standard errors of ``expected(d, k, T)``.
+    standard errors of ``expected(d=d, T=T, k=k)``.
 
     Parameters
     ----------
-    expected : callable ``(d, k, T) -> float``
-        The formula under test; pass a wrong one for a negative control.
+    rng : numpy.random.Generator or int
+    sizes : sequence of (d, T, k)
+        (``configs=`` in the old order (d, k, T) still works, with a DeprecationWarning.)
+    expected : callable ``(*, d, T, k) -> float``
+        The formula under test, called with the keywords ``d``, ``T``, ``k``; pass a
+        wrong one for a negative control.
     """
+    sizes = resolve_sizes("check_thm31", configs, sizes, default=((5, 2, 1), (6, 4, 2), (10, 3, 1)))
     t0 = time.perf_counter()
     cases = []
-    for d, k, T in configs:
+    for d, T, k in sizes:
         samples = _sr_training_loss_samples(rng, d, k, T, draws, batch)
         m, se = mean_and_se(samples)
-        pred = float(expected(d, k, T))
+        pred = float(expected(d=d, T=T, k=k))
         cases.append(
             Case(
                 f"d={d} k={k} T={T}",
@@ -310,7 +327,8 @@ def check_thm31(
 # --------------------------------------------------------------------------------------
 # Proposition 1 — rank inflation
 # --------------------------------------------------------------------------------------
-def prop1_needed_rank(d: int, k: int, T: int) -> int:
+@sizes_by_keyword
+def prop1_needed_rank(*, d: int, T: int, k: int) -> int:
     r""":math:`\mathrm{rank}(A^\star_{T+1}-\hat A_{SR})=\min(d,(T+1)k)` (Prop 1)."""
     return min(d, (T + 1) * k)
 
@@ -346,11 +364,13 @@ def rank_threshold_pins(rng: np.random.Generator, shapes=((10, 10), (12, 7))):
     return out
 
 
+@accepts_seed()
 def check_prop1(
     rng: np.random.Generator,
     *,
-    configs=((10, 1, 3), (12, 2, 4), (8, 2, 5), (20, 1, 2)),
-    needed_rank: Callable[[int, int, int], int] = prop1_needed_rank,
+    sizes=None,
+    needed_rank: Callable[..., int] = prop1_needed_rank,
+    configs=None,
 ):
     r"""Proposition 1: SR is far from every task in rank.
 
@@ -362,12 +382,17 @@ def check_prop1(
 
     Parameters
     ----------
-    needed_rank : callable ``(d, k, T) -> int``
-        Predicted rank; a wrong one (e.g. ``min(d, T k)``) must make the check fail.
+    rng : numpy.random.Generator or int
+    sizes : sequence of (d, T, k)
+        (``configs=`` in the old order (d, k, T) still works, with a DeprecationWarning.)
+    needed_rank : callable ``(*, d, T, k) -> int``
+        Predicted rank, called with keywords; a wrong one (e.g. ``min(d, T k)``) must
+        make the check fail.
     """
+    sizes = resolve_sizes("check_prop1", configs, sizes, default=((10, 3, 1), (12, 4, 2), (8, 5, 2), (20, 2, 1)))
     t0 = time.perf_counter()
     cases = []
-    for d, k, T in configs:
+    for d, T, k in sizes:
         inst = random_instance(rng, d, T + 1, k)
         tasks = inst.problem.tasks
         A_sr = tasks[:T].mean(axis=0)
@@ -376,7 +401,7 @@ def check_prop1(
                           int(r_sr) == min(d, T * k)))
         Delta = tasks[T] - A_sr
         r_test, s = numerical_rank(Delta)
-        r = int(needed_rank(d, k, T))
+        r = int(needed_rank(d=d, T=T, k=k))
         cases.append(Case(f"d={d} k={k} T={T}: rank(A*_T+1 - A_SR)", r, int(r_test), "SVD",
                           int(r_test) == r))
         U, sv, Vt = np.linalg.svd(Delta)
@@ -430,6 +455,7 @@ def running_mean_W(rng: np.random.Generator, d: int, k: int, T: int, batch: int)
     return total / T
 
 
+@accepts_seed()
 def check_prop2(
     rng: np.random.Generator,
     *,
@@ -504,6 +530,7 @@ def check_prop2(
 # --------------------------------------------------------------------------------------
 # Appendix C — asymmetric adapters
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def check_appC(
     rng: np.random.Generator,
     *,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import expm
 
+from landscape._random import accepts_seed
+
 from ._result import EPS
 
 __all__ = [
@@ -45,6 +47,7 @@ def J_matrix(k: int) -> np.ndarray:
     return np.diag(np.concatenate([np.ones(k), -np.ones(k)]))
 
 
+@accepts_seed()
 def random_okk(rng: np.random.Generator, k: int, scale: float = 0.5) -> np.ndarray:
     r"""A random element of :math:`O(k,k)` as :math:`\exp\begin{psmallmatrix}S_1&B\\B^\top&S_2\end{psmallmatrix}`.
 
@@ -68,6 +71,7 @@ def rank_kprime_dof(d: int, kprime: int) -> int:
     return kprime * (2 * d - kprime)
 
 
+@accepts_seed()
 def rrr_prediction_errors(
     rng: np.random.Generator,
     B_star: np.ndarray,

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import _checks_calculus as _calc
+from . import _checks_enumeration as _en
 from . import _checks_minima as _mn
 from . import _checks_rates as _rt
 from . import _checks_saddles as _sd
@@ -141,7 +143,7 @@ REGISTRY: tuple[Check, ...] = (
     ),
     Check(
         "Eq.(34) / Thm B.1",
-        _sd.check_schur,
+        _calc.check_schur,
         {"quick": {}, "paper": {}},
         title="derivatives (Taylor slopes), Hess G = Schur complement, Haynsworth",
     ),
@@ -166,7 +168,7 @@ REGISTRY: tuple[Check, ...] = (
     Check(
         "Thm 3.3 + Cor 3",
         _mn.check_thm33,
-        {"quick": {"starts": 8, "gd_configs": ((6, 1, 3),), "gd_outer": 1000}, "paper": {"starts": 75}},
+        {"quick": {"starts": 8, "gd_sizes": ((6, 3, 1),), "gd_outer": 1000}, "paper": {"starts": 75}},
         title="T>=3, d>=3k: global minimiser unique up to O(k); rank-k fine-tune",
     ),
     Check(
@@ -200,6 +202,14 @@ REGISTRY: tuple[Check, ...] = (
         _sd.check_f2,
         {"quick": {}, "paper": {}},
         title="certified spurious local minimum for T=3 (landscape Taylor certificate)",
+    ),
+    Check(
+        _en.CHECK_ID,
+        _en.check_enumeration,
+        # (3, 3, 1) costs 20-60 s of msolve on 2 cores: paper scale only
+        {"quick": {"t2_instances": 1, "t3_instances": 0}, "paper": {"t2_instances": 3, "t3_instances": 1}},
+        title="over every critical point (certified enumeration, extra 'algebra'): Thm 3.4 at T=2, Thm 3.3 "
+              "uniqueness at T=3",
     ),
 )
 
@@ -242,6 +252,20 @@ class Report:
     def failures(self) -> tuple[CheckResult, ...]:
         return tuple(r for r in self.results if not r.passed)
 
+    def __getitem__(self, check_id: str) -> CheckResult:
+        """The result of one statement by its id, e.g. ``report["Thm 3.1"]``."""
+        for r in self.results:
+            if r.id == check_id:
+                return r
+        raise KeyError(f"no result for {check_id!r}; ids: {', '.join(r.id for r in self.results)}")
+
+    def __repr__(self) -> str:
+        n_fail = len(self.failures)
+        fails = "" if not n_fail else f"; FAILED: {', '.join(r.id for r in self.failures)}"
+        text = (f"Report({len(self.results) - n_fail}/{len(self.results)} passed, scale={self.scale!r}, "
+                f"seed={self.seed}, {self.seconds:.1f} s{fails})")
+        return text if len(text) <= 300 else text[:296] + "...)"
+
     def to_dict(self) -> dict:
         return {
             "seed": self.seed,
@@ -253,30 +277,48 @@ class Report:
             "results": [{**r.to_dict(), "control": _is_control(r.id)} for r in self.results],
         }
 
-    def table(self, *, width: int = 42, verbose: bool = False) -> str:
-        """Plain-text table: statement, predicted, measured, verdict, seconds."""
+    def table(self, *, width: int | None = None, verbose: bool = False, columns: int | None = None) -> str:
+        """Plain-text table: statement, predicted, measured, verdict, seconds.
 
-        def cut(s: str, w: int) -> str:
-            s = " ".join(str(s).split())
-            return s if len(s) <= w else s[: w - 1] + "~"
+        Nothing is cut: long cells wrap inside their column.  ``width`` is the width of
+        the predicted and measured columns; by default they share what ``columns``
+        leaves (default: the terminal's width, :func:`shutil.get_terminal_size`, which
+        reads ``COLUMNS`` and falls back to 80 when the output is not a terminal).
+        """
+        import shutil
+        import textwrap
 
         idw = max(len("statement"), *(len(r.id) for r in self.results)) if self.results else 9
+        if width is None:
+            total = columns if columns is not None else shutil.get_terminal_size((80, 24)).columns
+            longest = max([len(" ".join(str(x).split())) for r in self.results for x in (r.predicted, r.measured)],
+                          default=9)
+            width = min(max(20, (total - idw - 2 - 2 - 2 - 7 - 2 - 6) // 2), max(longest, len("predicted")))
+        width = max(8, int(width))
+
+        def wrap(s: str, w: int) -> list[str]:
+            return textwrap.wrap(" ".join(str(s).split()), w, break_long_words=True, break_on_hyphens=False) or [""]
+
         head = f"{'statement':<{idw}}  {'predicted':<{width}}  {'measured':<{width}}  verdict  {'s':>6}"
         lines = [head, "-" * len(head)]
         for r in self.results:
-            lines.append(
-                f"{r.id:<{idw}}  {cut(r.predicted, width):<{width}}  {cut(r.measured, width):<{width}}"
-                f"  {r.verdict:<7}  {r.seconds:6.2f}"
-            )
+            pred, meas = wrap(r.predicted, width), wrap(r.measured, width)
+            for j in range(max(len(pred), len(meas))):
+                first = j == 0
+                row = (f"{r.id if first else '':<{idw}}  {pred[j] if j < len(pred) else '':<{width}}  "
+                       f"{meas[j] if j < len(meas) else '':<{width}}")
+                lines.append((row + f"  {r.verdict:<7}  {r.seconds:6.2f}") if first else row.rstrip())
             if verbose or not r.passed:
+                indent = " " * (idw + 4)
                 for c in r.cases:
                     mark = "ok " if c.passed else "BAD"
-                    lines.append(
-                        f"{'':<{idw}}    {mark} {cut(c.label, 40)}: predicted {cut(fmt(c.predicted), 30)}, "
-                        f"measured {cut(fmt(c.measured), 30)}, tol {cut(fmt(c.tolerance), 24)}"
-                    )
+                    text = (f"{mark} {c.label}: predicted {fmt(c.predicted)}, measured {fmt(c.measured)}, "
+                            f"tol {fmt(c.tolerance)}")
+                    lines += textwrap.wrap(" ".join(text.split()), max(40, len(head)), initial_indent=indent,
+                                           subsequent_indent=indent + "    ", break_on_hyphens=False)
                 if r.notes and not r.passed:
-                    lines.append(f"{'':<{idw}}    note: {r.notes}")
+                    lines += textwrap.wrap(f"note: {r.notes}", max(40, len(head)), initial_indent=indent,
+                                           subsequent_indent=indent + "    ")
         n_fail = len(self.failures)
         lines.append("-" * len(head))
         lines.append(
@@ -359,7 +401,7 @@ def run(
 
         from tqdm import tqdm
 
-        bar = tqdm(total=len(selected), file=sys.stderr, unit="check", leave=False)
+        bar = tqdm(total=len(selected), file=sys.stderr, unit="check", leave=False, disable=None)
     try:
         for c in selected:
             if bar is not None:

@@ -131,6 +131,9 @@ class CheckResult:
     notes : str
         Anything a reader needs to interpret the result (e.g. which certificate was
         used).
+    skipped : str
+        Non-empty (one line: why) when the check could not run here, e.g. an optional
+        solver is not installed; it then counts as passed and its verdict is ``SKIP``.
     """
 
     id: str
@@ -145,10 +148,18 @@ class CheckResult:
     cases: tuple[Case, ...] = field(default_factory=tuple)
     ci: tuple[float, float] | None = None
     notes: str = ""
+    skipped: str = ""
 
     @property
     def verdict(self) -> str:
+        if self.skipped:
+            return "SKIP"
         return "PASS" if self.passed else "FAIL"
+
+    def __repr__(self) -> str:
+        text = (f"CheckResult({self.id!r}: {self.verdict}, {len(self.cases)} cases, "
+                f"predicted {' '.join(self.predicted.split())!r}, measured {' '.join(self.measured.split())!r})")
+        return text if len(text) <= 300 else text[:296] + "...)"
 
     def to_dict(self) -> dict:
         return {
@@ -163,6 +174,7 @@ class CheckResult:
             "verdict": self.verdict,
             "seconds": round(float(self.seconds), 4),
             "notes": self.notes,
+            "skipped": self.skipped,
             "cases": [c.to_dict() for c in self.cases],
         }
 

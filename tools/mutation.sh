@@ -7,7 +7,12 @@ out=${1:?usage: tools/mutation.sh OUT.jsonl [PYTHON]}
 py=${2:-python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 run() { "$py" tools/mutation.py --seed 0 --out "$out" --modules "$1" --fraction "$2"; }
-run landscape/_certificates.py 0.03
+run landscape/certificates/data.py 0.03
+run landscape/certificates/common.py 0.03
+run landscape/certificates/enclosures.py 0.03
+run landscape/certificates/polish.py 0.03
+run landscape/certificates/taylor_arb.py 0.03
+run landscape/certificates/net.py 0.03
 run landscape/_interval.py 0.35
 run theory/_independent.py 0.05
 run landscape/_objective.py 0.06

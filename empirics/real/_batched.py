@@ -102,7 +102,7 @@ def _family_for(cfg):
 
 
 def batched_unit(config: dict, method: str, seeds: list, compile: bool = False) -> list:
-    """Unit function (:class:`landscape.executor.Unit`): one (method, seed group) of ``config``
+    """Unit function (:class:`landscape.runtime.executor.Unit`): one (method, seed group) of ``config``
     (a ``RunConfig`` as a dict), trained by :func:`run_group`; returns the per-seed units."""
     cfg = _config_from_dict(config)
     if cfg.experiment != "vision":
@@ -130,24 +130,24 @@ def seed_units(cfg) -> dict:
 
 
 def unit_store(out):
-    """The :class:`~landscape.executor.ResultStore` of ``out``'s per-seed units,
+    """The :class:`~landscape.runtime.executor.ResultStore` of ``out``'s per-seed units,
     ``<out>/units``: the sequential runner's store (one format, one folder)."""
     from pathlib import Path
 
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     return ResultStore(Path(out) / "units")
 
 
 def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = False,
                   resume: bool = True) -> list:
-    """The :class:`~landscape.executor.Unit` list of ``cfg`` still to compute in ``out``:
+    """The :class:`~landscape.runtime.executor.Unit` list of ``cfg`` still to compute in ``out``:
     one per (retraining method, group of seeds whose per-seed units are missing).
 
     A per-seed unit is done when ``<out>/units`` holds it with ``cfg``'s full unit
     configuration, whichever engine computed it; one stored with other settings raises
-    :class:`~landscape.executor.ConfigMismatch` (a ``ValueError``) here, before any work."""
-    from landscape.executor import Resources, Unit
+    :class:`~landscape.runtime.executor.ConfigMismatch` (a ``ValueError``) here, before any work."""
+    from landscape.runtime.executor import Resources, Unit
 
     store, per_seed = unit_store(out), seed_units(cfg)
     done = {k for k, u in per_seed.items() if store.has(u)}  # ConfigMismatch before any work
@@ -209,9 +209,9 @@ def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool
         max_units: int | None = None, deadline: float | None = None) -> dict:
     """Run the vision table of ``cfg`` with the batched engine; write units and the record.
 
-    Each (method, seed group) is a :class:`~landscape.executor.Unit` run by
-    :func:`~landscape.executor.run_units`; its per-seed results go to the sequential
-    runner's :class:`~landscape.executor.ResultStore` ``<out>/units`` under the same keys
+    Each (method, seed group) is a :class:`~landscape.runtime.executor.Unit` run by
+    :func:`~landscape.runtime.executor.run_units`; its per-seed results go to the sequential
+    runner's :class:`~landscape.runtime.executor.ResultStore` ``<out>/units`` under the same keys
     (``<method>_seed<s>``) and full unit configurations (:func:`empirics.real._run.unit_config`).
     The two engines' units are therefore interchangeable: a sequential run (or
     ``--summarize-only``) in the same folder reads a batched unit as done and vice versa;
@@ -229,7 +229,7 @@ def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool
     import sys
     from pathlib import Path
 
-    from landscape.executor import run_units
+    from landscape.runtime.executor import run_units
 
     from .._records import write_json
     from ._run import summarize

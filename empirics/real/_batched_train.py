@@ -246,7 +246,7 @@ def _bar(total, desc, progress):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc)
+    return tqdm(total=total, desc=desc, disable=None)
 
 
 def run_group(cfg, family, method: str, seeds, *, compile: bool = False, progress: bool = False) -> list:

@@ -6,14 +6,15 @@ into the layout ``torchvision.datasets.CIFAR10`` reads (``data_batch_1..5``,
 ``test_batch``, ``batches.meta``; pickle protocol 4) in a cache folder. Two readers
 of that layout are provided:
 
+* :func:`read_cifar_batches` -- the reader every load uses: numpy plus a restricted
+  unpickler (:mod:`empirics.real._safe_pickle`) that admits plain data only, so a
+  crafted batch file under ``--data-root`` cannot run code (exit status 2 instead).
 * :func:`torchvision_cifar10_class` -- a subclass of ``torchvision.datasets.CIFAR10``
-  whose md5 checks are bypassed (the decoded files cannot match the original md5s);
-  used when torchvision imports.
-* :func:`read_cifar_batches` -- an equivalent reader that needs only numpy and pickle,
-  used when torchvision is missing (it cannot be installed beside the CPU torch build
-  of this project's machines).
+  whose md5 checks are bypassed, kept for users who want torchvision's dataset object;
+  :func:`load_cifar10` no longer reads through it, since torchvision unpickles the
+  batch files without restriction.
 
-A user's own original CIFAR-10 python folder is read unchanged by both.
+A user's own original CIFAR-10 python folder is read unchanged.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ._paths import SHARED_DATA, cache_dir
+from ._safe_pickle import load_data_pickle
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -57,9 +59,15 @@ BATCHES_DIR = "cifar-10-batches-py"
 
 #: Number of training batch files in the original layout.
 N_TRAIN_BATCHES = 5
+#: Images in CIFAR-10 (50,000 train + 10,000 test): the decoding bar's total.
+N_IMAGES = 60_000
 
 #: Pickle protocol 4: 31 MB per batch; protocol 2 inflates the files by 40 % (data README).
 PICKLE_PROTOCOL = 4
+
+#: sha256 and size of the shared archive itself (its README), checked before decoding.
+DEFAULT_ARCHIVE_SHA256 = "7afd887e08038127557e86b633422a90c1572edab3ca64a82d64b08c103c072a"
+DEFAULT_ARCHIVE_BYTES = 18437864
 
 #: Marker written beside decoded batches, so every later load can repeat the notice.
 LOSSY_MARKER = "LOSSY_JPEG_COPY.json"
@@ -111,12 +119,16 @@ class VisionArrays:
     extra: dict = field(default_factory=dict)
 
 
-def _decode_members(archive: Path) -> dict:
-    """Decode every ``*/{train,test}/<class>/<name>.jpg`` of a tar archive."""
+def _decode_members(archive: Path, progress: bool = False) -> dict:
+    """Decode every ``*/{train,test}/<class>/<name>.jpg`` of a tar archive (with a count of
+    the decoded images on stderr when ``progress`` and stderr is a terminal)."""
     from PIL import Image
+    from tqdm.auto import tqdm
 
     out = {"train": [], "test": []}
-    with tarfile.open(archive, mode="r:*") as tar:
+    with tarfile.open(archive, mode="r:*") as tar, tqdm(desc="decoding CIFAR-10", unit="image",
+                                                        total=N_IMAGES, leave=False,
+                                                        disable=None if progress else True) as bar:
         for member in tar:
             if not member.isfile() or not member.name.lower().endswith((".jpg", ".jpeg")):
                 continue
@@ -135,6 +147,7 @@ def _decode_members(archive: Path) -> dict:
             if arr.shape != (SIDE, SIDE, CHANNELS):
                 raise ValueError(f"{member.name}: image of shape {arr.shape}, expected 32x32x3")
             out[split].append((CIFAR10_CLASSES.index(cls), fname, arr))
+            bar.update()
     for split, items in out.items():
         if not items:
             raise ValueError(f"{archive}: no JPEG images found under */{split}/<class>/")
@@ -176,14 +189,7 @@ def decode_jpeg_archive(archive: str | os.PathLike = DEFAULT_ARCHIVE,
     The train split is cut into five equal batch files. The result is written to a
     temporary folder and renamed, so an interrupted decode leaves no half copy.
     """
-    archive = Path(archive)
-    if not archive.is_file():
-        raise FileNotFoundError(
-            f"CIFAR-10 JPEG archive not found: {archive}. Pass --data-root pointing at an "
-            "original 'cifar-10-batches-py' folder (from https://www.cs.toronto.edu/~kriz/"
-            "cifar.html), or --archive pointing at cifar10_jpeg_q75.tar.xz "
-            "(see ../shared/data/cifar10/README.md)."
-        )
+    archive = check_archive(archive)
     root = Path(out_root) if out_root is not None else cache_dir() / "cifar10_jpeg_q75"
     final = root / BATCHES_DIR
     if (final / LOSSY_MARKER).is_file() and not force:
@@ -191,8 +197,14 @@ def decode_jpeg_archive(archive: str | os.PathLike = DEFAULT_ARCHIVE,
     if verbose:
         print(f"decoding {archive} into {final} (once) ...", file=sys.stderr)
         print(LOSSY_NOTICE, file=sys.stderr)
-    decoded = _decode_members(archive)
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)  # before decoding: an unusable cache is seen at once
+    try:
+        decoded = _decode_members(archive, progress=verbose)
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib_error(), lzma_error()) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, FileNotFoundError):
+            raise  # the machine (disk, permissions), not the archive
+        raise ValueError(f"{archive}: the archive is truncated or corrupted ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); fetch it again") from None
     # a private temporary folder: concurrent decoders (one process per seed) never share one
     tmp = root / f"{BATCHES_DIR}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -230,6 +242,49 @@ def decode_jpeg_archive(archive: str | os.PathLike = DEFAULT_ARCHIVE,
     return root
 
 
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
+def lzma_error():
+    try:
+        import lzma
+    except ImportError:  # pragma: no cover - Python built without lzma
+        return ValueError
+    return lzma.LZMAError
+
+
+def check_archive(archive: str | os.PathLike) -> Path:
+    """Check a JPEG archive before decoding it: a regular file, a tar archive (magic bytes of
+    xz/gzip/bz2/plain tar), and for the shared copy the sha256 its README gives."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(
+            f"CIFAR-10 JPEG archive not found: {archive}. Pass --data-root pointing at an "
+            "original 'cifar-10-batches-py' folder, or --archive pointing at cifar10_jpeg_q75.tar.xz "
+            "(see ../shared/data/cifar10/README.md).")
+    with open(archive, "rb") as f:
+        head = f.read(512)
+    magics = (b"\xfd7zXZ\x00", b"\x1f\x8b", b"BZh")
+    if not (head.startswith(magics) or head[257:262] == b"ustar"):
+        raise ValueError(f"{archive}: not a tar archive (xz, gzip, bz2 or plain)")
+    is_shared = archive.resolve() == DEFAULT_ARCHIVE.resolve()
+    if is_shared and archive.stat().st_size != DEFAULT_ARCHIVE_BYTES:
+        raise ValueError(f"{archive}: {archive.stat().st_size} bytes, not the {DEFAULT_ARCHIVE_BYTES} of the shared "
+                         "copy (truncated?); fetch it again")
+    if is_shared or (archive.name == DEFAULT_ARCHIVE.name and archive.stat().st_size == DEFAULT_ARCHIVE_BYTES):
+        h = hashlib.sha256()
+        with open(archive, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != DEFAULT_ARCHIVE_SHA256:
+            raise ValueError(f"{archive}: sha256 differs from the one in ../shared/data/cifar10/README.md "
+                             "(corrupted copy); fetch it again")
+    return archive
+
+
 def _batches_dir(root: Path) -> Path:
     if (root / BATCHES_DIR).is_dir():
         return root / BATCHES_DIR
@@ -245,14 +300,16 @@ def _batches_dir(root: Path) -> Path:
 def _load_pickle(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"missing CIFAR-10 batch file {path}")
-    with open(path, "rb") as f:
-        # latin1 reads the original Python-2 pickles and our protocol-4 files alike
-        obj = pickle.load(f, encoding="latin1")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+    # latin1 reads the original Python-2 pickles and our protocol-4 files alike; only
+    # plain data is admitted (a crafted file cannot run code: UnsafePickleError, exit 2)
+    obj = load_data_pickle(path, encoding="latin1")
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: not a CIFAR-10 batch file (a pickled {type(obj).__name__}, expected a dict)")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
 def read_cifar_batches(root: str | os.PathLike, train: bool = True):
-    """Read the ``cifar-10-batches-py`` layout with numpy and pickle only.
+    """Read the ``cifar-10-batches-py`` layout with numpy and a plain-data unpickler.
 
     Parameters
     ----------
@@ -274,11 +331,23 @@ def read_cifar_batches(root: str | os.PathLike, train: bool = True):
     xs, ys = [], []
     for name in files:
         obj = _load_pickle(d / name)
-        xs.append(np.asarray(obj["data"], dtype=np.uint8).reshape(-1, CHANNELS, SIDE, SIDE))
-        ys.extend(obj["labels"] if "labels" in obj else obj["fine_labels"])
+        data = obj.get("data")
+        labels = obj["labels"] if "labels" in obj else obj.get("fine_labels")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+                or data.shape[1] != CHANNELS * SIDE * SIDE:
+            raise ValueError(f"{d / name}: 'data' is not a uint8 array of rows of {CHANNELS * SIDE * SIDE} bytes")
+        if not isinstance(labels, list) or len(labels) != len(data) \
+                or not all(isinstance(v, int) and 0 <= v < len(CIFAR10_CLASSES) for v in labels):
+            raise ValueError(f"{d / name}: 'labels' is not a list of {len(data)} class indices 0..9")
+        xs.append(data.reshape(-1, CHANNELS, SIDE, SIDE))
+        ys.extend(labels)
     meta = _load_pickle(d / "batches.meta")
+    names = meta.get("label_names")
+    if not isinstance(names, list) or not all(isinstance(v, (str, bytes)) for v in names):
+        raise ValueError(f"{d / 'batches.meta'}: 'label_names' is not a list of names")
+    names = [v.decode("latin1") if isinstance(v, bytes) else v for v in names]
     x = np.concatenate(xs).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), list(meta["label_names"])
+    return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), names
 
 
 def torchvision_cifar10_class():
@@ -326,7 +395,9 @@ def load_cifar10(root: str | os.PathLike | None = None, *,
     cache : path-like, optional
         Cache folder for the decoded copy (default ``$LORAML_CACHE`` or ``~/.cache/loraml``).
     reader : {"auto", "torchvision", "numpy"}
-        ``auto`` uses torchvision when it imports, else the numpy reader.
+        Accepted for compatibility; every value reads the batches with
+        :func:`read_cifar_batches` (plain data only): torchvision's reader would unpickle
+        files from ``root`` without restriction.
     """
     if reader not in ("auto", "torchvision", "numpy"):
         raise ValueError(f"reader must be auto|torchvision|numpy, got {reader!r}")
@@ -338,18 +409,10 @@ def load_cifar10(root: str | os.PathLike | None = None, *,
     lossy = (bdir / LOSSY_MARKER).is_file()
     if verbose and lossy:
         print(LOSSY_NOTICE, file=sys.stderr)
-    use_tv = reader == "torchvision" or (reader == "auto" and _torchvision_available())
-    if use_tv:
-        cls = torchvision_cifar10_class()
-        tv_root = bdir.parent
-        tr, te = cls(str(tv_root), train=True), cls(str(tv_root), train=False)
-        arrays = (tr.data, np.asarray(tr.targets), te.data, np.asarray(te.targets), tuple(tr.classes))
-        used = "torchvision (CIFAR10 subclass, md5 check bypassed)"
-    else:
-        trx, try_, names = read_cifar_batches(bdir, train=True)
-        tex, tey, _ = read_cifar_batches(bdir, train=False)
-        arrays = (trx, try_, tex, tey, tuple(names))
-        used = "numpy (cifar-10-batches-py reader; torchvision not importable)"
+    trx, try_, names = read_cifar_batches(bdir, train=True)
+    tex, tey, _ = read_cifar_batches(bdir, train=False)
+    arrays = (trx, try_, tex, tey, tuple(names))
+    used = "numpy (cifar-10-batches-py reader, plain-data unpickler)"
     if verbose:
         print(f"CIFAR-10 reader: {used}", file=sys.stderr)
     return VisionArrays(*arrays[:4], class_names=arrays[4],

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._paths import SHARED_DATA
+from ._safe_pickle import load_data_pickle
 
 __all__ = [
     "CONVAI2_DIR", "Turn", "Episode", "PersonaTask", "PersonaSplit", "RETRAIN_SOURCE_NOTE",
@@ -222,9 +222,17 @@ def load_persona_map(path: str | os.PathLike) -> dict:
             f"persona map not found: {path}. The PAML maps (train/valid/test_persona_map) "
             "come from HLTCHKUST/PAML data/ConvAI2/; see ../shared/data/convai2/README.md."
         )
-    with open(path, "rb") as f:
-        raw = pickle.load(f)
-    return {int(k): [list(p) for p in v] for k, v in raw.items()}
+    # plain data only: a crafted map under --map-dir cannot run code (UnsafePickleError, exit 2)
+    raw = load_data_pickle(path, encoding="utf-8")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a persona map (a pickled {type(raw).__name__}, expected a dict)")
+    out = {}
+    for k, v in raw.items():
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not isinstance(v, (list, tuple)) \
+                or not all(isinstance(p, (list, tuple)) and all(isinstance(s, str) for s in p) for p in v):
+            raise ValueError(f"{path}: not a persona map (cluster id -> list of persona sentence lists)")
+        out[int(k)] = [list(p) for p in v]
+    return out
 
 
 def assign_clusters(episodes: list, persona_map: dict) -> list:

@@ -30,8 +30,19 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
         Explicit folder. When omitted, ``$LORAML_CACHE`` if set, else
         ``~/.cache/loraml``. Never inside the repository.
     """
-    if path is None:
-        path = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "loraml"
-    out = Path(path).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    from landscape.runtime.exits import EnvironmentFailure, describe_os_error
+
+    explicit = path is not None or bool(os.environ.get(CACHE_ENV))
+    try:
+        if path is None:
+            path = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "loraml"
+        out = Path(path).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(out))
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Path.home() without a HOME
+        why = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        hint = "give another --cache folder" if explicit else \
+            f"HOME is missing or read-only; set {CACHE_ENV} or --cache to a writable folder"
+        raise EnvironmentFailure(f"cannot use the cache folder ({why}); {hint}") from None
     return out

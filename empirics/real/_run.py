@@ -48,7 +48,7 @@ def unit_config(cfg: RunConfig, method: str, seed: int) -> dict:
     """The full configuration of one (method, seed) unit: every setting that can change its
     result (all of ``cfg`` but the seed list, the method list, the free-text note and the
     cache folder), plus the method and the seed. Stored with the unit and compared on
-    resume (:class:`landscape.executor.ResultStore`), so units of other settings are never
+    resume (:class:`landscape.runtime.executor.ResultStore`), so units of other settings are never
     reported as done."""
     d = dataclasses.asdict(cfg)
     for k in _NOT_IN_UNIT_KEY:
@@ -68,7 +68,7 @@ def _config_from_unit(run_cfg: dict) -> RunConfig:
 
 
 def run_unit(run: dict, method: str, seed: int, *, progress: bool = False, verbose: bool = False) -> dict:
-    """One retraining and its fine-tunings: the :class:`~landscape.executor.Unit` function.
+    """One retraining and its fine-tunings: the :class:`~landscape.runtime.executor.Unit` function.
 
     ``run`` is ``unit_config(...)["run"]``; the family (data on the device) is built once
     per process and reused by the units of the same configuration.
@@ -88,11 +88,11 @@ def run_unit(run: dict, method: str, seed: int, *, progress: bool = False, verbo
 
 
 def make_units(cfg: RunConfig, *, progress: bool = False, verbose: bool = False) -> list:
-    """The :class:`~landscape.executor.Unit` list of ``cfg``: one per (method, seed),
+    """The :class:`~landscape.runtime.executor.Unit` list of ``cfg``: one per (method, seed),
     keyed ``<method>_seed<seed>``, with the full unit configuration."""
     import functools
 
-    from landscape.executor import Resources, Unit
+    from landscape.runtime.executor import Resources, Unit
 
     gpus = 1.0 if str(cfg.device).startswith("cuda") else 0.0
     fn = functools.partial(run_unit, progress=progress, verbose=verbose)
@@ -103,9 +103,9 @@ def make_units(cfg: RunConfig, *, progress: bool = False, verbose: bool = False)
 
 def check_units(cfg: RunConfig, out: str | Path) -> list:
     """Keys of the units of ``cfg`` already finished in ``out``; raises
-    :class:`~landscape.executor.ConfigMismatch` (a ``ValueError``) when ``out`` holds a
+    :class:`~landscape.runtime.executor.ConfigMismatch` (a ``ValueError``) when ``out`` holds a
     unit of the same key computed with other settings. Trains nothing."""
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     store = ResultStore(Path(out) / "units")
     return [u.key for u in make_units(cfg) if store.has(u)]
@@ -115,8 +115,8 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
         verbose: bool = True, compute: bool = True, executor=None, command: str | None = None) -> dict:
     """Run every (retraining method, seed) of ``cfg`` as units, write them and the record.
 
-    Units go through :func:`landscape.executor.run_units` with a
-    :class:`~landscape.executor.ResultStore` in ``<out>/units``, keyed by their full
+    Units go through :func:`landscape.runtime.executor.run_units` with a
+    :class:`~landscape.runtime.executor.ResultStore` in ``<out>/units``, keyed by their full
     configuration (:func:`unit_config`): a finished unit is loaded, not recomputed, and a
     unit of the same name computed with other settings raises ``ConfigMismatch`` (a
     ``ValueError``) before any training starts.
@@ -128,7 +128,7 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     compute : bool
         False: train nothing, only merge the units already in ``out`` (for example after
         several processes, one per seed, shared the folder).
-    executor : landscape.executor.Executor or str, optional
+    executor : landscape.runtime.executor.Executor or str, optional
         Where units run (default: in this process).
     command : str, optional
         The command line that produced the run, stored in the record. A merge-only call
@@ -139,9 +139,10 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     dict
         The record written to ``<out>/<experiment>_record.json`` (see :func:`summarize`).
     """
-    from landscape.executor import ResultStore, atomic_write_text, run_units
+    from landscape.runtime.store import ResultStore
+    from landscape.runtime.executor import run_units
 
-    from .._records import to_jsonable
+    from .._records import read_json, to_jsonable, write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     cfg_file = out / f"{cfg.experiment}_config.json"
     if not compute:
         results = {u.key: store.load(u) for u in units if u.key in done}
-        desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+        desc = read_json(cfg_file).get("family") if cfg_file.is_file() else None
     else:
         if not resume:
             for u in units:
@@ -169,11 +170,11 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
             _FAMILIES.clear()
             _FAMILIES[json.dumps(todo[0].config["run"], sort_keys=True)] = family
             desc = family.describe()
-            atomic_write_text(cfg_file, json.dumps(to_jsonable(
+            write_json(cfg_file, json.loads(json.dumps(to_jsonable(
                 {"config": cfg, "family": desc, "setup_wall_s": time.perf_counter() - t0,
-                 "reader": getattr(family, "reader", None)}), indent=1, default=str))
+                 "reader": getattr(family, "reader", None)}), default=str)))
         else:
-            desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+            desc = read_json(cfg_file).get("family") if cfg_file.is_file() else None
         vals = run_units(units, executor=executor, store=store, progress=progress and len(units) > 1,
                          desc=f"{cfg.experiment} units")
         results = {u.key: v for u, v in zip(units, vals)}
@@ -182,13 +183,12 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     if compute:
         record["total_wall_s"] = time.perf_counter() - t0
     elif rec_file.is_file():
-        old = json.loads(rec_file.read_text())
+        old = read_json(rec_file)
         if "total_wall_s" in old:
             record["total_wall_s"] = old["total_wall_s"]
     if command:
         record["command"] = command
-    atomic_write_text(out / f"{cfg.experiment}_record.json",
-                      json.dumps(to_jsonable(record), indent=1, default=str))
+    write_json(out / f"{cfg.experiment}_record.json", json.loads(json.dumps(to_jsonable(record), default=str)))
     return record
 
 
@@ -203,7 +203,7 @@ def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) 
     seeds are merged.
     """
     if isinstance(units, (str, Path)):
-        from landscape.executor import ResultStore
+        from landscape.runtime.store import ResultStore
 
         store = ResultStore(Path(units) / "units")
         units = [store.load(u) for u in make_units(cfg) if store.has(u)]

@@ -138,8 +138,14 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     from .._records import provenance, write_json
     from ._paths import PROJECT_ROOT
 
+    from landscape.runtime.cli import UsageError, check_output_dir
+
     root = Path(root or PROJECT_ROOT)
     dest = Path(dest)
+    try:
+        check_output_dir(dest, "--dest")  # a file, or below a file / a read-only folder: refused first
+    except UsageError as exc:
+        raise BundleError(str(exc)) from None
     sources = {}
     if vision:
         from ._cifar import DEFAULT_ARCHIVE
@@ -166,20 +172,29 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     if dest.exists() and any(dest.iterdir()):
         raise BundleError(f"{dest} exists and is not empty")
     dest.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="bundle pack", unit="step", leave=False, disable=None if verbose else True)
+    step = lambda what: (bar.set_postfix_str(what, refresh=False), bar.update())  # noqa: E731
+    step("code")
     for f in _code_files(root):
         (dest / "code" / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / f, dest / "code" / f)
     data = dest / "data"
     data.mkdir()
     if vision:
+        step("CIFAR-10 archive")
         shutil.copy2(sources["archive"], data / CIFAR_NAME)
     if language:
+        step("ConvAI2 files")
         (data / "convai2").mkdir()
         shutil.copy2(sources["valid_file"], data / "convai2" / VALID_NAME)
         for m in PERSONA_MAPS:
             if (sources["map_dir"] / m).is_file():
                 shutil.copy2(sources["map_dir"] / m, data / "convai2" / m)
+        step("text encoder (float16, xz: the slow step)")
         _pack_model(sources["model"], data / "minilm")
+    step("sha256 manifest")
     files = {str(p.relative_to(dest)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(dest.rglob("*")) if p.is_file()}
     manifest = {"kind": "loraml.bundle", "vision": vision, "language": language,
@@ -188,6 +203,7 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
                 "note": "Everything an offline GPU host needs for Tables 1-3: run "
                         "'python -m empirics.real.bundle run --bundle .. --out OUT' from code/."}
     write_json(dest / "MANIFEST.json", manifest)
+    bar.close()
     if verbose:
         by_part = {}
         for name, f in files.items():
@@ -205,11 +221,35 @@ def verify(bundle) -> dict:
     mpath = bundle / "MANIFEST.json"
     if not mpath.is_file():
         raise BundleError(f"{bundle} is not a bundle (no MANIFEST.json)")
-    manifest = json.loads(mpath.read_text())
+    manifest = read_manifest(bundle)
     for name, f in manifest["files"].items():
         p = bundle / name
         if not p.is_file() or p.stat().st_size != f["bytes"] or _sha256(p) != f["sha256"]:
             raise BundleError(f"bundle file {name} is missing or differs from MANIFEST.json")
+    return manifest
+
+
+def read_manifest(bundle) -> dict:
+    """``MANIFEST.json`` of a bundle, checked to be one (BundleError otherwise)."""
+    mpath = Path(bundle) / "MANIFEST.json"
+    if not mpath.is_file():
+        raise BundleError(f"{bundle} is not a bundle (no MANIFEST.json)")
+    from landscape.runtime.integrity import StoreIntegrityError, read_sealed
+
+    try:
+        manifest = read_sealed(mpath)
+    except StoreIntegrityError as exc:
+        raise BundleError(f"{str(exc).split('; it is not used')[0]}; pack the bundle again") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "loraml.bundle":
+        raise BundleError(f"{mpath}: not a bundle manifest (kind is not 'loraml.bundle'); pack the bundle again")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(n, str) and isinstance(f, dict) and isinstance(f.get("bytes"), int)
+            and isinstance(f.get("sha256"), str) for n, f in files.items()):
+        raise BundleError(f"{mpath}: its 'files' table is malformed; pack the bundle again")
+    bad = [n for n in files if n.startswith("/") or ".." in Path(n).parts]
+    if bad:
+        raise BundleError(f"{mpath}: names a file outside the bundle ({bad[0]!r})")
     return manifest
 
 
@@ -301,7 +341,7 @@ class _Clock:
 
 
 def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> None:
-    from landscape.executor import run_units
+    from landscape.runtime.executor import run_units
 
     from .._records import write_json
     from . import _batched
@@ -329,7 +369,7 @@ def _run_vision(cfg, out: Path, clock: _Clock, log: list, progress: bool) -> Non
 
 
 def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, families: dict) -> None:
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     from .._records import write_json
     from ._run import build_family, make_units, train_unit
@@ -369,17 +409,17 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
     Returns the run manifest (also written to ``<out>/run_manifest.json``); its
     ``missing`` lists the units not finished (resume with a second call).
     """
-    from .._records import provenance, to_jsonable, write_json
+    from .._records import provenance, read_json, to_jsonable, write_json
     from ._run import RunConfig
 
     bundle, out = Path(bundle), Path(out)
-    manifest = verify(bundle) if verify_files else json.loads((bundle / "MANIFEST.json").read_text())
+    manifest = verify(bundle) if verify_files else read_manifest(bundle)
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(bundle, out, device, scale, set(tables), manifest)
     plan = json.loads(json.dumps(to_jsonable(plan)))  # as stored (tuples as lists)
     plan_path = out / "plan.json"
     if plan_path.is_file():
-        old = json.loads(plan_path.read_text())
+        old = read_json(plan_path)
         if old["experiments"].keys() - plan["experiments"].keys() or any(
                 old["experiments"][k] != v for k, v in plan["experiments"].items() if k in old["experiments"]):
             raise BundleError(f"{out} holds a run with another plan (scale, device or tables); use another --out")
@@ -405,7 +445,7 @@ def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, sc
     records = merge(out)
     render(out, records=records)
     missing = _missing(out, plan)
-    prev = json.loads((out / "run_manifest.json").read_text()) if (out / "run_manifest.json").is_file() else {}
+    prev = read_json(out / "run_manifest.json") if (out / "run_manifest.json").is_file() else {}
     calls = prev.get("calls", []) + [{"budget_s": budget_s, "train_wall_s": train_s,
                                       "wall_s": time.perf_counter() - t0, "units": log,
                                       "device": _device_info(device)}]
@@ -424,7 +464,7 @@ def _config_from(d: dict, RunConfig):
 
 
 def _missing(out: Path, plan: dict) -> list:
-    from landscape.executor import ResultStore
+    from landscape.runtime.store import ResultStore
 
     from ._run import RunConfig, make_units
 
@@ -444,12 +484,14 @@ def _read_plan(out: Path) -> dict:
     p = Path(out) / "plan.json"
     if not p.is_file():
         raise BundleError(f"{out} holds no plan.json (not the output of a bundle run)")
-    return json.loads(p.read_text())
+    from .._records import read_json
+
+    return read_json(p)
 
 
 def merge(out) -> dict:
     """Merge the finished units of every experiment of ``out`` into records (no training)."""
-    from .._records import write_json
+    from .._records import read_json, write_json
     from . import _batched
     from ._run import RunConfig, summarize
 
@@ -460,7 +502,7 @@ def merge(out) -> dict:
         d = out / exp["dir"]
         cfg = _config_from(exp["config"], RunConfig)
         cfg_file = d / f"{exp['kind']}_config.json"
-        desc = json.loads(cfg_file.read_text()).get("family") if cfg_file.is_file() else None
+        desc = read_json(cfg_file).get("family") if cfg_file.is_file() else None
         units = _batched.stored_results(cfg, d)
         if exp.get("rows_peft"):  # the rows this table shows (its units may hold more fine-tunings)
             cfg = dataclasses.replace(cfg, peft=tuple(exp["rows_peft"]))
@@ -494,14 +536,16 @@ def render(out, *, records: dict | None = None) -> list:
     import contextlib
     import io
 
-    from figures._real_tables import format_rank_table, render_record
+    from .tables import format_rank_table, render_record
 
     out = Path(out)
     if records is None:
         rdir = out / "records"
         if not rdir.is_dir():
             raise BundleError(f"{out} holds no records; run 'merge' first")
-        records = {p.stem: _revive_floats(json.loads(p.read_text())) for p in sorted(rdir.glob("*.json"))}
+        from .._records import read_json
+
+        records = {p.stem: _revive_floats(read_json(p)) for p in sorted(rdir.glob("*.json"))}
     tdir = out / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -522,12 +566,19 @@ def render(out, *, records: dict | None = None) -> list:
 # command line
 # ------------------------------------------------------------------------------------------
 
+#: The command that owns a bundle run's --out folder (run, merge and render write there).
+BUNDLE_RUN = "empirics.real.bundle run"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m empirics.real.bundle",
+    from landscape.runtime.cli import OneLineParser
+
+    p = OneLineParser(prog="python -m empirics.real.bundle",
                                 description="Pack, run, merge and render Tables 1-3 for an offline GPU host.")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     pk = sub.add_parser("pack", help="write the bundle folder (code, data, text encoder)")
-    pk.add_argument("--dest", "--out", dest="dest", required=True, help="new (or empty) bundle folder")
+    pk.add_argument("--out", "--dest", dest="dest", required=True, metavar="DIR",
+                    help="new (or empty) bundle folder")
     pk.add_argument("--no-vision", action="store_true", help="leave out the CIFAR-10 archive (no Table 1)")
     pk.add_argument("--no-language", action="store_true", help="leave out ConvAI2 and the encoder (no Tables 2-3)")
     pk.add_argument("--archive", default=None, help="CIFAR-10 JPEG archive (default: the shared copy)")
@@ -549,14 +600,26 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
     rn.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     rn.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    rn.add_argument("--overwrite", action="store_true",
+                    help="write into an --out folder holding files a bundle run did not write (refused otherwise)")
     for name, hlp in (("merge", "merge finished units into records"), ("render", "render the tables")):
         sp = sub.add_parser(name, help=hlp)
         sp.add_argument("--out", required=True, help="output folder of a bundle run")
-    return p
+    from landscape.runtime.cli import finish_parser
+
+    return finish_parser(p)
 
 
 def main(argv=None) -> int:
+    from landscape.runtime.exits import cli_main
+
+    return cli_main("python -m empirics.real.bundle", _main, argv, input_errors=(BundleError,))
+
+
+def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "pack" and "--dest" in (sys.argv[1:] if argv is None else list(argv)):
+        print("python -m empirics.real.bundle pack: warning: --dest is deprecated, use --out", file=sys.stderr)
     try:
         if args.command == "pack":
             pack(args.dest, vision=not args.no_vision, language=not args.no_language, archive=args.archive,
@@ -576,19 +639,27 @@ def main(argv=None) -> int:
                     raise BundleError(f"--device {args.device} requested but CUDA is not available")
             elif args.device != "cpu":
                 raise BundleError(f"--device must be cuda, cuda:N or cpu, got {args.device!r}")
-            rm = run_bundle(args.bundle, args.out, device=args.device, budget_s=args.budget_s, scale=args.scale,
-                            tables=args.tables, max_units=args.max_units, progress=not args.quiet,
-                            verify_files=not args.no_verify)
+            from landscape.runtime.outguard import OutLock, claim_out_dir
+
+            claim_out_dir(args.out, BUNDLE_RUN, overwrite=args.overwrite)
+            with OutLock(args.out, BUNDLE_RUN):  # a concurrent second run on --out is refused
+                rm = run_bundle(args.bundle, args.out, device=args.device, budget_s=args.budget_s,
+                                scale=args.scale, tables=args.tables, max_units=args.max_units,
+                                progress=not args.quiet, verify_files=not args.no_verify)
             state = "complete" if rm["complete"] else f"{len(rm['missing'])} units missing (run again to resume)"
             print(f"[bundle] {state}; tables in {Path(args.out) / 'tables'}", file=sys.stderr)
             return 0 if rm["complete"] else 1
-        if args.command == "merge":
-            merge(args.out)
-            return 0
-        render(args.out)
+        from landscape.runtime.outguard import OutLock
+
+        _read_plan(Path(args.out))  # not a bundle run's folder: refused before the lock is taken
+        with OutLock(args.out, BUNDLE_RUN):
+            if args.command == "merge":
+                merge(args.out)
+            else:
+                render(args.out)
         return 0
     except (BundleError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m empirics.real.bundle: error: {exc}", file=sys.stderr)
         return 2
 
 

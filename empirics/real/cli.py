@@ -27,7 +27,7 @@ import sys
 import types
 from pathlib import Path
 
-from landscape._cli_checks import nonneg_int, positive_int  # noqa: E402
+from landscape.runtime.cli import nonneg_int, positive_int  # noqa: E402
 
 __all__ = ["add_subcommands", "config_from_args", "main"]
 
@@ -75,7 +75,7 @@ def _device(text: str) -> str:
 
 
 def _common(p: argparse.ArgumentParser, paper) -> None:
-    from landscape.executor import add_executor_arguments
+    from landscape.runtime.executor import add_executor_arguments
 
     from ._run import PAIRINGS, SCHEDULES, STEP_ACCOUNTING
 
@@ -132,6 +132,8 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
     p.add_argument("--max-eval-per-task", type=_positive_int, default=None, help="reduce each evaluation set")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'reduced-scale CPU run')")
     p.add_argument("--no-resume", action="store_true", help="redo this configuration's units already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files these commands did not write (refused otherwise)")
     p.add_argument("--summarize-only", action="store_true",
                    help="train nothing; merge the finished units in --out into the record and table")
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
@@ -251,11 +253,12 @@ def _check_out(path: str) -> Path:
 
 def _handle(args: argparse.Namespace) -> int:
     """Validate everything, then run; exit 2 with one line on bad input (nothing written)."""
-    from landscape.executor import atomic_write_text, executor_from_args
+    from landscape.runtime.atomic import atomic_write_text
+    from landscape.runtime.executor import executor_from_args
 
     from ._run import check_units, format_summary, run
 
-    created = None
+    created = lock = None
     try:
         cfg = config_from_args(args)
         out = _check_out(args.out)
@@ -265,6 +268,10 @@ def _handle(args: argparse.Namespace) -> int:
 
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {cfg.device} requested but CUDA is not available")
+        preflight(cfg)  # data, cache and encoder locations, before any decoding or training
+        from landscape.runtime.outguard import claim_out_dir
+
+        claim_out_dir(out, REAL_COMMAND, overwrite=args.overwrite)  # foreign files in --out: refused
         if out.is_dir():
             check_units(cfg, out)  # other settings' units in this folder: refuse before any work
         batched = getattr(args, "engine", "sequential") == "batched" and not args.summarize_only
@@ -276,6 +283,9 @@ def _handle(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         if not out.exists():
             created = out
+        from landscape.runtime.outguard import OutLock
+
+        lock = OutLock(out, REAL_COMMAND).acquire()  # a concurrent second run on --out is refused
         if batched:
             from ._batched import run as run_batched
 
@@ -286,15 +296,82 @@ def _handle(args: argparse.Namespace) -> int:
                          compute=not args.summarize_only, executor=executor,
                          command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
     except (FileNotFoundError, ValueError) as exc:
+        if lock is not None:
+            lock.release()
+            lock = None
         if created is not None:
-            _remove_empty(created)
+            _remove_empty(created, force_names=(".loraml.lock", ".loraml-out.json"))
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        prog = "python -m empirics" + (f" {args.command}" if getattr(args, "command", None) else "")
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
-    text = format_summary(record)
-    print(text)
-    atomic_write_text(out / f"{cfg.experiment}_table.txt", text + "\n")
+    try:
+        text = format_summary(record)
+        print(text)
+        atomic_write_text(out / f"{cfg.experiment}_table.txt", text + "\n")
+    finally:
+        lock.release()
     return 0
+
+
+#: The command that owns a real-data --out folder (vision and language may share one).
+REAL_COMMAND = "empirics vision|language"
+
+
+def check_model_folder(path) -> Path:
+    """A local HuggingFace model folder: ``config.json`` a readable JSON object naming its
+    ``model_type``, and a weights file beside it (ValueError / FileNotFoundError otherwise)."""
+    import json
+
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"--model {path}: no HuggingFace model folder (config.json missing)")
+    try:
+        doc = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{cfg_file}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("model_type"), str):
+        raise ValueError(f"{cfg_file}: not a HuggingFace model configuration (no 'model_type')")
+    if not any((path / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")) \
+            and not any(path.glob("*.safetensors")):
+        raise FileNotFoundError(f"--model {path}: no weights (model.safetensors or pytorch_model.bin)")
+    return path
+
+
+def preflight(cfg) -> None:
+    """Check every input location of a real-data run before any heavy work.
+
+    Vision: the CIFAR-10 folder, or the archive (readable tar; the shared copy's sha256)
+    and a usable cache folder (an explicit ``--cache`` that is a file: exit 2; a read-only
+    or missing HOME: exit 3). Language: the encoder folder (``config.json`` parses and
+    names a model type, weights present), the dialogue file and the persona-map folder.
+    """
+    from landscape.runtime.cli import check_output_dir
+
+    if cfg.experiment == "vision":
+        if cfg.dataset != "cifar10":
+            return
+        from ._cifar import DEFAULT_ARCHIVE, _batches_dir, check_archive
+        from ._paths import cache_dir
+
+        if cfg.data_root is not None:
+            _batches_dir(Path(cfg.data_root))
+            return
+        check_archive(cfg.archive or DEFAULT_ARCHIVE)
+        if cfg.cache is not None:
+            check_output_dir(cfg.cache, "--cache")
+        else:
+            cache_dir()
+        return
+    from ._text import default_model_path
+
+    check_model_folder(cfg.model if cfg.model is not None else default_model_path())
+    for name, value in (("--valid-file", cfg.valid_file), ("--train-file", cfg.train_file)):
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"{name} {value}: no such file")
+    if cfg.map_dir is not None and not Path(cfg.map_dir).is_dir():
+        raise FileNotFoundError(f"--map-dir {cfg.map_dir}: no such folder")
 
 
 def argv_is_cli() -> bool:
@@ -302,11 +379,13 @@ def argv_is_cli() -> bool:
     return len(sys.argv) > 1 and sys.argv[1] in ("vision", "language")
 
 
-def _remove_empty(folder: Path) -> None:
-    """Remove ``folder`` (and its empty sub-folders) if it holds no file: a run that failed
-    on its input leaves nothing behind."""
-    if not folder.is_dir() or any(p.is_file() for p in folder.rglob("*")):
+def _remove_empty(folder: Path, force_names: tuple = ()) -> None:
+    """Remove ``folder`` (and its empty sub-folders) if it holds no file but ``force_names``
+    (the lock and mark of this run): a run that failed on its input leaves nothing behind."""
+    if not folder.is_dir() or any(p.is_file() and p.name not in force_names for p in folder.rglob("*")):
         return
+    for name in force_names:
+        (folder / name).unlink(missing_ok=True)
     for p in sorted(folder.rglob("*"), key=lambda q: len(q.parts), reverse=True):
         p.rmdir()
     folder.rmdir()
@@ -314,6 +393,12 @@ def _remove_empty(folder: Path) -> None:
 
 def main(argv=None) -> int:
     """Stand-alone entry: ``python -m empirics.real vision|language ...``."""
+    from landscape.runtime.exits import cli_main
+
+    return cli_main("python -m empirics.real", _main, argv)
+
+
+def _main(argv=None) -> int:
     p = _one_line(argparse.ArgumentParser(prog="python -m empirics.real"))
     add_subcommands(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(argv)

@@ -1,0 +1,595 @@
+r"""Complete enumeration of the real critical points of :math:`G` (issue 20).
+
+Route 1 (Gröbner, msolve)
+    The critical :math:`O(k)^T`-orbits are the real PSD solutions of the invariant system
+    (:func:`._systems.invariant_system`).  msolve computes its Gröbner basis, the degree
+    of the ideal (the number of complex solutions with multiplicity) and certified
+    isolating boxes of *all* its real solutions.  Each PSD box is lifted to
+    :math:`\mathbf U` (eigen-factor), put on the gauge slice, polished by Newton and
+    proved by Krawczyk's test (:mod:`._krawczyk`) to hold exactly one critical point,
+    whose invariants are checked to fall in msolve's box.  The list is ``complete`` when
+    msolve reports a zero-dimensional system and every real PSD solution is certified.
+    (msolve's multi-modular lifting stops when the rational reconstruction stabilises on
+    extra primes, a Monte-Carlo criterion; the isolation of the real roots of the lifted
+    parametrisation is exact.  The Krawczyk proofs do not depend on it; completeness does.)
+Route 2 (homotopy, PHCpack)
+    ``phc -b`` on the gradient cubics in :math:`\mathbf U` (on the slice for
+    :math:`k\ge2`); its real end points are polished and proved by the same Krawczyk
+    test, mapped to orbits and compared with route 1.  Its finite complex end points
+    are counted against the degree of the :math:`\mathbf U`-system (msolve, modular).
+
+Gauge
+    :math:`k=1`: the sign orbits are finite; every sign copy of an isolated point is
+    counted (:math:`2^{\#\{t:u_t\ne0\}}` per orbit), and each copy is certified because
+    :math:`u_t\mapsto-u_t` is an exact symmetry of the system (the box of a zero block is
+    symmetric about 0, so its unique zero has that block exactly 0).
+    :math:`k\ge2`: the orbits are positive-dimensional; the slice "top :math:`k\times k`
+    block of every :math:`U_t` lower triangular with non-negative diagonal" meets every
+    orbit with invertible top blocks exactly once (LQ decomposition), transversally
+    (the slice tangent plus the orbit tangent :math:`U_t\Omega`, :math:`\Omega` skew,
+    span everything when the top block is invertible); :math:`\nabla G` is orthogonal to
+    the orbit, so the critical points of :math:`G` restricted to the slice are exactly
+    the critical orbits met there.  An orbit whose top block is singular is reported as
+    not certified.
+:math:`T=2`
+    :math:`G` depends on :math:`\mathbf U` only through :math:`D_U=U_1U_1^\top-U_2U_2^\top`,
+    which the boosts :math:`[U_1,U_2]\mapsto[U_1,U_2]\Lambda`, :math:`\Lambda\in O(k,k)`,
+    preserve: every critical point other than :math:`\mathbf U=0` lies on a
+    positive-dimensional critical set.  msolve reports the invariant system as
+    positive-dimensional, and the result says ``non_isolated``.  For :math:`k=1` the
+    boost orbits are enumerated on the slice :math:`u_1^\top u_2=0` (equations
+    :math:`X_1X_2=0`): a boost orbit of :math:`(u_1,u_2)` meets it once, transversally,
+    unless :math:`u_1=\pm u_2`, and such a critical point needs
+    :math:`(S_1-S_2)u_1=0`, impossible when :math:`S_1-S_2` is nonsingular (checked
+    exactly).  Each slice point is certified with Krawczyk on the square system
+    :math:`(\nabla G+\mu\nabla(u_1^\top u_2),\ u_1^\top u_2)`, whose solutions have
+    :math:`\mu=0`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._objective import LoraMLProblem
+from .._validation import LandscapeInputError
+from ._backends import msolve_path, phc_path, run_msolve
+from ._homotopy import phc_route
+from ._krawczyk import CompiledSystem, krawczyk
+from ._report import markdown, plot
+from ._systems import exact_tasks, gradient_system, invariant_system, slice_fixed, x_index
+
+__all__ = [
+    "EnumerationResult",
+    "EnumerationUnavailable",
+    "algebra_available",
+    "enumerate_critical_points",
+    "ROUTES",
+]
+
+ROUTES = ("msolve", "phc")
+
+LOWEST_MINIMUM = "lowest_local_minimum"
+GLOBAL_MINIMUM = "global_minimum"
+SPURIOUS = "spurious_local_minimum"
+STRICT_SADDLE = "strict_saddle"
+DEGENERATE = "degenerate"
+CLASSES = (GLOBAL_MINIMUM, LOWEST_MINIMUM, SPURIOUS, STRICT_SADDLE, DEGENERATE)
+
+
+class EnumerationUnavailable(LandscapeInputError):
+    """An external solver needed by the requested route is not installed."""
+
+
+def algebra_available(route: str = "msolve") -> bool:
+    """Whether the solver of ``route`` is installed (``"msolve"``, ``"phc"``)."""
+    return (msolve_path() if route == "msolve" else phc_path()) is not None
+
+
+# --------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------
+@dataclass
+class EnumerationResult:
+    """Outcome of :func:`enumerate_critical_points`; ``data`` is ``enumeration.json``."""
+
+    data: dict
+    points: list = field(default_factory=list)  # representative U per orbit, (T, d, k)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data["complete"])
+
+    @property
+    def critical_values(self) -> np.ndarray:
+        return np.array([o["G"] for o in self.data["orbit_list"]])
+
+    @property
+    def markdown(self) -> str:
+        return markdown(self.data)
+
+    def write(self, out) -> Path:
+        """Write ``enumeration.json``, ``enumeration.md`` and the plot into ``out`` as one set.
+
+        The folder is locked for the write (a concurrent run is refused), the three files
+        are replaced whole (a manifest listing their sha256 is written last), and stale
+        temporaries of a killed run are removed; see :mod:`landscape.runtime.outguard`.
+        """
+        from ..runtime.atomic import atomic_write, atomic_write_text
+        from ..runtime.outguard import FileSet, OutLock
+
+        out = Path(out)
+        names = ("enumeration.md", "critical_values.png", "enumeration.json")
+        with OutLock(out, "landscape enumerate"):
+            files = FileSet(out, "enumeration.manifest.json", names, key={"command": "landscape enumerate"})
+            files.begin()
+            files.add(atomic_write_text(out / "enumeration.md", self.markdown))
+            files.add(atomic_write(out / "critical_values.png", lambda fh: plot(self.data, fh)))
+            files.add(atomic_write_text(out / "enumeration.json",
+                                        json.dumps(self.data, indent=1, allow_nan=False) + "\n"))
+            files.commit()
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Arb helpers for the certified curvature
+# --------------------------------------------------------------------------------------
+def _arb_sym_lambda_bounds(H):
+    r"""Rigorous enclosure data for the symmetric ``arb_mat`` ``H``: a lower bound of
+    :math:`\lambda_{\min}` (shifted Cholesky residual) and an upper bound of
+    :math:`\lambda_{\min}` (Rayleigh quotient of the float eigenvector)."""
+    from flint import arb, arb_mat
+
+    n = H.nrows()
+    Hm = np.array([[float(H[i, j].mid()) for j in range(n)] for i in range(n)])
+    Hm = 0.5 * (Hm + Hm.T)
+    lam, V = np.linalg.eigh(Hm)
+    # upper bound: v^T H v / v^T v for the float eigenvector v (exact rationals in arb)
+    v = [arb(float(x)) for x in V[:, 0]]
+    vm = arb_mat([[x] for x in v])
+    num = (vm.transpose() * H * vm)[0, 0]
+    den = sum((x * x for x in v), arb(0))
+    upper = float((num / den).upper())
+    # lower bound: mu - ||H - mu I - L L^T||_F with L = chol(H_mid - mu I) in floats
+    scale = max(float(np.max(np.abs(lam))), 1e-300)
+    delta = max(1e-6 * abs(lam[0]), 1e-12 * scale)
+    lower = -math.inf
+    for _ in range(8):
+        mu = float(lam[0] - delta)
+        try:
+            L = np.linalg.cholesky(Hm - mu * np.eye(n))
+        except np.linalg.LinAlgError:
+            delta *= 16
+            continue
+        La = arb_mat([[float(x) for x in row] for row in L])
+        F = H - La * La.transpose()
+        acc = arb(0)
+        for i in range(n):
+            F[i, i] = F[i, i] - arb(mu)
+            for j in range(n):
+                acc += F[i, j].abs_upper() ** 2
+        lower = float((arb(mu) - acc.upper().sqrt().upper()).lower())
+        break
+    return lower, upper, lam
+
+
+def _arb_G(S_exact, U: np.ndarray, radius: float = 0.0):
+    r"""Enclosure of :math:`G` over the box ``U +- radius`` (symmetric task parts only:
+    the antisymmetric parts add :math:`\frac12\sum_t\|K_t-\bar K\|^2`, added by the caller)."""
+    from flint import arb, fmpq
+
+    T, d, k = U.shape
+    Ua = [[[arb(float(U[t, i, l]), radius) for l in range(k)] for i in range(d)] for t in range(T)]
+    D = []
+    for t in range(T):
+        D.append([[arb(fmpq(S_exact[t][i][j].numerator, S_exact[t][i][j].denominator))
+                   - sum((Ua[t][i][l] * Ua[t][j][l] for l in range(k)), arb(0)) for j in range(d)]
+                  for i in range(d)])
+    G = arb(0)
+    for i in range(d):
+        for j in range(d):
+            mean = sum((D[t][i][j] for t in range(T)), arb(0)) / T
+            for t in range(T):
+                e = D[t][i][j] - mean
+                G += e * e  # not ** 2: arb's pow is NaN on balls around 0
+    return G / 2
+
+
+# --------------------------------------------------------------------------------------
+# Gauge
+# --------------------------------------------------------------------------------------
+def _to_slice(U: np.ndarray) -> np.ndarray | None:
+    """Representative of the O(k)-orbit of each U_t on the slice (top block lower
+    triangular, non-negative diagonal); None if a top block is singular."""
+    T, d, k = U.shape
+    out = U.copy()
+    if k == 1:
+        return out
+    for t in range(T):
+        top = U[t, :k, :]
+        # top = L Q  <=>  top^T = Q^T L^T (QR of top^T)
+        Q, Rm = np.linalg.qr(top.T)
+        s = np.sign(np.diag(Rm))
+        if np.any(np.abs(np.diag(Rm)) <= 1e-10 * max(1.0, np.abs(top).max())):
+            return None
+        s[s == 0] = 1
+        Q = Q * s[None, :]
+        out[t] = U[t] @ Q
+    return out
+
+
+def _lift(Xs: np.ndarray, k: int) -> tuple[np.ndarray, bool, list]:
+    """U with U_t U_t^T = X_t (top-k eigen-factor); whether every X_t is PSD of rank <= k
+    within round-off; which blocks are exactly zero."""
+    T, d, _ = Xs.shape
+    U = np.zeros((T, d, k))
+    ok, zero = True, []
+    for t in range(T):
+        X = 0.5 * (Xs[t] + Xs[t].T)
+        lam, V = np.linalg.eigh(X)
+        tol = 1e-9 * max(1.0, float(np.abs(lam).max()))
+        if lam[0] < -tol:
+            ok = False
+        if np.all(np.abs(X) <= 1e-30):
+            zero.append(t)
+            continue
+        lam_k = np.clip(lam[::-1][:k], 0.0, None)
+        U[t] = V[:, ::-1][:, :k] * np.sqrt(lam_k)[None, :]
+    return U, ok, zero
+
+
+# --------------------------------------------------------------------------------------
+# Square systems for Krawczyk
+# --------------------------------------------------------------------------------------
+class _Square:
+    """The square system certified at each point, with maps between U and its unknowns."""
+
+    def __init__(self, S, T, d, k, *, lagrange=None):
+        self.T, self.d, self.k = T, d, k
+        self.lagrange = (T == 2) if lagrange is None else lagrange
+        g = gradient_system(S, T, d, k, gauge=not self.lagrange)
+        self.free = g.free
+        if self.lagrange:
+            from sympy.polys.domains import QQ
+            from sympy.polys.rings import ring
+
+            names = g.names + ["mu"]
+            R, *gens = ring(",".join(names), QQ)
+            polys = [_rebase(p, g.gens, gens[:-1], R) for p in g.polys]
+            mu = gens[-1]
+            var = dict(zip(self.free, gens[:-1]))
+            c = sum((var[(0, i, l)] * var[(1, i, l)] for i in range(d) for l in range(k)), R(0))
+            polys = [p + mu * c.diff(x) for p, x in zip(polys, gens[:-1])] + [c]
+            self.compiled = CompiledSystem(polys, gens)
+            self.n_u = len(self.free)
+        else:
+            self.compiled = CompiledSystem(g.polys, g.gens)
+            self.n_u = len(self.free)
+        self.system = g
+
+    def pack(self, U):
+        x = np.array([U[t, i, l] for (t, i, l) in self.free])
+        return np.concatenate([x, [0.0]]) if self.lagrange else x
+
+    def unpack(self, x):
+        U = np.zeros((self.T, self.d, self.k))
+        for v, (t, i, l) in zip(x[: self.n_u], self.free):
+            U[t, i, l] = v
+        return U
+
+
+def _rebase(p, old_gens, new_gens, R):
+    """Re-express ``p`` (polynomial in ``old_gens``) in the ring ``R`` whose first gens are ``new_gens``."""
+    out = R(0)
+    n_new = len(R.gens)
+    for mono, c in p.terms():
+        e = list(mono) + [0] * (n_new - len(mono))
+        out += R({tuple(e): c})
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Main entry point
+# --------------------------------------------------------------------------------------
+def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 0, timeout: float = 600.0,
+                              threads: int = 1) -> EnumerationResult:
+    r"""Every real critical point of :math:`G` for the task matrices ``tasks`` (shape
+    ``(T, d, d)``) and rank ``k``, each certified and classified; see the module text.
+
+    Parameters
+    ----------
+    routes : tuple of ``"msolve"`` / ``"phc"``
+        ``"msolve"`` is required (it decides completeness); ``"phc"`` adds the
+        independent homotopy route and its comparison.
+    seed : int
+        Seed of PHCpack's random start system (the msolve route is deterministic up to
+        msolve's choice of primes).
+    timeout : float
+        Seconds allowed to each external solver call.
+    """
+    t_start = time.perf_counter()
+    problem = LoraMLProblem(tasks, k)
+    T, d, k = problem.T, problem.d, problem.k
+    routes = tuple(routes)
+    bad = [r for r in routes if r not in ROUTES]
+    if bad or "msolve" not in routes:
+        raise LandscapeInputError(f"routes must include 'msolve' and be among {ROUTES}, got {routes}")
+    for r in routes:
+        if not algebra_available(r):
+            hint = "pip install '.[algebra]'" if r == "msolve" else "apt-get install phcpack"
+            raise EnumerationUnavailable(f"the {r} route needs its solver, which is not installed ({hint})")
+    S = exact_tasks(problem.tasks)
+    G_antisym = _antisym_constant(problem.tasks)
+    notes = []
+    data = {
+        "instance": {"T": T, "d": d, "k": k},
+        "method": "msolve real-root isolation of the O(k)-invariant system, Krawczyk (arb) per point"
+        + (" + PHCpack homotopy route" if "phc" in routes else ""),
+        "coefficients": "shortest decimal of each task entry (exact rationals)",
+    }
+
+    # ---------------------------------------------------------------- route 1: msolve
+    xs = invariant_system(S, T, d, k)
+    res = run_msolve(xs.msolve_text(), threads=threads, timeout=timeout)
+    non_isolated = res.status == "positive_dimensional"
+    slice_used = None
+    degree = res.degree
+    if non_isolated:
+        notes.append("the invariant system is positive-dimensional: the critical set is not a finite union of "
+                     "O(k)-orbits")
+    if T == 2:
+        non_isolated = True
+        notes.append("T = 2: G depends on U only through U1U1^T - U2U2^T, which the O(k,k) boosts preserve; every "
+                     "critical point except U = 0 lies on a positive-dimensional critical set (counted per boost orbit)")
+        if k == 1:
+            import sympy
+
+            Dm = sympy.Matrix([[sympy.Rational(S[0][i][j] - S[1][i][j]) for j in range(d)] for i in range(d)])
+            if Dm.det() == 0:
+                notes.append("S1 - S2 is singular: critical points with u1 = +-u2 may be missed; not certified complete")
+                slice_ok = False
+            else:
+                slice_ok = True
+            xs = _t2_slice_system(S, d)
+            res = run_msolve(xs.msolve_text(), threads=threads, timeout=timeout)
+            degree = res.degree
+            slice_used = "u1^T u2 = 0 (boost slice, equations X1 X2 = 0)"
+        else:
+            slice_ok = False
+            notes.append("T = 2 with k >= 2: no boost slice implemented; the orbits listed are not certified complete")
+    else:
+        slice_ok = True
+    if res.status == "positive_dimensional":
+        data.update(_empty_fields(non_isolated=True, degree=None))
+        data["notes"] = notes
+        data["complete"] = False
+        data["wall_time_s"] = time.perf_counter() - t_start
+        data["routes"] = {"msolve": {"status": res.status, "seconds": res.seconds}}
+        return EnumerationResult(data, [])
+
+    sq = _Square(S, T, d, k)
+    idx = x_index(d)
+    orbits, points = [], []
+    n_real_x, n_not_psd, all_ok = len(res.boxes), 0, True
+    for box in res.boxes:
+        mid = np.array([float((lo + hi) / 2) for lo, hi in box])
+        Xs = np.zeros((T, d, d))
+        for t in range(T):
+            for m, (i, j) in enumerate(idx):
+                Xs[t, i, j] = Xs[t, j, i] = mid[t * len(idx) + m]
+        U, psd, zero = _lift(Xs, k)
+        if not psd:
+            n_not_psd += 1
+            continue
+        entry = _certify_point(problem, sq, S, U, zero, box, idx, G_antisym)
+        all_ok &= entry["certified"]
+        orbits.append(entry)
+        points.append(entry.pop("_U"))
+    _classify_orbits(orbits)
+    for o, U in zip(orbits, points):
+        o["existing_classifier"] = _existing_kind(problem, U)
+    if k == 1 and T >= 3:
+        n_points = int(sum(o["copies"] for o in orbits))
+    else:
+        n_points = len(orbits)
+    complete = bool(all_ok and slice_ok and res.status in ("finite", "none"))
+    data.update({
+        "complete": complete,
+        "non_isolated": bool(non_isolated),
+        "real_critical_points": n_points,
+        "copies_counted": bool(k == 1 and T >= 3),
+        "orbits": len(orbits),
+        "degree": degree,
+        "degree_meaning": "complex solutions with multiplicity of the invariant system"
+        + (" on the boost slice" if slice_used else ""),
+        "real_solutions_invariant_system": n_real_x,
+        "real_solutions_not_psd": n_not_psd,
+        "gauge": ("sign orbits (k = 1)" if k == 1 else "slice: top k x k block of each U_t lower triangular, "
+                  "non-negative diagonal"),
+        "boost_slice": slice_used,
+        "counts_by_class": {c: sum(1 for o in orbits if o["class"] == c) for c in CLASSES},
+        "lowest_critical_value": min((o["G"] for o in orbits), default=None),
+    })
+    routes_data = {"msolve": {"status": res.status, "seconds": round(res.seconds, 3), "degree": degree,
+                              "real_solutions": n_real_x}}
+    # ---------------------------------------------------------------- route 2: phc
+    if "phc" in routes:
+        if T == 2:
+            routes_data["phc"] = {"skipped": "T = 2: the U-system has positive-dimensional solution sets"}
+        else:
+            routes_data["phc"] = phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout)
+            data["routes_agree"] = routes_data["phc"]["agrees"]
+    data["routes"] = routes_data
+    data["orbit_list"] = orbits
+    data["notes"] = notes
+    data["wall_time_s"] = round(time.perf_counter() - t_start, 3)
+    return EnumerationResult(data, points)
+
+
+def _empty_fields(*, non_isolated, degree):
+    return {"non_isolated": non_isolated, "real_critical_points": None, "orbits": None, "degree": degree,
+            "orbit_list": [], "counts_by_class": {}, "lowest_critical_value": None}
+
+
+def _t2_slice_system(S, d):
+    """Invariant system for T = 2, k = 1 plus the boost slice X1 X2 = 0."""
+    xs = invariant_system(S, 2, d, 1)
+    R, gens = xs.ring, xs.gens
+    idx = x_index(d)
+    n = len(idx)
+    X = [[[None] * d for _ in range(d)] for _ in range(2)]
+    for t in range(2):
+        for m, (i, j) in enumerate(idx):
+            X[t][i][j] = X[t][j][i] = gens[t * n + m]
+    extra = [sum((X[0][i][m] * X[1][m][j] for m in range(d)), R(0)) for i in range(d) for j in range(d)]
+    from ._systems import PolySystem
+
+    return PolySystem(R, gens, xs.names, xs.polys + extra)
+
+
+def _antisym_constant(tasks):
+    r"""The constant :math:`\frac12\sum_t\|K_t-\bar K\|_F^2` that the antisymmetric parts
+    :math:`K_t` of the tasks add to :math:`G`, as an exact ``arb`` (0 for model M1)."""
+    from fractions import Fraction
+
+    from flint import arb, fmpq
+
+    T, d, _ = tasks.shape
+    q = [[[Fraction(repr(float(tasks[t, i, j]))) for j in range(d)] for i in range(d)] for t in range(T)]
+    total = Fraction(0)
+    for i in range(d):
+        for j in range(d):
+            K = [(q[t][i][j] - q[t][j][i]) / 2 for t in range(T)]
+            mean = sum(K) / T
+            total += sum((x - mean) ** 2 for x in K)
+    total /= 2
+    return arb(fmpq(total.numerator, total.denominator))
+
+
+def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
+    """Polish, certify (Krawczyk), check against msolve's box, curvature enclosure."""
+    from flint import arb
+
+    T, d, k = U.shape
+    Us = _to_slice(U)
+    entry = {"certified": False, "copies": 1}
+    if Us is None:
+        entry.update({"reason": "a top k x k block is singular: the orbit does not meet the slice transversally",
+                      "_U": U, "G": float(problem.reduced_loss(U)), "class": DEGENERATE})
+        return entry
+    if sq.lagrange and len(zero) == T:
+        # U = 0 is isolated (the slice constraint is singular there): plain gradient system
+        sq = _Square(S, T, d, k, lagrange=False)
+    x0 = sq.pack(Us)
+    x = sq.compiled.newton(x0)
+    for t in zero:  # exact zeros stay exact (the Jacobian is block diagonal there)
+        x[: sq.n_u][[m for m, f in enumerate(sq.free) if f[0] == t]] = 0.0
+    kr = krawczyk(sq.compiled, x)
+    Uc = sq.unpack(kr.center)
+    G_enc = _arb_G(S, Uc, kr.radius) + G_antisym
+    entry.update({
+        "_U": Uc,
+        "U": Uc.tolist(),
+        "G": float(G_enc.mid()),
+        "G_enclosure": [float(G_enc.lower()), float(G_enc.upper())],
+        "zero_blocks": [int(t) for t in zero],
+        "certificate": {"method": "krawczyk", "certified": bool(kr.certified), "radius": kr.radius,
+                        "system": ("gradient on the slice" if k >= 2 and T >= 3 else
+                                   "gradient + mu * grad(u1.u2), u1.u2 (T = 2 boost slice)" if T == 2 else
+                                   "gradient")},
+    })
+    if not kr.certified:
+        entry["reason"] = "Krawczyk's test failed (singular or ill-conditioned point)"
+        entry["class"] = DEGENERATE
+        entry["eigenvalues"] = _float_eigs(problem, Uc)
+        return entry
+    # the certified zero's invariants must lie in msolve's box
+    inside = True
+    for t in range(T):
+        for m, (i, j) in enumerate(idx):
+            v = sum((arb(float(Uc[t, i, l]), kr.radius) * arb(float(Uc[t, j, l]), kr.radius) for l in range(k)),
+                    arb(0))
+            lo, hi = box[t * len(idx) + m]
+            if float(v.upper()) < float(lo) - 1e-12 or float(v.lower()) > float(hi) + 1e-12:
+                inside = False
+    entry["matches_msolve_box"] = inside
+    # copies: k = 1, T >= 3: each nonzero block doubles the orbit; the box must exclude 0 there
+    if k == 1 and T >= 3:
+        nz = [t for t in range(T) if t not in zero]
+        for t in nz:
+            if not np.any(np.abs(Uc[t, :, 0]) > kr.radius):
+                inside = False
+        entry["copies"] = 2 ** len(nz)
+    # curvature: the Jacobian of the square system over the box encloses (1/2) Hess G|slice
+    J = kr.jacobian
+    n = sq.n_u
+    from flint import arb_mat
+
+    H = arb_mat(n, n)
+    for i in range(n):
+        for j in range(n):
+            H[i, j] = 2 * J[i, j]
+    if sq.lagrange:
+        # restrict to the slice tangent (the complement of grad(u1.u2)): the Hessian of G
+        # vanishes along the boost orbit, which the slice meets transversally
+        gc = np.array([[Uc[1 - t, i, 0] for (t, i, _l) in sq.free]])
+        N = np.linalg.svd(gc)[2][1:].T  # orthonormal basis of grad(c)^perp (float, exact in arb)
+        Na = arb_mat([[float(v) for v in row] for row in N])
+        H = Na.transpose() * H * Na
+    lower, upper, lam = _arb_sym_lambda_bounds(H)
+    entry["eigenvalues"] = {
+        "min": float(lam[0]), "max": float(lam[-1]),
+        "n_negative": int(np.sum(lam < 0)), "n": int(lam.size),
+        "lambda_min_certified_lower": lower, "lambda_min_certified_upper": upper,
+        "space": "Hessian of G restricted to the gauge slice" if (k >= 2 or T == 2) else "Hessian of G",
+    }
+    entry["certified"] = bool(inside)
+    if not inside:
+        entry["reason"] = "certified box does not match msolve's isolating box"
+    return entry
+
+
+def _float_eigs(problem, U):
+    lam = np.linalg.eigvalsh(problem.schur_complement(U))
+    return {"min": float(lam[0]), "max": float(lam[-1]), "n_negative": int(np.sum(lam < 0)), "n": int(lam.size),
+            "lambda_min_certified_lower": None, "lambda_min_certified_upper": None, "space": "Hessian of G (float)"}
+
+
+def _classify_orbits(orbits):
+    r"""Certified classes.  A strict saddle has a certified negative Rayleigh quotient; a
+    point whose (slice) Hessian is certified positive definite is a strict local minimum
+    (modulo the gauge); such a minimum is *spurious* when another critical value is
+    certainly lower (disjoint enclosures), a *global minimum* when its enclosure of
+    :math:`G` contains 0 (0 is the least possible value), else the *lowest local
+    minimum* (the global minimum whenever :math:`\inf G` is attained, since every
+    critical point is listed)."""
+    for o in orbits:
+        if o.get("class") == DEGENERATE or not o.get("certified"):
+            o["class"] = DEGENERATE
+            continue
+        ev = o["eigenvalues"]
+        if ev["lambda_min_certified_upper"] is not None and ev["lambda_min_certified_upper"] < 0:
+            o["class"] = STRICT_SADDLE
+        elif ev["lambda_min_certified_lower"] is not None and ev["lambda_min_certified_lower"] > 0:
+            if o["G_enclosure"][0] <= 0.0:
+                o["class"] = GLOBAL_MINIMUM
+            else:
+                o["class"] = SPURIOUS if any(
+                    p is not o and "G_enclosure" in p and p["G_enclosure"][1] < o["G_enclosure"][0] for p in orbits
+                ) else LOWEST_MINIMUM
+        else:
+            o["class"] = DEGENERATE
+            o["reason"] = "curvature sign not certified (zero or tiny eigenvalue)"
+
+
+def _existing_kind(problem, U):
+    from .._classify import classify
+
+    try:
+        return classify(problem, U).kind
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        return f"error: {type(exc).__name__}"

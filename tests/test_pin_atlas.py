@@ -1,0 +1,208 @@
+"""The atlas as a measurement with stated effort (issue 16, item 5).
+
+* the committed counts are recomputed from the committed per-instance records;
+* each property's definition is pinned by planted records and a planted cell
+  ("every critical point with G > 0 is a strict saddle", spurious candidates among the
+  positive critical points, second minimisers from either method, distinct classes);
+* counts carry their search effort and are labelled as bounds.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import landscape as ls
+import theory._atlas as atlas_mod
+from landscape._instances import f2_spurious_instance
+from theory._atlas import BOUNDS, AtlasConfig, _counts, atlas, contradictions, summarise
+from theory._atlas_effort import effort_sweep
+
+COMMITTED = Path(__file__).resolve().parents[1] / "theory" / "results" / "atlas" / "atlas.json"
+
+
+# --------------------------------------------------------------------------------------
+# the committed run
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def committed():
+    return json.loads(COMMITTED.read_text())
+
+
+def test_committed_counts_follow_from_the_per_instance_records(committed):
+    for cell in committed["cells"]:
+        again = _counts(cell["instances"])
+        for key, value in cell["counts"].items():
+            assert again[key] == value, (cell["d"], cell["k"], cell["T"], key)
+
+
+def test_committed_findings_and_contradictions_follow_from_the_cells(committed):
+    cells = [{**c, "counts": _counts(c["instances"])} for c in committed["cells"]]
+    again = {(f["theorem"], f["property"], f["region"]): f for f in summarise(cells)}
+    for f in committed["findings"]:
+        g = again[(f["theorem"], f["property"], f["region"])]
+        assert (g["count"], g["trials"], g["cells"]) == (f["count"], f["trials"], f["cells"])
+    assert contradictions(cells) == committed["contradictions"]
+
+
+# --------------------------------------------------------------------------------------
+# property definitions on planted records
+# --------------------------------------------------------------------------------------
+def _rec(**kw):
+    base = {"second_minimisers_search": 0, "second_minimisers_lm": 0, "spurious_classes": 0, "certificates": [],
+            "gd_starts_spurious": 0, "gd_starts": 4, "positive_critical": 0, "strict_saddles": 0,
+            "degenerate_classes": 0, "gd_reached": [True], "gd_endpoint_reached": [True]}
+    return {**base, **kw}
+
+
+def test_strict_saddle_means_every_positive_critical_point():
+    recs = [_rec(positive_critical=2, strict_saddles=1),  # one is not a saddle: property fails
+            _rec(positive_critical=3, strict_saddles=3),  # all are saddles: holds
+            _rec(positive_critical=0, strict_saddles=0)]  # nothing found: not a trial
+    assert _counts(recs)["strict_saddle"] == [1, 2]
+    assert _counts(recs)["critical_points_positive"] == [4, 5]
+
+
+def test_second_minimisers_of_either_method_count():
+    recs = [_rec(second_minimisers_lm=1), _rec(second_minimisers_search=2), _rec()]
+    assert _counts(recs)["non_unique"] == [2, 3]
+
+
+def test_distinct_spurious_classes_are_counted():
+    recs = [_rec(spurious_classes=2, certificates=["certified", "refused"]), _rec(spurious_classes=1), _rec()]
+    c = _counts(recs)
+    assert c["spurious"] == [2, 3] and c["spurious_classes"] == [3, 3] and c["spurious_certified"] == [1, 3]
+
+
+@pytest.fixture(scope="module")
+def planted_f2_record():
+    """One atlas instance on the F.2 problem with planted search results: the spurious
+    minimum (GD from its neighbourhood), the global minimum and a strict saddle."""
+    inst, U0 = f2_spurious_instance()
+    p = inst.problem
+    rng = np.random.default_rng(0)
+    found = ls.search(p, rng=rng, n_starts=0, starts=np.stack([U0, inst.U_star * 1.01]), methods=["gd"])
+    saddles = [r for r in ls.search(p, rng=np.random.default_rng(2), n_starts=24, methods=["root-hybr"])
+               if r.spectrum.lambda_min_quotient < -1e-3 and r.grad_norm < 1e-9]
+    planted = list(found) + saddles[:1]
+    mp = pytest.MonkeyPatch()
+    mp.setattr(atlas_mod, "random_instance", lambda rng, d, T, k: inst)
+    mp.setattr(atlas_mod, "search", lambda *a, **kw: planted)
+    try:
+        rec = atlas_mod._instance(3, 1, 3, 0, starts=3, lm_starts=0, gd_runs=0, gd_outer=1, certify_max_dim=30)
+    finally:
+        mp.undo()
+    return rec
+
+
+def test_planted_cell_counts_the_spurious_minimum_among_positive_critical_points(planted_f2_record):
+    rec = planted_f2_record
+    assert rec["spurious_classes"] == 1 and rec["certificates"] == ["certified"]
+    assert rec["strict_saddles"] == 1 and rec["positive_critical"] == 2
+    c = _counts([rec])
+    assert c["strict_saddle"] == [0, 1]  # a spurious minimum refutes "every ... is a strict saddle"
+    assert c["spurious"] == [1, 1] and c["spurious_certified"] == [1, 1]
+
+
+# --------------------------------------------------------------------------------------
+# effort and bounds in the outputs
+# --------------------------------------------------------------------------------------
+ONE = AtlasConfig(ks=(1,), ratios=(3,), Ts=(3,), instances=1, starts=2, lm_starts=0, gd_runs=1, gd_outer=20,
+                  certify_max_dim=30, every_d=False)
+
+
+def test_cells_state_their_effort_and_counts_are_labelled_bounds(tmp_path):
+    res = atlas(config=ONE, seed=1, out=tmp_path)
+    (cell,) = res["cells"]
+    assert cell["effort"]["starts"] == 2 and cell["effort"]["gd_starts"] + cell["effort"]["root_starts"] == 2
+    for f in res["findings"]:
+        assert f["bound"] == BOUNDS.get(f["property"], "estimate") and f["starts_per_instance"] == [2]
+    assert BOUNDS["spurious"] == "at least" and BOUNDS["non_unique"] == "at least"
+    assert BOUNDS["strict_saddle"] == "at most"
+    summary = (tmp_path / "SUMMARY.md").read_text()
+    assert "lower bounds" in summary and "| >= " in summary
+
+
+def test_effort_sweep_rows_are_prefixes_of_one_nested_search():
+    out = effort_sweep(3, 1, 3, seed=0, instances=1, starts=(2, 4, 6), certify_max_dim=30)
+    assert out["nested"] and [r["starts"] for r in out["rows"]] == [2, 4, 6]
+    for a, b in zip(out["rows"], out["rows"][1:]):  # nested start sets: existence counts cannot shrink
+        assert b["spurious_classes"][0] >= a["spurious_classes"][0]
+        assert b["second_minimisers_search"][0] >= a["second_minimisers_search"][0]
+    for r in out["rows"]:
+        assert r["spurious_classes"][0] == sum(r["per_instance_spurious_classes"])
+
+
+def test_the_first_block_of_the_sweep_repeats_the_atlas_search():
+    """The first ``starts[0]`` starts are the atlas's own draw: the same classes are found."""
+    from theory._atlas_effort import nested_instance
+
+    seed = atlas_mod.instance_seed(0, 3, 1, 3, 0)
+    sweep = nested_instance(3, 1, 3, seed, starts=(4, 6), certify_max_dim=30)[0]
+    rec = atlas_mod._instance(3, 1, 3, seed, 4, 0, 0, 1, 30)
+    for key in ("spurious_classes", "positive_critical", "strict_saddles", "degenerate_classes",
+                "second_minimisers_search", "gd_starts", "gd_starts_spurious", "certificates"):
+        assert sweep[key] == rec[key], key
+
+
+def _row(n, classes, second=(0,), saddle=(1, 1)):
+    return {"starts": n, "spurious": [sum(c > 0 for c in classes), len(classes)], "spurious_classes": [sum(classes), 1],
+            "spurious_certified": [0, 1], "second_minimisers_search": [sum(s > 0 for s in second), 1],
+            "per_instance_spurious_classes": list(classes), "per_instance_second_minimisers": list(second),
+            "strict_saddle": list(saddle)}
+
+
+def test_stopped_growing_at_is_the_effort_after_the_last_change():
+    from theory._atlas_effort import stopped_growing_at
+
+    assert stopped_growing_at([_row(12, (1,)), _row(25, (2,)), _row(50, (2,)), _row(100, (2,))]) == 25
+    assert stopped_growing_at([_row(12, (1,)), _row(25, (1,)), _row(50, (2,))]) is None  # grew at the last step
+    assert stopped_growing_at([_row(12, (1,)), _row(25, (1,))]) == 12
+    assert stopped_growing_at([_row(12, (1,))]) is None
+    # a second minimiser or a refuted strict-saddle property found later also counts as growth
+    assert stopped_growing_at([_row(12, (0,)), _row(25, (0,), second=(1,)), _row(50, (0,), second=(1,))]) == 25
+    assert stopped_growing_at([_row(12, (0,)), _row(25, (0,), saddle=(0, 1)), _row(50, (0,), saddle=(0, 1))]) == 25
+
+
+EFFORT = COMMITTED.parent / "effort"
+
+
+def test_committed_effort_sweeps_match_the_atlas_and_their_summary(committed):
+    from theory._atlas_effort import effort_markdown
+
+    sweeps = [json.loads(f.read_text()) for f in sorted(EFFORT.glob("effort-sweep-*.json"))]
+    assert sweeps, "no committed effort sweep"
+    assert (EFFORT / "EFFORT.md").read_text() == effort_markdown(sweeps) + "\n"
+    cells = {(c["d"], c["k"], c["T"]): c for c in committed["cells"]}
+    for s in sweeps:
+        cell, first = cells[(s["d"], s["k"], s["T"])], s["rows"][0]
+        if first["starts"] != cell["effort"]["starts"] or s["instances"] != len(cell["instances"]):
+            continue
+        # the sweep's first row is the atlas's search again: same spurious classes per instance
+        assert first["per_instance_spurious_classes"] == [r["spurious_classes"] for r in cell["instances"]]
+        assert first["per_instance_second_minimisers"] == [r["second_minimisers_search"] for r in cell["instances"]]
+
+
+@pytest.mark.parametrize("argv", [["--effort-sweep", "3,2"], ["--effort-sweep", "3,4,6"], ["--effort-sweep", "3,2,1"],
+                                  ["--effort-sweep", "3,2,6", "--sweep-starts", "12,0"],
+                                  ["--effort-sweep", "3,2,6", "--sweep-instances", "0"]])
+def test_effort_sweep_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):
+    from theory.__main__ import main
+
+    out = tmp_path / "o"
+    assert main(["atlas", "--out", str(out), "--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m theory atlas: error:")
+    assert not out.exists()
+
+
+def test_effort_sweep_cli_writes_its_json(tmp_path, capsys):
+    from theory.__main__ import main
+
+    assert main(["atlas", "--out", str(tmp_path), "--quiet", "--effort-sweep", "3,1,3", "--sweep-starts", "2",
+                 "--sweep-instances", "1"]) == 0
+    data = json.loads((tmp_path / "effort-sweep-d3-k1-T3.json").read_text())
+    assert data["format"] == "loraml-atlas-effort-sweep" and [r["starts"] for r in data["rows"]] == [2]
+    assert "counts stopped growing at" in capsys.readouterr().out

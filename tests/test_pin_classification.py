@@ -1,0 +1,303 @@
+"""Planted instances of every class, and every classification threshold one decade
+inside and outside (issue 16, item 2).
+
+Real points fix the gradient, the loss, ``m = max_t ||U_t||`` and the symmetry; the
+quotient spectrum is planted (``classify(..., spectrum=...)``) where a threshold has to
+be crossed at a chosen place.  The expected values are computed here from THEORY.md's
+formulas (Newton-Kantorovich with the third-derivative bound 12 (m + r), section 8;
+the O(k, k) family of T = 2, section 4), not read back from the code.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.certificates import polish_critical_point
+from landscape._classify import (
+    CRITICAL_GTOL_REL,
+    DEGENERATE,
+    GLOBAL_MINIMUM,
+    NOT_CRITICAL,
+    SPURIOUS_CANDIDATE,
+    STRICT_SADDLE,
+    okk_extra_dimension,
+)
+from landscape._curvature import ZERO_EIGENVALUE_RTOL
+from landscape._factored import reduced_grad
+from landscape._instances import f1_instance, f1_point, f2_spurious_instance, random_instance
+from landscape._search import problem_scale
+
+
+@pytest.fixture(scope="module")
+def f2():
+    inst, U0 = f2_spurious_instance()
+    U, _ = polish_critical_point(inst.problem, U0)
+    spec = ls.reduced_spectrum(inst.problem, U, dense_max_dim=100)
+    return inst, U, spec
+
+
+def _planted(spec, eigenvalues):
+    ev = np.sort(np.asarray(eigenvalues, dtype=float))
+    return dataclasses.replace(spec, eigenvalues=ev, lambda_min_quotient=float(ev[0]))
+
+
+def _m(U):
+    return max(float(np.linalg.norm(U[t], 2)) for t in range(U.shape[0]))
+
+
+# --------------------------------------------------------------------------------------
+# planted instances of every class (real spectra)
+# --------------------------------------------------------------------------------------
+def test_planted_spurious_minimum_global_minimum_and_saddle(f2):
+    inst, U, _ = f2
+    p = inst.problem
+    c = ls.classify(p, U)
+    assert c.kind == SPURIOUS_CANDIDATE and c.n_negative == 0 and c.loss > c.loss_tolerance
+    c = ls.classify(p, inst.U_star, A_star=inst.A_star)
+    assert c.kind == GLOBAL_MINIMUM and c.recovers_A_star is True
+    f1 = f1_instance()
+    c = ls.classify(f1.problem, np.zeros((2, 2, 1)))
+    assert c.kind == STRICT_SADDLE and c.negative_direction is not None and c.lambda_min_quotient < 0
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.7, -1.3])
+def test_t2_okk_family_k1(theta):
+    """F.1: every point of the hyperbola is a global minimum with exactly one zero mode
+    explained by O(1,1), and A varies along the family (Thm 3.4's continuum)."""
+    f1 = f1_instance()
+    A, U = f1_point(theta)
+    c = ls.classify(f1.problem, U)
+    assert c.kind == GLOBAL_MINIMUM and c.n_zero_symmetry == 1 and c.zero_set_dimension == 1
+    assert c.A_varies_on_zero_set is True
+    np.testing.assert_allclose(c.A_hat, A, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_t2_okk_family_has_k_squared_extra_zero_modes(k):
+    inst = random_instance(np.random.default_rng(10 + k), 2 * k + 1, 2, k)
+    assert okk_extra_dimension(inst.U_star) == k * k
+    c = ls.classify(inst.problem, inst.U_star)
+    assert c.kind == GLOBAL_MINIMUM and c.n_zero_symmetry == k * k and c.zero_set_dimension == k * k
+    assert okk_extra_dimension(random_instance(np.random.default_rng(0), 5, 3, k).U_star) == 0  # T = 3: none
+
+
+@pytest.fixture(scope="module")
+def t2_positive_critical_point():
+    """T = 2, d = 3, k = 1: D* = A*_1 - A*_2 = e1e1' - e2e2' + e3e3', point u1 = e1, u2 = e2.
+    Residual e3e3' is orthogonal to u1, u2, so the point is critical with G > 0 and
+    [u1, u2] of full rank (one O(1,1) zero mode)."""
+    e = np.eye(3)
+    tasks = np.stack([np.outer(e[0], e[0]) + np.outer(e[2], e[2]), np.outer(e[1], e[1])])
+    p = ls.LoraMLProblem(tasks, 1)
+    U = np.stack([e[0][:, None], e[1][:, None]])
+    spec = ls.reduced_spectrum(p, U, dense_max_dim=100)
+    return p, U, spec
+
+
+def test_exactly_the_symmetry_zero_modes_are_quotiented(t2_positive_critical_point):
+    p, U, spec = t2_positive_critical_point
+    assert okk_extra_dimension(U) == 1
+    pos = [0.5, 0.7, 1.0, 1.5, 2.0]
+    # one zero: the O(1,1) mode, quotiented -> positive definite on the quotient
+    c = ls.classify(p, U, spectrum=_planted(spec, [0.0] + pos))
+    assert c.kind == SPURIOUS_CANDIDATE and c.n_zero_symmetry == 1 and c.sigma == 0.5
+    # two zeros: one is not explained by the symmetry -> degenerate, sigma = 0
+    c = ls.classify(p, U, spectrum=_planted(spec, [0.0, 0.0] + pos))
+    assert c.kind == DEGENERATE and c.sigma == 0.0
+    # a small unexplained eigenvalue next to the symmetry's zero is kept, not quotiented
+    c = ls.classify(p, U, spectrum=_planted(spec, [0.0, 1e-12] + pos))
+    assert c.kind == DEGENERATE and c.sigma == 1e-12
+
+
+def test_degenerate_point_with_unexplained_zero_modes(f2):
+    inst, U, spec = f2
+    ev = np.array(spec.eigenvalues)
+    # (a near-zero positive eigenvalue must not count as lambda_+ of the loss tolerance:
+    # 1e-40 would make ||g||^2 / (2 lambda_+) ~ 1e10 and the point "global")
+    for extra in ([0.0], [0.0, 0.0], [1e-13, -1e-13], [1e-40]):
+        planted = np.r_[extra, ev[len(extra):]]
+        c = ls.classify(inst.problem, U, spectrum=_planted(spec, planted))
+        assert c.kind == DEGENERATE and c.n_zero == len(extra)
+
+
+# --------------------------------------------------------------------------------------
+# sigma, the Kantorovich quantity and the eigenvalue tolerance
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("small", [3e-4, -3e-4, 2e-2])
+def test_sigma_is_the_smallest_unexplained_eigenvalue(f2, small):
+    inst, U, spec = f2
+    ev = np.r_[small, np.array(spec.eigenvalues)[1:]]
+    c = ls.classify(inst.problem, U, spectrum=_planted(spec, ev))
+    assert c.sigma == abs(small) == np.min(np.abs(ev))
+    gn = c.grad_norm
+    L3 = 12.0 * (_m(U) + 2.0 * gn / c.sigma)
+    assert c.kantorovich_h == pytest.approx(L3 * gn / c.sigma**2, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def f2_rough(f2):
+    """The F.2 point moved so that ||grad G|| ~ 1e-10 (below the critical tolerance)."""
+    inst, U, spec = f2
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal(U.shape)
+    S = inst.problem.schur_complement(U)
+    step = 1e-10 / np.linalg.norm(S @ v.reshape(-1))
+    Ur = U + step * v
+    gn = float(np.linalg.norm(reduced_grad(inst.problem, Ur)))
+    assert 3e-11 < gn < 3e-10 < CRITICAL_GTOL_REL * problem_scale(inst.problem) ** 1.5
+    return inst.problem, Ur, spec, gn
+
+
+def _sigma_for_h(h, m, gn):
+    # h = 12 (m + 2 gn / sigma) gn / sigma^2; the 2 gn / sigma term is ~1e-6 m here
+    return float(np.sqrt(12.0 * m * gn / h))
+
+
+@pytest.mark.parametrize("h,kind", [(0.05, SPURIOUS_CANDIDATE), (0.45, SPURIOUS_CANDIDATE),
+                                    (0.6, DEGENERATE), (4.9, DEGENERATE)])
+def test_kantorovich_condition_one_decade_inside_and_outside(f2_rough, h, kind):
+    p, U, spec, gn = f2_rough
+    sigma = _sigma_for_h(h, _m(U), gn)
+    ev = np.r_[sigma, np.array(spec.eigenvalues)[1:]]
+    c = ls.classify(p, U, spectrum=_planted(spec, ev))
+    assert c.kantorovich_h == pytest.approx(h, rel=1e-4)
+    assert c.kind == kind, c.reason
+
+
+def test_gradient_tolerance_one_decade_inside_and_outside(f2):
+    """Without a Kantorovich guarantee, ||g|| above CRITICAL_GTOL_REL s^1.5 is not
+    critical, below it is degenerate."""
+    inst, U, spec = f2
+    p = inst.problem
+    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
+    rng = np.random.default_rng(2)
+    v = rng.standard_normal(U.shape)
+    S = p.schur_complement(U)
+    for factor, kind in ((10.0, NOT_CRITICAL), (0.1, DEGENERATE)):
+        Ur = U + factor * crit / np.linalg.norm(S @ v.reshape(-1)) * v
+        gn = float(np.linalg.norm(reduced_grad(p, Ur)))
+        assert 0.5 * factor * crit < gn < 2 * factor * crit
+        ev = np.r_[1e-9, np.array(spec.eigenvalues)[1:]]  # h >> 1/2
+        c = ls.classify(p, Ur, spectrum=_planted(spec, ev))
+        assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("factor,kind", [(-10.0, STRICT_SADDLE), (-0.1, DEGENERATE), (0.1, DEGENERATE),
+                                         (10.0, SPURIOUS_CANDIDATE)])
+def test_eigenvalue_tolerance_one_decade_inside_and_outside(f2, factor, kind):
+    """With a large eigenvalue 1e6 the tolerance is eta = ZERO_EIGENVALUE_RTOL * 1e6 and
+    the Kantorovich condition holds for all four placements (h <= 1e-5), so eta alone
+    decides: the smallest eigenvalue is put one decade either side of +-eta."""
+    inst, U, spec = f2
+    ev = np.r_[np.array(spec.eigenvalues)[1:], 1e6]
+    eta = ZERO_EIGENVALUE_RTOL * 1e6
+    c = ls.classify(inst.problem, U, spectrum=_planted(spec, np.r_[factor * eta, ev]))
+    assert c.kantorovich_h < 1e-5
+    assert c.eigenvalue_tolerance == pytest.approx(eta, rel=1e-12)
+    assert c.kind == kind, c.reason
+
+
+def test_loss_tolerance_separates_zero_from_positive_losses(f2):
+    """At a global minimum G is below its tolerance; at the spurious point (same problem,
+    same spectrum kind) G exceeds it by many decades."""
+    inst, U, _ = f2
+    g = ls.classify(inst.problem, inst.U_star)
+    s = ls.classify(inst.problem, U)
+    assert g.loss <= g.loss_tolerance and s.loss > 1e10 * s.loss_tolerance
+
+
+@pytest.mark.parametrize("h,kind", [(0.05, SPURIOUS_CANDIDATE), (0.45, SPURIOUS_CANDIDATE),
+                                    (0.6, NOT_CRITICAL), (4.9, NOT_CRITICAL)])
+def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kind):
+    """||g|| = 10x the critical tolerance: only the Kantorovich guarantee (h <= 1/2) makes
+    the point critical.  (Below the gradient tolerance h <= 1/2 is the same as
+    sigma >= eta = 2 h sigma, so there the placement of sigma alone cannot tell a
+    loosened condition; here it can.)"""
+    inst, U, spec = f2
+    p = inst.problem
+    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
+    v = np.random.default_rng(3).standard_normal(U.shape)
+    Ur = U + 10 * crit / np.linalg.norm(p.schur_complement(U) @ v.reshape(-1)) * v
+    gn = float(np.linalg.norm(reduced_grad(p, Ur)))
+    assert gn > 5 * crit
+    sigma = _sigma_for_h(h, _m(Ur), gn)
+    c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
+    assert c.kantorovich_h == pytest.approx(h, rel=1e-3)
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("ratio,kind", [(10.0, SPURIOUS_CANDIDATE), (3.0, SPURIOUS_CANDIDATE),
+                                        (1 / 3, GLOBAL_MINIMUM), (0.1, GLOBAL_MINIMUM)])
+def test_loss_tolerance_one_decade_inside_and_outside(f2, ratio, kind):
+    """Near the global minimum U* (G ~ 1e-12, far above the round-off floor) the loss
+    tolerance is LOSS_SAFETY ||g||^2 / (2 lambda_+); the planted lambda_+ puts G at
+    ``ratio`` times it."""
+    from landscape._classify import LOSS_SAFETY
+    from landscape._factored import reduced_loss
+
+    inst, _, spec = f2
+    p = inst.problem
+    v = np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
+    G = reduced_loss(p, U)
+    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    lam_plus = ratio * LOSS_SAFETY * gn**2 / (2.0 * G)
+    ev = lam_plus * np.arange(1, p.dim_U + 1)
+    c = ls.classify(p, U, spectrum=_planted(spec, ev))
+    assert c.kantorovich_h < 1e-3
+    assert c.loss_tolerance == pytest.approx(LOSS_SAFETY * gn**2 / (2.0 * lam_plus), rel=1e-12)
+    assert c.loss == pytest.approx(ratio * c.loss_tolerance, rel=1e-9)
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("model_ratio,kind", [(0.5, GLOBAL_MINIMUM), (1.0, GLOBAL_MINIMUM),
+                                              (100.0, SPURIOUS_CANDIDATE), (1000.0, SPURIOUS_CANDIDATE)])
+def test_loss_tolerance_against_the_quadratic_model(f2, model_ratio, kind):
+    """Independently of the safety factor's value: a point whose G is at most its
+    quadratic-model distance ||g||^2 / (2 lambda_+) to the zero set is a global minimum;
+    one at 100x that is not (a safety factor outside [1, 100) fails here)."""
+    from landscape._factored import reduced_loss
+
+    inst, _, spec = f2
+    p = inst.problem
+    v = np.random.default_rng(5).standard_normal(inst.U_star.shape)
+    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
+    G = reduced_loss(p, U)
+    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    lam_plus = model_ratio * gn**2 / (2.0 * G)
+    c = ls.classify(p, U, spectrum=_planted(spec, lam_plus * np.arange(1, p.dim_U + 1)))
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("rel,recovers", [(1e-9, True), (1e-3, False)])
+def test_a_star_match_against_polish_noise_and_real_differences(rel, recovers):
+    """A global minimum whose A differs from A* by 1e-9 s (1000x the ~1e-12 s of a polished
+    point) recovers A*; one at 1e-3 s does not, whatever the tolerance's exact value."""
+    from scipy.optimize import brentq
+
+    f1 = f1_instance()
+    target = rel * problem_scale(f1.problem)
+    theta = brentq(lambda th: np.linalg.norm(f1_point(th)[0]) - target, 0.0, 1.0, xtol=1e-16, rtol=1e-15)
+    c = ls.classify(f1.problem, f1_point(theta)[1], A_star=f1.A_star)
+    assert c.kind == GLOBAL_MINIMUM and c.recovers_A_star is recovers
+
+
+@pytest.mark.parametrize("factor,recovers", [(0.1, True), (10.0, False)])
+def test_a_star_match_tolerance_one_decade_inside_and_outside(factor, recovers):
+    """F.1 (A* = 0): the hyperbola point at angle theta has A(theta) = e1e1' - u1u1'; theta is
+    chosen so that ||A - A*||_F is ``factor`` times A_MATCH_RTOL (s + ||A*||)."""
+    from scipy.optimize import brentq
+
+    from landscape._classify import A_MATCH_RTOL
+
+    f1 = f1_instance()
+    target = factor * A_MATCH_RTOL * problem_scale(f1.problem)
+    theta = brentq(lambda th: np.linalg.norm(f1_point(th)[0]) - target, 0.0, 1.0, xtol=1e-16, rtol=1e-15)
+    A, U = f1_point(theta)
+    c = ls.classify(f1.problem, U, A_star=f1.A_star)
+    assert c.kind == GLOBAL_MINIMUM
+    assert c.A_star_distance == pytest.approx(target, rel=1e-6)
+    assert c.recovers_A_star is recovers

@@ -1,0 +1,136 @@
+"""Constants that are tight on planted instances, so that weakening one fails (issue 16,
+items 1 and the earlier round's survivors).
+
+* The third-derivative bound 12 (m + r) (Hessian Lipschitz constant of the saddle
+  checks and of the classifier's Kantorovich step) is attained up to a factor (1 - 1/T)
+  by one task's adapter moving along itself: exact third derivatives (rational
+  arithmetic, five-point formula exact for quartics) reach 98% of it at T = 50.
+* The covering radius r (h/2) sqrt(n - 1) of the epsilon-net is met to 93% by the
+  sphere point over a face centre (brute-force distances to every net point).
+* The Taylor radius lambda / (8 m) turns (C1) into ||g|| < lambda^2 / (32 m).
+* Prop 2's lower bound k^2 (d - k - k')/2 and its limit k^2 (d - k')/2 are attained by
+  planted test tasks with mu_i = k and mu_i = 2k.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.certificates import VERDICT_NONE, VERDICT_SPURIOUS, epsilon_net_certificate
+from theory._checks_saddles import hessian_lipschitz_bound
+from theory._checks_sr import check_prop2, prop2_floor
+from theory._independent import exact_reduced_loss
+
+from ._pin_tools import find
+
+_net_faces = find("landscape.certificates", "_net_faces")
+_taylor_radius = find("landscape.certificates", "_taylor_radius")
+_taylor_decide = find("landscape.certificates", "_taylor_decide")
+
+
+# --------------------------------------------------------------------------------------
+# 12 (m + r)
+# --------------------------------------------------------------------------------------
+def _third_derivative(tasks, U, V) -> Fraction:
+    """d^3/ds^3 G(U + s V) at s = 0, exactly: G is a quartic in s, and
+    (f(2) - 2 f(1) + 2 f(-1) - f(-2)) / 2 is exact for quartics."""
+    tf = [[[Fraction(float(x)) for x in row] for row in t] for t in tasks]
+
+    def f(s):
+        P = [[[Fraction(float(U[t, i, l])) + s * Fraction(float(V[t, i, l])) for l in range(U.shape[2])]
+              for i in range(U.shape[1])] for t in range(U.shape[0])]
+        return exact_reduced_loss(tf, P)
+
+    return (f(2) - 2 * f(1) + 2 * f(-1) - f(-2)) / 2
+
+
+@pytest.mark.parametrize("radius", [0.0, 0.5])
+def test_hessian_lipschitz_bound_is_attained_up_to_1_minus_1_over_T(radius):
+    T, d = 50, 2
+    U = np.zeros((T, d, 1))
+    U[0, :, 0] = (1.0, 0.0)  # m = ||u_1|| = 1
+    V = np.zeros_like(U)
+    V[0, :, 0] = (1.0, 0.0)  # unit direction along u_1
+    tasks = np.zeros((T, d, d))  # the third derivative does not depend on the tasks
+    # at a point of the ball of the given radius around U, moved along u_1 (m' = m + radius)
+    third = _third_derivative(tasks, U + radius * V, V)
+    bound = hessian_lipschitz_bound(U, radius)
+    exact = 12 * (1 + Fraction(radius).limit_denominator()) * (1 - Fraction(1, T))
+    assert third == exact
+    assert float(third) <= bound and float(third) > 0.95 * bound
+
+
+# --------------------------------------------------------------------------------------
+# the epsilon-net covering radius
+# --------------------------------------------------------------------------------------
+def test_net_covering_radius_is_an_upper_bound_and_nearly_attained():
+    inst = ls.random_instance(np.random.default_rng(0), 2, 3, 1)
+    cert = epsilon_net_certificate(inst.problem, inst.U_star, r=1e-2, eps=5e-3, witness=inst.U_star)
+    n, p, r = inst.problem.dim_U, int(cert.parameters["points_per_axis"]), cert.radius
+    eps = cert.bounds["eps_effective_upper"]
+    net = np.concatenate(list(_net_faces(n, p, 200_000)))
+    net = r * net / np.linalg.norm(net, axis=1, keepdims=True)
+    assert net.shape[0] == cert.parameters["net_points"]
+    grid = np.linspace(-1.0, 1.0, p)
+    mids = 0.5 * (grid[1:] + grid[:-1])
+    rng = np.random.default_rng(1)
+    # face centres' cells (the worst case) and random sphere points
+    centre = mids[np.argmin(np.abs(mids))]
+    probes = [np.r_[1.0, np.full(n - 1, centre)]]
+    probes += [np.r_[1.0, rng.choice(mids[len(mids) // 2 - 1:len(mids) // 2 + 2], n - 1)] for _ in range(10)]
+    probes += list(rng.standard_normal((40, n)))
+    worst = 0.0
+    for q in probes:
+        s = r * q / np.linalg.norm(q)
+        worst = max(worst, float(np.min(np.linalg.norm(net - s, axis=1))))
+    assert worst <= eps
+    assert worst > 0.9 * eps  # a halved covering radius would be violated
+
+
+# --------------------------------------------------------------------------------------
+# the Taylor radius lambda / (8 m): (C1) iff ||g|| < lambda^2 / (32 m)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("lam,m", [(0.5, 2.0), (0.035, 2.1), (3.0, 0.25)])
+@pytest.mark.parametrize("factor,verdict", [(0.9, VERDICT_SPURIOUS), (0.1, VERDICT_SPURIOUS), (1.1, VERDICT_NONE),
+                                            (10.0, VERDICT_NONE)])
+def test_taylor_radius_makes_c1_the_lambda_squared_over_32m_rule(lam, m, factor, verdict):
+    g = factor * lam**2 / (32 * m)
+    bounds = {"lambda_min_quotient_lower": lam, "m_upper": m, "grad_norm_upper": g}
+    r = _taylor_radius(bounds)
+    assert r <= lam / (8 * m) and r > lam / (8 * m) * (1 - 1e-15)
+    _, got, _ = _taylor_decide({"G(U0)": (100.0, 100.0)}, bounds, r, (0.0, 0.0), 256)
+    assert got == verdict
+
+
+# --------------------------------------------------------------------------------------
+# Prop 2 on planted test tasks
+# --------------------------------------------------------------------------------------
+class _PlantedRng:
+    """A Generator whose draw of the test adapter (shape (d, k)) is planted."""
+
+    def __init__(self, seed, u):
+        self._rng, self._u = np.random.default_rng(seed), u
+
+    def standard_normal(self, size=None):
+        if size == self._u.shape:
+            return self._u.copy()
+        return self._rng.standard_normal(size)
+
+
+@pytest.mark.parametrize("d,k,kp,mu", [(8, 3, 1, 3.0), (8, 2, 1, 2.0), (9, 2, 3, 4.0), (8, 3, 4, 6.0)])
+def test_prop2_bounds_are_attained_on_planted_tasks(d, k, kp, mu):
+    """mu_i = k (k' < k): kI - W has k zero singular values, so the limit equals the lower
+    bound k^2 (d - k - k')/2; mu_i = 2k (k' >= k): all singular values are k, the limit is
+    k^2 (d - k')/2.  A raised lower bound or a changed floor fails here."""
+    Q, _ = np.linalg.qr(np.random.default_rng(d + k).standard_normal((d, k)))
+    u = np.sqrt(mu) * Q
+    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
+    (case,) = [c for c in res.cases if "limit" in c.label]
+    assert bool(case.passed)
+    expected = k * k * (d - k - kp) / 2 if kp < k else prop2_floor(d, k, kp)
+    assert case.measured == pytest.approx(expected, rel=1e-12)
+    if kp >= k:
+        assert prop2_floor(d, k, kp) == k * k * (d - kp) / 2

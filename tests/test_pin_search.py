@@ -1,0 +1,189 @@
+"""Derivatives and searches on tasks OUTSIDE model M1 (issue 16, item 3).
+
+Under model M1 the residuals R_t = mean(D) - D_t are symmetric (the shared A* cancels),
+so a gradient written as 2 R_t U_t instead of (R_t + R_t^T) U_t passes every test on M1
+instances.  Here every task has its own non-symmetric part.  The reference derivatives
+are complex-step derivatives of G written from its definition
+(G = 1/2 sum_t ||D_t - mean_s D_s||_F^2, D_t = A*_t - U_t U_t^T): exact to rounding, no
+step-size trade-off, and no code shared with the module.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape import _search
+from landscape._factored import factored, reduced_grad, reduced_hvp_operator
+from landscape._objective import unvec_factors, vec_factors
+
+from ._pin_tools import patch_everywhere
+
+
+def _G(tasks, U):
+    """G from its definition; analytic in U (no conjugation), so complex steps work."""
+    D = tasks - np.einsum("tik,tjk->tij", U, U)
+    R = D - D.mean(axis=0)[None]
+    return 0.5 * np.einsum("tij,tij->", R, R)
+
+
+def _cs_grad(tasks, U, h=1e-30):
+    T, d, k = U.shape
+    x = vec_factors(U).astype(complex)
+    g = np.empty(x.size)
+    for i in range(x.size):
+        xi = x.copy()
+        xi[i] += 1j * h
+        g[i] = _G(tasks, unvec_factors(xi, T, d, k)).imag / h
+    return g
+
+
+def _cs_hessian(tasks, U, grad_fn, h=1e-30):
+    """Columns of the Jacobian of ``grad_fn`` (a flat gradient) by complex steps."""
+    T, d, k = U.shape
+    x = vec_factors(U).astype(complex)
+    H = np.empty((x.size, x.size))
+    for i in range(x.size):
+        xi = x.copy()
+        xi[i] += 1j * h
+        H[:, i] = grad_fn(unvec_factors(xi, T, d, k)).imag / h
+    return H
+
+
+def _nonsym_problem(T, d, k, seed):
+    rng = np.random.default_rng(seed)
+    tasks = rng.standard_normal((T, d, d))  # each task its own non-symmetric part
+    U = rng.standard_normal((T, d, k))
+    p = ls.LoraMLProblem(tasks, k)
+    R = p.reduced_residuals(U)
+    assert np.max(np.abs(R - np.swapaxes(R, 1, 2))) > 0.1  # outside model M1 indeed
+    return p, U
+
+
+def _complex_grad(tasks, U):
+    """(R + R^T) U in complex arithmetic: the reference gradient for the Hessian."""
+    D = tasks - np.einsum("tik,tjk->tij", U, U)
+    R = D.mean(axis=0)[None] - D
+    return vec_factors((R + np.swapaxes(R, 1, 2)) @ U)
+
+
+CASES = [(2, 3, 1, 0), (3, 4, 2, 1), (4, 3, 1, 2)]
+
+
+@pytest.mark.parametrize("T,d,k,seed", CASES)
+def test_every_gradient_matches_complex_step_on_nonsymmetric_tasks(T, d, k, seed):
+    p, U = _nonsym_problem(T, d, k, seed)
+    ref = _cs_grad(p.tasks, U)
+    assert np.isclose(p.reduced_loss(U), _G(p.tasks, U), rtol=1e-13)
+    scale = np.linalg.norm(ref)
+    for name, g in [
+        ("problem.reduced_grad", vec_factors(p.reduced_grad(U))),
+        ("reduced_grad", vec_factors(reduced_grad(p, U))),
+        ("batched", vec_factors(_search._batched_loss_grad(p.tasks, U[None])[1][0])),
+        ("flat fg", _search._flat_fg(p)(vec_factors(U))[1]),
+        ("factored", vec_factors(factored(p).grad(U[None])[0])),
+    ]:
+        assert np.linalg.norm(g - ref) <= 1e-12 * scale, name
+
+
+@pytest.mark.parametrize("T,d,k,seed", CASES)
+def test_schur_complement_and_hvp_are_the_jacobian_of_the_gradient(T, d, k, seed):
+    p, U = _nonsym_problem(T, d, k, seed)
+    # the Jacobian of the (already verified) gradient formula, by complex steps
+    J = _cs_hessian(p.tasks, U, lambda V: _complex_grad(p.tasks, V))
+    S = p.schur_complement(U)
+    assert np.linalg.norm(S - J) <= 1e-12 * np.linalg.norm(J)
+    op = reduced_hvp_operator(p, U)
+    V = np.random.default_rng(seed).standard_normal((p.dim_U, 3))
+    HV = np.column_stack([op.matvec(V[:, j]) for j in range(3)])
+    assert np.linalg.norm(HV - J @ V) <= 1e-12 * np.linalg.norm(J @ V)
+    F = factored(p)
+    for j in range(2):
+        Vj = unvec_factors(V[:, j], T, d, k)
+        assert np.allclose(vec_factors(F.hvp(U[None], Vj[None])[0]), J @ V[:, j], rtol=1e-11, atol=1e-11)
+
+
+def test_root_finder_gets_the_true_jacobian(monkeypatch):
+    """The Jacobian handed to scipy.optimize.root is the complex-step Jacobian of its
+    residual function, at the start and wherever the solver evaluates it."""
+    p, U = _nonsym_problem(3, 3, 1, 4)
+    seen = []
+    import scipy.optimize
+
+    real_root = scipy.optimize.root
+
+    def spy(fun, x0, jac=None, **kw):
+        for x in (x0, x0 + 0.1):
+            Ux = unvec_factors(x, 3, 3, 1)
+            J = _cs_hessian(p.tasks, Ux, lambda V: _complex_grad(p.tasks, V))
+            np.testing.assert_allclose(fun(x), _complex_grad(p.tasks, Ux).real, rtol=1e-12, atol=1e-12)
+            seen.append(np.linalg.norm(jac(x) - J) / np.linalg.norm(J))
+        return real_root(fun, x0, jac=jac, **kw)
+
+    monkeypatch.setattr(scipy.optimize, "root", spy)
+    res = _search.gradient_root(p, U, method="hybr", mode="dense", spectrum=False, polish=False)
+    assert seen and max(seen) <= 1e-12
+    assert res.grad_norm < 1e-8
+
+
+@pytest.mark.parametrize("factored_path", [False, True])
+def test_line_search_only_accepts_armijo_decreases(monkeypatch, factored_path):
+    """Every accepted step of gradient descent lowers G (recomputed from the definition)
+    by at least ARMIJO_C * alpha * ||g||^2 (up to rounding), on the dense and the
+    factored evaluation paths."""
+    p, _ = _nonsym_problem(3, 4, 2, 5)
+    assert patch_everywhere(monkeypatch, "landscape._search", "uses_factored", lambda problem: factored_path)
+    checked = []
+    for cls in (_search._DenseBatch, _search._FactoredBatch):
+        orig = cls.trials
+
+        def trials(self, U, f, g, aux, alphas, gsq, _orig=orig):
+            ok, cand, fc, gc, auxc = _orig(self, U, f, g, aux, alphas, gsq)
+            for j, i in enumerate(np.flatnonzero(ok)):
+                before, after = _G(p.tasks, U[i]), _G(p.tasks, cand[j])
+                np.testing.assert_allclose(cand[j], U[i] - alphas[i] * g[i], rtol=1e-12, atol=1e-14)
+                assert after <= before - _search.ARMIJO_C * alphas[i] * gsq[i] + 1e-12 * max(before, 1.0)
+                assert np.isclose(fc[j], after, rtol=1e-9, atol=1e-12)
+                checked.append(before - after)
+            return ok, cand, fc, gc, auxc
+
+        monkeypatch.setattr(cls, "trials", trials)
+    starts = _search.random_starts(p, np.random.default_rng(6), 4)
+    U, iters, reasons = _search._descent_batch(p, starts, max_iter=60, gtol=1e-10)
+    assert len(checked) >= 60 and min(checked) > 0
+    assert all(_G(p.tasks, U[i]) < _G(p.tasks, starts[i]) for i in range(4))
+
+
+def test_search_reaches_critical_points_of_nonsymmetric_tasks():
+    p, _ = _nonsym_problem(3, 3, 1, 8)
+    res = ls.search(p, rng=np.random.default_rng(0), n_starts=3, methods=["gd", "lbfgs"], spectrum=False)
+    for r in res:
+        g = _cs_grad(p.tasks, r.point)
+        assert np.linalg.norm(g) < 1e-7 and np.isclose(r.loss, _G(p.tasks, r.point), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", ["_DenseBatch", "_FactoredBatch"])
+def test_armijo_trial_rejects_a_tiny_increase_and_accepts_a_sufficient_decrease(cls):
+    """alpha0 > 0 with G(U - alpha0 g) = G(U) (the step that overshoots back to the same
+    level, found by bisection on G's definition): just beyond it G increases by far less
+    than ARMIJO_C * alpha * ||g||^2, which must still be rejected; at alpha0 / 2 the
+    decrease is sufficient and must be accepted."""
+    p, U = _nonsym_problem(3, 4, 2, 9)
+    ev = getattr(_search, cls)(p)
+    f, g, aux = ev.evaluate(U[None])
+    g0 = g[0]
+    gsq = float(np.sum(g0 * g0))
+    phi = lambda a: _G(p.tasks, U - a * g0) - _G(p.tasks, U)
+    lo, hi = 1e-8, 1.0
+    while phi(hi) < 0:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if phi(mid) < 0 else (lo, mid)
+    a_up = hi * (1 + 1e-7)
+    assert 0 < phi(a_up) < _search.ARMIJO_C * a_up * gsq
+    a_ok = 0.5 * lo
+    assert phi(a_ok) < -_search.ARMIJO_C * a_ok * gsq
+    for a, expect in ((a_up, False), (a_ok, True)):
+        ok = ev.trials(U[None], f, g, aux, np.array([a]), np.array([gsq]))[0]
+        assert bool(ok[0]) is expect

@@ -1,0 +1,192 @@
+"""Every number of the README that a user would check comes from a committed record or a
+benchmark record, and is compared with it here (issue 19, section 2).
+
+Records: ``theory/results/theory-paper.json`` (``python -m theory --out ...``),
+``tools/mutation-records/*.jsonl`` with ``tools/MUTATION.md``,
+``benchmarks/records/audit-d2000.json`` (``benchmarks/bench_audit.py --only d2000 --out ...``)
+and the command lines' own defaults.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _flat(s: str) -> str:
+    return "".join(str(s).split())
+
+
+def _code_block_after(heading: str) -> str:
+    i = README.index(heading)
+    start = README.index("```\n", i) + 4
+    return README[start:README.index("```", start)]
+
+
+# ---------------------------------------------------------------- python -m theory
+@pytest.fixture(scope="module")
+def theory_record():
+    return json.loads((ROOT / "theory/results/theory-paper.json").read_text())
+
+
+def _sample_rows(block: str):
+    lines = block.rstrip("\n").splitlines()
+    head = lines[0]
+    p0, m0, v0 = head.index("predicted"), head.index("measured"), head.index("verdict")
+    rows = []
+    for ln in lines[2:-2]:
+        if ln[:p0].strip():
+            rows.append({"id": ln[:p0].strip(), "predicted": "", "measured": "", "verdict": ln[v0:].split()[0]})
+        rows[-1]["predicted"] += ln[p0:m0]
+        rows[-1]["measured"] += ln[m0:v0]
+    return rows, lines[-1]
+
+
+def test_theory_sample_rows_are_rows_of_the_committed_run(theory_record):
+    rows, _ = _sample_rows(_code_block_after("### Reading `python -m theory`"))
+    assert len(rows) >= 3
+    by_id = {r["id"]: r for r in theory_record["results"]}
+    for row in rows:
+        rec = by_id[row["id"]]
+        assert _flat(row["predicted"]) == _flat(rec["predicted"])
+        assert _flat(row["measured"]) == _flat(rec["measured"])
+        assert row["verdict"] == rec["verdict"]
+
+
+def test_theory_sample_count_matches_the_registry_and_the_record(theory_record):
+    import theory
+
+    _, summary = _sample_rows(_code_block_after("### Reading `python -m theory`"))
+    m = re.fullmatch(r"(\d+)/(\d+) passed \(scale=(\w+), seed=(\d+), ([\d.]+) s\)", summary.strip())
+    assert m, summary
+    passed, total, scale, seed, seconds = m.groups()
+    assert int(total) == len(theory.REGISTRY) == theory_record["n_checks"]
+    assert int(passed) == theory_record["n_checks"] - theory_record["n_failed"]
+    assert scale == theory_record["scale"] == theory.DEFAULT_SCALE and int(seed) == theory_record["seed"]
+    assert seconds == f"{theory_record['seconds']:.1f}"
+    # the run time quoted with the options is the record's too
+    assert f"the committed run took {theory_record['seconds']:.1f} s" in " ".join(README.split())
+
+
+# ---------------------------------------------------------------- mutation testing
+def _mutation_outcome():
+    """First-run and final status of every sampled mutant (a list: two mutants can share a
+    line and operator, e.g. the two ``+`` of one expression), and the population per module."""
+    first, rerun_killed, totals = [], set(), {}
+    for name in ("run1", "rerun1", "rerun2"):
+        for line in (ROOT / f"tools/mutation-records/{name}.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            if "summary" in rec:
+                if name == "run1":
+                    totals[rec["summary"]["module"]] = rec["summary"]["mutants_total"]
+                continue
+            key = (rec["module"], rec["line"], rec["operator"], rec.get("variant", 0), rec["source"])
+            if name == "run1":
+                first.append((key, rec["status"]))
+            elif rec["status"] == "killed":
+                rerun_killed.add(key)
+    first_status = [s for _, s in first]
+    final = ["killed" if s == "killed" or k in rerun_killed else s for k, s in first]
+    return first_status, final, totals
+
+
+def test_mutation_headline_matches_the_records():
+    first, final, totals = _mutation_outcome()
+    text = " ".join(README.split())
+    m = re.search(r"a random sample of (\d+) of (\d+) mutants: the first run killed (\d+) of the (\d+)", text)
+    assert m, "mutation headline not found"
+    sampled, population, first_killed, sampled2 = map(int, m.groups())
+    assert sampled == sampled2 == len(first)
+    assert population == sum(totals.values())
+    assert first_killed == first.count("killed")
+    m = re.search(r"(\d+) were killed and (\d+) survived, of which (\d+) were judged", text)
+    killed, survived, judged = map(int, m.groups())
+    assert killed == final.count("killed")
+    assert survived == final.count("survived")
+    # the hand judgement is in MUTATION.md's table: equivalent + free parameter
+    row = re.search(r"\| \*\*total\*\* \| (\d+) \| \| \*\*(\d+)\*\* \| \*\*(\d+)\*\* \| \*\*(\d+)\*\* \| \*\*(\d+)\*\* "
+                    r"\| \*\*(\d+)\*\* \|", (ROOT / "tools/MUTATION.md").read_text())
+    total, t_sampled, t_killed, equivalent, free, t_survived = map(int, row.groups())
+    assert (total, t_sampled, t_killed) == (population, sampled, killed)
+    assert judged == equivalent + free and survived == judged + t_survived
+    m = re.search(r"so (\d+) / (\d+) = ([\d.]+)% of the non-equivalent mutants are killed", text)
+    num, den, pct = m.groups()
+    assert int(num) == killed and int(den) == sampled - judged
+    assert pct == f"{100 * killed / (sampled - judged):.1f}"
+
+
+# ---------------------------------------------------------------- audit at scale
+def test_large_audit_numbers_match_the_benchmark_record():
+    rec = json.loads((ROOT / "benchmarks/records/audit-d2000.json").read_text())
+    case = next(c for c in rec["cases"] if c["name"] == "d2000")
+    assert tuple(case["dims"]) == (2000, 3, 1) and case["starts"] == 10
+    text = " ".join(README.split())
+    assert (f"(2000, 3, 1) with 10 starts took {case['wall_s']:.1f} s and a peak of "
+            f"{case['peak_rss_gib']:.2f} GiB on two shared cores") in text
+    assert rec["machine"]["cpus"] == 2
+    assert f"{case['estimate_s']:.0f} s and {case['estimate_gib']:.2f} GiB for that case" in text
+
+
+# ---------------------------------------------------------------- command-line defaults
+def test_default_seeds_in_the_readme_are_the_command_lines_defaults():
+    from empirics.real._run import LANGUAGE_PAPER, VISION_PAPER
+
+    m = re.search(r"Default seeds: `vision` ([\d ]+), `language` ([\d ]+) ", README)
+    assert m
+    assert tuple(map(int, m.group(1).split())) == tuple(VISION_PAPER.seeds)
+    assert tuple(map(int, m.group(2).split())) == tuple(LANGUAGE_PAPER.seeds)
+    # the vision example in the README trains the default seeds
+    example = re.search(r"-m empirics vision --dataset cifar10 .*?--seeds ([\d ]+) ", README, re.S)
+    assert tuple(map(int, example.group(1).split())) == tuple(VISION_PAPER.seeds)
+
+
+def test_shallow_cost_is_stated_the_same_in_the_readme_and_in_help():
+    from empirics.__main__ import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    desc = " ".join(sub.choices["synthetic-shallow"].description.split())
+    text = " ".join(README.split())
+    for phrase in ("about 15 minutes of one idle CPU core", "up to about an hour of wall time on a busy shared machine"):
+        assert phrase in desc and phrase in text
+
+
+# ---------------------------------------------------------------- which runs need a GPU
+def _gpu_rows():
+    block = README[README.index("### Which runs need a GPU"):]
+    block = block[:block.index("\n### ", 5)]
+    rows = re.findall(r"^\| (`\w+`, .*?) \| (\d+) s \(([\d.]+) min\) \| `([^`]+)` \|$", block, flags=re.M)
+    return block, rows
+
+
+def test_cpu_run_times_in_the_readme_are_the_records():
+    block, rows = _gpu_rows()
+    assert len(rows) >= 4
+    for desc, seconds, minutes, path in rows:
+        rec = json.loads((ROOT / path).read_text())
+        cfg = rec["config"]
+        assert int(seconds) == round(rec["total_wall_s"]) and minutes == f"{rec['total_wall_s'] / 60:.1f}"
+        assert desc.startswith(f"`{rec['experiment']}`")
+        n = len(cfg["seeds"])
+        assert f"{n} seed{'s' if n > 1 else ''}, {len(rec['rows'])} rows, {cfg['epochs']} + {cfg['finetune_epochs']} epochs" in desc
+        assert f"{cfg['max_per_task']} " in desc
+        if rec["experiment"] == "vision":
+            assert f"width {cfg['width']}" in desc
+        else:
+            assert f"{cfg['n_retrain']} retraining and {cfg['n_test']} test personas" in desc
+            accs = [100 * r["accuracy"]["mean"] for r in rec["rows"]]
+            assert f"hits@1\nof {min(accs):.0f}-{max(accs):.0f} %" in block or \
+                f"hits@1 of {min(accs):.0f}-{max(accs):.0f} %" in " ".join(block.split())
+
+
+def test_paper_scale_in_the_gpu_paragraph_is_the_paper_protocol():
+    from empirics.real._run import LANGUAGE_PAPER, VISION_PAPER
+
+    text = " ".join(_gpu_rows()[0].split())
+    v, lang = VISION_PAPER, LANGUAGE_PAPER
+    assert (f"vision: {v.epochs} + {v.finetune_epochs} epochs, width {v.width}" in text
+            and f"{len(v.seeds)} seeds x 6 rows" in text)
+    assert f"language: {lang.epochs} + {lang.finetune_epochs} epochs over all personas, {len(lang.seeds)} seeds" in text
