@@ -58,34 +58,79 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def matmul_rate(n: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of a float32 ``torch.mm`` of two n x n matrices (best of ``repeats``) in this
+    process, at its current torch thread count: the peak the engines are measured against."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def count_flops(fn) -> int:
+    """FLOPs of the matrix products ``fn()`` runs (``torch.utils.flop_counter.FlopCounterMode``:
+    matmuls forward and backward; elementwise work counts zero)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, warmup: bool) -> dict:
     import dataclasses
 
     from empirics._trainer import retrain
     from empirics.real import _batched
-    from empirics.real._run import RunConfig, _stage_configs, stage_generator
+    from empirics.real._run import RunConfig, stage_generator, stage_plan
 
     cfg = RunConfig(epochs=1, reptile_outer_epochs=1, device=device, bf16=bf16)
-    rt, _ = _stage_configs(cfg, method, len(family.retrain_tasks()))
+    rt, _ = stage_plan(cfg, method, len(family.retrain_tasks()))
     if method == "reptile":  # one outer epoch: every task once
         rt = dataclasses.replace(rt, epochs=len(family.retrain_tasks()))
+
+    def sequential():
+        for s in seeds:
+            retrain(family, rt, stage_generator(s, 0))
+
+    def batched():
+        _batched.retrain_group(family, rt, [stage_generator(s, 0) for s in seeds], compile=compile)
+
     if warmup:  # allocator, cuBLAS handles, compilation
         _batched.retrain_group(family, dataclasses.replace(rt, epochs=1), [stage_generator(s, 0) for s in seeds],
                                compile=compile)
         retrain(family, dataclasses.replace(rt, epochs=1), stage_generator(seeds[0], 0))
+    cpu = not device.startswith("cuda")
+    # FLOPs of the same work, counted in untimed runs (the counter slows what it watches)
+    flops_seq = count_flops(sequential) if cpu else None
+    flops_bat = count_flops(batched) if cpu else None
+    peak_before = matmul_rate() if cpu else None
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    for s in seeds:
-        retrain(family, rt, stage_generator(s, 0))
+    sequential()
     _sync(device)
     seq, seq_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    _batched.retrain_group(family, rt, [stage_generator(s, 0) for s in seeds], compile=compile)
+    batched()
     _sync(device)
     bat, bat_cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"method": method, "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
-            "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
-            "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
+    out = {"method": method, "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
+           "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
+           "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
+    if cpu:
+        peak = 0.5 * (peak_before + matmul_rate())  # the matmul rate around the timed runs
+        out.update({"matmul_gflops": peak, "sequential_gflop": flops_seq / 1e9, "batched_gflop": flops_bat / 1e9,
+                    "sequential_gflops": flops_seq / seq / 1e9, "batched_gflops": flops_bat / bat / 1e9,
+                    "sequential_fraction_of_matmul": flops_seq / seq / 1e9 / peak,
+                    "batched_fraction_of_matmul": flops_bat / bat / 1e9 / peak})
+    return out
 
 
 def main(argv=None) -> int:
@@ -119,6 +164,8 @@ def main(argv=None) -> int:
     family = _family(per_task, width, batch, a.device)
     seeds = list(range(1, a.seeds + 1))
     rows = []
+    if a.threads != 1 and not a.device.startswith("cuda"):
+        print("note: the matmul rate is measured at the same thread count as the engines", file=sys.stderr)
     print(f"one retraining epoch, {a.seeds} seeds, width {width}, batch {batch}, {per_task} images/task, "
           f"device {a.device}{' bf16' if bf16 else ''}")
     for m in a.methods:
@@ -127,6 +174,13 @@ def main(argv=None) -> int:
         print(f"{m:14s} sequential {r['sequential_s']:8.2f} s  batched {r['batched_s']:8.2f} s  "
               f"ratio batched/sequential {r['ratio_batched_over_sequential']:.3f}  (speed-up {r['speedup']:.2f}x; "
               f"process CPU time ratio {r['cpu_ratio_batched_over_sequential']:.3f})")
+        if "matmul_gflops" in r:
+            print(f"{'':14s} single-core float32 torch.mm {r['matmul_gflops']:.1f} GFLOP/s; "
+                  f"sequential {r['sequential_gflops']:.1f} GFLOP/s = {100 * r['sequential_fraction_of_matmul']:.0f}%, "
+                  f"batched {r['batched_gflops']:.1f} GFLOP/s = {100 * r['batched_fraction_of_matmul']:.0f}% of it "
+                  f"({r['batched_gflop']:.2f} vs {r['sequential_gflop']:.2f} GFLOP counted)")
+        faster = "batched" if r["batched_s"] <= r["sequential_s"] else "sequential"
+        print(f"{'':14s} faster engine here: {faster}")
     if a.out:
         from empirics._records import provenance, write_json
 

@@ -180,12 +180,12 @@ def test_bf16_autocast_and_last_layer_finetune_run():
 
 def _lrs_of_schedule(schedule, total, warmup_fraction=0.0, lr=0.4):
     """Learning rates seen by each of ``total`` optimizer steps, and the lr after the last."""
-    from empirics._trainer import _make_scheduler
+    from empirics._trainer import make_scheduler
 
     cfg = StageConfig("sr", epochs=1, lr=lr, optimizer="sgd", schedule=schedule, warmup_fraction=warmup_fraction)
     w = torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.SGD([w], lr=lr)
-    sched = _make_scheduler(cfg, opt, total)
+    sched = make_scheduler(cfg, opt, total)
     seen = []
     for _ in range(total):
         seen.append(opt.param_groups[0]["lr"])

@@ -182,7 +182,7 @@ def test_schedules_default_to_the_official_code_and_reach_the_records(tmp_path):
     with pytest.raises(ValueError, match="warmup"):
         cfg("vision", "--schedule", "constant", "--warmup-fraction", "0.1")
     # every stage of a unit gets the schedule
-    rt, ft = _run._stage_configs(got, "reptile", 4)
+    rt, ft = _run.stage_plan(got, "reptile", 4)
     assert {(c.schedule, c.warmup_fraction) for c in [rt, *ft.values()]} == {("linear", 0.05)}
     rec = _run.run(_run.RunConfig(**dict(TINY_VISION, retrain=("sr",), peft=("last-layer",), epochs=1)), tmp_path,
                    verbose=False)
@@ -332,6 +332,26 @@ def test_step_accounting_counts_one_step_per_round_or_per_task_batch(vision_fami
     else:  # one step per task batch, tasks in turn
         assert calls == [[t] for t in range(T)] * (2 * rounds)
     assert np.isfinite(res.history[-1]["train_loss"])
+    # the count a unit records as ``retrain_steps`` is the count taken
+    from empirics.real._protocol import retrain_steps
+
+    assert retrain_steps(cfg, vision_family) == len(calls)
+
+
+def test_retrain_steps_counts_reptile_inner_steps(vision_family, monkeypatch):
+    from empirics.real._protocol import retrain_steps
+
+    steps = []
+    real = torch.optim.SGD.step
+
+    def counting(self, *a, **k):
+        steps.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counting)
+    cfg = StageConfig(method="reptile", epochs=3, lr=0.5, reptile_inner_steps=4, reptile_inner_lr=1e-2)
+    retrain(vision_family, cfg, torch.Generator().manual_seed(0))
+    assert retrain_steps(cfg, vision_family) == len(steps) == 12
 
 
 def test_no_augment_still_seeds_the_mixer_dropout_from_the_run_generator():
@@ -357,12 +377,12 @@ def test_no_augment_still_seeds_the_mixer_dropout_from_the_run_generator():
 
 def test_official_step_accounting_reaches_the_stage_configs():
     cfg = _run.RunConfig(**dict(TINY_VISION, step_accounting="official"))
-    assert _run._stage_configs(cfg, "sr", 4)[0].step_per == "batch"
-    assert _run._stage_configs(cfg, "lora-ml", 4)[0].step_per == "round"
-    assert _run._stage_configs(_run.RunConfig(**TINY_VISION), "sr", 4)[0].step_per == "round"
+    assert _run.stage_plan(cfg, "sr", 4)[0].step_per == "batch"
+    assert _run.stage_plan(cfg, "lora-ml", 4)[0].step_per == "round"
+    assert _run.stage_plan(_run.RunConfig(**TINY_VISION), "sr", 4)[0].step_per == "round"
     lang = dataclasses.replace(_run.LANGUAGE_PAPER, step_accounting="official")
-    assert {_run._stage_configs(lang, m, 4)[0].step_per for m in ("sr", "lora-ml", "last-layer-ml")} == {"batch"}
-    rt = _run._stage_configs(_run.LANGUAGE_PAPER, "reptile", 4)[0]
+    assert {_run.stage_plan(lang, m, 4)[0].step_per for m in ("sr", "lora-ml", "last-layer-ml")} == {"batch"}
+    rt = _run.stage_plan(_run.LANGUAGE_PAPER, "reptile", 4)[0]
     # the official language Reptile: a fresh AdamW at the retraining lr for every task visit
     assert (rt.reptile_inner_optimizer, rt.reptile_inner_lr) == ("adamw", 5e-5)
     assert "shuffled" in _run.reptile_text(cfg) and "official" in _run.steps_text(cfg)
@@ -551,9 +571,9 @@ def test_lora_ml_with_per_task_heads_composes_adapter_sets(language_files):
 def test_language_defaults_follow_the_official_code():
     lang = _run.LANGUAGE_PAPER
     assert (lang.lora_ml_heads, lang.finetune_head, lang.persona_selection) == (True, True, "official")
-    rt, ft = _run._stage_configs(lang, "lora-ml", 10)
+    rt, ft = _run.stage_plan(lang, "lora-ml", 10)
     assert rt.lora_heads and ft["lora"].lora_heads
-    _, ft_sr = _run._stage_configs(lang, "sr", 10)
+    _, ft_sr = _run.stage_plan(lang, "sr", 10)
     assert ft_sr["lora"].lora_heads and not ft_sr["last-layer"].lora_heads
     vis = _run.VISION_PAPER
     assert not vis.lora_ml_heads and not vis.finetune_head

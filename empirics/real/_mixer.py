@@ -6,16 +6,52 @@ written here without einops.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["MLPMixer", "MultiHeadMixer", "mixer_linear_names"]
+__all__ = ["MLPMixer", "MultiHeadMixer", "mixer_linear_names", "keep_mask", "dropout_noise",
+           "drop_probability"]
 
 #: Official defaults (vision/MLP.py): hidden sizes relative to the mixed dimension.
 TOKEN_EXPANSION = 4.0
 CHANNEL_EXPANSION = 0.5
 #: Dropout of the official Mixer's feed-forward blocks.
 DROPOUT = 0.1
+
+
+#: Resolution of the dropout probability: masks compare 16-bit random words with a threshold.
+DROP_LEVELS = 1 << 16
+
+
+def drop_probability(p: float) -> float:
+    """The dropout probability the masks realise: ``p`` rounded to a multiple of 2^-16
+    (0.1 -> 6554 / 65536 = 0.10000610)."""
+    return round(p * DROP_LEVELS) / DROP_LEVELS
+
+
+def keep_mask(shape, p: float, generator: torch.Generator, device=None) -> torch.Tensor:
+    """A boolean keep-mask of ``shape``: each entry kept with probability
+    ``1 - drop_probability(p)``, drawn from ``generator``.
+
+    Every 64-bit draw of the generator gives four 16-bit words (``torch.rand`` spends one
+    draw per entry: on a CPU the draws, not the arithmetic, are the cost of dropout). The
+    trainer's :class:`GeneratorDropout` and the batched engine both draw through here.
+    """
+    n = math.prod(shape)
+    words = torch.randint(-(1 << 63), (1 << 63) - 1, (-(-n // 4),), generator=generator, device=device)
+    threshold = round(p * DROP_LEVELS) - (1 << 15)  # u16 >= t  <=>  i16 >= t - 2^15
+    return (words.view(torch.int16)[:n] >= threshold).view(shape)
+
+
+def dropout_noise(keep, p: float):
+    """The multiplier of dropout from a keep-mask: ``keep / (1 - q)`` as float32, with ``q``
+    the realised :func:`drop_probability` (so the expectation is exact), as
+    ``torch.nn.functional.dropout`` scales; one multiplication of the activations by it is
+    the whole forward and backward of dropout. Shared by the trainer's
+    :class:`GeneratorDropout` and the batched engine, so the two round alike."""
+    return keep.to(torch.float32).mul_(1.0 / (1.0 - drop_probability(p)))
 
 
 class GeneratorDropout(nn.Module):
@@ -40,8 +76,9 @@ class GeneratorDropout(nn.Module):
             return x
         if self.generator_for is None:
             return nn.functional.dropout(x, self.p, True)
-        keep = torch.rand(x.shape, generator=self.generator_for(x.device), device=x.device) >= self.p
-        return x * keep / (1.0 - self.p)
+        keep = keep_mask(x.shape, self.p, self.generator_for(x.device), x.device)
+        out = x * dropout_noise(keep, self.p)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -205,7 +205,7 @@ def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, fami
     from landscape.runtime.store import ResultStore
 
     from .._records import write_json
-    from ._run import _run_unit, build_family, make_units
+    from ._run import build_family, make_units, train_unit
 
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out / "units")  # the sequential runner's store, keyed by full configuration
@@ -227,7 +227,7 @@ def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, fami
         m, s = u.config["method"], u.config["seed"]
         clock.started += 1
         t = time.perf_counter()
-        store.save(u, _run_unit(cfg, family, m, s, progress))
+        store.save(u, train_unit(cfg, family, m, s, progress))
         wall = time.perf_counter() - t
         clock.done("language", wall)
         log.append({"experiment": f"language rank {cfg.rank}", "unit": u.key, "wall_s": wall})

@@ -1,0 +1,369 @@
+"""The batched vision engine's machinery for one stage of S seeds: the trainer's host-side
+random draws replayed (:func:`rounds_plan`, :func:`reptile_order`, :func:`reptile_plan`),
+batches with augmentation and dropout masks (:class:`Engine`), evaluation, the initial
+weights, adapters and heads drawn as the trainer draws them, the trainer-style history
+records, and the stage options the engine refuses (:func:`check_supported`).
+See :mod:`empirics.real._batched` for the engine as a whole.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._batched_model import HEAD, BatchedMixer, StackedModel, stack_state_dicts, task_losses
+from ._mixer import MLPMixer, drop_probability, keep_mask
+from ._vision import _SEED_BOUND, init_linear_layers_
+from ._vision_data import CROP_PAD
+
+__all__ = ["FUSED_IMAGES_CPU", "CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
+           "fused_loss", "compiled_loss", "Engine", "task_view", "init_base", "kaiming", "lora_targets", "init_lora",
+           "init_heads", "dev_generators", "history_records", "SUPPORTED_STAGE_FIELDS", "check_supported"]
+
+#: On a CPU, the most images one fused step holds before :meth:`Engine.backward` runs one
+#: backward per task slot instead (measured with ``benchmarks/bench_real.py``: at width 64,
+#: batch 64 and 2 seeds, 512 images fused took about 1.3x the CPU time of 4 chunks of 128).
+FUSED_IMAGES_CPU = 256
+#: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
+CROP_CHOICES = 2 * CROP_PAD + 1
+
+
+def seed_draw(gen) -> int:
+    return int(torch.randint(_SEED_BOUND, (1,), generator=gen))
+
+
+def rounds_plan(gen, sizes, batch_size, augment: bool) -> list:
+    """One epoch of ``_Loop.rounds`` for tasks of ``sizes``: per round, per task, the
+    (local indices, batch seed) the trainer draws from ``gen``, in its order (a task's
+    permutation is drawn at its first batch; a shorter task restarts with a new one).
+    Without augmentation the batch seed still reseeds the dropout stream."""
+    n_rounds = max(math.ceil(n / batch_size) for n in sizes)
+    perms, pos = [None] * len(sizes), [0] * len(sizes)
+    plan = []
+    for _ in range(n_rounds):
+        row = []
+        for t, n in enumerate(sizes):
+            if perms[t] is None or pos[t] >= math.ceil(n / batch_size):
+                perms[t], pos[t] = torch.randperm(n, generator=gen), 0
+            idx = perms[t][pos[t] * batch_size:(pos[t] + 1) * batch_size]
+            pos[t] += 1
+            row.append((idx, seed_draw(gen)))
+        plan.append(row)
+    return plan
+
+
+def reptile_order(gen, n_tasks: int) -> list:
+    """The task order of one Reptile outer epoch: the permutation of the ``n_tasks``
+    tasks the trainer draws from ``gen`` before the epoch's first outer iteration."""
+    return torch.randperm(n_tasks, generator=gen).tolist()
+
+
+def reptile_plan(gen, t: int, sizes, batch_size, inner_steps: int) -> list:
+    """The (indices, batch seed) of the ``inner_steps`` inner batches of one Reptile visit
+    of task ``t``, drawn from ``gen`` as the trainer draws them (each pass over the task
+    starts with a new permutation; the last pass stops at the last inner step)."""
+    n, steps, out = sizes[t], 0, []
+    while steps < inner_steps:
+        perm = torch.randperm(n, generator=gen)
+        for b in range(math.ceil(n / batch_size)):
+            out.append([(perm[b * batch_size:(b + 1) * batch_size], seed_draw(gen))])
+            steps += 1
+            if steps == inner_steps:
+                break
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the engine
+# ------------------------------------------------------------------------------------------
+
+class BatchData:
+    """Images of a family's tasks, concatenated on the device, with per-task offsets."""
+
+    def __init__(self, xs, ys):
+        self.sizes = [int(len(y)) for y in ys]
+        self.offsets = [0]
+        for n in self.sizes[:-1]:
+            self.offsets.append(self.offsets[-1] + n)
+        self.x = torch.cat(list(xs)) if len(xs) > 1 else xs[0]
+        self.y = torch.cat(list(ys)) if len(ys) > 1 else ys[0]
+
+
+_NETS: dict = {}
+_COMPILED: list = []
+
+
+def net_for(arch: dict) -> BatchedMixer:
+    """One :class:`BatchedMixer` per architecture (compiled code is reused across stages)."""
+    key = tuple(sorted(arch.items()))
+    if key not in _NETS:
+        _NETS[key] = BatchedMixer(arch)
+    return _NETS[key]
+
+
+def fused_loss(net, model, x, y, valid, masks, device_type: str, bf16: bool):
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        logits = net.logits(net.patchify(x), model, masks, internal_masks=True)
+    return task_losses(logits, y, valid)
+
+
+def compiled_loss():
+    """``torch.compile`` of :func:`fused_loss`, built once per process: each model
+    structure (shared / per-task LoRA / heads, T = 4 or 1) compiles once, then every stage
+    and seed group reuses it."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(fused_loss, dynamic=False))
+    return _COMPILED[0]
+
+
+class Engine:
+    """Shared machinery of one stage for S seeds: batches, augmentation, masks, eval."""
+
+    def __init__(self, family, device, *, bf16: bool, compile: bool = False):
+        self.family, self.tasks = family, family.tasks
+        self.device = torch.device(device)
+        self.net = net_for(family.arch)
+        self.bf16, self.augment = bf16, family.augment
+        self.batch_size, self.eval_batch_size = family.batch_size, family.eval_batch_size
+        self.compile = compile
+        #: one backward per task slot (:meth:`backward`): on a CPU, when a fused step would
+        #: hold more than :data:`FUSED_IMAGES_CPU` images (set per stage by the stages)
+        self.chunk_tasks = False
+
+    def plan_chunks(self, seeds: int, slots: int) -> None:
+        """Choose :attr:`chunk_tasks` for a stage of ``seeds`` seeds and ``slots`` task slots."""
+        self.chunk_tasks = self.device.type == "cpu" and seeds * slots * self.batch_size > FUSED_IMAGES_CPU
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    # -- one step's inputs from the plan rows of S seeds ---------------------------------
+    def index_steps(self, data: BatchData, steps, tasks_of_seed):
+        """Device index and validity tensors ``(steps, S, T, b)`` of a whole epoch (or a
+        Reptile iteration), built on the host and copied once: no per-step transfer.
+
+        ``steps[k][s]``: the step's list over task slots of ``(local indices, batch seed)``;
+        ``tasks_of_seed[k][s]``: the task index of each slot. Short batches are padded to
+        the batch size (constant shapes) and masked out of the loss.
+        """
+        K, S, T = len(steps), len(steps[0]), len(steps[0][0])
+        bmax = max(len(idx) for st in steps for r in st for idx, _ in r)
+        gidx = torch.zeros((K, S, T, bmax), dtype=torch.long)
+        valid = torch.zeros((K, S, T, bmax))
+        for k, st in enumerate(steps):
+            for s in range(S):
+                for j, (idx, _) in enumerate(st[s]):
+                    gidx[k, s, j, :len(idx)] = idx + data.offsets[tasks_of_seed[k][s][j]]
+                    valid[k, s, j, :len(idx)] = 1.0
+        if self.device.type == "cuda":
+            gidx, valid = gidx.pin_memory(), valid.pin_memory()
+        return gidx.to(self.device, non_blocking=True), valid.to(self.device, non_blocking=True)
+
+    def batch(self, data: BatchData, rows, gidx, valid, dev_gens):
+        """Images, labels, validity mask and dropout masks of one step.
+
+        ``rows[s]``: list over the step's task slots of ``(local indices, batch seed)``;
+        ``gidx``, ``valid``: this step's slice of :meth:`index_steps`. Device draws follow
+        the trainer: per slot the generator is reseeded and crop/flip drawn, then the
+        dropout masks of every slot, in slot order, continue the generator.
+        """
+        S, T, bmax = gidx.shape
+        oy = torch.zeros((S, T, bmax), dtype=torch.long, device=self.device)
+        ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=self.device)
+        # dropout multipliers in the internal layout (BatchedMixer.internal_masks); padded
+        # rows (out of the loss) are 0
+        masks = []
+        for k, shp in enumerate(self.net.mask_shapes(bmax)):
+            full = (S, T) + tuple(shp)
+            masks.append(torch.empty([full[i] for i in self.net.mask_permutation(k)], device=self.device))
+        for s in range(S):
+            g = dev_gens[s]
+            for j, (idx, seed) in enumerate(rows[s]):
+                g.manual_seed(seed)
+                if self.augment:
+                    b = len(idx)
+                    oy[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=self.device)
+                    ox[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=self.device)
+                    flip[s, j, :b] = torch.rand((b,), generator=g, device=self.device) < 0.5
+            for j, (idx, _) in enumerate(rows[s]):
+                b = len(idx)
+                for k, shp in enumerate(self.net.mask_shapes(b)):
+                    perm = [a - 2 for a in self.net.mask_permutation(k)[2:]]
+                    keep = keep_mask(shp, self.net.p, g, self.device)
+                    site = masks[k][s, j]
+                    site.narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
+                    if b < bmax:
+                        site.narrow(perm.index(0), b, bmax - b).zero_()
+        for m in masks:  # the keep-masks' dropout_noise, computed in place
+            m.mul_(1.0 / (1.0 - drop_probability(self.net.p)))
+        x = data.x[gidx]  # (S, T, b, C, H, W) uint8
+        x = self._augment(x, oy, ox, flip) if self.augment else x.to(torch.float32) / 255.0
+        return self.tasks.normalize(x), data.y[gidx], valid, masks
+
+    @staticmethod
+    def _augment(x_uint8, oy, ox, flip):
+        """:func:`augment_batch` with pre-drawn offsets and flips, for all images at once."""
+        lead, (c, h, w) = x_uint8.shape[:3], x_uint8.shape[3:]
+        x = x_uint8.reshape(-1, c, h, w).to(torch.float32).div_(255.0)
+        xp = F.pad(x, (CROP_PAD,) * 4)
+        dev, n = x.device, x.shape[0]
+        rows = (oy.reshape(-1)[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+        cols = (ox.reshape(-1)[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+        bi = torch.arange(n, device=dev)[:, None, None, None]
+        ci = torch.arange(c, device=dev)[None, :, None, None]
+        x = xp[bi, ci, rows, cols]
+        x = torch.where(flip.reshape(-1)[:, None, None, None], x.flip(-1), x)
+        return x.reshape(*lead, c, h, w)
+
+    def losses(self, model, x, y, valid, masks):
+        """Per (seed, task-slot) losses ``(S, T)`` of one step."""
+        fn = compiled_loss() if self.compile else fused_loss
+        return fn(self.net, model, x, y, valid, masks, self.device.type, self.bf16)
+
+    def backward(self, model, x, y, valid, masks):
+        """Backward of the summed per (seed, task-slot) losses of one step; returns them
+        detached, ``(S, T)``. With :attr:`chunk_tasks` one task slot at a time (all seeds
+        together), gradients accumulating as in the trainer, which runs one backward per
+        task: a T times smaller working set of activations (on a CPU the fused step's
+        activations outgrow the caches long before its matmuls stop gaining from size)."""
+        T = x.shape[1]
+        if not self.chunk_tasks or T == 1:
+            loss = self.losses(model, x, y, valid, masks)
+            loss.sum().backward()
+            return loss.detach()
+        out = []
+        for t in range(T):
+            view = task_view(model, t) if (model.lora or model.heads is not None) else model
+            loss = self.losses(view, x[:, t:t + 1], y[:, t:t + 1], valid[:, t:t + 1], [m[:, t:t + 1] for m in masks])
+            loss.sum().backward()
+            out.append(loss.detach())
+        return torch.cat(out, 1)
+
+    # -- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model_for_task, x_all, y_all, S):
+        """Summed loss and correct count per seed, ``(S,)`` each, on device; no dropout."""
+        tot = torch.zeros(S, device=self.device)
+        correct = torch.zeros(S, dtype=torch.long, device=self.device)
+        for lo in range(0, len(y_all), self.eval_batch_size):
+            x = self.tasks.normalize(x_all[lo:lo + self.eval_batch_size].to(torch.float32) / 255.0)
+            y = y_all[lo:lo + self.eval_batch_size]
+            p = self.net.patchify(x)
+            with self.autocast():
+                logits = self.net.logits(p.expand(S, 1, *p.shape), model_for_task).float()[:, 0]
+            tot += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(S),
+                                   reduction="none").view(S, -1).sum(-1)
+            correct += (logits.argmax(-1) == y).sum(-1)
+        return tot, correct
+
+
+def task_view(model: StackedModel, t: int) -> StackedModel:
+    """The model as seen by task ``t`` alone: adapter / head slot ``t`` (T' = 1)."""
+    lora = {k: (a[:, t:t + 1], b[:, t:t + 1]) for k, (a, b) in model.lora.items()} if model.lora else None
+    heads = (model.heads[0][:, t:t + 1], model.heads[1][:, t:t + 1]) if model.heads is not None else None
+    return StackedModel(base=model.base, lora=lora, lora_scaling=model.lora_scaling, heads=heads)
+
+
+def init_base(family, gens, device) -> dict:
+    states = [init_linear_layers_(MLPMixer(**{**family.arch, "dropout": 0.0}), g).state_dict() for g in gens]
+    return {k: v.requires_grad_(True) for k, v in stack_state_dicts(states, device).items()}
+
+
+def kaiming(shape, gen):
+    w = torch.empty(shape)
+    nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=gen)
+    return w
+
+
+def lora_targets(net: BatchedMixer, heads: bool) -> tuple:
+    """The Linear layers that carry LoRA: all of them, or all but the head when per-task
+    heads replace it (``StageConfig.lora_heads``, :meth:`Family.attach_lora_heads`)."""
+    if not heads:
+        return net.linear_names
+    return tuple(n for n in net.linear_names if n != HEAD and not n.startswith(HEAD + "."))
+
+
+def init_lora(net: BatchedMixer, base: dict, names_count: int, rank: int, gens, device,
+               targets=None) -> dict:
+    """LoRA factors drawn as the trainer's ``PeftLoraSet``: module-major, adapter-minor."""
+    targets = net.linear_names if targets is None else targets
+    lora = {}
+    per_seed = [{} for _ in gens]
+    for s, g in enumerate(gens):
+        for lin in targets:
+            fan_in = base[lin + ".weight"].shape[-1]
+            per_seed[s][lin] = torch.stack([kaiming((rank, fan_in), g) for _ in range(names_count)])
+    for lin in targets:
+        a = torch.stack([p[lin] for p in per_seed]).to(device).requires_grad_(True)
+        out = base[lin + ".weight"].shape[-2]
+        b = torch.zeros((len(gens), names_count, out, rank), device=device, requires_grad=True)
+        lora[lin] = (a, b)
+    return lora
+
+
+def init_heads(dim: int, classes: int, count: int, gens, device) -> tuple:
+    """Heads as :meth:`VisionFamily.new_head`: per head Kaiming weight then uniform bias."""
+    ws, bs = [], []
+    bound = 1.0 / math.sqrt(dim)
+    for g in gens:
+        w1, b1 = [], []
+        for _ in range(count):
+            w1.append(kaiming((classes, dim), g))
+            b1.append(torch.empty(classes).uniform_(-bound, bound, generator=g))
+        ws.append(torch.stack(w1)); bs.append(torch.stack(b1))
+    return (torch.stack(ws).to(device).requires_grad_(True), torch.stack(bs).to(device).requires_grad_(True))
+
+
+def dev_generators(device, S):
+    return [torch.Generator(device=device) for _ in range(S)]
+
+
+def history_records(epochs, losses, val_acc, val_loss, tasks_names, extra=None) -> list:
+    """Per-seed trainer-style history records from host arrays (one list per seed)."""
+    out = []
+    S = losses.shape[1]
+    for s in range(S):
+        hist = []
+        for e, epoch in enumerate(epochs):
+            rec = {"epoch": epoch}
+            if extra is not None:
+                rec["task"] = int(extra[e][s])
+            rec["train_loss"] = float(losses[e, s])
+            if val_acc is not None and val_acc[e] is not None:
+                per = [{"loss": float(val_loss[e][s, t]), "accuracy": float(val_acc[e][s, t])}
+                       for t in range(len(tasks_names))]
+                rec["val"] = per
+                rec["val_accuracy"] = sum(float(m["accuracy"]) for m in per) / len(per)
+            hist.append(rec)
+        out.append(hist)
+    return out
+
+
+#: ``StageConfig`` fields this engine implements; ``checkpoint_every`` / ``progress`` /
+#: ``log_every`` only steer bookkeeping (units are resumed whole, every epoch is logged).
+SUPPORTED_STAGE_FIELDS = frozenset({
+    "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "rank", "lora_alpha", "lora_dropout",
+    "inner_adapter_steps", "reptile_inner_steps", "reptile_inner_lr", "reptile_inner_optimizer", "reptile_outer",
+    "lora_heads", "step_per", "device", "bf16", "validate_every", "select_best", "log_every", "progress",
+    "checkpoint_every", "schedule", "warmup_fraction"})
+
+
+def check_supported(cfg) -> None:
+    """Refuse a stage this engine would run differently from the trainer: LoRA dropout,
+    alternating LoRA-ML steps, one step per task batch in LoRA-ML / Last-Layer-ML (per-task
+    adapters stacked in one tensor would all take each step), or a ``StageConfig`` option
+    added after this engine (set away from its default) -- rather than silently diverge."""
+    if cfg.inner_adapter_steps:
+        raise ValueError("the batched engine implements joint LoRA-ML steps only (inner_adapter_steps = 0)")
+    if cfg.lora_dropout:
+        raise ValueError("the batched engine implements LoRA without dropout (lora_dropout = 0)")
+    if cfg.step_per == "batch" and cfg.method in ("lora-ml", "last-layer-ml"):
+        raise ValueError(f"the batched engine implements one step per task batch for SR only, not {cfg.method}; "
+                         "use the sequential engine")
+    for f in dataclasses.fields(cfg):
+        if f.name not in SUPPORTED_STAGE_FIELDS and getattr(cfg, f.name) != f.default:
+            raise ValueError(f"the batched engine does not implement StageConfig.{f.name} = "
+                             f"{getattr(cfg, f.name)!r}; use the sequential engine")

@@ -1,0 +1,69 @@
+"""The CPU Table 1 protocol (empirics.real.cpu_table1): the paper's number of retraining
+optimizer steps, a scale rule read on the retraining tasks only, and a record that states
+the steps, the rule's outcome and the learning curves."""
+import json
+import math
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from empirics.real import cpu_table1  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_the_reduced_protocol_keeps_the_papers_retraining_steps():
+    c = cpu_table1.CPU_TABLE1
+    steps = c["epochs"] * math.ceil(c["max_per_task"] / c["batch_size"])
+    assert cpu_table1.PAPER_RETRAIN_STEPS == 100 * 40  # 100 epochs x ceil(10,000 / 256)
+    assert steps == cpu_table1.PAPER_RETRAIN_STEPS
+    cfg = cpu_table1.cpu_config(retrain=["sr"])
+    assert cfg.retrain == ("sr",) and cfg.width == c["width"] and cfg.lr == c["lr"]
+    assert cfg.finetune_lr == 5e-4 and cfg.reptile_inner_steps == 20  # the paper's other settings
+
+
+def _unit(method, seed, val, best, test_acc=0.5):
+    return {"retrain": method, "seed": seed, "best_epoch": best,
+            "retrain_history": {"epoch": list(range(1, len(val) + 1)), "val_accuracy": val},
+            "finetune": {"lora": [{"accuracy": test_acc, "accuracy_per_epoch": [test_acc]}]}}
+
+
+def test_scale_check_reads_srs_selected_retraining_epoch_only():
+    units = [_unit("sr", 1, [0.6, 0.8, 0.7], 2), _unit("sr", 2, [0.7, 0.72, 0.76], 3),
+             _unit("lora-ml", 1, [0.9, 0.9, 0.9], 1)]
+    sc = cpu_table1.scale_check(units)
+    assert sc["per_seed"] == {1: 0.8, 2: 0.76} and sc["mean"] == pytest.approx(0.78) and sc["passed"]
+    # the fine-tuned test accuracy plays no part: the same histories with other test results agree
+    assert cpu_table1.scale_check([_unit("sr", 1, [0.6, 0.8, 0.7], 2, test_acc=0.99)])["mean"] == 0.8
+    # below the threshold it fails; the last epoch counts when no epoch was selected
+    low = cpu_table1.scale_check([_unit("sr", 1, [0.8, 0.7], None)])
+    assert low["mean"] == 0.7 and not low["passed"]
+    assert not cpu_table1.scale_check([])["passed"]
+
+
+def test_run_and_render_a_tiny_table(tmp_path):
+    from empirics.real import _batched
+
+    cfg = cpu_table1.cpu_config(dataset="random", width=8, batch_size=32, max_per_task=64, max_eval_per_task=32,
+                                epochs=2, finetune_epochs=2, reptile_outer_epochs=1, reptile_inner_steps=2,
+                                seeds=(1, 2))
+    _batched.run(cfg, tmp_path / "out", verbose=False)
+    rec = cpu_table1.render(tmp_path / "out", tmp_path / "dest", cfg=cfg)
+    assert {m: v["retrain_steps"] for m, v in rec["per_method"].items()} == {
+        "lora-ml": [4], "sr": [4], "reptile": [8], "last-layer-ml": [4]}  # 2 epochs x ceil(64/32); 4 x 2 inner
+    assert all(r["retrain_steps"] == rec["per_method"][r["retrain"]]["retrain_steps"] * 2 for r in rec["rows"])
+    assert len(rec["rows"]) == 6 and len(rec["comparisons"]) == 6
+    assert set(rec["scale_check"]["per_seed"]) == {1, 2}
+    stored = json.loads((tmp_path / "dest" / "vision_record.json").read_text())
+    assert stored["paper_retrain_steps"] == 4000
+    text = (tmp_path / "dest" / "table1_cpu.md").read_text()
+    assert "retrain_steps" in text and "Scale rule" in text and "86.09" in text  # the paper's LoRA-ML beside ours
+    assert (tmp_path / "dest" / "learning_curves.png").stat().st_size > 1000
+    assert len(list((tmp_path / "dest" / "units").glob("*.json"))) == 8  # 4 methods x 2 seeds
+
+
+def test_render_refuses_an_empty_folder(tmp_path):
+    with pytest.raises(ValueError, match="no unit"):
+        cpu_table1.render(tmp_path, tmp_path / "dest", cfg=cpu_table1.cpu_config(dataset="random"))
