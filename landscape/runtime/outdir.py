@@ -147,16 +147,9 @@ class ReportWriter:
         self._cleared = True
 
     def _fsync_dir(self) -> None:
-        try:
-            fd = os.open(self.dir, os.O_RDONLY)
-        except OSError:  # pragma: no cover - platforms without directory descriptors
-            return
-        try:
-            os.fsync(fd)
-        except OSError:  # pragma: no cover
-            pass
-        finally:
-            os.close(fd)
+        from .outguard import fsync_dir
+
+        fsync_dir(self.dir)
 
     def _replace(self, name: str, write) -> str:
         if not self._cleared:

@@ -209,7 +209,7 @@ class FileSet:
             p = self.folder / name
             if p.is_file() or p.is_symlink():
                 p.unlink()
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
 
     def add(self, path: str | os.PathLike) -> None:
         """Record a member written (atomically) into the folder."""
@@ -226,7 +226,7 @@ class FileSet:
         files = {name: _sha256(self.folder / name) for name in sorted(set(self.written))}
         path = atomic_write_text(self.folder / self.manifest,
                                  sealed_text({"kind": "loraml.fileset", "key": self.key, "files": files}, indent=1))
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         return path
 
 
@@ -252,7 +252,8 @@ def read_set(folder: str | os.PathLike, manifest: str) -> dict | None:
     return doc
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (renames, unlinks) to disk; a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory descriptors
