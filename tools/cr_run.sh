@@ -15,6 +15,7 @@ bin=$(dirname "$(command -v "$py")")
 name=$(basename "$cfg" .toml)
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+root=$(pwd); venv=$(cd "$bin/.." && pwd); base=$("$py" -c 'import sys; print(sys.base_prefix)')
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work"
 cd "$work"
 export CR_PYTHON=$py
@@ -30,6 +31,8 @@ else
   if [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
 fi
 "$bin/cosmic-ray" exec "$cfg" "$out/$name.sqlite"
-"$bin/cosmic-ray" dump "$out/$name.sqlite" > "$out/$name.jsonl"
+# the dump quotes test output: paths of this machine become relative or <venv>/, <python>/
+"$bin/cosmic-ray" dump "$out/$name.sqlite" \
+  | sed -e "s#$work/##g" -e "s#$venv/#<venv>/#g" -e "s#$base/#<python>/#g" -e "s#$root/##g" > "$out/$name.jsonl"
 "$bin/cr-report" "$out/$name.sqlite" > "$out/$name.report.txt" || true
 tail -3 "$out/$name.report.txt"
