@@ -103,6 +103,7 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     """
     from empirics._records import write_json
     from landscape.runtime.atomic import atomic_write
+    from landscape.runtime.integrity import file_sha256
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,18 +112,10 @@ def save_data(out_dir: Path, name: str, data: Mapping[str, Any], meta: Mapping[s
     npz = out_dir / f"{name}.npz"
     atomic_write(npz, lambda fh: np.savez_compressed(fh, **arrays))
     js = write_json(out_dir / f"{name}.json", {"meta": dict(meta), "data": rest, "arrays": sorted(arrays),
-                                              "npz_sha256": _sha256(npz)})
+                                              "npz_sha256": file_sha256(npz)})
     return npz, js
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class SavedDataError(ValueError):
@@ -140,7 +133,7 @@ def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]
 
     from empirics._records import read_json
 
-    from landscape.runtime.integrity import StoreIntegrityError
+    from landscape.runtime.integrity import StoreIntegrityError, file_sha256
 
     out_dir = Path(out_dir)
     js = out_dir / f"{name}.json"
@@ -154,7 +147,7 @@ def load_data(out_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]
         raise SavedDataError(f"{js}: {exc.__class__.__name__}: {exc}; delete it and rerun 'python -m figures make'") \
             from None
     npz = out_dir / f"{name}.npz"
-    if not npz.exists() or doc.get("npz_sha256") != _sha256(npz):
+    if not npz.exists() or doc.get("npz_sha256") != file_sha256(npz):
         raise SavedDataError(f"{npz} is missing or not the array file saved with {js.name}; it is not used; "
                              f"delete {js} and rerun 'python -m figures make' to recompute it")
     if npz.exists():

@@ -3,11 +3,12 @@ manifest's reading and verification (every file's size and sha256; the manifest'
 content hash). Split off so that the bundle module stays one screenful of run/merge/render."""
 from __future__ import annotations
 
-import hashlib
 import lzma
 import shutil
 import sys
 from pathlib import Path
+
+from landscape.runtime.integrity import file_sha256 as _sha256
 
 #: Package folders that make up the code of a bundle.
 CODE_PACKAGES = ("empirics", "landscape", "figures", "theory")
@@ -31,12 +32,6 @@ class BundleError(ValueError):
 # pack
 # ------------------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _code_files(root: Path) -> list:

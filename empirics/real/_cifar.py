@@ -275,11 +275,9 @@ def check_archive(archive: str | os.PathLike) -> Path:
         raise ValueError(f"{archive}: {archive.stat().st_size} bytes, not the {DEFAULT_ARCHIVE_BYTES} of the shared "
                          "copy (truncated?); fetch it again")
     if is_shared or (archive.name == DEFAULT_ARCHIVE.name and archive.stat().st_size == DEFAULT_ARCHIVE_BYTES):
-        h = hashlib.sha256()
-        with open(archive, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() != DEFAULT_ARCHIVE_SHA256:
+        from landscape.runtime.integrity import file_sha256
+
+        if file_sha256(archive) != DEFAULT_ARCHIVE_SHA256:
             raise ValueError(f"{archive}: sha256 differs from the one in ../shared/data/cifar10/README.md "
                              "(corrupted copy); fetch it again")
     return archive

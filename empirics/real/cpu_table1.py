@@ -201,14 +201,9 @@ def render(out, dest, *, cfg=None) -> dict:
     return record
 
 
-def _seed(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {v}")
-    return v
-
-
 def main(argv=None) -> int:
+    from landscape.runtime.cli import nonneg_int
+
     from ._config import PAIRINGS
 
     p = argparse.ArgumentParser(prog="python -m empirics.real.cpu_table1", description=__doc__.split("\n\n")[0])
@@ -216,7 +211,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="train (batched engine), resumable")
     r.add_argument("--out", required=True)
     r.add_argument("--retrain", nargs="+", choices=tuple(PAIRINGS), default=list(PAIRINGS))
-    r.add_argument("--seeds", nargs="+", type=_seed, default=list(CPU_TABLE1["seeds"]))
+    r.add_argument("--seeds", nargs="+", type=nonneg_int, default=list(CPU_TABLE1["seeds"]))
     r.add_argument("--cache", default=None, help="decoded CIFAR-10 cache folder")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--group-size", type=int, default=1,

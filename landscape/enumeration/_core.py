@@ -61,7 +61,7 @@ from ._backends import msolve_path, phc_path, run_msolve
 from ._homotopy import phc_route
 from ._krawczyk import CompiledSystem, krawczyk
 from ._report import markdown, plot
-from ._systems import exact_tasks, gradient_system, invariant_system, slice_fixed, x_index
+from ._systems import exact_tasks, gradient_system, invariant_system, x_index
 
 __all__ = [
     "EnumerationResult",

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FIELD", "StoreIntegrityError", "content_digest", "seal", "check_sealed", "read_sealed",
+__all__ = ["FIELD", "file_sha256", "StoreIntegrityError", "content_digest", "seal", "check_sealed", "read_sealed",
            "sealed_text"]
 
 #: The top-level field holding the hash.
@@ -88,3 +88,12 @@ def read_sealed(path: str | os.PathLike) -> dict:
         what = "empty" if not raw else "truncated or not JSON"
         raise StoreIntegrityError(f"{path}: {what}; " + _recover(path)) from None
     return check_sealed(doc, path)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks (archives, bundle members, file sets)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -26,7 +26,6 @@ Three rules shared by every command that writes a folder (``figures make``,
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .cli import UsageError
+from .integrity import file_sha256
 
 __all__ = ["MARK", "LOCK", "OutLock", "claim_out_dir", "clean_stale_temporaries", "FileSet", "read_set",
            "OutputLocked"]
@@ -180,12 +180,6 @@ class OutLock:
         self.release()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class FileSet:
@@ -223,7 +217,7 @@ class FileSet:
         from .atomic import atomic_write_text
         from .integrity import sealed_text
 
-        files = {name: _sha256(self.folder / name) for name in sorted(set(self.written))}
+        files = {name: file_sha256(self.folder / name) for name in sorted(set(self.written))}
         path = atomic_write_text(self.folder / self.manifest,
                                  sealed_text({"kind": "loraml.fileset", "key": self.key, "files": files}, indent=1))
         fsync_dir(self.folder)
@@ -247,7 +241,7 @@ def read_set(folder: str | os.PathLike, manifest: str) -> dict | None:
         return None
     for name, digest in files.items():
         q = folder / name
-        if "/" in name or not q.is_file() or _sha256(q) != digest:
+        if "/" in name or not q.is_file() or file_sha256(q) != digest:
             return None
     return doc
 
