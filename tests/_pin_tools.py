@@ -1,9 +1,11 @@
-"""Helpers of the pin tests: find a private function of a package wherever it now
+"""Helpers of the pin tests: an exact-rational Schur complement (the reference of the
+curvature bounds); find a private function of a package wherever it now
 lives, and patch a name in every module of a package that refers to it (so a breakage
 applied by a test reaches the code that calls it, whichever room holds it)."""
 from __future__ import annotations
 
 import importlib
+from fractions import Fraction
 import pkgutil
 
 
@@ -43,3 +45,22 @@ def patch_everywhere(monkeypatch, package: str, name: str, value) -> int:
             monkeypatch.setattr(mod, name, value)
             hits += 1
     return hits
+
+
+def exact_schur(R, U):
+    """The Schur complement S of THEORY.md section 5 in exact rationals, from the residuals
+    R_t and the factors U_t (nested lists of Fractions, k = 1): the reference that the float
+    and arb certificates' curvature bounds are checked against."""
+    T, d = len(U), len(U[0])
+    S = [[Fraction(0)] * (T * d) for _ in range(T * d)]
+    for s in range(T):
+        for t in range(T):
+            dot = sum(U[t][i] * U[s][i] for i in range(d))
+            for i in range(d):
+                for j in range(d):
+                    v = -Fraction(2, T) * ((dot if i == j else 0) + U[t][i] * U[s][j])
+                    if s == t:
+                        nt = sum(x * x for x in U[t])
+                        v += 2 * (nt if i == j else 0) + 2 * U[t][i] * U[t][j] + R[t][i][j] + R[t][j][i]
+                    S[s * d + i][t * d + j] = v
+    return S

@@ -32,7 +32,7 @@ import landscape as ls
 from landscape.certificates import VERDICT_NONE, VERDICT_SPURIOUS, CertificateNotApplicable, taylor_certificate
 from landscape.certificates import taylor_fp as _rump
 from landscape._instances import f2_spurious_instance
-from ._pin_tools import home, patch_everywhere
+from ._pin_tools import exact_schur, home, patch_everywhere
 from theory._independent_fp import exact_integer_state, lambda_lower_a_posteriori, verify_fp_independent
 
 U_ROUND = Fraction(1, 2**53)
@@ -222,19 +222,7 @@ def _exact_schur(tasks, u):
     U = [[Fraction(float(x)) for x in u[t]] for t in range(T)]
     D = [[[A[t][i][j] - U[t][i] * U[t][j] for j in range(d)] for i in range(d)] for t in range(T)]
     R = [[[sum(D[s][i][j] for s in range(T)) / T - D[t][i][j] for j in range(d)] for i in range(d)] for t in range(T)]
-    n = T * d
-    S = [[Fraction(0)] * n for _ in range(n)]
-    for s in range(T):
-        for t in range(T):
-            dot = sum(U[t][i] * U[s][i] for i in range(d))
-            for i in range(d):
-                for j in range(d):
-                    v = -Fraction(2, T) * ((dot if i == j else 0) + U[t][i] * U[s][j])
-                    if s == t:
-                        nt = sum(x * x for x in U[t])
-                        v += 2 * (nt if i == j else 0) + 2 * U[t][i] * U[t][j] + R[t][i][j] + R[t][j][i]
-                    S[s * d + i][t * d + j] = v
-    return S
+    return exact_schur(R, U)
 
 
 @pytest.fixture(scope="module")

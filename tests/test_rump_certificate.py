@@ -27,6 +27,8 @@ from landscape.certificates import (
 )
 from landscape._instances import f2_spurious_instance
 
+from ._pin_tools import exact_schur as _exact_schur
+
 #: Dimension of the embedded F.2 instance: T*d*k = 3 * 334 = 1002 >= 1000.
 EMBED_D = 334
 
@@ -39,22 +41,6 @@ def _exact_residuals(tasks, u):
     Db = [[sum(D[t][i][j] for t in range(T)) / T for j in range(d)] for i in range(d)]
     R = [[[Db[i][j] - D[t][i][j] for j in range(d)] for i in range(d)] for t in range(T)]
     return R, U
-
-
-def _exact_schur(R, U):
-    T, d = len(U), len(U[0])
-    S = [[Fraction(0)] * (T * d) for _ in range(T * d)]
-    for s in range(T):
-        for t in range(T):
-            dot = sum(U[t][i] * U[s][i] for i in range(d))
-            for i in range(d):
-                for j in range(d):
-                    v = -Fraction(2, T) * ((dot if i == j else 0) + U[t][i] * U[s][j])
-                    if s == t:
-                        nt = sum(x * x for x in U[t])
-                        v += 2 * (nt if i == j else 0) + 2 * U[t][i] * U[t][j] + R[t][i][j] + R[t][j][i]
-                    S[s * d + i][t * d + j] = v
-    return S
 
 
 def _float_entries(draw, shape, lo_exp=-30, hi_exp=30):
