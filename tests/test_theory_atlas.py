@@ -120,10 +120,12 @@ def test_paper_gd_matches_the_official_iteration():
     (["--executor", "local", "--ray-address", "auto"], "--ray-address"),
     (["--workers", "0"], "--workers"),
     (["--bogus"], "unrecognized"),
+    (["--starts", "0"], "--starts"),
+    (["--starts", "2.5"], "--starts"),
 ])
 def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, argv, needle):
     out = tmp_path / "never"
-    with pytest.raises(SystemExit) if argv == ["--bogus"] else _null():
+    with pytest.raises(SystemExit) if argv[0] in ("--bogus", "--starts") else _null():
         rc = main(["atlas", "--out", str(out), *argv])
         assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -145,3 +147,19 @@ def test_out_is_a_file_exit_2(tmp_path, capsys):
     assert main(["atlas", "--smoke", "--out", str(f)]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert f.read_text() == "x"
+
+
+def test_starts_sets_the_effort_recorded_with_the_run(tmp_path):
+    """``--starts N`` changes the searched effort (half as many LM starts) and says so in
+    atlas.json: the run is 'custom' and every finding carries N as its starts per instance."""
+    import json
+
+    from theory._atlas import FULL
+
+    assert (FULL.starts, FULL.lm_starts) == (100, 50)  # the committed run's effort
+    out = tmp_path / "a"
+    assert main(["atlas", "--smoke", "--starts", "3", "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "atlas.json").read_text())
+    assert res["config"]["starts"] == 3 and res["config"]["lm_starts"] == 1
+    assert res["config"]["name"] == "custom"
+    assert {s for f in res["findings"] for s in f["starts_per_instance"]} == {3}

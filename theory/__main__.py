@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from landscape.runtime.cli import (UsageError, add_out_argument, add_quiet_arguments, check_output_file, finish_parser,
-                                   nonneg_int)
+                                   nonneg_int, positive_int)
 from landscape.runtime.exits import EXIT_DISAGREE, EXIT_OK, EXIT_USAGE, cli_main
 from landscape.runtime.version import __version__
 from landscape.runtime.atomic import atomic_write_text
@@ -114,6 +114,9 @@ def build_atlas_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out folder holding files 'theory atlas' did not write (refused otherwise)")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
+    p.add_argument("--starts", type=positive_int, default=None, metavar="N",
+                   help="random starts per instance of the grid (default 100; half as many more go to "
+                        "Levenberg-Marquardt); fewer make every count a weaker lower bound")
     p.add_argument("--effort-sweep", metavar="D,K,T", default=None,
                    help="instead of the grid: the counts of cell (D, K, T) against the number of starts per "
                         "instance (--sweep-starts), written to DIR/effort-sweep-dD-kK-tT.json")
@@ -194,7 +197,15 @@ def atlas_main(argv) -> int:
         print(f"counts stopped growing at: {res['stopped_growing_at']} starts; wrote {path} and EFFORT.md")
         return EXIT_OK
     try:
-        result = atlas(smoke=args.smoke, seed=args.seed, out=args.out, executor=executor, progress=not args.quiet)
+        config = None
+        if args.starts is not None:
+            from dataclasses import replace as _replace
+
+            from ._atlas import FULL, SMOKE
+
+            config = _replace(SMOKE if args.smoke else FULL, starts=args.starts, lm_starts=max(1, args.starts // 2))
+        result = atlas(smoke=args.smoke, config=config, seed=args.seed, out=args.out, executor=executor,
+                       progress=not args.quiet)
     except ConfigMismatch as exc:
         sys.stderr.write(f"python -m theory atlas: error: {exc}\n")
         return EXIT_USAGE

@@ -145,8 +145,8 @@ class AtlasConfig:
     ratios: tuple = (1, 2, 3, 4)
     Ts: tuple = (2, 3, 4, 5, 6)
     instances: int = 4
-    starts: int = 12
-    lm_starts: int = 6
+    starts: int = 100
+    lm_starts: int = 50
     gd_runs: int = 3
     gd_outer: int = 1000
     certify_max_dim: int = 100
@@ -166,9 +166,12 @@ SMOKE = AtlasConfig(ks=(1,), ratios=(1, 2, 3), Ts=(2, 3), instances=2, starts=4,
                     gd_outer=200, certify_max_dim=30, every_d=False)
 
 #: The committed run (theory/results/atlas): 55 cells (k = 1: d = 1..4; k = 2:
-#: d = 2..8) x 4 instances, sized to about a quarter of an hour of one core on a shared
-#: 2-core machine.
-FULL = AtlasConfig()
+#: d = 2..8) x 4 instances at 100 starts (+ 50 Levenberg-Marquardt starts) per instance.
+#: The effort sweep (theory/results/atlas/effort/EFFORT.md) saw every spurious count stop
+#: growing by 25 starts and every other count but the continua's by 50, so 100 leaves a
+#: factor of 4 and 2; about 1.5 hours of one core.  ``python -m theory atlas --starts N``
+#: runs the same grid with less effort (a "custom" run).
+FULL = AtlasConfig(starts=100, lm_starts=50)
 
 
 def instance_seed(seed: int, d: int, k: int, T: int, i: int) -> int:
