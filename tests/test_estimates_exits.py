@@ -1,0 +1,61 @@
+"""Issue 17's loose ends: the ``gpu_prepare`` alias exits like every other command, and
+figure sets written before file-set manifests existed are told apart from broken ones."""
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from landscape.runtime.exits import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE
+
+GP = "python -m empirics.real.gpu_prepare"
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_gpu_prepare_bad_input_is_exit_2_one_line(tmp_path, capsys):
+    from empirics.real.gpu_prepare import main
+
+    dest = tmp_path / "a-file"
+    dest.write_text("not a folder")
+    rc = main(["--dest", str(dest), "--no-language", "--archive", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert rc == EXIT_USAGE
+    line = _one_line(err)
+    assert line.startswith("python -m empirics.real.") and ": error: " in line and "not a folder" in line, line
+    assert dest.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("exc, status, word", [
+    (OSError(errno.ENOSPC, "No space left on device", "/some/bundle/cifar.tar"), EXIT_ENVIRONMENT,
+     "no space left on the device"),
+    (MemoryError(), EXIT_ENVIRONMENT, "out of memory"),
+    (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
+])
+def test_gpu_prepare_maps_machine_failures_and_ctrl_c(monkeypatch, tmp_path, capsys, exc, status, word):
+    import empirics.real.bundle as bundle
+    from empirics.real.gpu_prepare import main
+
+    def failing_pack(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(bundle, "pack", failing_pack)
+    rc = main(["--out", str(tmp_path / "b"), "--no-language"])
+    line = _one_line(capsys.readouterr().err)
+    assert rc == status
+    assert line.startswith(f"{GP}: ") and word in line, line
+    assert "Traceback" not in line
+
+
+def test_gpu_prepare_still_packs_through_the_bundle(monkeypatch, tmp_path):
+    import empirics.real.bundle as bundle
+    from empirics.real.gpu_prepare import main
+
+    seen = {}
+    monkeypatch.setattr(bundle, "pack", lambda dest, **kw: seen.update(dest=dest, **kw))
+    assert main(["--out", str(tmp_path / "b"), "--no-language"]) == 0
+    assert seen["dest"] == str(tmp_path / "b") and seen["language"] is False and seen["vision"] is True
