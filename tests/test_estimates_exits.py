@@ -3,6 +3,7 @@ figure sets written before file-set manifests existed are told apart from broken
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,59 @@ def test_gpu_prepare_still_packs_through_the_bundle(monkeypatch, tmp_path):
     monkeypatch.setattr(bundle, "pack", lambda dest, **kw: seen.update(dest=dest, **kw))
     assert main(["--out", str(tmp_path / "b"), "--no-language"]) == 0
     assert seen["dest"] == str(tmp_path / "b") and seen["language"] is False and seen["vision"] is True
+
+
+# ------------------------------------------------------------- figure sets before manifests
+@pytest.fixture
+def tiny_figure(monkeypatch):
+    """A registered figure whose compute counts its calls and whose rendering is one table."""
+    import numpy as np
+
+    import figures._registry as reg
+
+    calls = {"compute": 0}
+
+    def compute(config, workdir, progress):
+        calls["compute"] += 1
+        return {"x": np.arange(config["n"], dtype=float)}
+
+    def render(data, out_dir, stem):
+        p = Path(out_dir) / f"{stem}.md"
+        p.write_text(f"sum {float(np.sum(data['x']))}\n")
+        return [p]
+
+    spec = reg.FigureSpec("tinyfig", "a test figure", compute, render, {"n": 4}, {"n": 3}, kind="table")
+    monkeypatch.setitem(reg.REGISTRY, "tinyfig", spec)
+    return calls
+
+
+def test_a_set_written_before_manifests_is_unsealed_and_make_reseals_it(tmp_path, tiny_figure, capsys):
+    import figures
+
+    assert figures.set_status(tmp_path, "tinyfig") == "absent"
+    figures.make("tinyfig", out=tmp_path, progress=False)
+    assert figures.set_status(tmp_path, "tinyfig") == "complete"
+    # as written before issue 17: the same members, no manifest
+    (tmp_path / "tinyfig.set.json").unlink()
+    assert figures.complete_set(tmp_path, "tinyfig") is None
+    assert figures.set_status(tmp_path, "tinyfig") == "unsealed"
+    capsys.readouterr()
+    res = figures.make("tinyfig", out=tmp_path, progress=False)
+    line = _one_line(capsys.readouterr().err)
+    assert "before file-set manifests" in line and "tinyfig.set.json" in line
+    assert res["source"] == "reused" and tiny_figure["compute"] == 1  # the data was kept, not recomputed
+    assert figures.set_status(tmp_path, "tinyfig") == "complete"
+    figures.make("tinyfig", out=tmp_path, progress=False)  # a sealed set: nothing more to say
+    assert capsys.readouterr().err == ""
+
+
+def test_a_broken_set_is_incomplete_not_unsealed(tmp_path, tiny_figure):
+    import figures
+
+    figures.make("tinyfig", out=tmp_path, progress=False)
+    (tmp_path / "tinyfig.md").write_text("edited by hand\n")
+    assert figures.set_status(tmp_path, "tinyfig") == "incomplete"
+    figures.make("tinyfig", out=tmp_path, progress=False)
+    (tmp_path / "tinyfig.set.json").unlink()
+    (tmp_path / "tinyfig.json").unlink()  # a rendering left without its data
+    assert figures.set_status(tmp_path, "tinyfig") == "incomplete"
