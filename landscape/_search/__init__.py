@@ -45,6 +45,7 @@ from .cost import (  # noqa: F401
     COST_PER_KERNEL_START,
     COST_PER_PAIR,
     COST_PER_PAIR_ENTRY,
+    COST_PER_R31_PAIR,
     COST_PER_START,
     COST_PER_START_ENTRY,
     COST_PLOTS,
