@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: name, (d, T, k), starts, options.  Spans large T (d = 3), large d (T = 3), k = 1, 2,
-#: 3, the dense and Hessian-vector-product curvature, the default methods and the
-#: flags that change the work (plots, certificates).  About 10 minutes of one core.
+#: 3, the dense and Hessian-vector-product curvature, the default methods, the flags
+#: that change the work (plots, certificates) and a task file without the truth (R3.1
+#: then checked on every pair of tasks).  About 5 minutes of one core in all (20-25
+#: minutes of wall time on the shared 2-core machine under a load of 7-9).
 GRID = [
     ("tiny", (3, 2, 1), 20, {}),
     ("small", (10, 3, 1), 100, {}),
@@ -163,7 +165,7 @@ def main(argv=None) -> int:
               f"(estimate {est['bytes'] / 2**30:.3f} GiB, ratio {r['memory']:.2f}); {est['curvature']}; "
               f"wall {meas['wall_s']:.1f} s", flush=True)
         rows.append({"point": point, "estimate": est, "measured": meas, "ratios": r})
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+    print(f"total CPU {sum(r['measured']['cpu_s'] for r in rows):.0f} s; load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
           f"{'all' if ok else 'NOT all'} ratios within [1/{TOLERANCE:g}, {TOLERANCE:g}]")
     if args.out:
         from landscape.runtime.atomic import atomic_write_text
