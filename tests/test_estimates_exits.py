@@ -99,7 +99,7 @@ def test_a_set_written_before_manifests_is_unsealed_and_make_reseals_it(tmp_path
     capsys.readouterr()
     res = figures.make("tinyfig", out=tmp_path, progress=False)
     line = _one_line(capsys.readouterr().err)
-    assert "before file-set manifests" in line and "tinyfig.set.json" in line
+    assert "written before file-set manifests" in line and "no tinyfig.set.json" in line
     assert res["source"] == "reused" and tiny_figure["compute"] == 1  # the data was kept, not recomputed
     assert figures.set_status(tmp_path, "tinyfig") == "complete"
     figures.make("tinyfig", out=tmp_path, progress=False)  # a sealed set: nothing more to say
@@ -114,5 +114,8 @@ def test_a_broken_set_is_incomplete_not_unsealed(tmp_path, tiny_figure):
     assert figures.set_status(tmp_path, "tinyfig") == "incomplete"
     figures.make("tinyfig", out=tmp_path, progress=False)
     (tmp_path / "tinyfig.set.json").unlink()
+    (tmp_path / "tinyfig.md").unlink()  # data left without any rendering
+    assert figures.set_status(tmp_path, "tinyfig") == "incomplete"
+    (tmp_path / "tinyfig.md").write_text("sum 3.0\n")
     (tmp_path / "tinyfig.json").unlink()  # a rendering left without its data
     assert figures.set_status(tmp_path, "tinyfig") == "incomplete"
