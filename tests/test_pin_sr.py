@@ -1,0 +1,29 @@
+"""The SR closed-form check's predicted error, against replications (issue 16, item 8: a
+survivor of the cosmic-ray sample of ``theory/_checks_sr.py``).
+
+``check_eq11_12`` accepts the pooled OLS estimate when its distance to A_SR is within 4x
+a predicted rms error, (d+1)/(N T^2) sum_t ||A*_t - A_SR||^2 + sigma^2 d^2 / (T N) (its
+derivation is in the check's docstring).  A one-sided acceptance cannot see a predicted
+rms that is too large; replications can: over independent seeds the mean squared
+distance must match the predicted mean square, here within 15% (40 replications of a sum
+of d^2 = 100 near-Gaussian squares: the sampling error of the mean is about 2%).  Once
+where the task spread dominates (the defaults), once where the noise does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from theory._checks_sr import Z_CRITICAL, check_eq11_12
+
+
+@pytest.mark.parametrize("kw", [{}, {"sigma": 5.0, "N": 2000}], ids=["spread", "noise"])
+def test_predicted_rms_is_the_rms_of_replications(kw):
+    err_sq, rms_sq = [], []
+    for seed in range(40):
+        res = check_eq11_12(np.random.default_rng(seed), **kw)
+        case = res.cases[1]
+        err_sq.append(case.measured ** 2)
+        rms_sq.append((case.tolerance / Z_CRITICAL) ** 2)
+    ratio = np.mean(err_sq) / np.mean(rms_sq)
+    assert 0.85 < ratio < 1.15, ratio
