@@ -8,13 +8,16 @@ rms that is too large; replications can: over independent seeds the mean squared
 distance must match the predicted mean square, here within 15% (40 replications of a sum
 of d^2 = 100 near-Gaussian squares: the sampling error of the mean is about 2%).  Once
 where the task spread dominates (the defaults), once where the noise does.
+
+``check_eq7_8`` labels each case with ||A - A*_t||_F, the distance whose half square is
+the case's prediction: the label must agree with the prediction it stands beside.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from theory._checks_sr import Z_CRITICAL, check_eq11_12
+from theory._checks_sr import Z_CRITICAL, check_eq7_8, check_eq11_12
 
 
 @pytest.mark.parametrize("kw", [{}, {"sigma": 5.0, "N": 2000}], ids=["spread", "noise"])
@@ -27,3 +30,11 @@ def test_predicted_rms_is_the_rms_of_replications(kw):
         rms_sq.append((case.tolerance / Z_CRITICAL) ** 2)
     ratio = np.mean(err_sq) / np.mean(rms_sq)
     assert 0.85 < ratio < 1.15, ratio
+
+
+def test_eq7_8_case_labels_name_the_distance_they_predict():
+    res = check_eq7_8(np.random.default_rng(0), N=2000, perturbations=(0.3, 1.0, 2.0))
+    assert len(res.cases) == 3
+    for case in res.cases:
+        label = float(case.label.split("=")[1])
+        assert label == pytest.approx(np.sqrt(2 * case.predicted), rel=5e-3)  # 3 significant digits
