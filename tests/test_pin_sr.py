@@ -11,13 +11,17 @@ where the task spread dominates (the defaults), once where the noise does.
 
 ``check_eq7_8`` labels each case with ||A - A*_t||_F, the distance whose half square is
 the case's prediction: the label must agree with the prediction it stands beside.
+``check_thm31`` states its tolerance as a share of the formula: the largest ratio of a
+case's tolerance to its prediction.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
-from theory._checks_sr import Z_CRITICAL, check_eq7_8, check_eq11_12
+from theory._checks_sr import Z_CRITICAL, check_eq7_8, check_eq11_12, check_thm31
 
 
 @pytest.mark.parametrize("kw", [{}, {"sigma": 5.0, "N": 2000}], ids=["spread", "noise"])
@@ -38,3 +42,9 @@ def test_eq7_8_case_labels_name_the_distance_they_predict():
     for case in res.cases:
         label = float(case.label.split("=")[1])
         assert label == pytest.approx(np.sqrt(2 * case.predicted), rel=5e-3)  # 3 significant digits
+
+
+def test_thm31_tolerance_text_is_the_largest_relative_tolerance():
+    res = check_thm31(np.random.default_rng(0), sizes=((4, 2, 1), (5, 3, 1)), draws=2000, batch=1000)
+    stated = float(re.search(r"<= ([\d.]+)% of the formula", res.tolerance).group(1))
+    assert stated == pytest.approx(100 * max(c.tolerance / abs(c.predicted) for c in res.cases), abs=0.05)
