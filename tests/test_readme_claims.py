@@ -2,7 +2,8 @@
 benchmark record, and is compared with it here (issue 19, section 2).
 
 Records: ``theory/results/theory-paper.json`` (``python -m theory --out ...``),
-``tools/mutation-records/*.jsonl`` with ``tools/MUTATION.md``,
+``tools/mutation-records/*.jsonl`` with ``tools/MUTATION.md``, the cosmic-ray records
+``tools/mutation-records/cosmic-ray/`` with their ``summary.md``,
 ``benchmarks/records/audit-d2000.json`` (``benchmarks/bench_audit.py --only d2000 --out ...``),
 ``benchmarks/records/estimates.json`` (``benchmarks/bench_estimates.py --out ...``) and the
 command lines' own defaults.
@@ -117,6 +118,65 @@ def test_mutation_headline_matches_the_records():
     num, den, pct = m.groups()
     assert int(num) == killed and int(den) == sampled - judged
     assert pct == f"{100 * killed / (sampled - judged):.1f}"
+
+
+# ---------------------------------------------------------------- cosmic-ray (standing measure)
+_CR = ROOT / "tools/mutation-records/cosmic-ray"
+
+
+def _cr_summary_output() -> str:
+    """What ``tools/cr_summary.py`` makes of the committed cosmic-ray records."""
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("cr_summary", ROOT / "tools/cr_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = [*sorted(map(str, _CR.glob("*.sampled.jsonl"))), "--rerun", *sorted(map(str, _CR.glob("*.rerun.jsonl"))),
+            "--first", *sorted(map(str, _CR.glob("*.first.jsonl"))), "--equivalent", str(_CR / "excluded.txt")]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert mod.main(args) == 0
+    return out.getvalue()
+
+
+def _cr_rows(text: str):
+    rows = []
+    for ln in text.splitlines():
+        if ln.startswith("| ") and not ln.startswith("| module"):
+            cells = [c.strip() for c in ln.split("|")[1:9]]
+            first = re.match(r"(\d+)/(\d+) = ", cells[7])
+            rows.append({"module": cells[0], "mutants": int(cells[1]), "sampled": int(cells[2]),
+                         "killed": int(cells[3]), "equivalent": int(cells[4]), "survived": int(cells[5]),
+                         "first": tuple(map(int, first.groups())) if first else None})
+    return rows
+
+
+def test_cosmic_ray_summary_is_what_the_records_give():
+    committed = (_CR / "summary.md").read_text()
+    assert committed == _cr_summary_output()
+    rows = _cr_rows(committed)
+    assert len(rows) >= 10
+    for r in rows:
+        assert r["killed"] + r["equivalent"] + r["survived"] == r["sampled"] <= r["mutants"]
+
+
+def test_cosmic_ray_numbers_in_the_readme_and_mutation_md_are_the_summary():
+    rows = _cr_rows((_CR / "summary.md").read_text())
+    S, P = sum(r["sampled"] for r in rows), sum(r["mutants"] for r in rows)
+    K, E, V = (sum(r[k] for r in rows) for k in ("killed", "equivalent", "survived"))
+    low = min(rows, key=lambda r: r["killed"] / (r["killed"] + r["survived"]))
+    firsts = [r["first"] for r in rows if r["first"]]
+    F, Q = sum(f[0] for f in firsts), sum(f[1] for f in firsts)
+    claim = (f"a sample of {S} of the {P} mutants of {len(rows)} modules; after tests were added for the "
+             f"survivors, {K} were killed, {E} were judged equivalent or a free parameter and {V} survived: "
+             f"{K} / {S - E} = {100 * K / (S - E):.1f}% of the non-equivalent mutants, and at least "
+             f"{100 * low['killed'] / (low['killed'] + low['survived']):.0f}% in every module sampled. "
+             f"First pass (the suite as each session found it, {len(firsts)} modules): {F} / {Q} = "
+             f"{100 * F / Q:.0f}%")
+    assert claim in " ".join(README.split())
+    assert claim in " ".join((ROOT / "tools/MUTATION.md").read_text().split())
 
 
 # ---------------------------------------------------------------- audit at scale
