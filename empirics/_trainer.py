@@ -299,7 +299,7 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     names = [task_adapter_name(t) for t in range(T)]
     if cfg.method == "lora-ml":
         attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
-        adapters = attach(base, names, rank=cfg.rank, stage="retrain", generator=generator,
+        adapters = attach(base, names, rank=cfg.k, stage="retrain", generator=generator,
                           alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     elif cfg.method == "last-layer-ml":
         adapters = family.attach_heads(base, names, stage="retrain", generator=generator)
@@ -411,7 +411,7 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
     base : nn.Module
         Retrained base (``retrain(...).model``); it is deep-copied, never modified.
     cfg : StageConfig
-        ``cfg.method`` in :data:`FINETUNE_METHODS`; ``cfg.rank`` is k'.
+        ``cfg.method`` in :data:`FINETUNE_METHODS`; ``cfg.k`` is k'.
     generator : torch.Generator
     checkpoint : path, optional
     eval_every : int
@@ -429,7 +429,7 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
     model = copy.deepcopy(base).to(cfg.device)
     if cfg.method == "lora":
         attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
-        adapters = attach(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
+        adapters = attach(model, [FINETUNE_ADAPTER], rank=cfg.k, stage="finetune",
                           generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     else:
         adapters = family.attach_heads(model, [FINETUNE_ADAPTER], stage="finetune", generator=generator)

@@ -47,8 +47,8 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
     if cfg.method == "lora-ml":
         if cfg.lora_heads:  # heads first, then LoRA on the body: the order of attach_lora_heads
             model.heads = init_heads(eng.net.dim, family.arch["num_classes"], T, gens, dev)
-        model.lora = init_lora(eng.net, base, T, cfg.rank, gens, dev, lora_targets(eng.net, cfg.lora_heads))
-        model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
+        model.lora = init_lora(eng.net, base, T, cfg.k, gens, dev, lora_targets(eng.net, cfg.lora_heads))
+        model.lora_scaling = (cfg.k if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.k
     elif cfg.method == "last-layer-ml":
         model.heads = init_heads(eng.net.dim, family.arch["num_classes"], T, gens, dev)
     dev_gens = dev_generators(dev, S)
@@ -174,7 +174,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
 
 
 def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, progress: bool = False):
-    """Fine-tune a fresh rank-``cfg.rank`` LoRA (``cfg.method == "lora"``) or a fresh head
+    """Fine-tune a fresh rank-``cfg.k`` LoRA (``cfg.method == "lora"``) or a fresh head
     (``"last-layer"``) on the frozen stacked ``base`` of S seeds, on the test task.
 
     ``gens``: one generator per seed (``stage_generator(seed, 1, peft index, 0)``).
@@ -194,8 +194,8 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     if cfg.method == "lora":
         if cfg.lora_heads:  # a fresh head, then LoRA on the body: the order of attach_lora_heads
             model.heads = init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
-        model.lora = init_lora(eng.net, frozen, 1, cfg.rank, gens, dev, lora_targets(eng.net, cfg.lora_heads))
-        model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
+        model.lora = init_lora(eng.net, frozen, 1, cfg.k, gens, dev, lora_targets(eng.net, cfg.lora_heads))
+        model.lora_scaling = (cfg.k if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.k
     else:
         model.heads = init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
     opt = make_optimizer(cfg, [{"params": model.adapter_tensors()}])
