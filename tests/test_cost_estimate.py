@@ -164,5 +164,6 @@ def test_record_estimates_follow_from_their_stored_inputs(record):
         assert counts == entry["counts"], entry["name"]
         assert _cost.estimate_seconds(counts, entry["rates"]) == pytest.approx(entry["estimate_s"], rel=1e-12)
         if "gpu_estimate_s" in entry:
-            assert _cost.gpu_seconds(counts, entry["rates"], entry["workload"], cfg, record["gpu_assumed"]) == \
+            gpu = _cost.run_counts(cfg, entry["gpu_workload"])
+            assert _cost.gpu_seconds(gpu, entry["rates"], record["gpu_assumed"]) == \
                 pytest.approx(entry["gpu_estimate_s"], rel=1e-12)

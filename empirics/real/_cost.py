@@ -34,6 +34,7 @@ per seed; on an accelerator it is faster, so its estimate is an upper bound ther
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from collections.abc import Mapping
 
@@ -51,8 +52,10 @@ GPU_ASSUMED = {"flops_per_s": 1.0e14, "pass_latency_s": 3.0e-3}
 #: Items (images / turns) of the calibration batch: a full training batch for vision, one
 #: turn (20 pairs) for language, whose pass on a CPU takes seconds.
 CALIBRATION_ITEMS = {"vision": None, "language": 1}
-#: A kind's pass is repeated until this many seconds were timed (at most MAX_REPEATS passes).
-MIN_TIMED_S, MAX_REPEATS = 0.3, 5
+#: A kind's pass is timed at least MIN_SAMPLES times and until MIN_TIMED_S seconds were
+#: timed (at most MAX_REPEATS passes); the median is kept: on a shared machine single passes
+#: vary by 2x.
+MIN_TIMED_S, MIN_SAMPLES, MAX_REPEATS = 0.3, 3, 5
 
 
 # ------------------------------------------------------------------------------- counts
@@ -229,7 +232,8 @@ def calibrate(family, cfg: RunConfig, kinds, *, flops: bool = False) -> dict:
     per item-unit (``flops``, ``eval_flops``), counted on an extra, untimed pass.
 
     Each kind's model is built twice (the first build, untimed, pays one-time imports such as
-    peft's), one untimed warm-up pass comes first; each kind is then timed on the first training
+    peft's), one untimed warm-up pass comes first; each kind is then timed (a first pass
+    the median of :data:`MIN_SAMPLES` to :data:`MAX_REPEATS` passes) on the first training
     batch of the first retraining task (:data:`CALIBRATION_ITEMS` of it), repeated until
     :data:`MIN_TIMED_S` seconds were timed."""
     import torch
@@ -255,15 +259,14 @@ def calibrate(family, cfg: RunConfig, kinds, *, flops: bool = False) -> dict:
         loss.backward()
 
     def timed(fn) -> float:
-        n, total = 0, 0.0
-        while n < MAX_REPEATS and (n == 0 or total < MIN_TIMED_S):
+        samples = []
+        while len(samples) < MAX_REPEATS and (len(samples) < MIN_SAMPLES or sum(samples) < MIN_TIMED_S):
             _sync(device)
             t0 = time.perf_counter()
             fn()
             _sync(device)
-            total += time.perf_counter() - t0
-            n += 1
-        return total / n
+            samples.append(time.perf_counter() - t0)
+        return float(statistics.median(samples))
 
     warm = None
     for kind in kinds:
@@ -316,10 +319,11 @@ def estimate_seconds(counts: dict, rates: dict) -> float:
     return float(s)
 
 
-def gpu_seconds(counts: dict, rates: dict, load: dict, cfg: RunConfig, assumed: dict = GPU_ASSUMED) -> float:
+def gpu_seconds(counts: dict, rates: dict, assumed: dict = GPU_ASSUMED) -> float:
     """Seconds on one GPU from counted FLOPs (``rates`` from ``calibrate(..., flops=True)``)
-    at the assumed sustained rate, plus the assumed latency per forward-backward pass and per
-    evaluation batch. An estimate under stated assumptions, not a measurement."""
+    at the assumed sustained rate, plus the assumed latency per optimizer step. ``counts``
+    should come from ``workload(family, "cuda")`` (no padding trimmed on an accelerator). An
+    estimate under stated assumptions, not a measurement."""
     flops = counts["eval"] * rates["eval_flops"] + sum(counts["work"][k] * rates["flops"][k]
                                                        for k in KINDS if counts["work"][k])
     passes = counts["steps"]
