@@ -13,12 +13,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from empirics.real import _cost, _fixtures  # noqa: E402
-from empirics.real._config import LANGUAGE_PAPER, VISION_PAPER, RunConfig  # noqa: E402
+from empirics.real._config import LANGUAGE_PAPER, PAIRINGS, VISION_PAPER, RunConfig  # noqa: E402
 from empirics.real._run import build_family, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "records" / "cost_estimate.json"
-TINY = dict(dataset="random", seeds=(1, 2), epochs=2, finetune_epochs=2, width=8, batch_size=16,
+TINY = dict(dataset="random", seeds=(1,), epochs=2, finetune_epochs=2, width=8, batch_size=16,
             max_per_task=40, max_eval_per_task=24, reptile_outer_epochs=1, reptile_inner_steps=3)
 
 
@@ -36,16 +36,44 @@ class StepCounter:
         self.handle.remove()
 
 
-@pytest.mark.parametrize("extra", [{}, {"step_accounting": "official", "max_per_task": 50, "batch_size": 12}])
-def test_counted_steps_equal_the_trainers_steps(tmp_path, extra):
+class Bar:
+    """A stand-in for tqdm that records each bar's total and its updates."""
+
+    made: list = []
+
+    def __init__(self, iterable=None, *, total=None, initial=0, desc="", **kw):
+        self.total, self.n, self.desc = total, initial, desc
+        Bar.made.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("extra", [{}, {"step_accounting": "official", "max_per_task": 50, "batch_size": 12,
+                                        "retrain": ("sr", "last-layer-ml"), "peft": ("last-layer",)}])
+def test_counted_steps_equal_the_trainers_steps_and_its_progress_bars(tmp_path, monkeypatch, extra):
     # 50 images per task in batches of 12: a partial last batch; official accounting: SR one step per task batch
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    Bar.made = []
     cfg = dataclasses.replace(VISION_PAPER, **{**TINY, **extra})
     family = build_family(cfg, verbose=False)
     counts = _cost.run_counts(cfg, _cost.workload(family, "cpu"))
     with StepCounter() as c:
-        run(cfg, tmp_path / "o", family=family, verbose=False)
+        run(cfg, tmp_path / "o", family=family, verbose=False, progress=True)
     assert counts["steps"] == c.n > 0
     assert counts["units"] == len(cfg.seeds) * len(cfg.retrain)
+    # per-step progress: every stage's bar counts its optimizer steps (Reptile's outer
+    # updates, one per task visit, are the only steps without a tick)
+    stages = [b for b in Bar.made if b.desc.startswith(("retrain-", "finetune-"))]  # not the units bar
+    assert len(stages) == len(cfg.retrain) + sum(len([p for p in PAIRINGS[m] if p in cfg.peft]) for m in cfg.retrain)
+    assert all(b.n == b.total for b in stages)
+    outer = cfg.reptile_outer_epochs * 4 if "reptile" in cfg.retrain else 0
+    assert sum(b.total for b in stages) == c.n - outer
 
 
 def test_counted_steps_equal_the_trainers_steps_for_language(tmp_path):
@@ -55,7 +83,8 @@ def test_counted_steps_equal_the_trainers_steps_for_language(tmp_path):
     _fixtures.write_persona_map(d / "maps")
     cfg = dataclasses.replace(LANGUAGE_PAPER, batch_size=3, model=str(d / "bert"), valid_file=str(d / "valid.txt"),
                               map_dir=str(d / "maps"), n_test=2, n_retrain=2, max_length=24, seeds=(0,), epochs=1,
-                              finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2)
+                              finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2,
+                              retrain=("lora-ml", "reptile"), peft=("lora",))
     family = build_family(cfg, verbose=False)
     load = _cost.workload(family, "cpu")
     assert len(load["tests"]) == 2 and all(t["work"] <= 24 for t in load["retrain"] + load["tests"])
@@ -167,3 +196,4 @@ def test_record_estimates_follow_from_their_stored_inputs(record):
             gpu = _cost.run_counts(cfg, entry["gpu_workload"])
             assert _cost.gpu_seconds(gpu, entry["rates"], record["gpu_assumed"]) == \
                 pytest.approx(entry["gpu_estimate_s"], rel=1e-12)
+
