@@ -268,3 +268,32 @@ def test_paper_scale_in_the_gpu_paragraph_is_the_paper_protocol():
     assert (f"vision: {v.epochs} + {v.finetune_epochs} epochs, width {v.width}" in text
             and f"{len(v.seeds)} seeds x 6 rows" in text)
     assert f"language: {lang.epochs} + {lang.finetune_epochs} epochs over all personas, {len(lang.seeds)} seeds" in text
+
+
+# ---------------------------------------------------------------- cost estimates (which runs need a GPU)
+def test_cost_estimate_table_is_the_benchmark_record():
+    from empirics.real._cost import _duration
+
+    rec = json.loads((ROOT / "benchmarks/records/cost_estimate.json").read_text())
+    by_name = {e["name"]: e for e in rec["paper"]}
+    block = README[README.index("### Which runs need a GPU"):]
+    block = block[:block.index("\n### ", 5)]
+    rows = re.findall(r"^\| `([\w-]+)`: `python -m empirics (vision|language)([^`]*)` \| ([\d,]+) \| ([^|]+) \| "
+                      r"([^|]+) \|$", block, flags=re.M)
+    assert {r[0] for r in rows} == set(by_name) and len(rows) >= 4
+    for name, experiment, flags, steps, cpu, gpu in rows:
+        e = by_name[name]
+        assert e["config"]["experiment"] == experiment
+        assert int(steps.replace(",", "")) == e["estimated_steps"]
+        assert cpu.strip() == _duration(e["estimate_s"]) and gpu.strip() == _duration(e["gpu_estimate_s"])
+        if "--seeds" in flags:  # the flags shown are the configuration estimated
+            seeds = flags.split("--seeds")[1].split("--")[0].split()
+            assert [int(s) for s in seeds] == e["config"]["seeds"]
+        for opt, key in (("--retrain", "retrain"), ("--peft", "peft")):
+            if opt in flags:
+                assert flags.split(opt)[1].split("--")[0].split() == e["config"][key]
+    text = " ".join(block.split())
+    for m in rec["measured"]:
+        assert f"{m['name']}: estimated {m['estimate_s']:.0f} s, measured {m['measured_s']:.0f} s" in text
+    assert f"{rec['gpu_assumed']['flops_per_s'] / 1e12:g} TFLOP/s" in text
+    assert f"{rec['gpu_assumed']['pass_latency_s'] * 1e3:g} ms" in text

@@ -345,7 +345,7 @@ def history_records(epochs, losses, val_acc, val_loss, tasks_names, extra=None) 
 #: ``StageConfig`` fields this engine implements; ``checkpoint_every`` / ``progress`` /
 #: ``log_every`` only steer bookkeeping (units are resumed whole, every epoch is logged).
 SUPPORTED_STAGE_FIELDS = frozenset({
-    "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "rank", "lora_alpha", "lora_dropout",
+    "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "k", "lora_alpha", "lora_dropout",
     "inner_adapter_steps", "reptile_inner_steps", "reptile_inner_lr", "reptile_inner_optimizer", "reptile_outer",
     "lora_heads", "step_per", "device", "bf16", "validate_every", "select_best", "log_every", "progress",
     "checkpoint_every", "schedule", "warmup_fraction"})

@@ -47,8 +47,8 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
     if cfg.method == "lora-ml":
         if cfg.lora_heads:  # heads first, then LoRA on the body: the order of attach_lora_heads
             model.heads = init_heads(eng.net.dim, family.arch["num_classes"], T, gens, dev)
-        model.lora = init_lora(eng.net, base, T, cfg.rank, gens, dev, lora_targets(eng.net, cfg.lora_heads))
-        model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
+        model.lora = init_lora(eng.net, base, T, cfg.k, gens, dev, lora_targets(eng.net, cfg.lora_heads))
+        model.lora_scaling = (cfg.k if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.k
     elif cfg.method == "last-layer-ml":
         model.heads = init_heads(eng.net.dim, family.arch["num_classes"], T, gens, dev)
     dev_gens = dev_generators(dev, S)
@@ -82,7 +82,9 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                 sel = better.view((S,) + (1,) * (v.dim() - 1))
                 best_state[k].copy_(torch.where(sel, v.detach(), best_state[k]))
 
-    bar = _bar(cfg.epochs, f"batched retrain-{cfg.method}", progress)
+    bar = _bar(cfg.epochs * (cfg.reptile_inner_steps if cfg.method == "reptile" else  # per-step progress
+                             max(math.ceil(n / eng.batch_size) for n in data.sizes) * (T if cfg.step_per == "batch" else 1)),
+               f"batched retrain-{cfg.method}", progress)
     if cfg.method == "reptile":
         if cfg.reptile_outer == "interpolate":
             outer = ReptileOuter(base_list, lr=cfg.lr)
@@ -108,13 +110,13 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                 loss = eng.losses(model, x, y, valid, masks)[:, 0]
                 loss.sum().backward()
                 inner.step()
+                bar.update(1)
                 total += loss.detach()
             reptile_outer_step(cfg, outer, base_list, theta, T)  # the trainer's own update
             sched.step()
             epochs.append(epoch)
             loss_log.append(total / cfg.reptile_inner_steps)
             validate(epoch)
-            bar.update(1)
     else:
         groups = [{"params": base_list}, {"params": model.adapter_tensors(),
                                           "lr": cfg.lr if cfg.adapter_lr is None else cfg.adapter_lr}]
@@ -141,12 +143,14 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                         loss.sum().backward()
                         opt.step()
                         sched.step()
+                        bar.update(1)
                         total += loss.detach()
                     continue
                 opt.zero_grad(set_to_none=True)
                 loss = eng.backward(model, x, y, valid, masks)
                 opt.step()
                 sched.step()
+                bar.update(1)
                 step = torch.zeros(S, dtype=torch.float64, device=dev)
                 for t in range(T):  # the trainer's per-step float64 sum, task by task
                     step += loss[:, t].detach()
@@ -154,7 +158,6 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
             epochs.append(epoch)
             loss_log.append(total / rounds)
             validate(epoch)
-            bar.update(1)
     bar.close()
     # the stage's one synchronisation: everything logged comes to the host here
     losses = torch.stack(loss_log).cpu().numpy() if loss_log else torch.zeros((0, S)).numpy()
@@ -174,7 +177,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
 
 
 def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, progress: bool = False):
-    """Fine-tune a fresh rank-``cfg.rank`` LoRA (``cfg.method == "lora"``) or a fresh head
+    """Fine-tune a fresh rank-``cfg.k`` LoRA (``cfg.method == "lora"``) or a fresh head
     (``"last-layer"``) on the frozen stacked ``base`` of S seeds, on the test task.
 
     ``gens``: one generator per seed (``stage_generator(seed, 1, peft index, 0)``).
@@ -194,8 +197,8 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     if cfg.method == "lora":
         if cfg.lora_heads:  # a fresh head, then LoRA on the body: the order of attach_lora_heads
             model.heads = init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
-        model.lora = init_lora(eng.net, frozen, 1, cfg.rank, gens, dev, lora_targets(eng.net, cfg.lora_heads))
-        model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
+        model.lora = init_lora(eng.net, frozen, 1, cfg.k, gens, dev, lora_targets(eng.net, cfg.lora_heads))
+        model.lora_scaling = (cfg.k if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.k
     else:
         model.heads = init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
     opt = make_optimizer(cfg, [{"params": model.adapter_tensors()}])
@@ -204,7 +207,7 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
     dev_gens = dev_generators(dev, S)
     n_eval = max(len(tasks.eval_y), 1)
     accs, losses = [], []
-    bar = _bar(cfg.epochs, f"batched finetune-{cfg.method}", progress)
+    bar = _bar(cfg.epochs * rounds, f"batched finetune-{cfg.method}", progress)  # per-step progress
     for _ in range(1, cfg.epochs + 1):
         plans = [rounds_plan(g, data.sizes, eng.batch_size, eng.augment) for g in gens]
         steps = [[p[r] for p in plans] for r in range(rounds)]
@@ -215,9 +218,9 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
             eng.losses(model, x, y, valid, masks).sum().backward()
             opt.step()
             sched.step()
+            bar.update(1)
         tot, cor = eng.evaluate(model, tasks.eval_x, tasks.eval_y, S)
         accs.append(cor); losses.append(tot)
-        bar.update(1)
     bar.close()
     if not accs:  # zero epochs: the untouched fresh adapter
         tot, cor = eng.evaluate(model, tasks.eval_x, tasks.eval_y, S)
@@ -246,7 +249,7 @@ def _bar(total, desc, progress):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=None)
+    return tqdm(total=total, desc=desc, unit="step", disable=None)
 
 
 def run_group(cfg, family, method: str, seeds, *, compile: bool = False, progress: bool = False) -> list:
