@@ -20,7 +20,19 @@ from ._batched_model import StackedModel
 from ._config import stage_generator
 from ._protocol import compact_history, finetune_entry, retrain_steps, stage_plan
 
-__all__ = ["retrain_group", "finetune_group", "run_group"]
+__all__ = ["retrain_group", "finetune_group", "run_group", "multi_tensor"]
+
+
+def multi_tensor(opt):
+    """``opt`` with torch's multi-tensor (``foreach``) update in every group, also on a CPU
+    (torch picks it by default on CUDA only). The elementwise arithmetic is the
+    single-tensor update's, bit for bit (``tests/test_real_batched.py``), with one call
+    per operation for all of a group's tensors instead of one per tensor: on a CPU at the
+    CPU Table 1's size the optimizer step took 30 % less time."""
+    for group in opt.param_groups:
+        if "foreach" in group:
+            group["foreach"] = True
+    return opt
 
 
 def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = False):
@@ -87,7 +99,8 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
         if cfg.reptile_outer == "interpolate":
             outer = ReptileOuter(base_list, lr=cfg.lr)
         else:
-            outer = make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_outer), [{"params": base_list}])
+            outer = multi_tensor(make_optimizer(dataclasses.replace(cfg, optimizer=cfg.reptile_outer),
+                                                [{"params": base_list}]))
         sched = make_scheduler(cfg, outer, cfg.epochs)
         orders = [None] * S
         for epoch in range(1, cfg.epochs + 1):
@@ -98,7 +111,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
                      for s, g in enumerate(gens)]
             task_log.append(visit)
             theta = [p.detach().clone() for p in base_list]
-            inner = reptile_inner_optimizer(cfg, base_list)
+            inner = multi_tensor(reptile_inner_optimizer(cfg, base_list))
             total = torch.zeros(S, dtype=torch.float64, device=dev)
             steps = [[p[k] for p in plans] for k in range(cfg.reptile_inner_steps)]
             gidx, gvalid = eng.index_steps(data, steps, [[[t] for t in visit]] * len(steps))
@@ -118,7 +131,7 @@ def retrain_group(family, cfg, gens, *, compile: bool = False, progress: bool = 
     else:
         groups = [{"params": base_list}, {"params": model.adapter_tensors(),
                                           "lr": cfg.lr if cfg.adapter_lr is None else cfg.adapter_lr}]
-        opt = make_optimizer(cfg, groups)
+        opt = multi_tensor(make_optimizer(cfg, groups))
         eng.plan_chunks(S, T)
         rounds = max(math.ceil(n / eng.batch_size) for n in data.sizes)
         per_round = T if cfg.step_per == "batch" else 1
@@ -198,7 +211,7 @@ def finetune_group(family, base: dict, cfg, gens, *, compile: bool = False, prog
         model.lora_scaling = (cfg.rank if cfg.lora_alpha is None else cfg.lora_alpha) / cfg.rank
     else:
         model.heads = init_heads(eng.net.dim, family.arch["num_classes"], 1, gens, dev)
-    opt = make_optimizer(cfg, [{"params": model.adapter_tensors()}])
+    opt = multi_tensor(make_optimizer(cfg, [{"params": model.adapter_tensors()}]))
     rounds = math.ceil(data.sizes[0] / eng.batch_size)
     sched = make_scheduler(cfg, opt, cfg.epochs * rounds)
     dev_gens = dev_generators(dev, S)
