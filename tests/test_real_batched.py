@@ -308,3 +308,25 @@ def test_multi_tensor_optimizer_is_the_single_tensor_update_bit_for_bit(make):
     assert all(g["foreach"] for g in opt.param_groups)  # the other code path really ran
     assert all(torch.equal(a, b) for a, b in zip(multi, single))
     assert not torch.equal(multi[0], torch.randn((3, 5), generator=torch.Generator().manual_seed(0)))  # it moved
+
+
+def test_route_sends_single_seed_reptile_on_a_cpu_to_the_sequential_trainer(family, tmp_path, monkeypatch, capsys):
+    cpu = _cfg()
+    assert _batched.route(cpu, "reptile", 1)[0] == "sequential"
+    assert _batched.route(cpu, "reptile", _batched.REPTILE_MIN_SEEDS_CPU)[0] == "batched"
+    assert all(_batched.route(cpu, m, 1) == ("batched", "") for m in ("lora-ml", "last-layer-ml", "sr"))
+    assert _batched.route(dataclasses.replace(cpu, device="cuda"), "reptile", 1)[0] == "batched"
+    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("reptile", "last-layer-ml"))
+    monkeypatch.setattr(_batched, "_family_for", lambda c: family)
+    planned = {u.key: u.config["engine"] for u in _batched.planned_units(cfg, tmp_path, group_size=1)}
+    assert planned == {"reptile_seeds1": "sequential", "reptile_seeds2": "sequential",
+                       "last-layer-ml_seeds1": "batched", "last-layer-ml_seeds2": "batched"}
+    assert {u.config["engine"] for u in _batched.planned_units(cfg, tmp_path)} == {"batched"}  # 2 seeds together
+    # a routed unit is the sequential trainer's, stored under the same key, and the run says so
+    one = dataclasses.replace(cfg, retrain=("reptile",), seeds=(1,))
+    rec = _batched.run(one, tmp_path, group_size=1, verbose=True)
+    assert "routed to the sequential engine" in capsys.readouterr().err
+    assert rec["engine"] == "sequential"
+    (stored,) = _batched.stored_results(one, tmp_path)
+    assert "engine" not in stored
+    _assert_units_close(stored, _run.train_unit(one, family, "reptile", 1, False))
