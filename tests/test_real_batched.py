@@ -310,23 +310,23 @@ def test_multi_tensor_optimizer_is_the_single_tensor_update_bit_for_bit(make):
     assert not torch.equal(multi[0], torch.randn((3, 5), generator=torch.Generator().manual_seed(0)))  # it moved
 
 
-def test_route_sends_single_seed_reptile_on_a_cpu_to_the_sequential_trainer(family, tmp_path, monkeypatch, capsys):
+def test_route_sends_single_seed_reptile_retraining_on_a_cpu_to_the_sequential_trainer(family, tmp_path,
+                                                                                       monkeypatch, capsys):
     cpu = _cfg()
     assert _batched.route(cpu, "reptile", 1)[0] == "sequential"
     assert _batched.route(cpu, "reptile", _batched.REPTILE_MIN_SEEDS_CPU)[0] == "batched"
     assert all(_batched.route(cpu, m, 1) == ("batched", "") for m in ("lora-ml", "last-layer-ml", "sr"))
     assert _batched.route(dataclasses.replace(cpu, device="cuda"), "reptile", 1)[0] == "batched"
-    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("reptile", "last-layer-ml"))
+    # a routed group: the trainer's retraining (its history and best epoch exactly), fine-tuned
+    # batched, equal to the trainer's whole unit; the run says so
+    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("reptile",), seeds=(1,))
     monkeypatch.setattr(_batched, "_family_for", lambda c: family)
-    planned = {u.key: u.config["engine"] for u in _batched.planned_units(cfg, tmp_path, group_size=1)}
-    assert planned == {"reptile_seeds1": "sequential", "reptile_seeds2": "sequential",
-                       "last-layer-ml_seeds1": "batched", "last-layer-ml_seeds2": "batched"}
-    assert {u.config["engine"] for u in _batched.planned_units(cfg, tmp_path)} == {"batched"}  # 2 seeds together
-    # a routed unit is the sequential trainer's, stored under the same key, and the run says so
-    one = dataclasses.replace(cfg, retrain=("reptile",), seeds=(1,))
-    rec = _batched.run(one, tmp_path, group_size=1, verbose=True)
-    assert "routed to the sequential engine" in capsys.readouterr().err
-    assert rec["engine"] == "sequential"
-    (stored,) = _batched.stored_results(one, tmp_path)
-    assert "engine" not in stored
-    _assert_units_close(stored, _run.train_unit(one, family, "reptile", 1, False))
+    _batched.run(cfg, tmp_path, group_size=1, verbose=True)
+    assert "retraining routed to the sequential trainer" in capsys.readouterr().err
+    (ours,) = _batched.stored_results(cfg, tmp_path)
+    theirs = _run.train_unit(cfg, family, "reptile", 1, False)
+    assert (ours["engine"], ours["retrain_engine"]) == ("batched", "sequential")
+    assert ours["retrain_history"] == theirs["retrain_history"]
+    _assert_units_close(ours, theirs)
+    two = _batched.run_group(dataclasses.replace(cfg, seeds=(1, 2)), family, "reptile", [1, 2])
+    assert {u["retrain_engine"] for u in two} == {"batched"}

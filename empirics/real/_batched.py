@@ -39,8 +39,9 @@ Last-Layer-ML, and any option added to ``StageConfig`` later.
 
 Units: a group's per-seed results are stored under the sequential runner's unit keys and
 full unit configurations (:func:`run`), so the two engines' units are interchangeable.
-Routing: :func:`run` hands a (method, seed group) to the sequential trainer where that
-measured faster on the CPU (:func:`route`: Reptile groups of one seed) and prints so.
+Routing: a retraining stage runs on the sequential trainer where that measured faster on
+a CPU (:func:`route`: Reptile with one seed per group); the unit then says
+``"retrain_engine": "sequential"``, and :func:`run` prints so.
 
 On an accelerator: images stay resident on the device; an epoch's batch indices are built
 on the host from the CPU generators and copied once per epoch; training losses, validation
@@ -57,8 +58,8 @@ import dataclasses
 import time
 
 # the engine's parts; every name stays importable from here
-from ._batched_engine import (CROP_CHOICES, BatchData, Engine, check_supported, reptile_order, reptile_plan,
-                              rounds_plan)
+from ._batched_engine import (CROP_CHOICES, REPTILE_MIN_SEEDS_CPU, BatchData, Engine, check_supported, reptile_order,
+                              reptile_plan, rounds_plan, route)
 from ._batched_model import (BatchedMixer, StackedModel, params_from_trainer, stack_state_dicts, task_losses,
                              unstack_state_dict)
 from ._batched_train import finetune_group, retrain_group, run_group
@@ -103,42 +104,12 @@ def _family_for(cfg):
     return _FAMILIES[key]
 
 
-#: On a CPU, Reptile groups of fewer seeds than this run on the sequential trainer
-#: (:func:`route`): one task slot of one batch per inner step is too little work for the
-#: fused step to pay for its bookkeeping. Measured with ``benchmarks/bench_real.py`` at the
-#: CPU Table 1's size (width 32, batch 8): one seed took 1.28x the sequential trainer's
-#: process CPU time, two seeds together less than the trainer's two seeds
-#: (``benchmarks/records/bench_real-table1-*.json``); every other method was faster batched
-#: from one seed on.
-REPTILE_MIN_SEEDS_CPU = 2
-
-
-def route(cfg, method: str, n_seeds: int) -> tuple:
-    """``(engine, reason)``: the engine that runs ``method`` for a group of ``n_seeds`` seeds
-    of ``cfg`` -- ``"batched"``, or ``"sequential"`` where the sequential trainer measured
-    faster (Reptile with fewer than :data:`REPTILE_MIN_SEEDS_CPU` seeds on a CPU); ``reason``
-    says why when it is the sequential one. Both engines store the same units."""
-    cpu = not str(cfg.device).startswith("cuda")
-    if cpu and method == "reptile" and n_seeds < REPTILE_MIN_SEEDS_CPU:
-        return "sequential", (f"Reptile with {n_seeds} seed(s) per group on a CPU: the sequential trainer measured "
-                              f"faster (batched needs >= {REPTILE_MIN_SEEDS_CPU} seeds together)")
-    return "batched", ""
-
-
-def batched_unit(config: dict, method: str, seeds: list, compile: bool = False, engine: str = "batched") -> list:
+def batched_unit(config: dict, method: str, seeds: list, compile: bool = False) -> list:
     """Unit function (:class:`landscape.runtime.executor.Unit`): one (method, seed group) of ``config``
-    (a ``RunConfig`` as a dict), trained by :func:`run_group` -- or, ``engine="sequential"``
-    (:func:`route`), seed by seed by the sequential trainer (:func:`empirics.real._protocol.train_unit`);
-    returns the per-seed units."""
+    (a ``RunConfig`` as a dict), trained by :func:`run_group`; returns the per-seed units."""
     cfg = _config_from_dict(config)
     if cfg.experiment != "vision":
         raise ValueError("the batched engine runs the vision experiment only")
-    if engine == "sequential":
-        from ._protocol import train_unit
-
-        return [train_unit(cfg, _family_for(cfg), method, int(s)) for s in seeds]
-    if engine != "batched":
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     return run_group(cfg, _family_for(cfg), method, seeds, compile=compile)
 
 
@@ -174,8 +145,7 @@ def unit_store(out):
 def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = False,
                   resume: bool = True) -> list:
     """The :class:`~landscape.runtime.executor.Unit` list of ``cfg`` still to compute in ``out``:
-    one per (retraining method, group of seeds whose per-seed units are missing), each with
-    the engine :func:`route` picks for it (``config["engine"]``).
+    one per (retraining method, group of seeds whose per-seed units are missing).
 
     A per-seed unit is done when ``<out>/units`` holds it with ``cfg``'s full unit
     configuration, whichever engine computed it; one stored with other settings raises
@@ -192,7 +162,7 @@ def planned_units(cfg, out, *, group_size: int | None = None, compile: bool = Fa
         for group in seed_groups(todo, group_size):
             units.append(Unit(key=f"{method}_seeds{'-'.join(map(str, group))}", fn=batched_unit,
                               config={"config": config, "method": method, "seeds": list(group),
-                                      "compile": bool(compile), "engine": route(cfg, method, len(group))[0]},
+                                      "compile": bool(compile)},
                               resources=Resources(cpus=1.0, gpus=gpu)))
     return units
 
@@ -287,17 +257,17 @@ def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool
                 print(f"[vision batched] stopping before {unit.key} (limit reached); rerun to resume",
                       file=sys.stderr)
             break
-        if verbose and unit.config["engine"] != "batched":
-            print(f"[vision batched] {unit.key}: routed to the {unit.config['engine']} engine "
-                  f"({route(cfg, unit.config['method'], len(unit.config['seeds']))[1]})", file=sys.stderr)
+        engine, why = route(cfg, unit.config["method"], len(unit.config["seeds"]))
+        if verbose and engine != "batched":
+            print(f"[vision batched] {unit.key}: retraining routed to the {engine} trainer ({why})", file=sys.stderr)
         (per_seed,) = run_units([unit], executor=executor, progress=False)
         per_seed = store_seed_results(cfg, out, per_seed)
         done += 1
         if verbose:
             accs = {p: [round(ts[0]["accuracy"], 4) for ts in [u["finetune"][p] for u in per_seed]]
                     for p in per_seed[0]["finetune"]}
-            wall = sum(u["wall_s"] for u in per_seed)
-            print(f"[vision batched] {unit.key}: fine-tuned accuracy {accs} ({wall:.1f} s)", file=sys.stderr)
+            print(f"[vision batched] {unit.key}: fine-tuned accuracy {accs} "
+                  f"({per_seed[0]['group']['wall_s']:.1f} s)", file=sys.stderr)
     results = stored_results(cfg, out)
     record = summarize(results, cfg, family_description=family.describe())
     record["engine"] = engine_of(results)

@@ -19,7 +19,7 @@ from ._mixer import MLPMixer, drop_probability, keep_threshold, keep_words, mask
 from ._vision import _SEED_BOUND, init_linear_layers_
 from ._vision_data import CROP_PAD
 
-__all__ = ["FUSED_IMAGES_CPU", "CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
+__all__ = ["FUSED_IMAGES_CPU", "REPTILE_MIN_SEEDS_CPU", "route", "CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
            "fused_loss", "compiled_loss", "Engine", "task_view", "init_base", "kaiming", "lora_targets", "init_lora",
            "init_heads", "dev_generators", "history_records", "SUPPORTED_STAGE_FIELDS", "check_supported"]
 
@@ -27,8 +27,27 @@ __all__ = ["FUSED_IMAGES_CPU", "CROP_CHOICES", "seed_draw", "rounds_plan", "rept
 #: backward per task slot instead (measured with ``benchmarks/bench_real.py``: at width 64,
 #: batch 64 and 2 seeds, 512 images fused took about 1.3x the CPU time of 4 chunks of 128).
 FUSED_IMAGES_CPU = 256
+#: On a CPU, Reptile retraining of fewer seeds than this together runs on the sequential
+#: trainer (:func:`route`): one task slot of one batch per inner step is too little work
+#: for the fused step to pay for its bookkeeping. Measured with ``benchmarks/bench_real.py``
+#: at the CPU Table 1's size (width 32, batch 8): one seed took 1.28x the sequential
+#: trainer's process CPU time, two seeds together 0.75x, five 0.48x; every other method
+#: was faster batched from one seed on (``benchmarks/records/bench_real-table1-*.json``).
+#: Fine-tuning stays batched (faster from one seed on).
+REPTILE_MIN_SEEDS_CPU = 2
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
 CROP_CHOICES = 2 * CROP_PAD + 1
+
+
+def route(cfg, method: str, n_seeds: int) -> tuple:
+    """``(engine, reason)``: the engine of the retraining stage of ``method`` for a group of
+    ``n_seeds`` seeds on ``cfg.device`` -- ``"batched"``, or ``"sequential"`` (the trainer,
+    seed after seed) where that measured faster: Reptile with fewer than
+    :data:`REPTILE_MIN_SEEDS_CPU` seeds on a CPU. ``reason`` says why when it is not batched."""
+    if not str(cfg.device).startswith("cuda") and method == "reptile" and n_seeds < REPTILE_MIN_SEEDS_CPU:
+        return "sequential", (f"Reptile with {n_seeds} seed(s) per group on a CPU: the sequential trainer measured "
+                              f"faster; batched from {REPTILE_MIN_SEEDS_CPU} seeds together")
+    return "batched", ""
 
 
 def seed_draw(gen) -> int:

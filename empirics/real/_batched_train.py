@@ -14,13 +14,13 @@ import torch
 
 from .._stage import ReptileOuter, make_optimizer, make_scheduler, reptile_inner_optimizer, reptile_outer_step
 from ._batched_engine import (BatchData, Engine, check_supported, dev_generators, history_records, init_base,
-                              init_heads, init_lora, lora_targets, reptile_order, reptile_plan, rounds_plan,
+                              init_heads, init_lora, lora_targets, reptile_order, reptile_plan, rounds_plan, route,
                               task_view)
-from ._batched_model import StackedModel
+from ._batched_model import StackedModel, stack_state_dicts
 from ._config import stage_generator
 from ._protocol import compact_history, finetune_entry, retrain_steps, stage_plan
 
-__all__ = ["retrain_group", "finetune_group", "run_group", "multi_tensor"]
+__all__ = ["retrain_group", "finetune_group", "run_group", "multi_tensor", "sequential_retrain"]
 
 
 def multi_tensor(opt):
@@ -262,10 +262,23 @@ def _bar(total, desc, progress):
     return tqdm(total=total, desc=desc, disable=None)
 
 
+def sequential_retrain(family, cfg, seeds):
+    """The retraining stage ``cfg`` of each seed by the sequential trainer
+    (:func:`empirics._trainer.retrain`, generator ``stage_generator(seed, 0)``), in
+    :func:`retrain_group`'s return format: stacked base weights, histories, best epochs."""
+    from .._trainer import retrain
+
+    results = [retrain(family, cfg, stage_generator(int(s), 0)) for s in seeds]
+    states = [{k: v.detach() for k, v in r.model.state_dict().items()} for r in results]
+    return (stack_state_dicts(states, torch.device(cfg.device)), [r.history for r in results],
+            [r.best_epoch for r in results])
+
+
 def run_group(cfg, family, method: str, seeds, *, compile: bool = False, progress: bool = False) -> list:
     """The vision protocol of :func:`empirics.real._protocol.train_unit` for several seeds at once.
 
-    Retrain ``method`` for every seed of ``seeds`` together, keep each seed's best
+    Retrain ``method`` for every seed of ``seeds`` together (or seed after seed on the
+    sequential trainer where :func:`~empirics.real._batched_engine.route` says so), keep each seed's best
     average-validation epoch, then every fine-tuning of ``PAIRINGS[method]`` in
     ``cfg.peft`` on the test task (8, 9), again all seeds together.
 
@@ -280,13 +293,18 @@ def run_group(cfg, family, method: str, seeds, *, compile: bool = False, progres
     T = len(family.retrain_tasks())
     rt_cfg, ft_cfgs = stage_plan(cfg, method, T)
     t0 = time.perf_counter()
-    base, hists, best = retrain_group(family, rt_cfg, [stage_generator(s, 0) for s in seeds],
-                                      compile=compile, progress=progress)
+    rt_engine = route(cfg, method, len(seeds))[0]
+    if rt_engine == "sequential":
+        base, hists, best = sequential_retrain(family, rt_cfg, seeds)
+    else:
+        base, hists, best = retrain_group(family, rt_cfg, [stage_generator(s, 0) for s in seeds],
+                                          compile=compile, progress=progress)
     if base[next(iter(base))].is_cuda:
         torch.cuda.synchronize()
     rt_wall = time.perf_counter() - t0
     steps = retrain_steps(rt_cfg, family)
-    units = [{"retrain": method, "seed": s, "engine": "batched", "retrain_wall_s": rt_wall / len(seeds),
+    units = [{"retrain": method, "seed": s, "engine": "batched", "retrain_engine": rt_engine,
+              "retrain_wall_s": rt_wall / len(seeds),
               "best_epoch": best[i], "retrain_steps": steps, "retrain_history": compact_history(hists[i]),
               "finetune": {}}
              for i, s in enumerate(seeds)]
