@@ -3,8 +3,9 @@ benchmark record, and is compared with it here (issue 19, section 2).
 
 Records: ``theory/results/theory-paper.json`` (``python -m theory --out ...``),
 ``tools/mutation-records/*.jsonl`` with ``tools/MUTATION.md``,
-``benchmarks/records/audit-d2000.json`` (``benchmarks/bench_audit.py --only d2000 --out ...``)
-and the command lines' own defaults.
+``benchmarks/records/audit-d2000.json`` (``benchmarks/bench_audit.py --only d2000 --out ...``),
+``benchmarks/records/estimates.json`` (``benchmarks/bench_estimates.py --out ...``) and the
+command lines' own defaults.
 """
 import json
 import re
@@ -127,7 +128,24 @@ def test_large_audit_numbers_match_the_benchmark_record():
     assert (f"(2000, 3, 1) with 10 starts took {case['wall_s']:.1f} s and a peak of "
             f"{case['peak_rss_gib']:.2f} GiB on two shared cores") in text
     assert rec["machine"]["cpus"] == 2
-    assert f"{case['estimate_s']:.0f} s and {case['estimate_gib']:.2f} GiB for that case" in text
+
+
+def test_audit_estimate_numbers_match_the_estimates_record():
+    """The estimate quoted for (2000, 3, 1) and the spread of measured / estimated over the
+    grid are those of ``benchmarks/records/estimates.json`` (bench_estimates.py)."""
+    rec = json.loads((ROOT / "benchmarks/records/estimates.json").read_text())
+    row = next(r for r in rec["rows"] if r["point"]["name"] == "d2000")
+    p = row["point"]
+    assert (p["d"], p["T"], p["k"], p["starts"], p["plots"]) == (2000, 3, 1, 10, True)
+    text = " ".join(README.split())
+    est, meas = row["estimate"], row["measured"]
+    assert (f"for (2000, 3, 1) with 10 starts and plots: {est['seconds']:.1f} s and {est['bytes'] / 2**30:.2f} GiB, "
+            f"measured {meas['cpu_s']:.1f} s of CPU and {meas['peak_bytes'] / 2**30:.2f} GiB") in text
+    t = [r["measured"]["cpu_s"] / r["estimate"]["seconds"] for r in rec["rows"]]
+    m = [r["measured"]["peak_bytes"] / r["estimate"]["bytes"] for r in rec["rows"]]
+    assert (f"on each of the {len(rec['rows'])} sizes of `benchmarks/bench_estimates.py` (record "
+            f"`benchmarks/records/estimates.json`) the measured CPU time is {min(t):.2f}-{max(t):.2f} times the "
+            f"estimate and the peak memory {min(m):.2f}-{max(m):.2f} times") in text
 
 
 # ---------------------------------------------------------------- command-line defaults
