@@ -10,8 +10,17 @@ best-epoch validation included) for S seeds, in the same process:
 
 Both consume the same generators and produce the same weights (tests/test_real_batched.py);
 the benchmark prints the wall time of each, the ratio batched / sequential and the
-speed-up, and the ratio of process CPU times (steadier than wall time on a shared machine). Images are random pixels in the CIFAR-10 shape (the cost does not depend on
-their content), so no data set is needed.
+speed-up, and the ratio of process CPU times (steadier than wall time on a shared machine).
+On a CPU it also prints, per method and engine, the achieved FLOP rate -- the matrix
+products' FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode`` over process CPU
+time -- against the single-core float32 ``torch.mm`` rate measured in the same process
+(also on CPU time), and the ceiling: the same engine's matrix products alone, recorded
+with their shapes and strides and replayed (:func:`record_matmuls`, :func:`matmul_ceiling`),
+with the share of the engine's time they take. Images are random pixels in the CIFAR-10
+shape (the cost does not depend on their content), so no data set is needed.
+
+Committed records (``benchmarks/records/bench_real-table1-s1.json``, ``-s5.json``): the CPU
+Table 1's size (width 32, batch 8) for one and five seeds, 200 images per task.
 
 Usage::
 
@@ -184,7 +193,9 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
     batched()
     _sync(device)
     bat, bat_cpu = time.perf_counter() - t0, time.process_time() - c0
-    out = {"method": method, "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
+    route = _batched.route(cfg, method, len(seeds))  # what a batched run does with this group
+    out = {"method": method, "route": route[0], "route_reason": route[1],
+           "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
            "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
            "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
     if cpu:
@@ -256,7 +267,8 @@ def main(argv=None) -> int:
                       f"{100 * r[name + '_matmul_only_fraction_of_matmul']:3.0f}% (the ceiling), "
                       f"{100 * r[name + '_matmul_share_of_time']:3.0f}% of its time")
         faster = "batched" if r["batched_cpu_s"] <= r["sequential_cpu_s"] else "sequential"
-        print(f"{'':14s} faster engine here (process CPU time): {faster}")
+        print(f"{'':14s} faster engine here (process CPU time): {faster}; a batched run retrains this group "
+              f"{'batched' if r['route'] == 'batched' else 'on the sequential trainer: ' + r['route_reason']}")
     if a.out:
         from empirics._records import provenance, write_json
 
