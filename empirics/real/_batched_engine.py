@@ -30,10 +30,11 @@ FUSED_IMAGES_CPU = 256
 #: On a CPU, Reptile retraining of fewer seeds than this together runs on the sequential
 #: trainer (:func:`route`): one task slot of one batch per inner step is too little work
 #: for the fused step to pay for its bookkeeping. Measured with ``benchmarks/bench_real.py``
-#: at the CPU Table 1's size (width 32, batch 8): one seed took 1.28x the sequential
-#: trainer's process CPU time, two seeds together 0.75x, five 0.48x; every other method
-#: was faster batched from one seed on (``benchmarks/records/bench_real-table1-*.json``).
-#: Fine-tuning stays batched (faster from one seed on).
+#: at the CPU Table 1's size (width 32, batch 8), process CPU time batched / sequential:
+#: one seed 1.04 (``benchmarks/records/bench_real-table1-s1.json``; 1.28 in an earlier run
+#: at 200 images/task), two seeds 0.75, five 0.59 (``-s5.json``); every other method was
+#: faster batched from one seed on. Fine-tuning stays batched: a tenth of a Table-1 Reptile
+#: unit took 15.9 s of CPU with batched fine-tuning, 16.2 s all sequential.
 REPTILE_MIN_SEEDS_CPU = 2
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
 CROP_CHOICES = 2 * CROP_PAD + 1
