@@ -297,3 +297,22 @@ def test_cost_estimate_table_is_the_benchmark_record():
         assert f"{m['name']}: estimated {m['estimate_s']:.0f} s, measured {m['measured_s']:.0f} s" in text
     assert f"{rec['gpu_assumed']['flops_per_s'] / 1e12:g} TFLOP/s" in text
     assert f"{rec['gpu_assumed']['pass_latency_s'] * 1e3:g} ms" in text
+
+
+# ---------------------------------------------------------------- theory atlas
+def test_atlas_numbers_in_the_readme_match_the_committed_atlas():
+    """Effort, cell time and the spurious-minimum finding quoted in the README are those of
+    ``theory/results/atlas/atlas.json``."""
+    rec = json.loads((ROOT / "theory/results/atlas/atlas.json").read_text())
+    text = " ".join(README.split())
+    cfg = rec["config"]
+    assert cfg["name"] == "full"
+    assert (f"{cfg['starts']} random starts (+ {cfg['lm_starts']} Levenberg-Marquardt starts) per instance, "
+            f"{rec['cell_seconds']:.0f} s of cell time") in text
+    cert = next(f for f in rec["findings"] if f["property"] == "spurious_certified")
+    cells = sorted((c["d"], c["k"], c["T"]) for c in rec["cells"] if c["counts"]["spurious_certified"][0] > 0)
+    names = [f"({d}, {k}, {T})" for d, k, T in cells]
+    listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    assert (f"certified spurious local minima in {cert['count']} of the {cert['trials']} instances with T >= 3, "
+            f"in cells {listed}") in text
+    assert ("spurious minima occur already for k = 1" in text) is any(k == 1 for _, k, _ in cells)

@@ -24,7 +24,8 @@ from . import _atlas
 
 __all__ = ["SWEEP_STARTS", "effort_markdown", "effort_sweep", "nested_instance", "stopped_growing_at"]
 
-#: Starts per instance of the default effort sweep (the committed atlas used 12).
+#: Starts per instance of the default effort sweep (its first row, 12, is the effort of the
+#: atlas's first committed run; the committed atlas now uses ``_atlas.FULL.starts``).
 SWEEP_STARTS = (12, 25, 50, 100, 200)
 
 _METHODS = ("gd", "root-lm")  # dealt round-robin, as in the atlas (start i uses _METHODS[i % 2])
@@ -139,9 +140,11 @@ def stopped_growing_at(rows, key=_row_key):
     return next(r["starts"] for i, r in enumerate(rows) if all(key(q) == key(r) for q in rows[i:]))
 
 
-def effort_markdown(sweeps, atlas_starts: int = 12) -> str:
+def effort_markdown(sweeps, atlas_starts: int | None = None) -> str:
     """``EFFORT.md``: a table per swept cell (counts per number of starts) and where they
-    stopped growing; ``sweeps`` are :func:`effort_sweep` results."""
+    stopped growing; ``sweeps`` are :func:`effort_sweep` results; ``atlas_starts``: the
+    committed atlas's starts per instance (default ``_atlas.FULL.starts``)."""
+    atlas_starts = _atlas.FULL.starts if atlas_starts is None else atlas_starts
     lines = ["# Atlas counts against the search effort", "",
              "Written by `python -m theory atlas --effort-sweep D,K,T --out DIR` (every sweep in DIR). "
              "Each instance of the cell (the atlas's instances, same seeds) is searched once with the largest "
@@ -152,7 +155,8 @@ def effort_markdown(sweeps, atlas_starts: int = 12) -> str:
              "Distinct second minimisers per instance are shown but not part of that rule: where G's zero set "
              "is positive-dimensional beyond the symmetries (the atlas's Levenberg-Marquardt nullity > 0) they are "
              "points of a continuum and grow with every start. "
-             f"The committed atlas used {atlas_starts} starts per instance.", "",
+             f"The committed atlas uses {atlas_starts} starts per instance (its first run used 12, the "
+             "first row here).", "",
              "| (d, k, T) | spurious instances, first row -> last row | distinct spurious classes | "
              "instances with a second minimiser (search) | spurious counts stopped growing at | all counts stopped growing at |",
              "|---|---|---|---|---|---|"]
