@@ -58,7 +58,7 @@ import numpy as np
 from .._objective import LoraMLProblem
 from .._validation import LandscapeInputError
 from ._backends import msolve_path, phc_path, run_msolve
-from ._homotopy import phc_route
+from ._homotopy import param_route, phc_route
 from ._krawczyk import CompiledSystem, krawczyk
 from ._report import markdown, plot
 from ._systems import exact_tasks, gradient_system, invariant_system, x_index
@@ -421,7 +421,9 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
         if T == 2:
             routes_data["phc"] = {"skipped": "T = 2: the U-system has positive-dimensional solution sets"}
         else:
-            routes_data["phc"] = phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout)
+            routes_data["phc"] = (param_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout,
+                                              threads=threads)
+                                  or phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout))
             data["routes_agree"] = routes_data["phc"]["agrees"]
     data["routes"] = routes_data
     data["orbit_list"] = orbits
