@@ -174,6 +174,7 @@ def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
         "seconds": round(time.perf_counter() - t0, 3), "tracking_seconds": round(track_s, 3),
         "finite_regular_distinct": complex_points,
         "generic_count": meta["degree_u_system"],
+        "start_solutions": meta.get("found_count", meta["degree_u_system"]),
         "real_certified": cert, "unmatched_real": unmatched, "orbits_found": int(sum(h > 0 for h in orbit_hits)),
         "u_system_degree": u_degree,
         "complex_count_matches_degree": (u_degree is not None and complex_points == u_degree),

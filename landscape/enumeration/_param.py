@@ -108,6 +108,36 @@ class ParamFamily:
         Xbar = X.sum(axis=0) / self.T
         return np.array([(X[a] - Xbar + C[t]) @ u[a] for a, t in enumerate(self.supp)])
 
+    def jacobian(self, S: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """d E / d u at ``u`` (shape ``(len(supp) d, len(supp) d)``)."""
+        S = np.asarray(S)
+        C = S.mean(axis=0)[None] - S
+        b, d, T = len(self.supp), self.d, self.T
+        J = np.zeros((b * d, b * d), dtype=complex)
+        eye = np.eye(d)
+        for a, t in enumerate(self.supp):
+            ua = u[a]
+            blk = (1 - 1 / T) * ((ua @ ua) * eye + 2 * np.outer(ua, ua)) + C[t]
+            for c in range(b):
+                if c != a:
+                    blk = blk - np.outer(u[c], u[c]) / T
+                    J[a * d:(a + 1) * d, c * d:(c + 1) * d] = -((u[c] @ ua) * eye + np.outer(u[c], ua)) / T
+            J[a * d:(a + 1) * d, a * d:(a + 1) * d] = blk
+        return J
+
+    def newton(self, S: np.ndarray, u: np.ndarray, steps: int = 8) -> np.ndarray:
+        """Newton's method on E(.; S) from ``u`` (complex)."""
+        u = np.array(u, dtype=complex)
+        for _ in range(steps):
+            try:
+                du = np.linalg.solve(self.jacobian(S, u), self.residual(S, u).ravel())
+            except np.linalg.LinAlgError:
+                break
+            u = u - du.reshape(u.shape)
+            if np.max(np.abs(du)) <= 1e-15 * (1 + np.max(np.abs(u))):
+                break
+        return u
+
     def fit_params(self, u: np.ndarray, rng) -> np.ndarray:
         """Random complex symmetric ``S`` with E(u; S) = 0 (least-norm correction of a
         random draw; the equations are linear in S)."""
@@ -338,8 +368,9 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
         Sp = family.fit_params(up, rng)
         end, dg = track(family, Sp, S0, up.ravel()[None], _unit(rng), threads=threads, timeout=timeout)
         paths += 1
-        if good_ends(end, dg)[0]:
-            known.add(end[0].reshape(b, d))
+        seed_end = end[0].reshape(b, d).copy()
+        if good_ends(end, dg)[0] and _solves(family, S0, seed_end):
+            known.add(seed_end)
     loops, sent, dry = [], [], 0
     while True:
         progress = True
@@ -358,9 +389,8 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
                 paths += int(ok.sum())
                 before = len(known)
                 for e in back[good_ends(back, dg2)]:
-                    u = e.reshape(b, d)
-                    if np.min(np.max(np.abs(u), axis=1)) > 1e-8 and \
-                            np.max(np.abs(family.residual(S0, u))) <= 1e-8 * (1 + np.max(np.abs(u)) ** 3):
+                    u = e.reshape(b, d).copy()
+                    if _solves(family, S0, u):
                         known.add(u)
                 if log:
                     log(f"support {family.supp} loop {j}: {len(todo)} paths, {len(known) - before} new, "
@@ -379,6 +409,15 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
         dry = 0 if len(known) > n_before else dry + 1
     info = {"loops": len(loops), "paths": paths, "seeds": len(parts), "seconds": round(time.perf_counter() - t0, 1)}
     return S0, np.array([r.ravel() for r in known.reps]), info
+
+
+def _solves(family, S0, u) -> bool:
+    """``u`` solves E(.; S0) (relative residual, after Newton polish in place) with every
+    block of the support non-zero."""
+    u[...] = family.newton(S0, u)
+    scale = 1.0 + float(np.max(np.abs(u)))
+    return bool(np.min(np.max(np.abs(u), axis=1)) > 1e-8 * scale
+                and np.max(np.abs(family.residual(S0, u))) <= 1e-9 * scale ** 3)
 
 
 def _unit(rng):
@@ -449,11 +488,40 @@ def support_degrees(T, d, rng, *, timeout=3600.0):
     return exact, total
 
 
-def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print) -> dict:
-    """Solve a generic instance of every support by monodromy and write the start file."""
+def blackbox_complete(family: ParamFamily, S0, reps, *, timeout: float = 7200.0):
+    """Add to the orbits ``reps`` at ``S0`` those that PHC's black-box solver (``phc -b``,
+    a polyhedral homotopy that reaches every isolated solution with non-zero coordinates)
+    finds and monodromy did not; returns ``(reps, number added)``."""
+    from ._backends import run_phc
+
+    b, d = len(family.supp), family.d
+    known = _OrbitSet()
+    for r in reps:
+        known.add(np.asarray(r).reshape(b, d))
+    n0 = len(known)
+    out = run_phc(family.phc_text(S0), family.names, timeout=timeout)
+    for s_ in out.solutions:
+        u = np.asarray(s_).reshape(b, d).copy()
+        if np.all(np.isfinite(u)) and _solves(family, S0, u):
+            known.add(u)
+    return np.array([r.ravel() for r in known.reps]), len(known) - n0
+
+
+def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print, given=None,
+                 blackbox: bool = False, allow_short: bool = False) -> dict:
+    """Solve a generic instance of every support by monodromy and write the start file.
+
+    ``given`` maps supports to ``(S0, reps, info)`` already computed; with ``blackbox``, a
+    support whose monodromy stops short of its count is completed by :func:`blackbox_complete`
+    (monodromy cannot leave a component of the incidence variety, so an orbit on a
+    component without a seed is out of its reach).  With ``allow_short`` a support left
+    short is written as is: ``found_count`` is then below ``degree_u_system`` and the route
+    reports that its complex count cannot match the degree."""
     import platform
 
-    t0 = time.perf_counter()
+    import resource
+
+    t0, c0 = time.perf_counter(), _cpu(resource)
     rng = np.random.default_rng([20, T, d, seed])
     exact, total = support_degrees(T, d, rng)
     supports = []
@@ -463,22 +531,31 @@ def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print) 
             raise BackendError(f"support size {m}: {exact[m]} points is not a union of sign orbits")
         for supp in combinations(range(T), m):
             fam = ParamFamily(T, d, supp)
-            S0, reps, info = monodromy_orbits(fam, rng, target=want, threads=threads, log=log)
-            if len(reps) != want:
+            if given and supp in given:
+                S0, reps, info = given[supp]
+            else:
+                S0, reps, info = monodromy_orbits(fam, rng, target=want, threads=threads, log=log)
+            if len(reps) < want and blackbox:
+                info = dict(info, monodromy_orbits=len(reps))
+                reps, info["added_by_phc_b"] = blackbox_complete(fam, S0, reps)
+            if len(reps) > want or (len(reps) < want and not allow_short):
                 raise BackendError(f"support {supp}: monodromy found {len(reps)} of {want} orbits")
             supports.append({"support": list(supp), "S0": _cx(S0), "orbits": _cx(reps),
-                             "n_orbits": len(reps), "monodromy": info})
+                             "n_orbits": len(reps), "n_orbits_expected": want, "monodromy": info})
+    found = 1 + sum(s["n_orbits"] * 2 ** len(s["support"]) for s in supports)
     data = {
         "T": T, "d": d, "k": 1, "seed": seed,
         "what": "all solutions (one per sign orbit) of a generic complex instance of the k = 1 gradient "
                 "cubics on every support, found by monodromy with phc -p",
         "degree_u_system": total[T],
+        "found_count": found,
         "points_by_support_size": {str(m): exact[m] for m in range(T + 1)},
         "orbits_by_support_size": {str(m): exact[m] // 2 ** m for m in range(T + 1)},
         "checked_against": "msolve degree of the ideal (modular Groebner basis) of a random rational instance, "
                            "per support size",
         "phc": _phc_version(), "python": platform.python_version(),
         "seconds": round(time.perf_counter() - t0, 1),
+        "cpu_s": round(_cpu(resource) - c0, 1),
         "supports": supports,
     }
     STARTS.mkdir(exist_ok=True)
@@ -486,6 +563,12 @@ def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print) 
 
     atomic_write_text(start_file(T, d), json.dumps(data) + "\n")
     return data
+
+
+def _cpu(resource) -> float:
+    """CPU seconds of this process and its finished children (phc, msolve)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def _phc_version() -> str | None:
