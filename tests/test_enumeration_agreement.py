@@ -44,12 +44,14 @@ def test_committed_agreement_holds(record):
         assert check_agreement(rec) == []
         assert rec["msolve"]["complete"]
         assert rec["msolve"]["real_critical_points"] >= 3  # at least U = 0 and a lowest minimum
-        # route 2 reached a distinct complex solution from every start solution; the start
-        # set lacks exactly what its file says it lacks against msolve's degree
+        # route 2 tracked every start solution to a finite nonsingular end; the start set
+        # lacks exactly what its file says it lacks against msolve's degree
         _starts, meta = load_starts(3, 3)
         ph = rec["phc"]
-        assert ph["finite_regular_distinct"] == ph["start_solutions"] == meta["found_count"]
+        assert ph["lost_paths"] == 0 and ph["start_solutions"] == meta["found_count"]
         assert ph["u_system_degree"] == ph["generic_count"] == meta["degree_u_system"]
+    # at a generic instance no two ends merge: one distinct complex solution per start solution
+    assert any(r["phc"]["finite_regular_distinct"] == r["phc"]["start_solutions"] for r in record["instances"])
 
 
 def _small(rec, keep):
@@ -117,11 +119,14 @@ def test_checker_rejects_a_duplicated_point(small):
 
 def test_checker_rejects_lost_paths_and_counts_above_the_degree(small):
     bad = copy.deepcopy(small)
-    bad["phc"]["finite_regular_distinct"] -= 8
-    assert any("start solutions" in m for m in check_agreement(bad))
+    bad["phc"]["lost_paths"] = 1
+    assert any("paths lost" in m for m in check_agreement(bad))
     bad = copy.deepcopy(small)
     bad["phc"]["u_system_degree"] = bad["phc"]["start_solutions"] - 1
-    assert any("more than the degree" in m for m in check_agreement(bad))
+    assert any("not in increasing order" in m for m in check_agreement(bad))
+    bad = copy.deepcopy(small)
+    bad["phc"]["finite_regular_distinct"] = bad["phc"]["start_solutions"] + 8
+    assert any("not in increasing order" in m for m in check_agreement(bad))
 
 
 # ----------------------------------------------------------------------------- start files

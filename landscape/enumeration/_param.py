@@ -344,12 +344,14 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
     r"""Orbits of solutions with every block of the support non-zero, at a generic complex
     parameter ``S0`` found here.
 
-    The incidence variety :math:`\{(S,\mathbf u):E(\mathbf u;S)=0\}` is not irreducible:
-    besides the component of general :math:`\mathbf u` there is one for each way of making
-    blocks parallel (:math:`u_s\parallel u_t` lowers the rank of the linear equations in
-    :math:`S` by as much as it lowers the dimension of the :math:`\mathbf u` it allows), and
-    monodromy never leaves a component.  So one seed per set partition of the support (its
-    classes parallel) is fitted, moved to ``S0`` by one parameter path, and all known orbits
+    The incidence variety :math:`\{(S,\mathbf u):E(\mathbf u;S)=0\}` need not be
+    irreducible, and monodromy never leaves a component.  At :math:`d=2` a parallel pair
+    :math:`u_s\parallel u_t` lowers the rank of the linear equations in :math:`S` by as much
+    as it lowers the dimension of the :math:`\mathbf u` it allows, so it carries a component
+    of its own (without its seed, monodromy at :math:`(T,d)=(3,2)` stops at 2 of 8 orbits).
+    So one seed per set partition of the support (its classes parallel) is fitted, moved to
+    ``S0`` by one parameter path (a seed on a component that does not dominate the
+    parameter space lands on one that does), and all known orbits
     are sent around loops :math:`S^0\to S^j\to S^0` until ``target`` orbits are known, or
     (without a target) ``stall`` consecutive new loops added nothing.  Returns
     ``(S0, reps (N, n) array, info)``."""
