@@ -204,7 +204,33 @@ def _write_agreement(recs, out: Path, threads: int) -> dict:
             "made_by": "python tools/enumeration_tables.py agreement", "threads": threads,
             "machine": "a shared 2-core machine (times are upper bounds)", "instances": recs}
     atomic_write_text(out / "enumeration_agreement.json", json.dumps(data, indent=0) + "\n")
+    atomic_write_text(out / "enumeration_agreement.md", agreement_md(data))
     return data
+
+
+def agreement_md(data) -> str:
+    """The Markdown summary of an agreement record (numbers only from the record)."""
+    lines = ["# Two routes, one list: the certified critical points at (d, T, k) = (3, 3, 1)", "",
+             data["what"] + ". Made by `" + data["made_by"] + "` on " + data["machine"] + ".", "",
+             "| instance | route 1 (msolve) points / orbits | route 1 s | route 2 (phc -p) points / orbits | route 2 s "
+             "| paths (if every sign copy were tracked) | complex ends / start solutions / degree | classes | check |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["instances"]:
+        m, p = r["msolve"], r["phc"]
+        cls = ", ".join(f"{n} {c}" for c, n in m["counts_by_class"].items() if n)
+        lines.append(f"| {r['name']} | {m['real_critical_points']} / {m['orbits']} | {m['seconds']} "
+                     f"| {p['real_certified']} / {p['orbits_found']} | {p['seconds']} "
+                     f"| {p['paths']} ({p['paths_if_every_sign_copy_tracked']}) "
+                     f"| {p['finite_regular_distinct']} / {p['start_solutions']} / {p['u_system_degree']} | {cls} "
+                     f"| {r['check_at_creation'] if isinstance(r['check_at_creation'], str) else 'FAILED'} |")
+    v = data["instances"][0]["versions"] if data["instances"] else {}
+    lines += ["", "Versions: " + ", ".join(f"{a} {b}" for a, b in v.items()) + ".", "",
+              "Route 2 starts from the committed start file `landscape/enumeration/starts/T3_d3.json`, "
+              f"which holds {p['start_solutions']} of the {p['generic_count']} complex solutions msolve's degree "
+              "implies for a generic instance (the rest was not reached by monodromy); where the ends "
+              "of two paths merge (a non-generic instance) there are fewer distinct complex ends than start "
+              "solutions."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -215,6 +241,10 @@ def main(argv=None) -> int:
     p.add_argument("--T", type=int, default=3)
     p.add_argument("--d", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budget", type=float, default=None,
+                   help="starts: seconds of monodromy per support before it stops adding loops (then --allow-short)")
+    p.add_argument("--allow-short", action="store_true",
+                   help="starts: write a start file whose count is below the degree (recorded as such)")
     p.add_argument("--blackbox", action="store_true",
                    help="starts: complete a support that monodromy leaves short with phc -b on the same instance")
     args = p.parse_args(argv)
@@ -232,7 +262,7 @@ def main(argv=None) -> int:
         from landscape.enumeration._param import build_starts
 
         data = build_starts(args.T, args.d, threads=args.threads, blackbox=args.blackbox,
-                            log=lambda m: print(m, flush=True))
+                            allow_short=args.allow_short, budget_s=args.budget, log=lambda m: print(m, flush=True))
         print(f"(T, d) = ({args.T}, {args.d}): {data['degree_u_system']} complex solutions, orbits by support size "
               f"{data['orbits_by_support_size']}, {data['seconds']} s")
     elif args.table == "agreement":

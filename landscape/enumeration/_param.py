@@ -340,7 +340,8 @@ def pattern_seed(family: ParamFamily, partition, rng) -> np.ndarray:
 
 
 def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, stall: int = 3,
-                     max_loops: int = 40, threads: int = 1, timeout: float = 3600.0, log=None):
+                     max_loops: int = 40, threads: int = 1, timeout: float = 3600.0, log=None,
+                     budget_s: float | None = None):
     r"""Orbits of solutions with every block of the support non-zero, at a generic complex
     parameter ``S0`` found here.
 
@@ -405,6 +406,8 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
             break
         if len(loops) >= max_loops or (target is None and dry >= stall):
             break
+        if budget_s is not None and time.perf_counter() - t0 > budget_s:
+            break  # no new loop after the budget: the caller sees the count it has
         n_before = len(known)
         loops.append((_random_sym(rng, family.T, d), _unit(rng), _unit(rng)))
         sent.append(0)
@@ -510,7 +513,7 @@ def blackbox_complete(family: ParamFamily, S0, reps, *, timeout: float = 7200.0)
 
 
 def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print, given=None,
-                 blackbox: bool = False, allow_short: bool = False) -> dict:
+                 blackbox: bool = False, allow_short: bool = False, budget_s: float | None = None) -> dict:
     """Solve a generic instance of every support by monodromy and write the start file.
 
     ``given`` maps supports to ``(S0, reps, info)`` already computed; with ``blackbox``, a
@@ -536,7 +539,7 @@ def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print, 
             if given and supp in given:
                 S0, reps, info = given[supp]
             else:
-                S0, reps, info = monodromy_orbits(fam, rng, target=want, threads=threads, log=log)
+                S0, reps, info = monodromy_orbits(fam, rng, target=want, threads=threads, log=log, budget_s=budget_s)
             if len(reps) < want and blackbox:
                 info = dict(info, monodromy_orbits=len(reps))
                 reps, info["added_by_phc_b"] = blackbox_complete(fam, S0, reps)
