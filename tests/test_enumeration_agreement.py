@@ -228,3 +228,15 @@ def test_live_two_routes_reproduce_the_record(first):
     for route in ("msolve", "phc"):
         assert len(rec[route]["points"]) == len(first[route]["points"])
     assert rec["msolve"]["counts_by_class"] == first["msolve"]["counts_by_class"]
+
+
+def test_readme_quotes_the_record(record):
+    """The README's enumeration paragraph states the committed numbers (no hand-copied drift)."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    a, b = record["instances"][:2]
+    assert f"{a['msolve']['real_critical_points']} and {b['msolve']['real_critical_points']}" in text
+    assert f"{round(a['msolve']['seconds'])} s and {round(b['msolve']['seconds'])} s (msolve)" in text
+    assert f"{round(a['phc']['seconds'])} s and {round(b['phc']['seconds'])} s (homotopy)" in text
+    assert f"{a['phc']['paths']} paths at (3, 3, 1)" in text
+    assert f"holds {a['phc']['start_solutions']} of the {a['phc']['generic_count']} complex solutions" in text
+    assert f"({a['msolve']['orbits']} sign orbits each" in text
