@@ -261,8 +261,13 @@ def main(argv=None) -> int:
     elif args.table == "starts":
         from landscape.enumeration._param import build_starts
 
+        from landscape.enumeration._param import STARTS, start_file
+        from landscape.runtime.atomic import atomic_write_text
+
         data = build_starts(args.T, args.d, threads=args.threads, blackbox=args.blackbox,
                             allow_short=args.allow_short, budget_s=args.budget, log=lambda m: print(m, flush=True))
+        STARTS.mkdir(exist_ok=True)
+        atomic_write_text(start_file(args.T, args.d), json.dumps(data) + "\n")
         print(f"(T, d) = ({args.T}, {args.d}): {data['degree_u_system']} complex solutions, orbits by support size "
               f"{data['orbits_by_support_size']}, {data['seconds']} s")
     elif args.table == "agreement":

@@ -13,15 +13,11 @@ Route 1 (Gröbner, msolve)
     extra primes, a Monte-Carlo criterion; the isolation of the real roots of the lifted
     parametrisation is exact.  The Krawczyk proofs do not depend on it; completeness does.)
 Route 2 (homotopy, PHCpack)
-    For :math:`k=1`, :math:`T\ge3` with a committed start file for :math:`(T,d)`
-    (:mod:`._param`): a parameter homotopy (``phc -p``) from a generic complex instance,
-    whose solutions were found once by monodromy, to the given tasks, one path per sign
-    orbit and per support (106 paths for the full support at :math:`(3,3,1)`, against
-    17,576 for the black-box solver).  Otherwise ``phc -b`` on the gradient cubics in
-    :math:`\mathbf U` per support pattern (on the slice for :math:`k\ge2`).  Real end
-    points are polished and proved by the same Krawczyk test, mapped to orbits and
-    compared with route 1; finite complex end points are counted against the degree of
-    the :math:`\mathbf U`-system (msolve, modular).
+    For :math:`k=1`, :math:`T\ge3` with a committed start file (:mod:`._param`): a
+    parameter homotopy (``phc -p``) from a generic instance solved once by monodromy, one
+    path per sign orbit and support; otherwise ``phc -b`` per support pattern (on the
+    slice for :math:`k\ge2`).  Real ends are proved by the same Krawczyk test and matched
+    to route 1's orbits; complex ends are counted against the degree of the U-system.
 
 Gauge
     :math:`k=1`: the sign orbits are finite; every sign copy of an isolated point is

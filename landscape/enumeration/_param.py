@@ -514,7 +514,8 @@ def blackbox_complete(family: ParamFamily, S0, reps, *, timeout: float = 7200.0)
 
 def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print, given=None,
                  blackbox: bool = False, allow_short: bool = False, budget_s: float | None = None) -> dict:
-    """Solve a generic instance of every support by monodromy and write the start file.
+    """Solve a generic instance of every support by monodromy: the content of the start
+    file (``tools/enumeration_tables.py starts`` writes it to :func:`start_file`).
 
     ``given`` maps supports to ``(S0, reps, info)`` already computed; with ``blackbox``, a
     support whose monodromy stops short of its count is completed by :func:`blackbox_complete`
@@ -563,10 +564,6 @@ def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print, 
         "cpu_s": round(_cpu(resource) - c0, 1),
         "supports": supports,
     }
-    STARTS.mkdir(exist_ok=True)
-    from ..runtime.atomic import atomic_write_text
-
-    atomic_write_text(start_file(T, d), json.dumps(data) + "\n")
     return data
 
 
