@@ -168,7 +168,7 @@ class ParamFamily:
                 c = complex(c)
                 mono = "*".join(self.names[v] + (f"^{e}" if e > 1 else "") for v, e in enumerate(m) if e)
                 parts.append(f"+({c.real:.17e}{c.imag:+.17e}*i)*{mono}")
-            lines.append(" ".join(parts) + ";")
+            lines.append("\n".join(parts) + ";")  # one term a line: phc's reader splits long lines badly
         return "\n".join(lines) + "\n"
 
 
