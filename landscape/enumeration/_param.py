@@ -31,7 +31,10 @@ The generic instance
     until the number of orbits reaches the count implied by the degree of the ideal
     (msolve, modular) of a random rational instance.  The solutions are stored in
     ``starts/T{T}_d{d}.json`` (``tools/enumeration_tables.py starts``) together with the
-    degrees they were checked against.
+    degrees they were checked against.  A file may hold fewer solutions than the degree
+    (``found_count`` < ``degree_u_system``: at :math:`(3,3)` one full-support orbit was never
+    reached); the route then still finds every real point that lies on a path, and says
+    that its complex count cannot reach the degree.
 """
 from __future__ import annotations
 
