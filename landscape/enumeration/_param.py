@@ -32,9 +32,9 @@ The generic instance
     (msolve, modular) of a random rational instance.  The solutions are stored in
     ``starts/T{T}_d{d}.json`` (``tools/enumeration_tables.py starts``) together with the
     degrees they were checked against.  A file may hold fewer solutions than the degree
-    (``found_count`` < ``degree_u_system``: at :math:`(3,3)` one full-support orbit was never
-    reached); the route then still finds every real point that lies on a path, and says
-    that its complex count cannot reach the degree.
+    (``found_count`` < ``degree_u_system``, written only with ``--allow-short``); the route
+    then still finds every real point that lies on a path, and says that its complex
+    count cannot reach the degree.
 """
 from __future__ import annotations
 
@@ -353,9 +353,11 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
     :math:`u_s\parallel u_t` lowers the rank of the linear equations in :math:`S` by as much
     as it lowers the dimension of the :math:`\mathbf u` it allows, so it carries a component
     of its own (without its seed, monodromy at :math:`(T,d)=(3,2)` stops at 2 of 8 orbits).
-    So one seed per set partition of the support (its classes parallel) is fitted, moved to
-    ``S0`` by one parameter path (a seed on a component that does not dominate the
-    parameter space lands on one that does), and all known orbits
+    So one seed per set partition of the support (its classes parallel), and one per block
+    made isotropic, is fitted and moved to ``S0`` by one parameter path (a seed on a
+    component that does not dominate the parameter space lands on one that does; at
+    :math:`(3,3)` the last of 106 orbits, a large one, was reached only this way from an
+    isotropic seed), and all known orbits
     are sent around loops :math:`S^0\to S^j\to S^0` until ``target`` orbits are known, or
     (without a target) ``stall`` consecutive new loops added nothing.  Returns
     ``(S0, reps (N, n) array, info)``."""
@@ -367,10 +369,15 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
     known = _OrbitSet()
     known.add(u0)
     paths = 0
-    for part in parts:
-        if len(part) == b or (d == 1 and len(part) > 1):
-            continue  # the general seed is u0; for d = 1 every pair of blocks is parallel
-        up = pattern_seed(family, part, rng)
+    seeds = [pattern_seed(family, part, rng) for part in parts
+             if not (len(part) == b or (d == 1 and len(part) > 1))]  # u0 is the general seed
+    if d >= 2:  # one isotropic block (u_a^T u_a = 0): at (3, 3) the only seed that reached the last orbit
+        for a in range(b):
+            u = pattern_seed(family, [[t] for t in family.supp], rng)
+            z = rng.standard_normal(d - 1) + 1j * rng.standard_normal(d - 1)
+            u[a] = np.concatenate([z, [np.sqrt(-(z @ z))]])
+            seeds.append(u)
+    for up in seeds:
         Sp = family.fit_params(up, rng)
         end, dg = track(family, Sp, S0, up.ravel()[None], _unit(rng), threads=threads, timeout=timeout)
         paths += 1
@@ -415,7 +422,7 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
         loops.append((_random_sym(rng, family.T, d), _unit(rng), _unit(rng)))
         sent.append(0)
         dry = 0 if len(known) > n_before else dry + 1
-    info = {"loops": len(loops), "paths": paths, "seeds": len(parts), "seconds": round(time.perf_counter() - t0, 1)}
+    info = {"loops": len(loops), "paths": paths, "seeds": 1 + len(seeds), "seconds": round(time.perf_counter() - t0, 1)}
     return S0, np.array([r.ravel() for r in known.reps]), info
 
 
