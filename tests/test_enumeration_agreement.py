@@ -131,7 +131,7 @@ def test_checker_rejects_lost_paths_and_counts_above_the_degree(small):
 
 
 # ----------------------------------------------------------------------------- start files
-@pytest.mark.parametrize("T,d", [(3, 2), (3, 3)])
+@pytest.mark.parametrize("T,d", [(3, 2), (3, 3), (3, 4)])
 def test_start_file_solves_its_instances(T, d):
     """Every stored orbit solves the family at its stored parameters, has every block of its
     support non-zero, the orbits are distinct, and the counts per support size are the
