@@ -10,8 +10,17 @@ best-epoch validation included) for S seeds, in the same process:
 
 Both consume the same generators and produce the same weights (tests/test_real_batched.py);
 the benchmark prints the wall time of each, the ratio batched / sequential and the
-speed-up, and the ratio of process CPU times (steadier than wall time on a shared machine). Images are random pixels in the CIFAR-10 shape (the cost does not depend on
-their content), so no data set is needed.
+speed-up, and the ratio of process CPU times (steadier than wall time on a shared machine).
+On a CPU it also prints, per method and engine, the achieved FLOP rate -- the matrix
+products' FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode`` over process CPU
+time -- against the single-core float32 ``torch.mm`` rate measured in the same process
+(also on CPU time), and the ceiling: the same engine's matrix products alone, recorded
+with their shapes and strides and replayed (:func:`record_matmuls`, :func:`matmul_ceiling`),
+with the share of the engine's time they take. Images are random pixels in the CIFAR-10
+shape (the cost does not depend on their content), so no data set is needed.
+
+Committed records (``benchmarks/records/bench_real-table1-s1.json``, ``-s5.json``): the CPU
+Table 1's size (width 32, batch 8) for one and five seeds, 200 images per task.
 
 Usage::
 
@@ -58,9 +67,11 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_rate(n: int = 2048, repeats: int = 3) -> float:
-    """GFLOP/s of a float32 ``torch.mm`` of two n x n matrices (best of ``repeats``) in this
-    process, at its current torch thread count: the peak the engines are measured against."""
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 ``torch.mm`` of two n x n matrices in this process, at its
+    current torch thread count, on process CPU time (best of ``repeats``; on a shared
+    machine CPU time is what this process got, wall time also counts the others): the
+    peak the engines are measured against."""
     import torch
 
     g = torch.Generator().manual_seed(0)
@@ -68,10 +79,70 @@ def matmul_rate(n: int = 2048, repeats: int = 3) -> float:
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0 = time.process_time()
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - c0)
     return 2 * n ** 3 / best / 1e9
+
+
+#: The matrix products of the engines (what FlopCounterMode counts).
+MATMULS = ("mm", "bmm", "addmm", "baddbmm")
+
+
+def record_matmuls(fn) -> dict:
+    """``{(op, shapes, strides): calls}``: every matrix product ``fn()`` runs (forward and
+    backward), by operand layout."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: dict = {}
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in MATMULS:
+                ts = tuple(a for a in args if isinstance(a, torch.Tensor))
+                key = (name, tuple(tuple(t.shape) for t in ts), tuple(t.stride() for t in ts),
+                       tuple(float(v) for k, v in sorted((kwargs or {}).items()) if k in ("alpha", "beta")))
+                seen[key] = seen.get(key, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        fn()
+    return seen
+
+
+def matmul_ceiling(calls: dict, repeats: int = 3, min_s: float = 0.02) -> float:
+    """Process CPU seconds the recorded matrix products take alone (:func:`record_matmuls`):
+    each (op, layout) replayed on random operands of the same shapes and strides, best of
+    ``repeats`` timings of at least ``min_s`` each, times its number of calls."""
+    import torch
+
+    ops = {"mm": torch.mm, "bmm": torch.bmm, "addmm": torch.addmm, "baddbmm": torch.baddbmm}
+    g = torch.Generator().manual_seed(0)
+    total = 0.0
+    for (name, shapes, strides, scalars), count in calls.items():
+        # operands with the recorded strides (broadcast biases have stride 0) over random storage
+        args = [torch.randn(1 + sum((n - 1) * d for n, d in zip(sh, st) if n > 0), generator=g).as_strided(sh, st)
+                for sh, st in zip(shapes, strides)]
+        kw = dict(zip(("beta", "alpha"), scalars)) if scalars else {}
+        ops[name](*args, **kw)
+        reps = 1
+        while True:
+            c0 = time.process_time()
+            for _ in range(reps):
+                ops[name](*args, **kw)
+            if time.process_time() - c0 >= min_s:
+                break
+            reps *= 4
+        best = float("inf")
+        for _ in range(repeats):
+            c0 = time.process_time()
+            for _ in range(reps):
+                ops[name](*args, **kw)
+            best = min(best, (time.process_time() - c0) / reps)
+        total += best * count
+    return total
 
 
 def count_flops(fn) -> int:
@@ -108,7 +179,8 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
                                compile=compile)
         retrain(family, dataclasses.replace(rt, epochs=1), stage_generator(seeds[0], 0))
     cpu = not device.startswith("cuda")
-    # FLOPs of the same work, counted in untimed runs (the counter slows what it watches)
+    # FLOPs and the matrix products of the same work, counted in untimed runs (the counter
+    # and the recorder slow what they watch)
     flops_seq = count_flops(sequential) if cpu else None
     flops_bat = count_flops(batched) if cpu else None
     peak_before = matmul_rate() if cpu else None
@@ -121,15 +193,26 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
     batched()
     _sync(device)
     bat, bat_cpu = time.perf_counter() - t0, time.process_time() - c0
-    out = {"method": method, "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
+    route = _batched.route(cfg, method, len(seeds))  # what a batched run does with this group
+    out = {"method": method, "route": route[0], "route_reason": route[1],
+           "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
            "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
            "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
     if cpu:
         peak = 0.5 * (peak_before + matmul_rate())  # the matmul rate around the timed runs
-        out.update({"matmul_gflops": peak, "sequential_gflop": flops_seq / 1e9, "batched_gflop": flops_bat / 1e9,
-                    "sequential_gflops": flops_seq / seq / 1e9, "batched_gflops": flops_bat / bat / 1e9,
-                    "sequential_fraction_of_matmul": flops_seq / seq / 1e9 / peak,
-                    "batched_fraction_of_matmul": flops_bat / bat / 1e9 / peak})
+        mm_seq, mm_bat = matmul_ceiling(record_matmuls(sequential)), matmul_ceiling(record_matmuls(batched))
+        out.update({"matmul_gflops": peak, "sequential_gflop": flops_seq / 1e9, "batched_gflop": flops_bat / 1e9})
+        for name, flops, wall, cpu_s, mm in (("sequential", flops_seq, seq, seq_cpu, mm_seq),
+                                              ("batched", flops_bat, bat, bat_cpu, mm_bat)):
+            out.update({
+                f"{name}_gflops": flops / cpu_s / 1e9,  # on process CPU time, as the matmul rate
+                f"{name}_fraction_of_matmul": flops / cpu_s / 1e9 / peak,
+                f"{name}_wall_gflops": flops / wall / 1e9,
+                # the engine's own matrix products alone, replayed at its shapes: the ceiling
+                f"{name}_matmul_only_cpu_s": mm,
+                f"{name}_matmul_only_gflops": flops / mm / 1e9,
+                f"{name}_matmul_only_fraction_of_matmul": flops / mm / 1e9 / peak,
+                f"{name}_matmul_share_of_time": mm / cpu_s})
     return out
 
 
@@ -175,12 +258,17 @@ def main(argv=None) -> int:
               f"ratio batched/sequential {r['ratio_batched_over_sequential']:.3f}  (speed-up {r['speedup']:.2f}x; "
               f"process CPU time ratio {r['cpu_ratio_batched_over_sequential']:.3f})")
         if "matmul_gflops" in r:
-            print(f"{'':14s} single-core float32 torch.mm {r['matmul_gflops']:.1f} GFLOP/s; "
-                  f"sequential {r['sequential_gflops']:.1f} GFLOP/s = {100 * r['sequential_fraction_of_matmul']:.0f}%, "
-                  f"batched {r['batched_gflops']:.1f} GFLOP/s = {100 * r['batched_fraction_of_matmul']:.0f}% of it "
-                  f"({r['batched_gflop']:.2f} vs {r['sequential_gflop']:.2f} GFLOP counted)")
-        faster = "batched" if r["batched_s"] <= r["sequential_s"] else "sequential"
-        print(f"{'':14s} faster engine here: {faster}")
+            print(f"{'':14s} single-core float32 torch.mm {r['matmul_gflops']:.1f} GFLOP/s (process CPU time); "
+                  f"FlopCounterMode: {r['batched_gflop']:.2f} GFLOP batched, {r['sequential_gflop']:.2f} sequential")
+            for name in ("sequential", "batched"):
+                print(f"{'':14s} {name:10s} {r[name + '_gflops']:6.1f} GFLOP/s = "
+                      f"{100 * r[name + '_fraction_of_matmul']:3.0f}% of torch.mm; its matmuls alone at its shapes "
+                      f"{r[name + '_matmul_only_gflops']:6.1f} GFLOP/s = "
+                      f"{100 * r[name + '_matmul_only_fraction_of_matmul']:3.0f}% (the ceiling), "
+                      f"{100 * r[name + '_matmul_share_of_time']:3.0f}% of its time")
+        faster = "batched" if r["batched_cpu_s"] <= r["sequential_cpu_s"] else "sequential"
+        print(f"{'':14s} faster engine here (process CPU time): {faster}; a batched run retrains this group "
+              f"{'batched' if r['route'] == 'batched' else 'on the sequential trainer: ' + r['route_reason']}")
     if a.out:
         from empirics._records import provenance, write_json
 

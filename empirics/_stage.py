@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ._adapters import AdapterSet
+from ._renamed import k_for_rank
 
 __all__ = ["RETRAIN_METHODS", "FINETUNE_METHODS", "FINETUNE_ADAPTER", "SCHEDULES", "STEP_ACCOUNTING",
            "task_adapter_name", "StageConfig", "StageResult", "make_optimizer", "make_scheduler", "lr_factor",
@@ -40,6 +41,7 @@ def task_adapter_name(t: int) -> str:
     return f"task_{t}"
 
 
+@k_for_rank
 @dataclass(frozen=True)
 class StageConfig:
     """Configuration of one training stage (retraining or fine-tuning).
@@ -59,8 +61,8 @@ class StageConfig:
     optimizer : {"sgd", "adam", "adamw"}
     weight_decay : float
         Passed to the optimizer (torch's AdamW default is 0.01).
-    rank, lora_alpha, lora_dropout : LoRA rank (k or k'), alpha (``None``: equal to the
-        rank) and dropout.
+    k, lora_alpha, lora_dropout : LoRA rank (k or k'), alpha (``None``: equal to the
+        rank) and dropout. ``rank=`` (the old name of ``k``) still works and warns.
     inner_adapter_steps : int
         LoRA-ML only: 0 for joint steps; otherwise one base step followed by this many
         adapter-only steps per batch round (THEORY.md 9.1, official linear scheme).
@@ -117,7 +119,7 @@ class StageConfig:
     adapter_lr: float | None = None
     optimizer: str = "adamw"
     weight_decay: float = 0.0
-    rank: int = 1
+    k: int = 1
     lora_alpha: float | None = None
     lora_dropout: float = 0.0
     inner_adapter_steps: int = 0
@@ -144,8 +146,8 @@ class StageConfig:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.optimizer not in ("sgd", "adam", "adamw"):
             raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.rank < 1:
-            raise ValueError(f"rank must be >= 1, got {self.rank}")
+        if self.k < 1:
+            raise ValueError(f"LoRA rank k must be >= 1, got {self.k}")
         if self.select_best and self.validate_every < 1:
             raise ValueError("select_best needs validate_every >= 1")
         if self.inner_adapter_steps < 0 or self.reptile_inner_steps < 1:

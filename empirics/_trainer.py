@@ -121,6 +121,7 @@ class _Loop:
         self.best: tuple[float, int, dict] | None = None
         #: stage-specific state that must survive a resume (Reptile's task order)
         self.extra: dict = {}
+        self.bar = None  # the per-step progress bar of :meth:`progress`
 
     # forward of one task under autocast
     def task_loss(self, t: int, batch: Batch) -> torch.Tensor:
@@ -215,13 +216,30 @@ class _Loop:
         self.extra = state.get("extra", {})
         return int(state["epoch"])
 
-    def progress(self, start: int):
+    def progress(self, start: int, steps_per_epoch: int = 1):
+        """The epochs from ``start + 1``; with ``cfg.progress`` a tqdm bar counts optimizer
+        steps (``steps_per_epoch`` each epoch; :meth:`tick` after every step), not epochs,
+        and turns itself off when stderr is not a terminal (``disable=None``)."""
         rng = range(start + 1, self.cfg.epochs + 1)
         if not self.cfg.progress:
             return rng
         from tqdm.auto import tqdm
 
-        return tqdm(rng, desc=self.tag, initial=start, total=self.cfg.epochs, disable=None)
+        self.bar = tqdm(desc=self.tag, initial=start * steps_per_epoch, total=self.cfg.epochs * steps_per_epoch,
+                        unit="step", disable=None)
+        return self._closing(rng)
+
+    def _closing(self, rng):
+        try:
+            yield from rng
+        finally:
+            self.bar.close()
+            self.bar = None
+
+    def tick(self) -> None:
+        """One optimizer step done (advances the progress bar, if any)."""
+        if self.bar is not None:
+            self.bar.update(1)
 
 
 def load_checkpoint(path, map_location=None) -> dict | None:
@@ -263,6 +281,7 @@ def _step(loop: _Loop, opt: torch.optim.Optimizer, sched: torch.optim.lr_schedul
         total += loss.detach()
     opt.step()
     sched.step()
+    loop.tick()
     return total
 
 
@@ -299,7 +318,7 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     names = [task_adapter_name(t) for t in range(T)]
     if cfg.method == "lora-ml":
         attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
-        adapters = attach(base, names, rank=cfg.rank, stage="retrain", generator=generator,
+        adapters = attach(base, names, rank=cfg.k, stage="retrain", generator=generator,
                           alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     elif cfg.method == "last-layer-ml":
         adapters = family.attach_heads(base, names, stage="retrain", generator=generator)
@@ -326,7 +345,7 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
             opts = [make_optimizer(cfg, [{"params": base_params}, {"params": ad_params, "lr": adapter_lr}])]
             scheds = [make_scheduler(cfg, opts[0], steps)]
         start = loop.resume(opts, scheds)
-        for epoch in loop.progress(start):
+        for epoch in loop.progress(start, steps // max(cfg.epochs, 1) * (1 + (len(opts) == 2) * cfg.inner_adapter_steps)):
             total, rounds = loop.loss_sum(), 0
             for batches in loop.rounds():
                 if len(opts) == 2:
@@ -373,7 +392,7 @@ def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
     sched = make_scheduler(cfg, outer, cfg.epochs)
     start = loop.resume([outer], [sched])
     T = len(loop.tasks)
-    for epoch in loop.progress(start):
+    for epoch in loop.progress(start, cfg.reptile_inner_steps):
         if (epoch - 1) % T == 0 or "order" not in loop.extra:
             loop.extra["order"] = torch.randperm(T, generator=loop.generator).tolist()
         t = int(loop.extra["order"][(epoch - 1) % T])
@@ -386,6 +405,7 @@ def _reptile(loop: _Loop, adapters: AdapterSet) -> None:
                 loss = loop.task_loss(t, batch)
                 loss.backward()
                 inner.step()
+                loop.tick()
                 total += loss.detach()
                 steps += 1
                 if steps == cfg.reptile_inner_steps:
@@ -411,7 +431,7 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
     base : nn.Module
         Retrained base (``retrain(...).model``); it is deep-copied, never modified.
     cfg : StageConfig
-        ``cfg.method`` in :data:`FINETUNE_METHODS`; ``cfg.rank`` is k'.
+        ``cfg.method`` in :data:`FINETUNE_METHODS`; ``cfg.k`` is k'.
     generator : torch.Generator
     checkpoint : path, optional
     eval_every : int
@@ -429,7 +449,7 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
     model = copy.deepcopy(base).to(cfg.device)
     if cfg.method == "lora":
         attach = family.attach_lora_heads if cfg.lora_heads else family.attach_lora
-        adapters = attach(model, [FINETUNE_ADAPTER], rank=cfg.rank, stage="finetune",
+        adapters = attach(model, [FINETUNE_ADAPTER], rank=cfg.k, stage="finetune",
                           generator=generator, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     else:
         adapters = family.attach_heads(model, [FINETUNE_ADAPTER], stage="finetune", generator=generator)
@@ -454,7 +474,7 @@ def finetune(family: Family, base: nn.Module, cfg: StageConfig, generator: torch
         adapters.model.train(was)
         return out
 
-    for epoch in loop.progress(start):
+    for epoch in loop.progress(start, loop.rounds_per_epoch()):
         total, rounds = loop.loss_sum(), 0
         for batches in loop.rounds():
             total += _step(loop, opt, sched, batches)

@@ -30,6 +30,7 @@ from ._registry import (
     redraw,
     register,
     save_data,
+    set_status,
 )
 from . import _synthetic  # noqa: F401  (registers Figure 1 and the shallow-network figures/tables)
 
@@ -39,7 +40,7 @@ if importlib.util.find_spec(f"{__name__}._real_tables") is not None:
 from landscape.runtime.version import __version__
 
 __all__ = ["__version__", "FigureSpec", "REGISTRY", "DEFAULT_OUT", "register", "get", "make", "redraw", "save_data", "load_data",
-           "SavedDataError", "complete_set",
+           "SavedDataError", "complete_set", "set_status",
            "names"]
 
 

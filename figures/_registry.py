@@ -226,6 +226,11 @@ def make(name: str, *, smoke: bool = False, out: str | Path | None = None, overr
             meta = {"name": name, "kind": spec.kind, "description": spec.description, "smoke": smoke,
                     "config": _jsonable(config), "provenance": provenance(device="cpu"),
                     "compute_seconds": time.perf_counter() - t0}
+        if set_status(out_dir, name, smoke=smoke) == "unsealed":
+            import sys
+
+            print(f"{name}: the files in {out_dir} have no {set_manifest_name(stem)} (written before file-set "
+                  f"manifests, or by a run stopped before it); rebuilt as one set with its manifest", file=sys.stderr)
         # the figure is one set (data, arrays, image, PDF, table): its manifest goes first, the
         # old members next, and the new manifest is written last (landscape.runtime.outguard)
         fileset = FileSet(out_dir, set_manifest_name(stem), [f"{stem}.{ext}" for ext in SET_EXTENSIONS],
@@ -255,6 +260,35 @@ def complete_set(out: str | Path, name: str, *, smoke: bool = False) -> dict | N
     from landscape.runtime.outguard import read_set
 
     return read_set(out, set_manifest_name(f"{name}-smoke" if smoke else name))
+
+
+#: What :func:`set_status` says about a figure's files in a folder.
+SET_STATES = ("complete", "unsealed", "incomplete", "absent")
+
+
+def set_status(out: str | Path, name: str, *, smoke: bool = False) -> str:
+    """Whether figure ``name``'s files in ``out`` form one trusted set.
+
+    ``"complete"``: the manifest lists every member and each matches its sha256.
+    ``"unsealed"``: the saved data (``NAME.json``) and a rendering are there but no
+    manifest at all -- a set written before file-set manifests existed (issue 17; the
+    files of earlier rounds), or one whose run stopped between its renderings and its
+    manifest; ``python -m figures make NAME`` rebuilds it as one set with its manifest
+    (reusing the data when its configuration matches) and says so in one line.
+    ``"incomplete"``: a manifest that does not match its members, data without any
+    rendering, or renderings without data (a run stopped part-way).  ``"absent"``: none
+    of the figure's files."""
+    out = Path(out)
+    stem = f"{name}-smoke" if smoke else name
+    if complete_set(out, name, smoke=smoke) is not None:
+        return "complete"
+    if (out / set_manifest_name(stem)).exists():
+        return "incomplete"
+    if (out / f"{stem}.json").is_file() and any((out / f"{stem}.{ext}").is_file() for ext in ("png", "pdf", "md")):
+        return "unsealed"
+    if any((out / f"{stem}.{ext}").exists() for ext in SET_EXTENSIONS):
+        return "incomplete"
+    return "absent"
 
 
 def check_overrides(name: str, config: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:

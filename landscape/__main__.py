@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-certify", action="store_true", help="do not attempt certificates")
     a.add_argument("--no-plots", action="store_true", help="do not draw plots")
     a.add_argument("--max-seconds", type=float, default=None,
-                   help="refuse (exit 2) when the up-front estimate of the wall time exceeds this")
+                   help="refuse (exit 2) when the up-front estimate of the time (CPU seconds of one idle core) "
+                        "exceeds this")
     a.add_argument("--enumerate", dest="enumeration", action="store_const", const="on", default="auto",
                    help="also run the complete enumeration of critical points (default: only for small instances "
                         "when msolve is installed)")

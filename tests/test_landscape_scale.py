@@ -183,7 +183,7 @@ def test_cost_estimate_grows_with_the_problem():
     assert ls.estimate_audit_cost(1000, 3, 1, 10).seconds > base.seconds
     assert ls.estimate_audit_cost(500, 3, 1, 40).seconds > base.seconds
     assert ls.estimate_audit_cost(1000, 3, 1, 10).bytes > base.bytes
-    assert "GiB" in base.describe() and "safety factor" in base.describe()
+    assert "GiB" in base.describe() and "one idle core" in base.describe()
 
 
 def test_audit_refuses_over_the_time_limit(tmp_path):

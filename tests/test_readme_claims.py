@@ -2,9 +2,11 @@
 benchmark record, and is compared with it here (issue 19, section 2).
 
 Records: ``theory/results/theory-paper.json`` (``python -m theory --out ...``),
-``tools/mutation-records/*.jsonl`` with ``tools/MUTATION.md``,
-``benchmarks/records/audit-d2000.json`` (``benchmarks/bench_audit.py --only d2000 --out ...``)
-and the command lines' own defaults.
+``tools/mutation-records/*.jsonl`` with ``tools/MUTATION.md``, the cosmic-ray records
+``tools/mutation-records/cosmic-ray/`` with their ``summary.md``,
+``benchmarks/records/audit-d2000.json`` (``benchmarks/bench_audit.py --only d2000 --out ...``),
+``benchmarks/records/estimates.json`` (``benchmarks/bench_estimates.py --out ...``) and the
+command lines' own defaults.
 """
 import json
 import re
@@ -118,6 +120,65 @@ def test_mutation_headline_matches_the_records():
     assert pct == f"{100 * killed / (sampled - judged):.1f}"
 
 
+# ---------------------------------------------------------------- cosmic-ray (standing measure)
+_CR = ROOT / "tools/mutation-records/cosmic-ray"
+
+
+def _cr_summary_output() -> str:
+    """What ``tools/cr_summary.py`` makes of the committed cosmic-ray records."""
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("cr_summary", ROOT / "tools/cr_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = [*sorted(map(str, _CR.glob("*.sampled.jsonl"))), "--rerun", *sorted(map(str, _CR.glob("*.rerun.jsonl"))),
+            "--first", *sorted(map(str, _CR.glob("*.first.jsonl"))), "--equivalent", str(_CR / "excluded.txt")]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert mod.main(args) == 0
+    return out.getvalue()
+
+
+def _cr_rows(text: str):
+    rows = []
+    for ln in text.splitlines():
+        if ln.startswith("| ") and not ln.startswith("| module"):
+            cells = [c.strip() for c in ln.split("|")[1:9]]
+            first = re.match(r"(\d+)/(\d+) = ", cells[7])
+            rows.append({"module": cells[0], "mutants": int(cells[1]), "sampled": int(cells[2]),
+                         "killed": int(cells[3]), "equivalent": int(cells[4]), "survived": int(cells[5]),
+                         "first": tuple(map(int, first.groups())) if first else None})
+    return rows
+
+
+def test_cosmic_ray_summary_is_what_the_records_give():
+    committed = (_CR / "summary.md").read_text()
+    assert committed == _cr_summary_output()
+    rows = _cr_rows(committed)
+    assert len(rows) >= 10
+    for r in rows:
+        assert r["killed"] + r["equivalent"] + r["survived"] == r["sampled"] <= r["mutants"]
+
+
+def test_cosmic_ray_numbers_in_the_readme_and_mutation_md_are_the_summary():
+    rows = _cr_rows((_CR / "summary.md").read_text())
+    S, P = sum(r["sampled"] for r in rows), sum(r["mutants"] for r in rows)
+    K, E, V = (sum(r[k] for r in rows) for k in ("killed", "equivalent", "survived"))
+    low = min(rows, key=lambda r: r["killed"] / (r["killed"] + r["survived"]))
+    firsts = [r["first"] for r in rows if r["first"]]
+    F, Q = sum(f[0] for f in firsts), sum(f[1] for f in firsts)
+    claim = (f"a sample of {S} of the {P} mutants of {len(rows)} modules; after tests were added for the "
+             f"survivors, {K} were killed, {E} were judged equivalent or a free parameter and {V} survived: "
+             f"{K} / {S - E} = {100 * K / (S - E):.1f}% of the non-equivalent mutants, and at least "
+             f"{100 * low['killed'] / (low['killed'] + low['survived']):.0f}% in every module sampled. "
+             f"First pass (the suite as each session found it, {len(firsts)} modules): {F} / {Q} = "
+             f"{100 * F / Q:.0f}%")
+    assert claim in " ".join(README.split())
+    assert claim in " ".join((ROOT / "tools/MUTATION.md").read_text().split())
+
+
 # ---------------------------------------------------------------- audit at scale
 def test_large_audit_numbers_match_the_benchmark_record():
     rec = json.loads((ROOT / "benchmarks/records/audit-d2000.json").read_text())
@@ -127,7 +188,24 @@ def test_large_audit_numbers_match_the_benchmark_record():
     assert (f"(2000, 3, 1) with 10 starts took {case['wall_s']:.1f} s and a peak of "
             f"{case['peak_rss_gib']:.2f} GiB on two shared cores") in text
     assert rec["machine"]["cpus"] == 2
-    assert f"{case['estimate_s']:.0f} s and {case['estimate_gib']:.2f} GiB for that case" in text
+
+
+def test_audit_estimate_numbers_match_the_estimates_record():
+    """The estimate quoted for (2000, 3, 1) and the spread of measured / estimated over the
+    grid are those of ``benchmarks/records/estimates.json`` (bench_estimates.py)."""
+    rec = json.loads((ROOT / "benchmarks/records/estimates.json").read_text())
+    row = next(r for r in rec["rows"] if r["point"]["name"] == "d2000")
+    p = row["point"]
+    assert (p["d"], p["T"], p["k"], p["starts"], p["plots"]) == (2000, 3, 1, 10, True)
+    text = " ".join(README.split())
+    est, meas = row["estimate"], row["measured"]
+    assert (f"for (2000, 3, 1) with 10 starts and plots: {est['seconds']:.1f} s and {est['bytes'] / 2**30:.2f} GiB, "
+            f"measured {meas['cpu_s']:.1f} s of CPU and {meas['peak_bytes'] / 2**30:.2f} GiB") in text
+    t = [r["measured"]["cpu_s"] / r["estimate"]["seconds"] for r in rec["rows"]]
+    m = [r["measured"]["peak_bytes"] / r["estimate"]["bytes"] for r in rec["rows"]]
+    assert (f"on each of the {len(rec['rows'])} sizes of `benchmarks/bench_estimates.py` (record "
+            f"`benchmarks/records/estimates.json`) the measured CPU time is {min(t):.2f}-{max(t):.2f} times the "
+            f"estimate and the peak memory {min(m):.2f}-{max(m):.2f} times") in text
 
 
 # ---------------------------------------------------------------- command-line defaults
@@ -190,3 +268,32 @@ def test_paper_scale_in_the_gpu_paragraph_is_the_paper_protocol():
     assert (f"vision: {v.epochs} + {v.finetune_epochs} epochs, width {v.width}" in text
             and f"{len(v.seeds)} seeds x 6 rows" in text)
     assert f"language: {lang.epochs} + {lang.finetune_epochs} epochs over all personas, {len(lang.seeds)} seeds" in text
+
+
+# ---------------------------------------------------------------- cost estimates (which runs need a GPU)
+def test_cost_estimate_table_is_the_benchmark_record():
+    from empirics.real._cost import _duration
+
+    rec = json.loads((ROOT / "benchmarks/records/cost_estimate.json").read_text())
+    by_name = {e["name"]: e for e in rec["paper"]}
+    block = README[README.index("### Which runs need a GPU"):]
+    block = block[:block.index("\n### ", 5)]
+    rows = re.findall(r"^\| `([\w-]+)`: `python -m empirics (vision|language)([^`]*)` \| ([\d,]+) \| ([^|]+) \| "
+                      r"([^|]+) \|$", block, flags=re.M)
+    assert {r[0] for r in rows} == set(by_name) and len(rows) >= 4
+    for name, experiment, flags, steps, cpu, gpu in rows:
+        e = by_name[name]
+        assert e["config"]["experiment"] == experiment
+        assert int(steps.replace(",", "")) == e["estimated_steps"]
+        assert cpu.strip() == _duration(e["estimate_s"]) and gpu.strip() == _duration(e["gpu_estimate_s"])
+        if "--seeds" in flags:  # the flags shown are the configuration estimated
+            seeds = flags.split("--seeds")[1].split("--")[0].split()
+            assert [int(s) for s in seeds] == e["config"]["seeds"]
+        for opt, key in (("--retrain", "retrain"), ("--peft", "peft")):
+            if opt in flags:
+                assert flags.split(opt)[1].split("--")[0].split() == e["config"][key]
+    text = " ".join(block.split())
+    for m in rec["measured"]:
+        assert f"{m['name']}: estimated {m['estimate_s']:.0f} s, measured {m['measured_s']:.0f} s" in text
+    assert f"{rec['gpu_assumed']['flops_per_s'] / 1e12:g} TFLOP/s" in text
+    assert f"{rec['gpu_assumed']['pass_latency_s'] * 1e3:g} ms" in text

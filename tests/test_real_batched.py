@@ -283,3 +283,50 @@ def test_keep_mask_realises_its_drop_probability_and_replays(p):
     assert torch.equal(keep, keep_mask((500, 201), p, torch.Generator().manual_seed(5)))
     # the multiplier keeps the expectation: mean of keep / (1 - q) over many entries is 1
     assert float(dropout_noise(keep, p).double().mean()) == pytest.approx(1.0, abs=5 * (q / (1 - q) / keep.numel()) ** 0.5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
+    lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=1e-2),
+    lambda ps: torch.optim.SGD(ps, lr=1e-1),
+])
+def test_multi_tensor_optimizer_is_the_single_tensor_update_bit_for_bit(make):
+    from empirics.real._batched_train import multi_tensor
+
+    def run(wrap):
+        g = torch.Generator().manual_seed(0)
+        ps = [torch.randn(s, generator=g).requires_grad_(True) for s in ((3, 5), (7,), (2, 4, 6))]
+        opt = wrap(make(ps))
+        for _ in range(5):
+            for p in ps:
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        return opt, ps
+
+    opt, multi = run(multi_tensor)
+    _, single = run(lambda o: o)
+    assert all(g["foreach"] for g in opt.param_groups)  # the other code path really ran
+    assert all(torch.equal(a, b) for a, b in zip(multi, single))
+    assert not torch.equal(multi[0], torch.randn((3, 5), generator=torch.Generator().manual_seed(0)))  # it moved
+
+
+def test_route_sends_single_seed_reptile_retraining_on_a_cpu_to_the_sequential_trainer(family, tmp_path,
+                                                                                       monkeypatch, capsys):
+    cpu = _cfg()
+    assert _batched.route(cpu, "reptile", 1)[0] == "sequential"
+    assert _batched.route(cpu, "reptile", _batched.REPTILE_MIN_SEEDS_CPU)[0] == "batched"
+    assert all(_batched.route(cpu, m, 1) == ("batched", "") for m in ("lora-ml", "last-layer-ml", "sr"))
+    assert _batched.route(dataclasses.replace(cpu, device="cuda"), "reptile", 1)[0] == "batched"
+    # a routed group: the trainer's retraining (its history and best epoch exactly), fine-tuned
+    # batched, equal to the trainer's whole unit; the run says so
+    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("reptile",), seeds=(1,))
+    monkeypatch.setattr(_batched, "_family_for", lambda c: family)
+    _batched.run(cfg, tmp_path, group_size=1, verbose=True)
+    assert "retraining routed to the sequential trainer" in capsys.readouterr().err
+    (ours,) = _batched.stored_results(cfg, tmp_path)
+    theirs = _run.train_unit(cfg, family, "reptile", 1, False)
+    assert (ours["engine"], ours["retrain_engine"]) == ("batched", "sequential")
+    assert ours["retrain_history"] == theirs["retrain_history"]
+    _assert_units_close(ours, theirs)
+    two = _batched.run_group(dataclasses.replace(cfg, seeds=(1, 2)), family, "reptile", [1, 2])
+    assert {u["retrain_engine"] for u in two} == {"batched"}

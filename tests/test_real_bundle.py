@@ -145,9 +145,9 @@ def test_paper_plan_is_the_paper_protocol(tmp_path):
     assert (v["seeds"], v["width"], v["epochs"], v["batch_size"], v["bf16"]) == (
         VISION_PAPER.seeds, 512, 100, 256, True)
     lang = plan["experiments"]["table2"]["config"]
-    assert (lang["seeds"], lang["rank"], lang["epochs"]) == (LANGUAGE_PAPER.seeds, 8, 10)
+    assert (lang["seeds"], lang["k"], lang["epochs"]) == (LANGUAGE_PAPER.seeds, 8, 10)
     ranks = {k: e for k, e in plan["experiments"].items() if k.startswith("table3")}
-    assert sorted(e["config"]["rank"] for e in ranks.values()) == [1, 4, 8, 16]
+    assert sorted(e["config"]["k"] for e in ranks.values()) == [1, 4, 8, 16]
     assert ranks["table3_rank8"]["dir"] == "language" and ranks["table3_rank4"]["dir"] == "table3_rank4"
     with pytest.raises(bundle.BundleError):
         bundle._plan(tmp_path / "b", tmp_path / "o", "cuda", "paper", {2}, {"vision": True, "language": False})

@@ -113,7 +113,7 @@ def test_vision_run_all_paths_records_and_resume(tmp_path, capsys):
 def test_language_run_all_paths(language_files, tmp_path):
     d = language_files
     cfg = _run.RunConfig(experiment="language", seeds=(0,), epochs=1, finetune_epochs=1, lr=1e-3, finetune_lr=1e-3,
-                         optimizer="adamw", batch_size=4, rank=2, lora_alpha=4, lora_dropout=0.0,
+                         optimizer="adamw", batch_size=4, k=2, lora_alpha=4, lora_dropout=0.0,
                          reptile_outer_epochs=1, reptile_inner_steps=1, model=str(d / "bert"),
                          valid_file=str(d / "valid.txt"), map_dir=str(d / "maps"), n_test=1, n_retrain=2,
                          max_length=24)
@@ -206,7 +206,7 @@ def test_language_training_is_bitwise_reproducible_for_a_seed(language_files):
     assert torch.equal(fam.loss(model, batch), fam.loss(model, batch))
     assert not torch.equal(fam.loss(model, batch), fam.loss(model, {**batch, DROPOUT_SEED: batch[DROPOUT_SEED] + 1}))
 
-    cfg = StageConfig("lora-ml", epochs=1, lr=1e-3, rank=2, lora_dropout=0.1, optimizer="adamw", schedule="linear",
+    cfg = StageConfig("lora-ml", epochs=1, lr=1e-3, k=2, lora_dropout=0.1, optimizer="adamw", schedule="linear",
                       warmup_fraction=0.1, validate_every=1)
 
     def run(seed):
@@ -557,10 +557,10 @@ def test_lora_ml_with_per_task_heads_composes_adapter_sets(language_files):
     stripped = ad.strip()
     assert isinstance(stripped.head, torch.nn.Sequential) and not any("lora" in k for k in stripped.state_dict())
     # retraining and fine-tuning through the trainer: fresh head + LoRA, base frozen
-    cfg = StageConfig("lora-ml", epochs=1, lr=1e-3, rank=2, optimizer="adamw", lora_heads=True)
+    cfg = StageConfig("lora-ml", epochs=1, lr=1e-3, k=2, optimizer="adamw", lora_heads=True)
     res = retrain(fam, cfg, torch.Generator().manual_seed(0))
     before = {k: v.clone() for k, v in res.model.state_dict().items()}
-    ft = finetune(fam, res.model, StageConfig("lora", epochs=1, lr=1e-2, rank=2, optimizer="adamw", lora_heads=True),
+    ft = finetune(fam, res.model, StageConfig("lora", epochs=1, lr=1e-2, k=2, optimizer="adamw", lora_heads=True),
                   torch.Generator().manual_seed(3))
     head = ft.adapters.heads.switch.heads[FINETUNE_ADAPTER]
     fresh = fam.new_head(res.model, torch.Generator().manual_seed(3))

@@ -8,6 +8,8 @@
 #   CR_RERUN=1: re-run only the survivors of the session already in OUTDIR (after adding tests);
 #   the first run's dump is kept as OUTDIR/NAME.run1.jsonl; CR_EXCEPT=FILE leaves the survivors
 #   listed there (judged equivalent) out of the re-run.
+#   CR_ONLY="OP@ROW:COL ...": a fresh session that runs only the named mutants (a survivor of an
+#   earlier session found again by operator and position after the module changed).
 #   CR_EXTEND=M: run M more mutants of the session already in OUTDIR (drawn from those left out).
 set -euo pipefail
 cfg=${1:?usage: tools/cr_run.sh CONFIG N OUTDIR [PYTHON]}; n=${2:?N}; out=${3:?OUTDIR}; py=${4:-python}
@@ -28,7 +30,10 @@ else
   rm -f "$out/$name.sqlite"
   "$bin/cosmic-ray" init "$cfg" "$out/$name.sqlite"
   if [ "${CR_BASELINE:-0}" = 1 ]; then "$bin/cosmic-ray" baseline "$cfg"; fi
-  if [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
+  if [ -n "${CR_ONLY:-}" ]; then
+    # shellcheck disable=SC2086
+    "$py" tools/cr_sample.py "$out/$name.sqlite" --only $CR_ONLY
+  elif [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
 fi
 "$bin/cosmic-ray" exec "$cfg" "$out/$name.sqlite"
 # the dump quotes test output: paths of this machine become relative or <venv>/, <python>/

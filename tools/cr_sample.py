@@ -8,7 +8,10 @@ items apart from the killed and surviving ones.  ``--reopen-survivors`` instead 
 the results of the surviving mutants, so that the next ``cosmic-ray exec`` runs them
 again (after tests were added); ``--extend N`` puts N more of the mutants left out by
 the sample back (``random.Random(S + 1)``), so a sample grows without re-running what it
-already ran.  Exit 2 with one line on bad input.
+already ran.  ``--only OP@ROW:COL ...`` keeps exactly the pending mutants named by their
+operator and start position (after the module changed, a survivor of an earlier session is
+found again by where it is, since cosmic-ray numbers mutants by occurrence).  Exit 2 with
+one line on bad input.
 """
 from __future__ import annotations
 
@@ -26,9 +29,11 @@ def main(argv=None) -> int:
     p.add_argument("--extend", type=int, default=0, metavar="N")
     p.add_argument("--except", dest="except_file", type=Path, default=None,
                    help="with --reopen-survivors: job ids (first word of each line) not to reopen")
+    p.add_argument("--only", nargs="+", default=None, metavar="OP@ROW:COL",
+                   help="keep exactly these mutants (operator name and start position)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if (a.n < 1 and not a.reopen_survivors and a.extend < 1) or not a.session.is_file():
+    if (a.n < 1 and not a.reopen_survivors and a.extend < 1 and not a.only) or not a.session.is_file():
         sys.stderr.write(f"tools/cr_sample.py: error: need an existing session and N >= 1, got {a.session} {a.n}\n")
         return 2
     from cosmic_ray.work_db import WorkDB, use_db
@@ -57,13 +62,24 @@ def main(argv=None) -> int:
                 session.query(WorkResultStorage).filter(WorkResultStorage.job_id.in_(more)).delete()
             print(f"{a.session}: {len(more)} more mutants put back into the sample")
             return 0
-        pending = sorted(item.job_id for item in db.pending_work_items)
-        keep = set(random.Random(a.seed).sample(pending, min(a.n, len(pending))))
+        items = list(db.pending_work_items)
+        pending = sorted(item.job_id for item in items)
+        if a.only:
+            where = {f"{m.operator_name}@{m.start_pos[0]}:{m.start_pos[1]}": item.job_id
+                     for item in items for m in item.mutations}
+            missing = [w for w in a.only if w not in where]
+            if missing:
+                sys.stderr.write(f"tools/cr_sample.py: error: no pending mutant {missing[0]} in {a.session}\n")
+                return 2
+            keep = {where[w] for w in a.only}
+            why = f"not in the re-run ({len(keep)} named mutants of {len(pending)})"
+        else:
+            keep = set(random.Random(a.seed).sample(pending, min(a.n, len(pending))))
+            why = f"not in the sample ({len(keep)} of {len(pending)} mutants, seed {a.seed})"
         skip = [j for j in pending if j not in keep]
-        why = f"not in the sample ({len(keep)} of {len(pending)} mutants, seed {a.seed})"
         if skip:
             db.set_multiple_results(skip, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
-    print(f"{a.session}: {len(keep)} of {len(pending)} mutants kept (seed {a.seed})")
+    print(f"{a.session}: {len(keep)} of {len(pending)} mutants kept " + ("(named)" if a.only else f"(seed {a.seed})"))
     return 0
 
 

@@ -5,7 +5,15 @@ table per module (mutants, sampled, killed, survived, judged equivalent, kill ra
 non-equivalent sampled mutants) and every survivor with its diff.  ``--equivalent`` is a
 text file of ``job_id  reason`` lines: survivors judged equivalent (or a free parameter,
 a different valid choice of something the mathematics leaves open) by reading them; the
-judgement is the reader's, this script only counts it.  Exit 2 with one line on bad input.
+judgement is the reader's, this script only counts it.  A dump may be a committed record
+(``tools/cr_record.py``): its first line then holds the session's totals, the skipped
+mutants being left out.  ``--rerun DUMP ...``: dumps of later sessions that ran survivors
+again after tests were added (``CR_ONLY``, the module having changed since); each run
+mutant of a re-run replaces the survivor whose changed lines (the diff's - and + lines)
+are the same, and the count of such replacements is printed.  ``--first DUMP ...``: the
+sessions' dumps before any survivor was re-run (``NAME.run1.jsonl`` of ``CR_RERUN``); a
+last column then gives the first pass's kill rate of the non-equivalent mutants (the
+suite as the session found it), "-" for modules without one.  Exit 2 with one line on bad input.
 """
 from __future__ import annotations
 
@@ -16,22 +24,34 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def load(paths):
+def load(paths, totals=None):
     rows = []
     for p in paths:
         for line in Path(p).read_text().splitlines():
             if line.strip():
-                item, result = json.loads(line)
+                rec = json.loads(line)
+                if isinstance(rec, dict):  # a committed record's header: the session's totals
+                    if totals is not None:
+                        totals[rec["module_path"]] += rec["skipped"]
+                    continue
+                item, result = rec
                 rows.append((item, result or {}))
     return rows
+
+
+def changed_lines(res) -> tuple:
+    return tuple(ln.strip() for ln in (res.get("diff") or "").splitlines()
+                 if ln[:1] in "+-" and ln[:3] not in ("---", "+++"))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tools/cr_summary.py", description=__doc__.splitlines()[0])
     p.add_argument("dumps", nargs="+", type=Path)
     p.add_argument("--equivalent", type=Path, default=None)
+    p.add_argument("--rerun", nargs="+", type=Path, default=[])
+    p.add_argument("--first", nargs="+", type=Path, default=[])
     a = p.parse_args(argv)
-    missing = [str(x) for x in [*a.dumps, *([a.equivalent] if a.equivalent else [])] if not x.is_file()]
+    missing = [str(x) for x in [*a.dumps, *a.rerun, *a.first, *([a.equivalent] if a.equivalent else [])] if not x.is_file()]
     if missing:
         sys.stderr.write(f"tools/cr_summary.py: error: no such file: {', '.join(missing)}\n")
         return 2
@@ -42,8 +62,30 @@ def main(argv=None) -> int:
                 job, _, why = line.strip().partition(" ")
                 equiv[job] = why.strip()
     stats = defaultdict(lambda: defaultdict(int))
+    skipped = defaultdict(int)
+    rows = load(a.dumps, skipped)
+    for mod, n in skipped.items():
+        stats[mod]["mutants"] += n
+    later = {}
+    for item, res in load(a.rerun):
+        if res and res.get("worker_outcome") != "skipped":
+            later[(item["mutations"][0]["module_path"], changed_lines(res))] = res
+    for i, (item, res) in enumerate(rows):
+        key = (item["mutations"][0]["module_path"], changed_lines(res))
+        if res.get("test_outcome") == "survived" and key in later:
+            rows[i] = (item, later.pop(key))
+            stats[key[0]]["rerun"] += 1
+    if later:
+        sys.stderr.write(f"tools/cr_summary.py: error: {len(later)} re-run mutants match no survivor\n")
+        return 2
+    first = defaultdict(lambda: [0, 0])
+    for item, res in load(a.first):
+        if res and res.get("worker_outcome") == "normal" and item["job_id"] not in equiv:
+            f = first[item["mutations"][0]["module_path"]]
+            f[0] += res.get("test_outcome") != "survived"
+            f[1] += 1
     survivors = []
-    for item, res in load(a.dumps):
+    for item, res in rows:
         mod = item["mutations"][0]["module_path"]
         s = stats[mod]
         s["mutants"] += 1
@@ -63,14 +105,18 @@ def main(argv=None) -> int:
             survivors.append((mod, item, res))
         else:
             s["killed"] += 1  # 'killed' or 'incompetent' (the mutant does not even import)
-    print("| module | mutants | sampled | killed | equivalent | survived | kill rate (non-equivalent) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| module | mutants | sampled | killed | equivalent | survived | kill rate (non-equivalent) |"
+          + (" first pass |" if a.first else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if a.first else ""))
     for mod in sorted(stats):
         s = stats[mod]
         den = s["killed"] + s["survived"]
         rate = f"{s['killed']}/{den} = {100 * s['killed'] / den:.0f}%" if den else "-"
-        print(f"| {mod} | {s['mutants']} | {s['sampled']} | {s['killed']} | {s['equivalent']} | {s['survived']} | {rate} |"
+        f = first.get(mod)
+        col = (f" {f[0]}/{f[1]} = {100 * f[0] / f[1]:.0f}% |" if f and f[1] else " - |") if a.first else ""
+        print(f"| {mod} | {s['mutants']} | {s['sampled']} | {s['killed']} | {s['equivalent']} | {s['survived']} | {rate} |{col}"
               + (f" ({s['pending']} drawn, not run)" if s["pending"] else "")
+              + (f" ({s['rerun']} survivors re-run after new tests)" if s["rerun"] else "")
               + (f" ({s['other']} with an abnormal cosmic-ray outcome)" if s["other"] else ""))
     for mod, item, res in survivors:
         m = item["mutations"][0]

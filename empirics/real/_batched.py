@@ -39,6 +39,9 @@ Last-Layer-ML, and any option added to ``StageConfig`` later.
 
 Units: a group's per-seed results are stored under the sequential runner's unit keys and
 full unit configurations (:func:`run`), so the two engines' units are interchangeable.
+Routing: a retraining stage runs on the sequential trainer where that measured faster on
+a CPU (:func:`route`: Reptile with one seed per group); the unit then says
+``"retrain_engine": "sequential"``, and :func:`run` prints so.
 
 On an accelerator: images stay resident on the device; an epoch's batch indices are built
 on the host from the CPU generators and copied once per epoch; training losses, validation
@@ -55,14 +58,14 @@ import dataclasses
 import time
 
 # the engine's parts; every name stays importable from here
-from ._batched_engine import (CROP_CHOICES, BatchData, Engine, check_supported, reptile_order, reptile_plan,
-                              rounds_plan)
+from ._batched_engine import (CROP_CHOICES, REPTILE_MIN_SEEDS_CPU, BatchData, Engine, check_supported, reptile_order,
+                              reptile_plan, rounds_plan, route)
 from ._batched_model import (BatchedMixer, StackedModel, params_from_trainer, stack_state_dicts, task_losses,
                              unstack_state_dict)
 from ._batched_train import finetune_group, retrain_group, run_group
 
 __all__ = ["BatchedMixer", "StackedModel", "stack_state_dicts", "unstack_state_dict", "params_from_trainer",
-           "retrain_group", "finetune_group", "run_group", "ENGINES"]
+           "retrain_group", "finetune_group", "run_group", "ENGINES", "route", "REPTILE_MIN_SEEDS_CPU"]
 
 #: Names accepted as ``engine`` by the runners: the sequential trainer or this engine.
 ENGINES = ("sequential", "batched")
@@ -254,6 +257,9 @@ def run(cfg, out, *, group_size: int | None = None, executor=None, compile: bool
                 print(f"[vision batched] stopping before {unit.key} (limit reached); rerun to resume",
                       file=sys.stderr)
             break
+        engine, why = route(cfg, unit.config["method"], len(unit.config["seeds"]))
+        if verbose and engine != "batched":
+            print(f"[vision batched] {unit.key}: retraining routed to the {engine} trainer ({why})", file=sys.stderr)
         (per_seed,) = run_units([unit], executor=executor, progress=False)
         per_seed = store_seed_results(cfg, out, per_seed)
         done += 1

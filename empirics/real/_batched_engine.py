@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._batched_model import HEAD, BatchedMixer, StackedModel, stack_state_dicts, task_losses
-from ._mixer import MLPMixer, drop_probability, keep_mask
+from ._mixer import MLPMixer, drop_probability, keep_threshold, keep_words, mask_words
 from ._vision import _SEED_BOUND, init_linear_layers_
 from ._vision_data import CROP_PAD
 
-__all__ = ["FUSED_IMAGES_CPU", "CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
+__all__ = ["FUSED_IMAGES_CPU", "REPTILE_MIN_SEEDS_CPU", "route", "CROP_CHOICES", "seed_draw", "rounds_plan", "reptile_order", "reptile_plan", "BatchData", "net_for",
            "fused_loss", "compiled_loss", "Engine", "task_view", "init_base", "kaiming", "lora_targets", "init_lora",
            "init_heads", "dev_generators", "history_records", "SUPPORTED_STAGE_FIELDS", "check_supported"]
 
@@ -27,8 +27,28 @@ __all__ = ["FUSED_IMAGES_CPU", "CROP_CHOICES", "seed_draw", "rounds_plan", "rept
 #: backward per task slot instead (measured with ``benchmarks/bench_real.py``: at width 64,
 #: batch 64 and 2 seeds, 512 images fused took about 1.3x the CPU time of 4 chunks of 128).
 FUSED_IMAGES_CPU = 256
+#: On a CPU, Reptile retraining of fewer seeds than this together runs on the sequential
+#: trainer (:func:`route`): one task slot of one batch per inner step is too little work
+#: for the fused step to pay for its bookkeeping. Measured with ``benchmarks/bench_real.py``
+#: at the CPU Table 1's size (width 32, batch 8), process CPU time batched / sequential:
+#: one seed 1.04 (``benchmarks/records/bench_real-table1-s1.json``; 1.28 in an earlier run
+#: at 200 images/task), two seeds 0.75, five 0.59 (``-s5.json``); every other method was
+#: faster batched from one seed on. Fine-tuning stays batched: a tenth of a Table-1 Reptile
+#: unit took 15.9 s of CPU with batched fine-tuning, 16.2 s all sequential.
+REPTILE_MIN_SEEDS_CPU = 2
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
 CROP_CHOICES = 2 * CROP_PAD + 1
+
+
+def route(cfg, method: str, n_seeds: int) -> tuple:
+    """``(engine, reason)``: the engine of the retraining stage of ``method`` for a group of
+    ``n_seeds`` seeds on ``cfg.device`` -- ``"batched"``, or ``"sequential"`` (the trainer,
+    seed after seed) where that measured faster: Reptile with fewer than
+    :data:`REPTILE_MIN_SEEDS_CPU` seeds on a CPU. ``reason`` says why when it is not batched."""
+    if not str(cfg.device).startswith("cuda") and method == "reptile" and n_seeds < REPTILE_MIN_SEEDS_CPU:
+        return "sequential", (f"Reptile with {n_seeds} seed(s) per group on a CPU: the sequential trainer measured "
+                              f"faster; batched from {REPTILE_MIN_SEEDS_CPU} seeds together")
+    return "batched", ""
 
 
 def seed_draw(gen) -> int:
@@ -104,9 +124,9 @@ def net_for(arch: dict) -> BatchedMixer:
     return _NETS[key]
 
 
-def fused_loss(net, model, x, y, valid, masks, device_type: str, bf16: bool):
+def fused_loss(net, model, patches, y, valid, masks, device_type: str, bf16: bool):
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        logits = net.logits(net.patchify(x), model, masks, internal_masks=True)
+        logits = net.logits(patches, model, masks, internal_masks=True)
     return task_losses(logits, y, valid)
 
 
@@ -163,59 +183,106 @@ class Engine:
         return gidx.to(self.device, non_blocking=True), valid.to(self.device, non_blocking=True)
 
     def batch(self, data: BatchData, rows, gidx, valid, dev_gens):
-        """Images, labels, validity mask and dropout masks of one step.
+        """Patches, labels, validity mask and dropout multipliers of one step.
 
         ``rows[s]``: list over the step's task slots of ``(local indices, batch seed)``;
         ``gidx``, ``valid``: this step's slice of :meth:`index_steps`. Device draws follow
         the trainer: per slot the generator is reseeded and crop/flip drawn, then the
-        dropout masks of every slot, in slot order, continue the generator.
+        dropout masks of every slot, in slot order, continue the generator -- one draw of
+        all of a seed's mask words (:func:`mask_words`), the trainer's per-site draws
+        back to back. Patches come as ``(S, T, b, patches, p*p*C)``, a view of memory in
+        the engine's patch-major layout (:meth:`BatchedMixer.logits` reads them without a copy).
         """
         S, T, bmax = gidx.shape
-        oy = torch.zeros((S, T, bmax), dtype=torch.long, device=self.device)
-        ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=self.device)
-        # dropout multipliers in the internal layout (BatchedMixer.internal_masks); padded
-        # rows (out of the loss) are 0
-        masks = []
-        for k, shp in enumerate(self.net.mask_shapes(bmax)):
-            full = (S, T) + tuple(shp)
-            masks.append(torch.empty([full[i] for i in self.net.mask_permutation(k)], device=self.device))
+        dev = self.device
+        oy = torch.zeros((S, T, bmax), dtype=torch.long, device=dev)
+        ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=dev)
+        words, sizes = [], []
         for s in range(S):
             g = dev_gens[s]
             for j, (idx, seed) in enumerate(rows[s]):
                 g.manual_seed(seed)
                 if self.augment:
                     b = len(idx)
-                    oy[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=self.device)
-                    ox[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=self.device)
-                    flip[s, j, :b] = torch.rand((b,), generator=g, device=self.device) < 0.5
-            for j, (idx, _) in enumerate(rows[s]):
-                b = len(idx)
-                for k, shp in enumerate(self.net.mask_shapes(b)):
-                    perm = [a - 2 for a in self.net.mask_permutation(k)[2:]]
-                    keep = keep_mask(shp, self.net.p, g, self.device)
-                    site = masks[k][s, j]
-                    site.narrow(perm.index(0), 0, b).copy_(keep.permute(*perm))
-                    if b < bmax:
-                        site.narrow(perm.index(0), b, bmax - b).zero_()
-        for m in masks:  # the keep-masks' dropout_noise, computed in place
-            m.mul_(1.0 / (1.0 - drop_probability(self.net.p)))
+                    oy[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev)
+                    ox[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev)
+                    flip[s, j, :b] = torch.rand((b,), generator=g, device=dev) < 0.5
+            sizes.append([len(idx) for idx, _ in rows[s]])
+            count = sum(keep_words(math.prod(shp)) for b in sizes[s] for shp in self.net.mask_shapes(b))
+            words.append(mask_words(count, g, dev) if count else None)
+        masks = self.dropout_multipliers(words, sizes, bmax)
         x = data.x[gidx]  # (S, T, b, C, H, W) uint8
-        x = self._augment(x, oy, ox, flip) if self.augment else x.to(torch.float32) / 255.0
-        return self.tasks.normalize(x), data.y[gidx], valid, masks
+        if self.augment:
+            x = self._augment(x, oy, ox, flip)
+        return self.patches(x), data.y[gidx], valid, masks
+
+    def dropout_multipliers(self, words, sizes, bmax: int) -> list:
+        """The dropout multipliers of one step (per site, the layout of
+        :meth:`BatchedMixer.mask_permutation`; padded images' entries 0) from
+        each seed's mask words; ``sizes[s][j]``: the images of seed s's slot j. Equal, bit for
+        bit, to :func:`dropout_noise` of the trainer's :func:`keep_mask` draws."""
+        shapes = self.net.mask_shapes(bmax)
+        if not shapes:
+            return []
+        dev, S, T = self.device, len(sizes), len(sizes[0])
+        threshold = keep_threshold(self.net.p)
+        perms = [self.net.mask_permutation(k) for k in range(len(shapes))]
+        masks = [torch.empty([((S, T) + tuple(shp))[i] for i in perm], device=dev) for shp, perm in zip(shapes, perms)]
+        counts = [math.prod(shp) for shp in shapes]
+        # each mask first holds its 16-bit words as floats (exact), then becomes
+        # clamp(word - threshold + 1, 0, 1) * scale: the keep-mask's 1 / 0 times the float32
+        # scale, as dropout_noise; vectorised arithmetic, several times cheaper than a compare
+        # and a bool conversion on a CPU
+        if all(b == bmax for row in sizes for b in row) and all(c % 4 == 0 for c in counts):
+            # full batches, whole words per site: every site of every slot and seed at once
+            w16 = torch.stack(words).view(torch.int16).view(S, T, -1)
+            off = 0
+            for m, shp, perm, c in zip(masks, shapes, perms, counts):
+                m.copy_(w16[:, :, off:off + c].view(S, T, *shp).permute(*perm))
+                off += c
+        else:
+            for s in range(S):  # padded batches or partial words: slot by slot, site by site
+                w16, off = words[s].view(torch.int16), 0
+                for j, b in enumerate(sizes[s]):
+                    for k, shp in enumerate(self.net.mask_shapes(b)):
+                        c = math.prod(shp)
+                        perm = [a - 2 for a in perms[k][2:]]
+                        site, axis = masks[k][s, j], perm.index(0)
+                        site.narrow(axis, 0, b).copy_(w16[off:off + c].view(shp).permute(*perm))
+                        if b < bmax:  # a word that is dropped: padded images' multipliers are 0
+                            site.narrow(axis, b, bmax - b).fill_(threshold - 1)
+                        off += 4 * keep_words(c)
+        scale = 1.0 / (1.0 - drop_probability(self.net.p))
+        for m in masks:
+            m.add_(1 - threshold).clamp_(0.0, 1.0).mul_(scale)
+        return masks
+
+    def patches(self, x_uint8):
+        """Images ``(S, T, b, C, H, W)`` (uint8) -> normalised patches ``(S, T, b, patches,
+        p*p*C)`` as the trainer computes them (scale to [0, 1], normalise, patchify), with
+        the patch layout taken on the bytes and the memory patch-major: ``(S, T, patches,
+        b, p*p*C)`` transposed."""
+        S, T, b, c, h, w = x_uint8.shape
+        p = self.net.patch
+        gy, gx = h // p, w // p
+        x = x_uint8.view(S, T, b, c, gy, p, gx, p).permute(0, 1, 4, 6, 2, 5, 7, 3)  # (S,T,gy,gx,b,py,px,C)
+        x = x.reshape(S, T, gy * gx, b, p * p, c).to(torch.float32).div_(255.0)
+        x = x.sub_(self.tasks.mean.reshape(c)).div_(self.tasks.std.reshape(c))
+        return x.view(S, T, gy * gx, b, p * p * c).transpose(2, 3)
 
     @staticmethod
     def _augment(x_uint8, oy, ox, flip):
-        """:func:`augment_batch` with pre-drawn offsets and flips, for all images at once."""
+        """:func:`augment_batch` with pre-drawn offsets and flips, for all images at once, on
+        the bytes (zero padding is 0 after scaling, so cropping first changes no value): the
+        padded images and their mirror images, windows picked by one index."""
         lead, (c, h, w) = x_uint8.shape[:3], x_uint8.shape[3:]
-        x = x_uint8.reshape(-1, c, h, w).to(torch.float32).div_(255.0)
-        xp = F.pad(x, (CROP_PAD,) * 4)
-        dev, n = x.device, x.shape[0]
-        rows = (oy.reshape(-1)[:, None] + torch.arange(h, device=dev))[:, None, :, None]
-        cols = (ox.reshape(-1)[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-        bi = torch.arange(n, device=dev)[:, None, None, None]
-        ci = torch.arange(c, device=dev)[None, :, None, None]
-        x = xp[bi, ci, rows, cols]
-        x = torch.where(flip.reshape(-1)[:, None, None, None], x.flip(-1), x)
+        xp = F.pad(x_uint8.reshape(-1, c, h, w), (CROP_PAD,) * 4)
+        n = xp.shape[0]
+        win = torch.stack([xp, xp.flip(-1)]).unfold(3, h, 1).unfold(4, w, 1)  # (2, n, c, 9, 9, h, w)
+        fl = flip.reshape(-1)
+        # the mirror of the window at column ox is the mirrored image's window at 2 * pad - ox
+        cols = torch.where(fl, 2 * CROP_PAD - ox.reshape(-1), ox.reshape(-1))
+        x = win[fl.long(), torch.arange(n, device=xp.device), :, oy.reshape(-1), cols]
         return x.reshape(*lead, c, h, w)
 
     def losses(self, model, x, y, valid, masks):
@@ -345,7 +412,7 @@ def history_records(epochs, losses, val_acc, val_loss, tasks_names, extra=None) 
 #: ``StageConfig`` fields this engine implements; ``checkpoint_every`` / ``progress`` /
 #: ``log_every`` only steer bookkeeping (units are resumed whole, every epoch is logged).
 SUPPORTED_STAGE_FIELDS = frozenset({
-    "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "rank", "lora_alpha", "lora_dropout",
+    "method", "epochs", "lr", "adapter_lr", "optimizer", "weight_decay", "k", "lora_alpha", "lora_dropout",
     "inner_adapter_steps", "reptile_inner_steps", "reptile_inner_lr", "reptile_inner_optimizer", "reptile_outer",
     "lora_heads", "step_per", "device", "bf16", "validate_every", "select_best", "log_every", "progress",
     "checkpoint_every", "schedule", "warmup_fraction"})

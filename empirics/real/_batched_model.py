@@ -85,11 +85,14 @@ class BatchedMixer:
         return x.reshape(*lead, g * g, p * p * c)
 
     # -- the internal layout -----------------------------------------------------------
-    # Activations live as (S*T, patches, b, features): "patch-major". The token MLP then is
-    # a left multiplication W (out, patches) @ X (patches, b*features) per (seed, task),
-    # and every other Linear a right multiplication of (rows, in) by W^T: no transposes or
-    # copies between the two mixings, and every matmul is one batched GEMM over S*T.
-    # LoRA is merged into each (seed, task) weight, W + scaling * B A, before the GEMM.
+    # Activations live as (S*T, patches, b, features): "patch-major". The token MLP then
+    # reads LN(x) per (seed, task) as one matrix (patches, b*features) and computes
+    # (b*features, inner) = LN(x)^T W^T + bias -- the trainer's own orientation (its token
+    # MLP acts on (b, features, patches)), the transpose a free view of the GEMM operand --,
+    # so the two token-dropout masks are the trainer's layout as drawn; the channel MLP is a
+    # right multiplication of (patches*b, features) rows by W^T. No copies between the two
+    # mixings, every matmul one batched GEMM over S*T; LoRA is merged into each (seed, task)
+    # weight, W + scaling * B A, before the GEMM.
     @staticmethod
     def _weight(name, model: StackedModel, S: int, T: int):
         """The (S*T, out, in) weights and (S*T, out) biases of Linear ``name``, LoRA merged."""
@@ -108,11 +111,6 @@ class BatchedMixer:
         w, b = self._weight(name, model, S, T)
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
-    def _left(self, x, name, model, S, T):
-        """x (S*T, in, M) -> W x + b, (S*T, out, M): a Linear on the patch axis."""
-        w, b = self._weight(name, model, S, T)
-        return torch.baddbmm(b.unsqueeze(2), w, x)
-
     @staticmethod
     def _norm(x, name, model: StackedModel, S: int):
         """LayerNorm over the last axis with per-seed scale and shift."""
@@ -129,15 +127,16 @@ class BatchedMixer:
 
     def internal_masks(self, masks, b: int):
         """Keep-masks in the trainer's layout (per site ``(S, T, b, ...)``, the shapes of
-        :meth:`mask_shapes`) -> dropout multipliers (:func:`dropout_noise`) in the internal,
-        patch-major layout (``(S, T, rows, b, cols)``)."""
+        :meth:`mask_shapes`) -> dropout multipliers (:func:`dropout_noise`) in the layout
+        the forward applies them in (:meth:`mask_permutation`)."""
         return [dropout_noise(m.permute(*self.mask_permutation(k)), self.p).contiguous() for k, m in enumerate(masks)]
 
     @staticmethod
     def mask_permutation(k: int) -> tuple:
-        """Axes of dropout site ``k``'s trainer-layout mask ``(S, T, b, r, c)`` in the internal
-        layout: token sites ``(b, D, n) -> (n, b, D)``, channel sites ``(b, n, C) -> (n, b, C)``."""
-        return (0, 1, 4, 2, 3) if k % 4 < 2 else (0, 1, 3, 2, 4)
+        """Axes of dropout site ``k``'s trainer-layout mask ``(S, T, b, r, c)`` in the layout
+        the forward applies it in: token sites as drawn, ``(b, D, n)`` (the token MLP's
+        outputs are in the trainer's layout), channel sites patch-major, ``(b, n, C) -> (n, b, C)``."""
+        return (0, 1, 2, 3, 4) if k % 4 < 2 else (0, 1, 3, 2, 4)
 
     def logits(self, patches, model: StackedModel, masks=None, *, internal_masks=False):
         """Logits ``(S, T, b, classes)`` of patches ``(S, T, b, patches, p*p*C)``.
@@ -149,26 +148,23 @@ class BatchedMixer:
         S, T, b, n, pd = patches.shape
         if masks and not internal_masks:
             masks = self.internal_masks(masks, b)
-        if masks:
-            masks = [m.reshape(S * T, -1, b * m.shape[-1]) for m in masks]  # (S*T, rows, b*cols)
+        if masks:  # token sites (S*T, b*D, cols), channel sites (S*T, n*b, cols)
+            masks = [m.reshape(S * T, -1, m.shape[-1]) for m in masks]
         x = self._rows(patches.transpose(2, 3).reshape(S * T, n * b, pd), "patch_embed", model, S, T)
         x = x.view(S * T, n, b, self.dim)
         for k in range(self.depth):
             pre = f"blocks.{k}."
             km = masks[4 * k:4 * k + 4] if masks else (None,) * 4
-            # token mixing: W (inner, n) @ LN(x) (n, b*D), per (seed, task)
+            # token mixing: LN(x)^T (b*D, n) @ W^T, per (seed, task), in the trainer's layout
             h = self._norm(x, pre + "token_norm", model, S).view(S * T, n, b * self.dim)
-            h = self._drop_(F.gelu(self._left(h, pre + "token_mlp.0", model, S, T)),
-                            km[0])
-            h = self._drop_(self._left(h, pre + "token_mlp.3", model, S, T),
-                            km[1])
-            x = h.view(x.shape).add_(x)  # x + token_mlp(...), the trainer's sum (commutes exactly)
+            h = self._drop_(F.gelu(self._rows(h.transpose(1, 2), pre + "token_mlp.0", model, S, T)), km[0])
+            h = self._drop_(self._rows(h, pre + "token_mlp.3", model, S, T), km[1])  # (S*T, b*D, n)
+            # x + token_mlp(...)^T, the trainer's sum; x first, so the result is laid out as x
+            x = x + h.transpose(1, 2).view(x.shape)
             # channel mixing: rows (n * b) times W^T
             h = self._norm(x, pre + "channel_norm", model, S).view(S * T, n * b, self.dim)
-            h = self._drop_(F.gelu(self._rows(h, pre + "channel_mlp.0", model, S, T)),
-                            None if km[2] is None else km[2].view(S * T, n * b, -1))
-            h = self._drop_(self._rows(h, pre + "channel_mlp.3", model, S, T),
-                            None if km[3] is None else km[3].view(S * T, n * b, self.dim))
+            h = self._drop_(F.gelu(self._rows(h, pre + "channel_mlp.0", model, S, T)), km[2])
+            h = self._drop_(self._rows(h, pre + "channel_mlp.3", model, S, T), km[3])
             x = h.view(x.shape).add_(x)
         feats = self._norm(x, "norm", model, S).mean(dim=1)  # (S*T, b, D)
         if model.heads is not None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._renamed import k_for_rank
+
 import numpy as np
 
 __all__ = ["ROWS", "PAIRINGS", "ROW_LABELS", "SCHEDULES", "PAPER_SCHEDULES", "STEP_ACCOUNTING", "OFFICIAL_STEP_PER",
@@ -50,6 +52,7 @@ ROW_LABELS = {("lora-ml", "lora"): "LoRA-ML", ("sr", "lora"): "SR + LoRA", ("rep
               ("reptile", "last-layer"): "Reptile + Last-Layer"}
 
 
+@k_for_rank
 @dataclass(frozen=True)
 class RunConfig:
     """Hyperparameters of one real-data experiment (defaults: the vision paper protocol).
@@ -76,7 +79,7 @@ class RunConfig:
     optimizer: str = "adam"
     weight_decay: float = 1e-5
     batch_size: int = 256
-    rank: int = 1
+    k: int = 1
     finetune_rank: int | None = None
     lora_alpha: float | None = None
     lora_dropout: float = 0.0
@@ -178,7 +181,7 @@ VISION_PAPER = RunConfig()
 #: not a tuned value. ``reptile_outer="adam"|"adamw"`` runs the official step instead.
 LANGUAGE_PAPER = RunConfig(
     experiment="language", seeds=(0, 1, 2, 3, 4), epochs=10, finetune_epochs=10, lr=5e-5, finetune_lr=1e-4,
-    optimizer="adamw", weight_decay=0.01, batch_size=8, rank=8, lora_alpha=16, lora_dropout=0.1,
+    optimizer="adamw", weight_decay=0.01, batch_size=8, k=8, lora_alpha=16, lora_dropout=0.1,
     reptile_outer_epochs=10, reptile_inner_steps=20, reptile_inner_lr=5e-5, reptile_outer_lr=0.5,
     reptile_inner_optimizer="adamw",
 )

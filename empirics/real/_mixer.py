@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 __all__ = ["MLPMixer", "MultiHeadMixer", "mixer_linear_names", "keep_mask", "dropout_noise",
-           "drop_probability"]
+           "drop_probability", "keep_words", "mask_words", "keep_threshold"]
 
 #: Official defaults (vision/MLP.py): hidden sizes relative to the mixed dimension.
 TOKEN_EXPANSION = 4.0
@@ -40,9 +40,24 @@ def keep_mask(shape, p: float, generator: torch.Generator, device=None) -> torch
     trainer's :class:`GeneratorDropout` and the batched engine both draw through here.
     """
     n = math.prod(shape)
-    words = torch.randint(-(1 << 63), (1 << 63) - 1, (-(-n // 4),), generator=generator, device=device)
-    threshold = round(p * DROP_LEVELS) - (1 << 15)  # u16 >= t  <=>  i16 >= t - 2^15
-    return (words.view(torch.int16)[:n] >= threshold).view(shape)
+    return (mask_words(keep_words(n), generator, device).view(torch.int16)[:n] >= keep_threshold(p)).view(shape)
+
+
+def keep_words(n: int) -> int:
+    """The 64-bit draws :func:`keep_mask` spends on a mask of ``n`` entries (four per draw)."""
+    return -(-n // 4)
+
+
+def mask_words(count: int, generator: torch.Generator, device=None) -> torch.Tensor:
+    """``count`` 64-bit random words, one draw each: the masks of consecutive :func:`keep_mask`
+    calls are consecutive slices of one such draw (the batched engine draws a step's at once)."""
+    return torch.randint(-(1 << 63), (1 << 63) - 1, (count,), generator=generator, device=device)
+
+
+def keep_threshold(p: float) -> int:
+    """An entry (a 16-bit word read as int16) is kept when it is at least this:
+    ``u16 >= round(p * 2^16)``  <=>  ``i16 >= round(p * 2^16) - 2^15``."""
+    return round(p * DROP_LEVELS) - (1 << 15)
 
 
 def dropout_noise(keep, p: float):

@@ -110,14 +110,14 @@ def stage_plan(cfg: RunConfig, method: str, n_tasks: int):
         rt = StageConfig(method="reptile", epochs=cfg.reptile_outer_epochs * n_tasks, lr=cfg.reptile_outer_lr,
                          reptile_inner_steps=cfg.reptile_inner_steps, reptile_inner_lr=cfg.reptile_inner_lr,
                          reptile_inner_optimizer=cfg.reptile_inner_optimizer, reptile_outer=cfg.reptile_outer,
-                         rank=cfg.rank, validate_every=n_tasks, select_best=True, **common)
+                         k=cfg.k, validate_every=n_tasks, select_best=True, **common)
     else:
         step_per = (OFFICIAL_STEP_PER[cfg.experiment][method] if cfg.step_accounting == "official" else "round")
-        rt = StageConfig(method=method, epochs=cfg.epochs, lr=cfg.lr, rank=cfg.rank, validate_every=1,
+        rt = StageConfig(method=method, epochs=cfg.epochs, lr=cfg.lr, k=cfg.k, validate_every=1,
                          select_best=True, step_per=step_per,
                          lora_heads=bool(cfg.lora_ml_heads and method == "lora-ml"), **common)
     ft = {p: StageConfig(method=p, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
-                         rank=cfg.finetune_rank or cfg.rank, lora_heads=bool(cfg.finetune_head and p == "lora"),
+                         k=cfg.finetune_rank or cfg.k, lora_heads=bool(cfg.finetune_head and p == "lora"),
                          **common) for p in PAIRINGS[method] if p in cfg.peft}
     return rt, ft
 

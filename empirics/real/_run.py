@@ -29,7 +29,7 @@ from ._summary import summarize as _summarize_units
 
 __all__ = ["ROWS", "PAIRINGS", "COMPARISONS", "RunConfig", "VISION_PAPER", "LANGUAGE_PAPER", "run", "summarize",
            "stage_generator", "format_summary", "run_vision", "run_language", "make_units", "unit_config",
-           "run_unit", "check_units", "paired_difference", "paper_rows"]
+           "run_unit", "check_units", "paired_difference", "paper_rows", "todo_units", "estimate_cost"]
 
 # names of this module before the split (tests and earlier callers import them from here)
 _stage_configs, _compact_history, _run_unit, _mean_se = stage_plan, compact_history, train_unit, mean_se
@@ -56,12 +56,15 @@ def unit_config(cfg: RunConfig, method: str, seed: int) -> dict:
     for k in _ADDED_FIELDS:
         if d[k] in (None, False):
             d.pop(k)
+    # the LoRA rank keeps its stored name ``rank`` (the field is ``k`` since the rename), so
+    # units computed before the rename still match their configuration on resume
+    d = {("rank" if key == "k" else key): v for key, v in d.items()}
     d = json.loads(json.dumps(d, default=str))  # tuples -> lists: what a stored config reads back as
     return {"run": d, "method": method, "seed": int(seed)}
 
 
 def _config_from_unit(run_cfg: dict) -> RunConfig:
-    d = dict(run_cfg)
+    d = {("k" if key == "rank" else key): v for key, v in run_cfg.items()}  # stored name, see unit_config
     d["peft"] = tuple(d["peft"])
     # a unit's method and seed are its own arguments; these two lists are not used by it
     return RunConfig(**d, retrain=("sr",), seeds=(0,))
@@ -111,8 +114,32 @@ def check_units(cfg: RunConfig, out: str | Path) -> list:
     return [u.key for u in make_units(cfg) if store.has(u)]
 
 
+def todo_units(cfg: RunConfig, out: str | Path, *, resume: bool = True) -> list:
+    """``(method, seed)`` of the units of ``cfg`` that a run into ``out`` would compute (all
+    of them with ``resume=False``). Reads only; other settings' units raise ``ConfigMismatch``."""
+    done = set(check_units(cfg, out)) if resume and Path(out).is_dir() else set()
+    return [(u.config["method"], u.config["seed"]) for u in make_units(cfg) if u.key not in done]
+
+
+def estimate_cost(cfg: RunConfig, out: str | Path, family, *, resume: bool = True, max_seconds: float | None = None,
+                  label: str | None = None, file=None):
+    """The up-front cost of the units of ``cfg`` still to compute in ``out``
+    (:func:`empirics.real._cost.estimate`): prints its one line (device, units, optimizer
+    steps, estimated time) to ``file`` (default stderr) and raises ``ValueError`` with a
+    one-line message when it exceeds ``max_seconds``. Writes nothing; returns the estimate."""
+    from ._cost import estimate, format_estimate, over_budget
+
+    est = estimate(cfg, family, todo_units(cfg, out, resume=resume))
+    print(format_estimate(est, label or f"python -m empirics {cfg.experiment}"), file=file or sys.stderr, flush=True)
+    refusal = over_budget(est, max_seconds)
+    if refusal:
+        raise ValueError(refusal)
+    return est
+
+
 def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool = True,
-        verbose: bool = True, compute: bool = True, executor=None, command: str | None = None) -> dict:
+        verbose: bool = True, compute: bool = True, executor=None, command: str | None = None,
+        family=None, max_seconds: float | None = None, estimate: bool = False) -> dict:
     """Run every (retraining method, seed) of ``cfg`` as units, write them and the record.
 
     Units go through :func:`landscape.runtime.executor.run_units` with a
@@ -133,6 +160,11 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     command : str, optional
         The command line that produced the run, stored in the record. A merge-only call
         (``compute=False``) keeps the training wall time of an earlier record in ``out``.
+    family : optional
+        The family of ``cfg`` when the caller built it already (default: built here).
+    estimate, max_seconds : bool, float
+        Print the up-front cost estimate (:func:`estimate_cost`) before any training, and
+        refuse (``ValueError``, nothing written) when it exceeds ``max_seconds``.
 
     Returns
     -------
@@ -145,6 +177,11 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
     from .._records import read_json, to_jsonable, write_json
 
     out = Path(out)
+    if compute and (estimate or max_seconds is not None):
+        todo = todo_units(cfg, out, resume=resume)
+        if todo:
+            family = family if family is not None else build_family(cfg, verbose=verbose)
+            estimate_cost(cfg, out, family, resume=resume, max_seconds=max_seconds)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out / "units")
     t0 = time.perf_counter()
@@ -166,7 +203,7 @@ def run(cfg: RunConfig, out: str | Path, *, progress: bool = False, resume: bool
                 print(f"[{cfg.experiment}] {k}: done earlier (same configuration)", file=sys.stderr)
         todo = [u for u in units if u.key not in done]
         if todo:
-            family = build_family(cfg, verbose=verbose)
+            family = family if family is not None else build_family(cfg, verbose=verbose)
             _FAMILIES.clear()
             _FAMILIES[json.dumps(todo[0].config["run"], sort_keys=True)] = family
             desc = family.describe()
@@ -210,24 +247,38 @@ def summarize(units, cfg: RunConfig, *, family_description: dict | None = None) 
     return _summarize_units(units, cfg, family_description=family_description)
 
 
-def run_vision(out: str | Path, *, progress: bool = False, executor=None, **settings) -> dict:
+def run_vision(out: str | Path, *, progress: bool = False, executor=None, max_seconds: float | None = None,
+               estimate: bool = True, **settings) -> dict:
     """Public entry: the vision experiment (Table 1) with ``settings`` overriding the paper
     protocol :data:`VISION_PAPER` (any :class:`RunConfig` field), written to ``out``.
+
+    Before any training it prints one line on stderr with the device, the optimizer steps
+    and the estimated time (``estimate=False``: not), and raises ``ValueError`` (nothing
+    written) when that exceeds ``max_seconds``.
 
     Example: ``run_vision("out/v", seeds=(1,), epochs=2, max_per_task=500, width=64)``.
     Returns the record (see :func:`run`).
     """
-    cfg = dataclasses.replace(VISION_PAPER, **_tuples(settings))
-    return run(cfg, out, progress=progress, executor=executor)
+    cfg = dataclasses.replace(VISION_PAPER, **_tuples(settings, "run_vision"))
+    return run(cfg, out, progress=progress, executor=executor, estimate=estimate, max_seconds=max_seconds)
 
 
-def run_language(out: str | Path, *, progress: bool = False, executor=None, **settings) -> dict:
+def run_language(out: str | Path, *, progress: bool = False, executor=None, max_seconds: float | None = None,
+                 estimate: bool = True, **settings) -> dict:
     """Public entry: the language experiment (Tables 2, 3) with ``settings`` overriding
-    :data:`LANGUAGE_PAPER`, written to ``out``. Returns the record (see :func:`run`)."""
-    cfg = dataclasses.replace(LANGUAGE_PAPER, **_tuples(settings))
-    return run(cfg, out, progress=progress, executor=executor)
+    :data:`LANGUAGE_PAPER`, written to ``out``; the cost estimate and ``max_seconds`` as
+    :func:`run_vision`. Returns the record (see :func:`run`)."""
+    cfg = dataclasses.replace(LANGUAGE_PAPER, **_tuples(settings, "run_language"))
+    return run(cfg, out, progress=progress, executor=executor, estimate=estimate, max_seconds=max_seconds)
 
 
-def _tuples(settings: dict) -> dict:
+def _tuples(settings: dict, func_name: str = "run") -> dict:
+    """``settings`` as ``RunConfig`` fields: lists as tuples, the old keyword ``rank=`` as
+    ``k=`` (a DeprecationWarning; both given: TypeError)."""
+    from landscape._random import renamed_keyword
+
+    settings = dict(settings)
+    if "rank" in settings:
+        settings["k"] = renamed_keyword(func_name, "rank", "k", settings.pop("rank"), settings.get("k"), stacklevel=4)
     return {k: tuple(v) if k in ("seeds", "retrain", "peft") else v for k, v in settings.items()}
 

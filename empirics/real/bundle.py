@@ -119,8 +119,8 @@ def _plan(bundle: Path, out: Path, device: str, scale: str, tables, manifest: di
             for r in preset["table3_ranks"]:
                 # the rank of Table 2 shares its units (same folder): its units' full configuration
                 # (fine-tunings included) is Table 2's, and its record shows the LoRA rows only
-                shared = 2 in tables and int(r) == lang.rank
-                c = dataclasses.replace(lang, rank=int(r), retrain=TABLE3_METHODS,
+                shared = 2 in tables and int(r) == lang.k
+                c = dataclasses.replace(lang, k=int(r), retrain=TABLE3_METHODS,
                                         peft=lang.peft if shared else TABLE3_PEFT)
                 plan["experiments"][f"table3_rank{r}"] = {
                     "kind": "language", "dir": "language" if shared else f"table3_rank{r}",
@@ -213,7 +213,7 @@ def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, fami
     if not todo:
         return
     # the family (data, tokeniser, encoder) does not depend on the rank: Table 3's ranks share it
-    fkey = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("rank", "retrain", "peft")},
+    fkey = json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("k", "retrain", "peft")},
                       sort_keys=True, default=str)
     if fkey not in families:
         families.clear()
@@ -230,8 +230,8 @@ def _run_language(cfg, out: Path, clock: _Clock, log: list, progress: bool, fami
         store.save(u, train_unit(cfg, family, m, s, progress))
         wall = time.perf_counter() - t
         clock.done("language", wall)
-        log.append({"experiment": f"language rank {cfg.rank}", "unit": u.key, "wall_s": wall})
-        print(f"[bundle] language rank {cfg.rank} {m} seed {s}: {wall:.1f} s", file=sys.stderr)
+        log.append({"experiment": f"language rank {cfg.k}", "unit": u.key, "wall_s": wall})
+        print(f"[bundle] language rank {cfg.k} {m} seed {s}: {wall:.1f} s", file=sys.stderr)
 
 
 def run_bundle(bundle, out, *, device: str = "cuda", budget_s: float = 540.0, scale: str = "paper",

@@ -110,7 +110,7 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
                         "summed loss for every method (default: same steps and data per step for all rows); "
                         "'official' = as the official code (SR one step per task batch, ...)")
     p.add_argument("--batch-size", type=_positive_int, default=paper.batch_size, help="(%(default)s)")
-    p.add_argument("--rank", "--k", dest="rank", type=_positive_int, default=paper.rank,
+    p.add_argument("--rank", "--k", dest="k", type=_positive_int, default=paper.k,
                    help="LoRA rank k (%(default)s)")
     p.add_argument("--finetune-rank", type=_positive_int, default=None,
                    help="LoRA rank k' of fine-tuning (default: --rank)")
@@ -139,6 +139,9 @@ def _common(p: argparse.ArgumentParser, paper) -> None:
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                    help="no progress bars (they are on by default)")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # accepted, the default
+    p.add_argument("--max-seconds", type=_positive_float, default=None, metavar="S",
+                   help="refuse (exit 2, nothing written) when the up-front cost estimate, printed before "
+                        "any training, exceeds S seconds")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="torch intra-op CPU threads (on a shared small machine 1 can be much faster)")
     add_executor_arguments(p)
@@ -281,6 +284,9 @@ def _handle(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
+        family = None
+        if not args.summarize_only:
+            family = _estimate(cfg, out, args, batched)  # one line; over --max-seconds: refused here
         if not out.exists():
             created = out
         from landscape.runtime.outguard import OutLock
@@ -293,7 +299,7 @@ def _handle(args: argparse.Namespace) -> int:
                                  resume=not args.no_resume, progress=not args.quiet)
         else:
             record = run(cfg, out, progress=not args.quiet, resume=not args.no_resume,
-                         compute=not args.summarize_only, executor=executor,
+                         compute=not args.summarize_only, executor=executor, family=family,
                          command="python -m empirics " + shlex.join(sys.argv[1:]) if argv_is_cli() else None)
     except (FileNotFoundError, ValueError) as exc:
         if lock is not None:
@@ -312,6 +318,24 @@ def _handle(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     return 0
+
+
+def _estimate(cfg, out: Path, args: argparse.Namespace, batched: bool):
+    """Build the family (the batched engine's cached one), print the cost estimate and refuse
+    a run over ``--max-seconds`` (ValueError); returns the family for the run to reuse."""
+    from ._run import build_family, estimate_cost, todo_units
+
+    if not todo_units(cfg, out, resume=not args.no_resume):
+        return None
+    if batched:
+        from ._batched import _family_for
+
+        family = _family_for(cfg)
+    else:
+        family = build_family(cfg, verbose=True)
+    estimate_cost(cfg, out, family, resume=not args.no_resume, max_seconds=args.max_seconds,
+                  label=f"python -m empirics {cfg.experiment}" + (" (batched engine)" if batched else ""))
+    return family
 
 
 #: The command that owns a real-data --out folder (vision and language may share one).

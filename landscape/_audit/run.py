@@ -134,6 +134,16 @@ def _divergence(problem: LoraMLProblem, result: SearchResult):
             f"times the natural size, after {result.iterations} iteration(s))")
 
 
+def enumeration_runs(enumeration: str, T: int, d: int) -> bool:
+    """Whether an audit with ``enumeration`` (auto, on, off) of T tasks of side d runs the
+    complete enumeration: always when "on", when "auto" for at most
+    :data:`AUTO_MAX_UNKNOWNS` unknowns T d(d+1)/2 and msolve installed."""
+    from ..enumeration import algebra_available
+
+    return enumeration == "on" or (enumeration == "auto" and T * d * (d + 1) // 2 <= AUTO_MAX_UNKNOWNS
+                                   and algebra_available("msolve"))
+
+
 def _as_input(source) -> TaskInput:
     if isinstance(source, TaskInput):
         return source
@@ -241,8 +251,10 @@ def audit(
         candidate (if that module is present); otherwise candidates are "uncertified".
     max_seconds : float, optional
         Refuse (:class:`LandscapeInputError`, nothing run or written) when
-        :func:`landscape.estimate_audit_cost` predicts more wall time than this.  A
-        predicted peak memory above the available memory is always refused.
+        :func:`landscape.estimate_audit_cost` predicts more seconds than this (CPU time
+        of one idle core, within a factor 2 of measured audits; a busy machine takes
+        longer).  A predicted peak memory above the available memory
+        (:func:`landscape._search.available_memory_bytes`) is always refused.
     blas_threads : int or None
         BLAS threads during the audit.  The matrices are small (d x d per task), where
         OpenBLAS threading costs more than it saves (10-100x slower ``eigh`` of 30 x 30
@@ -335,20 +347,22 @@ def audit(
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                     or not np.isfinite(max_seconds) or max_seconds <= 0):
         raise LandscapeInputError(f"--max-seconds must be a positive number, got {max_seconds!r}")
-    n_total = int(starts) + (0 if explicit is None else len(explicit) * len(method_list))
-    cost = estimate_audit_cost(problem.d, problem.T, problem.k, n_total, curvature=mode.mode)
-    if max_seconds is not None and cost.seconds > max_seconds:
-        raise LandscapeInputError(f"refused: {cost.describe()}, above --max-seconds {max_seconds:g}")
-    if cost.bytes > available_memory_bytes():
-        raise LandscapeInputError(f"refused: {cost.describe()}, above the "
-                                  f"{available_memory_bytes() / 2**30:.2f} GiB of memory available")
     if enumeration not in ENUMERATION_MODES:
         raise LandscapeInputError(f"enumeration must be one of {ENUMERATION_MODES}, got {enumeration!r}")
-    if enumeration == "on":
-        from ..enumeration import algebra_available
+    from ..enumeration import algebra_available
 
-        if not algebra_available("msolve"):
-            raise LandscapeInputError("--enumerate needs msolve (pip install '.[algebra]')")
+    if enumeration == "on" and not algebra_available("msolve"):
+        raise LandscapeInputError("--enumerate needs msolve (pip install '.[algebra]')")
+    n_total = int(starts) + (0 if explicit is None else len(explicit) * len(method_list))
+    enumerates = enumeration_runs(enumeration, T_, d_)
+    cost = estimate_audit_cost(problem.d, problem.T, problem.k, n_total, curvature=mode.mode, plots=bool(plots),
+                               certify=bool(certify), truth_known=task_input.U_star is not None,
+                               enumeration=enumerates)
+    if max_seconds is not None and cost.seconds > max_seconds:
+        raise LandscapeInputError(f"refused: {cost.describe()}, above --max-seconds {max_seconds:g}")
+    avail = available_memory_bytes()
+    if cost.bytes > avail:
+        raise LandscapeInputError(f"refused: {cost.describe()}, above the {avail / 2**30:.2f} GiB of memory available")
     out_dir = prepare_out_dir(out) if out is not None else None
 
     try:

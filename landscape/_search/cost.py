@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from .._curvature import DENSE_EIGH_MAX_DIM
 from .._objective import LoraMLProblem
 from .._validation import LandscapeInputError
-from .polish import MINRES_MAXITER, POLISH_MAX_STEPS
 
 #: Memory above which the ``auto`` mode stops building the dense Schur complement.
 #: ``LoraMLProblem.schur_complement`` forms the T blocks B_t of size d^2 x dk and a
@@ -105,60 +104,76 @@ def curvature_mode(problem: LoraMLProblem, requested: str = "auto") -> Curvature
     )
 
 
-#: Cost model of :func:`estimate_audit_cost`, fitted to full audits of planted
-#: (d, 3, 1) instances with 10 starts on 2 shared cores (load 3-6): d = 500, 1000,
-#: 2000 took 2.3, 6.7 and 35 s.  Per start and per stored task entry (T d^2 k) the
-#: searches, polish, spectra and classification cost COST_PER_START_ENTRY seconds
-#: (about 160 products with the task matrices per start, memory bound); the model-M1
-#: check of the audit runs T(T-1)/2 dense eigvalsh, COST_PER_EIG_FLOP seconds per d^3;
-#: the dense-curvature path (small problems) costs COST_PER_DENSE_FLOP per flop of the
-#: ~(POLISH_MAX_STEPS + 2) dense eigendecompositions of S per start (9 n^3 flops each);
-#: COST_FIXED covers imports, report and plots.
-COST_PER_START_ENTRY = 2.6e-7
+#: Cost model of :func:`estimate_audit_cost` (issue 17, item 6): CPU seconds of one idle
+#: core and peak resident memory of the whole ``python -m landscape audit`` command,
+#: fitted by ``benchmarks/bench_estimates.py`` to measured audits of planted instances
+#: over a grid of sizes -- large T (d = 3, T up to 1000), large d (T = 3, d up to 2000),
+#: k = 1, 2, 3, dense and Hessian-vector-product curvature, with and without plots --
+#: each run in a child process of its own whose CPU time and peak RSS ``os.wait4``
+#: reports.  The record ``benchmarks/records/estimates.json`` holds the grid, the
+#: measurements and these estimates; ``tests/test_estimates_record.py`` checks that
+#: every measured / estimated ratio lies in [1/2, 2] and that this code still gives the
+#: stored estimates (so a changed model needs a new measurement).
+#:
+#: The coefficients were fitted (least squares on relative errors, non-negative) to two
+#: earlier measurements of the grid (CPU times of the same size differed by up to 40%
+#: between them on the loaded 2-core machine); the committed record is a third, fresh one.
+#:
+#: Time terms (seconds):
+#:
+#: * COST_FIXED: interpreter, imports, validation, report; COST_PLOTS: matplotlib and
+#:   the plots; COST_ENUMERATION: the automatic enumeration of tiny instances (msolve).
+#: * COST_PER_PAIR per pair of tasks (T(T-1)/2 of them: the model-M1 inertia check, a
+#:   Python loop of small LAPACK calls) plus COST_PER_PAIR_ENTRY per entry d^2 of each
+#:   difference, and COST_PER_R31_PAIR per pair for the R3.1 rank check when the truth
+#:   (A*, U*) is not given.  This is what dominates large T: (3, 1000, 1) spends about
+#:   47 of its 51 estimated seconds there.
+#: * per start: COST_PER_START (the methods' Python overhead, classification),
+#:   COST_PER_START_ENTRY per stored entry T d^2 k (products with the task matrices),
+#:   COST_PER_DENSE_SQUARE per n^2 (n = T d k) in dense-curvature mode (building and
+#:   decomposing the Schur complement: its LAPACK time grows like n^3, but below
+#:   DENSE_EIGH_MAX_DIM the measured cost grows like n^2), and for k >= 2 --
+#:   where the O(k) orbit makes S singular at every critical point and the MINRES solves
+#:   run to their cap -- COST_PER_KERNEL_START, plus in Hessian-vector-product mode
+#:   COST_PER_KERNEL_ENTRY per stored entry and per zero mode k(k-1)/2.
+COST_FIXED = 0.70
+COST_PLOTS = 1.4
+COST_ENUMERATION = 1.2
+COST_PER_PAIR = 9.4e-5
+COST_PER_PAIR_ENTRY = 2.9e-7
+COST_PER_R31_PAIR = 1.4e-5
+COST_PER_START = 0.012
+COST_PER_START_ENTRY = 7.3e-8
+COST_PER_DENSE_SQUARE = 3.3e-6
+COST_PER_KERNEL_START = 0.10
+COST_PER_KERNEL_ENTRY = 3.2e-7
 
 
-COST_PER_EIG_FLOP = 1.0e-10
+#: Memory terms (bytes): MEMORY_BASE_BYTES for the interpreter with numpy and scipy,
+#: MEMORY_PLOTS_BYTES for matplotlib, MEMORY_ENUMERATION_BYTES for the enumeration
+#: (its msolve child); MEMORY_TASK_COPIES copies of the T d^2 task entries alive at the
+#: peak (the input, the problem's stack, deviations, the mean, the model-M1
+#: differences), MEMORY_PER_TASK_BYTES per task, START_COPIES copies of each start's
+#: T d k entries (points, gradients, BB history, trial points, results), and in dense
+#: mode MEMORY_DENSE_S_COPIES copies of the n x n Schur complement (S, its
+#: eigenvectors, workspace) and MEMORY_DENSE_BLOCK_COPIES of the T blocks of d^2 x dk
+#: it is built from.
+MEMORY_BASE_BYTES = 92 * 2**20
+MEMORY_PLOTS_BYTES = 33 * 2**20
+MEMORY_ENUMERATION_BYTES = 49 * 2**20
+MEMORY_TASK_COPIES = 4.6
+MEMORY_PER_TASK_BYTES = 31 * 2**10
+START_COPIES = 32
+MEMORY_DENSE_S_COPIES = 5.2
+MEMORY_DENSE_BLOCK_COPIES = 0.72
 
-
-#: For k >= 2 the O(k) orbit makes S singular at every critical point, and the MINRES
-#: solves of the polish and of the matrix-free root finder run to their cap: about
-#: KERNEL_SOLVES_PER_START solves of MINRES_MAXITER Hessian-vector products per start,
-#: each costing COST_PER_HVP_ENTRY per stored entry T d^2 k plus COST_PER_HVP_CALL of
-#: interpreter overhead (measured: (200, 3, 2) x 20 starts, 32 s).
-KERNEL_SOLVES_PER_START = 10
-
-
-COST_PER_HVP_ENTRY = 6e-10
-
-
-COST_PER_HVP_CALL = 1e-4
-
-
-COST_PER_DENSE_FLOP = 1.0e-9
-
-
-COST_FIXED = 2.0
-
-
-#: The estimate is multiplied by this before it is compared with a limit: the fit's
-#: worst under-prediction was 1.3x, and a busy machine is 1.5x slower again.
-COST_SAFETY = 2.0
-
-
-#: Resident memory besides the arrays: interpreter, numpy/scipy/matplotlib (measured
-#: ~150 MiB) with margin.
-MEMORY_BASE_BYTES = 256 * 2**20
-
-
-#: Copies of the T d^2 task entries alive at the peak (input, the problem's stack,
-#: its deviations and their symmetric part, the mean, one d x d buffer per dense check
-#: and eigvalsh workspace); measured peak RSS of the d = 2000 audit: 0.94 GiB.
-MEMORY_TASK_COPIES = 8
+#: The estimates are for one idle core; on a busy machine the wall time is longer.
+ESTIMATE_BASIS = "CPU time of one idle core"
 
 
 @dataclass(frozen=True)
 class AuditCost:
-    """Up-front estimate of an audit's wall time and peak memory (safety factor included)."""
+    """Up-front estimate of an audit's time (CPU seconds of one idle core) and peak memory."""
 
     seconds: float
     bytes: int
@@ -166,40 +181,48 @@ class AuditCost:
     detail: str
 
     def describe(self) -> str:
-        return (f"estimated {self.seconds:.0f} s and {self.bytes / 2**30:.2f} GiB "
-                f"({self.curvature} curvature; {self.detail}; safety factor {COST_SAFETY:g} included)")
+        return (f"estimated {self.seconds:.0f} s ({ESTIMATE_BASIS}) and {self.bytes / 2**30:.2f} GiB "
+                f"({self.curvature} curvature; {self.detail})")
 
 
-def estimate_audit_cost(d: int, T: int, k: int, starts: int, *, curvature: str = "auto") -> AuditCost:
-    r"""Estimate the wall time and peak memory of ``landscape.audit`` on ``(d, T, k)``
-    with ``starts`` starts, from the per-operation costs above times :data:`COST_SAFETY`.
+def estimate_audit_cost(d: int, T: int, k: int, starts: int, *, curvature: str = "auto", plots: bool = True,
+                        certify: bool = True, truth_known: bool = True, enumeration: bool = False) -> AuditCost:
+    r"""Estimate the time and peak memory of ``landscape.audit`` on ``(d, T, k)`` with
+    ``starts`` starts (all methods): CPU seconds of one idle core (wall time on a busy
+    machine is longer) and peak resident memory of the whole command.
 
-    Time: ``starts * T d^2 k`` entry-products (searches, polish, Lanczos spectra,
-    classification), ``T(T-1)/2`` dense eigvalsh of :math:`d\times d` differences
-    (model-M1 check), and in dense-curvature mode the eigendecompositions of the
-    :math:`n\times n` Schur complement (:math:`n=Tdk`).  Memory: the task copies, the
-    batched starts, and the dense Schur complement when it is built.
+    The terms are those of the constants above, fitted within a factor 2 of measured
+    audits (``benchmarks/records/estimates.json``).  ``plots``: the audit draws its plots;
+    ``truth_known``: the input holds :math:`(A^\star, U^\star)`, so R3.1 is checked on
+    the columns of :math:`U^\star` instead of on every pair of tasks; ``enumeration``:
+    the complete enumeration runs (the automatic one of tiny instances).  Certificates
+    of spurious candidates are not included (``certify`` is accepted for the signature;
+    how many candidates there are is not known before the search).
     """
     d, T, k, starts = int(d), int(T), int(k), max(int(starts), 1)
     n = T * d * k
     entries = T * d * d * k
-    dense_bytes = int(8 * (4 * T * d * d * d * k + 3 * n * n))
+    dense_bytes = int(8 * (4 * T * d * d * d * k + 3 * n * n))  # dense_schur_bytes
     dense = curvature == "dense" or (curvature == "auto" and n <= DENSE_EIGH_MAX_DIM
                                       and dense_bytes <= AUTO_DENSE_MAX_BYTES)
-    t_search = COST_PER_START_ENTRY * starts * entries
-    if k >= 2 and not dense:
-        t_search += starts * KERNEL_SOLVES_PER_START * MINRES_MAXITER * (COST_PER_HVP_ENTRY * entries
-                                                                         + COST_PER_HVP_CALL)
-    t_eig = COST_PER_EIG_FLOP * (T * (T - 1) / 2) * d**3
-    t_dense = COST_PER_DENSE_FLOP * starts * (POLISH_MAX_STEPS + 2) * 9.0 * n**3 if dense else 0.0
-    seconds = COST_SAFETY * (COST_FIXED + t_search + t_eig + t_dense)
-    batch = 8 * starts * T * d * k * 16  # U, gradients, BB history, trial points of a batch
-    residual_batch = 0 if d >= _factored_min_d() else 8 * 3 * starts * T * d * d
-    mem = MEMORY_BASE_BYTES + 8 * MEMORY_TASK_COPIES * T * d * d + batch + residual_batch
+    pairs = T * (T - 1) / 2
+    t_fixed = COST_FIXED + (COST_PLOTS if plots else 0.0) + (COST_ENUMERATION if enumeration else 0.0)
+    t_checks = pairs * (COST_PER_PAIR + COST_PER_PAIR_ENTRY * d * d + (0.0 if truth_known else COST_PER_R31_PAIR))
+    per_start = COST_PER_START + COST_PER_START_ENTRY * entries
     if dense:
-        mem += dense_bytes
-    detail = (f"searches {t_search:.1f} s, dense checks {t_eig:.1f} s"
-              + (f", dense Schur complements {t_dense:.1f} s" if dense else ""))
+        per_start += COST_PER_DENSE_SQUARE * float(n) ** 2
+    if k >= 2:
+        per_start += COST_PER_KERNEL_START
+        if not dense:
+            per_start += COST_PER_KERNEL_ENTRY * entries * (k * (k - 1) // 2)
+    t_search = starts * per_start
+    seconds = t_fixed + t_checks + t_search
+    mem = (MEMORY_BASE_BYTES + (MEMORY_PLOTS_BYTES if plots else 0) + (MEMORY_ENUMERATION_BYTES if enumeration else 0)
+           + 8 * MEMORY_TASK_COPIES * T * d * d + MEMORY_PER_TASK_BYTES * T + 8 * START_COPIES * starts * n)
+    if dense:
+        mem += 8 * (MEMORY_DENSE_S_COPIES * n * n + MEMORY_DENSE_BLOCK_COPIES * T * d ** 3 * k)
+    detail = (f"searches {t_search:.1f} s, task-pair checks {t_checks:.1f} s, fixed {t_fixed:.1f} s; "
+              "certificates not included")
     return AuditCost(float(seconds), int(mem), "dense" if dense else "hvp", detail)
 
 

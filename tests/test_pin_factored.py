@@ -1,0 +1,35 @@
+"""The factored objective's constants, against closed forms (issue 16, item 8: a survivor
+of the cosmic-ray sample of ``landscape/_factored.py``).
+
+G(U) = 1/2 sum_t ||R_t||^2 with R_t = -Delta_t - skew_t + P_t - mean(P): the antisymmetric
+parts skew_t of the task deviations are orthogonal to every symmetric P_t, so no point
+removes them and 1/2 sum_t ||skew_t||^2 (``skew_loss``) is a floor of G; on tasks of model
+M1 plus antisymmetric perturbations K_t it is attained at the planted point, where
+G(U*) = 1/2 sum_t ||K_t - mean(K)||^2.  ``c0`` is G(0) = 1/2 sum_t ||A*_t - mean(A*)||^2.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from landscape import LoraMLProblem, random_instance
+from landscape._factored import FactoredObjective
+
+
+@pytest.mark.parametrize("d,T,k,seed", [(4, 3, 1, 0), (6, 2, 2, 1), (5, 4, 2, 2)])
+def test_skew_loss_is_the_floor_attained_at_the_planted_point(d, T, k, seed):
+    rng = np.random.default_rng(seed)
+    inst = random_instance(rng, d, T, k)
+    K = rng.standard_normal((T, d, d))
+    K = K - np.swapaxes(K, 1, 2)
+    problem = LoraMLProblem(inst.problem.tasks + K, k)
+    F = FactoredObjective(problem)
+    Kc = K - K.mean(axis=0)
+    floor = 0.5 * float(np.sum(Kc * Kc))
+    assert F.skew_loss == pytest.approx(floor, rel=1e-12)
+    assert problem.reduced_loss(inst.U_star) == pytest.approx(floor, rel=1e-10)
+    for _ in range(5):  # a floor: nowhere below it
+        assert problem.reduced_loss(rng.standard_normal((T, d, k))) >= F.skew_loss
+    dev = problem.tasks - problem.tasks.mean(axis=0)
+    assert F.c0 == pytest.approx(0.5 * float(np.sum(dev * dev)), rel=1e-12)
+    assert F.c0 == pytest.approx(problem.reduced_loss(np.zeros((T, d, k))), rel=1e-12)

@@ -1,0 +1,61 @@
+"""The epsilon-net certificate's own choices, against properties that do not depend on them
+(issue 16, item 8: survivors of the cosmic-ray sample of ``landscape/certificates/net.py``).
+
+* Units: rescaling the tasks by c and the point by sqrt(c) rescales G by c^2 and every
+  length by sqrt(c); the suggested net must scale with it, so the ratio r / eps, and with
+  it the net's size (r / eps)^(n-1), is the same in every unit (sphere and ellipsoid).
+* Stored count: the verifier re-counts the net; a certificate claiming one point more
+  than it evaluated is refused.
+* Witness: with no comparison point given, the certificate looks for one; at the F.2
+  point (spurious: the global value is 0) it finds a point lower than every point of the
+  ball, so (N2) holds, decided in ``arb`` from the stored enclosures.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from landscape import LoraMLProblem
+from landscape._instances import f2_spurious_instance
+from landscape.certificates import epsilon_net_certificate, net_size_estimate
+from landscape.certificates import net as _net
+
+
+@pytest.fixture(scope="module")
+def f2_point():
+    inst, U0 = f2_spurious_instance()
+    return inst.problem, U0
+
+
+@pytest.mark.parametrize("shape", ["sphere", "ellipsoid"])
+def test_suggested_net_is_the_same_in_every_unit(f2_point, shape):
+    problem, U0 = f2_point
+    ratios, sizes = [], []
+    for c in (1e-2, 1.0, 1e2):
+        scaled = LoraMLProblem(problem.tasks * c, problem.k)
+        U = U0 * math.sqrt(c)
+        A = _net._net_shape_matrix(scaled, U, shape)
+        r, eps = _net._suggest_net_parameters(scaled, U, A)
+        assert r > 0 and eps > 0
+        ratios.append(r / eps)
+        sizes.append(net_size_estimate(scaled.dim_U, r, eps).points_per_axis)
+    assert ratios == pytest.approx([ratios[1]] * 3, rel=1e-6)
+    assert len(set(sizes)) == 1
+
+
+def test_net_finds_its_own_witness_at_a_spurious_point(f2_point):
+    """r = 1e-3, eps = 3e-3 (two points per axis, 4608 in all): too coarse for (N1), but
+    (N2) only needs G(U0) - Lip r above the witness's G, which the F.2 point satisfies."""
+    problem, U0 = f2_point
+    cert = epsilon_net_certificate(problem, U0, r=1e-3, eps=3e-3, rng=np.random.default_rng(0))
+    assert cert.parameters["points_per_axis"] == 2
+    assert cert.witness is not None and "G(witness)" in cert.enclosures
+    G0_lo = cert.enclosures["G(U0)"][0]
+    assert cert.enclosures["G(witness)"][1] < 1e-6 * G0_lo  # a global minimum (G* = 0)
+    assert cert.margins["N2"] > 0
+    assert cert.verify()
+    more = dataclasses.replace(cert, parameters={**cert.parameters, "net_points": cert.parameters["net_points"] + 1})
+    assert not more.verify()
