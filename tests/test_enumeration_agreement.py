@@ -241,3 +241,14 @@ def test_readme_quotes_the_record(record):
     assert f"{a['phc']['paths']} paths at (3, 3, 1)" in text
     assert f"holds {a['phc']['start_solutions']} of the {a['phc']['generic_count']} complex solutions" in text
     assert f"({a['msolve']['orbits']} sign orbits each" in text
+
+
+def test_readme_quotes_the_sizes_record():
+    data = json.loads((ROOT / "landscape" / "results" / "enumeration_sizes.json").read_text())
+    text = " ".join((ROOT / "README.md").read_text().split())
+    route2 = next(r for r in data["rows"] if r["size"] == [4, 3, 1] and r["what"].startswith("route 2 (parameter"))
+    start = next(r for r in data["rows"] if r["size"] == [4, 3, 1] and "start file" in r["what"])
+    assert f"from a start file solved once ({round(start['wall_s'])} s)" in text
+    assert f"in {round(route2['wall_s'])} s ({round(route2['cpu_s'])} s of CPU)" in text
+    assert f"{route2['result'].split()[0]} real critical points" in text
+    assert f"of its {route2['paths']} paths" in text
