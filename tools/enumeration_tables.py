@@ -179,7 +179,6 @@ def agreement_tasks(i: int) -> np.ndarray:
 
 def agreement(instances: int, out: Path, threads: int = 1) -> dict:
     from landscape.enumeration._agreement import agreement_record, check_agreement
-    from landscape.runtime.atomic import atomic_write_text
 
     recs = []
     for i in range(instances):

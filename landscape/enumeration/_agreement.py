@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import platform
 import subprocess
-import time
 
 import numpy as np
 

@@ -3,7 +3,6 @@ its real end points certified by Krawczyk and matched to route 1's orbits."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -97,7 +96,7 @@ def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
     sign orbit of the generic instance's solutions, to the given tasks.  Real ends are
     flipped to every sign copy, polished and certified by Krawczyk on the full square
     system, and matched to route 1's orbits.  Returns None without a start file."""
-    from ._param import ParamFamily, canonical, good_ends, load_starts, orbit_keys, track
+    from ._param import ParamFamily, canonical, good_ends, load_starts, orbit_keys, start_file, track
 
     T, d, k = problem.T, problem.d, problem.k
     loaded = load_starts(T, d) if k == 1 and T >= 3 else None
@@ -168,7 +167,7 @@ def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
     agrees = unmatched == 0 and orbit_hits == expected
     return {
         "method": "parameter homotopy (phc -p) from a generic instance solved by monodromy "
-                  f"(start file {Path(meta_name(T, d)).name}), one path per sign orbit",
+                  f"(start file {start_file(T, d).name}), one path per sign orbit",
         "paths": paths, "paths_if_every_sign_copy_tracked": int(sum(len(r) * 2 ** len(s) for s, (_, r) in starts.items())),
         "lost_paths": lost, "ends_on_smaller_support": smaller,
         "seconds": round(time.perf_counter() - t0, 3), "tracking_seconds": round(track_s, 3),
@@ -182,9 +181,3 @@ def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
         "certified_points": [{"center": c.tolist(), "radius": r} for c, r in boxes],
         "per_support": per_support,
     }
-
-
-def meta_name(T, d):
-    from ._param import start_file
-
-    return str(start_file(T, d))
