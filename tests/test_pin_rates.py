@@ -94,3 +94,31 @@ def test_lemma1_bound_tolerates_at_most_the_stated_failure_probability():
                            errors=mixed(frac))
         (case,) = [c for c in res.cases if "P(||E||^2 <=" in c.label]
         assert bool(case.passed) is holds
+
+
+@pytest.mark.parametrize("failures", [38, 39])
+def test_lemma1_binomial_test_has_level_alpha_at_its_exact_boundary(failures):
+    """The bound case is an exact one-sided binomial test of P >= 0.99 at level
+    BINOMIAL_ALPHA: with n draws and f of them above the bound it must pass exactly when
+    P(X <= n - f | p = 0.99) >= alpha.  The boundary is computed here from the binomial
+    distribution itself (not from the Clopper-Pearson beta quantile the check uses): at
+    n = 2000, alpha = 1e-4 it is f = 38 (cdf 2.0e-4) against f = 39 (cdf 9.9e-5).  A level of
+    2 alpha, or of 1 - alpha, or an upper bound of the observed fraction, moves it."""
+    from scipy import stats
+
+    from theory._checks_rates import BINOMIAL_ALPHA
+
+    n, prob = 2000, 0.99
+    exact_pass = stats.binom.cdf(n - failures, n, prob) >= BINOMIAL_ALPHA
+    assert bool(exact_pass) is (failures == 38)
+
+    def errors(rng, B_star, *, n, sigma, kprime, reps):
+        d = B_star.shape[0]
+        out = 0.5 * 4.0 * sigma**2 * kprime * d * (1.0 - 1e-3 * rng.uniform(size=reps))
+        out[:failures] = 2 * 4.0 * sigma**2 * kprime * d
+        return out
+
+    res = check_lemma1(np.random.default_rng(0), d=5, n=50, sigma=0.1, kprimes=(2,), reps=n, prob=prob,
+                       errors=errors)
+    (case,) = [c for c in res.cases if "P(||E||^2 <=" in c.label]
+    assert bool(case.passed) is bool(exact_pass)

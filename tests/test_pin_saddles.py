@@ -31,3 +31,59 @@ def test_residual_identities_see_a_wrong_optimal_A(monkeypatch, offset, holds):
     res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
     case = next(c for c in res.cases if "(30)-(32)" in c.label)
     assert case.passed is holds
+
+
+def _c5_ratio(prob, Dstar, U, g):
+    """The C5 ratio exactly as the check forms it (rounding floor included)."""
+    d = prob.d
+    eps = np.finfo(float).eps
+    Dn = float(np.linalg.norm(Dstar))
+    rnd = 16 * d * eps * (Dn + float(np.sum(U**2)))
+    D_U = U[0] @ U[0].T - U[1] @ U[1].T
+    comm = float(np.linalg.norm(Dstar @ D_U - D_U @ Dstar))
+    norms = sum(float(np.linalg.norm(U[t], 2)) for t in range(2))
+    return comm / (2 * (g + rnd) * norms + rnd * Dn)
+
+
+@pytest.mark.parametrize("reported,holds", [(1.0, True), (0.5, False)])
+def test_c5_threshold_is_the_exact_bound_one(monkeypatch, reported, holds):
+    r"""C5, ``||[D*, D_U]|| <= 2 ||grad G|| (||U_1|| + ||U_2||)``, holds at EVERY U, not only
+    at critical points: with the optimal A, R_1 = (D_U - D*)/2 = -R_2 and grad_{U_t} G =
+    +-2 R_1 U_t, so [D*, D_U] = -2 [R_1, D_U] and ||R_1 U_t U_t^T|| <= ||grad|| ||U_t|| / 2.
+    The case's threshold 1 is therefore exact and a ratio above it means the gradient
+    reported with a point is not its gradient.  At d = 2, k = 1 the bound's slack is sqrt 2
+    (U_1 = 0 and U_2 chosen to maximise the ratio give 1/sqrt 2, found here by Nelder-Mead).
+    Reporting half the true gradient norm at that point puts the ratio at sqrt 2: C5 must
+    fail there (a threshold loosened to 2 would pass it) and pass with the true norm."""
+    from scipy.optimize import minimize
+
+    orig_points = _saddles.t2_critical_points
+    seen = {}
+
+    def planted(inst, rng, **kw):
+        prob = inst.problem
+        Dstar = inst.W[0] - inst.W[1]
+
+        def U_of(x):
+            return np.stack([np.zeros((2, 1)), x.reshape(2, 1)])
+
+        def neg_ratio(x):
+            U = U_of(x)
+            return -_c5_ratio(prob, Dstar, U, float(np.linalg.norm(prob.reduced_grad(U))))
+
+        best = min((minimize(neg_ratio, x0, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14})
+                    for x0 in np.random.default_rng(1).standard_normal((6, 2))), key=lambda r: r.fun)
+        U = U_of(best.x)
+        g = float(np.linalg.norm(prob.reduced_grad(U)))
+        seen["true_ratio"] = _c5_ratio(prob, Dstar, U, g)
+        seen["reported_ratio"] = _c5_ratio(prob, Dstar, U, reported * g)
+        pts = orig_points(inst, rng, **kw)
+        return [_saddles.CriticalPoint(U=U, source="root", grad_norm=reported * g, loss=prob.reduced_loss(U)),
+                *pts]
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", planted)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
+    assert abs(seen["true_ratio"] - 1 / np.sqrt(2)) < 1e-6  # the bound's exact slack at d = 2
+    assert 1.0 < seen["reported_ratio"] < 2.0 or holds
+    case = next(c for c in res.cases if c.label.endswith("C5 ||[D*, D_U]|| / bound"))
+    assert case.passed is holds
