@@ -7,11 +7,20 @@
 ``atlas``   Exact counts for the atlas cells small enough for the enumeration, on the
             very instances of the committed atlas (``theory/results/atlas``, seed 0),
             beside the atlas's search-based lower bounds.
+``starts``  The homotopy route's start file for ``--T``, ``--d`` (k = 1): every solution of
+            a generic complex instance, by monodromy with ``phc -p``, checked against
+            msolve's degree per support size (``landscape/enumeration/starts``).
+``agreement`` Both routes on the (3, 3, 1) instances of the record: every certified real
+            critical point of each, counts, degrees, times, versions
+            (``landscape/results/enumeration_agreement.json``; re-proved by the fast test
+            ``tests/test_enumeration_agreement.py`` without any solver).
 
 Usage (from the repository root)::
 
     python tools/enumeration_tables.py recall [--instances N] [--out landscape/results]
     python tools/enumeration_tables.py atlas  [--out theory/results/atlas]
+    python tools/enumeration_tables.py starts --T 3 --d 3 [--threads 2] [--blackbox]
+    python tools/enumeration_tables.py agreement [--instances N] [--out landscape/results]
 
 Each writes ``<name>.json`` and ``<name>.md``; wall times are those of the machine that
 ran it (the committed tables: a shared 2-core machine, so times are upper bounds).
@@ -156,19 +165,112 @@ def atlas_exact(out: Path, cells=ATLAS_CELLS, seed: int = 0, instances: int = 4)
     return data
 
 
+AGREEMENT_SIZE = (3, 3, 1)  # (d, T, k)
+
+
+def agreement_tasks(i: int) -> np.ndarray:
+    """Instance ``i`` of the agreement record: model M1 from ``random_instance(seed i)``,
+    rounded to two decimals (instance 0 is the issue's seed-0 instance)."""
+    import landscape as ls
+
+    d, T, k = AGREEMENT_SIZE
+    return np.round(ls.random_instance(np.random.default_rng(i), d, T, k).problem.tasks, 2)
+
+
+def agreement(instances: int, out: Path, threads: int = 1) -> dict:
+    from landscape.enumeration._agreement import agreement_record, check_agreement
+
+    recs = []
+    for i in range(instances):
+        d, T, k = AGREEMENT_SIZE
+        rec = agreement_record(agreement_tasks(i), k, name=f"model M1, random_instance(seed {i}), "
+                               f"(d, T, k) = {AGREEMENT_SIZE}, rounded to 2 decimals", threads=threads)
+        bad = check_agreement(rec)
+        rec["check_at_creation"] = bad or "ok"
+        print(f"instance {i}: msolve {rec['msolve']['real_critical_points']} points in {rec['msolve']['seconds']} s, "
+              f"phc {rec['phc']['real_certified']} points in {rec['phc']['seconds']} s "
+              f"({rec['phc']['paths']} paths); check: {rec['check_at_creation']}", flush=True)
+        recs.append(rec)
+        _write_agreement(recs, out, threads)  # after each instance: a long run keeps what it has
+    return recs
+
+
+def _write_agreement(recs, out: Path, threads: int) -> dict:
+    from landscape.runtime.atomic import atomic_write_text
+
+    data = {"what": "the two routes of `landscape enumerate` on the same instances, every certified real critical "
+                    "point of each (Krawczyk boxes); re-proved by tests/test_enumeration_agreement.py",
+            "made_by": "python tools/enumeration_tables.py agreement", "threads": threads,
+            "machine": "a shared 2-core machine (times are upper bounds)", "instances": recs}
+    atomic_write_text(out / "enumeration_agreement.json", json.dumps(data, indent=0) + "\n")
+    atomic_write_text(out / "enumeration_agreement.md", agreement_md(data))
+    return data
+
+
+def agreement_md(data) -> str:
+    """The Markdown summary of an agreement record (numbers only from the record)."""
+    lines = ["# Two routes, one list: the certified critical points at (d, T, k) = (3, 3, 1)", "",
+             data["what"] + ". Made by `" + data["made_by"] + "` on " + data["machine"] + ".", "",
+             "| instance | route 1 (msolve) points / orbits | route 1 s | route 2 (phc -p) points / orbits | route 2 s "
+             "| paths (if every sign copy were tracked) | complex ends / start solutions / degree | classes | check |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["instances"]:
+        m, p = r["msolve"], r["phc"]
+        cls = ", ".join(f"{n} {c}" for c, n in m["counts_by_class"].items() if n)
+        lines.append(f"| {r['name']} | {m['real_critical_points']} / {m['orbits']} | {m['seconds']} "
+                     f"| {p['real_certified']} / {p['orbits_found']} | {p['seconds']} "
+                     f"| {p['paths']} ({p['paths_if_every_sign_copy_tracked']}) "
+                     f"| {p['finite_regular_distinct']} / {p['start_solutions']} / {p['u_system_degree']} | {cls} "
+                     f"| {r['check_at_creation'] if isinstance(r['check_at_creation'], str) else 'FAILED'} |")
+    v = data["instances"][0]["versions"] if data["instances"] else {}
+    lines += ["", "Versions: " + ", ".join(f"{a} {b}" for a, b in v.items()) + ".", "",
+              "Route 2 starts from the committed start file `landscape/enumeration/starts/T3_d3.json`, "
+              f"which holds {p['start_solutions']} of the {p['generic_count']} complex solutions msolve's degree "
+              "implies for a generic instance (the rest was not reached by monodromy); where the ends "
+              "of two paths merge (a non-generic instance) there are fewer distinct complex ends than start "
+              "solutions."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("table", choices=("recall", "atlas"))
-    p.add_argument("--instances", type=int, default=5)
+    p.add_argument("table", choices=("recall", "atlas", "starts", "agreement"))
+    p.add_argument("--instances", type=int, default=None)
     p.add_argument("--out", default=None)
+    p.add_argument("--T", type=int, default=3)
+    p.add_argument("--d", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budget", type=float, default=None,
+                   help="starts: seconds of monodromy per support before it stops adding loops (then --allow-short)")
+    p.add_argument("--allow-short", action="store_true",
+                   help="starts: write a start file whose count is below the degree (recorded as such)")
+    p.add_argument("--blackbox", action="store_true",
+                   help="starts: complete a support that monodromy leaves short with phc -b on the same instance")
     args = p.parse_args(argv)
     from landscape.enumeration import algebra_available
 
     if not algebra_available("msolve"):
         print("error: msolve not installed (pip install '.[algebra]')", file=sys.stderr)
         return 2
+    if args.table in ("starts", "agreement") and not algebra_available("phc"):
+        print("error: phc not installed (apt-get install phcpack)", file=sys.stderr)
+        return 2
     if args.table == "recall":
-        recall(args.instances, Path(args.out or ROOT / "landscape" / "results"))
+        recall(args.instances or 5, Path(args.out or ROOT / "landscape" / "results"))
+    elif args.table == "starts":
+        from landscape.enumeration._param import build_starts
+
+        from landscape.enumeration._param import STARTS, start_file
+        from landscape.runtime.atomic import atomic_write_text
+
+        data = build_starts(args.T, args.d, threads=args.threads, blackbox=args.blackbox,
+                            allow_short=args.allow_short, budget_s=args.budget, log=lambda m: print(m, flush=True))
+        STARTS.mkdir(exist_ok=True)
+        atomic_write_text(start_file(args.T, args.d), json.dumps(data) + "\n")
+        print(f"(T, d) = ({args.T}, {args.d}): {data['degree_u_system']} complex solutions, orbits by support size "
+              f"{data['orbits_by_support_size']}, {data['seconds']} s")
+    elif args.table == "agreement":
+        agreement(args.instances or 1, Path(args.out or ROOT / "landscape" / "results"), threads=args.threads)
     else:
         atlas_exact(Path(args.out or ROOT / "theory" / "results" / "atlas"))
     return 0

@@ -13,10 +13,11 @@ Route 1 (Gröbner, msolve)
     extra primes, a Monte-Carlo criterion; the isolation of the real roots of the lifted
     parametrisation is exact.  The Krawczyk proofs do not depend on it; completeness does.)
 Route 2 (homotopy, PHCpack)
-    ``phc -b`` on the gradient cubics in :math:`\mathbf U` (on the slice for
-    :math:`k\ge2`); its real end points are polished and proved by the same Krawczyk
-    test, mapped to orbits and compared with route 1.  Its finite complex end points
-    are counted against the degree of the :math:`\mathbf U`-system (msolve, modular).
+    For :math:`k=1`, :math:`T\ge3` with a committed start file (:mod:`._param`): a
+    parameter homotopy (``phc -p``) from a generic instance solved once by monodromy, one
+    path per sign orbit and support; otherwise ``phc -b`` per support pattern (on the
+    slice for :math:`k\ge2`).  Real ends are proved by the same Krawczyk test and matched
+    to route 1's orbits; complex ends are counted against the degree of the U-system.
 
 Gauge
     :math:`k=1`: the sign orbits are finite; every sign copy of an isolated point is
@@ -58,7 +59,7 @@ import numpy as np
 from .._objective import LoraMLProblem
 from .._validation import LandscapeInputError
 from ._backends import msolve_path, phc_path, run_msolve
-from ._homotopy import phc_route
+from ._homotopy import param_route, phc_route
 from ._krawczyk import CompiledSystem, krawczyk
 from ._report import markdown, plot
 from ._systems import exact_tasks, gradient_system, invariant_system, x_index
@@ -421,7 +422,9 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
         if T == 2:
             routes_data["phc"] = {"skipped": "T = 2: the U-system has positive-dimensional solution sets"}
         else:
-            routes_data["phc"] = phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout)
+            routes_data["phc"] = (param_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout,
+                                              threads=threads)
+                                  or phc_route(problem, sq, S, orbits, points, seed=seed, timeout=timeout))
             data["routes_agree"] = routes_data["phc"]["agrees"]
     data["routes"] = routes_data
     data["orbit_list"] = orbits

@@ -9,7 +9,7 @@ import numpy as np
 from ._backends import BackendError, msolve_degree, run_phc
 from ._krawczyk import krawczyk
 
-__all__ = ["phc_route"]
+__all__ = ["phc_route", "param_route"]
 
 
 def phc_route(problem, sq, S, orbits, points, *, seed, timeout):
@@ -87,4 +87,97 @@ def phc_route(problem, sq, S, orbits, points, *, seed, timeout):
         "u_system_degree": u_degree,
         "complex_count_matches_degree": (u_degree is not None and distinct_total == u_degree),
         "agrees": bool(agrees),
+    }
+
+
+def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
+    r"""Homotopy route for :math:`k=1`, :math:`T\ge3` when a start file for :math:`(T,d)` is
+    committed (:mod:`._param`): one ``phc -p`` parameter homotopy per support, one path per
+    sign orbit of the generic instance's solutions, to the given tasks.  Real ends are
+    flipped to every sign copy, polished and certified by Krawczyk on the full square
+    system, and matched to route 1's orbits.  Returns None without a start file."""
+    from ._param import ParamFamily, canonical, good_ends, load_starts, orbit_keys, start_file, track
+
+    T, d, k = problem.T, problem.d, problem.k
+    loaded = load_starts(T, d) if k == 1 and T >= 3 else None
+    if loaded is None:
+        return None
+    starts, meta = loaded
+    t0 = time.perf_counter()
+    S_float = np.array([[[float(x) for x in row] for row in M] for M in S])
+    rng = np.random.default_rng([int(seed), 20])
+    real_pts = [np.zeros(len(sq.free))]  # U = 0: the support of size 0
+    complex_points, paths, lost, smaller, per_support = 1, 0, 0, 0, []
+    for supp, (S0, reps) in starts.items():
+        fam = ParamFamily(T, d, supp)
+        gamma = complex(rng.standard_normal(), rng.standard_normal())
+        ends, diag = track(fam, S0, S_float, reps, gamma / abs(gamma), threads=threads, timeout=timeout)
+        paths += len(reps)
+        ok = good_ends(ends, diag)
+        lost += int((~ok).sum())
+        b = len(supp)
+        keys, n_orb = [], 0
+        for e in ends[ok]:
+            u = e.reshape(b, d)
+            if np.min(np.max(np.abs(u), axis=1)) <= 1e-8 * (1 + np.max(np.abs(u))):
+                smaller += 1  # an end on a smaller support: counted there
+                continue
+            key = orbit_keys(u[None])[0]
+            if any(np.max(np.abs(key - q)) <= 1e-6 * (1 + np.max(np.abs(q))) for q in keys):
+                continue
+            keys.append(key)
+            n_orb += 1
+            if np.max(np.abs(u.imag)) <= 1e-7 * (1 + np.max(np.abs(u))):
+                u = canonical(u).real
+                for signs in np.ndindex(*([2] * b)):
+                    full = np.zeros((T, d, 1))
+                    for a, t in enumerate(supp):
+                        full[t, :, 0] = (-1) ** signs[a] * u[a]
+                    real_pts.append(sq.pack(full))
+        complex_points += n_orb * 2 ** b
+        per_support.append({"support": list(supp), "paths": len(reps), "orbits_at_target": n_orb})
+    track_s = time.perf_counter() - t0
+    cert, boxes = 0, []
+    orbit_hits = [0] * len(orbits)
+    refs = [U @ np.swapaxes(U, 1, 2) for U in points]
+    unmatched = 0
+    for x in real_pts:
+        x = sq.compiled.newton(x)
+        kr = krawczyk(sq.compiled, x)
+        if not kr.certified:
+            continue
+        if any(np.max(np.abs(kr.center - c)) <= r + kr.radius for c, r in boxes):
+            continue
+        boxes.append((kr.center, kr.radius))
+        cert += 1
+        U = sq.unpack(kr.center)
+        X = U @ np.swapaxes(U, 1, 2)
+        dists = [np.max(np.abs(X - R)) for R in refs]
+        j = int(np.argmin(dists)) if dists else -1
+        if j >= 0 and dists[j] <= 1e-7 * (1 + np.max(np.abs(X))):
+            orbit_hits[j] += 1
+        else:
+            unmatched += 1
+    u_degree = None
+    try:
+        u_degree = msolve_degree(sq.system.msolve_text(), sq.system.names, timeout=timeout)
+    except BackendError:
+        pass
+    expected = [o["copies"] for o in orbits]
+    agrees = unmatched == 0 and orbit_hits == expected
+    return {
+        "method": "parameter homotopy (phc -p) from a generic instance solved by monodromy "
+                  f"(start file {start_file(T, d).name}), one path per sign orbit",
+        "paths": paths, "paths_if_every_sign_copy_tracked": int(sum(len(r) * 2 ** len(s) for s, (_, r) in starts.items())),
+        "lost_paths": lost, "ends_on_smaller_support": smaller,
+        "seconds": round(time.perf_counter() - t0, 3), "tracking_seconds": round(track_s, 3),
+        "finite_regular_distinct": complex_points,
+        "generic_count": meta["degree_u_system"],
+        "start_solutions": meta.get("found_count", meta["degree_u_system"]),
+        "real_certified": cert, "unmatched_real": unmatched, "orbits_found": int(sum(h > 0 for h in orbit_hits)),
+        "u_system_degree": u_degree,
+        "complex_count_matches_degree": (u_degree is not None and complex_points == u_degree),
+        "agrees": bool(agrees),
+        "certified_points": [{"center": c.tolist(), "radius": r} for c, r in boxes],
+        "per_support": per_support,
     }
