@@ -103,7 +103,7 @@ def compute_table3(config: dict, workdir: Path, progress: bool) -> dict:
 
     records = {}
     for r in config.get("ranks", [1, 4, 8, 16]):
-        cfg = dataclasses.replace(_run_config(config, workdir), rank=int(r), retrain=("lora-ml", "sr", "reptile"),
+        cfg = dataclasses.replace(_run_config(config, workdir), k=int(r), retrain=("lora-ml", "sr", "reptile"),
                                   peft=("lora",))
         records[str(r)] = run(cfg, Path(workdir) / f"rank{r}", progress=progress)
     return {"records": records}

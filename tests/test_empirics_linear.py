@@ -46,7 +46,7 @@ def test_generic_trainer_reproduces_batched_kernel():
     sr = retrain(LinearFamily(P, 1), StageConfig("sr", epochs=cfg.sr_epochs, lr=cfg.sr_lr / cfg.T, optimizer="sgd"), g)
     np.testing.assert_allclose(sr.model.A.detach().numpy(), ref["A_sr"], atol=1e-12)
     ft = finetune(LinearFamily(P, 0), ml.model, StageConfig("lora", epochs=cfg.finetune_iters, lr=cfg.finetune_lr,
-                                                            optimizer="sgd", rank=cfg.rank_prime), g)
+                                                            optimizer="sgd", k=cfg.rank_prime), g)
     assert ft.history[-1]["test"]["loss_sum"] == pytest.approx(ref["metric_ml"][-1], rel=1e-9)
 
 
