@@ -203,6 +203,40 @@ _COORD = re.compile(r"^\s*(\S+)\s*:\s*(\S+)\s+(\S+)\s*$")
 _FLAG = re.compile(r"^== err :.*= (.+?) ==\s*$")
 
 
+def phc_number(text: str) -> float:
+    """PHC's number, NaN for its overflow marks (``NaN****``, ``****``) on a lost path."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def parse_phc_solutions(raw: str, names, trailer: re.Pattern):
+    """The solutions of a PHCpack output file: ``(array, trailers)``, one row per solution
+    in ``names`` order (NaN for a coordinate PHC did not print) and, per solution, the
+    match of ``trailer``, the line that closes a solution's block (its diagnostics)."""
+    section = raw[raw.rindex("THE SOLUTIONS :"):].splitlines()
+    pos = {n: i for i, n in enumerate(names)}
+    sols, trailers, cur = [], [], None
+    for line in section[1:]:
+        if _SOL_HEAD.match(line):
+            cur = np.full(len(names), np.nan, dtype=complex)
+            continue
+        if cur is None:
+            continue
+        m = _COORD.match(line)
+        if m and m.group(1) in pos:
+            cur[pos[m.group(1)]] = complex(phc_number(m.group(2)), phc_number(m.group(3)))
+            continue
+        f = trailer.match(line)
+        if f:
+            sols.append(cur)
+            trailers.append(f)
+            cur = None
+    arr = np.array(sols) if sols else np.zeros((0, len(names)), dtype=complex)
+    return arr, trailers
+
+
 def run_phc(text: str, names: list, *, timeout: float = 600.0, seed: int = 0) -> PhcResult:
     """``phc -b`` (black-box solver: mixed-volume start system, path tracking, deflation)."""
     exe = phc_path()
@@ -214,23 +248,5 @@ def run_phc(text: str, names: list, *, timeout: float = 600.0, seed: int = 0) ->
         cmd = [exe, f"-0{int(seed) % 2**31 + 1}", "-b", str(inp), str(out)]
         _proc, secs = _run(cmd, timeout, "phc")
         raw = out.read_text()
-    section = raw[raw.rindex("THE SOLUTIONS :"):].splitlines()
-    pos = {n: i for i, n in enumerate(names)}
-    sols, flags, cur = [], [], None
-    for line in section[1:]:
-        if _SOL_HEAD.match(line):
-            cur = np.full(len(names), np.nan, dtype=complex)
-            continue
-        if cur is None:
-            continue
-        m = _COORD.match(line)
-        if m and m.group(1) in pos:
-            cur[pos[m.group(1)]] = complex(float(m.group(2)), float(m.group(3)))
-            continue
-        f = _FLAG.match(line)
-        if f:
-            sols.append(cur)
-            flags.append(f.group(1).strip())
-            cur = None
-    arr = np.array(sols) if sols else np.zeros((0, len(names)), dtype=complex)
-    return PhcResult(arr, flags, len(sols), secs)
+    arr, trailers = parse_phc_solutions(raw, names, _FLAG)
+    return PhcResult(arr, [f.group(1).strip() for f in trailers], len(arr), secs)

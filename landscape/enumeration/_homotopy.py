@@ -12,6 +12,34 @@ from ._krawczyk import krawczyk
 __all__ = ["phc_route", "param_route"]
 
 
+def _certify_and_match(sq, real_pts, orbits, points):
+    """Polish each real end point by Newton, certify it by Krawczyk on the full square
+    system, drop boxes already found, and match each certified point to route 1's orbit by
+    its invariant X_t = U_t U_t^T.  Returns ``(boxes, orbit_hits, unmatched)``: the
+    certified boxes ``(center, radius)``, hits per orbit, and certified points that match
+    no orbit of route 1."""
+    boxes = []
+    orbit_hits = [0] * len(orbits)
+    refs = [U @ np.swapaxes(U, 1, 2) for U in points]
+    unmatched = 0
+    for x in real_pts:
+        kr = krawczyk(sq.compiled, sq.compiled.newton(x))
+        if not kr.certified:
+            continue
+        if any(np.max(np.abs(kr.center - c)) <= r + kr.radius for c, r in boxes):
+            continue
+        boxes.append((kr.center, kr.radius))
+        U = sq.unpack(kr.center)
+        X = U @ np.swapaxes(U, 1, 2)
+        dists = [np.max(np.abs(X - R)) for R in refs]
+        j = int(np.argmin(dists)) if dists else -1
+        if j >= 0 and dists[j] <= 1e-7 * (1 + np.max(np.abs(X))):
+            orbit_hits[j] += 1
+        else:
+            unmatched += 1
+    return boxes, orbit_hits, unmatched
+
+
 def phc_route(problem, sq, S, orbits, points, *, seed, timeout):
     """Homotopy route: ``phc -b`` once per support pattern (the set of tasks whose block
     is non-zero; blocks outside it are set to 0), because a polyhedral homotopy only
@@ -52,27 +80,9 @@ def phc_route(problem, sq, S, orbits, points, *, seed, timeout):
                     full = np.zeros(len(g.gens))
                     full[keep] = s_.real
                     real_pts.append(full)
-    cert, boxes = 0, []
-    orbit_hits = [0] * len(orbits)
-    refs = [U @ np.swapaxes(U, 1, 2) for U in points]
-    unmatched = 0
-    for x in real_pts:
-        x = sq.compiled.newton(sq.pack(sq.unpack(x)) if sq.lagrange else x)
-        kr = krawczyk(sq.compiled, x)
-        if not kr.certified:
-            continue
-        if any(np.max(np.abs(kr.center - c)) <= r + kr.radius for c, r in boxes):
-            continue
-        boxes.append((kr.center, kr.radius))
-        cert += 1
-        U = sq.unpack(kr.center)
-        X = U @ np.swapaxes(U, 1, 2)
-        dists = [np.max(np.abs(X - R)) for R in refs]
-        j = int(np.argmin(dists)) if dists else -1
-        if j >= 0 and dists[j] <= 1e-7 * (1 + np.max(np.abs(X))):
-            orbit_hits[j] += 1
-        else:
-            unmatched += 1
+    boxes, orbit_hits, unmatched = _certify_and_match(
+        sq, (sq.pack(sq.unpack(x)) if sq.lagrange else x for x in real_pts), orbits, points)
+    cert = len(boxes)
     u_degree = None
     try:
         u_degree = msolve_degree(g.msolve_text(), g.names, timeout=timeout)
@@ -137,27 +147,8 @@ def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
         complex_points += n_orb * 2 ** b
         per_support.append({"support": list(supp), "paths": len(reps), "orbits_at_target": n_orb})
     track_s = time.perf_counter() - t0
-    cert, boxes = 0, []
-    orbit_hits = [0] * len(orbits)
-    refs = [U @ np.swapaxes(U, 1, 2) for U in points]
-    unmatched = 0
-    for x in real_pts:
-        x = sq.compiled.newton(x)
-        kr = krawczyk(sq.compiled, x)
-        if not kr.certified:
-            continue
-        if any(np.max(np.abs(kr.center - c)) <= r + kr.radius for c, r in boxes):
-            continue
-        boxes.append((kr.center, kr.radius))
-        cert += 1
-        U = sq.unpack(kr.center)
-        X = U @ np.swapaxes(U, 1, 2)
-        dists = [np.max(np.abs(X - R)) for R in refs]
-        j = int(np.argmin(dists)) if dists else -1
-        if j >= 0 and dists[j] <= 1e-7 * (1 + np.max(np.abs(X))):
-            orbit_hits[j] += 1
-        else:
-            unmatched += 1
+    boxes, orbit_hits, unmatched = _certify_and_match(sq, real_pts, orbits, points)
+    cert = len(boxes)
     u_degree = None
     try:
         u_degree = msolve_degree(sq.system.msolve_text(), sq.system.names, timeout=timeout)

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._backends import BackendError, phc_path
+from ._backends import BackendError, parse_phc_solutions, phc_number, phc_path
 
 __all__ = ["ParamFamily", "track", "monodromy_orbits", "start_file", "load_starts", "build_starts",
            "canonical", "orbit_keys"]
@@ -230,8 +230,6 @@ class _OrbitSet:
 # --------------------------------------------------------------------------------------
 # phc -p
 # --------------------------------------------------------------------------------------
-_SOL_HEAD = re.compile(r"^solution \d+ :")
-_COORD = re.compile(r"^\s*(\S+)\s*:\s*(\S+)\s+(\S+)\s*$")
 _DIAG = re.compile(r"^== err :\s*(\S+)\s*= rco :\s*(\S+)\s*= res :\s*(\S+)")
 
 
@@ -245,35 +243,10 @@ def _solutions_text(names, sols) -> str:
     return "\n".join(out) + "\n"
 
 
-def _num(text: str) -> float:
-    """PHC's number, NaN for its overflow marks (``NaN****``, ``****``) on a lost path."""
-    try:
-        return float(text)
-    except ValueError:
-        return float("nan")
-
-
 def _parse_solutions(raw: str, names):
-    section = raw[raw.rindex("THE SOLUTIONS :"):].splitlines()
-    pos = {n: i for i, n in enumerate(names)}
-    sols, diag, cur = [], [], None
-    for line in section[1:]:
-        if _SOL_HEAD.match(line):
-            cur = np.full(len(names), np.nan, dtype=complex)
-            continue
-        if cur is None:
-            continue
-        m = _COORD.match(line)
-        if m and m.group(1) in pos:
-            cur[pos[m.group(1)]] = complex(_num(m.group(2)), _num(m.group(3)))
-            continue
-        f = _DIAG.match(line)
-        if f:
-            sols.append(cur)
-            diag.append((_num(f.group(2)), _num(f.group(3))))
-            cur = None
-    arr = np.array(sols) if sols else np.zeros((0, len(names)), dtype=complex)
-    return arr, np.array(diag).reshape(-1, 2)
+    """Ends of ``phc -p`` and per end ``(rco, res)`` from its diagnostics line."""
+    arr, diag = parse_phc_solutions(raw, names, _DIAG)
+    return arr, np.array([(phc_number(f.group(2)), phc_number(f.group(3))) for f in diag]).reshape(-1, 2)
 
 
 def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex, *, threads: int = 1,
