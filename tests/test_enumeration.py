@@ -217,3 +217,19 @@ def test_general_nonsymmetric_tasks_enclosures_contain_G():
         lo, hi = o["G_enclosure"]
         assert lo - 1e-12 <= problem.reduced_loss(U) <= hi + 1e-12
         assert np.linalg.norm(problem.reduced_grad(U)) < 1e-9
+
+
+def test_krawczyk_failure_proves_no_box():
+    """A failed Krawczyk test reports radius 0: no box was proved to hold a zero.  At the
+    exact double root of x^2 = 0, y = x the float Jacobian is singular, so no box is
+    tried at all."""
+    from sympy.polys.domains import QQ
+    from sympy.polys.rings import ring
+
+    from landscape.enumeration._krawczyk import CompiledSystem, krawczyk
+
+    R, x, y = ring("x,y", QQ)
+    double = CompiledSystem([x**2, y - x], [x, y])
+    for start in (np.array([0.0, 0.0]), np.array([1e-9, 1e-9])):
+        kr = krawczyk(double, start)
+        assert not kr.certified and kr.radius == 0.0
