@@ -8,6 +8,7 @@ import numpy as np
 
 from ._backends import BackendError, msolve_degree, run_phc
 from ._krawczyk import krawczyk
+from ._systems import on_support
 
 __all__ = ["phc_route", "param_route"]
 
@@ -47,21 +48,13 @@ def phc_route(problem, sq, S, orbits, points, *, seed, timeout):
     certified by Krawczyk on the full square system, then matched to route 1's orbits."""
     from itertools import combinations
 
-    T, d, k = problem.T, problem.d, problem.k
+    T, k = problem.T, problem.k
     g = sq.system
     t0 = time.perf_counter()
     distinct_total, paths, real_pts = 1, 0, [np.zeros(len(g.gens))]  # U = 0 is always a solution
     for size in range(1, T + 1):
         for supp in combinations(range(T), size):
-            keep = [m for m, f in enumerate(g.free) if f[0] in supp]
-            drop = [g.gens[m] for m, f in enumerate(g.free) if f[0] not in supp]
-            polys = []
-            for m in keep:
-                p = g.polys[m]
-                for x in drop:
-                    p = p.subs(x, 0)
-                polys.append(p)
-            names = [g.names[m] for m in keep]
+            keep, polys, names = on_support(g, set(supp))
             text = f"{len(polys)} {len(names)}\n" + "".join(str(p).replace("**", "^") + ";\n" for p in polys)
             out = run_phc(text, names, timeout=timeout, seed=seed)
             paths += out.paths

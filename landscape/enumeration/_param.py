@@ -447,7 +447,7 @@ def support_degrees(T, d, rng, *, timeout=3600.0):
     rational instance (the family is symmetric under permuting tasks, so one support per
     size suffices)."""
     from ._backends import msolve_degree
-    from ._systems import PolySystem, exact_tasks, gradient_system
+    from ._systems import PolySystem, exact_tasks, gradient_system, on_support
 
     tasks = np.round(rng.standard_normal((T, d, d)), 2)
     S = exact_tasks(tasks)
@@ -456,15 +456,7 @@ def support_degrees(T, d, rng, *, timeout=3600.0):
     g = gradient_system(S, T, d, 1)
     for m in range(1, T + 1):
         # the support {0..m-1}: the system with the other blocks set to zero
-        keep = [j for j, f in enumerate(g.free) if f[0] < m]
-        drop = [g.gens[j] for j, f in enumerate(g.free) if f[0] >= m]
-        polys = []
-        for j in keep:
-            p = g.polys[j]
-            for x in drop:
-                p = p.subs(x, 0)
-            polys.append(p)
-        names = [g.names[j] for j in keep]
+        keep, polys, names = on_support(g, set(range(m)))
         sub = PolySystem(g.ring, [g.gens[j] for j in keep], names, polys)
         deg = msolve_degree(sub.msolve_text(), names, timeout=timeout)
         if deg is None:

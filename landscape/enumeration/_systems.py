@@ -142,6 +142,22 @@ def gradient_system(S, T: int, d: int, k: int, *, gauge: bool = True) -> PolySys
     return sysm
 
 
+def on_support(g: PolySystem, blocks) -> tuple[list, list, list]:
+    """The gradient system ``g`` (from :func:`gradient_system`) restricted to the tasks in
+    ``blocks``: the unknowns of every other block set to zero.  Returns ``(keep, polys,
+    names)``: the indices of the kept unknowns (one equation each, in order, so the system
+    stays square) and their equations and names."""
+    keep = [m for m, f in enumerate(g.free) if f[0] in blocks]
+    drop = [g.gens[m] for m, f in enumerate(g.free) if f[0] not in blocks]
+    polys = []
+    for m in keep:
+        p = g.polys[m]
+        for x in drop:
+            p = p.subs(x, 0)
+        polys.append(p)
+    return keep, polys, [g.names[m] for m in keep]
+
+
 def x_index(d: int):
     return [(i, j) for i in range(d) for j in range(i, d)]
 
