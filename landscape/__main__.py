@@ -102,8 +102,10 @@ def _add_enumerate_parser(sub):
     e.add_argument("--out", default=None, help="output directory for enumeration.json, enumeration.md and the plot")
     e.add_argument("--seed", type=int, default=0, help="seed of the homotopy route's start system (default 0)")
     e.add_argument("--route", action="append", choices=("msolve", "phc"), default=None,
-                   help="solver routes (repeatable; default msolve; msolve is always run)")
+                   help="solver routes (repeatable; default msolve). '--route phc' alone: the homotopy route decides "
+                        "completeness by counting (k = 1, T >= 3 with a start file); with '--route msolve' both run")
     e.add_argument("--timeout", type=float, default=600.0, help="seconds allowed to each solver call (default 600)")
+    e.add_argument("--threads", type=int, default=1, help="threads of msolve / phc (default 1)")
     e.add_argument("--quiet", "-q", action="store_true", help="no summary on stdout")
     e.add_argument("--overwrite", action="store_true",
                    help="write into an --out folder that holds files this command did not write")
@@ -117,6 +119,8 @@ def _enumerate_main(args) -> int:
     try:
         if args.timeout <= 0:
             raise LandscapeInputError(f"--timeout must be positive, got {args.timeout}")
+        if args.threads < 1:
+            raise LandscapeInputError(f"--threads must be at least 1, got {args.threads}")
         if args.out is not None:  # a folder holding files this command did not write: refused
             from .runtime.cli import UsageError
             from .runtime.outguard import claim_out_dir
@@ -126,9 +130,10 @@ def _enumerate_main(args) -> int:
             except UsageError as exc:
                 raise LandscapeInputError(str(exc)) from None
         problem = audit_problem(load_tasks(args.file), args.rank)
-        routes = tuple(dict.fromkeys(["msolve"] + (args.route or [])))
+        routes = ("phc",) if args.route and set(args.route) == {"phc"} else \
+            tuple(dict.fromkeys(["msolve"] + (args.route or [])))
         result = enumerate_critical_points(problem.tasks, problem.k, routes=routes, seed=args.seed,
-                                           timeout=args.timeout)
+                                           timeout=args.timeout, threads=args.threads)
     except LandscapeInputError as exc:
         print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -45,6 +45,10 @@ Gauge
     exactly).  Each slice point is certified with Krawczyk on the square system
     :math:`(\nabla G+\mu\nabla(u_1^\top u_2),\ u_1^\top u_2)`, whose solutions have
     :math:`\mu=0`.
+
+Why it is long: route 1 end to end (solve, lift, gauge, certify each orbit, classify) and
+the per-point certificate shared with the homotopy route alone (:mod:`._complete`) read
+best in one place; the square systems and arb helpers are only used here.
 """
 from __future__ import annotations
 
@@ -304,8 +308,11 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
     Parameters
     ----------
     routes : tuple of ``"msolve"`` / ``"phc"``
-        ``"msolve"`` is required (it decides completeness); ``"phc"`` adds the
-        independent homotopy route and its comparison.
+        ``("msolve",)`` decides completeness by real-root isolation; ``"phc"`` beside it
+        adds the independent homotopy route and its comparison.  ``("phc",)`` alone
+        (:math:`k=1`, :math:`T\ge3`, a committed start file) decides completeness by
+        counting certified complex solutions against the degree (:mod:`._complete`;
+        msolve still computes that degree).
     seed : int
         Seed of PHCpack's random start system (the msolve route is deterministic up to
         msolve's choice of primes).
@@ -317,14 +324,25 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
     T, d, k = problem.T, problem.d, problem.k
     routes = tuple(routes)
     bad = [r for r in routes if r not in ROUTES]
-    if bad or "msolve" not in routes:
-        raise LandscapeInputError(f"routes must include 'msolve' and be among {ROUTES}, got {routes}")
-    for r in routes:
+    if bad or not routes or ("msolve" not in routes and routes != ("phc",)):
+        raise LandscapeInputError(f"routes must be ('phc',) or include 'msolve', among {ROUTES}; got {routes}")
+    if routes == ("phc",):
+        from ._param import start_file
+
+        if k != 1 or T < 3 or not start_file(T, d).is_file():
+            raise LandscapeInputError(f"the phc route alone needs k = 1, T >= 3 and a start file for (T, d) = ({T}, {d}) "
+                                      f"(landscape/enumeration/starts/T{T}_d{d}.json); got k = {k}")
+    for r in set(routes) | ({"msolve"} if routes == ("phc",) else set()):
         if not algebra_available(r):
             hint = "pip install '.[algebra]'" if r == "msolve" else "apt-get install phcpack"
             raise EnumerationUnavailable(f"the {r} route needs its solver, which is not installed ({hint})")
     S = exact_tasks(problem.tasks)
     G_antisym = _antisym_constant(problem.tasks)
+    if routes == ("phc",):
+        from ._complete import enumerate_by_homotopy
+
+        return enumerate_by_homotopy(problem, S, G_antisym, seed=seed, timeout=timeout, threads=threads,
+                                     t_start=t_start)
     notes = []
     data = {
         "instance": {"T": T, "d": d, "k": k},
@@ -474,7 +492,8 @@ def _antisym_constant(tasks):
 
 
 def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
-    """Polish, certify (Krawczyk), check against msolve's box, curvature enclosure."""
+    """Polish, certify (Krawczyk), check against msolve's box (``box`` None: no box, the
+    homotopy route), curvature enclosure."""
     from flint import arb
 
     T, d, k = U.shape
@@ -512,14 +531,14 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
         return entry
     # the certified zero's invariants must lie in msolve's box
     inside = True
-    for t in range(T):
+    for t in range(T if box is not None else 0):
         for m, (i, j) in enumerate(idx):
             v = sum((arb(float(Uc[t, i, l]), kr.radius) * arb(float(Uc[t, j, l]), kr.radius) for l in range(k)),
                     arb(0))
             lo, hi = box[t * len(idx) + m]
             if float(v.upper()) < float(lo) - 1e-12 or float(v.lower()) > float(hi) + 1e-12:
                 inside = False
-    entry["matches_msolve_box"] = inside
+    entry["matches_msolve_box"] = inside if box is not None else None
     # copies: k = 1, T >= 3: each nonzero block doubles the orbit; the box must exclude 0 there
     if k == 1 and T >= 3:
         nz = [t for t in range(T) if t not in zero]
@@ -552,7 +571,8 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
     }
     entry["certified"] = bool(inside)
     if not inside:
-        entry["reason"] = "certified box does not match msolve's isolating box"
+        entry["reason"] = ("certified box does not match msolve's isolating box" if box is not None else
+                           "the box of a non-zero block contains 0: its sign copies are not proved distinct")
     return entry
 
 

@@ -263,9 +263,9 @@ def boxes_overlap(centers: np.ndarray, radii: np.ndarray) -> list:
     r"""Pairs ``(i, j)``, ``i < j``, of complex boxes ``centers[i] +- radii[i]`` (squares per
     coordinate, as in :func:`krawczyk_complex`) that are not proved disjoint.  Two boxes are
     disjoint when in some coordinate the real or the imaginary parts of the centres differ
-    by more than the sum of the radii; the float difference is trusted only with a relative
-    margin of :math:`10^{-12}` (a float subtraction errs by at most :math:`2^{-53}` of its
-    result).  Boxes are swept in the order of the real part of the first coordinate, so
+    by more than the sum of the radii; the comparison keeps a relative margin of
+    :math:`10^{-12}` (a float subtraction or sum errs by at most :math:`2^{-53}` of its
+    result, and the centres are exactly the floats the boxes were proved around).  Boxes are swept in the order of the real part of the first coordinate, so
     only pairs within ``2 max(radii)`` of each other there are compared."""
     C = np.asarray(centers, dtype=complex)
     r = np.asarray(radii, dtype=float)
@@ -281,8 +281,8 @@ def boxes_overlap(centers: np.ndarray, radii: np.ndarray) -> list:
     out = []
     for a in range(N):
         b = a + 1
-        while b < N and P[b, 0] - P[a, 0] <= width + 1e-12 * max(abs(P[a, 0]), abs(P[b, 0])):
-            sep = np.abs(P[b] - P[a]) > (r[a] + r[b]) * (1 + 1e-12) + 1e-12 * np.maximum(np.abs(P[a]), np.abs(P[b]))
+        while b < N and P[b, 0] - P[a, 0] <= width:
+            sep = np.abs(P[b] - P[a]) > (r[a] + r[b]) * (1 + 1e-12)
             if not np.any(sep):
                 i, j = sorted((int(order[a]), int(order[b])))
                 out.append((i, j))

@@ -250,10 +250,13 @@ def _parse_solutions(raw: str, names):
 
 
 def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex, *, threads: int = 1,
-          timeout: float = 600.0, seed: int = 1):
+          timeout: float = 600.0, seed: int = 1, decimals: int = 16):
     """Track the solutions ``starts`` (rows, in ``family.names`` order) of E(.; S_from) to
-    E(.; S_to) with ``phc -p`` and accessibility constant ``gamma``.  Returns the ends
-    (one row per start, NaN where PHC lost the path), and per end ``(rco, res)``."""
+    E(.; S_to) with ``phc -p`` and accessibility constant ``gamma``, in double precision
+    (``decimals`` 16) or double-double (32).  Returns the ends (one row per start, NaN
+    where PHC lost the path), and per end ``(rco, res)``."""
+    if decimals not in (16, 32):
+        raise ValueError(f"decimals must be 16 or 32, got {decimals}")
     exe = phc_path()
     if exe is None:
         raise BackendError("phc not found (apt-get install phcpack)")
@@ -266,7 +269,8 @@ def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex,
         (tmp / "start").write_text(family.phc_text(S_from) + "\nTHE SOLUTIONS :\n"
                                    + _solutions_text(family.names, starts))
         answers = "\n".join(["target", "out", "y", "sols", "start", "a", repr(float(gamma.real)),
-                             repr(float(gamma.imag)), "0", "0", "n"]) + "\n"
+                             repr(float(gamma.imag))] + (["d", "32"] if decimals == 32 else [])
+                            + ["0", "0", "n"]) + "\n"
         cmd = [exe, f"-0{int(seed) % 2**31 + 1}", f"-t{max(1, int(threads))}", "-p"]
         try:
             proc = subprocess.run(cmd, input=answers, capture_output=True, text=True, timeout=timeout, cwd=tmp)

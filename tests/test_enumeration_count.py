@@ -1,0 +1,205 @@
+"""Route 2 alone (issue 20, item 4): complete by counting certified complex solutions.
+
+The pieces of the argument (:mod:`landscape.enumeration._complete`): the complex Krawczyk
+test proves a box holds exactly one simple zero, the disjointness sweep proves boxes
+distinct, and the count equals the degree only for a complete list.  Each is checked on
+instances that satisfy its hypotheses and on instances that violate them.  The live
+checks need PHCpack and msolve and skip cleanly without them; ``LORAML_SLOW=1`` adds the
+(4, 3, 1) run (minutes).
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+from sympy.polys.domains import QQ
+from sympy.polys.rings import ring
+
+import landscape as ls
+from landscape.enumeration import algebra_available, enumerate_critical_points
+from landscape.enumeration._complete import certify_solution, count_argument
+from landscape.enumeration._krawczyk import CompiledSystem, boxes_overlap, krawczyk_complex
+
+needs_both = pytest.mark.skipif(not (algebra_available("phc") and algebra_available("msolve")),
+                                reason="needs phc (apt-get install phcpack) and msolve (extra 'algebra')")
+
+R, x, y = ring("x,y", QQ)
+# x^2 + 1 = 0, y = 2x - 1: two simple non-real roots (+-i, -1 +- 2i)
+CIRCLE = CompiledSystem([x**2 + 1, y - 2 * x + 1], [x, y])
+ROOTS = np.array([[1j, -1 + 2j], [-1j, -1 - 2j]])
+
+
+def rounded_tasks(seed, d, T, k=1):
+    return np.round(ls.random_instance(np.random.default_rng(seed), d, T, k).problem.tasks, 2)
+
+
+# ----------------------------------------------------------------------------- complex Krawczyk
+def test_complex_krawczyk_proves_a_simple_non_real_root():
+    for root in ROOTS:
+        kr = krawczyk_complex(CIRCLE, CIRCLE.newton(root + np.array([0.05 - 0.03j, 0.02j])))
+        assert kr.certified and 0 < kr.radius < 1e-10
+        # the exact root lies in the rectangle box
+        assert np.all(np.abs((kr.center - root).real) <= kr.radius)
+        assert np.all(np.abs((kr.center - root).imag) <= kr.radius)
+
+
+def test_complex_krawczyk_rejects_a_box_without_a_root():
+    near = ROOTS[0] + np.array([1e-3, 1e-3j])
+    for r in (1e-6, 1e-4):  # boxes around near that miss the root
+        assert not krawczyk_complex(CIRCLE, near, radii=[r]).certified
+    # from a point far from every root no box up to the size cap passes
+    assert not krawczyk_complex(CIRCLE, np.array([0.5 + 0.5j, 0.0])).certified
+
+
+def test_complex_krawczyk_rejects_a_double_root():
+    double = CompiledSystem([(x**2 + 1) ** 2, y - x], [x, y])  # +-i, each of multiplicity 2
+    for start in (np.array([1j, 1j]), np.array([1e-9 + 1j, 1e-9 + 1j])):
+        kr = krawczyk_complex(double, start)
+        assert not kr.certified and kr.radius == 0.0
+    for r in (1e-8, 1e-5, 1e-3):
+        assert not krawczyk_complex(double, np.array([1j, 1j]), radii=[r]).certified
+
+
+def test_real_centre_proves_a_real_root_and_non_real_boxes_exclude_the_reals():
+    # x^2 - 2 = 0, y^2 + 1 = 0 has no real solution; x^2 - 2, y - x has two real ones
+    mixed = CompiledSystem([x**2 - 2, y**2 + 1], [x, y])
+    kr, kind, _ = certify_solution(mixed, np.array([1.4 + 0j, 0.9j]), 1, 2)
+    assert kind == "complex" and abs(kr.center[1].imag) > kr.radius
+    real = CompiledSystem([x**2 - 2, y - x], [x, y])
+    kr, kind, _ = certify_solution(real, np.array([1.4 + 1e-12j, 1.4 - 1e-12j]), 1, 2)
+    assert kind == "real" and np.all(kr.center.imag == 0) and abs(kr.center[0] - np.sqrt(2)) <= kr.radius
+
+
+# ----------------------------------------------------------------------------- disjointness and count
+def _boxes(system, starts):
+    out = [krawczyk_complex(system, system.newton(s)) for s in starts]
+    assert all(k.certified for k in out)
+    return np.array([k.center for k in out]), np.array([k.radius for k in out])
+
+
+def test_count_argument_complete_only_at_the_degree():
+    C, r = _boxes(CIRCLE, ROOTS + 1e-3)
+    assert boxes_overlap(C, r) == []
+    ok = count_argument(C, r, 2)
+    assert ok["complete"] and ok["missing"] == 0
+    # one certified solution dropped (tampered list): one missing, not complete
+    short = count_argument(C[:1], r[:1], 2)
+    assert not short["complete"] and short["missing"] == 1
+    # a degree larger by one (a solution the list lacks, or a double one): not complete
+    more = count_argument(C, r, 3)
+    assert not more["complete"] and more["missing"] == 1
+    # more boxes than the degree: an inconsistent degree, nothing concluded
+    assert not count_argument(C, r, 1)["complete"]
+    assert not count_argument(C, r, None)["complete"]
+
+
+def test_two_boxes_for_one_root_are_not_counted_twice():
+    C, r = _boxes(CIRCLE, [ROOTS[0] + 1e-3, ROOTS[0] - 2e-3j, ROOTS[1]])
+    # both boxes of the first root hold it: they overlap, and the count refuses them
+    assert (0, 1) in boxes_overlap(C, r)
+    out = count_argument(C, r, 3)
+    assert not out["complete"] and out["overlapping_pairs"] >= 1
+    # shifted off the root by more than the radii, they are disjoint (and no longer both certified)
+    C2 = C.copy()
+    C2[1] = C2[0] + 3 * (r[0] + r[1]) * 1j
+    assert boxes_overlap(C2, r) == []
+
+
+def test_disjointness_sweep_matches_the_pairwise_definition():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = int(rng.integers(2, 40))
+        C = np.round(rng.standard_normal((n, 3)) + 1j * rng.standard_normal((n, 3)), 1)
+        r = rng.uniform(0.01, 0.2, n)
+        brute = sorted((i, j) for i in range(n) for j in range(i + 1, n)
+                       if not np.any(np.abs(np.concatenate([(C[i] - C[j]).real, (C[i] - C[j]).imag]))
+                                     > (r[i] + r[j]) * (1 + 1e-12)))
+        # the sweep may only add pairs within its float margin, never miss one
+        got = boxes_overlap(C, r)
+        assert set(brute) <= set(got)
+        extra = set(got) - set(brute)
+        for i, j in extra:
+            gap = np.max(np.abs(np.concatenate([(C[i] - C[j]).real, (C[i] - C[j]).imag])))
+            assert gap <= (r[i] + r[j]) * (1 + 1e-11) + 1e-11
+
+
+def test_sign_copy_with_a_zero_block_inside_its_box_overlaps():
+    c = np.array([1.0, 2.0, 1e-12, -1e-12], dtype=complex)  # the second block is ~0
+    flipped = c.copy()
+    flipped[2:] *= -1
+    assert boxes_overlap(np.array([c, flipped]), np.array([1e-10, 1e-10])) == [(0, 1)]
+
+
+# ----------------------------------------------------------------------------- live
+@pytest.fixture(scope="module")
+def both231():
+    if not (algebra_available("phc") and algebra_available("msolve")):
+        pytest.skip("needs phc and msolve")
+    tasks = rounded_tasks(0, 2, 3)
+    return tasks, enumerate_critical_points(tasks, 1, routes=("phc",)), enumerate_critical_points(tasks, 1)
+
+
+@needs_both
+def test_phc_alone_is_complete_and_lists_route_1s_points(both231):
+    _tasks, r2, r1 = both231
+    ph = r2.data["routes"]["phc"]
+    assert r2.complete and r1.complete
+    assert ph["certified_complex_solutions"] == ph["u_system_degree"] == r2.data["degree"]
+    assert ph["overlapping_pairs"] == 0 and ph["missing"] == 0
+    assert r2.data["real_critical_points"] == r1.data["real_critical_points"]
+    assert r2.data["orbits"] == r1.data["orbits"]
+    assert r2.data["counts_by_class"] == r1.data["counts_by_class"]
+    # the same orbits: sign-invariant X_t = u_t u_t^T agree one to one
+    key = lambda U: np.einsum("til,tjl->tij", U, U).ravel()  # noqa: E731
+    k1 = [key(np.asarray(U)) for U in r1.points]
+    for U in r2.points:
+        assert min(np.max(np.abs(key(np.asarray(U)) - q)) for q in k1) < 1e-9
+    assert all(o["certified"] and o["matches_msolve_box"] is None for o in r2.data["orbit_list"])
+
+
+@needs_both
+def test_phc_alone_count_fails_when_a_certified_end_is_dropped(both231):
+    from landscape.enumeration._complete import homotopy_enumeration
+    from landscape.enumeration._core import _Square
+    from landscape.enumeration._systems import exact_tasks
+
+    tasks, r2, _ = both231
+    S = exact_tasks(tasks)
+    deg = r2.data["degree"]
+    route, sols = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=deg)
+    assert route["complete"]
+    C, r = sols.boxes()
+    j = int(np.argmax(np.abs(C).max(axis=1)))
+    tampered = count_argument(np.delete(C, j, axis=0), np.delete(r, j), deg)
+    assert not tampered["complete"] and tampered["missing"] == 1
+    assert not count_argument(C, r, deg + 1)["complete"]
+
+
+@needs_both
+def test_phc_alone_refuses_sizes_without_a_start_file_and_the_cli_runs_it(tmp_path):
+    from landscape.__main__ import main
+    from landscape._validation import LandscapeInputError
+
+    with pytest.raises(LandscapeInputError, match="start file"):
+        enumerate_critical_points(rounded_tasks(0, 2, 2), 1, routes=("phc",))  # T = 2
+    with pytest.raises(LandscapeInputError, match="start file"):
+        enumerate_critical_points(rounded_tasks(0, 3, 3, 2), 2, routes=("phc",))  # k = 2
+    f = tmp_path / "tasks.json"
+    f.write_text(json.dumps({"tasks": rounded_tasks(0, 2, 3).tolist()}))
+    out = tmp_path / "out"
+    assert main(["enumerate", str(f), "--rank", "1", "--route", "phc", "--out", str(out), "-q"]) == 0
+    data = json.loads((out / "enumeration.json").read_text())
+    assert data["complete"] and set(data["routes"]) == {"phc"}
+    assert data["complex_solutions_certified"] == data["degree"]
+    f2 = tmp_path / "two.json"
+    f2.write_text(json.dumps({"tasks": rounded_tasks(0, 2, 2).tolist()}))
+    assert main(["enumerate", str(f2), "--rank", "1", "--route", "phc", "-q"]) == 2
+
+
+@pytest.mark.skipif(os.environ.get("LORAML_SLOW") != "1", reason="live (4, 3, 1) run (minutes): set LORAML_SLOW=1")
+@needs_both
+def test_live_431_complete_by_counting():
+    r = enumerate_critical_points(rounded_tasks(0, 4, 3), 1, routes=("phc",), threads=2)
+    ph = r.data["routes"]["phc"]
+    assert r.complete and ph["certified_complex_solutions"] == ph["u_system_degree"]
+    assert r.data["real_critical_points"] == sum(o["copies"] for o in r.data["orbit_list"])
