@@ -10,6 +10,12 @@
 ``starts``  The homotopy route's start file for ``--T``, ``--d`` (k = 1): every solution of
             a generic complex instance, by monodromy with ``phc -p``, checked against
             msolve's degree per support size (``landscape/enumeration/starts``).
+``sizes``   Route 2 alone (``routes=("phc",)``, completeness by counting certified complex
+            solutions against the degree) on the model-M1 instance of ``--seed`` at ``--d``,
+            ``--T`` (k = 1, rounded to two decimals): one row of
+            ``landscape/results/enumeration_sizes.json`` (replaced if the same size, seed and
+            route were recorded before) with paths, retries, counts, wall and CPU seconds and
+            the load average; the Markdown table is rendered from the JSON.
 ``agreement`` Both routes on the (3, 3, 1) instances of the record: every certified real
             critical point of each, counts, degrees, times, versions
             (``landscape/results/enumeration_agreement.json``; re-proved by the fast test
@@ -21,6 +27,7 @@ Usage (from the repository root)::
     python tools/enumeration_tables.py atlas  [--out theory/results/atlas]
     python tools/enumeration_tables.py starts --T 3 --d 3 [--threads 2] [--blackbox]
     python tools/enumeration_tables.py agreement [--instances N] [--out landscape/results]
+    python tools/enumeration_tables.py sizes --d 4 --T 3 --seed 0 [--threads 2]
 
 Each writes ``<name>.json`` and ``<name>.md``; wall times are those of the machine that
 ran it (the committed tables: a shared 2-core machine, so times are upper bounds).
@@ -232,9 +239,83 @@ def agreement_md(data) -> str:
     return "\n".join(lines) + "\n"
 
 
+SIZES = ROOT / "landscape" / "results" / "enumeration_sizes.json"
+
+
+def sizes_row(d: int, T: int, seed: int, threads: int = 1, instance: str = "m1") -> dict:
+    """Run route 2 alone on the seed's model-M1 instance (two decimals; ``instance``
+    ``"gaussian"``: i.i.d. standard normal tasks, two decimals, ``default_rng([7, seed])``)
+    and describe it as a row of the sizes record."""
+    import os
+    import resource
+
+    import landscape as ls
+    from landscape.enumeration import enumerate_critical_points
+
+    if instance == "m1":
+        tasks = np.round(ls.random_instance(np.random.default_rng(seed), d, T, 1).problem.tasks, 2)
+    else:
+        tasks = np.round(np.random.default_rng([7, seed]).standard_normal((T, d, d)), 2)
+    load0 = os.getloadavg()
+    ru = lambda: sum(getattr(resource.getrusage(w), a) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)  # noqa: E731
+                     for a in ("ru_utime", "ru_stime"))
+    t0, c0 = time.perf_counter(), ru()
+    r = enumerate_critical_points(tasks, 1, routes=("phc",), seed=0, timeout=1800, threads=threads)
+    wall, cpu = time.perf_counter() - t0, ru() - c0
+    ph = r.data["routes"]["phc"]
+    classes = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in r.data["counts_by_class"].items() if n)
+    verdict = ("complete (certified count = degree)" if r.complete else
+               f"not complete: {ph['missing']} of the degree's complex solutions not certified"
+               if ph.get("missing") is not None else f"not complete: {ph['reason']}")
+    return {
+        "size": [d, T, 1], "seed": seed, "route": "phc alone", "instance": instance,
+        "what": f"route 2 alone (phc -p, threads {threads}, complex Krawczyk, count vs degree), "
+                + (f"seed-{seed} instance" if instance == "m1" else f"Gaussian instance (seed {seed})"),
+        "result": f"{r.data['real_critical_points']} real critical points in {r.data['orbits']} orbits ({classes}); "
+                  f"{ph['certified_complex_solutions']} of {ph['u_system_degree']} complex solutions certified; {verdict}",
+        "complete": r.complete,
+        "real_critical_points": r.data["real_critical_points"], "orbits": r.data["orbits"],
+        "counts_by_class": r.data["counts_by_class"],
+        "certified_complex_solutions": ph["certified_complex_solutions"], "degree": ph["u_system_degree"],
+        "paths": ph["paths"], "double_double_paths": sum(p["double_double_paths"] for p in ph["per_support"]),
+        "max_tries": ph["max_tries"], "retried_supports": ph["retried_supports"],
+        "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+        "load_average": [round(x, 2) for x in (load0[0], os.getloadavg()[0])],
+    }
+
+
+def sizes_md(data) -> str:
+    lines = ["# Sizes beyond (3, 3, 1) (issue 20, item 4)", "", data["what"] + "; " + data["machine"] + ".", "",
+             "| (d, T, k) | what | result | wall s | CPU s | load |", "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        load = "-" if "load_average" not in r else "-".join(f"{x:g}" for x in r["load_average"])
+        lines.append(f"| {tuple(r['size'])} | {r['what']} | {r['result']} | {r['wall_s']} | "
+                     f"{'-' if r.get('cpu_s') is None else r['cpu_s']} | {load} |")
+    lines += ["", "`load` is the 1-minute load average at the start and the end of a row's run (the rows "
+              "without it ran at load 8-10). Route 2 alone is complete only when the number of certified, "
+              "pairwise disjoint complex solutions equals msolve's degree of the instance's U-system "
+              "(`landscape/enumeration/_complete.py`)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_sizes_row(row: dict, path: Path = SIZES) -> dict:
+    from landscape.runtime.atomic import atomic_write_text
+
+    data = json.loads(path.read_text())
+    same = lambda r: (r.get("size") == row["size"] and r.get("seed") == row["seed"]  # noqa: E731
+                      and r.get("route") == row["route"] and r.get("instance") == row["instance"])
+    data["rows"] = [r for r in data["rows"] if not same(r)] + [row]
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path.with_suffix(".md"), sizes_md(data))
+    return data
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("table", choices=("recall", "atlas", "starts", "agreement"))
+    p.add_argument("table", choices=("recall", "atlas", "starts", "agreement", "sizes"))
+    p.add_argument("--seed", type=int, default=0, help="sizes: seed of the model-M1 instance")
+    p.add_argument("--instance", choices=("m1", "gaussian"), default="m1",
+                   help="sizes: model M1 (default) or i.i.d. Gaussian tasks, both rounded to two decimals")
     p.add_argument("--instances", type=int, default=None)
     p.add_argument("--out", default=None)
     p.add_argument("--T", type=int, default=3)
@@ -252,7 +333,7 @@ def main(argv=None) -> int:
     if not algebra_available("msolve"):
         print("error: msolve not installed (pip install '.[algebra]')", file=sys.stderr)
         return 2
-    if args.table in ("starts", "agreement") and not algebra_available("phc"):
+    if args.table in ("starts", "agreement", "sizes") and not algebra_available("phc"):
         print("error: phc not installed (apt-get install phcpack)", file=sys.stderr)
         return 2
     if args.table == "recall":
@@ -269,6 +350,10 @@ def main(argv=None) -> int:
         atomic_write_text(start_file(args.T, args.d), json.dumps(data) + "\n")
         print(f"(T, d) = ({args.T}, {args.d}): {data['degree_u_system']} complex solutions, orbits by support size "
               f"{data['orbits_by_support_size']}, {data['seconds']} s")
+    elif args.table == "sizes":
+        row = write_sizes_row(sizes_row(args.d, args.T, args.seed, threads=args.threads,
+                                        instance=args.instance))["rows"][-1]
+        print(json.dumps(row, indent=1))
     elif args.table == "agreement":
         agreement(args.instances or 1, Path(args.out or ROOT / "landscape" / "results"), threads=args.threads)
     else:

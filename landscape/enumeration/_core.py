@@ -18,6 +18,10 @@ Route 2 (homotopy, PHCpack)
     path per sign orbit and support; otherwise ``phc -b`` per support pattern (on the
     slice for :math:`k\ge2`).  Real ends are proved by the same Krawczyk test and matched
     to route 1's orbits; complex ends are counted against the degree of the U-system.
+    ``routes=("phc",)`` runs it alone (:mod:`._complete`): every end is proved by a
+    complex Krawczyk test, and the list is complete when the certified, pairwise disjoint
+    complex solutions are as many as the degree of the U-system; the real orbits then get
+    route 1's per-point certificate and classes (:func:`_certify_point` without a box).
 
 Gauge
     :math:`k=1`: the sign orbits are finite; every sign copy of an isolated point is
