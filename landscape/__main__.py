@@ -1,5 +1,5 @@
 """Command line: ``python -m landscape audit FILE --rank k [options]`` and
-``python -m landscape enumerate FILE --rank k [--out DIR] [--seed S] [--route phc]``.
+``python -m landscape enumerate FILE --rank k [--out DIR] [--seed S] [--route msolve] [--route phc]``.
 
 Argument parsing lives here only; the work is :func:`landscape.audit`.  Exit codes
 (:mod:`landscape.runtime.exits`, the same for every command): 0 audit done, 1 the findings

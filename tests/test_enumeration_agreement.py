@@ -252,3 +252,16 @@ def test_readme_quotes_the_sizes_record():
     assert f"in {round(route2['wall_s'])} s ({round(route2['cpu_s'])} s of CPU)" in text
     assert f"{route2['result'].split()[0]} real critical points" in text
     assert f"of its {route2['paths']} paths" in text
+
+
+def test_readme_quotes_the_route_2_alone_sizes():
+    """Every route-2-alone row of the sizes record (``tools/enumeration_tables.py sizes``) is
+    quoted in the README: certified count against the degree, wall time, and the verdict."""
+    data = json.loads((ROOT / "landscape" / "results" / "enumeration_sizes.json").read_text())
+    text = " ".join((ROOT / "README.md").read_text().split())
+    rows = [r for r in data["rows"] if r.get("route") == "phc alone"]
+    assert rows
+    for r in rows:
+        assert r["complete"] == (r["certified_complex_solutions"] == r["degree"])
+        assert f"{r['certified_complex_solutions']} of the {r['degree']} complex solutions" in text
+        assert f"in {round(r['wall_s'])} s ({round(r['cpu_s'])} s of CPU" in text

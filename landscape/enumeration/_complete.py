@@ -307,11 +307,11 @@ def enumerate_by_homotopy(problem, S, G_antisym, *, seed: int, timeout: float, t
                           retries: int = 3, degree=None):
     r"""``enumerate_critical_points(..., routes=("phc",))``: :func:`homotopy_enumeration`,
     then every certified real orbit goes through route 1's per-point certificate and
-    classes (:func:`._core._certify_point`, :func:`._core._classify_orbits`) without an
-    msolve box.  ``complete`` is the count argument's verdict, and needs every real orbit
-    certified by that certificate too."""
-    from ._core import (CLASSES, EnumerationResult, _certify_point, _classify_orbits, _existing_kind,
-                        _Square)
+    classes (:func:`._points._certify_point`, :func:`._points._classify_orbits`) without
+    an msolve box.  ``complete`` is the count argument's verdict, and needs every real
+    orbit certified by that certificate too.  Returns ``(data, points)`` for
+    :class:`._core.EnumerationResult`."""
+    from ._points import CLASSES, _certify_point, _classify_orbits, _existing_kind, _Square
     from ._systems import x_index
 
     T, d, k = problem.T, problem.d, problem.k
@@ -357,4 +357,4 @@ def enumerate_by_homotopy(problem, S, G_antisym, *, seed: int, timeout: float, t
         "notes": [route["reason"]] + ([] if all_ok else ["a real orbit failed its real certificate"]),
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }
-    return EnumerationResult(data, points)
+    return data, points
