@@ -195,25 +195,28 @@ class Engine:
         """
         S, T, bmax = gidx.shape
         dev = self.device
-        oy = torch.zeros((S, T, bmax), dtype=torch.long, device=dev)
-        ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=dev)
+        draws = []  # per slot (crop rows, crop columns, flip uniforms), padded to bmax after
         words, sizes = [], []
         for s in range(S):
             g = dev_gens[s]
-            for j, (idx, seed) in enumerate(rows[s]):
+            for idx, seed in rows[s]:
                 g.manual_seed(seed)
                 if self.augment:
                     b = len(idx)
-                    oy[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev)
-                    ox[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev)
-                    flip[s, j, :b] = torch.rand((b,), generator=g, device=dev) < 0.5
+                    draws.append((torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev),
+                                  torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev),
+                                  torch.rand((b,), generator=g, device=dev)))
             sizes.append([len(idx) for idx, _ in rows[s]])
             count = sum(keep_words(math.prod(shp)) for b in sizes[s] for shp in self.net.mask_shapes(b))
             words.append(mask_words(count, g, dev) if count else None)
         masks = self.dropout_multipliers(words, sizes, bmax)
         x = data.x[gidx]  # (S, T, b, C, H, W) uint8
         if self.augment:
-            x = self._augment(x, oy, ox, flip)
+            # one stack per draw kind, not three indexed writes per slot (padded images:
+            # offset 0, no flip -- a uniform of 1; their rows are masked out of the loss)
+            oy, ox, u = (torch.stack([F.pad(d[i], (0, bmax - len(d[i])), value=float(i == 2)) if len(d[i]) < bmax
+                                      else d[i] for d in draws]).view(S, T, bmax) for i in range(3))
+            x = self._augment(x, oy, ox, u < 0.5)
         return self.patches(x), data.y[gidx], valid, masks
 
     def dropout_multipliers(self, words, sizes, bmax: int) -> list:
@@ -265,10 +268,16 @@ class Engine:
         S, T, b, c, h, w = x_uint8.shape
         p = self.net.patch
         gy, gx = h // p, w // p
-        x = x_uint8.view(S, T, b, c, gy, p, gx, p).permute(0, 1, 4, 6, 2, 5, 7, 3)  # (S,T,gy,gx,b,py,px,C)
-        x = x.reshape(S, T, gy * gx, b, p * p, c).to(torch.float32).div_(255.0)
-        x = x.sub_(self.tasks.mean.reshape(c)).div_(self.tasks.std.reshape(c))
-        return x.view(S, T, gy * gx, b, p * p * c).transpose(2, 3)
+        # the trainer's elementwise arithmetic, in the images' own layout, where the
+        # per-channel constants broadcast over whole planes (vectorised); then two copies
+        # with contiguous inner runs -- channels last (a plain 2-D transpose per image), then
+        # the patch-major gather of (px, C) runs -- instead of one gather of single bytes
+        # at a stride of h * w (about 2.7x the CPU time at the CPU Table 1's size)
+        x = x_uint8.to(torch.float32).div_(255.0)
+        x = x.sub_(self.tasks.mean.reshape(c, 1, 1)).div_(self.tasks.std.reshape(c, 1, 1))
+        x = x.view(S * T * b, c, h * w).transpose(1, 2).contiguous()  # (S*T*b, H*W, C)
+        x = x.view(S, T, b, gy, p, gx, p, c).permute(0, 1, 3, 5, 2, 4, 6, 7)  # (S,T,gy,gx,b,py,px,C)
+        return x.reshape(S, T, gy * gx, b, p * p * c).transpose(2, 3)
 
     @staticmethod
     def _augment(x_uint8, oy, ox, flip):
