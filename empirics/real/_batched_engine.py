@@ -170,14 +170,15 @@ class Engine:
         the batch size (constant shapes) and masked out of the loss.
         """
         K, S, T = len(steps), len(steps[0]), len(steps[0][0])
-        bmax = max(len(idx) for st in steps for r in st for idx, _ in r)
-        gidx = torch.zeros((K, S, T, bmax), dtype=torch.long)
-        valid = torch.zeros((K, S, T, bmax))
-        for k, st in enumerate(steps):
-            for s in range(S):
-                for j, (idx, _) in enumerate(st[s]):
-                    gidx[k, s, j, :len(idx)] = idx + data.offsets[tasks_of_seed[k][s][j]]
-                    valid[k, s, j, :len(idx)] = 1.0
+        flat = [idx for st in steps for r in st for idx, _ in r]
+        bmax = max(len(idx) for idx in flat)
+        # one stack and three vectorised ops, not four indexed writes per (step, seed, slot)
+        idx = torch.stack([F.pad(i, (0, bmax - len(i))) if len(i) < bmax else i for i in flat]).view(K, S, T, bmax)
+        lens = torch.tensor([len(i) for i in flat]).view(K, S, T, 1)
+        offsets = torch.tensor([data.offsets[t] for k in range(K) for s in range(S) for t in tasks_of_seed[k][s]])
+        keep = torch.arange(bmax) < lens
+        gidx = torch.where(keep, idx + offsets.view(K, S, T, 1), 0)  # padded entries: image 0, masked out
+        valid = keep.to(torch.float32)
         if self.device.type == "cuda":
             gidx, valid = gidx.pin_memory(), valid.pin_memory()
         return gidx.to(self.device, non_blocking=True), valid.to(self.device, non_blocking=True)
@@ -232,16 +233,15 @@ class Engine:
         perms = [self.net.mask_permutation(k) for k in range(len(shapes))]
         masks = [torch.empty([((S, T) + tuple(shp))[i] for i in perm], device=dev) for shp, perm in zip(shapes, perms)]
         counts = [math.prod(shp) for shp in shapes]
-        # each mask first holds its 16-bit words as floats (exact), then becomes
-        # clamp(word - threshold + 1, 0, 1) * scale: the keep-mask's 1 / 0 times the float32
-        # scale, as dropout_noise; vectorised arithmetic, several times cheaper than a compare
-        # and a bool conversion on a CPU
+        # each mask holds (word >= threshold) as a float32 1 / 0, written by the comparison
+        # straight into it, then times the float32 scale: the keep-mask's 1 / 0 times the
+        # scale, as dropout_noise (a bool keep-mask and its conversion would be two more passes)
         if all(b == bmax for row in sizes for b in row) and all(c % 4 == 0 for c in counts):
             # full batches, whole words per site: every site of every slot and seed at once
             w16 = torch.stack(words).view(torch.int16).view(S, T, -1)
             off = 0
             for m, shp, perm, c in zip(masks, shapes, perms, counts):
-                m.copy_(w16[:, :, off:off + c].view(S, T, *shp).permute(*perm))
+                torch.ge(w16[:, :, off:off + c].view(S, T, *shp).permute(*perm), threshold, out=m)
                 off += c
         else:
             for s in range(S):  # padded batches or partial words: slot by slot, site by site
@@ -251,13 +251,13 @@ class Engine:
                         c = math.prod(shp)
                         perm = [a - 2 for a in perms[k][2:]]
                         site, axis = masks[k][s, j], perm.index(0)
-                        site.narrow(axis, 0, b).copy_(w16[off:off + c].view(shp).permute(*perm))
-                        if b < bmax:  # a word that is dropped: padded images' multipliers are 0
-                            site.narrow(axis, b, bmax - b).fill_(threshold - 1)
+                        torch.ge(w16[off:off + c].view(shp).permute(*perm), threshold, out=site.narrow(axis, 0, b))
+                        if b < bmax:  # padded images' multipliers are 0
+                            site.narrow(axis, b, bmax - b).fill_(0.0)
                         off += 4 * keep_words(c)
         scale = 1.0 / (1.0 - drop_probability(self.net.p))
         for m in masks:
-            m.add_(1 - threshold).clamp_(0.0, 1.0).mul_(scale)
+            m.mul_(scale)
         return masks
 
     def patches(self, x_uint8):
