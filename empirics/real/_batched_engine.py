@@ -284,16 +284,21 @@ class Engine:
     def _augment(x_uint8, oy, ox, flip):
         """:func:`augment_batch` with pre-drawn offsets and flips, for all images at once, on
         the bytes (zero padding is 0 after scaling, so cropping first changes no value): the
-        padded images and their mirror images, windows picked by one index."""
+        padded images and their mirror images, each crop one window of them, gathered by one
+        ``index_select`` of whole windows (a byte-by-byte advanced index took 6x longer)."""
         lead, (c, h, w) = x_uint8.shape[:3], x_uint8.shape[3:]
         xp = F.pad(x_uint8.reshape(-1, c, h, w), (CROP_PAD,) * 4)
-        n = xp.shape[0]
-        win = torch.stack([xp, xp.flip(-1)]).unfold(3, h, 1).unfold(4, w, 1)  # (2, n, c, 9, 9, h, w)
+        n, (_, hp, wp) = xp.shape[0], xp.shape[1:]
+        both = torch.cat([xp, xp.flip(-1)])  # (2n, c, hp, wp): images, then their mirror images
         fl = flip.reshape(-1)
         # the mirror of the window at column ox is the mirrored image's window at 2 * pad - ox
         cols = torch.where(fl, 2 * CROP_PAD - ox.reshape(-1), ox.reshape(-1))
-        x = win[fl.long(), torch.arange(n, device=xp.device), :, oy.reshape(-1), cols]
-        return x.reshape(*lead, c, h, w)
+        first = (fl.long() * n + torch.arange(n, device=xp.device)) * (c * hp * wp) + oy.reshape(-1) * wp + cols
+        # every window, by its first byte: (positions, c, h, w) over the same memory; the last
+        # position is the last image's bottom-right window, which ends at the last byte
+        positions = (2 * n - 1) * c * hp * wp + (hp - h) * wp + (wp - w) + 1
+        windows = both.as_strided((positions, c, h, w), (1, hp * wp, wp, 1))
+        return windows.index_select(0, first).view(*lead, c, h, w)
 
     def losses(self, model, x, y, valid, masks):
         """Per (seed, task-slot) losses ``(S, T)`` of one step."""
