@@ -29,8 +29,8 @@ Usage::
                                     [--profile 15] [--out bench.json]
 
 ``--repeats R`` alternates R timed runs of each engine and keeps each one's fastest (process
-CPU time); ``--profile N`` adds the batched engine's N costliest operators (torch.profiler,
-self CPU time, as shares of the profiled epoch). Every row records the one-minute load
+CPU time); ``--profile N`` adds the batched engine's N costliest aten operators (process CPU time of
+each, :func:`top_ops`), as shares of all operators' time. Every row records the one-minute load
 average before and after its timed runs, and the fraction of the engine that a batched
 run actually uses for that group (:func:`empirics.real._batched.route`).
     python benchmarks/bench_real.py --device cuda   # paper sizes on a GPU host, bf16
@@ -163,20 +163,36 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def top_ops(fn, n: int) -> list:
-    """The ``n`` operators with the largest self CPU time in one call of ``fn`` (torch.profiler):
-    ``[{"op", "calls", "self_cpu_ms", "share"}]``, ``share`` of the profiled total. The
-    profiler times each operator on the wall clock, so on a loaded machine the milliseconds
-    are inflated; the shares are what to compare."""
-    from torch.profiler import ProfilerActivity, profile
+def top_ops(fn, n: int) -> dict:
+    """The ``n`` aten operators that take the most process CPU time in one call of ``fn``,
+    each timed on its own (a ``TorchDispatchMode`` reads ``time.process_time`` around every
+    operator; the mode's own bookkeeping falls outside the timed spans):
+    ``{"ops": [{"op", "calls", "cpu_ms", "share"}], "ops_cpu_s", "total_cpu_s"}``, shares of
+    the operators' summed time; ``total_cpu_s`` - ``ops_cpu_s`` is Python, the autograd
+    engine and the mode itself. (torch.profiler's per-operator times are wall-clock spans,
+    which on this machine charged some backward operators several times their CPU time.)"""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    acc: dict = {}
+
+    class Timer(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            c0 = time.process_time()
+            out = func(*args, **(kwargs or {}))
+            dt = time.process_time() - c0
+            e = acc.setdefault(func.overloadpacket.__name__, [0, 0.0])
+            e[0] += 1
+            e[1] += dt
+            return out
+
+    c0 = time.process_time()
+    with Timer():
         fn()
-    events = [e for e in prof.key_averages() if e.key.startswith("aten::") or "Optimizer" in e.key]
-    total = sum(e.self_cpu_time_total for e in prof.key_averages()) or 1.0
-    events.sort(key=lambda e: -e.self_cpu_time_total)
-    return [{"op": e.key, "calls": int(e.count), "self_cpu_ms": e.self_cpu_time_total / 1e3,
-             "share": e.self_cpu_time_total / total} for e in events[:n]]
+    total = time.process_time() - c0
+    ops_s = sum(t for _, t in acc.values()) or 1e-12
+    rows = sorted(acc.items(), key=lambda kv: -kv[1][1])[:n]
+    return {"ops": [{"op": k, "calls": c, "cpu_ms": 1e3 * t, "share": t / ops_s} for k, (c, t) in rows],
+            "ops_cpu_s": ops_s, "total_cpu_s": total}
 
 
 def _timed(fn, device: str) -> tuple:
@@ -318,8 +334,12 @@ def main(argv=None) -> int:
               f"{'' if faster == r['route'] else '  <-- NOT the faster engine'}")
         print(f"{'':14s} load average (1 min) before / after the timed runs: "
               f"{r['load_average'][0]:.2f} / {r['load_average'][1]:.2f}")
-        for op in r.get("batched_top_ops", []):
-            print(f"{'':14s}   {op['op']:40s} {100 * op['share']:5.1f}%  {op['calls']:6d} calls")
+        if "batched_top_ops" in r:
+            top = r["batched_top_ops"]
+            print(f"{'':14s} batched engine, costliest operators (process CPU time of each; shares of "
+                  f"the operators' {top['ops_cpu_s']:.2f} s):")
+            for op in top["ops"]:
+                print(f"{'':14s}   {op['op']:28s} {100 * op['share']:5.1f}%  {op['cpu_ms']:8.1f} ms  {op['calls']:6d} calls")
     if a.out:
         from empirics._records import provenance, write_json
 
