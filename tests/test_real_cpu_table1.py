@@ -101,5 +101,5 @@ def test_run_writes_its_process_line_and_render_reports_the_elapsed_time(tmp_pat
     cpu_table1.log_process(tmp_path / "out", retrain=["sr"], seeds=[1], group_size=1, threads=1,
                            started=100.0, finished=160.0)
     rec = cpu_table1.render(tmp_path / "out", tmp_path / "dest", cfg=cfg)
-    assert rec["elapsed_s"] == 60.0 and "--retrain sr --seeds 1 --group-size 1" in rec["command"]
+    assert rec["elapsed_s"] == rec["total_wall_s"] == 60.0 and "--retrain sr --seeds 1 --group-size 1" in rec["command"]
     assert "Elapsed, first process start to last process end: 1.0 min" in (tmp_path / "dest" / "table1_cpu.md").read_text()

@@ -215,6 +215,7 @@ def render(out, dest, *, cfg=None) -> dict:
     run = elapsed(out)
     if run is not None:
         record["elapsed_s"] = run["elapsed_s"]
+        record["total_wall_s"] = run["elapsed_s"]  # the whole run's wall time, as in the other records
         record["run_processes"] = run
     if run is not None:
         shares = " / ".join(f"--retrain {' '.join(q['retrain'])} --seeds {' '.join(map(str, q['seeds']))} "
