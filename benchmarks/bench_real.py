@@ -25,7 +25,14 @@ Table 1's size (width 32, batch 8) for one and five seeds, 200 images per task.
 Usage::
 
     python benchmarks/bench_real.py [--width 64] [--batch-size 64] [--per-task 256] [--seeds 3]
-                                    [--methods lora-ml sr] [--threads 1] [--out bench.json]
+                                    [--methods lora-ml sr] [--threads 1] [--repeats 3]
+                                    [--profile 15] [--out bench.json]
+
+``--repeats R`` alternates R timed runs of each engine and keeps each one's fastest (process
+CPU time); ``--profile N`` adds the batched engine's N costliest aten operators (process CPU time of
+each, :func:`top_ops`), as shares of all operators' time. Every row records the one-minute load
+average before and after its timed runs, and the fraction of the engine that a batched
+run actually uses for that group (:func:`empirics.real._batched.route`).
     python benchmarks/bench_real.py --device cuda   # paper sizes on a GPU host, bf16
 
 The CPU default (an untimed warm-up epoch per engine first) takes about a minute on one core; ``--device cuda`` defaults to the paper's
@@ -34,6 +41,7 @@ width 512, batch 256 and 2,048 images per task (timing one epoch after a warm-up
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -155,7 +163,49 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, warmup: bool) -> dict:
+def top_ops(fn, n: int) -> dict:
+    """The ``n`` aten operators that take the most process CPU time in one call of ``fn``,
+    each timed on its own (a ``TorchDispatchMode`` reads ``time.process_time`` around every
+    operator; the mode's own bookkeeping falls outside the timed spans):
+    ``{"ops": [{"op", "calls", "cpu_ms", "share"}], "ops_cpu_s", "total_cpu_s"}``, shares of
+    the operators' summed time; ``total_cpu_s`` - ``ops_cpu_s`` is Python, the autograd
+    engine and the mode itself. (torch.profiler's per-operator times are wall-clock spans,
+    which on this machine charged some backward operators several times their CPU time.)"""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    acc: dict = {}
+
+    class Timer(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            c0 = time.process_time()
+            out = func(*args, **(kwargs or {}))
+            dt = time.process_time() - c0
+            e = acc.setdefault(func.overloadpacket.__name__, [0, 0.0])
+            e[0] += 1
+            e[1] += dt
+            return out
+
+    c0 = time.process_time()
+    with Timer():
+        fn()
+    total = time.process_time() - c0
+    ops_s = sum(t for _, t in acc.values()) or 1e-12
+    rows = sorted(acc.items(), key=lambda kv: -kv[1][1])[:n]
+    return {"ops": [{"op": k, "calls": c, "cpu_ms": 1e3 * t, "share": t / ops_s} for k, (c, t) in rows],
+            "ops_cpu_s": ops_s, "total_cpu_s": total}
+
+
+def _timed(fn, device: str) -> tuple:
+    """(wall s, process CPU s) of one call of ``fn``."""
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, warmup: bool,
+          repeats: int = 1, profile_top: int = 0) -> dict:
     import dataclasses
 
     from empirics._trainer import retrain
@@ -183,18 +233,17 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
     # and the recorder slow what they watch)
     flops_seq = count_flops(sequential) if cpu else None
     flops_bat = count_flops(batched) if cpu else None
+    load_before = os.getloadavg()[0]
     peak_before = matmul_rate() if cpu else None
-    _sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    sequential()
-    _sync(device)
-    seq, seq_cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0, c0 = time.perf_counter(), time.process_time()
-    batched()
-    _sync(device)
-    bat, bat_cpu = time.perf_counter() - t0, time.process_time() - c0
+    # the engines alternate; each keeps its fastest run (process CPU time; wall time of that run)
+    seq, seq_cpu, bat, bat_cpu = (float("inf"),) * 4
+    for _ in range(repeats):
+        w, c = _timed(sequential, device)
+        seq, seq_cpu = (w, c) if c < seq_cpu else (seq, seq_cpu)
+        w, c = _timed(batched, device)
+        bat, bat_cpu = (w, c) if c < bat_cpu else (bat, bat_cpu)
     route = _batched.route(cfg, method, len(seeds))  # what a batched run does with this group
-    out = {"method": method, "route": route[0], "route_reason": route[1],
+    out = {"method": method, "route": route[0], "route_reason": route[1], "repeats": repeats,
            "sequential_s": seq, "batched_s": bat, "ratio_batched_over_sequential": bat / seq,
            "speedup": seq / bat, "sequential_cpu_s": seq_cpu, "batched_cpu_s": bat_cpu,
            "cpu_ratio_batched_over_sequential": bat_cpu / seq_cpu}
@@ -213,6 +262,12 @@ def bench(method: str, family, seeds, device: str, bf16: bool, compile: bool, wa
                 f"{name}_matmul_only_gflops": flops / mm / 1e9,
                 f"{name}_matmul_only_fraction_of_matmul": flops / mm / 1e9 / peak,
                 f"{name}_matmul_share_of_time": mm / cpu_s})
+        # the engine a batched run retrains this group with (route), and its fraction
+        out["routed_fraction_of_matmul"] = out[f"{route[0]}_fraction_of_matmul"]
+    # one-minute load average before and after the timed runs (other processes share the caches)
+    out["load_average"] = [load_before, os.getloadavg()[0]]
+    if profile_top:
+        out["batched_top_ops"] = top_ops(batched, profile_top)
     return out
 
 
@@ -228,14 +283,18 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the batched forward")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up epoch of each engine")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="timed runs per engine, alternating; each engine's fastest counts (default %(default)s)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print the batched engine's N operators with the largest self CPU time")
     p.add_argument("--out", default=None, help="also write the numbers as JSON here")
     a = p.parse_args(argv)
     defaults = CUDA_DEFAULTS if a.device.startswith("cuda") else CPU_DEFAULTS
     width = a.width or defaults["width"]
     batch = a.batch_size or defaults["batch_size"]
     per_task = a.per_task or defaults["per_task"]
-    if min(width, batch, per_task, a.seeds, a.threads) < 1:
-        print("error: sizes, --seeds and --threads must be >= 1", file=sys.stderr)
+    if min(width, batch, per_task, a.seeds, a.threads, a.repeats) < 1 or a.profile < 0:
+        print("error: sizes, --seeds, --threads and --repeats must be >= 1, --profile >= 0", file=sys.stderr)
         return 2
     import torch
 
@@ -252,7 +311,8 @@ def main(argv=None) -> int:
     print(f"one retraining epoch, {a.seeds} seeds, width {width}, batch {batch}, {per_task} images/task, "
           f"device {a.device}{' bf16' if bf16 else ''}")
     for m in a.methods:
-        r = bench(m, family, seeds, a.device, bf16, a.compile, warmup=not a.no_warmup)
+        r = bench(m, family, seeds, a.device, bf16, a.compile, warmup=not a.no_warmup, repeats=a.repeats,
+                  profile_top=a.profile)
         rows.append(r)
         print(f"{m:14s} sequential {r['sequential_s']:8.2f} s  batched {r['batched_s']:8.2f} s  "
               f"ratio batched/sequential {r['ratio_batched_over_sequential']:.3f}  (speed-up {r['speedup']:.2f}x; "
@@ -266,9 +326,20 @@ def main(argv=None) -> int:
                       f"{r[name + '_matmul_only_gflops']:6.1f} GFLOP/s = "
                       f"{100 * r[name + '_matmul_only_fraction_of_matmul']:3.0f}% (the ceiling), "
                       f"{100 * r[name + '_matmul_share_of_time']:3.0f}% of its time")
+            print(f"{'':14s} the engine a batched run uses here ({r['route']}): "
+                  f"{100 * r['routed_fraction_of_matmul']:3.0f}% of torch.mm")
         faster = "batched" if r["batched_cpu_s"] <= r["sequential_cpu_s"] else "sequential"
         print(f"{'':14s} faster engine here (process CPU time): {faster}; a batched run retrains this group "
-              f"{'batched' if r['route'] == 'batched' else 'on the sequential trainer: ' + r['route_reason']}")
+              f"{'batched' if r['route'] == 'batched' else 'on the sequential trainer: ' + r['route_reason']}"
+              f"{'' if faster == r['route'] else '  <-- NOT the faster engine'}")
+        print(f"{'':14s} load average (1 min) before / after the timed runs: "
+              f"{r['load_average'][0]:.2f} / {r['load_average'][1]:.2f}")
+        if "batched_top_ops" in r:
+            top = r["batched_top_ops"]
+            print(f"{'':14s} batched engine, costliest operators (process CPU time of each; shares of "
+                  f"the operators' {top['ops_cpu_s']:.2f} s):")
+            for op in top["ops"]:
+                print(f"{'':14s}   {op['op']:28s} {100 * op['share']:5.1f}%  {op['cpu_ms']:8.1f} ms  {op['calls']:6d} calls")
     if a.out:
         from empirics._records import provenance, write_json
 

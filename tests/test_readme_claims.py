@@ -316,3 +316,16 @@ def test_atlas_numbers_in_the_readme_match_the_committed_atlas():
     assert (f"certified spurious local minima in {cert['count']} of the {cert['trials']} instances with T >= 3, "
             f"in cells {listed}") in text
     assert ("spurious minima occur already for k = 1" in text) is any(k == 1 for _, k, _ in cells)
+
+
+def test_cpu_table1_sentence_is_its_record():
+    rec = json.loads((ROOT / "figures/results/real/cifar10-cpu-table1/vision_record.json").read_text())
+    acc = {r["row"]: 100 * r["accuracy"]["mean"] for r in rec["rows"]}
+    text = " ".join(README.split())
+    assert (f"LoRA-ML {acc['LoRA-ML']:.1f} % vs SR + LoRA {acc['SR + LoRA']:.1f} %" in text
+            and f"Last-Layer-ML {acc['Last-Layer-ML']:.1f} % vs SR + Last-Layer {acc['SR + Last-Layer']:.1f} %" in text)
+    gaps = [acc["SR + LoRA"] - acc["Reptile + LoRA"], acc["SR + Last-Layer"] - acc["Reptile + Last-Layer"]]
+    assert len({f"{g:.0f}" for g in gaps}) == 1 and f"Reptile about {gaps[0]:.0f} points below SR" in text
+    assert rec["scale_check"]["passed"] and f"{100 * rec['scale_check']['threshold']:.0f} %" in text
+    assert {v["retrain_steps"][0] for m, v in rec["per_method"].items() if m != "reptile"} == {4000}
+    assert "the paper's 4,000 retraining steps per method" in text

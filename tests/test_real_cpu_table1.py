@@ -67,3 +67,39 @@ def test_run_and_render_a_tiny_table(tmp_path):
 def test_render_refuses_an_empty_folder(tmp_path):
     with pytest.raises(ValueError, match="no unit"):
         cpu_table1.render(tmp_path, tmp_path / "dest", cfg=cpu_table1.cpu_config(dataset="random"))
+
+
+def test_elapsed_spans_first_start_to_last_end_of_the_logged_processes(tmp_path):
+    assert cpu_table1.elapsed(tmp_path) is None  # no log: no elapsed time is claimed
+    cpu_table1.log_process(tmp_path, retrain=["sr"], seeds=[1, 2], group_size=2, threads=1,
+                           started=1000.0, finished=1900.0)
+    cpu_table1.log_process(tmp_path, retrain=["lora-ml"], seeds=[1, 2], group_size=2, threads=1,
+                           started=1010.5, finished=2000.25)
+    run = cpu_table1.elapsed(tmp_path)
+    assert run["elapsed_s"] == 1000.25  # 2000.25 - 1000.0, not the sum of the processes
+    assert len(run["processes"]) == 2 and run["processes"][0]["retrain"] == ["sr"]
+    assert run["started_utc"] == "1970-01-01T00:16:40Z"
+
+
+@pytest.mark.parametrize("line", ['{"started_utc": 5, "finished_utc": 4}', '{"started_utc": 5}', "not json",
+                                  '{"started_utc": "nan", "finished_utc": 9}'])
+def test_elapsed_refuses_a_log_line_that_is_not_a_finished_process(tmp_path, line):
+    (tmp_path / cpu_table1.RUN_LOG).write_text(line + "\n")
+    with pytest.raises(ValueError, match="line 1"):
+        cpu_table1.elapsed(tmp_path)
+
+
+def test_run_writes_its_process_line_and_render_reports_the_elapsed_time(tmp_path):
+    # the real protocol is far too long for a test: a tiny configuration is trained, its
+    # process line written as `run` writes it, and rendered from the same folder
+    from empirics.real import _batched
+
+    cfg = cpu_table1.cpu_config(dataset="random", width=8, batch_size=32, max_per_task=64, max_eval_per_task=32,
+                                epochs=1, finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2,
+                                seeds=(1,), retrain=("sr",))
+    _batched.run(cfg, tmp_path / "out", verbose=False)
+    cpu_table1.log_process(tmp_path / "out", retrain=["sr"], seeds=[1], group_size=1, threads=1,
+                           started=100.0, finished=160.0)
+    rec = cpu_table1.render(tmp_path / "out", tmp_path / "dest", cfg=cfg)
+    assert rec["elapsed_s"] == rec["total_wall_s"] == 60.0 and "--retrain sr --seeds 1 --group-size 1" in rec["command"]
+    assert "Elapsed, first process start to last process end: 1.0 min" in (tmp_path / "dest" / "table1_cpu.md").read_text()

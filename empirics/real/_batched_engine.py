@@ -33,7 +33,9 @@ FUSED_IMAGES_CPU = 256
 #: at the CPU Table 1's size (width 32, batch 8), process CPU time batched / sequential:
 #: one seed 1.04 (``benchmarks/records/bench_real-table1-s1.json``; 1.28 in an earlier run
 #: at 200 images/task), two seeds 0.75, five 0.59 (``-s5.json``); every other method was
-#: faster batched from one seed on. Fine-tuning stays batched: a tenth of a Table-1 Reptile
+#: faster batched from one seed on. Re-measured after the engine's CPU work (same results
+#: bit for bit, ``-s1-v2.json`` / ``-s5-v2.json``, best of 4 alternating runs at load 5-7):
+#: one seed 1.04 (main's engine in the same window: 1.23), five 0.57; still routed. Fine-tuning stays batched: a tenth of a Table-1 Reptile
 #: unit took 15.9 s of CPU with batched fine-tuning, 16.2 s all sequential.
 REPTILE_MIN_SEEDS_CPU = 2
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
@@ -170,14 +172,15 @@ class Engine:
         the batch size (constant shapes) and masked out of the loss.
         """
         K, S, T = len(steps), len(steps[0]), len(steps[0][0])
-        bmax = max(len(idx) for st in steps for r in st for idx, _ in r)
-        gidx = torch.zeros((K, S, T, bmax), dtype=torch.long)
-        valid = torch.zeros((K, S, T, bmax))
-        for k, st in enumerate(steps):
-            for s in range(S):
-                for j, (idx, _) in enumerate(st[s]):
-                    gidx[k, s, j, :len(idx)] = idx + data.offsets[tasks_of_seed[k][s][j]]
-                    valid[k, s, j, :len(idx)] = 1.0
+        flat = [idx for st in steps for r in st for idx, _ in r]
+        bmax = max(len(idx) for idx in flat)
+        # one stack and three vectorised ops, not four indexed writes per (step, seed, slot)
+        idx = torch.stack([F.pad(i, (0, bmax - len(i))) if len(i) < bmax else i for i in flat]).view(K, S, T, bmax)
+        lens = torch.tensor([len(i) for i in flat]).view(K, S, T, 1)
+        offsets = torch.tensor([data.offsets[t] for k in range(K) for s in range(S) for t in tasks_of_seed[k][s]])
+        keep = torch.arange(bmax) < lens
+        gidx = torch.where(keep, idx + offsets.view(K, S, T, 1), 0)  # padded entries: image 0, masked out
+        valid = keep.to(torch.float32)
         if self.device.type == "cuda":
             gidx, valid = gidx.pin_memory(), valid.pin_memory()
         return gidx.to(self.device, non_blocking=True), valid.to(self.device, non_blocking=True)
@@ -195,25 +198,29 @@ class Engine:
         """
         S, T, bmax = gidx.shape
         dev = self.device
-        oy = torch.zeros((S, T, bmax), dtype=torch.long, device=dev)
-        ox, flip = torch.zeros_like(oy), torch.zeros((S, T, bmax), dtype=torch.bool, device=dev)
+        draws = []  # per slot (crop rows, crop columns, flip uniforms), padded to bmax after
         words, sizes = [], []
         for s in range(S):
             g = dev_gens[s]
-            for j, (idx, seed) in enumerate(rows[s]):
+            for idx, seed in rows[s]:
                 g.manual_seed(seed)
                 if self.augment:
                     b = len(idx)
-                    oy[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev)
-                    ox[s, j, :b] = torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev)
-                    flip[s, j, :b] = torch.rand((b,), generator=g, device=dev) < 0.5
+                    draws.append((torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev),
+                                  torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev),
+                                  torch.rand((b,), generator=g, device=dev)))
             sizes.append([len(idx) for idx, _ in rows[s]])
             count = sum(keep_words(math.prod(shp)) for b in sizes[s] for shp in self.net.mask_shapes(b))
             words.append(mask_words(count, g, dev) if count else None)
         masks = self.dropout_multipliers(words, sizes, bmax)
-        x = data.x[gidx]  # (S, T, b, C, H, W) uint8
+        x = data.x.index_select(0, gidx.reshape(-1)).view(*gidx.shape, *data.x.shape[1:])  # (S, T, b, C, H, W) uint8
+        # (index_select copies whole images; ``data.x[gidx]`` gathered byte by byte, 20x slower)
         if self.augment:
-            x = self._augment(x, oy, ox, flip)
+            # one stack per draw kind, not three indexed writes per slot (padded images:
+            # offset 0, no flip -- a uniform of 1; their rows are masked out of the loss)
+            oy, ox, u = (torch.stack([F.pad(d[i], (0, bmax - len(d[i])), value=float(i == 2)) if len(d[i]) < bmax
+                                      else d[i] for d in draws]).view(S, T, bmax) for i in range(3))
+            x = self._augment(x, oy, ox, u < 0.5)
         return self.patches(x), data.y[gidx], valid, masks
 
     def dropout_multipliers(self, words, sizes, bmax: int) -> list:
@@ -229,16 +236,15 @@ class Engine:
         perms = [self.net.mask_permutation(k) for k in range(len(shapes))]
         masks = [torch.empty([((S, T) + tuple(shp))[i] for i in perm], device=dev) for shp, perm in zip(shapes, perms)]
         counts = [math.prod(shp) for shp in shapes]
-        # each mask first holds its 16-bit words as floats (exact), then becomes
-        # clamp(word - threshold + 1, 0, 1) * scale: the keep-mask's 1 / 0 times the float32
-        # scale, as dropout_noise; vectorised arithmetic, several times cheaper than a compare
-        # and a bool conversion on a CPU
+        # each mask holds (word >= threshold) as a float32 1 / 0, written by the comparison
+        # straight into it, then times the float32 scale: the keep-mask's 1 / 0 times the
+        # scale, as dropout_noise (a bool keep-mask and its conversion would be two more passes)
         if all(b == bmax for row in sizes for b in row) and all(c % 4 == 0 for c in counts):
             # full batches, whole words per site: every site of every slot and seed at once
             w16 = torch.stack(words).view(torch.int16).view(S, T, -1)
             off = 0
             for m, shp, perm, c in zip(masks, shapes, perms, counts):
-                m.copy_(w16[:, :, off:off + c].view(S, T, *shp).permute(*perm))
+                torch.ge(w16[:, :, off:off + c].view(S, T, *shp).permute(*perm), threshold, out=m)
                 off += c
         else:
             for s in range(S):  # padded batches or partial words: slot by slot, site by site
@@ -248,13 +254,13 @@ class Engine:
                         c = math.prod(shp)
                         perm = [a - 2 for a in perms[k][2:]]
                         site, axis = masks[k][s, j], perm.index(0)
-                        site.narrow(axis, 0, b).copy_(w16[off:off + c].view(shp).permute(*perm))
-                        if b < bmax:  # a word that is dropped: padded images' multipliers are 0
-                            site.narrow(axis, b, bmax - b).fill_(threshold - 1)
+                        torch.ge(w16[off:off + c].view(shp).permute(*perm), threshold, out=site.narrow(axis, 0, b))
+                        if b < bmax:  # padded images' multipliers are 0
+                            site.narrow(axis, b, bmax - b).fill_(0.0)
                         off += 4 * keep_words(c)
         scale = 1.0 / (1.0 - drop_probability(self.net.p))
         for m in masks:
-            m.add_(1 - threshold).clamp_(0.0, 1.0).mul_(scale)
+            m.mul_(scale)
         return masks
 
     def patches(self, x_uint8):
@@ -265,25 +271,36 @@ class Engine:
         S, T, b, c, h, w = x_uint8.shape
         p = self.net.patch
         gy, gx = h // p, w // p
-        x = x_uint8.view(S, T, b, c, gy, p, gx, p).permute(0, 1, 4, 6, 2, 5, 7, 3)  # (S,T,gy,gx,b,py,px,C)
-        x = x.reshape(S, T, gy * gx, b, p * p, c).to(torch.float32).div_(255.0)
-        x = x.sub_(self.tasks.mean.reshape(c)).div_(self.tasks.std.reshape(c))
-        return x.view(S, T, gy * gx, b, p * p * c).transpose(2, 3)
+        # the trainer's elementwise arithmetic, in the images' own layout, where the
+        # per-channel constants broadcast over whole planes (vectorised); then two copies
+        # with contiguous inner runs -- channels last (a plain 2-D transpose per image), then
+        # the patch-major gather of (px, C) runs -- instead of one gather of single bytes
+        # at a stride of h * w (about 2.7x the CPU time at the CPU Table 1's size)
+        x = x_uint8.to(torch.float32).div_(255.0)
+        x = x.sub_(self.tasks.mean.reshape(c, 1, 1)).div_(self.tasks.std.reshape(c, 1, 1))
+        x = x.view(S * T * b, c, h * w).transpose(1, 2).contiguous()  # (S*T*b, H*W, C)
+        x = x.view(S, T, b, gy, p, gx, p, c).permute(0, 1, 3, 5, 2, 4, 6, 7)  # (S,T,gy,gx,b,py,px,C)
+        return x.reshape(S, T, gy * gx, b, p * p * c).transpose(2, 3)
 
     @staticmethod
     def _augment(x_uint8, oy, ox, flip):
         """:func:`augment_batch` with pre-drawn offsets and flips, for all images at once, on
         the bytes (zero padding is 0 after scaling, so cropping first changes no value): the
-        padded images and their mirror images, windows picked by one index."""
+        padded images and their mirror images, each crop one window of them, gathered by one
+        ``index_select`` of whole windows (a byte-by-byte advanced index took 6x longer)."""
         lead, (c, h, w) = x_uint8.shape[:3], x_uint8.shape[3:]
         xp = F.pad(x_uint8.reshape(-1, c, h, w), (CROP_PAD,) * 4)
-        n = xp.shape[0]
-        win = torch.stack([xp, xp.flip(-1)]).unfold(3, h, 1).unfold(4, w, 1)  # (2, n, c, 9, 9, h, w)
+        n, (_, hp, wp) = xp.shape[0], xp.shape[1:]
+        both = torch.cat([xp, xp.flip(-1)])  # (2n, c, hp, wp): images, then their mirror images
         fl = flip.reshape(-1)
         # the mirror of the window at column ox is the mirrored image's window at 2 * pad - ox
         cols = torch.where(fl, 2 * CROP_PAD - ox.reshape(-1), ox.reshape(-1))
-        x = win[fl.long(), torch.arange(n, device=xp.device), :, oy.reshape(-1), cols]
-        return x.reshape(*lead, c, h, w)
+        first = (fl.long() * n + torch.arange(n, device=xp.device)) * (c * hp * wp) + oy.reshape(-1) * wp + cols
+        # every window, by its first byte: (positions, c, h, w) over the same memory; the last
+        # position is the last image's bottom-right window, which ends at the last byte
+        positions = (2 * n - 1) * c * hp * wp + (hp - h) * wp + (wp - w) + 1
+        windows = both.as_strided((positions, c, h, w), (1, hp * wp, wp, 1))
+        return windows.index_select(0, first).view(*lead, c, h, w)
 
     def losses(self, model, x, y, valid, masks):
         """Per (seed, task-slot) losses ``(S, T)`` of one step."""

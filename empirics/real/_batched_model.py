@@ -97,13 +97,21 @@ class BatchedMixer:
     def _weight(name, model: StackedModel, S: int, T: int):
         """The (S*T, out, in) weights and (S*T, out) biases of Linear ``name``, LoRA merged."""
         w, b = model.base[name + ".weight"], model.base[name + ".bias"]
-        w = w.unsqueeze(1)
-        if model.lora is not None and name in model.lora:
+        lora = model.lora is not None and name in model.lora
+        if T == 1 and not lora:  # one task slot (Reptile, SR's per-task steps): the stacked tensors as they are
+            return w, b
+        out, inp = w.shape[-2:]
+        # built as transposed views, (S, T, in, out), of memory laid out (S, T, out, in): the
+        # GEMM reads the same memory as ever (same result bits), and the gradient, which
+        # arrives from the GEMM laid out (in, out), is summed over the task slots (the
+        # broadcast's backward) in its own contiguous layout -- about 9x faster than the
+        # same sum at the stride of a transpose, and the same bits
+        wt = w.transpose(-1, -2).unsqueeze(1)
+        if lora:
             a, bb = model.lora[name]  # (S, T', r, in), (S, T', out, r) with T' in {1, T}
             low = torch.matmul(bb, a)
-            w = w + (low if model.lora_scaling == 1.0 else low * model.lora_scaling)
-        out, inp = w.shape[-2:]
-        w = w.expand(S, T, out, inp).reshape(S * T, out, inp)
+            wt = wt + (low if model.lora_scaling == 1.0 else low * model.lora_scaling).transpose(-1, -2)
+        w = wt.expand(S, T, inp, out).transpose(-1, -2).reshape(S * T, out, inp)
         return w, b.unsqueeze(1).expand(S, T, out).reshape(S * T, out)
 
     def _rows(self, x, name, model, S, T):

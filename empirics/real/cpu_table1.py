@@ -89,6 +89,49 @@ def scale_check(units) -> dict:
     return {**SCALE_RULE, "per_seed": per_seed, "mean": mean, "passed": bool(values) and mean >= SCALE_RULE["threshold"]}
 
 
+RUN_LOG = "processes.jsonl"
+
+
+def log_process(out, *, retrain, seeds, group_size, threads, started, finished) -> None:
+    """Append one finished ``run`` process (its share, UTC start and end as epoch seconds,
+    the machine's cores and load average at the end) to ``out/processes.jsonl``: the
+    record's elapsed wall time is read from these lines."""
+    line = {"retrain": list(retrain), "seeds": [int(s) for s in seeds], "group_size": int(group_size),
+            "threads": int(threads), "started_utc": float(started), "finished_utc": float(finished),
+            "cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / RUN_LOG, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def elapsed(out) -> dict | None:
+    """Wall time of the whole run from ``out/processes.jsonl``: first start to last end over
+    the processes that wrote the units (None without a log). Raises ValueError on a line
+    that is not a process entry or ends before it starts."""
+    path = Path(out) / RUN_LOG
+    if not path.is_file():
+        return None
+    procs = []
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            p = json.loads(raw)
+            s, f = float(p["started_utc"]), float(p["finished_utc"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path}: line {n} is not a process entry") from None
+        if not (math.isfinite(s) and math.isfinite(f)) or f < s:
+            raise ValueError(f"{path}: line {n} ends before it starts")
+        procs.append(p)
+    if not procs:
+        return None
+    first = min(p["started_utc"] for p in procs)
+    last = max(p["finished_utc"] for p in procs)
+    return {"processes": procs, "elapsed_s": last - first,
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first)),
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last))}
+
+
 def _units(cfg, out: Path) -> list:
     from ._batched import stored_results
 
@@ -169,8 +212,19 @@ def render(out, dest, *, cfg=None) -> dict:
                 "wall_s": sum(g.get("wall_s", 0.0) for g in groups.values()),
                 "best_epoch": [u["best_epoch"] for u in sorted(mine, key=lambda u: u["seed"])]}
     record["total_unit_wall_s"] = sum(v["wall_s"] for v in record["per_method"].values())
-    record["command"] = ("python -m empirics.real.cpu_table1 run --out <out> (two processes: --retrain sr reptile / "
-                         "--retrain lora-ml last-layer-ml), then python -m empirics.real.cpu_table1 render")
+    run = elapsed(out)
+    if run is not None:
+        record["elapsed_s"] = run["elapsed_s"]
+        record["total_wall_s"] = run["elapsed_s"]  # the whole run's wall time, as in the other records
+        record["run_processes"] = run
+    if run is not None:
+        shares = " / ".join(f"--retrain {' '.join(q['retrain'])} --seeds {' '.join(map(str, q['seeds']))} "
+                            f"--group-size {q.get('group_size', 1)} --threads {q.get('threads', 1)}" for q in run["processes"])
+        record["command"] = (f"python -m empirics.real.cpu_table1 run --out <out> ({len(run['processes'])} processes "
+                             f"side by side: {shares}), then python -m empirics.real.cpu_table1 render")
+    else:
+        record["command"] = ("python -m empirics.real.cpu_table1 run --out <out> (two processes: --retrain sr reptile / "
+                             "--retrain lora-ml last-layer-ml), then python -m empirics.real.cpu_table1 render")
     write_json(dest / "vision_record.json", record)
     sc = record["scale_check"]
     lines = ["# Table 1 on the CPU at the paper's number of optimizer steps", "",
@@ -186,7 +240,13 @@ def render(out, dest, *, cfg=None) -> dict:
         lines.append(f"| {m} | {v['seeds']} | {', '.join(map(str, v['retrain_steps']))} | {v['best_epoch']} | "
                      f"{v['retrain_wall_s']:.0f} | {v['wall_s']:.0f} |")
     lines += ["", f"Sum of the unit wall times: {record['total_unit_wall_s'] / 60:.1f} min (two processes "
-              "ran side by side on a shared 2-core machine).", "", "```", format_summary(record), "```", "",
+              "ran side by side on a shared 2-core machine)."]
+    if run is not None:
+        loads = ", ".join(f"{q['load_average_at_end'][0]:.1f}" for q in run["processes"] if q.get("load_average_at_end"))
+        lines += ["", f"Elapsed, first process start to last process end: {run['elapsed_s'] / 60:.1f} min "
+                  f"({run['started_utc']} to {run['finished_utc']}, {len(run['processes'])} processes; "
+                  f"load average at their ends: {loads or 'not recorded'})."]
+    lines += ["", "```", format_summary(record), "```", "",
               "![learning curves](learning_curves.png)", ""]
     tmp = dest / "table1_cpu.md.tmp"
     tmp.write_text("\n".join(lines))
@@ -232,12 +292,15 @@ def main(argv=None) -> int:
             if a.group_size < 1:
                 raise ValueError(f"--group-size must be >= 1, got {a.group_size}")
             t0 = time.perf_counter()
+            started = time.time()
             # seed-major: every method of a group of seeds before the next group, so that a run
             # stopped early holds whole seeds (all rows paired)
             for i in range(0, len(a.seeds), a.group_size):
                 cfg = cpu_config(retrain=a.retrain, seeds=a.seeds[i:i + a.group_size], cache=a.cache)
                 run_batched(cfg, a.out, verbose=True)
                 print(f"seeds {list(cfg.seeds)} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            log_process(a.out, retrain=a.retrain, seeds=a.seeds, group_size=a.group_size, threads=a.threads,
+                        started=started, finished=time.time())
         else:
             record = render(a.out, a.dest)
             sc = record["scale_check"]

@@ -1,0 +1,110 @@
+"""The batched vision engine's step inputs, each against its direct per-image / per-slot
+definition, bit for bit: the random crops and flips (one gather of whole windows), the
+normalised patches (arithmetic in the images' layout, then two copies), the dropout
+multipliers (one comparison written into the mask, padded slots included) and an epoch's
+index and validity tensors (offsets per task, padded batches). The end-to-end equality
+with the trainer is tests/test_real_batched.py; these pin each piece on its own, so a
+wrong window, channel order, mask site or offset fails here by name."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from empirics.real import _batched_engine, _vision_data  # noqa: E402
+from empirics.real._cifar import VisionArrays  # noqa: E402
+from empirics.real._mixer import dropout_noise, keep_mask  # noqa: E402
+from empirics.real._vision import VisionFamily  # noqa: E402
+from empirics.real._vision_data import CROP_PAD  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (60, 32, 32, 3)).astype(np.uint8)
+    y = np.arange(60) % 10
+    arrays = VisionArrays(x, y, x[:20], y[:20], tuple(f"c{i}" for i in range(10)), source="test", reader="in-memory")
+    family = VisionFamily(_vision_data.build_vision_tasks(arrays), batch_size=4, dim=8)
+    return _batched_engine.Engine(family, "cpu", bf16=False)
+
+
+def _images(g, *shape):
+    return torch.randint(0, 256, shape, generator=g).to(torch.uint8)
+
+
+def test_crop_windows_equal_the_padded_crop_then_flip_of_each_image():
+    g = torch.Generator().manual_seed(0)
+    S, T, b, c, h, w = 2, 3, 4, 3, 10, 12
+    x = _images(g, S, T, b, c, h, w)
+    oy = torch.randint(0, 2 * CROP_PAD + 1, (S, T, b), generator=g)
+    ox = torch.randint(0, 2 * CROP_PAD + 1, (S, T, b), generator=g)
+    flip = torch.rand((S, T, b), generator=g) < 0.5
+    # the extreme windows: the very last image's bottom-right window of its mirror image
+    # ends at the last byte of the gathered memory; the first image's top-left of the original
+    oy[-1, -1, -1] = ox[-1, -1, -1] = 2 * CROP_PAD
+    flip[-1, -1, -1] = True
+    oy[0, 0, 0] = ox[0, 0, 0] = 0
+    flip[0, 0, 0] = False
+    got = _batched_engine.Engine._augment(x, oy, ox, flip)
+    assert got.shape == x.shape and got.dtype == torch.uint8
+    for i in np.ndindex(S, T, b):
+        padded = torch.nn.functional.pad(x[i], (CROP_PAD,) * 4)
+        crop = padded[:, oy[i]:oy[i] + h, ox[i]:ox[i] + w]
+        assert torch.equal(got[i], crop.flip(-1) if flip[i] else crop), i
+
+
+def test_patches_equal_the_trainers_normalisation_then_patchify(engine):
+    g = torch.Generator().manual_seed(1)
+    x = _images(g, 2, 2, 3, 3, 32, 32)
+    got = engine.patches(x)  # (S, T, b, patches, p*p*C)
+    tasks, net = engine.tasks, engine.net
+    ref = net.patchify(tasks.normalize(x.reshape(-1, 3, 32, 32).to(torch.float32) / 255.0))
+    assert torch.equal(got.reshape(ref.shape), ref)
+
+
+@pytest.mark.parametrize("sizes", [[[4, 4], [4, 4]], [[4, 3], [1, 4]]])
+def test_dropout_multipliers_equal_the_trainers_masks_drawn_site_after_site(engine, sizes):
+    """Per seed one draw of all mask words; per slot and site the trainer's ``keep_mask`` of
+    the slot's own batch size continues the same stream; padded images' multipliers 0."""
+    net, bmax = engine.net, 4
+    words, refs = [], []
+    for s, row in enumerate(sizes):
+        count = sum(math.ceil(math.prod(shp) / 4) for b in row for shp in net.mask_shapes(b))
+        words.append(_batched_engine.mask_words(count, torch.Generator().manual_seed(10 + s)))
+        g = torch.Generator().manual_seed(10 + s)
+        refs.append([[dropout_noise(keep_mask(shp, net.p, g), net.p) for shp in net.mask_shapes(b)] for b in row])
+    masks = engine.dropout_multipliers(words, sizes, bmax)
+    assert len(masks) == len(net.mask_shapes(bmax))
+    for k, m in enumerate(masks):
+        # back to the trainer's layout (S, T, b, rows, cols)
+        inv = np.argsort(net.mask_permutation(k)).tolist()
+        m = m.permute(*inv)
+        for s, row in enumerate(sizes):
+            for j, b in enumerate(row):
+                assert torch.equal(m[s, j, :b], refs[s][j][k]), (k, s, j)
+                assert not m[s, j, b:].any(), (k, s, j)
+    # one multiplier for kept entries, and about a tenth of the real images' entries dropped
+    real = torch.cat([masks[0][s, j, :b].reshape(-1) for s, row in enumerate(sizes) for j, b in enumerate(row)])
+    kept = real[real != 0]
+    assert torch.all(kept == kept[0]) and 0.05 < float((real == 0).float().mean()) < 0.2
+
+
+def test_index_steps_offset_each_task_and_mask_padded_rows(engine):
+    data = _batched_engine.BatchData([torch.zeros((5, 3, 32, 32), dtype=torch.uint8)] * 3,
+                                     [torch.zeros(5, dtype=torch.long), torch.ones(5, dtype=torch.long),
+                                      torch.full((5,), 2, dtype=torch.long)])
+    steps = [[[(torch.tensor([4, 0, 2]), 7), (torch.tensor([1]), 8)]],
+             [[(torch.tensor([3, 3]), 9), (torch.tensor([0, 1, 2]), 5)]]]
+    tasks = [[[2, 0]], [[1, 2]]]
+    gidx, valid = engine.index_steps(data, steps, tasks)
+    assert gidx.shape == valid.shape == (2, 1, 2, 3)
+    for k, st in enumerate(steps):
+        for j, (idx, _) in enumerate(st[0]):
+            n = len(idx)
+            assert gidx[k, 0, j, :n].tolist() == (idx + 5 * tasks[k][0][j]).tolist()
+            assert valid[k, 0, j].tolist() == [1.0] * n + [0.0] * (3 - n)
+            assert gidx[k, 0, j, n:].tolist() == [0] * (3 - n)
+    assert valid.dtype == torch.float32
