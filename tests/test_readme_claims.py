@@ -329,3 +329,13 @@ def test_cpu_table1_sentence_is_its_record():
     assert rec["scale_check"]["passed"] and f"{100 * rec['scale_check']['threshold']:.0f} %" in text
     assert {v["retrain_steps"][0] for m, v in rec["per_method"].items() if m != "reptile"} == {4000}
     assert "the paper's 4,000 retraining steps per method" in text
+
+
+def test_every_committed_figure_set_is_sealed():
+    # each figure in figures/results is one set whose manifest matches its data and
+    # renderings: an edited, missing or pre-manifest file reads as incomplete or unsealed
+    import figures
+
+    present = [n for n in figures.names() if (ROOT / "figures" / "results" / f"{n}.json").is_file()]
+    assert {"figure1", "shallow-tables", "shallow-d"} <= set(present)
+    assert {n: figures.set_status(ROOT / "figures" / "results", n) for n in present} == {n: "complete" for n in present}

@@ -79,9 +79,12 @@ SCALES = {
     "reduced": {"vision": {"seeds": [1, 2, 3], "epochs": 2, "finetune_epochs": 2, "width": 64, "batch_size": 64,
                            "max_per_task": 512, "max_eval_per_task": 256, "reptile_outer_epochs": 1,
                            "reptile_inner_steps": 5},
-                "language": {"seeds": [0], "epochs": 1, "finetune_epochs": 1, "n_test": 2, "n_retrain": 4,
-                             "max_per_task": 16, "max_eval_per_task": 8, "reptile_outer_epochs": 1,
-                             "reptile_inner_steps": 5},
+                # language at 16 items of 128 tokens x 4 retraining personas was estimated at 96 min
+                # for Table 2 alone on one CPU core (20 candidates per item through the encoder):
+                # not a dry run; this size is about 8 min for Table 2 on a loaded core
+                "language": {"seeds": [0], "epochs": 1, "finetune_epochs": 1, "n_test": 2, "n_retrain": 2,
+                             "max_per_task": 4, "max_eval_per_task": 4, "max_length": 64,
+                             "reptile_outer_epochs": 1, "reptile_inner_steps": 2},
                 "table3_ranks": [1, 8]},
 }
 
