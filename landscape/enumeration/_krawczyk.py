@@ -160,6 +160,23 @@ def _identity(n):
     return I
 
 
+def _float_inverse(system: CompiledSystem, x: np.ndarray):
+    """The float inverse :math:`Y` of :math:`Df(x)` (real or complex), or None where the
+    Jacobian is singular or the inverse is not finite: no box is then tried."""
+    try:
+        Y = np.linalg.inv(system.jval(x))
+    except np.linalg.LinAlgError:
+        return None
+    return Y if np.all(np.isfinite(Y)) else None
+
+
+def _radii(newton: float, scale: float) -> list:
+    """The box radii tried, from four Newton steps' size (at least 1e-14 of the point's
+    scale) growing by 100x; the callers stop at 1e-2 of the scale."""
+    r0 = max(4.0 * newton, 1e-14 * scale)
+    return [r0 * 10.0 ** j for j in range(0, 12, 2)]
+
+
 def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykResult:
     """Try boxes of growing radius around the (Newton-polished) float point ``x``."""
     from flint import arb, arb_mat, ctx
@@ -170,11 +187,8 @@ def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykRe
         n = system.n
         x = np.asarray(x, dtype=float)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
-        try:
-            Y = np.linalg.inv(system.jval(x))
-        except np.linalg.LinAlgError:
-            return KrawczykResult(False, x, 0.0)
-        if not np.all(np.isfinite(Y)):
+        Y = _float_inverse(system, x)
+        if Y is None:
             return KrawczykResult(False, x, 0.0)
         xa = [arb(float(v)) for v in x]
         fx = system.aval(xa)
@@ -183,8 +197,7 @@ def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykRe
         step = Ya * fa
         newton = float(max(abs(float(step[i, 0].mid())) + float(step[i, 0].rad()) for i in range(n)))
         if radii is None:
-            r0 = max(4.0 * newton, 1e-14 * scale)
-            radii = [r0 * 10.0 ** j for j in range(0, 12, 2)]
+            radii = _radii(newton, scale)
         for r in radii:
             if r > 1e-2 * scale:
                 break
@@ -228,11 +241,8 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> Kr
         n = system.n
         x = np.asarray(x, dtype=complex)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
-        try:
-            Y = np.linalg.inv(system.jval(x))
-        except np.linalg.LinAlgError:
-            return KrawczykResult(False, x, 0.0)
-        if not np.all(np.isfinite(Y)):
+        Y = _float_inverse(system, x)
+        if Y is None:
             return KrawczykResult(False, x, 0.0)
         xa = [acb(float(v.real), float(v.imag)) for v in x]
         Ya = acb_mat([[acb(float(v.real), float(v.imag)) for v in row] for row in Y])
@@ -240,8 +250,7 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> Kr
         newton = max((max(float(step[i, 0].real.abs_upper()), float(step[i, 0].imag.abs_upper())) for i in range(n)),
                      default=0.0)
         if radii is None:
-            r0 = max(4.0 * newton, 1e-14 * scale)
-            radii = [r0 * 10.0 ** j for j in range(0, 12, 2)]
+            radii = _radii(newton, scale)
         eye = acb_mat(n, n)
         for i in range(n):
             eye[i, i] = 1
