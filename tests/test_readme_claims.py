@@ -339,3 +339,24 @@ def test_every_committed_figure_set_is_sealed():
     present = [n for n in figures.names() if (ROOT / "figures" / "results" / f"{n}.json").is_file()]
     assert {"figure1", "shallow-tables", "shallow-d"} <= set(present)
     assert {n: figures.set_status(ROOT / "figures" / "results", n) for n in present} == {n: "complete" for n in present}
+
+
+def test_cpu_engine_benchmark_paragraph_is_its_records():
+    def rows(name):
+        return json.loads((ROOT / f"benchmarks/records/bench_real-table1-{name}.json").read_text())["rows"]
+
+    text = " ".join(README.split())
+    s5, s1, before = rows("s5-v2"), rows("s1-v2"), rows("s5-v2-before")
+
+    def span(values, fmt="{:.0f}"):
+        return f"{fmt.format(min(values))}-{fmt.format(max(values))}"
+
+    assert f"reaches {span([100 * r['batched_fraction_of_matmul'] for r in s5])} % of the single-core `torch.mm` rate" in text
+    assert f"in {span([r['cpu_ratio_batched_over_sequential'] for r in s5], '{:.2f}')} of the sequential trainer's CPU time" in text
+    assert f"in the same window: {span([100 * r['batched_fraction_of_matmul'] for r in before], '{:.1f}')} %" in text
+    batched_one = [r for r in s1 if r["cpu_ratio_batched_over_sequential"] < 1]
+    assert f"One seed: {span([100 * r['batched_fraction_of_matmul'] for r in batched_one])} %" in text
+    slower = [r for r in s1 if r["cpu_ratio_batched_over_sequential"] >= 1]
+    assert [r["method"] for r in slower] == ["reptile"] and f"({slower[0]['cpu_ratio_batched_over_sequential']:.2f}x)" in text
+    assert all(r["route"] == "sequential" for r in slower) and all(r["route"] == "batched" for r in s5 + batched_one)
+    assert max(100 * r["batched_fraction_of_matmul"] for r in s5 + s1) < 40 and "The 40 % target is not met" in text
