@@ -360,3 +360,17 @@ def test_cpu_engine_benchmark_paragraph_is_its_records():
     assert [r["method"] for r in slower] == ["reptile"] and f"({slower[0]['cpu_ratio_batched_over_sequential']:.2f}x)" in text
     assert all(r["route"] == "sequential" for r in slower) and all(r["route"] == "batched" for r in s5 + batched_one)
     assert max(100 * r["batched_fraction_of_matmul"] for r in s5 + s1) < 40 and "The 40 % target is not met" in text
+
+
+def test_audit_scaling_sentence_is_its_record():
+    rec = json.loads((ROOT / "benchmarks/records/audit-scaling.json").read_text())["scaling"]
+    by_d = {r["d"]: r for r in rec["rows"]}
+    text = " ".join(README.split())
+    assert f"it took {by_d[2000]['wall_s']:.1f} s wall at {by_d[2000]['peak_rss_gib']:.2f} GiB" in text
+    assert f"(4000, 3, 1) {by_d[4000]['wall_s']:.1f} s at {by_d[4000]['peak_rss_gib']:.2f} GiB" in text
+    assert f"wall ~ d^{rec['time_exponent']:.2f}, peak ~ d^{rec['peak_exponent']:.2f}" in text
+    assert f"{100 * by_d[2000]['plot_share']:.0f} % of the audit at d = 2000" in text
+    assert f"but {100 * by_d[500]['plot_share']:.0f} % at d = 500" in text
+    plots = [r["plots_s"] for r in rec["rows"]]
+    assert f"The three figures cost {min(plots):.1f}-{max(plots):.1f} s at every d" in text
+    assert by_d[2000]["peak_rss_gib"] < 1.2 and by_d[4000]["peak_rss_gib"] < 4  # issue 21's memory targets
