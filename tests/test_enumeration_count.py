@@ -214,3 +214,17 @@ def test_live_431_count_is_consistent_with_the_record():
     assert r.complete == (ph["missing"] == 0)
     assert ph["certified_complex_solutions"] >= rec["certified_complex_solutions"]
     assert r.data["real_critical_points"] >= rec["real_critical_points"]
+
+
+@needs_both
+def test_phc_alone_reports_its_tracking_effort_exactly(both231):
+    # the effort fields are what the loop did: per support, one attempt per try, every
+    # start orbit tracked once per try, the last attempt's count the support's count
+    _tasks, r2, _ = both231
+    ph = r2.data["routes"]["phc"]
+    for s in ph["per_support"]:
+        assert len(s["attempts"]) == s["tries"] >= 1
+        assert s["paths_tracked"] == s["tries"] * s["start_orbits"]
+        assert s["attempts"][-1]["certified_orbits"] == s["certified_orbits"] == s["start_orbits"]
+        assert s["double_double_paths"] == sum(a.get("double_double", {}).get("paths", 0) for a in s["attempts"])
+    assert ph["paths"] == sum(s["paths_tracked"] + s["double_double_paths"] for s in ph["per_support"])
