@@ -216,15 +216,51 @@ def test_live_431_count_is_consistent_with_the_record():
     assert r.data["real_critical_points"] >= rec["real_critical_points"]
 
 
-@needs_both
-def test_phc_alone_reports_its_tracking_effort_exactly(both231):
-    # the effort fields are what the loop did: per support, one attempt per try, every
-    # start orbit tracked once per try, the last attempt's count the support's count
-    _tasks, r2, _ = both231
-    ph = r2.data["routes"]["phc"]
+def _effort_is_what_the_loop_did(ph):
+    """The phc route's effort fields against the loop that made them: per support one attempt
+    per try, every start orbit tracked once per try, the last attempt's count the support's,
+    a double-double retrack of exactly the paths its attempt sent back (the lost, failed,
+    duplicate and off-support ends, plus at most one earlier owner per duplicate)."""
+    lost = 0
     for s in ph["per_support"]:
         assert len(s["attempts"]) == s["tries"] >= 1
         assert s["paths_tracked"] == s["tries"] * s["start_orbits"]
         assert s["attempts"][-1]["certified_orbits"] == s["certified_orbits"] == s["start_orbits"]
         assert s["double_double_paths"] == sum(a.get("double_double", {}).get("paths", 0) for a in s["attempts"])
+        for a in s["attempts"]:
+            o = a["double"]
+            lost += o["lost"]
+            if "double_double" in a:
+                sent_back = o["lost"] + o["failed"] + o["duplicate"] + o["other_support"]
+                assert sent_back <= a["double_double"]["paths"] <= sent_back + o["duplicate"]
     assert ph["paths"] == sum(s["paths_tracked"] + s["double_double_paths"] for s in ph["per_support"])
+    assert ph["lost_paths"] == lost
+
+
+@needs_both
+def test_phc_alone_reports_its_tracking_effort_exactly(both231):
+    _effort_is_what_the_loop_did(both231[1].data["routes"]["phc"])
+
+
+@needs_both
+def test_phc_alone_is_complete_at_331_with_the_committed_points():
+    # the (3, 3, 1) instance of the two-route agreement record: route 2 alone must prove the
+    # list complete by counting (1095 = the U-system's degree) and list the very points that
+    # msolve's route certified there, every sign copy matched
+    from pathlib import Path
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "landscape/results/enumeration_agreement.json")
+                     .read_text())["instances"][0]
+    assert rec["instance"] == {"T": 3, "d": 3, "k": 1}
+    res = enumerate_critical_points(np.array(rec["tasks"]), 1, routes=("phc",))
+    ph = res.data["routes"]["phc"]
+    assert res.complete and ph["certified_complex_solutions"] == ph["u_system_degree"] == 1095
+    assert ph["overlapping_pairs"] == 0 and ph["missing"] == 0
+    ref = rec["msolve"]
+    assert res.data["real_critical_points"] == ref["real_critical_points"] == 83
+    assert res.data["orbits"] == ref["orbits"] == 18 and res.data["counts_by_class"] == ref["counts_by_class"]
+    centers = np.array([p["center"] for p in ref["points"]])
+    assert len(centers) == 83
+    for U in res.points:
+        assert np.min(np.max(np.abs(centers - np.asarray(U).ravel()[None]), axis=1)) < 1e-8
+    _effort_is_what_the_loop_did(ph)
