@@ -57,6 +57,25 @@ def phc_path() -> str | None:
     return shutil.which("phc")
 
 
+def phc_executable() -> str:
+    """:func:`phc_path`, or :class:`BackendError` with the install hint where it is absent."""
+    exe = phc_path()
+    if exe is None:
+        raise BackendError("phc not found (apt-get install phcpack)")
+    return exe
+
+
+def phc_version() -> str | None:
+    """``phc --version`` (None where phc is absent or does not answer)."""
+    exe = phc_path()
+    if exe is None:
+        return None
+    try:
+        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
 # --------------------------------------------------------------------------------------
 # msolve
 # --------------------------------------------------------------------------------------
@@ -239,9 +258,7 @@ def parse_phc_solutions(raw: str, names, trailer: re.Pattern):
 
 def run_phc(text: str, names: list, *, timeout: float = 600.0, seed: int = 0) -> PhcResult:
     """``phc -b`` (black-box solver: mixed-volume start system, path tracking, deflation)."""
-    exe = phc_path()
-    if exe is None:
-        raise BackendError("phc not found (apt-get install phcpack)")
+    exe = phc_executable()
     with tempfile.TemporaryDirectory(prefix="landscape-phc-") as tmp:
         inp, out = Path(tmp) / "in.phc", Path(tmp) / "out.phc"
         inp.write_text(text)

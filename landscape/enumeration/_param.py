@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._backends import BackendError, parse_phc_solutions, phc_number, phc_path
+from ._backends import BackendError, parse_phc_solutions, phc_executable, phc_number, phc_version
 
 __all__ = ["ParamFamily", "track", "monodromy_orbits", "start_file", "load_starts", "build_starts",
            "canonical", "orbit_keys"]
@@ -257,9 +257,7 @@ def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex,
     where PHC lost the path), and per end ``(rco, res)``."""
     if decimals not in (16, 32):
         raise ValueError(f"decimals must be 16 or 32, got {decimals}")
-    exe = phc_path()
-    if exe is None:
-        raise BackendError("phc not found (apt-get install phcpack)")
+    exe = phc_executable()
     starts = np.asarray(starts, dtype=complex).reshape(-1, family.n)
     if not len(starts):
         return starts.copy(), np.zeros((0, 2))
@@ -538,7 +536,7 @@ def build_starts(T: int, d: int, *, seed: int = 0, threads: int = 1, log=print, 
         "orbits_by_support_size": {str(m): exact[m] // 2 ** m for m in range(T + 1)},
         "checked_against": "msolve degree of the ideal (modular Groebner basis) of a random rational instance, "
                            "per support size",
-        "phc": _phc_version(), "python": platform.python_version(),
+        "phc": phc_version(), "python": platform.python_version(),
         "seconds": round(time.perf_counter() - t0, 1),
         "cpu_s": round(_cpu(resource) - c0, 1),
         "supports": supports,
@@ -552,11 +550,3 @@ def _cpu(resource) -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def _phc_version() -> str | None:
-    exe = phc_path()
-    if exe is None:
-        return None
-    try:
-        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return None
