@@ -44,6 +44,7 @@ import numpy as np
 
 from ._backends import BackendError, msolve_degree
 from ._krawczyk import boxes_overlap, krawczyk_complex
+from ._systems import float_tasks
 
 __all__ = ["CertifiedOrbits", "count_argument", "certify_solution", "homotopy_enumeration"]
 
@@ -191,7 +192,7 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
     CertifiedOrbits)``; None without a start file."""
     import resource
 
-    from ._param import ParamFamily, load_starts, start_file, track
+    from ._param import ParamFamily, _cpu, load_starts, start_file, track
 
     loaded = load_starts(T, d)
     if loaded is None:
@@ -203,7 +204,7 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
     if degree is None:
         fut = pool.submit(msolve_degree, sq.system.msolve_text(), sq.system.names, timeout=timeout)
     try:
-        S_float = np.array([[[float(x) for x in row] for row in M] for M in S])
+        S_float = float_tasks(S)
         rng = np.random.default_rng([int(seed), 20])
         sols = CertifiedOrbits(sq.compiled, T, d)
         sols.add(np.zeros(T * d))  # U = 0; not proved when a C_t is singular: the count then falls short
@@ -296,11 +297,6 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
     if deg_note:
         data["degree_error"] = deg_note
     return data, sols
-
-
-def _cpu(resource) -> float:
-    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def enumerate_by_homotopy(problem, S, G_antisym, *, seed: int, timeout: float, threads: int, t_start: float,

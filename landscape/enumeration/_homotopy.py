@@ -8,7 +8,7 @@ import numpy as np
 
 from ._backends import BackendError, msolve_degree, run_phc
 from ._krawczyk import krawczyk
-from ._systems import on_support
+from ._systems import float_tasks, on_support
 
 __all__ = ["phc_route", "param_route"]
 
@@ -107,7 +107,7 @@ def param_route(problem, sq, S, orbits, points, *, seed, timeout, threads=1):
         return None
     starts, meta = loaded
     t0 = time.perf_counter()
-    S_float = np.array([[[float(x) for x in row] for row in M] for M in S])
+    S_float = float_tasks(S)
     rng = np.random.default_rng([int(seed), 20])
     real_pts = [np.zeros(len(sq.free))]  # U = 0: the support of size 0
     complex_points, paths, lost, smaller, per_support = 1, 0, 0, 0, []

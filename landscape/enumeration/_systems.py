@@ -49,6 +49,11 @@ def exact_tasks(tasks: np.ndarray) -> list:
     return [[[(q[t][i][j] + q[t][j][i]) / 2 for j in range(d)] for i in range(d)] for t in range(T)]
 
 
+def float_tasks(S) -> np.ndarray:
+    """The exact tasks of :func:`exact_tasks` as a float array ``(T, d, d)`` (the homotopy's target parameters)."""
+    return np.array([[[float(x) for x in row] for row in M] for M in S])
+
+
 class PolySystem:
     """A list of polynomials over QQ in named unknowns (a thin wrapper of sympy's sparse
     ``PolyElement``), with printers for msolve / PHCpack and exact evaluation helpers."""
