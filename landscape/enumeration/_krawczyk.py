@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._interval import arb_precision
+
 __all__ = ["CompiledSystem", "KrawczykResult", "krawczyk", "krawczyk_complex", "boxes_overlap"]
 
 ARB_PREC = 128
@@ -179,11 +181,9 @@ def _radii(newton: float, scale: float) -> list:
 
 def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykResult:
     """Try boxes of growing radius around the (Newton-polished) float point ``x``."""
-    from flint import arb, arb_mat, ctx
+    from flint import arb, arb_mat
 
-    old = ctx.prec
-    ctx.prec = ARB_PREC
-    try:
+    with arb_precision(ARB_PREC):
         n = system.n
         x = np.asarray(x, dtype=float)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
@@ -209,8 +209,6 @@ def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykRe
             if all(K[i, 0].abs_upper() < r for i in range(n)):
                 return KrawczykResult(True, x, float(r), JX)
         return KrawczykResult(False, x, 0.0)
-    finally:
-        ctx.prec = old
 
 
 # --------------------------------------------------------------------------------------
@@ -233,11 +231,9 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> Kr
     real coefficients the conjugate of its zero is then a zero in the box too, so that
     unique zero is real.
     """
-    from flint import acb, acb_mat, arb, ctx
+    from flint import acb, acb_mat, arb
 
-    old = ctx.prec
-    ctx.prec = ARB_PREC
-    try:
+    with arb_precision(ARB_PREC):
         n = system.n
         x = np.asarray(x, dtype=complex)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
@@ -264,8 +260,6 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> Kr
             if all(K[i, 0].real.abs_upper() < r and K[i, 0].imag.abs_upper() < r for i in range(n)):
                 return KrawczykResult(True, x, float(r), JX)
         return KrawczykResult(False, x, 0.0)
-    finally:
-        ctx.prec = old
 
 
 def boxes_overlap(centers: np.ndarray, radii: np.ndarray) -> list:
