@@ -71,3 +71,28 @@ def test_mean_se_and_differences_print_in_percent():
     assert S.format_mean_se({"mean": 0.5, "se": "NaN"}) == "50.00 ± n/a"
     assert S.format_difference({"mean": -0.0175, "se": 0.003}) == "-1.75 ± 0.30"
     assert S.format_difference({"mean": float("nan"), "se": 0.1}) == "n/a"
+
+
+def _record(experiment, **extra):
+    ms = {"mean": 0.5, "se": 0.01}
+    return {"experiment": experiment, "notes": ["note"], "comparisons": [],
+            "rows": [{"row": "LoRA-ML", "accuracy": ms, "best_accuracy_over_epochs": ms, "seeds": [1, 2]}], **extra}
+
+
+def test_summary_prints_the_papers_numbers_with_the_papers_decimals():
+    """Table 1 prints two decimals, the Table 2 averages one; a record written before the
+    paper's numbers were stored in it still gets them."""
+    from empirics.real import _paper
+
+    m, s = _paper.TABLE1["LoRA-ML"]
+    assert f"{m:.2f} ± {s:.2f}" in S.format_summary(_record("vision"))
+    m, s = _paper.TABLE2["LoRA-ML"]["average"]
+    text = S.format_summary(_record("language"))
+    assert f" {m:.1f} ± {s:.1f} " in text and f"{m:.2f} ± {s:.2f}" not in text
+
+
+def test_summary_prints_the_paper_numbers_stored_in_the_record():
+    """A record carries the paper column it was rendered with; the table prints that one."""
+    paper = {"metric": "m", "source": "src", "rows": {"LoRA-ML": [12.34, 5.67]}}
+    text = S.format_summary(_record("vision", paper=paper))
+    assert "12.34 ± 5.67" in text and "paper column: m (src)" in text
