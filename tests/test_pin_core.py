@@ -6,6 +6,8 @@
 * ``complete`` is the conjunction of its three conditions (msolve found finitely many
   solutions, every real PSD solution certified, the slice hypothesis holds): a single
   point whose Krawczyk test fails must make the list incomplete.
+* Every real solution of the invariant system is either a listed orbit or counted as not
+  PSD (not of the form U_t U_t^T).
 """
 import numpy as np
 import pytest
@@ -33,6 +35,9 @@ def test_one_failed_krawczyk_test_makes_the_list_incomplete(monkeypatch, seed, d
     tasks = rounded_tasks(seed, d, T)
     base = enumerate_critical_points(tasks, 1)
     assert base.complete and base.data["orbits"] >= 2
+    # every real solution of the invariant system is a PSD orbit or counted as not PSD
+    assert base.data["real_solutions_invariant_system"] == base.data["orbits"] + base.data["real_solutions_not_psd"]
+    assert base.data["real_solutions_not_psd"] > 0
     calls = []
     real = _points.krawczyk
 
