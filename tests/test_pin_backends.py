@@ -131,3 +131,16 @@ def test_phc_solution_blocks_are_parsed_in_the_order_of_the_names():
     assert [t.group(1) for t in trailers] == ["real regular", "complex diverged"]
     empty, none = parse_phc_solutions("THE SOLUTIONS :\n0 2\n", ["x", "y"], flag)
     assert empty.shape == (0, 2) and none == []
+
+
+@pytest.mark.skipif(not algebra_available("phc"), reason="phc not installed (apt-get install phcpack)")
+def test_run_phc_on_a_closed_form_system():
+    # x^2 + y^2 = 2, x = y: two paths (Bezout 2 * 1), ends (1, 1) and (-1, -1), both regular
+    from landscape.enumeration._backends import run_phc
+
+    out = run_phc("2 2\nx^2+y^2-2;\nx-y;\n", ["x", "y"], seed=3)
+    assert out.paths == 2 == len(out.solutions) == len(out.flags)
+    ends = sorted(tuple(np.round(s.real, 9)) for s in out.solutions)
+    assert ends == [(-1.0, -1.0), (1.0, 1.0)]
+    assert np.max(np.abs(out.solutions.imag)) < 1e-12
+    assert all("regular" in f for f in out.flags)
