@@ -57,3 +57,16 @@ def test_disjoint_iff_the_centres_are_farther_than_the_radii(gap, want):
     a = {"center": [1.0, 2.0], "radius": 0.125}
     b = {"center": [1.0, 2.0 + gap], "radius": 0.25}
     assert _disjoint(a, b) is want and _disjoint(b, a) is want
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_checker_refuses_records_of_rank_above_one(k):
+    # the sign-copy and orbit bookkeeping of the checker is that of k = 1: a record of
+    # another rank is refused as such, not checked against the wrong system
+    import json
+    from pathlib import Path
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "landscape/results/enumeration_agreement.json")
+                     .read_text())["instances"][0]
+    rec["instance"]["k"] = k
+    assert check_agreement(rec) == [f"only k = 1 records are checked, got k = {k}"]
