@@ -3,6 +3,8 @@
 * Error lines: the README promises one line of at most 300 characters.  A line of exactly
   the limit is printed whole; one character more is cut to exactly the limit, ending in
   ``...``; non-printable characters become ``?`` and runs of white space one space.
+* ``enumerate`` refuses fewer than one thread and a time limit <= 0 (exit 2, one line,
+  nothing written) and runs with one thread.
 """
 import re
 from pathlib import Path
@@ -34,3 +36,37 @@ def test_error_line_at_the_limit(extra):
 def test_error_line_is_one_printable_line():
     assert _error_line("a\n\tb\x00c  d") == f"{PROG}: error: a b?c d"
     assert _error_line("  \n ") == f"{PROG}: error: bad input"
+
+
+# ----------------------------------------------------------------------------- enumerate's bounds
+def _tasks_file(tmp_path):
+    import json
+
+    import numpy as np
+
+    import landscape as ls
+
+    f = tmp_path / "tasks.json"
+    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
+    f.write_text(json.dumps({"tasks": tasks.tolist()}))
+    return f
+
+
+@pytest.mark.parametrize("opt,value,name", [("--threads", "0", "--threads"), ("--threads", "-3", "--threads"),
+                                            ("--timeout", "0", "--timeout"), ("--timeout", "-1e-9", "--timeout")])
+def test_enumerate_refuses_no_threads_and_no_time(tmp_path, capsys, opt, value, name):
+    from landscape.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", opt, value, "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and name in err[0] and not out.exists()
+
+
+@pytest.mark.skipif(not __import__("landscape.enumeration", fromlist=["algebra_available"]).algebra_available("msolve"),
+                    reason="msolve not installed (extra 'algebra')")
+def test_enumerate_accepts_one_thread(tmp_path):
+    # (more threads are accepted too, but msolve's threads contend on a loaded machine: not timed here)
+    from landscape.__main__ import main
+
+    assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", "--threads", "1", "-q"]) == 0
