@@ -66,7 +66,7 @@ def test_enumerate_refuses_no_threads_and_no_time(tmp_path, capsys, opt, value, 
 @pytest.mark.skipif(not __import__("landscape.enumeration", fromlist=["algebra_available"]).algebra_available("msolve"),
                     reason="msolve not installed (extra 'algebra')")
 def test_enumerate_accepts_one_thread(tmp_path):
-    # (more threads are accepted too, but msolve's threads contend on a loaded machine: not timed here)
+    # one thread is the boundary: fewer are refused (above)
     from landscape.__main__ import main
 
     assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", "--threads", "1", "-q"]) == 0
