@@ -70,3 +70,23 @@ def test_enumerate_accepts_one_thread(tmp_path):
     from landscape.__main__ import main
 
     assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", "--threads", "1", "-q"]) == 0
+
+
+# ----------------------------------------------------------------------------- out of memory
+def test_audit_out_of_memory_is_an_environment_failure(tmp_path, capsys, monkeypatch):
+    # the help's exit statuses (and README's table): out of memory is 3, not bad input
+    import landscape._audit as audit_mod
+    from landscape.__main__ import EXIT_STATUS_HELP, main
+    from landscape.runtime.exits import EXIT_ENVIRONMENT
+
+    assert "3 environment failure (disk full, unwritable folder, out of memory)" in EXIT_STATUS_HELP
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(audit_mod, "audit", no_memory)
+    out = tmp_path / "out"
+    assert main(["audit", str(_tasks_file(tmp_path)), "--rank", "1", "--out", str(out), "-q"]) == EXIT_ENVIRONMENT
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == ("python -m landscape: environment error: out of memory: the problem or the number of starts is "
+                    "too large for this machine")
