@@ -14,7 +14,7 @@ import pytest
 
 import landscape as ls
 from landscape.enumeration import EnumerationUnavailable, algebra_available, enumerate_critical_points
-from landscape.enumeration import _points
+from landscape.enumeration import _core, _points
 
 
 def rounded_tasks(seed, d, T, k=1):
@@ -38,19 +38,28 @@ def test_one_failed_krawczyk_test_makes_the_list_incomplete(monkeypatch, seed, d
     # every real solution of the invariant system is a PSD orbit or counted as not PSD
     assert base.data["real_solutions_invariant_system"] == base.data["orbits"] + base.data["real_solutions_not_psd"]
     assert base.data["real_solutions_not_psd"] > 0
-    calls = []
-    real = _points.krawczyk
+    # every Krawczyk test run while the second point is certified fails (a fallback included)
+    certified, state = [], {"fail": False}
+    real_certify, real_krawczyk = _core._certify_point, _points.krawczyk
 
-    def fail_the_second(system, x, **kw):
-        calls.append(1)
-        kr = real(system, x, **kw)
-        if len(calls) == 2:
+    def certify(*args, **kwargs):
+        certified.append(1)
+        state["fail"] = len(certified) == 2
+        try:
+            return real_certify(*args, **kwargs)
+        finally:
+            state["fail"] = False
+
+    def krawczyk(system, x, **kw):
+        kr = real_krawczyk(system, x, **kw)
+        if state["fail"]:
             kr.certified = False
         return kr
 
-    monkeypatch.setattr(_points, "krawczyk", fail_the_second)
+    monkeypatch.setattr(_core, "_certify_point", certify)
+    monkeypatch.setattr(_points, "krawczyk", krawczyk)
     r = enumerate_critical_points(tasks, 1)
-    assert len(calls) == base.data["orbits"]
+    assert len(certified) == base.data["orbits"]
     assert not r.complete
     failed = [o for o in r.data["orbit_list"] if not o["certified"]]
     assert len(failed) == 1 and failed[0]["class"] == "degenerate"
