@@ -67,3 +67,70 @@ def test_a_non_finite_iterate_returns_the_start_given(monkeypatch):
     monkeypatch.setattr(M.optimize, "minimize", lambda *a, **kw: _Res())
     r = M.trust_region_newton(p, U0, spectrum=False, polish=False)
     assert np.array_equal(r.point, U0) and "non-finite iterate; start returned" in r.stop_reason
+
+
+@pytest.mark.parametrize("c", [4.0 ** -6, 1.0, 4.0 ** 6])
+def test_lbfgs_stops_at_the_relative_gradient_tolerance_at_every_scale(c):
+    """L-BFGS-B's projected-gradient test is max_i |g_i| <= SEARCH_GTOL_REL s^1.5 / sqrt(dim_U):
+    grad G scales like s^1.5 when the tasks are scaled by s, so the stop means the same
+    thing whatever the units."""
+    from landscape._objective import LoraMLProblem
+    from landscape._search.result import SEARCH_GTOL_REL
+
+    inst = ls.random_instance(np.random.default_rng(2), 5, 3, 1)
+    p = LoraMLProblem(inst.problem.tasks * c, 1)
+    U0 = np.random.default_rng(3).standard_normal((3, 5, 1)) * np.sqrt(c)
+    r = M.lbfgs(p, U0, spectrum=False, polish=False)
+    assert "NORM OF PROJECTED GRADIENT" in r.stop_reason
+    g = M.vec_factors(M.reduced_grad(p, r.point))
+    assert np.max(np.abs(g)) <= SEARCH_GTOL_REL * M.problem_scale(p) ** 1.5 / np.sqrt(p.dim_U)
+
+
+def test_perturbed_gradient_descent_is_exactly_scale_equivariant():
+    """Tasks times 4^3 and starts times 2^3 (powers of two: every float operation scales
+    exactly): the same iterations, every point times 8, bit for bit."""
+    from landscape._objective import LoraMLProblem
+
+    inst = ls.random_instance(np.random.default_rng(2), 5, 3, 1)
+    U0 = np.random.default_rng(3).standard_normal((1, 3, 5, 1))
+    a = M.perturbed_gradient_descent(inst.problem, U0, rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
+    b = M.perturbed_gradient_descent(LoraMLProblem(inst.problem.tasks * 64.0, 1), 8.0 * U0,
+                                     rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
+    assert a.iterations == b.iterations and np.array_equal(b.point, 8.0 * a.point)
+
+
+def test_root_finding_polishes_unless_told_not_to():
+    inst = ls.random_instance(np.random.default_rng(3), 4, 3, 1)
+    U0 = inst.U_star + 0.1 * np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    default = M.gradient_root(inst.problem, U0, spectrum=False)
+    on = M.gradient_root(inst.problem, U0, spectrum=False, polish=True)
+    off = M.gradient_root(inst.problem, U0, spectrum=False, polish=False)
+    assert np.array_equal(default.point, on.point) and default.polish_steps == on.polish_steps
+    assert off.polish_steps == 0
+
+
+def test_every_extra_start_of_every_method_has_its_own_index():
+    """n random starts are indexed 0..n-1; each (method, extra start) pair gets the next
+    index, method by method, and its search starts from that extra start."""
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    extra = np.random.default_rng(9).standard_normal((2, 3, 3, 1))
+    res = ls.search(p, rng=np.random.default_rng(1), n_starts=3, methods=("gd", "lbfgs"), starts=extra,
+                    spectrum=False)
+    assert [r.start_index for r in res] == list(range(3 + 2 * 2))
+    assert [r.method for r in res[3:]] == ["gd", "gd", "lbfgs", "lbfgs"]
+
+
+@pytest.mark.parametrize("c", [4.0 ** -3, 1.0, 4.0 ** 3])
+def test_perturbed_gradient_descent_stops_at_its_relative_gradient_tolerance(c):
+    """PGD returns a point whose gradient norm is below PGD_GRAD_REL s^1.5 (it perturbs there
+    and comes back when descent does not lower G), well before its iteration cap."""
+    from landscape._objective import LoraMLProblem
+    from landscape._search.descent import PGD_GRAD_REL
+    from landscape._search.result import DEFAULT_MAX_ITER
+
+    inst = ls.random_instance(np.random.default_rng(3), 4, 3, 1)
+    p = LoraMLProblem(inst.problem.tasks * c, 1)
+    U0 = (inst.U_star + 0.05 * np.random.default_rng(4).standard_normal(inst.U_star.shape)) * np.sqrt(c)
+    r = M.perturbed_gradient_descent(p, U0[None], rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
+    assert r.iterations < DEFAULT_MAX_ITER["pgd"] and "approximate second-order stationary point" in r.stop_reason
+    assert np.linalg.norm(M.reduced_grad(p, r.point)) <= PGD_GRAD_REL * M.problem_scale(p) ** 1.5
