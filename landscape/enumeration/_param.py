@@ -50,7 +50,7 @@ import numpy as np
 
 from ._backends import BackendError, parse_phc_solutions, phc_executable, phc_number, phc_version
 
-__all__ = ["ParamFamily", "track", "monodromy_orbits", "start_file", "load_starts", "build_starts",
+__all__ = ["ParamFamily", "track", "homogenize", "to_chart", "from_chart", "monodromy_orbits", "start_file", "load_starts", "build_starts",
            "canonical", "orbit_keys"]
 
 STARTS = Path(__file__).with_name("starts")
@@ -161,18 +161,68 @@ class ParamFamily:
             raise BackendError("could not fit parameters to the seed solution")
         return S
 
-    def phc_text(self, S: np.ndarray) -> str:
-        lines = [f"{self.n} {self.n}"]
-        for terms in self.polys(S):
+    def phc_text(self, S: np.ndarray, chart=None) -> str:
+        """The equations at ``S`` in PHCpack's format; with ``chart`` (complex, length
+        ``n + 1``) the projective form of :func:`homogenize` in the unknowns
+        ``names + [HOMOGENEOUS]``."""
+        polys, names = self.polys(S), self.names
+        if chart is not None:
+            polys, names = homogenize(polys, chart), names + [HOMOGENEOUS]
+        lines = [f"{len(names)} {len(names)}"]
+        for terms in polys:
             parts = []
             for m, c in terms.items():
                 if c == 0:
                     continue
                 c = complex(c)
-                mono = "*".join(self.names[v] + (f"^{e}" if e > 1 else "") for v, e in enumerate(m) if e)
-                parts.append(f"+({c.real:.17e}{c.imag:+.17e}*i)*{mono}")
+                mono = "*".join(names[v] + (f"^{e}" if e > 1 else "") for v, e in enumerate(m) if e)
+                parts.append(f"+({c.real:.17e}{c.imag:+.17e}*i)" + (f"*{mono}" if mono else ""))
             lines.append("\n".join(parts) + ";")  # one term a line: phc's reader splits long lines badly
         return "\n".join(lines) + "\n"
+
+
+HOMOGENEOUS = "h0"  # the extra unknown of the projective chart
+
+
+def homogenize(polys, chart) -> list:
+    r"""The projective form of the cubics ``polys`` (term dicts in :math:`n` unknowns): each
+    term times :math:`h^{3-\deg}`, so the equations are homogeneous in
+    :math:`(\mathbf u,h)`, plus the affine chart :math:`a\cdot(\mathbf u,h)=1`
+    (``chart`` :math:`=a`).  A solution :math:`\mathbf u` corresponds to
+    :math:`(\mathbf u,1)/(a\cdot(\mathbf u,1))` and back by :math:`\mathbf u=v/h`
+    (:func:`to_chart`, :func:`from_chart`).  For the parameter homotopy the cubic part is
+    still the same at both ends, so each homotopy system is again a non-zero multiple of
+    the projective form at the parameters :math:`S(s)`: the paths are those of the affine
+    homotopy seen in projective space, where a solution of large norm has an O(1)
+    representative with a small :math:`h`."""
+    chart = np.asarray(chart, dtype=complex)
+    n = len(chart) - 1
+    out = []
+    for terms in polys:
+        out.append({m + (3 - sum(m),): c for m, c in terms.items()})
+    lin = {tuple(int(j == i) for j in range(n + 1)): complex(chart[i]) for i in range(n + 1)}
+    lin[(0,) * (n + 1)] = -1.0
+    out.append(lin)
+    return out
+
+
+def to_chart(u, chart) -> np.ndarray:
+    """Points ``u`` (rows) as :math:`(\mathbf u,1)/(a\cdot(\mathbf u,1))`."""
+    u = np.asarray(u, dtype=complex)
+    x = np.concatenate([u, np.ones((len(u), 1), dtype=complex)], axis=1)
+    return x / (x @ np.asarray(chart, dtype=complex))[:, None]
+
+
+def from_chart(x, *, tiny: float = 1e-12) -> np.ndarray:
+    """Back from :func:`to_chart`: :math:`v/h`, NaN where :math:`|h|` is at most ``tiny``
+    times :math:`|v|` (a point at infinity, or PHC lost the path)."""
+    x = np.asarray(x, dtype=complex)
+    v, h = x[:, :-1], x[:, -1:]
+    bad = ~(np.abs(h[:, 0]) > tiny * np.max(np.abs(x), axis=1))
+    with np.errstate(all="ignore"):
+        u = v / h
+    u[bad] = np.nan
+    return u
 
 
 def _random_sym(rng, T, d):
@@ -250,22 +300,30 @@ def _parse_solutions(raw: str, names):
 
 
 def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex, *, threads: int = 1,
-          timeout: float = 600.0, seed: int = 1, decimals: int = 16):
+          timeout: float = 600.0, seed: int = 1, decimals: int = 16, chart=None):
     """Track the solutions ``starts`` (rows, in ``family.names`` order) of E(.; S_from) to
     E(.; S_to) with ``phc -p`` and accessibility constant ``gamma``, in double precision
-    (``decimals`` 16) or double-double (32).  Returns the ends (one row per start, NaN
-    where PHC lost the path), and per end ``(rco, res)``."""
+    (``decimals`` 16) or double-double (32); with ``chart`` (complex, length ``n + 1``)
+    in the projective form of :func:`homogenize` (the same paths; the ends are mapped back).
+    Returns the ends (one row per start, NaN where PHC lost the path or it went to
+    infinity), and per end ``(rco, res)``."""
     if decimals not in (16, 32):
         raise ValueError(f"decimals must be 16 or 32, got {decimals}")
     exe = phc_executable()
     starts = np.asarray(starts, dtype=complex).reshape(-1, family.n)
     if not len(starts):
         return starts.copy(), np.zeros((0, 2))
+    names, x0 = family.names, starts
+    if chart is not None:
+        chart = np.asarray(chart, dtype=complex).ravel()
+        if chart.shape != (family.n + 1,):
+            raise ValueError(f"a chart needs {family.n + 1} coefficients, got {chart.size}")
+        names, x0 = names + [HOMOGENEOUS], to_chart(starts, chart)
     with tempfile.TemporaryDirectory(prefix="landscape-phcp-") as tmp:
         tmp = Path(tmp)
-        (tmp / "target").write_text(family.phc_text(S_to))
-        (tmp / "start").write_text(family.phc_text(S_from) + "\nTHE SOLUTIONS :\n"
-                                   + _solutions_text(family.names, starts))
+        (tmp / "target").write_text(family.phc_text(S_to, chart))
+        (tmp / "start").write_text(family.phc_text(S_from, chart) + "\nTHE SOLUTIONS :\n"
+                                   + _solutions_text(names, x0))
         answers = "\n".join(["target", "out", "y", "sols", "start", "a", repr(float(gamma.real)),
                              repr(float(gamma.imag))] + (["d", "32"] if decimals == 32 else [])
                             + ["0", "0", "n"]) + "\n"
@@ -277,10 +335,10 @@ def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex,
         out = tmp / "out"
         if proc.returncode != 0 or not out.is_file() or "THE SOLUTIONS :" not in out.read_text():
             raise BackendError(f"phc -p failed (status {proc.returncode}): {proc.stdout.strip()[-200:]}")
-        ends, diag = _parse_solutions(out.read_text(), family.names)
+        ends, diag = _parse_solutions(out.read_text(), names)
     if len(ends) != len(starts):
         raise BackendError(f"phc -p returned {len(ends)} ends for {len(starts)} paths")
-    return ends, diag
+    return (ends if chart is None else from_chart(ends)), diag
 
 
 def good_ends(ends, diag, *, big=1e6, rco_min=1e-12):
