@@ -70,6 +70,48 @@ def test_real_centre_proves_a_real_root_and_non_real_boxes_exclude_the_reals():
     assert kind == "real" and np.all(kr.center.imag == 0) and abs(kr.center[0] - np.sqrt(2)) <= kr.radius
 
 
+# ----------------------------------------------------------------------------- precise Newton
+# (x - 3)^2 = delta^2, y = x with delta = 1e-9: two simple real roots 3 +- delta.  In floats the
+# constant 9 - delta^2 is 9, so float Newton sees a double root and cannot place either one
+# (it stops where it started); 256-bit Newton on the exact system can.
+DELTA = QQ(1, 10**9)
+CLOSE = CompiledSystem([(x - 3) ** 2 - DELTA**2, y - x], [x, y])
+
+
+def _holds(kr, root):
+    return abs(kr.center[0].real - root) <= kr.radius * (1 + 1e-9) + 1e-15 and np.all(kr.center.imag == 0)
+
+
+def test_precise_newton_certifies_simple_roots_that_float_newton_cannot_place():
+    from landscape.enumeration._complete import newton_precise
+
+    boxes = []
+    for start, root in ((3 + 1.3e-9, 3 + 1e-9), (3 - 1.7e-9, 3 - 1e-9)):
+        p = np.array([start, start], dtype=complex)
+        assert not krawczyk_complex(CLOSE, CLOSE.newton(p)).certified
+        assert certify_solution(CLOSE, p, 1, 2, precise=False) == (None, None, [])
+        q = newton_precise(CLOSE, CLOSE.newton(p))
+        assert q is not None and abs(q[0].real - root) < 1e-15
+        stats = {}
+        kr, kind, _ = certify_solution(CLOSE, p, 1, 2, stats=stats)
+        assert kind == "real" and stats == {"precise_newton": 1} and _holds(kr, root) and kr.radius < 1e-12
+        boxes.append(kr)
+    C, r = np.array([b.center for b in boxes]), np.array([b.radius for b in boxes])
+    # the two boxes are disjoint: both simple roots listed, the degree-2 count is complete
+    assert count_argument(C, r, 2)["complete"]
+
+
+def test_precise_newton_gives_up_without_a_root():
+    from landscape.enumeration._complete import newton_precise
+
+    # x^2 + 1 = 0, y = x from a real start: Newton stays real and never settles; an exactly
+    # singular Jacobian (x^2 = y^2 = 0 at the origin) and a non-finite start also yield None
+    none_real = CompiledSystem([x**2 + 1, y - x], [x, y])
+    assert newton_precise(none_real, np.array([0.3 + 0j, 0.3 + 0j])) is None
+    assert newton_precise(CompiledSystem([x**2, y**2], [x, y]), np.array([0j, 0j])) is None
+    assert newton_precise(CLOSE, np.array([np.nan, 3.0])) is None
+
+
 # ----------------------------------------------------------------------------- disjointness and count
 def _boxes(system, starts):
     out = [krawczyk_complex(system, system.newton(s)) for s in starts]
@@ -219,22 +261,36 @@ def test_live_431_count_is_consistent_with_the_record():
 def _effort_is_what_the_loop_did(ph):
     """The phc route's effort fields against the loop that made them: per support one attempt
     per try, every start orbit tracked once per try, the last attempt's count the support's,
-    a double-double retrack of exactly the paths its attempt sent back (the lost, failed,
-    duplicate and off-support ends, plus at most one earlier owner per duplicate)."""
-    lost = 0
+    a projective re-track of exactly the paths its attempt sent back (the lost, failed,
+    duplicate and off-support ends, plus at most one earlier owner per duplicate), and a
+    double-double re-track of what that one sent back in turn; the new orbits of the
+    re-tracks add up to the route's counts of them."""
+    lost, proj_new, dd_new = 0, 0, 0
+
+    def sent(o):
+        return o["lost"] + o["failed"] + o["duplicate"] + o["other_support"]
+
     for s in ph["per_support"]:
         assert len(s["attempts"]) == s["tries"] >= 1
         assert s["paths_tracked"] == s["tries"] * s["start_orbits"]
         assert s["attempts"][-1]["certified_orbits"] == s["certified_orbits"] == s["start_orbits"]
         assert s["double_double_paths"] == sum(a.get("double_double", {}).get("paths", 0) for a in s["attempts"])
+        assert s["projective_paths"] == sum(a.get("projective", {}).get("paths", 0) for a in s["attempts"])
         for a in s["attempts"]:
             o = a["double"]
             lost += o["lost"]
+            if "projective" in a:
+                assert sent(o) <= a["projective"]["paths"] <= sent(o) + o["duplicate"]
+                proj_new += a["projective"]["new_orbits"]
+                o = a["projective"]
             if "double_double" in a:
-                sent_back = o["lost"] + o["failed"] + o["duplicate"] + o["other_support"]
-                assert sent_back <= a["double_double"]["paths"] <= sent_back + o["duplicate"]
-    assert ph["paths"] == sum(s["paths_tracked"] + s["double_double_paths"] for s in ph["per_support"])
+                assert sent(o) <= a["double_double"]["paths"] <= sent(o) + o["duplicate"]
+                dd_new += a["double_double"]["new_orbits"]
+    assert ph["paths"] == sum(s["paths_tracked"] + s["double_double_paths"] + s["projective_paths"]
+                              for s in ph["per_support"])
     assert ph["lost_paths"] == lost
+    assert ph["new_orbits_by_mechanism"]["projective_retrack"] == proj_new
+    assert ph["new_orbits_by_mechanism"]["projective_double_double"] == dd_new
 
 
 @needs_both

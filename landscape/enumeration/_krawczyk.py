@@ -179,6 +179,15 @@ def _radii(newton: float, scale: float) -> list:
     return [r0 * 10.0 ** j for j in range(0, 12, 2)]
 
 
+def _fine_radii(newton: float, scale: float) -> list:
+    """Radii for an ill-conditioned zero (with a precise :math:`Y`): from twice the Newton
+    step (at least 4e-16 of the scale, a few float spacings of the centre) growing by 4x.
+    A box must hold the zero yet stay small enough that :math:`Y\,Df` varies little over
+    it; at a condition number of :math:`10^{13}` that window is a few float spacings wide."""
+    r0 = max(2.0 * newton, 4e-16 * scale)
+    return [r0 * 4.0 ** j for j in range(12)]
+
+
 def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykResult:
     """Try boxes of growing radius around the (Newton-polished) float point ``x``."""
     from flint import arb, arb_mat
@@ -214,7 +223,25 @@ def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykRe
 # --------------------------------------------------------------------------------------
 # Complex boxes
 # --------------------------------------------------------------------------------------
-def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> KrawczykResult:
+def _precise_inverse(system: CompiledSystem, x: np.ndarray, bits: int):
+    """An ``acb_mat`` :math:`Y`: the midpoints of the inverse of :math:`Df(x)` computed at
+    ``bits`` bits from the exact coefficients, or None where that is singular.  Any
+    :math:`Y` serves in Krawczyk's test; this one keeps :math:`I-Y\,Df` small where a
+    float inverse cannot (a condition number near :math:`10^{12}`)."""
+    from flint import acb, acb_mat
+
+    with arb_precision(bits):
+        J = system.cjac([acb(float(v.real), float(v.imag)) for v in x])
+        try:
+            Y = J.inv()
+        except ZeroDivisionError:
+            return None
+        n = system.n
+        return acb_mat([[Y[i, j].mid() for j in range(n)] for i in range(n)])
+
+
+def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None,
+                     inverse_bits: int | None = None) -> KrawczykResult:
     r"""Krawczyk's test over :math:`\mathbb C^n`: the box is the product of the squares
     :math:`\tilde x_j+([-r,r]+i[-r,r])` (``acb`` rectangles), :math:`Y` the complex float
     inverse of :math:`Df(\tilde x)`.
@@ -229,7 +256,8 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> Kr
     :math:`X`, complex in general, and that :math:`Df` is nonsingular there: the zero is
     simple.  A box with a real centre is invariant under conjugation; for a system with
     real coefficients the conjugate of its zero is then a zero in the box too, so that
-    unique zero is real.
+    unique zero is real.  With ``inverse_bits``, :math:`Y` is :func:`_precise_inverse` at
+    that precision instead of the float inverse (the test itself is unchanged).
     """
     from flint import acb, acb_mat, arb
 
@@ -237,16 +265,21 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None) -> Kr
         n = system.n
         x = np.asarray(x, dtype=complex)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
-        Y = _float_inverse(system, x)
-        if Y is None:
-            return KrawczykResult(False, x, 0.0)
+        if inverse_bits is None:
+            Y = _float_inverse(system, x)
+            if Y is None:
+                return KrawczykResult(False, x, 0.0)
+            Ya = acb_mat([[acb(float(v.real), float(v.imag)) for v in row] for row in Y])
+        else:
+            Ya = _precise_inverse(system, x, inverse_bits)
+            if Ya is None:
+                return KrawczykResult(False, x, 0.0)
         xa = [acb(float(v.real), float(v.imag)) for v in x]
-        Ya = acb_mat([[acb(float(v.real), float(v.imag)) for v in row] for row in Y])
         step = Ya * acb_mat([[v] for v in system.cval(xa)])
         newton = max((max(float(step[i, 0].real.abs_upper()), float(step[i, 0].imag.abs_upper())) for i in range(n)),
                      default=0.0)
         if radii is None:
-            radii = _radii(newton, scale)
+            radii = _radii(newton, scale) if inverse_bits is None else _fine_radii(newton, scale)
         eye = acb_mat(n, n)
         for i in range(n):
             eye[i, i] = 1

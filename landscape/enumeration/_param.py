@@ -43,14 +43,16 @@ import re
 import subprocess
 import tempfile
 import time
+from fractions import Fraction
 from itertools import combinations
+from math import lcm
 from pathlib import Path
 
 import numpy as np
 
 from ._backends import BackendError, parse_phc_solutions, phc_executable, phc_number, phc_version
 
-__all__ = ["ParamFamily", "track", "homogenize", "to_chart", "from_chart", "monodromy_orbits", "start_file", "load_starts", "build_starts",
+__all__ = ["ParamFamily", "track", "homogenize", "integer_scale", "to_chart", "from_chart", "monodromy_orbits", "start_file", "load_starts", "build_starts",
            "canonical", "orbit_keys"]
 
 STARTS = Path(__file__).with_name("starts")
@@ -67,8 +69,9 @@ class ParamFamily:
         self.T, self.d, self.supp = T, d, tuple(supp)
         self.names = [f"u{t}_{i}_0" for t in self.supp for i in range(d)]
         self.n = len(self.names)
-        # the cubic part does not depend on S: build it once
-        self._cubic = [self._cubic_eq(a, i) for a in range(len(self.supp)) for i in range(d)]
+        # the cubic part does not depend on S: build it once (exact, and in floats)
+        self._cubic_q = [self._cubic_eq(a, i) for a in range(len(self.supp)) for i in range(d)]
+        self._cubic = [{m: float(c) for m, c in eq.items()} for eq in self._cubic_q]
 
     def _var(self, a, i):
         return a * self.d + i
@@ -84,22 +87,31 @@ class ParamFamily:
         T, d, terms = self.T, self.d, {}
         for j in range(d):
             for b in range(len(self.supp)):
-                c = (1.0 - 1.0 / T) if b == a else -1.0 / T
+                c = (1 - Fraction(1, T)) if b == a else -Fraction(1, T)
                 m = self._mono(self._var(b, i), self._var(b, j), self._var(a, j))
-                terms[m] = terms.get(m, 0.0) + c
+                terms[m] = terms.get(m, 0) + c
         return terms
 
-    def polys(self, S: np.ndarray) -> list:
-        """Equations at the parameters ``S`` (shape ``(T, d, d)``, symmetric)."""
-        S = np.asarray(S)
-        C = S.mean(axis=0)[None] - S
+    def polys(self, S) -> list:
+        """Equations at the parameters ``S`` (shape ``(T, d, d)``, symmetric): float
+        coefficients for an array, :class:`fractions.Fraction` ones for exact tasks
+        (nested lists of fractions, :func:`._systems.exact_tasks`)."""
+        exact = not isinstance(S, np.ndarray)
+        if exact:
+            T = self.T
+            C = [[[sum(S[s][i][j] for s in range(T)) / T - S[t][i][j] for j in range(self.d)]
+                  for i in range(self.d)] for t in range(T)]
+            cubic = self._cubic_q
+        else:
+            Cf = S.mean(axis=0)[None] - S
+            C, cubic = [[[Cf[t, i, j] for j in range(self.d)] for i in range(self.d)] for t in range(self.T)], self._cubic
         out = []
         for a, t in enumerate(self.supp):
             for i in range(self.d):
-                terms = dict(self._cubic[a * self.d + i])
+                terms = dict(cubic[a * self.d + i])
                 for j in range(self.d):
                     m = self._mono(self._var(a, j))
-                    terms[m] = terms.get(m, 0.0) + C[t, i, j]
+                    terms[m] = terms.get(m, 0) + C[t][i][j]
                 out.append(terms)
         return out
 
@@ -161,11 +173,14 @@ class ParamFamily:
             raise BackendError("could not fit parameters to the seed solution")
         return S
 
-    def phc_text(self, S: np.ndarray, chart=None) -> str:
-        """The equations at ``S`` in PHCpack's format; with ``chart`` (complex, length
-        ``n + 1``) the projective form of :func:`homogenize` in the unknowns
-        ``names + [HOMOGENEOUS]``."""
-        polys, names = self.polys(S), self.names
+    def phc_text(self, S, chart=None, scale: int = 1) -> str:
+        """The equations at ``S`` (see :meth:`polys`) times ``scale`` in PHCpack's format;
+        with ``chart`` (complex, length ``n + 1``) the projective form of :func:`homogenize`
+        in the unknowns ``names + [HOMOGENEOUS]``.  Coefficients are written to 17
+        digits: exactly when ``scale`` makes an exact one an integer below :math:`2^{53}`
+        (PHC then tracks to the very system that is certified).  (Plain integers are not
+        written as such: PHC 2.4.86's reader fails on some lines of them.)"""
+        polys, names = [{m: c * scale for m, c in eq.items()} for eq in self.polys(S)], self.names
         if chart is not None:
             polys, names = homogenize(polys, chart), names + [HOMOGENEOUS]
         lines = [f"{len(names)} {len(names)}"]
@@ -174,14 +189,25 @@ class ParamFamily:
             for m, c in terms.items():
                 if c == 0:
                     continue
-                c = complex(c)
                 mono = "*".join(names[v] + (f"^{e}" if e > 1 else "") for v, e in enumerate(m) if e)
+                c = complex(c)  # an integer below 2^53 is exact, and so are its 17 digits
                 parts.append(f"+({c.real:.17e}{c.imag:+.17e}*i)" + (f"*{mono}" if mono else ""))
             lines.append("\n".join(parts) + ";")  # one term a line: phc's reader splits long lines badly
         return "\n".join(lines) + "\n"
 
 
 HOMOGENEOUS = "h0"  # the extra unknown of the projective chart
+
+
+def integer_scale(polys) -> int:
+    """The least common multiple of the denominators of the exact coefficients of
+    ``polys`` (1 when none is exact): the factor that makes them integers."""
+    out = 1
+    for eq in polys:
+        for c in eq.values():
+            if isinstance(c, Fraction):
+                out = lcm(out, c.denominator)
+    return out
 
 
 def homogenize(polys, chart) -> list:
@@ -305,6 +331,10 @@ def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex,
     E(.; S_to) with ``phc -p`` and accessibility constant ``gamma``, in double precision
     (``decimals`` 16) or double-double (32); with ``chart`` (complex, length ``n + 1``)
     in the projective form of :func:`homogenize` (the same paths; the ends are mapped back).
+    Exact target tasks ``S_to`` (fractions) are written exactly: both systems are
+    multiplied by :func:`integer_scale` of the target, which leaves the homotopy's paths
+    as they are (it multiplies the whole homotopy), so that at a condition number of
+    :math:`10^{12}` the ends solve the certified system rather than its float rounding.
     Returns the ends (one row per start, NaN where PHC lost the path or it went to
     infinity), and per end ``(rco, res)``."""
     if decimals not in (16, 32):
@@ -321,8 +351,9 @@ def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex,
         names, x0 = names + [HOMOGENEOUS], to_chart(starts, chart)
     with tempfile.TemporaryDirectory(prefix="landscape-phcp-") as tmp:
         tmp = Path(tmp)
-        (tmp / "target").write_text(family.phc_text(S_to, chart))
-        (tmp / "start").write_text(family.phc_text(S_from, chart) + "\nTHE SOLUTIONS :\n"
+        scale = integer_scale(family.polys(S_to))
+        (tmp / "target").write_text(family.phc_text(S_to, chart, scale))
+        (tmp / "start").write_text(family.phc_text(S_from, chart, scale) + "\nTHE SOLUTIONS :\n"
                                    + _solutions_text(names, x0))
         answers = "\n".join(["target", "out", "y", "sols", "start", "a", repr(float(gamma.real)),
                              repr(float(gamma.imag))] + (["d", "32"] if decimals == 32 else [])
