@@ -112,6 +112,110 @@ def test_precise_newton_gives_up_without_a_root():
     assert newton_precise(CLOSE, np.array([np.nan, 3.0])) is None
 
 
+def test_precise_inverse_certifies_where_a_float_inverse_cannot():
+    # x + K y = 1 + K, x + (K + e) y + e (x - 1)^2 = 1 + K + e with K = 1e8, e = 1e-8: the
+    # simple roots (1, 1) and (1 + 1/K, 1 - 1/K^2) have Jacobians of condition ~1e24, whose
+    # float rounding is singular
+    K, e = QQ(10**8), QQ(1, 10**8)
+    ill = CompiledSystem([x + K * y - (1 + K), x + (K + e) * y + e * (x - 1) ** 2 - (1 + K + e)], [x, y])
+    root = np.array([1.0 + 0j, 1.0 + 0j])
+    assert not krawczyk_complex(ill, root).certified
+    kr = krawczyk_complex(ill, root, inverse_bits=256)
+    assert kr.certified and 0 < kr.radius < 1e-12
+    # the same Y does not certify a box that misses the root
+    assert not krawczyk_complex(ill, root + 1e-6, radii=[1e-9], inverse_bits=256).certified
+    # the real test (route 1's per-point certificate) likewise
+    from landscape.enumeration._krawczyk import krawczyk
+
+    assert not krawczyk(ill, root.real).certified
+    kr = krawczyk(ill, root.real, inverse_bits=256)
+    assert kr.certified and 0 < kr.radius < 1e-12
+    assert not krawczyk(ill, root.real + 1e-6, radii=[1e-9], inverse_bits=256).certified
+    kr, kind, _ = certify_solution(ill, np.array([1.001 + 0j, 0.999 + 0j]), 1, 2)
+    assert kind == "real"
+    from fractions import Fraction
+
+    # the box holds one of the two roots (checked exactly: the centre is a float)
+    roots = [(Fraction(1), Fraction(1)), (1 + Fraction(1, 10**8), 1 - Fraction(1, 10**16))]
+    c = [Fraction(float(v.real)) for v in kr.center]
+    assert any(all(abs(ci - ri) <= Fraction(kr.radius) for ci, ri in zip(c, r)) for r in roots)
+    assert certify_solution(ill, np.array([1.001 + 0j, 0.999 + 0j]), 1, 2, precise=False)[0] is None
+
+
+# ----------------------------------------------------------------------------- projective chart, exact target
+def test_projective_chart_maps_solutions_to_zeros_of_the_homogenized_system_and_back():
+    from landscape.enumeration._param import ParamFamily, from_chart, homogenize, to_chart
+
+    rng = np.random.default_rng(3)
+    fam = ParamFamily(3, 2, (0, 1, 2))
+    u = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    S = fam.fit_params(u, rng)  # u solves E(.; S)
+    chart = rng.standard_normal(fam.n + 1) + 1j * rng.standard_normal(fam.n + 1)
+    hom = homogenize(fam.polys(S), chart)
+
+    def ev(point):
+        return np.array([sum(c * np.prod(point ** np.array(m)) for m, c in eq.items()) for eq in hom])
+
+    for scale in (1.0, 1e3):  # a solution of any norm is an O(1) point of the chart
+        # u solves E(.; S) iff (u, 1) solves the homogeneous form; scaling u by s is S by s^2
+        Ss = S * scale**2
+        hs = homogenize(fam.polys(Ss), chart)
+        xs = to_chart((u * scale).reshape(1, -1), chart)
+        vals = np.array([sum(c * np.prod(xs[0] ** np.array(m)) for m, c in eq.items()) for eq in hs])
+        assert np.max(np.abs(vals)) < 1e-9 * scale and np.max(np.abs(xs)) < 100
+        assert np.allclose(from_chart(xs)[0], (u * scale).ravel(), rtol=1e-12)
+    x0 = to_chart(u.reshape(1, -1), chart)[0]
+    assert np.max(np.abs(ev(x0))) < 1e-10
+    # a point that does not solve the system is not a zero of its projective form
+    assert np.max(np.abs(ev(to_chart((u + 0.1).reshape(1, -1), chart)[0]))) > 1e-6
+    # a point at infinity (h = 0) does not map back
+    assert np.all(np.isnan(from_chart(np.array([[1.0, 2.0, 0.0]]))))
+
+
+def test_exact_target_scale_makes_every_coefficient_an_integer():
+    from fractions import Fraction
+
+    from landscape.enumeration._param import ParamFamily, integer_scale
+    from landscape.enumeration._systems import exact_tasks
+
+    S = exact_tasks(rounded_tasks(0, 3, 3))
+    fam = ParamFamily(3, 3, (0, 1, 2))
+    polys = fam.polys(S)
+    lam = integer_scale(polys)
+    coefs = [c for eq in polys for c in eq.values()]
+    assert all(isinstance(c, Fraction) for c in coefs)
+    assert all((c * lam).denominator == 1 and abs(c * lam) < 2**53 for c in coefs)
+    for p in (2, 3, 5):  # the least such factor
+        if lam % p == 0:
+            assert any((c * (lam // p)).denominator != 1 for c in coefs)
+    # the exact equations agree with the float ones, which carry a rounding error
+    fl = fam.polys(np.array([[[float(v) for v in row] for row in M] for M in S]))
+    assert all(abs(float(c) - fe[m]) <= 1e-15 * (1 + abs(float(c))) for eq, fe in zip(polys, fl) for m, c in eq.items())
+
+
+needs_phc = pytest.mark.skipif(not algebra_available("phc"), reason="needs phc (apt-get install phcpack)")
+
+
+@needs_phc
+def test_projective_track_follows_the_same_paths():
+    from landscape.enumeration._param import ParamFamily, load_starts, track
+    from landscape.enumeration._systems import exact_tasks
+
+    S0, reps = load_starts(3, 2)[0][(0, 1, 2)]
+    fam = ParamFamily(3, 2, (0, 1, 2))
+    S = exact_tasks(rounded_tasks(4, 2, 3))
+    rng = np.random.default_rng(1)
+    chart = rng.standard_normal(fam.n + 1) + 1j * rng.standard_normal(fam.n + 1)
+    gamma = np.exp(0.7j)
+    affine, _ = track(fam, S0, S, reps, gamma)
+    proj, _ = track(fam, S0, S, reps, gamma, chart=chart)
+    # one homotopy seen in two coordinate systems: the same end for every start
+    assert np.all(np.isfinite(affine)) and np.max(np.abs(proj - affine)) < 1e-8 * (1 + np.max(np.abs(affine)))
+    # a different gamma pairs the starts differently (so the comparison above is not vacuous)
+    other, _ = track(fam, S0, S, reps, np.exp(2.1j), chart=chart)
+    assert np.max(np.abs(other - affine)) > 1e-3
+
+
 # ----------------------------------------------------------------------------- disjointness and count
 def _boxes(system, starts):
     out = [krawczyk_complex(system, system.newton(s)) for s in starts]

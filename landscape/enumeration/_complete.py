@@ -54,53 +54,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._backends import BackendError, msolve_degree
-from ._krawczyk import boxes_overlap, krawczyk_complex
+from ._krawczyk import PRECISE_BITS, boxes_overlap, krawczyk_complex, newton_precise
 
 __all__ = ["CertifiedOrbits", "count_argument", "certify_solution", "homotopy_enumeration"]
 
 ZERO_BLOCK = 1e-8  # relative size below which a polished block is set to exactly 0 and re-certified
 REAL_TOL = 1e-8  # relative imaginary size below which a polished point is tried as real
-
-
-PRECISE_BITS = 256  # working precision of the Newton polish for ends that float Newton cannot place
-
-
-def newton_precise(compiled, x, *, bits: int = PRECISE_BITS, steps: int = 25):
-    r"""Newton's method on the exact system in ``acb`` midpoint arithmetic at ``bits`` bits
-    from the complex point ``x``, rounded to floats at the end; None when a Jacobian is
-    singular, a step is not finite or the steps do not settle.
-
-    Why: float Newton places a zero only to about :math:`\kappa(Df)\,\varepsilon` of its
-    norm (the residual is evaluated with a rounding error of :math:`\varepsilon` times its
-    largest term), and Krawczyk's box must hold that error while :math:`Y\,Df` stays
-    close to :math:`I` over it.  At :math:`\kappa\approx10^9` (a simple zero next to a
-    near-collision) a float point is :math:`10^{-6}` off and no box passes, while the
-    correctly rounded zero passes with a box of :math:`10^{-13}`.  Nothing here is part
-    of the proof: the box around the returned point is proved by
-    :func:`krawczyk_complex` like any other."""
-    from flint import acb, acb_mat
-
-    from .._interval import arb_precision
-
-    x = np.asarray(x, dtype=complex)
-    if not np.all(np.isfinite(x)):
-        return None
-    with arb_precision(bits):
-        xs = [acb(float(v.real), float(v.imag)) for v in x]
-        tol = 2.0 ** -100 * (1.0 + float(np.max(np.abs(x))))  # the next step is then below 2^-200: far below a float's ulp
-        for _ in range(steps):
-            F = acb_mat([[v] for v in compiled.cval(xs)])
-            try:
-                dx = compiled.cjac(xs).solve(F, algorithm="approx")
-            except ZeroDivisionError:
-                return None
-            step = [complex(float(dx[i, 0].real.mid()), float(dx[i, 0].imag.mid())) for i in range(compiled.n)]
-            if not np.all(np.isfinite(step)):
-                return None
-            xs = [(xs[i] - dx[i, 0]).mid() for i in range(compiled.n)]
-            if max(abs(v) for v in step) <= tol:
-                return np.array([complex(float(v.real.mid()), float(v.imag.mid())) for v in xs])
-    return None
 
 
 def _prove(compiled, x, zero, real, d, scale, precise=False):
