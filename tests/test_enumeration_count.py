@@ -360,6 +360,9 @@ def test_live_431_count_is_consistent_with_the_record():
     assert r.complete == (ph["missing"] == 0)
     assert ph["certified_complex_solutions"] >= rec["certified_complex_solutions"]
     assert r.data["real_critical_points"] >= rec["real_critical_points"]
+    if rec["complete"]:  # a record proved complete must be proved again, with the same list
+        assert r.complete and r.data["real_critical_points"] == rec["real_critical_points"]
+        assert r.data["counts_by_class"] == rec["counts_by_class"]
 
 
 def _effort_is_what_the_loop_did(ph):

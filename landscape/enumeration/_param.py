@@ -35,6 +35,10 @@ The generic instance
     (``found_count`` < ``degree_u_system``, written only with ``--allow-short``); the route
     then still finds every real point that lies on a path, and says that its complex
     count cannot reach the degree.
+
+Why it is long: the family, its projective chart, the driver of ``phc -p`` and the
+monodromy that made the start files belong to one object (the parameter homotopy of the
+:math:`k=1` cubics) and share its term lists; split, each part would import the others.
 """
 from __future__ import annotations
 
