@@ -374,3 +374,25 @@ def test_audit_scaling_sentence_is_its_record():
     plots = [r["plots_s"] for r in rec["rows"]]
     assert f"The three figures cost {min(plots):.1f}-{max(plots):.1f} s at every d" in text
     assert by_d[2000]["peak_rss_gib"] < 1.2 and by_d[4000]["peak_rss_gib"] < 4  # issue 21's memory targets
+
+
+def test_route_2_sizes_sentence_is_the_sizes_record():
+    rows = json.loads((ROOT / "landscape/results/enumeration_sizes.json").read_text())["rows"]
+    phc = {(tuple(r["size"]), r["instance"], r["seed"]): r for r in rows if r.get("route") == "phc alone"}
+    text = " ".join(README.split())
+    r331 = phc[((3, 3, 1), "m1", 0)]
+    assert r331["complete"] and f"1095 of the 1095 complex solutions certified, the same 83 real critical points " \
+        f"as msolve, in {r331['wall_s']} s ({r331['cpu_s']} s of CPU)" in text
+    m0, m1, g0 = (phc[((4, 3, 1), "m1", 0)], phc[((4, 3, 1), "m1", 1)], phc[((4, 3, 1), "gaussian", 0)])
+    assert all(r["complete"] and r["certified_complex_solutions"] == r["degree"] == 4841 for r in (m0, m1, g0))
+    assert "it proves three instances complete, 4841 of the 4841 complex solutions certified each" in text
+    assert (f"model M1 seed 0 with {m0['real_critical_points']} real critical points in {m0['orbits']} orbits "
+            f"(1 lowest local minimum, {m0['counts_by_class']['strict_saddle']} strict saddles) in {m0['wall_s']} s "
+            f"({m0['cpu_s']} s of CPU" in text)
+    assert (f"seed 1 with {m1['real_critical_points']} in {m1['orbits']} orbits (1 lowest local minimum, "
+            f"{m1['counts_by_class']['strict_saddle']} strict saddles) in {m1['wall_s']} s ({m1['cpu_s']} s of CPU" in text)
+    assert g0["counts_by_class"]["strict_saddle"] == g0["orbits"]
+    assert (f"with {g0['real_critical_points']} in {g0['orbits']} orbits, all strict saddles, in {g0['wall_s']} s "
+            f"({g0['cpu_s']} s of CPU" in text)
+    within5 = sum(r["wall_s"] <= 300 for r in (m0, m1, g0))
+    assert f"within 5 minutes on {['none', 'one', 'two', 'all'][within5]} of the three instances" in text
