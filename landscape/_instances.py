@@ -102,6 +102,8 @@ def f1_instance(d: int = 2) -> PlantedInstance:
 def f1_point(theta: float, s1: int = 1, s2: int = 1, d: int = 2):
     r"""A point of the F.1 hyperbola: :math:`u_1=(s_1\cosh\theta, s_1s_2\sinh\theta)`,
     :math:`u_2=(\sinh\theta, s_2\cosh\theta)`, and :math:`A=e_1e_1^\top-u_1u_1^\top`."""
+    if s1 not in (-1, 1) or s2 not in (-1, 1):
+        raise LandscapeInputError(f"the F.1 branch signs are +1 or -1, got s1={s1!r}, s2={s2!r}")
     ch, sh = np.cosh(theta), np.sinh(theta)
     U = np.zeros((2, d, 1))
     U[0, :2, 0] = (s1 * ch, s1 * s2 * sh)
@@ -123,15 +125,23 @@ def thm33_counterexample_instance() -> PlantedInstance:
     return PlantedInstance(np.zeros((2, 2)), U)
 
 
-def thm33_counterexample_minimiser():
-    r"""Exact second global minimiser of :func:`thm33_counterexample_instance`.
+def thm33_counterexample_minimiser(U_star=None):
+    r"""Exact second global minimiser of :func:`thm33_counterexample_instance` (or of the
+    :math:`d=2`, :math:`k=1`, :math:`T=3` instance with :math:`A^\star=0` and factors
+    ``U_star``, shape (3, 2) or (3, 2, 1)).
 
     With :math:`Q=sQ_0`, :math:`\ell_t(Q_0) = w_t^\top\mathrm{adj}(Q_0)w_t = 1`
     solved linearly for the three entries of :math:`\mathrm{adj}(Q_0)`, and
-    :math:`s = 1/\det Q_0`, each :math:`W_t - Q` is rank one and PSD; its factor is
-    :math:`\hat u_t`.  Returns ``(Q, U_hat)`` (so :math:`\hat A = A^\star + Q`).
+    :math:`s = 1/\det Q_0`, each :math:`W_t - Q` is rank one; when all three are PSD its
+    factor is :math:`\hat u_t`.  Returns ``(Q, U_hat)`` (so :math:`\hat A = A^\star + Q`).
+    Raises :class:`ArithmeticError` when some :math:`W_t-Q` is not PSD (THEORY.md: about
+    35% of Gaussian instances): its most negative eigenvalue is below
+    :math:`-10^{-9}` times its largest eigenvalue in absolute value, a relative test, so
+    that the verdict does not change when the instance is scaled.
     """
-    w = THM33_COUNTEREXAMPLE_U_STAR
+    w = THM33_COUNTEREXAMPLE_U_STAR if U_star is None else np.asarray(U_star, dtype=float).reshape(-1, 2)
+    if w.shape != (3, 2) or not np.all(np.isfinite(w)):
+        raise LandscapeInputError(f"U_star must hold 3 finite factors in R^2, got shape {np.shape(U_star)}")
     # adj(Q0) = [[c, -b], [-b, a]] for Q0 = [[a, b], [b, c]]; l_t = c w1^2 - 2 b w1 w2 + a w2^2.
     M = np.stack([w[:, 1] ** 2, -2 * w[:, 0] * w[:, 1], w[:, 0] ** 2], axis=1)
     a, b, c = np.linalg.solve(M, np.ones(3))
@@ -141,8 +151,9 @@ def thm33_counterexample_minimiser():
     U_hat = np.zeros((3, 2, 1))
     for t in range(3):
         lam, vecs = np.linalg.eigh(W[t] - Q)
-        if lam[0] < -1e-9 * max(1.0, abs(lam[-1])):
-            raise ArithmeticError("W_t - Q is not PSD: the construction does not apply")
+        if lam[0] < -1e-9 * float(np.max(np.abs(lam))):
+            raise ArithmeticError(f"W_{t + 1} - Q is not PSD (eigenvalues {lam[0]:.3g}, {lam[1]:.3g}): "
+                                  "the construction does not apply")
         U_hat[t, :, 0] = np.sqrt(max(lam[-1], 0.0)) * vecs[:, -1]
     return Q, U_hat
 

@@ -320,7 +320,10 @@ def _read_json(fh, size: int, name: str, label: str):
         raise LandscapeInputError(f"{label}{name}: {_human(size)} of JSON, above the limit of {_human(MAX_JSON_BYTES)}"
                                   "; use .npy or .npz for large arrays")
     fh.seek(0)
-    raw = fh.read(MAX_JSON_BYTES + 1)
+    raw = fh.read(MAX_JSON_BYTES + 1)  # one byte more than allowed: a file that grew since its size was taken
+    if len(raw) > MAX_JSON_BYTES:
+        raise LandscapeInputError(f"{label}{name}: the file changed while being read (now above the limit of "
+                                  f"{_human(MAX_JSON_BYTES)} of JSON)")
     encoding = "utf-8"
     for bom, enc in _BOMS:
         if raw.startswith(bom):

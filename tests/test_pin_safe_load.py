@@ -1,0 +1,107 @@
+"""The bounds of the safe loader (``landscape/runtime/safe_load.py``) at their exact
+edges: a byte under a limit is read, a byte over it is refused, every pickle protocol
+that starts with the PROTO opcode is named a pickle, every .npy format version that
+numpy writes is read bit for bit."""
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+
+from landscape import LandscapeInputError
+from landscape.runtime import safe_load as SL
+
+
+def _json_stream(n: int) -> bytes:
+    """A valid JSON list of exactly ``n`` >= 3 bytes: ``[1,1,...]`` padded with spaces."""
+    body = b"[1]"
+    return body + b" " * (n - len(body))
+
+
+def test_json_size_limit_is_inclusive(monkeypatch):
+    monkeypatch.setattr(SL, "MAX_JSON_BYTES", 64)
+    raw = _json_stream(64)
+    assert SL._read_json(io.BytesIO(raw), 64, "t.json", "") == [1]
+    with pytest.raises(LandscapeInputError, match="above the limit"):
+        SL._read_json(io.BytesIO(_json_stream(65)), 65, "t.json", "")
+
+
+def test_json_that_grew_past_the_limit_after_its_size_was_taken_is_refused(monkeypatch):
+    """The size comes from stat before the read; a file that holds more than the limit
+    when read (it grew meanwhile) is refused, not parsed from a truncated prefix."""
+    monkeypatch.setattr(SL, "MAX_JSON_BYTES", 64)
+    with pytest.raises(LandscapeInputError, match="changed while"):
+        SL._read_json(io.BytesIO(_json_stream(65)), 10, "t.json", "")
+    assert SL._read_json(io.BytesIO(_json_stream(64)), 10, "t.json", "") == [1]
+
+
+def _npz_bytes(*arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{f"a{i}": a for i, a in enumerate(arrays)})
+    return buf.getvalue()
+
+
+def test_npz_member_sizes_are_bounded_by_the_data_limit_plus_one_header_per_member(monkeypatch):
+    """The archive's declared member sizes may total MAX_ARRAY_BYTES + one header allowance
+    per member, inclusive: exactly that is read, one byte less of limit is refused."""
+    import zipfile
+
+    arrays = (np.arange(40.0), np.arange(40.0) / 7)
+    raw = _npz_bytes(*arrays)
+    total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(raw)).infolist())
+    header = 128  # numpy's version 1.0 header of these arrays, magic included
+    assert total == 2 * (header + 40 * 8)
+    monkeypatch.setattr(SL, "MAX_NPY_HEADER_BYTES", header)
+    monkeypatch.setattr(SL, "MAX_ARRAY_BYTES", total - 2 * header)
+    out = SL._read_npz(io.BytesIO(raw), "t.npz", ("a0", "a1"), "")
+    assert np.array_equal(out["a0"], arrays[0]) and np.array_equal(out["a1"], arrays[1])
+    monkeypatch.setattr(SL, "MAX_ARRAY_BYTES", total - 2 * header - 1)
+    with pytest.raises(LandscapeInputError, match="members declare"):
+        SL._read_npz(io.BytesIO(raw), "t.npz", ("a0", "a1"), "")
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_every_pickle_protocol_with_a_proto_opcode_is_named_a_pickle(tmp_path, protocol):
+    raw = pickle.dumps(np.eye(2), protocol=protocol)
+    assert raw[0] == 0x80 and raw[1] == protocol
+    assert SL.sniff(raw[:16]) == "pickle"
+    path = tmp_path / "tasks.npy"
+    path.write_bytes(raw)
+    with pytest.raises(LandscapeInputError, match="pickles are never loaded"):
+        SL.read_arrays(path, allowed=("tasks",), list_key="tasks")
+
+
+@pytest.mark.parametrize("second", [0, 1, 6, 0x80])
+def test_other_bytes_after_0x80_are_not_a_pickle_header(second):
+    assert SL.sniff(bytes([0x80, second]) + b"rest") == "unknown"
+
+
+@pytest.mark.parametrize("nbytes,text", [
+    (0, "0 bytes"), (1023, "1023 bytes"), (1024, "1.0 KiB"), (2**20 - 1, "1024.0 KiB"), (2**20, "1.0 MiB"),
+    (3 * 2**19, "1.5 MiB"), (2**30 - 1, "1024.0 MiB"), (2**30, "1.0 GiB"), (5 * 2**30, "5.0 GiB"),
+])
+def test_sizes_in_messages_use_the_largest_binary_unit_not_above_them(nbytes, text):
+    assert SL._human(nbytes) == text
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_every_npy_version_numpy_writes_is_read_exactly(tmp_path, version):
+    arr = np.arange(12.0).reshape(3, 4) / 3
+    path = tmp_path / "tasks.npy"
+    with open(path, "wb") as fh:
+        np.lib.format.write_array(fh, arr, version=version)
+    fmt, out = SL.read_arrays(path, allowed=("tasks",), list_key="tasks")
+    assert fmt == "npy" and out["tasks"].dtype == arr.dtype and np.array_equal(out["tasks"], arr)
+
+
+def test_an_npy_version_numpy_does_not_define_is_refused(tmp_path):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.eye(2), version=(2, 0))
+    raw = bytearray(buf.getvalue())
+    raw[6] = 4  # major version byte
+    path = tmp_path / "tasks.npy"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(LandscapeInputError, match=r"unsupported \.npy format version \(4, 0\)"):
+        SL.read_arrays(path, allowed=("tasks",), list_key="tasks")

@@ -1,0 +1,98 @@
+"""Exact truth for the statistics behind every comparison of the real-data tables
+(``empirics/real/_summary.py``): mean +- SE over seeds and the paired t-test, checked
+against closed forms of Student's t with one and two degrees of freedom (not against
+the scipy call the module makes)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from empirics.real import _summary as S
+
+
+def test_mean_and_standard_error_over_seeds():
+    ms = S.mean_se([0.0, 1.0])
+    assert ms == {"mean": 0.5, "se": 0.5, "n": 2, "values": [0.0, 1.0]}  # std (ddof 1) sqrt(1/2), / sqrt(2)
+    ms = S.mean_se([0.2, 0.4, 0.9])
+    assert ms["se"] == pytest.approx(math.sqrt((0.3 ** 2 + 0.1 ** 2 + 0.4 ** 2) / 2) / math.sqrt(3), rel=1e-14)
+    one = S.mean_se([0.7])
+    assert one["mean"] == 0.7 and one["n"] == 1 and math.isnan(one["se"])
+
+
+def test_paired_t_test_with_two_seeds_is_the_cauchy_tail():
+    """n = 2: t has 1 degree of freedom (Cauchy), two-sided p = 1 - (2/pi) atan|t|."""
+    c = S.paired_difference({1: 0.6, 2: 0.9}, {1: 0.5, 2: 0.6})  # differences 0.1, 0.3
+    assert c["n"] == 2 and c["seeds"] == [1, 2]
+    assert c["mean"] == pytest.approx(0.2, rel=1e-14) and c["se"] == pytest.approx(0.1, rel=1e-12)
+    assert c["t"] == pytest.approx(2.0, rel=1e-12)
+    assert c["p_value"] == pytest.approx(1.0 - 2.0 / math.pi * math.atan(2.0), rel=1e-10)
+
+
+def test_paired_t_test_with_three_seeds_has_two_degrees_of_freedom():
+    """n = 3: two-sided p = 1 - |t| / sqrt(2 + t^2); the sign of t follows row - baseline."""
+    a, b = {4: 1.0, 5: 2.0, 6: 4.0}, {4: 0.0, 5: 0.0, 6: 0.0, 9: 7.0}  # seed 9 has no partner
+    c = S.paired_difference(b, a)  # differences -1, -2, -4
+    d = np.array([-1.0, -2.0, -4.0])
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    assert c["seeds"] == [4, 5, 6] and c["differences"] == [-1.0, -2.0, -4.0]
+    assert c["t"] == pytest.approx(t, rel=1e-12) and c["t"] < 0
+    assert c["p_value"] == pytest.approx(1.0 - abs(t) / math.sqrt(2.0 + t * t), rel=1e-10)
+    assert S.paired_difference(a, b)["t"] == pytest.approx(-t, rel=1e-12)
+
+
+def test_paired_t_test_undefined_without_spread_or_partners():
+    tie = S.paired_difference({1: 1.0, 2: 2.0}, {1: 0.5, 2: 1.5})  # differences 0.5, 0.5 exactly
+    assert tie["se"] == 0.0 and math.isnan(tie["t"]) and math.isnan(tie["p_value"]) and tie["mean"] == 0.5
+    none = S.paired_difference({1: 0.5}, {2: 0.5})
+    assert none["n"] == 0 and none["seeds"] == [] and math.isnan(none["mean"]) and math.isnan(none["p_value"])
+
+
+def test_comparisons_answer_the_papers_two_questions_per_finetuning_method():
+    """PEFT-ML against SR and against Reptile, and SR against Reptile, each for LoRA and for
+    the last layer, always with the same fine-tuning method on both sides."""
+    want = set()
+    for peft, ml in (("lora", "lora-ml"), ("last-layer", "last-layer-ml")):
+        want |= {((ml, peft), ("sr", peft)), ((ml, peft), ("reptile", peft)), (("sr", peft), ("reptile", peft))}
+    assert set(S.COMPARISONS) == want and len(S.COMPARISONS) == len(want)
+    assert S.COMPARED_METRICS == ("accuracy", "best_accuracy_over_epochs")
+
+
+@pytest.mark.parametrize("p,text", [(0.0123456, "0.0123"), (0.5, "0.5"), (1.0, "1"), (3.14159e-7, "3.14e-07"),
+                                    (float("nan"), "n/a"), (None, "n/a"), ("x", "n/a"), (float("inf"), "n/a")])
+def test_p_values_print_three_significant_digits(p, text):
+    assert S.format_p(p) == text
+
+
+def test_mean_se_and_differences_print_in_percent():
+    assert S.format_mean_se({"mean": 0.8123, "se": 0.00456}) == "81.23 ± 0.46"
+    assert S.format_mean_se({"mean": 0.5, "se": None}) == "50.00 ± n/a"
+    assert S.format_mean_se({"mean": 0.5, "se": "NaN"}) == "50.00 ± n/a"
+    assert S.format_difference({"mean": -0.0175, "se": 0.003}) == "-1.75 ± 0.30"
+    assert S.format_difference({"mean": float("nan"), "se": 0.1}) == "n/a"
+
+
+def _record(experiment, **extra):
+    ms = {"mean": 0.5, "se": 0.01}
+    return {"experiment": experiment, "notes": ["note"], "comparisons": [],
+            "rows": [{"row": "LoRA-ML", "accuracy": ms, "best_accuracy_over_epochs": ms, "seeds": [1, 2]}], **extra}
+
+
+def test_summary_prints_the_papers_numbers_with_the_papers_decimals():
+    """Table 1 prints two decimals, the Table 2 averages one; a record written before the
+    paper's numbers were stored in it still gets them."""
+    from empirics.real import _paper
+
+    m, s = _paper.TABLE1["LoRA-ML"]
+    assert f"{m:.2f} ± {s:.2f}" in S.format_summary(_record("vision"))
+    m, s = _paper.TABLE2["LoRA-ML"]["average"]
+    text = S.format_summary(_record("language"))
+    assert f" {m:.1f} ± {s:.1f} " in text and f"{m:.2f} ± {s:.2f}" not in text
+
+
+def test_summary_prints_the_paper_numbers_stored_in_the_record():
+    """A record carries the paper column it was rendered with; the table prints that one."""
+    paper = {"metric": "m", "source": "src", "rows": {"LoRA-ML": [12.34, 5.67]}}
+    text = S.format_summary(_record("vision", paper=paper))
+    assert "12.34 ± 5.67" in text and "paper column: m (src)" in text
