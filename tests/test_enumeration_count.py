@@ -216,6 +216,19 @@ def test_projective_track_follows_the_same_paths():
     assert np.max(np.abs(other - affine)) > 1e-3
 
 
+def test_certified_orbits_know_a_repeated_end_without_a_new_proof():
+    from landscape.enumeration._complete import CertifiedOrbits
+
+    sols = CertifiedOrbits(CIRCLE, 1, 2)
+    assert sols.add(ROOTS[0] + 1e-3) == ("new", 0)
+    # another end of the same root: the known orbit, no second box
+    assert sols.add(ROOTS[0] - 2e-3j) == ("duplicate", 0)
+    assert len(sols.reps) == 1
+    # an end of the other root is a new orbit with its own proof
+    assert sols.add(ROOTS[1] + 1e-3) == ("new", 1)
+    assert sols.add(ROOTS[1] - 1e-3j) == ("duplicate", 1) and len(sols.reps) == 2
+
+
 # ----------------------------------------------------------------------------- disjointness and count
 def _boxes(system, starts):
     out = [krawczyk_complex(system, system.newton(s)) for s in starts]

@@ -103,16 +103,18 @@ def _shape(compiled, x, T, d, polish):
     return x, zero, real, scale
 
 
-def certify_solution(compiled, x, T: int, d: int, *, precise: bool = True, stats: dict | None = None):
+def certify_solution(compiled, x, T: int, d: int, *, precise: bool = True, stats: dict | None = None,
+                     polished=None):
     r"""Polish the complex point ``x`` (unknowns ``(t, i)``, :math:`k=1`) by Newton on the
     full system and prove it by :func:`krawczyk_complex`.  Blocks that polish to almost 0
     are set to exactly 0, points with an almost-zero imaginary part are tried as real.
     When float Newton's point fails, and ``precise``, the given point is polished by
     :func:`newton_precise` instead and tried once more with Krawczyk's :math:`Y` inverted
-    at ``PRECISE_BITS`` (then ``stats["precise_newton"]`` is set to 1).  Returns ``(result, kind, zero_blocks)`` with ``kind`` ``"real"``,
+    at ``PRECISE_BITS`` (then ``stats["precise_newton"]`` is set to 1).  ``polished``:
+    float Newton's point from ``x`` when the caller has it already.  Returns ``(result, kind, zero_blocks)`` with ``kind`` ``"real"``,
     ``"complex"`` (the box excludes the real space) or None when nothing was proved."""
     x0 = np.asarray(x, dtype=complex)
-    x = compiled.newton(x0)
+    x = compiled.newton(x0) if polished is None else np.array(polished, dtype=complex)
     kr, zero, real = None, [], False
     if np.all(np.isfinite(x)):
         x, zero, real, scale = _shape(compiled, x, T, d, compiled.newton)
@@ -157,9 +159,19 @@ class CertifiedOrbits:
 
     def add(self, x) -> tuple:
         """``("new", i)`` (certified, a new orbit, number ``i``), ``("duplicate", i)``
-        (certified, the known orbit ``i``) or ``("failed", None)`` (not proved)."""
+        (the known orbit ``i``: certified, or its float Newton point already within the
+        tolerance of orbit ``i``'s certified centre, which adds nothing to the count) or
+        ``("failed", None)`` (not proved)."""
+        y = self.compiled.newton(np.asarray(x, dtype=complex))
+        if len(self._keys) and np.all(np.isfinite(y)):
+            # a later try's ends are mostly known orbits: spare them Krawczyk's test
+            key = self.key(y)
+            dist = np.max(np.abs(self._keys - key[None]), axis=1)
+            i = int(np.argmin(dist))
+            if dist[i] <= self.tol * (1.0 + np.max(np.abs(key))):
+                return "duplicate", i
         how = {}
-        kr, kind, zero = certify_solution(self.compiled, x, self.T, self.d, stats=how)
+        kr, kind, zero = certify_solution(self.compiled, x, self.T, self.d, stats=how, polished=y)
         if kr is None:
             return "failed", None
         key = self.key(kr.center)
