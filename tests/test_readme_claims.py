@@ -386,13 +386,15 @@ def test_route_2_sizes_sentence_is_the_sizes_record():
     m0, m1, g0 = (phc[((4, 3, 1), "m1", 0)], phc[((4, 3, 1), "m1", 1)], phc[((4, 3, 1), "gaussian", 0)])
     assert all(r["complete"] and r["certified_complex_solutions"] == r["degree"] == 4841 for r in (m0, m1, g0))
     assert "it proves three instances complete, 4841 of the 4841 complex solutions certified each" in text
+    def took(r):
+        return f"in {round(r['wall_s'])} s ({round(r['cpu_s'])} s of CPU"
+
+    saddles = {k: r["counts_by_class"]["strict_saddle"] for k, r in (("m0", m0), ("m1", m1))}
     assert (f"model M1 seed 0 with {m0['real_critical_points']} real critical points in {m0['orbits']} orbits "
-            f"(1 lowest local minimum, {m0['counts_by_class']['strict_saddle']} strict saddles) in {round(m0['wall_s'])} s "
-            f"({round(m0['cpu_s'])} s of CPU" in text)
+            f"(1 lowest local minimum, {saddles['m0']} strict saddles) {took(m0)}" in text)
     assert (f"seed 1 with {m1['real_critical_points']} in {m1['orbits']} orbits (1 lowest local minimum, "
-            f"{m1['counts_by_class']['strict_saddle']} strict saddles) in {round(m1['wall_s'])} s ({round(m1['cpu_s'])} s of CPU" in text)
+            f"{saddles['m1']} strict saddles) {took(m1)}" in text)
     assert g0["counts_by_class"]["strict_saddle"] == g0["orbits"]
-    assert (f"with {g0['real_critical_points']} in {g0['orbits']} orbits, all strict saddles, in {round(g0['wall_s'])} s "
-            f"({round(g0['cpu_s'])} s of CPU" in text)
+    assert f"with {g0['real_critical_points']} in {g0['orbits']} orbits, all strict saddles, {took(g0)}" in text
     within5 = sum(r["wall_s"] <= 300 for r in (m0, m1, g0))
     assert f"within 5 minutes on {['none', 'one', 'two', 'all'][within5]} of the three instances" in text

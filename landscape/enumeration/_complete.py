@@ -111,8 +111,9 @@ def certify_solution(compiled, x, T: int, d: int, *, precise: bool = True, stats
     When float Newton's point fails, and ``precise``, the given point is polished by
     :func:`newton_precise` instead and tried once more with Krawczyk's :math:`Y` inverted
     at ``PRECISE_BITS`` (then ``stats["precise_newton"]`` is set to 1).  ``polished``:
-    float Newton's point from ``x`` when the caller has it already.  Returns ``(result, kind, zero_blocks)`` with ``kind`` ``"real"``,
-    ``"complex"`` (the box excludes the real space) or None when nothing was proved."""
+    float Newton's point from ``x`` when the caller has it already.  Returns ``(result,
+    kind, zero_blocks)`` with ``kind`` ``"real"``, ``"complex"`` (the box excludes the real
+    space) or None when nothing was proved."""
     x0 = np.asarray(x, dtype=complex)
     x = compiled.newton(x0) if polished is None else np.array(polished, dtype=complex)
     kr, zero, real = None, [], False

@@ -165,7 +165,8 @@ def newton_precise(compiled, x, *, bits: int = PRECISE_BITS, steps: int = 25):
         return None
     with arb_precision(bits):
         xs = [acb(float(v.real), float(v.imag)) for v in x]
-        tol = 2.0 ** -100 * (1.0 + float(np.max(np.abs(x))))  # the next step is then below 2^-200: far below a float's ulp
+        # a step below 2^-100 of the scale: the next would be below 2^-200, far below an ulp
+        tol = 2.0 ** -100 * (1.0 + float(np.max(np.abs(x))))
         for _ in range(steps):
             F = acb_mat([[v] for v in compiled.cval(xs)])
             try:

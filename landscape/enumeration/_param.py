@@ -56,7 +56,8 @@ import numpy as np
 
 from ._backends import BackendError, parse_phc_solutions, phc_executable, phc_number, phc_version
 
-__all__ = ["ParamFamily", "track", "homogenize", "integer_scale", "to_chart", "from_chart", "monodromy_orbits", "start_file", "load_starts", "build_starts",
+__all__ = ["ParamFamily", "track", "homogenize", "integer_scale", "to_chart", "from_chart",
+           "monodromy_orbits", "start_file", "load_starts", "build_starts",
            "canonical", "orbit_keys"]
 
 STARTS = Path(__file__).with_name("starts")
@@ -108,7 +109,7 @@ class ParamFamily:
             cubic = self._cubic_q
         else:
             Cf = S.mean(axis=0)[None] - S
-            C, cubic = [[[Cf[t, i, j] for j in range(self.d)] for i in range(self.d)] for t in range(self.T)], self._cubic
+            C, cubic = Cf.tolist(), self._cubic
         out = []
         for a, t in enumerate(self.supp):
             for i in range(self.d):
