@@ -397,4 +397,5 @@ def test_route_2_sizes_sentence_is_the_sizes_record():
     assert g0["counts_by_class"]["strict_saddle"] == g0["orbits"]
     assert f"with {g0['real_critical_points']} in {g0['orbits']} orbits, all strict saddles, {took(g0)}" in text
     within5 = sum(r["wall_s"] <= 300 for r in (m0, m1, g0))
-    assert f"within 5 minutes on {['none', 'one', 'two', 'all'][within5]} of the three instances" in text
+    assert ("the largest size certified complete within 5 minutes on 2 cores is (4, 3, 1) (T d k = 12), on "
+            + ["none of the", "one of the", "two of the", "all"][within5] + " three instances") in text
