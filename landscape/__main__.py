@@ -203,10 +203,11 @@ def _main(argv=None) -> int:
         except LandscapeInputError as exc:
             print(_error_line(str(exc).splitlines()[0] if str(exc) else "bad input"), file=sys.stderr)
             return EXIT_BAD_INPUT
-        except MemoryError:
-            print(_error_line("out of memory: the problem or the number of starts is too large for this machine"),
-                  file=sys.stderr)
-            return EXIT_BAD_INPUT
+        except MemoryError:  # the machine, not the input, failed: exit 3 as the help and the README say
+            from .runtime.exits import EnvironmentFailure
+
+            raise EnvironmentFailure("out of memory: the problem or the number of starts is too large for this "
+                                     "machine") from None
         if not args.quiet:
             print(report.markdown)
             t = report.data["timing"]

@@ -56,7 +56,9 @@ def default_spectrum_count(problem: LoraMLProblem) -> int:
     return min(problem.dim_U, extra + 3)
 
 
-def _common(problem, starts, mode, spectrum_count):
+def _common(problem, starts, mode, spectrum_count, *, one: str | None = None):
+    """Checked starts (n, T, d, k), the curvature mode and the spectrum count; ``one``
+    names a method that takes a single start (more are refused, not ignored)."""
     starts = np.asarray(starts, dtype=float)
     if starts.ndim == 3:
         starts = starts[None]
@@ -64,8 +66,12 @@ def _common(problem, starts, mode, spectrum_count):
         raise LandscapeInputError(
             f"starting points: expected shape (n, {problem.T}, {problem.d}, {problem.k}), got {starts.shape}"
         )
+    if one is not None and starts.shape[0] != 1:
+        raise LandscapeInputError(f"{one} takes one starting point (T, d, k), got {starts.shape[0]}")
     if not np.all(np.isfinite(starts)):
         raise LandscapeInputError("starting points contain NaN or infinite entries")
+    if mode not in ("auto", "dense", "hvp"):
+        raise LandscapeInputError(f"unknown curvature mode {mode!r}: use auto, dense or hvp")
     mode = curvature_mode(problem, "auto").mode if mode == "auto" else mode
     count = default_spectrum_count(problem) if spectrum_count is None else spectrum_count
     return starts, mode, count
@@ -163,7 +169,7 @@ def lbfgs(
     start_index: int = 0,
 ) -> SearchResult:
     """L-BFGS (scipy ``L-BFGS-B`` without bounds) on :math:`G` from one start."""
-    starts, mode, count = _common(problem, U0, mode, spectrum_count)
+    starts, mode, count = _common(problem, U0, mode, spectrum_count, one="lbfgs")
     rng = np.random.default_rng(0) if rng is None else rng
     gtol = SEARCH_GTOL_REL * problem_scale(problem) ** 1.5
     res = optimize.minimize(
@@ -201,7 +207,7 @@ def trust_region_newton(
     the method does not stop at strict saddles, and both are deterministic: the same
     start gives the same bytes (scipy's ``trust-krylov``, used before, is not).
     """
-    starts, mode, count = _common(problem, U0, mode, spectrum_count)
+    starts, mode, count = _common(problem, U0, mode, spectrum_count, one="trust_region_newton")
     rng = np.random.default_rng(0) if rng is None else rng
     gtol = SEARCH_GTOL_REL * problem_scale(problem) ** 1.5
     T, d, k = problem.T, problem.d, problem.k
@@ -269,15 +275,15 @@ def gradient_root(
 
     Dense mode: ``scipy.optimize.root`` (``hybr`` = Powell hybrid, ``lm`` =
     Levenberg-Marquardt) with the analytic Schur complement as Jacobian.  ``hvp``
-    mode: the same equations solved matrix-free by ``scipy.optimize.least_squares``
-    (``trf`` with LSMR on the Hessian-vector-product operator; :math:`S` is symmetric
-    so it is its own transpose).  Unlike descent, root finding converges to saddles
-    as readily as to minima.
+    mode: the same equations solved matrix-free by damped Newton with MINRES on the
+    Hessian-vector product (:func:`_newton_minres_root`; either ``method``).  Unlike
+    descent, root finding converges to saddles as readily as to minima.  ``U0`` is one
+    starting point.
     """
     if method not in ("hybr", "lm"):
         raise LandscapeInputError(f"unknown root-finding method {method!r}: use hybr or lm")
     name = f"root-{method}"
-    starts, mode, count = _common(problem, U0, mode, spectrum_count)
+    starts, mode, count = _common(problem, U0, mode, spectrum_count, one="gradient_root")
     rng = np.random.default_rng(0) if rng is None else rng
     max_iter = DEFAULT_MAX_ITER[name] if max_iter is None else max_iter
     T, d, k = problem.T, problem.d, problem.k

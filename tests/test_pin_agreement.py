@@ -1,0 +1,72 @@
+"""Pins of the two-route agreement record (:mod:`landscape.enumeration._agreement`).
+
+* A record written live by :func:`agreement_record` at a small size with a committed start
+  file, (T, d, k) = (3, 2, 1), must pass the solver-free checker: every box re-proved by
+  Krawczyk, both lists the same points, every sign copy present (2^m per orbit with m
+  non-zero blocks), counts equal to the lists.
+* The sign copies of a k = 1 point are exactly the 2^m sign patterns of its non-zero blocks.
+* Two boxes are disjoint exactly when the max-norm distance of their centres exceeds the
+  sum of their radii (strictly).
+"""
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.enumeration import algebra_available
+from landscape.enumeration._agreement import _disjoint, _orbits, _sign_copies, _square, agreement_record, \
+    check_agreement
+
+needs_both = pytest.mark.skipif(not (algebra_available("phc") and algebra_available("msolve")),
+                                reason="needs phc (apt-get install phcpack) and msolve (extra 'algebra')")
+
+
+def rounded_tasks(seed, d, T, k=1):
+    return np.round(ls.random_instance(np.random.default_rng(seed), d, T, k).problem.tasks, 2)
+
+
+@needs_both
+def test_a_live_record_passes_the_checker():
+    tasks = rounded_tasks(0, 2, 3)
+    rec = agreement_record(tasks, 1, name="pin")
+    assert rec["name"] == "pin" and rec["instance"] == {"T": 3, "d": 2, "k": 1}
+    assert np.array_equal(np.array(rec["tasks"]), tasks)
+    assert check_agreement(rec) == []
+    ms, ph = rec["msolve"], rec["phc"]
+    assert ms["complete"] and len(ms["points"]) == ms["real_critical_points"] == len(ph["points"])
+    assert ms["orbits"] == len(_orbits(ms["points"], 3, 2)) < ms["real_critical_points"]
+    assert sum(ms["counts_by_class"].values()) == ms["orbits"]
+    # every point's box is the one its orbit was certified with (the same radius for its copies)
+    for X, members, nz in _orbits(ms["points"], 3, 2):
+        assert len(members) == 2 ** nz and len({p["radius"] for p in members}) == 1
+    assert rec["versions"]["msolve_binary"] == "found" and rec["versions"]["phc"]
+
+
+def test_sign_copies_are_the_sign_patterns_of_the_non_zero_blocks():
+    _problem, sq = _square(rounded_tasks(0, 2, 3), 1)
+    U = np.array([[[1.5], [-2.0]], [[0.0], [0.0]], [[0.25], [3.0]]])
+    copies = np.array(_sign_copies(sq, U))
+    assert copies.shape == (4, 6)
+    want = {tuple(np.concatenate([a * U[0, :, 0], U[1, :, 0], b * U[2, :, 0]])) for a in (1, -1) for b in (1, -1)}
+    assert {tuple(c) for c in copies} == want
+    assert len(_sign_copies(sq, np.zeros((3, 2, 1)))) == 1
+
+
+@pytest.mark.parametrize("gap,want", [(0.375 + 2.0 ** -50, True), (0.375, False), (0.25, False), (-0.5, True)])
+def test_disjoint_iff_the_centres_are_farther_than_the_radii(gap, want):
+    # binary fractions: the distances and the radius sum 0.125 + 0.25 are exact floats
+    a = {"center": [1.0, 2.0], "radius": 0.125}
+    b = {"center": [1.0, 2.0 + gap], "radius": 0.25}
+    assert _disjoint(a, b) is want and _disjoint(b, a) is want
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_checker_refuses_records_of_rank_above_one(k):
+    # the sign-copy and orbit bookkeeping of the checker is that of k = 1: a record of
+    # another rank is refused as such, not checked against the wrong system
+    import json
+    from pathlib import Path
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "landscape/results/enumeration_agreement.json")
+                     .read_text())["instances"][0]
+    rec["instance"]["k"] = k
+    assert check_agreement(rec) == [f"only k = 1 records are checked, got k = {k}"]

@@ -1,0 +1,50 @@
+"""Pins of the effort sweep (:mod:`theory._atlas_effort`).
+
+* The defaults are the committed effort: the sweep's default start counts are those of every
+  committed sweep and of the command line's default, and its certificate budget and
+  instance count are the atlas's, so that the first row repeats the atlas's own search.
+* Each row counts exactly its own starts: start i runs gradient descent for even i (the
+  methods are dealt round-robin), so the row for n starts has ceil(n / 2) of them.
+"""
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from theory import _atlas
+from theory._atlas_effort import SWEEP_STARTS, effort_sweep, nested_instance
+
+EFFORT = Path(__file__).resolve().parents[1] / "theory" / "results" / "atlas" / "effort"
+
+
+def _default(fn, name):
+    return inspect.signature(fn).parameters[name].default
+
+
+def test_defaults_are_the_committed_effort_and_the_atlas_s():
+    from theory.__main__ import build_atlas_parser
+
+    sweeps = [json.loads(f.read_text()) for f in sorted(EFFORT.glob("effort-sweep-*.json"))]
+    assert sweeps
+    for s in sweeps:
+        assert tuple(r["starts"] for r in s["rows"]) == SWEEP_STARTS
+        assert s["instances"] == _default(effort_sweep, "instances")
+    args = build_atlas_parser().parse_args([])
+    assert tuple(int(x) for x in args.sweep_starts.split(",")) == SWEEP_STARTS
+    assert args.sweep_instances == _default(effort_sweep, "instances") == _atlas.AtlasConfig().instances
+    budget = _atlas.AtlasConfig().certify_max_dim
+    assert budget == _atlas.FULL.certify_max_dim
+    assert _default(effort_sweep, "certify_max_dim") == _default(nested_instance, "certify_max_dim") == budget
+    assert _default(effort_sweep, "starts") == _default(nested_instance, "starts") == SWEEP_STARTS
+    assert list(SWEEP_STARTS) == sorted(set(SWEEP_STARTS))
+
+
+@pytest.mark.parametrize("starts", [(2, 4, 7), (3,)])
+def test_each_row_counts_exactly_its_own_starts(starts):
+    seed = _atlas.instance_seed(0, 3, 1, 3, 0)
+    recs = nested_instance(3, 1, 3, seed, starts=starts, certify_max_dim=30)
+    assert [r["starts"] for r in recs] == list(starts)
+    for r in recs:
+        assert r["gd_starts"] == (r["starts"] + 1) // 2
+        assert 0 <= r["gd_starts_spurious"] <= r["gd_starts"]

@@ -1,0 +1,66 @@
+"""The certificate object (``landscape/certificates/data.py``): frozen, its JSON form is
+exact for every bound including the infinite (trivial) ones, an entry that holds no
+certificate says so, and a certificate that cannot be re-verified reads False, never an
+exception."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from landscape.certificates import data as D
+
+
+def _cert(**kw):
+    base = dict(kind="taylor", tasks=np.arange(8.0).reshape(2, 2, 2), rank=1, point=np.ones((2, 2, 1)), radius=0.125,
+                verdict=D.VERDICT_NONE, reason="nothing claimed",
+                enclosures={"G": (-math.inf, math.inf), "grad_norm": (0.0, 0.5)},
+                bounds={"grad_norm_upper": math.inf, "lambda_min_lower": -math.inf, "G_upper": 2.5,
+                        "G_lower": -1.5},
+                margins={"m": -math.inf, "n": 0.25}, parameters={"precision": 256}, witness=None, diagnostics={})
+    base.update(kw)
+    return D.Certificate(**base)
+
+
+def test_json_round_trip_keeps_every_bound_including_the_infinite_ones():
+    c = _cert()
+    back = D.Certificate.from_json(c.to_json())
+    assert dict(back.bounds) == {"grad_norm_upper": math.inf, "lambda_min_lower": -math.inf, "G_upper": 2.5,
+                                 "G_lower": -1.5}
+    assert dict(back.enclosures) == {"G": (-math.inf, math.inf), "grad_norm": (0.0, 0.5)}
+    assert dict(back.margins) == {"m": -math.inf, "n": 0.25}
+    assert np.array_equal(back.tasks, c.tasks) and np.array_equal(back.point, c.point) and back.radius == 0.125
+
+
+def test_an_entry_without_a_certificate_says_so():
+    with pytest.raises(ValueError, match="holds no certificate"):
+        D.Certificate.from_json({"certificate": None})
+    with pytest.raises(ValueError, match="holds no certificate"):
+        D.Certificate.from_json('{"id": 3, "certificate": null}')
+    nested = {"certificate": {"certificate": _cert().to_dict()}}  # a report class entry
+    assert D.Certificate.from_json(nested).reason == "nothing claimed"
+
+
+def test_a_certificate_is_frozen():
+    c = _cert()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.radius = 1.0
+    with pytest.raises(ValueError):
+        c.point[0, 0, 0] = 2.0  # read-only array
+    with pytest.raises(TypeError):
+        c.bounds["G_upper"] = 0.0  # read-only mapping
+
+
+def test_a_kind_without_a_registered_verifier_reads_not_verified(monkeypatch):
+    c = _cert()
+    monkeypatch.setattr(D, "_VERIFIERS", {})
+    assert D.verify_certificate(c) is False
+
+
+def test_too_large_takes_its_numbers_by_keyword_only():
+    err = D.CertificateTooLarge("too big", kind="taylor", estimate=12.0, budget=10.0)
+    assert (err.kind, err.estimate, err.budget, str(err)) == ("taylor", 12.0, 10.0, "too big")
+    with pytest.raises(TypeError):
+        D.CertificateTooLarge("too big", "taylor", 12.0, 10.0)

@@ -1,0 +1,65 @@
+"""Pins of route 1's entry point (:mod:`landscape.enumeration._core`).
+
+* The route of PHCpack alone still needs msolve (it computes the degree the count is
+  checked against): without msolve it must refuse with the install hint naming msolve,
+  and without phc name phc, before any solver runs.
+* ``complete`` is the conjunction of its three conditions (msolve found finitely many
+  solutions, every real PSD solution certified, the slice hypothesis holds): a single
+  point whose Krawczyk test fails must make the list incomplete.
+* Every real solution of the invariant system is either a listed orbit or counted as not
+  PSD (not of the form U_t U_t^T).
+"""
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.enumeration import EnumerationUnavailable, algebra_available, enumerate_critical_points
+from landscape.enumeration import _core, _points
+
+
+def rounded_tasks(seed, d, T, k=1):
+    return np.round(ls.random_instance(np.random.default_rng(seed), d, T, k).problem.tasks, 2)
+
+
+@pytest.mark.parametrize("missing", ["msolve", "phc"])
+def test_phc_route_alone_needs_both_solvers(monkeypatch, tmp_path, missing):
+    monkeypatch.setenv(f"LANDSCAPE_{missing.upper()}", str(tmp_path / f"no-such-{missing}"))
+    assert not algebra_available(missing)
+    with pytest.raises(EnumerationUnavailable, match=f"the {missing} route needs its solver"):
+        enumerate_critical_points(rounded_tasks(0, 2, 3), 1, routes=("phc",))
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+@pytest.mark.parametrize("seed,d,T", [(4, 2, 3), (1, 3, 2)])
+def test_one_failed_krawczyk_test_makes_the_list_incomplete(monkeypatch, seed, d, T):
+    tasks = rounded_tasks(seed, d, T)
+    base = enumerate_critical_points(tasks, 1)
+    assert base.complete and base.data["orbits"] >= 2
+    # every real solution of the invariant system is a PSD orbit or counted as not PSD
+    assert base.data["real_solutions_invariant_system"] == base.data["orbits"] + base.data["real_solutions_not_psd"]
+    assert base.data["real_solutions_not_psd"] > 0
+    # every Krawczyk test run while the second point is certified fails (a fallback included)
+    certified, state = [], {"fail": False}
+    real_certify, real_krawczyk = _core._certify_point, _points.krawczyk
+
+    def certify(*args, **kwargs):
+        certified.append(1)
+        state["fail"] = len(certified) == 2
+        try:
+            return real_certify(*args, **kwargs)
+        finally:
+            state["fail"] = False
+
+    def krawczyk(system, x, **kw):
+        kr = real_krawczyk(system, x, **kw)
+        if state["fail"]:
+            kr.certified = False
+        return kr
+
+    monkeypatch.setattr(_core, "_certify_point", certify)
+    monkeypatch.setattr(_points, "krawczyk", krawczyk)
+    r = enumerate_critical_points(tasks, 1)
+    assert len(certified) == base.data["orbits"]
+    assert not r.complete
+    failed = [o for o in r.data["orbit_list"] if not o["certified"]]
+    assert len(failed) == 1 and failed[0]["class"] == "degenerate"

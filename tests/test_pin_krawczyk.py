@@ -1,0 +1,68 @@
+"""Pins of Krawczyk's box schedule (:mod:`landscape.enumeration._krawczyk`): the radii tried
+start at four Newton steps and stop at 1e-2 of the point's scale ``1 + max|x|``, in the
+real and the complex test alike.
+
+On an affine system the Jacobian is constant, ``Y`` is its float inverse, so
+``I - Y Df(X)`` is a round-off matrix and ``K - x`` is the Newton step up to round-off:
+the first box, of radius four steps, passes whenever the schedule tries it.  With the
+start moved off the exact zero by ``delta`` in one coordinate, the Newton step is exactly
+``delta`` there (0 in the other), so the first radius is ``4 delta``: just below the cap it
+must certify with that radius, just above it must be refused, at every scale ``c``.
+"""
+import numpy as np
+import pytest
+from sympy.polys.domains import QQ
+from sympy.polys.rings import ring
+
+from landscape.enumeration._krawczyk import CompiledSystem, krawczyk, krawczyk_complex
+
+R, x, y = ring("x,y", QQ)
+
+
+def real(system, p, **kw):
+    return krawczyk(system, p, **kw)
+
+
+def cplx(system, p, **kw):
+    return krawczyk_complex(system, p.astype(complex), **kw)
+
+
+TESTS = pytest.mark.parametrize("test", [real, cplx], ids=["real", "complex"])
+
+
+def affine(c):
+    # x + y = 2c, x - 2y = -c: the one zero is (c, c); Jacobian [[1, 1], [1, -2]]
+    return CompiledSystem([x + y - 2 * c, x - 2 * y + c], [x, y])
+
+
+def start(c, share):
+    """(c + delta, c) with 4 delta = share * scale and scale = 1 + c + delta (the test's own scale)."""
+    a = share / 4.0
+    delta = a * (1.0 + c) / (1.0 - a)
+    return np.array([c + delta, float(c)]), delta
+
+
+@pytest.mark.parametrize("c", [1, 100, 10**4])
+@TESTS
+def test_first_box_is_four_newton_steps_and_the_cap_is_one_percent_of_the_scale(c, test):
+    system = affine(c)
+    p, delta = start(c, 0.8e-2)  # first box 0.8 % of the scale: inside the cap
+    kr = test(system, p)
+    assert kr.certified
+    assert kr.radius == pytest.approx(4 * delta, rel=1e-12)
+    assert np.all(np.abs(np.asarray(kr.center) - p) == 0)  # the box is proved around the start itself
+    # the exact zero (c, c) is in the box
+    assert abs(p[0] - c) <= kr.radius and abs(p[1] - c) <= kr.radius
+    p, delta = start(c, 1.2e-2)  # first box 1.2 % of the scale: beyond the cap, nothing is tried
+    kr = test(system, p)
+    assert not kr.certified and kr.radius == 0.0
+
+
+@TESTS
+def test_a_box_of_fewer_than_one_newton_step_is_refused(test):
+    # the zero lies delta away from the centre: a box of radius < delta cannot hold it
+    system = affine(3)
+    p, delta = start(3, 0.8e-2)
+    assert not test(system, p, radii=[0.9 * delta]).certified
+    kr = test(system, p, radii=[0.9 * delta, 1.1 * delta])
+    assert kr.certified and kr.radius == 1.1 * delta

@@ -1,0 +1,92 @@
+"""Pins of the command line ``python -m landscape`` (:mod:`landscape.__main__`).
+
+* Error lines: the README promises one line of at most 300 characters.  A line of exactly
+  the limit is printed whole; one character more is cut to exactly the limit, ending in
+  ``...``; non-printable characters become ``?`` and runs of white space one space.
+* ``enumerate`` refuses fewer than one thread and a time limit <= 0 (exit 2, one line,
+  nothing written) and runs with one thread.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+from landscape.__main__ import MAX_ERROR_CHARS, PROG, _error_line
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_limit_is_the_one_the_readme_states():
+    text = " ".join(README.read_text().split())
+    m = re.search(r"one line naming the problem, at most (\d+) characters", text)
+    assert m and int(m.group(1)) == MAX_ERROR_CHARS
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2, 50])
+def test_error_line_at_the_limit(extra):
+    prefix = f"{PROG}: error: "
+    msg = "x" * (MAX_ERROR_CHARS - len(prefix) + extra)
+    line = _error_line(msg)
+    if extra <= 0:
+        assert line == prefix + msg and len(line) == MAX_ERROR_CHARS + extra
+    else:
+        assert len(line) == MAX_ERROR_CHARS and line == (prefix + msg)[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def test_error_line_is_one_printable_line():
+    assert _error_line("a\n\tb\x00c  d") == f"{PROG}: error: a b?c d"
+    assert _error_line("  \n ") == f"{PROG}: error: bad input"
+
+
+# ----------------------------------------------------------------------------- enumerate's bounds
+def _tasks_file(tmp_path):
+    import json
+
+    import numpy as np
+
+    import landscape as ls
+
+    f = tmp_path / "tasks.json"
+    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
+    f.write_text(json.dumps({"tasks": tasks.tolist()}))
+    return f
+
+
+@pytest.mark.parametrize("opt,value,name", [("--threads", "0", "--threads"), ("--threads", "-3", "--threads"),
+                                            ("--timeout", "0", "--timeout"), ("--timeout", "-1e-9", "--timeout")])
+def test_enumerate_refuses_no_threads_and_no_time(tmp_path, capsys, opt, value, name):
+    from landscape.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", opt, value, "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and name in err[0] and not out.exists()
+
+
+@pytest.mark.skipif(not __import__("landscape.enumeration", fromlist=["algebra_available"]).algebra_available("msolve"),
+                    reason="msolve not installed (extra 'algebra')")
+def test_enumerate_accepts_one_thread(tmp_path):
+    # one thread is the boundary: fewer are refused (above)
+    from landscape.__main__ import main
+
+    assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", "--threads", "1", "-q"]) == 0
+
+
+# ----------------------------------------------------------------------------- out of memory
+def test_audit_out_of_memory_is_an_environment_failure(tmp_path, capsys, monkeypatch):
+    # the help's exit statuses (and README's table): out of memory is 3, not bad input
+    import landscape._audit as audit_mod
+    from landscape.__main__ import EXIT_STATUS_HELP, main
+    from landscape.runtime.exits import EXIT_ENVIRONMENT
+
+    assert "3 environment failure (disk full, unwritable folder, out of memory)" in EXIT_STATUS_HELP
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(audit_mod, "audit", no_memory)
+    out = tmp_path / "out"
+    assert main(["audit", str(_tasks_file(tmp_path)), "--rank", "1", "--out", str(out), "-q"]) == EXIT_ENVIRONMENT
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == ("python -m landscape: environment error: out of memory: the problem or the number of starts is "
+                    "too large for this machine")

@@ -1,0 +1,75 @@
+"""Pins of the per-point bookkeeping and the classes (:mod:`landscape.enumeration._points`).
+
+* Sign copies.  For k = 1 the flips u_t -> -u_t are exact symmetries of G.  With T >= 3
+  they are not in any other symmetry, so an orbit with m non-zero blocks stands for 2^m
+  critical points, all counted.  With T = 2 they are elements of O(1, 1) (diag(+-1, +-1)
+  preserves x1^2 - x2^2), so they lie on the boost orbit that is counted once: copies 1.
+  Either way the copies column sums to the reported count.
+* Classes, at their exact boundaries: a certified upper bound of lambda_min below 0 makes a
+  strict saddle, a certified lower bound above 0 a minimum (0 itself decides nothing); a
+  minimum is global when its enclosure of G reaches 0 (lower end <= 0), spurious when
+  another critical value lies entirely below its enclosure (strictly).
+"""
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.enumeration import algebra_available, enumerate_critical_points
+from landscape.enumeration._points import (DEGENERATE, GLOBAL_MINIMUM, LOWEST_MINIMUM, SPURIOUS, STRICT_SADDLE,
+                                           _classify_orbits)
+
+
+def rounded_tasks(seed, d, T, k=1):
+    return np.round(ls.random_instance(np.random.default_rng(seed), d, T, k).problem.tasks, 2)
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+@pytest.mark.parametrize("seed,d,T", [(4, 2, 3), (1, 3, 2)])
+def test_sign_copies_are_counted_for_t3_and_are_boosts_for_t2(seed, d, T):
+    r = enumerate_critical_points(rounded_tasks(seed, d, T), 1)
+    assert r.complete
+    orbits = r.data["orbit_list"]
+    for o, U in zip(orbits, r.points):
+        nonzero = int(sum(np.any(U[t] != 0) for t in range(T)))
+        assert o["copies"] == (2 ** nonzero if T >= 3 else 1)
+    assert r.data["real_critical_points"] == sum(o["copies"] for o in orbits)
+    assert r.data["copies_counted"] == (T >= 3)
+    if T >= 3:  # the count exceeds the orbits: some orbit has a non-zero block
+        assert r.data["real_critical_points"] > r.data["orbits"]
+
+
+def orbit(lo, hi, G):
+    return {"certified": True, "G_enclosure": list(G),
+            "eigenvalues": {"lambda_min_certified_lower": lo, "lambda_min_certified_upper": hi}}
+
+
+@pytest.mark.parametrize("lo,hi,want", [
+    (-2.0, -1e-300, STRICT_SADDLE), (-2.0, 0.0, DEGENERATE), (-1e-300, 1.0, DEGENERATE),
+    (0.0, 1.0, DEGENERATE), (1e-300, 1.0, LOWEST_MINIMUM), (None, None, DEGENERATE),
+])
+def test_curvature_sign_classes_at_zero(lo, hi, want):
+    o = orbit(lo, hi, (1.0, 1.5))
+    _classify_orbits([o])
+    assert o["class"] == want
+
+
+@pytest.mark.parametrize("G_lo,want", [(-1e-300, GLOBAL_MINIMUM), (0.0, GLOBAL_MINIMUM), (1e-300, LOWEST_MINIMUM)])
+def test_global_minimum_iff_the_enclosure_reaches_zero(G_lo, want):
+    o = orbit(0.5, 1.0, (G_lo, 1.0))
+    _classify_orbits([o])
+    assert o["class"] == want
+
+
+@pytest.mark.parametrize("other_hi,want", [(0.999, SPURIOUS), (1.0, LOWEST_MINIMUM), (1.001, LOWEST_MINIMUM)])
+def test_spurious_iff_another_value_is_certainly_lower(other_hi, want):
+    m = orbit(0.5, 1.0, (1.0, 1.2))
+    saddle = orbit(-1.0, -0.5, (other_hi - 0.1, other_hi))
+    _classify_orbits([m, saddle])
+    assert saddle["class"] == STRICT_SADDLE and m["class"] == want
+
+
+def test_uncertified_point_is_degenerate_whatever_its_curvature():
+    o = orbit(0.5, 1.0, (1.0, 1.2))
+    o["certified"] = False
+    _classify_orbits([o])
+    assert o["class"] == DEGENERATE

@@ -1,0 +1,136 @@
+"""The search methods' contracts (``landscape/_search/methods.py``): the Lanczos spectrum
+count is k^2 + 3 at T = 2 and 3 otherwise, single-start methods refuse several starts and
+unknown curvature modes instead of ignoring them, an unknown method names every choice,
+the matrix-free root finder reaches a critical point, and a method whose iterate is not
+finite returns the start it was given."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape import LandscapeInputError
+from landscape import _search
+from landscape._search import methods as M
+
+
+@pytest.mark.parametrize("d,T,k,extra", [(6, 2, 1, 1), (6, 2, 2, 4), (7, 2, 3, 9), (6, 3, 2, 0), (6, 4, 1, 0)])
+def test_lanczos_count_sees_the_k_squared_boost_zeros_at_two_tasks(d, T, k, extra):
+    p = ls.random_instance(np.random.default_rng(0), d, T, k).problem
+    assert p.dim_U > extra + 3
+    assert M.default_spectrum_count(p) == extra + 3
+
+
+def test_lanczos_count_is_capped_by_the_dimension():
+    p = ls.random_instance(np.random.default_rng(0), 2, 2, 2).problem
+    assert M.default_spectrum_count(p) == min(p.dim_U, 7)
+
+
+def test_unknown_search_method_lists_every_choice():
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    with pytest.raises(LandscapeInputError) as exc:
+        ls.search(p, rng=np.random.default_rng(0), n_starts=1, methods=("newton",))
+    assert str(exc.value) == ("unknown search method 'newton': choose from "
+                              + ", ".join(_search.SEARCH_METHODS + ("all",)))
+
+
+@pytest.mark.parametrize("fn", [M.lbfgs, M.trust_region_newton, M.gradient_root])
+def test_single_start_methods_refuse_several_starts_and_unknown_modes(fn):
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    two = np.random.default_rng(1).standard_normal((2, 3, 3, 1))
+    with pytest.raises(LandscapeInputError, match="takes one starting point"):
+        fn(p, two, spectrum=False, polish=False)
+    with pytest.raises(LandscapeInputError, match="unknown curvature mode 'exact'"):
+        fn(p, two[0], mode="exact", spectrum=False, polish=False)
+    r = fn(p, two[:1], spectrum=False, polish=False)  # one start, with or without the leading axis
+    assert r.point.shape == (3, 3, 1)
+
+
+def test_matrix_free_root_finding_reaches_a_critical_point():
+    """hvp mode: damped Newton-MINRES on grad G = 0 from near the planted solution."""
+    inst = ls.random_instance(np.random.default_rng(3), 5, 3, 1)
+    start = inst.U_star + 0.05 * np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    r = M.gradient_root(inst.problem, start, mode="hvp", spectrum=False, polish=False)
+    assert "Newton-MINRES" in r.stop_reason and "below tolerance" in r.stop_reason
+    g0 = np.linalg.norm(M.reduced_grad(inst.problem, start))
+    assert r.grad_norm < 1e-8 * g0
+
+
+def test_a_non_finite_iterate_returns_the_start_given(monkeypatch):
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    U0 = np.random.default_rng(5).standard_normal((3, 3, 1))
+
+    class _Res:
+        x = np.full(9, np.nan)
+        nit, message = 3, "stand-in"
+
+    monkeypatch.setattr(M.optimize, "minimize", lambda *a, **kw: _Res())
+    r = M.trust_region_newton(p, U0, spectrum=False, polish=False)
+    assert np.array_equal(r.point, U0) and "non-finite iterate; start returned" in r.stop_reason
+
+
+@pytest.mark.parametrize("c", [4.0 ** -6, 1.0, 4.0 ** 6])
+def test_lbfgs_stops_at_the_relative_gradient_tolerance_at_every_scale(c):
+    """L-BFGS-B's projected-gradient test is max_i |g_i| <= SEARCH_GTOL_REL s^1.5 / sqrt(dim_U):
+    grad G scales like s^1.5 when the tasks are scaled by s, so the stop means the same
+    thing whatever the units."""
+    from landscape._objective import LoraMLProblem
+    from landscape._search.result import SEARCH_GTOL_REL
+
+    inst = ls.random_instance(np.random.default_rng(2), 5, 3, 1)
+    p = LoraMLProblem(inst.problem.tasks * c, 1)
+    U0 = np.random.default_rng(3).standard_normal((3, 5, 1)) * np.sqrt(c)
+    r = M.lbfgs(p, U0, spectrum=False, polish=False)
+    assert "NORM OF PROJECTED GRADIENT" in r.stop_reason
+    g = M.vec_factors(M.reduced_grad(p, r.point))
+    assert np.max(np.abs(g)) <= SEARCH_GTOL_REL * M.problem_scale(p) ** 1.5 / np.sqrt(p.dim_U)
+
+
+def test_perturbed_gradient_descent_is_exactly_scale_equivariant():
+    """Tasks times 4^3 and starts times 2^3 (powers of two: every float operation scales
+    exactly): the same iterations, every point times 8, bit for bit."""
+    from landscape._objective import LoraMLProblem
+
+    inst = ls.random_instance(np.random.default_rng(2), 5, 3, 1)
+    U0 = np.random.default_rng(3).standard_normal((1, 3, 5, 1))
+    a = M.perturbed_gradient_descent(inst.problem, U0, rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
+    b = M.perturbed_gradient_descent(LoraMLProblem(inst.problem.tasks * 64.0, 1), 8.0 * U0,
+                                     rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
+    assert a.iterations == b.iterations and np.array_equal(b.point, 8.0 * a.point)
+
+
+def test_root_finding_polishes_unless_told_not_to():
+    inst = ls.random_instance(np.random.default_rng(3), 4, 3, 1)
+    U0 = inst.U_star + 0.1 * np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    default = M.gradient_root(inst.problem, U0, spectrum=False)
+    on = M.gradient_root(inst.problem, U0, spectrum=False, polish=True)
+    off = M.gradient_root(inst.problem, U0, spectrum=False, polish=False)
+    assert np.array_equal(default.point, on.point) and default.polish_steps == on.polish_steps
+    assert off.polish_steps == 0
+
+
+def test_every_extra_start_of_every_method_has_its_own_index():
+    """n random starts are indexed 0..n-1; each (method, extra start) pair gets the next
+    index, method by method, and its search starts from that extra start."""
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    extra = np.random.default_rng(9).standard_normal((2, 3, 3, 1))
+    res = ls.search(p, rng=np.random.default_rng(1), n_starts=3, methods=("gd", "lbfgs"), starts=extra,
+                    spectrum=False)
+    assert [r.start_index for r in res] == list(range(3 + 2 * 2))
+    assert [r.method for r in res[3:]] == ["gd", "gd", "lbfgs", "lbfgs"]
+
+
+@pytest.mark.parametrize("c", [4.0 ** -3, 1.0, 4.0 ** 3])
+def test_perturbed_gradient_descent_stops_at_its_relative_gradient_tolerance(c):
+    """PGD returns a point whose gradient norm is below PGD_GRAD_REL s^1.5 (it perturbs there
+    and comes back when descent does not lower G), well before its iteration cap."""
+    from landscape._objective import LoraMLProblem
+    from landscape._search.descent import PGD_GRAD_REL
+    from landscape._search.result import DEFAULT_MAX_ITER
+
+    inst = ls.random_instance(np.random.default_rng(3), 4, 3, 1)
+    p = LoraMLProblem(inst.problem.tasks * c, 1)
+    U0 = (inst.U_star + 0.05 * np.random.default_rng(4).standard_normal(inst.U_star.shape)) * np.sqrt(c)
+    r = M.perturbed_gradient_descent(p, U0[None], rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
+    assert r.iterations < DEFAULT_MAX_ITER["pgd"] and "approximate second-order stationary point" in r.stop_reason
+    assert np.linalg.norm(M.reduced_grad(p, r.point)) <= PGD_GRAD_REL * M.problem_scale(p) ** 1.5

@@ -1,0 +1,56 @@
+"""Pins of the exact systems' printers (:mod:`landscape.enumeration._systems`): the text
+handed to msolve and to PHCpack must be the very polynomials, read back exactly.
+
+msolve's input: the unknowns on one line, the characteristic (0: over QQ) on the next,
+then the polynomials separated by commas.  PHCpack's: ``equations unknowns`` on the first
+line, then one polynomial per line, each closed by ``;``.  Both write powers as ``^``.
+"""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy
+
+from landscape.enumeration._systems import exact_tasks, gradient_system, invariant_system
+
+
+def tasks(seed, T, d):
+    rng = np.random.default_rng(seed)
+    return np.round(rng.standard_normal((T, d, d)), 2)
+
+
+def read_back(system, lines):
+    """Each line a polynomial of ``system``'s ring, written with ``^``."""
+    return [system.ring.from_expr(sympy.sympify(line.replace("^", "**"))) for line in lines]
+
+
+@pytest.mark.parametrize("build", [
+    lambda S: gradient_system(S, 3, 2, 1),
+    lambda S: gradient_system(S, 3, 2, 2),
+    lambda S: invariant_system(S, 3, 2, 1),
+], ids=["gradient k=1", "gradient slice k=2", "invariant k=1"])
+def test_phc_and_msolve_texts_are_the_polynomials(build):
+    S = exact_tasks(tasks(0, 3, 2))
+    system = build(S)
+    assert len(system.polys) > 1 and all(p != 0 for p in system.polys)
+
+    head, *body = system.phc_text().split("\n")
+    assert head == f"{len(system.polys)} {system.nvars}"
+    assert body[-1] == "" and all(line.endswith(";") for line in body[:-1])
+    assert read_back(system, [line[:-1] for line in body[:-1]]) == system.polys
+
+    names, char, rest = system.msolve_text().split("\n", 2)
+    assert names.split(",") == system.names and char == "0"
+    assert rest.endswith("\n")
+    assert read_back(system, rest[:-1].split(",\n")) == system.polys
+
+
+def test_exact_tasks_are_the_symmetric_parts_of_the_written_decimals():
+    A = np.array([[[0.1, 0.7], [0.3, -1.25]], [[2.0, -0.35], [0.05, 0.0]]])
+    S = exact_tasks(A)
+    for t in range(2):
+        for i in range(2):
+            for j in range(2):
+                want = (Fraction(repr(float(A[t, i, j]))) + Fraction(repr(float(A[t, j, i])))) / 2
+                assert S[t][i][j] == want and isinstance(S[t][i][j], Fraction)
+    assert S[0][0][1] == Fraction(1, 2) and S[1][0][1] == Fraction(-3, 20)
