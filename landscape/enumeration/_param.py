@@ -238,14 +238,14 @@ def homogenize(polys, chart) -> list:
 
 
 def to_chart(u, chart) -> np.ndarray:
-    """Points ``u`` (rows) as :math:`(\mathbf u,1)/(a\cdot(\mathbf u,1))`."""
+    r"""Points ``u`` (rows) as :math:`(\mathbf u,1)/(a\cdot(\mathbf u,1))`."""
     u = np.asarray(u, dtype=complex)
     x = np.concatenate([u, np.ones((len(u), 1), dtype=complex)], axis=1)
     return x / (x @ np.asarray(chart, dtype=complex))[:, None]
 
 
 def from_chart(x, *, tiny: float = 1e-12) -> np.ndarray:
-    """Back from :func:`to_chart`: :math:`v/h`, NaN where :math:`|h|` is at most ``tiny``
+    r"""Back from :func:`to_chart`: :math:`v/h`, NaN where :math:`|h|` is at most ``tiny``
     times :math:`|v|` (a point at infinity, or PHC lost the path)."""
     x = np.asarray(x, dtype=complex)
     v, h = x[:, :-1], x[:, -1:]
