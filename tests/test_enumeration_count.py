@@ -70,6 +70,165 @@ def test_real_centre_proves_a_real_root_and_non_real_boxes_exclude_the_reals():
     assert kind == "real" and np.all(kr.center.imag == 0) and abs(kr.center[0] - np.sqrt(2)) <= kr.radius
 
 
+# ----------------------------------------------------------------------------- precise Newton
+# (x - 3)^2 = delta^2, y = x with delta = 1e-9: two simple real roots 3 +- delta.  In floats the
+# constant 9 - delta^2 is 9, so float Newton sees a double root and cannot place either one
+# (it stops where it started); 256-bit Newton on the exact system can.
+DELTA = QQ(1, 10**9)
+CLOSE = CompiledSystem([(x - 3) ** 2 - DELTA**2, y - x], [x, y])
+
+
+def _holds(kr, root):
+    return abs(kr.center[0].real - root) <= kr.radius * (1 + 1e-9) + 1e-15 and np.all(kr.center.imag == 0)
+
+
+def test_precise_newton_certifies_simple_roots_that_float_newton_cannot_place():
+    from landscape.enumeration._complete import newton_precise
+
+    boxes = []
+    for start, root in ((3 + 1.3e-9, 3 + 1e-9), (3 - 1.7e-9, 3 - 1e-9)):
+        p = np.array([start, start], dtype=complex)
+        assert not krawczyk_complex(CLOSE, CLOSE.newton(p)).certified
+        assert certify_solution(CLOSE, p, 1, 2, precise=False) == (None, None, [])
+        q = newton_precise(CLOSE, CLOSE.newton(p))
+        assert q is not None and abs(q[0].real - root) < 1e-15
+        stats = {}
+        kr, kind, _ = certify_solution(CLOSE, p, 1, 2, stats=stats)
+        assert kind == "real" and stats == {"precise_newton": 1} and _holds(kr, root) and kr.radius < 1e-12
+        boxes.append(kr)
+    C, r = np.array([b.center for b in boxes]), np.array([b.radius for b in boxes])
+    # the two boxes are disjoint: both simple roots listed, the degree-2 count is complete
+    assert count_argument(C, r, 2)["complete"]
+
+
+def test_precise_newton_gives_up_without_a_root():
+    from landscape.enumeration._complete import newton_precise
+
+    # x^2 + 1 = 0, y = x from a real start: Newton stays real and never settles; an exactly
+    # singular Jacobian (x^2 = y^2 = 0 at the origin) and a non-finite start also yield None
+    none_real = CompiledSystem([x**2 + 1, y - x], [x, y])
+    assert newton_precise(none_real, np.array([0.3 + 0j, 0.3 + 0j])) is None
+    assert newton_precise(CompiledSystem([x**2, y**2], [x, y]), np.array([0j, 0j])) is None
+    assert newton_precise(CLOSE, np.array([np.nan, 3.0])) is None
+
+
+def test_precise_inverse_certifies_where_a_float_inverse_cannot():
+    # x + K y = 1 + K, x + (K + e) y + e (x - 1)^2 = 1 + K + e with K = 1e8, e = 1e-8: the
+    # simple roots (1, 1) and (1 + 1/K, 1 - 1/K^2) have Jacobians of condition ~1e24, whose
+    # float rounding is singular
+    K, e = QQ(10**8), QQ(1, 10**8)
+    ill = CompiledSystem([x + K * y - (1 + K), x + (K + e) * y + e * (x - 1) ** 2 - (1 + K + e)], [x, y])
+    root = np.array([1.0 + 0j, 1.0 + 0j])
+    assert not krawczyk_complex(ill, root).certified
+    kr = krawczyk_complex(ill, root, inverse_bits=256)
+    assert kr.certified and 0 < kr.radius < 1e-12
+    # the same Y does not certify a box that misses the root
+    assert not krawczyk_complex(ill, root + 1e-6, radii=[1e-9], inverse_bits=256).certified
+    # the real test (route 1's per-point certificate) likewise
+    from landscape.enumeration._krawczyk import krawczyk
+
+    assert not krawczyk(ill, root.real).certified
+    kr = krawczyk(ill, root.real, inverse_bits=256)
+    assert kr.certified and 0 < kr.radius < 1e-12
+    assert not krawczyk(ill, root.real + 1e-6, radii=[1e-9], inverse_bits=256).certified
+    kr, kind, _ = certify_solution(ill, np.array([1.001 + 0j, 0.999 + 0j]), 1, 2)
+    assert kind == "real"
+    from fractions import Fraction
+
+    # the box holds one of the two roots (checked exactly: the centre is a float)
+    roots = [(Fraction(1), Fraction(1)), (1 + Fraction(1, 10**8), 1 - Fraction(1, 10**16))]
+    c = [Fraction(float(v.real)) for v in kr.center]
+    assert any(all(abs(ci - ri) <= Fraction(kr.radius) for ci, ri in zip(c, r)) for r in roots)
+    assert certify_solution(ill, np.array([1.001 + 0j, 0.999 + 0j]), 1, 2, precise=False)[0] is None
+
+
+# ----------------------------------------------------------------------------- projective chart, exact target
+def test_projective_chart_maps_solutions_to_zeros_of_the_homogenized_system_and_back():
+    from landscape.enumeration._param import ParamFamily, from_chart, homogenize, to_chart
+
+    rng = np.random.default_rng(3)
+    fam = ParamFamily(3, 2, (0, 1, 2))
+    u = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    S = fam.fit_params(u, rng)  # u solves E(.; S)
+    chart = rng.standard_normal(fam.n + 1) + 1j * rng.standard_normal(fam.n + 1)
+    hom = homogenize(fam.polys(S), chart)
+
+    def ev(point):
+        return np.array([sum(c * np.prod(point ** np.array(m)) for m, c in eq.items()) for eq in hom])
+
+    for scale in (1.0, 1e3):  # a solution of any norm is an O(1) point of the chart
+        # u solves E(.; S) iff (u, 1) solves the homogeneous form; scaling u by s is S by s^2
+        Ss = S * scale**2
+        hs = homogenize(fam.polys(Ss), chart)
+        xs = to_chart((u * scale).reshape(1, -1), chart)
+        vals = np.array([sum(c * np.prod(xs[0] ** np.array(m)) for m, c in eq.items()) for eq in hs])
+        assert np.max(np.abs(vals)) < 1e-9 * scale and np.max(np.abs(xs)) < 100
+        assert np.allclose(from_chart(xs)[0], (u * scale).ravel(), rtol=1e-12)
+    x0 = to_chart(u.reshape(1, -1), chart)[0]
+    assert np.max(np.abs(ev(x0))) < 1e-10
+    # a point that does not solve the system is not a zero of its projective form
+    assert np.max(np.abs(ev(to_chart((u + 0.1).reshape(1, -1), chart)[0]))) > 1e-6
+    # a point at infinity (h = 0) does not map back
+    assert np.all(np.isnan(from_chart(np.array([[1.0, 2.0, 0.0]]))))
+
+
+def test_exact_target_scale_makes_every_coefficient_an_integer():
+    from fractions import Fraction
+
+    from landscape.enumeration._param import ParamFamily, integer_scale
+    from landscape.enumeration._systems import exact_tasks
+
+    S = exact_tasks(rounded_tasks(0, 3, 3))
+    fam = ParamFamily(3, 3, (0, 1, 2))
+    polys = fam.polys(S)
+    lam = integer_scale(polys)
+    coefs = [c for eq in polys for c in eq.values()]
+    assert all(isinstance(c, Fraction) for c in coefs)
+    assert all((c * lam).denominator == 1 and abs(c * lam) < 2**53 for c in coefs)
+    for p in (2, 3, 5):  # the least such factor
+        if lam % p == 0:
+            assert any((c * (lam // p)).denominator != 1 for c in coefs)
+    # the exact equations agree with the float ones, which carry a rounding error
+    fl = fam.polys(np.array([[[float(v) for v in row] for row in M] for M in S]))
+    assert all(abs(float(c) - fe[m]) <= 1e-15 * (1 + abs(float(c))) for eq, fe in zip(polys, fl) for m, c in eq.items())
+
+
+needs_phc = pytest.mark.skipif(not algebra_available("phc"), reason="needs phc (apt-get install phcpack)")
+
+
+@needs_phc
+def test_projective_track_follows_the_same_paths():
+    from landscape.enumeration._param import ParamFamily, load_starts, track
+    from landscape.enumeration._systems import exact_tasks
+
+    S0, reps = load_starts(3, 2)[0][(0, 1, 2)]
+    fam = ParamFamily(3, 2, (0, 1, 2))
+    S = exact_tasks(rounded_tasks(4, 2, 3))
+    rng = np.random.default_rng(1)
+    chart = rng.standard_normal(fam.n + 1) + 1j * rng.standard_normal(fam.n + 1)
+    gamma = np.exp(0.7j)
+    affine, _ = track(fam, S0, S, reps, gamma)
+    proj, _ = track(fam, S0, S, reps, gamma, chart=chart)
+    # one homotopy seen in two coordinate systems: the same end for every start
+    assert np.all(np.isfinite(affine)) and np.max(np.abs(proj - affine)) < 1e-8 * (1 + np.max(np.abs(affine)))
+    # a different gamma pairs the starts differently (so the comparison above is not vacuous)
+    other, _ = track(fam, S0, S, reps, np.exp(2.1j), chart=chart)
+    assert np.max(np.abs(other - affine)) > 1e-3
+
+
+def test_certified_orbits_know_a_repeated_end_without_a_new_proof():
+    from landscape.enumeration._complete import CertifiedOrbits
+
+    sols = CertifiedOrbits(CIRCLE, 1, 2)
+    assert sols.add(ROOTS[0] + 1e-3) == ("new", 0)
+    # another end of the same root: the known orbit, no second box
+    assert sols.add(ROOTS[0] - 2e-3j) == ("duplicate", 0)
+    assert len(sols.reps) == 1
+    # an end of the other root is a new orbit with its own proof
+    assert sols.add(ROOTS[1] + 1e-3) == ("new", 1)
+    assert sols.add(ROOTS[1] - 1e-3j) == ("duplicate", 1) and len(sols.reps) == 2
+
+
 # ----------------------------------------------------------------------------- disjointness and count
 def _boxes(system, starts):
     out = [krawczyk_complex(system, system.newton(s)) for s in starts]
@@ -214,27 +373,44 @@ def test_live_431_count_is_consistent_with_the_record():
     assert r.complete == (ph["missing"] == 0)
     assert ph["certified_complex_solutions"] >= rec["certified_complex_solutions"]
     assert r.data["real_critical_points"] >= rec["real_critical_points"]
+    if rec["complete"]:  # a record proved complete must be proved again, with the same list
+        assert r.complete and r.data["real_critical_points"] == rec["real_critical_points"]
+        assert r.data["counts_by_class"] == rec["counts_by_class"]
 
 
 def _effort_is_what_the_loop_did(ph):
     """The phc route's effort fields against the loop that made them: per support one attempt
     per try, every start orbit tracked once per try, the last attempt's count the support's,
-    a double-double retrack of exactly the paths its attempt sent back (the lost, failed,
-    duplicate and off-support ends, plus at most one earlier owner per duplicate)."""
-    lost = 0
+    a projective re-track of exactly the paths its attempt sent back (the lost, failed,
+    duplicate and off-support ends, plus at most one earlier owner per duplicate), and a
+    double-double re-track of what that one sent back in turn; the new orbits of the
+    re-tracks add up to the route's counts of them."""
+    lost, proj_new, dd_new = 0, 0, 0
+
+    def sent(o):
+        return o["lost"] + o["failed"] + o["duplicate"] + o["other_support"]
+
     for s in ph["per_support"]:
         assert len(s["attempts"]) == s["tries"] >= 1
         assert s["paths_tracked"] == s["tries"] * s["start_orbits"]
         assert s["attempts"][-1]["certified_orbits"] == s["certified_orbits"] == s["start_orbits"]
         assert s["double_double_paths"] == sum(a.get("double_double", {}).get("paths", 0) for a in s["attempts"])
+        assert s["projective_paths"] == sum(a.get("projective", {}).get("paths", 0) for a in s["attempts"])
         for a in s["attempts"]:
             o = a["double"]
             lost += o["lost"]
+            if "projective" in a:
+                assert sent(o) <= a["projective"]["paths"] <= sent(o) + o["duplicate"]
+                proj_new += a["projective"]["new_orbits"]
+                o = a["projective"]
             if "double_double" in a:
-                sent_back = o["lost"] + o["failed"] + o["duplicate"] + o["other_support"]
-                assert sent_back <= a["double_double"]["paths"] <= sent_back + o["duplicate"]
-    assert ph["paths"] == sum(s["paths_tracked"] + s["double_double_paths"] for s in ph["per_support"])
+                assert sent(o) <= a["double_double"]["paths"] <= sent(o) + o["duplicate"]
+                dd_new += a["double_double"]["new_orbits"]
+    assert ph["paths"] == sum(s["paths_tracked"] + s["double_double_paths"] + s["projective_paths"]
+                              for s in ph["per_support"])
     assert ph["lost_paths"] == lost
+    assert ph["new_orbits_by_mechanism"]["projective_retrack"] == proj_new
+    assert ph["new_orbits_by_mechanism"]["projective_double_double"] == dd_new
 
 
 @needs_both

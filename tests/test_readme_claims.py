@@ -374,3 +374,28 @@ def test_audit_scaling_sentence_is_its_record():
     plots = [r["plots_s"] for r in rec["rows"]]
     assert f"The three figures cost {min(plots):.1f}-{max(plots):.1f} s at every d" in text
     assert by_d[2000]["peak_rss_gib"] < 1.2 and by_d[4000]["peak_rss_gib"] < 4  # issue 21's memory targets
+
+
+def test_route_2_sizes_sentence_is_the_sizes_record():
+    rows = json.loads((ROOT / "landscape/results/enumeration_sizes.json").read_text())["rows"]
+    phc = {(tuple(r["size"]), r["instance"], r["seed"]): r for r in rows if r.get("route") == "phc alone"}
+    text = " ".join(README.split())
+    r331 = phc[((3, 3, 1), "m1", 0)]
+    assert r331["complete"] and f"1095 of the 1095 complex solutions certified, the same 83 real critical points " \
+        f"as msolve, in {round(r331['wall_s'])} s ({round(r331['cpu_s'])} s of CPU)" in text
+    m0, m1, g0 = (phc[((4, 3, 1), "m1", 0)], phc[((4, 3, 1), "m1", 1)], phc[((4, 3, 1), "gaussian", 0)])
+    assert all(r["complete"] and r["certified_complex_solutions"] == r["degree"] == 4841 for r in (m0, m1, g0))
+    assert "it proves three instances complete, 4841 of the 4841 complex solutions certified each" in text
+    def took(r):
+        return f"in {round(r['wall_s'])} s ({round(r['cpu_s'])} s of CPU"
+
+    saddles = {k: r["counts_by_class"]["strict_saddle"] for k, r in (("m0", m0), ("m1", m1))}
+    assert (f"model M1 seed 0 with {m0['real_critical_points']} real critical points in {m0['orbits']} orbits "
+            f"(1 lowest local minimum, {saddles['m0']} strict saddles) {took(m0)}" in text)
+    assert (f"seed 1 with {m1['real_critical_points']} in {m1['orbits']} orbits (1 lowest local minimum, "
+            f"{saddles['m1']} strict saddles) {took(m1)}" in text)
+    assert g0["counts_by_class"]["strict_saddle"] == g0["orbits"]
+    assert f"with {g0['real_critical_points']} in {g0['orbits']} orbits, all strict saddles, {took(g0)}" in text
+    within5 = sum(r["wall_s"] <= 300 for r in (m0, m1, g0))
+    assert ("the largest size certified complete within 5 minutes on 2 cores is (4, 3, 1) (T d k = 12), on "
+            + ["none of the", "one of the", "two of the", "all"][within5] + " three instances") in text

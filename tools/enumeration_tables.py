@@ -278,6 +278,8 @@ def sizes_row(d: int, T: int, seed: int, threads: int = 1, instance: str = "m1")
         "counts_by_class": r.data["counts_by_class"],
         "certified_complex_solutions": ph["certified_complex_solutions"], "degree": ph["u_system_degree"],
         "paths": ph["paths"], "double_double_paths": sum(p["double_double_paths"] for p in ph["per_support"]),
+        "projective_paths": sum(p.get("projective_paths", 0) for p in ph["per_support"]),
+        "new_orbits_by_mechanism": ph.get("new_orbits_by_mechanism"),
         "max_tries": ph["max_tries"], "retried_supports": ph["retried_supports"],
         "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
         "load_average": [round(x, 2) for x in (load0[0], os.getloadavg()[0])],

@@ -19,10 +19,21 @@ Where the boxes come from
     the proof.  For one accessibility constant :math:`\gamma` the paths pair starts and
     ends one to one, so a path that is lost, fails its certificate, ends on a smaller
     support or meets another path's end (both are suspect) is re-tracked with the same
-    :math:`\gamma` in double-double precision.  A support still short is tracked again
+    :math:`\gamma`: first in a random projective chart (:func:`._param.homogenize`: the
+    same paths, with a solution of large norm an O(1) point), in double and then, what is
+    still unresolved, in double-double precision.  PHC is given the exact target system
+    (:func:`._param.track` scales it to integer coefficients): at a condition number of
+    :math:`10^{12}` the zeros of its float rounding lie outside Newton's reach of the
+    certified system's.  A support still short is tracked again
     with a fresh random :math:`\gamma` (for all but finitely many :math:`\gamma` every
     isolated solution is a path end, Morgan & Sommese 1989; the ends of different tries are
-    all solutions), and the union of the certified ends is counted.
+    all solutions), and the union of the certified ends is counted.  An end whose float
+    Newton point fails Krawczyk's test is polished again in 256-bit arithmetic
+    (:func:`newton_precise`; a simple zero with a condition number near :math:`10^9`
+    cannot be placed in floats closely enough for a box to pass), and its box is tried with
+    Krawczyk's :math:`Y` inverted at that precision (a float inverse of a Jacobian with
+    condition number :math:`10^{12}` leaves :math:`I-Y\,Df` near 1).  ``new_orbits_by_mechanism``
+    says how many new orbits each of these mechanisms contributed.
 Sign copies
     :math:`u_t\mapsto-u_t` maps the system to itself, so it maps a certified box to a
     certified box of the flipped zero; each orbit is certified once and its copies are
@@ -43,8 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._backends import BackendError, msolve_degree
-from ._krawczyk import boxes_overlap, krawczyk_complex
-from ._systems import float_tasks
+from ._krawczyk import PRECISE_BITS, boxes_overlap, krawczyk_complex, newton_precise
 
 __all__ = ["CertifiedOrbits", "count_argument", "certify_solution", "homotopy_enumeration"]
 
@@ -52,15 +62,34 @@ ZERO_BLOCK = 1e-8  # relative size below which a polished block is set to exactl
 REAL_TOL = 1e-8  # relative imaginary size below which a polished point is tried as real
 
 
-def certify_solution(compiled, x, T: int, d: int):
-    r"""Polish the complex point ``x`` (unknowns ``(t, i)``, :math:`k=1`) by Newton on the
-    full system and prove it by :func:`krawczyk_complex`.  Blocks that polish to almost 0
-    are set to exactly 0, points with an almost-zero imaginary part are tried as real.
-    Returns ``(result, kind, zero_blocks)`` with ``kind`` ``"real"``, ``"complex"`` (the box
-    excludes the real space) or None when nothing was proved."""
-    x = compiled.newton(np.asarray(x, dtype=complex))
-    if not np.all(np.isfinite(x)):
-        return None, None, []
+def _prove(compiled, x, zero, real, d, scale, precise=False):
+    """Krawczyk's box around ``x`` (zero blocks and reality imposed), tightened by one more
+    Newton run from its centre when it came out large; with ``precise`` that Newton run
+    is :func:`newton_precise` and Krawczyk's :math:`Y` is inverted at ``PRECISE_BITS``."""
+    bits = PRECISE_BITS if precise else None
+    polish = (lambda z: newton_precise(compiled, z)) if precise else compiled.newton
+
+    def fix(y):
+        for t in zero:
+            y[t * d:(t + 1) * d] = 0.0
+        return y.real.astype(complex) if real else y
+
+    x = fix(np.array(x, dtype=complex))
+    kr = krawczyk_complex(compiled, x, inverse_bits=bits)
+    if kr.certified and kr.radius > 1e-10 * scale:
+        # a large box: the end had not converged; one more Newton run from its centre (the
+        # zero is inside) and the smaller box if it passes
+        y = polish(kr.center)
+        if y is not None and np.all(np.isfinite(y)):
+            k2 = krawczyk_complex(compiled, fix(y), inverse_bits=bits)
+            if k2.certified and k2.radius < kr.radius:
+                kr = k2
+    return kr
+
+
+def _shape(compiled, x, T, d, polish):
+    """The zero blocks and the reality of the point ``x``; both imposed on it (and the
+    point polished again by ``polish`` when either applies)."""
     scale = 1.0 + float(np.max(np.abs(x)))
     U = x.reshape(T, d)
     zero = [t for t in range(T) if np.max(np.abs(U[t])) <= ZERO_BLOCK * scale]
@@ -70,25 +99,38 @@ def certify_solution(compiled, x, T: int, d: int):
             U[t] = 0.0
         if real:
             x = x.real.astype(complex)
-        x = compiled.newton(x)
-        for t in zero:
-            x[t * d:(t + 1) * d] = 0.0
-        if real:
-            x = x.real.astype(complex)  # exactly real: the box is invariant under conjugation
-    kr = krawczyk_complex(compiled, x)
-    if kr.certified and kr.radius > 1e-10 * scale:
-        # a large box: the end had not converged; one more Newton run from its centre (the
-        # zero is inside) and the smaller box if it passes
-        y = compiled.newton(kr.center)
-        if np.all(np.isfinite(y)):
-            for t in zero:
-                y[t * d:(t + 1) * d] = 0.0
-            if real:
-                y = y.real.astype(complex)
-            k2 = krawczyk_complex(compiled, y)
-            if k2.certified and k2.radius < kr.radius:
-                kr = k2
-    if not kr.certified:
+        x = polish(x)
+    return x, zero, real, scale
+
+
+def certify_solution(compiled, x, T: int, d: int, *, precise: bool = True, stats: dict | None = None,
+                     polished=None):
+    r"""Polish the complex point ``x`` (unknowns ``(t, i)``, :math:`k=1`) by Newton on the
+    full system and prove it by :func:`krawczyk_complex`.  Blocks that polish to almost 0
+    are set to exactly 0, points with an almost-zero imaginary part are tried as real.
+    When float Newton's point fails, and ``precise``, the given point is polished by
+    :func:`newton_precise` instead and tried once more with Krawczyk's :math:`Y` inverted
+    at ``PRECISE_BITS`` (then ``stats["precise_newton"]`` is set to 1).  ``polished``:
+    float Newton's point from ``x`` when the caller has it already.  Returns ``(result,
+    kind, zero_blocks)`` with ``kind`` ``"real"``, ``"complex"`` (the box excludes the real
+    space) or None when nothing was proved."""
+    x0 = np.asarray(x, dtype=complex)
+    x = compiled.newton(x0) if polished is None else np.array(polished, dtype=complex)
+    kr, zero, real = None, [], False
+    if np.all(np.isfinite(x)):
+        x, zero, real, scale = _shape(compiled, x, T, d, compiled.newton)
+        kr = _prove(compiled, x, zero, real, d, scale)
+    if (kr is None or not kr.certified) and precise:
+        # from the given point, not float Newton's: at a condition number of 1e12 float
+        # Newton steps off a converged end by its whole norm
+        y = newton_precise(compiled, x0)
+        if y is not None:
+            y, zero, real, scale = _shape(compiled, y, T, d, lambda z: newton_precise(compiled, z))
+            if y is not None:
+                kr = _prove(compiled, y, zero, real, d, scale, precise=True)
+                if kr.certified and stats is not None:
+                    stats["precise_newton"] = 1
+    if kr is None or not kr.certified:
         return None, None, zero
     if real:
         return kr, "real", zero
@@ -107,6 +149,10 @@ class CertifiedOrbits:
         self.reps = []  # dicts: center, radius, kind, zero
         self._keys = np.zeros((0, T * d * d), dtype=complex)
         self._radii = np.zeros(0)
+        # new orbits whose end was proved only after the precise Newton polish, and new
+        # orbits first reached by a projective re-track in double or in double-double
+        # precision (counted by the caller; an orbit may count under precise_newton too)
+        self.found_by = {"precise_newton": 0, "projective_retrack": 0, "projective_double_double": 0}
 
     def key(self, x):
         U = np.asarray(x).reshape(self.T, self.d)
@@ -114,8 +160,19 @@ class CertifiedOrbits:
 
     def add(self, x) -> tuple:
         """``("new", i)`` (certified, a new orbit, number ``i``), ``("duplicate", i)``
-        (certified, the known orbit ``i``) or ``("failed", None)`` (not proved)."""
-        kr, kind, zero = certify_solution(self.compiled, x, self.T, self.d)
+        (the known orbit ``i``: certified, or its float Newton point already within the
+        tolerance of orbit ``i``'s certified centre, which adds nothing to the count) or
+        ``("failed", None)`` (not proved)."""
+        y = self.compiled.newton(np.asarray(x, dtype=complex))
+        if len(self._keys) and np.all(np.isfinite(y)):
+            # a later try's ends are mostly known orbits: spare them Krawczyk's test
+            key = self.key(y)
+            dist = np.max(np.abs(self._keys - key[None]), axis=1)
+            i = int(np.argmin(dist))
+            if dist[i] <= self.tol * (1.0 + np.max(np.abs(key))):
+                return "duplicate", i
+        how = {}
+        kr, kind, zero = certify_solution(self.compiled, x, self.T, self.d, stats=how, polished=y)
         if kr is None:
             return "failed", None
         key = self.key(kr.center)
@@ -135,6 +192,7 @@ class CertifiedOrbits:
         self._keys = np.vstack([self._keys, key[None]])
         self._radii = np.append(self._radii, kr.radius)
         self.reps.append({"center": kr.center, "radius": kr.radius, "kind": kind, "zero": zero})
+        self.found_by["precise_newton"] += int(bool(how))
         return "new", len(self.reps) - 1
 
     def support(self, rep) -> tuple:
@@ -204,20 +262,21 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
     if degree is None:
         fut = pool.submit(msolve_degree, sq.system.msolve_text(), sq.system.names, timeout=timeout)
     try:
-        S_float = float_tasks(S)
         rng = np.random.default_rng([int(seed), 20])
+        chart_rng = np.random.default_rng([int(seed), 21])  # apart, so the gammas stay those of rng
         sols = CertifiedOrbits(sq.compiled, T, d)
         sols.add(np.zeros(T * d))  # U = 0; not proved when a C_t is singular: the count then falls short
         paths, lost, per_support = 0, 0, []
         for supp, (S0, reps) in sorted(starts.items(), key=lambda kv: (len(kv[0]), kv[0])):
             fam = ParamFamily(T, d, supp)
-            want, tries, dd_paths, attempts = len(reps), 0, 0, []
+            want, tries, dd_paths, proj_paths, attempts = len(reps), 0, 0, 0, []
 
-            def run(idx, gamma, decimals):
-                """Track the starts ``idx``; certify the ends; the starts to redo (lost,
-                failed, off the support, or meeting another path of this gamma)."""
-                ends, _diag = track(fam, S0, S_float, reps[idx], gamma, threads=threads, timeout=timeout,
-                                    decimals=decimals)
+            def run(idx, gamma, decimals, chart=None):
+                """Track the starts ``idx`` (in the projective ``chart`` if given); certify
+                the ends; the starts to redo (lost, failed, off the support, or meeting
+                another path of this gamma)."""
+                ends, _diag = track(fam, S0, S, reps[idx], gamma, threads=threads, timeout=timeout,
+                                    decimals=decimals, chart=chart)
                 outcome, redo = {"lost": 0, "failed": 0, "duplicate": 0, "other_support": 0}, set()
                 for j, e in zip(idx, ends):
                     if not np.all(np.isfinite(e)) or np.max(np.abs(e)) > 1e8:
@@ -246,7 +305,9 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
             while tries <= retries and have() < want:
                 # a fresh gamma pairs starts and ends anew; for one gamma the ends are a
                 # bijection, so the paths that failed or met another are re-tracked with the
-                # same gamma in double-double precision (PHCpack's -p with 32 decimals)
+                # same gamma in a random projective chart (the same paths, but a solution of
+                # large norm is an O(1) point there), in double precision and then, what is
+                # still unresolved, in double-double (PHCpack's -p with 32 decimals)
                 gamma = complex(rng.standard_normal(), rng.standard_normal())
                 gamma /= abs(gamma)
                 owner = {}
@@ -254,14 +315,25 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
                 tries += 1
                 lost += outcome["lost"]
                 attempts.append({"double": outcome, "certified_orbits": have()})
-                if redo and have() < want and len(redo) <= max(8, want // 10):
-                    dd_paths += len(redo)
-                    attempts[-1]["double_double"] = dict(run(np.array(redo), gamma, 32)[0], paths=len(redo))
+                chart = chart_rng.standard_normal(fam.n + 1) + 1j * chart_rng.standard_normal(fam.n + 1)
+                if redo and have() < want:
+                    n0, sent = len(sols.reps), len(redo)
+                    pj, redo = run(np.array(redo), gamma, 16, chart=chart)
+                    proj_paths += sent
+                    sols.found_by["projective_retrack"] += len(sols.reps) - n0
+                    attempts[-1]["projective"] = dict(pj, paths=sent, new_orbits=len(sols.reps) - n0)
                     attempts[-1]["certified_orbits"] = have()
-            paths += tries * want + dd_paths
+                if redo and have() < want and len(redo) <= max(8, want // 10):
+                    n0, sent = len(sols.reps), len(redo)
+                    dd_paths += sent
+                    dd = run(np.array(redo), gamma, 32, chart=chart)[0]
+                    sols.found_by["projective_double_double"] += len(sols.reps) - n0
+                    attempts[-1]["double_double"] = dict(dd, paths=sent, new_orbits=len(sols.reps) - n0)
+                    attempts[-1]["certified_orbits"] = have()
+            paths += tries * want + dd_paths + proj_paths
             per_support.append({"support": list(supp), "start_orbits": want, "certified_orbits": have(),
                                 "tries": tries, "paths_tracked": tries * want, "double_double_paths": dd_paths,
-                                "attempts": attempts})
+                                "projective_paths": proj_paths, "attempts": attempts})
         track_s = time.perf_counter() - t0
         centers, radii = sols.boxes()
         deg = degree
@@ -293,6 +365,7 @@ def homotopy_enumeration(sq, S, T: int, d: int, *, seed: int, timeout: float, th
         "seconds": round(time.perf_counter() - t0, 3),
         "cpu_s": round(_cpu(resource) - c0, 1),
         "per_support": per_support,
+        "new_orbits_by_mechanism": dict(sols.found_by),
     }
     if deg_note:
         data["degree_error"] = deg_note

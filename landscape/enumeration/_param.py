@@ -35,6 +35,10 @@ The generic instance
     (``found_count`` < ``degree_u_system``, written only with ``--allow-short``); the route
     then still finds every real point that lies on a path, and says that its complex
     count cannot reach the degree.
+
+Why it is long: the family, its projective chart, the driver of ``phc -p`` and the
+monodromy that made the start files belong to one object (the parameter homotopy of the
+:math:`k=1` cubics) and share its term lists; split, each part would import the others.
 """
 from __future__ import annotations
 
@@ -43,14 +47,17 @@ import re
 import subprocess
 import tempfile
 import time
+from fractions import Fraction
 from itertools import combinations
+from math import lcm
 from pathlib import Path
 
 import numpy as np
 
 from ._backends import BackendError, parse_phc_solutions, phc_executable, phc_number, phc_version
 
-__all__ = ["ParamFamily", "track", "monodromy_orbits", "start_file", "load_starts", "build_starts",
+__all__ = ["ParamFamily", "track", "homogenize", "integer_scale", "to_chart", "from_chart",
+           "monodromy_orbits", "start_file", "load_starts", "build_starts",
            "canonical", "orbit_keys"]
 
 STARTS = Path(__file__).with_name("starts")
@@ -67,8 +74,9 @@ class ParamFamily:
         self.T, self.d, self.supp = T, d, tuple(supp)
         self.names = [f"u{t}_{i}_0" for t in self.supp for i in range(d)]
         self.n = len(self.names)
-        # the cubic part does not depend on S: build it once
-        self._cubic = [self._cubic_eq(a, i) for a in range(len(self.supp)) for i in range(d)]
+        # the cubic part does not depend on S: build it once (exact, and in floats)
+        self._cubic_q = [self._cubic_eq(a, i) for a in range(len(self.supp)) for i in range(d)]
+        self._cubic = [{m: float(c) for m, c in eq.items()} for eq in self._cubic_q]
 
     def _var(self, a, i):
         return a * self.d + i
@@ -84,22 +92,31 @@ class ParamFamily:
         T, d, terms = self.T, self.d, {}
         for j in range(d):
             for b in range(len(self.supp)):
-                c = (1.0 - 1.0 / T) if b == a else -1.0 / T
+                c = (1 - Fraction(1, T)) if b == a else -Fraction(1, T)
                 m = self._mono(self._var(b, i), self._var(b, j), self._var(a, j))
-                terms[m] = terms.get(m, 0.0) + c
+                terms[m] = terms.get(m, 0) + c
         return terms
 
-    def polys(self, S: np.ndarray) -> list:
-        """Equations at the parameters ``S`` (shape ``(T, d, d)``, symmetric)."""
-        S = np.asarray(S)
-        C = S.mean(axis=0)[None] - S
+    def polys(self, S) -> list:
+        """Equations at the parameters ``S`` (shape ``(T, d, d)``, symmetric): float
+        coefficients for an array, :class:`fractions.Fraction` ones for exact tasks
+        (nested lists of fractions, :func:`._systems.exact_tasks`)."""
+        exact = not isinstance(S, np.ndarray)
+        if exact:
+            T = self.T
+            C = [[[sum(S[s][i][j] for s in range(T)) / T - S[t][i][j] for j in range(self.d)]
+                  for i in range(self.d)] for t in range(T)]
+            cubic = self._cubic_q
+        else:
+            Cf = S.mean(axis=0)[None] - S
+            C, cubic = Cf.tolist(), self._cubic
         out = []
         for a, t in enumerate(self.supp):
             for i in range(self.d):
-                terms = dict(self._cubic[a * self.d + i])
+                terms = dict(cubic[a * self.d + i])
                 for j in range(self.d):
                     m = self._mono(self._var(a, j))
-                    terms[m] = terms.get(m, 0.0) + C[t, i, j]
+                    terms[m] = terms.get(m, 0) + C[t][i][j]
                 out.append(terms)
         return out
 
@@ -161,18 +178,82 @@ class ParamFamily:
             raise BackendError("could not fit parameters to the seed solution")
         return S
 
-    def phc_text(self, S: np.ndarray) -> str:
-        lines = [f"{self.n} {self.n}"]
-        for terms in self.polys(S):
+    def phc_text(self, S, chart=None, scale: int = 1) -> str:
+        """The equations at ``S`` (see :meth:`polys`) times ``scale`` in PHCpack's format;
+        with ``chart`` (complex, length ``n + 1``) the projective form of :func:`homogenize`
+        in the unknowns ``names + [HOMOGENEOUS]``.  Coefficients are written to 17
+        digits: exactly when ``scale`` makes an exact one an integer below :math:`2^{53}`
+        (PHC then tracks to the very system that is certified).  (Plain integers are not
+        written as such: PHC 2.4.86's reader fails on some lines of them.)"""
+        polys, names = [{m: c * scale for m, c in eq.items()} for eq in self.polys(S)], self.names
+        if chart is not None:
+            polys, names = homogenize(polys, chart), names + [HOMOGENEOUS]
+        lines = [f"{len(names)} {len(names)}"]
+        for terms in polys:
             parts = []
             for m, c in terms.items():
                 if c == 0:
                     continue
-                c = complex(c)
-                mono = "*".join(self.names[v] + (f"^{e}" if e > 1 else "") for v, e in enumerate(m) if e)
-                parts.append(f"+({c.real:.17e}{c.imag:+.17e}*i)*{mono}")
+                mono = "*".join(names[v] + (f"^{e}" if e > 1 else "") for v, e in enumerate(m) if e)
+                c = complex(c)  # an integer below 2^53 is exact, and so are its 17 digits
+                parts.append(f"+({c.real:.17e}{c.imag:+.17e}*i)" + (f"*{mono}" if mono else ""))
             lines.append("\n".join(parts) + ";")  # one term a line: phc's reader splits long lines badly
         return "\n".join(lines) + "\n"
+
+
+HOMOGENEOUS = "h0"  # the extra unknown of the projective chart
+
+
+def integer_scale(polys) -> int:
+    """The least common multiple of the denominators of the exact coefficients of
+    ``polys`` (1 when none is exact): the factor that makes them integers."""
+    out = 1
+    for eq in polys:
+        for c in eq.values():
+            if isinstance(c, Fraction):
+                out = lcm(out, c.denominator)
+    return out
+
+
+def homogenize(polys, chart) -> list:
+    r"""The projective form of the cubics ``polys`` (term dicts in :math:`n` unknowns): each
+    term times :math:`h^{3-\deg}`, so the equations are homogeneous in
+    :math:`(\mathbf u,h)`, plus the affine chart :math:`a\cdot(\mathbf u,h)=1`
+    (``chart`` :math:`=a`).  A solution :math:`\mathbf u` corresponds to
+    :math:`(\mathbf u,1)/(a\cdot(\mathbf u,1))` and back by :math:`\mathbf u=v/h`
+    (:func:`to_chart`, :func:`from_chart`).  For the parameter homotopy the cubic part is
+    still the same at both ends, so each homotopy system is again a non-zero multiple of
+    the projective form at the parameters :math:`S(s)`: the paths are those of the affine
+    homotopy seen in projective space, where a solution of large norm has an O(1)
+    representative with a small :math:`h`."""
+    chart = np.asarray(chart, dtype=complex)
+    n = len(chart) - 1
+    out = []
+    for terms in polys:
+        out.append({m + (3 - sum(m),): c for m, c in terms.items()})
+    lin = {tuple(int(j == i) for j in range(n + 1)): complex(chart[i]) for i in range(n + 1)}
+    lin[(0,) * (n + 1)] = -1.0
+    out.append(lin)
+    return out
+
+
+def to_chart(u, chart) -> np.ndarray:
+    r"""Points ``u`` (rows) as :math:`(\mathbf u,1)/(a\cdot(\mathbf u,1))`."""
+    u = np.asarray(u, dtype=complex)
+    x = np.concatenate([u, np.ones((len(u), 1), dtype=complex)], axis=1)
+    return x / (x @ np.asarray(chart, dtype=complex))[:, None]
+
+
+def from_chart(x, *, tiny: float = 1e-12) -> np.ndarray:
+    r"""Back from :func:`to_chart`: :math:`v/h`, NaN where :math:`|h|` is at most ``tiny``
+    times :math:`|v|` (a point at infinity, or PHC lost the path)."""
+    x = np.asarray(x, dtype=complex)
+    v, h = x[:, :-1], x[:, -1:]
+    bad = ~(np.abs(h[:, 0]) > tiny * np.max(np.abs(x), axis=1))
+    with np.errstate(all="ignore"):
+        u = v / h
+    u[bad] = np.nan
+    return u
 
 
 def _random_sym(rng, T, d):
@@ -250,22 +331,35 @@ def _parse_solutions(raw: str, names):
 
 
 def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex, *, threads: int = 1,
-          timeout: float = 600.0, seed: int = 1, decimals: int = 16):
+          timeout: float = 600.0, seed: int = 1, decimals: int = 16, chart=None):
     """Track the solutions ``starts`` (rows, in ``family.names`` order) of E(.; S_from) to
     E(.; S_to) with ``phc -p`` and accessibility constant ``gamma``, in double precision
-    (``decimals`` 16) or double-double (32).  Returns the ends (one row per start, NaN
-    where PHC lost the path), and per end ``(rco, res)``."""
+    (``decimals`` 16) or double-double (32); with ``chart`` (complex, length ``n + 1``)
+    in the projective form of :func:`homogenize` (the same paths; the ends are mapped back).
+    Exact target tasks ``S_to`` (fractions) are written exactly: both systems are
+    multiplied by :func:`integer_scale` of the target, which leaves the homotopy's paths
+    as they are (it multiplies the whole homotopy), so that at a condition number of
+    :math:`10^{12}` the ends solve the certified system rather than its float rounding.
+    Returns the ends (one row per start, NaN where PHC lost the path or it went to
+    infinity), and per end ``(rco, res)``."""
     if decimals not in (16, 32):
         raise ValueError(f"decimals must be 16 or 32, got {decimals}")
     exe = phc_executable()
     starts = np.asarray(starts, dtype=complex).reshape(-1, family.n)
     if not len(starts):
         return starts.copy(), np.zeros((0, 2))
+    names, x0 = family.names, starts
+    if chart is not None:
+        chart = np.asarray(chart, dtype=complex).ravel()
+        if chart.shape != (family.n + 1,):
+            raise ValueError(f"a chart needs {family.n + 1} coefficients, got {chart.size}")
+        names, x0 = names + [HOMOGENEOUS], to_chart(starts, chart)
     with tempfile.TemporaryDirectory(prefix="landscape-phcp-") as tmp:
         tmp = Path(tmp)
-        (tmp / "target").write_text(family.phc_text(S_to))
-        (tmp / "start").write_text(family.phc_text(S_from) + "\nTHE SOLUTIONS :\n"
-                                   + _solutions_text(family.names, starts))
+        scale = integer_scale(family.polys(S_to))
+        (tmp / "target").write_text(family.phc_text(S_to, chart, scale))
+        (tmp / "start").write_text(family.phc_text(S_from, chart, scale) + "\nTHE SOLUTIONS :\n"
+                                   + _solutions_text(names, x0))
         answers = "\n".join(["target", "out", "y", "sols", "start", "a", repr(float(gamma.real)),
                              repr(float(gamma.imag))] + (["d", "32"] if decimals == 32 else [])
                             + ["0", "0", "n"]) + "\n"
@@ -277,10 +371,10 @@ def track(family: ParamFamily, S_from, S_to, starts: np.ndarray, gamma: complex,
         out = tmp / "out"
         if proc.returncode != 0 or not out.is_file() or "THE SOLUTIONS :" not in out.read_text():
             raise BackendError(f"phc -p failed (status {proc.returncode}): {proc.stdout.strip()[-200:]}")
-        ends, diag = _parse_solutions(out.read_text(), family.names)
+        ends, diag = _parse_solutions(out.read_text(), names)
     if len(ends) != len(starts):
         raise BackendError(f"phc -p returned {len(ends)} ends for {len(starts)} paths")
-    return ends, diag
+    return (ends if chart is None else from_chart(ends)), diag
 
 
 def good_ends(ends, diag, *, big=1e6, rco_min=1e-12):

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._krawczyk import CompiledSystem, krawczyk
+from ._krawczyk import PRECISE_BITS, CompiledSystem, krawczyk, newton_precise
 from ._systems import gradient_system
 
 LOWEST_MINIMUM = "lowest_local_minimum"
@@ -177,6 +177,18 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
     for t in zero:  # exact zeros stay exact (the Jacobian is block diagonal there)
         x[: sq.n_u][[m for m, f in enumerate(sq.free) if f[0] == t]] = 0.0
     kr = krawczyk(sq.compiled, x)
+    if not kr.certified:
+        # an ill-conditioned zero (condition ~1e9 and up): float Newton cannot place it and a
+        # float inverse is no Krawczyk preconditioner there; 256-bit Newton from the given
+        # point and a 256-bit inverse (the test is the same)
+        y = newton_precise(sq.compiled, np.asarray(x0, dtype=complex))
+        if y is not None:
+            y = y.real
+            for t in zero:
+                y[: sq.n_u][[m for m, f in enumerate(sq.free) if f[0] == t]] = 0.0
+            k2 = krawczyk(sq.compiled, y, inverse_bits=PRECISE_BITS)
+            if k2.certified:
+                kr = k2
     Uc = sq.unpack(kr.center)
     G_enc = _arb_G(S, Uc, kr.radius) + G_antisym
     entry.update({
