@@ -1,0 +1,64 @@
+"""Route 2's parameter family (``landscape/enumeration/_param.py``): the Jacobian of the
+support system is its derivative (central differences of the holomorphic residual), the
+random accessibility constants are unit complex numbers, and the generic count per
+support size agrees with the committed start file (found by monodromy) and sums to the
+degree."""
+from __future__ import annotations
+
+import json
+from math import comb
+
+import numpy as np
+import pytest
+
+from landscape.enumeration import algebra_available
+from landscape.enumeration._param import ParamFamily, _unit, start_file, support_degrees
+
+
+@pytest.mark.parametrize("supp", [(0,), (0, 2), (0, 1, 2)])
+def test_support_jacobian_is_the_derivative_of_the_residual(supp):
+    T, d = 3, 3
+    rng = np.random.default_rng(len(supp))
+    S = rng.standard_normal((T, d, d))
+    S = S + np.swapaxes(S, 1, 2)
+    fam = ParamFamily(T, d, supp)
+    u = rng.standard_normal((len(supp), d)) + 1j * rng.standard_normal((len(supp), d))
+    J = fam.jacobian(S, u)
+    h = 1e-6
+    for j in range(len(supp) * d):
+        e = np.zeros(len(supp) * d)
+        e[j] = h
+        du = e.reshape(len(supp), d)
+        col = (fam.residual(S, u + du) - fam.residual(S, u - du)).ravel() / (2 * h)
+        np.testing.assert_allclose(J[:, j], col, rtol=1e-7, atol=1e-7)
+
+
+def test_accessibility_constants_are_unit_and_not_real():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        g = _unit(rng)
+        assert abs(abs(g) - 1.0) < 1e-15 and abs(g.imag) > 0
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="needs msolve (extra 'algebra')")
+def test_generic_count_per_support_size_matches_the_start_file_and_the_degree():
+    exact, total = support_degrees(3, 2, np.random.default_rng(0), timeout=120)
+    meta = json.loads(start_file(3, 2).read_text())
+    assert exact == {int(m): n for m, n in meta["points_by_support_size"].items()}
+    assert sum(comb(3, m) * exact[m] for m in exact) == total[3] == meta["degree_u_system"]
+    assert sorted(total) == [1, 2, 3]
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="needs msolve (extra 'algebra')")
+def test_start_file_metadata_is_what_the_builder_writes_from_its_orbits():
+    """build_starts with the committed orbits given (no monodromy) writes the committed
+    counts: the degree, the points and sign orbits per support size, every orbit found."""
+    from landscape.enumeration._param import build_starts, load_starts
+
+    starts, meta = load_starts(3, 2)
+    given = {tuple(s): (S0, reps, {}) for s, (S0, reps) in starts.items() if len(s) > 0}
+    data = build_starts(3, 2, given=given, log=lambda *a: None)
+    for key in ("degree_u_system", "found_count", "points_by_support_size", "orbits_by_support_size"):
+        assert data[key] == meta[key], key
+    assert data["found_count"] == data["degree_u_system"] == 149
+    assert data["orbits_by_support_size"] == {"0": 1, "1": 2, "2": 6, "3": 8}  # 1, 4, 24, 64 points / 2^m
