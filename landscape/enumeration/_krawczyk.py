@@ -229,6 +229,31 @@ def _fine_radii(newton: float, scale: float) -> list:
     return [r0 * 4.0 ** j for j in range(12)]
 
 
+def _preconditioner(system: CompiledSystem, x: np.ndarray, inverse_bits: int | None, *, real: bool):
+    r"""Krawczyk's :math:`Y` at ``x`` as an ``arb_mat`` (``real``) or ``acb_mat``: the float
+    inverse of :math:`Df(x)`, or with ``inverse_bits`` :func:`_precise_inverse` at that
+    precision (real part for the real test); None where :math:`Df(x)` is singular."""
+    from flint import acb, acb_mat, arb_mat
+
+    if inverse_bits is None:
+        Y = _float_inverse(system, x)
+        if Y is None:
+            return None
+        if real:
+            return arb_mat([[float(v) for v in row] for row in Y])
+        return acb_mat([[acb(float(v.real), float(v.imag)) for v in row] for row in Y])
+    Yc = _precise_inverse(system, np.asarray(x, dtype=complex), inverse_bits)
+    if Yc is None or not real:
+        return Yc
+    n = system.n
+    return arb_mat([[Yc[i, j].real for j in range(n)] for i in range(n)])
+
+
+def _box_radii(newton: float, scale: float, inverse_bits: int | None) -> list:
+    """The default radii: :func:`_radii`, or :func:`_fine_radii` with a precise :math:`Y`."""
+    return _radii(newton, scale) if inverse_bits is None else _fine_radii(newton, scale)
+
+
 def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None, inverse_bits: int | None = None) -> KrawczykResult:
     """Try boxes of growing radius around the (Newton-polished) float point ``x``; with
     ``inverse_bits`` :math:`Y` is inverted at that precision (see :func:`krawczyk_complex`)."""
@@ -238,23 +263,16 @@ def krawczyk(system: CompiledSystem, x: np.ndarray, *, radii=None, inverse_bits:
         n = system.n
         x = np.asarray(x, dtype=float)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
-        if inverse_bits is None:
-            Y = _float_inverse(system, x)
-            if Y is None:
-                return KrawczykResult(False, x, 0.0)
-            Ya = arb_mat([[float(v) for v in row] for row in Y])
-        else:
-            Yc = _precise_inverse(system, x.astype(complex), inverse_bits)
-            if Yc is None:
-                return KrawczykResult(False, x, 0.0)
-            Ya = arb_mat([[Yc[i, j].real for j in range(n)] for i in range(n)])
+        Ya = _preconditioner(system, x, inverse_bits, real=True)
+        if Ya is None:
+            return KrawczykResult(False, x, 0.0)
         xa = [arb(float(v)) for v in x]
         fx = system.aval(xa)
         fa = arb_mat([[v] for v in fx])
         step = Ya * fa
         newton = float(max(abs(float(step[i, 0].mid())) + float(step[i, 0].rad()) for i in range(n)))
         if radii is None:
-            radii = _radii(newton, scale) if inverse_bits is None else _fine_radii(newton, scale)
+            radii = _box_radii(newton, scale, inverse_bits)
         for r in radii:
             if r > 1e-2 * scale:
                 break
@@ -313,21 +331,15 @@ def krawczyk_complex(system: CompiledSystem, x: np.ndarray, *, radii=None,
         n = system.n
         x = np.asarray(x, dtype=complex)
         scale = 1.0 + float(np.max(np.abs(x))) if n else 1.0
-        if inverse_bits is None:
-            Y = _float_inverse(system, x)
-            if Y is None:
-                return KrawczykResult(False, x, 0.0)
-            Ya = acb_mat([[acb(float(v.real), float(v.imag)) for v in row] for row in Y])
-        else:
-            Ya = _precise_inverse(system, x, inverse_bits)
-            if Ya is None:
-                return KrawczykResult(False, x, 0.0)
+        Ya = _preconditioner(system, x, inverse_bits, real=False)
+        if Ya is None:
+            return KrawczykResult(False, x, 0.0)
         xa = [acb(float(v.real), float(v.imag)) for v in x]
         step = Ya * acb_mat([[v] for v in system.cval(xa)])
         newton = max((max(float(step[i, 0].real.abs_upper()), float(step[i, 0].imag.abs_upper())) for i in range(n)),
                      default=0.0)
         if radii is None:
-            radii = _radii(newton, scale) if inverse_bits is None else _fine_radii(newton, scale)
+            radii = _box_radii(newton, scale, inverse_bits)
         eye = acb_mat(n, n)
         for i in range(n):
             eye[i, i] = 1
