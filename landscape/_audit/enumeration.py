@@ -42,6 +42,7 @@ def enumeration_section(mode: str, user_tasks: np.ndarray, k: int, classes, resu
     if mode not in ENUMERATION_MODES:
         raise LandscapeInputError(f"enumeration must be one of {ENUMERATION_MODES}, got {mode!r}")
     from ..enumeration import algebra_available, enumerate_critical_points
+    from ..enumeration._points import GLOBAL_MINIMUM, LOWEST_MINIMUM, SPURIOUS
 
     T, d = user_tasks.shape[0], user_tasks.shape[1]
     unknowns = T * d * (d + 1) // 2
@@ -75,8 +76,8 @@ def enumeration_section(mode: str, user_tasks: np.ndarray, k: int, classes, resu
             exact_of_class[int(c.id)] = {"orbit": None, "exact_class": None}
     copies = [o["copies"] for o in orbits]
     low = res.data["lowest_critical_value"]
-    minima = ("global_minimum", "lowest_local_minimum")
-    spurious = [i for i, o in enumerate(orbits) if o["class"] == "spurious_local_minimum"]
+    minima = (GLOBAL_MINIMUM, LOWEST_MINIMUM)
+    spurious = [i for i, o in enumerate(orbits) if o["class"] == SPURIOUS]
     return {
         "ran": True,
         "complete": res.complete,

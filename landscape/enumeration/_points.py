@@ -9,14 +9,12 @@ import math
 
 import numpy as np
 
+from .._classify import DEGENERATE, GLOBAL_MINIMUM, STRICT_SADDLE  # the audit's names for the same classes
 from ._krawczyk import PRECISE_BITS, CompiledSystem, krawczyk, newton_precise
 from ._systems import gradient_system
 
 LOWEST_MINIMUM = "lowest_local_minimum"
-GLOBAL_MINIMUM = "global_minimum"
 SPURIOUS = "spurious_local_minimum"
-STRICT_SADDLE = "strict_saddle"
-DEGENERATE = "degenerate"
 CLASSES = (GLOBAL_MINIMUM, LOWEST_MINIMUM, SPURIOUS, STRICT_SADDLE, DEGENERATE)
 
 
