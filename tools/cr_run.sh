@@ -38,6 +38,6 @@ fi
 "$bin/cosmic-ray" exec "$cfg" "$out/$name.sqlite"
 # the dump quotes test output: paths of this machine become relative or <venv>/, <python>/
 "$bin/cosmic-ray" dump "$out/$name.sqlite" \
-  | sed -E -e "s#$work/##g" -e "s#/tmp/tmp\.[A-Za-z0-9]+/##g" -e "s#/tmp/pytest-of-[A-Za-z0-9_]+/pytest-[0-9]+#<pytest-tmp>#g" -e "s#$venv/#<venv>/#g" -e "s#$base/#<python>/#g" -e "s#$root/##g" > "$out/$name.jsonl"
+  | sed -E -e "s#$work/##g" -e "s#/tmp/tmp\.[A-Za-z0-9]+/##g" -e "s#/tmp/pytest-of-[A-Za-z0-9_]+/pytest-[0-9]+(/[A-Za-z0-9_.-]+)*#<pytest-tmp>/...#g" -e "s#$venv/#<venv>/#g" -e "s#$base/#<python>/#g" -e "s#$root/##g" > "$out/$name.jsonl"
 "$bin/cr-report" "$out/$name.sqlite" > "$out/$name.report.txt" || true
 tail -3 "$out/$name.report.txt"
