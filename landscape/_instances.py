@@ -139,9 +139,10 @@ def thm33_counterexample_minimiser(U_star=None):
     :math:`-10^{-9}` times its largest eigenvalue in absolute value, a relative test, so
     that the verdict does not change when the instance is scaled.
     """
-    w = THM33_COUNTEREXAMPLE_U_STAR if U_star is None else np.asarray(U_star, dtype=float).reshape(-1, 2)
-    if w.shape != (3, 2) or not np.all(np.isfinite(w)):
+    w = THM33_COUNTEREXAMPLE_U_STAR if U_star is None else np.asarray(U_star, dtype=float)
+    if w.shape not in ((3, 2), (3, 2, 1)) or not np.all(np.isfinite(w)):
         raise LandscapeInputError(f"U_star must hold 3 finite factors in R^2, got shape {np.shape(U_star)}")
+    w = w.reshape(3, 2)
     # adj(Q0) = [[c, -b], [-b, a]] for Q0 = [[a, b], [b, c]]; l_t = c w1^2 - 2 b w1 w2 + a w2^2.
     M = np.stack([w[:, 1] ** 2, -2 * w[:, 0] * w[:, 1], w[:, 0] ** 2], axis=1)
     a, b, c = np.linalg.solve(M, np.ones(3))

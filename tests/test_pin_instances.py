@@ -93,8 +93,9 @@ def test_construction_applies_or_refuses_the_same_way_at_every_scale(scale):
 
 
 def test_counterexample_minimiser_refuses_other_shapes():
-    with pytest.raises(LandscapeInputError, match="3 finite factors"):
-        ls.thm33_counterexample_minimiser(np.ones((2, 2)))
+    for shape in ((2, 2), (2, 3), (6,), (7,), (3, 2, 2)):  # never reshaped into three factors
+        with pytest.raises(LandscapeInputError, match="3 finite factors"):
+            ls.thm33_counterexample_minimiser(np.ones(shape))
     with pytest.raises(LandscapeInputError, match="3 finite factors"):
         ls.thm33_counterexample_minimiser(np.full((3, 2), np.nan))
 
