@@ -39,6 +39,35 @@ LM_DAMPINGS = tuple(10.0 ** -e for e in range(12, -1, -2))
 MINRES_MAXITER = 500
 
 
+def default_gtol(problem: LoraMLProblem) -> float:
+    """The polish's stopping threshold ``POLISH_GTOL_REL * s**1.5`` (``s``: the problem's scale)."""
+    return POLISH_GTOL_REL * problem_scale(problem) ** 1.5
+
+
+def candidate_steps(problem: LoraMLProblem, U: np.ndarray, g: np.ndarray, mode: str = "dense") -> list:
+    r"""The steps one polish iteration tries at ``U`` (gradient ``g``), in order; the first
+    that lowers :math:`\|\nabla G\|` is taken.
+
+    ``"dense"``: the minimum-norm Newton step :math:`-S^+ g` (eigenvalues with
+    :math:`|\lambda|\le` ``PINV_RTOL`` :math:`\max|\lambda|` treated as zero), then the
+    Levenberg-Marquardt steps :math:`-(S^2+\mu\rho^2 I)^{-1}S g` for each ``mu`` of
+    ``LM_DAMPINGS`` (:math:`\rho=\max|\lambda|`): near a continuum of critical points tiny
+    eigenvalues make the Newton step overshoot.  ``"hvp"``: the inexact Newton step
+    :math:`x` of MINRES on :math:`Sx=-g`, then :math:`x/2,\dots,x/32` (backtracking).
+    Vectors of length ``T d k`` (:func:`vec_factors` order)."""
+    gv = vec_factors(g)
+    if mode == "dense":
+        lam, V = np.linalg.eigh(problem.schur_complement(U))
+        rho = max(float(np.max(np.abs(lam))), np.finfo(float).tiny)
+        keep = np.abs(lam) > PINV_RTOL * rho
+        coef = V.T @ gv
+        steps = [-(V[:, keep] @ (coef[keep] / lam[keep]))]
+        return steps + [-(V @ (coef * lam / (lam**2 + mu * rho**2))) for mu in LM_DAMPINGS]
+    op = reduced_hvp_operator(problem, U)
+    newton, _ = minres(op, -gv, rtol=1e-12, maxiter=MINRES_MAXITER)
+    return [newton * 0.5**j for j in range(6)]
+
+
 def newton_polish(
     problem: LoraMLProblem,
     U: np.ndarray,
@@ -62,31 +91,14 @@ def newton_polish(
         Number of accepted steps.
     """
     U = problem.check_factors(U).copy()
-    s = problem_scale(problem)
-    gtol = POLISH_GTOL_REL * s**1.5 if gtol is None else gtol
+    gtol = default_gtol(problem) if gtol is None else gtol
     g = reduced_grad(problem, U)
     gn = float(np.linalg.norm(g))
     accepted = 0
     for _ in range(max_steps):
         if gn <= gtol:
             break
-        gv = vec_factors(g)
-        if mode == "dense":
-            lam, V = np.linalg.eigh(problem.schur_complement(U))
-            rho = max(float(np.max(np.abs(lam))), np.finfo(float).tiny)
-            keep = np.abs(lam) > PINV_RTOL * rho
-            coef = V.T @ gv
-            # Newton (pseudo-inverse) first, then Levenberg-Marquardt steps
-            # -(S^2 + mu I)^{-1} S g with growing mu: near a continuum of critical
-            # points tiny eigenvalues make the Newton step overshoot.
-            steps = [-(V[:, keep] @ (coef[keep] / lam[keep]))]
-            steps += [-(V @ (coef * lam / (lam**2 + mu * rho**2))) for mu in LM_DAMPINGS]
-        else:
-            op = reduced_hvp_operator(problem, U)
-            newton, _ = minres(op, -gv, rtol=1e-12, maxiter=MINRES_MAXITER)
-            # backtracking along the inexact Newton direction
-            steps = [newton * 0.5**j for j in range(6)]
-        for step in steps:
+        for step in candidate_steps(problem, U, g, mode):
             U_new = U + unvec_factors(step, problem.T, problem.d, problem.k)
             g_new = reduced_grad(problem, U_new)
             gn_new = float(np.linalg.norm(g_new))
