@@ -145,7 +145,7 @@ def run_scaling(sizes, starts, seed) -> tuple[bool, dict]:
         targets = ", ".join(x for x in (f"{SCALING_PEAK_GIB[d]:g} GiB" if d in SCALING_PEAK_GIB else "",
                                         f"{SCALING_WALL_S[d]:g} s" if d in SCALING_WALL_S else "") if x)
         print(f"d = {d:5d} (T = 3, k = 1, {starts} starts, plots): wall {r['wall_s']:6.1f} s, CPU {r['cpu_s']:6.1f} s, "
-              f"peak {r['peak_rss_gib']:.2f} GiB, plots {r['plots_s']:.1f} s = {100 * share:.0f}% "
+              f"peak {r['peak_rss_gib']:.2f} GiB, plots {1e3 * r['plots_s']:.0f} ms = {100 * share:.1f}% "
               f"(target < {100 * SCALING_PLOT_SHARE:.0f}%{'; ' + targets if targets else ''}); "
               f"{'OK' if passed else 'MISSED'}; counts={r['counts']}, M1 compatible={r['m1_compatible']}, "
               f"A* recovered={r['A_star_recovered']}", flush=True)

@@ -436,7 +436,7 @@ def test_f2_point_alone_draws_every_plot(tmp_path, capsys):
                        str(tmp_path / "U0.npy"), "--out", str(out), "-q"], capsys)
     assert rc == 0, err
     data = json.loads((out / "report.json").read_text())
-    assert "losses.png" in data["plots"] and (out / "losses.png").stat().st_size > 0
+    assert "losses.svg" in data["plots"] and (out / "losses.svg").stat().st_size > 0
 
 
 # ------------------------------------------------------------------ starting points
@@ -537,7 +537,7 @@ def test_killed_audit_leaves_no_complete_looking_report_and_no_stale_files(tmp_p
     inst, U0 = ls.f2_spurious_instance()
     out = tmp_path / "o"
     ls.audit(inst, 1, starts=0, extra_starts=U0, methods="trust-region", out=out, certify=False)
-    assert (out / "report.json").is_file() and (out / "spectrum_class0.png").is_file()
+    assert (out / "report.json").is_file() and (out / "spectrum_class0.svg").is_file()
     two = ls.random_instance(np.random.default_rng(1), 4, 2, 1).problem.tasks
     np.save(tmp_path / "two.npy", two)
     proc = subprocess.Popen(_audit_cmd(tmp_path / "two.npy", out, "--starts", "4", "--method", "trust-region"),
@@ -545,7 +545,7 @@ def test_killed_audit_leaves_no_complete_looking_report_and_no_stale_files(tmp_p
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
-        while not (out / "run.json").exists() or (out / "spectrum_class0.png").exists():
+        while not (out / "run.json").exists() or (out / "spectrum_class0.svg").exists():
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.time() < deadline
             time.sleep(0.05)
@@ -557,7 +557,7 @@ def test_killed_audit_leaves_no_complete_looking_report_and_no_stale_files(tmp_p
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "report.json").exists()
-    assert not (out / "spectrum_class0.png").exists()  # the older run's plot is gone
+    assert not (out / "spectrum_class0.svg").exists()  # the older run's plot is gone
     assert "two.npy" in (out / "report.md").read_text()  # what is there is the new run's
 
 

@@ -55,7 +55,7 @@ def test_f1_instance_is_a_continuum_of_global_minima(tmp_path):
     assert sm["distinct_global_A"] >= 2
     assert sm["global_minimum_with_A_ne_A_star"] is True
     assert "Continuum of global minima: True" in rep.markdown
-    assert (tmp_path / "f1" / "orbit.png").is_file()
+    assert (tmp_path / "f1" / "orbit.svg").is_file()
 
 
 def test_thm33_counterexample_has_a_global_minimum_with_A_not_A_star():
@@ -100,7 +100,7 @@ def test_f2_instance_spurious_candidate_is_found_and_certified(tmp_path):
     assert spur[0]["loss"] == pytest.approx(9.8007e-4, rel=1e-4)
     assert spur[0]["certificate"]["status"] == "certified"
     assert rep.data["summary"]["certified_spurious"] >= 1
-    assert (tmp_path / "out" / f"spectrum_class{spur[0]['id']}.png").is_file()
+    assert (tmp_path / "out" / f"spectrum_class{spur[0]['id']}.svg").is_file()
     # the certificate stored in report.json re-verifies on its own
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     stored = [c for c in data["classes"] if c["kind"] == "spurious_candidate"][0]["certificate"]["certificate"]
@@ -157,7 +157,7 @@ def test_cli_writes_reports_and_plots(tmp_path, capsys):
     assert (out / "report.md").read_text().startswith("# LoRA-ML landscape audit")
     for p in data["plots"]:
         assert (out / p).stat().st_size > 0
-    assert "losses.png" in data["plots"] and "saddle_direction.png" in data["plots"]
+    assert "losses.svg" in data["plots"] and "saddle_direction.svg" in data["plots"]
 
 
 def test_cli_accepts_npy_json_and_json_object(tmp_path, capsys):

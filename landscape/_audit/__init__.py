@@ -7,7 +7,7 @@
   THEORY.md (:func:`theory_assessment`, R3.1, model M1, zero modes, the T = 2 continuum);
 * :mod:`~landscape._audit.report`: the entries of ``report.json`` and ``report.md``;
 * :mod:`~landscape._audit.units`: the user's units and the JSON form of numbers;
-* :mod:`~landscape._audit.plots`: the PNG plots.
+* :mod:`~landscape._audit.plots`: the plots (SVG, drawn by :mod:`~landscape._audit.svg`).
 
 Every name of the former single module ``landscape._audit`` is available here.
 """
@@ -16,7 +16,6 @@ from .plots import (  # noqa: F401
     HIST_BINS,
     HIST_MIN_SPAN,
     MAX_SPECTRUM_PLOTS,
-    _figure,
     _plot_losses,
     _plot_orbit,
     _plot_saddle,

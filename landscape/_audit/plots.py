@@ -1,6 +1,6 @@
 r"""The audit's plots: losses at the critical points, spectra of spurious candidates,
-the loss along a saddle's escape direction and along symmetry orbits (PNG, matplotlib's
-Agg canvas, no display needed).
+the loss along a saddle's escape direction and along symmetry orbits, as SVG files
+(:mod:`~landscape._audit.svg`: a few milliseconds each, no plotting library).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from .._classify import DEGENERATE, GLOBAL_MINIMUM, KINDS, NOT_CRITICAL, SPURIOUS_CANDIDATE, STRICT_SADDLE, CriticalClass
 from .._search import SearchResult, problem_scale
+from .svg import Chart
 
 #: Plots of spurious-candidate spectra are drawn for at most this many classes.
 MAX_SPECTRUM_PLOTS = 6
@@ -23,15 +24,6 @@ HIST_BINS = 30
 HIST_MIN_SPAN = 1.0
 
 
-def _figure():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 4.0), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(111)
-
-
 def _fmt(units, x, power: int) -> str:
     """``x`` of the normalised tasks in the user's units (see :meth:`_Units.fmt`)."""
     return format(float(x), ".3e") if units is None else units.fmt(x, power=power)
@@ -41,16 +33,16 @@ _COLORS = {GLOBAL_MINIMUM: "tab:green", SPURIOUS_CANDIDATE: "tab:red", STRICT_SA
            DEGENERATE: "tab:orange", NOT_CRITICAL: "tab:gray"}
 
 
-def _in_user_units(ax, units, *, y_power: int, x_power: int = 0) -> str:
-    """Redraw the lines of ``ax`` in the user's units: the audit ran on the tasks divided by
-    :math:`2^e`, and a quantity of power ``p`` (4: G, 2: an eigenvalue of S, 1: a
+def _in_user_units(series, units, *, y_power: int, x_power: int = 0) -> tuple:
+    """``series`` (pairs of x and y arrays) in the user's units: the audit ran on the tasks
+    divided by :math:`2^e`, and a quantity of power ``p`` (4: G, 2: an eigenvalue of S, 1: a
     displacement of U, 0: an angle) gains :math:`2^{pe/2}`.  When a converted value would
-    leave the float64 range the lines stay as computed and the axis label names the factor
-    instead.  Returns the suffix for the y label (empty when converted)."""
+    leave the float64 range an axis stays as computed and its label names the factor
+    instead.  Returns ``(series, x label suffix, y label suffix)`` (suffixes empty when
+    converted)."""
     e = 0 if units is None else int(units.e)
     if e == 0 or (y_power == 0 and x_power == 0):
-        return ""
-    lines = list(ax.get_lines())
+        return [(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in series], "", ""
 
     def fits(values, p):
         v = np.asarray(values, dtype=float)
@@ -58,24 +50,20 @@ def _in_user_units(ax, units, *, y_power: int, x_power: int = 0) -> str:
             w = np.ldexp(v, p * e // 2)
         return bool(np.all(np.isfinite(w)) and np.all((w != 0) | (v == 0))), w
 
-    converted = [(fits(ln.get_xdata(), x_power), fits(ln.get_ydata(), y_power)) for ln in lines]
+    converted = [(fits(x, x_power), fits(y, y_power)) for x, y in series]
     x_ok = all(cx[0] for cx, _ in converted)
     y_ok = all(cy[0] for _, cy in converted)
-    for ln, ((_, wx), (_, wy)) in zip(lines, converted):
-        ln.set_data(wx if x_ok and x_power else ln.get_xdata(), wy if y_ok and y_power else ln.get_ydata())
-    ax.relim()
-    ax.autoscale_view()
-    if x_power and not x_ok:
-        ax.set_xlabel(ax.get_xlabel() + f" [x 2^{-x_power * e // 2}: tasks divided by 2^{e}]")
-    if y_power and not y_ok:
-        return f" [x 2^{-y_power * e // 2}: tasks divided by 2^{e}]"
-    return ""
+    out = [(wx if x_ok and x_power else np.asarray(x, dtype=float), wy if y_ok and y_power else np.asarray(y, dtype=float))
+           for (x, y), ((_, wx), (_, wy)) in zip(series, converted)]
+    x_suffix = f" [x 2^{-x_power * e // 2}: tasks divided by 2^{e}]" if x_power and not x_ok else ""
+    y_suffix = f" [x 2^{-y_power * e // 2}: tasks divided by 2^{e}]" if y_power and not y_ok else ""
+    return out, x_suffix, y_suffix
 
 
 def _plot_losses(save, classifications, exponent: int = 0):
     """Histogram of log10 G (in the user's units: the tasks were divided by 2**exponent,
     so log10 G gains 2 * exponent * log10(2))."""
-    fig, ax = _figure()
+    chart = Chart("Loss at the critical points found", "log10 G at the critical point", "runs")
     floor = 1e-300
     shift = 2 * exponent * math.log10(2.0)
     data, labels, colors = [], [], []
@@ -93,37 +81,31 @@ def _plot_losses(save, classifications, exponent: int = 0):
         # a single value (or values closer than float spacing) still gets a visible bin
         span = max(hi - lo, HIST_MIN_SPAN)
         mid = 0.5 * (lo + hi)
-        ax.hist(data, bins=HIST_BINS, range=(mid - 0.5 * span, mid + 0.5 * span), stacked=True, label=labels,
-                color=colors)
-        ax.legend(fontsize=8)
+        edges = np.linspace(mid - 0.5 * span, mid + 0.5 * span, HIST_BINS + 1)
+        chart.bars(edges, [np.histogram(v, bins=edges)[0] for v in data], colors=colors, labels=labels)
     else:
-        ax.text(0.5, 0.5, "no critical point found", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("log10 G at the critical point")
-    ax.set_ylabel("runs")
-    ax.set_title("Loss at the critical points found")
-    fig.tight_layout()
-    save(fig)
+        chart.note("no critical point found")
+    save(chart)
 
 
 def _plot_spectrum(save, cls: CriticalClass, result: SearchResult, units=None, problem=None):
-    fig, ax = _figure()
     lam = np.sort(np.asarray(result.spectrum.eigenvalues))
-    ax.semilogy(np.arange(1, lam.size + 1), np.abs(lam), "o", color=_COLORS[cls.kind], ms=4)
     neg = lam < 0
+    series = [(np.arange(1, lam.size + 1), np.abs(lam))]
     if neg.any():
-        ax.semilogy(np.flatnonzero(neg) + 1, np.abs(lam[neg]), "x", color="k", label="negative")
-        ax.legend()
-    ax.set_xlabel("index (ascending)")
-    suffix = _in_user_units(ax, units, y_power=2)
-    ax.set_ylabel("|eigenvalue| of S on the O(k) quotient" + suffix)
+        series.append((np.flatnonzero(neg) + 1, np.abs(lam[neg])))
+    series, _, suffix = _in_user_units(series, units, y_power=2)
     rel = ""
     if problem is not None:
         g0 = 0.5 * problem.T * problem_scale(problem) ** 2
         rel = f", G / G(0) = {cls.classification.loss / g0:.3e}" if g0 > 0 else ""
-    ax.set_title(f"class {cls.id}: spurious candidate, G = {_fmt(units, cls.classification.loss, 4)}{rel}"
-                 f" ({result.spectrum.method})", fontsize=9)
-    fig.tight_layout()
-    save(fig)
+    chart = Chart(f"class {cls.id}: spurious candidate, G = {_fmt(units, cls.classification.loss, 4)}{rel}"
+                  f" ({result.spectrum.method})", "index (ascending)",
+                  "|eigenvalue| of S on the O(k) quotient" + suffix, ylog=True, title_size=11)
+    chart.markers(*series[0], color=_COLORS[cls.kind])
+    if neg.any():
+        chart.markers(*series[1], color="k", marker="x", label="negative")
+    save(chart)
 
 
 class _Lines:
@@ -170,15 +152,14 @@ def _saddle_curve(problem, cls: CriticalClass, result: SearchResult):
 def _plot_saddle(save, problem, cls: CriticalClass, result: SearchResult, units=None):
     c = cls.classification
     ts, vals = _saddle_curve(problem, cls, result)
-    fig, ax = _figure()
-    ax.plot(ts, vals, label="G(U + t v)")
-    ax.plot(ts, c.loss + 0.5 * c.lambda_min_quotient * ts**2, "--", label="quadratic model")
-    ax.set_xlabel("t (v: unit eigenvector of the most negative quotient eigenvalue)")
-    ax.set_ylabel("G" + _in_user_units(ax, units, y_power=4, x_power=1))
-    ax.set_title(f"class {cls.id}: strict saddle, lambda_min = {_fmt(units, c.lambda_min_quotient, 2)}", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    save(fig)
+    series = [(ts, vals), (ts, c.loss + 0.5 * c.lambda_min_quotient * ts**2)]
+    series, x_suffix, y_suffix = _in_user_units(series, units, y_power=4, x_power=1)
+    chart = Chart(f"class {cls.id}: strict saddle, lambda_min = {_fmt(units, c.lambda_min_quotient, 2)}",
+                  "t (v: unit eigenvector of the most negative quotient eigenvalue)" + x_suffix, "G" + y_suffix,
+                  title_size=11)
+    chart.line(*series[0], label="G(U + t v)")
+    chart.line(*series[1], style="--", label="quadratic model")
+    save(chart)
 
 
 def _orbit_curves(problem, result: SearchResult, rng) -> list:
@@ -231,17 +212,16 @@ def _orbit_curves(problem, result: SearchResult, rng) -> list:
 
 
 def _plot_orbit(save, problem, cls: CriticalClass, result: SearchResult, rng, units=None):
-    fig, ax = _figure()
-    for x, y, style, label in _orbit_curves(problem, result, rng):
+    curves = _orbit_curves(problem, result, rng)
+    series, _, suffix = _in_user_units([(x, y) for x, y, _, _ in curves], units, y_power=4)
+    chart = Chart(f"Loss along symmetry orbits through class {cls.id} ({cls.kind})", "theta", "G" + suffix,
+                  title_size=11)
+    chart.legend_size = 9.0
+    for (x, y), (_, _, style, label) in zip(series, curves):
         if style == "o":
-            ax.plot(x, y, "o", ms=8, label=label)
+            chart.markers(x, y, size=5, label=label)
         elif style == ":":
-            ax.plot(x, y, ":", color="gray", label=label)
+            chart.line(x, y, style=":", color="gray", label=label)
         else:
-            ax.plot(x, y, label=label)
-    ax.set_xlabel("theta")
-    ax.set_ylabel("G" + _in_user_units(ax, units, y_power=4))
-    ax.set_title(f"Loss along symmetry orbits through class {cls.id} ({cls.kind})", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    save(fig)
+            chart.line(x, y, label=label)
+    save(chart)

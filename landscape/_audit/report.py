@@ -151,7 +151,7 @@ def _markdown(data: dict, units: _Units) -> str:
         lines += ["", f"{len(nc)} run(s) did not reach a critical point; stopping reasons:", ""]
         lines += [f"* {n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0]))]
     if data["plots"]:
-        lines += ["", "## Plots", ""] + [f"* `{p}`" for p in data["plots"]]
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in data["plots"]]
     lines.append("")
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ starts, classifies every end point modulo the orthogonal symmetry
 (:mod:`landscape._classify`), identifies repeated points, asks the certificate module
 about every spurious candidate, compares the findings with the theorem of THEORY.md
 that applies to :math:`(T, d, k)` (:mod:`~landscape._audit.theory`) and writes
-``report.json``, ``report.md`` (:mod:`~landscape._audit.report`) and PNG plots
+``report.json``, ``report.md`` (:mod:`~landscape._audit.report`) and SVG plots
 (:mod:`~landscape._audit.plots`).  ``python -m landscape audit FILE --rank k`` is a thin
 wrapper around it.  This module validates the input, has the searches run
 (:mod:`~landscape._audit.search`), certifies candidates and puts the findings together.
@@ -517,24 +517,24 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 plot_rng = np.random.default_rng(seed)
 
                 def saver(name):
-                    def save(fig):
-                        files.append(writer.save_figure(name, fig))
+                    def save(chart):
+                        files.append(writer.write_text(name, chart.to_svg()))
                         data["plots"].append(name)
                     return save
 
                 crit = [cl for cl in classifications if cl.kind != NOT_CRITICAL]
-                _plot_losses(saver("losses.png"), crit, units.e)
+                _plot_losses(saver("losses.svg"), crit, units.e)
                 for c in [c for c in classes if c.kind == SPURIOUS_CANDIDATE][:MAX_SPECTRUM_PLOTS]:
-                    _plot_spectrum(saver(f"spectrum_class{c.id}.png"), c, results[c.representative], units=units,
+                    _plot_spectrum(saver(f"spectrum_class{c.id}.svg"), c, results[c.representative], units=units,
                                    problem=problem)
                 saddles = sorted((c for c in classes if c.kind == STRICT_SADDLE),
                                  key=lambda c: c.classification.loss)
                 if saddles:
-                    _plot_saddle(saver("saddle_direction.png"), problem, saddles[0],
+                    _plot_saddle(saver("saddle_direction.svg"), problem, saddles[0],
                                  results[saddles[0].representative], units=units)
                 pick = (glob_classes or [c for c in classes if c.kind == SPURIOUS_CANDIDATE] or classes)
                 if pick:
-                    _plot_orbit(saver("orbit.png"), problem, pick[0], results[pick[0].representative], plot_rng,
+                    _plot_orbit(saver("orbit.svg"), problem, pick[0], results[pick[0].representative], plot_rng,
                                 units=units)
                 timing["plots_s"] = time.perf_counter() - t_plots
             md = _markdown(data, units) + enumeration_markdown(enum_sec)

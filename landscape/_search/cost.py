@@ -121,8 +121,9 @@ def curvature_mode(problem: LoraMLProblem, requested: str = "auto") -> Curvature
 #:
 #: Time terms (seconds):
 #:
-#: * COST_FIXED: interpreter, imports, validation, report; COST_PLOTS: matplotlib and
-#:   the plots; COST_ENUMERATION: the automatic enumeration of tiny instances (msolve).
+#: * COST_FIXED: interpreter, imports, validation, report; COST_PLOTS: the plots (SVG
+#:   text, a few milliseconds each since issue 21; matplotlib took 1.4 s);
+#:   COST_ENUMERATION: the automatic enumeration of tiny instances (msolve).
 #: * COST_PER_PAIR per pair of tasks (T(T-1)/2 of them: the model-M1 inertia check, a
 #:   Python loop of small LAPACK calls) plus COST_PER_PAIR_ENTRY per entry d^2 of each
 #:   difference, and COST_PER_R31_PAIR per pair for the R3.1 rank check when the truth
@@ -137,7 +138,7 @@ def curvature_mode(problem: LoraMLProblem, requested: str = "auto") -> Curvature
 #:   run to their cap -- COST_PER_KERNEL_START, plus in Hessian-vector-product mode
 #:   COST_PER_KERNEL_ENTRY per stored entry and per zero mode k(k-1)/2.
 COST_FIXED = 0.70
-COST_PLOTS = 1.4
+COST_PLOTS = 0.05
 COST_ENUMERATION = 1.2
 COST_PER_PAIR = 9.4e-5
 COST_PER_PAIR_ENTRY = 2.9e-7
@@ -150,7 +151,8 @@ COST_PER_KERNEL_ENTRY = 3.2e-7
 
 
 #: Memory terms (bytes): MEMORY_BASE_BYTES for the interpreter with numpy and scipy,
-#: MEMORY_PLOTS_BYTES for matplotlib, MEMORY_ENUMERATION_BYTES for the enumeration
+#: MEMORY_PLOTS_BYTES for the plots (a few arrays of curve values; matplotlib took
+#: 33 MiB), MEMORY_ENUMERATION_BYTES for the enumeration
 #: (its msolve child); MEMORY_TASK_COPIES copies of the T d^2 task entries alive at the
 #: peak (the input, the problem's stack, deviations, the mean, the model-M1
 #: differences), MEMORY_PER_TASK_BYTES per task, START_COPIES copies of each start's
@@ -159,7 +161,7 @@ COST_PER_KERNEL_ENTRY = 3.2e-7
 #: eigenvectors, workspace) and MEMORY_DENSE_BLOCK_COPIES of the T blocks of d^2 x dk
 #: it is built from.
 MEMORY_BASE_BYTES = 92 * 2**20
-MEMORY_PLOTS_BYTES = 33 * 2**20
+MEMORY_PLOTS_BYTES = 1 * 2**20
 MEMORY_ENUMERATION_BYTES = 49 * 2**20
 MEMORY_TASK_COPIES = 4.6
 MEMORY_PER_TASK_BYTES = 31 * 2**10

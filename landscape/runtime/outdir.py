@@ -36,7 +36,8 @@ __all__ = ["OutDir", "prepare_out_dir", "ReportWriter", "REPORT_NAME", "PAUSE_EN
 REPORT_NAME = "report.json"
 
 #: Outputs of an audit other than report.json (removed before a new run writes).
-_STALE = re.compile(r"^(report\.md|run\.json|losses\.png|saddle_direction\.png|orbit\.png|spectrum_class\d+\.png)$")
+#: (The plots were PNG files before they were SVG: a run clears either kind.)
+_STALE = re.compile(r"^(report\.md|run\.json|(losses|saddle_direction|orbit|spectrum_class\d+)\.(svg|png))$")
 
 #: Test hook: seconds to sleep after every other output is in place and before
 #: report.json is written, so that a test can interrupt an audit at that point.
@@ -160,9 +161,6 @@ class ReportWriter:
 
     def write_text(self, name: str, text: str) -> str:
         return self._replace(name, lambda fh: fh.write(text.encode("utf-8")))
-
-    def save_figure(self, name: str, fig) -> str:
-        return self._replace(name, lambda fh: fig.savefig(fh, format="png"))
 
     def write_report(self, text: str) -> str:
         """Write report.json: the last file, after an optional test pause."""
