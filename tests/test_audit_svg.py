@@ -233,3 +233,32 @@ def test_a_new_audit_removes_the_png_plots_of_an_older_one(tmp_path):
     ls.audit(inst, 1, starts=4, seed=0, out=out, progress=False)
     assert not (out / "orbit.png").exists() and not (out / "spectrum_class3.png").exists()
     assert (out / "mine.png").read_bytes() == b"keep"
+
+
+def test_layout_texts_clip_area_legend_rows_and_cross_markers():
+    c = svg.Chart("the title", "the x label", "the y label")
+    c.line([0, 1], [0, 1], label="first")
+    c.line([0, 1], [1, 0], style="--", label="second")
+    c.markers([0.5], [0.5], marker="x", size=4, label="third")
+    c.note("a note")
+    root = _tree(c)
+    texts = {"".join(t.itertext()): t for t in root.iter(NS + "text")}
+    mid_x, mid_y = (X0 + X1) / 2, (Y0 + Y1) / 2
+    for name in ("the title", "the x label", "a note"):
+        assert float(texts[name].get("x")) == pytest.approx(mid_x, abs=0.05)
+    assert float(texts["a note"].get("y")) == pytest.approx(mid_y, abs=0.05)
+    assert float(texts["the y label"].get("y")) == pytest.approx(mid_y, abs=0.05)
+    assert f"rotate(-90 16 {mid_y:.1f})" == texts["the y label"].get("transform")
+    clip = root.find(f"{NS}clipPath/{NS}rect")
+    assert [float(clip.get(a)) for a in ("x", "y", "width", "height")] == [X0, Y1, X1 - X0, Y0 - Y1]
+    # legend rows one below the other, fs + 6 apart, inside the legend's box
+    ys = [float(texts[n].get("y")) for n in ("first", "second", "third")]
+    assert np.diff(ys) == pytest.approx([c.legend_size + 6] * 2)
+    box = next(r for r in root.iter(NS + "rect") if r.get("stroke") == "#cccccc")
+    top, height = float(box.get("y")), float(box.get("height"))
+    assert top < ys[0] - c.legend_size / 2 and ys[-1] < top + height
+    # the cross marker: two strokes between opposite corners of a 2s x 2s square
+    crosses = [p for p in root.iter(NS + "path") if p.get("d", "").startswith("M")]
+    px, py = float(svg.Chart._map(0.5, *c._frame()[1], X0, X1, False)), float(svg.Chart._map(0.5, *c._frame()[2], Y0, Y1, False))
+    nums = [float(v) for v in re.findall(r"-?\d+\.\d+", crosses[0].get("d"))]
+    assert nums == pytest.approx([px - 4, py - 4, px + 4, py + 4, px - 4, py + 4, px + 4, py - 4], abs=0.006)

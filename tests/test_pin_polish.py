@@ -6,6 +6,8 @@ wrong candidate can hide behind a right one in end-to-end tests (cosmic-ray foun
 such survivors); here every candidate is compared on its own."""
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 from scipy.sparse.linalg import minres
@@ -120,3 +122,20 @@ def test_a_step_must_lower_the_gradient_strictly(mode, monkeypatch):
     monkeypatch.setattr(polish, "candidate_steps", lambda problem, U, g, mode: [np.zeros(U.size)])
     U, accepted = polish.newton_polish(P, U0, mode=mode, gtol=0.0)
     assert accepted == 0 and np.array_equal(U, U0)
+
+
+def test_pseudo_inverse_cut_is_relative_and_strict():
+    """Eigenvalues with |lambda| <= PINV_RTOL * max|lambda| are the kernel: on a diagonal S
+    one just above the cut is inverted, one exactly at it is dropped, signs do not matter."""
+    rho = 2.0
+    cut = polish.PINV_RTOL * rho  # exactly 2e-10
+    lam = np.array([rho, cut * (1 + 1e-9), cut, -1.5 * cut, cut * (1 - 1e-9)])
+    fake = types.SimpleNamespace(schur_complement=lambda U: np.diag(lam))
+    g = np.array([1.0, 2.0, 3.0, 4.0, 5.0]).reshape(1, 5, 1)
+    step = polish.candidate_steps(fake, np.zeros((1, 5, 1)), g, "dense")[0]
+    want = -np.array([1.0 / rho, 2.0 / lam[1], 0.0, 4.0 / lam[3], 0.0])
+    np.testing.assert_allclose(step, want, rtol=1e-12, atol=0)
+    # the same at a 1000 times larger scale: the cut moves with max|lambda|
+    fake_big = types.SimpleNamespace(schur_complement=lambda U: np.diag(1e3 * lam))
+    np.testing.assert_allclose(polish.candidate_steps(fake_big, np.zeros((1, 5, 1)), g, "dense")[0], want / 1e3,
+                               rtol=1e-12, atol=0)
