@@ -74,6 +74,15 @@ def test_log_ticks_are_the_decades_inside():
         svg.linear_ticks(1.0, 1.0)
 
 
+def test_log_tick_labels():
+    assert [svg._log_label(n) for n in range(-4, 5)] == ["1e-4", "1e-3", "0.01", "0.1", "1", "10", "100",
+                                                          "1e3", "1e4"]
+    c = svg.Chart(ylog=True)
+    c.markers([1, 2], [1e-3, 10.0])
+    labels = ["".join(t.itertext()) for t in _tree(c).iter(NS + "text") if t.get("text-anchor") == "end"]
+    assert labels == ["1e-3", "0.01", "0.1", "1", "10"]
+
+
 @pytest.mark.parametrize("v, step, text", [(0.0, 0.2, "0"), (0.4, 0.2, "0.4"), (12.5, 2.5, "12.5"),
                                            (-7.5, 2.5, "-7.5"), (2.0, 1.0, "2"), (0.12, 0.01, "0.12"),
                                            (150000.0, 50000.0, "1.5e5"), (0.0002, 0.0001, "0.0002"),

@@ -72,6 +72,11 @@ def _label(v: float, step: float) -> str:
     return f"{v:.{max(0, extra - power)}f}"
 
 
+def _log_label(n: int) -> str:
+    """The label of the decade tick ``10**n``: plain from 0.01 to 100, ``1e{n}`` beyond."""
+    return format(10.0 ** n, "g") if -2 <= n <= 2 else f"1e{n}"
+
+
 class _Axis:
     def __init__(self, log: bool):
         self.log = log
@@ -253,7 +258,7 @@ class Chart:
         for axis, lim, to_px in ((self.x, xlim, X), (self.y, ylim, Y)):
             if axis.log:
                 exps = log_ticks(*lim)
-                pos, labels = 10.0 ** exps, [f"10<tspan dy=\"-6\" font-size=\"8\">{int(n)}</tspan>" for n in exps]
+                pos, labels = 10.0 ** exps, [_log_label(int(n)) for n in exps]
             else:
                 pos = linear_ticks(*lim) if math.isfinite(lim[1] - lim[0]) else np.array(lim)
                 step = float(pos[1] - pos[0]) if pos.size > 1 else abs(float(pos[0])) or 1.0
