@@ -146,11 +146,14 @@ def test_bad_series_are_refused():
     with pytest.raises(ValueError, match="differ in length"):
         c.line([0, 1, 2], [0, 1])
     with pytest.raises(ValueError, match="line style"):
-        c.line([0, 1], [0, 1], style="-o")
+        c.line([5, 9], [5, 9], style="-o")
     with pytest.raises(ValueError, match="marker"):
-        c.markers([0, 1], [0, 1], marker="s")
+        c.markers([-5, 9], [-5, 9], marker="s")
     with pytest.raises(ValueError, match="edges"):
         c.bars([0, 1, 2], [[1, 2, 3]], colors=["k"], labels=["a"])
+    # a refused series leaves nothing behind: the axes span only what was drawn
+    c.line([0.0, 1.0], [0.0, 1.0])
+    assert c.x.limits(0.0) == (0.0, 1.0) and c.y.limits(0.0) == (0.0, 1.0) and len(c.series) == 1
 
 
 def test_stacked_bars_have_the_heights_of_their_counts():

@@ -130,7 +130,6 @@ class Chart:
         self.notes: list = []
         self.legend_size = 10.0
         self._cycle = 0
-        self.y_from_zero = False
 
     def _next_color(self) -> str:
         c = CYCLE[self._cycle % len(CYCLE)]
@@ -139,17 +138,17 @@ class Chart:
 
     def line(self, x, y, *, color: str | None = None, style: str = "-", label: str | None = None) -> None:
         """A polyline through ``(x, y)``; ``style`` one of ``-``, ``--``, ``:``, ``-.``."""
-        x, y = self._pair(x, y)
         if style not in DASHES:
             raise ValueError(f"unknown line style {style!r}; use one of {sorted(DASHES)}")
+        x, y = self._pair(x, y)
         self.series.append(("line", x, y, _color(color or self._next_color()), style, label))
 
     def markers(self, x, y, *, color: str | None = None, marker: str = "o", size: float = 4.0,
                 label: str | None = None) -> None:
         """A marker (``o`` a disc, ``x`` a cross) at each ``(x, y)``."""
-        x, y = self._pair(x, y)
         if marker not in ("o", "x"):
             raise ValueError(f"unknown marker {marker!r}; use 'o' or 'x'")
+        x, y = self._pair(x, y)
         self.series.append(("markers", x, y, _color(color or self._next_color()), (marker, size), label))
 
     def bars(self, edges, stacks, *, colors, labels) -> None:
@@ -164,7 +163,6 @@ class Chart:
         top = np.sum(stacks, axis=0) if stacks else np.zeros(edges.size - 1)
         self.y.add(top)
         self.y.add([0.0])
-        self.y_from_zero = True
         self.series.append(("bars", edges, stacks, [_color(c) for c in colors], None, list(labels)))
 
     def note(self, text: str) -> None:
@@ -184,9 +182,10 @@ class Chart:
         left, right, top, bottom = MARGINS
         x0, x1 = left, WIDTH - right
         y0, y1 = HEIGHT - bottom, top
-        xlo, xhi = self.x.limits(0.0 if self.series and self.series[0][0] == "bars" else 0.04)
+        bars = any(kind == "bars" for kind, *_ in self.series)  # bars fill the x range and stand on 0
+        xlo, xhi = self.x.limits(0.0 if bars else 0.04)
         ylo, yhi = self.y.limits(0.05)
-        if self.y_from_zero and not self.y.log:
+        if bars and not self.y.log:
             ylo = 0.0
         return (x0, x1, y0, y1), (xlo, xhi), (ylo, yhi)
 
