@@ -274,3 +274,23 @@ def test_layout_texts_clip_area_legend_rows_and_cross_markers():
     px, py = float(svg.Chart._map(0.5, *c._frame()[1], X0, X1, False)), float(svg.Chart._map(0.5, *c._frame()[2], Y0, Y1, False))
     nums = [float(v) for v in re.findall(r"-?\d+\.\d+", crosses[0].get("d"))]
     assert nums == pytest.approx([px - 4, py - 4, px + 4, py + 4, px - 4, py + 4, px + 4, py - 4], abs=0.006)
+
+
+def test_frame_tick_labels_and_legend_swatches_sit_where_drawn():
+    c = svg.Chart()
+    c.line([0.0, 1.0], [0.0, 1.0], label="a")
+    root = _tree(c)
+    frame = next(r for r in root.iter(NS + "rect") if r.get("stroke") == "black")
+    assert [float(frame.get(a)) for a in ("x", "y", "width", "height")] == [X0, Y1, X1 - X0, Y0 - Y1]
+    # y tick labels: 3.5 px below their tick (the middle of a 10 px font), 8 px left of the axis
+    ticks = [ln for ln in root.iter(NS + "line") if ln.get("x1") == str(X0 - 5)]
+    labels = [t for t in root.iter(NS + "text") if t.get("text-anchor") == "end"]
+    assert len(ticks) == len(labels) >= 3
+    for tick, label in zip(ticks, labels):
+        assert float(label.get("y")) == pytest.approx(float(tick.get("y1")) + 3.5, abs=0.006)
+        assert float(label.get("x")) == X0 - 8
+    # the legend's line swatch: 18 px long, 6 px inside the legend box
+    box = next(r for r in root.iter(NS + "rect") if r.get("stroke") == "#cccccc")
+    swatch = next(ln for ln in root.iter(NS + "line") if ln.get("stroke-width") == "1.6")
+    assert float(swatch.get("x1")) == pytest.approx(float(box.get("x")) + 6, abs=0.06)
+    assert float(swatch.get("x2")) - float(swatch.get("x1")) == pytest.approx(18, abs=0.06)
