@@ -32,7 +32,9 @@ Usage::
 CPU time); ``--profile N`` adds the batched engine's N costliest aten operators (process CPU time of
 each, :func:`top_ops`), as shares of all operators' time. Every row records the one-minute load
 average before and after its timed runs, and the fraction of the engine that a batched
-run actually uses for that group (:func:`empirics.real._batched.route`).
+run actually uses for that group (:func:`empirics.real._batched.route`). On a CPU the
+process's malloc is set as a run sets it (:func:`empirics._malloc.tune`, recorded as
+``malloc``); ``LORAML_MALLOC=system`` measures glibc's default instead.
     python benchmarks/bench_real.py --device cuda   # paper sizes on a GPU host, bf16
 
 The CPU default (an untimed warm-up epoch per engine first) takes about a minute on one core; ``--device cuda`` defaults to the paper's
@@ -302,6 +304,11 @@ def main(argv=None) -> int:
         print(f"error: --device {a.device} requested but CUDA is not available", file=sys.stderr)
         return 2
     torch.set_num_threads(a.threads)
+    from empirics import _malloc
+
+    # before the first large tensor, as a run does (the engine and the runner tune it on a CPU);
+    # LORAML_MALLOC=system measures glibc's default instead
+    malloc = _malloc.tune() if not a.device.startswith("cuda") else _malloc.state()
     bf16 = a.device.startswith("cuda")
     family = _family(per_task, width, batch, a.device)
     seeds = list(range(1, a.seeds + 1))
@@ -309,7 +316,8 @@ def main(argv=None) -> int:
     if a.threads != 1 and not a.device.startswith("cuda"):
         print("note: the matmul rate is measured at the same thread count as the engines", file=sys.stderr)
     print(f"one retraining epoch, {a.seeds} seeds, width {width}, batch {batch}, {per_task} images/task, "
-          f"device {a.device}{' bf16' if bf16 else ''}")
+          f"device {a.device}{' bf16' if bf16 else ''}; malloc {malloc['mode']}"
+          f"{' (' + malloc['reason'] + ')' if 'reason' in malloc else ''}")
     for m in a.methods:
         r = bench(m, family, seeds, a.device, bf16, a.compile, warmup=not a.no_warmup, repeats=a.repeats,
                   profile_top=a.profile)
@@ -344,7 +352,7 @@ def main(argv=None) -> int:
         from empirics._records import provenance, write_json
 
         write_json(a.out, {"kind": "loraml.bench_real", "device": a.device, "width": width, "batch_size": batch,
-                           "per_task": per_task, "seeds": a.seeds, "threads": a.threads, "rows": rows,
+                           "per_task": per_task, "seeds": a.seeds, "threads": a.threads, "malloc": malloc, "rows": rows,
                            "provenance": provenance(device=a.device)})
     return 0
 

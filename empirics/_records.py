@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import _malloc
+
 __all__ = ["provenance", "to_jsonable", "write_json", "read_json", "RunDir"]
 
 #: Libraries whose versions enter every record (looked up without importing them).
@@ -58,7 +60,8 @@ def provenance(device: str | None = None) -> dict[str, Any]:
     -------
     dict
         ``git`` (revision, dirty flag), ``versions`` of :data:`RECORDED_PACKAGES`,
-        ``python``, ``platform``, ``cpu_count``, ``device`` and a UTC ``timestamp``.
+        ``python``, ``platform``, ``cpu_count``, ``device``, ``malloc`` (how this process's
+        malloc is set, :func:`empirics._malloc.state`) and a UTC ``timestamp``.
     """
     versions = {}
     for name in RECORDED_PACKAGES:
@@ -73,6 +76,7 @@ def provenance(device: str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "device": device,
+        "malloc": _malloc.state(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if device is not None and str(device).startswith("cuda") and "torch" in sys.modules:

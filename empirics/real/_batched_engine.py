@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import _malloc as malloc
 from ._batched_model import HEAD, BatchedMixer, StackedModel, stack_state_dicts, task_losses
 from ._mixer import MLPMixer, drop_probability, keep_threshold, keep_words, mask_words
 from ._vision import _SEED_BOUND, init_linear_layers_
@@ -147,6 +148,8 @@ class Engine:
     def __init__(self, family, device, *, bf16: bool, compile: bool = False):
         self.family, self.tasks = family, family.tasks
         self.device = torch.device(device)
+        if self.device.type == "cpu":  # large activations reused, not page-faulted in each step
+            malloc.tune()
         self.net = net_for(family.arch)
         self.bf16, self.augment = bf16, family.augment
         self.batch_size, self.eval_batch_size = family.batch_size, family.eval_batch_size
