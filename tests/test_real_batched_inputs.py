@@ -65,17 +65,25 @@ def test_patches_equal_the_trainers_normalisation_then_patchify(engine):
     assert torch.equal(got.reshape(ref.shape), ref)
 
 
+@pytest.mark.parametrize("buffer", [False, True])
 @pytest.mark.parametrize("sizes", [[[4, 4], [4, 4]], [[4, 3], [1, 4]]])
-def test_dropout_multipliers_equal_the_trainers_masks_drawn_site_after_site(engine, sizes):
+def test_dropout_multipliers_equal_the_trainers_masks_drawn_site_after_site(engine, sizes, buffer):
     """Per seed one draw of all mask words; per slot and site the trainer's ``keep_mask`` of
-    the slot's own batch size continues the same stream; padded images' multipliers 0."""
+    the slot's own batch size continues the same stream; padded images' multipliers 0.
+    ``buffer``: the seeds' words drawn into the rows of one (S, count) tensor, as the engine
+    draws full batches (the padded sizes' counts differ per seed: a list)."""
     net, bmax = engine.net, 4
     words, refs = [], []
+    counts = [sum(math.ceil(math.prod(shp) / 4) for b in row for shp in net.mask_shapes(b)) for row in sizes]
+    buf = torch.full((len(sizes), counts[0]), 7, dtype=torch.int64) if buffer and len(set(counts)) == 1 else None
     for s, row in enumerate(sizes):
-        count = sum(math.ceil(math.prod(shp) / 4) for b in row for shp in net.mask_shapes(b))
-        words.append(_batched_engine.mask_words(count, torch.Generator().manual_seed(10 + s)))
+        words.append(_batched_engine.mask_words(counts[s], torch.Generator().manual_seed(10 + s),
+                                                out=None if buf is None else buf[s]))
         g = torch.Generator().manual_seed(10 + s)
         refs.append([[dropout_noise(keep_mask(shp, net.p, g), net.p) for shp in net.mask_shapes(b)] for b in row])
+    if buf is not None:
+        assert all(w.data_ptr() == buf[s].data_ptr() for s, w in enumerate(words))
+        words = buf
     masks = engine.dropout_multipliers(words, sizes, bmax)
     assert len(masks) == len(net.mask_shapes(bmax))
     for k, m in enumerate(masks):
@@ -108,3 +116,14 @@ def test_index_steps_offset_each_task_and_mask_padded_rows(engine):
             assert valid[k, 0, j].tolist() == [1.0] * n + [0.0] * (3 - n)
             assert gidx[k, 0, j, n:].tolist() == [0] * (3 - n)
     assert valid.dtype == torch.float32
+
+
+def test_mask_words_into_a_buffer_are_the_same_words():
+    fresh = _batched_engine.mask_words(37, torch.Generator().manual_seed(3))
+    buf = torch.zeros((2, 37), dtype=torch.int64)
+    got = _batched_engine.mask_words(37, torch.Generator().manual_seed(3), out=buf[1])
+    assert got.data_ptr() == buf[1].data_ptr() and torch.equal(buf[1], fresh) and not buf[0].any()
+    for bad in (torch.zeros(36, dtype=torch.int64), torch.zeros(37, dtype=torch.int32),
+                torch.zeros((37, 2), dtype=torch.int64)[:, 0]):
+        with pytest.raises(ValueError, match="contiguous int64"):
+            _batched_engine.mask_words(37, torch.Generator(), out=bad)

@@ -202,7 +202,12 @@ class Engine:
         S, T, bmax = gidx.shape
         dev = self.device
         draws = []  # per slot (crop rows, crop columns, flip uniforms), padded to bmax after
-        words, sizes = [], []
+        sizes = [[len(idx) for idx, _ in rows[s]] for s in range(S)]
+        counts = [sum(keep_words(math.prod(shp)) for b in sz for shp in self.net.mask_shapes(b)) for sz in sizes]
+        # equal counts (every seed's batches full): each seed's words drawn straight into its
+        # row of one buffer, which the masks read without stacking the seeds' words
+        words = (torch.empty((S, counts[0]), dtype=torch.int64, device=dev) if counts[0] and len(set(counts)) == 1
+                 else [None] * S)
         for s in range(S):
             g = dev_gens[s]
             for idx, seed in rows[s]:
@@ -212,9 +217,11 @@ class Engine:
                     draws.append((torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev),
                                   torch.randint(0, CROP_CHOICES, (b,), generator=g, device=dev),
                                   torch.rand((b,), generator=g, device=dev)))
-            sizes.append([len(idx) for idx, _ in rows[s]])
-            count = sum(keep_words(math.prod(shp)) for b in sizes[s] for shp in self.net.mask_shapes(b))
-            words.append(mask_words(count, g, dev) if count else None)
+            if counts[s]:
+                out = words[s] if torch.is_tensor(words) else None
+                w = mask_words(counts[s], g, dev, out=out)
+                if out is None:
+                    words[s] = w
         masks = self.dropout_multipliers(words, sizes, bmax)
         x = data.x.index_select(0, gidx.reshape(-1)).view(*gidx.shape, *data.x.shape[1:])  # (S, T, b, C, H, W) uint8
         # (index_select copies whole images; ``data.x[gidx]`` gathered byte by byte, 20x slower)
@@ -229,7 +236,8 @@ class Engine:
     def dropout_multipliers(self, words, sizes, bmax: int) -> list:
         """The dropout multipliers of one step (per site, the layout of
         :meth:`BatchedMixer.mask_permutation`; padded images' entries 0) from
-        each seed's mask words; ``sizes[s][j]``: the images of seed s's slot j. Equal, bit for
+        each seed's mask words (a list of 1-D tensors, or one ``(S, count)`` tensor, row s
+        seed s's words); ``sizes[s][j]``: the images of seed s's slot j. Equal, bit for
         bit, to :func:`dropout_noise` of the trainer's :func:`keep_mask` draws."""
         shapes = self.net.mask_shapes(bmax)
         if not shapes:
@@ -244,7 +252,7 @@ class Engine:
         # scale, as dropout_noise (a bool keep-mask and its conversion would be two more passes)
         if all(b == bmax for row in sizes for b in row) and all(c % 4 == 0 for c in counts):
             # full batches, whole words per site: every site of every slot and seed at once
-            w16 = torch.stack(words).view(torch.int16).view(S, T, -1)
+            w16 = (words if torch.is_tensor(words) else torch.stack(words)).view(torch.int16).view(S, T, -1)
             off = 0
             for m, shp, perm, c in zip(masks, shapes, perms, counts):
                 torch.ge(w16[:, :, off:off + c].view(S, T, *shp).permute(*perm), threshold, out=m)

@@ -173,7 +173,7 @@ class BatchedMixer:
             h = self._norm(x, pre + "channel_norm", model, S).view(S * T, n * b, self.dim)
             h = self._drop_(F.gelu(self._rows(h, pre + "channel_mlp.0", model, S, T)), km[2])
             h = self._drop_(self._rows(h, pre + "channel_mlp.3", model, S, T), km[3])
-            x = h.view(x.shape).add_(x)
+            x = x + h.view(x.shape)
         feats = self._norm(x, "norm", model, S).mean(dim=1)  # (S*T, b, D)
         if model.heads is not None:
             w, bias = model.heads  # (S, T, classes, D), (S, T, classes)

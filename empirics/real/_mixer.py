@@ -48,10 +48,14 @@ def keep_words(n: int) -> int:
     return -(-n // 4)
 
 
-def mask_words(count: int, generator: torch.Generator, device=None) -> torch.Tensor:
+def mask_words(count: int, generator: torch.Generator, device=None, out=None) -> torch.Tensor:
     """``count`` 64-bit random words, one draw each: the masks of consecutive :func:`keep_mask`
-    calls are consecutive slices of one such draw (the batched engine draws a step's at once)."""
-    return torch.randint(-(1 << 63), (1 << 63) - 1, (count,), generator=generator, device=device)
+    calls are consecutive slices of one such draw (the batched engine draws a step's at once).
+    ``out``: a contiguous int64 tensor of ``count`` entries to draw into (the same words)."""
+    if out is not None and (out.dtype != torch.int64 or out.shape != (count,) or not out.is_contiguous()):
+        raise ValueError(f"out must be a contiguous int64 tensor of shape ({count},), "
+                         f"got {out.dtype} {tuple(out.shape)}")
+    return torch.randint(-(1 << 63), (1 << 63) - 1, (count,), generator=generator, device=device, out=out)
 
 
 def keep_threshold(p: float) -> int:
