@@ -19,8 +19,10 @@ with their shapes and strides and replayed (:func:`record_matmuls`, :func:`matmu
 with the share of the engine's time they take. Images are random pixels in the CIFAR-10
 shape (the cost does not depend on their content), so no data set is needed.
 
-Committed records (``benchmarks/records/bench_real-table1-s1.json``, ``-s5.json``): the CPU
-Table 1's size (width 32, batch 8) for one and five seeds, 200 images per task.
+Committed records (``benchmarks/records/bench_real-*.json``): the CPU Table 1's size (width
+32, batch 8, 200 images per task; ``table1-s{1,5}``) and the default size (``w64-s{1,5}``)
+for one and five seeds; ``-v3`` with malloc kept on the heap (``bench_malloc.py``), the
+earlier versions before it.
 
 Usage::
 

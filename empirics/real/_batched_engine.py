@@ -36,7 +36,9 @@ FUSED_IMAGES_CPU = 256
 #: at 200 images/task), two seeds 0.75, five 0.59 (``-s5.json``); every other method was
 #: faster batched from one seed on. Re-measured after the engine's CPU work (same results
 #: bit for bit, ``-s1-v2.json`` / ``-s5-v2.json``, best of 4 alternating runs at load 5-7):
-#: one seed 1.04 (main's engine in the same window: 1.23), five 0.57; still routed. Fine-tuning stays batched: a tenth of a Table-1 Reptile
+#: one seed 1.04 (main's engine in the same window: 1.23), five 0.57; still routed. With malloc
+#: kept on the heap (``-v3`` records, load about 1): one seed 0.99 at the Table 1 size and at
+#: width 64 (batch 64), five 0.53 and 0.86 -- a tie for one seed, still routed. Fine-tuning stays batched: a tenth of a Table-1 Reptile
 #: unit took 15.9 s of CPU with batched fine-tuning, 16.2 s all sequential.
 REPTILE_MIN_SEEDS_CPU = 2
 #: Offsets of a random crop: 0 .. 2 * pad (torchvision's ``RandomCrop(32, padding=4)``).
