@@ -310,7 +310,11 @@ def main(argv=None) -> int:
 
     # before the first large tensor, as a run does (the engine and the runner tune it on a CPU);
     # LORAML_MALLOC=system measures glibc's default instead
-    malloc = _malloc.tune() if not a.device.startswith("cuda") else _malloc.state()
+    try:
+        malloc = _malloc.tune() if not a.device.startswith("cuda") else _malloc.state()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     bf16 = a.device.startswith("cuda")
     family = _family(per_task, width, batch, a.device)
     seeds = list(range(1, a.seeds + 1))

@@ -3,16 +3,16 @@
 glibc serves every block above its mmap threshold (adaptive, at most 32 MiB on 64-bit
 Linux) with a fresh ``mmap`` and returns it with ``munmap`` when freed, so each of the
 vision engines' large activations -- allocated and freed every step -- is zero-filled
-by the kernel page by page on first touch. On a 2-core machine an out-of-place GELU of
-16 M floats took 56 ms that way and 20 ms with the memory reused; a retraining epoch of
-the batched engine (width 64, 5 seeds) about 25 % less CPU time
-(``benchmarks/bench_real.py`` prints both, ``LORAML_MALLOC=system`` for the default).
+by the kernel page by page on first touch. ``benchmarks/bench_malloc.py`` measures both
+(``benchmarks/records/malloc.json``: width 64, five seeds, LoRA-ML, the batched epoch at
+0.90x and the sequential at 0.93x the CPU time of glibc's default, 18 instead of 124,186
+minor page faults); ``LORAML_MALLOC=system`` keeps the default.
 
 :func:`tune` asks glibc (``mallopt``) to serve every block from its heap
 (``M_MMAP_MAX = 0``) and to keep up to :data:`TRIM_BYTES` of freed memory at the top of
 the heap instead of returning it (``M_TRIM_THRESHOLD``). Freed memory is then reused by
 the next allocation of the step; the price is a resident size that does not shrink after
-a peak (about 8 % more peak resident memory in the benchmark's width-512 epoch). The
+a peak (1.05x the peak resident memory in the same record). The
 setting is process-wide and arithmetic is unchanged (torch aligns its CPU tensors itself),
 so results are the same bit for bit. Elsewhere than Linux with glibc nothing is changed and
 :func:`state` says why.

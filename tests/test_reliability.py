@@ -431,3 +431,15 @@ def test_invalid_encoder_config_is_bad_input(tmp_path):
     r = _run(["-m", "empirics", "language", "--model", str(m), "--seeds", "0", "--out", str(tmp_path / "o"),
               "--quiet"])
     assert r.returncode == 2 and "config.json" in _one_line(r.stderr)
+
+
+def test_a_bad_malloc_mode_is_refused_with_one_line_before_any_work(tmp_path):
+    env = _env(LORAML_MALLOC="mmap")
+    out = tmp_path / "o"
+    r = _run(["-m", "empirics", "vision", "--archive", str(tmp_path / "missing.tar.xz"), "--seeds", "0",
+              "--epochs", "1", "--out", str(out), "--quiet"], env=env)
+    assert r.returncode == 2 and "LORAML_MALLOC='mmap'" in _one_line(r.stderr) and not out.exists()
+    r = _run(["-m", "empirics.real.cpu_table1", "run", "--out", str(out), "--seeds", "0"], env=env)
+    assert r.returncode == 2 and "LORAML_MALLOC" in _one_line(r.stderr) and not out.exists()
+    r = _run(["benchmarks/bench_real.py", "--methods", "sr"], env=env)
+    assert r.returncode == 2 and "LORAML_MALLOC" in _one_line(r.stderr)

@@ -289,6 +289,9 @@ def main(argv=None) -> int:
             if a.threads < 1:
                 raise ValueError(f"--threads must be >= 1, got {a.threads}")
             torch.set_num_threads(a.threads)
+            from .. import _malloc
+
+            _malloc.tune()  # a bad LORAML_MALLOC: exit 2 before any work
             if a.group_size < 1:
                 raise ValueError(f"--group-size must be >= 1, got {a.group_size}")
             t0 = time.perf_counter()
