@@ -93,6 +93,30 @@ def test_a_refused_parameter_is_reported(fresh, refuse, names):
     assert len(calls) == 2  # both asked, whichever failed
 
 
+def test_mallopt_lookup_answers_none_without_glibc(monkeypatch):
+    import ctypes
+
+    def no_library(name):
+        raise OSError("cannot load the process's symbols")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    assert _malloc._mallopt() is None
+
+    class Musl:  # a C library with mallopt but not glibc's version query
+        mallopt = object()
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Musl())
+    assert _malloc._mallopt() is None
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_mallopt_lookup_declares_the_c_signature():
+    import ctypes
+
+    fn = _malloc._mallopt()
+    assert fn.argtypes == (ctypes.c_int, ctypes.c_int) and fn.restype is ctypes.c_int
+
+
 def test_provenance_records_the_state(fresh):
     from empirics._records import provenance
 
