@@ -127,3 +127,25 @@ def test_mask_words_into_a_buffer_are_the_same_words():
                 torch.zeros((37, 2), dtype=torch.int64)[:, 0]):
         with pytest.raises(ValueError, match="contiguous int64"):
             _batched_engine.mask_words(37, torch.Generator(), out=bad)
+
+
+def test_one_backward_per_task_slot_exactly_above_the_fused_image_limit(engine, monkeypatch):
+    b = engine.batch_size  # 4
+    limit = _batched_engine.FUSED_IMAGES_CPU
+    assert limit == 256 and limit % b == 0
+    for seeds, slots, chunk in [(limit // b, 1, False), (limit // b + 1, 1, True), (1, limit // b, False),
+                                (1, limit // b + 1, True), (2, limit // (2 * b), False), (2, limit // (2 * b) + 1, True)]:
+        engine.plan_chunks(seeds, slots)
+        assert engine.chunk_tasks is chunk, (seeds, slots)
+    monkeypatch.setattr(engine, "device", torch.device("meta"))  # only a CPU chunks
+    engine.plan_chunks(limit, limit)
+    assert engine.chunk_tasks is False
+
+
+def test_the_engine_sets_malloc_on_a_cpu_only(engine, monkeypatch):
+    calls = []
+    monkeypatch.setattr(_batched_engine.malloc, "tune", lambda: calls.append(1))
+    _batched_engine.Engine(engine.family, "meta", bf16=False)
+    assert calls == []
+    _batched_engine.Engine(engine.family, "cpu", bf16=False)
+    assert calls == [1]
