@@ -66,12 +66,12 @@ def test_patches_equal_the_trainers_normalisation_then_patchify(engine):
 
 
 @pytest.mark.parametrize("buffer", [False, True])
-@pytest.mark.parametrize("sizes", [[[4, 4], [4, 4]], [[4, 3], [1, 4]]])
+@pytest.mark.parametrize("sizes", [[[4, 4], [4, 4]], [[4, 3], [1, 4]], [[4, 3], [4, 3]]])
 def test_dropout_multipliers_equal_the_trainers_masks_drawn_site_after_site(engine, sizes, buffer):
     """Per seed one draw of all mask words; per slot and site the trainer's ``keep_mask`` of
     the slot's own batch size continues the same stream; padded images' multipliers 0.
     ``buffer``: the seeds' words drawn into the rows of one (S, count) tensor, as the engine
-    draws full batches (the padded sizes' counts differ per seed: a list)."""
+    draws equal counts (full batches, or seeds padded alike: the padded path reads its rows)."""
     net, bmax = engine.net, 4
     words, refs = [], []
     counts = [sum(math.ceil(math.prod(shp) / 4) for b in row for shp in net.mask_shapes(b)) for row in sizes]
