@@ -59,8 +59,10 @@ def mask_words(count: int, generator: torch.Generator, device=None, out=None) ->
 
 
 def keep_threshold(p: float) -> int:
-    """An entry (a 16-bit word read as int16) is kept when it is at least this:
-    ``u16 >= round(p * 2^16)``  <=>  ``i16 >= round(p * 2^16) - 2^15``."""
+    """An entry (a 16-bit word read as int16) is kept when it is at least this,
+    ``i16 >= round(p * 2^16) - 2^15``: the word with its top bit flipped, read unsigned, is
+    at least ``round(p * 2^16)``, which holds for exactly ``2^16 - round(p * 2^16)`` of the
+    2^16 words (the keep probability ``1 - drop_probability(p)``)."""
     return round(p * DROP_LEVELS) - (1 << 15)
 
 
