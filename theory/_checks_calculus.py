@@ -22,7 +22,7 @@ from landscape._random import accepts_seed
 from ._result import EPS, Case, fmt, make_result
 from ._sizes import resolve_sizes
 
-__all__ = ["check_schur"]
+__all__ = ["check_schur", "schur_tolerance", "equivalence_error", "equivalence_tolerance"]
 
 #: Step sizes of the Taylor-slope test.  The slope is only meaningful where the
 #: first neglected term dominates the remainder; at t = 0.1 the cubic and quartic
@@ -37,6 +37,31 @@ TAYLOR_STEPS = np.logspace(-2, -5, 7)
 #: the Hessian remainder drops under round-off after two steps and the fitted slope
 #: is meaningless, while a wrong derivative shows its lost order in every direction.
 TAYLOR_DIRECTIONS = 3
+
+
+def schur_tolerance(H: np.ndarray, d: int, T: int) -> float:
+    r"""Tolerance of :math:`\|\mathrm{Schur}(H) - S\|_F`: :math:`10\,d^2\varepsilon(\|H\|_F + \|H\|_F^2/T)`.
+    Entries of :math:`B^\top B` are sums of :math:`d^2` products, so their rounding is at most
+    :math:`d^2\varepsilon\|H\|^2` (Frobenius bound); the :math:`A`-block is :math:`T I`."""
+    h = float(np.linalg.norm(H))
+    return 10 * d * d * EPS * (h + h ** 2 / T)
+
+
+def equivalence_error(prob: LoraMLProblem, A: np.ndarray, U: np.ndarray) -> float:
+    r""":math:`\|\nabla_A\mathcal L(A,U)\|_F + \|\nabla_U\mathcal L(A,U) - \nabla G(U)\|_F`: zero at
+    :math:`A = A(U)` (section 5, "Equivalences")."""
+    gA, gU = prob.grad(A, U)
+    return float(np.linalg.norm(gA)) + float(np.linalg.norm(gU - prob.reduced_grad(U)))
+
+
+def equivalence_tolerance(prob: LoraMLProblem, U: np.ndarray) -> float:
+    r"""Tolerance of :func:`equivalence_error` at :math:`A(U)`:
+    :math:`16\,T d\,\varepsilon\,(\|\{A_t\}\|_F + \|U\|_F^2)(1 + \|U\|_F)`, the rounding of
+    gradients whose terms are products of at most ``T d`` entries of the tasks and the
+    factors' outer products, scaled by the size of :math:`U` they are contracted with."""
+    T, d = prob.T, prob.d
+    return 16 * T * d * EPS * (float(np.linalg.norm(prob.tasks)) + float(np.sum(U ** 2))) * (
+        1 + float(np.linalg.norm(U)))
 
 
 @accepts_seed()
@@ -79,18 +104,14 @@ def check_schur(
         S_from_H = H[nA:, nA:] - H[nA:, :nA] @ np.linalg.solve(H[:nA, :nA], H[:nA, nA:])
         S = prob.schur_complement(U)
         err = float(np.linalg.norm(S_from_H - S))
-        # entries of B^T B are sums of d^2 products: rounding <= d^2 eps ||H||^2 (Frobenius bound)
-        tol = 10 * d * d * EPS * (float(np.linalg.norm(H)) + float(np.linalg.norm(H)) ** 2 / T)
+        tol = schur_tolerance(H, d, T)
         cases.append(Case(f"{tag}: ||Schur(H) - S||_F", 0.0, err, tol, err <= tol))
         hw = haynsworth_inertia_check(prob, U)
         cases.append(Case(f"{tag}: In(H) = In(T I) + In(S)", str(hw["predicted"]), str(hw["hessian"]),
                           "ZERO_EIGENVALUE_RTOL", bool(hw["agree"])))
         # Equivalences: at A = A(U), grad_A L = 0 and grad_U L = grad G (for every U)
-        gA, gU = prob.grad(Astar, U)
-        eq_err = float(np.linalg.norm(gA)) + float(np.linalg.norm(gU - prob.reduced_grad(U)))
-        eq_tol = 16 * T * d * EPS * (float(np.linalg.norm(prob.tasks)) + float(np.sum(U**2))) * (
-            1 + float(np.linalg.norm(U))
-        )
+        eq_err = equivalence_error(prob, Astar, U)
+        eq_tol = equivalence_tolerance(prob, U)
         cases.append(Case(f"{tag}: grad L(A(U),U) = (0, grad G(U))", 0.0, eq_err, eq_tol, eq_err <= eq_tol))
         # Symmetry: at a critical point each task's O(k) orbit gives k(k-1)/2 zero eigenvalues
         inst = random_instance(rng, d, T, k)
