@@ -43,6 +43,11 @@ def test_equivalence_holds_at_a_of_u_and_fails_off_it(seed):
     A = prob.optimal_A(U)
     tol = cc.equivalence_tolerance(prob, U)
     assert cc.equivalence_error(prob, A, U) <= tol
+    # the error is the sum of the two gradients' distances, each seen on its own
+    B = A + 1e-3 * rng.standard_normal((d, d))
+    gA, gU = prob.grad(B, U)
+    assert cc.equivalence_error(prob, B, U) == float(np.linalg.norm(gA)) + float(np.linalg.norm(gU - prob.reduced_grad(U)))
+    assert np.linalg.norm(gA) > 0 and np.linalg.norm(gU - prob.reduced_grad(U)) > 0
     # off A(U) by a relative 1e-9: the A-gradient alone is T * shift, far above the rounding bound
     shift = 1e-9 * np.linalg.norm(A) * np.eye(d) / np.sqrt(d)
     assert cc.equivalence_error(prob, A + shift, U) > 10 * tol
@@ -76,8 +81,10 @@ def _zero_mode_labels(size):
 
 @pytest.mark.parametrize("size, label", [
     ((4, 2, 2), "zero eigenvalues of S at a global min (Tk(k-1)/2 + k^2)"),  # T = 2, d = 2k: the O(k,k) family
+    ((5, 2, 2), "zero eigenvalues of S at a global min (Tk(k-1)/2 + k^2)"),  # T = 2, d > 2k
     ((3, 2, 2), "zero eigenvalues of S at a global min (>= Tk(k-1)/2)"),     # T = 2, d < 2k
     ((6, 3, 2), "zero eigenvalues of S at a global min (Tk(k-1)/2)"),        # T = 3, d = 3k: isolated (Thm 3.3)
+    ((7, 3, 2), "zero eigenvalues of S at a global min (Tk(k-1)/2)"),        # T = 3, d > 3k
     ((5, 3, 2), "zero eigenvalues of S at a global min (>= Tk(k-1)/2)"),     # T = 3, d < 3k
 ])
 def test_zero_mode_count_branches_at_the_boundaries_of_their_hypotheses(size, label):
