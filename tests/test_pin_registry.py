@@ -1,0 +1,75 @@
+"""theory._registry pinned where the checks' own tests cannot see it: the report's seconds,
+the progress bar's count, what counts as a negative control, and the table's layout (the
+header is exactly as wide as the columns asked for when the cells need the room)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from theory import _registry as R
+
+FAST = "App C"  # a check that takes milliseconds at the quick scale
+
+
+def test_report_seconds_is_the_runs_wall_time():
+    t0 = time.perf_counter()
+    rep = R.run([FAST, "R3.1"], scale="quick")
+    wall = time.perf_counter() - t0
+    assert 0.0 <= rep.seconds <= wall and rep.passed and len(rep.results) == 2
+
+
+def test_progress_bar_counts_one_per_check(monkeypatch):
+    import tqdm
+
+    seen = {}
+
+    class Bar:
+        def __init__(self, *, total, **kw):
+            seen.update(total=total, n=0, closed=False)
+
+        def set_description(self, text):
+            seen["last"] = text
+
+        def update(self, n):
+            seen["n"] += n
+
+        def close(self):
+            seen["closed"] = True
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    R.run([FAST, "R3.1", FAST], scale="quick", progress=True)  # a repeated id runs once
+    assert seen == {"total": 2, "n": 2, "closed": True, "last": "R3.1"}
+
+
+def test_controls_are_the_registrys_and_nothing_else():
+    controls = {c.id for c in R.REGISTRY if c.control}
+    assert controls and all("control" in i for i in controls)
+    assert all(R._is_control(i) for i in controls)
+    assert not any(R._is_control(c.id) for c in R.REGISTRY if not c.control)
+    assert R._is_control("no such check") is False
+
+
+@pytest.mark.parametrize("columns", [100, 101, 140, 157])
+def test_table_header_fills_the_columns_when_cells_need_them(columns):
+    rep = R.run([FAST, "R3.1"], scale="quick")
+    long = "a b c d e f g h " * 20  # wraps: the cells need more than the columns give
+    rep = dataclasses.replace(rep, results=tuple(dataclasses.replace(r, predicted=long, measured=long)
+                                                 for r in rep.results))
+    lines = rep.table(columns=columns).splitlines()
+    idw = max(len("statement"), *(len(r.id) for r in rep.results))
+    width = (columns - idw - 21) // 2  # statement, two cells, verdict (7), seconds (6), four 2-space gaps
+    assert len(lines[0]) == idw + 2 * width + 21 and len(lines[0]) in (columns - 1, columns)
+    assert max(len(ln) for ln in lines[:-1]) <= columns
+
+
+def test_table_shrinks_to_short_cells_and_never_below_twenty():
+    rep = R.run([FAST], scale="quick")
+    short = dataclasses.replace(rep, results=tuple(dataclasses.replace(r, predicted="1", measured="2")
+                                                   for r in rep.results))
+    idw = max(len("statement"), len(FAST))
+    assert len(short.table(columns=200).splitlines()[0]) == idw + 2 * len("predicted") + 21
+    long = dataclasses.replace(rep, results=tuple(dataclasses.replace(r, predicted="x " * 50, measured="y")
+                                                  for r in rep.results))
+    assert len(long.table(columns=30).splitlines()[0]) == idw + 2 * 20 + 21
