@@ -1,0 +1,60 @@
+"""landscape._validation at its boundaries: ranks (1..d, or 1..d-1 where a full rank is not
+allowed), square task matrices either way round, the minimum number of tasks, the first
+non-finite entry named, and keyword-only options."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from landscape._validation import LandscapeInputError, as_factor_stack, as_task_stack, check_rank
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 8])
+def test_rank_range_with_and_without_full_rank(d):
+    assert [check_rank(k, d) for k in range(1, d + 1)] == list(range(1, d + 1))
+    for k in (0, d + 1, -1):
+        with pytest.raises(LandscapeInputError, match=f"need 1 <= k <= d \\(d={d}\\)"):
+            check_rank(k, d)
+    assert [check_rank(k, d, allow_full=False) for k in range(1, d)] == list(range(1, d))
+    with pytest.raises(LandscapeInputError, match=f"need 1 <= k < d \\(d={d}\\)"):
+        check_rank(d, d, allow_full=False)
+
+
+def test_rank_types():
+    assert check_rank(np.int64(2), 3) == 2 and type(check_rank(np.int32(2), 3)) is int
+    for bad in (True, 2.0, "2", None):
+        with pytest.raises(LandscapeInputError, match="rank must be an integer"):
+            check_rank(bad, 3)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2), (2, 2, 3), (1, 1, 4)])
+def test_task_matrices_must_be_square_either_way_round(shape):
+    with pytest.raises(LandscapeInputError, match="must be square"):
+        as_task_stack(np.zeros(shape))
+
+
+def test_task_stack_boundaries():
+    assert as_task_stack(np.zeros((2, 3, 3)), min_tasks=2).shape == (2, 3, 3)
+    with pytest.raises(LandscapeInputError, match="need at least 3 task"):
+        as_task_stack(np.zeros((2, 3, 3)), min_tasks=3)
+    with pytest.raises(LandscapeInputError, match="empty"):
+        as_task_stack(np.zeros((2, 0, 0)))
+    x = np.zeros((2, 3, 3))
+    x[1, 2, 0], x[1, 2, 1] = np.inf, np.nan
+    with pytest.raises(LandscapeInputError, match=r"non-finite entry inf at task 1, position \(2, 0\)"):
+        as_task_stack(x)
+
+
+def test_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        as_task_stack(np.zeros((2, 3, 3)), 2)
+    with pytest.raises(TypeError):
+        as_factor_stack(np.zeros((2, 3, 1)), 2, 3, 1, "V")
+
+
+def test_factor_stack_shape_and_finiteness():
+    assert as_factor_stack(np.zeros((2, 3, 1)), 2, 3, 1).shape == (2, 3, 1)
+    with pytest.raises(LandscapeInputError, match=r"V: expected shape \(2, 3, 1\), got \(2, 1, 3\)"):
+        as_factor_stack(np.zeros((2, 1, 3)), 2, 3, 1, name="V")
+    with pytest.raises(LandscapeInputError, match="NaN or infinite"):
+        as_factor_stack(np.full((2, 3, 1), np.nan), 2, 3, 1)
