@@ -23,7 +23,8 @@ def resolve_sizes(func_name: str, configs, sizes, *, default=()) -> tuple:
     if configs is not None:
         if sizes is not None:
             raise TypeError(f"{func_name}() got both sizes= and its old form configs=; pass only sizes= (d, T, k)")
-        return sizes_from_dkt(func_name, configs, stacklevel=4)
+        # the frames above: sizes_from_dkt, this, the check, its accepts_seed wrapper, the caller
+        return sizes_from_dkt(func_name, configs, stacklevel=5)
     return tuple(Size(*map(int, s)) for s in (default if sizes is None else sizes))
 
 
