@@ -311,7 +311,7 @@ def main(argv=None) -> int:
     # before the first large tensor, as a run does (the engine and the runner tune it on a CPU);
     # LORAML_MALLOC=system measures glibc's default instead
     try:
-        malloc = _malloc.tune() if not a.device.startswith("cuda") else _malloc.state()
+        malloc = _malloc.tune_for(a.device)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["ENV", "MODES", "M_MMAP_MAX", "M_TRIM_THRESHOLD", "TRIM_BYTES", "tune", "state"]
+__all__ = ["ENV", "MODES", "M_MMAP_MAX", "M_TRIM_THRESHOLD", "TRIM_BYTES", "tune", "tune_for", "state"]
 
 #: Environment variable choosing the mode: ``heap`` (default) or ``system`` (leave malloc as it is).
 ENV = "LORAML_MALLOC"
@@ -55,9 +55,7 @@ def tune() -> dict:
     Returns :func:`state`. ``LORAML_MALLOC=system`` leaves malloc as it is; any other
     value than :data:`MODES` is refused (``ValueError``), whatever happened before.
     """
-    mode = os.environ.get(ENV, "heap")
-    if mode not in MODES:
-        raise ValueError(f"{ENV}={mode!r}: expected one of {', '.join(MODES)}")
+    mode = _mode()
     if _STATE:
         return state()
     if mode == "system":
@@ -75,6 +73,24 @@ def tune() -> dict:
         else:
             _STATE.update(mode="heap", mmap_max=0, trim_threshold=TRIM_BYTES)
     return state()
+
+
+def tune_for(device) -> dict:
+    """:func:`tune` when ``device`` (a string or ``torch.device``) is a CPU; otherwise only
+    the environment variable is validated and :func:`state` returned. The one device test
+    of the engines, the runner and the command line."""
+    if str(device).split(":")[0] == "cpu":
+        return tune()
+    _mode()
+    return state()
+
+
+def _mode() -> str:
+    """``LORAML_MALLOC`` (default ``heap``); a value outside :data:`MODES` is a ``ValueError``."""
+    mode = os.environ.get(ENV, "heap")
+    if mode not in MODES:
+        raise ValueError(f"{ENV}={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
 
 
 def state() -> dict:

@@ -162,3 +162,20 @@ def test_tuned_process_reuses_large_blocks_without_page_faults():
     # tuned: the first touch faults the pages in; once the heap has settled (the next block
     # or two may land beside the first), every reallocation reuses pages already there
     assert tuned["faults"][0] > pages // 2 and max(tuned["faults"][-4:]) < pages // 20
+
+
+@pytest.mark.parametrize("device, tuned", [("cpu", True), ("cpu:0", True), ("cuda", False), ("cuda:1", False),
+                                           ("meta", False), ("cpuish", False)])
+def test_tune_for_sets_malloc_on_a_cpu_only(fresh, device, tuned):
+    calls, _ = fresh
+    st = _malloc.tune_for(device)
+    assert (st["mode"] == "heap") is tuned and (len(calls) == 2) is tuned
+
+
+def test_tune_for_accepts_a_torch_device_and_refuses_a_bad_mode_on_any_device(fresh, monkeypatch):
+    torch = pytest.importorskip("torch")
+    assert _malloc.tune_for(torch.device("cpu"))["mode"] == "heap"
+    monkeypatch.setenv(_malloc.ENV, "mmap")
+    for device in ("cpu", "cuda", torch.device("meta")):
+        with pytest.raises(ValueError, match="LORAML_MALLOC='mmap'"):
+            _malloc.tune_for(device)

@@ -150,8 +150,7 @@ class Engine:
     def __init__(self, family, device, *, bf16: bool, compile: bool = False):
         self.family, self.tasks = family, family.tasks
         self.device = torch.device(device)
-        if self.device.type == "cpu":  # large activations reused, not page-faulted in each step
-            malloc.tune()
+        malloc.tune_for(self.device)  # on a CPU: large activations reused, not page-faulted in each step
         self.net = net_for(family.arch)
         self.bf16, self.augment = bf16, family.augment
         self.batch_size, self.eval_batch_size = family.batch_size, family.eval_batch_size

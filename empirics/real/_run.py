@@ -77,10 +77,9 @@ def run_unit(run: dict, method: str, seed: int, *, progress: bool = False, verbo
     per process and reused by the units of the same configuration.
     """
     cfg = _config_from_unit(run)
-    if not str(cfg.device).startswith("cuda"):  # large activations reused, not page-faulted in each step
-        from .. import _malloc
+    from .. import _malloc
 
-        _malloc.tune()
+    _malloc.tune_for(cfg.device)  # on a CPU: large activations reused, not page-faulted in each step
     key = json.dumps(run, sort_keys=True)
     if key not in _FAMILIES:
         _FAMILIES.clear()  # one configuration's data at a time

@@ -370,15 +370,14 @@ def preflight(cfg) -> None:
     and a usable cache folder (an explicit ``--cache`` that is a file: exit 2; a read-only
     or missing HOME: exit 3). Language: the encoder folder (``config.json`` parses and
     names a model type, weights present), the dialogue file and the persona-map folder.
-    On a CPU, malloc is set as the engines use it (:func:`empirics._malloc.tune`; a bad
-    ``LORAML_MALLOC`` is a ``ValueError``).
+    On a CPU, malloc is set as the engines use it (:func:`empirics._malloc.tune_for`; a bad
+    ``LORAML_MALLOC`` is a ``ValueError`` on any device).
     """
     from landscape.runtime.cli import check_output_dir
 
-    if not str(cfg.device).startswith("cuda"):  # a bad LORAML_MALLOC: exit 2 here, not in a unit
-        from .. import _malloc
+    from .. import _malloc
 
-        _malloc.tune()
+    _malloc.tune_for(cfg.device)  # a bad LORAML_MALLOC: exit 2 here, not in a unit
     if cfg.experiment == "vision":
         if cfg.dataset != "cifar10":
             return
