@@ -1,0 +1,46 @@
+"""landscape._search.cost: the dense Schur complement's byte count in closed form, the memory
+refusal of an explicit dense request at its exact boundary, and the reason an automatic
+switch to Hessian-vector products gives (in MiB)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from landscape import LoraMLProblem
+from landscape._search import cost
+from landscape._validation import LandscapeInputError
+
+
+def _problem(T, d, k):
+    return LoraMLProblem(np.zeros((T, d, d)), k)
+
+
+@pytest.mark.parametrize("T, d, k", [(3, 4, 2), (2, 5, 1), (7, 3, 3)])
+def test_dense_schur_bytes_in_closed_form(T, d, k):
+    # four d^2 x dk float64 arrays per task plus three (T d k)^2 arrays
+    assert cost.dense_schur_bytes(_problem(T, d, k)) == 8 * (4 * T * d ** 3 * k + 3 * (T * d * k) ** 2)
+
+
+def test_dense_schur_bytes_of_one_size_by_hand():
+    assert cost.dense_schur_bytes(_problem(3, 4, 2)) == 8 * (1536 + 1728) == 26112
+
+
+def test_a_dense_request_fits_exactly_at_the_available_memory(monkeypatch):
+    prob = _problem(3, 4, 2)
+    need = cost.dense_schur_bytes(prob)
+    monkeypatch.setattr(cost, "available_memory_bytes", lambda: need)
+    assert cost.curvature_mode(prob, "dense").mode == "dense"
+    monkeypatch.setattr(cost, "available_memory_bytes", lambda: need - 1)
+    with pytest.raises(LandscapeInputError, match="does not fit in memory"):
+        cost.curvature_mode(prob, "dense")
+
+
+def test_the_automatic_switch_says_the_dense_size_in_mib(monkeypatch):
+    prob = _problem(3, 20, 2)
+    need = cost.dense_schur_bytes(prob)  # 1,881,600 bytes
+    monkeypatch.setattr(cost, "AUTO_DENSE_MAX_BYTES", need - 1)
+    mode = cost.curvature_mode(prob, "auto")
+    assert mode.mode == "hvp" and mode.dense_bytes == need == 1_881_600
+    assert "would need 2 MiB" in mode.reason
+    monkeypatch.setattr(cost, "AUTO_DENSE_MAX_BYTES", need)
+    assert cost.curvature_mode(prob, "auto").mode == "dense"
