@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import os
 import platform
 import subprocess
@@ -150,8 +149,10 @@ class RunDir:
     def _paths(self, key: str) -> tuple[Path, Path]:
         if not key or any(c in key for c in "/\\") or key.startswith("."):
             raise ValueError(f"unit key must be a plain file name, got {key!r}")
-        base = self.root / "units" / key
-        return base.with_suffix(".npz"), base.with_suffix(".json")
+        # the key and a suffix appended (``with_suffix`` would replace a dotted key's last
+        # part: units "lr0.1" and "lr0.2" would share one file)
+        units = self.root / "units"
+        return units / f"{key}.npz", units / f"{key}.json"
 
     def done(self, key: str) -> bool:
         """Whether unit ``key`` has finished."""
@@ -162,7 +163,7 @@ class RunDir:
         import hashlib
 
         npz, js = self._paths(key)
-        tmp = npz.with_name(npz.stem + ".tmp.npz")
+        tmp = npz.with_name(f".{key}.tmp.npz")  # a hidden name, which no unit key can have
         np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
         os.replace(tmp, npz)
         write_json(js, {"meta": dict(meta), "npz_sha256": hashlib.sha256(npz.read_bytes()).hexdigest()})
