@@ -102,7 +102,7 @@ def test_tasks_of_another_shape_than_the_truth_are_refused():
 
 
 # ------------------------------------------------------------------ shapes of the truth
-@pytest.mark.parametrize("A_shape", [(4,), (4, 3), (0, 0), (1, 4, 4)])
+@pytest.mark.parametrize("A_shape", [(4,), (4, 3), (3, 4), (4, 5), (0, 0), (1, 4, 4)])
 def test_A_star_must_be_a_non_empty_square_matrix(A_shape):
     _, U, _ = _truth()
     with pytest.raises(LandscapeInputError, match=r"^A_star: expected a non-empty square matrix"):
