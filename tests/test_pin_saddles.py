@@ -87,3 +87,51 @@ def test_c5_threshold_is_the_exact_bound_one(monkeypatch, reported, holds):
     assert 1.0 < seen["reported_ratio"] < 2.0 or holds
     case = next(c for c in res.cases if c.label.endswith("C5 ||[D*, D_U]|| / bound"))
     assert case.passed is holds
+
+
+def _scaled(inst, e: int):
+    """The instance with its tasks times 2^(2e): A* * 2^(2e), U* * 2^e (exact)."""
+    from landscape import PlantedInstance
+
+    return PlantedInstance(np.ldexp(inst.A_star, 2 * e), np.ldexp(inst.U_star, e))
+
+
+@pytest.mark.parametrize("e", [20, -20])
+def test_t2_critical_points_do_not_depend_on_the_tasks_scale(e):
+    """G is homogeneous (degree 2 in the tasks, its U-gradient of degree 3/2): scaled by
+    c = 2^(2e), the same starts find the same critical points, scaled, and the acceptance
+    tolerance ``GRAD_RTOL ||D*||^1.5`` keeps them all; any other power of ||D*|| loses them
+    at one end of the scale or admits non-critical points at the other."""
+    well, _ = _saddles.well_conditioned_t2_instance(np.random.default_rng(3), 3, 1)
+    base = _saddles.t2_critical_points(well, 5, starts=6, boosts=1)
+    big = _saddles.t2_critical_points(_scaled(well, e), 5, starts=6, boosts=1)
+    assert sorted(p.source for p in big) == sorted(p.source for p in base)
+    assert len(base) >= 5
+    for p, q in zip(sorted(base, key=lambda p: p.loss), sorted(big, key=lambda p: p.loss)):
+        assert q.loss == pytest.approx(p.loss * 2.0 ** (4 * e), rel=1e-6, abs=1e-9 * 2.0 ** (4 * e))
+
+
+def test_t2_root_finding_falls_back_to_lm_exactly_when_hybr_stops_short(monkeypatch):
+    from landscape import random_instance
+
+    inst = random_instance(1, 3, 2, 1)
+    calls = []
+    real = _saddles._root_run
+
+    def hybr_returns_its_start(fun, jac, x0, method, options):
+        calls.append(method)
+        return np.array(x0, dtype=float) if method == "hybr" else real(fun, jac, x0, method, options)
+
+    monkeypatch.setattr(_saddles, "_root_run", hybr_returns_its_start)
+    _saddles.t2_critical_points(inst, 0, starts=3, boosts=0)
+    assert calls == ["hybr", "lm"] * 3  # a random start is not critical: lm takes over
+
+    calls.clear()
+
+    def hybr_returns_zero(fun, jac, x0, method, options):
+        calls.append(method)
+        return np.zeros_like(x0)  # U = 0 is exactly critical: gradient 0 <= gtol
+
+    monkeypatch.setattr(_saddles, "_root_run", hybr_returns_zero)
+    _saddles.t2_critical_points(inst, 0, starts=3, boosts=0)
+    assert calls == ["hybr"] * 3
