@@ -85,3 +85,53 @@ def test_m1_asymmetry_is_relative_to_the_tasks(asym, compatible):
         assert g["compatible"] is compatible
         assert g["max_relative_asymmetry_of_differences"] == pytest.approx(want, rel=1e-12, abs=1e-14)  # round-off of a difference
     assert (want > 10 * M1_SYMMETRY_RTOL) == (not compatible)
+
+
+@pytest.mark.parametrize("lam_factor, expected", [(-1.0, True), (-np.nextafter(1.0, 2.0), False)])
+def test_the_zero_mode_note_holds_exactly_up_to_the_tolerance(lam_factor, expected):
+    """|lambda| equal to the tolerance is still within it; the next float above is not."""
+    c = SimpleNamespace(lambda_min_quotient=lam_factor * TOL, eigenvalue_tolerance=TOL, n_zero_symmetry=1,
+                        zero_set_dimension=0)
+    note = _zero_mode_note(SimpleNamespace(T=2), SimpleNamespace(kind=GLOBAL_MINIMUM, classification=c), _Units(0))
+    assert (note is not None) == expected
+
+
+def test_theory_assessment_takes_its_sizes_and_summary_by_name_and_the_rest_by_name_only():
+    import inspect
+
+    params = inspect.signature(theory_assessment).parameters
+    assert [p.kind for p in params.values()] == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 4 + [
+        inspect.Parameter.KEYWORD_ONLY] * 3
+    by_name = theory_assessment(T=3, d=8, k=1, summary=_SUMMARY)
+    assert by_name == theory_assessment(3, 8, 1, _SUMMARY)
+
+
+def _r31(U_star, rng=0):
+    from landscape._audit.theory import _r31_check
+    from landscape._io import TaskInput
+
+    A = np.zeros((U_star.shape[1],) * 2)
+    tasks = A[None] + U_star @ np.swapaxes(U_star, 1, 2)
+    ti = TaskInput(tasks, A, U_star, "mem", "array", ())
+    return _r31_check(ti, U_star.shape[2], np.random.default_rng(rng))
+
+
+@pytest.mark.parametrize("smallest", [1e-3, 6e-10, 4.5e-10])
+def test_r31_margin_is_the_smallest_over_largest_singular_value_of_the_columns(smallest):
+    """T = 2, d = 4, k = 1: the columns of U* are e_1 and 2 e_1 + c e_2, so the margin is
+    sigma_min / sigma_max of [[1, 2], [0, c]], about c / 5 (min(d, Tk) = 2 columns: every
+    subset is the whole set); R3.1 holds iff it exceeds R31_RTOL = 1e-10, here on both
+    sides of it (c = 6e-10 and 4.5e-10)."""
+    from landscape._audit.theory import R31_RTOL
+
+    assert R31_RTOL == 1e-10
+    c = smallest
+    U = np.zeros((2, 4, 1))
+    U[0, 0, 0] = 1.0
+    U[1, 0, 0], U[1, 1, 0] = 2.0, c
+    M = np.array([[1.0, 2.0], [0.0, c]])
+    sv = np.linalg.svd(M, compute_uv=False)
+    got = _r31(U)
+    assert got["min_relative_singular_value"] == pytest.approx(sv[-1] / sv[0], rel=1e-5)
+    assert got["holds"] is bool(sv[-1] / sv[0] > R31_RTOL)
+    assert got["subsets"] == 65 and got["checked"] == "columns of U_star"

@@ -7,6 +7,7 @@ started from and the point it returned (recorded here by wrapping ``lm_solve``).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -47,3 +48,72 @@ def test_thm33_control_loss_case_is_at_rounding_level(monkeypatch, offset, holds
     assert case.label.startswith("published second minimiser: loss")
     assert case.passed is holds
     assert case.tolerance < 1e-25
+
+
+# ---------------------------------------------------------------- Thm 3.2 / Cor 1 at their boundaries
+def _structure(**over):
+    base = dict(loss=0.0, tau=1e-3, asym=0.0, q_consistency=0.0, inertia=(1, 1), min_eig_W_minus_Q=0.0,
+                test_rank=3, ey_3k=0.0, ey_k=1.0, q_norm=1.0)
+    return _minima.Thm32Structure(**{**base, **over})
+
+
+@pytest.mark.parametrize("inertia, holds", [((2, 2), True), ((1, 2), True), ((0, 0), True), ((2, 0), True),
+                                            ((3, 2), False), ((2, 3), False)])
+def test_inertia_of_Q_holds_for_every_inertia_up_to_k_k(inertia, holds):
+    assert bool(_structure(inertia=inertia).holds(2, 7)["inertia(Q) <= (k,k)"]) is holds
+
+
+@pytest.mark.parametrize("factor, holds", [(1.0, True), (np.nextafter(1.0, 2.0), False)])
+def test_exact_rank_3k_fine_tune_holds_up_to_half_d_tau_squared(factor, holds):
+    tau, d = 1e-3, 7
+    bound = 0.5 * d * tau ** 2
+    assert bool(_structure(tau=tau, ey_3k=bound * factor).holds(2, d)["exact rank-3k fine-tune"]) is holds
+
+
+def _patched_structures(monkeypatch, **changes):
+    orig = _minima.thm32_structure
+
+    def patched(*args, **kwargs):
+        r = orig(*args, **kwargs)
+        return dataclasses.replace(r, **{k: f(r) for k, f in changes.items()})
+
+    monkeypatch.setattr(_minima, "thm32_structure", patched)
+
+
+@pytest.mark.parametrize("factor, holds", [(0.5, True), (2.0, False)])
+def test_the_cor1_case_bound_is_half_d_tau_squared(monkeypatch, factor, holds):
+    """The rank-3k fine-tune's Eckart-Young tail measured at twice (half) 0.5 d tau^2 on
+    every point must fail (pass): tau ~ 1e-12 here, so any bound of another power of tau
+    (0.5 d / tau^2 is ~1e24) could not tell them apart."""
+    d = 7
+    _patched_structures(monkeypatch, ey_3k=lambda r: factor * 0.5 * d * r.tau ** 2)
+    res = _minima.check_thm32(np.random.default_rng(0), configs=((d, 2),), boosts=2)
+    case = next(c for c in res.cases if "rank-3k fine-tune loss (Cor 1)" in c.label)
+    assert bool(case.passed) is holds
+
+
+def test_thm32_gd_predicts_rank_2k():
+    res = _minima.check_thm32_gd(np.random.default_rng(0), d=4, k=1, outer=50)
+    assert "rank(A-A*) = 2," in res.predicted
+
+
+def test_f1_residual_tolerance_is_the_rounding_of_cosh_squared_sums():
+    """Entries of R on the F.1 branches are sums of products of size cosh^2(theta), each
+    rounded at about 4 eps, two per entry: 8 eps cosh^2(theta_max), times the rounding
+    factor. The bound is checked to hold: every ||A||_F on a fine grid agrees with the
+    closed form to 8 eps cosh^2 (so it is the rounding the check allows for, not a guess)."""
+    import math
+
+    from landscape import f1_point
+
+    theta_max = 2.0
+    res = _minima.check_f1(np.random.default_rng(0), dims=(2,), theta_max=theta_max, n_theta=5, starts=2)
+    want = _minima.RESIDUAL_ROUNDING_FACTOR * 8 * _minima.EPS * math.cosh(theta_max) ** 2
+    case = next(c for c in res.cases if "||A||_F vs closed form" in c.label)
+    assert case.tolerance == want
+    worst = 0.0
+    for th in np.linspace(-theta_max, theta_max, 401):
+        A, _ = f1_point(th, 1, 1, 2)
+        pred = abs(math.sinh(th)) * math.sqrt(2 * (math.sinh(th) ** 2 + math.cosh(th) ** 2))
+        worst = max(worst, abs(float(np.linalg.norm(A)) - pred))
+    assert worst <= 8 * _minima.EPS * math.cosh(theta_max) ** 2
