@@ -21,3 +21,75 @@ def test_rate_cases_name_the_corollary_of_their_T():
         assert label.startswith(f"T={T}: {'Cor 2' if T == 2 else 'Cor 4'} ")
         assert f"k'={int(lora_ml_needed_rank(d=d, T=T, k=k))})" in label
     assert int(lora_ml_needed_rank(d=d, T=2, k=k)) == 3 * k and int(lora_ml_needed_rank(d=d, T=3, k=k)) == k
+
+
+# ---------------------------------------------------------------- survivors of a larger sample
+import pytest  # noqa: E402
+
+import theory._checks_rates as _rates  # noqa: E402
+from theory._linalg import rank_kprime_dof  # noqa: E402
+from theory._result import fmt  # noqa: E402
+
+
+def _fake_errors(sr_factor: float, d: int, sr_ranks: set):
+    """Deterministic RRR errors: sigma^2 dof(d, k') times a fixed pattern around 1 (another
+    pattern for the SR ranks), SR's scaled by ``sr_factor``."""
+    def errors(rng, B, *, n, sigma, kprime, reps):
+        i = np.arange(reps, dtype=float)
+        if kprime in sr_ranks:
+            return sr_factor * sigma ** 2 * rank_kprime_dof(d, kprime) * (1 + 0.2 * np.sin(1.3 * i))
+        return sigma ** 2 * rank_kprime_dof(d, kprime) * (1 + 0.2 * np.cos(0.7 * i))
+    return errors
+
+
+@pytest.mark.parametrize("sr_factor, holds", [(1.0, True), (3.0, False)])
+def test_the_sr_over_ml_ratio_case_passes_within_its_band_only(monkeypatch, sr_factor, holds):
+    """Errors with exactly the predicted means give a ratio within Z SE of the dof ratio; SR
+    errors three times too large must fail (T = 3, d = 10, k = 1: SR rank 4, ML rank 1)."""
+    d, k = 10, 1
+    monkeypatch.setattr(_rates, "rrr_prediction_errors", _fake_errors(sr_factor, d, {4}))
+    res = check_rates(np.random.default_rng(0), d=d, k=k, Ts=(3,), reps=50)
+    case = next(c for c in res.cases if "E||E_SR||^2 / E||E_ML||^2" in c.label)
+    assert case.predicted == pytest.approx(rank_kprime_dof(d, 4) / rank_kprime_dof(d, 1))
+    assert bool(case.passed) is holds
+
+
+def test_rate_slopes_fit_the_means_of_the_errors_over_sigma_squared_and_report_them(monkeypatch):
+    """The T sweep's Cor 4 and saturation fits take E||E||^2 / sigma^2 per T (recorded at the
+    fit), and the summary prints each slope with its stated digits."""
+    d, k, sigma = 6, 1, 0.3
+    fits, ys = [], []
+    real = _rates.loglog_slope
+
+    def recording(x, y, se):
+        ys.append(list(y))
+        fits.append(real(x, y, se))
+        return fits[-1]
+
+    monkeypatch.setattr(_rates, "loglog_slope", recording)
+    seen = {}
+
+    calls = []
+
+    def errors(rng, B, *, n, sigma, kprime, reps):
+        calls.append(None)  # every call its own pattern: no slope comes out exactly 0
+        e = sigma ** 2 * rank_kprime_dof(B.shape[0], kprime) * (1 + 0.1 * np.sin(np.arange(reps) + 0.37 * len(calls)))
+        seen.setdefault((n, kprime, B.shape[0]), []).append(e)
+        return e
+
+    Ts = (3, 4, 5, 6)  # (T + 1) k >= d from T = 5: saturated at 5 and 6
+    res = _rates.check_rate_slopes(np.random.default_rng(0), d=d, sigma=sigma, n_sweep=(40, 80, 160), n_kprime=1,
+                                   dof_n=50, dof_kprimes=(1, 2, 3), dof_reps=20, tail_ds=(4, 6), tail_reps=50,
+                                   k=k, Ts=Ts, T_n=100, T_reps=30, reps=30, errors=errors)
+    # the last fit is Cor 4 over T >= 3: the LoRA-ML means (rank k) over sigma^2, T after T
+    ml = seen[(100, k, d)]
+    assert len(ml) == len(Ts)
+    np.testing.assert_allclose(ys[-1], [float(np.mean(e)) / sigma ** 2 for e in ml], rtol=1e-14)
+    # the saturation fit before it: the SR means (rank min(d, (T + 1) k)) at T = 5, 6
+    sr5, sr6 = seen[(100, 6, d)]
+    np.testing.assert_allclose(ys[-2], [float(np.mean(sr5)) / sigma ** 2, float(np.mean(sr6)) / sigma ** 2], rtol=1e-14)
+    summary = res.measured.split(", ")
+    assert summary[0] == f"n: {fmt(fits[0].slope, 3)}" and summary[1] == f"dof: {fmt(fits[1].slope, 3)}"
+    assert summary[3] == f"SR/ML: {fmt(fits[2].slope, 3)}"
+    assert summary[4] == f"saturated: {fmt(fits[3].slope, 2)}" and summary[5] == f"Cor 4: {fmt(fits[4].slope, 2)}"
+    assert all(abs(f.slope) > 1e-4 for f in fits[3:])  # so that the digits shown matter
