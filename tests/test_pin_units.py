@@ -102,6 +102,7 @@ def test_fmt_beyond_float64_matches_exact_arithmetic(x, e, power):
 
 
 @pytest.mark.parametrize("x, e, power, spec", [(1.5, 8, 4, ".3e"), (-2.0, -10, 2, ".3e"), (1.0, 0, 4, ".2f"),
+                                               (1.0, 4, 4, ".2f"), (-1.0, 4, 4, ".2f"), (3.0, -300, 2, ".3e"),
                                                (0.0, 4000, 4, ".3e"), (math.inf, 4000, 4, ".3e"), (5.0, 6, 4, ".5e")])
 def test_fmt_within_float64_is_format_of_the_converted_value(x, e, power, spec):
     y = x * 2.0 ** (power * e // 2) if math.isfinite(x) and x else x
