@@ -25,3 +25,30 @@ def test_reported_raw_lambda_min_is_the_smallest_eigenvalue_at_k1():
     assert abs(raw - cert.diagnostics["lambda_min_quotient_float"]) <= 1e-9 * raw
     # the reported condition number is the quotient's largest over smallest eigenvalue
     assert abs(cert.diagnostics["condition_number_quotient_float"] - lam[-1] / lam[0]) <= 1e-9 * lam[-1] / lam[0]
+
+
+def test_the_method_requested_is_the_method_used():
+    """``method="fp"`` is the float64 certificate (kind ``taylor_fp``) whatever the size;
+    ``"arb"`` and, at this small size, ``"auto"`` are the ball-arithmetic one; both certify
+    the F.2 point a local minimum; an unknown method is refused before any work."""
+    import pytest
+
+    inst, U0 = f2_spurious_instance()
+    fp = taylor_certificate(inst.problem, U0, method="fp")
+    arb = taylor_certificate(inst.problem, U0, method="arb")
+    auto = taylor_certificate(inst.problem, U0)
+    assert fp.kind == "taylor_fp" and arb.kind == "taylor" and auto.kind == "taylor"
+    assert arb.verdict == auto.verdict == "certified_spurious_local_minimum"
+    assert fp.verdict.startswith("certified") and fp.verdict.endswith("local_minimum")
+    with pytest.raises(ValueError, match="unknown method 'fast': use auto, arb or fp"):
+        taylor_certificate(inst.problem, U0, method="fast")
+
+
+def test_the_reported_seconds_are_the_call_s_duration():
+    import time
+
+    inst, U0 = f2_spurious_instance()
+    t0 = time.perf_counter()
+    cert = taylor_certificate(inst.problem, U0, method="arb")
+    wall = time.perf_counter() - t0
+    assert 0.0 < cert.diagnostics["seconds"] <= wall
