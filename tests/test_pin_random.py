@@ -127,3 +127,11 @@ def test_accepts_seed_without_a_none_default_refuses_none():
     with pytest.raises(TypeError):
         h(seed=None)
     assert isinstance(h(seed=4), np.random.Generator)
+
+
+def test_renamed_keyword_takes_its_arguments_by_name_and_stacklevel_by_name_only():
+    import inspect
+
+    kinds = [p.kind for p in inspect.signature(R.renamed_keyword).parameters.values()]
+    assert kinds == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 5 + [inspect.Parameter.KEYWORD_ONLY]
+    assert R.renamed_keyword(func_name="f", old="rank", new="k", old_value=None, new_value=4) == 4
