@@ -59,6 +59,10 @@ def test_batched_kernel_matches_a_plain_per_trial_implementation():
                 loss = loss + torch.mean((out.squeeze(-1) - tt(P.Y[t])) ** 2)
             loss.backward()
             opt.step()
+        with torch.no_grad():  # the reported retraining loss: the summed task MSEs at the retrained weights
+            final = sum(torch.mean(((torch.sigmoid(tt(P.X[t]) @ (w1 + Bs[t] @ As[t] if use_adapters else w1).T)
+                                     @ cc.T).squeeze(-1) - tt(P.Y[t])) ** 2) for t in range(cfg.T))
+        assert res["retrain_loss"][m, 0] == pytest.approx(float(final), rel=1e-9)
         fa = tt(FA).requires_grad_()
         fb = torch.zeros(cfg.d, cfg.k, dtype=torch.float64, requires_grad=True)
         opt = torch.optim.AdamW([fa, fb], lr=cfg.lr, weight_decay=cfg.weight_decay)

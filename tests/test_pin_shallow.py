@@ -141,3 +141,31 @@ def test_retrain_step_gradients_are_autograd_s():
     for got, want in zip(mine, leaves):
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-12, atol=1e-14)
     assert float(mine[2].grad[1].abs().max()) == 0.0 and float(mine[3].grad[1].abs().max()) == 0.0  # SR: no adapters
+
+
+@pytest.mark.parametrize("finetune_epochs, record_every, epochs", [(14, 5, [5, 10, 14]), (15, 5, [5, 10, 15]),
+                                                                   (7, 3, [3, 6, 7]), (4, 9, [4])])
+def test_the_curve_is_recorded_every_record_every_epochs_and_at_the_last(finetune_epochs, record_every, epochs):
+    cfg = ShallowConfig(T=2, d=3, k=1, N=8, n=6, retrain_epochs=3, finetune_epochs=finetune_epochs,
+                        record_every=record_every)
+    res = S.run_shallow_batched(cfg, [1], dtype="float64")
+    assert res["curve_epochs"].tolist() == epochs
+    assert res["curve"].shape == (2, 1, len(epochs))
+    np.testing.assert_array_equal(res["final_mse"], res["curve"][..., -1])
+
+
+def test_a_checkpoint_fits_only_with_exactly_this_run_s_shapes():
+    torch = pytest.importorskip("torch")
+    cfg = ShallowConfig(T=2, d=4, k=1, N=8, n=6, retrain_epochs=5, finetune_epochs=5)
+    shapes = [(2, 4, 4), (2, 1, 4)]
+    good = {"stage": "retrain", "epoch": 3, "opt": {}, "tensors": [torch.zeros(s) for s in shapes]}
+    assert S._checkpoint_fits(good, shapes, [], cfg)
+    for bad_shapes in ([(2, 3, 3), (2, 1, 4)], [(2, 4, 4), (2, 1, 3)], [(1, 4, 4), (2, 1, 4)], [(2, 4, 5), (2, 1, 4)]):
+        saved = dict(good, tensors=[torch.zeros(s) for s in bad_shapes])
+        assert not S._checkpoint_fits(saved, shapes, [], cfg), bad_shapes
+    nan = dict(good, tensors=[torch.full(shapes[0], float("nan")), torch.zeros(shapes[1])])
+    assert not S._checkpoint_fits(nan, shapes, [], cfg)
+    assert not S._checkpoint_fits(dict(good, epoch=6), shapes, [], cfg)
+    assert S._checkpoint_fits(dict(good, epoch=5), shapes, [], cfg) and S._checkpoint_fits(dict(good, epoch=0), shapes, [], cfg)
+    assert not S._checkpoint_fits(dict(good, epoch=-1), shapes, [], cfg)
+    assert not S._checkpoint_fits(dict(good, epoch=True), shapes, [], cfg)
