@@ -1,0 +1,40 @@
+"""landscape.certificates.enclosures pinned: the orbit penalty c Y Y^T that the ball-arithmetic
+Taylor certificate adds to the Schur complement is, block by block over the tasks, exactly the
+float penalty of the tangent generators for every k >= 2 (k = 3 included, where the orbit has
+three directions per task), and nothing for k = 1 or c = 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flint")
+
+from landscape.certificates.enclosures import _arb_penalty, _arb_to_mid, _tangent_generators  # noqa: E402
+
+
+@pytest.mark.parametrize("T, d, k", [(2, 4, 2), (2, 4, 3), (3, 3, 3), (1, 5, 4)])
+def test_the_arb_penalty_is_c_Y_Y_transpose_per_task(T, d, k):
+    U = np.random.default_rng(k).integers(-3, 4, (T, d, k)).astype(float)  # exact products
+    c = 0.5
+    P = _arb_to_mid(_arb_penalty(U, c))
+    want = np.zeros((T * d * k,) * 2)
+    for t, Y in enumerate(_tangent_generators(U)):
+        assert Y.shape == (d * k, k * (k - 1) // 2)
+        want[t * d * k:(t + 1) * d * k, t * d * k:(t + 1) * d * k] = c * Y @ Y.T
+    np.testing.assert_array_equal(P, want)
+    assert np.any(P)
+
+
+@pytest.mark.parametrize("k, c", [(1, 0.5), (3, 0.0)])
+def test_no_penalty_without_an_orbit_or_a_weight(k, c):
+    U = np.ones((2, 3, k))
+    assert not np.any(_arb_to_mid(_arb_penalty(U, c)))
+
+
+def test_tangent_generators_are_the_columns_of_U_swapped_with_a_sign():
+    U = np.arange(2 * 3 * 2, dtype=float).reshape(2, 3, 2)
+    Y = _tangent_generators(U)
+    # one pair (0, 1): column 0 of U_t goes to block 1, minus column 1 to block 0 (column-major vec of U_t E_01 - U_t E_10)
+    for t in range(2):
+        np.testing.assert_array_equal(Y[t][:, 0], np.concatenate([-U[t, :, 1], U[t, :, 0]]))
