@@ -1,0 +1,73 @@
+"""landscape._curvature pinned: inertia's three counts at exactly the zero tolerance (an
+eigenvalue of modulus tol is zero, never also negative: the counts always add up to n), the
+smallest eigenpairs of known spectra on both the dense and the Lanczos path, and the quotient
+Hessian (the Schur complement itself at k = 1, where there is no orbit; symmetric with the
+orbit's zero modes removed at k = 2).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from landscape._curvature import inertia, quotient_hessian, smallest_eigenpairs, symmetry_tangent_basis
+from landscape._objective import LoraMLProblem
+
+
+@pytest.mark.parametrize("lam, counts", [([-1.0, 0.0, 1.0], (0, 0, 3)), ([-1.0000001, 0.5, 1.0000001], (1, 1, 1)),
+                                         ([-2.0, -1.0, 1.0, 2.0], (1, 1, 2))])
+def test_inertia_counts_the_tolerance_itself_as_zero(lam, counts):
+    got = inertia(None, eigenvalues=np.array(lam), rtol=1.0, scale=1.0)
+    assert got == counts and sum(got) == len(lam)
+
+
+def test_inertia_default_scale_is_the_spectral_radius():
+    lam = np.array([-4.0, -1e-12, 3e-12, 2.0])
+    assert inertia(None, eigenvalues=lam, rtol=1e-12) == (1, 1, 2)  # tol = 4e-12
+    assert inertia(np.diag(lam), rtol=1e-12) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("dense_max_dim", [1500, 0])  # the dense path, then Lanczos on the same matrix
+def test_smallest_eigenpairs_of_a_known_spectrum(dense_max_dim):
+    n = 200  # 20 n iterations allowed; 200 shares no bit with 20 (a bitwise slip would allow none)
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.concatenate([[-3.0, -1.0, 0.5], np.linspace(2.0, 10.0, n - 3)])
+    M = (Q * lam) @ Q.T
+    M = M + 0.25 * (M - M.T)  # an antisymmetric part: only the symmetric part counts
+    got, vecs, method = smallest_eigenpairs(M, count=3, dense_max_dim=dense_max_dim)
+    assert method == ("dense" if dense_max_dim else "lanczos")
+    np.testing.assert_allclose(got, [-3.0, -1.0, 0.5], atol=1e-8)
+    S = 0.5 * (M + M.T)
+    np.testing.assert_allclose(S @ vecs, vecs * got, atol=1e-6)
+    # a matrix-free operator gives the same numbers
+    got2, _, _ = smallest_eigenpairs(lambda x: M @ x, n, count=3, dense_max_dim=dense_max_dim)
+    np.testing.assert_allclose(got2, got, atol=1e-8)
+
+
+def _problem(k, seed=0):
+    rng = np.random.default_rng(seed)
+    tasks = rng.standard_normal((3, 4, 4))
+    return LoraMLProblem(tasks + np.swapaxes(tasks, 1, 2), k), rng
+
+
+def test_quotient_hessian_is_the_schur_complement_at_k1():
+    prob, rng = _problem(1)
+    U = rng.standard_normal((3, 4, 1))
+    Hq = quotient_hessian(prob, U)
+    S = prob.schur_complement(U)
+    Q = np.linalg.eigvalsh(Hq)
+    np.testing.assert_allclose(Q, np.linalg.eigvalsh(0.5 * (S + S.T)), atol=1e-10)
+    assert np.array_equal(Hq, Hq.T)
+
+
+def test_quotient_hessian_removes_exactly_the_orbit_at_k2():
+    prob, rng = _problem(2)
+    U = rng.standard_normal((3, 4, 2))
+    V = symmetry_tangent_basis(U)
+    Hq = quotient_hessian(prob, U)
+    assert Hq.shape == (prob.dim_U - V.shape[1],) * 2 and np.array_equal(Hq, Hq.T)
+    # the Schur complement's quadratic form on the complement of the orbit: same spectrum as N^T S N
+    S = prob.schur_complement(U)
+    Qb, _ = np.linalg.qr(V, mode="complete")
+    N = Qb[:, V.shape[1]:]
+    np.testing.assert_allclose(np.linalg.eigvalsh(Hq), np.linalg.eigvalsh(N.T @ (0.5 * (S + S.T)) @ N), atol=1e-9)
