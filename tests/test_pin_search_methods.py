@@ -134,3 +134,44 @@ def test_perturbed_gradient_descent_stops_at_its_relative_gradient_tolerance(c):
     r = M.perturbed_gradient_descent(p, U0[None], rng=np.random.default_rng(0), spectrum=False, polish=False)[0]
     assert r.iterations < DEFAULT_MAX_ITER["pgd"] and "approximate second-order stationary point" in r.stop_reason
     assert np.linalg.norm(M.reduced_grad(p, r.point)) <= PGD_GRAD_REL * M.problem_scale(p) ** 1.5
+
+
+@pytest.mark.parametrize("name", ["a", "al", "", "aaa", "ALL"])
+def test_only_the_exact_word_all_expands_to_every_method(name):
+    with pytest.raises(LandscapeInputError, match="unknown search method"):
+        M._expand_methods((name,))
+    assert M._expand_methods("all") == tuple(_search.SEARCH_METHODS)
+    assert M._expand_methods(("lbfgs", "all", "lbfgs")) == tuple(dict.fromkeys(("lbfgs",) + tuple(_search.SEARCH_METHODS)))
+
+
+@pytest.mark.parametrize("fn", [M.lbfgs, M.trust_region_newton, M.gradient_root])
+def test_a_single_start_is_start_zero_unless_told(fn):
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    U0 = np.random.default_rng(1).standard_normal((3, 3, 1))
+    assert fn(p, U0, spectrum=False, polish=False).start_index == 0
+    assert fn(p, U0, spectrum=False, polish=False, start_index=7).start_index == 7
+
+
+@pytest.mark.parametrize("error", [FloatingPointError("subproblem"), ZeroDivisionError("0"), OverflowError("big")])
+def test_a_trust_region_subproblem_breakdown_returns_the_start_with_its_reason(monkeypatch, error):
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    U0 = np.random.default_rng(1).standard_normal((3, 3, 1))
+
+    def breaks(*a, **k):
+        raise error
+
+    monkeypatch.setattr(M.optimize, "minimize", breaks)
+    r = M.trust_region_newton(p, U0, spectrum=False, polish=False)
+    np.testing.assert_array_equal(r.point, U0)
+    assert r.iterations == 0 and r.stop_reason.startswith("trust-exact failed: ")
+
+
+def test_levenberg_marquardt_root_runs_with_its_round_off_tolerances():
+    """lm from near the planted solution converges by MINPACK's own test (not a refusal of
+    its parameters, which would return the start untouched)."""
+    inst = ls.random_instance(np.random.default_rng(3), 4, 3, 1)
+    start = inst.U_star + 0.05 * np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    r = M.gradient_root(inst.problem, start, method="lm", mode="dense", spectrum=False, polish=False)
+    assert "mproper" not in r.stop_reason and r.stop_reason.startswith("scipy.optimize.root(lm): ")
+    g0 = np.linalg.norm(M.reduced_grad(inst.problem, start))
+    assert r.grad_norm < 1e-8 * g0 and not np.array_equal(r.point, start)
