@@ -104,7 +104,9 @@ def problem_scale(problem: LoraMLProblem) -> float:
         return cached
     dev = problem.tasks - problem.mean_task[None]
     s = float(np.sqrt(np.einsum("tij,tij->", dev, dev) / problem.T))
-    if not s > 0:
+    # identical tasks, tested exactly: their mean is rounded (three equal tasks summed and
+    # divided by 3), so the deviations are round-off, not a scale
+    if not s > 0 or bool(np.all(problem.tasks == problem.tasks[:1])):
         m = float(np.linalg.norm(problem.mean_task))
         s = m if m > 0 else 1.0
     _SCALE_CACHE[problem] = s
