@@ -148,3 +148,27 @@ def test_repr_is_bounded_and_names_the_verdict():
     assert len(text) == 300 and text.endswith("...)") and "PASS" in text
     short = repr(_result([_case(False)]))
     assert short.startswith("CheckResult('Thm X': FAIL, 1 cases") and len(short) < 300
+
+
+def test_make_result_takes_the_id_first_and_everything_else_by_name_only():
+    import inspect
+
+    kinds = [p.kind for p in inspect.signature(R.make_result).parameters.values()]
+    assert kinds[0] == inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(k == inspect.Parameter.KEYWORD_ONLY for k in kinds[1:])
+    res = R.make_result(id="Thm Y", reference="r", hypotheses="h", predicted="p", measured="m", tolerance="t",
+                        tolerance_why="w", cases=[_case(True)], started=0.0)
+    assert res.id == "Thm Y"
+
+
+def test_result_repr_of_exactly_300_characters_is_kept_and_301_is_cut():
+    def text_with(n: int):
+        return repr(R.make_result("Thm X", reference="r", hypotheses="h", predicted="p", measured="m" * (n + 1),
+                                  tolerance="t", tolerance_why="w", cases=[_case(True)], started=0.0))
+
+    base = len(text_with(0))
+    exact = text_with(300 - base)
+    assert len(exact) == 300 and not exact.endswith("...)")
+    over = text_with(301 - base)
+    full = exact.replace("m" * (301 - base), "m" * (302 - base))
+    assert len(full) == 301 and over == full[:296] + "...)"
