@@ -93,3 +93,12 @@ def test_repr_names_method_start_values_and_shape():
     assert repr(r) == ("SearchResult('lbfgs', start 2: G=5.000e-01, |grad|=1.0e-09, 17 iterations, "
                        "point of shape (3, 4, 1))")
     assert r.polish_steps == 0 and math.isnan(r.loss_before_polish) and math.isnan(r.grad_norm_before_polish)
+
+
+def test_tasks_that_differ_take_the_formula_even_when_one_lies_below_another_entrywise():
+    one = _tasks(6, T=1)[0]
+    tasks = np.stack([one, one - 1.0, one - 2.0])  # every task entrywise <= the first, none equal to it
+    p = LoraMLProblem(tasks, 1)
+    dev = tasks - tasks.mean(0)
+    assert R.problem_scale(p) == pytest.approx(math.sqrt(float(np.sum(dev * dev)) / 3), rel=1e-14)
+    assert R.problem_scale(p) == pytest.approx(math.sqrt(2 * 16 / 3), rel=1e-14)  # deviations -1, 0, 1 per entry
