@@ -96,3 +96,32 @@ def test_summary_prints_the_paper_numbers_stored_in_the_record():
     paper = {"metric": "m", "source": "src", "rows": {"LoRA-ML": [12.34, 5.67]}}
     text = S.format_summary(_record("vision", paper=paper))
     assert "12.34 ± 5.67" in text and "paper column: m (src)" in text
+
+
+def _unit(method, peft, seed, acc):
+    return {"retrain": method, "seed": seed, "retrain_wall_s": 1.0, "retrain_steps": 10, "best_epoch": 1,
+            "finetune": {peft: [{"task": "t0", "accuracy": acc, "best_accuracy_over_epochs": acc}]}}
+
+
+def test_a_row_without_units_is_skipped_and_the_next_rows_still_summarised():
+    from empirics.real._config import RunConfig
+
+    cfg = RunConfig(experiment="vision", retrain=("lora-ml", "sr"), peft=("lora",), seeds=(1, 2))
+    units = [_unit("sr", "lora", s, 0.6 + 0.1 * s) for s in (1, 2)]  # no LoRA-ML unit: its row is left out
+    rec = S.summarize(units, cfg)
+    assert [r["retrain"] for r in rec["rows"]] == ["sr"]
+    assert rec["rows"][0]["accuracy"]["mean"] == pytest.approx(0.75)
+
+
+def test_the_notes_name_this_run_s_model_and_width():
+    from empirics.real._config import RunConfig
+
+    # a string built at run time (as a command line gives it), not the interned literal
+    vision = RunConfig(experiment="".join(["vis", "ion"]), retrain=("sr",), peft=("lora",), seeds=(1,), width=48)
+    rec = S.summarize([_unit("sr", "lora", 1, 0.5)], vision)
+    assert "48" in rec["notes"][0] and "{" not in " ".join(rec["notes"])
+    language = RunConfig(experiment="".join(["lang", "uage"]), retrain=("sr",), peft=("lora",), seeds=(1,))
+    rec = S.summarize([_unit("sr", "lora", 1, 0.5)], language, family_description={"model": "tiny-model", "note": "N"})
+    assert rec["notes"][0] == "N" and "tiny-model" in rec["notes"][1] and "{" not in " ".join(rec["notes"])
+    rec = S.summarize([_unit("sr", "lora", 1, 0.5)], language)
+    assert "all-MiniLM-L6-v2" in rec["notes"][0]
