@@ -80,3 +80,10 @@ def test_repr_of_exactly_300_characters_is_kept_and_301_is_cut():
     over = text_with(301 - base)
     full = exact.replace("x" * (300 - base), "x" * (301 - base))  # the 301 characters it would have been
     assert len(full) == 301 and over == full[:296] + "...)"
+
+
+def test_reports_compare_by_identity_and_are_hashable():
+    """A report holds arrays and search results: it is one object, compared by identity
+    (a generated field-by-field __eq__ would compare arrays ambiguously) and usable as a key."""
+    a, b = _report(), _report()
+    assert a == a and a != b and len({a, b}) == 2 and hash(a) == hash(a)
