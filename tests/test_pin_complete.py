@@ -34,3 +34,85 @@ def test_a_callers_newton_point_is_used_as_given():
     c = certify_solution(WELL, p, 1, 2, polished=np.full(2, np.nan), stats=stats)
     assert c[1] == "real" and stats == {"precise_newton": 1}
     assert certify_solution(WELL, p, 1, 2, polished=np.full(2, np.nan), precise=False) == (None, None, [])
+
+
+def test_a_repeated_end_is_known_without_a_new_proof(monkeypatch):
+    """CertifiedOrbits' fast path: an end whose Newton point lies within the tolerance of a
+    certified orbit's key is that orbit, and Krawczyk's test is not run again for it."""
+    import landscape.enumeration._complete as C
+
+    circle = CompiledSystem([x**2 + 1, y - 2 * x + 1], [x, y])
+    roots = np.array([[1j, -1 + 2j], [-1j, -1 - 2j]])
+    calls = []
+    real = C.certify_solution
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(C, "certify_solution", counting)
+    sols = C.CertifiedOrbits(circle, 1, 2)
+    assert sols.add(roots[0] + 1e-3) == ("new", 0) and len(calls) == 1
+    assert sols.add(roots[0] - 2e-3j) == ("duplicate", 0) and len(calls) == 1
+    assert sols.add(roots[1] + 1e-3) == ("new", 1) and len(calls) == 2
+    # a Newton point off the certified key by round-off far above eps, still within the
+    # tolerance (as a re-tracked end of a badly scaled orbit lands): known without a proof
+    newton = circle.newton
+
+    class Off:
+        def __getattr__(self, name):
+            return getattr(circle, name)
+
+        def newton(self, p):
+            return newton(p) + 1e-11
+
+    sols.compiled = Off()
+    assert sols.add(roots[1] - 1e-3j) == ("duplicate", 1) and len(calls) == 2
+
+
+def test_route_2_reports_retried_supports_and_the_double_double_pass(monkeypatch):
+    """Ends of the first support lost (non-finite) in double precision and in the projective
+    re-track, found in double-double: the support needed one try, its orbits are counted as
+    found by the double-double pass; lost in every pass of the first try, the support is
+    retried once."""
+    import pytest
+
+    from landscape.enumeration import algebra_available
+
+    if not algebra_available("phc"):
+        pytest.skip("needs phc")
+    import landscape as ls
+    import landscape.enumeration._param as P
+    from landscape.enumeration._complete import homotopy_enumeration
+    from landscape.enumeration._core import _Square
+    from landscape.enumeration._systems import exact_tasks
+
+    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
+    S = exact_tasks(tasks)
+    real = P.track
+
+    def run(lose_calls):
+        seen = []
+
+        def track(fam, *a, **k):
+            ends, diag = real(fam, *a, **k)
+            if tuple(fam.supp) == (0,):
+                seen.append(1)
+                if len(seen) <= lose_calls:
+                    ends = np.full_like(ends, np.nan)
+            return ends, diag
+
+        monkeypatch.setattr(P, "track", track)
+        route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
+        return route
+
+    clean = run(0)
+    assert clean["retried_supports"] == 0 and clean["max_tries"] == 1
+    want = next(p["start_orbits"] for p in clean["per_support"] if p["support"] == [0])
+    dd = run(2)  # double and projective lost, double-double finds them
+    first = next(p for p in dd["per_support"] if p["support"] == [0])
+    assert first["tries"] == 1 and first["certified_orbits"] == want
+    assert dd["new_orbits_by_mechanism"]["projective_double_double"] == want and dd["retried_supports"] == 0
+    again = run(3)  # every pass of the first try lost: a second gamma
+    assert next(p for p in again["per_support"] if p["support"] == [0])["tries"] == 2
+    assert again["retried_supports"] == 1 and again["max_tries"] == 2
