@@ -147,3 +147,22 @@ def test_scale_line_only_for_scaled_inputs_and_plots_listed(audited):
 def test_relative_loss_column_format():
     assert R._rel({"loss_relative": None}) == "" and R._rel({}) == ""
     assert R._rel({"loss_relative": 0.000123456}) == "1.235e-04"
+
+
+def test_a_continuum_of_global_minima_is_one_row_summing_its_classes(audited):
+    data = copy.deepcopy(audited.data)
+    base = data["classes"][0]
+    glob = []
+    for i, (loss, count) in enumerate([(2.0, 2), (3.0, 1), (5.0, 4)]):
+        c = dict(base, id=10 + i, kind="global_minimum", count=count, loss_normalised=loss, loss_relative=loss / 10,
+                 family=7)
+        glob.append(c)
+    other = dict(base, id=20, kind="strict_saddle", count=1, loss_normalised=1.0, certificate=None)
+    data["classes"] = glob + [other]
+    data["summary"]["global_minima_continuum"] = {"dimension": 2, "dimension_modulo_O(k)": 1,
+                                                  "parametrisation": "p", "runs": 7, "classes_sampled": 3}
+    lines = _md(data)
+    row = next(ln for ln in lines if "O(k,k) continuum) |" in ln)
+    assert row == "| 10 (+2) | global_minimum (O(k,k) continuum) | 7 | 7 | 2.000e+00 | 2.000e-01 | zero modes | | |"
+    assert sum(1 for ln in lines if ln.startswith("| 10 ") or ln.startswith("| 11 ") or ln.startswith("| 12 ")) == 1
+    assert any(ln.startswith("| 20 | strict_saddle | 1 |") for ln in lines)

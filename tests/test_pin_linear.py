@@ -41,3 +41,22 @@ def test_data_kept_only_when_asked_for_and_moments_are_its_moments():
     assert Xt.shape == (4, 6) and np.array_equal(p.Sxx_test, Xt @ Xt.T / 6)
     q = _draw(0.1)
     assert np.array_equal(q.Sxx, p.Sxx) and np.array_equal(q.U0, p.U0)  # keeping data draws nothing more
+
+
+def _small(**kw):
+    return LinearConfig(T=3, d=4, k=1, N=20, n=6, outer_steps=3, inner_steps=2, sr_epochs=3, finetune_iters=7,
+                        record_every=3, **kw)
+
+
+def test_one_flat_seed_list_serves_every_point_and_iterations_start_at_zero():
+    from empirics._linear import run_linear_batched
+
+    points = [_small(), _small(sigma=0.2)]
+    flat = run_linear_batched(points, [5, 6])
+    nested = run_linear_batched(points, [[5, 6], [5, 6]])
+    for a, b in zip(flat, nested):
+        np.testing.assert_array_equal(a["loss_sum"], b["loss_sum"])
+        assert list(a["seeds"]) == [5, 6]
+    # the curve starts before the first fine-tuning step, records every 3 and at the last
+    assert flat[0]["iterations"].tolist() == [0, 3, 6, 7]
+    assert flat[0]["loss_sum"].shape == (2, 2, 4)
