@@ -94,3 +94,68 @@ def test_selection_by_a_metric_to_maximise_keeps_the_largest_validation_value():
     assert res.best_epoch == res.history[int(np.argmax(vals))]["epoch"]
     got = np.mean([fam.evaluate(res.model, t, "val")["score"] for t in fam._tasks])
     assert got == pytest.approx(max(vals), rel=1e-5)
+
+
+def test_the_logged_fine_tuning_loss_is_the_mean_of_the_epoch_s_steps(monkeypatch):
+    import dataclasses
+
+    import empirics._trainer as tr
+
+    fam = _family()
+    fam._test = dataclasses.replace(fam._test, batch_size=3)  # 8 samples: three steps per epoch
+    g = torch.Generator().manual_seed(0)
+    base = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), g).model
+    steps = []
+    real = tr._step
+
+    def recording(*a, **k):
+        out = real(*a, **k)
+        steps.append(float(out))
+        return out
+
+    monkeypatch.setattr(tr, "_step", recording)
+    res = finetune(fam, base, StageConfig("last-layer", epochs=2, lr=1e-2, log_every=1), g)
+    logged = [h["train_loss"] for h in res.history if "train_loss" in h]
+    assert len(steps) == 6 and len(logged) == 2
+    for e, value in enumerate(logged):
+        assert value == pytest.approx(np.mean(steps[3 * e:3 * e + 3]), rel=1e-6)
+
+
+def test_reptile_visits_the_tasks_in_the_order_drawn_for_each_cycle(monkeypatch):
+    """Each cycle of T outer iterations draws a permutation and visits its entries in turn,
+    the first iteration of the cycle the permutation's first entry."""
+    drawn = []
+
+    def rolled(n, *a, **k):
+        drawn.append(n)
+        return torch.arange(n).roll(len(drawn))  # a different, known permutation per draw
+
+    fam = _family(T=3)
+    monkeypatch.setattr(torch, "randperm", rolled)
+    res = retrain(fam, StageConfig("reptile", epochs=6, lr=1e-2, reptile_inner_steps=1), torch.Generator().manual_seed(0))
+    tasks = [h["task"] for h in res.history]
+    perms = [torch.arange(3).roll(i + 1).tolist() for i in range(2)]
+    assert drawn == [3, 3] and tasks == perms[0] + perms[1]
+
+
+def test_the_logged_retraining_loss_is_the_mean_of_the_epoch_s_rounds(monkeypatch):
+    import dataclasses
+
+    import empirics._trainer as tr
+
+    fam = _family()
+    fam._tasks = [dataclasses.replace(t, batch_size=6) for t in fam._tasks]  # 16 samples: three rounds per epoch
+    steps = []
+    real = tr._step
+
+    def recording(*a, **k):
+        out = real(*a, **k)
+        steps.append(float(out))
+        return out
+
+    monkeypatch.setattr(tr, "_step", recording)
+    res = retrain(fam, StageConfig("sr", epochs=2, lr=1e-2, log_every=1), torch.Generator().manual_seed(0))
+    logged = [h["train_loss"] for h in res.history if "train_loss" in h]
+    assert len(steps) == 6 and len(logged) == 2
+    for e, value in enumerate(logged):
+        assert value == pytest.approx(np.mean(steps[3 * e:3 * e + 3]), rel=1e-6)
