@@ -1,0 +1,45 @@
+"""empirics.real._protocol's reported numbers pinned: the retraining steps of a stage (the
+`retrain_steps` field every CPU Table 1 row states: Reptile's inner steps only, else epochs x
+the longest task's batches, times T when each task batch is its own step) and a fine-tuning
+entry (its best accuracy is the maximum over epochs, the final accuracy without epochs).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from empirics.real._protocol import finetune_entry, retrain_steps
+
+
+class _Task:
+    def __init__(self, batches):
+        self.batches = batches
+
+    def num_batches(self, split):
+        assert split == "train"
+        return self.batches
+
+
+def _family(*batches):
+    return SimpleNamespace(retrain_tasks=lambda: [_Task(b) for b in batches])
+
+
+@pytest.mark.parametrize("method, step_per, want", [("lora-ml", "round", 10 * 7), ("sr", "round", 10 * 7),
+                                                     ("sr", "batch", 10 * 7 * 3), ("last-layer-ml", "round", 10 * 7)])
+def test_retraining_steps_are_epochs_times_the_longest_task_s_batches(method, step_per, want):
+    stage = SimpleNamespace(method=method, epochs=10, step_per=step_per, reptile_inner_steps=99)
+    assert retrain_steps(stage, _family(5, 7, 6)) == want
+    assert type(retrain_steps(stage, _family(5, 7, 6))) is int
+
+
+def test_reptile_counts_its_inner_steps_only():
+    stage = SimpleNamespace(method="reptile", epochs=12, step_per="round", reptile_inner_steps=4)
+    assert retrain_steps(stage, _family(5, 7, 6)) == 48
+
+
+def test_a_finetuning_entry():
+    e = finetune_entry("t", 0.5, 0.7, [0.4, 0.9, 0.5], 2.0)
+    assert e == {"task": "t", "accuracy": 0.5, "loss": 0.7, "best_accuracy_over_epochs": 0.9,
+                 "accuracy_per_epoch": [0.4, 0.9, 0.5], "wall_s": 2.0}
+    assert finetune_entry("t", 0.6, 0.1, [], 1)["best_accuracy_over_epochs"] == 0.6
