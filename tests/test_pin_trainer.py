@@ -96,15 +96,11 @@ def test_selection_by_a_metric_to_maximise_keeps_the_largest_validation_value():
     assert got == pytest.approx(max(vals), rel=1e-5)
 
 
-def test_the_logged_fine_tuning_loss_is_the_mean_of_the_epoch_s_steps(monkeypatch):
-    import dataclasses
-
+def _logged_losses_are_step_means(monkeypatch, run):
+    """Run ``run()`` (three optimizer steps per epoch, two epochs, a loss logged every epoch)
+    with the trainer's step recorded: each logged loss is the mean of its epoch's steps."""
     import empirics._trainer as tr
 
-    fam = _family()
-    fam._test = dataclasses.replace(fam._test, batch_size=3)  # 8 samples: three steps per epoch
-    g = torch.Generator().manual_seed(0)
-    base = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), g).model
     steps = []
     real = tr._step
 
@@ -114,11 +110,21 @@ def test_the_logged_fine_tuning_loss_is_the_mean_of_the_epoch_s_steps(monkeypatc
         return out
 
     monkeypatch.setattr(tr, "_step", recording)
-    res = finetune(fam, base, StageConfig("last-layer", epochs=2, lr=1e-2, log_every=1), g)
-    logged = [h["train_loss"] for h in res.history if "train_loss" in h]
+    logged = [h["train_loss"] for h in run().history if "train_loss" in h]
     assert len(steps) == 6 and len(logged) == 2
     for e, value in enumerate(logged):
         assert value == pytest.approx(np.mean(steps[3 * e:3 * e + 3]), rel=1e-6)
+
+
+def test_the_logged_fine_tuning_loss_is_the_mean_of_the_epoch_s_steps(monkeypatch):
+    import dataclasses
+
+    fam = _family()
+    fam._test = dataclasses.replace(fam._test, batch_size=3)  # 8 samples: three steps per epoch
+    g = torch.Generator().manual_seed(0)
+    base = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), g).model
+    _logged_losses_are_step_means(
+        monkeypatch, lambda: finetune(fam, base, StageConfig("last-layer", epochs=2, lr=1e-2, log_every=1), g))
 
 
 def test_reptile_visits_the_tasks_in_the_order_drawn_for_each_cycle(monkeypatch):
@@ -141,21 +147,7 @@ def test_reptile_visits_the_tasks_in_the_order_drawn_for_each_cycle(monkeypatch)
 def test_the_logged_retraining_loss_is_the_mean_of_the_epoch_s_rounds(monkeypatch):
     import dataclasses
 
-    import empirics._trainer as tr
-
     fam = _family()
     fam._tasks = [dataclasses.replace(t, batch_size=6) for t in fam._tasks]  # 16 samples: three rounds per epoch
-    steps = []
-    real = tr._step
-
-    def recording(*a, **k):
-        out = real(*a, **k)
-        steps.append(float(out))
-        return out
-
-    monkeypatch.setattr(tr, "_step", recording)
-    res = retrain(fam, StageConfig("sr", epochs=2, lr=1e-2, log_every=1), torch.Generator().manual_seed(0))
-    logged = [h["train_loss"] for h in res.history if "train_loss" in h]
-    assert len(steps) == 6 and len(logged) == 2
-    for e, value in enumerate(logged):
-        assert value == pytest.approx(np.mean(steps[3 * e:3 * e + 3]), rel=1e-6)
+    _logged_losses_are_step_means(
+        monkeypatch, lambda: retrain(fam, StageConfig("sr", epochs=2, lr=1e-2, log_every=1), torch.Generator().manual_seed(0)))
