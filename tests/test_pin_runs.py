@@ -1,0 +1,72 @@
+"""empirics._runs pinned: the trials' seeds (SeedSequence([seed, i]), one 32-bit word each), a
+record at --out reused only when it is this very configuration's and intact (anything else is
+refused, never overwritten), the units folder's name, the split of seeds into chunks, and a
+record refused when its final metrics overflowed.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from empirics import _runs as R
+from empirics._records import write_json
+from landscape.runtime.integrity import StoreIntegrityError
+
+
+@pytest.mark.parametrize("seed, trials", [(0, 1), (613, 10), (2 ** 40, 3)])
+def test_trial_seeds_are_one_word_of_seed_sequence_seed_i(seed, trials):
+    got = R.trial_seeds(seed, trials)
+    assert got == [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(trials)]
+    assert all(type(s) is int and 0 <= s < 2 ** 32 for s in got) and len(set(got)) == trials
+
+
+def test_trial_seeds_need_a_trial():
+    with pytest.raises(ValueError, match=r"^trials must be >= 1, got 0$"):
+        R.trial_seeds(0, 0)
+
+
+def test_an_existing_record_is_reused_only_when_intact_and_of_this_configuration(tmp_path):
+    out = tmp_path / "r.json"
+    cfg = {"a": 1, "t": (1, 2)}
+    assert R.existing_record(None, cfg) is None and R.existing_record(out, cfg) is None
+    write_json(out, {"config": cfg, "result": 3})
+    assert R.existing_record(out, cfg) == {"config": {"a": 1, "t": [1, 2]}, "result": 3}
+    with pytest.raises(R.RecordMismatch, match="holds a record made with another configuration"):
+        R.existing_record(out, {"a": 2, "t": (1, 2)})
+    text = out.read_text()
+    out.write_text(text.replace('"result": 3', '"result": 4'))
+    with pytest.raises(StoreIntegrityError):
+        R.existing_record(out, cfg)
+    out.write_text("{not json")
+    with pytest.raises(R.RecordMismatch, match=r"is not a readable JSON record \(JSONDecodeError\)"):
+        R.existing_record(out, cfg)
+    for doc in ([1, 2], {"config": 3}, {"other": {}}):
+        out.write_text(json.dumps(doc))
+        with pytest.raises(R.RecordMismatch, match="is not a run record"):
+            R.existing_record(out, cfg)
+    assert issubclass(R.RecordMismatch, ValueError)
+
+
+def test_units_folder_and_chunks():
+    assert R.units_folder("x/rec.json").as_posix() == "x/rec.json.units"
+    assert R._chunks([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
+    assert R._chunks([1, 2], 5) == [[1], [2]] and R._chunks([7], 0) == [[7]]
+    assert all(type(x) is int for c in R._chunks([1, 2, 3], 2) for x in c)
+
+
+def test_a_record_with_non_finite_final_metrics_is_refused():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(sigma=1e300, d=3, N=5)
+    R._require_finite({"lora-ml": {"loss": {"mean": 1.0, "max": 2.0}}, "sr": {"x": 3.0}}, cfg)
+    bad = {"lora-ml": {"loss": {"mean": float("nan"), "max": float("inf")}}, "sr": {"err": float("-inf")}}
+    with pytest.raises(R.NonFiniteResult, match=r"non-finite lora-ml\.loss, sr\.err\) at sigma=1e\+300, d=3, N=5"):
+        R._require_finite(bad, cfg)
+    assert issubclass(R.NonFiniteResult, ValueError)
+
+
+def test_numbers_and_stats_of_a_record():
+    assert R._num("inf") == float("inf") and np.isnan(R._num("nan")) and np.isnan(R._num(None)) and R._num(2) == 2.0
+    assert R._stats(np.array([3.0, 1.0, 2.0, 10.0])) == {"mean": 4.0, "median": 2.5, "min": 1.0, "max": 10.0}
