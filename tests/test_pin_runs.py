@@ -70,3 +70,42 @@ def test_a_record_with_non_finite_final_metrics_is_refused():
 def test_numbers_and_stats_of_a_record():
     assert R._num("inf") == float("inf") and np.isnan(R._num("nan")) and np.isnan(R._num(None)) and R._num(2) == 2.0
     assert R._stats(np.array([3.0, 1.0, 2.0, 10.0])) == {"mean": 4.0, "median": 2.5, "min": 1.0, "max": 10.0}
+
+
+@pytest.mark.parametrize("trials, clip", [(5, 2), (4, 0), (6, 2)])
+def test_the_shallow_record_s_central_range_drops_two_trials_each_side_from_five(trials, clip):
+    """THEORY.md 9.4: the central range of 10 trials is the central 6 (two dropped each side);
+    from 5 trials on two are dropped, below that none (min to max)."""
+    from empirics._shallow import ShallowConfig
+
+    cfg = ShallowConfig(T=2, d=3, k=1, N=8, n=6, retrain_epochs=3, finetune_epochs=3, record_every=3)
+    rec = R.shallow_record(cfg, trials=trials, seed=1)
+    for i, m in enumerate(("lora-ml", "sr")):
+        v = np.sort(np.asarray(rec["metrics"]["test_mse"])[i, :, -1])
+        f = rec["final"][m]
+        assert f["central_low"] == v[clip] and f["central_high"] == v[-clip - 1]
+        assert f["median"] == pytest.approx(float(np.median(v)))
+
+
+def test_a_linear_unit_reports_its_own_duration():
+    import time
+
+    linear = dict(T=2, d=3, k=1, N=10, n=5, outer_steps=2, inner_steps=1, sr_epochs=2, finetune_iters=2,
+                  record_every=1)
+    t0 = time.perf_counter()
+    out = R.linear_trials_unit(linear, {}, [1, 2])
+    wall = time.perf_counter() - t0
+    assert 0 < out["seconds"] <= wall
+    assert np.asarray(out["loss_sum"]).shape[:2] == (2, 2)
+
+
+def test_a_trial_with_checkpoints_is_the_trial_without(tmp_path):
+    torch = pytest.importorskip("torch")
+    from empirics._shallow import ShallowConfig, ShallowFamily, draw_shallow_problem
+    from empirics._trainer import StageConfig
+
+    fam = ShallowFamily(draw_shallow_problem(ShallowConfig(T=2, d=3, N=10, n=5), np.random.default_rng(0)))
+    rc, fc = StageConfig("lora-ml", epochs=2, lr=1e-2), StageConfig("lora", epochs=2, lr=1e-2)
+    plain = R.trial_record(fam, rc, fc, seed=4)
+    ck = R.trial_record(fam, rc, fc, seed=4, checkpoint_dir=tmp_path / "ck")
+    assert ck["test"] == plain["test"] and torch is not None
