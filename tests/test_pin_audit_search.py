@@ -82,3 +82,23 @@ def test_search_results_round_trip_through_json_exactly(problem):
         assert t.n_symmetry == s.n_symmetry and t.inertia_quotient == s.inertia_quotient and t.method == s.method
         np.testing.assert_array_equal(t.direction, s.direction)
         np.testing.assert_array_equal(t.eigenvalues, s.eigenvalues)
+
+
+def test_one_problem_per_process_only_for_the_same_tasks_and_rank(problem, monkeypatch):
+    import multiprocessing
+
+    A._share_problem(problem)
+    assert A._unit_problem(problem.tasks, problem.k) is problem  # the audit's own, in its process
+    other_k = A._unit_problem(problem.tasks, 2)
+    assert other_k is not problem and other_k.k == 2
+    # in a pool worker: the previous unit's problem when the tasks and the rank are equal
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    monkeypatch.setattr(A, "_WORKER_PROBLEM", [])
+    tasks = np.array(problem.tasks)  # an equal array, not the same one
+    first = A._unit_problem(tasks, 2)
+    assert first.k == 2 and A._WORKER_PROBLEM == [first]
+    assert A._unit_problem(np.array(tasks), 2) is first
+    smaller = A._unit_problem(np.array(tasks), 1)
+    assert smaller is not first and smaller.k == 1
+    moved = A._unit_problem(tasks + 1.0, 1)
+    assert moved is not smaller and np.array_equal(moved.tasks, tasks + 1.0)
