@@ -1,0 +1,54 @@
+"""landscape.certificates.polish pinned: the Newton polish takes least-squares steps with the
+analytic S, keeps a step only when it lowers ||grad G|| (so it stops at the noise floor), records
+its steps, gradient norms and displacement, and removes the O(k) kernel at k = 2; the witness
+search is the lowest polished BFGS end over its starts, drawn from the given stream (or a fixed
+seed), and its constants are those documented.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import landscape as ls
+from landscape.certificates import polish as P
+
+
+def test_constants():
+    assert (P.POLISH_MAX_STEPS, P.POLISH_RCOND, P.WITNESS_STARTS, P.WITNESS_SEED) == (8, 1e-10, 8, 0)
+    assert (P.WITNESS_GTOL, P.WITNESS_MAXITER) == (1e-10, 200)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_polish_converges_quadratically_from_near_a_global_minimum(k):
+    inst = ls.random_instance(np.random.default_rng(k), 4, 3, k)
+    p = inst.problem
+    U0 = inst.U_star + 1e-3 * np.random.default_rng(9).standard_normal(inst.U_star.shape)
+    U, rec = P.polish_critical_point(p, U0)
+    g = rec["grad_norms"]
+    assert rec["steps"] == len(g) - 1 >= 2 and all(b < a for a, b in zip(g, g[1:]))
+    assert g[-1] < 1e-12 * g[0] and np.linalg.norm(p.reduced_grad(U)) == pytest.approx(g[-1], rel=1e-12)
+    assert g[2] < 10 * g[1] ** 2 / g[0]  # quadratic: the second step squares the relative error
+    assert rec["displacement"] == pytest.approx(float(np.linalg.norm(U - U0)), rel=1e-15)
+    assert np.array_equal(U0, inst.U_star + 1e-3 * np.random.default_rng(9).standard_normal(inst.U_star.shape))
+
+
+def test_polish_respects_its_step_budget_and_keeps_an_exact_critical_point():
+    inst = ls.random_instance(np.random.default_rng(0), 4, 3, 1)
+    U0 = inst.U_star + 1e-2
+    _, one = P.polish_critical_point(inst.problem, U0, max_steps=1)
+    assert one["steps"] == 1 and len(one["grad_norms"]) == 2
+    zero = np.zeros((3, 4, 1))  # U = 0 is critical: no step lowers a zero gradient
+    U, rec = P.polish_critical_point(inst.problem, zero)
+    assert rec == {"steps": 0, "grad_norms": [0.0], "displacement": 0.0} and np.array_equal(U, zero)
+
+
+def test_the_witness_is_the_lowest_polished_end_from_the_given_stream():
+    inst = ls.random_instance(np.random.default_rng(2), 4, 3, 1)
+    p = inst.problem
+    a = P.find_witness(p, rng=np.random.default_rng(5), starts=3)
+    b = P.find_witness(p, rng=np.random.default_rng(5), starts=3)
+    assert np.array_equal(a, b) and p.reduced_loss(a) < 1e-20  # a global minimum of model M1
+    assert np.array_equal(P.find_witness(p, starts=2), P.find_witness(p, rng=np.random.default_rng(0), starts=2))
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        P.find_witness(p, rng=3)
+    assert P.find_witness(p, rng=np.random.default_rng(1), starts=0).shape == (3, 4, 1)  # at least one start
