@@ -52,3 +52,33 @@ def test_the_witness_is_the_lowest_polished_end_from_the_given_stream():
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         P.find_witness(p, rng=3)
     assert P.find_witness(p, rng=np.random.default_rng(1), starts=0).shape == (3, 4, 1)  # at least one start
+
+
+def test_witness_starts_are_scaled_to_the_spread_of_the_tasks(monkeypatch):
+    """Start entries of size s = sqrt(spread / (d sqrt k)), spread = ||tasks - mean||_F / sqrt T,
+    so that ||U_t U_t^T||_F matches the tasks' deviations (the floor 1e-12 for identical tasks)."""
+    import math
+
+    import scipy.optimize
+
+    inst = ls.random_instance(np.random.default_rng(4), 5, 3, 2)
+    p = inst.problem
+    seen = []
+    real = scipy.optimize.minimize
+
+    def recording(fun, x0, **kw):
+        seen.append(np.array(x0))
+        return real(fun, x0, **kw)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", recording)
+    P.find_witness(p, rng=np.random.default_rng(6), starts=2)
+    centred = p.tasks - p.tasks.mean(axis=0)
+    spread = float(np.linalg.norm(centred)) / math.sqrt(3)
+    scale = math.sqrt(spread / (5 * math.sqrt(2)))
+    rng = np.random.default_rng(6)
+    for x0 in seen:
+        np.testing.assert_allclose(x0, scale * rng.standard_normal(p.dim_U), rtol=1e-12)
+    seen.clear()
+    same = ls.LoraMLProblem(np.stack([p.tasks[0]] * 3), 2)  # identical tasks: the floor
+    P.find_witness(same, rng=np.random.default_rng(6), starts=1)
+    np.testing.assert_allclose(seen[0], math.sqrt(1e-12 / (5 * math.sqrt(2))) * np.random.default_rng(6).standard_normal(same.dim_U), rtol=1e-12)

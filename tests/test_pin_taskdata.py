@@ -90,3 +90,19 @@ def test_to_device_keeps_the_container_and_leaves_other_values():
     out = to_device({"a": (x, [x]), "n": 3}, torch.device("cpu"))
     assert set(out) == {"a", "n"} and out["n"] == 3
     assert type(out["a"]) is tuple and type(out["a"][1]) is list and torch.equal(out["a"][0], x)
+
+
+def test_validation_batches_are_not_transformed_and_a_built_split_name_is_the_same_split():
+    def tf(batch, g):
+        return tuple(v + 100 for v in batch)
+
+    t = TaskData("t", train=_data(6), val=_data(6), batch_size=3, transform=tf, drop_last=True)
+    assert torch.cat([x for x, _ in t.batches("val")]).tolist() == [[float(i)] for i in range(6)]
+    name = "".join(["tr", "ain"])  # equal to "train", not the same object
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    a = [x for x, _ in t.batches(name, g1)]
+    b = [x for x, _ in t.batches("train", g2)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and len(a) == len(b) == 2
+    assert a[0].min() >= 100
+    u = TaskData("t", train=_data(10), batch_size=3, drop_last=True)
+    assert u.num_batches(name) == 3
