@@ -131,3 +131,14 @@ def test_markdown():
     assert "not isolated (T = 2 boosts)" in md
     md2 = A.enumeration_markdown(dict(sec, copies_counted=False, complete=True, non_isolated=False))
     assert "(certified complete): the search found 2 of 3 critical orbits" in md2 and "not isolated" not in md2
+
+
+def test_only_spurious_orbits_count_as_spurious_minima(monkeypatch):
+    from landscape.enumeration._points import DEGENERATE, LOWEST_MINIMUM
+
+    pts = _points(3, 2, 5)
+    _fake(monkeypatch, pts, [GLOBAL_MINIMUM, LOWEST_MINIMUM, DEGENERATE, STRICT_SADDLE, SPURIOUS], [1, 1, 1, 1, 1])
+    classes, results = _classes(pts[:4], ["global_minimum"] * 4)  # every orbit but the spurious one found
+    sec = A.enumeration_section("on", np.zeros((3, 2, 2)), 1, classes, results, 0)
+    assert sec["spurious_minima"] == 1 and sec["spurious_minima_found_by_search"] == 0
+    assert sec["orbits_found_by_search"] == 4
