@@ -86,3 +86,23 @@ def test_a_bad_pause_value_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv(O.PAUSE_ENV, "soon")
     assert O.ReportWriter(out).write_report("{}").endswith("report.json")
     out.release()
+
+
+def test_an_unwritable_folder_is_named_with_the_system_s_reason(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(LandscapeInputError, match=rf"^--out {tmp_path / 'x'}: not writable \(Permission denied\)$"):
+        O.prepare_out_dir(tmp_path / "x")
+    assert not (tmp_path / "x").exists()  # the folder this attempt created is removed again
+
+    def bare(*a, **k):
+        raise OSError()
+
+    monkeypatch.setattr(tempfile, "mkstemp", bare)
+    with pytest.raises(LandscapeInputError, match=r"not writable \(OSError\)$"):
+        O.prepare_out_dir(tmp_path)
