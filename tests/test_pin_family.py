@@ -63,7 +63,7 @@ def test_the_base_is_trainable_in_retraining_only(stage, trainable):
     pytest.importorskip("peft")
     fam = _Fam()
     model = fam.init_model(None)
-    heads = fam.attach_heads(model, ["a", "b"], stage=stage, generator=torch.Generator().manual_seed(0))
+    heads = fam.attach_heads(model, ["task_a", "task_b"], stage=stage, generator=torch.Generator().manual_seed(0))
     base = [p for n, p in heads.model.named_parameters() if "heads" not in n and n.startswith(("0.", "body.0."))]
     assert base and all(p.requires_grad is trainable for p in base)
 
@@ -72,6 +72,18 @@ def test_lora_with_heads_targets_the_body_only():
     pytest.importorskip("peft")
     fam = _Fam()
     model = fam.init_model(None)
-    s = fam.attach_lora_heads(model, ["a"], rank=1, stage="retrain", generator=torch.Generator().manual_seed(0))
+    s = fam.attach_lora_heads(model, ["task_a"], rank=1, stage="retrain", generator=torch.Generator().manual_seed(0))
     names = [n for n, _ in s.model.named_parameters() if "lora_A" in n]
     assert names and all(".2." not in n and not n.startswith("2.") for n in names)
+
+
+def test_attach_signatures_take_sizes_and_options_by_name_only_with_no_dropout_by_default():
+    import inspect
+
+    for fn in (Family.attach_lora, Family.attach_heads, Family.attach_lora_heads):
+        params = list(inspect.signature(fn).parameters.values())
+        assert [p.kind for p in params[:3]] == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 3  # self, model, names
+        assert all(p.kind == inspect.Parameter.KEYWORD_ONLY for p in params[3:])
+    for fn in (Family.attach_lora, Family.attach_lora_heads):
+        sig = inspect.signature(fn).parameters
+        assert sig["dropout"].default == 0.0 and sig["alpha"].default is None
