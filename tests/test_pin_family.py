@@ -87,3 +87,15 @@ def test_attach_signatures_take_sizes_and_options_by_name_only_with_no_dropout_b
     for fn in (Family.attach_lora, Family.attach_lora_heads):
         sig = inspect.signature(fn).parameters
         assert sig["dropout"].default == 0.0 and sig["alpha"].default is None
+
+
+@pytest.mark.parametrize("stage, trainable", [("retrain", True), ("finetune", False)])
+def test_lora_with_heads_trains_the_body_s_base_in_retraining_only(stage, trainable):
+    pytest.importorskip("peft")
+    fam = _Fam()
+    s = fam.attach_lora_heads(fam.init_model(None), ["task_a"], rank=1, stage=stage,
+                              generator=torch.Generator().manual_seed(0))
+    grads = dict((n, p.requires_grad) for n, p in s.model.named_parameters())
+    base = [g for n, g in grads.items() if "base_layer" in n]
+    assert base and all(g is trainable for g in base)
+    assert all(g for n, g in grads.items() if "lora_" in n or "heads" in n)  # adapters and heads always train
