@@ -89,3 +89,41 @@ def _zero_mode_labels(size):
 ])
 def test_zero_mode_count_branches_at_the_boundaries_of_their_hypotheses(size, label):
     assert _zero_mode_labels(size) == [label]
+
+
+def _case(res, text):
+    return next(c for c in res.cases if text in c.label)
+
+
+def test_the_t2_zero_mode_count_is_tk_k_minus_1_over_2_plus_k_squared_at_k3():
+    """k = 3, where k^2 = 9 differs from every other small power of k: 3 orbit zeros + 9 boosts."""
+    res = cc.check_schur(np.random.default_rng(0), sizes=((6, 2, 3),))
+    case = _case(res, "zero eigenvalues of S at a global min (Tk(k-1)/2 + k^2)")
+    assert case.predicted == 2 * 3 + 9 == case.measured and case.passed
+
+
+def test_below_the_isolation_hypotheses_the_zero_count_is_at_least_the_orbits_and_may_equal_it():
+    res = cc.check_schur(np.random.default_rng(0), sizes=((2, 3, 1),))
+    case = _case(res, "(>= Tk(k-1)/2)")
+    assert case.measured == 0 and case.passed  # T k (k - 1) / 2 = 0 zeros needed, none found: holds
+
+
+def test_the_equivalence_case_fails_beyond_its_tolerance(monkeypatch):
+    real = cc.equivalence_tolerance
+    monkeypatch.setattr(cc, "equivalence_error", lambda prob, A, U: 2 * real(prob, U))
+    res = cc.check_schur(np.random.default_rng(0), sizes=((3, 3, 1),))
+    assert not _case(res, "grad L(A(U),U) = (0, grad G(U))").passed
+
+
+def test_default_sizes_and_the_majority_of_three_directions(monkeypatch):
+    seen = {}
+
+    def capture(name, configs, sizes, *, default=()):
+        seen["default"] = default
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(cc, "resolve_sizes", capture)
+    with pytest.raises(RuntimeError, match="stop"):
+        cc.check_schur(np.random.default_rng(0))
+    assert seen["default"] == ((4, 2, 2), (3, 3, 1), (4, 3, 2), (6, 3, 2))
+    assert cc.TAYLOR_DIRECTIONS == 3
