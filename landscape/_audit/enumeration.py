@@ -21,7 +21,8 @@ import numpy as np
 
 from .._validation import LandscapeInputError
 
-__all__ = ["AUTO_MAX_UNKNOWNS", "ENUMERATION_MODES", "enumeration_section", "enumeration_markdown"]
+__all__ = ["AUTO_MAX_UNKNOWNS", "ENUMERATION_MODES", "invariant_unknowns", "small_enough_for_auto", "enumeration_section",
+           "enumeration_markdown"]
 
 #: ``enumeration="auto"`` runs the enumeration when the invariant system has at most this
 #: many unknowns (T d(d+1)/2): (2, T<=4, 1) and (3, 2, 1) take about a second; (3, 3, 1)
@@ -29,6 +30,18 @@ __all__ = ["AUTO_MAX_UNKNOWNS", "ENUMERATION_MODES", "enumeration_section", "enu
 AUTO_MAX_UNKNOWNS = 12
 ENUMERATION_MODES = ("auto", "on", "off")
 MATCH_RTOL = 1e-6
+
+
+def invariant_unknowns(T: int, d: int) -> int:
+    """Unknowns of the invariant system of T tasks of side d: one symmetric d x d matrix
+    X_t = U_t U_t^T per task, T d(d+1)/2."""
+    return T * d * (d + 1) // 2
+
+
+def small_enough_for_auto(T: int, d: int) -> bool:
+    """Whether ``enumeration="auto"`` enumerates T tasks of side d (msolve installed):
+    at most :data:`AUTO_MAX_UNKNOWNS` unknowns."""
+    return invariant_unknowns(T, d) <= AUTO_MAX_UNKNOWNS
 
 
 def _invariant(U: np.ndarray, scale_exp: int) -> np.ndarray:
@@ -45,14 +58,14 @@ def enumeration_section(mode: str, user_tasks: np.ndarray, k: int, classes, resu
     from ..enumeration._points import GLOBAL_MINIMUM, LOWEST_MINIMUM, SPURIOUS
 
     T, d = user_tasks.shape[0], user_tasks.shape[1]
-    unknowns = T * d * (d + 1) // 2
+    unknowns = invariant_unknowns(T, d)
     if mode == "off":
         return {"ran": False, "reason": "switched off"}
     if not algebra_available("msolve"):
         if mode == "on":
             raise LandscapeInputError("--enumerate needs msolve (pip install '.[algebra]')")
         return {"ran": False, "reason": "msolve not installed (extra 'algebra')"}
-    if mode == "auto" and unknowns > AUTO_MAX_UNKNOWNS:
+    if mode == "auto" and not small_enough_for_auto(T, d):
         return {"ran": False, "reason": f"instance too large for the automatic enumeration ({unknowns} > "
                                         f"{AUTO_MAX_UNKNOWNS} unknowns); use --enumerate"}
     res = enumerate_critical_points(user_tasks, k, timeout=timeout)

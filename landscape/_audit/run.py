@@ -48,7 +48,7 @@ from .theory import (_continuum_summary, _model_m1_check, _r31_check, _zero_mode
                      theory_assessment)
 from .units import _num, _one_line, _sanitize, _Units
 from .result import AuditReport
-from .enumeration import AUTO_MAX_UNKNOWNS, ENUMERATION_MODES, enumeration_markdown, enumeration_section
+from .enumeration import ENUMERATION_MODES, enumeration_markdown, enumeration_section, small_enough_for_auto
 
 __all__ = ["AuditReport", "audit", "theory_assessment", "REPORT_SCHEMA_VERSION", "DEFAULT_STARTS"]
 
@@ -140,7 +140,7 @@ def enumeration_runs(enumeration: str, T: int, d: int) -> bool:
     :data:`AUTO_MAX_UNKNOWNS` unknowns T d(d+1)/2 and msolve installed."""
     from ..enumeration import algebra_available
 
-    return enumeration == "on" or (enumeration == "auto" and T * d * (d + 1) // 2 <= AUTO_MAX_UNKNOWNS
+    return enumeration == "on" or (enumeration == "auto" and small_enough_for_auto(T, d)
                                    and algebra_available("msolve"))
 
 
@@ -297,7 +297,7 @@ def audit(
     task_input = _normalised(user_input, e)
     # a rescaled copy of the user's tasks is kept only for an enumeration (small instances)
     T_, d_ = user_input.tasks.shape[:2]
-    keep = e == 0 or enumeration == "on" or T_ * d_ * (d_ + 1) // 2 <= AUTO_MAX_UNKNOWNS
+    keep = e == 0 or enumeration == "on" or small_enough_for_auto(T_, d_)
     user_input = SimpleNamespace(**{a: getattr(user_input, a) for a in ("source", "format", "keys", "truth_known")},
                                  tasks=user_input.tasks if keep else np.broadcast_to(0.0, user_input.tasks.shape))
     problem = audit_problem(task_input, k)
