@@ -117,3 +117,115 @@ def test_an_unscaled_certificate_says_nothing_of_units():
     spur = [c for c in rep.data["classes"] if c["kind"] == "spurious_candidate"]
     assert spur and spur[0]["certificate"]["status"] == "certified"
     assert "certificate_scale" not in spur[0]["certificate"]
+
+
+# ------------------------------------------------------------------ divergence
+def _problem(T, d, seed=0):
+    from landscape._objective import LoraMLProblem
+
+    tasks = np.random.default_rng(seed).standard_normal((T, d, d))
+    return LoraMLProblem(tasks + np.swapaxes(tasks, 1, 2), 1)
+
+
+def _run(U, iterations=7):
+    return SimpleNamespace(point=U, iterations=iterations, stop_reason="stopped")
+
+
+@pytest.mark.parametrize("T", [2, 3])
+def test_divergence_threshold_is_a_thousand_natural_sizes(T):
+    """||U||_F <= 1e3 sqrt(T s) is a finite end point; just above it, a divergence."""
+    from landscape._search import problem_scale
+
+    problem = _problem(T, 3)
+    s = problem_scale(problem)
+    limit = R.DIVERGENCE_FACTOR * math.sqrt(T * s)
+    assert R.DIVERGENCE_FACTOR == 1e3 and R.BOOST_RATIO == 1e-3
+    U = np.zeros((T, 3, 1))
+    U[0, 0, 0] = 1.0
+    U[-1, 1, 0] = 1.0  # X_1 - X_T = diag(1, -1): ||D|| / ||U||^2 = 1/sqrt(2), never a boost
+    inside = U * (limit / np.linalg.norm(U)) * (1 - 1e-12)
+    assert R._divergence(problem, _run(inside)) is None
+    outside = U * (limit / np.linalg.norm(U)) * (1 + 1e-9)
+    msg = R._divergence(problem, _run(outside))
+    assert msg.startswith("||U|| -> inf along U/||U|| (||U||_F = ")
+    assert f"{np.linalg.norm(outside) / math.sqrt(T * s):.1e} times the natural size" in msg  # = 1.0e+03
+    assert "1.0e+03 times the natural size, after 7 iteration(s))" in msg
+
+
+def test_divergence_of_an_overflowed_iterate():
+    problem = _problem(3, 2)
+    U = np.zeros((3, 2, 1))
+    U[1, 0, 0] = np.inf
+    msg = R._divergence(problem, _run(U, iterations=12))
+    assert msg.startswith("||U|| -> inf: the iterate overflowed after 12 iteration(s)")
+
+
+@pytest.mark.parametrize("ratio", [0.9e-3, 1.1e-3])
+def test_two_tasks_slide_along_the_boost_orbit_below_the_boost_ratio(ratio):
+    """T = 2: ||D|| / ||U||^2 < 1e-3 is a slide along the O(1,1) orbit (D = U_1U_1^T - U_2U_2^T
+    bounded while ||U|| grows); at a large norm, ||D|| / ||U|| would say otherwise."""
+    problem = _problem(2, 2)
+    norm = 1e9  # far beyond the divergence threshold
+    # U_1 = a e_1, U_2 = b e_1 with a^2 + b^2 = norm^2 and a^2 - b^2 = ratio * norm^2
+    a, b = norm * math.sqrt((1 + ratio) / 2), norm * math.sqrt((1 - ratio) / 2)
+    U = np.zeros((2, 2, 1))
+    U[0, 0, 0], U[1, 0, 0] = a, b
+    msg = R._divergence(problem, _run(U))
+    boost = msg.startswith("||U|| -> inf along the O(k,k) orbit")
+    assert boost is (ratio < 1e-3)
+    if boost:
+        assert f"||D_U|| / ||U||^2 = {ratio:.1e}" in msg
+
+
+# ------------------------------------------------------------------ report numbers and refusals
+def _g0(tasks):
+    dev = tasks - tasks.mean(axis=0)
+    return 0.5 * float(np.sum(dev * dev))
+
+
+@pytest.mark.parametrize("power", [0, 300])
+def test_relative_losses_are_over_g_at_zero_of_the_normalised_tasks(power):
+    """loss_relative = G(class) / G(0), G(0) = 1/2 sum_t ||A*_t - mean||^2 (the best A at U = 0)."""
+    inst, U0 = ls.f2_spurious_instance()
+    tasks = np.ldexp(inst.problem.tasks, power - R.scale_exponent(inst.problem.tasks))
+    rep = ls.audit(tasks, 1, starts=2, seed=0, extra_starts=np.ldexp(U0[None], (power - 2) // 2), methods="lbfgs",
+                   certify=False, plots=False, enumeration="off", progress=False)
+    e = rep.data["input"]["scale_exponent"]
+    assert e == power
+    g0 = _g0(np.ldexp(tasks, -e))
+    classes = [c for c in rep.data["classes"] if c["kind"] != "not_critical"]
+    assert classes
+    for c in classes:
+        assert c["loss_relative"] == pytest.approx(c["loss_normalised"] / g0, rel=1e-12)
+    assert any(c["loss_relative"] > 1e-5 for c in classes)  # the spurious class is not at 0 (1.6e-4)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "10"])
+def test_max_seconds_must_be_a_positive_number(bad):
+    inst, _ = ls.f2_spurious_instance()
+    with pytest.raises(ls.LandscapeInputError, match="--max-seconds must be a positive number"):
+        ls.audit(inst.problem.tasks, 1, starts=1, max_seconds=bad, plots=False, progress=False)
+
+
+@pytest.mark.parametrize("ok", [1e6, 10**6])
+def test_positive_max_seconds_are_accepted(ok):
+    inst, _ = ls.f2_spurious_instance()
+    rep = ls.audit(inst.problem.tasks, 1, starts=1, max_seconds=ok, certify=False, plots=False, progress=False,
+                   enumeration="off")
+    assert rep.data["summary"]["n_runs"] == 1
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_the_cost_estimate_knows_whether_the_truth_is_given(monkeypatch, planted):
+    seen = {}
+    real = R.estimate_audit_cost
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(R, "estimate_audit_cost", spy)
+    inst, _ = ls.f2_spurious_instance()
+    src = inst if planted else inst.problem.tasks
+    ls.audit(src, 1, starts=1, certify=False, plots=False, progress=False, enumeration="off")
+    assert seen["truth_known"] is planted
