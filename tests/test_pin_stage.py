@@ -195,3 +195,25 @@ def test_reptile_official_outer_step_is_adam_on_the_pseudo_gradient_from_theta(n
     # one Adam step from theta (no weight decay here): each coordinate moves by lr g / (|g| + eps)
     torch.testing.assert_close(phi[0].detach(), theta[0] - 0.01 * grad / (grad.abs() + 1e-8), rtol=1e-12, atol=0)
     assert phi[0].grad is None  # zero_grad(set_to_none=True)
+
+
+def _fresh(text):
+    """The same text as a new string object (as read from a file or a command line)."""
+    return "".join(list(text))
+
+
+def test_settings_read_from_a_file_are_compared_by_value():
+    phi = _params([3.0])
+    theta = [torch.tensor([1.0], dtype=torch.float64)]
+    cfg = StageConfig(_fresh("reptile"), epochs=1, lr=0.25, reptile_outer=_fresh("interpolate"))
+    S.reptile_outer_step(cfg, S.ReptileOuter(phi, lr=0.25), phi, theta, T=2)
+    assert phi[0].tolist() == [1.5]
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    for name, cls in (("linear", torch.optim.lr_scheduler.LinearLR),
+                      ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR)):
+        sched = S.make_scheduler(StageConfig("sr", epochs=1, lr=1.0, schedule=_fresh(name)), opt, 10)
+        assert type(sched) is cls
+    opt = S.reptile_inner_optimizer(StageConfig("reptile", epochs=1, lr=1.0, weight_decay=0.5,
+                                                reptile_inner_optimizer=_fresh("sgd")), _params([1.0]))
+    assert type(opt) is torch.optim.SGD and opt.param_groups[0]["weight_decay"] == 0.0
