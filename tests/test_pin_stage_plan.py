@@ -1,0 +1,100 @@
+"""empirics.real._protocol.stage_plan pinned: the stages a real-data unit runs, field by field,
+from its RunConfig -- Reptile's outer epochs times the tasks as iterations, validated once per
+outer epoch; the other methods validated every epoch with the official step accounting when
+asked; per-task heads for LoRA-ML only; the fine-tunings PAIRINGS names, in its order, filtered
+by ``peft``, with the fine-tuning rank and the fresh head of LoRA -- and compact_history's
+stored form of a stage's history.
+"""
+from __future__ import annotations
+
+import pytest
+
+from empirics.real._config import OFFICIAL_STEP_PER, PAIRINGS, RunConfig
+from empirics.real._protocol import compact_history, stage_plan
+
+CFG = dict(optimizer="adamw", weight_decay=0.125, lr=0.25, finetune_lr=0.0625, epochs=3, finetune_epochs=5,
+           lora_alpha=6.0, lora_dropout=0.25, schedule="linear", warmup_fraction=0.5, k=2, reptile_outer_epochs=4,
+           reptile_inner_steps=7, reptile_inner_lr=0.03125, reptile_outer_lr=0.375, reptile_inner_optimizer="adam",
+           reptile_outer="adamw", bf16=True)
+
+
+def _common(stage, cfg):
+    for f in ("optimizer", "weight_decay", "device", "bf16", "lora_alpha", "lora_dropout", "schedule",
+              "warmup_fraction"):
+        assert getattr(stage, f) == getattr(cfg, f), f
+
+
+@pytest.mark.parametrize("experiment", ["vision", "language"])
+@pytest.mark.parametrize("n_tasks", [1, 4, 9])
+def test_reptile_stage(experiment, n_tasks):
+    cfg = RunConfig(experiment=experiment, **CFG)
+    rt, ft = stage_plan(cfg, "reptile", n_tasks)
+    assert rt.method == "reptile" and rt.epochs == 4 * n_tasks and rt.lr == 0.375
+    assert (rt.reptile_inner_steps, rt.reptile_inner_lr, rt.reptile_inner_optimizer, rt.reptile_outer) == (
+        7, 0.03125, "adam", "adamw")
+    assert rt.k == 2 and rt.validate_every == n_tasks and rt.select_best is True
+    _common(rt, cfg)
+    assert list(ft) == ["lora", "last-layer"]
+
+
+@pytest.mark.parametrize("experiment", ["vision", "language"])
+@pytest.mark.parametrize("method", ["sr", "lora-ml", "last-layer-ml"])
+@pytest.mark.parametrize("accounting", ["round", "official"])
+def test_other_retraining_stages(experiment, method, accounting):
+    cfg = RunConfig(experiment=experiment, step_accounting=accounting, lora_ml_heads=False, finetune_head=False,
+                    **CFG)
+    rt, ft = stage_plan(cfg, method, 4)
+    assert rt.method == method and rt.epochs == 3 and rt.lr == 0.25 and rt.k == 2
+    assert rt.validate_every == 1 and rt.select_best is True
+    want = OFFICIAL_STEP_PER[experiment][method] if accounting == "official" else "round"
+    assert rt.step_per == want
+    assert rt.lora_heads is False
+    _common(rt, cfg)
+    assert list(ft) == list(PAIRINGS[method])
+
+
+def test_the_official_step_accounting():
+    assert OFFICIAL_STEP_PER == {"vision": {"sr": "batch", "lora-ml": "round", "last-layer-ml": "round"},
+                                 "language": {"sr": "batch", "lora-ml": "batch", "last-layer-ml": "batch"}}
+
+
+@pytest.mark.parametrize("method", ["sr", "lora-ml", "last-layer-ml", "reptile"])
+@pytest.mark.parametrize("heads", [True, False])
+def test_per_task_heads_go_with_lora_ml_only(method, heads):
+    cfg = RunConfig(experiment="language", lora_ml_heads=heads, finetune_head=True, **CFG)
+    rt, _ = stage_plan(cfg, method, 3)
+    assert rt.lora_heads is (heads and method == "lora-ml")
+
+
+@pytest.mark.parametrize("peft", [("lora",), ("last-layer",), ("last-layer", "lora"), ("lora", "last-layer")])
+@pytest.mark.parametrize("method", ["sr", "lora-ml", "last-layer-ml", "reptile"])
+def test_finetunings_follow_pairings_in_order(method, peft):
+    cfg = RunConfig(peft=peft, **CFG)
+    _, ft = stage_plan(cfg, method, 2)
+    assert list(ft) == [p for p in PAIRINGS[method] if p in peft]
+    for p, st in ft.items():
+        assert st.method == p and st.epochs == 5 and st.lr == 0.0625 and st.k == 2
+        assert st.validate_every == 0 and st.select_best is False and st.step_per == "round"
+        _common(st, cfg)
+
+
+@pytest.mark.parametrize("rank, want", [(None, 2), (8, 8), (1, 1)])
+@pytest.mark.parametrize("head", [True, False])
+def test_finetuning_rank_and_fresh_head(rank, want, head):
+    cfg = RunConfig(experiment="language", finetune_rank=rank, finetune_head=head, lora_ml_heads=head, **CFG)
+    _, ft = stage_plan(cfg, "sr", 2)
+    assert ft["lora"].k == want and ft["last-layer"].k == want
+    assert ft["lora"].lora_heads is head and ft["last-layer"].lora_heads is False
+
+
+def test_compact_history():
+    hist = [{"epoch": 1, "train_loss": 0.5, "lr": 0.1, "val": [{"accuracy": 0.25}, {"accuracy": 0.75}], "tag": "x"},
+            {"epoch": 2, "train_loss": 0.25, "extra": 3},
+            {"epoch": 3, "train_loss": 0.125, "lr": 0.05, "val": [{"accuracy": 0.5}, {}], "flag": True}]
+    out = compact_history(hist)
+    assert out == {"epoch": [1, 2, 3], "extra": [None, 3, None], "flag": [None, None, True],
+                   "lr": [0.1, None, 0.05], "train_loss": [0.5, 0.25, 0.125],
+                   "val_accuracy_per_task": [[0.25, 0.75], None, [0.5, None]]}
+    assert list(out) == ["epoch", "extra", "flag", "lr", "train_loss", "val_accuracy_per_task"]
+    assert compact_history([{"epoch": 1, "train_loss": 1.0}]) == {"epoch": [1], "train_loss": [1.0]}
+    assert compact_history([]) == {"epoch": []}
