@@ -101,6 +101,10 @@ def test_heat_map_panels_cells_and_outlines(figures_saved, tmp_path, key):
         np.testing.assert_array_equal(np.ma.filled(img, np.nan), frac)
         shown = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
         assert shown == {(i, j): (text[i][j] or "-") for i in range(3) for j in range(3)}
+        # dark text on the bright end of viridis (above 0.6), white elsewhere and on blanks
+        for t in ax.texts:
+            v = frac[round(t.get_position()[1]), round(t.get_position()[0])]
+            assert t.get_color() == ("black" if np.isfinite(v) and v > 0.6 else "white")
         boxes = {(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches if isinstance(p, Rectangle)
                  and p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)}
         want = {(i, j) for i, d in enumerate(ds) for j, T in enumerate([2, 3, 4]) if inside(d / k, T)}
