@@ -183,3 +183,16 @@ def test_lora_beside_heads():
                      train_base=False)
     with pytest.raises(ValueError, match="differ from head names"):
         LoraHeadSet(heads2, lambda m: _lora(m, ("y", "x")))
+
+
+def test_adapter_sets_take_the_model_and_names_by_keyword_and_options_only_by_keyword():
+    s = PeftLoraSet(base=_base(), names=("x",), rank=1, alpha=None, dropout=0.0, target_modules=("0",),
+                    generator=torch.Generator().manual_seed(0), train_base=False)
+    assert s.names == ("x",)
+    with pytest.raises(TypeError):
+        PeftLoraSet(_base(), ("x",), 1, None, 0.0, ("0",), torch.Generator(), False)
+    h = HeadSet(base=_base(), names=("x",), head_module="4", new_head=_new_head, generator=torch.Generator(),
+                train_base=False)
+    assert h.names == ("x",)
+    with pytest.raises(TypeError):
+        HeadSet(_base(), ("x",), "4", _new_head, torch.Generator(), False)

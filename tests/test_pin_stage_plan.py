@@ -98,3 +98,67 @@ def test_compact_history():
     assert list(out) == ["epoch", "extra", "flag", "lr", "train_loss", "val_accuracy_per_task"]
     assert compact_history([{"epoch": 1, "train_loss": 1.0}]) == {"epoch": [1], "train_loss": [1.0]}
     assert compact_history([]) == {"epoch": []}
+
+
+def test_compact_history_compares_field_names_by_value():
+    epoch = "".join(["ep", "och"])  # a key read from a file: a new string object
+    out = compact_history([{epoch: 1, "train_loss": 0.5}, {epoch: 2, "train_loss": 0.25}])
+    assert out == {"epoch": [1, 2], "train_loss": [0.5, 0.25]}
+
+
+TINY = dict(dataset="random", seeds=(3,), epochs=1, finetune_epochs=1, width=8, batch_size=16, max_per_task=32,
+            max_eval_per_task=16, retrain=("sr",), peft=("last-layer",))
+
+
+def test_build_family_reads_a_cifar10_folder(tmp_path):
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from empirics.real._fixtures import write_cifar_batches
+    from empirics.real._protocol import build_family
+
+    write_cifar_batches(tmp_path, np.random.default_rng(0))
+    fam = build_family(RunConfig(**{**TINY, "dataset": "cifar10", "data_root": str(tmp_path)}), verbose=False)
+    assert [t.name for t in fam.retrain_tasks()] == ["0/1", "2/3", "4/5", "6/7"]
+    with pytest.raises(ValueError, match="dataset must be cifar10\\|fashion-mnist\\|random"):
+        build_family(RunConfig(**{**TINY, "dataset": "svhn"}), verbose=False)
+
+
+def test_a_unit_is_quiet_by_default_and_times_itself(capsys):
+    pytest.importorskip("torch")
+    import time
+
+    from empirics.real._protocol import build_family, train_unit
+
+    cfg = RunConfig(**TINY)
+    fam = build_family(cfg, verbose=False)
+    capsys.readouterr()
+    t0 = time.perf_counter()
+    unit = train_unit(cfg, fam, "sr", 3)
+    took = time.perf_counter() - t0
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    assert 0 < unit["retrain_wall_s"] <= unit["wall_s"] <= took
+    assert 0 < unit["finetune"]["last-layer"][0]["wall_s"] <= unit["wall_s"] - unit["retrain_wall_s"]
+
+
+def test_train_unit_shows_no_progress_bar_unless_asked(monkeypatch):
+    pytest.importorskip("torch")
+    import empirics._trainer as trainer
+    from empirics.real._protocol import build_family, train_unit
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(family, cfg, gen):
+        seen.append(cfg.progress)
+        raise Stop
+
+    monkeypatch.setattr(trainer, "retrain", spy)
+    cfg = RunConfig(**TINY)
+    fam = build_family(cfg, verbose=False)
+    for kwargs, want in (({}, False), ({"progress": True}, True)):
+        with pytest.raises(Stop):
+            train_unit(cfg, fam, "sr", 3, **kwargs)
+        assert seen[-1] is want
