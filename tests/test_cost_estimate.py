@@ -192,9 +192,9 @@ def test_record_estimates_follow_from_their_stored_inputs(record):
         cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in entry["config"].items()})
         counts = _cost.run_counts(cfg, entry["workload"])
         assert counts == entry["counts"], entry["name"]
-        assert _cost.estimate_seconds(counts, entry["rates"]) == pytest.approx(entry["estimate_s"], rel=1e-12)
+        assert _cost.estimate_seconds(counts, entry["rates"]) == pytest.approx(entry["estimate_s"], rel=1e-12, abs=0)
         if "gpu_estimate_s" in entry:
             gpu = _cost.run_counts(cfg, entry["gpu_workload"])
             assert _cost.gpu_seconds(gpu, entry["rates"], record["gpu_assumed"]) == \
-                pytest.approx(entry["gpu_estimate_s"], rel=1e-12)
+                pytest.approx(entry["gpu_estimate_s"], rel=1e-12, abs=0)
 

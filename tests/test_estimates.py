@@ -84,7 +84,7 @@ def test_max_seconds_refuses_below_the_estimate_and_runs_above(tmp_path):
     proc = _cli(*common, "--out", out, "--max-seconds", f"{1.01 * est.seconds!r}")
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["estimated_seconds"] == pytest.approx(est.seconds, rel=1e-12)
+    assert report["settings"]["estimated_seconds"] == pytest.approx(est.seconds, rel=1e-12, abs=0)
     assert report["settings"]["estimated_bytes"] == est.bytes
 
 

@@ -143,12 +143,12 @@ def test_f2_is_certified_spurious_with_published_numbers(f2):
     assert cert.verdict == VERDICT_SPURIOUS and cert.certified
     G_lo, G_hi = cert.enclosures["G(U0)"]
     assert G_lo <= G_hi and G_hi - G_lo < 1e-18
-    assert G_lo == pytest.approx(F2_G, rel=F2_REL)
-    assert cert.bounds["lambda_min_quotient_lower"] == pytest.approx(F2_LAMBDA, rel=F2_REL)
+    assert G_lo == pytest.approx(F2_G, rel=F2_REL, abs=0)
+    assert cert.bounds["lambda_min_quotient_lower"] == pytest.approx(F2_LAMBDA, rel=F2_REL, abs=0)
     assert cert.bounds["lambda_min_quotient_lower"] <= cert.diagnostics["lambda_min_quotient_float"]
-    assert cert.bounds["m_upper"] == pytest.approx(F2_M, rel=F2_REL_COARSE)
-    assert cert.radius == pytest.approx(F2_R, rel=F2_REL_COARSE)
-    assert cert.margins["C1"] == pytest.approx(F2_MARGIN_C1, rel=F2_REL_COARSE)
+    assert cert.bounds["m_upper"] == pytest.approx(F2_M, rel=F2_REL_COARSE, abs=0)
+    assert cert.radius == pytest.approx(F2_R, rel=F2_REL_COARSE, abs=0)
+    assert cert.margins["C1"] == pytest.approx(F2_MARGIN_C1, rel=F2_REL_COARSE, abs=0)
     assert cert.margins["C2"] > 0.9 * F2_G
     assert cert.enclosures["G(witness)"][1] < 1e-20
     assert cert.bounds["grad_norm_upper"] < 1e-13
@@ -280,9 +280,9 @@ def test_f2_verdict_invariant_under_signs_and_permutations(f2):
         signs = rng.choice([-1.0, 1.0], size=(3, 1, 1))
         other = taylor_certificate(inst.problem.permuted(perm), (signs * U0)[perm])
         assert other.verdict == cert.verdict
-        assert other.margins["C1"] == pytest.approx(cert.margins["C1"], rel=1e-6)
+        assert other.margins["C1"] == pytest.approx(cert.margins["C1"], rel=1e-6, abs=0)
         assert other.bounds["lambda_min_quotient_lower"] == pytest.approx(
-            cert.bounds["lambda_min_quotient_lower"], rel=1e-9
+            cert.bounds["lambda_min_quotient_lower"], rel=1e-9, abs=0
         )
 
 
@@ -304,7 +304,7 @@ def test_k2_verdict_invariant_under_rotations_and_permutations(k2_spurious):
     other = taylor_certificate(problem.permuted(perm), _rotate(U, rng)[perm])
     assert other.verdict == cert.verdict == VERDICT_SPURIOUS
     assert other.bounds["lambda_min_quotient_lower"] == pytest.approx(
-        cert.bounds["lambda_min_quotient_lower"], rel=1e-4
+        cert.bounds["lambda_min_quotient_lower"], rel=1e-4, abs=0
     )
 
 

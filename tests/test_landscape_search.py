@@ -145,8 +145,8 @@ def test_f2_point_is_a_spurious_candidate():
     U, _ = ls.newton_polish(P, U0)
     c = ls.classify(P, U, A_star=inst.A_star)
     assert c.kind == SPURIOUS_CANDIDATE, c.reason
-    assert c.loss == pytest.approx(9.8007e-4, rel=1e-4)
-    assert c.lambda_min_quotient == pytest.approx(0.035266, rel=1e-3)
+    assert c.loss == pytest.approx(9.8007e-4, rel=1e-4, abs=0)
+    assert c.lambda_min_quotient == pytest.approx(0.035266, rel=1e-3, abs=0)
     assert c.loss > 100 * c.loss_tolerance
 
 
@@ -266,5 +266,5 @@ def test_f2_verdict_invariant_under_sign_flips_and_task_order(perm, signs):
     V = (U * np.array(signs, dtype=float)[:, None, None])[perm]
     other = ls.classify(P.permuted(perm), V)
     assert base.kind == other.kind == SPURIOUS_CANDIDATE
-    assert other.loss == pytest.approx(base.loss, rel=1e-12)
-    assert other.lambda_min_quotient == pytest.approx(base.lambda_min_quotient, rel=1e-9)
+    assert other.loss == pytest.approx(base.loss, rel=1e-12, abs=0)
+    assert other.lambda_min_quotient == pytest.approx(base.lambda_min_quotient, rel=1e-9, abs=0)

@@ -134,7 +134,7 @@ def test_sigma_is_the_smallest_unexplained_eigenvalue(f2, small):
     assert c.sigma == abs(small) == np.min(np.abs(ev))
     gn = c.grad_norm
     L3 = 12.0 * (_m(U) + 2.0 * gn / c.sigma)
-    assert c.kantorovich_h == pytest.approx(L3 * gn / c.sigma**2, rel=1e-12)
+    assert c.kantorovich_h == pytest.approx(L3 * gn / c.sigma**2, rel=1e-12, abs=0)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_kantorovich_condition_one_decade_inside_and_outside(f2_rough, h, kind):
     sigma = _sigma_for_h(h, _m(U), gn)
     ev = np.r_[sigma, np.array(spec.eigenvalues)[1:]]
     c = ls.classify(p, U, spectrum=_planted(spec, ev))
-    assert c.kantorovich_h == pytest.approx(h, rel=1e-4)
+    assert c.kantorovich_h == pytest.approx(h, rel=1e-4, abs=0)
     assert c.kind == kind, c.reason
 
 
@@ -196,7 +196,7 @@ def test_eigenvalue_tolerance_one_decade_inside_and_outside(f2, factor, kind):
     eta = ZERO_EIGENVALUE_RTOL * 1e6
     c = ls.classify(inst.problem, U, spectrum=_planted(spec, np.r_[factor * eta, ev]))
     assert c.kantorovich_h < 1e-5
-    assert c.eigenvalue_tolerance == pytest.approx(eta, rel=1e-12)
+    assert c.eigenvalue_tolerance == pytest.approx(eta, rel=1e-12, abs=0)
     assert c.kind == kind, c.reason
 
 
@@ -225,7 +225,7 @@ def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kin
     assert gn > 5 * crit
     sigma = _sigma_for_h(h, _m(Ur), gn)
     c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
-    assert c.kantorovich_h == pytest.approx(h, rel=1e-3)
+    assert c.kantorovich_h == pytest.approx(h, rel=1e-3, abs=0)
     assert c.kind == kind, c.reason
 
 
@@ -249,7 +249,7 @@ def test_loss_tolerance_one_decade_inside_and_outside(f2, ratio, kind):
     c = ls.classify(p, U, spectrum=_planted(spec, ev))
     assert c.kantorovich_h < 1e-3
     assert c.loss_tolerance == pytest.approx(LOSS_SAFETY * gn**2 / (2.0 * lam_plus), rel=1e-12)
-    assert c.loss == pytest.approx(ratio * c.loss_tolerance, rel=1e-9)
+    assert c.loss == pytest.approx(ratio * c.loss_tolerance, rel=1e-9, abs=0)
     assert c.kind == kind, c.reason
 
 
@@ -299,7 +299,7 @@ def test_a_star_match_tolerance_one_decade_inside_and_outside(factor, recovers):
     A, U = f1_point(theta)
     c = ls.classify(f1.problem, U, A_star=f1.A_star)
     assert c.kind == GLOBAL_MINIMUM
-    assert c.A_star_distance == pytest.approx(target, rel=1e-6)
+    assert c.A_star_distance == pytest.approx(target, rel=1e-6, abs=0)
     assert c.recovers_A_star is recovers
     # the reason shown to the user says the same as the verdict
     assert ("(A* recovered)" in c.reason) is recovers and ("(A != A*)" in c.reason) is (not recovers)

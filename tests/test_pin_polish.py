@@ -37,7 +37,7 @@ def test_dampings_and_thresholds_are_pinned():
 def test_default_gtol_is_rel_times_scale_to_the_three_halves():
     inst = ls.random_instance(np.random.default_rng(0), 4, 3, 1)
     s = problem_scale(inst.problem)
-    assert polish.default_gtol(inst.problem) == pytest.approx(1e-14 * s**1.5, rel=1e-15)
+    assert polish.default_gtol(inst.problem) == pytest.approx(1e-14 * s**1.5, rel=1e-15, abs=0)
     # the same instance scaled by 4: s by 4, the threshold by 8
     big = ls.LoraMLProblem(4.0 * inst.problem.tasks, inst.problem.k)
     assert polish.default_gtol(big) == pytest.approx(8 * polish.default_gtol(inst.problem), rel=1e-12)

@@ -24,7 +24,7 @@ def test_normal_interval_uses_the_two_sided_quantile_of_its_level():
     assert R.normal_ci(0.0, 1.0, 0.99) == pytest.approx((-Z995, Z995), rel=1e-14)
     # linear in (mean, se): mean + z se exactly up to rounding
     lo, hi = R.normal_ci(3.0, 0.5)
-    assert lo == pytest.approx(3.0 - 0.5 * Z975, rel=1e-15) and hi == pytest.approx(3.0 + 0.5 * Z975, rel=1e-15)
+    assert lo == pytest.approx(3.0 - 0.5 * Z975, rel=1e-15, abs=0) and hi == pytest.approx(3.0 + 0.5 * Z975, rel=1e-15, abs=0)
     assert R.CI_LEVEL == 0.95 and R.normal_ci(0.0, 1.0) == R.normal_ci(0.0, 1.0, 0.95)
 
 
@@ -53,9 +53,9 @@ def test_clopper_pearson_closed_forms_at_zero_and_all_successes(n):
     (1 - p)^n = alpha / 2, the lower end p^n = alpha / 2."""
     edge = TAIL ** (1.0 / n)
     lo, hi = R.clopper_pearson(0, n, 0.95)
-    assert lo == 0.0 and hi == pytest.approx(1.0 - edge, rel=1e-12)
+    assert lo == 0.0 and hi == pytest.approx(1.0 - edge, rel=1e-12, abs=0)
     lo, hi = R.clopper_pearson(n, n, 0.95)
-    assert hi == 1.0 and lo == pytest.approx(edge, rel=1e-12)
+    assert hi == 1.0 and lo == pytest.approx(edge, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("k,n", [(1, 2), (3, 10), (17, 250), (249, 250)])
@@ -63,8 +63,8 @@ def test_clopper_pearson_ends_solve_the_binomial_tail_equations(k, n):
     """Definition of the exact interval: P(X >= k | p_lo) = alpha/2 = P(X <= k | p_hi)."""
     lo, hi = R.clopper_pearson(k, n, 0.95)
     assert 0.0 < lo < k / n < hi < 1.0
-    assert stats.binom.sf(k - 1, n, lo) == pytest.approx(TAIL, rel=1e-9)
-    assert stats.binom.cdf(k, n, hi) == pytest.approx(TAIL, rel=1e-9)
+    assert stats.binom.sf(k - 1, n, lo) == pytest.approx(TAIL, rel=1e-9, abs=0)
+    assert stats.binom.cdf(k, n, hi) == pytest.approx(TAIL, rel=1e-9, abs=0)
 
 
 def test_monte_carlo_critical_value_matches_its_stated_error_rates():

@@ -31,7 +31,7 @@ def test_problem_scale_is_sqrt_of_twice_G0_over_T():
     p = LoraMLProblem(tasks, 1)
     dev = tasks - tasks.mean(0)
     want = math.sqrt(sum(float(np.sum(x * x)) for x in dev) / 3)
-    assert R.problem_scale(p) == pytest.approx(want, rel=1e-15)
+    assert R.problem_scale(p) == pytest.approx(want, rel=1e-15, abs=0)
     assert R.problem_scale(p) == pytest.approx(math.sqrt(2 * p.reduced_loss(np.zeros((3, 4, 1))) / 3), rel=1e-14)
 
 

@@ -25,8 +25,8 @@ def test_paired_t_test_with_two_seeds_is_the_cauchy_tail():
     """n = 2: t has 1 degree of freedom (Cauchy), two-sided p = 1 - (2/pi) atan|t|."""
     c = S.paired_difference({1: 0.6, 2: 0.9}, {1: 0.5, 2: 0.6})  # differences 0.1, 0.3
     assert c["n"] == 2 and c["seeds"] == [1, 2]
-    assert c["mean"] == pytest.approx(0.2, rel=1e-14) and c["se"] == pytest.approx(0.1, rel=1e-12)
-    assert c["t"] == pytest.approx(2.0, rel=1e-12)
+    assert c["mean"] == pytest.approx(0.2, rel=1e-14, abs=0) and c["se"] == pytest.approx(0.1, rel=1e-12, abs=0)
+    assert c["t"] == pytest.approx(2.0, rel=1e-12, abs=0)
     assert c["p_value"] == pytest.approx(1.0 - 2.0 / math.pi * math.atan(2.0), rel=1e-10)
 
 
@@ -37,9 +37,9 @@ def test_paired_t_test_with_three_seeds_has_two_degrees_of_freedom():
     d = np.array([-1.0, -2.0, -4.0])
     t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
     assert c["seeds"] == [4, 5, 6] and c["differences"] == [-1.0, -2.0, -4.0]
-    assert c["t"] == pytest.approx(t, rel=1e-12) and c["t"] < 0
+    assert c["t"] == pytest.approx(t, rel=1e-12, abs=0) and c["t"] < 0
     assert c["p_value"] == pytest.approx(1.0 - abs(t) / math.sqrt(2.0 + t * t), rel=1e-10)
-    assert S.paired_difference(a, b)["t"] == pytest.approx(-t, rel=1e-12)
+    assert S.paired_difference(a, b)["t"] == pytest.approx(-t, rel=1e-12, abs=0)
 
 
 def test_paired_t_test_undefined_without_spread_or_partners():
