@@ -52,3 +52,57 @@ def test_cpu_config_overrides_and_note():
     assert "retraining lr 0.001" in cfg.note and ">= 75 %" in cfg.note
     base = C.cpu_config()
     assert (base.width, base.batch_size, base.max_per_task, base.lr, base.finetune_lr) == (32, 8, 3200, 1e-3, 5e-4)
+
+
+def _unit2(method, seed, val, ft, steps=40):
+    return {"retrain": method, "seed": seed, "best_epoch": 1, "retrain_steps": steps,
+            "retrain_history": {"epoch": list(range(1, len(val) + 1)), "val_accuracy": val},
+            "finetune": {p: [{"accuracy": c[-1], "accuracy_per_epoch": c}] for p, c in ft.items()}}
+
+
+def test_learning_curves_are_the_means_of_each_rows_own_units(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import numpy as np
+
+    saved = []
+    orig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: (saved.append(self), orig(self, *a, **k)))
+    units = [_unit2("sr", 1, [0.5, 0.7], {"lora": [0.6, 0.8], "last-layer": [0.5, 0.55]}),
+             _unit2("sr", 2, [0.7, 0.9], {"lora": [0.7, 0.9], "last-layer": [0.6, 0.65]}),
+             _unit2("lora-ml", 1, [0.6, 0.6, 0.9], {"lora": [0.9, 0.95]}, steps=60)]
+    C._curves_png(units, {}, tmp_path / "c.png")
+    ax1, ax2 = saved[-1].axes
+    retrain = {ln.get_label(): ln for ln in ax1.lines if ln.get_marker() == "o"}
+    np.testing.assert_allclose(retrain["sr (40 steps)"].get_xdata(), [20, 40])
+    np.testing.assert_allclose(retrain["sr (40 steps)"].get_ydata(), [60, 80])
+    np.testing.assert_allclose(retrain["lora-ml (60 steps)"].get_xdata(), [20, 40, 60])
+    np.testing.assert_allclose(retrain["lora-ml (60 steps)"].get_ydata(), [60, 60, 90])
+    (rule,) = [ln for ln in ax1.lines if ln.get_linestyle() == ":"]
+    assert set(rule.get_ydata()) == {75.0}
+    ft = {ln.get_label(): ln for ln in ax2.lines if ln.get_marker() == "o"}
+    assert set(ft) == {"LoRA-ML", "SR + LoRA", "SR + Last-Layer"}
+    np.testing.assert_allclose(ft["SR + LoRA"].get_ydata(), [65, 85])
+    np.testing.assert_allclose(ft["SR + Last-Layer"].get_ydata(), [55, 60])
+    np.testing.assert_allclose(ft["LoRA-ML"].get_ydata(), [90, 95])
+    assert ft["SR + Last-Layer"].get_linestyle() == "--" and ft["SR + LoRA"].get_linestyle() == "-"
+
+
+def test_render_states_the_elapsed_minutes(tmp_path, monkeypatch):
+    import json
+
+    out = tmp_path / "out"
+    (out / "units").mkdir(parents=True)
+    monkeypatch.setattr(C, "_units", lambda cfg, out: [_unit2("sr", 1, [0.8], {"last-layer": [0.6]})])
+    monkeypatch.setattr(C, "_curves_png", lambda units, record, path: None)
+    import empirics.real._run as R
+
+    monkeypatch.setattr(R, "summarize", lambda units, cfg, family_description=None: {"rows": []})
+    monkeypatch.setattr(R, "format_summary", lambda record: "summary")
+    for line in ({"retrain": ["sr"], "seeds": [1], "group_size": 1, "threads": 1, "started_utc": 1000.0,
+                  "finished_utc": 1000.0 + 90 * 60},):
+        (out / C.RUN_LOG).write_text(json.dumps(line) + "\n")
+    C.render(out, tmp_path / "dest", cfg=C.cpu_config(retrain=("sr",), seeds=(1,)))
+    text = (tmp_path / "dest" / "table1_cpu.md").read_text()
+    assert "Elapsed, first process start to last process end: 90.0 min" in text
+    assert "--retrain sr --seeds 1 --group-size 1 --threads 1" in json.loads(
+        (tmp_path / "dest" / "vision_record.json").read_text())["command"]

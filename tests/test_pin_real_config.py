@@ -35,6 +35,7 @@ def test_language_paper_protocol_is_theory_9_5():
     assert (g.k, g.lora_alpha, g.lora_dropout, g.reptile_inner_steps) == (8, 16, 0.1, 20)
     assert (g.finetune_lr, g.finetune_epochs, g.weight_decay, g.seeds) == (1e-4, 10, 0.01, (0, 1, 2, 3, 4))
     assert (g.reptile_inner_optimizer, g.reptile_inner_lr, g.reptile_outer_epochs) == ("adamw", 5e-5, 10)
+    assert (g.reptile_outer, g.reptile_outer_lr) == ("interpolate", 0.5)  # eps: no official value (see _config)
     assert (g.schedule, g.warmup_fraction) == ("linear", 0.1)
     assert (g.lora_ml_heads, g.finetune_head, g.persona_selection) == (True, True, "official")
     assert (g.n_test, g.n_retrain, g.max_length) == (10, 10, 128)
