@@ -135,3 +135,65 @@ def test_t2_root_finding_falls_back_to_lm_exactly_when_hybr_stops_short(monkeypa
     monkeypatch.setattr(_saddles, "_root_run", hybr_returns_zero)
     _saddles.t2_critical_points(inst, 0, starts=3, boosts=0)
     assert calls == ["hybr"] * 3
+
+
+# ---------------------------------------------------------------------- third sample's survivors
+@pytest.mark.parametrize("m, g, Dn", [(1.0, 0.0, 1.0), (0.0, 1e-3, 2.0), (2.5, 1e-20, 3.0), (1.0, 0.0, 0.0)])
+def test_strict_saddle_threshold_is_sqrt_of_12_m_plus_1_times_the_larger_of_g_and_the_floor(m, g, Dn):
+    import math
+
+    from theory._checks_saddles import strict_saddle_threshold
+
+    U = np.zeros((2, 3, 1))
+    U[0, 0, 0] = m
+    want = math.sqrt(12.0 * (m + 1.0) * max(g, np.finfo(float).eps * Dn**1.5))
+    assert strict_saddle_threshold(U, g, Dn) == want
+
+
+@pytest.mark.parametrize("over, kept", [(1.01, False), (0.99, True)])
+def test_root_finding_drops_runaway_roots_beyond_100_times_the_spectral_norm(monkeypatch, over, kept):
+    """U_1 = U_2 = c n with n in ker D* is an exact critical point for every c; a root with
+    max_t ||U_t||_2^2 above RUNAWAY_FACTOR ||D*||_2 (= 100) is dropped as a runaway."""
+    import theory._checks_saddles as SD
+    from landscape import random_instance
+
+    inst = random_instance(np.random.default_rng(4), 3, 2, 1)
+    D = inst.W[0] - inst.W[1]
+    lam, V = np.linalg.eigh(D)
+    n = V[:, int(np.argmin(np.abs(lam)))]
+    c = np.sqrt(over * SD.RUNAWAY_FACTOR * float(np.linalg.norm(D, 2)))
+    U = np.stack([np.outer(n, [c]), np.outer(n, [c])])
+    monkeypatch.setattr(SD, "_root_run", lambda fun, jac, u0, method, opts: U.reshape(-1).copy())
+    pts = SD.t2_critical_points(inst, np.random.default_rng(0), starts=1, boosts=0)
+    roots = [p for p in pts if p.source == "root"]
+    assert SD.RUNAWAY_FACTOR == 100.0
+    assert len(roots) == int(kept)
+    if kept:
+        assert np.allclose(np.abs(roots[0].U), np.abs(U), atol=1e-8)
+
+
+def test_f2_distance_is_to_the_nearest_of_all_eight_sign_copies(monkeypatch):
+    """The certified point is compared with every global minimiser u_t = +-u*_t (2^3 sign
+    copies, T = 3): the case reports the smallest of the eight distances."""
+    import itertools
+
+    import landscape
+    import theory._checks_saddles as SD
+
+    seen = []
+    orig = landscape.taylor_certificate
+
+    def keep(*args, **kwargs):
+        cert = orig(*args, **kwargs)
+        seen.append(cert)
+        return cert
+
+    monkeypatch.setattr(landscape, "taylor_certificate", keep)
+    res = SD.check_f2(np.random.default_rng(0))
+    (case,) = [c for c in res.cases if c.label == "distance to nearest global minimiser vs radius"]
+    U = np.asarray(seen[0].point)
+    inst, _ = landscape.f2_spurious_instance()
+    dists = [float(np.linalg.norm(U - np.array(s)[:, None, None] * inst.U_star))
+             for s in itertools.product((1.0, -1.0), repeat=3)]
+    assert case.measured == min(dists) and case.passed
+    assert min(dists) < float(np.linalg.norm(U))  # the nearest copy is closer than U = 0
