@@ -163,7 +163,7 @@ def test_projective_chart_maps_solutions_to_zeros_of_the_homogenized_system_and_
         xs = to_chart((u * scale).reshape(1, -1), chart)
         vals = np.array([sum(c * np.prod(xs[0] ** np.array(m)) for m, c in eq.items()) for eq in hs])
         assert np.max(np.abs(vals)) < 1e-9 * scale and np.max(np.abs(xs)) < 100
-        assert np.allclose(from_chart(xs)[0], (u * scale).ravel(), rtol=1e-12)
+        assert np.allclose(from_chart(xs)[0], (u * scale).ravel(), rtol=1e-12, atol=0)
     x0 = to_chart(u.reshape(1, -1), chart)[0]
     assert np.max(np.abs(ev(x0))) < 1e-10
     # a point that does not solve the system is not a zero of its projective form

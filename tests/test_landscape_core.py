@@ -87,7 +87,7 @@ def test_gradient_and_hessian_match_autograd(s):
     P, A, U, _ = _random_point(*s)
     x = P.pack(A, U)
     L = _autograd_loss(P)
-    assert np.isclose(P.loss(A, U), L(x), rtol=RTOL)
+    assert np.isclose(P.loss(A, U), L(x), rtol=RTOL, atol=0)
     assert _close(P.grad_flat(x), autograd.grad(L)(x))
     assert _close(P.hessian(A, U), autograd.hessian(L)(x))
 
@@ -110,7 +110,7 @@ def test_schur_complement_is_hessian_of_reduced_loss_everywhere(s):
     P, _, U, rng = _random_point(*s)
     u = ls.vec_factors(U)
     G = _autograd_reduced(P)
-    assert np.isclose(P.reduced_loss(U), G(u), rtol=RTOL)
+    assert np.isclose(P.reduced_loss(U), G(u), rtol=RTOL, atol=0)
     assert _close(P.reduced_grad_flat(u), autograd.grad(G)(u))
     S = P.schur_complement(U)
     assert _close(S, autograd.hessian(G)(u))
@@ -235,8 +235,8 @@ def test_orthogonal_invariance(s, seed):
     rng = np.random.default_rng(seed)
     O = np.stack([ortho_group.rvs(k, random_state=rng) if k > 1 else np.array([[-1.0]]) for _ in range(P.T)])
     UO = U @ O
-    assert np.isclose(P.loss(A, UO), P.loss(A, U), rtol=RTOL)
-    assert np.isclose(P.reduced_loss(UO), P.reduced_loss(U), rtol=RTOL)
+    assert np.isclose(P.loss(A, UO), P.loss(A, U), rtol=RTOL, atol=0)
+    assert np.isclose(P.reduced_loss(UO), P.reduced_loss(U), rtol=RTOL, atol=0)
     # gradients and Hessians transform covariantly, so the inertia of S is invariant
     assert _close(P.reduced_grad(UO), P.reduced_grad(U) @ O)
     scale = _scale(P, U)
@@ -250,8 +250,8 @@ def test_task_permutation_invariance(s, pyrng):
     pyrng.shuffle(perm)
     Pp = P.permuted(perm)
     Up = U[perm]
-    assert np.isclose(Pp.loss(A, Up), P.loss(A, U), rtol=RTOL)
-    assert np.isclose(Pp.reduced_loss(Up), P.reduced_loss(U), rtol=RTOL)
+    assert np.isclose(Pp.loss(A, Up), P.loss(A, U), rtol=RTOL, atol=0)
+    assert np.isclose(Pp.reduced_loss(Up), P.reduced_loss(U), rtol=RTOL, atol=0)
     assert _close(Pp.reduced_grad(Up), P.reduced_grad(U)[perm])
     scale = _scale(P, U)
     assert ls.inertia(Pp.schur_complement(Up), scale=scale) == ls.inertia(P.schur_complement(U), scale=scale)
@@ -265,7 +265,7 @@ def test_reduced_objective_does_not_depend_on_A_star(s):
     P1 = LoraMLProblem.from_factors(rng.standard_normal((d, d)), U_star)
     P2 = LoraMLProblem.from_factors(10 * rng.standard_normal((d, d)), U_star)
     U = rng.standard_normal((T, d, k))
-    assert np.isclose(P1.reduced_loss(U), P2.reduced_loss(U), rtol=1e-8)
+    assert np.isclose(P1.reduced_loss(U), P2.reduced_loss(U), rtol=1e-8, atol=0)
     assert _close(P1.reduced_grad(U), P2.reduced_grad(U), rtol=1e-8)
     assert _close(P1.schur_complement(U), P2.schur_complement(U), rtol=1e-8)
     # ... while the joint loss at a fixed A does depend on it

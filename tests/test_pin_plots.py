@@ -21,7 +21,7 @@ def test_orbit_curves_for_two_tasks():
               _orbit_curves(prob, SimpleNamespace(point=U), np.random.default_rng(0))}
     assert set(curves) == {"O(k) orbit", "O(k,k) boost", "generic path"}
     x, y = curves["O(k) orbit"]
-    assert np.allclose(x, np.linspace(0, 2 * np.pi, 121)) and np.allclose(y, G0, rtol=1e-10)
+    assert np.allclose(x, np.linspace(0, 2 * np.pi, 121)) and np.allclose(y, G0, rtol=1e-10, atol=0)
     x, y = curves["O(k,k) boost"]
     assert np.allclose(x, np.pi * (np.linspace(-1.0, 1.0, 121) + 1.0), rtol=0, atol=1e-12)
     assert x[0] == 0.0 and abs(x[-1] - 2 * np.pi) < 1e-12 and np.all(np.diff(x) > 0)

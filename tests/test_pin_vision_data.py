@@ -83,14 +83,14 @@ def test_class_balanced_subsample(limit, per_class):
 def test_normalisation_constants_and_data_statistics():
     t = V.build_vision_tasks(_arrays())
     assert t.mean.shape == t.std.shape == (1, 3, 1, 1)
-    torch.testing.assert_close(t.mean.flatten(), torch.tensor(V.CIFAR10_MEAN))
+    torch.testing.assert_close(t.mean.flatten(), torch.tensor(V.CIFAR10_MEAN), rtol=0, atol=0)
     x = torch.rand(2, 3, 4, 4)
     torch.testing.assert_close(t.normalize(x), (x - t.mean) / t.std)
     gray = _arrays(channels=1, names=tuple(f"c{i}" for i in range(10)))
     g = V.build_vision_tasks(gray)
     pix = gray.train_x.reshape(-1, 1) / 255.0
-    torch.testing.assert_close(g.mean.flatten(), torch.tensor(pix.mean(0), dtype=torch.float32))
-    torch.testing.assert_close(g.std.flatten(), torch.tensor(pix.std(0), dtype=torch.float32))
+    torch.testing.assert_close(g.mean.flatten(), torch.tensor(pix.mean(0), dtype=torch.float32), rtol=0, atol=0)
+    torch.testing.assert_close(g.std.flatten(), torch.tensor(pix.std(0), dtype=torch.float32), rtol=0, atol=0)
     other = V.build_vision_tasks(_arrays(names=tuple(f"c{i}" for i in range(10))))  # 3 channels, not CIFAR-10
     assert not torch.allclose(other.mean.flatten(), torch.tensor(V.CIFAR10_MEAN))
     given = V.build_vision_tasks(_arrays(), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
