@@ -197,3 +197,22 @@ def test_f2_distance_is_to_the_nearest_of_all_eight_sign_copies(monkeypatch):
              for s in itertools.product((1.0, -1.0), repeat=3)]
     assert case.measured == min(dists) and case.passed
     assert min(dists) < float(np.linalg.norm(U))  # the nearest copy is closer than U = 0
+
+
+def test_identity_35_error_is_relative_to_its_terms_size(monkeypatch):
+    """(35)'s identity is checked relative to (||U||_F^2 + ||D*||_F)(|w_1|^2 + |w_2|^2): an hvp off
+    by delta times that size along beta (||beta||^2 = |w_1|^2 + |w_2|^2) reads as delta."""
+    import theory._checks_saddles as SD
+    from landscape import LoraMLProblem
+
+    delta = 1e-9
+    orig = LoraMLProblem.reduced_hvp
+
+    def off(self, U, beta):
+        size = float(np.sum(U ** 2)) + float(np.linalg.norm(self.tasks[0] - self.tasks[1]))
+        return orig(self, U, beta) + delta * size * beta
+
+    monkeypatch.setattr(LoraMLProblem, "reduced_hvp", off)
+    res = SD.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=4, random_U_per_config=4)
+    (case,) = [c for c in res.cases if "(35) identity at random U" in c.label]
+    assert case.measured == pytest.approx(delta, rel=1e-4, abs=0) and not case.passed
