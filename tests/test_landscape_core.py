@@ -371,3 +371,9 @@ def test_quotient_hessian_of_joint_and_reduced_problems_agree_in_sign():
     assert Hq.shape == (P.dim - 3, P.dim - 3) and Sq.shape == (P.dim_U - 3, P.dim_U - 3)
     assert np.linalg.eigvalsh(Hq)[0] > 1e-6 and np.linalg.eigvalsh(Sq)[0] > 1e-6
     assert np.linalg.eigvalsh(P.hessian(inst.A_star, inst.U_star))[0] < 1e-10
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3,), (2, 2, 2)])
+def test_planted_factors_refuse_a_non_square_a_star(shape):
+    with pytest.raises(ls.LandscapeInputError, match="A_star: expected a square matrix"):
+        ls.LoraMLProblem.from_factors(np.ones(shape), np.ones((2, shape[0], 1)))
