@@ -33,3 +33,30 @@ def test_skew_loss_is_the_floor_attained_at_the_planted_point(d, T, k, seed):
     dev = problem.tasks - problem.tasks.mean(axis=0)
     assert F.c0 == pytest.approx(0.5 * float(np.sum(dev * dev)), rel=1e-12)
     assert F.c0 == pytest.approx(problem.reduced_loss(np.zeros((T, d, k))), rel=1e-12)
+
+
+def test_the_chain_resyncs_every_fifty_updates(monkeypatch):
+    """ChainedLossGrad carries Delta(U) forward by its increments and recomputes it from U
+    every RESYNC_EVERY = 50 updates: over 1 + 2 x 50 calls, 100 increments and 2 + 1 full
+    applications."""
+    import landscape._factored as FA
+
+    rng = np.random.default_rng(0)
+    p = LoraMLProblem(rng.standard_normal((3, 4, 4)), 1)
+    chain = FA.ChainedLossGrad(p)
+    calls = []
+    orig = type(chain.F).apply_delta
+
+    def counting(self, V):
+        calls.append(np.array(V))
+        return orig(self, V)
+
+    monkeypatch.setattr(type(chain.F), "apply_delta", counting)
+    assert FA.RESYNC_EVERY == 50
+    x = rng.standard_normal(3 * 4)
+    values = []
+    for i in range(1 + 2 * FA.RESYNC_EVERY):
+        values.append(chain(x + 1e-3 * i)[0])
+    assert len(calls) == 1 + 2 * FA.RESYNC_EVERY + 2
+    # the chained values stay the loss at each point
+    np.testing.assert_allclose(values[-1], p.reduced_loss(np.reshape(x + 0.1, (3, 4, 1))), rtol=1e-10, atol=0)
