@@ -55,3 +55,34 @@ def test_markers_are_staggered_between_curves():
     b = S._marker_positions(x, 1, 2)
     assert a == [5, 25, 45, 65, 85] and b == [15, 35, 55, 75, 95]
     assert S._marker_positions(np.array([]), 0, 1) == []
+
+
+@pytest.mark.parametrize("method", ["lora-ml", "sr"])
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_method_colours_are_shades_light_to_dark_of_its_family(method, count):
+    import matplotlib
+
+    cmap = matplotlib.colormaps[S.METHOD_CMAP[method]]
+    want = [cmap(x) for x in np.linspace(0.45, 1.0, count)] if count > 1 else [cmap(0.8)]
+    assert S._method_colors(method, count) == want
+    if count > 1:  # darker along the sweep: the sum of RGB falls
+        sums = [sum(c[:3]) for c in S._method_colors(method, count)]
+        assert all(a > b for a, b in zip(sums, sums[1:]))
+
+
+def test_claim_lines_say_fails_unless_a_smoke_run():
+    claims = [{"claim": "slope -1", "holds": True}, {"claim": "ratio 2", "holds": False}]
+    assert S.claim_lines(claims) == ["- HOLDS: slope -1", "- FAILS: ratio 2"]
+    smoke = S.claim_lines(claims, smoke=True)
+    assert smoke[0].startswith("SMOKE configuration") and smoke[1] == ""
+    assert smoke[2:] == ["- HOLDS: slope -1", "- does not hold at smoke size: ratio 2"]
+
+
+def test_default_executor_is_local_with_at_least_one_worker():
+    from landscape.runtime.executor import LocalExecutor
+
+    for workers, want in ((3, 3), (0, 1), (-2, 1)):
+        ex = S._executor_or_default(None, workers)
+        assert isinstance(ex, LocalExecutor) and ex.workers == want
+    given = object()
+    assert S._executor_or_default(given, 5) is given
