@@ -109,3 +109,12 @@ def test_heat_map_panels_cells_and_outlines(figures_saved, tmp_path, key):
                  and p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)}
         want = {(i, j) for i, d in enumerate(ds) for j, T in enumerate([2, 3, 4]) if inside(d / k, T)}
         assert boxes == want and want
+
+
+def test_ratios_d_over_k_need_not_be_integers(figures_saved, tmp_path):
+    cells = [{"k": 2, "d": d, "T": T, "counts": {"non_unique": (1, 2)}} for d in (5, 6) for T in (2, 3)]
+    P.plot_property({"config": {"ks": [2], "Ts": [2, 3]}, "cells": cells}, "non_unique", "t", tmp_path / "r.png")
+    ax = [a for a in figures_saved[-1].axes if a.get_title() == "k = 2"][0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2.5 (d=5)", "3 (d=6)"]
+    boxes = {(round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches if isinstance(p, Rectangle)}
+    assert boxes == {(1, 1)}  # d/k = 2.5 < 3 is outside Thm 3.3's d >= 3k; 3 at T = 3 inside
