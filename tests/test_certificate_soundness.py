@@ -544,6 +544,9 @@ def test_independent_psd_and_generator_helpers():
     assert not _is_psd_small([[F(1), F(2)], [F(2), F(1)]])
     assert not _is_psd_small([[F(1), F(0), F(0)], [F(0), F(1), F(2)], [F(0), F(2), F(1)]])
     assert not _is_psd_small([[F(-1)]]) and _is_psd_small([[F(0)]])
+    # a minor whose elimination needs a row swap: det [[0, 1], [1, 0]] = -1 (the swap's sign)
+    assert not _is_psd_small([[F(0), F(1)], [F(1), F(0)]])
+    assert _is_psd_small([[F(0), F(0)], [F(0), F(1)]])
     from theory._independent import is_positive_definite
 
     # indefinite only after row 1 is reduced by row 0 (eigenvalues -1, 1, 3)

@@ -135,3 +135,17 @@ def test_r31_margin_is_the_smallest_over_largest_singular_value_of_the_columns(s
     assert got["min_relative_singular_value"] == pytest.approx(sv[-1] / sv[0], rel=1e-5, abs=0)
     assert got["holds"] is bool(sv[-1] / sv[0] > R31_RTOL)
     assert got["subsets"] == 65 and got["checked"] == "columns of U_star"
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_m1_counts_use_the_largest_modulus_of_the_whole_spectrum(sign):
+    """k = 2: an eigenvalue counts when above R31_RTOL times the largest modulus (here the top
+    eigenvalue, +-1); the third largest, 1e-11, is below that and does not count."""
+    lam = sign * np.array([1.0, 5e-3, 1e-11, 0.0, -1e-3, -2e-3])
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))[0]
+    D = Q @ np.diag(lam) @ Q.T
+    tasks = np.stack([D, np.zeros((6, 6))])
+    got = _model_m1_check(tasks, 2)
+    pos, neg = (got["max_positive_eigenvalues"], got["max_negative_eigenvalues"])
+    assert (pos, neg) == (2, 2)
+    assert got["compatible"] is True
