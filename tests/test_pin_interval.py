@@ -30,3 +30,13 @@ def test_widened_endpoints_are_sound_and_within_two_units(x):
     # tight: the widening is |x| 2^-51 + 2^-1072 up to its own rounding (a factor 2 bounds it)
     w = abs(x) * 2.0 ** -51 + 2.0 ** -1072
     assert 0 < x - lo <= 2 * w and 0 < hi - x <= 2 * w
+
+
+def test_sqrt_of_an_interval_from_zero_starts_at_zero():
+    """sqrt is never negative: the outward rounding of sqrt(0) is clipped back to 0, and a
+    negative lower end is clipped to 0 before the root."""
+    from landscape._interval import IntervalArray
+
+    iv = IntervalArray(np.array([0.0, -1.0, 4.0]), np.array([4.0, 9.0, 9.0])).sqrt()
+    assert iv.lo[0] == 0.0 and iv.lo[1] == 0.0 and 0.0 < iv.lo[2] <= 2.0
+    assert iv.hi[0] >= 2.0 and iv.hi[1] >= 3.0 and iv.hi[2] >= 3.0

@@ -9,6 +9,7 @@ reported condition number is the ratio of the extreme eigenvalues of that same s
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from landscape._instances import f2_spurious_instance
 from landscape.certificates import taylor_certificate
@@ -52,3 +53,60 @@ def test_the_reported_seconds_are_the_call_s_duration():
     cert = taylor_certificate(inst.problem, U0, method="arb")
     wall = time.perf_counter() - t0
     assert 0.0 < cert.diagnostics["seconds"] <= wall
+
+
+# ---------------------------------------------------------------------- third sample's survivors
+def test_a_weaker_stored_margin_is_still_implied():
+    """verify_certificate asks each stored margin to be at most the recomputed one: a claim
+    halved is weaker and still verified; one doubled is refused."""
+    import dataclasses
+
+    from landscape import verify_certificate
+
+    inst, U0 = f2_spurious_instance()
+    cert = taylor_certificate(inst.problem, U0, witness=inst.U_star)
+    assert cert.certified and verify_certificate(cert)
+    m = dict(cert.margins)
+    name = next(k for k, v in m.items() if v > 0)
+    weaker = dataclasses.replace(cert, margins={**m, name: m[name] / 2})
+    stronger = dataclasses.replace(cert, margins={**m, name: m[name] * 2})
+    assert verify_certificate(weaker) and not verify_certificate(stronger)
+
+
+def test_an_integer_seed_drives_the_witness_search():
+    """Without a witness the certificate searches for one from rng; a seed is accepted and
+    gives the same certificate as the generator it names."""
+    inst, U0 = f2_spurious_instance()
+    a = taylor_certificate(inst.problem, U0, rng=3)
+    b = taylor_certificate(inst.problem, U0, rng=np.random.default_rng(3))
+    assert a.witness is not None and np.array_equal(np.asarray(a.witness), np.asarray(b.witness))
+    assert a.certified == b.certified and a.margins == b.margins
+
+
+def test_no_witness_search_when_the_balls_lower_bound_is_not_positive():
+    """At a global minimiser G(U0) ~ 0, so G(U0) - ||grad|| r <= 0: no witness is searched."""
+    from landscape import random_instance
+
+    inst = random_instance(np.random.default_rng(0), 3, 3, 1)
+    cert = taylor_certificate(inst.problem, inst.U_star, rng=np.random.default_rng(0))
+    assert cert.witness is None and not cert.certified
+
+
+@pytest.mark.parametrize("fp_max, routed", [(24, True), (23, False)])
+def test_auto_routes_to_the_float_certificate_up_to_its_own_limit(monkeypatch, fp_max, routed):
+    """method="auto" beyond max_dim, k = 1: the float certificate takes n <= FP_TAYLOR_MAX_DIM
+    (here n = T d k = 24), beyond it the refusal."""
+    import landscape.certificates.taylor_arb as TA
+    import landscape.certificates.taylor_fp as TF
+    from landscape import random_instance
+    from landscape.certificates import CertificateTooLarge
+
+    inst = random_instance(np.random.default_rng(0), 8, 3, 1)
+    monkeypatch.setattr(TA, "TAYLOR_MAX_DIM", 10)
+    monkeypatch.setattr(TF, "FP_TAYLOR_MAX_DIM", fp_max)
+    monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float route")
+    if routed:
+        assert TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10) == "float route"
+    else:
+        with pytest.raises(CertificateTooLarge, match="exceeds the budget"):
+            TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10)
