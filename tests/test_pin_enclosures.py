@@ -38,3 +38,17 @@ def test_tangent_generators_are_the_columns_of_U_swapped_with_a_sign():
     # one pair (0, 1): column 0 of U_t goes to block 1, minus column 1 to block 0 (column-major vec of U_t E_01 - U_t E_10)
     for t in range(2):
         np.testing.assert_array_equal(Y[t][:, 0], np.concatenate([-U[t, :, 1], U[t, :, 0]]))
+
+
+def test_orbit_penalty_lifts_the_smallest_nonzero_generator_direction_twice_above_the_spectrum():
+    """c = PENALTY_FACTOR max(||S||_2, 1) / sigma, sigma the smallest eigenvalue of Y^T Y above
+    GENERATOR_RTOL times its largest (a rounding-level eigenvalue of a dependent Y is left out)."""
+    from landscape.certificates import enclosures as E
+
+    assert E.PENALTY_FACTOR == 2.0 and E.GENERATOR_RTOL == 1e-10
+    Y1 = np.array([[2.0, 0.0], [0.0, 1e-6], [0.0, 0.0]])  # Y^T Y: eigenvalues 1e-12 (below 1e-10 x 4) and 4
+    Y2 = np.array([[3.0, 0.0], [0.0, 2.0], [0.0, 0.0]])  # eigenvalues 4 and 9
+    S = np.diag([-5.0, 0.5, 3.0])
+    assert E._choose_penalty(S, [Y1, Y2]) == 2.0 * 5.0 / 4.0
+    assert E._choose_penalty(np.diag([0.25, -0.5]), [Y2]) == 2.0 * 1.0 / 4.0  # spectrum below 1: max(., 1)
+    assert E._choose_penalty(S, []) == 0.0 and E._choose_penalty(S, [np.zeros((3, 0))]) == 0.0
