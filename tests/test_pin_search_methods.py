@@ -175,3 +175,19 @@ def test_levenberg_marquardt_root_runs_with_its_round_off_tolerances():
     assert "mproper" not in r.stop_reason and r.stop_reason.startswith("scipy.optimize.root(lm): ")
     g0 = np.linalg.norm(M.reduced_grad(inst.problem, start))
     assert r.grad_norm < 1e-8 * g0 and not np.array_equal(r.point, start)
+
+
+@pytest.mark.parametrize("method", ["hybr", "lm"])
+def test_diverged_root_finding_returns_its_start_with_zero_iterations(monkeypatch, method):
+    import landscape._search.methods as M
+
+    def diverging(fun, x0, jac=None, method=None, options=None):
+        fun(np.full_like(x0, np.inf))  # a non-finite iterate: the objective raises
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(M.optimize, "root", diverging)
+    inst = ls.random_instance(np.random.default_rng(0), 3, 2, 1)
+    U0 = np.random.default_rng(1).standard_normal((2, 3, 1))
+    r = M.gradient_root(inst.problem, U0, method=method, polish=False)
+    assert r.iterations == 0 and "diverged to non-finite values; start returned" in r.stop_reason
+    np.testing.assert_array_equal(r.point, U0)  # the start, returned as it was
