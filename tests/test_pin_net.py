@@ -59,3 +59,23 @@ def test_net_finds_its_own_witness_at_a_spurious_point(f2_point):
     assert cert.verify()
     more = dataclasses.replace(cert, parameters={**cert.parameters, "net_points": cert.parameters["net_points"] + 1})
     assert not more.verify()
+
+
+@pytest.mark.parametrize("G, R", [(0.125, 0.01), (2.0, 0.1), (0.0, 0.01)])
+def test_lipschitz_bound_a_carries_sqrt_2g(G, R):
+    """Bound (a) is ||A|| 2 (m + rho)(sqrt(2 G(U0)) + 2 m rho + rho^2), rho = ||A|| R: the
+    residual's size sqrt(2G) enters also when 2G is below 1 (A = I here, ||A|| = 1)."""
+    import math
+
+    from flint import arb
+
+    from landscape._interval import arb_from_array
+    from landscape.certificates.net import _net_lipschitz
+
+    S = np.diag([1.0, -2.0, 0.5])
+    st = {"m_upper": arb(1.0), "gnorm": arb(0.1), "G": arb(G)}
+    bound, details = _net_lipschitz(st, arb_from_array(S), S, None, R)
+    want = 2 * (1.0 + R) * (math.sqrt(2 * G) + 2 * R + R * R)
+    got = float(details["lipschitz_bound_a_upper"].mid())
+    assert want <= got <= want * (1 + 1e-12) + 1e-300
+    assert details["shape_norm_upper"] == 1
