@@ -114,5 +114,26 @@ def test_route_2_reports_retried_supports_and_the_double_double_pass(monkeypatch
     assert first["tries"] == 1 and first["certified_orbits"] == want
     assert dd["new_orbits_by_mechanism"]["projective_double_double"] == want and dd["retried_supports"] == 0
     again = run(3)  # every pass of the first try lost: a second gamma
-    assert next(p for p in again["per_support"] if p["support"] == [0])["tries"] == 2
+    sup = next(p for p in again["per_support"] if p["support"] == [0])
+    assert sup["tries"] == 2
+    # each try records what it had certified after its own passes: nothing, then every orbit
+    assert [a["certified_orbits"] for a in sup["attempts"]] == [0, want]
+    assert "double_double" in sup["attempts"][0] and sup["attempts"][0]["double_double"]["new_orbits"] == 0
+    late = run(5)  # the second try too needs its double-double pass: its counts go to the second try
+    sup = next(p for p in late["per_support"] if p["support"] == [0])
+    assert sup["tries"] == 2 and [a["certified_orbits"] for a in sup["attempts"]] == [0, want]
+    assert sup["attempts"][1]["double_double"]["new_orbits"] == want
     assert again["retried_supports"] == 1 and again["max_tries"] == 2
+
+
+def test_a_large_certified_box_is_tightened_by_one_more_newton_run():
+    """An end 1e-6 from the root is certified in a box of about that size; _prove then runs
+    Newton from the box's centre and keeps the smaller box (radius near rounding)."""
+    from landscape.enumeration._complete import _prove
+    from landscape.enumeration._krawczyk import krawczyk_complex
+
+    x0 = np.array([np.sqrt(2) + 1e-6, np.sqrt(2) - 1e-6], dtype=complex)
+    loose = krawczyk_complex(WELL, x0)
+    assert loose.certified and loose.radius > 1e-10 * (1 + np.sqrt(2))
+    kr = _prove(WELL, x0, [], True, 2, 1.0 + np.sqrt(2))
+    assert kr.certified and kr.radius < 1e-12 and abs(kr.center[0] - np.sqrt(2)) <= kr.radius

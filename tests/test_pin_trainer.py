@@ -151,3 +151,31 @@ def test_the_logged_retraining_loss_is_the_mean_of_the_epoch_s_rounds(monkeypatc
     fam._tasks = [dataclasses.replace(t, batch_size=6) for t in fam._tasks]  # 16 samples: three rounds per epoch
     _logged_losses_are_step_means(
         monkeypatch, lambda: retrain(fam, StageConfig("sr", epochs=2, lr=1e-2, log_every=1), torch.Generator().manual_seed(0)))
+
+
+def test_select_best_keeps_the_lowest_validation_loss_not_the_last_change(monkeypatch):
+    """Validation losses 0.5, 0.2, 0.4, 0.3, 0.6 over five epochs: epoch 2 is selected, though
+    later epochs differ from it."""
+    import numpy as np
+    import torch
+
+    from empirics._shallow import ShallowConfig, ShallowFamily, draw_shallow_problem
+    from empirics._trainer import StageConfig, retrain
+
+    fam = ShallowFamily(draw_shallow_problem(ShallowConfig(T=2, d=4, k=1, N=16, n=8), np.random.default_rng(0)))
+    for t in fam._tasks:
+        t.val = t.train
+    losses = iter(np.repeat([0.5, 0.2, 0.4, 0.3, 0.6], len(fam._tasks)))
+    orig = type(fam).evaluate
+
+    def scripted(self, model, task, split, *a, **k):
+        out = orig(self, model, task, split, *a, **k)
+        if split == "val":
+            out = {**out, "loss": float(next(losses))}
+        return out
+
+    monkeypatch.setattr(type(fam), "evaluate", scripted)
+    res = retrain(fam, StageConfig("sr", epochs=5, lr=0.1, optimizer="sgd", validate_every=1, select_best=True),
+                  torch.Generator().manual_seed(0))
+    assert [round(h["val_loss"], 12) for h in res.history if "val_loss" in h] == [0.5, 0.2, 0.4, 0.3, 0.6]
+    assert res.best_epoch == 2
