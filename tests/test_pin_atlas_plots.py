@@ -6,7 +6,6 @@ sections 5 and 6) -- tested on both sides of each boundary.
 """
 from __future__ import annotations
 
-import matplotlib.figure
 import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
@@ -66,19 +65,6 @@ def test_grid_fractions_and_texts():
     # cells outside the requested d or T are left out, not misplaced
     frac3, text3 = P._grid(cells, "non_unique", 1, [3], [3])
     assert frac3.shape == (1, 1) and text3 == [[f"{(3 + 3) % 4}/3"]]
-
-
-@pytest.fixture
-def figures_saved(monkeypatch):
-    saved = []
-    original = matplotlib.figure.Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
-    return saved
 
 
 @pytest.mark.parametrize("key", ["non_unique", "spurious"])

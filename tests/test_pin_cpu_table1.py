@@ -60,13 +60,10 @@ def _unit2(method, seed, val, ft, steps=40):
             "finetune": {p: [{"accuracy": c[-1], "accuracy_per_epoch": c}] for p, c in ft.items()}}
 
 
-def test_learning_curves_are_the_means_of_each_rows_own_units(tmp_path, monkeypatch):
-    import matplotlib.figure
+def test_learning_curves_are_the_means_of_each_rows_own_units(tmp_path, figures_saved):
     import numpy as np
 
-    saved = []
-    orig = matplotlib.figure.Figure.savefig
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: (saved.append(self), orig(self, *a, **k)))
+    saved = figures_saved
     units = [_unit2("sr", 1, [0.5, 0.7], {"lora": [0.6, 0.8], "last-layer": [0.5, 0.55]}),
              _unit2("sr", 2, [0.7, 0.9], {"lora": [0.7, 0.9], "last-layer": [0.6, 0.65]}),
              _unit2("lora-ml", 1, [0.6, 0.6, 0.9], {"lora": [0.9, 0.95]}, steps=60)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 
 import matplotlib.colors
-import matplotlib.figure
 import numpy as np
 import pytest
 
@@ -76,19 +75,6 @@ def test_markdown_of_an_incomplete_enumeration_one_per_orbit():
 @pytest.mark.parametrize("value, shown", [(1 / 3, "0.333333"), (1234567.0, "1.23457e+06"), (2.0**-40, "9.09495e-13")])
 def test_lowest_value_to_six_significant_digits(value, shown):
     assert f"- lowest critical value: {shown}" in R.markdown(_data(lowest_critical_value=value)).splitlines()
-
-
-@pytest.fixture
-def figures_saved(monkeypatch):
-    saved = []
-    original = matplotlib.figure.Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
-    return saved
 
 
 def test_plot_puts_each_orbit_at_its_class_and_value(figures_saved):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.figure
 import numpy as np
 import pytest
 
@@ -16,20 +15,6 @@ from empirics.real._config import LANGUAGE_PAPER, VISION_PAPER
 from empirics.real._paper import TABLE1
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def figures_saved(monkeypatch):
-    """The figures the module saves (still written to disk)."""
-    saved = []
-    original = matplotlib.figure.Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
-    return saved
 
 
 def _bars(fig):
