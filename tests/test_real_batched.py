@@ -330,3 +330,16 @@ def test_route_sends_single_seed_reptile_retraining_on_a_cpu_to_the_sequential_t
     _assert_units_close(ours, theirs)
     two = _batched.run_group(dataclasses.replace(cfg, seeds=(1, 2)), family, "reptile", [1, 2])
     assert {u["retrain_engine"] for u in two} == {"batched"}
+
+
+def test_settings_read_from_a_file_take_the_same_branches(family):
+    """A configuration read back from JSON holds new string objects: the engine compares its
+    settings by value (Reptile's outer step, the step accounting) as the trainer does."""
+    fresh = "".join(["inter", "polate"])
+    cfg = _cfg(seeds=(4, 5), reptile_outer=fresh)
+    assert cfg.reptile_outer == "interpolate"
+    # two seeds: batched on a CPU (one seed of Reptile is routed to the sequential trainer)
+    ours = _batched.run_group(cfg, family, "reptile", [4, 5])
+    theirs = _batched.run_group(_cfg(seeds=(4, 5)), family, "reptile", [4, 5])
+    for a, b in zip(ours, theirs):
+        _assert_units_close(a, b)
