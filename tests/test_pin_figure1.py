@@ -1,0 +1,72 @@
+"""figures._figure1 pinned: the paper's protocol of Figure 1 against THEORY.md 9.1 (defaults of
+Table 9, the varied sets, steps, fine-tuning iterations, the k panel's truncation, the paper's
+N = 1000 on the k row against the official code's 5000), and the claims' verdicts at their
+boundaries -- LoRA-ML << SR only for T >= 3, with a factor strictly above 10 on the means and
+every LoRA-ML trial strictly below every SR trial, on the final record; SR worsening strictly
+with d.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from figures import _figure1 as F
+
+
+def test_the_paper_protocol_is_theory_9_1():
+    p = F._LINEAR_PAPER
+    assert p["base"] == {"T": 3, "d": 10, "k": 1, "N": 5000, "n": 100, "sigma": 0.1} and p["trials"] == 5
+    assert p["values"] == {"T": [2, 3, 5], "d": [5, 10, 20], "N": [100, 1000, 10000], "n": [100, 1000, 10000],
+                           "k": [1, 2, 3]}
+    assert (p["outer_steps"], p["inner_steps"], p["sr_epochs"]) == (3000, 10, 3000)
+    assert p["finetune_iters"] == {"T": 10000, "d": 1400, "N": 1000, "n": 1000, "k": 10000}
+    assert p["plot_max_iter"] == {"k": 1000}
+    assert p["sweep_overrides"] == {"k": {"N": 1000}}  # the paper's Table 9; the official code: 5000
+    assert F._OFFICIAL_OPTIONS == {"noise_std_squared": True, "symmetric_a_star": True, "sr_stray_adapters": True,
+                                   "shared_finetune_init": False}
+
+
+def _data(points):
+    """points: list of (sweep, value, T, lora_ml_final[trials], sr_final[trials]); two records
+    each, the first one far off so that only the last can decide."""
+    data = {"points": []}
+    for i, (sweep, value, T, ml, sr) in enumerate(points):
+        data["points"].append({"sweep": sweep, "value": value, "config": {"T": T, "n": 100}})
+        first = np.full((2, len(ml)), 1e9)
+        last = np.array([ml, sr], dtype=float)
+        data[f"loss_sum_{i}"] = np.stack([first, last], axis=-1).tolist()
+    return data
+
+
+def _claims(points):
+    return {c["claim"]: c for c in F.figure1_claims(_data(points))}
+
+
+@pytest.mark.parametrize("ml, sr, holds", [
+    ([1.0, 1.0], [10.5, 10.5], True),
+    ([1.0, 1.0], [10.0, 10.0], False),  # factor exactly 10 on the means: not far below
+    ([0.5, 1.5], [10.5, 12.0], True),
+    ([0.1, 2.0], [1.9, 40.0], False),  # means 1.05 vs 20.95 (factor 20), but one SR trial below a LoRA-ML one
+    ([0.1, 2.0], [2.0, 40.0], False),  # max LoRA-ML = min SR: not strictly below
+])
+def test_lora_ml_far_below_sr_at_its_boundaries(ml, sr, holds):
+    c = _claims([("T", 3, 3, ml, sr)])["LoRA-ML << SR at T=3"]
+    assert c["holds"] is holds
+    assert c["lora_ml_mean"] == float(np.mean(ml)) and c["sr_mean"] == float(np.mean(sr))
+
+
+def test_no_lora_ml_claim_at_two_tasks():
+    claims = _claims([("T", 2, 2, [1.0], [100.0]), ("T", 5, 5, [1.0], [100.0])])
+    assert set(claims) == {"LoRA-ML << SR at T=5"}
+
+
+@pytest.mark.parametrize("sr_means, holds", [([1.0, 2.0, 3.0], True), ([1.0, 2.0, 2.0], False),
+                                             ([1.0, 3.0, 2.0], False)])
+def test_sr_worsens_strictly_with_d(sr_means, holds):
+    pts = [("d", d, 2, [0.0], [m]) for d, m in zip((20, 5, 10), (sr_means[2], sr_means[0], sr_means[1]))]
+    c = _claims(pts)["SR worsens with d"]
+    assert c["holds"] is holds and c["d"] == [5, 10, 20] and c["sr_mean"] == sr_means
+
+
+def test_one_d_value_makes_no_d_claim():
+    assert "SR worsens with d" not in _claims([("d", 5, 3, [1.0], [100.0])])
