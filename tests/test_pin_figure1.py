@@ -48,6 +48,7 @@ def _claims(points):
     ([0.5, 1.5], [10.5, 12.0], True),
     ([0.1, 2.0], [1.9, 40.0], False),  # means 1.05 vs 20.95 (factor 20), but one SR trial below a LoRA-ML one
     ([0.1, 2.0], [2.0, 40.0], False),  # max LoRA-ML = min SR: not strictly below
+    ([1.0, 1.0], [5.0, 5.0], False),  # every trial below, but only a factor 5
 ])
 def test_lora_ml_far_below_sr_at_its_boundaries(ml, sr, holds):
     c = _claims([("T", 3, 3, ml, sr)])["LoRA-ML << SR at T=3"]
@@ -70,3 +71,11 @@ def test_sr_worsens_strictly_with_d(sr_means, holds):
 
 def test_one_d_value_makes_no_d_claim():
     assert "SR worsens with d" not in _claims([("d", 5, 3, [1.0], [100.0])])
+
+
+def test_summary_rows_state_sums_per_sample_losses_and_ratio():
+    data = _data([("n", 1000, 3, [2.0, 4.0], [60.0, 90.0])])
+    data["points"][0]["config"]["n"] = 1000
+    text = F.format_figure1_summary(data)
+    assert "| n | 1000 | 3 | 75 | 0.003 | 0.075 | 25 |" in text.splitlines()
+    assert "- HOLDS: LoRA-ML << SR at n=1000" in text.splitlines()
