@@ -295,9 +295,11 @@ def audit(
     e = scale_exponent(user_input.tasks)
     units = _Units(e)
     task_input = _normalised(user_input, e)
-    # a rescaled copy of the user's tasks is kept only for an enumeration (small instances)
+    # the user's tasks as given are read only by the exact enumeration: a rescaled input
+    # keeps them only when one runs (zeros of the same shape stand in otherwise)
     T_, d_ = user_input.tasks.shape[:2]
-    keep = e == 0 or enumeration == "on" or small_enough_for_auto(T_, d_)
+    enumerates = enumeration_runs(enumeration, T_, d_)
+    keep = e == 0 or enumerates
     user_input = SimpleNamespace(**{a: getattr(user_input, a) for a in ("source", "format", "keys", "truth_known")},
                                  tasks=user_input.tasks if keep else np.broadcast_to(0.0, user_input.tasks.shape))
     problem = audit_problem(task_input, k)
@@ -354,7 +356,6 @@ def audit(
     if enumeration == "on" and not algebra_available("msolve"):
         raise LandscapeInputError("--enumerate needs msolve (pip install '.[algebra]')")
     n_total = int(starts) + (0 if explicit is None else len(explicit) * len(method_list))
-    enumerates = enumeration_runs(enumeration, T_, d_)
     cost = estimate_audit_cost(problem.d, problem.T, problem.k, n_total, curvature=mode.mode, plots=bool(plots),
                                certify=bool(certify), truth_known=task_input.U_star is not None,
                                enumeration=enumerates)
