@@ -229,3 +229,24 @@ def test_the_cost_estimate_knows_whether_the_truth_is_given(monkeypatch, planted
     src = inst if planted else inst.problem.tasks
     ls.audit(src, 1, starts=1, certify=False, plots=False, progress=False, enumeration="off")
     assert seen["truth_known"] is planted
+
+
+def test_random_starts_up_to_the_array_limit_exactly(monkeypatch):
+    """The starting points may take MAX_ARRAY_BYTES (8 bytes per entry) and no more."""
+    inst, _ = ls.f2_spurious_instance()
+    limit = 8 * 2 * inst.problem.dim_U
+    monkeypatch.setattr(R, "MAX_ARRAY_BYTES", limit)
+    rep = ls.audit(inst.problem.tasks, 1, starts=2, seed=0, certify=False, plots=False, enumeration="off",
+                   progress=False)
+    assert rep.data["summary"]["n_runs"] == 2
+    with pytest.raises(ls.LandscapeInputError, match="--starts 3: the starting points alone would take"):
+        ls.audit(inst.problem.tasks, 1, starts=3, seed=0, certify=False, plots=False, enumeration="off",
+                 progress=False)
+
+
+def test_identical_tasks_take_their_scale_from_the_common_task():
+    """No deviation between tasks: the scale is ||mean task||_F (here 2^41 x 1), so e = 40,
+    even where every row of the task sums to 0."""
+    A = np.array([[1.0, -1.0], [1.0, -1.0]]) * 2.0**40
+    assert R.scale_exponent(np.stack([A, A, A])) == 40
+    assert R.scale_exponent(np.stack([A, A, A]) * 2.0**-100) == -60
