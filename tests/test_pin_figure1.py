@@ -79,3 +79,42 @@ def test_summary_rows_state_sums_per_sample_losses_and_ratio():
     text = F.format_figure1_summary(data)
     assert "| n | 1000 | 3 | 75 | 0.003 | 0.075 | 25 |" in text.splitlines()
     assert "- HOLDS: LoRA-ML << SR at n=1000" in text.splitlines()
+
+
+def _render_data(values: int = 3, trials: int = 2, iters: int = 41):
+    """A Figure 1 record small enough to draw: ``values`` points per sweep, T = 3, losses
+    falling geometrically (LoRA-ML below SR), every point fine-tuned for ``iters`` - 1
+    iterations recorded at each one."""
+    points, data = [], {}
+    its = np.arange(iters)
+    for sweep in F.SWEEPS:
+        for v in range(values):
+            i = len(points)
+            points.append({"sweep": sweep, "value": v + 1,
+                           "config": {"T": 3, "n": 100, "finetune_iters": iters - 1}})
+            decay = np.exp(-its / (10.0 + v))
+            data[f"iterations_{i}"] = its.tolist()
+            data[f"loss_sum_{i}"] = np.stack([np.stack([decay * (1 + 0.1 * t) for t in range(trials)]),
+                                              np.stack([50 + decay * (1 + 0.1 * t) for t in range(trials)])]).tolist()
+    data["points"] = points
+    return data
+
+
+@pytest.mark.parametrize("values", [2, 3])
+def test_every_curve_of_a_panel_has_its_own_marker_positions(figures_saved, tmp_path, values):
+    """Markers are staggered over all 2 x values curves of a panel, LoRA-ML's first: no
+    two curves share a marker position, and the stagger slots are the curves' draw order --
+    LoRA-ML's value c in slot c, SR's in slot values + c (a slot counted from either method
+    alone would put two curves' markers on the same iterations)."""
+    F.render_figure1(_render_data(values), tmp_path, "fig1-test")
+    fig = figures_saved[-1]
+    for ax in fig.axes[:len(F.SWEEPS)]:
+        lines = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
+        assert len(lines) == 2 * values
+        firsts = [ln.get_xdata()[ln.get_markevery()[0]] for ln in lines]
+        assert len(set(firsts)) == 2 * values, firsts
+        # draw order: LoRA-ML's values, then SR's, markers shifted by one slot per curve
+        assert firsts == sorted(firsts)
+        x = np.asarray(lines[0].get_xdata())
+        for slot, ln in enumerate(lines):
+            assert list(ln.get_markevery()) == F._marker_positions(x, slot, 2 * values)
