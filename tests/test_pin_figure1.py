@@ -118,3 +118,52 @@ def test_every_curve_of_a_panel_has_its_own_marker_positions(figures_saved, tmp_
         x = np.asarray(lines[0].get_xdata())
         for slot, ln in enumerate(lines):
             assert list(ln.get_markevery()) == F._marker_positions(x, slot, 2 * values)
+
+
+def test_the_per_sample_panel_divides_each_sum_by_its_own_n(figures_saved, tmp_path):
+    """The "vary n" panel draws the mean over trials of loss_sum / n, with each point's own
+    n (the other panels the sums themselves)."""
+    data = _render_data(values=2)
+    for i, p in enumerate(data["points"]):
+        if p["sweep"] == "n":
+            p["config"]["n"] = 7 * (i + 1)
+    F.render_figure1(data, tmp_path, "fig1-n")
+    axes = figures_saved[-1].axes
+    for ax, sweep in zip(axes, F.SWEEPS):
+        idx = [i for i, p in enumerate(data["points"]) if p["sweep"] == sweep]
+        lines = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
+        for method_index in range(2):
+            for c, i in enumerate(idx):
+                L = np.asarray(data[f"loss_sum_{i}"])[method_index]
+                want = L.mean(0) / (data["points"][i]["config"]["n"] if sweep == "n" else 1)
+                got = lines[method_index * len(idx) + c].get_ydata()
+                np.testing.assert_allclose(got, want[:len(got)], rtol=1e-15, atol=0)
+
+
+def test_figure1_runs_in_this_process_unless_told_otherwise(monkeypatch, tmp_path):
+    """Without ``workers`` in the configuration and without an executor, the groups run in
+    one worker (this process): parallel runs are asked for, never assumed."""
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(executor, workers):
+        asked.append((executor, workers))
+        raise Stop
+
+    monkeypatch.setattr(F, "_executor_or_default", capture)
+    with pytest.raises(Stop):
+        F.compute_figure1(dict(F._LINEAR_SMOKE), tmp_path, progress=False)
+    assert asked == [(None, 1)]
+
+
+def test_smoke_keeps_the_papers_equal_retraining_budgets():
+    """The paper gives SR as many retraining epochs as LoRA-ML outer steps (3000 each); the
+    smoke configuration shrinks both alike, so its comparison keeps that balance, and keeps
+    the paper's seed, noise level and the k row's override."""
+    paper, smoke = F._LINEAR_PAPER, F._LINEAR_SMOKE
+    assert paper["sr_epochs"] == paper["outer_steps"] == 3000
+    assert smoke["sr_epochs"] == smoke["outer_steps"] == 15
+    assert smoke["seed"] == paper["seed"] and smoke["sweep_overrides"] == paper["sweep_overrides"]
+    assert smoke["base"]["sigma"] == paper["base"]["sigma"]
