@@ -22,7 +22,7 @@ shape (the cost does not depend on their content), so no data set is needed.
 Committed records (``benchmarks/records/bench_real-*.json``): the CPU Table 1's size (width
 32, batch 8, 200 images per task; ``table1-s{1,5}``) and the default size (``w64-s{1,5}``)
 for one and five seeds; ``-v3`` with malloc kept on the heap (``bench_malloc.py``), the
-earlier versions before it.
+earlier versions before it; ``-v4`` the five-seed runs of both sizes again on a second 2-core CPU.
 
 Usage::
 

@@ -381,6 +381,30 @@ def test_cpu_engine_benchmark_paragraph_is_its_records():
     assert "The 40 % target is not met" in text
 
 
+def test_cpu_engine_second_machine_sentence_is_its_records():
+    def rows(name):
+        return json.loads((ROOT / f"benchmarks/records/bench_real-{name}.json").read_text())["rows"]
+
+    text = " ".join(README.split())
+    w5, t5 = rows("w64-s5-v4"), rows("table1-s5-v4")
+
+    def span(rs, key, scale=100, fmt="{:.0f}"):
+        vals = [scale * r[key] for r in rs]
+        return f"{fmt.format(min(vals))}-{fmt.format(max(vals))}"
+
+    assert all(r["route"] == "batched" and r["cpu_ratio_batched_over_sequential"] < 1 for r in w5 + t5)
+    assert (f"at width 64 the batched engine reaches {span(w5, 'batched_fraction_of_matmul')} % of `torch.mm` in "
+            f"{span(w5, 'cpu_ratio_batched_over_sequential', 1, '{:.2f}')} of the sequential") in text
+    assert (f"at the CPU Table 1's size {span(t5, 'batched_fraction_of_matmul')} % in "
+            f"{span(t5, 'cpu_ratio_batched_over_sequential', 1, '{:.2f}')}, its matrix products at "
+            f"{span(t5, 'batched_matmul_only_fraction_of_matmul')} % of `torch.mm` at their shapes taking "
+            f"{span(t5, 'batched_matmul_share_of_time')} % of its time") in text
+    # the sentence "the target holds at width 64 and still not at the Table 1 size"
+    assert min(100 * r["batched_fraction_of_matmul"] for r in w5) >= 40
+    assert max(100 * r["batched_fraction_of_matmul"] for r in t5) < 40
+    assert "the target holds at width 64 and still not at the Table 1 size" in text
+
+
 def test_malloc_sentence_is_its_record():
     rec = json.loads((ROOT / "benchmarks/records/malloc.json").read_text())
     text = " ".join(README.split())
