@@ -1,0 +1,100 @@
+"""tools/cr_record.py: the committed record of a cosmic-ray session, and a second session of
+an unchanged module joined to it (``--merge``, ``--new-against``) -- the counts the mutation
+summary and the README's claim are computed from."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cr_record():
+    spec = importlib.util.spec_from_file_location("cr_record", ROOT / "tools/cr_record.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(job, op, pos, outcome, diff=None, worker="normal"):
+    item = {"job_id": job, "mutations": [{"module_path": "m.py", "operator_name": op, "occurrence": 0,
+                                          "start_pos": list(pos), "end_pos": [pos[0], pos[1] + 1]}]}
+    if outcome == "skipped":
+        return [item, {"worker_outcome": "skipped"}]
+    return [item, {"worker_outcome": worker, "test_outcome": outcome, "diff": diff or f"-{op}{pos}\n+x"}]
+
+
+def _dump(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _read(path):
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    return lines[0], lines[1:]
+
+
+def _session(tmp_path, name, drawn, total=10):
+    """A dump of ``total`` mutants: ``drawn`` is ``{(op, pos): outcome}``, the rest skipped."""
+    rows = [_row(f"{name}{i}", op, pos, out) for i, ((op, pos), out) in enumerate(drawn.items())]
+    rows += [_row(f"{name}s{i}", "skip", (100 + i, 0), "skipped") for i in range(total - len(drawn))]
+    return _dump(tmp_path / f"{name}.jsonl", rows)
+
+
+def test_record_keeps_the_drawn_mutants_and_counts_the_rest(cr_record, tmp_path):
+    d = _session(tmp_path, "a", {("A", (1, 0)): "killed", ("B", (2, 0)): "survived"})
+    assert cr_record.main([str(d), str(tmp_path / "r.jsonl")]) == 0
+    head, rows = _read(tmp_path / "r.jsonl")
+    assert head == {"module_path": "m.py", "mutants": 10, "skipped": 8}
+    assert [r[0]["mutations"][0]["operator_name"] for r in rows] == ["A", "B"]
+
+
+def test_a_mutant_that_was_not_built_is_left_out_and_counted(cr_record, tmp_path):
+    rows = [_row("a0", "A", (1, 0), "killed"), _row("a1", "B", (2, 0), "survived", worker="exception"),
+            _row("a2", "C", (3, 0), "skipped")]
+    assert cr_record.main([str(_dump(tmp_path / "d.jsonl", rows)), str(tmp_path / "r.jsonl")]) == 0
+    head, kept = _read(tmp_path / "r.jsonl")
+    assert head == {"module_path": "m.py", "mutants": 3, "skipped": 2, "not_built": 1} and len(kept) == 1
+
+
+def test_merge_is_the_union_with_the_new_outcome_of_a_mutant_drawn_twice(cr_record, tmp_path):
+    first = _session(tmp_path, "a", {("A", (1, 0)): "killed", ("B", (2, 0)): "survived"})
+    cr_record.main([str(first), str(tmp_path / "rec.jsonl")])
+    second = _session(tmp_path, "b", {("B", (2, 0)): "killed", ("C", (3, 0)): "survived"})
+    assert cr_record.main([str(second), str(tmp_path / "m.jsonl"), "--merge", str(tmp_path / "rec.jsonl")]) == 0
+    head, rows = _read(tmp_path / "m.jsonl")
+    assert head == {"module_path": "m.py", "mutants": 10, "skipped": 7}
+    got = {r[0]["mutations"][0]["operator_name"]: r[1]["test_outcome"] for r in rows}
+    assert got == {"A": "killed", "B": "killed", "C": "survived"}
+    # the first pass of the second session: only the mutants the record did not hold
+    assert cr_record.main([str(second), str(tmp_path / "f.jsonl"), "--new-against", str(tmp_path / "rec.jsonl")]) == 0
+    head, rows = _read(tmp_path / "f.jsonl")
+    assert head == {"module_path": "m.py", "mutants": 10, "skipped": 9}
+    assert [r[0]["mutations"][0]["operator_name"] for r in rows] == ["C"]
+
+
+@pytest.mark.parametrize("flag", ["--merge", "--new-against"])
+def test_a_changed_module_is_refused(cr_record, tmp_path, capsys, flag):
+    cr_record.main([str(_session(tmp_path, "a", {("A", (1, 0)): "killed"})), str(tmp_path / "rec.jsonl")])
+    # another number of mutants: another source
+    other = _session(tmp_path, "b", {("A", (1, 0)): "killed"}, total=11)
+    assert cr_record.main([str(other), str(tmp_path / "x.jsonl"), flag, str(tmp_path / "rec.jsonl")]) == 2
+    assert "not the same source" in capsys.readouterr().err
+    # the same position with another diff: the lines moved
+    moved = _dump(tmp_path / "c.jsonl", [_row("c0", "A", (1, 0), "killed", diff="-y\n+z")]
+                  + [_row(f"cs{i}", "skip", (100 + i, 0), "skipped") for i in range(9)])
+    assert cr_record.main([str(moved), str(tmp_path / "x.jsonl"), flag, str(tmp_path / "rec.jsonl")]) == 2
+    assert "the module changed" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_bad_usage_exits_2(cr_record, tmp_path, capsys):
+    d = _session(tmp_path, "a", {("A", (1, 0)): "killed"})
+    for argv in ([str(d)], [str(d), str(tmp_path / "o"), "--merge"], [str(d), str(tmp_path / "o"), "--merge",
+                                                                        str(tmp_path / "missing.jsonl")]):
+        assert cr_record.main(argv) == 2
+    assert capsys.readouterr().err.count("usage") == 3
