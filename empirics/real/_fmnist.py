@@ -50,7 +50,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     n = int(np.prod(dims))
     offset = 4 + 4 * ndim
     if len(raw) - offset != n * dtype.itemsize:
-        raise ValueError(f"{path}: header says {tuple(dims)} but the payload has "
+        raise ValueError(f"{path}: header says {tuple(int(v) for v in dims)} but the payload has "
                          f"{len(raw) - offset} bytes")
     return np.frombuffer(raw, dtype=dtype, count=n, offset=offset).reshape(dims).astype(dtype.newbyteorder("="))
 
@@ -78,6 +78,8 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, *, reader: str = "
         ``FashionMNIST/raw``. Default: the Debian package's folder.
     reader : {"auto", "torchvision", "numpy"}
     """
+    if reader not in ("auto", "torchvision", "numpy"):
+        raise ValueError(f"reader must be auto|torchvision|numpy, got {reader!r}")
     root = Path(root) if root is not None else DEFAULT_FMNIST_ROOT
     use_tv = reader == "torchvision" or (reader == "auto" and _torchvision_available()
                                          and (root / "FashionMNIST" / "raw").is_dir())

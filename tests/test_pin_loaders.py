@@ -1,0 +1,137 @@
+"""The real-data readers pinned: Fashion-MNIST's idx format (magic, sizes of every element
+type, the size check and its message), which reader a ``reader=`` value picks, and the
+CIFAR-10 decoder's metadata (``batches.meta`` as the original layout holds it) and the
+reader's errors. Fixtures are written by the tests (no shared data)."""
+from __future__ import annotations
+
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from empirics.real import _cifar, _fixtures, _fmnist  # noqa: E402
+
+
+def _idx(path, array: np.ndarray, code: int):
+    array = np.asarray(array)
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    path.write_bytes(header + array.astype(array.dtype.newbyteorder(">")).tobytes())
+    return path
+
+
+@pytest.mark.parametrize("code,dtype", [(0x08, np.uint8), (0x09, np.int8), (0x0B, np.int16), (0x0C, np.int32),
+                                        (0x0D, np.float32), (0x0E, np.float64)])
+def test_idx_reads_every_element_type_big_endian(tmp_path, code, dtype):
+    """The payload is n elements of the type's size (n * itemsize bytes), big-endian."""
+    a = (np.arange(24).reshape(2, 3, 4) * 37 - 300).astype(dtype) if dtype != np.uint8 else \
+        np.arange(24, dtype=np.uint8).reshape(2, 3, 4) * 7
+    got = _fmnist.read_idx(_idx(tmp_path / "a", a, code))
+    assert got.dtype == np.dtype(dtype) and got.dtype.isnative
+    np.testing.assert_array_equal(got, a)
+
+
+def test_idx_size_check_names_the_header_and_the_payload(tmp_path):
+    p = _idx(tmp_path / "a", np.zeros((2, 3), np.int32), 0x0C)
+    p.write_bytes(p.read_bytes()[:-3])  # 24 payload bytes announced, 21 there
+    with pytest.raises(ValueError, match=r"header says \(2, 3\) but the payload has 21 bytes"):
+        _fmnist.read_idx(p)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00", b"\x00\x00", b"\x00\x00\x08", b"\x01\x00\x08\x01",
+                                 b"\x00\x01\x08\x01", b"\x00\x00\x07\x01"])
+def test_idx_magic_short_or_wrong_is_not_an_idx_file(tmp_path, raw):
+    """Fewer than 4 bytes, a nonzero first or second byte, or an unknown type code."""
+    p = tmp_path / "bad"
+    p.write_bytes(raw)
+    with pytest.raises(ValueError, match="not an idx file"):
+        _fmnist.read_idx(p)
+
+
+def _fmnist_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    labels = np.arange(6, dtype=np.uint8)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem, arr in [("train-images-idx3-ubyte", imgs), ("train-labels-idx1-ubyte", labels),
+                      ("t10k-images-idx3-ubyte", imgs[:3]), ("t10k-labels-idx1-ubyte", labels[:3])]:
+        _fixtures.write_idx(raw / stem, arr)
+    return imgs, labels
+
+
+@pytest.fixture
+def fake_torchvision(monkeypatch):
+    """A stand-in ``torchvision.datasets.FashionMNIST`` (this torch build has no torchvision)
+    that serves fixed arrays, and ``_torchvision_available`` saying it imports."""
+    import torch
+
+    class FashionMNIST:
+        def __init__(self, root, train):
+            n = 4 if train else 2
+            self.data = torch.full((n, 28, 28), 9, dtype=torch.uint8)
+            self.targets = torch.arange(n)
+
+    datasets = types.ModuleType("torchvision.datasets")
+    datasets.FashionMNIST = FashionMNIST
+    tv = types.ModuleType("torchvision")
+    tv.datasets = datasets
+    monkeypatch.setitem(sys.modules, "torchvision", tv)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
+    monkeypatch.setattr(_fmnist, "_torchvision_available", lambda: True)
+
+
+@pytest.mark.parametrize("reader,expect", [("torchvision", "torchvision"), ("auto", "torchvision"),
+                                           ("numpy", "numpy")])
+def test_reader_choice(tmp_path, fake_torchvision, reader, expect):
+    """``torchvision`` always asks torchvision, ``numpy`` never does, ``auto`` does where it
+    imports and the root holds its ``FashionMNIST/raw`` folder."""
+    imgs, _ = _fmnist_folders(tmp_path)
+    a = _fmnist.load_fashion_mnist(tmp_path, reader=reader, verbose=False)
+    assert a.reader.startswith(expect)
+    assert len(a.train_x) == (4 if expect == "torchvision" else 6)
+
+
+def test_auto_without_torchvision_or_its_folder_reads_idx(tmp_path, fake_torchvision, monkeypatch):
+    imgs, labels = _fmnist_folders(tmp_path)
+    flat = tmp_path / "flat"
+    (tmp_path / "FashionMNIST" / "raw").rename(flat)
+    a = _fmnist.load_fashion_mnist(flat, reader="auto", verbose=False)  # no FashionMNIST/raw under it
+    assert a.reader.startswith("numpy") and a.train_y.tolist() == labels.tolist()
+    monkeypatch.setattr(_fmnist, "_torchvision_available", lambda: False)
+    _fmnist_folders(tmp_path / "again")
+    assert _fmnist.load_fashion_mnist(tmp_path / "again", verbose=False).reader.startswith("numpy")
+
+
+def test_unknown_reader_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="reader must be auto|torchvision|numpy"):
+        _fmnist.load_fashion_mnist(tmp_path, reader="pil")
+
+
+def test_cifar10_has_sixty_thousand_images():
+    """50,000 training and 10,000 test images (the decoding bar's total), 32 x 32 x 3."""
+    assert _cifar.N_IMAGES == 60_000 == 50_000 + 10_000
+    assert (_cifar.SIDE, _cifar.CHANNELS, _cifar.N_TRAIN_BATCHES) == (32, 3, 5)
+
+
+def test_decoded_batches_meta_is_the_original_layouts(tmp_path):
+    """``batches.meta`` as in the original download: the ten names, images per training
+    batch, and 3072 values per image (32 * 32 * 3)."""
+    archive = tmp_path / "tiny.tar.xz"
+    _fixtures.write_jpeg_archive(archive, np.random.default_rng(5), n_train=2, n_test=1)
+    root = _cifar.decode_jpeg_archive(archive, tmp_path / "cache", verbose=False)
+    with open(root / _cifar.BATCHES_DIR / "batches.meta", "rb") as f:
+        meta = pickle.load(f)
+    assert meta == {"label_names": list(_cifar.CIFAR10_CLASSES), "num_cases_per_batch": 4, "num_vis": 3072}
+
+
+@pytest.mark.parametrize("names", [None, "airplane", [1, 2]])
+def test_cifar_meta_without_a_list_of_names_is_refused_naming_the_file(tmp_path, names):
+    root = _fixtures.write_cifar_batches(tmp_path, np.random.default_rng(6), per_batch=2, n_test=2)
+    meta = root / _cifar.BATCHES_DIR / "batches.meta"
+    meta.write_bytes(pickle.dumps({} if names is None else {"label_names": names}))
+    with pytest.raises(ValueError, match=r"batches\.meta: 'label_names' is not a list of names"):
+        _cifar.read_cifar_batches(root)
