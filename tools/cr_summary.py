@@ -120,7 +120,10 @@ def main(argv=None) -> int:
               + (f" ({s['other']} with an abnormal cosmic-ray outcome)" if s["other"] else ""))
     for mod, item, res in survivors:
         m = item["mutations"][0]
-        tag = f"equivalent: {equiv[item['job_id']]}" if item["job_id"] in equiv else "SURVIVED"
+        why = equiv.get(item["job_id"])
+        # a reason names its kind ("equivalent: ...", "free parameter: ..."); older ones did not
+        tag = "SURVIVED" if why is None else why if why.startswith(("equivalent", "free parameter")) \
+            else f"equivalent: {why}"
         print(f"\n{mod}:{m['start_pos'][0]} {m['operator_name']} in {m.get('definition_name')} "
               f"[{item['job_id']}] {tag}")
         print("\n".join(ln for ln in (res.get("diff") or "").splitlines() if ln[:1] in "+-" and ln[:3] not in ("---", "+++")))
