@@ -48,3 +48,61 @@ def test_thm31_tolerance_text_is_the_largest_relative_tolerance():
     res = check_thm31(np.random.default_rng(0), sizes=((4, 2, 1), (5, 3, 1)), draws=2000, batch=1000)
     stated = float(re.search(r"<= ([\d.]+)% of the formula", res.tolerance).group(1))
     assert stated == pytest.approx(100 * max(c.tolerance / abs(c.predicted) for c in res.cases), abs=0.05)
+
+
+def test_eq7_8_verdict_is_its_stated_tolerance_at_the_boundary():
+    """A case passes exactly when |est - pred| <= Z_CRITICAL standard errors, the tolerance
+    it reports: shifting the estimate by 1.01 and by 0.99 tolerances (a wrong noise offset,
+    the check's negative control) fails and passes it."""
+    from theory._checks_sr import check_eq7_8 as check
+
+    kw = dict(N=4000, perturbations=(1.0,))
+    base = check(np.random.default_rng(3), **kw).cases[0]
+    gap = base.measured - base.predicted
+    for factor, passes in ((1.01, False), (0.99, True), (-0.99, True), (-1.01, False)):
+        # the estimate is 1/2 (mean - offset): an offset larger by 2 s moves it by -s
+        shift = factor * base.tolerance - gap
+        case = check(np.random.default_rng(3), noise_offset=lambda d, s, sh=shift: d * s**2 - 2 * sh, **kw).cases[0]
+        assert case.tolerance == base.tolerance
+        assert case.measured - case.predicted == pytest.approx(factor * base.tolerance, rel=1e-9, abs=0)
+        assert case.passed is passes
+
+
+@pytest.mark.parametrize("T,d", [(3, 10), (5, 4), (2, 7)])
+def test_eq11_12_gradient_tolerance_is_4_T_d_eps_max_task_norm(T, d):
+    """The rounding allowance of the SR gradient sum_t (A_SR - A*_t): 4 T d eps times the
+    largest task norm, no looser."""
+    from theory._checks_sr import EPS
+    from landscape import random_instance
+
+    res = check_eq11_12(np.random.default_rng(7), d=d, T=T, N=200)
+    tasks = random_instance(np.random.default_rng(7), d, T, 1).problem.tasks
+    want = 4 * T * d * EPS * float(np.max(np.linalg.norm(tasks, axis=(1, 2))))
+    assert res.cases[0].tolerance == pytest.approx(want, rel=1e-15, abs=0)
+    assert res.cases[0].passed and res.cases[0].measured <= want
+
+
+@pytest.mark.parametrize("d,k", [(12, 1), (12, 2), (4, 1)])
+def test_appc_rank_cases_predict_min_d_tk(d, k):
+    """rank(Zbar) = min(d, T k) and rank(Z_{T+1} - Zbar) = min(d, (T+1) k): the predicted
+    value is the formula, and the verdict is measured == predicted."""
+    from theory._checks_sr import check_appC
+
+    Ts = (2, 3, 5)
+    res = check_appC(np.random.default_rng(1), d=d, k=k, Ts=Ts, reps=50)
+    ranks = [c for c in res.cases if "rank(Z" in c.label]
+    want = [v for T in Ts for v in (min(d, T * k), min(d, (T + 1) * k))]
+    assert [c.predicted for c in ranks] == want
+    assert all(c.passed == (c.measured == c.predicted) for c in ranks) and all(c.passed for c in ranks)
+
+
+def test_r31_default_sizes_cover_both_sides_of_tk_equal_d():
+    """Rank inflation rank[U*_1..U*_T] = min(d, T k) is checked by default where T k < d
+    (with k = 1 and with k >= 2), at T k = d, and where T k > d."""
+    from theory._checks_sr import check_r31
+
+    res = check_r31(np.random.default_rng(0), subsets=5)
+    sizes = {tuple(int(v) for v in re.match(r"d=(\d+) k=(\d+) T=(\d+):", c.label).groups())
+             for c in res.cases if re.match(r"d=\d+ k=\d+ T=\d+:", c.label)}
+    regimes = {(("<" if T * k < d else "=" if T * k == d else ">"), k >= 2) for d, k, T in sizes}
+    assert {("<", False), ("<", True), ("=", True), (">", True)} <= regimes
