@@ -443,3 +443,22 @@ def test_gram_form_of_the_family_distance_is_the_definition(scale):
     assert _family_distance(X, None, True) == pytest.approx(np.linalg.norm(D(X)), rel=1e-12)
     assert _family_distance(X, Y, True) == pytest.approx(np.linalg.norm(D(X) - D(Y)), rel=1e-7)
     assert _family_distance(D(X), D(Y), False) == pytest.approx(np.linalg.norm(D(X) - D(Y)), rel=1e-12)
+
+
+def test_loss_tolerance_is_at_least_the_round_off_floor(f2):
+    """G is computed from residuals of size ~ ||tasks|| + sum ||U_t||^2, so its round-off is
+    0.5 (ROUNDOFF_FACTOR eps (||tasks||_F + ||U||_F^2))^2: the tolerance is never below it,
+    and is exactly it where no positive curvature bounds G (no lambda_+; a planted spectrum
+    of zeros), so a global minimum with G at round-off level is still recognised."""
+    from landscape._classify import ROUNDOFF_FACTOR
+
+    inst, U, spec = f2
+    p = inst.problem
+    U0 = inst.U_star
+    floor = 0.5 * (ROUNDOFF_FACTOR * np.finfo(float).eps
+                   * (float(np.linalg.norm(p.tasks)) + float(np.sum(U0 * U0)))) ** 2
+    g = ls.classify(p, U0)
+    assert g.loss_tolerance >= floor
+    flat = ls.classify(p, U0, spectrum=_planted(spec, np.zeros(spec.eigenvalues.size)))
+    assert flat.loss_tolerance == pytest.approx(floor, rel=1e-15, abs=0)
+    assert flat.loss <= flat.loss_tolerance and flat.kind == GLOBAL_MINIMUM
