@@ -118,3 +118,25 @@ def test_f1_points_are_zero_loss_points_of_f1_on_every_branch(s1, s2):
 def test_f1_branch_signs_other_than_plus_minus_one_are_refused(s1, s2):
     with pytest.raises(LandscapeInputError, match="signs are"):
         ls.f1_point(0.3, s1, s2)
+
+
+@pytest.mark.parametrize("seed", [7, 12])
+def test_thm33_minimiser_refusal_names_the_first_factor_one_based(seed):
+    """Where the construction does not apply, the error names the first W_t - Q that is not
+    PSD, counting t from 1 as THEORY.md does (these instances fail at every t, so in every
+    cyclic order it is W_1), with its negative eigenvalue; the verdict is relative, so it
+    does not change when the factors are scaled."""
+    import re
+
+    from landscape._instances import thm33_counterexample_minimiser
+
+    w = np.random.default_rng(seed).standard_normal((3, 2))
+    for shift in range(3):
+        for scale in (1e-6, 1.0, 1e6):
+            with pytest.raises(ArithmeticError) as err:
+                thm33_counterexample_minimiser(scale * np.roll(w, shift, axis=0))
+            m = re.match(r"W_(\d) - Q is not PSD \(eigenvalues (\S+), (\S+)\)", str(err.value))
+            assert m and m.group(1) == "1" and float(m.group(2)) < 0, str(err.value)
+    ok = np.random.default_rng(0).standard_normal((3, 2))
+    for scale in (1e-6, 1e6):
+        thm33_counterexample_minimiser(scale * ok)

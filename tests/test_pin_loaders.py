@@ -275,3 +275,63 @@ def test_scoring_is_chunked_when_more_sequences_than_the_chunk(n, c, chunk, piec
         out = LanguageFamily._logits(fam, model, batch)
     assert len(seen) == pieces and sum(seen) == n * c and max(seen) <= (chunk or n * c)
     torch.testing.assert_close(out[..., 0], ids.sum(-1).float(), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- ConvAI2 persona tasks
+def _train_file_split(tmp_path, n_retrain):
+    """The official split with a user's own train file (fixture personas rewritten, since
+    ConvAI2's train personas are not its valid personas)."""
+    from empirics.real import _convai2
+
+    v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(1), episodes_per_persona=5)
+    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    tr = _fixtures.write_parlai_dialogues(tmp_path / "train.txt", np.random.default_rng(2), episodes_per_persona=5)
+    tr.write_text(tr.read_text().replace("your persona: i ", "your persona: we "))
+    _fixtures.write_persona_map(tmp_path / "maps", split="train")
+    tmap = _convai2.load_persona_map(maps / "train_persona_map")
+    tmap = {c: [sorted("we " + x[2:] for x in p) for p in ps] for c, ps in tmap.items()}
+    (maps / "train_persona_map").write_bytes(pickle.dumps(tmap))
+    return _convai2.build_persona_split(v, train_file=tr, map_dir=maps, n_test=2, n_retrain=n_retrain)
+
+
+@pytest.mark.parametrize("n_retrain", [2, 3])
+def test_train_file_split_names_the_ranks_it_retrains_on(tmp_path, n_retrain):
+    split = _train_file_split(tmp_path, n_retrain)
+    assert len(split.retrain) == n_retrain
+    assert split.source["retrain_ranks"] == f"0-{n_retrain - 1} of the train file"
+    assert f"(official reader ranks 0-{n_retrain - 1}," in split.note and "ranks 0-1)." in split.note
+
+
+def test_a_split_needs_one_retraining_task_and_one_is_enough():
+    from empirics.real import _convai2
+
+    task = types.SimpleNamespace(cluster=1, personas=frozenset({"a"}))
+    test = types.SimpleNamespace(cluster=2, personas=frozenset({"b"}))
+    one = _convai2.PersonaSplit(retrain=[task], test=[test], note="", source={})
+    assert _convai2._checked(one, None) is one
+    with pytest.raises(ValueError, match="no retraining persona tasks"):
+        _convai2._checked(_convai2.PersonaSplit(retrain=[], test=[test], note="", source={}), None)
+
+
+def test_normalized_selection_draws_candidates_from_default_rng_0(monkeypatch, tmp_path):
+    """Without ``rng``, regenerated candidates come from ``numpy.random.default_rng(0)``
+    (reproducible by default)."""
+    from empirics.real import _convai2
+
+    got = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(path, split, map_dir, assignment, rng):
+        got.append(rng)
+        raise Stop
+
+    monkeypatch.setattr(_convai2, "_episodes_with_clusters", capture)
+    with pytest.raises(Stop):
+        _convai2.build_persona_split(tmp_path / "v.json", map_dir=tmp_path, selection="normalized")
+    assert got[0].bit_generator.state == np.random.default_rng(0).bit_generator.state
+    mine = np.random.default_rng(5)
+    with pytest.raises(Stop):
+        _convai2.build_persona_split(tmp_path / "v.json", map_dir=tmp_path, selection="normalized", rng=mine)
+    assert got[1] is mine
