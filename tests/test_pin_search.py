@@ -212,3 +212,60 @@ def test_gradient_descent_counts_its_iterations():
     U0 = 3.0 * rng.standard_normal((2, 3, 4, 1))
     for r in ls.gradient_descent(p, U0, max_iter=3, spectrum=False, polish=False):
         assert r.iterations == 3 and "iteration limit 3" in r.stop_reason, (r.iterations, r.stop_reason)
+
+
+# --------------------------------------------------------------------------------------
+# survivors of a second cosmic-ray sample of descent.py: the Armijo test's ||g||^2, the
+# first trial step, an escape cut short by the iteration limit
+# --------------------------------------------------------------------------------------
+def test_armijo_test_is_given_the_squared_gradient_norm(monkeypatch):
+    """The sufficient decrease asked of a step alpha is ARMIJO_C * alpha * ||grad G||^2:
+    the descent hands each trial the squared norm of the gradient it steps along."""
+    p, _ = _nonsym_problem(3, 4, 2, 5)
+    seen = []
+    orig = _search._DenseBatch.trials
+
+    def trials(self, U, f, g, aux, alphas, gsq):
+        seen.append(np.max(np.abs(gsq - np.einsum("stij,stij->s", g, g)) / np.einsum("stij,stij->s", g, g)))
+        return orig(self, U, f, g, aux, alphas, gsq)
+
+    assert patch_everywhere(monkeypatch, "landscape._search", "uses_factored", lambda problem: False)
+    monkeypatch.setattr(_search._DenseBatch, "trials", trials)
+    starts = 0.3 * _search.random_starts(p, np.random.default_rng(6), 3)
+    _search._descent_batch(p, starts, max_iter=20, gtol=1e-12)
+    assert len(seen) >= 20 and max(seen) <= 1e-15
+
+
+def test_initial_step_is_below_one_over_the_hessian_norm():
+    """The first trial step 1 / (6 max_t ||U_t||^2 + 2 sqrt(2 G) + s) bounds the reduced
+    Hessian's norm from above (checked against the dense Hessian from reduced_hvp), at
+    U of size s^(1/2) x 1e-3, 1 and 1e3: the largest ratio found is 0.67."""
+    from landscape._search.descent import initial_step
+    from landscape._search.result import problem_scale
+
+    worst = 0.0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        d, T, k = (int(v) for v in (rng.integers(2, 6), rng.integers(2, 5), rng.integers(1, 3)))
+        p = ls.random_instance(rng, d, T, k).problem
+        for scale in (1e-3, 1.0, 1e3):
+            U = scale * rng.standard_normal((T, d, k))
+            H = np.array([p.reduced_hvp(U, e.reshape(U.shape)).ravel() for e in np.eye(U.size)])
+            norm = np.linalg.norm(0.5 * (H + H.T), 2)
+            step = initial_step(U[None], np.array([p.reduced_loss(U)]), problem_scale(p))[0]
+            worst = max(worst, norm * step)
+    assert worst <= 1.0, worst
+
+
+def test_pgd_cut_short_in_an_escape_window_returns_the_point_before_the_perturbation():
+    """At a strict saddle (F.1's U = 0) PGD perturbs at once; when the iteration limit
+    falls inside the escape window, the escape is unfinished and the point it started
+    from is returned, not a point on the way."""
+    from landscape._instances import f1_instance
+
+    p = f1_instance().problem
+    U0 = np.zeros((1, 2, 2, 1))
+    U, iters, reasons = _search._descent_batch(p, U0, max_iter=5, gtol=1e-10, rng=np.random.default_rng(0),
+                                               perturb=True)
+    assert "iteration limit 5" in reasons[0]
+    assert np.array_equal(U, U0)

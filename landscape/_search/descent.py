@@ -113,6 +113,17 @@ class _FactoredBatch:
         return ok, cand, f[ok] + dec[ok], F.grad(cand, DUc), DUc
 
 
+def initial_step(U: np.ndarray, f: np.ndarray, s: float) -> np.ndarray:
+    r"""First trial step of each start of a batch ``U`` (S, T, d, k) with reduced losses ``f``
+    (S,) and problem scale ``s``: the inverse of a cheap upper estimate of the norm of the
+    reduced Hessian, :math:`\|S\|\lesssim 6\max_t\|U_t\|^2+2\|R\|_F+s` with
+    :math:`\|R\|_F=\sqrt{2G}` (the blocks of eq. (34); ``s`` keeps the step finite at
+    :math:`U=0`). Backtracking corrects an estimate that is too small."""
+    u2 = np.max(np.einsum("stij,stij->st", U, U), axis=1)
+    step = 1.0 / (6.0 * u2 + 2.0 * np.sqrt(2.0 * f) + s)
+    return step
+
+
 def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     """Gradient descent on a batch of starts; optional perturbations (PGD).
 
@@ -123,10 +134,7 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     n = U.shape[0]
     f, g, aux = ev.evaluate(U)
     s = problem_scale(problem)
-    # First trial step: inverse of a cheap upper estimate of the Hessian norm,
-    # ||S|| <~ 6 max_t ||U_t||^2 + 2 max_t ||R_t|| (eq. (34) blocks); backtracking fixes it.
-    u2 = np.max(np.einsum("stij,stij->st", U, U), axis=1)
-    step = 1.0 / (6.0 * u2 + 2.0 * np.sqrt(2.0 * f) + s)
+    step = initial_step(U, f, s)
     prev_U, prev_g = None, None
     active = np.ones(n, dtype=bool)
     iters = np.zeros(n, dtype=int)
