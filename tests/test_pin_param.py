@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from math import comb
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,22 @@ def test_start_file_metadata_is_what_the_builder_writes_from_its_orbits():
         assert data[key] == meta[key], key
     assert data["found_count"] == data["degree_u_system"] == 149
     assert data["orbits_by_support_size"] == {"0": 1, "1": 2, "2": 6, "3": 8}  # 1, 4, 24, 64 points / 2^m
+
+
+@pytest.mark.skipif(shutil.which("phc") is None, reason="PHCpack (phc) is not installed")
+@pytest.mark.parametrize("supp", [(0,), (0, 1)])
+def test_monodromy_reports_every_path_it_tracked(monkeypatch, supp):
+    """``info["paths"]`` is the number of homotopy paths handed to phc: one per seed, then
+    per loop the orbits sent out and the ends that came back good enough to send home."""
+    from landscape.enumeration import _param as P
+
+    tracked = []
+    orig = P.track
+
+    def track(family, S_from, S_to, starts, gamma, **kw):
+        tracked.append(len(starts))
+        return orig(family, S_from, S_to, starts, gamma, **kw)
+
+    monkeypatch.setattr(P, "track", track)
+    _, _, info = P.monodromy_orbits(P.ParamFamily(3, 2, supp), np.random.default_rng(0), max_loops=2, stall=1)
+    assert info["paths"] == sum(tracked) > 0
