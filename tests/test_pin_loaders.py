@@ -279,18 +279,12 @@ def test_scoring_is_chunked_when_more_sequences_than_the_chunk(n, c, chunk, piec
 
 # ---------------------------------------------------------------- ConvAI2 persona tasks
 def _train_file_split(tmp_path, n_retrain):
-    """The official split with a user's own train file (fixture personas rewritten, since
-    ConvAI2's train personas are not its valid personas)."""
+    """The official split with a user's own train file."""
     from empirics.real import _convai2
 
     v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(1), episodes_per_persona=5)
     maps = _fixtures.write_persona_map(tmp_path / "maps")
-    tr = _fixtures.write_parlai_dialogues(tmp_path / "train.txt", np.random.default_rng(2), episodes_per_persona=5)
-    tr.write_text(tr.read_text().replace("your persona: i ", "your persona: we "))
-    _fixtures.write_persona_map(tmp_path / "maps", split="train")
-    tmap = _convai2.load_persona_map(maps / "train_persona_map")
-    tmap = {c: [sorted("we " + x[2:] for x in p) for p in ps] for c, ps in tmap.items()}
-    (maps / "train_persona_map").write_bytes(pickle.dumps(tmap))
+    tr = _fixtures.write_train_dialogues(tmp_path / "train.txt", maps, np.random.default_rng(2), episodes_per_persona=5)
     return _convai2.build_persona_split(v, train_file=tr, map_dir=maps, n_test=2, n_retrain=n_retrain)
 
 

@@ -70,14 +70,7 @@ def test_persona_split_is_disjoint_and_says_so(tmp_path):
     assert t.n_heldout_dialogues == 2 and len(t.heldout) == 2 * 3 and len(t.train) == 3 * 3
     # a user's own train file switches to the paper's split (train-file clusters for retraining);
     # ConvAI2's train personas are not valid personas: rewrite the fixture's personas for it
-    import pickle
-
-    tr = _fixtures.write_parlai_dialogues(tmp_path / "train.txt", np.random.default_rng(2), episodes_per_persona=5)
-    tr.write_text(tr.read_text().replace("your persona: i ", "your persona: we "))
-    _fixtures.write_persona_map(tmp_path / "maps", split="train")
-    tmap = _convai2.load_persona_map(maps / "train_persona_map")
-    tmap = {c: [sorted("we " + x[2:] for x in p) for p in ps] for c, ps in tmap.items()}
-    (maps / "train_persona_map").write_bytes(pickle.dumps(tmap))
+    tr = _fixtures.write_train_dialogues(tmp_path / "train.txt", maps, np.random.default_rng(2), episodes_per_persona=5)
     split2 = _convai2.build_persona_split(v, train_file=tr, map_dir=maps, n_test=2, n_retrain=3)
     assert split2.source["train_file"] == "train.txt" and len(split2.retrain) == 3
     # the same personas in the train file as in the test tasks: refused

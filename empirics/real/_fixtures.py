@@ -18,7 +18,7 @@ import numpy as np
 from ._cifar import CIFAR10_CLASSES
 
 __all__ = ["write_cifar_batches", "write_jpeg_archive", "write_idx", "write_parlai_dialogues",
-           "write_persona_map", "write_tiny_bert", "random_vision_arrays", "FIXTURE_PERSONAS"]
+           "write_persona_map", "write_train_dialogues", "write_tiny_bert", "random_vision_arrays", "FIXTURE_PERSONAS"]
 
 
 def write_cifar_batches(root, rng: np.random.Generator, *, per_batch: int = 20, n_batches: int = 5,
@@ -149,6 +149,23 @@ def write_persona_map(folder, split: str = "valid") -> Path:
     with open(folder / f"{split}_persona_map", "wb") as f:
         pickle.dump(m, f)
     return folder
+
+
+def write_train_dialogues(path, folder, rng: np.random.Generator, *, episodes_per_persona: int = 4) -> Path:
+    """Plain-text train-file dialogues and their ``train_persona_map`` in ``folder``: the
+    fixture personas with "i ..." rewritten "we ...", since ConvAI2's train personas are not
+    its valid personas (a split with a user's train file refuses shared personas)."""
+    from ._convai2 import load_persona_map
+
+    if Path(path).suffix == ".gz":
+        raise ValueError(f"{path}: write_train_dialogues writes plain text only")
+    path = write_parlai_dialogues(path, rng, episodes_per_persona=episodes_per_persona)
+    path.write_text(path.read_text().replace("your persona: i ", "your persona: we "))
+    folder = write_persona_map(folder, split="train")
+    tmap = load_persona_map(folder / "train_persona_map")
+    tmap = {c: [sorted("we " + x[2:] for x in p) for p in ps] for c, ps in tmap.items()}
+    (folder / "train_persona_map").write_bytes(pickle.dumps(tmap))
+    return path
 
 
 def write_tiny_bert(folder, *, hidden: int = 16, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:

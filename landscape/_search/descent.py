@@ -140,7 +140,6 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     iters = np.zeros(n, dtype=int)
     reasons = [""] * n
     # PGD state
-    g_thres = PGD_GRAD_REL * s**1.5
     radius = PGD_RADIUS_REL * np.sqrt(s)
     f_thres = PGD_DECREASE_REL * s**2
     in_escape = np.zeros(n, dtype=bool)
