@@ -292,3 +292,84 @@ _UNENCODABLE = b"\x80\x03c_codecs\nencode\nX\x03\x00\x00\x00\xe1\x88\xb4X\x06\x0
 def test_whatever_a_stand_in_raises_is_reported_as_an_unreadable_pickle(data, cause):
     with pytest.raises(UnsafePickleError, match=rf"^f: not a readable data pickle \(truncated or corrupted\? {cause}"):
         loads_data_pickle(data, what="f")
+
+
+# ------------------------------------------------------------------ the full run's survivors
+def _nested_tuple(levels: int):
+    x = 0
+    for _ in range(levels):
+        x = (x,)
+    return x
+
+
+@pytest.mark.parametrize("outer", [1, 2, 3])
+def test_a_dict_key_is_one_level_below_its_dict_at_every_depth(outer):
+    """The key of a dict at depth ``outer`` (odd and even) is at depth outer + 1: a tuple
+    key reaching depth 100 passes and one reaching 101 is refused, through the whole
+    reader too."""
+    def wrap(obj):
+        for _ in range(outer):
+            obj = [obj]
+        return obj
+
+    inner = 100 - (outer + 1)  # the key's own levels below it
+    ok, deep = wrap({_nested_tuple(inner): 0}), wrap({_nested_tuple(inner + 1): 0})
+    sp._check_tree(ok)
+    assert loads_data_pickle(pickle.dumps(ok, protocol=4)) == ok
+    with pytest.raises(UnsafePickleError, match="more than 100 levels"):
+        sp._check_tree(deep)
+    with pytest.raises(UnsafePickleError, match="more than 100 levels"):
+        loads_data_pickle(pickle.dumps(deep, protocol=4))
+
+
+def test_a_union_dtype_of_a_plain_kind_is_refused():
+    """An integer dtype with named fields (kind "i", fields set, no subarray) is a
+    structured dtype all the same: refused, on its own and as an array's dtype."""
+    dt = np.dtype(("i4", [("lo", "i2"), ("hi", "i2")]))
+    assert dt.kind == "i" and dt.fields is not None and dt.subdtype is None
+    with pytest.raises(UnsafePickleError, match="not a plain data type"):
+        sp._check_dtype(dt)
+    with pytest.raises(UnsafePickleError, match="not a plain data type"):
+        loads_data_pickle(pickle.dumps(np.zeros(3, dtype=dt), protocol=4))
+    sub = np.dtype(("f8", (2,)))
+    assert sub.subdtype is not None and sub.fields is None
+    with pytest.raises(UnsafePickleError, match="not a plain data type"):
+        sp._check_dtype(sub)
+
+
+class _DtypeFrom:
+    """Pickles as numpy.dtype(*args): what a crafted file can ask of the stand-in."""
+
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        return np.dtype, self.args
+
+
+@pytest.mark.parametrize("args,name", [((5, False, True), "int"), ((b"f8", 0), "bytes"), ((None, "x"), "NoneType")])
+def test_a_dtype_refusal_names_the_type_of_its_first_argument(args, name):
+    with pytest.raises(UnsafePickleError, match=rf"refused: numpy dtype built from {name}, not from a type string$"):
+        loads_data_pickle(pickle.dumps(_DtypeFrom(*args), protocol=2))
+
+
+def test_the_cause_of_an_unreadable_pickle_is_quoted_to_80_characters():
+    handler = "h" * 120
+    with pytest.raises(LookupError) as real:
+        "\u1234".encode("latin1", handler)
+    cause = str(real.value)
+    assert len(cause) > 80
+    data = (b"\x80\x03c_codecs\nencode\nX\x03\x00\x00\x00\xe1\x88\xb4X\x06\x00\x00\x00latin1X"
+            + len(handler).to_bytes(4, "little") + handler.encode() + b"\x87R.")
+    with pytest.raises(UnsafePickleError) as err:
+        loads_data_pickle(data, what="f")
+    assert str(err.value) == f"f: not a readable data pickle (truncated or corrupted? LookupError: {cause[:80]})"
+
+
+def test_the_readers_options_are_keyword_only():
+    import inspect
+
+    for fn, first in ((loads_data_pickle, "data"), (load_data_pickle, "path")):
+        params = list(inspect.signature(fn).parameters.values())
+        assert params[0].name == first and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        assert params[1:] and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
