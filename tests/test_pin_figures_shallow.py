@@ -1,0 +1,126 @@
+"""figures._shallow pinned: the paper's shallow-network tables against THEORY.md 9.4 as printed,
+the configurations' sweeps around their base point, the units' CPU request, and what the
+rendered figures show -- the paper's ranges as error bars from low to high, the sweep legend
+beside the axes, the tables' key text inside its panel."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from figures import _shallow as S
+
+#: THEORY.md 9.4's table as printed there (LoRA-ML and SR columns: median (low, high) per value).
+THEORY_9_4 = """
+| A | $T=2,3,5$ | 0.047 (0.042, 0.127) / 0.018 (0.017, 0.028) / 0.005 (0.004, 0.024) | 0.119 (0.104, 0.161) / 0.092 (0.086, 0.225) / 0.076 (0.046, 0.107) |
+| B | $N=100,1000,10000$ | 0.006 (0.005, 0.034) / 0.003 (0.002, 0.061) / 0.004 (0.004, 0.017) | 0.132 (0.114, 0.171) / 0.147 (0.109, 0.221) / 0.115 (0.112, 0.165) |
+| C | $k=1,3,5$ | 0.138 (0.100, 0.262) / 0.010 (0.006, 0.055) / 0.023 (0.009, 0.048) | 0.354 (0.319, 0.646) / 0.075 (0.073, 0.092) / 0.085 (0.074, 0.108) |
+| D | $n=100,1000,10000$ | 0.138 (0.100, 0.262) / 0.093 (0.077, 0.117) / 0.044 (0.043, 0.067) | 0.354 (0.319, 0.646) / 0.283 (0.261, 0.359) / 0.151 (0.140, 0.299) |
+| E | $d=5,10,20$ | 0.002 (0.001, 0.003) / 0.005 (0.004, 0.010) / 0.069 (0.050, 0.121) | 0.004 (0.003, 0.021) / 0.082 (0.082, 0.125) / 0.483 (0.438, 0.690) |
+"""
+
+
+def _parse_9_4():
+    out = {}
+    for line in THEORY_9_4.strip().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        sweep, values = re.fullmatch(r"\$(\w)=([\d,]+)\$", cells[1]).groups()
+        triples = [[tuple(float(x) for x in re.findall(r"[\d.]+", part)) for part in col.split(" / ")]
+                   for col in cells[2:4]]
+        out[sweep] = {"values": [int(v) for v in values.split(",")], "lora-ml": triples[0], "sr": triples[1]}
+    return out
+
+
+def test_paper_tables_are_theory_9_4_as_printed():
+    assert S.PAPER_SHALLOW_TABLES == _parse_9_4()
+    for table in S.PAPER_SHALLOW_TABLES.values():
+        for method in ("lora-ml", "sr"):
+            assert len(table[method]) == len(table["values"])
+            assert all(0 < lo <= med <= hi for med, lo, hi in table[method])
+
+
+@pytest.mark.parametrize("config", [S._SHALLOW_PAPER, S._SHALLOW_SMOKE], ids=["paper", "smoke"])
+def test_every_sweep_passes_through_the_base_point(config):
+    """Each sweep varies one parameter around the base configuration, so the base value is
+    one of its values (the sweeps share that point)."""
+    for sweep, values in config["values"].items():
+        assert config["base"][sweep] in values, (sweep, values)
+
+
+@pytest.mark.parametrize("threads,cpus", [(4, 4), (1, 1), (None, 1), (0, 1)])
+def test_each_unit_asks_for_its_threads_as_cpus(monkeypatch, tmp_path, threads, cpus):
+    import landscape.runtime.executor as ex
+    from empirics._shallow import ShallowConfig
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def run_units(units, **kw):
+        seen.extend(units)
+        raise Stop
+
+    monkeypatch.setattr(ex, "run_units", run_units)
+    cfg = ShallowConfig(**{k: v for k, v in S._SHALLOW_SMOKE["base"].items()})
+    with pytest.raises(Stop):
+        S._run_shallow_units([("T", cfg)], [1, 2], tmp_path, False, threads, 1)
+    assert seen and all(u.resources.cpus == cpus for u in seen)
+
+
+def _table_data(trials: int = 5):
+    rng = np.random.default_rng(0)
+    data = {"sweeps": ["T", "d"], "paper": {s: S.PAPER_SHALLOW_TABLES[s] for s in ("T", "d")}}
+    for s in data["sweeps"]:
+        data[f"values_{s}"] = list(S.PAPER_SHALLOW_TABLES[s]["values"])
+        for i in range(3):
+            data[f"final_mse_{s}_{i}"] = (0.01 + rng.random((2, trials))).tolist()
+    return data
+
+
+def test_paper_ranges_are_drawn_from_low_to_high(figures_saved, tmp_path):
+    """Each paper point (square marker) is its median with a bar from its low to its high."""
+    from matplotlib.container import ErrorbarContainer
+
+    data = _table_data()
+    S.render_shallow_tables(data, tmp_path, "tables")
+    fig = figures_saved[-1]
+    seen = 0
+    for ax, s in zip(fig.axes, ("T", "d")):
+        for c in ax.containers:
+            if not isinstance(c, ErrorbarContainer) or c.lines[0].get_marker() != "s":
+                continue
+            meds = c.lines[0].get_ydata()
+            segs = c.lines[2][0].get_segments()
+            method = "lora-ml" if seen % 2 == 0 else "sr"
+            for (med, lo, hi), y, seg in zip(S.PAPER_SHALLOW_TABLES[s][method], meds, segs):
+                assert y == med
+                assert sorted(p[1] for p in seg) == pytest.approx([lo, hi], rel=1e-12, abs=0)
+            seen += 1
+    assert seen == 4
+
+
+def test_the_tables_key_text_lies_inside_its_panel(figures_saved, tmp_path):
+    S.render_shallow_tables(_table_data(), tmp_path, "tables")
+    fig = figures_saved[-1]
+    key = [ax for ax in fig.axes if not ax.axison][0]
+    texts = [t for t in key.texts if t.get_text().startswith("ours:")]
+    assert len(texts) == 1
+    x, y = texts[0].get_position()
+    assert 0 <= x <= 1 and 0 <= y <= 1 and texts[0].get_transform() == key.transAxes
+
+
+def test_the_sweep_legend_sits_beside_the_axes(figures_saved, tmp_path):
+    """No curve is covered: the legend's left edge is right of the axes' right edge."""
+    rng = np.random.default_rng(1)
+    data = {"sweep": "T", "values": [2, 3]}
+    for i in range(2):
+        data[f"curve_epochs_{i}"] = list(range(0, 50, 5))
+        data[f"curve_{i}"] = (0.01 + rng.random((2, 4, 10))).tolist()
+        data[f"final_mse_{i}"] = (0.01 + rng.random((2, 4))).tolist()
+    S.render_shallow_sweep(data, tmp_path, "sweep")
+    fig = figures_saved[-1]
+    fig.draw_without_rendering()
+    ax = fig.axes[0]
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
