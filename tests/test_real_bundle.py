@@ -151,3 +151,50 @@ def test_paper_plan_is_the_paper_protocol(tmp_path):
     assert ranks["table3_rank8"]["dir"] == "language" and ranks["table3_rank4"]["dir"] == "table3_rank4"
     with pytest.raises(bundle.BundleError):
         bundle._plan(tmp_path / "b", tmp_path / "o", "cuda", "paper", {2}, {"vision": True, "language": False})
+
+
+# ---------------------------------------------------------------- survivors of a cosmic-ray sample
+@pytest.mark.parametrize("flag,verify", [([], True), (["--no-verify"], False)])
+def test_run_verifies_the_bundles_files_unless_told_not_to(monkeypatch, tmp_path, flag, verify):
+    seen = {}
+
+    def run_bundle(bundle_dir, out, **kw):
+        seen.update(kw)
+        return {"complete": True, "missing": []}
+
+    monkeypatch.setattr(bundle, "run_bundle", run_bundle)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "MANIFEST.json").write_text("{}")
+    argv = ["run", "--bundle", str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]
+    assert bundle.main(argv + flag) == 0
+    assert seen["verify_files"] is verify and seen["progress"] is False
+
+
+@pytest.mark.parametrize("vision_ran", [True, False])
+def test_table_1_is_rendered_as_soon_as_its_units_ran(monkeypatch, tmp_path, vision_ran):
+    """After the vision experiment started units, its records are merged and rendered at
+    once, before the language experiments (a later kill leaves Table 1 written); when it
+    ran nothing there is nothing new to render."""
+    events = []
+
+    class Killed(Exception):
+        pass
+
+    def run_language(*a, **k):
+        events.append("language")
+        raise Killed
+
+    plan = {"experiments": {"table1": {"kind": "vision", "config": {}, "dir": "t1"},
+                            "table2": {"kind": "language", "config": {}, "dir": "t2"}}}
+    monkeypatch.setattr(bundle, "verify", lambda b: {})
+    monkeypatch.setattr(bundle, "_plan", lambda *a: plan)
+    monkeypatch.setattr(bundle, "_config_from", lambda d, rc: None)
+    monkeypatch.setattr(bundle, "_unpack_model", lambda *a: None)
+    monkeypatch.setattr(bundle, "_run_vision", lambda cfg, out, clock, log, progress:
+                        log.append("unit") if vision_ran else None)
+    monkeypatch.setattr(bundle, "_run_language", run_language)
+    monkeypatch.setattr(bundle, "merge", lambda out: events.append("merge") or {})
+    monkeypatch.setattr(bundle, "render", lambda out, records=None: events.append("render"))
+    with pytest.raises(Killed):
+        bundle.run_bundle(tmp_path / "b", tmp_path / "out", device="cpu")
+    assert events == (["merge", "render", "language"] if vision_ran else ["language"])
