@@ -189,3 +189,80 @@ def test_dotted_keys_are_distinct_units(tmp_path):
         assert len(arrays["x"]) == n and meta["k"] == (n if n != 3 else 0)
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
         "lr0.1.json", "lr0.1.npz", "lr0.2.json", "lr0.2.npz", "lr0.json", "lr0.npz", "lr0.tmp.json", "lr0.tmp.npz"]
+
+
+# ------------------------------------------------------------------ a full cosmic-ray run's survivors
+def test_any_other_array_file_is_refused_whichever_way_its_hash_compares(tmp_path):
+    """The arrays' sha256 must equal the stored one: files whose digest sorts before and
+    after it are both refused (an order test would pass half of them)."""
+    import hashlib
+
+    store = RunDir(tmp_path)
+    store.save("u", {"x": np.arange(6.0)}, {"k": 1})
+    npz = tmp_path / "units" / "u.npz"
+    stored = read_json(tmp_path / "units" / "u.json")["npz_sha256"]
+    original = npz.read_bytes()
+    sides = set()
+    for i in range(64):
+        data = bytearray(original)
+        data[-1 - i] ^= 0xFF
+        digest = hashlib.sha256(bytes(data)).hexdigest()
+        side = digest < stored
+        if side in sides:
+            continue
+        sides.add(side)
+        npz.write_bytes(bytes(data))
+        with pytest.raises(StoreIntegrityError, match="not the arrays saved"):
+            store.load("u")
+        if len(sides) == 2:
+            break
+    assert sides == {True, False}
+    npz.write_bytes(original)
+    arrays, meta = store.load("u")
+    assert meta == {"k": 1} and np.array_equal(arrays["x"], np.arange(6.0))
+
+
+def test_a_store_opens_twice_and_json_goes_into_new_folders(tmp_path):
+    RunDir(tmp_path / "run")
+    RunDir(tmp_path / "run")  # an existing store (a resumed run) opens again
+    p = write_json(tmp_path / "a" / "b" / "c.json", {"x": 1})
+    assert read_json(p) == {"x": 1}
+
+
+@pytest.mark.parametrize("code", [-15, 1, 128])
+def test_a_git_that_failed_or_was_killed_gives_an_unknown_revision(monkeypatch, code):
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, code, "abc\n", ""))
+    assert _records._git_revision() == {"revision": "unknown", "dirty": None}
+
+
+def test_git_is_asked_in_the_project_root(monkeypatch):
+    """The revision is that of the checkout holding the packages: git runs in the folder
+    of pyproject.toml and the package folders, whatever the caller's working directory."""
+    seen = []
+
+    def run(args, **kw):
+        seen.append(Path(kw["cwd"]))
+        return subprocess.CompletedProcess(args, 0, "abc\n", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    assert _records._git_revision() == {"revision": "abc", "dirty": True}
+    root = Path(_records.__file__).resolve().parent.parent
+    assert seen and all(p == root for p in seen)
+    assert (root / "pyproject.toml").is_file() and (root / "empirics" / "_records.py").is_file()
+
+
+def test_objects_with_only_one_of_detach_and_tolist_pass_through():
+    """Only a torch tensor (both detach and tolist) is converted as one; anything else with
+    one of them (an array.array, a stream) is returned as it is, never detached."""
+    import array
+
+    class Stream:
+        detached = False
+
+        def detach(self):
+            self.detached = True
+            return self
+
+    a, s = array.array("d", [1.0]), Stream()
+    assert to_jsonable(a) is a
+    assert to_jsonable(s) is s and not s.detached
