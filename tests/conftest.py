@@ -65,3 +65,28 @@ def figures_saved(monkeypatch):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
     return saved
+
+
+@pytest.fixture
+def tiny_figure(monkeypatch):
+    """A registered figure whose compute counts its calls and whose rendering is one table."""
+    from pathlib import Path
+
+    import numpy as np
+
+    import figures._registry as reg
+
+    calls = {"compute": 0}
+
+    def compute(config, workdir, progress):
+        calls["compute"] += 1
+        return {"x": np.arange(config["n"], dtype=float)}
+
+    def render(data, out_dir, stem):
+        p = Path(out_dir) / f"{stem}.md"
+        p.write_text(f"sum {float(np.sum(data['x']))}\n")
+        return [p]
+
+    spec = reg.FigureSpec("tinyfig", "a test figure", compute, render, {"n": 4}, {"n": 3}, kind="table")
+    monkeypatch.setitem(reg.REGISTRY, "tinyfig", spec)
+    return calls

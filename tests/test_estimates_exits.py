@@ -63,29 +63,7 @@ def test_gpu_prepare_still_packs_through_the_bundle(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------- figure sets before manifests
-@pytest.fixture
-def tiny_figure(monkeypatch):
-    """A registered figure whose compute counts its calls and whose rendering is one table."""
-    import numpy as np
-
-    import figures._registry as reg
-
-    calls = {"compute": 0}
-
-    def compute(config, workdir, progress):
-        calls["compute"] += 1
-        return {"x": np.arange(config["n"], dtype=float)}
-
-    def render(data, out_dir, stem):
-        p = Path(out_dir) / f"{stem}.md"
-        p.write_text(f"sum {float(np.sum(data['x']))}\n")
-        return [p]
-
-    spec = reg.FigureSpec("tinyfig", "a test figure", compute, render, {"n": 4}, {"n": 3}, kind="table")
-    monkeypatch.setitem(reg.REGISTRY, "tinyfig", spec)
-    return calls
-
-
+# (tiny_figure: tests/conftest.py)
 def test_a_set_written_before_manifests_is_unsealed_and_make_reseals_it(tmp_path, tiny_figure, capsys):
     import figures
 

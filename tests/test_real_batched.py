@@ -332,6 +332,16 @@ def test_route_sends_single_seed_reptile_retraining_on_a_cpu_to_the_sequential_t
     assert {u["retrain_engine"] for u in two} == {"batched"}
 
 
+def test_a_batched_group_is_not_reported_as_routed(family, tmp_path, monkeypatch, capsys):
+    """The verbose run names the trainer only for a group it routed there; a group retrained
+    batched gets its accuracy line and no routing line."""
+    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("sr",), seeds=(1,))
+    monkeypatch.setattr(_batched, "_family_for", lambda c: family)
+    _batched.run(cfg, tmp_path, group_size=1, verbose=True)
+    err = capsys.readouterr().err
+    assert "fine-tuned accuracy" in err and "routed" not in err
+
+
 def test_settings_read_from_a_file_take_the_same_branches(family):
     """A configuration read back from JSON holds new string objects: the engine compares its
     settings by value (Reptile's outer step, the step accounting) as the trainer does."""

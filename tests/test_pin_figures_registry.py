@@ -1,0 +1,33 @@
+"""figures._registry pinned where a cosmic-ray sample found it loose: the seconds a make()
+reports, and saved arrays that pass their sha256 but hold pickled objects (refused as
+saved-data errors, never unpickled)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import figures
+import figures._registry as reg
+
+
+def test_make_reports_the_seconds_it_took(tmp_path, tiny_figure):
+    t0 = time.perf_counter()
+    res = figures.make("tinyfig", out=tmp_path, progress=False)
+    took = time.perf_counter() - t0
+    assert 0 <= res["seconds"] <= took
+    again = figures.make("tinyfig", out=tmp_path, progress=False)  # reused data: timed too
+    assert again["source"] == "reused" and 0 <= again["seconds"] <= time.perf_counter() - t0
+
+
+def test_saved_arrays_holding_pickled_objects_are_refused_not_unpickled(tmp_path):
+    """An npz whose sha256 the JSON records (a consistent pair, as a hostile folder can be)
+    but which holds an object array: loading it would unpickle, so it is a saved-data
+    error (a ValueError naming the file), not a crash and not a load."""
+    reg.save_data(tmp_path, "fig", {"x": np.array([{"a": 1}, None], dtype=object), "n": 2}, {"m": 1})
+    with pytest.raises(reg.SavedDataError, match=r"fig\.npz: ValueError: Object arrays cannot be loaded"):
+        reg.load_data(tmp_path, "fig")
+    reg.save_data(tmp_path, "ok", {"x": np.arange(3.0), "n": 2}, {"m": 1})
+    data, meta = reg.load_data(tmp_path, "ok")
+    assert np.array_equal(data["x"], np.arange(3.0)) and data["n"] == 2 and meta == {"m": 1}
