@@ -105,3 +105,28 @@ def test_an_npy_version_numpy_does_not_define_is_refused(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(LandscapeInputError, match=r"unsupported \.npy format version \(4, 0\)"):
         SL.read_arrays(path, allowed=("tasks",), list_key="tasks")
+
+
+# ------------------------------------------------------------------ a second cosmic-ray sample's survivors
+@pytest.mark.parametrize("n", [SL.MAX_EXCERPT_CHARS - 2, SL.MAX_EXCERPT_CHARS - 1, SL.MAX_EXCERPT_CHARS + 5, 500])
+def test_an_excerpt_is_never_longer_than_its_limit(n):
+    value = "x" * n  # its repr has n + 2 characters
+    text = SL.excerpt(value)
+    if n + 2 <= SL.MAX_EXCERPT_CHARS:
+        assert text == repr(value)
+    else:
+        assert len(text) == SL.MAX_EXCERPT_CHARS and text.endswith("...") and text[:-3] == repr(value)[:len(text) - 3]
+
+
+@pytest.mark.parametrize("head,kind", [(b"\x80\x02", "pickle"), (b"\x80\x05", "pickle"), (b"\x80\x02}q", "pickle"),
+                                       (b"\x80", "unknown"), (b"\x80\x01", "unknown"), (b"\x80\x06", "unknown")])
+def test_a_pickle_is_sniffed_from_its_two_byte_protocol_header(head, kind):
+    assert SL.sniff(head) == kind
+
+
+def test_an_object_field_is_refused_as_a_pickle_before_as_a_structure():
+    """A structured dtype with an object field holds pickles: the refusal says so (the
+    object check comes first), as it does for a plain object array."""
+    for dt in (np.dtype([("a", "f8"), ("b", "O")]), np.dtype("O")):
+        with pytest.raises(LandscapeInputError, match=r"object arrays are refused \(they are pickles"):
+            SL._check_dtype(dt, "f.npy")
