@@ -24,7 +24,9 @@ from landscape.runtime.executor import (
     Resources,
     Unit,
     add_executor_arguments,
+    check_executor_args,
     executor_from_args,
+    get_executor,
     run_units,
 )
 from tests import _executor_units as eu
@@ -159,10 +161,15 @@ def test_run_units_resumes_after_a_failure_and_refuses_duplicates(tmp_path):
         run_units([fixed[0], fixed[0]])
 
 
-def test_process_pool_gives_the_in_process_results(tmp_path):
+def test_process_pool_gives_the_in_process_results(tmp_path, monkeypatch):
+    import landscape.runtime.executor as ex
+
+    forced = []
+    monkeypatch.setattr(ex, "_stop_workers", lambda pool: forced.append(pool))
     units = [Unit(f"r{s}", eu.random_arrays, {"seed": s, "n": 6}) for s in range(4)]
     here = run_units(units, executor=LocalExecutor(1))
     pool = run_units(units, executor=LocalExecutor(2), store=tmp_path)
+    assert forced == []  # a pool that finished is shut down and joined, never terminated
     for a, b in zip(here, pool):
         assert a.keys() == b.keys()
         for k in ("x", "gram", "ints", "f32"):
@@ -233,6 +240,29 @@ def test_executor_arguments():
     assert executor_from_args(q.parse_args([])).workers == 1
     with pytest.raises(SystemExit):
         p.parse_args(["--executor", "slurm"])
+
+
+def test_only_the_ray_executor_needs_ray(monkeypatch):
+    """Without Ray importable, --executor ray is refused up front (ImportError) and the
+    local executor does not care."""
+    import argparse
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    p = argparse.ArgumentParser()
+    add_executor_arguments(p)
+    assert check_executor_args(p.parse_args(["--workers", "2"])) == 2
+    with pytest.raises(ImportError, match="--executor ray needs Ray"):
+        check_executor_args(p.parse_args(["--executor", "ray"]))
+
+
+def test_get_executor_options_are_keyword_only():
+    import inspect
+
+    params = list(inspect.signature(get_executor).parameters.values())
+    assert params[0].name == "name" and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert [p.kind for p in params[1:]] == [inspect.Parameter.KEYWORD_ONLY] * (len(params) - 1) and params[1:]
 
 
 @pytest.mark.parametrize("flags", [["--ray-address", "auto"], ["--workers", "0"]])
