@@ -307,3 +307,13 @@ def test_figure1_units_equal_one_batched_run(tmp_path):
         syn._linear_group_unit = real
     assert all(np.array_equal(again[f"loss_sum_{i}"], data[f"loss_sum_{i}"]) for i in range(len(pts)))
     assert dataclasses.asdict(pts[0][2]) == data["points"][0]["config"]
+
+
+def test_units_and_resources_are_frozen():
+    import dataclasses
+
+    u = Unit("k", eu.random_arrays, {"seed": 1, "n": 2}, Resources(cpus=2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        u.key = "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        u.resources.cpus = 3

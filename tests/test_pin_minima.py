@@ -214,3 +214,29 @@ def test_official_gd_steps_on_non_symmetric_tasks():
     np.testing.assert_allclose(U, U1, rtol=0, atol=1e-9)
     R = U1 @ np.swapaxes(U1, 1, 2) - tasks
     np.testing.assert_allclose(A, -0.03 * R.mean(axis=0), rtol=0, atol=1e-12)  # U1 to 1e-9
+
+
+# -------------------------------------------------------------------- survivors of a fourth sample
+def test_gd_endpoint_loss_tolerance_is_10_gnorm2_over_2_sigma2_plus_the_floor():
+    """Exact values: 10 * 3^2 / (2 * 2^2) = 11.25 without the floor (scale 0); the floor
+    0.5 (1e3 eps s)^2 adds for s = 1e6 (sigma_+ = 1, where 2 sigma^2 and 2^(sigma^2) agree,
+    is avoided)."""
+    from fractions import Fraction
+
+    from theory._checks_minima import EPS, GD_DISTANCE_FACTOR, ROUNDING_FLOOR_FACTOR, gd_endpoint_loss_tolerance
+
+    assert (GD_DISTANCE_FACTOR, ROUNDING_FLOOR_FACTOR) == (10.0, 1e3)
+    assert gd_endpoint_loss_tolerance(3.0, 2.0, 0.0) == 11.25
+    assert Fraction(gd_endpoint_loss_tolerance(1.0, 0.5, 0.0)) == Fraction(20)
+    floor = 0.5 * (1e3 * EPS * 1e6) ** 2
+    assert gd_endpoint_loss_tolerance(0.0, 3.0, 1e6) == pytest.approx(floor, rel=1e-15, abs=0)
+    assert gd_endpoint_loss_tolerance(3.0, 2.0, 1e6) == pytest.approx(11.25 + floor, rel=1e-15, abs=0)
+
+
+def test_thm33_distance_tolerance_is_10_r_over_sigma_min_plus_the_floor():
+    from theory._checks_minima import EPS, thm33_distance_tolerance
+
+    sq = np.array([9.0, 5.0, 4.0])  # the smallest singular value last
+    assert thm33_distance_tolerance(2.0, sq, 0.0) == 5.0
+    assert thm33_distance_tolerance(0.0, sq, 3.0) == pytest.approx(1e3 * EPS * 3.0, rel=1e-15, abs=0)
+    assert thm33_distance_tolerance(2.0, sq, 3.0) == pytest.approx(5.0 + 3e3 * EPS, rel=1e-15, abs=0)

@@ -303,6 +303,25 @@ def official_alternating_gd(
     return A, U
 
 
+def gd_endpoint_loss_tolerance(gnorm: float, sigma_plus: float, scale: float) -> float:
+    r"""Largest loss of a GD endpoint near a zero set of transversal conditioning
+    :math:`\sigma_+`: :math:`L\approx\|J\delta\|^2/2` and :math:`\nabla L\approx J^\top J\delta`
+    give :math:`L\le\|\nabla L\|^2/(2\sigma_+^2)` to first order, allowed
+    :data:`GD_DISTANCE_FACTOR` times, plus the rounding floor
+    :math:`\tfrac12(\text{ROUNDING\_FLOOR\_FACTOR}\,\varepsilon\,\|\text{tasks}\|_F)^2`."""
+    gd_loss_tol = GD_DISTANCE_FACTOR * gnorm**2 / (2 * sigma_plus**2) + 0.5 * (ROUNDING_FLOOR_FACTOR * EPS * scale) ** 2
+    return gd_loss_tol
+
+
+def thm33_distance_tolerance(r: float, sq, scale: float) -> float:
+    r"""Largest :math:`\|A-A^\star\|_F` of a polished point of residual ``r`` when
+    :math:`A^\star` is the unique minimiser: :math:`\|A-A^\star\|\le r/\sigma_{\min}` to first
+    order (``sq``: the quotient Jacobian's singular values, smallest last), allowed 10
+    times, plus the rounding floor :math:`\text{ROUNDING\_FLOOR\_FACTOR}\,\varepsilon\,\|\text{tasks}\|_F`."""
+    tol_A = 10 * r / float(sq[-1]) + ROUNDING_FLOOR_FACTOR * EPS * scale
+    return tol_A
+
+
 @accepts_seed()
 def check_thm32_gd(
     rng: np.random.Generator,
@@ -339,7 +358,7 @@ def check_thm32_gd(
     gA, gU = train.grad(A_gd, U_gd)
     gnorm = math.sqrt(float(np.sum(gA**2)) + float(np.sum(gU**2)))
     sigma_plus = float(sing[sing > JACOBIAN_NULL_RTOL * sing[0]][-1])
-    gd_loss_tol = GD_DISTANCE_FACTOR * gnorm**2 / (2 * sigma_plus**2) + 0.5 * (ROUNDING_FLOOR_FACTOR * EPS * scale) ** 2
+    gd_loss_tol = gd_endpoint_loss_tolerance(gnorm, sigma_plus, scale)
     cases.append(Case(f"GD endpoint: loss <= 10 ||grad L||^2/(2 sigma_+^2) (||grad L|| = {gnorm:.1e})", 0.0,
                       loss_gd, gd_loss_tol, loss_gd <= gd_loss_tol))
     for where, s_ in (("GD endpoint", st_gd), ("polished", st)):
@@ -598,7 +617,7 @@ def check_thm33(
         A, U, r = lm_solve(prob, A_gd, U_gd)
         scale = float(np.linalg.norm(prob.tasks))
         sq = quotient_jacobian_singular_values(prob, inst.U_star)
-        tol_A = 10 * r / float(sq[-1]) + ROUNDING_FLOOR_FACTOR * EPS * scale
+        tol_A = thm33_distance_tolerance(r, sq, scale)
         dev = float(np.linalg.norm(A - inst.A_star))
         rel_gd = float(np.linalg.norm(A_gd - inst.A_star)) / float(np.linalg.norm(inst.A_star))
         cases.append(Case(f"d={d} k={k} T={T}: GD (rel. err {rel_gd:.1e}) + polish: ||A-A*||_F", 0.0, dev,
