@@ -216,3 +216,40 @@ def test_identity_35_error_is_relative_to_its_terms_size(monkeypatch):
     res = SD.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=4, random_U_per_config=4)
     (case,) = [c for c in res.cases if "(35) identity at random U" in c.label]
     assert case.measured == pytest.approx(delta, rel=1e-4, abs=0) and not case.passed
+
+
+# -------------------------------------------------------------------- survivors of a fourth sample
+def test_leading_block_tolerance_is_10_g_1_plus_norm_u_plus_rounding():
+    """Exact values: g (1 + ||U_t||_F) + d eps (1 + ||N_t||_F^2), times 10 -- at U_t = 0
+    the gradient term is g itself (a missing "1 +" would drop it)."""
+    from theory._checks_saddles import EPS, leading_block_tolerance
+
+    U = np.zeros((2, 3, 1))
+    U[1, :, 0] = [3.0, 4.0, 0.0]  # ||U_1||_F = 5
+    N = np.zeros((2, 3, 3))
+    N[0, 0, 0] = 2.0  # ||N_0||_F^2 = 4
+    assert leading_block_tolerance(0.5, U, N, 1, 3) == pytest.approx(10 * (0.5 * 6 + 3 * EPS), rel=1e-15, abs=0)
+    assert leading_block_tolerance(0.5, U, N, 0, 3) == pytest.approx(10 * (0.5 + 3 * EPS * 5), rel=1e-15, abs=0)
+    assert leading_block_tolerance(0.0, U, N, 0, 2) == pytest.approx(10 * 2 * EPS * 5, rel=1e-15, abs=0)
+
+
+def test_t2_critical_points_keeps_only_points_below_the_gradient_tolerance(monkeypatch):
+    from landscape import random_instance
+
+    inst = random_instance(np.random.default_rng(4), 3, 2, 1)
+    found = _saddles.t2_critical_points(inst, np.random.default_rng(0), starts=4)
+    assert found and all(cp.grad_norm <= 1e-9 * np.linalg.norm(inst.W[0] - inst.W[1]) ** 1.5 for cp in found)
+    monkeypatch.setattr(_saddles, "GRAD_RTOL", 1e-300)
+    strict = _saddles.t2_critical_points(inst, np.random.default_rng(0), starts=4)
+    bound = 1e-300 * np.linalg.norm(inst.W[0] - inst.W[1]) ** 1.5
+    assert len(strict) < len(found) and all(cp.grad_norm <= bound for cp in strict)
+
+
+def test_a_degenerate_critical_point_is_an_exception_not_a_saddle(monkeypatch):
+    """With the strict-saddle threshold at infinity (so no lambda_min is below -threshold),
+    the critical points with G > 0 are all counted as exceptions and none as a saddle: the
+    two counts partition them."""
+    monkeypatch.setattr(_saddles, "strict_saddle_threshold", lambda U, g, Dn: float("inf"))
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
+    case = next(c for c in res.cases if "not strict saddles" in c.label)
+    assert "(0 saddles)" in case.label and case.measured > 0 and not case.passed

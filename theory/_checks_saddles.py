@@ -274,6 +274,15 @@ def _num_rank(M: np.ndarray, tol: float) -> int:
     return int(np.sum(np.linalg.svd(M, compute_uv=False) > tol))
 
 
+def leading_block_tolerance(g: float, U, N, t: int, d: int) -> float:
+    r"""Allowed gap :math:`f_t-f_t^{\rm best}` of block ``t`` that still counts as a best rank-k
+    PSD approximation of :math:`N_t` (Lemma 4): at a g-approximate critical point the gap of
+    a leading block is :math:`O(g\,(1+\|U_t\|_F))`, and rounding adds
+    :math:`d\,\varepsilon\,(1+\|N_t\|_F^2)`; both allowed 10 times."""
+    lead_tol = 10 * (g * (1 + float(np.linalg.norm(U[t]))) + d * EPS * (1 + float(np.sum(N[t] ** 2))))
+    return lead_tol
+
+
 @accepts_seed()
 def check_thm34(
     rng: np.random.Generator,
@@ -391,7 +400,7 @@ def check_thm34(
                 f_best = _best_psd_rank_k_loss(N[t], k)
                 # best approximation iff the gap vanishes; at a g-approximate critical point
                 # the gap of a leading block is O(g ||U_t||), rounding adds d eps ||N_t||^2
-                lead_tol = 10 * (g * (1 + float(np.linalg.norm(U[t]))) + d * EPS * (1 + float(np.sum(N[t] ** 2))))
+                lead_tol = leading_block_tolerance(g, U, N, t, d)
                 lead = f_t - f_best <= lead_tol
                 leading.append(lead)
                 if not lead:
