@@ -9,8 +9,8 @@ judgement is the reader's, this script only counts it.  A dump may be a committe
 (``tools/cr_record.py``): its first line then holds the session's totals, the skipped
 mutants being left out.  ``--rerun DUMP ...``: dumps of later sessions that ran survivors
 again after tests were added (``CR_ONLY``, the module having changed since); each run
-mutant of a re-run replaces the survivor whose changed lines (the diff's - and + lines)
-are the same, and the count of such replacements is printed.  ``--first DUMP ...``: the
+mutant of a re-run replaces the survivor whose changed lines (the diff's - and + lines,
+indentation aside) are the same, and the count of such replacements is printed.  ``--first DUMP ...``: the
 sessions' dumps before any survivor was re-run (``NAME.run1.jsonl`` of ``CR_RERUN``); a
 last column then gives the first pass's kill rate of the non-equivalent mutants (the
 suite as the session found it), "-" for modules without one.  Exit 2 with one line on bad input.
@@ -40,7 +40,9 @@ def load(paths, totals=None):
 
 
 def changed_lines(res) -> tuple:
-    return tuple(ln.strip() for ln in (res.get("diff") or "").splitlines()
+    """The diff's removed and added lines, each as its sign and its code without the
+    indentation (a survivor re-run after its line moved into a helper function still matches)."""
+    return tuple(ln[0] + ln[1:].strip() for ln in (res.get("diff") or "").splitlines()
                  if ln[:1] in "+-" and ln[:3] not in ("---", "+++"))
 
 
