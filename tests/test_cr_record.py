@@ -98,3 +98,17 @@ def test_bad_usage_exits_2(cr_record, tmp_path, capsys):
                                                                         str(tmp_path / "missing.jsonl")]):
         assert cr_record.main(argv) == 2
     assert capsys.readouterr().err.count("usage") == 3
+
+
+def test_survivors_of_keeps_the_rerun_mutants_that_match_a_survivor(cr_record, tmp_path):
+    """A re-run of the named positions runs every mutant made there; only those whose
+    changed lines (indentation aside) are a survivor's are kept."""
+    rows = [_row("a0", "A", (1, 0), "killed", diff="-x = 1\n+x = 2"),
+            _row("a1", "B", (2, 0), "survived", diff="-        y = 1\n+        y = 0")]
+    rec = _dump(tmp_path / "rec.jsonl", [{"module_path": "m.py", "mutants": 2, "skipped": 0}, *rows])
+    rerun = [_row("b0", "B", (5, 0), "killed", diff="-    y = 1\n+    y = 0"),
+             _row("b1", "B", (5, 0), "killed", diff="-    y = 1\n+    y = 2")]
+    out = tmp_path / "rerun.jsonl"
+    assert cr_record.main([str(_dump(tmp_path / "d.jsonl", rerun)), str(out), "--survivors-of", str(rec)]) == 0
+    head, kept = _read(out)
+    assert [r[0]["job_id"] for r in kept] == ["b0"] and head["mutants"] == 2

@@ -18,7 +18,11 @@ first session gone, so ``CR_EXTEND`` cannot add to it) joins that record:
 * ``--new-against RECORD``: OUT holds only the new session's mutants that RECORD does not
   (the first pass of the added mutants, ``NAME-sK.first.jsonl``).
 
-Both refuse (exit 2) when the two sessions do not have the same number of mutants or when a
+* ``--survivors-of RECORD``: OUT holds only the dump's mutants whose changed lines
+  (indentation aside) are those of a survivor of RECORD -- the re-run record of a ``CR_ONLY``
+  session, which runs every mutant its operator makes at a named position.
+
+``--merge`` and ``--new-against`` refuse (exit 2) when the two sessions do not have the same number of mutants or when a
 mutant drawn by both has a different diff: the module changed, and positions no longer name
 the same mutants.
 """
@@ -32,6 +36,12 @@ from pathlib import Path
 def _mutant(row) -> tuple:
     m = row[0]["mutations"][0]
     return m["operator_name"], m["occurrence"], tuple(m["start_pos"]), tuple(m["end_pos"])
+
+
+def _changed(row) -> tuple:
+    """A mutant's removed and added lines, indentation aside (as tools/cr_summary.py matches them)."""
+    return tuple(ln[0] + ln[1:].strip() for ln in ((row[1] or {}).get("diff") or "").splitlines()
+                 if ln[:1] in "+-" and ln[:3] not in ("---", "+++"))
 
 
 def _drawn(path: Path, what: str):
@@ -55,7 +65,7 @@ def _drawn(path: Path, what: str):
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     mode, against = None, None
-    for flag in ("--merge", "--new-against"):
+    for flag in ("--merge", "--new-against", "--survivors-of"):
         if flag in argv:
             i = argv.index(flag)
             if i + 1 >= len(argv) or mode:
@@ -65,11 +75,17 @@ def main(argv=None) -> int:
             del argv[i:i + 2]
     if len(argv) != 2 or not Path(argv[0]).is_file() or (against is not None and not against.is_file()):
         sys.stderr.write("tools/cr_record.py: error: usage: tools/cr_record.py DUMP.jsonl OUT.jsonl "
-                         "[--merge RECORD | --new-against RECORD] (an existing dump and record)\n")
+                         "[--merge RECORD | --new-against RECORD | --survivors-of RECORD] (an existing dump and record)\n")
         return 2
     try:
         module, total, rows, not_built = _drawn(Path(argv[0]), "in the dump")
-        if against is not None:
+        if mode == "--survivors-of":
+            old_module, _, old_rows, _ = _drawn(against, "in the record")
+            if old_module != module:
+                raise ValueError(f"{against} is a record of {old_module}, the dump one of {module}")
+            survivors = {_changed(r) for r in old_rows if (r[1] or {}).get("test_outcome") == "survived"}
+            rows = [r for r in rows if _changed(r) in survivors]
+        elif against is not None:
             old_module, old_total, old_rows, old_not_built = _drawn(against, "in the record")
             if (old_module, old_total) != (module, total):
                 raise ValueError(f"{against} is a record of {old_module} with {old_total} mutants, the dump "

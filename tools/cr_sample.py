@@ -10,7 +10,9 @@ again (after tests were added); ``--extend N`` puts N more of the mutants left o
 the sample back (``random.Random(S + 1)``), so a sample grows without re-running what it
 already ran.  ``--only OP@ROW:COL ...`` keeps exactly the pending mutants named by their
 operator and start position (after the module changed, a survivor of an earlier session is
-found again by where it is, since cosmic-ray numbers mutants by occurrence).  Exit 2 with
+found again by where it is, since cosmic-ray numbers mutants by occurrence; every mutant the
+operator makes there is kept, and ``tools/cr_record.py --survivors-of`` keeps those that re-run
+a survivor).  Exit 2 with
 one line on bad input.
 """
 from __future__ import annotations
@@ -65,13 +67,18 @@ def main(argv=None) -> int:
         items = list(db.pending_work_items)
         pending = sorted(item.job_id for item in items)
         if a.only:
-            where = {f"{m.operator_name}@{m.start_pos[0]}:{m.start_pos[1]}": item.job_id
-                     for item in items for m in item.mutations}
+            # every mutant the operator makes at that position (a number replaced by n - 1 and
+            # by n + 1 are two mutants at one place): tools/cr_record.py --survivors-of keeps the
+            # ones that re-run a survivor
+            where: dict = {}
+            for item in items:
+                for m in item.mutations:
+                    where.setdefault(f"{m.operator_name}@{m.start_pos[0]}:{m.start_pos[1]}", set()).add(item.job_id)
             missing = [w for w in a.only if w not in where]
             if missing:
                 sys.stderr.write(f"tools/cr_sample.py: error: no pending mutant {missing[0]} in {a.session}\n")
                 return 2
-            keep = {where[w] for w in a.only}
+            keep = set().union(*(where[w] for w in a.only))
             why = f"not in the re-run ({len(keep)} named mutants of {len(pending)})"
         else:
             keep = set(random.Random(a.seed).sample(pending, min(a.n, len(pending))))
