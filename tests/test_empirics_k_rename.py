@@ -58,3 +58,29 @@ def test_run_vision_takes_the_old_keyword(monkeypatch):
         seen.clear()
         run_vision("unused", k=5)
     assert seen["cfg"].k == 5
+
+
+@pytest.mark.parametrize("cls,base", [(StageConfig, {"method": "lora", "epochs": 1, "lr": 0.1}),
+                                      (RunConfig, {})])
+def test_the_rank_warning_points_at_the_callers_line(cls, base):
+    """stacklevel 2: the DeprecationWarning of ``.rank`` names the line that read it."""
+    import sys
+
+    cfg = cls(**base, k=3)
+    with pytest.warns(DeprecationWarning) as seen:
+        line = sys._getframe().f_lineno + 1
+        cfg.rank
+    assert seen[0].filename == __file__ and seen[0].lineno == line
+
+
+@pytest.mark.parametrize("cls", [StageConfig, RunConfig])
+def test_the_renaming_constructor_keeps_the_dataclass_constructor_s_identity(cls):
+    """The wrapper that takes ``rank=`` keeps the dataclass __init__'s name, docstring and
+    signature (its fields, ``k`` among them) through functools.wraps."""
+    import inspect
+
+    init = cls.__init__
+    assert init.__name__ == "__init__" and init.__wrapped__ is not None
+    assert init.__qualname__ == init.__wrapped__.__qualname__
+    params = inspect.signature(cls).parameters
+    assert "k" in params and "rank" not in params
