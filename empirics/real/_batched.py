@@ -52,8 +52,6 @@ model structure; optional: compilation takes minutes on a small CPU).
 """
 from __future__ import annotations
 
-from __future__ import annotations
-
 import dataclasses
 import time
 
