@@ -198,3 +198,26 @@ def test_table_1_is_rendered_as_soon_as_its_units_ran(monkeypatch, tmp_path, vis
     with pytest.raises(Killed):
         bundle.run_bundle(tmp_path / "b", tmp_path / "out", device="cpu")
     assert events == (["merge", "render", "language"] if vision_ran else ["language"])
+
+
+def test_pack_prints_each_parts_size_and_the_total_in_mib(capsys):
+    from empirics.real import _bundle_pack
+
+    mib = 2 ** 20
+    files = {"code/a.py": {"bytes": 3 * mib}, "code/b.py": {"bytes": mib // 2},
+             "data/convai2/x.txt": {"bytes": 5 * mib}, "data/convai2/y": {"bytes": 3 * mib},
+             "data/cifar.tar.xz": {"bytes": mib // 4}, "MANIFEST.json": {"bytes": 0}}
+    _bundle_pack.print_sizes({"files": files, "total_bytes": 12 * mib}, "B")
+    lines = [ln.split() for ln in capsys.readouterr().err.splitlines()]
+    assert lines == [["MANIFEST.json", "0.00", "MiB"], ["code", "3.50", "MiB"], ["data/cifar.tar.xz", "0.25", "MiB"],
+                     ["data/convai2", "8.00", "MiB"], ["total", "12.00", "MiB", "in", "B"]]
+
+
+def test_the_model_is_packed_into_an_existing_folder(tmp_path):
+    from empirics.real import _bundle_pack
+
+    src = _fixtures.write_tiny_bert(tmp_path / "bert", hidden=16, layers=1)
+    dest = tmp_path / "bundle" / "data" / "minilm"
+    dest.mkdir(parents=True)  # as pack lays out the folder before the model
+    _bundle_pack._pack_model(src, dest)
+    assert any(dest.iterdir())

@@ -143,14 +143,21 @@ def pack(dest, *, vision: bool = True, language: bool = True, archive=None, vali
     write_json(dest / "MANIFEST.json", manifest)
     bar.close()
     if verbose:
-        by_part = {}
-        for name, f in files.items():
-            part = "/".join(name.split("/")[:2]) if name.startswith("data/") else name.split("/")[0]
-            by_part[part] = by_part.get(part, 0) + f["bytes"]
-        for part, b in sorted(by_part.items()):
-            print(f"{part:28s} {b / 2 ** 20:8.2f} MiB", file=sys.stderr)
-        print(f"{'total':28s} {manifest['total_bytes'] / 2 ** 20:8.2f} MiB in {dest}", file=sys.stderr)
+        print_sizes(manifest, dest)
     return manifest
+
+
+def print_sizes(manifest: dict, dest) -> None:
+    """The size of each part of a bundle in MiB (code, each data folder, the model), then
+    the total, on stderr."""
+    files = manifest["files"]
+    by_part = {}
+    for name, f in files.items():
+        part = "/".join(name.split("/")[:2]) if name.startswith("data/") else name.split("/")[0]
+        by_part[part] = by_part.get(part, 0) + f["bytes"]
+    for part, b in sorted(by_part.items()):
+        print(f"{part:28s} {b / 2 ** 20:8.2f} MiB", file=sys.stderr)
+    print(f"{'total':28s} {manifest['total_bytes'] / 2 ** 20:8.2f} MiB in {dest}", file=sys.stderr)
 
 
 def verify(bundle) -> dict:
