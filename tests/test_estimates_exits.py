@@ -3,7 +3,6 @@ figure sets written before file-set manifests existed are told apart from broken
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 
 import pytest
 
@@ -50,16 +49,6 @@ def test_gpu_prepare_maps_machine_failures_and_ctrl_c(monkeypatch, tmp_path, cap
     assert rc == status
     assert line.startswith(f"{GP}: ") and word in line, line
     assert "Traceback" not in line
-
-
-def test_gpu_prepare_still_packs_through_the_bundle(monkeypatch, tmp_path):
-    import empirics.real.bundle as bundle
-    from empirics.real.gpu_prepare import main
-
-    seen = {}
-    monkeypatch.setattr(bundle, "pack", lambda dest, **kw: seen.update(dest=dest, **kw))
-    assert main(["--out", str(tmp_path / "b"), "--no-language"]) == 0
-    assert seen["dest"] == str(tmp_path / "b") and seen["language"] is False and seen["vision"] is True
 
 
 # ------------------------------------------------------------- figure sets before manifests
