@@ -68,3 +68,14 @@ def test_a_file_in_the_way_is_an_environment_failure(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(EnvironmentFailure, match="give another --cache folder"):
         P.cache_dir(tmp_path / "f" / "sub")
+
+
+@pytest.mark.parametrize("allowed", [os.W_OK, os.X_OK])
+def test_write_without_search_permission_or_the_reverse_is_not_enough(tmp_path, monkeypatch, allowed):
+    monkeypatch.setattr(P.os, "access", lambda p, mode: not (mode & ~allowed & (os.W_OK | os.X_OK)))
+    with pytest.raises(EnvironmentFailure, match=r"permission denied: .*; give another --cache folder"):
+        P.cache_dir(tmp_path / "c")
+
+
+def test_an_existing_cache_folder_is_used_again(tmp_path):
+    assert P.cache_dir(tmp_path / "c") == P.cache_dir(tmp_path / "c") == tmp_path / "c"
