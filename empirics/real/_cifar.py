@@ -368,6 +368,16 @@ def torchvision_cifar10_class():
     return CIFAR10AnyCopy
 
 
+#: The ``reader=`` values the vision loaders take.
+READERS = ("auto", "torchvision", "numpy")
+
+
+def check_reader(reader: str) -> None:
+    """Refuse a ``reader=`` that is not one of :data:`READERS` (ValueError)."""
+    if reader not in READERS:
+        raise ValueError(f"reader must be {'|'.join(READERS)}, got {reader!r}")
+
+
 def _torchvision_available() -> bool:
     try:
         import torchvision  # noqa: F401
@@ -397,8 +407,7 @@ def load_cifar10(root: str | os.PathLike | None = None, *,
         :func:`read_cifar_batches` (plain data only): torchvision's reader would unpickle
         files from ``root`` without restriction.
     """
-    if reader not in ("auto", "torchvision", "numpy"):
-        raise ValueError(f"reader must be auto|torchvision|numpy, got {reader!r}")
+    check_reader(reader)
     if root is None:
         root = decode_jpeg_archive(archive, None if cache is None else Path(cache) / "cifar10_jpeg_q75",
                                    verbose=verbose)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cifar import VisionArrays, _torchvision_available
+from ._cifar import VisionArrays, _torchvision_available, check_reader
 
 __all__ = ["FMNIST_CLASSES", "DEFAULT_FMNIST_ROOT", "read_idx", "load_fashion_mnist"]
 
@@ -78,8 +78,7 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, *, reader: str = "
         ``FashionMNIST/raw``. Default: the Debian package's folder.
     reader : {"auto", "torchvision", "numpy"}
     """
-    if reader not in ("auto", "torchvision", "numpy"):
-        raise ValueError(f"reader must be auto|torchvision|numpy, got {reader!r}")
+    check_reader(reader)
     root = Path(root) if root is not None else DEFAULT_FMNIST_ROOT
     use_tv = reader == "torchvision" or (reader == "auto" and _torchvision_available()
                                          and (root / "FashionMNIST" / "raw").is_dir())
