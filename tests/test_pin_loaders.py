@@ -107,8 +107,9 @@ def test_auto_without_torchvision_or_its_folder_reads_idx(tmp_path, fake_torchvi
 
 
 def test_unknown_reader_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="reader must be auto|torchvision|numpy"):
-        _fmnist.load_fashion_mnist(tmp_path, reader="pil")
+    for load in (_fmnist.load_fashion_mnist, _cifar.load_cifar10):
+        with pytest.raises(ValueError, match=r"^reader must be auto\|torchvision\|numpy, got 'pil'$"):
+            load(tmp_path, reader="pil")
 
 
 def test_cifar10_has_sixty_thousand_images():
