@@ -16,21 +16,23 @@ first session gone, so ``CR_EXTEND`` cannot add to it) joins that record:
   (operator, occurrence, position); one drawn by both takes the new session's outcome (a
   survivor of RECORD run again after tests were added);
 * ``--new-against RECORD``: OUT holds only the new session's mutants that RECORD does not
-  (the first pass of the added mutants, ``NAME-sK.first.jsonl``).
-
+  (the first pass of the added mutants, ``NAME-sK.first.jsonl``);
 * ``--survivors-of RECORD``: OUT holds only the dump's mutants whose changed lines
   (indentation aside) are those of a survivor of RECORD -- the re-run record of a ``CR_ONLY``
   session, which runs every mutant its operator makes at a named position.
 
-``--merge`` and ``--new-against`` refuse (exit 2) when the two sessions do not have the same number of mutants or when a
-mutant drawn by both has a different diff: the module changed, and positions no longer name
-the same mutants.
+``--merge`` and ``--new-against`` refuse (exit 2) when the two sessions do not have the same
+number of mutants or when a mutant drawn by both has a different diff: the module changed, and
+positions no longer name the same mutants.
 """
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling tools, also when loaded from a file path
+from cr_summary import changed_lines  # noqa: E402
 
 
 def _mutant(row) -> tuple:
@@ -39,9 +41,9 @@ def _mutant(row) -> tuple:
 
 
 def _changed(row) -> tuple:
-    """A mutant's removed and added lines, indentation aside (as tools/cr_summary.py matches them)."""
-    return tuple(ln[0] + ln[1:].strip() for ln in ((row[1] or {}).get("diff") or "").splitlines()
-                 if ln[:1] in "+-" and ln[:3] not in ("---", "+++"))
+    """A mutant's removed and added lines, indentation aside: tools/cr_summary.py's matching
+    of a re-run to its survivor, which --survivors-of must reproduce exactly."""
+    return changed_lines(row[1] or {})
 
 
 def _drawn(path: Path, what: str):
@@ -110,6 +112,7 @@ def main(argv=None) -> int:
         head["not_built"] = not_built
     Path(argv[1]).write_text("".join(json.dumps(r) + "\n" for r in [head, *rows]))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
