@@ -240,3 +240,36 @@ def test_thm33_distance_tolerance_is_10_r_over_sigma_min_plus_the_floor():
     assert thm33_distance_tolerance(2.0, sq, 0.0) == 5.0
     assert thm33_distance_tolerance(0.0, sq, 3.0) == pytest.approx(1e3 * EPS * 3.0, rel=1e-15, abs=0)
     assert thm33_distance_tolerance(2.0, sq, 3.0) == pytest.approx(5.0 + 3e3 * EPS, rel=1e-15, abs=0)
+
+
+# -------------------------------------------------------------------- survivors of a fifth sample
+def test_f1_loss_tolerance_is_half_the_squared_residual_rounding():
+    """The F.1 branches' loss tolerance is 0.5 r^2 with r = 8 * 4 eps cosh(theta_max)^2 * 2
+    (entries of R are O(cosh^2 theta) sums rounded at ~4 eps each)."""
+    import math
+
+    from theory._checks_minima import EPS, RESIDUAL_ROUNDING_FACTOR, check_f1
+
+    res = check_f1(np.random.default_rng(0), dims=(2,), theta_max=1.5, n_theta=5, starts=4)
+    r = RESIDUAL_ROUNDING_FACTOR * 4 * EPS * math.cosh(1.5) ** 2 * 2
+    case = next(c for c in res.cases if "loss on 4 branches" in c.label)
+    assert case.tolerance == pytest.approx(0.5 * r**2, rel=1e-15, abs=0)
+
+
+def test_thm32_fails_when_its_boosts_leave_o_k_k(monkeypatch):
+    """Negative control: a "boost" 2I is not in O(k,k) (2I J 2I = 4J), and the check says so."""
+    import theory._checks_minima as M
+
+    monkeypatch.setattr(M, "random_okk", lambda rng, k, scale: 2.0 * np.eye(2 * k))
+    res = M.check_thm32(np.random.default_rng(0), configs=((5, 1),), boosts=1)
+    case = next(c for c in res.cases if "Lambda J Lambda^T = J" in c.label)
+    assert case.measured > 0.5 and not case.passed
+
+
+def test_thm32_default_sizes_cover_k_1_2_3():
+    import inspect
+
+    from theory._checks_minima import check_thm32
+
+    configs = inspect.signature(check_thm32).parameters["configs"].default
+    assert sorted(k for _, k in configs) == [1, 2, 3] and all(d >= 2 * k + 1 for d, k in configs)

@@ -269,3 +269,34 @@ def test_pgd_cut_short_in_an_escape_window_returns_the_point_before_the_perturba
                                                perturb=True)
     assert "iteration limit 5" in reasons[0]
     assert np.array_equal(U, U0)
+
+
+def test_pgd_perturbs_within_the_ball_of_radius_1e_2_root_s(monkeypatch):
+    """PGD's perturbation at a strict saddle moves U by a point of the ball of radius
+    PGD_RADIUS_REL s^(1/2) (F.1 with its tasks times 4: s = 2 sqrt 2, so s^(1/2) differs from
+    the exponent 1e-2 ** s^(1/2)): never outside, and over 40 seeds reaching 80 % of it
+    (uniform in the ball of dimension 4)."""
+    from landscape import PlantedInstance
+    from landscape._instances import f1_instance
+    from landscape._search.result import problem_scale
+
+    inst = f1_instance()
+    p = PlantedInstance(np.ldexp(inst.A_star, 2), np.ldexp(inst.U_star, 1)).problem
+    radius = _search.PGD_RADIUS_REL * np.sqrt(problem_scale(p))
+    assert radius == pytest.approx(1e-2 * 8 ** 0.25, rel=1e-12, abs=0)
+    moved = []
+    orig = _search._DenseBatch.trials
+
+    def trials(self, U, f, g, aux, alphas, gsq):
+        moved.append(float(np.linalg.norm(U)))  # U0 = 0: the distance moved
+        return orig(self, U, f, g, aux, alphas, gsq)
+
+    assert patch_everywhere(monkeypatch, "landscape._search", "uses_factored", lambda problem: False)
+    monkeypatch.setattr(_search._DenseBatch, "trials", trials)
+    first = []
+    for seed in range(40):
+        moved.clear()
+        _search._descent_batch(p, np.zeros((1, 2, 2, 1)), max_iter=1, gtol=1e-10, rng=np.random.default_rng(seed),
+                               perturb=True)
+        first.append(moved[0])
+    assert 0 < min(first) and max(first) <= radius * (1 + 1e-12) and max(first) >= 0.8 * radius
