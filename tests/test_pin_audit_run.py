@@ -250,3 +250,16 @@ def test_identical_tasks_take_their_scale_from_the_common_task():
     A = np.array([[1.0, -1.0], [1.0, -1.0]]) * 2.0**40
     assert R.scale_exponent(np.stack([A, A, A])) == 40
     assert R.scale_exponent(np.stack([A, A, A]) * 2.0**-100) == -60
+
+
+def test_tasks_ordered_entrywise_are_not_called_identical():
+    """Tasks c^2 u u^T (c = 1, 2, 3; u > 0) each exceed the first entry by entry but differ:
+    R3.1 fails for lack of diversity, not because the tasks are identical."""
+    u = np.array([1.0, 2.0, 0.5])[:, None]
+    tasks = np.stack([c * c * (u @ u.T) for c in (1.0, 2.0, 3.0)])
+    rep = ls.audit(tasks, 1, starts=2, seed=0, certify=False, plots=False, enumeration="off", progress=False)
+    assert rep.data["theory"]["not_applicable_reason"].startswith("R3.1 (task diversity) fails")
+    same = ls.audit(np.stack([tasks[0]] * 3), 1, starts=2, seed=0, certify=False, plots=False, enumeration="off",
+                    progress=False)
+    assert same.data["theory"]["not_applicable_reason"] == ("R3.1 fails: the tasks are identical "
+                                                            "(every difference A*_s - A*_t is zero)")
