@@ -172,6 +172,20 @@ def test_thm33_on_two_tasks_fails_and_counts_its_exceptions():
     assert re.search(r"zero-loss points, (\d+) with A != A\*", res.measured).group(1) == str(case.measured)
 
 
+def test_thm33_cor3_verdict_reads_its_tolerance(monkeypatch):
+    """On T = 3 >= 3, d = 3k the Cor 3 case passes with cor3_loss_tolerance's bound and fails
+    when that bound is negative (the verdict compares with it, nothing looser)."""
+    def cor3(res):
+        (case,) = [c for c in res.cases if "(Cor 3)" in c.label]
+        return case
+
+    case = cor3(_minima.check_thm33(np.random.default_rng(3), sizes=((3, 3, 1),), gd_sizes=(), starts=8))
+    assert case.passed and 0.0 <= case.measured <= case.tolerance
+    monkeypatch.setattr(_minima, "cor3_loss_tolerance", lambda d, tol_A, w_norm: -1.0)
+    bad = cor3(_minima.check_thm33(np.random.default_rng(3), sizes=((3, 3, 1),), gd_sizes=(), starts=8))
+    assert bad.tolerance == -1.0 and not bad.passed
+
+
 def test_thm32_gd_rank_counts_both_signs_of_the_inertia(monkeypatch):
     """rank(A - A*) is p + n: the same 2k when every nonzero eigenvalue is counted positive."""
     orig = _minima.thm32_structure
@@ -240,6 +254,21 @@ def test_thm33_distance_tolerance_is_10_r_over_sigma_min_plus_the_floor():
     assert thm33_distance_tolerance(2.0, sq, 0.0) == 5.0
     assert thm33_distance_tolerance(0.0, sq, 3.0) == pytest.approx(1e3 * EPS * 3.0, rel=1e-15, abs=0)
     assert thm33_distance_tolerance(2.0, sq, 3.0) == pytest.approx(5.0 + 3e3 * EPS, rel=1e-15, abs=0)
+
+
+def test_cor3_loss_tolerance_is_half_d_times_the_squared_residual_bound():
+    """Cor 3's tolerance, d/2 (tol_A + 1e3 eps ||W_T+1||)^2, with exact values on each side
+    of its floor (a minus in place of the floor's product made it about 1e6)."""
+    from fractions import Fraction
+
+    from theory._checks_minima import EPS, cor3_loss_tolerance
+
+    assert cor3_loss_tolerance(4, 0.5, 0.0) == 0.5
+    assert Fraction(cor3_loss_tolerance(3, 2.0, 0.0)) == Fraction(6)
+    floor = 1e3 * EPS * 5.0
+    assert cor3_loss_tolerance(2, 0.0, 5.0) == pytest.approx(floor**2, rel=1e-15, abs=0)
+    assert cor3_loss_tolerance(6, 0.25, 5.0) == pytest.approx(3 * (0.25 + floor) ** 2, rel=1e-15, abs=0)
+    assert cor3_loss_tolerance(6, 0.25, 5.0) > cor3_loss_tolerance(6, 0.25, 0.0)
 
 
 # -------------------------------------------------------------------- survivors of a fifth sample

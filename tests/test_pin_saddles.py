@@ -89,6 +89,60 @@ def test_c5_threshold_is_the_exact_bound_one(monkeypatch, reported, holds):
     assert case.passed is holds
 
 
+@pytest.mark.parametrize("reported,holds", [(1.0, True), (0.5, False)])
+def test_l5_threshold_is_the_exact_bound_one(monkeypatch, reported, holds):
+    r"""L5, ``||D* U_t - D_U U_t|| <= ||grad G||``, holds at EVERY U with the optimal A:
+    D* - D_U = -2 R_1 and grad_{U_t} G = +-2 R_1 U_t, so the left side is ||grad_{U_t} G||.
+    With U_1 = 0 the whole gradient sits in U_2 and the ratio is g / (rounding + g), just
+    under 1: the check must pass there with the true norm and fail when the point reports
+    half of it (ratio about 2; a remainder in place of the ratio's quotient would be ~0)."""
+    orig_points = _saddles.t2_critical_points
+    seen = {}
+
+    def planted(inst, rng, **kw):
+        prob = inst.problem
+        Dstar = inst.W[0] - inst.W[1]
+        U = np.stack([np.zeros((2, 1)), np.array([[0.7], [-0.4]])])
+        g = float(np.linalg.norm(prob.reduced_grad(U)))
+        seen["exact"] = float(np.linalg.norm(Dstar @ U[1] - (U[0] @ U[0].T - U[1] @ U[1].T) @ U[1])) / g
+        return [_saddles.CriticalPoint(U=U, source="root", grad_norm=reported * g, loss=prob.reduced_loss(U)),
+                *orig_points(inst, rng, **kw)]
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", planted)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
+    assert seen["exact"] == pytest.approx(1.0, rel=1e-12)  # the bound is attained
+    case = next(c for c in res.cases if c.label.endswith("L5 ||D*U_t - D_U U_t|| / (rounding + ||grad||)"))
+    assert case.passed is holds
+    assert case.measured == pytest.approx(1.0 / reported, rel=1e-9)
+
+
+def test_t2_starts_are_scaled_to_put_u_u_transpose_on_the_scale_of_d_star(monkeypatch):
+    """Each start is z * c * sqrt(||D*||_F / (d k)), z standard normal of length T d k and
+    c ~ U(0.2, 1.5), so sum_t ||U_t||_F^2 averages c^2 T ||D*||_F whatever d and k; pinned
+    draw by draw at d = 4, k = 2, where d k = 8 and d // k = 2 differ."""
+    import copy
+    import math
+
+    inst, _ = _saddles.well_conditioned_t2_instance(np.random.default_rng(4), 4, 2)
+    Dn = float(np.linalg.norm(inst.W[0] - inst.W[1]))
+    seen = []
+
+    def record(fun, jac, x0, method, options):
+        if method == "hybr":
+            seen.append(np.array(x0))
+        return None
+
+    monkeypatch.setattr(_saddles, "_root_run", record)
+    rng = np.random.default_rng(7)
+    twin = copy.deepcopy(rng)
+    _saddles.t2_critical_points(inst, rng, starts=5, boosts=0)
+    assert len(seen) == 5
+    for u0 in seen:
+        z = twin.standard_normal(2 * 4 * 2)
+        c = twin.uniform(0.2, 1.5)
+        np.testing.assert_array_equal(u0, z * c * math.sqrt(Dn / 8))
+
+
 def _scaled(inst, e: int):
     """The instance with its tasks times 2^(2e): A* * 2^(2e), U* * 2^e (exact)."""
     from landscape import PlantedInstance

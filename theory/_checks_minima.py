@@ -322,6 +322,15 @@ def thm33_distance_tolerance(r: float, sq, scale: float) -> float:
     return tol_A
 
 
+def cor3_loss_tolerance(d: int, tol_A: float, w_norm: float) -> float:
+    r"""Largest rank-:math:`k` fine-tuning loss (Cor 3) at a zero-loss point whose
+    :math:`\|\hat A-A^\star\|_F` is at most ``tol_A``: the test residual
+    :math:`A^\star+W_{T+1}-\hat A` is then at most ``tol_A`` plus the rounding floor
+    :math:`\text{ROUNDING\_FLOOR\_FACTOR}\,\varepsilon\,\|W_{T+1}\|_F` in norm, so each of the
+    :math:`d` singular values it discards is too: :math:`\tfrac d2(\text{tol}_A+\text{floor})^2`."""
+    return 0.5 * d * (tol_A + ROUNDING_FLOOR_FACTOR * EPS * w_norm) ** 2
+
+
 @accepts_seed()
 def check_thm32_gd(
     rng: np.random.Generator,
@@ -598,7 +607,7 @@ def check_thm33(
         tag = f"d={d} k={k} T={T}"
         # the test residual A*_T+1 - A_hat - W_T+1 is at most tol_A (+ rounding); its d
         # discarded singular values are each below that
-        cor3_tol = 0.5 * d * (rep.tol_A + ROUNDING_FLOOR_FACTOR * EPS * float(np.linalg.norm(inst.W[T]))) ** 2
+        cor3_tol = cor3_loss_tolerance(d, rep.tol_A, float(np.linalg.norm(inst.W[T])))
         cases += [
             Case(f"{tag}: nullity of quotient Jacobian at A*", 0, rep.nullity,
                  f"s <= {JACOBIAN_NULL_RTOL:g} s_1", rep.nullity == 0),
