@@ -263,3 +263,75 @@ def test_tasks_ordered_entrywise_are_not_called_identical():
                     progress=False)
     assert same.data["theory"]["not_applicable_reason"] == ("R3.1 fails: the tasks are identical "
                                                             "(every difference A*_s - A*_t is zero)")
+
+
+# ------------------------------------------------------- survivors of an end-of-session sample
+@pytest.mark.parametrize("T", [1, 2, 3, 5])
+@pytest.mark.parametrize("dims", [(0,), (0, 0), (1,), (0, 2)])
+@pytest.mark.parametrize("varies", [False, True])
+@pytest.mark.parametrize("distinct", [1, 2])
+def test_continuum_rule_over_its_whole_truth_table(T, dims, varies, distinct):
+    """A positive zero-set dimension is a continuum away from T = 2; at T = 2 only with A
+    varying along it, or with two distinct values of A found."""
+    positive = max(dims) > 0
+    expected = (positive and T != 2) or (T == 2 and ((positive and varies) or distinct > 1))
+    assert R.continuum_of_global_minima(T, list(dims), varies, distinct) is expected
+
+
+def test_no_global_minimum_is_no_continuum():
+    assert R.continuum_of_global_minima(2, [], True, 3) is False
+    assert R.continuum_of_global_minima(3, (), True, 3) is False
+
+
+def _tiny_audit(**kw):
+    inst = ls.random_instance(np.random.default_rng(4), 3, 3, 1)
+    return ls.audit(inst, 1, seed=0, certify=False, enumeration="off", progress=False,
+                    **{"plots": False, "starts": 3, **kw})
+
+
+def test_critical_runs_are_the_runs_less_the_non_critical_ones():
+    """n_critical counts every run classified as anything but not_critical (global minima
+    and degenerate points included). The instance has global minima (one from the planted
+    start given), strict saddles and runs stopped short, in numbers where counting the kinds
+    ordered after "not_critical" instead would give another total."""
+    inst = ls.random_instance(np.random.default_rng(4), 3, 3, 1)
+    rep = _tiny_audit(methods="gd", max_iter=2, starts=6, extra_starts=inst.U_star[None])
+    sm = rep.data["summary"]
+    assert sm["counts"]["global_minimum"] >= 1 and sm["counts"]["not_critical"] >= 1, sm["counts"]
+    assert sm["n_critical"] != sum(v for k_, v in sm["counts"].items() if k_ >= "not_critical")
+    assert sm["n_critical"] == sm["n_runs"] - sm["counts"]["not_critical"]
+    assert sm["n_critical"] == sum(v for k_, v in sm["counts"].items() if k_ != "not_critical")
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_total_time_spans_the_audit(tmp_path, write):
+    import time
+
+    t0 = time.perf_counter()
+    rep = _tiny_audit(out=(tmp_path / "a") if write else None)
+    wall = time.perf_counter() - t0
+    timing = rep.data["timing"]
+    parts = [v for k_, v in timing.items() if k_ != "total_s" and isinstance(v, float)]
+    assert parts and all(v >= 0 for v in parts)
+    assert max(parts) <= timing["total_s"] <= wall
+
+
+@pytest.mark.parametrize("message, shown", [("first line\nsecond line", "first line"),
+                                            ("", "ValueError('')"),
+                                            ("\n  \nafter blank lines\nmore", "after blank lines")])
+def test_an_executor_refusal_shows_its_first_line(monkeypatch, message, shown):
+    import landscape.runtime.executor as X
+
+    def refuse(name):
+        raise ValueError(message)
+
+    monkeypatch.setattr(X, "get_executor", refuse)
+    with pytest.raises(ls.LandscapeInputError) as err:
+        _tiny_audit(executor="local")
+    assert str(err.value) == f"--executor: {shown}"
+
+
+def test_an_unknown_executor_is_named_in_the_refusal():
+    with pytest.raises(ls.LandscapeInputError) as err:
+        _tiny_audit(executor="slurm")
+    assert str(err.value) == "--executor: unknown executor 'slurm'; choose one of local, ray"

@@ -144,6 +144,17 @@ def enumeration_runs(enumeration: str, T: int, d: int) -> bool:
                                    and algebra_available("msolve"))
 
 
+def continuum_of_global_minima(T: int, zero_dims, varies: bool, distinct_A: int) -> bool:
+    """Whether the global minima found lie on a continuum (the summary's
+    ``continuum_of_global_minima``): none found, no; a zero-loss set of positive dimension
+    modulo O(k) (``zero_dims``, one per class of global minima) is one for T != 2, and for
+    T = 2 -- where every global minimum carries the O(k,k) family -- only when A varies
+    along it; at T = 2, two distinct values of A among the minima found are one as well."""
+    if not zero_dims:
+        return False
+    return (max(zero_dims) > 0 and (T != 2 or bool(varies))) or (T == 2 and distinct_A > 1)
+
+
 def _as_input(source) -> TaskInput:
     if isinstance(source, TaskInput):
         return source
@@ -345,7 +356,9 @@ def audit(
         try:
             executor = get_executor(executor or "local")
         except (ValueError, ImportError) as exc:
-            raise LandscapeInputError(f"--executor: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+            # the refusal's first non-blank line as written, its repr when it has none
+            first = next((ln for ln in str(exc).splitlines() if ln.strip()), repr(exc))
+            raise LandscapeInputError(f"--executor: {first}") from None
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                     or not np.isfinite(max_seconds) or max_seconds <= 0):
         raise LandscapeInputError(f"--max-seconds must be a positive number, got {max_seconds!r}")
@@ -429,8 +442,7 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
         zero_dims = [c.classification.zero_set_dimension or 0 for c in glob_classes]
         varies = any(c.classification.A_varies_on_zero_set for c in glob_classes)
         distinct_A = len(glob_classes)  # classes modulo O(k) of global minima <-> values of A
-        continuum = bool(glob_classes) and ((max(zero_dims) > 0 and (problem.T != 2 or varies))
-                                            or (problem.T == 2 and distinct_A > 1))
+        continuum = continuum_of_global_minima(problem.T, zero_dims, varies, distinct_A)
         cont_summary = _continuum_summary(problem, glob_classes, results, units) if continuum else None
         summary = {
             "n_runs": len(results),
