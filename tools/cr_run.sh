@@ -11,6 +11,8 @@
 #   CR_ONLY="OP@ROW:COL ...": a fresh session that runs only the named mutants (a survivor of an
 #   earlier session found again by operator and position after the module changed).
 #   CR_EXTEND=M: run M more mutants of the session already in OUTDIR (drawn from those left out).
+#   CR_SEED=S: draw the N mutants with seed S instead of 0 (a fresh sample of a module whose
+#   seed-0 sample is already in its record; join it with tools/cr_record.py --merge).
 set -euo pipefail
 cfg=${1:?usage: tools/cr_run.sh CONFIG N OUTDIR [PYTHON]}; n=${2:?N}; out=${3:?OUTDIR}; py=${4:-python}
 bin=$(dirname "$(command -v "$py")")
@@ -33,7 +35,7 @@ else
   if [ -n "${CR_ONLY:-}" ]; then
     # shellcheck disable=SC2086
     "$py" tools/cr_sample.py "$out/$name.sqlite" --only $CR_ONLY
-  elif [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed 0; fi
+  elif [ "$n" -gt 0 ]; then "$py" tools/cr_sample.py "$out/$name.sqlite" "$n" --seed "${CR_SEED:-0}"; fi
 fi
 "$bin/cosmic-ray" exec "$cfg" "$out/$name.sqlite"
 # the dump quotes test output: paths of this machine become relative or <venv>/, <python>/
