@@ -462,3 +462,129 @@ def test_loss_tolerance_is_at_least_the_round_off_floor(f2):
     flat = ls.classify(p, U0, spectrum=_planted(spec, np.zeros(spec.eigenvalues.size)))
     assert flat.loss_tolerance == pytest.approx(floor, rel=1e-15, abs=0)
     assert flat.loss <= flat.loss_tolerance and flat.kind == GLOBAL_MINIMUM
+
+
+# --------------------------------------------------------------------------------------
+# every threshold at its documented value, a thousandth either side (a sweep that loosened
+# each constant by 2x or 10x found the decade-wide tests above blind to it: they place the
+# point relative to the constant as imported, or a decade away)
+# --------------------------------------------------------------------------------------
+BOUNDARY = 1e-3
+
+
+@pytest.mark.parametrize("side,kind", [(1 + BOUNDARY, SPURIOUS_CANDIDATE), (1 - BOUNDARY, GLOBAL_MINIMUM)])
+def test_loss_safety_is_ten_times_the_quadratic_model(f2, side, kind):
+    """G at 10 (1 +- 1e-3) ||g||^2 / (2 lambda_+): the safety factor is 10, not 9.99 or 10.01."""
+    from landscape._factored import reduced_loss
+
+    inst, _, spec = f2
+    p = inst.problem
+    v = np.random.default_rng(4).standard_normal(inst.U_star.shape)
+    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
+    G = reduced_loss(p, U)
+    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    lam_plus = side * 10.0 * gn**2 / (2.0 * G)
+    c = ls.classify(p, U, spectrum=_planted(spec, lam_plus * np.arange(1, p.dim_U + 1)))
+    assert c.loss_tolerance == pytest.approx(10.0 * gn**2 / (2.0 * lam_plus), rel=1e-12, abs=0)
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("side,kind", [(0.95, GLOBAL_MINIMUM), (1.05, DEGENERATE)])
+def test_round_off_floor_is_a_hundred_ulps_of_the_residual_scale(side, kind):
+    """Without positive curvature the tolerance is the floor 0.5 (100 eps (||tasks||_F +
+    ||U||_F^2))^2 exactly; tasks of a planted point shifted so that G sits 5 % either side
+    of it (G is itself at round-off level there: its residuals, ~1e-13, carry rounding
+    errors of a few eps ||tasks||, so it is known to about 1 %, not to a thousandth)."""
+    rng = np.random.default_rng(21)
+    inst = random_instance(rng, 3, 3, 1)
+    U = inst.U_star
+    tasks0 = inst.problem.tasks
+    E = rng.standard_normal(tasks0.shape)
+    E -= E.mean(axis=0)  # no common part: A absorbs none of it, G = ||E||^2 / 2 exactly
+    eps = np.finfo(float).eps
+
+    def classify_at(c):
+        p = ls.LoraMLProblem(tasks0 + c * E, 1)
+        zeros = ls.reduced_spectrum(p, U, dense_max_dim=100)
+        flat = dataclasses.replace(zeros, eigenvalues=np.zeros(p.dim_U), lambda_min_quotient=0.0)
+        return p, ls.classify(p, U, spectrum=flat)
+
+    p, first = classify_at(1e-13)
+    floor = 0.5 * (100.0 * eps * (float(np.linalg.norm(p.tasks)) + float(np.sum(U * U)))) ** 2
+    assert first.loss_tolerance == pytest.approx(floor, rel=1e-12, abs=0)
+    c = np.sqrt(2.0 * side * floor) / np.linalg.norm(E)
+    p, cl = classify_at(c)
+    floor = 0.5 * (100.0 * eps * (float(np.linalg.norm(p.tasks)) + float(np.sum(U * U)))) ** 2
+    assert cl.loss == pytest.approx(side * floor, rel=1e-2, abs=0)
+    assert cl.loss_tolerance == pytest.approx(floor, rel=1e-12, abs=0)
+    assert cl.kind == kind, cl.reason
+
+
+@pytest.mark.parametrize("side,kind", [(1 + BOUNDARY, STRICT_SADDLE), (1 - BOUNDARY, DEGENERATE)])
+def test_degenerate_eigenvalue_tolerance_is_ten_s_half_g_third(f2_rough, side, kind):
+    """Without a Kantorovich guarantee (a planted zero eigenvalue: sigma = 0) the tolerance is
+    THEORY.md's C6 rule made scale-free, 10 s^(1/2) ||g||^(1/3); an eigenvalue at -(1 +- 1e-3)
+    times it is negative curvature or not."""
+    p, U, spec, gn = f2_rough
+    eta = 10.0 * np.sqrt(problem_scale(p)) * gn ** (1 / 3)
+    assert eta > 1e3 * ZERO_EIGENVALUE_RTOL * max(1.0, problem_scale(p))  # the C6 term decides
+    ev = np.r_[-side * eta, 0.0, np.array(spec.eigenvalues)[2:]]
+    c = ls.classify(p, U, spectrum=_planted(spec, ev))
+    assert c.eigenvalue_tolerance == pytest.approx(eta, rel=1e-12, abs=0)
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("factor,kind", [(-(1 + BOUNDARY), STRICT_SADDLE), (-(1 - BOUNDARY), DEGENERATE),
+                                         (1 - BOUNDARY, DEGENERATE), (1 + BOUNDARY, SPURIOUS_CANDIDATE)])
+def test_zero_eigenvalue_tolerance_is_1e_9_of_the_spectral_radius(f2, factor, kind):
+    """With a largest eigenvalue 1e6 the nondegenerate tolerance is 1e-9 x 1e6 = 1e-3."""
+    inst, U, spec = f2
+    ev = np.r_[np.array(spec.eigenvalues)[1:], 1e6]
+    c = ls.classify(inst.problem, U, spectrum=_planted(spec, np.r_[factor * 1e-3, ev]))
+    assert c.eigenvalue_tolerance == pytest.approx(1e-3, rel=1e-12, abs=0)
+    assert c.kind == kind, c.reason
+
+
+@pytest.mark.parametrize("side,n_classes", [(1 - BOUNDARY, 1), (1 + BOUNDARY, 2)])
+def test_deduplication_tolerance_is_a_thousandth(side, n_classes):
+    """Two points are one class iff their stacks differ by at most 1e-3 (s + ||P_U||_F)."""
+    from scipy.optimize import brentq
+
+    rng = np.random.default_rng(11)
+    p = random_instance(rng, 3, 3, 1).problem
+    U, W = rng.standard_normal((2, 3, 3, 1))
+    stack = lambda X: X @ np.swapaxes(X, 1, 2)  # noqa: E731
+    tol = 1e-3 * (problem_scale(p) + np.linalg.norm(stack(U)))
+    t = brentq(lambda t: np.linalg.norm(stack(U + t * W) - stack(U)) - side * tol, 0.0, 1.0, xtol=1e-15)
+    c = dataclasses.replace(ls.classify(p, U), kind=STRICT_SADDLE)
+    assert len(ls.deduplicate(p, [U, U + t * W], [c, c])) == n_classes
+
+
+@pytest.mark.parametrize("side,recovers", [(1 - 1e-2, True), (1 + 1e-2, False)])
+def test_a_star_match_tolerance_is_a_millionth(side, recovers):
+    """F.1 (A* = 0): ||A - A*||_F at (1 +- 1e-2) x 1e-6 (s + ||A*||_F)."""
+    from scipy.optimize import brentq
+
+    f1 = f1_instance()
+    target = side * 1e-6 * problem_scale(f1.problem)
+    theta = brentq(lambda th: np.linalg.norm(f1_point(th)[0]) - target, 0.0, 1.0, xtol=1e-16, rtol=1e-15)
+    c = ls.classify(f1.problem, f1_point(theta)[1], A_star=f1.A_star)
+    assert c.kind == GLOBAL_MINIMUM and c.recovers_A_star is recovers
+
+
+@pytest.mark.parametrize("side,kind", [(1 + BOUNDARY, NOT_CRITICAL), (1 - BOUNDARY, DEGENERATE)])
+def test_gradient_tolerance_is_1e_7_s_to_the_three_halves(f2, side, kind):
+    """Without a Kantorovich guarantee (a planted eigenvalue 1e-9: h >> 1/2) a point whose
+    ||grad G|| is (1 +- 1e-3) x 1e-7 s^1.5 is not critical / critical (degenerate)."""
+    from scipy.optimize import brentq
+
+    inst, U, spec = f2
+    p = inst.problem
+    crit = 1e-7 * problem_scale(p) ** 1.5
+    v = np.random.default_rng(2).standard_normal(U.shape)
+    v /= np.linalg.norm(p.schur_complement(U) @ v.reshape(-1))
+    t = brentq(lambda t: np.linalg.norm(reduced_grad(p, U + t * v)) - side * crit, 0.0, 10 * crit, xtol=1e-18)
+    Ur = U + t * v
+    assert float(np.linalg.norm(reduced_grad(p, Ur))) == pytest.approx(side * crit, rel=1e-5)
+    c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[1e-9, np.array(spec.eigenvalues)[1:]]))
+    assert c.kind == kind, c.reason
