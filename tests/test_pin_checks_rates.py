@@ -93,3 +93,5 @@ def test_rate_slopes_fit_the_means_of_the_errors_over_sigma_squared_and_report_t
     assert summary[3] == f"SR/ML: {fmt(fits[2].slope, 3)}"
     assert summary[4] == f"saturated: {fmt(fits[3].slope, 2)}" and summary[5] == f"Cor 4: {fmt(fits[4].slope, 2)}"
     assert all(abs(f.slope) > 1e-4 for f in fits[3:])  # so that the digits shown matter
+    # the dof sweep's case names the k' range it fitted, first to last
+    assert any(c.label.startswith("E||E||^2/sigma^2 vs k'(2d-k') (k'=1..3)") for c in res.cases)

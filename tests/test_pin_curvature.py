@@ -71,3 +71,17 @@ def test_quotient_hessian_removes_exactly_the_orbit_at_k2():
     Qb, _ = np.linalg.qr(V, mode="complete")
     N = Qb[:, V.shape[1]:]
     np.testing.assert_allclose(np.linalg.eigvalsh(Hq), np.linalg.eigvalsh(N.T @ (0.5 * (S + S.T)) @ N), atol=1e-9)
+
+
+def test_lanczos_spectrum_without_a_generator_is_the_seed_zero_one():
+    """rng=None is np.random.default_rng(0): the same Lanczos start, the same numbers, and
+    another generator is honoured (its start differs)."""
+    import landscape as ls
+
+    inst = ls.random_instance(np.random.default_rng(8), 5, 3, 1)
+    U = inst.U_star + 0.3 * np.random.default_rng(9).standard_normal(inst.U_star.shape)
+    plain = ls.reduced_spectrum(inst.problem, U, dense_max_dim=0, count=2, rng=None)
+    zero = ls.reduced_spectrum(inst.problem, U, dense_max_dim=0, count=2, rng=np.random.default_rng(0))
+    assert plain.method == zero.method and plain.method != "dense"
+    np.testing.assert_array_equal(plain.eigenvalues, zero.eigenvalues)
+    np.testing.assert_array_equal(plain.direction, zero.direction)

@@ -300,3 +300,16 @@ def test_pgd_perturbs_within_the_ball_of_radius_1e_2_root_s(monkeypatch):
                                perturb=True)
         first.append(moved[0])
     assert 0 < min(first) and max(first) <= radius * (1 + 1e-12) and max(first) >= 0.8 * radius
+
+
+@pytest.mark.parametrize("method", ["gradient_descent"])
+def test_a_search_without_a_generator_is_the_seed_zero_one(method):
+    """rng=None is np.random.default_rng(0) for the spectra of the end points."""
+    inst = ls.random_instance(np.random.default_rng(8), 5, 3, 1)
+    starts = np.random.default_rng(3).standard_normal((2, *inst.U_star.shape))
+    fn = getattr(_search, method)
+    a = fn(inst.problem, starts, max_iter=30, mode="hvp", rng=None)
+    b = fn(inst.problem, starts, max_iter=30, mode="hvp", rng=np.random.default_rng(0))
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra.point, rb.point)
+        np.testing.assert_array_equal(ra.spectrum.eigenvalues, rb.spectrum.eigenvalues)

@@ -106,3 +106,33 @@ def test_r31_default_sizes_cover_both_sides_of_tk_equal_d():
              for c in res.cases if re.match(r"d=\d+ k=\d+ T=\d+:", c.label)}
     regimes = {(("<" if T * k < d else "=" if T * k == d else ">"), k >= 2) for d, k, T in sizes}
     assert {("<", False), ("<", True), ("=", True), (">", True)} <= regimes
+
+
+def test_r31_consequence_cases_are_exactly_those_with_t_ge_j_and_d_ge_jk():
+    """rank[U*_1..U*_j] = jk is checked for j = 2, 3 exactly when T >= j and d >= jk (at
+    d = jk too), states jk as its prediction, and reports the SVD's zero threshold
+    s_1 max(d, jk) eps of the columns it ranks (the U* drawn first from the same seed)."""
+    import copy
+
+    from theory._checks_sr import check_r31
+    from theory._linalg import rank_tolerance
+    from theory._result import fmt
+
+    sizes = ((3, 3, 1), (6, 3, 2), (4, 2, 2), (5, 3, 2))
+    rng = np.random.default_rng(5)
+    twin = copy.deepcopy(rng)
+    res = check_r31(rng, sizes=sizes, subsets=4)
+    for d, T, k in sizes:
+        U = twin.standard_normal((T, d, k))
+        cols = np.concatenate(list(U), axis=1)
+        twin.random((4, T * k))  # the subsets' draw
+        for j in (2, 3):
+            label = f"d={d} k={k}: rank[U*_1..U*_{j}]"
+            got = [c for c in res.cases if c.label == label]
+            if not (T >= j and d >= j * k):
+                assert got == [], label
+                continue
+            (case,) = got
+            sv = np.linalg.svd(cols[:, : j * k], compute_uv=False)
+            assert (case.predicted, case.measured, case.passed) == (j * k, j * k, True)
+            assert case.tolerance == fmt(float(rank_tolerance(sv, (d, j * k))))
