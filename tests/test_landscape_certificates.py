@@ -111,15 +111,17 @@ def test_interval_operations_enclose_exact_results(a, b, c):
     assert Fraction(float(s.lo[0])) ** 2 <= fc <= Fraction(float(s.hi[0])) ** 2
 
 
-def test_interval_loss_encloses_arb_loss():
-    inst = random_instance(np.random.default_rng(3), 2, 3, 1)
+@pytest.mark.parametrize("d,T,k", [(2, 3, 1), (3, 2, 2)])
+def test_interval_loss_encloses_arb_loss(d, T, k):
+    """k = 2 too: U_t U_t^T summed over the adapter's columns."""
+    inst = random_instance(np.random.default_rng(3), d, T, k)
     problem = inst.problem
     rng = np.random.default_rng(4)
     pts = vec_factors(inst.U_star)[None, :] + 0.1 * rng.standard_normal((20, problem.dim_U))
-    enc = _interval_reduced_loss(problem.tasks, IntervalArray(pts), 3, 2, 1)
+    enc = _interval_reduced_loss(problem.tasks, IntervalArray(pts), T, d, k)
     with arb_precision(256):
         for i in range(20):
-            G = _arb_state(problem.tasks, unvec_factors(pts[i], 3, 2, 1))["G"]
+            G = _arb_state(problem.tasks, unvec_factors(pts[i], T, d, k))["G"]
             assert enc.lo[i] <= float(G.mid()) <= enc.hi[i]
             assert enc.hi[i] - enc.lo[i] < 1e-12
 
@@ -403,3 +405,14 @@ def test_global_minimum_verdict_is_invariant_and_never_spurious(seed, k):
     moved = taylor_certificate(inst.problem.permuted(perm), _rotate(inst.U_star, rng)[perm])
     assert not base.certified and not moved.certified
     assert base.verdict == moved.verdict
+
+
+@pytest.mark.parametrize("factor", [-1e-9, -0.5, -2.0])
+def test_a_k2_certificate_with_a_negative_penalty_does_not_verify(k2_spurious, factor):
+    """c Y Y^T with c < 0 would lower the quotient bound's operator, not lift the orbit's zero
+    modes: a stored negative penalty is refused, however small or large (the recomputation
+    is never reached, so its claims cannot vouch for it)."""
+    problem, U, cert = k2_spurious
+    assert cert.verify()
+    bad = dataclasses.replace(cert, parameters={**cert.parameters, "penalty": factor * cert.parameters["penalty"]})
+    assert not bad.verify()

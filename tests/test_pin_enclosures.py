@@ -52,3 +52,25 @@ def test_orbit_penalty_lifts_the_smallest_nonzero_generator_direction_twice_abov
     assert E._choose_penalty(S, [Y1, Y2]) == 2.0 * 5.0 / 4.0
     assert E._choose_penalty(np.diag([0.25, -0.5]), [Y2]) == 2.0 * 1.0 / 4.0  # spectrum below 1: max(., 1)
     assert E._choose_penalty(S, []) == 0.0 and E._choose_penalty(S, [np.zeros((3, 0))]) == 0.0
+
+
+def test_lambda_min_bound_when_every_shifted_cholesky_fails(monkeypatch):
+    """Every shift fails: the bound is -inf (nothing certified) after CHOL_RETRIES = 6 shifts,
+    each 16 times the last, from max(1e-6 |lambda_1|, 64 n eps max|lambda|) below lambda_1."""
+    import math
+
+    from landscape.certificates import enclosures as E
+
+    tried = []
+
+    def fails(H, H_mid, mu):
+        tried.append(mu)
+        return None
+
+    monkeypatch.setattr(E, "_cholesky_lower_bound", fails)
+    H_mid = np.diag([-2.0, 1.0, 3.0])
+    bound, mu, res = E._lambda_min_lower(None, H_mid)
+    delta = max(1e-6 * 2.0, 64.0 * 3 * np.finfo(float).eps * 3.0)
+    assert tried == [-2.0 - delta * 16.0**i for i in range(6)]
+    assert mu == -2.0 - delta * 16.0**6 and res == math.inf
+    assert bound.upper() == -math.inf and bound.lower() == -math.inf

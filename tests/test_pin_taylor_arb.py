@@ -110,3 +110,17 @@ def test_auto_routes_to_the_float_certificate_up_to_its_own_limit(monkeypatch, f
     else:
         with pytest.raises(CertificateTooLarge, match="exceeds the budget"):
             TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10)
+
+
+def test_auto_keeps_the_ball_certificate_within_a_larger_budget(monkeypatch):
+    """method="auto" with n = 6 <= max_dim = 10 stays in ball arithmetic even where n is
+    above the module's default budget (patched to 4): only n > max_dim routes to floats."""
+    import landscape.certificates.taylor_arb as TA
+    import landscape.certificates.taylor_fp as TF
+    from landscape import random_instance
+
+    inst = random_instance(np.random.default_rng(0), 2, 3, 1)
+    monkeypatch.setattr(TA, "TAYLOR_MAX_DIM", 4)
+    monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float route")
+    cert = TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10, rng=np.random.default_rng(0))
+    assert cert != "float route" and cert.kind == "taylor"
