@@ -302,3 +302,64 @@ def test_thm32_default_sizes_cover_k_1_2_3():
 
     configs = inspect.signature(check_thm32).parameters["configs"].default
     assert sorted(k for _, k in configs) == [1, 2, 3] and all(d >= 2 * k + 1 for d, k in configs)
+
+
+# --------------------------------------------------- constants at their boundary (a sweep
+# loosening each constant 2x or 10x passed this file before these)
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("offset", [0.0, 1e-3])
+def test_thm32_zero_tolerance_is_10_times_residual_plus_8_k_plus_3_ulps(k, offset):
+    """tau = 10 (sqrt(2 L) + 8 (k + 3) eps scale), scale = ||A*|| + sum_t ||W_t|| + ||U||^2 +
+    ||W_test||: at the planted minimum (rounding decides) and 1e-3 away (the residual does)."""
+    from landscape import random_instance
+
+    from theory._checks_minima import EPS, thm32_structure
+
+    inst = random_instance(np.random.default_rng(6), 6, 4, k)
+    p = inst.problem
+    W = p.tasks - inst.A_star[None]
+    W_test = np.random.default_rng(7).standard_normal((6, 6))
+    A = inst.A_star + offset * np.eye(6)
+    st = thm32_structure(p, A, inst.U_star, inst.A_star, W_test)
+    scale = (float(np.linalg.norm(inst.A_star)) + float(np.sum(np.linalg.norm(W, axis=(1, 2))))
+             + float(np.sum(inst.U_star**2)) + float(np.linalg.norm(W_test)))
+    expected = 10 * (np.sqrt(2 * p.loss(A, inst.U_star)) + 8 * (k + 3) * EPS * scale)
+    assert st.tau == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def _report_with(monkeypatch, sv=None, points=()):
+    """uniqueness_report on a planted (6, 3, 1) instance with the search replaced by
+    ``points`` (A, U) and, optionally, planted Jacobian singular values."""
+    from landscape import random_instance
+
+    inst = random_instance(np.random.default_rng(2), 6, 3, 1)
+    monkeypatch.setattr(_minima, "zero_loss_search", lambda problem, rng, starts: [])
+    if sv is not None:
+        monkeypatch.setattr(_minima, "quotient_jacobian_singular_values", lambda problem, U: np.asarray(sv))
+    return inst, _minima.uniqueness_report(inst, np.random.default_rng(0), starts=0,
+                                           known_points=[pt(inst) for pt in points])
+
+
+@pytest.mark.parametrize("side,nullity", [(1 + 1e-3, 0), (1 - 1e-3, 1)])
+def test_jacobian_null_threshold_is_1e_8_of_the_largest_singular_value(monkeypatch, side, nullity):
+    _, rep = _report_with(monkeypatch, sv=[4.0, 1.0, side * 1e-8 * 4.0])
+    assert rep.nullity == nullity
+
+
+@pytest.mark.parametrize("side,zero", [(1 - 1e-3, 1), (1 + 1e-3, 0)])
+def test_zero_residual_threshold_is_1e_9_of_the_tasks_norm(monkeypatch, side, zero):
+    """A known point whose residual (A - A* spread over the T tasks) is (1 -+ 1e-3) x 1e-9
+    ||tasks||_F counts as a zero of the loss / does not."""
+    def point(inst):
+        E = np.random.default_rng(3).standard_normal((6, 6))
+        r = side * 1e-9 * float(np.linalg.norm(inst.problem.tasks))
+        return inst.A_star + r * E / (np.linalg.norm(E) * np.sqrt(3)), inst.U_star
+
+    inst, rep = _report_with(monkeypatch, points=[point])
+    assert rep.n_zero == zero
+
+
+@pytest.mark.parametrize("starts,need", [(1, 3), (4, 3), (12, 3), (13, 4), (75, 19), (76, 19), (77, 20)])
+def test_a_search_must_find_three_zeros_and_a_quarter_of_its_starts(starts, need):
+    """max(3, ceil(starts / 4)) zero-loss points, exactly: one fewer is not enough."""
+    assert _minima.search_found_enough(need, starts) and not _minima.search_found_enough(need - 1, starts)
