@@ -10,6 +10,8 @@ and the case must fail; unmoved, it passes.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -307,3 +309,95 @@ def test_a_degenerate_critical_point_is_an_exception_not_a_saddle(monkeypatch):
     res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
     case = next(c for c in res.cases if "not strict saddles" in c.label)
     assert "(0 saddles)" in case.label and case.measured > 0 and not case.passed
+
+
+# --------------------------------------------- constants at their boundary (a sweep loosening
+# each constant 2x or 10x passed this file before these)
+@pytest.mark.parametrize("side,kept", [(1 - 1e-3, True), (1 + 1e-3, False)])
+def test_t2_gradient_tolerance_is_1e_9_of_d_star_to_the_three_halves(monkeypatch, side, kept):
+    """A root whose ||grad G|| is (1 -+ 1e-3) x 1e-9 ||D*||_F^1.5 is kept / dropped."""
+    from scipy.optimize import brentq
+
+    inst, _ = _saddles.well_conditioned_t2_instance(np.random.default_rng(3), 3, 1)
+    prob = inst.problem
+    gtol = 1e-9 * float(np.linalg.norm(inst.W[0] - inst.W[1])) ** 1.5
+    v = np.random.default_rng(1).standard_normal(inst.U_star.shape)
+    t = brentq(lambda t: np.linalg.norm(prob.reduced_grad(inst.U_star + t * v)) - side * gtol, 0.0, 1e-3,
+               xtol=1e-20)
+    near = inst.U_star + t * v
+    monkeypatch.setattr(_saddles, "_root_run", lambda fun, jac, x0, method, options: near.reshape(-1))
+    monkeypatch.setattr(_saddles, "polish_critical_point", lambda prob, U: (U, None))
+    roots = [cp for cp in _saddles.t2_critical_points(inst, 0, starts=1, boosts=0) if cp.source == "root"]
+    assert len(roots) == int(kept)
+    if kept:
+        assert roots[0].grad_norm == pytest.approx(side * gtol, rel=1e-6)
+
+
+@pytest.mark.parametrize("side,is_global", [(1 - 1e-3, True), (1 + 1e-3, False)])
+def test_thm34_global_minimum_threshold_is_1e_12_of_d_star_squared(monkeypatch, side, is_global):
+    """A point reported with G = (1 -+ 1e-3) x 1e-12 ||D*||_F^2 counts as a global minimum
+    (checked for SOSP) / as a positive-loss critical point (checked for a strict saddle)."""
+    orig = _saddles.t2_critical_points
+
+    def planted(inst, rng, **kw):
+        pts = orig(inst, rng, **kw)
+        Dn = float(np.linalg.norm(inst.W[0] - inst.W[1]))
+        star = next(cp for cp in pts if cp.source == "planted")
+        return [dataclasses.replace(star, loss=side * 1e-12 * Dn**2)]
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", planted)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
+    glob = next(c for c in res.cases if "global minima that are not SOSP" in c.label)
+    assert f"({int(is_global)} minima)" in glob.label
+
+
+@pytest.mark.parametrize("starts,roots,enough", [(10, 2, True), (10, 1, False), (15, 3, True), (15, 2, False),
+                                                 (3, 1, True), (3, 0, False)])
+def test_thm34_needs_a_fifth_of_its_starts_as_roots(monkeypatch, starts, roots, enough):
+    """max(1, ceil(starts / 5)) root-finder points must survive polishing."""
+    orig = _saddles.t2_critical_points
+
+    def planted(inst, rng, **kw):
+        pts = [cp for cp in orig(inst, rng, **{**kw, "starts": 0}) if cp.source != "root"]
+        star = next(cp for cp in pts if cp.source == "planted")
+        return pts + [dataclasses.replace(star, source="root")] * roots
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", planted)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=starts, random_U_per_config=1)
+    case = next(c for c in res.cases if "root-finder critical points surviving polishing" in c.label)
+    assert case.measured == roots and case.passed is enough
+
+
+@pytest.mark.parametrize("side,holds", [(1 - 1e-3, True), (1 + 1e-3, False)])
+def test_f2_certified_lambda_may_sit_at_most_1e_5_below_the_float_one(monkeypatch, side, holds):
+    import landscape
+
+    real = landscape.taylor_certificate
+
+    def lowered(prob, U0, **kw):
+        cert = real(prob, U0, **kw)
+        lam = float(np.linalg.eigvalsh(prob.schur_complement(np.asarray(cert.point)))[0])
+        return dataclasses.replace(cert, bounds={**cert.bounds,
+                                                 "lambda_min_quotient_lower": lam * (1 - side * 1e-5)})
+
+    monkeypatch.setattr(landscape, "taylor_certificate", lowered)
+    res = _saddles.check_f2(np.random.default_rng(0))
+    case = next(c for c in res.cases if c.label.startswith("certified lambda lower bound vs float lambda_min"))
+    assert case.measured == pytest.approx(side * 1e-5, rel=1e-6) and case.passed is holds
+
+
+def test_t2_instances_are_redrawn_below_the_r31_margin_of_a_thousandth(monkeypatch):
+    """D* = diag(1, -r): r = 0.999e-3 is redrawn, r = 1.001e-3 accepted (one redraw)."""
+    from landscape import PlantedInstance
+
+    draws = iter([0.999e-3, 1.001e-3, 0.5])
+
+    def planted(rng, d, T, k):
+        U = np.zeros((2, 2, 1))
+        U[0, 0, 0], U[1, 1, 0] = 1.0, np.sqrt(next(draws))
+        return PlantedInstance(np.zeros((2, 2)), U)
+
+    monkeypatch.setattr(_saddles, "random_instance", planted)
+    inst, redraws = _saddles.well_conditioned_t2_instance(np.random.default_rng(0), 2, 1)
+    assert redraws == 1
+    assert sorted(np.abs(np.linalg.eigvalsh(inst.W[0] - inst.W[1]))) == pytest.approx([1.001e-3, 1.0], rel=1e-12)
