@@ -95,3 +95,23 @@ def test_rate_slopes_fit_the_means_of_the_errors_over_sigma_squared_and_report_t
     assert all(abs(f.slope) > 1e-4 for f in fits[3:])  # so that the digits shown matter
     # the dof sweep's case names the k' range it fitted, first to last
     assert any(c.label.startswith("E||E||^2/sigma^2 vs k'(2d-k') (k'=1..3)") for c in res.cases)
+    # every slope must be known to +-0.1, the tail's decay to +-0.08, and the verdicts say so
+    slopes = [c for c in res.cases if isinstance(c.tolerance, str) and c.tolerance.startswith("+-")]
+    assert len(slopes) == 6
+    assert sum(c.tolerance.endswith("(max 0.1)") for c in slopes) == 5
+    assert sum(c.tolerance.endswith("(max 0.08)") for c in slopes) == 1
+
+
+@pytest.mark.parametrize("cv", [0.5, 1.0, 3.0])
+def test_default_repetitions_detect_a_2_percent_bias_with_90_percent_power(cv):
+    """reps_for_power's defaults: a relative bias of 0.02 rejected at z = 4 with power 0.9,
+    n = ceil(((4 + Phi^-1(0.9)) cv / 0.02)^2) -- and the power at that n is at least 0.9."""
+    import math
+
+    from scipy import stats
+
+    from theory._slopes import detection_power, reps_for_power
+
+    n = reps_for_power(cv)
+    assert n == math.ceil(((4.0 + stats.norm.ppf(0.9)) * cv / 0.02) ** 2)
+    assert detection_power(0.02 * math.sqrt(n) / cv) >= 0.9 > detection_power(0.02 * math.sqrt(n - 2) / cv)
