@@ -149,3 +149,14 @@ def test_m1_counts_use_the_largest_modulus_of_the_whole_spectrum(sign):
     pos, neg = (got["max_positive_eigenvalues"], got["max_negative_eigenvalues"])
     assert (pos, neg) == (2, 2)
     assert got["compatible"] is True
+
+
+@pytest.mark.parametrize("side,compatible", [(1 - 1e-3, True), (1 + 1e-3, False)])
+def test_m1_allows_differences_asymmetric_by_a_billionth_of_the_tasks(side, compatible):
+    """D = [[1, a], [0, -1]] (one positive, one negative eigenvalue: fine for k = 1) with
+    a = (1 -+ 1e-3) x 1e-9, tasks of largest entry 1: symmetric enough / not."""
+    a = side * 1e-9
+    tasks = np.array([[[1.0, a], [0.0, -1.0]], np.zeros((2, 2))])
+    out = _model_m1_check(tasks, 1)
+    assert out["max_relative_asymmetry_of_differences"] == pytest.approx(a, rel=1e-12)
+    assert out["compatible"] is compatible

@@ -85,3 +85,14 @@ def test_lanczos_spectrum_without_a_generator_is_the_seed_zero_one():
     assert plain.method == zero.method and plain.method != "dense"
     np.testing.assert_array_equal(plain.eigenvalues, zero.eigenvalues)
     np.testing.assert_array_equal(plain.direction, zero.direction)
+
+
+@pytest.mark.parametrize("side,m", [(1 + 1e-3, 3), (1 - 1e-3, 2)])
+def test_tangent_generators_are_dropped_below_1e_10_of_the_largest(side, m):
+    """U = [u1, e u2, e u3] (orthonormal u): the three generators are orthogonal with norms
+    sqrt(1 + e^2), sqrt(1 + e^2) and sqrt(2) e; at sqrt(2) e = (1 +- 1e-3) 1e-10 sqrt(1 + e^2)
+    the third is kept / dropped."""
+    e = side * 1e-10 / np.sqrt(2.0)
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 3)))[0]
+    U = (Q * np.array([1.0, e, e]))[None]
+    assert symmetry_tangent_basis(U).shape == (12, m)

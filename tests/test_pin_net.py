@@ -79,3 +79,12 @@ def test_lipschitz_bound_a_carries_sqrt_2g(G, R):
     got = float(details["lipschitz_bound_a_upper"].mid())
     assert want <= got <= want * (1 + 1e-12) + 1e-300
     assert details["shape_norm_upper"] == 1
+
+
+@pytest.mark.parametrize("x", [1.0, 3.7, 2.0**-30])
+def test_net_claims_are_inflated_by_a_billionth(x):
+    """A stored Lipschitz-type claim is the rigorous bound times 1 + 1e-9, rounded up once
+    (an outward widening of a few ulps): y / x - 1 is 1e-9 to 1e-14."""
+    from landscape.certificates.net import _inflate
+
+    assert 0.0 <= _inflate(x) / x - (1.0 + 1e-9) <= 1e-14
