@@ -4,6 +4,7 @@ float Newton point is used as given."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sympy.polys.domains import QQ
 from sympy.polys.rings import ring
 
@@ -175,3 +176,18 @@ def test_an_end_on_a_smaller_support_is_counted_as_other_support(monkeypatch):
     sup = next(p for p in route["per_support"] if p["support"] == [0, 1])
     assert sup["attempts"][0]["double"] == {"lost": 0, "failed": 0, "duplicate": 0, "other_support": 1}
     assert sup["certified_orbits"] == sup["start_orbits"]
+
+
+@pytest.mark.parametrize("side", [1 - 1e-3, 1 + 1e-3])
+def test_zero_blocks_and_reality_are_decided_at_1e_8_of_the_point_s_size(side):
+    """scale = 1 + max|x| = 3 here; a block whose largest entry is (1 -+ 1e-3) 1e-8 x 3 is set
+    to 0 / kept, an imaginary part of that size is dropped / kept."""
+    from landscape.enumeration._complete import _shape
+
+    small = side * 1e-8 * 3.0
+    x = np.array([2.0, -1.0, small, -0.5 * small, 0.5, 1.0 + 1j * small], dtype=complex)
+    y, zero, real, scale = _shape(None, x.copy(), 3, 2, lambda z: z)
+    assert scale == 3.0
+    assert zero == ([1] if side < 1 else []) and real is (side < 1)
+    if side < 1:
+        assert np.all(y[2:4] == 0) and np.all(y.imag == 0) and y[0] == 2.0
