@@ -211,3 +211,24 @@ def test_effort_sweep_cli_writes_its_json(tmp_path, capsys):
     data = json.loads((tmp_path / "effort-sweep-d3-k1-T3.json").read_text())
     assert data["format"] == "loraml-atlas-effort-sweep" and [r["starts"] for r in data["rows"]] == [2]
     assert "counts stopped growing at" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("side,reached", [(1 - 1e-3, True), (1 + 1e-3, False)])
+def test_a_gd_endpoint_is_reached_below_1e_8_of_the_loss_at_zero(side, reached):
+    """The paper's GD ends at (A* + c E, U*) with loss (1 -+ 1e-3) x 1e-8 G(0): reached / not."""
+    inst = ls.random_instance(np.random.default_rng(5), 3, 3, 1)
+    p = inst.problem
+    G0 = p.reduced_loss(np.zeros(inst.U_star.shape))
+    E = np.random.default_rng(6).standard_normal((3, 3))
+    unit = p.loss(inst.A_star + E, inst.U_star)  # the loss is quadratic in c: unit * c^2
+    c = np.sqrt(side * 1e-8 * G0 / unit)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(atlas_mod, "random_instance", lambda rng, d, T, k: inst)
+    mp.setattr(atlas_mod, "search", lambda *a, **kw: [])
+    mp.setattr(atlas_mod, "paper_gd", lambda prob, rng, runs, outer: ((inst.A_star + c * E)[None], inst.U_star[None]))
+    try:
+        rec = atlas_mod._instance(3, 1, 3, 0, starts=0, lm_starts=0, gd_runs=1, gd_outer=1, certify_max_dim=30)
+    finally:
+        mp.undo()
+    assert rec["gd_endpoint_loss_relative"][0] == pytest.approx(side * 1e-8, rel=1e-6)
+    assert rec["gd_endpoint_reached"] == [reached]
