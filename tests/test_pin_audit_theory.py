@@ -160,3 +160,23 @@ def test_m1_allows_differences_asymmetric_by_a_billionth_of_the_tasks(side, comp
     out = _model_m1_check(tasks, 1)
     assert out["max_relative_asymmetry_of_differences"] == pytest.approx(a, rel=1e-12)
     assert out["compatible"] is compatible
+
+
+def test_one_global_minimum_of_t2_already_shows_a_varying_a():
+    """F.1 (T = 2) audited from one start: one class of global minima, and A varies along its
+    O(k,k) family -- the continuum's summary says so without a second class to compare."""
+    import landscape as ls
+
+    rep = ls.audit(ls.f1_instance(2), 1, starts=1, seed=0, methods="trust-region", plots=False, progress=False,
+                   certify=False, enumeration="off")
+    cont = rep.data["summary"]["global_minima_continuum"]
+    assert cont["classes_sampled"] == 1 and cont["A_varies"] is True
+
+
+def test_r31_subsets_have_min_d_tk_columns_for_k_2():
+    """T = 2, k = 2, d = 4: min(d, Tk) = 4 columns, rank 3 -- R3.1 fails (subsets of Tk / k = 1
+    column each would all be independent)."""
+    U = np.random.default_rng(3).standard_normal((2, 4, 2))
+    U[1, :, 1] = U[0, :, 0] + U[0, :, 1] - U[1, :, 0]  # the four columns span 3 dimensions
+    got = _r31(U)
+    assert got["min_relative_singular_value"] < 1e-14 and got["holds"] is False
