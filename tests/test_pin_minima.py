@@ -363,3 +363,20 @@ def test_zero_residual_threshold_is_1e_9_of_the_tasks_norm(monkeypatch, side, ze
 def test_a_search_must_find_three_zeros_and_a_quarter_of_its_starts(starts, need):
     """max(3, ceil(starts / 4)) zero-loss points, exactly: one fewer is not enough."""
     assert _minima.search_found_enough(need, starts) and not _minima.search_found_enough(need - 1, starts)
+
+
+@pytest.mark.parametrize("d,k", [(7, 2), (5, 1)])
+def test_thm32_cases_state_the_tolerances_their_verdicts_use(d, k):
+    """One tau per configuration: the Q cases are within tau, the O(k,k) family's loss within
+    (tau / 10)^2 / 2, the fine-tune losses compared with d tau^2 / 2; the eigenvalue case
+    predicts 0."""
+    res = _minima.check_thm32(np.random.default_rng(0), configs=((d, k),), boosts=2)
+    case = {c.label.split(": ", 1)[1]: c for c in res.cases}
+    tau = case["Q symmetric, = W_t - U_tU_t^T"].tolerance
+    assert tau > 0
+    eig = case["min eig(W_t - Q) >= 0"]
+    assert eig.predicted == 0.0 and eig.tolerance == tau
+    assert case["loss on the O(k,k) family"].tolerance == 0.5 * (tau / 10) ** 2
+    assert case["rank-3k fine-tune loss (Cor 1)"].tolerance == 0.5 * d * tau**2
+    assert case["rank-k fine-tune loss > 0"].tolerance == 0.5 * d * tau**2
+    assert case["A != A* (min ||Q||_F)"].tolerance == tau
