@@ -588,3 +588,11 @@ def test_gradient_tolerance_is_1e_7_s_to_the_three_halves(f2, side, kind):
     assert float(np.linalg.norm(reduced_grad(p, Ur))) == pytest.approx(side * crit, rel=1e-5)
     c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[1e-9, np.array(spec.eigenvalues)[1:]]))
     assert c.kind == kind, c.reason
+
+
+def test_classify_takes_an_integer_seed_for_its_generator(f2):
+    """rng=3 is np.random.default_rng(3) (the Lanczos start of the spectrum it computes)."""
+    inst, U, _ = f2
+    a = ls.classify(inst.problem, U, mode="hvp", rng=3)
+    b = ls.classify(inst.problem, U, mode="hvp", rng=np.random.default_rng(3))
+    assert a.kind == b.kind and a.lambda_min_quotient == b.lambda_min_quotient

@@ -401,3 +401,33 @@ def test_t2_instances_are_redrawn_below_the_r31_margin_of_a_thousandth(monkeypat
     inst, redraws = _saddles.well_conditioned_t2_instance(np.random.default_rng(0), 2, 1)
     assert redraws == 1
     assert sorted(np.abs(np.linalg.eigvalsh(inst.W[0] - inst.W[1]))) == pytest.approx([1.001e-3, 1.0], rel=1e-12)
+
+
+def test_c6_rank_tolerance_is_10_g_cube_root_plus_rounding():
+    from theory._checks_saddles import EPS, c6_rank_tolerance
+
+    assert c6_rank_tolerance(8e-9, 0.0) == pytest.approx(0.02 + 1e3 * EPS, rel=1e-14, abs=0)
+    assert c6_rank_tolerance(1e-12, 3.0) == pytest.approx(1e-3 + 4e3 * EPS, rel=1e-12, abs=0)
+    assert c6_rank_tolerance(0.0, 3.0) == pytest.approx(4e3 * EPS, rel=1e-15, abs=0)
+
+
+def test_a_global_minimum_with_negative_curvature_fails_thm34(monkeypatch):
+    """Negative control: an eigen-subset saddle reported with G = 0 is a "global minimum"
+    that is not SOSP; the check must count it and fail."""
+    orig = _saddles.t2_critical_points
+
+    def planted(inst, rng, **kw):
+        pts = orig(inst, rng, **kw)
+        saddle = next(cp for cp in pts if cp.source == "eigen-subset" and cp.loss > 0)
+        return pts + [dataclasses.replace(saddle, loss=0.0)]
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", planted)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
+    case = next(c for c in res.cases if "global minima that are not SOSP" in c.label)
+    assert case.measured >= 1 and not case.passed and not res.passed
+
+
+def test_thm34_ratio_cases_state_their_bound_one():
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
+    ratios = [c for c in res.cases if c.predicted == "<= 1"]
+    assert len(ratios) == 4 and all(c.tolerance == 1.0 for c in ratios)

@@ -313,3 +313,49 @@ def test_a_search_without_a_generator_is_the_seed_zero_one(method):
     for ra, rb in zip(a, b):
         np.testing.assert_array_equal(ra.point, rb.point)
         np.testing.assert_array_equal(ra.spectrum.eigenvalues, rb.spectrum.eigenvalues)
+
+
+def test_initial_step_is_the_stated_inverse_bound_exactly():
+    """1 / (6 max_t ||U_t||_F^2 + 2 sqrt(2 G) + s), start by start (exact small numbers)."""
+    from landscape._search.descent import initial_step
+
+    U = np.zeros((2, 2, 1, 1))
+    U[0, 0, 0, 0], U[0, 1, 0, 0] = 1.0, 2.0  # max_t ||U_t||^2 = 4
+    U[1, 1, 0, 0] = 0.5                       # 0.25
+    step = initial_step(U, np.array([2.0, 0.0]), 1.0)
+    assert step[0] == 1.0 / 29.0  # 6 x 4 + 2 sqrt(2 x 2) + 1
+    assert step[1] == 1.0 / (6 * 0.25 + 0.0 + 1.0)
+
+
+def test_pgd_restarts_its_step_from_the_initial_step_after_a_perturbation(monkeypatch):
+    """After each perturbation the step is initial_step at the perturbed point (its G and its
+    ||U_t||), as at the start."""
+    import landscape._search.descent as D
+
+    inst = ls.f1_instance()
+    calls = []
+    real = D.initial_step
+
+    def recording(U, f, s):
+        calls.append((np.array(U), np.array(f)))
+        return real(U, f, s)
+
+    monkeypatch.setattr(D, "initial_step", recording)
+    U0 = np.zeros((1, *inst.U_star.shape))  # F.1's U = 0: a strict saddle, perturbed at once
+    ls.perturbed_gradient_descent(inst.problem, U0, rng=np.random.default_rng(0), spectrum=False, max_iter=30)
+    assert len(calls) >= 2
+    start, after = calls[0], calls[1]
+    assert np.all(start[0] == 0) and np.any(after[0] != 0)
+    assert after[1][0] == pytest.approx(inst.problem.reduced_loss(after[0][0]), rel=1e-12)
+
+
+def test_bb_step_is_s_s_over_s_y_within_a_thousand_fold_of_the_last_step():
+    from landscape._search.descent import bb_step
+
+    sv = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    yv = np.array([[4.0, 0.0], [1.0, -3.0], [0.0, 5.0], [1e-4, 0.0], [1e4, 0.0], [1.0, 0.0]])
+    prev = np.array([1.0, 0.5, 0.25, 2.0, 2.0, 1e-3])
+    got = bb_step(sv, yv, prev)
+    # 1/4; s'y < 0: 2 x 0.5; s'y = 0: 2 x 0.25; 1e4 clipped to 1e3 x 2; 1e-4 clipped to 1e-3 x 2;
+    # 4 / 2 = 2 -- within [1e-6, 1] exactly at the top
+    np.testing.assert_array_equal(got, [0.25, 1.0, 0.5, 2e3, 2e-3, 1.0])

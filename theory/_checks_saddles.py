@@ -283,6 +283,14 @@ def leading_block_tolerance(g: float, U, N, t: int, d: int) -> float:
     return lead_tol
 
 
+def c6_rank_tolerance(g: float, Dn: float) -> float:
+    r"""Numerical-rank tolerance of C6 and L7 at a point of gradient norm ``g``:
+    :math:`10\,g^{1/3}` (THEORY.md section 6: near-degenerate families have
+    :math:`\|\nabla G\|=O(\epsilon^3)` at distance :math:`\epsilon`, hence the cube root) plus
+    the rounding floor :math:`10^3\varepsilon(1+\|D^\star\|_F)`."""
+    return 10 * g ** (1 / 3) + 1e3 * EPS * (1 + Dn)
+
+
 @accepts_seed()
 def check_thm34(
     rng: np.random.Generator,
@@ -407,9 +415,7 @@ def check_thm34(
                     l4_nonlead += 1
                     l4_bad += float(np.linalg.eigvalsh(C[t])[0]) >= -thr
             # ---- C6 and L7
-            # THEORY.md section 6 (C6): near-degenerate families have ||grad G|| = O(eps^3) at
-            # distance eps, hence the cube root; plus a rounding floor
-            rtol = 10 * g ** (1 / 3) + 1e3 * EPS * (1 + Dn)
+            rtol = c6_rank_tolerance(g, Dn)
             rk = _num_rank(np.concatenate([U[0], U[1]], axis=1), rtol)
             if not is_global:
                 c6_bad += rk >= 2 * k

@@ -124,6 +124,17 @@ def initial_step(U: np.ndarray, f: np.ndarray, s: float) -> np.ndarray:
     return step
 
 
+def bb_step(sv: np.ndarray, yv: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    r"""Barzilai-Borwein (BB1) steps of a batch: displacements ``sv`` and gradient changes
+    ``yv`` (one row per start) give :math:`s^\top s/s^\top y` where the curvature
+    :math:`s^\top y` is positive and twice the previous step ``prev`` elsewhere; either is
+    kept within :math:`[10^{-3},10^3]` times ``prev``."""
+    sy = np.einsum("si,si->s", sv, yv)
+    ss = np.einsum("si,si->s", sv, sv)
+    bb = np.where(sy > 0, ss / np.where(sy > 0, sy, 1.0), 2.0 * prev)
+    return np.clip(bb, 1e-3 * prev, 1e3 * prev)
+
+
 def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     """Gradient descent on a batch of starts; optional perturbations (PGD).
 
@@ -186,7 +197,8 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
             if start_p.any():
                 reevaluate(start_p)
                 prev_U = None
-                step[start_p] = 1.0 / (6.0 * np.max(np.einsum("stij,stij->st", U[start_p], U[start_p]), axis=1) + s)
+                # a fresh first step at the perturbed points, as at the starts
+                step[start_p] = initial_step(U[start_p], f[start_p], s)
             conv &= ~start_p
             for i in np.flatnonzero(conv):
                 reasons[i] = f"gradient norm below {gtol:.1e} after {n_perturb[i]} perturbations (cap reached)"
@@ -199,12 +211,8 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
         idx = np.flatnonzero(active)
         # Barzilai-Borwein (BB1) step from the last displacement, when curvature is positive.
         if prev_U is not None:
-            sv = (U[idx] - prev_U[idx]).reshape(idx.size, -1)
-            yv = (g[idx] - prev_g[idx]).reshape(idx.size, -1)
-            sy = np.einsum("si,si->s", sv, yv)
-            ss = np.einsum("si,si->s", sv, sv)
-            bb = np.where(sy > 0, ss / np.where(sy > 0, sy, 1.0), 2.0 * step[idx])
-            step[idx] = np.clip(bb, 1e-3 * step[idx], 1e3 * step[idx])
+            step[idx] = bb_step((U[idx] - prev_U[idx]).reshape(idx.size, -1),
+                                (g[idx] - prev_g[idx]).reshape(idx.size, -1), step[idx])
         prev_U, prev_g = U.copy(), g.copy()
         gsq = gn[idx] ** 2
         trial_step = step[idx].copy()
