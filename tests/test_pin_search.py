@@ -359,3 +359,43 @@ def test_bb_step_is_s_s_over_s_y_within_a_thousand_fold_of_the_last_step():
     # 1/4; s'y < 0: 2 x 0.5; s'y = 0: 2 x 0.25; 1e4 clipped to 1e3 x 2; 1e-4 clipped to 1e-3 x 2;
     # 4 / 2 = 2 -- within [1e-6, 1] exactly at the top
     np.testing.assert_array_equal(got, [0.25, 1.0, 0.5, 2e3, 2e-3, 1.0])
+
+
+def test_damped_newton_backtracks_to_a_critical_point():
+    """MINRES-Newton on grad G = 0 from random starts of size s^(1/2) / 3: the step is halved
+    until ||grad G|| decreases, and every start here reaches the tolerance (the fourth needs
+    the halving: a step grown instead of halved never decreases ||grad G||)."""
+    from landscape._objective import vec_factors
+    from landscape._search.methods import _newton_minres_root
+    from landscape._search.result import problem_scale
+
+    inst = ls.random_instance(np.random.default_rng(1), 6, 3, 1)
+    p = inst.problem
+    s = problem_scale(p)
+    for seed in range(4):
+        x0 = vec_factors(np.random.default_rng(seed).standard_normal(inst.U_star.shape) * np.sqrt(s) / 3)
+        _, it, reason = _newton_minres_root(p, x0, max_iter=100, gtol=1e-8 * s**1.5)
+        assert reason.startswith("gradient norm") and "below tolerance" in reason, (seed, reason)
+
+
+@pytest.mark.parametrize("max_iter", [1, 2])
+def test_hybr_spends_at_most_max_iter_times_n_plus_1_function_calls(max_iter):
+    """Dense root-hybr: MINPACK's maxfev is max_iter (n + 1), n = T d k = 18 here -- the
+    budget of max_iter Jacobian-free iterations, stated in the stop reason."""
+    from landscape._search.methods import gradient_root
+
+    inst = ls.random_instance(np.random.default_rng(1), 6, 3, 1)
+    U0 = 2 * np.random.default_rng(3).standard_normal(inst.U_star.shape)
+    r = gradient_root(inst.problem, U0, max_iter=max_iter, mode="dense", spectrum=False, polish=False)
+    assert r.stop_reason.endswith(f"reached maxfev = {max_iter * 19}.")
+
+
+def test_root_finding_options_are_keyword_only():
+    """gradient_root(problem, U0, *, method=...): an option passed by position is refused."""
+    from landscape._search.methods import gradient_root
+
+    inst = ls.random_instance(np.random.default_rng(1), 3, 3, 1)
+    with pytest.raises(TypeError):
+        gradient_root(inst.problem, inst.U_star, "lm")
+    r = gradient_root(problem=inst.problem, U0=inst.U_star, method="lm", spectrum=False, polish=False)
+    assert r.method == "root-lm"
