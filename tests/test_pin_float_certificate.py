@@ -525,3 +525,29 @@ def test_independent_verifier_gradient_is_the_exact_gradient(small_fp_cert):
     assert rep.values["grad_norm"] == pytest.approx(g, rel=1e-9, abs=0)
     zero = dataclasses.replace(cert, point=np.zeros_like(U), bounds={**cert.bounds, "grad_norm_upper": 0.0})
     assert "grad_norm_upper >= ||grad G||" not in verify_fp_independent(zero).failed
+
+
+@pytest.mark.parametrize("fails", [0, 2, 6, 7])
+def test_float_cholesky_shift_is_retried_six_times_growing_16x(monkeypatch, fails):
+    """The shifted Cholesky is tried at lambda - delta, then with delta 16x larger, up to
+    1 + _SHIFT_RETRIES = 7 times; ``fails`` failing attempts first: the bound comes from
+    attempt fails + 1, or -inf after all seven fail."""
+    import math
+
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    real = _rump._cholesky_lower_bound
+    tried = []
+
+    def flaky(S, mu):
+        tried.append(mu)
+        return None if len(tried) <= fails else real(S, mu)
+
+    monkeypatch.setattr(_rump, "_cholesky_lower_bound", flaky)
+    U = inst.U_star + 0.1 * np.random.default_rng(1).standard_normal(inst.U_star.shape)
+    lam = float(np.linalg.eigvalsh(inst.problem.schur_complement(U))[0])
+    _, bounds, params, diag = _rump.fp_taylor_bounds(inst.problem.tasks, U, lam_estimate=lam)
+    assert len(tried) == min(fails + 1, 7)
+    delta0 = lam - tried[0]
+    assert delta0 > 0
+    assert tried == pytest.approx([lam - delta0 * 16.0**i for i in range(len(tried))], rel=1e-9, abs=0)
+    assert (diag["lambda_min_quotient_rigorous"] == -math.inf) is (fails >= 7)
