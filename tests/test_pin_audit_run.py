@@ -335,3 +335,45 @@ def test_an_unknown_executor_is_named_in_the_refusal():
     with pytest.raises(ls.LandscapeInputError) as err:
         _tiny_audit(executor="slurm")
     assert str(err.value) == "--executor: unknown executor 'slurm'; choose one of local, ray"
+
+
+@pytest.mark.parametrize("log2_s", [-23, -22, -21, -20.5, -1, -0.5, 0, 1, 1.5, 2, 3, 41])
+def test_rescaled_tasks_have_a_scale_in_the_half_open_interval(log2_s):
+    """s / 2^e in (1/2, 2] with e even, at odd and even powers of two included (their
+    boundary), for tasks whose largest entry is exactly 1 or far above it."""
+    from landscape._search import problem_scale
+
+    s = 2.0 ** log2_s
+    tasks = np.zeros((2, 2, 2))
+    tasks[:, 0, 0] = 1.0
+    tasks[1, 1, 1] = 2 * s  # the deviations from the mean are +-s: scale s
+    e = R.scale_exponent(tasks)
+    scaled = problem_scale(ls.LoraMLProblem(np.ldexp(tasks, -e), 1))
+    assert e % 2 == 0 and 0.5 < scaled <= 2.0, (e, scaled)
+    assert (e == 0) is (0.5 < s <= 2.0)
+
+
+def test_minus_one_starts_are_refused():
+    with pytest.raises(ls.LandscapeInputError, match=r"--starts must be a non-negative integer, got -1"):
+        _tiny_audit(starts=-1)
+
+
+def test_strict_saddle_classes_count_the_classes_of_that_kind():
+    from landscape._classify import STRICT_SADDLE
+
+    inst = ls.random_instance(np.random.default_rng(4), 3, 3, 1)
+    rep = _tiny_audit(methods="gd", max_iter=2, starts=6, extra_starts=inst.U_star[None])
+    n = sum(c.kind == STRICT_SADDLE for c in rep.classes)
+    assert n >= 1
+    found = [v for k_, v in _walk(rep.data) if k_ == "strict_saddle_classes"]
+    assert found == [n]
+
+
+def _walk(obj):
+    if isinstance(obj, dict):
+        for k_, v in obj.items():
+            yield k_, v
+            yield from _walk(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _walk(v)

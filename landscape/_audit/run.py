@@ -197,7 +197,9 @@ def scale_exponent(tasks: np.ndarray) -> int:
         s = float(np.linalg.norm(t.mean(axis=0)))
     if s == 0.0:
         return 0
-    return 2 * round((math.log2(s) + e0) / 2)
+    # the even e with log2(s) - e in (-1, 1], i.e. s / 2^e in (1/2, 2] (a rounding of
+    # (log2 s) / 2 to the nearest integer put s / 2^e at 1/2 at half the odd powers of two)
+    return 2 * math.ceil((math.log2(s) + e0 - 1) / 2)
 
 
 def _normalised(task_input: TaskInput, e: int) -> TaskInput:
