@@ -191,3 +191,16 @@ def test_zero_blocks_and_reality_are_decided_at_1e_8_of_the_point_s_size(side):
     assert zero == ([1] if side < 1 else []) and real is (side < 1)
     if side < 1:
         assert np.all(y[2:4] == 0) and np.all(y.imag == 0) and y[0] == 2.0
+
+
+def test_precise_newton_settles_on_a_zero_at_the_origin():
+    """x + x^2 = 0, y - x = 0 from (1e-3, 1e-3): the steps shrink quadratically to the root 0,
+    which Newton returns to float precision; from (-0.9, -0.9) it returns the root -1 exactly."""
+    from landscape.enumeration._krawczyk import newton_precise
+
+    R, x, y = ring("x,y", QQ)
+    sys_ = CompiledSystem([x + x**2, y - x], [x, y])
+    got = newton_precise(sys_, np.array([1e-3, 1e-3], dtype=complex))
+    assert got is not None and np.max(np.abs(got)) < 1e-30
+    far = newton_precise(sys_, np.array([-0.9, -0.9], dtype=complex))  # the other root, -1
+    assert far is not None and np.max(np.abs(far - (-1.0))) == 0.0
