@@ -6,6 +6,7 @@ degree."""
 from __future__ import annotations
 
 import json
+import re
 from math import comb
 
 import shutil
@@ -81,5 +82,27 @@ def test_monodromy_reports_every_path_it_tracked(monkeypatch, supp):
         return orig(family, S_from, S_to, starts, gamma, **kw)
 
     monkeypatch.setattr(P, "track", track)
-    _, _, info = P.monodromy_orbits(P.ParamFamily(3, 2, supp), np.random.default_rng(0), max_loops=2, stall=1)
+    lines = []
+    _, _, info = P.monodromy_orbits(P.ParamFamily(3, 2, supp), np.random.default_rng(0), max_loops=2, stall=1,
+                                    log=lines.append)
     assert info["paths"] == sum(tracked) > 0
+    # one progress line per loop, ending with the seconds spent so far
+    loops = [ln for ln in lines if " loop " in ln]
+    assert loops and all(re.fullmatch(r"support \(.*\) loop \d+: \d+ paths, \d+ new, \d+ orbits, \d+ s", ln)
+                         for ln in loops), loops
+
+
+def test_fit_params_refuses_parameters_that_do_not_solve_the_seed(monkeypatch):
+    """E(u; S) is affine in S and fit_params solves for S by least squares; when the fit
+    leaves a residual above 1e-10 (1 + |u|^3) (here: a solver that returns no correction,
+    so S is the random draw) it is refused, never returned."""
+    import landscape.enumeration._param as P
+    from landscape.enumeration._backends import BackendError
+
+    fam = P.ParamFamily(3, 2, (0, 1, 2))
+    u = 0.5 * np.random.default_rng(0).standard_normal((3, 2))
+    S = fam.fit_params(u, np.random.default_rng(1))
+    assert np.max(np.abs(fam.residual(S, u))) <= 1e-10
+    monkeypatch.setattr(np.linalg, "lstsq", lambda A, b, rcond=None: (np.zeros(A.shape[1], dtype=complex),) * 4)
+    with pytest.raises(BackendError, match="could not fit parameters"):
+        fam.fit_params(u, np.random.default_rng(1))
