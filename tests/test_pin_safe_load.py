@@ -130,3 +130,12 @@ def test_an_object_field_is_refused_as_a_pickle_before_as_a_structure():
     for dt in (np.dtype([("a", "f8"), ("b", "O")]), np.dtype("O")):
         with pytest.raises(LandscapeInputError, match=r"object arrays are refused \(they are pickles"):
             SL._check_dtype(dt, "f.npy")
+
+
+def test_a_declared_shape_may_take_exactly_one_gib_as_float64():
+    """The array limit is 2^30 bytes = 1 GiB, inclusive: 2^27 float64 entries pass, one more
+    does not (checked on the header's shape, before any data is read)."""
+    assert SL.MAX_ARRAY_BYTES == 2**30
+    assert SL._check_shape_size((2**13, 2**14), "x") == 2**27
+    with pytest.raises(LandscapeInputError, match=r"x: the header declares shape .*above the limit of 1 GiB"):
+        SL._check_shape_size((2**27 + 1,), "x")
