@@ -137,5 +137,5 @@ def test_a_declared_shape_may_take_exactly_one_gib_as_float64():
     does not (checked on the header's shape, before any data is read)."""
     assert SL.MAX_ARRAY_BYTES == 2**30
     assert SL._check_shape_size((2**13, 2**14), "x") == 2**27
-    with pytest.raises(LandscapeInputError, match=r"x: the header declares shape .*above the limit of 1 GiB"):
+    with pytest.raises(LandscapeInputError, match=r"x: the header declares shape .*above the limit of 1.0 GiB"):
         SL._check_shape_size((2**27 + 1,), "x")
