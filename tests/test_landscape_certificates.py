@@ -416,3 +416,29 @@ def test_a_k2_certificate_with_a_negative_penalty_does_not_verify(k2_spurious, f
     assert cert.verify()
     bad = dataclasses.replace(cert, parameters={**cert.parameters, "penalty": factor * cert.parameters["penalty"]})
     assert not bad.verify()
+
+
+@pytest.mark.parametrize("pen", [-0.25, -1e-6])
+def test_a_k2_certificate_recomputed_with_a_negative_penalty_does_not_verify(k2_spurious, pen):
+    """A certificate made consistent with a negative penalty -- its enclosures, bounds,
+    margins and verdict recomputed with c < 0 -- passes every recomputation; only the rule
+    c >= 0 refuses it (S + c Y Y^T with c < 0 is no quotient of S)."""
+    from landscape.certificates.common import _taylor_decide
+    from landscape.certificates.data import ARB_PRECISION
+    from landscape.certificates.enclosures import _witness_upper
+    from landscape.certificates.taylor_arb import _taylor_bounds
+
+    problem, U, cert = k2_spurious
+    prec = int(cert.parameters.get("precision", ARB_PRECISION))
+    U0 = np.asarray(cert.point)
+    enc, bounds, _, diag = _taylor_bounds(problem.tasks, problem.k, U0, penalty=pen,
+                                          shift=float(cert.parameters["shift"]), precision=prec)
+    bounds["lambda_min_quotient_lower"] = diag["lambda_min_quotient_rigorous"]
+    W_pair = None
+    if cert.witness is not None:
+        W_pair = _witness_upper(problem.tasks, np.asarray(cert.witness), prec)
+        enc["G(witness)"] = W_pair
+    margins, verdict, _ = _taylor_decide(dict(enc), dict(bounds), cert.radius, W_pair, prec)
+    bad = dataclasses.replace(cert, parameters={**cert.parameters, "penalty": pen}, enclosures=enc,
+                              bounds=bounds, margins=margins, verdict=verdict)
+    assert not bad.verify()

@@ -551,3 +551,23 @@ def test_float_cholesky_shift_is_retried_six_times_growing_16x(monkeypatch, fail
     assert delta0 > 0
     assert tried == pytest.approx([lam - delta0 * 16.0**i for i in range(len(tried))], rel=1e-9, abs=0)
     assert (diag["lambda_min_quotient_rigorous"] == -math.inf) is (fails >= 7)
+
+
+def test_gradient_norm_bounds_use_the_rounding_depths_stated(monkeypatch):
+    """||grad G||'s enclosure: the matrix-vector products' errors at depth d + 1, the error
+    bound's own rounding at d + 4, and both the upper and the lower bound of ||g_hat||^2 at
+    depth n + 1 (n = T d terms and their sum): each depth asked of _gamma exactly once."""
+    inst = ls.random_instance(np.random.default_rng(2), 4, 3, 1)
+    u = np.ascontiguousarray(inst.U_star[:, :, 0])
+    res = _rump._residuals(np.ascontiguousarray(inst.problem.tasks), u)
+    seen = []
+    real = _rump._gamma
+    monkeypatch.setattr(_rump, "_gamma", lambda m: (seen.append(m), real(m))[1])
+    real_sum = _rump._sum_up_eta
+    monkeypatch.setattr(_rump, "_sum_up_eta", lambda x, depth, n: (seen.append(("sum", depth)), real_sum(x, depth, n))[1])
+    lo, up, g = _rump._grad_norm_upper(res)
+    n = 3 * 4
+    # d + 1 (through the error factor), d + 4, the upper sum at n + 1 (its own gamma_{n+1}),
+    # then the lower bound's gamma_{n+1}
+    assert seen == [4 + 1, 4 + 4, ("sum", n + 1), n + 1, n + 1]
+    assert 0 <= lo <= g <= up
