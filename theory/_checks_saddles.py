@@ -288,7 +288,8 @@ def c6_rank_tolerance(g: float, Dn: float) -> float:
     :math:`10\,g^{1/3}` (THEORY.md section 6: near-degenerate families have
     :math:`\|\nabla G\|=O(\epsilon^3)` at distance :math:`\epsilon`, hence the cube root) plus
     the rounding floor :math:`10^3\varepsilon(1+\|D^\star\|_F)`."""
-    return 10 * g ** (1 / 3) + 1e3 * EPS * (1 + Dn)
+    rtol = 10 * g ** (1 / 3) + 1e3 * EPS * (1 + Dn)
+    return rtol
 
 
 @accepts_seed()
