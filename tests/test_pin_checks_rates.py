@@ -100,18 +100,3 @@ def test_rate_slopes_fit_the_means_of_the_errors_over_sigma_squared_and_report_t
     assert len(slopes) == 6
     assert sum(c.tolerance.endswith("(max 0.1)") for c in slopes) == 5
     assert sum(c.tolerance.endswith("(max 0.08)") for c in slopes) == 1
-
-
-@pytest.mark.parametrize("cv", [0.5, 1.0, 3.0])
-def test_default_repetitions_detect_a_2_percent_bias_with_90_percent_power(cv):
-    """reps_for_power's defaults: a relative bias of 0.02 rejected at z = 4 with power 0.9,
-    n = ceil(((4 + Phi^-1(0.9)) cv / 0.02)^2) -- and the power at that n is at least 0.9."""
-    import math
-
-    from scipy import stats
-
-    from theory._slopes import detection_power, reps_for_power
-
-    n = reps_for_power(cv)
-    assert n == math.ceil(((4.0 + stats.norm.ppf(0.9)) * cv / 0.02) ** 2)
-    assert detection_power(0.02 * math.sqrt(n) / cv) >= 0.9 > detection_power(0.02 * math.sqrt(n - 2) / cv)

@@ -455,3 +455,18 @@ def test_route_2_sizes_sentence_is_the_sizes_record():
     within5 = sum(r["wall_s"] <= 300 for r in (m0, m1, g0))
     assert ("the largest size certified complete within 5 minutes on 2 cores is (4, 3, 1) (T d k = 12), on "
             + ["none of the", "one of the", "two of the", "all"][within5] + " three instances") in text
+
+
+def test_constant_sweep_sentence_is_its_record():
+    """The README's sweep numbers are the committed sweep's, every constant of the list was
+    swept, and each one the tests did not notice is named a free parameter in the list."""
+    recs = [json.loads(ln) for ln in (ROOT / "tools/mutation-records/constant-sweep.jsonl").read_text().splitlines()]
+    listed = [ln.split(None, 3) for ln in (ROOT / "tools/constant-sweep.txt").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]
+    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    killed = sum(r["killed"] for r in recs)
+    m = re.search(r"each of (\d+) tolerances and factors.*?: (\d+) of (\d+) fail; the other (\d+) are free parameters",
+                  " ".join(README.split()))
+    assert m and tuple(map(int, m.groups())) == (len(recs), killed, len(recs), len(recs) - killed)
+    why = {(x[0], x[1]): (x[3] if len(x) > 3 else "") for x in listed}
+    assert all(why[r["module"], r["name"]].startswith("free parameter:") for r in recs if not r["killed"])

@@ -132,3 +132,18 @@ def test_lemma1_catches_a_two_percent_bias(monkeypatch):
 def test_lemma1_with_too_few_reps_fails_its_power_case():
     res = check_lemma1(np.random.default_rng(1), kprimes=(1,), reps=100)
     assert not res.passed and not _case(res, "k'=1: power").passed
+
+
+@pytest.mark.parametrize("cv", [0.5, 1.0, 3.0])
+def test_default_repetitions_detect_a_2_percent_bias_with_90_percent_power(cv):
+    """reps_for_power's defaults: a relative bias of 0.02 rejected at z = 4 with power 0.9,
+    n = ceil(((4 + Phi^-1(0.9)) cv / 0.02)^2) -- and the power at that n is at least 0.9."""
+    import math
+
+    from scipy import stats
+
+    from theory._slopes import detection_power, reps_for_power
+
+    n = reps_for_power(cv)
+    assert n == math.ceil(((4.0 + stats.norm.ppf(0.9)) * cv / 0.02) ** 2)
+    assert detection_power(0.02 * math.sqrt(n) / cv) >= 0.9 > detection_power(0.02 * math.sqrt(n - 2) / cv)

@@ -1,0 +1,88 @@
+r"""Loosen (or tighten) one module constant at a time and see whether the module's tests notice.
+
+``python tools/constant_sweep.py LIST OUT.jsonl``: LIST holds lines ``MODULE NAME VALUE [why]``
+(``#`` starts a comment); for each, a copy of the tracked tree gets ``NAME = VALUE`` in MODULE in
+place of the constant's literal, and the module's cosmic-ray kill command
+(``tools/cosmic-ray/*.toml``, the same targeted tests and ``python -m theory --scale quick``)
+runs on it.  One JSON line per constant goes to OUT: the change, ``killed`` (the command
+failed) and the command's last lines.  A constant whose change is not killed is either pinned
+by a new test at its boundary or named in LIST's ``why`` as a free parameter.
+
+cosmic-ray's NumberReplacer moves a literal by one (1e-9 -> 1.000000001 or -0.999999999),
+which any test of the sign or the order of magnitude kills; the verdicts of a check depend on
+its tolerances to a factor, so this sweep moves each one by 2x to 10x in the direction that
+would let a wrong result through.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tree(dest: Path) -> None:
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, check=True).stdout
+    for f in filter(None, out.split(b"\0")):
+        rel = f.decode()
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+
+
+def _kill_commands() -> dict:
+    out = {}
+    for t in (ROOT / "tools" / "cosmic-ray").glob("*.toml"):
+        c = tomllib.loads(t.read_text())["cosmic-ray"]
+        out[c["module-path"]] = c["test-command"]
+    return out
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python tools/constant_sweep.py LIST OUT.jsonl", file=sys.stderr)
+        return 2
+    entries = []
+    for ln in Path(argv[0]).read_text().splitlines():
+        ln = ln.split("#", 1)[0].strip()
+        if ln:
+            mod, name, value, *why = ln.split(None, 3)
+            entries.append((mod, name, value, why[0] if why else ""))
+    commands = _kill_commands()
+    with tempfile.TemporaryDirectory() as tmp, open(argv[1], "a") as out:
+        tree = Path(tmp)
+        _tree(tree)
+        env = {**os.environ, "CR_PYTHON": sys.executable}
+        for mod, name, value, why in entries:
+            path = tree / mod
+            orig = path.read_text()
+            m = re.search(rf"^({name}\s*(?::[^=]+)?=\s*)(\S+)", orig, re.M)
+            if m is None or mod not in commands:
+                print(f"{mod} {name}: no such constant or no kill command", file=sys.stderr)
+                return 2
+            path.write_text(orig[:m.start(2)] + value + orig[m.end(2):])
+            t0 = time.perf_counter()
+            try:
+                r = subprocess.run(commands[mod], shell=True, cwd=tree, capture_output=True, text=True, env=env)
+            finally:
+                path.write_text(orig)
+            rec = {"module": mod, "name": name, "old": m.group(2), "new": value, "killed": r.returncode != 0,
+                   "seconds": round(time.perf_counter() - t0, 1), "why": why,
+                   "tail": (r.stdout + r.stderr).strip().splitlines()[-2:]}
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+            print(("killed   " if rec["killed"] else "SURVIVED ") + f"{mod} {name} {m.group(2)} -> {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
