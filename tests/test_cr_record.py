@@ -112,3 +112,32 @@ def test_survivors_of_keeps_the_rerun_mutants_that_match_a_survivor(cr_record, t
     assert cr_record.main([str(_dump(tmp_path / "d.jsonl", rerun)), str(out), "--survivors-of", str(rec)]) == 0
     head, kept = _read(out)
     assert [r[0]["job_id"] for r in kept] == ["b0"] and head["mutants"] == 2
+
+
+def test_constant_sweep_refuses_a_list_naming_no_constant_before_any_work(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    assert cs.main([]) == 2
+    out = tmp_path / "out.jsonl"
+    for line in ("theory/_checks_sr.py NO_SUCH_CONSTANT 1.0", "theory/no_such_module.py PIN_FACTOR 5.0",
+                 "theory/__init__.py PIN_FACTOR 5.0"):
+        (tmp_path / "list.txt").write_text("# a comment\n" + line + "\n")
+        assert cs.main([str(tmp_path / "list.txt"), str(out)]) == 2
+        assert "no such module constant" in capsys.readouterr().err
+    assert not out.exists()  # refused before the tree was copied or anything run
+    m = cs._constant(ROOT / "theory/_checks_sr.py", "PIN_FACTOR")
+    assert m is not None and m.group(2) == "10.0"
+
+
+def test_constant_sweep_refuses_an_empty_list(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    (tmp_path / "list.txt").write_text("# only a comment\n\n")
+    assert cs.main([str(tmp_path / "list.txt"), str(tmp_path / "out.jsonl")]) == 2
+    assert "no constants listed" in capsys.readouterr().err

@@ -46,6 +46,13 @@ def _kill_commands() -> dict:
     return out
 
 
+def _constant(path: Path, name: str):
+    """The match of ``NAME = literal`` at the start of a line of ``path`` (group 2: the literal)."""
+    if not path.is_file():
+        return None
+    return re.search(rf"^({re.escape(name)}\s*(?::[^=]+)?=\s*)(\S+)", path.read_text(), re.M)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
@@ -57,7 +64,15 @@ def main(argv=None) -> int:
         if ln:
             mod, name, value, *why = ln.split(None, 3)
             entries.append((mod, name, value, why[0] if why else ""))
+    if not entries:
+        print(f"{argv[0]}: no constants listed", file=sys.stderr)
+        return 2
     commands = _kill_commands()
+    for mod, name, _, _ in entries:  # every entry checked before any work
+        if mod not in commands or _constant(ROOT / mod, name) is None:
+            print(f"{mod} {name}: no such module constant, or no cosmic-ray kill command for the module",
+                  file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory() as tmp, open(argv[1], "a") as out:
         tree = Path(tmp)
         _tree(tree)
@@ -65,10 +80,7 @@ def main(argv=None) -> int:
         for mod, name, value, why in entries:
             path = tree / mod
             orig = path.read_text()
-            m = re.search(rf"^({name}\s*(?::[^=]+)?=\s*)(\S+)", orig, re.M)
-            if m is None or mod not in commands:
-                print(f"{mod} {name}: no such constant or no kill command", file=sys.stderr)
-                return 2
+            m = _constant(path, name)
             path.write_text(orig[:m.start(2)] + value + orig[m.end(2):])
             t0 = time.perf_counter()
             try:
