@@ -229,6 +229,18 @@ def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kin
     assert c.kind == kind, c.reason
 
 
+def _near_global_minimum(f2, seed):
+    """The F.2 problem 1e-6 away from its global minimum U* (G ~ 1e-12, far above round-off):
+    the problem, the point, G, ||grad G|| there and the F.2 spectrum to plant into."""
+    from landscape._factored import reduced_loss
+
+    inst, _, spec = f2
+    p = inst.problem
+    v = np.random.default_rng(seed).standard_normal(inst.U_star.shape)
+    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
+    return p, U, reduced_loss(p, U), float(np.linalg.norm(reduced_grad(p, U))), spec
+
+
 @pytest.mark.parametrize("ratio,kind", [(10.0, SPURIOUS_CANDIDATE), (3.0, SPURIOUS_CANDIDATE),
                                         (1 / 3, GLOBAL_MINIMUM), (0.1, GLOBAL_MINIMUM)])
 def test_loss_tolerance_one_decade_inside_and_outside(f2, ratio, kind):
@@ -236,14 +248,8 @@ def test_loss_tolerance_one_decade_inside_and_outside(f2, ratio, kind):
     tolerance is LOSS_SAFETY ||g||^2 / (2 lambda_+); the planted lambda_+ puts G at
     ``ratio`` times it."""
     from landscape._classify import LOSS_SAFETY
-    from landscape._factored import reduced_loss
 
-    inst, _, spec = f2
-    p = inst.problem
-    v = np.random.default_rng(4).standard_normal(inst.U_star.shape)
-    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
-    G = reduced_loss(p, U)
-    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    p, U, G, gn, spec = _near_global_minimum(f2, 4)
     lam_plus = ratio * LOSS_SAFETY * gn**2 / (2.0 * G)
     ev = lam_plus * np.arange(1, p.dim_U + 1)
     c = ls.classify(p, U, spectrum=_planted(spec, ev))
@@ -259,14 +265,7 @@ def test_loss_tolerance_against_the_quadratic_model(f2, model_ratio, kind):
     """Independently of the safety factor's value: a point whose G is at most its
     quadratic-model distance ||g||^2 / (2 lambda_+) to the zero set is a global minimum;
     one at 100x that is not (a safety factor outside [1, 100) fails here)."""
-    from landscape._factored import reduced_loss
-
-    inst, _, spec = f2
-    p = inst.problem
-    v = np.random.default_rng(5).standard_normal(inst.U_star.shape)
-    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
-    G = reduced_loss(p, U)
-    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    p, U, G, gn, spec = _near_global_minimum(f2, 5)
     lam_plus = model_ratio * gn**2 / (2.0 * G)
     c = ls.classify(p, U, spectrum=_planted(spec, lam_plus * np.arange(1, p.dim_U + 1)))
     assert c.kind == kind, c.reason
@@ -475,14 +474,7 @@ BOUNDARY = 1e-3
 @pytest.mark.parametrize("side,kind", [(1 + BOUNDARY, SPURIOUS_CANDIDATE), (1 - BOUNDARY, GLOBAL_MINIMUM)])
 def test_loss_safety_is_ten_times_the_quadratic_model(f2, side, kind):
     """G at 10 (1 +- 1e-3) ||g||^2 / (2 lambda_+): the safety factor is 10, not 9.99 or 10.01."""
-    from landscape._factored import reduced_loss
-
-    inst, _, spec = f2
-    p = inst.problem
-    v = np.random.default_rng(4).standard_normal(inst.U_star.shape)
-    U = inst.U_star + 1e-6 * v / np.linalg.norm(v)
-    G = reduced_loss(p, U)
-    gn = float(np.linalg.norm(reduced_grad(p, U)))
+    p, U, G, gn, spec = _near_global_minimum(f2, 4)
     lam_plus = side * 10.0 * gn**2 / (2.0 * G)
     c = ls.classify(p, U, spectrum=_planted(spec, lam_plus * np.arange(1, p.dim_U + 1)))
     assert c.loss_tolerance == pytest.approx(10.0 * gn**2 / (2.0 * lam_plus), rel=1e-12, abs=0)
