@@ -125,3 +125,19 @@ def test_the_notes_name_this_run_s_model_and_width():
     assert rec["notes"][0] == "N" and "tiny-model" in rec["notes"][1] and "{" not in " ".join(rec["notes"])
     rec = S.summarize([_unit("sr", "lora", 1, 0.5)], language)
     assert "all-MiniLM-L6-v2" in rec["notes"][0]
+
+
+def test_each_experiment_states_its_own_metric_and_notes():
+    """Vision states test accuracy and takes no language note even when a family description
+    comes with it; language states hits@1 among 20; a run's own note comes first."""
+    from empirics.real._config import RunConfig
+
+    vision = RunConfig(experiment="".join(["vis", "ion"]), retrain=("sr",), peft=("lora",), seeds=(1,), note="mine")
+    rec = S.summarize([_unit("sr", "lora", 1, 0.5)], vision, family_description={"model": "m", "note": "N"})
+    assert rec["metric"].startswith("fine-tuned test accuracy") and "hits@1" not in rec["metric"]
+    assert rec["notes"][0] == "mine" and "N" not in rec["notes"]
+    language = RunConfig(experiment="".join(["lang", "uage"]), retrain=("sr",), peft=("lora",), seeds=(1,),
+                         note="mine")
+    rec = S.summarize([_unit("sr", "lora", 1, 0.5)], language, family_description={"model": "m", "note": "N"})
+    assert rec["metric"].startswith("hits@1 among 20 candidates") and "accuracy" not in rec["metric"]
+    assert rec["notes"][:2] == ["mine", "N"]

@@ -353,3 +353,16 @@ def test_settings_read_from_a_file_take_the_same_branches(family):
     theirs = _batched.run_group(_cfg(seeds=(4, 5)), family, "reptile", [4, 5])
     for a, b in zip(ours, theirs):
         _assert_units_close(a, b)
+
+
+def test_without_best_epoch_selection_every_seed_keeps_its_last_weights(family):
+    """select_best=False: no best epoch per seed (None each) and the options stay keyword-only."""
+    import dataclasses
+
+    rt, _ = _run.stage_plan(_cfg(), "sr", len(family.retrain_tasks()))
+    rt = dataclasses.replace(rt, select_best=False, epochs=1)
+    gens = [_run.stage_generator(s, 0) for s in (1, 2)]
+    final, hist, best = _batched.retrain_group(family, rt, gens)
+    assert best == [None, None] and len(hist) == 2
+    with pytest.raises(TypeError):
+        _batched.retrain_group(family, rt, gens, True)

@@ -68,6 +68,8 @@ def test_persona_split_is_disjoint_and_says_so(tmp_path):
     assert "not available" in split.note and "DISJOINT" in split.note
     t = split.test[0]
     assert t.n_heldout_dialogues == 2 and len(t.heldout) == 2 * 3 and len(t.train) == 3 * 3
+    # retraining tasks hold out 3 dialogues for validation (official lora-ml.sh), test tasks 2
+    assert all(r.n_heldout_dialogues == 3 and r.n_train_dialogues >= 1 for r in split.retrain)
     # a user's own train file switches to the paper's split (train-file clusters for retraining);
     # ConvAI2's train personas are not valid personas: rewrite the fixture's personas for it
     tr = _fixtures.write_train_dialogues(tmp_path / "train.txt", maps, np.random.default_rng(2), episodes_per_persona=5)
@@ -134,3 +136,20 @@ def test_official_test_personas_on_the_shared_valid_file():
     split = _convai2.build_persona_split()
     assert split.source["test_clusters"] == [t.cluster for t in tasks[:10]]
     assert not set(split.source["test_clusters"]) & set(split.source["retrain_clusters_used"])
+
+
+def test_the_papers_persona_counts_and_text_lengths_are_the_defaults():
+    """Fine-tuning on the 10 largest valid personas, retraining on 10 (the paper); 20
+    candidates per turn; 128 tokens per (history, candidate) pair and head dropout 0.1 unless
+    a run says otherwise (THEORY.md 9.5's ConvAI2 protocol: dropout 0.1)."""
+    import inspect
+
+    from empirics.real import _text
+
+    split = inspect.signature(_convai2.build_persona_split).parameters
+    assert (split["n_test"].default, split["n_retrain"].default) == (10, 10)
+    assert _convai2.N_CANDIDATES == 20
+    assert inspect.signature(_text.tokenize_turns).parameters["max_length"].default == 128
+    head = [c for c in vars(_text).values() if inspect.isclass(c) and c.__module__ == _text.__name__
+            and "dropout" in inspect.signature(c.__init__).parameters]
+    assert head and all(inspect.signature(c.__init__).parameters["dropout"].default == 0.1 for c in head)
