@@ -179,3 +179,32 @@ def test_select_best_keeps_the_lowest_validation_loss_not_the_last_change(monkey
                   torch.Generator().manual_seed(0))
     assert [round(h["val_loss"], 12) for h in res.history if "val_loss" in h] == [0.5, 0.2, 0.4, 0.3, 0.6]
     assert res.best_epoch == 2
+
+
+@pytest.mark.parametrize("epochs", [5, 300])
+def test_reptile_and_fine_tuning_log_at_multiples_of_log_every_and_at_the_last_epoch(epochs):
+    """Reptile's outer iterations and fine-tuning's epochs: losses at multiples of log_every and
+    at the last epoch (also past 256, where ints are no longer one shared object); a
+    fine-tuning epoch with nothing to log leaves no record."""
+    fam = _family()
+    g = torch.Generator().manual_seed(0)
+    every = 2 if epochs == 5 else 1000
+    want = [2, 4, 5] if epochs == 5 else [300]
+    if epochs == 5:
+        rep = retrain(fam, StageConfig("reptile", epochs=5, lr=1e-2, log_every=2, reptile_inner_steps=2), g)
+        assert [h["epoch"] for h in rep.history if "train_loss" in h] == want
+    base = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), g).model
+    res = finetune(fam, base, StageConfig("last-layer", epochs=epochs, lr=1e-2, log_every=every), g)
+    assert [h["epoch"] for h in res.history if not h.get("final")] == want
+
+
+def test_alternating_lora_ml_schedules_the_adapter_steps_over_all_of_them(monkeypatch):
+    """inner_adapter_steps = 2: the base optimizer's schedule spans the stage's rounds, the
+    adapters' spans twice as many steps (two adapter steps per round)."""
+    import empirics._trainer as TR
+
+    seen = []
+    real = TR.make_scheduler
+    monkeypatch.setattr(TR, "make_scheduler", lambda cfg, opt, total: (seen.append(total), real(cfg, opt, total))[1])
+    retrain(_family(T=3), StageConfig("lora-ml", epochs=3, lr=1e-2, inner_adapter_steps=2), torch.Generator().manual_seed(0))
+    assert len(seen) == 2 and seen[0] > 0 and seen[1] == 2 * seen[0]
