@@ -170,3 +170,14 @@ def test_parallel_trial_chunks_give_the_same_numbers(tmp_path):
     assert keys
     for k in keys:
         assert np.array_equal(one[k], two[k]), k
+
+
+def test_checkpoints_are_written_every_checkpoint_every_epochs(tmp_path, monkeypatch):
+    """checkpoint_every=3: the state is saved after epochs 3, 6, ... of each stage, no others."""
+    import torch
+
+    saved = []
+    real = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: (saved.append((obj["stage"], obj["epoch"])), real(obj, f))[1])
+    run_shallow_batched(TINY, [1], dtype="float64", checkpoint=str(tmp_path / "state.pt"), checkpoint_every=3)
+    assert saved == [("retrain", e) for e in range(3, 26, 3)] + [("finetune", e) for e in range(3, 16, 3)]
