@@ -147,12 +147,18 @@ def test_gpu_prepare_is_an_alias_of_bundle_pack(tmp_path):
 
 
 def test_summarize_only_merges_units_of_separate_processes(tmp_path):
+    import time
+
     base = dict(TINY_VISION, retrain=("last-layer-ml",), peft=("last-layer",), epochs=1, finetune_epochs=1)
     for seed in (1, 2):  # as two processes sharing one output folder would
-        _run.run(_run.RunConfig(**dict(base, seeds=(seed,))), tmp_path, verbose=False)
+        t0 = time.perf_counter()
+        last = _run.run(_run.RunConfig(**dict(base, seeds=(seed,))), tmp_path, verbose=False)
+        assert 0 < last["total_wall_s"] <= time.perf_counter() - t0
     merged = _run.run(_run.RunConfig(**dict(base, seeds=(1, 2))), tmp_path, verbose=False, compute=False)
     row = merged["rows"][0]
     assert row["seeds"] == [1, 2] and np.isfinite(row["accuracy"]["se"])
+    # summarising again computes nothing and keeps the wall time of the run that computed
+    assert merged["total_wall_s"] == last["total_wall_s"]
 
 
 def test_vision_training_is_deterministic_for_a_seed(vision_family):
