@@ -217,3 +217,17 @@ def test_settings_read_from_a_file_are_compared_by_value():
     opt = S.reptile_inner_optimizer(StageConfig("reptile", epochs=1, lr=1.0, weight_decay=0.5,
                                                 reptile_inner_optimizer=_fresh("sgd")), _params([1.0]))
     assert type(opt) is torch.optim.SGD and opt.param_groups[0]["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "constant"])
+def test_schedules_named_by_a_string_built_at_run_time(name):
+    """A schedule name read from a command line or a file is not the interned literal: it is
+    compared by value (linear at 3 of 4 steps: 1/4; cosine: (1 + cos(3 pi / 4)) / 2)."""
+    import math
+
+    from empirics._stage import lr_factor
+
+    built = "".join(list(name))
+    assert built == name
+    want = {"linear": 0.25, "cosine": 0.5 * (1 + math.cos(0.75 * math.pi)), "constant": 1.0}[name]
+    assert lr_factor(built, 3, 4) == pytest.approx(want, rel=1e-15, abs=0)
