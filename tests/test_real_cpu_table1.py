@@ -103,3 +103,30 @@ def test_run_writes_its_process_line_and_render_reports_the_elapsed_time(tmp_pat
     rec = cpu_table1.render(tmp_path / "out", tmp_path / "dest", cfg=cfg)
     assert rec["elapsed_s"] == rec["total_wall_s"] == 60.0 and "--retrain sr --seeds 1 --group-size 1" in rec["command"]
     assert "Elapsed, first process start to last process end: 1.0 min" in (tmp_path / "dest" / "table1_cpu.md").read_text()
+
+
+def test_the_command_line_renders_and_runs_what_it_is_asked(tmp_path, monkeypatch, capsys):
+    """``render`` only renders (it prints the scale check in percent); ``run`` trains each
+    group of seeds and reports when it is done, then logs its process line."""
+    import re
+
+    from empirics.real import _batched
+
+    cfg = cpu_table1.cpu_config(dataset="random", width=8, batch_size=32, max_per_task=64, max_eval_per_task=32,
+                                epochs=1, finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2,
+                                seeds=(1,), retrain=("sr",))
+    _batched.run(cfg, tmp_path / "out", verbose=False)
+    trained = []
+    monkeypatch.setattr(_batched, "run", lambda c, out, verbose=True: trained.append(tuple(c.seeds)))
+    monkeypatch.setattr(cpu_table1, "cpu_config", lambda **kw: cfg)
+    assert cpu_table1.main(["render", "--out", str(tmp_path / "out"), "--dest", str(tmp_path / "dest")]) == 0
+    rec = json.loads((tmp_path / "dest" / "vision_record.json").read_text())
+    out = capsys.readouterr().out
+    assert trained == [] and f"scale check: SR retraining validation {100 * rec['scale_check']['mean']:.2f} %" in out
+    md = (tmp_path / "dest" / "table1_cpu.md").read_text()
+    assert f"mean {100 * rec['scale_check']['mean']:.2f} % over seeds" in md
+    assert cpu_table1.main(["run", "--out", str(tmp_path / "out2"), "--retrain", "sr", "--seeds", "1", "2",
+                            "--group-size", "1"]) == 0
+    err = capsys.readouterr().err
+    assert trained == [(1,), (1,)]  # the stand-in configuration has seed 1; one call per group
+    assert len(re.findall(r"seeds \[1\] done at \d+ s", err)) == 2
