@@ -130,3 +130,21 @@ def test_the_command_line_renders_and_runs_what_it_is_asked(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert trained == [(1,), (1,)]  # the stand-in configuration has seed 1; one call per group
     assert len(re.findall(r"seeds \[1\] done at \d+ s", err)) == 2
+
+
+def test_units_of_the_sequential_runner_count_their_own_wall_times(tmp_path):
+    """Units written by ``python -m empirics vision`` (no batched group) render with their own
+    retraining and unit wall times, not with zero seconds."""
+    from empirics.real import _run
+    from empirics.real._batched import stored_results
+
+    cfg = cpu_table1.cpu_config(dataset="random", width=8, batch_size=32, max_per_task=64, max_eval_per_task=32,
+                                epochs=1, finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2,
+                                seeds=(1, 2), retrain=("sr",))
+    _run.run(cfg, tmp_path / "out", verbose=False)
+    units = stored_results(cfg, tmp_path / "out")
+    units = units if isinstance(units, list) else list(units.values())
+    rec = cpu_table1.render(tmp_path / "out", tmp_path / "dest", cfg=cfg)
+    sr = rec["per_method"]["sr"]
+    assert sr["wall_s"] == pytest.approx(sum(u["wall_s"] for u in units), rel=1e-12) and sr["wall_s"] > 0
+    assert sr["retrain_wall_s"] == pytest.approx(sum(u["retrain_wall_s"] for u in units), rel=1e-12)

@@ -204,12 +204,16 @@ def render(out, dest, *, cfg=None) -> dict:
     for m in cfg.retrain:
         mine = [u for u in units if u["retrain"] == m]
         if mine:
-            groups = {json.dumps(u.get("group", {}).get("seeds")): u.get("group", {}) for u in mine}
+            # a batched group's walls once per group; a unit of the sequential runner (no group)
+            # is a group of its own seed with its own walls, not zero seconds
+            groups = {json.dumps(u["group"]["seeds"]) if "group" in u else f"seed {u['seed']}":
+                      u.get("group") or {"retrain_wall_s": u.get("retrain_wall_s", 0.0), "wall_s": u.get("wall_s", 0.0)}
+                      for u in mine}
             record["per_method"][m] = {
                 "seeds": sorted(int(u["seed"]) for u in mine),
                 "retrain_steps": sorted({u.get("retrain_steps") for u in mine}, key=str),
-                "retrain_wall_s": sum(g.get("retrain_wall_s", 0.0) for g in groups.values()),
-                "wall_s": sum(g.get("wall_s", 0.0) for g in groups.values()),
+                "retrain_wall_s": sum(g["retrain_wall_s"] for g in groups.values()),
+                "wall_s": sum(g["wall_s"] for g in groups.values()),
                 "best_epoch": [u["best_epoch"] for u in sorted(mine, key=lambda u: u["seed"])]}
     record["total_unit_wall_s"] = sum(v["wall_s"] for v in record["per_method"].values())
     run = elapsed(out)
