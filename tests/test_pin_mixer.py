@@ -85,3 +85,14 @@ def test_mixer_defaults_are_the_official_architecture():
     count = ((pp * D + D) + 2 * D + (n * 4 * n + 4 * n) + (4 * n * n + n) + 2 * D
              + (D * D // 2 + D // 2) + (D // 2 * D + D) + 2 * D + (2 * D + 2))
     assert sum(p.numel() for p in _mixer.MLPMixer().parameters()) == count
+
+
+@pytest.mark.parametrize("patch", [1, 2, 4, 8])
+def test_the_patch_embedding_takes_channels_times_patch_squared_inputs(patch):
+    """Patches of p x p pixels of C channels are vectors of C p^2 numbers, at every patch size
+    (4 x 4 alone cannot tell C p^2 from (C p) << 2)."""
+    import torch
+
+    m = _mixer.MLPMixer(image_size=8, patch_size=patch, channels=3, dim=4, depth=1, num_classes=2, dropout=0.0)
+    assert m.patch_embed.in_features == 3 * patch * patch
+    assert m(torch.zeros(2, 3, 8, 8)).shape == (2, 2)

@@ -214,3 +214,32 @@ def test_members_must_be_written_into_the_set_s_folder(tmp_path):
         fs.add(tmp_path / "elsewhere.txt")
     fs.add(tmp_path / "f" / "x.txt")
     assert fs.written == ["x.txt"]
+
+
+def test_a_failure_while_marking_releases_the_lock(tmp_path, monkeypatch):
+    """When writing the mark or cleaning temporaries fails (an interrupt included), the lock
+    just taken is released before the failure propagates: nothing stays held."""
+    def interrupted(folder, command):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outguard, "write_mark", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        OutLock(tmp_path, "cmd").acquire()
+    assert os.path.realpath(tmp_path) not in OutLock._held
+    monkeypatch.undo()
+    OutLock(tmp_path, "cmd").acquire().release()
+
+
+def test_the_mark_is_rewritten_only_for_another_command(tmp_path, monkeypatch):
+    """A folder marked by the same command (a name built at run time included) keeps its
+    mark file untouched; another command's mark is replaced."""
+    from landscape.runtime import atomic
+
+    outguard.write_mark(tmp_path, "cmd")
+    writes = []
+    real = atomic.atomic_write_text
+    monkeypatch.setattr(atomic, "atomic_write_text", lambda p, t, **kw: (writes.append(t), real(p, t, **kw))[1])
+    outguard.write_mark(tmp_path, "".join(["c", "md"]))
+    assert writes == []
+    outguard.write_mark(tmp_path, "other")
+    assert len(writes) == 1 and json.loads((tmp_path / MARK).read_text()) == {"command": "other"}
