@@ -470,3 +470,15 @@ def test_constant_sweep_sentence_is_its_record():
     assert m and tuple(map(int, m.groups())) == (len(recs), killed, len(recs), len(recs) - killed)
     why = {(x[0], x[1]): (x[3] if len(x) > 3 else "") for x in listed}
     assert all(why[r["module"], r["name"]].startswith("free parameter:") for r in recs if not r["killed"])
+
+
+def test_protocol_constant_sweep_record_is_its_list_and_all_fail():
+    recs = [json.loads(ln) for ln in
+            (ROOT / "tools/mutation-records/constant-sweep-protocol.jsonl").read_text().splitlines()]
+    listed = [ln.split(None, 3) for ln in (ROOT / "tools/constant-sweep-protocol.txt").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]
+    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    assert len(recs) == 13 and all(r["killed"] for r in recs)
+    assert "all 13 fail now (`tools/mutation-records/constant-sweep-protocol.jsonl`)" in " ".join(
+        (ROOT / "tools/MUTATION.md").read_text().split())
+
