@@ -80,3 +80,16 @@ def test_a_stored_claim_holds_exactly_when_the_recomputed_bound_implies_it():
     assert not C._claims_hold(_Cert(bounds={"a_lower": 1.0}), {}, {}, None)  # a bound not recomputed
     assert not C._claims_hold(_Cert({"G(U0)": (1.0, 2.0)}), {}, {}, None)
     assert not C._claims_hold(_Cert(margins={"C1": 0.0}), {}, {}, {})
+
+
+@pytest.mark.parametrize("lam, m", [(0.035266, 2.1), (3.0, 0.125), (1e-6, 7.0), (100.0, 1.0)])
+def test_the_taylor_radius_is_strictly_below_lambda_over_8m_in_exact_arithmetic(lam, m):
+    """r < lambda / (8 m) exactly (Fractions), and no float lies between r and the rounded
+    quotient: r is the quotient's float rounded towards 0 -- never up, whatever its size."""
+    from fractions import Fraction
+
+    from landscape.certificates.common import _taylor_radius
+
+    r = _taylor_radius({"lambda_min_quotient_lower": lam, "m_upper": m})
+    assert 0 < Fraction(r) < Fraction(lam) / (8 * Fraction(m))
+    assert r == np.nextafter(lam / (8.0 * m), 0.0)

@@ -64,3 +64,26 @@ def test_too_large_takes_its_numbers_by_keyword_only():
     assert (err.kind, err.estimate, err.budget, str(err)) == ("taylor", 12.0, 10.0, "too big")
     with pytest.raises(TypeError):
         D.CertificateTooLarge("too big", "taylor", 12.0, 10.0)
+
+
+def test_float_certificates_store_their_arrays_as_exact_float64_bytes():
+    """A taylor_fp certificate's arrays travel as base64 float64 (exact and compact) and come
+    back bit for bit; another kind's as lists; an array of another dtype is refused."""
+    import json
+
+    rng = np.random.default_rng(0)
+    tasks, point = rng.standard_normal((2, 3, 3)), rng.standard_normal((2, 3, 1))
+    fp = _cert(kind="taylor_fp", tasks=tasks, point=point, witness=point[::-1].copy())
+    stored = json.loads(fp.to_json())
+    arrays = [v for v in stored.values() if isinstance(v, dict) and "dtype" in v]
+    assert len(arrays) == 3 and all(a["dtype"] in ("<f8", "float64") for a in arrays)
+    back = D.Certificate.from_json(fp.to_json())
+    assert np.array_equal(back.tasks, tasks) and np.array_equal(back.point, point)
+    assert np.array_equal(back.witness, point[::-1])
+    plain = json.loads(_cert(tasks=tasks).to_json())
+    assert isinstance(plain["tasks"], list)
+    bad = dict(stored)
+    key = next(k for k, v in stored.items() if isinstance(v, dict) and "dtype" in v)
+    bad[key] = dict(stored[key], dtype="<f4")
+    with pytest.raises(ValueError, match="certificate arrays must be float64"):
+        D.Certificate.from_json(json.dumps(bad))

@@ -82,3 +82,20 @@ def test_library_defaults_are_the_registrys_paper_scale():
     sig = inspect.signature(CE.check_enumeration).parameters
     for name, value in row.sizes["paper"].items():
         assert sig[name].default == value, name
+
+
+def test_a_zero_loss_orbit_whose_enclosure_starts_at_exactly_zero_is_not_a_positive_loss_orbit(fake):
+    """G in [0, 1e-30] is a zero-loss orbit (it reaches 0), not one with G > 0: a global
+    minimum whose enclosure starts at exactly 0 does not fail the T = 2 row."""
+    at_zero = {"G_enclosure": [0.0, 1e-30], "class": "lowest_local_minimum"}
+    fake += [_Result([at_zero, SADDLE])]
+    r = CE.check_enumeration(np.random.default_rng(0), t2_instances=1, t3_instances=0, control=False)
+    assert r.passed is True and r.cases[0].measured == 0
+
+
+def test_without_msolve_the_row_is_skipped_in_its_own_time(monkeypatch):
+    monkeypatch.setattr(E, "algebra_available", lambda name: False)
+    t = time.perf_counter()
+    r = CE.check_enumeration(np.random.default_rng(0))
+    assert r.verdict == "SKIP" and "msolve not installed" in r.skipped
+    assert 0.0 <= r.seconds <= time.perf_counter() - t

@@ -571,3 +571,16 @@ def test_gradient_norm_bounds_use_the_rounding_depths_stated(monkeypatch):
     # then the lower bound's gamma_{n+1}
     assert seen == [4 + 1, 4 + 4, ("sum", n + 1), n + 1, n + 1]
     assert 0 <= lo <= g <= up
+
+
+@pytest.mark.parametrize("terms", [1, 3, 40])
+def test_the_independent_row_sum_bound_is_the_float_sum_over_1_minus_gamma_terms_plus_2(terms):
+    """The reference implementation's row-sum bound: the largest float row sum divided by
+    1 - gamma_{terms + 2} (the sum's own rounding plus two more operations), in exact
+    rationals, with gamma_m = m u / (1 - m u), u = 2^-53."""
+    from theory._independent_fp import _row_sum_bound
+
+    M = np.abs(np.random.default_rng(terms).standard_normal((5, terms)))
+    u = Fraction(1, 2**53)
+    gam = (terms + 2) * u / (1 - (terms + 2) * u)
+    assert _row_sum_bound(M, terms) == Fraction(float(np.max(M.sum(axis=1)))) / (1 - gam)

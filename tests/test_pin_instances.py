@@ -140,3 +140,22 @@ def test_thm33_minimiser_refusal_names_the_first_factor_one_based(seed):
     ok = np.random.default_rng(0).standard_normal((3, 2))
     for scale in (1e-6, 1e6):
         thm33_counterexample_minimiser(scale * ok)
+
+
+#: THEORY.md section 8, "Certified example", as printed (rows are tasks).
+_F2_PRINTED_U_STAR = ("(0.316462366449,-0.581863384354,-0.72925955371)",
+                      "(0.640621751493,-0.372051247918,-0.336894466018)",
+                      "(1.917854502271,-0.981819363075,-0.281605709418)")
+_F2_PRINTED_U0 = ("(-0.036075651206,-0.432810235023,-0.669862558214)",
+                  "(-0.554586951359,0.075803271208,-0.084320922961)",
+                  "(1.890165457967,-0.896442135301,-0.149584698226)")
+
+
+def test_the_f2_instance_holds_theory_md_s_printed_numbers_digit_for_digit():
+    from landscape._instances import F2_U0, F2_U_STAR
+
+    def rows(printed):
+        return np.array([[float(x) for x in r.strip("()").split(",")] for r in printed])
+
+    np.testing.assert_array_equal(F2_U_STAR, rows(_F2_PRINTED_U_STAR))
+    np.testing.assert_array_equal(F2_U0, rows(_F2_PRINTED_U0))

@@ -65,3 +65,20 @@ def test_rank_kprime_dof_is_the_dimension_of_rank_kprime_matrices():
     u, v = rng.standard_normal(d), rng.standard_normal(d)
     basis = [np.outer(u, e) for e in np.eye(d)] + [np.outer(e, v) for e in np.eye(d)]
     assert np.linalg.matrix_rank(np.array([b.ravel() for b in basis])) == rank_kprime_dof(d, 1)
+
+
+@pytest.mark.parametrize("k, scale", [(1, 0.5), (2, 2.0), (3, 0.1)])
+def test_random_okk_is_the_exponential_of_its_drawn_generator(k, scale):
+    """Lambda = expm([[S1 - S1^T, B], [B^T, S2 - S2^T]]) with S1, S2, B standard normal k x k
+    draws times ``scale``, drawn in that order: the same generator twin gives the same matrix."""
+    import copy
+
+    from scipy.linalg import expm
+
+    from theory._linalg import random_okk
+
+    rng = np.random.default_rng(3)
+    twin = copy.deepcopy(rng)
+    S1, S2, B = (twin.standard_normal((k, k)) * scale for _ in range(3))
+    X = np.block([[S1 - S1.T, B], [B.T, S2 - S2.T]])
+    np.testing.assert_array_equal(random_okk(rng, k, scale), expm(X))

@@ -139,3 +139,17 @@ def test_pseudo_inverse_cut_is_relative_and_strict():
     fake_big = types.SimpleNamespace(schur_complement=lambda U: np.diag(1e3 * lam))
     np.testing.assert_allclose(polish.candidate_steps(fake_big, np.zeros((1, 5, 1)), g, "dense")[0], want / 1e3,
                                rtol=1e-12, atol=0)
+
+
+def test_a_point_already_below_the_tolerance_is_returned_untouched():
+    """newton_polish stops before any step once ||grad G|| <= gtol: the point comes back as
+    given, with no step accepted (a further Newton step would still lower the gradient)."""
+    import landscape as ls
+    from landscape._search.polish import newton_polish
+
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    U = inst.U_star + 1e-4 * np.random.default_rng(1).standard_normal(inst.U_star.shape)
+    out, accepted = newton_polish(inst.problem, U, gtol=1.0)
+    assert accepted == 0 and np.array_equal(out, U)
+    _, steps = newton_polish(inst.problem, U, gtol=0.0, max_steps=2)
+    assert steps >= 1  # the same point does admit a decreasing step
