@@ -265,3 +265,32 @@ def test_readme_quotes_the_route_2_alone_sizes():
         assert r["complete"] == (r["certified_complex_solutions"] == r["degree"])
         assert f"{r['certified_complex_solutions']} of the {r['degree']} complex solutions" in text
         assert f"in {round(r['wall_s'])} s ({round(r['cpu_s'])} s of CPU" in text
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_checker_rejects_a_recorded_count_off_by_one_either_way(small, delta):
+    bad = copy.deepcopy(small)
+    bad["msolve"]["real_critical_points"] += delta
+    assert "msolve's recorded count differs from its point list" in check_agreement(bad)
+
+
+@pytest.mark.parametrize("how", ["reversed", "sorted after", "sorted before"])
+def test_checker_rejects_other_unknowns_whatever_their_order(small, how):
+    """Other unknowns are refused whether they sort before or after the system's own."""
+    bad = copy.deepcopy(small)
+    names = list(bad["unknowns"])
+    bad["unknowns"] = {"reversed": names[::-1], "sorted after": ["z" + n for n in names],
+                       "sorted before": ["a" + n for n in names]}[how]
+    assert check_agreement(bad) == ["the unknowns of the record are not those of the gradient system"]
+
+
+def test_a_missing_sign_copy_is_reported_with_the_orbit_s_count(small):
+    """An orbit of nz non-zero blocks must have 2^nz sign copies: the message says how many of
+    how many (here one block: 1 of 2)."""
+    bad = copy.deepcopy(small)
+    pts = bad["msolve"]["points"]
+    j = max(range(len(pts)), key=lambda n: np.max(np.abs(pts[n]["center"])))
+    del pts[j]
+    bad["msolve"]["real_critical_points"] -= 1
+    assert any(m.startswith("msolve: an orbit with 1 non-zero blocks has 1 of 2 sign copies")
+               for m in check_agreement(bad))

@@ -123,7 +123,8 @@ def test_unfinished_runs_count_their_stop_reasons_most_frequent_first(audited):
     data["runs"] = ([_run(i, kind="not_critical", stop="b-limit") for i in range(2)]
                     + [_run(10 + i, kind="not_critical", stop="a-limit") for i in range(2)]
                     + [_run(20, kind="not_critical", stop="c-limit")] + [_run(30 + i, kind="not_critical", stop="z") for i in range(3)]
-                    + [_run(40, kind="not_critical", diverged=True, stop="ignored")] + [_run(50)])
+                    + [_run(40, kind="not_critical", diverged=True, stop="ignored")] + [_run(50)]
+                    + [_run(60, kind="strict_saddle", stop="saddle"), _run(61, kind="spurious_candidate", stop="sp")])
     lines = _md(data)
     i = lines.index("8 run(s) did not reach a critical point; stopping reasons:")
     assert lines[i + 2:i + 6] == ["* 3 x z", "* 2 x a-limit", "* 2 x b-limit", "* 1 x c-limit"]
@@ -155,7 +156,7 @@ def test_a_continuum_of_global_minima_is_one_row_summing_its_classes(audited):
     glob = []
     for i, (loss, count) in enumerate([(2.0, 2), (3.0, 1), (5.0, 4)]):
         c = dict(base, id=10 + i, kind="global_minimum", count=count, loss_normalised=loss, loss_relative=loss / 10,
-                 family=7)
+                 family=7 if i == 0 else 8)  # the row names its first class's family
         glob.append(c)
     other = dict(base, id=20, kind="strict_saddle", count=1, loss_normalised=1.0, certificate=None)
     data["classes"] = glob + [other]

@@ -73,3 +73,40 @@ def test_uncertified_point_is_degenerate_whatever_its_curvature():
     o["certified"] = False
     _classify_orbits([o])
     assert o["class"] == DEGENERATE
+
+
+@pytest.mark.parametrize("radius", [0.0, 1e-9])
+def test_the_ball_loss_encloses_the_float_loss_of_symmetric_tasks(radius):
+    """_arb_G over U +- radius contains G(U) computed in floats (tasks with exact rational
+    entries, symmetric), and is tight at radius 0."""
+    pytest.importorskip("flint")
+    from fractions import Fraction
+
+    from landscape.enumeration._points import _arb_G
+
+    rng = np.random.default_rng(7)
+    T, d, k = 3, 3, 2
+    raw = np.round(rng.standard_normal((T, d, d)), 3)
+    tasks = 0.5 * (raw + np.swapaxes(raw, 1, 2))
+    S_exact = [[[Fraction(repr(float(tasks[t, i, j]))) for j in range(d)] for i in range(d)] for t in range(T)]
+    U = rng.standard_normal((T, d, k))
+    G = ls.LoraMLProblem(tasks, k).reduced_loss(U)
+    enc = _arb_G(S_exact, U, radius)
+    lo, hi = float(enc.lower()), float(enc.upper())
+    assert lo <= G * (1 + 1e-12) and G * (1 - 1e-12) <= hi
+    if radius == 0.0:
+        assert hi - lo <= 1e-12 * max(G, 1.0)
+
+
+def test_lambda_bounds_of_a_singular_symmetric_matrix_are_finite_and_tight():
+    """A zero smallest eigenvalue (exactly, in floats): the shifted Cholesky starts 1e-12 x the
+    largest |eigenvalue| below it and certifies a lower bound within 1e-9 of 0."""
+    pytest.importorskip("flint")
+    from flint import arb_mat
+
+    from landscape.enumeration._points import _arb_sym_lambda_bounds
+
+    H = arb_mat([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    lower, upper, lam = _arb_sym_lambda_bounds(H)
+    assert list(lam) == [0.0, 2.0, 5.0]
+    assert -1e-9 <= lower <= 0.0 <= upper <= 1e-12
