@@ -110,3 +110,17 @@ def test_lambda_bounds_of_a_singular_symmetric_matrix_are_finite_and_tight():
     lower, upper, lam = _arb_sym_lambda_bounds(H)
     assert list(lam) == [0.0, 2.0, 5.0]
     assert -1e-9 <= lower <= 0.0 <= upper <= 1e-12
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+def test_each_orbit_reports_the_extreme_eigenvalues_of_its_hessian():
+    """T = 3, k = 1 (no slice): "min" and "max" are the smallest and largest eigenvalues of
+    S at the orbit's point, and "n" their number."""
+    r = enumerate_critical_points(rounded_tasks(4, 2, 3), 1)
+    problem = ls.LoraMLProblem(rounded_tasks(4, 2, 3), 1)
+    for o in r.data["orbit_list"]:
+        lam = np.linalg.eigvalsh(problem.schur_complement(np.asarray(o["U"], dtype=float)))
+        ev = o["eigenvalues"]
+        assert ev["n"] == lam.size == 6
+        assert ev["min"] == pytest.approx(lam[0], abs=1e-9 * max(1.0, abs(lam[-1])))
+        assert ev["max"] == pytest.approx(lam[-1], rel=1e-9)
