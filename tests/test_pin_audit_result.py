@@ -38,6 +38,7 @@ def test_accessors_read_report_json():
     assert _report(counts={GLOBAL_MINIMUM: 0}).global_minimum_found is False
     assert [c["id"] for c in r.class_entries()] == [0, 1]
     assert [c["id"] for c in r.class_entries(SPURIOUS_CANDIDATE)] == [1]
+    assert [c["id"] for c in r.class_entries(GLOBAL_MINIMUM)] == [0]  # its kind only, not those sorting after
     assert r.class_entries(STRICT_SADDLE) == []
 
 

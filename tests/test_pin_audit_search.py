@@ -35,6 +35,7 @@ def test_units_deal_random_starts_round_robin_and_explicit_starts_to_every_metho
         assert u.key == f"search-{chunk:05d}-{c['method']}" and c["chunk"] == chunk and c["seed"] == 7
         assert len(c["indices"]) <= 8 and c["k"] == 1 and c["mode"] == "auto" and c["max_iter"] == 50
         assert c["tasks"] is problem.tasks
+        assert u.resources.cpus == 1  # a search unit asks one CPU of an executor (Ray schedules by it)
         for i, U0 in zip(c["indices"], c["starts"]):
             expected = rand[i] if i < 19 else explicit[(i - 19) % 2]
             np.testing.assert_array_equal(U0, expected)

@@ -63,3 +63,16 @@ def test_one_failed_krawczyk_test_makes_the_list_incomplete(monkeypatch, seed, d
     assert not r.complete
     failed = [o for o in r.data["orbit_list"] if not o["certified"]]
     assert len(failed) == 1 and failed[0]["class"] == "degenerate"
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+def test_four_tasks_count_sign_copies_too():
+    """T = 4 (as every T >= 3, k = 1): real critical points are the orbits' sign copies
+    summed, and the data says it counted them; every orbit also carries the float
+    classifier's verdict."""
+    r = enumerate_critical_points(np.round(ls.random_instance(np.random.default_rng(1), 2, 4, 1).problem.tasks, 2), 1)
+    assert r.complete and r.data["copies_counted"] is True
+    assert r.data["real_critical_points"] == sum(o["copies"] for o in r.data["orbit_list"]) > r.data["orbits"]
+    from landscape._classify import KINDS
+
+    assert all(o["existing_classifier"] in KINDS for o in r.data["orbit_list"])
