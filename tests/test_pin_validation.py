@@ -58,3 +58,12 @@ def test_factor_stack_shape_and_finiteness():
         as_factor_stack(np.zeros((2, 1, 3)), 2, 3, 1, name="V")
     with pytest.raises(LandscapeInputError, match="NaN or infinite"):
         as_factor_stack(np.full((2, 3, 1), np.nan), 2, 3, 1)
+
+
+@pytest.mark.parametrize("d", [1, 256, 257, 300])
+def test_square_tasks_of_any_size_are_square(d):
+    """Square is compared by value: d = 257 and above (no longer one shared int object) too."""
+    arr = as_task_stack(np.zeros((1, d, int(str(d)))))
+    assert arr.shape == (1, d, d)
+    with pytest.raises(LandscapeInputError, match=f"must be square, got {d} x {d + 1}"):
+        as_task_stack(np.zeros((1, d, d + 1)))
