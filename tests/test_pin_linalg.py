@@ -82,3 +82,26 @@ def test_random_okk_is_the_exponential_of_its_drawn_generator(k, scale):
     S1, S2, B = (twin.standard_normal((k, k)) * scale for _ in range(3))
     X = np.block([[S1 - S1.T, B], [B.T, S2 - S2.T]])
     np.testing.assert_array_equal(random_okk(rng, k, scale), expm(X))
+
+
+@pytest.mark.parametrize("kprime", [1, 2])
+def test_rrr_errors_follow_the_model_y_equals_b_x_plus_sigma_noise_draw_by_draw(kprime):
+    """Y = B* X + sigma Z with X then Z drawn in that order; B_hat the rank-k' projection of the
+    least-squares B_ols (eq. (10)); ||(B_hat - B*) X||_F^2 per repetition, recomputed here."""
+    import copy
+
+    from theory._linalg import rrr_prediction_errors
+
+    rng = np.random.default_rng(2)
+    twin = copy.deepcopy(rng)
+    B = np.random.default_rng(9).standard_normal((3, 3))
+    got = rrr_prediction_errors(rng, B, n=7, sigma=0.3, kprime=kprime, reps=4)
+    want = []
+    X = twin.standard_normal((4, 3, 7))
+    Z = twin.standard_normal((4, 3, 7))
+    for r in range(4):
+        Y = B @ X[r] + 0.3 * Z[r]
+        B_ols = Y @ X[r].T @ np.linalg.inv(X[r] @ X[r].T)
+        Uu = np.linalg.svd(B_ols @ X[r])[0][:, :kprime]
+        want.append(float(np.sum(((Uu @ Uu.T @ B_ols - B) @ X[r]) ** 2)))
+    np.testing.assert_allclose(got, want, rtol=1e-9)
