@@ -232,3 +232,66 @@ def test_a_gd_endpoint_is_reached_below_1e_8_of_the_loss_at_zero(side, reached):
         mp.undo()
     assert rec["gd_endpoint_loss_relative"][0] == pytest.approx(side * 1e-8, rel=1e-6)
     assert rec["gd_endpoint_reached"] == [reached]
+
+
+def _region_holds(region: str, c) -> bool:
+    """The region a finding states, read as the words say (T = 2 / T >= 3, then a condition on
+    d against k when one is given; other words describe the measurement, not the region)."""
+    parts = [p.split(" (")[0].strip() for p in region.split(",")]
+    T_ok = {"T = 2": c["T"] == 2, "T >= 3": c["T"] >= 3}[parts[0]]
+    d, k = c["d"], c["k"]
+    conds = {"d >= 3k": d >= 3 * k, "2k <= d < 3k": 2 * k <= d < 3 * k, "d < 2k": d < 2 * k,
+             "d >= 2k": d >= 2 * k, "d < 3k": d < 3 * k}
+    return T_ok and all(conds[p] for p in parts[1:] if p in conds)
+
+
+def test_every_finding_sums_exactly_the_cells_of_the_region_it_states():
+    """Cells over T in {2, 3, 4} (7, 6 and 5 values of d: no two values of T hold as many cells,
+    so 'T >= 3' cannot be told for 'T != 3'), k in {1, 2}, each with one trial of every
+    property: every finding counts the cells its region text names."""
+    props = ("non_unique", "strict_saddle", "spurious", "spurious_certified", "spurious_frequency", "gd_success")
+    cells = [{"d": d, "k": k, "T": T, "counts": {p: [1, 1] for p in props}}
+             for T in (2, 3, 4) for d in range(1, 10 - T) for k in (1, 2)]
+    found = summarise(cells)
+    assert len(found) >= 12
+    for f in found:
+        want = sum(_region_holds(f["region"], c) for c in cells)
+        assert (f["cells"], f["count"], f["trials"]) == (want, want, want), f["region"]
+
+
+@pytest.mark.parametrize("d, T, k, runs", [(3, 3, 1, True), (2, 2, 2, False), (2, 3, 1, True), (1, 2, 1, False),
+                                           (2, 2, 1, True)])
+def test_lm_runs_only_with_at_least_as_many_residuals_as_unknowns(d, T, k, runs):
+    """MINPACK's LM needs T d^2 residuals >= d^2 + T d k unknowns; without LM the record's LM
+    fields say nothing was found (0 zeros, 0 second minimisers, nullity -1)."""
+    from types import SimpleNamespace
+
+    inst = ls.random_instance(np.random.default_rng(5), d, T, k)
+    calls = []
+
+    def report(instance, rng, *, starts, **kw):
+        calls.append(starts)
+        return SimpleNamespace(n_zero=2, n_exceptions=1, nullity=0)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(atlas_mod, "random_instance", lambda rng, d_, T_, k_: inst)
+    mp.setattr(atlas_mod, "search", lambda *a, **kw: [])
+    mp.setattr(atlas_mod, "uniqueness_report", report)
+    mp.setattr(atlas_mod, "paper_gd", lambda prob, rng, runs_, outer: (inst.A_star[None], inst.U_star[None]))
+    try:
+        rec = atlas_mod._instance(d, k, T, 0, starts=0, lm_starts=4, gd_runs=1, gd_outer=1, certify_max_dim=30)
+    finally:
+        mp.undo()
+    assert (T * d * d >= d * d + T * d * k) is runs
+    assert calls == ([4] if runs else [])
+    assert (rec["lm_zero"], rec["second_minimisers_lm"], rec["lm_nullity"]) == ((2, 1, 0) if runs else (0, 0, -1))
+
+
+def test_a_finding_without_trials_shows_an_empty_interval():
+    f = {"theorem": "t", "property": "spurious", "region": "T >= 3", "predicted": "p", "count": 0, "trials": 0,
+         "cells": 1, "bound": "at least"}
+    cfg = {"ks": (1,), "ratios": (3,), "Ts": (3,), "instances": 1, "starts": 2, "lm_starts": 0, "gd_runs": 1,
+           "gd_outer": 20}
+    md = atlas_mod.summary_markdown({"findings": [f], "config": cfg, "contradictions": [], "cells": [], "seed": 0,
+                                     "cell_seconds": 1.0})
+    assert "| t | spurious | T >= 3 | p | >= 0/0 (1 cells) | [nan, nan] |" in md
