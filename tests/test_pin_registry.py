@@ -73,3 +73,32 @@ def test_table_shrinks_to_short_cells_and_never_below_twenty():
     long = dataclasses.replace(rep, results=tuple(dataclasses.replace(r, predicted="x " * 50, measured="y")
                                                   for r in rep.results))
     assert len(long.table(columns=30).splitlines()[0]) == idw + 2 * 20 + 21
+
+
+def _result(i, passed=True, predicted="p", measured="m"):
+    from theory._result import CheckResult
+
+    return CheckResult(f"Check {i}", "ref", "", predicted, measured, "tol", "why", passed, 0.5)
+
+
+def test_a_report_repr_is_cut_at_300_characters_ending_with_a_parenthesis():
+    many = tuple(_result(i, passed=False) for i in range(60))  # their ids make the text long
+    text = repr(R.Report(many, 0, "quick", 1.0))
+    assert len(text) == 300 and text.endswith("...)") and text.startswith("Report(0/60 passed")
+    short = repr(R.Report((_result(0),), 0, "quick", 1.0))
+    assert short == "Report(1/1 passed, scale='quick', seed=0, 1.0 s)"
+
+
+def test_report_json_states_seconds_to_the_millisecond_and_the_table_keeps_every_cell():
+    rep = R.Report((_result(0, predicted="a predicted value", measured="its measured value"),), 0, "quick", 1.23456)
+    assert rep.to_dict()["seconds"] == 1.235
+    table = rep.table(columns=120)
+    assert "a predicted value" in table and "its measured value" in table
+
+
+def test_the_enumeration_row_checks_at_least_one_instance_at_quick_scale():
+    """A quick run must not be vacuous: one T = 2 instance (T = 3 costs minutes of msolve)."""
+    from theory import _checks_enumeration as CE
+
+    (check,) = [c for c in R.REGISTRY if c.id == CE.CHECK_ID]
+    assert check.sizes["quick"] == {"t2_instances": 1, "t3_instances": 0}
