@@ -61,6 +61,7 @@ def test_a_new_head_is_redrawn_from_the_generator():
 @pytest.mark.parametrize("stage, trainable", [("retrain", True), ("finetune", False)])
 def test_the_base_is_trainable_in_retraining_only(stage, trainable):
     pytest.importorskip("peft")
+    stage = "".join(list(stage))  # built at run time (as read from a file), not the interned literal
     fam = _Fam()
     model = fam.init_model(None)
     heads = fam.attach_heads(model, ["task_a", "task_b"], stage=stage, generator=torch.Generator().manual_seed(0))
@@ -92,6 +93,7 @@ def test_attach_signatures_take_sizes_and_options_by_name_only_with_no_dropout_b
 @pytest.mark.parametrize("stage, trainable", [("retrain", True), ("finetune", False)])
 def test_lora_with_heads_trains_the_body_s_base_in_retraining_only(stage, trainable):
     pytest.importorskip("peft")
+    stage = "".join(list(stage))  # built at run time, not the interned literal
     fam = _Fam()
     s = fam.attach_lora_heads(fam.init_model(None), ["task_a"], rank=1, stage=stage,
                               generator=torch.Generator().manual_seed(0))
