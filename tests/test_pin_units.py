@@ -128,3 +128,14 @@ def test_num_and_sanitize_json_forms():
 def test_one_line_and_matrix_limit():
     assert _one_line("a\n\n b \t c ") == "a b c" and _one_line(3) == "3"
     assert MAX_JSON_MATRIX_ENTRIES == 100 ** 2  # A_hat written for d <= 100
+
+
+def test_values_beyond_the_float_range_print_with_three_decimals_by_default():
+    """2^2000 in user units is no float: printed from its logarithm as m.mmm e+XXX, three
+    decimals unless the spec says '.Ne'."""
+    from landscape._audit.units import _Units
+
+    u = _Units(4000)
+    assert u.fmt(1.0, "g", 1) == "1.148e+602"
+    assert u.fmt(1.0, ".1e", 1) == "1.1e+602"
+    assert u.fmt(-1.0, "g", 1) == "-1.148e+602"
