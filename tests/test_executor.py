@@ -317,3 +317,9 @@ def test_units_and_resources_are_frozen():
         u.key = "other"
     with pytest.raises(dataclasses.FrozenInstanceError):
         u.resources.cpus = 3
+
+
+def test_a_unit_asks_one_cpu_unless_it_says_otherwise():
+    from landscape.runtime.units import Resources
+
+    assert Resources().cpus == 1.0

@@ -124,3 +124,15 @@ def test_the_sweep_legend_sits_beside_the_axes(figures_saved, tmp_path):
     fig.draw_without_rendering()
     ax = fig.axes[0]
     assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_claims_compare_the_methods_at_t_of_3_and_more_only(monkeypatch):
+    """LoRA-ML below SR is claimed where Thm 3.3's regime holds (T >= 3), at every value of
+    the other sweeps; T = 2 is left out."""
+    rows = [{"sweep": s, "value": v, "method": m, "median": med}
+            for s, v in (("T", 2), ("T", 3), ("T", 5), ("d", 5))
+            for m, med in (("lora-ml", 1.0), ("sr", 2.0))]
+    monkeypatch.setattr(S, "shallow_table_rows", lambda data: rows)
+    claims = S.shallow_claims({"sweeps": {}})
+    assert [c["claim"] for c in claims if "median < SR" in c["claim"]] == [
+        "LoRA-ML median < SR median at T=3", "LoRA-ML median < SR median at T=5", "LoRA-ML median < SR median at d=5"]

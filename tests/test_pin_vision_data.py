@@ -112,3 +112,23 @@ def test_minibatch_indices_signature_and_cover():
     assert [p.tolist() for p in V.minibatch_indices(7, 3, None, shuffle=False)] == [[0, 1, 2], [3, 4, 5], [6]]
     with pytest.raises(TypeError):
         V.minibatch_indices(7, 3, g, False)  # options are keyword-only
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 16), (3, 16, 8)])
+def test_the_vision_family_refuses_images_that_are_not_square(shape):
+    from types import SimpleNamespace
+
+    from empirics.real._vision import VisionFamily
+
+    with pytest.raises(ValueError, match=rf"square images expected, got {shape[1]}x{shape[2]}"):
+        VisionFamily(SimpleNamespace(image_shape=shape))
+
+
+def test_the_vision_family_classifies_class_pairs():
+    """Every task is a pair of classes: a two-way head."""
+    from empirics.real._vision import VisionFamily
+    from empirics.real._fixtures import random_vision_arrays
+    from empirics.real._vision_data import build_vision_tasks
+
+    fam = VisionFamily(build_vision_tasks(random_vision_arrays(np.random.default_rng(0), n_train=100, n_test=50)), dim=8)
+    assert fam.arch["num_classes"] == 2
