@@ -136,3 +136,14 @@ def test_claims_compare_the_methods_at_t_of_3_and_more_only(monkeypatch):
     claims = S.shallow_claims({"sweeps": {}})
     assert [c["claim"] for c in claims if "median < SR" in c["claim"]] == [
         "LoRA-ML median < SR median at T=3", "LoRA-ML median < SR median at T=5", "LoRA-ML median < SR median at d=5"]
+
+
+def test_the_paper_protocol_is_theory_9_4_table_9_as_printed():
+    """THEORY.md 9.4, "Defaults (Table 9)": T = 3, n = 100, N = 1000, k = 1, d = 10, sigma = 0.1;
+    varied T in {2, 3, 5}, n, N in {100, 1000, 10000}, k in {1, 3, 5}, d in {5, 10, 20};
+    10 trials, torch.manual_seed(613)."""
+    paper = S._SHALLOW_PAPER
+    assert paper["base"] == {"T": 3, "d": 10, "k": 1, "N": 1000, "n": 100, "sigma": 0.1}
+    assert paper["values"] == {"T": [2, 3, 5], "d": [5, 10, 20], "N": [100, 1000, 10000], "n": [100, 1000, 10000],
+                               "k": [1, 3, 5]}
+    assert (paper["trials"], paper["seed"]) == (10, 613)
