@@ -187,3 +187,9 @@ def test_real_data_smoke_is_identical_on_ray(ray_cluster, tmp_path):
         b = json.loads((tmp_path / "ray" / "units" / name).read_text())
         assert a["config_sha256"] == b["config_sha256"]
         assert _strip_walls(a["result"]) == _strip_walls(b["result"]), name
+
+
+def test_the_ray_executor_is_got_by_its_name(ray_cluster):
+    from landscape.runtime.executor import get_executor
+
+    assert type(get_executor("ray")).__name__ == "RayExecutor"

@@ -179,3 +179,22 @@ def test_the_paper_configuration_is_the_one_the_committed_figure_was_made_with()
 
     rec = json.loads((Path(__file__).resolve().parents[1] / "figures/results/figure1.json").read_text())
     assert json.loads(json.dumps(F._LINEAR_PAPER)) == rec["meta"]["config"]
+
+
+def test_each_group_of_sweep_points_asks_one_cpu(monkeypatch, tmp_path):
+    import landscape.runtime.executor as X
+    from figures import _figure1 as F
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(units, **kw):
+        seen.extend(units)
+        raise Stop
+
+    monkeypatch.setattr(X, "run_units", capture)
+    with pytest.raises(Stop):
+        F.compute_figure1(F._LINEAR_SMOKE, tmp_path, progress=False)
+    assert seen and all(u.resources.cpus == 1 for u in seen)
