@@ -198,3 +198,11 @@ def test_each_group_of_sweep_points_asks_one_cpu(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         F.compute_figure1(F._LINEAR_SMOKE, tmp_path, progress=False)
     assert seen and all(u.resources.cpus == 1 for u in seen)
+
+
+def test_only_the_vary_n_panel_is_labelled_per_input(figures_saved, tmp_path):
+    F.render_figure1(_render_data(values=2), tmp_path, "fig1-labels")
+    axes = figures_saved[-1].axes
+    for ax, sweep in zip(axes, F.SWEEPS):
+        label = ax.get_ylabel()
+        assert label.startswith("in-sample test error per input") is (sweep == "n"), (sweep, label)

@@ -147,3 +147,27 @@ def test_the_paper_protocol_is_theory_9_4_table_9_as_printed():
     assert paper["values"] == {"T": [2, 3, 5], "d": [5, 10, 20], "N": [100, 1000, 10000], "n": [100, 1000, 10000],
                                "k": [1, 3, 5]}
     assert (paper["trials"], paper["seed"]) == (10, 613)
+
+
+def test_our_ranges_are_drawn_from_low_to_high_left_of_the_paper_points(figures_saved, tmp_path):
+    """Each of our points (round marker) is its median with a bar from its low to its high,
+    0.07 to the left of its slot (the paper's square 0.07 to the right)."""
+    from matplotlib.container import ErrorbarContainer
+
+    data = _table_data()
+    rows = S.shallow_table_rows(data)
+    S.render_shallow_tables(data, tmp_path, "tables")
+    fig = figures_saved[-1]
+    seen = 0
+    for ax, s in zip(fig.axes, ("T", "d")):
+        ours = [c for c in ax.containers if isinstance(c, ErrorbarContainer) and c.lines[0].get_marker() == "o"]
+        assert len(ours) == 2
+        for j, (c, method) in enumerate(zip(ours, ("lora-ml", "sr"))):
+            rs = [r for r in rows if r["sweep"] == s and r["method"] == method]
+            xs = c.lines[0].get_xdata()
+            np.testing.assert_allclose(xs, np.arange(len(rs)) + (j - 0.5) * 0.36 - 0.07, rtol=0, atol=1e-12)
+            for r, y, seg in zip(rs, c.lines[0].get_ydata(), c.lines[2][0].get_segments()):
+                assert y == r["median"]
+                assert sorted(p[1] for p in seg) == pytest.approx([r["low"], r["high"]], rel=1e-12, abs=0)
+            seen += 1
+    assert seen == 4
