@@ -90,3 +90,22 @@ def tiny_figure(monkeypatch):
     spec = reg.FigureSpec("tinyfig", "a test figure", compute, render, {"n": 4}, {"n": 3}, kind="table")
     monkeypatch.setitem(reg.REGISTRY, "tinyfig", spec)
     return calls
+
+
+@pytest.fixture
+def units_asked(monkeypatch):
+    """``run_units`` replaced by a recorder that stops its caller at once: (the units it was
+    asked to run, the exception it raises)."""
+    import landscape.runtime.executor as ex
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def record(units, **kw):
+        seen.extend(units)
+        raise Stop
+
+    monkeypatch.setattr(ex, "run_units", record)
+    return seen, Stop

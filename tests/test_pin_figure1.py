@@ -181,20 +181,10 @@ def test_the_paper_configuration_is_the_one_the_committed_figure_was_made_with()
     assert json.loads(json.dumps(F._LINEAR_PAPER)) == rec["meta"]["config"]
 
 
-def test_each_group_of_sweep_points_asks_one_cpu(monkeypatch, tmp_path):
-    import landscape.runtime.executor as X
+def test_each_group_of_sweep_points_asks_one_cpu(units_asked, tmp_path):
     from figures import _figure1 as F
 
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(units, **kw):
-        seen.extend(units)
-        raise Stop
-
-    monkeypatch.setattr(X, "run_units", capture)
+    seen, Stop = units_asked
     with pytest.raises(Stop):
         F.compute_figure1(F._LINEAR_SMOKE, tmp_path, progress=False)
     assert seen and all(u.resources.cpus == 1 for u in seen)

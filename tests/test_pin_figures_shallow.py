@@ -49,20 +49,10 @@ def test_every_sweep_passes_through_the_base_point(config):
 
 
 @pytest.mark.parametrize("threads,cpus", [(4, 4), (1, 1), (None, 1), (0, 1)])
-def test_each_unit_asks_for_its_threads_as_cpus(monkeypatch, tmp_path, threads, cpus):
-    import landscape.runtime.executor as ex
+def test_each_unit_asks_for_its_threads_as_cpus(units_asked, tmp_path, threads, cpus):
     from empirics._shallow import ShallowConfig
 
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def run_units(units, **kw):
-        seen.extend(units)
-        raise Stop
-
-    monkeypatch.setattr(ex, "run_units", run_units)
+    seen, Stop = units_asked
     cfg = ShallowConfig(**{k: v for k, v in S._SHALLOW_SMOKE["base"].items()})
     with pytest.raises(Stop):
         S._run_shallow_units([("T", cfg)], [1, 2], tmp_path, False, threads, 1)
