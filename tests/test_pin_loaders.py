@@ -330,3 +330,21 @@ def test_normalized_selection_draws_candidates_from_default_rng_0(monkeypatch, t
     with pytest.raises(Stop):
         _convai2.build_persona_split(tmp_path / "v.json", map_dir=tmp_path, selection="normalized", rng=mine)
     assert got[1] is mine
+
+
+def test_idx_refuses_a_payload_longer_than_its_header_says(tmp_path):
+    """Trailing bytes are as wrong as missing ones: 24 bytes announced, 27 there."""
+    p = _idx(tmp_path / "a", np.zeros((2, 3), np.int32), 0x0C)
+    p.write_bytes(p.read_bytes() + b"\x00\x00\x00")
+    with pytest.raises(ValueError, match=r"header says \(2, 3\) but the payload has 27 bytes"):
+        _fmnist.read_idx(p)
+
+
+def test_a_seed_may_be_zero_but_not_negative():
+    import argparse
+
+    from landscape.runtime.cli import nonneg_int
+
+    assert nonneg_int("0") == 0 and nonneg_int("7") == 7
+    with pytest.raises(argparse.ArgumentTypeError, match="must be >= 0, got -1"):
+        nonneg_int("-1")
