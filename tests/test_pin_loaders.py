@@ -348,3 +348,14 @@ def test_a_seed_may_be_zero_but_not_negative():
     assert nonneg_int("0") == 0 and nonneg_int("7") == 7
     with pytest.raises(argparse.ArgumentTypeError, match="must be >= 0, got -1"):
         nonneg_int("-1")
+
+
+def test_a_cifar_batch_of_other_rows_is_refused_with_their_size(tmp_path):
+    """A batch's 'data' must be uint8 rows of 3 x 32 x 32 = 3072 bytes; the message says so."""
+    root = _fixtures.write_cifar_batches(tmp_path, np.random.default_rng(6), per_batch=2, n_test=2)
+    batch = root / _cifar.BATCHES_DIR / "data_batch_1"
+    obj = pickle.loads(batch.read_bytes())
+    obj["data"] = obj["data"][:, :3071]
+    batch.write_bytes(pickle.dumps(obj))
+    with pytest.raises(ValueError, match=r"data_batch_1: 'data' is not a uint8 array of rows of 3072 bytes"):
+        _cifar.read_cifar_batches(root)
