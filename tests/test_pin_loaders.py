@@ -359,3 +359,14 @@ def test_a_cifar_batch_of_other_rows_is_refused_with_their_size(tmp_path):
     batch.write_bytes(pickle.dumps(obj))
     with pytest.raises(ValueError, match=r"data_batch_1: 'data' is not a uint8 array of rows of 3072 bytes"):
         _cifar.read_cifar_batches(root)
+
+
+@pytest.mark.parametrize("n_images, n_labels", [(3, 2), (2, 3)])
+def test_fashion_mnist_images_and_labels_must_be_as_many(tmp_path, n_images, n_labels):
+    """More images than labels is refused as firmly as fewer."""
+    for split, (img, lab) in _fmnist._FILES.items():
+        n = n_images if split == "train" else 2
+        _fixtures.write_idx(tmp_path / img, np.zeros((n, 28, 28), np.uint8))
+        _fixtures.write_idx(tmp_path / lab, np.zeros(n_labels if split == "train" else 2, np.uint8))
+    with pytest.raises(ValueError, match=rf"expected \(N, 28, 28\) images matching {n_labels} labels"):
+        _fmnist.load_fashion_mnist(tmp_path, reader="numpy", verbose=False)
