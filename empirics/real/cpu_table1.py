@@ -204,11 +204,13 @@ def render(out, dest, *, cfg=None) -> dict:
     for m in cfg.retrain:
         mine = [u for u in units if u["retrain"] == m]
         if mine:
-            # a batched group's walls once per group; a unit of the sequential runner (no group)
-            # is a group of its own seed with its own walls, not zero seconds
-            groups = {json.dumps(u["group"]["seeds"]) if "group" in u else f"seed {u['seed']}":
-                      u.get("group") or {"retrain_wall_s": u.get("retrain_wall_s", 0.0), "wall_s": u.get("wall_s", 0.0)}
-                      for u in mine}
+            groups = {}
+            for u in mine:
+                if "group" in u:  # a batched group's walls, counted once per group
+                    groups[json.dumps(u["group"]["seeds"])] = u["group"]
+                else:  # a unit of the sequential runner: its own seed, its own walls (not zero seconds)
+                    groups[f"seed {u['seed']}"] = {"retrain_wall_s": u.get("retrain_wall_s", 0.0),
+                                                   "wall_s": u.get("wall_s", 0.0)}
             record["per_method"][m] = {
                 "seeds": sorted(int(u["seed"]) for u in mine),
                 "retrain_steps": sorted({u.get("retrain_steps") for u in mine}, key=str),
