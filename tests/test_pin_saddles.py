@@ -431,3 +431,40 @@ def test_thm34_ratio_cases_state_their_bound_one():
     res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
     ratios = [c for c in res.cases if c.predicted == "<= 1"]
     assert len(ratios) == 4 and all(c.tolerance == 1.0 for c in ratios)
+
+
+def test_a_reported_gradient_too_small_for_r_t_u_s_fails_the_residual_identities(monkeypatch):
+    """||R_t U_s|| <= ||grad G||: at U_1 = 0 the gradient sits in U_2 = 2 R_2 U_2, so a point
+    that reports a tenth of its gradient norm puts the ratio near 5 and fails (30)-(32)."""
+    orig_points = _saddles.t2_critical_points
+
+    def planted(inst, rng, **kw):
+        prob = inst.problem
+        U = np.stack([np.zeros((2, 1)), np.array([[0.7], [-0.4]])])
+        g = float(np.linalg.norm(prob.reduced_grad(U)))
+        return [_saddles.CriticalPoint(U=U, source="root", grad_norm=0.1 * g, loss=prob.reduced_loss(U)),
+                *orig_points(inst, rng, **kw)]
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", planted)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4, random_U_per_config=1)
+    case = next(c for c in res.cases if "(30)-(32) residual identities" in c.label)
+    assert case.measured > 4.0 and not case.passed
+
+
+def test_thm34_needs_a_saddle_to_speak_of_saddles_and_states_its_predictions(monkeypatch):
+    """With global minima only (no critical point with G > 0 found) the strict-saddle case
+    cannot pass; the (35) identity predicts 0; the threshold pins read 10 and 0.1."""
+    def minima_only(inst, rng, **kw):
+        prob = inst.problem
+        return [_saddles.CriticalPoint(U=inst.U_star, source="planted", grad_norm=0.0,
+                                       loss=prob.reduced_loss(inst.U_star))]
+
+    monkeypatch.setattr(_saddles, "t2_critical_points", minima_only)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=4, random_U_per_config=1)
+    sad = next(c for c in res.cases if "critical points with G>0 not strict saddles (0 saddles)" in c.label)
+    assert sad.measured == 0 and not sad.passed
+    ident = next(c for c in res.cases if "(35) identity at random U" in c.label)
+    assert ident.predicted == 0.0
+    labels = [c.label for c in _saddles.saddle_threshold_pins()]
+    assert labels == ["strict-saddle threshold pin: |lambda_min| = 10 x threshold",
+                      "strict-saddle threshold pin: |lambda_min| = 0.1 x threshold"]
