@@ -380,3 +380,12 @@ def test_thm32_cases_state_the_tolerances_their_verdicts_use(d, k):
     assert case["rank-3k fine-tune loss (Cor 1)"].tolerance == 0.5 * d * tau**2
     assert case["rank-k fine-tune loss > 0"].tolerance == 0.5 * d * tau**2
     assert case["A != A* (min ||Q||_F)"].tolerance == tau
+
+
+def test_the_t2_control_reports_the_exceptions_of_each_of_its_instances():
+    """The row's measured text lists, per instance, its count of zero-loss points with A != A*
+    (the second of its three cases), and nothing else."""
+    res = _minima.check_thm33_control_t2(np.random.default_rng(0), starts=8)
+    exc = [c for c in res.cases if "zero-loss points with A != A*" in c.label]
+    assert len(exc) == 2 == len(res.cases) // 3
+    assert res.measured == ", ".join(f"{c.label.split(':')[0]}: {c.measured}" for c in exc) + " with A != A*"
