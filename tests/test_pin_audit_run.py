@@ -366,3 +366,30 @@ def test_strict_saddle_classes_count_the_classes_of_that_kind():
     n = sum(c.kind == STRICT_SADDLE for c in rep.classes)
     assert n >= 1
     assert rep.data["summary"]["strict_saddle_classes"] == n
+
+
+# -- which class the orbit plot shows ----------------------------------------------------------
+
+def _classes(*kinds):
+    return [SimpleNamespace(id=i, kind=k) for i, k in enumerate(kinds)]
+
+
+@pytest.mark.parametrize("kinds, shown", [
+    ((), None),
+    # a global minimum wins wherever it stands, and the first of several
+    (("strict_saddle", "spurious_candidate", "global_minimum", "global_minimum"), 2),
+    (("global_minimum", "spurious_candidate"), 0),
+    # none found: the first spurious candidate, not a saddle or degenerate class before it
+    (("strict_saddle", "degenerate", "not_critical", "spurious_candidate", "spurious_candidate"), 3),
+    (("degenerate", "spurious_candidate"), 1),
+    # neither: the first class, whatever its kind
+    (("strict_saddle", "degenerate"), 0),
+    (("degenerate", "strict_saddle"), 0),
+    (("not_critical",), 0),
+])
+def test_the_orbit_plot_shows_a_global_minimum_then_a_spurious_candidate_then_the_first_class(kinds, shown):
+    from landscape._classify import KINDS
+
+    assert set(kinds) <= set(KINDS)
+    got = R.orbit_class(_classes(*kinds))
+    assert (got.id if got is not None else None) == shown

@@ -155,6 +155,17 @@ def continuum_of_global_minima(T: int, zero_dims, varies: bool, distinct_A: int)
     return (max(zero_dims) > 0 and (T != 2 or bool(varies))) or (T == 2 and distinct_A > 1)
 
 
+def orbit_class(classes):
+    """The class whose symmetry orbit the audit plots (``orbit.svg``): the first global
+    minimum, else the first spurious-minimum candidate, else the first class of any kind;
+    ``None`` when there are no classes."""
+    for kind in (GLOBAL_MINIMUM, SPURIOUS_CANDIDATE):
+        for c in classes:
+            if c.kind == kind:
+                return c
+    return classes[0] if classes else None
+
+
 def _as_input(source) -> TaskInput:
     if isinstance(source, TaskInput):
         return source
@@ -547,9 +558,9 @@ def _audit_body(t0, user_input, task_input, problem, units, starts, seed, method
                 if saddles:
                     _plot_saddle(saver("saddle_direction.svg"), problem, saddles[0],
                                  results[saddles[0].representative], units=units)
-                pick = (glob_classes or [c for c in classes if c.kind == SPURIOUS_CANDIDATE] or classes)
-                if pick:
-                    _plot_orbit(saver("orbit.svg"), problem, pick[0], results[pick[0].representative], plot_rng,
+                shown = orbit_class(classes)
+                if shown is not None:
+                    _plot_orbit(saver("orbit.svg"), problem, shown, results[shown.representative], plot_rng,
                                 units=units)
                 timing["plots_s"] = time.perf_counter() - t_plots
             md = _markdown(data, units) + enumeration_markdown(enum_sec)
