@@ -108,3 +108,20 @@ def test_ctrl_c_is_one_line_and_exit_130(prog, capsys, monkeypatch):
     assert MAINS[prog]([]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"{prog}: interrupted"]
+
+
+@pytest.mark.parametrize("flags", [("--k", "--rank"), ("--rank", "--k")])
+def test_the_usage_line_names_the_current_spelling_whichever_was_declared_first(flags):
+    # the usage line shows an option's first spelling: finish_parser puts the current one first
+    # (the old one still parses), and an option without an old spelling keeps its order
+    import argparse
+
+    from landscape.runtime.cli import finish_parser
+
+    p = argparse.ArgumentParser(prog="demo")
+    p.add_argument(*flags, dest="rank", type=int, required=True)
+    p.add_argument("-o", "--out", required=True)
+    finish_parser(p, version="0")
+    usage = " ".join(p.format_usage().split())
+    assert "--rank RANK" in usage and "--k" not in usage and "-o OUT" in usage
+    assert p.parse_args(["--k", "3", "-o", "x"]).rank == 3

@@ -90,3 +90,26 @@ def test_audit_out_of_memory_is_an_environment_failure(tmp_path, capsys, monkeyp
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == ("python -m landscape: environment error: out of memory: the problem or the number of starts is "
                     "too large for this machine")
+
+
+# ----------------------------------------------------------------------------- a long input error
+@pytest.mark.parametrize("message, line", [
+    ("tasks.json: 3 tasks of different shapes\n  task 0: (4, 4)\n  task 2: (4, 5)",
+     "tasks.json: 3 tasks of different shapes"),
+    ("one line only", "one line only"),
+    ("", "bad input"),
+])
+def test_audit_input_error_prints_its_first_line_only(tmp_path, capsys, monkeypatch, message, line):
+    # an input error of several lines (a headline, then details) is reported by its headline:
+    # the one line the README promises, not the last detail
+    import landscape._audit as audit_mod
+    from landscape.__main__ import EXIT_BAD_INPUT, main
+    from landscape._validation import LandscapeInputError
+
+    def refuse(*args, **kwargs):
+        raise LandscapeInputError(message)
+
+    monkeypatch.setattr(audit_mod, "audit", refuse)
+    assert main(["audit", str(_tasks_file(tmp_path)), "--rank", "1", "-q"]) == EXIT_BAD_INPUT
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err == f"{PROG}: error: {line}"

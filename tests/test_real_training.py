@@ -610,3 +610,41 @@ def test_chunked_training_forward_keeps_only_the_chunk_inputs_for_backward(langu
         saved[chunk] = total[0]
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert saved[8] < 0.1 * saved[None], saved
+
+
+def test_language_turn_limits_keep_each_tasks_first_turns(language_files):
+    # max_per_task / max_eval_per_task (reduced CPU runs) keep the first turns of every task,
+    # retraining and test alike; a task with fewer turns than the limit is kept whole
+    whole = _language_family(language_files)
+    cut = _language_family(language_files, max_per_task=3, max_eval_per_task=2)
+    pairs = [(w.train, c.train, 3) for w, c in zip(whole.retrain_tasks(), cut.retrain_tasks())]
+    pairs += [(w.val, c.val, 2) for w, c in zip(whole.retrain_tasks(), cut.retrain_tasks())]
+    pairs += [(whole.test_task().train, cut.test_task().train, 3), (whole.test_task().test, cut.test_task().test, 2)]
+    assert any(len(w["answer"]) > limit for w, _, limit in pairs)  # the limits bite somewhere
+    assert any(len(w["answer"]) < limit for w, _, limit in pairs)  # and a shorter task is kept whole
+    for w, c, limit in pairs:
+        n = min(len(w["answer"]), limit)
+        assert set(c) == set(w)
+        for key in w:
+            assert torch.equal(c[key], w[key][:n]), key
+
+
+def test_language_head_init_is_pytorchs_linear_default_drawn_from_the_run_generator():
+    # each Linear of the head: Kaiming-uniform weight (a = sqrt 5), then a bias uniform on
+    # [-1/sqrt(fan_in), 1/sqrt(fan_in)] -- nn.Linear's own default -- all from one generator
+    import math
+
+    from torch import nn
+
+    from empirics.real._text import _init_head_
+
+    head = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 2))
+    _init_head_(head, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    for lin in (head[0], head[2]):
+        w = torch.empty_like(lin.weight)
+        nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)
+        bound = 1 / math.sqrt(lin.in_features)
+        b = torch.empty_like(lin.bias).uniform_(-bound, bound, generator=g)
+        assert torch.equal(lin.weight, w) and torch.equal(lin.bias, b)
+    assert head[0].bias.abs().max() <= 0.25 and head[0].bias.min() < 0 < head[0].bias.max()
