@@ -139,3 +139,64 @@ def test_a_declared_shape_may_take_exactly_one_gib_as_float64():
     assert SL._check_shape_size((2**13, 2**14), "x") == 2**27
     with pytest.raises(LandscapeInputError, match=r"x: the header declares shape .*above the limit of 1.0 GiB"):
         SL._check_shape_size((2**27 + 1,), "x")
+
+
+# ----------------------------------------------------------------------------- nesting and members
+def _nested(tmp_path, depth: int, string: str = ""):
+    # a list nested ``depth`` levels deep around a number (and a string holding brackets)
+    inner = f'[1, "{string}"]' if string else "[1]"
+    p = tmp_path / f"d{depth}.json"
+    p.write_text("[" * (depth - 1) + inner + "]" * (depth - 1))
+    return p
+
+
+@pytest.mark.parametrize("depth", [1, 2, SL.MAX_JSON_DEPTH - 1, SL.MAX_JSON_DEPTH])
+def test_json_nested_up_to_the_limit_passes_the_depth_check(tmp_path, depth):
+    # the depth check lets it through; the array itself is then judged as any other
+    try:
+        SL.read_arrays(_nested(tmp_path, depth), allowed=("tasks",), list_key="tasks")
+    except LandscapeInputError as exc:
+        assert "nested" not in str(exc)
+
+
+@pytest.mark.parametrize("depth", [SL.MAX_JSON_DEPTH + 1, SL.MAX_JSON_DEPTH + 2, 1000])
+def test_json_nested_past_the_limit_is_refused_with_its_depth(tmp_path, depth):
+    with pytest.raises(LandscapeInputError, match=f"nested {depth} levels deep; at most {SL.MAX_JSON_DEPTH} "):
+        SL.read_arrays(_nested(tmp_path, depth), allowed=("tasks",), list_key="tasks")
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+    assert SL.MAX_JSON_DEPTH == 16
+    assert SL._json_depth(b"") == 0 and SL._json_depth(b"1") == 0
+    assert SL._json_depth(b"[[1],[2]]") == 2 and SL._json_depth(b'{"a": [[1]]}') == 3
+    # brackets inside strings, escaped quotes included, do not count
+    assert SL._json_depth(b'["[[[[", "\\"[[[", 1]') == 1
+    assert SL._json_depth(b'{"k\\\\": [["]]]]"]]}') == 3
+
+
+def test_a_string_of_brackets_does_not_make_a_shallow_file_deep(tmp_path):
+    p = _nested(tmp_path, 2, string="[" * 40)
+    try:
+        SL.read_arrays(p, allowed=("tasks",), list_key="tasks")
+    except LandscapeInputError as exc:
+        assert "nested" not in str(exc)
+
+
+def _npz_with(tmp_path, n: int):
+    p = tmp_path / f"m{n}.npz"
+    np.savez(p, tasks=np.zeros((1, 2, 2)), **{f"extra{i}": np.zeros(1) for i in range(n - 1)})
+    return p
+
+
+@pytest.mark.parametrize("n", [SL.MAX_NPZ_MEMBERS - 1, SL.MAX_NPZ_MEMBERS])
+def test_an_npz_of_up_to_the_member_limit_gets_its_unknown_keys_named(tmp_path, n):
+    with pytest.raises(LandscapeInputError, match="unknown key") as info:
+        SL.read_arrays(_npz_with(tmp_path, n), allowed=("tasks",), list_key="tasks")
+    assert "members" not in str(info.value)
+
+
+@pytest.mark.parametrize("n", [SL.MAX_NPZ_MEMBERS + 1, 40])
+def test_an_npz_of_more_members_than_the_limit_is_refused_outright(tmp_path, n):
+    assert SL.MAX_NPZ_MEMBERS == 16
+    with pytest.raises(LandscapeInputError, match=f"the archive has {n} members; an audit input has at most 1$"):
+        SL.read_arrays(_npz_with(tmp_path, n), allowed=("tasks",), list_key="tasks")
