@@ -87,3 +87,34 @@ def test_float_certificates_store_their_arrays_as_exact_float64_bytes():
     bad[key] = dict(stored[key], dtype="<f4")
     with pytest.raises(ValueError, match="certificate arrays must be float64"):
         D.Certificate.from_json(json.dumps(bad))
+
+
+@pytest.mark.parametrize("version, ok", [(1, True), (1.0, False), (True, False), ("1", False), (2, False),
+                                         (0, False), (None, False)])
+def test_only_the_integer_version_is_read(version, ok):
+    # JSON's true and 1.0 equal 1 in Python; neither names the format's version
+    assert D.JSON_VERSION == 1
+    doc = {**_cert().to_dict(), "version": version}
+    if ok:
+        assert D.Certificate.from_json(doc).radius == 0.125
+    else:
+        with pytest.raises(ValueError, match=f"unsupported certificate version {version!r}$"):
+            D.Certificate.from_json(doc)
+    if version is not None:
+        text = _cert().to_json().replace('"version": 1', '"version": ' + __import__("json").dumps(version))
+        assert ('"version": 1,' in text or '"version": 1}' in text) is ok
+        if not ok:
+            with pytest.raises(ValueError, match="unsupported certificate version"):
+                D.Certificate.from_json(text)
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({}, "not a loraml-certificate document \\(format=None\\)"),
+    ({"kind": "taylor"}, "not a loraml-certificate document \\(format=None\\)"),
+    ("[]", "not a loraml-certificate document \\(a JSON list, not an object\\)"),
+    ("3", "not a loraml-certificate document \\(a JSON int, not an object\\)"),
+    ({"format": "other", "version": 1}, "format='other'"),
+])
+def test_a_document_that_is_no_certificate_says_what_it_is(doc, message):
+    with pytest.raises(ValueError, match=message):
+        D.Certificate.from_json(doc)

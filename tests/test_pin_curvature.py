@@ -96,3 +96,36 @@ def test_tangent_generators_are_dropped_below_1e_10_of_the_largest(side, m):
     Q = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 3)))[0]
     U = (Q * np.array([1.0, e, e]))[None]
     assert symmetry_tangent_basis(U).shape == (12, m)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_lanczos_orbit_shift_stays_above_the_quotient_at_any_scale(scale):
+    """Lanczos mode puts the O(k) orbit directions at c = |Rayleigh quotient| + 1, above the
+    quotient's smallest eigenvalue whatever the scale: on tasks scaled to eigenvalues far
+    below 1 (where c = |r| - 1 would be about -1 and pass for the smallest eigenvalue) the
+    smallest is still the dense quotient's."""
+    import landscape as ls
+
+    rng = np.random.default_rng(4)
+    inst = ls.random_instance(rng, 3, 4, 2)
+    P = ls.LoraMLProblem(scale * inst.problem.tasks, 2)
+    U = np.sqrt(scale) * (inst.U_star + 0.3 * rng.standard_normal(inst.U_star.shape))
+    dense = ls.reduced_spectrum(P, U)
+    lanczos = ls.reduced_spectrum(P, U, dense_max_dim=0, count=2)
+    assert dense.method == "dense" and lanczos.method != "dense" and lanczos.n_symmetry > 0
+    top = np.abs(dense.eigenvalues).max()
+    assert top < 0.1 if scale < 1 else top > 0.1  # the small scale is small indeed
+    assert abs(lanczos.lambda_min_quotient - dense.lambda_min_quotient) < 1e-7 * top
+
+
+def test_the_zero_point_has_no_orbit_directions():
+    """At U = 0 every generator U_t Omega vanishes: the tangent basis has no column (not a
+    zero column), and the spectrum quotients out nothing, in both modes."""
+    import landscape as ls
+
+    inst = ls.random_instance(np.random.default_rng(2), 3, 4, 2)
+    U = np.zeros(inst.U_star.shape)
+    V = ls.symmetry_tangent_basis(U)
+    assert V.shape == (U.size, 0)
+    for dense_max_dim in (10**6, 0):
+        assert ls.reduced_spectrum(inst.problem, U, dense_max_dim=dense_max_dim).n_symmetry == 0

@@ -58,5 +58,10 @@ def test_the_chain_resyncs_every_fifty_updates(monkeypatch):
     for i in range(1 + 2 * FA.RESYNC_EVERY):
         values.append(chain(x + 1e-3 * i)[0])
     assert len(calls) == 1 + 2 * FA.RESYNC_EVERY + 2
+    # which calls recomputed from the point itself (not an increment of 1e-3): the first,
+    # then exactly the 50th and the 100th update -- not the 1st and the 51st
+    full = [i for i, V in enumerate(calls) if np.abs(V).max() > 0.01]
+    increments_before = [sum(np.abs(V).max() <= 0.01 for V in calls[:i]) for i in full]
+    assert increments_before == [0, FA.RESYNC_EVERY, 2 * FA.RESYNC_EVERY]
     # the chained values stay the loss at each point
     np.testing.assert_allclose(values[-1], p.reduced_loss(np.reshape(x + 0.1, (3, 4, 1))), rtol=1e-10, atol=0)

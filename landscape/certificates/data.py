@@ -220,10 +220,14 @@ class Certificate:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Certificate":
+        if not isinstance(data, Mapping):
+            raise ValueError(f"not a {JSON_FORMAT} document (a JSON {type(data).__name__}, not an object)")
         if data.get("format") != JSON_FORMAT:
             raise ValueError(f"not a {JSON_FORMAT} document (format={data.get('format')!r})")
-        if data.get("version") != JSON_VERSION:
-            raise ValueError(f"unsupported certificate version {data.get('version')!r}")
+        version = data.get("version")
+        # the integer itself: JSON's true and 1.0 compare equal to 1 in Python, but name no version
+        if type(version) is not int or version != JSON_VERSION:
+            raise ValueError(f"unsupported certificate version {version!r}")
         return cls(
             kind=data["kind"],
             tasks=_array_from_json(data["tasks"]),
