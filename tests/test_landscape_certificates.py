@@ -442,3 +442,17 @@ def test_a_k2_certificate_recomputed_with_a_negative_penalty_does_not_verify(k2_
     bad = dataclasses.replace(cert, parameters={**cert.parameters, "penalty": pen}, enclosures=enc,
                               bounds=bounds, margins=margins, verdict=verdict)
     assert not bad.verify()
+
+
+def test_net_looks_for_a_witness_only_where_one_could_prove_spuriousness():
+    """(N2) needs G(U0) - Lip r > G(W) >= 0: where the ball's lower bound G(U0) - Lip r is
+    not positive no witness can help, and none is searched for; where it is positive the
+    F.2 point's global minimum is found as a witness (coarse nets: eps = 2.5 r)."""
+    inst, U0 = f2_spurious_instance()
+    wide = epsilon_net_certificate(inst.problem, U0, r=1.0, eps=2.5)
+    G0_lo = wide.enclosures["G(U0)"][0]
+    assert G0_lo > 0 and G0_lo - wide.bounds["lipschitz_upper"] * 1.0 < 0
+    assert wide.witness is None and "G(witness)" not in wide.enclosures
+    narrow = epsilon_net_certificate(inst.problem, U0, r=1e-3, eps=2.5e-3)
+    assert G0_lo - narrow.bounds["lipschitz_upper"] * 1e-3 > 0
+    assert narrow.witness is not None and narrow.enclosures["G(witness)"][1] < G0_lo

@@ -135,3 +135,31 @@ def test_prop2_bounds_are_attained_on_planted_tasks(d, k, kp, mu):
     assert case.measured == pytest.approx(expected, rel=1e-12, abs=0)
     if kp >= k:
         assert prop2_floor(d, k, kp) == k * k * (d - kp) / 2
+
+
+@pytest.mark.parametrize("m0, R", [(1.0, 1.0), (0.0, 1.0), (1.0, 0.25), (0.5, 2.0)])
+def test_net_lipschitz_bounds_are_sound_and_nearly_attained(m0, R):
+    """Both Lipschitz bounds of the net certificate on one moving task: T zero tasks of
+    side 1, U0 = (m0, 0, ..., 0).  G = (1 - 1/T) u_1^4 / 2 along u_1, so the gradient at
+    U0 + (R, 0, ...) is 2 (1 - 1/T) (m0 + R)^3: a lower bound of the supremum over the
+    ball.  Bound (b) = |g| + |S| R + 6 m0 R^2 + 2 R^3 and bound (a) = 2 (m0 + R) (sqrt(2G)
+    + 2 m0 R + R^2) both lie in [2 (1 - 1/T) (m0 + R)^3, 2 (m0 + R)^3]: a constant of either
+    raised by a third of its size (2 -> 3 in 2 R^3, 6 -> 7 in 6 m0 R^2, ...) leaves the
+    interval."""
+    from landscape.certificates import net as N
+    from landscape.certificates.common import arb_precision
+
+    T = 100
+    tasks, U = np.zeros((T, 1, 1)), np.zeros((T, 1, 1))
+    U[0, 0, 0] = m0
+    with arb_precision(256):
+        st = N._arb_state(tasks, U)
+        S_arb = N._arb_hessian(st, T, 1, 1)
+        best, details = N._net_lipschitz(st, S_arb, N._arb_to_mid(S_arb), None, R)
+    attained = 2 * (1 - Fraction(1, T)) * Fraction(m0 + R) ** 3
+    ceiling = 2 * Fraction(m0 + R) ** 3
+    for name in ("lipschitz_bound_a_upper", "lipschitz_bound_b_upper"):
+        value = Fraction(float(details[name].mid()))
+        assert attained <= value <= ceiling * (1 + Fraction(1, 10**12)), (name, float(value))
+    assert float(best.mid()) == min(float(details[n].mid()) for n in ("lipschitz_bound_a_upper",
+                                                                      "lipschitz_bound_b_upper"))

@@ -399,3 +399,54 @@ def test_root_finding_options_are_keyword_only():
         gradient_root(inst.problem, inst.U_star, "lm")
     r = gradient_root(problem=inst.problem, U0=inst.U_star, method="lm", spectrum=False, polish=False)
     assert r.method == "root-lm"
+
+
+# ----------------------------------------------------------------------------- PGD's perturbation
+@pytest.mark.parametrize("dim", [1, 3, 12])
+def test_pgd_perturbations_are_uniform_in_their_ball(dim):
+    """P(|xi| <= t R) = t^dim (the ball's volume fraction): (|xi|/R)^dim is uniform on [0, 1]
+    (mean 1/2, a quarter of the draws below 1/4), never outside the ball, and the
+    directions have mean zero."""
+    from landscape._search.descent import ball_perturbation
+
+    rng = np.random.default_rng(0)
+    R, n = 0.3, 4000
+    xs = np.array([ball_perturbation(rng, dim, R) for _ in range(n)])
+    assert xs.shape == (n, dim)
+    t = np.linalg.norm(xs, axis=1) / R
+    assert t.max() <= 1.0
+    v = t ** dim
+    se = np.sqrt(1 / 12 / n)  # standard error of the mean of a uniform variable
+    assert abs(v.mean() - 0.5) < 5 * se
+    assert abs(np.mean(v < 0.25) - 0.25) < 5 * np.sqrt(0.25 * 0.75 / n)
+    if dim > 1:
+        assert np.abs((xs / t[:, None]).mean(axis=0)).max() < 5 * R / np.sqrt(n)
+
+
+def test_factored_batch_trials_resync_every_fifty(monkeypatch):
+    """The batched factored line search carries Delta(U + a V) = Delta U + a Delta V forward
+    and recomputes it from the candidates at exactly every RESYNC_EVERY-th trial."""
+    from landscape._factored import RESYNC_EVERY
+    from landscape._search.descent import _FactoredBatch
+
+    rng = np.random.default_rng(1)
+    P = ls.LoraMLProblem(rng.standard_normal((3, 5, 5)), 1)
+    batch = _FactoredBatch(P)
+    U = rng.standard_normal((2, 3, 5, 1))
+    f, g, aux = batch.evaluate(U)
+    calls = []
+    orig = type(batch.F).apply_delta
+
+    def counting(self, V):
+        calls.append(len(calls))
+        return orig(self, V)
+
+    monkeypatch.setattr(type(batch.F), "apply_delta", counting)
+    per_trial = []
+    for _ in range(2 * RESYNC_EVERY):
+        before = len(calls)
+        batch.trials(U, f, g, aux, np.array([1e-6, 1e-6]), (g.reshape(2, -1) ** 2).sum(1))
+        per_trial.append(len(calls) - before)
+    assert RESYNC_EVERY == 50
+    assert [i + 1 for i, c in enumerate(per_trial) if c == 2] == [RESYNC_EVERY, 2 * RESYNC_EVERY]
+    assert set(per_trial) == {1, 2}

@@ -113,6 +113,15 @@ class _FactoredBatch:
         return ok, cand, f[ok] + dec[ok], F.grad(cand, DUc), DUc
 
 
+def ball_perturbation(rng: np.random.Generator, dim: int, radius: float) -> np.ndarray:
+    """A point drawn uniformly from the ball of ``radius`` in R^dim (PGD's perturbation):
+    a Gaussian direction, normalised, times ``radius * u^(1/dim)`` with u uniform on
+    [0, 1), so that P(|xi| <= t radius) = t^dim, the ball's volume fraction."""
+    xi = rng.standard_normal(dim)
+    xi *= radius * rng.uniform() ** (1.0 / dim) / np.linalg.norm(xi)
+    return xi
+
+
 def initial_step(U: np.ndarray, f: np.ndarray, s: float) -> np.ndarray:
     r"""First trial step of each start of a batch ``U`` (S, T, d, k) with reduced losses ``f``
     (S,) and problem scale ``s``: the inverse of a cheap upper estimate of the norm of the
@@ -188,9 +197,7 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
             for i in np.flatnonzero(start_p):
                 U_before[i] = U[i]
                 f_before[i] = f[i]
-                xi = rng.standard_normal(dim)
-                xi *= radius * rng.uniform() ** (1.0 / dim) / np.linalg.norm(xi)
-                U[i] = U[i] + xi.reshape(U[i].shape)
+                U[i] = U[i] + ball_perturbation(rng, dim, radius).reshape(U[i].shape)
                 in_escape[i] = True
                 escape_start[i] = it
                 n_perturb[i] += 1
