@@ -70,3 +70,23 @@ def test_checker_refuses_records_of_rank_above_one(k):
                      .read_text())["instances"][0]
     rec["instance"]["k"] = k
     assert check_agreement(rec) == [f"only k = 1 records are checked, got k = {k}"]
+
+
+def test_the_record_is_of_rank_one_unless_told_otherwise(monkeypatch):
+    # no solver needed: the enumeration is stopped as soon as it is asked for, with its rank
+    from landscape.enumeration import _core
+
+    class Asked(Exception):
+        pass
+
+    def stop(tasks, k, **kwargs):
+        raise Asked(k, kwargs["routes"])
+
+    monkeypatch.setattr(_core, "enumerate_critical_points", stop)
+    tasks = rounded_tasks(0, 2, 3)
+    with pytest.raises(Asked) as info:
+        agreement_record(tasks)
+    assert info.value.args == (1, ("msolve", "phc"))
+    with pytest.raises(Asked) as info:
+        agreement_record(tasks, 2)
+    assert info.value.args[0] == 2

@@ -3,6 +3,8 @@ fallback is taken only where float Newton's point fails Krawczyk's test, and a c
 float Newton point is used as given."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sympy.polys.domains import QQ
@@ -104,7 +106,11 @@ def test_route_2_reports_retried_supports_and_the_double_double_pass(monkeypatch
             return ends, diag
 
         monkeypatch.setattr(P, "track", track)
+        t0 = time.perf_counter()
         route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
+        wall = time.perf_counter() - t0
+        # the route's clocks: tracking within the whole, the whole within the call
+        assert 0 <= route["tracking_seconds"] <= route["seconds"] <= wall + 1e-3
         return route
 
     clean = run(0)

@@ -584,3 +584,19 @@ def test_the_independent_row_sum_bound_is_the_float_sum_over_1_minus_gamma_terms
     u = Fraction(1, 2**53)
     gam = (terms + 2) * u / (1 - (terms + 2) * u)
     assert _row_sum_bound(M, terms) == Fraction(float(np.max(M.sum(axis=1)))) / (1 - gam)
+
+
+def test_cholesky_bound_above_two_thousand_rows_checks_the_factor_blockwise():
+    """Above n = 2000 the factor's entries are checked in column blocks of 512 (no n^2 index
+    arrays): a well-conditioned matrix of n = 2100 shifted by mu = 0.99 lambda_min factors,
+    and its bound lies in (mu - 1e-9, mu], as the one-shot check of its 2000-row leading
+    block gives there."""
+    rng = np.random.default_rng(0)
+    n = 2100
+    M = rng.standard_normal((n, n)) / np.sqrt(n)
+    A = M @ M.T + np.eye(n)
+    A = 0.5 * (A + A.T)
+    for B in (A, A[:2000, :2000]):
+        mu = 0.99 * float(np.linalg.eigvalsh(B)[0])
+        b = _rump._cholesky_lower_bound(B.copy(), mu)
+        assert b is not None and mu - 1e-9 < b <= Fraction(mu)

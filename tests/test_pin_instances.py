@@ -159,3 +159,15 @@ def test_the_f2_instance_holds_theory_md_s_printed_numbers_digit_for_digit():
 
     np.testing.assert_array_equal(F2_U_STAR, rows(_F2_PRINTED_U_STAR))
     np.testing.assert_array_equal(F2_U0, rows(_F2_PRINTED_U0))
+
+
+def test_counterexample_minimiser_takes_factors_as_3_x_2_or_as_the_3_x_2_x_1_stack():
+    # the rank-one factors of a (T, d, k) = (3, 2, 1) point are accepted as they stand
+    from landscape._instances import THM33_COUNTEREXAMPLE_U_STAR as w
+
+    Q2, U2 = ls.thm33_counterexample_minimiser(np.asarray(w).reshape(3, 2))
+    Q3, U3 = ls.thm33_counterexample_minimiser(np.asarray(w).reshape(3, 2, 1))
+    np.testing.assert_array_equal(Q2, Q3)
+    np.testing.assert_array_equal(U2, U3)
+    with pytest.raises(LandscapeInputError, match="3 finite factors"):
+        ls.thm33_counterexample_minimiser(np.asarray(w).reshape(3, 2, 1, 1))

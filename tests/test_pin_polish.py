@@ -14,7 +14,7 @@ from scipy.sparse.linalg import minres
 
 import landscape as ls
 from landscape._factored import reduced_grad, reduced_hvp_operator
-from landscape._objective import vec_factors
+from landscape._objective import unvec_factors, vec_factors
 from landscape._search import polish
 from landscape._search.result import problem_scale
 
@@ -153,3 +153,36 @@ def test_a_point_already_below_the_tolerance_is_returned_untouched():
     assert accepted == 0 and np.array_equal(out, U)
     _, steps = newton_polish(inst.problem, U, gtol=0.0, max_steps=2)
     assert steps >= 1  # the same point does admit a decreasing step
+
+
+@pytest.mark.parametrize("mode", ["dense", "hvp"])
+def test_a_step_that_raises_the_gradient_is_not_taken(mode, monkeypatch):
+    """Candidates that raise ||grad G|| are passed over for the first that lowers it, and
+    when none lowers it the polish stops where it is (with '!=' for '<' it would take the
+    first candidate that merely changes the norm)."""
+    inst = ls.random_instance(np.random.default_rng(4), 4, 3, 1)
+    P = inst.problem
+    U0 = inst.U_star + 1e-2
+    g0 = reduced_grad(P, U0)
+    newton = polish.candidate_steps(P, U0, g0, mode)[0]
+    away = -10.0 * newton  # a step far the wrong way: the gradient grows
+    monkeypatch.setattr(polish, "candidate_steps", lambda problem, U, g, mode: [away])
+    U, accepted = polish.newton_polish(P, U0, mode=mode, gtol=0.0)
+    assert accepted == 0 and np.array_equal(U, U0)
+    monkeypatch.setattr(polish, "candidate_steps", lambda problem, U, g, mode: [away, newton])
+    U, accepted = polish.newton_polish(P, U0, mode=mode, gtol=0.0, max_steps=1)
+    assert accepted == 1
+    np.testing.assert_array_equal(U, U0 + unvec_factors(newton, P.T, P.d, P.k))
+
+
+def test_the_dense_mode_is_compared_by_value_not_identity():
+    """A mode string built at run time (equal, not the same object) selects the dense steps."""
+    inst = ls.random_instance(np.random.default_rng(4), 4, 3, 1)
+    P, U = inst.problem, inst.U_star + 1e-2
+    g = reduced_grad(P, U)
+    built, literal = "".join(["den", "se"]), "dense"
+    assert built == literal and built is not literal
+    got, want = polish.candidate_steps(P, U, g, built), polish.candidate_steps(P, U, g, "dense")
+    assert len(got) == len(want) == 1 + len(polish.LM_DAMPINGS)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

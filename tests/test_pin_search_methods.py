@@ -191,3 +191,20 @@ def test_diverged_root_finding_returns_its_start_with_zero_iterations(monkeypatc
     r = M.gradient_root(inst.problem, U0, method=method, polish=False)
     assert r.iterations == 0 and "diverged to non-finite values; start returned" in r.stop_reason
     np.testing.assert_array_equal(r.point, U0)  # the start, returned as it was
+
+
+def test_a_single_task_problem_counts_three_eigenvalues():
+    # the k^2 extra zeros belong to T = 2 only: one task (accepted by the objective) gets 3
+    p = ls.LoraMLProblem(np.random.default_rng(0).standard_normal((1, 4, 4)), 2)
+    assert p.T == 1 and p.dim_U > 3 + 4
+    assert M.default_spectrum_count(p) == 3
+
+
+@pytest.mark.parametrize("offset", [0, 3, 5, 13])
+def test_pgd_numbers_its_results_from_the_offset(offset):
+    # a unit's results continue the audit's numbering: offset, offset + 1, ... (not offset | i)
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    starts = np.random.default_rng(1).standard_normal((3, 3, 3, 1))
+    out = M.perturbed_gradient_descent(p, starts, rng=np.random.default_rng(2), max_iter=3, spectrum=False,
+                                       polish=False, start_offset=offset)
+    assert [r.start_index for r in out] == [offset, offset + 1, offset + 2]
