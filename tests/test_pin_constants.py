@@ -163,3 +163,89 @@ def test_net_lipschitz_bounds_are_sound_and_nearly_attained(m0, R):
         assert attained <= value <= ceiling * (1 + Fraction(1, 10**12)), (name, float(value))
     assert float(best.mid()) == min(float(details[n].mid()) for n in ("lipschitz_bound_a_upper",
                                                                       "lipschitz_bound_b_upper"))
+
+
+@pytest.mark.parametrize("kp, side, exact", [(4, 1 + 1e-9, True), (4, 1 - 1e-9, False), (3, 1 + 1e-9, True),
+                                             (2, 1 + 1e-9, False)])
+def test_prop2_takes_the_exact_limit_from_mu_equal_to_2k(kp, side, exact):
+    """The limit is k^2 (d - k')/2 exactly when k' >= k (k' = k included) and every
+    mu_i >= 2k; a hair below 2k, or k' < k, only its lower bound is claimed (the case says
+    which)."""
+    d, k = 8, 3
+    Q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((d, k)))
+    u = np.sqrt(2 * k * side) * Q
+    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
+    (case,) = [c for c in res.cases if "limit" in c.label]
+    assert case.label.endswith("limit (mu_i >= 2k)") is exact
+    assert case.label.endswith("limit lower bound") is not exact
+    if exact:
+        assert case.predicted == prop2_floor(d, k, kp)
+
+
+@pytest.mark.parametrize("shift, passes", [(0.99, True), (1.01, False)])
+def test_prop2_gap_tolerance_is_z_times_the_lln_rms(shift, passes, monkeypatch):
+    """Wbar = (k + b) I and a planted test adapter with mu = 4 (d = 8, k = k' = 1): the seven
+    trailing singular values of W - Wbar are k + b, so sqrt(2 L_T) - sqrt(2 L_inf) = sqrt(7) b
+    exactly; at b = (1 -+ 1e-2) Z sqrt(kd(d+1)/T) / sqrt(7) the gap case passes / fails."""
+    import math
+
+    import theory._checks_sr as SR
+    from theory._result import Z_CRITICAL
+
+    d, k, kp, T = 8, 1, 1, 256
+    b = shift * Z_CRITICAL * math.sqrt(k * d * (d + 1) / T) / math.sqrt(7)
+    assert b < 1  # |mu - k - b| >= k + b: the dropped singular value stays the planted one
+    monkeypatch.setattr(SR, "running_mean_W", lambda rng, d, k, T, batch: (k + b) * np.eye(d))
+    u = np.zeros((d, k))
+    u[0, 0] = 2.0
+    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=T, batch=64)
+    gap_case = next(c for c in res.cases if "L_T -> L_inf" in c.label)
+    assert bool(gap_case.passed) is passes
+
+
+def test_prop2_lower_bound_case_fails_below_its_bound(monkeypatch):
+    """k' < k with mu_i = k attains the lower bound k^2 (d - k - k')/2; a limit computed a
+    tenth too small is refused (the bound is a verdict, not a remark)."""
+    import theory._checks_sr as SR
+
+    d, k, kp = 8, 3, 1
+    Q, _ = np.linalg.qr(np.random.default_rng(d + k).standard_normal((d, k)))
+    tail = SR.eckart_young_tail
+    res = check_prop2(_PlantedRng(0, np.sqrt(k) * Q), configs=((d, k, kp),), T=256, batch=64)
+    (case,) = [c for c in res.cases if "limit" in c.label]
+    assert case.label.endswith("limit lower bound") and bool(case.passed)
+    calls = []
+
+    def shrunk(s, kprime):
+        calls.append(1)
+        value = tail(s, kprime)
+        return 0.9 * value if len(calls) % 2 == 0 else value  # L_inf, the second of each pair
+
+    monkeypatch.setattr(SR, "eckart_young_tail", shrunk)
+    res = check_prop2(_PlantedRng(0, np.sqrt(k) * Q), configs=((d, k, kp),), T=256, batch=64)
+    (case,) = [c for c in res.cases if "limit" in c.label]
+    assert not bool(case.passed) and not res.passed
+
+
+@pytest.mark.parametrize("c, passes", [(0.5, True), (2.0, False)])
+def test_prop2_exact_limit_tolerance_is_4_d_squared_eps(c, passes, monkeypatch):
+    """The exact-limit case allows 4 d^2 eps max(L, 1) (d - k' squared singular values, each
+    exact to about d eps): a limit off by half of that passes, by twice that fails."""
+    import theory._checks_sr as SR
+    from theory._result import EPS
+
+    d, k, kp = 8, 3, 4
+    Q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((d, k)))
+    u = np.sqrt(2 * k * (1 + 1e-9)) * Q
+    tail, calls = SR.eckart_young_tail, []
+    L = prop2_floor(d, k, kp)
+
+    def off(s, kprime):
+        calls.append(1)
+        value = tail(s, kprime)
+        return value + c * 4 * d * d * EPS * max(L, 1.0) if len(calls) % 2 == 0 else value
+
+    monkeypatch.setattr(SR, "eckart_young_tail", off)
+    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
+    (case,) = [c_ for c_ in res.cases if "limit" in c_.label]
+    assert case.label.endswith("limit (mu_i >= 2k)") and bool(case.passed) is passes

@@ -106,3 +106,50 @@ def test_fit_params_refuses_parameters_that_do_not_solve_the_seed(monkeypatch):
     monkeypatch.setattr(np.linalg, "lstsq", lambda A, b, rcond=None: (np.zeros(A.shape[1], dtype=complex),) * 4)
     with pytest.raises(BackendError, match="could not fit parameters"):
         fam.fit_params(u, np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("block, flipped", [([0.0, -0.5j], True), ([0.0, 0.5j], False), ([-2j, 0.0], True),
+                                            ([0.25, -3.0], True), ([-1.0 + 0j, 0.5], True), ([1.0, -0.5], False),
+                                            ([0.0, 0.0], False)])
+def test_orbit_representatives_turn_each_block_to_a_positive_largest_entry(block, flipped):
+    """Each block's largest entry gets a positive real part, or, when that is 0, a positive
+    imaginary part (of any size: -0.5i is turned as -2i is)."""
+    from landscape.enumeration._param import canonical
+
+    u = np.array([block, [1.0, 2.0]], dtype=complex)
+    got = canonical(u)
+    np.testing.assert_array_equal(got[0], -u[0] if flipped else u[0])
+    np.testing.assert_array_equal(got[1], u[1])
+
+
+def test_a_phc_run_past_its_time_limit_is_a_backend_error(monkeypatch):
+    import subprocess
+
+    from landscape.enumeration import _param as P
+    from landscape.enumeration._backends import BackendError
+
+    def slow(cmd, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setattr(P, "phc_executable", lambda: "phc")
+    monkeypatch.setattr(P.subprocess, "run", slow)
+    fam = ParamFamily(3, 2, (0,))
+    S = np.stack([np.eye(2)] * 3)
+    with pytest.raises(BackendError, match=r"^phc -p did not finish within 7 s$"):
+        P.track(fam, S, S, np.ones((1, fam.n), dtype=complex), 1j, timeout=7.0)
+
+
+def test_black_box_completion_counts_only_the_orbits_it_adds(monkeypatch):
+    """Known orbits, a sign copy of one of them and a new orbit come back from phc -b: one added."""
+    from landscape.enumeration import _backends as B
+    from landscape.enumeration import _param as P
+
+    fam = ParamFamily(3, 2, (0, 1))
+    S = np.stack([np.eye(2)] * 3)
+    known = [np.array([[1.0, 2.0], [3.0, 1.0]]), np.array([[2.0, -1.0], [1.0, 1.0]])]
+    new = np.array([[0.5, 0.25], [4.0, -2.0]])
+    found = np.array([(-known[0]).ravel(), known[1].ravel(), new.ravel()], dtype=complex)
+    monkeypatch.setattr(B, "run_phc", lambda text, names, timeout: B.PhcResult(found, [1] * 3, 3, 0.0))
+    monkeypatch.setattr(P, "_solves", lambda family, S0, u: True)
+    reps, added = P.blackbox_complete(fam, S, [k.ravel() for k in known])
+    assert added == 1 and len(reps) == 3
