@@ -389,3 +389,12 @@ def test_the_t2_control_reports_the_exceptions_of_each_of_its_instances():
     exc = [c for c in res.cases if "zero-loss points with A != A*" in c.label]
     assert len(exc) == 2 == len(res.cases) // 3
     assert res.measured == ", ".join(f"{c.label.split(':')[0]}: {c.measured}" for c in exc) + " with A != A*"
+
+
+def test_thm32_summary_reports_the_largest_family_loss_over_every_configuration():
+    """The measured line's "max loss" is the largest loss on the O(k,k) family over all
+    configurations (a stride through the case list would read other cases as losses)."""
+    res = _minima.check_thm32(np.random.default_rng(0), configs=((4, 1), (5, 1), (4, 2)), boosts=1)
+    losses = [c.measured for c in res.cases if c.label.endswith(": loss on the O(k,k) family")]
+    assert len(losses) == 3
+    assert res.measured.endswith("max loss " + _minima.fmt(max(losses)))

@@ -124,3 +124,34 @@ def test_each_orbit_reports_the_extreme_eigenvalues_of_its_hessian():
         assert ev["n"] == lam.size == 6
         assert ev["min"] == pytest.approx(lam[0], abs=1e-9 * max(1.0, abs(lam[-1])))
         assert ev["max"] == pytest.approx(lam[-1], rel=1e-9)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_gauge_slice_keeps_each_task_gram_matrix_and_triangularises_its_top_block(k):
+    """For k >= 2 each U_t is moved along its O(k) orbit (U_t Q_t) to the slice: the top k x k
+    block lower triangular with a non-negative diagonal, U_t U_t^T unchanged; a singular top
+    block has no representative (None)."""
+    from landscape.enumeration._points import _to_slice
+
+    rng = np.random.default_rng(k)
+    U = rng.standard_normal((3, 5, k))
+    S = _to_slice(U)
+    assert S is not None and S.shape == U.shape
+    for t in range(3):
+        top = S[t, :k, :]
+        np.testing.assert_allclose(np.triu(top, 1), 0.0, atol=1e-12)
+        assert np.all(np.diag(top) >= 0)
+        np.testing.assert_allclose(S[t] @ S[t].T, U[t] @ U[t].T, rtol=1e-12, atol=1e-12)
+    flat = U.copy()
+    flat[1, :k, :] = 0.0  # a singular top block
+    assert _to_slice(flat) is None
+    assert np.array_equal(_to_slice(U[..., :1]), U[..., :1])  # k = 1: the slice is the point itself
+
+
+def test_the_curvature_entry_counts_strictly_negative_eigenvalues():
+    from landscape.enumeration._points import eigenvalue_summary
+
+    e = eigenvalue_summary([-2.0, -1e-300, 0.0, 0.0, 3.5], -2.5, -1.5, "Hessian of G")
+    assert e == {"min": -2.0, "max": 3.5, "n_negative": 2, "n": 5, "lambda_min_certified_lower": -2.5,
+                 "lambda_min_certified_upper": -1.5, "space": "Hessian of G"}
+    assert eigenvalue_summary([0.0, 1.0], None, None, "s")["n_negative"] == 0

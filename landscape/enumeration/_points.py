@@ -155,6 +155,19 @@ def _rebase(p, old_gens, new_gens, R):
     return out
 
 
+def eigenvalue_summary(lam, lower, upper, space: str) -> dict:
+    """A point's curvature entry: the smallest and largest eigenvalue (``lam``: the float
+    midpoints of the enclosures, ascending), how many are negative (strictly: a midpoint of
+    exactly 0 is not), their number, the certified bounds of the smallest and the space."""
+    lam = np.asarray(lam, dtype=float)
+    return {
+        "min": float(lam[0]), "max": float(lam[-1]),
+        "n_negative": int(np.sum(lam < 0)), "n": int(lam.size),
+        "lambda_min_certified_lower": lower, "lambda_min_certified_upper": upper,
+        "space": space,
+    }
+
+
 def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
     """Polish, certify (Krawczyk), check against msolve's box (``box`` None: no box, the
     homotopy route), curvature enclosure."""
@@ -239,12 +252,8 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
         Na = arb_mat([[float(v) for v in row] for row in N])
         H = Na.transpose() * H * Na
     lower, upper, lam = _arb_sym_lambda_bounds(H)
-    entry["eigenvalues"] = {
-        "min": float(lam[0]), "max": float(lam[-1]),
-        "n_negative": int(np.sum(lam < 0)), "n": int(lam.size),
-        "lambda_min_certified_lower": lower, "lambda_min_certified_upper": upper,
-        "space": "Hessian of G restricted to the gauge slice" if (k >= 2 or T == 2) else "Hessian of G",
-    }
+    entry["eigenvalues"] = eigenvalue_summary(
+        lam, lower, upper, "Hessian of G restricted to the gauge slice" if (k >= 2 or T == 2) else "Hessian of G")
     entry["certified"] = bool(inside)
     if not inside:
         entry["reason"] = ("certified box does not match msolve's isolating box" if box is not None else
