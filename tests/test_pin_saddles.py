@@ -468,3 +468,25 @@ def test_thm34_needs_a_saddle_to_speak_of_saddles_and_states_its_predictions(mon
     labels = [c.label for c in _saddles.saddle_threshold_pins()]
     assert labels == ["strict-saddle threshold pin: |lambda_min| = 10 x threshold",
                       "strict-saddle threshold pin: |lambda_min| = 0.1 x threshold"]
+
+
+@pytest.mark.parametrize("c, passes", [(0.5, True), (2.0, False)])
+def test_identity_35_tolerance_is_100_d_eps(c, passes, monkeypatch):
+    """The (35) identity allows 100 d eps of relative error (d = 3 here): an hvp off by half
+    of that along beta passes, by twice that fails."""
+    import theory._checks_saddles as SD
+    from landscape import LoraMLProblem
+
+    d = 3
+    delta = c * 100 * d * SD.EPS
+    orig = LoraMLProblem.reduced_hvp
+
+    def off(self, U, beta):
+        size = float(np.sum(U ** 2)) + float(np.linalg.norm(self.tasks[0] - self.tasks[1]))
+        return orig(self, U, beta) + delta * size * beta
+
+    monkeypatch.setattr(LoraMLProblem, "reduced_hvp", off)
+    res = SD.check_thm34(np.random.default_rng(0), configs=((d, 1),), starts=4, random_U_per_config=4)
+    (case,) = [c_ for c_ in res.cases if "(35) identity at random U" in c_.label]
+    assert case.tolerance == 100 * d * SD.EPS
+    assert bool(case.passed) is passes
