@@ -123,3 +123,54 @@ def test_lemma1_binomial_test_has_level_alpha_at_its_exact_boundary(failures):
                        errors=errors)
     (case,) = [c for c in res.cases if "P(||E||^2 <=" in c.label]
     assert bool(case.passed) is bool(exact_pass)
+
+
+def _two_sided(res, marks):
+    """The cases of ``res`` whose verdict is |measured - predicted| <= tolerance."""
+    return [c for c in res.cases if any(m in c.label for m in marks)]
+
+
+def _verdict_is_its_stated_tolerance(cases):
+    for c in cases:
+        assert bool(c.passed) is bool(abs(c.measured - c.predicted) <= c.tolerance), c.label
+        assert c.ci[0] < c.measured < c.ci[1]
+
+
+@pytest.mark.parametrize("dof", [None, lambda d, kp: 2 * d * kp])
+def test_lemma1_mean_case_verdict_is_its_stated_tolerance(dof):
+    """Right (passes) and wrong (fails) degrees of freedom: the mean case's verdict is its
+    own printed tolerance applied to its numbers, never a looser one."""
+    from theory._checks_rates import check_lemma1
+
+    kw = {} if dof is None else {"dof": dof}
+    res = check_lemma1(np.random.default_rng(0), d=5, n=50, sigma=0.1, kprimes=(1, 3), reps=300, **kw)
+    cases = _two_sided(res, ["E||E||^2 / (sigma^2"])
+    assert len(cases) == 2 and all(bool(c.passed) is (dof is None) for c in cases)
+    _verdict_is_its_stated_tolerance(cases)
+
+
+@pytest.mark.parametrize("ml_rank, passes", [(None, True), (lambda d, T, k: 2, False)])
+def test_rate_ratio_cases_verdicts_are_their_stated_tolerances(ml_rank, passes):
+    """Cor 2 at T = 2 with the right LoRA-ML rank 3 (passes) and a rank one short (the
+    normalised error is about 170, fails): each two-sided case's verdict is its printed
+    tolerance applied to its numbers."""
+    from theory._checks_rates import check_rates
+
+    kw = {} if ml_rank is None else {"ml_rank": ml_rank}
+    res = check_rates(np.random.default_rng(0), Ts=(2,), reps=100, n=200, **kw)
+    cases = _two_sided(res, ["Cor 2 E||E_ML||^2", "E||E_SR||^2 / E||E_ML||^2"])
+    assert len(cases) == 2 and all(bool(c.passed) is passes for c in cases)
+    _verdict_is_its_stated_tolerance(cases)
+
+
+def test_cor2_mean_case_fails_on_a_quarter_bias(monkeypatch):
+    """A dof formula 20% low makes the normalised LoRA-ML error about 1.25, a few tenths
+    from 1 and far outside Z standard errors (about 0.08): the case fails, as its tolerance says."""
+    import theory._checks_rates as R
+
+    true_dof = R.rank_kprime_dof
+    monkeypatch.setattr(R, "rank_kprime_dof", lambda d, kp: 0.8 * true_dof(d, kp))
+    res = R.check_rates(np.random.default_rng(0), Ts=(2,), reps=100, n=200)
+    (case,) = _two_sided(res, ["Cor 2 E||E_ML||^2"])
+    assert 1.15 < case.measured < 1.35 and case.tolerance < 0.15 and not case.passed
+    _verdict_is_its_stated_tolerance([case])

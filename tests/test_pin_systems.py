@@ -54,3 +54,17 @@ def test_exact_tasks_are_the_symmetric_parts_of_the_written_decimals():
                 want = (Fraction(repr(float(A[t, i, j]))) + Fraction(repr(float(A[t, j, i])))) / 2
                 assert S[t][i][j] == want and isinstance(S[t][i][j], Fraction)
     assert S[0][0][1] == Fraction(1, 2) and S[1][0][1] == Fraction(-3, 20)
+
+
+@pytest.mark.parametrize("d, k, gauge, fixed", [
+    (3, 2, True, {(0, 1)}),                      # the top 2 x 2 block's entry above the diagonal
+    (4, 3, True, {(0, 1), (0, 2), (1, 2)}),      # the strict upper triangle of the top 3 x 3 block
+    (3, 3, True, {(0, 1), (0, 2), (1, 2)}),
+    (3, 1, True, set()),                         # k = 1: nothing to fix (O(1) is finite)
+    (3, 2, False, set()),                        # no gauge: nothing fixed, whatever k
+    (4, 3, False, set()),
+])
+def test_the_slice_fixes_the_strict_upper_triangle_of_the_top_block(d, k, gauge, fixed):
+    from landscape.enumeration._systems import slice_fixed
+
+    assert slice_fixed(d, k, gauge) == fixed

@@ -1,0 +1,33 @@
+"""The exact-rational verifier (``theory/_independent.py``) pinned where its bookkeeping could
+go wrong silently: the O(k) orbit generators it projects out are U_t (E_ij - E_ji) in the
+verifier's own flat order.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+
+@pytest.mark.parametrize("T, d, k", [(2, 3, 2), (3, 3, 2), (2, 5, 3)])
+def test_exact_orbit_generators_are_u_t_times_the_antisymmetric_basis(T, d, k):
+    """Y_{t,ij} = U_t (E_ij - E_ji), flattened in (t, q, l) order, for every t and i < j; sizes
+    where t d k and q k + l share bits (d k = 6, 15), so that index arithmetic is exercised."""
+    from fractions import Fraction
+
+    from theory._independent import _generators
+
+    rng = np.random.default_rng(T * d * k)
+    Uf = rng.integers(-9, 10, size=(T, d, k))
+    U = [[[Fraction(int(v)) for v in row] for row in Ut] for Ut in Uf]
+    got = _generators(U)
+    want = []
+    for t in range(T):
+        for i in range(k):
+            for j in range(i + 1, k):
+                E = np.zeros((k, k), dtype=int)
+                E[i, j], E[j, i] = 1, -1
+                Z = np.zeros((T, d, k), dtype=int)
+                Z[t] = Uf[t] @ E
+                want.append([Fraction(int(v)) for v in Z.ravel()])
+    assert got == want and len(got) == T * k * (k - 1) // 2
