@@ -233,3 +233,60 @@ def test_krawczyk_failure_proves_no_box():
     for start in (np.array([0.0, 0.0]), np.array([1e-9, 1e-9])):
         kr = krawczyk(double, start)
         assert not kr.certified and kr.radius == 0.0
+
+
+@needs_phc
+def test_homotopy_route_counts_ends_on_a_smaller_support_and_skips_them(monkeypatch):
+    """An end of a two-block path whose first block vanished belongs to a smaller support:
+    counted as such (ends_on_smaller_support), neither a new orbit nor a mismatch -- the two
+    routes still agree."""
+    from landscape.enumeration import _param
+
+    tasks = rounded_tasks(0, 2, 3, 1)
+    base = enumerate_critical_points(tasks, 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    real_track = _param.track
+    added = []
+
+    def with_a_collapsed_end(family, S_from, S_to, starts, gamma, **kw):
+        ends, diag = real_track(family, S_from, S_to, starts, gamma, **kw)
+        if len(family.supp) == 2:
+            good = np.flatnonzero(_param.good_ends(ends, diag))[0]
+            extra = ends[good].copy()
+            extra[: family.d] = 0.0  # block 0 gone: a point of support (supp[1],)
+            ends, diag = np.vstack([ends, extra]), np.vstack([diag, diag[good]])
+            added.append(1)
+        return ends, diag
+
+    monkeypatch.setattr(_param, "track", with_a_collapsed_end)
+    r = enumerate_critical_points(tasks, 1, routes=("msolve", "phc"))
+    phc = r.data["routes"]["phc"]
+    assert added and phc["ends_on_smaller_support"] == base["ends_on_smaller_support"] + len(added)
+    assert r.data["routes_agree"] and phc["orbits_found"] == base["orbits_found"]
+
+
+@needs_phc
+def test_homotopy_route_counts_two_ends_of_one_orbit_once(monkeypatch):
+    """Two ends whose orbit keys (u_a u_a^T) differ by 8e-7 of their size -- one path end
+    scaled by 1 + 4e-7 -- are one orbit at the target: the per-support orbit counts and the
+    count of distinct solutions are those of the plain run."""
+    from landscape.enumeration import _param
+
+    tasks = rounded_tasks(0, 2, 3, 1)
+    base = enumerate_critical_points(tasks, 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    real_track = _param.track
+    sizes = []
+
+    def with_a_near_copy(family, S_from, S_to, starts, gamma, **kw):
+        ends, diag = real_track(family, S_from, S_to, starts, gamma, **kw)
+        good = np.flatnonzero(_param.good_ends(ends, diag))
+        if len(family.supp) == 2 and len(good):
+            i = max(good, key=lambda j: np.max(np.abs(ends[j])))
+            sizes.append(float(np.max(np.abs(_param.orbit_keys(ends[i].reshape(1, 2, family.d))))))
+            ends, diag = np.vstack([ends, ends[i] * (1 + 4e-7)]), np.vstack([diag, diag[i]])
+        return ends, diag
+
+    monkeypatch.setattr(_param, "track", with_a_near_copy)
+    phc = enumerate_critical_points(tasks, 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    assert sizes and max(sizes) > 1.0  # keys large enough that a tolerance not scaled by them would split
+    assert phc["per_support"] == base["per_support"]
+    assert phc["finite_regular_distinct"] == base["finite_regular_distinct"]

@@ -600,3 +600,22 @@ def test_cholesky_bound_above_two_thousand_rows_checks_the_factor_blockwise():
         mu = 0.99 * float(np.linalg.eigvalsh(B)[0])
         b = _rump._cholesky_lower_bound(B.copy(), mu)
         assert b is not None and mu - 1e-9 < b <= Fraction(mu)
+
+
+@pytest.mark.parametrize("name", ["Cq", "C1"])
+def test_independent_verifier_recomputes_each_taylor_margin_exactly(small_fp_cert, name):
+    """The exact margins are Cq = lambda/2 - 2 m r and C1 = -g + lambda r/2 - 2 m r^2 of the
+    stored (exact float) bounds: a stored margin a hair (1e-12 relative) above its exact
+    value is refused, the exact value itself accepted."""
+    from fractions import Fraction
+
+    base = small_fp_cert
+    L, M = Fraction(base["bounds"]["lambda_min_quotient_lower"]), Fraction(base["bounds"]["m_upper"])
+    g, r = Fraction(base["bounds"]["grad_norm_upper"]), Fraction(base["radius"])
+    exact = {"Cq": L / 2 - 2 * M * r, "C1": -g + L * r / 2 - 2 * M * r * r}[name]
+    rep = verify_fp_independent(base)
+    assert rep.values[f"margin {name}"] == float(exact)
+    for stored, ok in ((float(exact) * (1 + 1e-12), False), (float(exact) * (1 - 1e-12), True)):
+        d = json.loads(json.dumps(base))
+        d["margins"][name] = stored
+        assert (f"stored margin {name} <= exact" not in verify_fp_independent(d).failed) is ok

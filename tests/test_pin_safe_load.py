@@ -200,3 +200,20 @@ def test_an_npz_of_more_members_than_the_limit_is_refused_outright(tmp_path, n):
     assert SL.MAX_NPZ_MEMBERS == 16
     with pytest.raises(LandscapeInputError, match=f"the archive has {n} members; an audit input has at most 1$"):
         SL.read_arrays(_npz_with(tmp_path, n), allowed=("tasks",), list_key="tasks")
+
+
+def test_the_npy_header_limit_is_numpys_own_default_for_untrusted_files():
+    import inspect
+
+    from numpy.lib import format as npformat
+
+    for reader in (npformat.read_array_header_1_0, npformat.read_array_header_2_0):
+        assert inspect.signature(reader).parameters["max_header_size"].default == SL.MAX_NPY_HEADER_BYTES == 10_000
+
+
+@pytest.mark.parametrize("n", [1, 20, 100])
+def test_json_depth_of_a_list_of_objects_is_two_however_many(n):
+    # closing braces close: a long list of objects stays two deep (and is not refused as deep)
+    body = b"[" + b", ".join([b'{"a": 1}'] * n) + b"]"
+    assert SL._json_depth(body) == 2
+    assert SL._json_depth(b"[" + b",".join([b"{}"] * n) + b"]") == 2
