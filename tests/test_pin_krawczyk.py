@@ -66,3 +66,27 @@ def test_a_box_of_fewer_than_one_newton_step_is_refused(test):
     assert not test(system, p, radii=[0.9 * delta]).certified
     kr = test(system, p, radii=[0.9 * delta, 1.1 * delta])
     assert kr.certified and kr.radius == 1.1 * delta
+
+
+# ----------------------------------------------------------------------------- box overlaps
+@pytest.mark.parametrize("gap, overlap", [(1.0, True), (1.0 - 1e-9, True), (1.0 + 1e-9, False)])
+def test_touching_boxes_overlap_and_separated_ones_do_not(gap, overlap):
+    """Closed max-norm boxes of radii 1: centres 2 gap apart overlap when gap <= 1 (touching
+    counts: the proof of disjointness must be strict, with a relative slack of 1e-12)."""
+    from landscape.enumeration._krawczyk import boxes_overlap
+
+    C = np.array([[0.0, 5.0], [2.0 * gap, 5.0]], dtype=complex)
+    assert (boxes_overlap(C, np.array([1.0, 1.0])) == [(0, 1)]) is overlap
+
+
+@pytest.mark.parametrize("radius", [0.25, 3.0, 50.0])
+def test_overlaps_are_found_for_boxes_of_any_size(radius):
+    """The sweep along the first coordinate compares every pair within 2 max(r) of each
+    other: boxes larger than 1 included (centres 1.8 r apart overlap; 2.2 r apart do not)."""
+    from landscape.enumeration._krawczyk import boxes_overlap
+
+    C = np.array([[0.0], [1.8 * radius], [10.0 * radius]], dtype=complex)
+    r = np.full(3, radius)
+    assert boxes_overlap(C, r) == [(0, 1)]
+    C[1, 0] = 2.2 * radius
+    assert boxes_overlap(C, r) == []
