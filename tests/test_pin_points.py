@@ -155,3 +155,15 @@ def test_the_curvature_entry_counts_strictly_negative_eigenvalues():
     assert e == {"min": -2.0, "max": 3.5, "n_negative": 2, "n": 5, "lambda_min_certified_lower": -2.5,
                  "lambda_min_certified_upper": -1.5, "space": "Hessian of G"}
     assert eigenvalue_summary([0.0, 1.0], None, None, "s")["n_negative"] == 0
+
+
+def test_an_uncertified_point_gets_the_float_spectrum_of_its_schur_complement():
+    from landscape.enumeration._points import _float_eigs
+
+    inst = ls.random_instance(np.random.default_rng(3), 3, 3, 1)
+    U = inst.U_star + 0.3
+    lam = np.linalg.eigvalsh(inst.problem.schur_complement(U))
+    e = _float_eigs(inst.problem, U)
+    assert e == {"min": float(lam[0]), "max": float(lam[-1]), "n_negative": int(np.sum(lam < 0)), "n": lam.size,
+                 "lambda_min_certified_lower": None, "lambda_min_certified_upper": None,
+                 "space": "Hessian of G (float)"}

@@ -262,9 +262,7 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
 
 
 def _float_eigs(problem, U):
-    lam = np.linalg.eigvalsh(problem.schur_complement(U))
-    return {"min": float(lam[0]), "max": float(lam[-1]), "n_negative": int(np.sum(lam < 0)), "n": int(lam.size),
-            "lambda_min_certified_lower": None, "lambda_min_certified_upper": None, "space": "Hessian of G (float)"}
+    return eigenvalue_summary(np.linalg.eigvalsh(problem.schur_complement(U)), None, None, "Hessian of G (float)")
 
 
 def _classify_orbits(orbits):
