@@ -393,3 +393,41 @@ def test_the_orbit_plot_shows_a_global_minimum_then_a_spurious_candidate_then_th
     assert set(kinds) <= set(KINDS)
     got = R.orbit_class(_classes(*kinds))
     assert (got.id if got is not None else None) == shown
+
+
+# -- the audit's input checks and its cost estimate's number of runs ------------------------------
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("starts, n_explicit, methods, total", [
+    (3, 2, ("gd", "lbfgs", "pgd"), 3 + 2 * 3), (0, 4, ("gd", "lbfgs"), 0 + 4 * 2), (5, None, ("gd",), 5)])
+def test_the_cost_estimate_counts_every_run_random_and_explicit(monkeypatch, starts, n_explicit, methods, total):
+    # each explicit start is run by every method: the estimate sees starts + explicit x methods runs
+    seen = []
+
+    def estimate(d, T, k, n_runs, **kw):
+        seen.append(n_runs)
+        raise _Stop
+
+    monkeypatch.setattr(R, "estimate_audit_cost", estimate)
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    extra = None if n_explicit is None else np.random.default_rng(1).standard_normal((n_explicit, 3, 3, 1))
+    with pytest.raises(_Stop):
+        ls.audit(inst, 1, starts=starts, extra_starts=extra, methods=methods, progress=False, plots=False)
+    assert seen == [total]
+
+
+@pytest.mark.parametrize("starts", [True, False, 2.5, "3", -1, None])
+def test_a_number_of_starts_that_is_no_count_is_refused(starts):
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    with pytest.raises(ls.LandscapeInputError, match=r"--starts must be a non-negative integer, got "):
+        ls.audit(inst, 1, starts=starts, progress=False, plots=False)
+
+
+def test_an_object_with_a_star_but_no_u_star_is_no_planted_instance():
+    # a planted instance needs both A_star and U_star; half of one is not read as one
+    half = SimpleNamespace(A_star=np.eye(3))
+    with pytest.raises(ls.LandscapeInputError):
+        ls.audit(half, 1, starts=1, progress=False, plots=False)
