@@ -180,3 +180,35 @@ def test_r31_subsets_have_min_d_tk_columns_for_k_2():
     U[1, :, 1] = U[0, :, 0] + U[0, :, 1] - U[1, :, 0]  # the four columns span 3 dimensions
     got = _r31(U)
     assert got["min_relative_singular_value"] < 1e-14 and got["holds"] is False
+
+
+@pytest.mark.parametrize("flags, varies", [((False,), False), ((True,), True), ((False, False), True),
+                                           ((False, True), True), ((False, False, False), True)])
+def test_the_t2_continuum_says_a_varies_when_a_class_says_so_or_two_classes_differ(flags, varies):
+    """Two classes of global minima are two values of A (the classes are taken modulo O(k)
+    with A equal along each): A varies then, as when one class reports it varying on its
+    own zero set; one class that does not is one A."""
+    import landscape as ls
+    from landscape._audit.theory import _continuum_summary
+
+    inst = ls.random_instance(np.random.default_rng(0), 3, 2, 1)
+    results = [SimpleNamespace(point=inst.U_star)]
+    classes = [SimpleNamespace(representative=0, members=[0], id=i,
+                               classification=SimpleNamespace(A_varies_on_zero_set=f)) for i, f in enumerate(flags)]
+    out = _continuum_summary(inst.problem, classes, results, _Units(0))
+    assert out["A_varies"] is varies and out["classes_sampled"] == len(flags) and out["runs"] == len(flags)
+    assert _continuum_summary(inst.problem, [], results, _Units(0)) is None
+
+
+@pytest.mark.parametrize("T, dim, says", [(3, 2, "the 2-dimensional set of global minima through this point"),
+                                          (3, 1, "the 1-dimensional set of global minima through this point"),
+                                          (3, 0, "a flat direction of the zero-loss set"),
+                                          (3, None, "a flat direction of the zero-loss set"),
+                                          (2, 3, "the O(k,k) family of global minima (1 symmetry direction(s)")])
+def test_a_zero_mode_is_attributed_to_the_zero_set_it_lies_in(T, dim, says):
+    import landscape as ls
+    from landscape._audit.theory import _zero_mode_origin
+
+    problem = ls.random_instance(np.random.default_rng(0), 3, T, 1).problem
+    c = SimpleNamespace(zero_set_dimension=dim, n_zero_symmetry=1)
+    assert _zero_mode_origin(problem, c).startswith(says)
