@@ -163,3 +163,13 @@ def test_starts_sets_the_effort_recorded_with_the_run(tmp_path):
     assert res["config"]["starts"] == 3 and res["config"]["lm_starts"] == 1
     assert res["config"]["name"] == "custom"
     assert {s for f in res["findings"] for s in f["starts_per_instance"]} == {3}
+
+
+@pytest.mark.parametrize("ratios, k, ds", [((1, 2, 3, 4), 1, [1, 2, 3, 4]), ((1, 2, 3, 4), 2, [2, 3, 4, 5, 6, 7, 8]),
+                                           ((1, 3), 1, [1, 2, 3]), ((1.5, 2.5), 2, [3, 4, 5]),
+                                           ((1, 2, 3), 3, [3, 4, 5, 6, 7, 8, 9])])
+def test_every_d_grid_runs_from_the_smallest_to_the_largest_ratio_inclusive(ratios, k, ds):
+    from theory._atlas import AtlasConfig
+
+    assert AtlasConfig(ks=(k,), ratios=ratios).ds(k) == ds
+    assert AtlasConfig(ks=(k,), ratios=ratios, every_d=False).ds(k) == [int(r * k) for r in ratios]
