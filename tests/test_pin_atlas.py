@@ -295,3 +295,14 @@ def test_a_finding_without_trials_shows_an_empty_interval():
     md = atlas_mod.summary_markdown({"findings": [f], "config": cfg, "contradictions": [], "cells": [], "seed": 0,
                                      "cell_seconds": 1.0})
     assert "| t | spurious | T >= 3 | p | >= 0/0 (1 cells) | [nan, nan] |" in md
+
+
+def test_spurious_counts_stop_growing_where_the_spurious_class_count_stops():
+    """The spurious key reads the number of distinct spurious classes (not the number of
+    instances, the second entry): classes 1 -> 2 at the same instance count is growth."""
+    from theory._atlas_effort import _spurious_key, stopped_growing_at
+
+    rows = [_row(12, (1,)), _row(25, (1,)), _row(50, (2,)), _row(100, (2,))]
+    assert [r["spurious"][0] for r in rows] == [1, 1, 1, 1]  # the same one instance throughout
+    assert stopped_growing_at(rows, _spurious_key) == 50
+    assert _spurious_key(rows[2]) == (1, 2, 0, (2,))

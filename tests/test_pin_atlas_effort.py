@@ -48,3 +48,28 @@ def test_each_row_counts_exactly_its_own_starts(starts):
     for r in recs:
         assert r["gd_starts"] == (r["starts"] + 1) // 2
         assert 0 <= r["gd_starts_spurious"] <= r["gd_starts"]
+
+
+def test_at_two_tasks_the_sweep_counts_the_second_minimisers_the_atlas_counts():
+    """T = 2: global minima whose A is not A* (the O(k,k) family) are found; the sweep's first
+    block counts as many as the atlas's own search of those starts, and more starts find more."""
+    seed = _atlas.instance_seed(0, 3, 1, 2, 0)
+    first, second = nested_instance(3, 1, 2, seed, starts=(4, 6), certify_max_dim=30)
+    rec = _atlas._instance(3, 1, 2, seed, 4, 0, 0, 1, 30)
+    assert first["second_minimisers_search"] == rec["second_minimisers_search"] > 0
+    assert second["second_minimisers_search"] >= first["second_minimisers_search"]
+
+
+def test_the_sweep_searches_exactly_its_largest_number_of_starts(monkeypatch):
+    # one start set for all prefixes: max(starts) starts in all, dealt round-robin to the methods
+    import theory._atlas_effort as E
+
+    seen, real = [], E.search
+
+    def counting(prob, **kw):
+        seen.append(len(kw["starts"]))
+        return real(prob, **kw)
+
+    monkeypatch.setattr(E, "search", counting)
+    nested_instance(3, 1, 3, _atlas.instance_seed(0, 3, 1, 3, 0), starts=(3, 7), certify_max_dim=30)
+    assert sum(seen) == 7 and seen == [4, 3]
