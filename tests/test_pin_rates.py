@@ -174,3 +174,31 @@ def test_cor2_mean_case_fails_on_a_quarter_bias(monkeypatch):
     (case,) = _two_sided(res, ["Cor 2 E||E_ML||^2"])
     assert 1.15 < case.measured < 1.35 and case.tolerance < 0.15 and not case.passed
     _verdict_is_its_stated_tolerance([case])
+
+
+@pytest.mark.parametrize("a", [1e-6, 0.3, 5.0])
+def test_repetitions_are_sized_by_a_400_draw_pilot_with_30_percent_safety_within_300_and_20000(a):
+    """A pilot of PILOT_REPS = 400 draws (discarded), then ceil(1.3 reps_for_power(cv)) fresh
+    draws clipped to [300, 20000]: draws alternating 1 - a, 1 + a have cv = a (ddof 1, nearly),
+    so a tiny a asks for the floor, a = 5 for the cap, a = 0.3 for the computed count."""
+    import math
+
+    import theory._checks_rates as R
+    from theory._slopes import reps_for_power
+
+    asked = []
+
+    def errors(rng, B, *, n, sigma, kprime, reps):
+        asked.append(reps)
+        return 1.0 + a * (np.arange(reps) % 2 * 2 - 1.0)
+
+    errs, _ = R.sized_rrr_errors(np.random.default_rng(0), np.zeros((2, 2)), n=10, sigma=1.0, kprime=1,
+                                 normaliser=1.0, errors=errors)
+    assert (R.PILOT_REPS, R.REPS_SAFETY, R.MIN_REPS, R.MAX_REPS) == (400, 1.3, 300, 20_000)
+    pilot = sum(asked) - len(errs)
+    assert pilot == 400
+    x = 1.0 + a * (np.arange(400) % 2 * 2 - 1.0)
+    cv = float(np.std(x, ddof=1) / np.mean(x))
+    want = min(max(math.ceil(1.3 * reps_for_power(cv)), 300), 20_000)
+    assert len(errs) == want
+    assert (want == 300) is (a == 1e-6) and (want == 20_000) is (a == 5.0)
