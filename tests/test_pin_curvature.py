@@ -129,3 +129,18 @@ def test_the_zero_point_has_no_orbit_directions():
     assert V.shape == (U.size, 0)
     for dense_max_dim in (10**6, 0):
         assert ls.reduced_spectrum(inst.problem, U, dense_max_dim=dense_max_dim).n_symmetry == 0
+
+
+@pytest.mark.parametrize("n, method", [(1500, "dense"), (1501, "lanczos")])
+def test_the_dense_eigensolver_serves_up_to_1500_dimensions(n, method):
+    """DENSE_EIGH_MAX_DIM = 1500 (about 3e10 flops and 18 MB, under a second): a 1500-dimensional
+    operator is materialised and solved by eigh, one dimension more goes to Lanczos; both
+    find the smallest eigenvalue of a diagonal operator exactly enough."""
+    import landscape as ls
+    from landscape._curvature import DENSE_EIGH_MAX_DIM
+
+    assert DENSE_EIGH_MAX_DIM == 1500
+    diag = np.linspace(-1.0, 2.0, n)
+    lam, vec, got = ls.smallest_eigenpairs(lambda x: diag * np.ravel(x), n, count=1)
+    assert got == method
+    assert abs(lam[0] + 1.0) < 1e-8
