@@ -74,3 +74,17 @@ def test_lambda_min_bound_when_every_shifted_cholesky_fails(monkeypatch):
     assert tried == [-2.0 - delta * 16.0**i for i in range(6)]
     assert mu == -2.0 - delta * 16.0**6 and res == math.inf
     assert bound.upper() == -math.inf and bound.lower() == -math.inf
+
+
+@pytest.mark.parametrize("lam1", [0.0, 1e-12])
+def test_the_first_cholesky_shift_is_64_n_eps_scale_where_the_relative_part_is_smaller(monkeypatch, lam1):
+    """lambda_1 = 0 (or tiny): the relative part 1e-6 |lambda_1| vanishes and the absolute part,
+    CHOL_SHIFT_ABS = 64 times n eps max|lambda|, sets the first shift exactly."""
+    from landscape.certificates import enclosures as E
+
+    tried = []
+    monkeypatch.setattr(E, "_cholesky_lower_bound", lambda H, H_mid, mu: tried.append(mu))
+    H_mid = np.diag([lam1, 1.0, 3.0])
+    E._lambda_min_lower(None, H_mid)
+    assert E.CHOL_SHIFT_ABS == 64.0
+    assert tried[0] == lam1 - 64.0 * 3 * np.finfo(float).eps * 3.0
