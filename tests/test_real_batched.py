@@ -211,10 +211,11 @@ def test_seed_groups():
         _batched.seed_groups([1, 2], 0)
 
 
-def test_run_resumes_per_seed_and_summarizes(family, tmp_path, monkeypatch):
+def test_run_resumes_per_seed_and_summarizes(family, tmp_path, monkeypatch, capsys):
     cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("sr", "lora-ml"))
     monkeypatch.setattr(_batched, "_family_for", lambda c: family)
     first = _batched.run(cfg, tmp_path, group_size=1, max_units=1, verbose=False)
+    assert capsys.readouterr().err == ""  # quiet: not even the stop at the unit limit is reported
     assert [r["seeds"] for r in first["rows"]] == [[1], [1]]  # SR + LoRA and SR + Last-Layer, seed 1 only
     assert len(_batched.planned_units(cfg, tmp_path, group_size=1)) == 3
     rec = _batched.run(cfg, tmp_path, group_size=1, verbose=False)
@@ -366,3 +367,18 @@ def test_without_best_epoch_selection_every_seed_keeps_its_last_weights(family):
     assert best == [None, None] and len(hist) == 2
     with pytest.raises(TypeError):
         _batched.retrain_group(family, rt, gens, True)
+
+
+def test_a_verbose_run_says_where_it_stopped_at_its_unit_limit(family, tmp_path, monkeypatch, capsys):
+    cfg = dataclasses.replace(_cfg(epochs=1, finetune_epochs=1), retrain=("sr",))
+    monkeypatch.setattr(_batched, "_family_for", lambda c: family)
+    _batched.run(cfg, tmp_path, group_size=1, max_units=1, verbose=True)
+    err = capsys.readouterr().err
+    assert "[vision batched] stopping before " in err and "(limit reached); rerun to resume" in err
+
+
+def test_the_batched_unit_refuses_the_language_experiment():
+    cfg = _cfg()
+    config = dataclasses.asdict(dataclasses.replace(cfg, experiment="language"))
+    with pytest.raises(ValueError, match="the batched engine runs the vision experiment only"):
+        _batched.batched_unit(config, "sr", [1])
