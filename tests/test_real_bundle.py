@@ -221,3 +221,42 @@ def test_the_model_is_packed_into_an_existing_folder(tmp_path):
     dest.mkdir(parents=True)  # as pack lays out the folder before the model
     _bundle_pack._pack_model(src, dest)
     assert any(dest.iterdir())
+
+
+# ---------------------------------------------------------------- survivors of a seed-15 sample
+def test_a_cuda_run_without_cuda_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import torch
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "MANIFEST.json").write_text("{}")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(bundle, "run_bundle", lambda *a, **k: pytest.fail("ran without CUDA"))
+    assert bundle.main(["run", "--bundle", str(tmp_path / "b"), "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2
+    assert "--device cuda requested but CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_gpu_is_described_by_its_memory_in_gib(monkeypatch):
+    import torch
+
+    props = type("P", (), {"name": "Some GPU", "total_memory": 80 * 2**30 + 2**28})()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: props)
+    info = bundle._device_info("cuda:0")
+    assert info["name"] == "Some GPU" and info["memory_gib"] == 80.2 and info["device"] == "cuda:0"
+
+
+@pytest.mark.parametrize("scale", ["tiny", "reduced"])
+def test_every_dry_run_preset_trains_at_least_one_epoch_of_each_stage(scale):
+    for exp in ("vision", "language"):
+        preset = bundle.SCALES[scale][exp]
+        assert preset["epochs"] >= 1 and preset["finetune_epochs"] >= 1 and preset["reptile_outer_epochs"] >= 1
+        assert preset["reptile_inner_steps"] >= 1
+
+
+def test_a_manifest_of_another_kind_is_refused(tmp_path):
+    from empirics.real import _bundle_pack
+    from landscape.runtime.integrity import sealed_text
+
+    (tmp_path / "MANIFEST.json").write_text(sealed_text({"kind": "something.else", "files": {}}))
+    with pytest.raises(bundle.BundleError, match="not a bundle manifest"):
+        _bundle_pack.read_manifest(tmp_path)

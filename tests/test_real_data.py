@@ -56,7 +56,10 @@ def test_decode_jpeg_archive_layout_pixels_and_cache(tmp_path, capsys):
     archive = tmp_path / "tiny_jpeg.tar.xz"
     written = _fixtures.write_jpeg_archive(archive, rng, n_train=2, n_test=1)
     root = _cifar.decode_jpeg_archive(archive, tmp_path / "cache")
-    assert "LOSSY" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "LOSSY" in err
+    # pixels that differ from the shared copy's hashes are expected here: another archive
+    assert "warning: decoded pixels differ" not in err
     d = root / "cifar-10-batches-py"
     for name in ["data_batch_1", "data_batch_5", "test_batch", "batches.meta"]:
         assert (d / name).is_file()
@@ -138,3 +141,58 @@ def test_augmentation_is_a_padded_crop_plus_flip_and_differs_between_epochs():
     ref = x.float() / 255
     for i in range(len(x)):
         assert torch.equal(f[i], ref[i]) or torch.equal(f[i], ref[i].flip(-1))
+
+
+def test_an_archive_named_as_the_shared_copy_warns_when_its_pixels_differ(tmp_path, capsys):
+    # named as the shared copy (but not its size: no sha256 check): its decoded pixels are
+    # compared with the data README's hashes, and the difference is reported
+    archive = tmp_path / _cifar.DEFAULT_ARCHIVE.name
+    _fixtures.write_jpeg_archive(archive, np.random.default_rng(2), n_train=1, n_test=1)
+    _cifar.decode_jpeg_archive(archive, tmp_path / "cache")
+    assert "warning: decoded pixels differ from the data README's sha256" in capsys.readouterr().err
+
+
+def test_a_copy_named_and_sized_as_the_shared_archive_is_checked_against_its_sha256(tmp_path):
+    """A file with the shared archive's name and exact size (18,437,864 bytes) elsewhere is
+    taken for a copy of it and must carry its sha256: a sparse file of that size is refused;
+    one byte shorter, or another name, is not taken for the copy."""
+    def sparse(name, size):
+        p = tmp_path / name
+        with open(p, "wb") as f:
+            f.write(b"\xfd7zXZ\x00")
+            f.truncate(size)
+        return p
+
+    size = _cifar.DEFAULT_ARCHIVE_BYTES
+    assert size == 18_437_864
+    with pytest.raises(ValueError, match="sha256 differs from the one in"):
+        _cifar.check_archive(sparse(_cifar.DEFAULT_ARCHIVE.name, size))
+    assert _cifar.check_archive(sparse("a_" + _cifar.DEFAULT_ARCHIVE.name, size)).is_file()
+    (tmp_path / "short").mkdir()
+    assert _cifar.check_archive(sparse("short/" + _cifar.DEFAULT_ARCHIVE.name, size - 1)).is_file()
+
+
+def test_decoded_images_are_sorted_by_class_then_file_name(tmp_path):
+    """The archive lost CIFAR-10's order: images are sorted by (class, file name), whatever
+    order the tar holds them in, and keep their file names."""
+    import tarfile
+
+    from PIL import Image
+
+    archive = tmp_path / "reversed.tar"
+    rng = np.random.default_rng(3)
+    pixels = {}
+    with tarfile.open(archive, "w") as tar:
+        for split, cls, name in [("train", "dog", "0009.jpg"), ("train", "dog", "0002.jpg"),
+                                 ("train", "airplane", "0005.jpg"), ("test", "cat", "0001.jpg")]:
+            buf = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG", quality=75)
+            info = tarfile.TarInfo(f"x/{split}/{cls}/{name}")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+            pixels[(split, name)] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    out = _cifar._decode_members(archive)
+    dog, plane = _cifar.CIFAR10_CLASSES.index("dog"), _cifar.CIFAR10_CLASSES.index("airplane")
+    assert [(c, n) for c, n, _ in out["train"]] == [(plane, "0005.jpg"), (dog, "0002.jpg"), (dog, "0009.jpg")]
+    for c, n, arr in out["train"]:
+        np.testing.assert_array_equal(arr, pixels[("train", n)])
