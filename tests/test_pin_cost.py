@@ -44,3 +44,31 @@ def test_the_automatic_switch_says_the_dense_size_in_mib(monkeypatch):
     assert "would need 2 MiB" in mode.reason
     monkeypatch.setattr(cost, "AUTO_DENSE_MAX_BYTES", need)
     assert cost.curvature_mode(prob, "auto").mode == "dense"
+
+
+@pytest.mark.parametrize("cgroup", [None, "max", str(2**30)])
+def test_available_memory_without_meminfo_or_sysconf_assumes_16_gib_under_any_cgroup_limit(monkeypatch, cgroup):
+    """Nothing readable (no /proc/meminfo, no sysconf): 16 GiB is assumed, then capped by a
+    cgroup v2 limit when one is set ("max" is none)."""
+    import builtins
+    import io
+    import os
+
+    from landscape._search.cost import available_memory_bytes
+
+    real_open = builtins.open
+
+    def fake_open(path, *a, **k):
+        if str(path) == "/sys/fs/cgroup/memory.max" and cgroup is not None:
+            return io.StringIO(cgroup + "\n")
+        if str(path).startswith(("/proc/meminfo", "/sys/fs/cgroup")):
+            raise OSError("not here")
+        return real_open(path, *a, **k)
+
+    def no_sysconf(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "sysconf", no_sysconf)
+    want = 2**34 if cgroup in (None, "max") else 2**30
+    assert available_memory_bytes() == want
