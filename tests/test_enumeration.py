@@ -235,11 +235,10 @@ def test_krawczyk_failure_proves_no_box():
         assert not kr.certified and kr.radius == 0.0
 
 
-@needs_phc
-def test_homotopy_route_counts_ends_on_a_smaller_support_and_skips_them(monkeypatch):
-    """An end of a two-block path whose first block vanished belongs to a smaller support:
-    counted as such (ends_on_smaller_support), neither a new orbit nor a mismatch -- the two
-    routes still agree."""
+def _phc_route_with_an_extra_end(monkeypatch, extra_end):
+    """Route 2's report on rounded (T, d) = (3, 2) tasks, plain and with one more path end on
+    each two-block support: ``extra_end(ends, good, d)`` -> the added end (``good``: the
+    indices of the ends PHC tracked well). Returns (plain, altered, whole altered data, added ends)."""
     from landscape.enumeration import _param
 
     tasks = rounded_tasks(0, 2, 3, 1)
@@ -247,21 +246,33 @@ def test_homotopy_route_counts_ends_on_a_smaller_support_and_skips_them(monkeypa
     real_track = _param.track
     added = []
 
-    def with_a_collapsed_end(family, S_from, S_to, starts, gamma, **kw):
+    def with_an_extra_end(family, S_from, S_to, starts, gamma, **kw):
         ends, diag = real_track(family, S_from, S_to, starts, gamma, **kw)
-        if len(family.supp) == 2:
-            good = np.flatnonzero(_param.good_ends(ends, diag))[0]
-            extra = ends[good].copy()
-            extra[: family.d] = 0.0  # block 0 gone: a point of support (supp[1],)
-            ends, diag = np.vstack([ends, extra]), np.vstack([diag, diag[good]])
-            added.append(1)
+        good = np.flatnonzero(_param.good_ends(ends, diag))
+        if len(family.supp) == 2 and len(good):
+            e, i = extra_end(ends, good, family.d)
+            ends, diag = np.vstack([ends, e]), np.vstack([diag, diag[i]])
+            added.append(e)
         return ends, diag
 
-    monkeypatch.setattr(_param, "track", with_a_collapsed_end)
-    r = enumerate_critical_points(tasks, 1, routes=("msolve", "phc"))
-    phc = r.data["routes"]["phc"]
+    monkeypatch.setattr(_param, "track", with_an_extra_end)
+    data = enumerate_critical_points(tasks, 1, routes=("msolve", "phc")).data
+    return base, data["routes"]["phc"], data, added
+
+
+@needs_phc
+def test_homotopy_route_counts_ends_on_a_smaller_support_and_skips_them(monkeypatch):
+    """An end of a two-block path whose first block vanished belongs to a smaller support:
+    counted as such (ends_on_smaller_support), neither a new orbit nor a mismatch -- the two
+    routes still agree."""
+    def collapsed(ends, good, d):
+        e = ends[good[0]].copy()
+        e[:d] = 0.0  # block 0 gone: a point of support (supp[1],)
+        return e, good[0]
+
+    base, phc, data, added = _phc_route_with_an_extra_end(monkeypatch, collapsed)
     assert added and phc["ends_on_smaller_support"] == base["ends_on_smaller_support"] + len(added)
-    assert r.data["routes_agree"] and phc["orbits_found"] == base["orbits_found"]
+    assert data["routes_agree"] and phc["orbits_found"] == base["orbits_found"]
 
 
 @needs_phc
@@ -271,22 +282,12 @@ def test_homotopy_route_counts_two_ends_of_one_orbit_once(monkeypatch):
     count of distinct solutions are those of the plain run."""
     from landscape.enumeration import _param
 
-    tasks = rounded_tasks(0, 2, 3, 1)
-    base = enumerate_critical_points(tasks, 1, routes=("msolve", "phc")).data["routes"]["phc"]
-    real_track = _param.track
-    sizes = []
+    def near_copy(ends, good, d):
+        i = max(good, key=lambda j: np.max(np.abs(ends[j])))
+        return ends[i] * (1 + 4e-7), i
 
-    def with_a_near_copy(family, S_from, S_to, starts, gamma, **kw):
-        ends, diag = real_track(family, S_from, S_to, starts, gamma, **kw)
-        good = np.flatnonzero(_param.good_ends(ends, diag))
-        if len(family.supp) == 2 and len(good):
-            i = max(good, key=lambda j: np.max(np.abs(ends[j])))
-            sizes.append(float(np.max(np.abs(_param.orbit_keys(ends[i].reshape(1, 2, family.d))))))
-            ends, diag = np.vstack([ends, ends[i] * (1 + 4e-7)]), np.vstack([diag, diag[i]])
-        return ends, diag
-
-    monkeypatch.setattr(_param, "track", with_a_near_copy)
-    phc = enumerate_critical_points(tasks, 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    base, phc, _, added = _phc_route_with_an_extra_end(monkeypatch, near_copy)
+    sizes = [float(np.max(np.abs(_param.orbit_keys(e.reshape(1, 2, -1))))) for e in added]
     assert sizes and max(sizes) > 1.0  # keys large enough that a tolerance not scaled by them would split
     assert phc["per_support"] == base["per_support"]
     assert phc["finite_regular_distinct"] == base["finite_regular_distinct"]
