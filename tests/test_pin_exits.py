@@ -140,3 +140,19 @@ def test_say_survives_a_closed_stderr(monkeypatch):
     monkeypatch.setattr(sys, "stderr", Gone())
     exits._say("line")  # no exception
     assert cli_main("p", _raise(UsageError("x"))) == 2
+
+
+class _Stdout:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def fileno(self):
+        raise self.exc
+
+
+@pytest.mark.parametrize("stdout", [_Stdout(OSError("closed")), _Stdout(ValueError("detached")), object()])
+def test_silencing_a_stdout_that_is_gone_is_no_error(monkeypatch, stdout):
+    # a pipe closed by the reader (OSError), a detached or closed stream (ValueError), or a
+    # replacement without a file descriptor (no fileno): the exit status still tells
+    monkeypatch.setattr(exits.sys, "stdout", stdout)
+    exits._silence_stdout()

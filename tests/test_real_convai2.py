@@ -92,6 +92,9 @@ def test_reduced_runs_never_retrain_on_the_reserved_test_personas(tmp_path):
     small = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2)
     reserved = {t.cluster for t in full.test}
     assert not reserved & {t.cluster for t in small.retrain}
+    # the record states the official reader's ranks of the test personas: 0..n_test-1
+    assert "(the official reader's ranks 0-1: exact persona strings" in full.note
+    assert "(the official reader's ranks 0-0: exact persona strings" in small.note
 
 
 def test_official_reader_drops_cluster_0_unmatched_personas_and_the_last_episode(tmp_path):
@@ -153,3 +156,32 @@ def test_the_papers_persona_counts_and_text_lengths_are_the_defaults():
     head = [c for c in vars(_text).values() if inspect.isclass(c) and c.__module__ == _text.__name__
             and "dropout" in inspect.signature(c.__init__).parameters]
     assert head and all(inspect.signature(c.__init__).parameters["dropout"].default == 0.1 for c in head)
+
+
+def test_cluster_assignment_takes_any_overlap_of_at_least_two_sentences_and_the_larger_one():
+    """Overlaps of 2 and more sentences (not exactly 2) assign; the cluster sharing the most
+    wins, ties going to the smaller id."""
+    pmap = {3: [["a", "b", "c", "d"]], 5: [["a", "b", "x"]], 8: [["a", "b", "y"]]}
+    eps = [_convai2.Episode(persona=["a.", "b.", "c.", "d.", "e."]),  # 4 with cluster 3
+           _convai2.Episode(persona=["a.", "b.", "c.", "z."]),        # 3 with cluster 3, 2 with 5 and 8
+           _convai2.Episode(persona=["a.", "b.", "q."])]              # 2 with 3, 5 and 8: the smallest id
+    assert _convai2.MIN_SENTENCE_OVERLAP == 2
+    assert _convai2.assign_clusters(eps, pmap) == [3, 3, 3]
+
+
+def test_persona_tasks_are_ranked_by_training_turns_largest_first_ties_by_cluster():
+    def ep(n_turns, persona):
+        return _convai2.Episode(persona=[persona], turns=[("h", "r")] * n_turns)
+
+    # per cluster: episodes (the last one held out)
+    episodes = [ep(1, "p1"), ep(1, "p1"), ep(5, "p2"), ep(1, "p2"), ep(3, "p3"), ep(1, "p3"), ep(3, "p4"),
+                ep(1, "p4")]
+    clusters = [1, 1, 2, 2, 3, 3, 4, 4]
+    tasks = _convai2.cluster_tasks(episodes, clusters, heldout_dialogues=1)
+    assert [(t.cluster, len(t.train)) for t in tasks] == [(2, 5), (3, 3), (4, 3), (1, 1)]
+
+
+def test_the_official_selection_refuses_xpersona_json(tmp_path):
+    for name in ("valid.json", "valid.json.gz"):
+        with pytest.raises(ValueError, match="the official persona selection reads ParlAI self_original files"):
+            _convai2._official_split(tmp_path / name, None, tmp_path, 1, 1)
