@@ -648,3 +648,14 @@ def test_language_head_init_is_pytorchs_linear_default_drawn_from_the_run_genera
         b = torch.empty_like(lin.bias).uniform_(-bound, bound, generator=g)
         assert torch.equal(lin.weight, w) and torch.equal(lin.bias, b)
     assert head[0].bias.abs().max() <= 0.25 and head[0].bias.min() < 0 < head[0].bias.max()
+
+
+def test_cli_cuda_without_cuda_exits_2_before_anything_runs(tmp_path, capsys, monkeypatch):
+    import empirics.real.cli as real_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(real_cli, "preflight", lambda cfg: pytest.fail("went on without CUDA"))
+    out = tmp_path / "out"
+    rc, err = _cli(["vision", "--dataset", "random", "--width", "8", "--device", "cuda", "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1 and "--device cuda requested but CUDA is not available" in err[0]
+    assert not out.exists()
