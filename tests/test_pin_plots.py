@@ -28,3 +28,36 @@ def test_orbit_curves_for_two_tasks():
     assert abs(y[60] - G0) <= 1e-10 * max(1.0, abs(G0))  # t = 0: the point itself
     x, y = curves["generic path"]
     assert abs(y[0] - G0) <= 1e-10 * max(1.0, abs(G0))
+
+
+def test_a_series_holding_exact_zeros_still_converts_to_user_units():
+    """A zero stays zero when rescaled (it does not underflow): a series with exact zeros is
+    converted like any other, G (power 4) gaining 2^(4e/2) = 16 at e = 2."""
+    from types import SimpleNamespace
+
+    from landscape._audit.plots import _in_user_units
+
+    series = [(np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 0.5]))]
+    (out,), xs, ys = _in_user_units(series, SimpleNamespace(e=2), y_power=4)
+    assert xs == ys == ""
+    np.testing.assert_array_equal(out[1], [0.0, 32.0, 8.0])
+    np.testing.assert_array_equal(out[0], [0.0, 1.0, 2.0])
+
+
+def test_orbit_curves_keep_their_styles(monkeypatch):
+    """The orbit plot draws the O(k) orbit solid in the colour cycle, the reference dotted
+    gray, the sign flips as markers: each curve as its style says."""
+    from types import SimpleNamespace
+
+    import landscape._audit.plots as P
+
+    curves = [(np.array([0.0, 1.0]), np.array([1.0, 1.0]), "-", "orbit"),
+              (np.array([0.0, 1.0]), np.array([1.0, 2.0]), ":", "reference"),
+              (np.array([0.0, 3.0]), np.array([1.0, 1.0]), "o", "flips")]
+    monkeypatch.setattr(P, "_orbit_curves", lambda problem, result, rng: curves)
+    charts = []
+    P._plot_orbit(charts.append, None, SimpleNamespace(id=0, kind="global_minimum"), None, None)
+    (chart,) = charts
+    kinds = [(kind, style, label) for kind, _, _, _, style, label in chart.series]
+    assert kinds == [("line", "-", "orbit"), ("line", ":", "reference"), ("markers", ("o", 5), "flips")]
+    assert chart.series[1][3] != chart.series[0][3]  # the reference in gray, not the cycle's first colour

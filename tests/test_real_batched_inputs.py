@@ -43,8 +43,9 @@ def test_crop_windows_equal_the_padded_crop_then_flip_of_each_image():
     ox = torch.randint(0, 2 * CROP_PAD + 1, (S, T, b), generator=g)
     flip = torch.rand((S, T, b), generator=g) < 0.5
     # the extreme windows: the very last image's bottom-right window of its mirror image
-    # ends at the last byte of the gathered memory; the first image's top-left of the original
-    oy[-1, -1, -1] = ox[-1, -1, -1] = 2 * CROP_PAD
+    # ends at the last byte of the gathered memory (a flipped crop at column ox is the
+    # mirror image's window at 2 pad - ox: ox = 0 there); the first image's top-left of the original
+    oy[-1, -1, -1], ox[-1, -1, -1] = 2 * CROP_PAD, 0
     flip[-1, -1, -1] = True
     oy[0, 0, 0] = ox[0, 0, 0] = 0
     flip[0, 0, 0] = False
