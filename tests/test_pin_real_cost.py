@@ -54,3 +54,33 @@ def test_calibration_times_the_runs_optimizer(monkeypatch, optimizer, cls):
     made.clear()
     C.calibrate(fam, cfg, ["train"])
     assert made and set(made) == {cls}
+
+
+def test_calibration_rates_are_the_timed_seconds_per_unit(monkeypatch):
+    """A clock that advances 0.25 s between any two readings: every timed sample is 0.25 s,
+    so a build takes 0.25 s, an optimizer step 0.25 s, a pass and an evaluation forward
+    0.25 s per item-unit (the batch's items)."""
+    from types import SimpleNamespace
+
+    from empirics.real._protocol import build_family
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(C, "time", SimpleNamespace(perf_counter=lambda: 0.25 * next(ticks) + 1000.0))
+    cfg = RunConfig(**TINY)
+    rates = C.calibrate(build_family(cfg, verbose=False), cfg, ["train"])
+    units = rates["units"]
+    assert units == TINY["batch_size"]  # the whole first batch (CALIBRATION_ITEMS["vision"] is None)
+    assert rates["build"]["train"] == 0.25 and rates["opt"]["train"] == 0.25
+    assert rates["pass"]["train"] == pytest.approx(0.25 / units, rel=1e-12)
+    assert rates["eval"] == pytest.approx(0.25 / units, rel=1e-12)
+
+
+def test_work_per_item_is_tokens_for_language_turns_and_one_for_images():
+    mask = torch.zeros((3, 20, 16), dtype=torch.long)
+    mask[0, :, :5] = 1
+    mask[2, 3, :11] = 1  # the longest pair: 11 tokens
+    turns = {"input_ids": torch.zeros_like(mask), "attention_mask": mask}
+    assert C._work_factor(turns, "cpu") == 11.0  # the CPU trims columns no pair uses
+    assert C._work_factor(turns, "cuda") == 16.0  # an accelerator runs the padded length
+    assert C._work_factor({"input_ids": mask}, "cpu") == 1.0
+    assert C._work_factor((torch.zeros((4, 3, 32, 32)), torch.zeros(4)), "cpu") == 1.0
