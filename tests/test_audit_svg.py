@@ -294,3 +294,12 @@ def test_frame_tick_labels_and_legend_swatches_sit_where_drawn():
     swatch = next(ln for ln in root.iter(NS + "line") if ln.get("stroke-width") == "1.6")
     assert float(swatch.get("x1")) == pytest.approx(float(box.get("x")) + 6, abs=0.06)
     assert float(swatch.get("x2")) - float(swatch.get("x1")) == pytest.approx(18, abs=0.06)
+
+
+@pytest.mark.parametrize("lo, hi", [(59856443285384.76, 59856443285384.91), (220622293285849.06, 220622293285849.16),
+                                    (-99450786715753.95, -99450786715753.88)])
+def test_ticks_far_from_zero_stay_inside_despite_rounding(lo, hi):
+    """Fourteen digits from zero the products k * step round by more than 1e-9 step: the
+    last filter keeps every tick inside [lo, hi] (these ranges each had a rounded tick below lo)."""
+    t = svg.linear_ticks(lo, hi)
+    assert len(t) >= 2 and t.min() >= lo and t.max() <= hi

@@ -150,3 +150,23 @@ def test_the_engine_sets_malloc_on_a_cpu_only(engine, monkeypatch):
     assert calls == []
     _batched_engine.Engine(engine.family, "cpu", bf16=False)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("scaling", [1.0, 0.5, 2.0])
+def test_lora_is_merged_as_w_plus_scaling_times_b_a_per_seed_and_task(scaling):
+    """W + s B_t A_t for every (seed, task): at s = 1 the product is added as it is, otherwise
+    scaled (alpha / r of LoRA with lora_alpha != r)."""
+    from empirics.real._batched_model import BatchedMixer, StackedModel
+
+    g = torch.Generator().manual_seed(4)
+    S, T, out, inp, r = 2, 3, 5, 4, 2
+    w, b = torch.randn((S, out, inp), generator=g), torch.randn((S, out), generator=g)
+    a, bb = torch.randn((S, T, r, inp), generator=g), torch.randn((S, T, out, r), generator=g)
+    model = StackedModel(base={"lin.weight": w, "lin.bias": b}, lora={"lin": (a, bb)}, lora_scaling=scaling)
+    W, B = BatchedMixer._weight("lin", model, S, T)
+    assert W.shape == (S * T, out, inp) and B.shape == (S * T, out)
+    for s in range(S):
+        for t in range(T):
+            want = w[s] + scaling * (bb[s, t] @ a[s, t])
+            torch.testing.assert_close(W[s * T + t], want, rtol=1e-6, atol=1e-6)
+            assert torch.equal(B[s * T + t], b[s])
