@@ -116,9 +116,9 @@ def test_the_command_line_renders_and_runs_what_it_is_asked(tmp_path, monkeypatc
                                 epochs=1, finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2,
                                 seeds=(1,), retrain=("sr",))
     _batched.run(cfg, tmp_path / "out", verbose=False)
-    trained = []
+    trained, groups = [], []
     monkeypatch.setattr(_batched, "run", lambda c, out, verbose=True: trained.append(tuple(c.seeds)))
-    monkeypatch.setattr(cpu_table1, "cpu_config", lambda **kw: cfg)
+    monkeypatch.setattr(cpu_table1, "cpu_config", lambda **kw: groups.append(tuple(kw.get("seeds", ()))) or cfg)
     assert cpu_table1.main(["render", "--out", str(tmp_path / "out"), "--dest", str(tmp_path / "dest")]) == 0
     rec = json.loads((tmp_path / "dest" / "vision_record.json").read_text())
     out = capsys.readouterr().out
@@ -130,6 +130,11 @@ def test_the_command_line_renders_and_runs_what_it_is_asked(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert trained == [(1,), (1,)]  # the stand-in configuration has seed 1; one call per group
     assert len(re.findall(r"seeds \[1\] done at \d+ s", err)) == 2
+    # consecutive groups of --group-size seeds, the last one shorter
+    groups.clear()
+    assert cpu_table1.main(["run", "--out", str(tmp_path / "out3"), "--retrain", "sr", "--seeds", "1", "2", "3", "4",
+                            "5", "--group-size", "2"]) == 0
+    assert groups == [(1, 2), (3, 4), (5,)]
 
 
 def test_units_of_the_sequential_runner_count_their_own_wall_times(tmp_path):
@@ -148,3 +153,21 @@ def test_units_of_the_sequential_runner_count_their_own_wall_times(tmp_path):
     sr = rec["per_method"]["sr"]
     assert sr["wall_s"] == pytest.approx(sum(u["wall_s"] for u in units), rel=1e-12) and sr["wall_s"] > 0
     assert sr["retrain_wall_s"] == pytest.approx(sum(u["retrain_wall_s"] for u in units), rel=1e-12)
+
+
+def test_render_copies_the_units_beside_the_record_unless_they_are_there(tmp_path):
+    """Units are copied next to the record whenever the record goes to another folder --
+    whichever way the two folder names sort -- and left alone when it is the same folder."""
+    from empirics.real import _batched
+
+    cfg = cpu_table1.cpu_config(dataset="random", width=8, batch_size=32, max_per_task=64, max_eval_per_task=32,
+                                epochs=1, finetune_epochs=1, reptile_outer_epochs=1, reptile_inner_steps=2,
+                                seeds=(1,), retrain=("sr",))
+    _batched.run(cfg, tmp_path / "m_out", verbose=False)
+    units = sorted(f.name for f in (tmp_path / "m_out" / "units").glob("*.json"))
+    assert units
+    for dest in ("a_dest", "z_dest"):
+        cpu_table1.render(tmp_path / "m_out", tmp_path / dest, cfg=cfg)
+        assert sorted(f.name for f in (tmp_path / dest / "units").glob("*.json")) == units, dest
+    cpu_table1.render(tmp_path / "m_out", tmp_path / "m_out", cfg=cfg)
+    assert sorted(f.name for f in (tmp_path / "m_out" / "units").glob("*.json")) == units
