@@ -7,6 +7,7 @@
   nothing written) and runs with one thread.
 """
 import re
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,39 @@ def test_audit_input_error_prints_its_first_line_only(tmp_path, capsys, monkeypa
     assert main(["audit", str(_tasks_file(tmp_path)), "--rank", "1", "-q"]) == EXIT_BAD_INPUT
     (err,) = capsys.readouterr().err.strip().splitlines()
     assert err == f"{PROG}: error: {line}"
+
+
+# ----------------------------------------------------------------------------- enumerate's timeout, exit 1
+@pytest.mark.parametrize("given, want", [(None, 600.0), ("0.5", 0.5), ("1e-3", 1e-3)])
+def test_enumerate_passes_its_timeout_default_600_and_any_positive_one(tmp_path, monkeypatch, given, want):
+    """--timeout defaults to 600 s (as its help says) and any positive value, below one second
+    included, reaches the solvers."""
+    import landscape.enumeration as E
+    from landscape.__main__ import _parser, main
+
+    class Asked(Exception):
+        pass
+
+    def stop(tasks, k, *, routes, seed, timeout, threads):
+        raise Asked(timeout)
+
+    monkeypatch.setattr(E, "enumerate_critical_points", stop)
+    extra = [] if given is None else ["--timeout", given]
+    with pytest.raises(Asked) as info:
+        main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", "-q", *extra])
+    assert info.value.args == (want,)
+    help_text = " ".join(_parser()._subparsers._group_actions[0].choices["enumerate"].format_help().split())
+    assert "seconds allowed to each solver call (default 600)" in help_text
+
+
+def test_findings_that_contradict_the_theory_exit_1(tmp_path, monkeypatch, capsys):
+    # the help's "1 the findings contradict": an audit whose theory assessment disagrees
+    import landscape._audit as audit_mod
+    from landscape.__main__ import EXIT_STATUS_HELP, main
+    from landscape.runtime.exits import EXIT_DISAGREE
+
+    assert EXIT_DISAGREE == 1 and "1 the findings contradict" in " ".join(EXIT_STATUS_HELP.split())
+    for agrees, status in ((False, 1), (True, 0), (None, 0)):
+        report = SimpleNamespace(data={"theory": {"agrees": agrees}}, markdown="# report")
+        monkeypatch.setattr(audit_mod, "audit", lambda *a, **k: report)
+        assert main(["audit", str(_tasks_file(tmp_path)), "--rank", "1", "-q"]) == status
