@@ -93,6 +93,11 @@ def test_rate_slopes_fit_the_means_of_the_errors_over_sigma_squared_and_report_t
     assert summary[3] == f"SR/ML: {fmt(fits[2].slope, 3)}"
     assert summary[4] == f"saturated: {fmt(fits[3].slope, 2)}" and summary[5] == f"Cor 4: {fmt(fits[4].slope, 2)}"
     assert all(abs(f.slope) > 1e-4 for f in fits[3:])  # so that the digits shown matter
+    # the sweeps' labels name their ranges, first to last; the tail sweep draws n = 2d per sample
+    labels = [c.label for c in res.cases]
+    assert any(lab.startswith("(1/n)E||E||^2 vs n (k'=1, n=40..160)") for lab in labels)
+    assert any("k'=1..3" in lab for lab in labels) and any("d=4..6" in lab for lab in labels)
+    assert {n for (n, kp, dd) in seen if kp == 1 and dd in (4, 6) and n not in (40, 80, 160, 50, 100)} == {8, 12}
     # the dof sweep's case names the k' range it fitted, first to last
     assert any(c.label.startswith("E||E||^2/sigma^2 vs k'(2d-k') (k'=1..3)") for c in res.cases)
     # every slope must be known to +-0.1, the tail's decay to +-0.08, and the verdicts say so

@@ -490,3 +490,25 @@ def test_identity_35_tolerance_is_100_d_eps(c, passes, monkeypatch):
     (case,) = [c_ for c_ in res.cases if "(35) identity at random U" in c_.label]
     assert case.tolerance == 100 * d * SD.EPS
     assert bool(case.passed) is passes
+
+
+def test_l4_fails_when_a_non_leading_block_shows_no_negative_curvature(monkeypatch):
+    """L4: at a critical point with G > 0 every non-leading block C_t has an eigenvalue below
+    -sqrt(rho g). Blocks C_t shifted up by 10 I (no negative curvature left): the case counts
+    them and fails."""
+    import theory._checks_saddles as SD
+    from landscape import LoraMLProblem
+
+    real = LoraMLProblem.hessian_blocks
+
+    def shifted(self, A, U):
+        B, C = real(self, A, U)
+        return B, C + 10.0 * np.eye(C.shape[-1])
+
+    monkeypatch.setattr(LoraMLProblem, "hessian_blocks", shifted)
+    res = SD.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
+    (case,) = [c for c in res.cases if c.label.split(": ", 1)[1].startswith("L4 non-leading blocks")]
+    import re
+
+    blocks = int(re.search(r"\((\d+) blocks\)", case.label).group(1))
+    assert blocks > 0 and case.measured == blocks and not case.passed

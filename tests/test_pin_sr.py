@@ -136,3 +136,23 @@ def test_r31_consequence_cases_are_exactly_those_with_t_ge_j_and_d_ge_jk():
             sv = np.linalg.svd(cols[:, : j * k], compute_uv=False)
             assert (case.predicted, case.measured, case.passed) == (j * k, j * k, True)
             assert case.tolerance == fmt(float(rank_tolerance(sv, (d, j * k))))
+
+
+@pytest.mark.parametrize("dependent", [False, True])
+def test_r31_fails_when_some_column_subset_is_dependent(dependent):
+    """R3.1 on planted factors: three columns in R^4 (T = 3, k = 1) independent pass; with
+    U_2 = U_1 the one subset of min(d, Tk) = 3 columns has s_min / s_max at round-off, not above
+    max(d, m) eps: the case fails (a margin merely different from the tolerance is no proof)."""
+    from theory._checks_sr import check_r31
+
+    U = np.random.default_rng(5).standard_normal((3, 4, 1))
+    if dependent:
+        U[1] = U[0]
+
+    class Planted(np.random.Generator):
+        def standard_normal(self, size=None, *a, **k):
+            return U.copy() if size == U.shape else super().standard_normal(size, *a, **k)
+
+    res = check_r31(Planted(np.random.PCG64(0)), sizes=((4, 3, 1),), subsets=4)
+    (case,) = [c for c in res.cases if "subsets of 3 columns" in c.label]
+    assert bool(case.passed) is not dependent

@@ -318,3 +318,19 @@ def test_ratio_of_means_standard_error_is_calibrated():
     reps = [ratio_of_means(rng.normal(3.0, 1.0, 400), rng.normal(2.0, 0.5, 400)) for _ in range(300)]
     spread = float(np.std([x for x, _ in reps], ddof=1))
     assert float(np.mean([s for _, s in reps])) == pytest.approx(spread, rel=0.15, abs=0)
+
+
+def test_every_numeric_case_passes_exactly_when_it_lies_within_its_tolerance(quick_report):
+    """A case that states a number predicted, a number measured and a number of tolerance is
+    judged by exactly |measured - predicted| <= tolerance: the printed prediction is the one
+    the verdict uses (a display value that drifted from the verdict's would pass unseen)."""
+    import numbers
+
+    def num(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    judged = [(r, c) for r in quick_report.results for c in r.cases
+              if num(c.predicted) and num(c.measured) and num(c.tolerance)]
+    assert len(judged) >= 50
+    for r, c in judged:
+        assert bool(c.passed) is bool(abs(c.measured - c.predicted) <= c.tolerance), (r.id, c.label)
