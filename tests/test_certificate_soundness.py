@@ -575,3 +575,25 @@ def test_exactly_critical_point_with_zero_gradient_bound_verifies(f2_polished):
     assert rep.ok, rep.reason
     with pytest.raises(dataclasses.FrozenInstanceError):  # certificate inputs are immutable
         inst.problem.k = 2
+
+
+def test_exact_verifier_adds_the_orbit_penalty_for_k2_and_refuses_a_negative_one():
+    """k = 2: the quotient's curvature claim is checked on H + c sum_y y y^T, c >= 0, y the
+    orbit generators (the F.2 point embedded in d = 4 beside a rank-one global minimum). The
+    certificate's penalty c > 0 verifies exactly; the same claim stored with c = -1 is refused."""
+    import dataclasses
+
+    from landscape import LoraMLProblem, f2_spurious_instance, random_instance, taylor_certificate
+
+    inst, U0 = f2_spurious_instance()
+    other = random_instance(np.random.default_rng(1), 1, 3, 1)
+    tasks, U = np.zeros((3, 4, 4)), np.zeros((3, 4, 2))
+    tasks[:, :3, :3], tasks[:, 3:, 3:] = inst.problem.tasks, other.problem.tasks
+    U[:, :3, 0], U[:, 3:, 1] = U0[:, :, 0], other.U_star[:, :, 0]
+    cert = taylor_certificate(LoraMLProblem(tasks, 2), U)
+    assert cert.parameters["penalty"] > 0
+    rep = verify_taylor_exact(cert)
+    assert rep.ok and rep.checks["penalty c >= 0"]
+    bad = dataclasses.replace(cert, parameters={**cert.parameters, "penalty": -1.0})
+    rep = verify_taylor_exact(bad)
+    assert not rep.ok and not rep.checks["penalty c >= 0"]

@@ -65,3 +65,17 @@ def test_the_chain_resyncs_every_fifty_updates(monkeypatch):
     assert increments_before == [0, FA.RESYNC_EVERY, 2 * FA.RESYNC_EVERY]
     # the chained values stay the loss at each point
     np.testing.assert_allclose(values[-1], p.reduced_loss(np.reshape(x + 0.1, (3, 4, 1))), rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("d", [3, 20])
+def test_below_the_factored_size_the_loss_and_gradient_are_the_dense_ones_bit_for_bit(d):
+    """Below FACTORED_MIN_D the module's loss and gradient are those of LoraMLProblem itself,
+    bit for bit (the factored products are only for large d)."""
+    import landscape._factored as FA
+
+    rng = np.random.default_rng(d)
+    p = LoraMLProblem(rng.standard_normal((3, d, d)), 2)
+    U = rng.standard_normal((3, d, 2))
+    assert d < FA.FACTORED_MIN_D and not FA.uses_factored(p)
+    assert FA.reduced_loss(p, U) == p.reduced_loss(U)
+    np.testing.assert_array_equal(FA.reduced_grad(p, U), p.reduced_grad(U))

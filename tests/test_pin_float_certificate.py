@@ -419,6 +419,8 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
     g = base["enclosures"]["G(U0)"]
     rep = tampered(lambda d: d["enclosures"].__setitem__("G(U0)", [g[1] * (1 + 1e-9), g[1] * 2]))
     assert "G(U0) enclosure contains the exact value" in rep.failed
+    rep = tampered(lambda d: d["enclosures"].__setitem__("G(U0)", [g[0] / 2, g[0] * (1 - 1e-9)]))  # upper end below
+    assert "G(U0) enclosure contains the exact value" in rep.failed
     rep = tampered(lambda d: d["bounds"].__setitem__("grad_norm_upper", 1e-18))
     assert "grad_norm_upper >= ||grad G||" in rep.failed
     rep = tampered(lambda d: d["bounds"].__setitem__("m_upper", base["bounds"]["m_upper"] * 0.9))
