@@ -456,3 +456,13 @@ def test_net_looks_for_a_witness_only_where_one_could_prove_spuriousness():
     narrow = epsilon_net_certificate(inst.problem, U0, r=1e-3, eps=2.5e-3)
     assert G0_lo - narrow.bounds["lipschitz_upper"] * 1e-3 > 0
     assert narrow.witness is not None and narrow.enclosures["G(witness)"][1] < G0_lo
+
+
+def test_the_net_budget_counts_points_exactly_down_to_a_two_point_sphere():
+    """n = 1 (T = d = k = 1): the sphere is two points; a budget of one point refuses it, a
+    budget of two builds it (the budget is a count, not rounded up)."""
+    P = LoraMLProblem(np.ones((1, 1, 1)), 1)
+    with pytest.raises(CertificateTooLarge, match="needs about 10"):
+        epsilon_net_certificate(P, np.ones((1, 1, 1)), r=1.0, eps=0.5, max_points=1, polish=False)
+    cert = epsilon_net_certificate(P, np.ones((1, 1, 1)), r=1.0, eps=0.5, max_points=2, polish=False)
+    assert cert.parameters["net_points"] == 2

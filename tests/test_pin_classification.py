@@ -588,3 +588,30 @@ def test_classify_takes_an_integer_seed_for_its_generator(f2):
     a = ls.classify(inst.problem, U, mode="hvp", rng=3)
     b = ls.classify(inst.problem, U, mode="hvp", rng=np.random.default_rng(3))
     assert a.kind == b.kind and a.lambda_min_quotient == b.lambda_min_quotient
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_the_okk_family_adds_k_squared_dimensions_at_full_rank(k):
+    """T = 2, [U_1, U_2] of full column rank 2k: dim O(k,k) - dim O(k) x O(k) =
+    k(2k - 1) - k(k - 1) = k^2 extra zero directions (k = 5: 45 - 20 = 25)."""
+    from landscape._classify import okk_extra_dimension
+
+    U = np.random.default_rng(k).standard_normal((2, 2 * k + 1, k))
+    assert okk_extra_dimension(U) == k * k
+    assert okk_extra_dimension(np.random.default_rng(0).standard_normal((3, 4, 2))) == 0  # T != 2: none
+
+
+@pytest.mark.parametrize("near_zero", [[1e-12], [1e-12, -1e-13], [2e-12, 1e-12, -1e-12]])
+def test_a_degenerate_exact_critical_point_counts_its_near_zero_eigenvalues(near_zero):
+    """U = 0 is a critical point exactly (gradient 0, so the Kantorovich test holds and the
+    tight eigenvalue tolerance applies): with the planted spectrum's smallest eigenvalues
+    within it and none below it, the point is degenerate and the reason counts them."""
+    from landscape._classify import DEGENERATE as DEG
+
+    inst = random_instance(np.random.default_rng(0), 3, 3, 1)
+    U = np.zeros((3, 3, 1))
+    spec = ls.reduced_spectrum(inst.problem, U, dense_max_dim=100)
+    planted = list(near_zero) + [1.0] * (len(spec.eigenvalues) - len(near_zero))
+    c = ls.classify(inst.problem, U, spectrum=_planted(spec, planted))
+    assert c.kind == DEG
+    assert c.reason.startswith(f"cannot tell: {len(near_zero)} near-zero quotient eigenvalue(s) not explained")

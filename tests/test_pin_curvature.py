@@ -96,6 +96,9 @@ def test_tangent_generators_are_dropped_below_1e_10_of_the_largest(side, m):
     Q = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 3)))[0]
     U = (Q * np.array([1.0, e, e]))[None]
     assert symmetry_tangent_basis(U).shape == (12, m)
+    # relative to the largest generator: the same at any scale of U (1e-10 of it, not absolute)
+    for scale in (1e-6, 1e6):
+        assert symmetry_tangent_basis(scale * U).shape == (12, m)
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])

@@ -621,3 +621,12 @@ def test_independent_verifier_recomputes_each_taylor_margin_exactly(small_fp_cer
         d = json.loads(json.dumps(base))
         d["margins"][name] = stored
         assert (f"stored margin {name} <= exact" not in verify_fp_independent(d).failed) is ok
+
+
+def test_a_positive_lambda_claim_is_the_rigorous_bound_lowered_by_1e_9(small_fp_cert):
+    """The stored claim is the rigorous lower bound lowered by _CLAIM_SLACK = 1e-9 of itself
+    (so that a re-verification summing in another order still implies it), not the bound itself."""
+    lam_rig = small_fp_cert["diagnostics"]["lambda_min_quotient_rigorous"]
+    claim = small_fp_cert["bounds"]["lambda_min_quotient_lower"]
+    assert _rump._CLAIM_SLACK == 1e-9 and lam_rig > 0
+    assert lam_rig * (1 - 1.01e-9) <= claim < lam_rig * (1 - 0.99e-9)
