@@ -466,3 +466,14 @@ def test_the_net_budget_counts_points_exactly_down_to_a_two_point_sphere():
         epsilon_net_certificate(P, np.ones((1, 1, 1)), r=1.0, eps=0.5, max_points=1, polish=False)
     cert = epsilon_net_certificate(P, np.ones((1, 1, 1)), r=1.0, eps=0.5, max_points=2, polish=False)
     assert cert.parameters["net_points"] == 2
+
+
+def test_an_unpolished_certificate_records_no_polish_step(f2):
+    """polish=False: the point is certified as given, and its record says so -- no step, no
+    displacement, the given point's gradient norm."""
+    inst, U0, _ = f2
+    cert = taylor_certificate(inst.problem, U0, polish=False)
+    rec = cert.diagnostics["polish"]
+    assert rec["steps"] == 0 and rec["displacement"] == 0.0
+    assert rec["grad_norms"] == [float(np.linalg.norm(inst.problem.reduced_grad(U0)))]
+    assert np.array_equal(cert.point, U0)
