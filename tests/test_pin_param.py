@@ -86,6 +86,9 @@ def test_monodromy_reports_every_path_it_tracked(monkeypatch, supp):
     _, _, info = P.monodromy_orbits(P.ParamFamily(3, 2, supp), np.random.default_rng(0), max_loops=2, stall=1,
                                     log=lines.append)
     assert info["paths"] == sum(tracked) > 0
+    # the general seed u0, one seed per partition of the support into fewer blocks (none for
+    # one block; both blocks as one for two) and, at d >= 2, one isotropic seed per block
+    assert info["seeds"] == {1: 1 + 0 + 1, 2: 1 + 1 + 2}[len(supp)]
     # one progress line per loop, ending with the seconds spent so far
     loops = [ln for ln in lines if " loop " in ln]
     assert loops and all(re.fullmatch(r"support \(.*\) loop \d+: \d+ paths, \d+ new, \d+ orbits, \d+ s", ln)

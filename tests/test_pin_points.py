@@ -167,3 +167,33 @@ def test_an_uncertified_point_gets_the_float_spectrum_of_its_schur_complement():
     assert e == {"min": float(lam[0]), "max": float(lam[-1]), "n_negative": int(np.sum(lam < 0)), "n": lam.size,
                  "lambda_min_certified_lower": None, "lambda_min_certified_upper": None,
                  "space": "Hessian of G (float)"}
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+def test_a_certified_zero_outside_msolves_box_is_not_counted_as_its_point(monkeypatch):
+    """Each certified zero's invariants X_t = u_t u_t^T must lie in msolve's isolating box of
+    the point it was lifted from: a box whose first interval is moved just past the zero's
+    value (its midpoint still lifts to the same zero) is reported as not matching, the point
+    as uncertified and the enumeration as incomplete."""
+    from fractions import Fraction
+
+    from landscape.enumeration import _core
+
+    real = _core.run_msolve
+
+    def moved(*a, **k):
+        res = real(*a, **k)
+        box = list(res.boxes[0])
+        lo, hi = box[0]
+        w = Fraction(1, 1000)
+        box[0] = (hi + w, hi + 2 * w)
+        res.boxes[0] = box
+        return res
+
+    tasks = rounded_tasks(0, 2, 3)
+    plain = enumerate_critical_points(tasks, 1)
+    assert plain.complete and all(o["matches_msolve_box"] for o in plain.data["orbit_list"])
+    monkeypatch.setattr(_core, "run_msolve", moved)
+    r = enumerate_critical_points(tasks, 1)
+    flags = [o["matches_msolve_box"] for o in r.data["orbit_list"]]
+    assert flags.count(False) == 1 and not r.complete
