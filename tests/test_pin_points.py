@@ -197,3 +197,20 @@ def test_a_certified_zero_outside_msolves_box_is_not_counted_as_its_point(monkey
     r = enumerate_critical_points(tasks, 1)
     flags = [o["matches_msolve_box"] for o in r.data["orbit_list"]]
     assert flags.count(False) == 1 and not r.complete
+
+
+@pytest.mark.parametrize("k, T, counted", [(1, 3, True), (1, 7, True), (1, 2, False), (2, 3, False), (3, 5, False)])
+def test_sign_copies_are_counted_for_rank_one_and_three_or_more_tasks_only(k, T, counted):
+    from landscape.enumeration._core import sign_copies_counted
+
+    assert sign_copies_counted(k, T) is counted
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+def test_the_enumeration_reports_its_own_wall_time():
+    import time
+
+    t0 = time.perf_counter()
+    r = enumerate_critical_points(rounded_tasks(0, 2, 3), 1)
+    wall = time.perf_counter() - t0
+    assert 0.0 < r.data["wall_time_s"] <= wall + 1e-3

@@ -162,6 +162,14 @@ def _lift(Xs: np.ndarray, k: int) -> tuple[np.ndarray, bool, list]:
 # --------------------------------------------------------------------------------------
 # Main entry point
 # --------------------------------------------------------------------------------------
+def sign_copies_counted(k: int, T: int) -> bool:
+    """Whether the count of real critical points counts every sign copy of an orbit: for
+    k = 1 and T >= 3 the flips u_t -> -u_t of the non-zero blocks are distinct critical
+    points (2^m per orbit); for k >= 2 they lie in the O(k) orbit and at T = 2 in the
+    O(1,1) boost orbit, counted once."""
+    return bool(k == 1 and T >= 3)
+
+
 def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 0, timeout: float = 600.0,
                               threads: int = 1) -> EnumerationResult:
     r"""Every real critical point of :math:`G` for the task matrices ``tasks`` (shape
@@ -274,7 +282,7 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
     _classify_orbits(orbits)
     for o, U in zip(orbits, points):
         o["existing_classifier"] = _existing_kind(problem, U)
-    if k == 1 and T >= 3:
+    if sign_copies_counted(k, T):
         n_points = int(sum(o["copies"] for o in orbits))
     else:
         n_points = len(orbits)
@@ -283,7 +291,7 @@ def enumerate_critical_points(tasks, k: int, *, routes=("msolve",), seed: int = 
         "complete": complete,
         "non_isolated": bool(non_isolated),
         "real_critical_points": n_points,
-        "copies_counted": bool(k == 1 and T >= 3),
+        "copies_counted": sign_copies_counted(k, T),
         "orbits": len(orbits),
         "degree": degree,
         "degree_meaning": "complex solutions with multiplicity of the invariant system"
