@@ -212,3 +212,20 @@ def test_a_zero_mode_is_attributed_to_the_zero_set_it_lies_in(T, dim, says):
     problem = ls.random_instance(np.random.default_rng(0), 3, T, 1).problem
     c = SimpleNamespace(zero_set_dimension=dim, n_zero_symmetry=1)
     assert _zero_mode_origin(problem, c).startswith(says)
+
+
+@pytest.mark.parametrize("d", [3, 64, 80, 130])
+def test_top_singular_values_are_the_svds_at_every_size(d, monkeypatch):
+    """Above M1_DENSE_MAX_D = 64 by Lanczos on [[0, D], [D^T, 0]], up to it by an SVD (no
+    Lanczos call at all): the m largest singular values either way."""
+    import scipy.sparse.linalg as sla
+
+    from landscape._audit.theory import M1_DENSE_MAX_D, _top_singular_values
+
+    D = np.random.default_rng(d).standard_normal((d, d))
+    want = np.linalg.svd(D, compute_uv=False)[:2]
+    if d <= M1_DENSE_MAX_D:
+        monkeypatch.setattr(sla, "eigsh", lambda *a, **k: pytest.fail("Lanczos at a small size"))
+    got = _top_singular_values(D, 2)  # m = 2 < d: Lanczos would be possible at every size
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert M1_DENSE_MAX_D == 64
