@@ -217,3 +217,22 @@ def test_json_depth_of_a_list_of_objects_is_two_however_many(n):
     body = b"[" + b", ".join([b'{"a": 1}'] * n) + b"]"
     assert SL._json_depth(body) == 2
     assert SL._json_depth(b"[" + b",".join([b"{}"] * n) + b"]") == 2
+
+
+@pytest.mark.parametrize("extra, refused", [(2**20, False), (2**20 + 1, True)])
+def test_an_npz_file_is_refused_by_its_size_past_the_data_limit_plus_a_mebibyte(tmp_path, monkeypatch, extra, refused):
+    """An archive larger than MAX_ARRAY_BYTES + 1 MiB (room for headers and the directory) is
+    refused before its directory is read; at exactly that size it goes on to be parsed."""
+    monkeypatch.setattr(SL, "MAX_ARRAY_BYTES", 1000)
+    p = tmp_path / "big.npz"
+    with open(p, "wb") as f:
+        f.write(b"PK\x03\x04")
+        f.truncate(1000 + extra)
+    with pytest.raises(LandscapeInputError) as info:
+        SL.read_arrays(p, allowed=("tasks",), list_key="tasks")
+    assert ("archive, above the limit of" in str(info.value)) is refused
+
+
+def test_a_missing_file_is_named_as_missing(tmp_path):
+    with pytest.raises(LandscapeInputError, match=r"^cannot read tasks\.json: no such file$"):
+        SL.read_arrays(tmp_path / "tasks.json", allowed=("tasks",), list_key="tasks")
