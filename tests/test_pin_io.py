@@ -184,6 +184,9 @@ def test_the_rank_must_be_the_truth_s_rank():
     assert audit_problem(ti, 2).k == 2
     with pytest.raises(LandscapeInputError, match=r"^--rank 1 does not match U_star, whose adapters have rank k = 2$"):
         audit_problem(ti, 1)
+    # a rank above the truth's is refused too (not only one below it)
+    with pytest.raises(LandscapeInputError, match=r"^--rank 3 does not match U_star, whose adapters have rank k = 2$"):
+        audit_problem(ti, 3)
 
 
 def test_the_problem_holds_the_tasks_as_given():

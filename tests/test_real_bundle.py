@@ -260,3 +260,17 @@ def test_a_manifest_of_another_kind_is_refused(tmp_path):
     (tmp_path / "MANIFEST.json").write_text(sealed_text({"kind": "something.else", "files": {}}))
     with pytest.raises(bundle.BundleError, match="not a bundle manifest"):
         _bundle_pack.read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "code/../../outside.txt", "/etc/passwd", "/abs/../x"])
+def test_a_manifest_naming_a_file_outside_the_bundle_is_refused(tmp_path, name):
+    from empirics.real import _bundle_pack
+    from landscape.runtime.integrity import sealed_text
+
+    files = {"code/a.py": {"bytes": 1, "sha256": "0" * 64}, name: {"bytes": 1, "sha256": "0" * 64}}
+    (tmp_path / "MANIFEST.json").write_text(sealed_text({"kind": "loraml.bundle", "files": files}))
+    with pytest.raises(bundle.BundleError, match="names a file outside the bundle"):
+        _bundle_pack.read_manifest(tmp_path)
+    ok = {"code/a.py": files["code/a.py"], "data/b..c.txt": files["code/a.py"]}  # '..' inside a name is fine
+    (tmp_path / "MANIFEST.json").write_text(sealed_text({"kind": "loraml.bundle", "files": ok}))
+    assert _bundle_pack.read_manifest(tmp_path)["files"] == ok
