@@ -67,3 +67,21 @@ def test_square_tasks_of_any_size_are_square(d):
     assert arr.shape == (1, d, d)
     with pytest.raises(LandscapeInputError, match=f"must be square, got {d} x {d + 1}"):
         as_task_stack(np.zeros((1, d, d + 1)))
+
+
+def test_a_read_only_view_of_a_writable_array_is_copied():
+    """The task stack is a private read-only array: a read-only *view* whose base the caller
+    can still write is copied (it does not own its data), so writing the base later cannot
+    change the tasks; an array that is read-only and owns its data is kept as it is."""
+    from landscape._validation import as_task_stack
+
+    base = np.arange(2 * 3 * 3, dtype=float).reshape(2, 3, 3)
+    view = base.view()
+    view.flags.writeable = False
+    assert not view.flags.owndata and view.flags.c_contiguous
+    got = as_task_stack(view)
+    assert not np.shares_memory(got, base) and not got.flags.writeable
+    base[0, 0, 0] = -1.0
+    assert got[0, 0, 0] == 0.0
+    again = as_task_stack(got)
+    assert again is got
