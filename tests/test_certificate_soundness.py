@@ -404,9 +404,10 @@ def test_net_lipschitz_bound_dominates_sampled_gradients(net_certs):
     assert check_net_lipschitz(sph, prob, np.random.default_rng(42)) > 0.5
 
 
-def test_net_decision_boundary_n1():
-    """(N1) min_net G_lo - G_hi(U0) - Lip eps: a few ulps either side of zero."""
-    G0 = (0.25, 0.25)
+@pytest.mark.parametrize("G0", [(0.25, 0.25), (0.0, 0.25)])
+def test_net_decision_boundary_n1(G0):
+    """(N1) min_net G_lo - G_hi(U0) - Lip eps: a few ulps either side of zero; the upper end of
+    G(U0)'s enclosure counts (a wide enclosure whose lower end would pass does not)."""
     lip, eps = 0.75, 2.0**-10
     need = Fraction(G0[1]) + Fraction(lip) * Fraction(eps)
     for ulps, expect in ((ULPS, VERDICT_LOCAL_MIN), (-ULPS, VERDICT_NONE)):

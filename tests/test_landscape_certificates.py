@@ -477,3 +477,14 @@ def test_an_unpolished_certificate_records_no_polish_step(f2):
     assert rec["steps"] == 0 and rec["displacement"] == 0.0
     assert rec["grad_norms"] == [float(np.linalg.norm(inst.problem.reduced_grad(U0)))]
     assert np.array_equal(cert.point, U0)
+
+
+def test_re_verifying_a_net_refuses_a_budget_one_point_short(toy_net):
+    """Re-verification recomputes the net (2 n p^(n-1) points): within a budget of exactly that
+    many points it succeeds, one point fewer and it is refused before any evaluation."""
+    _, cert = toy_net
+    n, p = cert.tasks.shape[0] * cert.tasks.shape[1] * cert.rank, int(cert.parameters["points_per_axis"])
+    size = 2 * n * p ** (n - 1)
+    assert size == cert.parameters["net_points"]
+    assert verify_certificate(cert, max_points=size)
+    assert not verify_certificate(cert, max_points=size - 1)
