@@ -377,3 +377,17 @@ def test_quotient_hessian_of_joint_and_reduced_problems_agree_in_sign():
 def test_planted_factors_refuse_a_non_square_a_star(shape):
     with pytest.raises(ls.LandscapeInputError, match="A_star: expected a square matrix"):
         ls.LoraMLProblem.from_factors(np.ones(shape), np.ones((2, shape[0], 1)))
+
+
+def test_vec_is_column_major_per_matrix_over_leading_axes():
+    """vec stacks the columns of the last two axes, matrix by matrix: a (2, 3, 4) stack gives
+    (2, 12), each row the column-major vec of its matrix, and unvec inverts it."""
+    from landscape._objective import vec
+
+    X = np.arange(24.0).reshape(2, 3, 4)
+    v = vec(X)
+    assert v.shape == (2, 12)
+    for t in range(2):
+        np.testing.assert_array_equal(v[t], X[t].T.reshape(-1))
+        np.testing.assert_array_equal(vec(X[t]), X[t].T.reshape(-1))
+    assert vec(np.zeros((2, 5, 3, 4))).shape == (2, 5, 12)
