@@ -160,8 +160,11 @@ def test_tuned_process_reuses_large_blocks_without_page_faults():
     assert min(default["faults"][1:]) > pages // 2
     assert min(opted_out["faults"][1:]) > pages // 2
     # tuned: the first touch faults the pages in; once the heap has settled (the next block
-    # or two may land beside the first), every reallocation reuses pages already there
-    assert tuned["faults"][0] > pages // 2 and max(tuned["faults"][-4:]) < pages // 20
+    # or two may land beside the first), reallocations reuse pages already there -- at least
+    # three of the last four (about one full run in ten on a shared machine saw one of them
+    # fault its 64 MiB in again, the kernel having reclaimed the free heap pages; glibc's
+    # default faults every one of them in, above)
+    assert tuned["faults"][0] > pages // 2 and sorted(tuned["faults"][-4:])[2] < pages // 20
 
 
 @pytest.mark.parametrize("device, tuned", [("cpu", True), ("cpu:0", True), ("cuda", False), ("cuda:1", False),
