@@ -398,3 +398,24 @@ def test_thm32_summary_reports_the_largest_family_loss_over_every_configuration(
     losses = [c.measured for c in res.cases if c.label.endswith(": loss on the O(k,k) family")]
     assert len(losses) == 3
     assert res.measured.endswith("max loss " + _minima.fmt(max(losses)))
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3.0])
+def test_gd_endpoint_tolerance_is_ten_gradients_over_sigma_squared_plus_the_rounding_floor(sigma):
+    """tol = GD_DISTANCE_FACTOR ||grad L|| / sigma^2 + ROUNDING_FLOOR_FACTOR eps scale, with sigma
+    the smallest singular value above the null threshold (first-order distance to the zero)."""
+    import math
+
+    import landscape as ls
+
+    inst = ls.random_instance(np.random.default_rng(2), 3, 3, 1)
+    p = inst.problem
+    A = inst.A_star + 1e-3
+    U = inst.U_star
+    sing = np.array([4.0, sigma, 1e-14])  # the last one below the null threshold: ignored
+    scale = 7.0
+    dist, tol, gnorm = _minima.gd_endpoint_distance(p, A, U, inst.A_star, sing, scale)
+    gA, gU = p.grad(A, U)
+    assert gnorm == math.sqrt(float(np.sum(gA ** 2)) + float(np.sum(gU ** 2)))
+    assert tol == 10.0 * gnorm / sigma ** 2 + 1e3 * _minima.EPS * scale
+    assert dist == float(np.linalg.norm(A - inst.A_star))
