@@ -391,12 +391,23 @@ def test_the_t2_control_reports_the_exceptions_of_each_of_its_instances():
     assert res.measured == ", ".join(f"{c.label.split(':')[0]}: {c.measured}" for c in exc) + " with A != A*"
 
 
-def test_thm32_summary_reports_the_largest_family_loss_over_every_configuration():
-    """The measured line's "max loss" is the largest loss on the O(k,k) family over all
-    configurations (a stride through the case list would read other cases as losses)."""
-    res = _minima.check_thm32(np.random.default_rng(0), configs=((4, 1), (5, 1), (4, 2)), boosts=1)
+def test_thm32_summary_reports_the_largest_family_loss_over_every_configuration(monkeypatch):
+    """Each family case measures the largest loss over its boosts, and the measured line's
+    "max loss" is the largest over all configurations (a stride through the case list would
+    read other cases as losses)."""
+    seen = []
+    real = _minima.thm32_structure
+
+    def recording(*a, **k):
+        r = real(*a, **k)
+        seen.append(r.loss)
+        return r
+
+    monkeypatch.setattr(_minima, "thm32_structure", recording)
+    res = _minima.check_thm32(np.random.default_rng(0), configs=((4, 1), (5, 1), (4, 2)), boosts=3)
     losses = [c.measured for c in res.cases if c.label.endswith(": loss on the O(k,k) family")]
-    assert len(losses) == 3
+    assert losses == [max(seen[i:i + 3]) for i in (0, 3, 6)]
+    assert len(set(seen[:3])) == 3  # distinct boosts: the max is not any one of them by chance
     assert res.measured.endswith("max loss " + _minima.fmt(max(losses)))
 
 
