@@ -1,12 +1,15 @@
 """Helpers of the pin tests: an exact-rational Schur complement (the reference of the
 curvature bounds); find a private function of a package wherever it now
 lives, and patch a name in every module of a package that refers to it (so a breakage
-applied by a test reaches the code that calls it, whichever room holds it)."""
+applied by a test reaches the code that calls it, whichever room holds it); a Generator
+with one planted draw."""
 from __future__ import annotations
 
 import importlib
 from fractions import Fraction
 import pkgutil
+
+import numpy as np
 
 
 def _modules(package: str):
@@ -64,3 +67,17 @@ def exact_schur(R, U):
                         v += 2 * (nt if i == j else 0) + 2 * U[t][i] * U[t][j] + R[t][i][j] + R[t][j][i]
                     S[s * d + i][t * d + j] = v
     return S
+
+
+class PlantedRng(np.random.Generator):
+    """A Generator whose standard-normal draw of one shape is planted (``planted``);
+    every other draw is the seed's own."""
+
+    def __init__(self, seed, planted):
+        super().__init__(np.random.PCG64(seed))
+        self._planted = np.asarray(planted)
+
+    def standard_normal(self, size=None, *args, **kwargs):
+        if size == self._planted.shape:
+            return self._planted.copy()
+        return super().standard_normal(size, *args, **kwargs)

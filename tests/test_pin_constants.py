@@ -24,7 +24,7 @@ from theory._checks_saddles import hessian_lipschitz_bound
 from theory._checks_sr import check_prop2, prop2_floor
 from theory._independent import exact_reduced_loss
 
-from ._pin_tools import find
+from ._pin_tools import PlantedRng, find
 
 _net_faces = find("landscape.certificates", "_net_faces")
 _taylor_radius = find("landscape.certificates", "_taylor_radius")
@@ -108,17 +108,6 @@ def test_taylor_radius_makes_c1_the_lambda_squared_over_32m_rule(lam, m, factor,
 # --------------------------------------------------------------------------------------
 # Prop 2 on planted test tasks
 # --------------------------------------------------------------------------------------
-class _PlantedRng(np.random.Generator):
-    """A Generator whose draw of the test adapter (shape (d, k)) is planted."""
-
-    def __init__(self, seed, u):
-        super().__init__(np.random.PCG64(seed))
-        self._u = u
-
-    def standard_normal(self, size=None, *args, **kwargs):
-        if size == self._u.shape:
-            return self._u.copy()
-        return super().standard_normal(size, *args, **kwargs)
 
 
 @pytest.mark.parametrize("d,k,kp,mu", [(8, 3, 1, 3.0), (8, 2, 1, 2.0), (9, 2, 3, 4.0), (8, 3, 4, 6.0)])
@@ -128,7 +117,7 @@ def test_prop2_bounds_are_attained_on_planted_tasks(d, k, kp, mu):
     k^2 (d - k')/2.  A raised lower bound or a changed floor fails here."""
     Q, _ = np.linalg.qr(np.random.default_rng(d + k).standard_normal((d, k)))
     u = np.sqrt(mu) * Q
-    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
+    res = check_prop2(PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
     (case,) = [c for c in res.cases if "limit" in c.label]
     assert bool(case.passed)
     expected = k * k * (d - k - kp) / 2 if kp < k else prop2_floor(d, k, kp)
@@ -174,7 +163,7 @@ def test_prop2_takes_the_exact_limit_from_mu_equal_to_2k(kp, side, exact):
     d, k = 8, 3
     Q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((d, k)))
     u = np.sqrt(2 * k * side) * Q
-    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
+    res = check_prop2(PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
     (case,) = [c for c in res.cases if "limit" in c.label]
     assert case.label.endswith("limit (mu_i >= 2k)") is exact
     assert case.label.endswith("limit lower bound") is not exact
@@ -198,7 +187,7 @@ def test_prop2_gap_tolerance_is_z_times_the_lln_rms(shift, passes, monkeypatch):
     monkeypatch.setattr(SR, "running_mean_W", lambda rng, d, k, T, batch: (k + b) * np.eye(d))
     u = np.zeros((d, k))
     u[0, 0] = 2.0
-    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=T, batch=64)
+    res = check_prop2(PlantedRng(0, u), configs=((d, k, kp),), T=T, batch=64)
     gap_case = next(c for c in res.cases if "L_T -> L_inf" in c.label)
     assert bool(gap_case.passed) is passes
 
@@ -211,7 +200,7 @@ def test_prop2_lower_bound_case_fails_below_its_bound(monkeypatch):
     d, k, kp = 8, 3, 1
     Q, _ = np.linalg.qr(np.random.default_rng(d + k).standard_normal((d, k)))
     tail = SR.eckart_young_tail
-    res = check_prop2(_PlantedRng(0, np.sqrt(k) * Q), configs=((d, k, kp),), T=256, batch=64)
+    res = check_prop2(PlantedRng(0, np.sqrt(k) * Q), configs=((d, k, kp),), T=256, batch=64)
     (case,) = [c for c in res.cases if "limit" in c.label]
     assert case.label.endswith("limit lower bound") and bool(case.passed)
     calls = []
@@ -222,7 +211,7 @@ def test_prop2_lower_bound_case_fails_below_its_bound(monkeypatch):
         return 0.9 * value if len(calls) % 2 == 0 else value  # L_inf, the second of each pair
 
     monkeypatch.setattr(SR, "eckart_young_tail", shrunk)
-    res = check_prop2(_PlantedRng(0, np.sqrt(k) * Q), configs=((d, k, kp),), T=256, batch=64)
+    res = check_prop2(PlantedRng(0, np.sqrt(k) * Q), configs=((d, k, kp),), T=256, batch=64)
     (case,) = [c for c in res.cases if "limit" in c.label]
     assert not bool(case.passed) and not res.passed
 
@@ -246,6 +235,6 @@ def test_prop2_exact_limit_tolerance_is_4_d_squared_eps(c, passes, monkeypatch):
         return value + c * 4 * d * d * EPS * max(L, 1.0) if len(calls) % 2 == 0 else value
 
     monkeypatch.setattr(SR, "eckart_young_tail", off)
-    res = check_prop2(_PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
+    res = check_prop2(PlantedRng(0, u), configs=((d, k, kp),), T=256, batch=64)
     (case,) = [c_ for c_ in res.cases if "limit" in c_.label]
     assert case.label.endswith("limit (mu_i >= 2k)") and bool(case.passed) is passes

@@ -145,14 +145,12 @@ def test_r31_fails_when_some_column_subset_is_dependent(dependent):
     max(d, m) eps: the case fails (a margin merely different from the tolerance is no proof)."""
     from theory._checks_sr import check_r31
 
+    from ._pin_tools import PlantedRng
+
     U = np.random.default_rng(5).standard_normal((3, 4, 1))
     if dependent:
         U[1] = U[0]
 
-    class Planted(np.random.Generator):
-        def standard_normal(self, size=None, *a, **k):
-            return U.copy() if size == U.shape else super().standard_normal(size, *a, **k)
-
-    res = check_r31(Planted(np.random.PCG64(0)), sizes=((4, 3, 1),), subsets=4)
+    res = check_r31(PlantedRng(0, U), sizes=((4, 3, 1),), subsets=4)
     (case,) = [c for c in res.cases if "subsets of 3 columns" in c.label]
     assert bool(case.passed) is not dependent
