@@ -431,3 +431,12 @@ def test_an_object_with_a_star_but_no_u_star_is_no_planted_instance():
     half = SimpleNamespace(A_star=np.eye(3))
     with pytest.raises(ls.LandscapeInputError):
         ls.audit(half, 1, starts=1, progress=False, plots=False)
+
+
+def test_too_many_starts_are_refused_with_their_size_in_gib(monkeypatch):
+    # 8 bytes x starts x dim U: 2^27 starts of a (3, 3, 1) problem (dim 9) take 9 GiB
+    monkeypatch.setattr(R, "MAX_ARRAY_BYTES", 2**30)
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    with pytest.raises(ls.LandscapeInputError,
+                       match=r"^--starts 134217728: the starting points alone would take 9\.0 GiB \(limit 1 GiB\)$"):
+        ls.audit(inst, 1, starts=2**27, progress=False, plots=False)

@@ -118,3 +118,11 @@ def test_only_the_integer_version_is_read(version, ok):
 def test_a_document_that_is_no_certificate_says_what_it_is(doc, message):
     with pytest.raises(ValueError, match=message):
         D.Certificate.from_json(doc)
+
+
+def test_the_summary_lists_every_enclosure_bound_and_margin():
+    text = _cert().summary()
+    assert text.splitlines()[0] == "taylor certificate (T=2, d=2, k=1): not_certified"
+    for line in ("  G in [-inf, inf]", "  grad_norm in [0, 0.5]", "  G_upper = 2.5", "  margin m >= -inf",
+                 "  margin n >= 0.25"):
+        assert line in text.splitlines(), line

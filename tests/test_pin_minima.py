@@ -430,3 +430,18 @@ def test_gd_endpoint_tolerance_is_ten_gradients_over_sigma_squared_plus_the_roun
     assert gnorm == math.sqrt(float(np.sum(gA ** 2)) + float(np.sum(gU ** 2)))
     assert tol == 10.0 * gnorm / sigma ** 2 + 1e3 * _minima.EPS * scale
     assert dist == float(np.linalg.norm(A - inst.A_star))
+
+
+def test_thm33_gd_case_fails_when_the_polished_point_is_off_a_star(monkeypatch):
+    """The GD + polish case needs ||A - A*||_F within its tolerance: a polish returning a
+    point shifted by 0.1 (residual still reported as zero) fails the case."""
+    real = _minima.lm_solve
+
+    def shifted(problem, A0, U0, **kw):
+        A, U, r = real(problem, A0, U0, **kw)
+        return A + 0.1, U, 0.0
+
+    monkeypatch.setattr(_minima, "lm_solve", shifted)
+    res = _minima.check_thm33(np.random.default_rng(1), sizes=(), gd_sizes=((3, 3, 1),), starts=2)
+    (case,) = [c for c in res.cases if "GD (rel. err" in c.label and "+ polish" in c.label]
+    assert case.measured > case.tolerance and not case.passed

@@ -450,3 +450,16 @@ def test_factored_batch_trials_resync_every_fifty(monkeypatch):
     assert RESYNC_EVERY == 50
     assert [i + 1 for i, c in enumerate(per_trial) if c == 2] == [RESYNC_EVERY, 2 * RESYNC_EVERY]
     assert set(per_trial) == {1, 2}
+
+
+def test_a_line_search_that_finds_no_decrease_stops_the_start_and_says_so(monkeypatch):
+    """When every halving of the step fails the Armijo test the start stops at once with the
+    line-search reason (not left to run into the iteration limit)."""
+    from landscape._search import descent, methods
+
+    monkeypatch.setattr(descent, "ARMIJO_MAX_HALVINGS", 0)  # no trial at all: the search fails
+    P = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    starts = np.random.default_rng(1).standard_normal((2, 3, 3, 1))
+    out = methods.gradient_descent(P, starts, max_iter=20, spectrum=False, polish=False)
+    assert [r.stop_reason for r in out] == ["line search failed: no decrease along -grad (round-off level)"] * 2
+    assert all(r.iterations == 1 for r in out)
