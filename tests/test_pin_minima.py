@@ -359,6 +359,28 @@ def test_zero_residual_threshold_is_1e_9_of_the_tasks_norm(monkeypatch, side, ze
     assert rep.n_zero == zero
 
 
+@pytest.mark.parametrize("res_fraction", [0.0, 1e-3])
+@pytest.mark.parametrize("side,exceptions", [(1 - 1e-3, 0), (1 + 1e-3, 1)])
+def test_uniqueness_tolerance_is_10_r_over_sigma_plus_plus_the_rounding_floor(monkeypatch, res_fraction, side,
+                                                                             exceptions):
+    """A zero of the loss (residual r as the search reports it) at (1 -+ 1e-3) x
+    (10 r / sigma_+ + 1e3 eps ||tasks||_F) from A* is A* / a second minimiser: both at the
+    rounding floor alone (r = 0) and with the first-order term (planted sigma_+ = 0.5)."""
+    from landscape import random_instance
+
+    inst = random_instance(np.random.default_rng(2), 6, 3, 1)
+    scale = float(np.linalg.norm(inst.problem.tasks))
+    r = res_fraction * _minima.ZERO_RESIDUAL_RTOL * scale
+    tol = 10 * r / 0.5 + 1e3 * _minima.EPS * scale
+    E = np.random.default_rng(4).standard_normal((6, 6))
+    A = inst.A_star + side * tol * E / np.linalg.norm(E)
+    monkeypatch.setattr(_minima, "zero_loss_search", lambda problem, rng, starts: [(A, inst.U_star.copy(), r)])
+    monkeypatch.setattr(_minima, "quotient_jacobian_singular_values", lambda problem, U: np.array([4.0, 1.0, 0.5]))
+    rep = _minima.uniqueness_report(inst, np.random.default_rng(0), starts=1)
+    assert rep.tol_A == pytest.approx(tol, rel=1e-14, abs=0)
+    assert (rep.n_zero, rep.n_exceptions) == (1, exceptions)
+
+
 @pytest.mark.parametrize("starts,need", [(1, 3), (4, 3), (12, 3), (13, 4), (75, 19), (76, 19), (77, 20)])
 def test_a_search_must_find_three_zeros_and_a_quarter_of_its_starts(starts, need):
     """max(3, ceil(starts / 4)) zero-loss points, exactly: one fewer is not enough."""

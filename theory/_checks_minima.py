@@ -549,7 +549,7 @@ def uniqueness_report(
     # (with a kernel, the zero set is a manifold and only the transversal distance is
     # controlled by the residual; motion along the kernel is what non-uniqueness is)
     sigma_plus = float(s[s > JACOBIAN_NULL_RTOL * s[0]][-1])
-    tol_A = 10 * max_res / sigma_plus + ROUNDING_FLOOR_FACTOR * EPS * scale
+    tol_A = thm33_distance_tolerance(max_res, [sigma_plus], scale)  # the polished points' formula
     devs = [float(np.linalg.norm(A - inst.A_star)) for A, _, _ in zero]
     unique_devs = [x for x in devs if x <= tol_A]
     cor3 = 0.0
