@@ -214,3 +214,26 @@ def test_the_enumeration_reports_its_own_wall_time():
     r = enumerate_critical_points(rounded_tasks(0, 2, 3), 1)
     wall = time.perf_counter() - t0
     assert 0.0 < r.data["wall_time_s"] <= wall + 1e-3
+
+
+@pytest.mark.parametrize("T,k,lagrange", [(3, 2, False), (3, 1, False), (2, 2, True), (2, 1, True)])
+def test_the_certified_system_is_on_the_gauge_slice_for_three_or_more_tasks_and_lagrangian_for_two(T, k, lagrange):
+    """The square system certified at each point: with T >= 3 and k >= 2 the slice's fixed
+    entries (above the diagonal of each U_t's top k x k block) are not unknowns, and with
+    T = 2 every entry is, plus the multiplier mu of the boost constraint (one equation more)."""
+    pytest.importorskip("flint")
+    from landscape.enumeration._points import _Square
+    from landscape.enumeration._systems import exact_tasks
+
+    d = 3
+    sq = _Square(exact_tasks(rounded_tasks(0, d, T, k)), T, d, k)
+    assert sq.lagrange is lagrange
+    fixed = {(i, l) for l in range(k) for i in range(l)} if not lagrange else set()
+    assert sq.free == [(t, i, l) for t in range(T) for l in range(k) for i in range(d) if (i, l) not in fixed]
+    assert sq.n_u == T * d * k - T * len(fixed)
+    assert sq.compiled.n == sq.n_u + int(lagrange)
+    U = np.random.default_rng(1).standard_normal((T, d, k))
+    for i, l in fixed:
+        U[:, i, l] = 0.0
+    x = sq.pack(U)
+    assert x.size == sq.compiled.n and np.array_equal(sq.unpack(x), U)
