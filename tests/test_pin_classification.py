@@ -229,6 +229,26 @@ def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kin
     assert c.kind == kind, c.reason
 
 
+@pytest.mark.parametrize("h", [0.05, 0.45])
+def test_kantorovich_tolerance_is_twice_the_lipschitz_bound_times_the_newton_step(f2, h):
+    """Where Kantorovich holds the eigenvalue tolerance is eta = 2 L3 ||g|| / sigma = 2 h sigma
+    (the radius L3 delta, delta = 2 ||g|| / sigma), far above the rounding term here; and
+    the smallest planted eigenvalue sigma > eta counts as positive."""
+    inst, U, spec = f2
+    p = inst.problem
+    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
+    v = np.random.default_rng(3).standard_normal(U.shape)
+    Ur = U + 10 * crit / np.linalg.norm(p.schur_complement(U) @ v.reshape(-1)) * v
+    gn = float(np.linalg.norm(reduced_grad(p, Ur)))
+    sigma = _sigma_for_h(h, _m(Ur), gn)
+    c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
+    L3 = 12.0 * (_m(Ur) + 2.0 * gn / sigma)
+    assert c.eigenvalue_tolerance == pytest.approx(2.0 * L3 * gn / sigma, rel=1e-12, abs=0)
+    assert c.eigenvalue_tolerance == pytest.approx(2.0 * c.kantorovich_h * sigma, rel=1e-12, abs=0)
+    assert c.eigenvalue_tolerance > 1e6 * ZERO_EIGENVALUE_RTOL * max(1.0, problem_scale(p))
+    assert c.n_zero == 0
+
+
 def _near_global_minimum(f2, seed):
     """The F.2 problem 1e-6 away from its global minimum U* (G ~ 1e-12, far above round-off):
     the problem, the point, G, ||grad G|| there and the F.2 spectrum to plant into."""

@@ -147,3 +147,19 @@ def test_the_dense_eigensolver_serves_up_to_1500_dimensions(n, method):
     lam, vec, got = ls.smallest_eigenpairs(lambda x: diag * np.ravel(x), n, count=1)
     assert got == method
     assert abs(lam[0] + 1.0) < 1e-8
+
+
+@pytest.mark.parametrize("rtol,columns", [(0.6, 2), (0.6 * (1 - 1e-15), 3), (0.0, 3)])
+def test_a_generator_at_exactly_rtol_times_the_largest_is_dropped(rtol, columns):
+    """U = diag(0, 3, 4) (k = 3): the three O(3) generators are orthogonal with norms
+    3, 4 and 5 (exact singular values). A singular value is kept only when strictly above
+    rtol s_max: at rtol = 3 / 5 (0.6 x 5 == 3.0 exactly) the generator of norm 3 is dropped,
+    just below it is kept. A rank-one U_t's exactly dependent generator is dropped even at
+    rtol = 0."""
+    U = np.zeros((1, 3, 3))
+    U[0, 1, 1], U[0, 2, 2] = 3.0, 4.0
+    assert 0.6 * 5.0 == 3.0
+    assert symmetry_tangent_basis(U, rtol=rtol).shape == (9, columns)
+    one = np.zeros((1, 3, 3))
+    one[0, 0, 0] = 1.0
+    assert symmetry_tangent_basis(one, rtol=0.0).shape == (9, 2)

@@ -79,3 +79,26 @@ def test_below_the_factored_size_the_loss_and_gradient_are_the_dense_ones_bit_fo
     assert d < FA.FACTORED_MIN_D and not FA.uses_factored(p)
     assert FA.reduced_loss(p, U) == p.reduced_loss(U)
     np.testing.assert_array_equal(FA.reduced_grad(p, U), p.reduced_grad(U))
+    v = rng.standard_normal(p.dim_U)
+    np.testing.assert_array_equal(FA.reduced_hvp_operator(p, U) @ v, p.reduced_hvp_operator(U) @ v)
+
+
+def test_from_the_factored_size_on_the_hvp_never_builds_the_dense_operator(monkeypatch):
+    """At d = FACTORED_MIN_D the Hessian-vector products come from the factored products
+    (the dense operator's (T, d, d) temporaries are what the factored path avoids), and
+    agree with the dense ones."""
+    import landscape._factored as FA
+
+    d = FA.FACTORED_MIN_D
+    rng = np.random.default_rng(0)
+    p = LoraMLProblem(rng.standard_normal((2, d, d)), 1)
+    U = rng.standard_normal((2, d, 1))
+    v = rng.standard_normal(p.dim_U)
+    dense = p.reduced_hvp_operator(U) @ v
+    assert FA.uses_factored(p)
+
+    def refuse(*a, **k):
+        raise AssertionError("the dense operator was built at the factored size")
+
+    monkeypatch.setattr(LoraMLProblem, "reduced_hvp_operator", refuse)
+    np.testing.assert_allclose(FA.reduced_hvp_operator(p, U) @ v, dense, rtol=1e-10, atol=1e-10 * np.abs(dense).max())

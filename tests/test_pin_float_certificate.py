@@ -630,3 +630,23 @@ def test_a_positive_lambda_claim_is_the_rigorous_bound_lowered_by_1e_9(small_fp_
     claim = small_fp_cert["bounds"]["lambda_min_quotient_lower"]
     assert _rump._CLAIM_SLACK == 1e-9 and lam_rig > 0
     assert lam_rig * (1 - 1.01e-9) <= claim < lam_rig * (1 - 0.99e-9)
+
+
+@pytest.mark.parametrize("common_scale", [0.5, 3.0])
+def test_the_embedded_block_is_one_symmetric_matrix_of_the_requested_scale(common_scale):
+    """The embedding adds one symmetric p x p block N, the same for every task, rotated with
+    the tasks: the task differences keep their norms, ||big_t||^2 = ||A*_t||^2 + ||N||^2,
+    and N (Gaussian, entries of variance common_scale^2 / p, symmetrised) has
+    ||N||_F^2 close to common_scale^2 (p + 1) / 2 (p = 300: within a few per cent)."""
+    inst, U0 = f2_spurious_instance()
+    small = inst.problem.tasks
+    d0, p = small.shape[1], 300
+    tasks, U, _, _ = _rump.embed_spurious_instance(small, U0, inst.U_star, d0 + p, np.random.default_rng(5),
+                                                   common_scale=common_scale)
+    np.testing.assert_array_equal(tasks, np.swapaxes(tasks, 1, 2))
+    for t in range(1, small.shape[0]):
+        assert np.linalg.norm(tasks[t] - tasks[0]) == pytest.approx(np.linalg.norm(small[t] - small[0]), rel=1e-10)
+    n_sq = [float(np.sum(tasks[t] ** 2) - np.sum(small[t] ** 2)) for t in range(small.shape[0])]
+    assert max(n_sq) - min(n_sq) <= 1e-9 * max(n_sq)
+    assert n_sq[0] == pytest.approx(common_scale**2 * (p + 1) / 2, rel=0.1)
+    np.testing.assert_allclose(np.linalg.norm(U, axis=1), np.linalg.norm(U0, axis=1), rtol=1e-12)

@@ -186,3 +186,11 @@ def test_the_dense_mode_is_compared_by_value_not_identity():
     assert len(got) == len(want) == 1 + len(polish.LM_DAMPINGS)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["auto", "Dense", "", "lanczos"])
+def test_an_unknown_curvature_mode_is_refused_not_run_as_hvp(mode):
+    P = ls.random_instance(np.random.default_rng(0), 3, 3, 1).problem
+    U = np.random.default_rng(1).standard_normal((3, 3, 1))
+    with pytest.raises(ValueError, match="unknown curvature mode"):
+        polish.candidate_steps(P, U, P.reduced_grad(U), mode)

@@ -16,6 +16,7 @@ case's tolerance to its prediction.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -154,3 +155,48 @@ def test_r31_fails_when_some_column_subset_is_dependent(dependent):
     res = check_r31(PlantedRng(0, U), sizes=((4, 3, 1),), subsets=4)
     (case,) = [c for c in res.cases if "subsets of 3 columns" in c.label]
     assert bool(case.passed) is not dependent
+
+
+@pytest.mark.parametrize("offset,passed", [(0.99, True), (-0.99, True), (1.01, False), (-1.01, False)])
+def test_appc_monte_carlo_cases_pass_within_z_standard_errors_only(monkeypatch, offset, passed):
+    """T E||mean UV^T||^2 = k d^2 and T E||mean UU^T - kI||^2 = k d (d + 1): each Monte Carlo
+    case passes exactly when its mean is within Z_CRITICAL standard errors of the formula
+    (the estimates planted at offset x Z se, on either side)."""
+    import itertools
+
+    import theory._checks_sr as SR
+
+    d, k = 5, 2
+    targets = itertools.cycle([k * d * d, k * d * (d + 1)])
+    monkeypatch.setattr(SR, "mean_and_se", lambda x: (next(targets) + offset * SR.Z_CRITICAL * 0.5, 0.5))
+    res = SR.check_appC(np.random.default_rng(1), d=d, k=k, Ts=(2, 3), reps=20)
+    mc = [c for c in res.cases if "E||" in c.label]
+    assert len(mc) == 4
+    assert [c.predicted for c in mc] == [k * d * d, k * d * (d + 1)] * 2
+    assert all(c.tolerance == SR.Z_CRITICAL * 0.5 for c in mc)
+    assert [bool(c.passed) for c in mc] == [passed] * 4
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("factor,agrees", [(0.9, True), (1.1, False)])
+def test_prop1_positive_loss_must_match_eckart_young_within_the_rounding_norm(monkeypatch, seed, factor, agrees):
+    """At k' = r - 1 the fine-tuning loss must equal the Eckart-Young tail ey up to
+    |loss - ey| <= delta sqrt(2 ey) + delta^2, delta = sqrt(2 zero_tol) = d^2 eps s_1 (two
+    evaluations of one Frobenius norm): a tail planted at 0.9 / 1.1 times the largest
+    allowed gap x (the root of x = delta sqrt(2 (loss + x)) + delta^2) agrees / does not."""
+    import theory._checks_sr as SR
+
+    real = SR.eckart_young_tail
+
+    def planted(sv, kp):
+        ey = real(sv, kp)
+        d = len(sv)
+        delta2 = 2 * 0.5 * d**2 * (d * SR.EPS * sv[0]) ** 2
+        x = 2 * delta2 + math.sqrt(3 * delta2**2 + 2 * delta2 * ey)
+        return ey + factor * x
+
+    monkeypatch.setattr(SR, "eckart_young_tail", planted)
+    res = SR.check_prop1(np.random.default_rng(seed), sizes=((10, 3, 1), (8, 2, 2)))
+    below = [c for c in res.cases if "min L*_T+1" in c.label and isinstance(c.predicted, str)]
+    assert len(below) == 2 and all(c.measured > c.tolerance for c in below)
+    assert [bool(c.passed) for c in below] == [agrees, agrees]

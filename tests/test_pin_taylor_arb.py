@@ -124,3 +124,48 @@ def test_auto_keeps_the_ball_certificate_within_a_larger_budget(monkeypatch):
     monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float route")
     cert = TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10, rng=np.random.default_rng(0))
     assert cert != "float route" and cert.kind == "taylor"
+
+
+@pytest.mark.parametrize("T,d,route", [(3, 100, "ball"), (7, 43, "float")])
+def test_the_default_ball_budget_is_n_300(monkeypatch, T, d, route):
+    """With the default budget a k = 1 problem of n = T d = 300 is certified in ball
+    arithmetic and one of n = 301 goes to the float certificate (THEORY.md section 8: the
+    arb Hessian is built entry by entry, measured at n = 300)."""
+    import landscape.certificates.taylor_arb as TA
+    import landscape.certificates.taylor_fp as TF
+    from landscape import random_instance
+
+    class Ball(Exception):
+        pass
+
+    def ball(*a, **k):
+        raise Ball
+
+    inst = random_instance(np.random.default_rng(0), d, T, 1)
+    assert inst.problem.dim_U in (300, 301)
+    monkeypatch.setattr(TA, "polish_critical_point", ball)
+    monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float")
+    try:
+        got = TA.taylor_certificate(inst.problem, inst.U_star)
+    except Ball:
+        got = "ball"
+    assert got == route
+
+
+@pytest.mark.parametrize("module_max, routed", [(24, False), (23, True)])
+def test_a_lowered_budget_routes_to_floats_only_above_the_module_budget(monkeypatch, module_max, routed):
+    """max_dim below n = 24 routes a k = 1 problem to the float certificate only when n is
+    also strictly above TAYLOR_MAX_DIM; at n == TAYLOR_MAX_DIM it is refused."""
+    import landscape.certificates.taylor_arb as TA
+    import landscape.certificates.taylor_fp as TF
+    from landscape import random_instance
+    from landscape.certificates import CertificateTooLarge
+
+    inst = random_instance(np.random.default_rng(0), 8, 3, 1)
+    monkeypatch.setattr(TA, "TAYLOR_MAX_DIM", module_max)
+    monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float route")
+    if routed:
+        assert TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10) == "float route"
+    else:
+        with pytest.raises(CertificateTooLarge, match="exceeds the budget"):
+            TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10)

@@ -335,3 +335,12 @@ def test_refusals():
     p1 = ls.LoraMLProblem(rng.standard_normal((3, 4, 4)), 1)
     with pytest.raises(CertificateTooLarge):
         _rump.fp_taylor_certificate(p1, rng.standard_normal((3, 4, 1)), max_dim=5)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.5, 7.0])
+def test_the_largest_factor_norm_bound_is_tight_also_below_one(scale):
+    """m_upper encloses max_t ||u_t|| from above and within a few ulps, whether the
+    factors are below or above 1 (an initial maximum of 1 would bound small factors by 1)."""
+    u = scale * np.array([[0.6, 0.8, 0.0], [0.0, 0.3, 0.4]])
+    m = _rump._m_upper(u)
+    assert scale <= m <= scale * (1 + 1e-14)

@@ -16,6 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from landscape._random import accepts_seed
+
 from ._result import Case, CheckResult
 
 __all__ = ["check_enumeration", "exact_m1_tasks"]
@@ -44,6 +46,7 @@ def _zero_orbits(res):
     return [i for i, o in enumerate(res.data["orbit_list"]) if o.get("G_enclosure", [1, 1])[0] <= 0.0]
 
 
+@accepts_seed()
 def check_enumeration(rng: np.random.Generator, *, t2_instances: int = 3, t3_instances: int = 1,
                       control: bool = True) -> CheckResult:
     t0 = time.perf_counter()

@@ -130,8 +130,6 @@ def perturbed_gradient_descent(
     stationary point.  Escaping strict saddles this way is what Thm 3.4 (THEORY.md
     section 6) relies on for :math:`T=2`.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
     starts, mode, count = _common(problem, starts, mode, spectrum_count)
     gtol = PGD_GRAD_REL * problem_scale(problem) ** 1.5
     U, iters, reasons = _descent_batch(problem, starts, max_iter=max_iter, gtol=gtol, rng=rng, perturb=True)
@@ -414,8 +412,6 @@ def search(
     -------
     list of SearchResult, sorted by ``start_index``.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
     methods = _expand_methods(methods)
     mode = curvature_mode(problem, mode).mode
     rand = random_starts(problem, rng, int(n_starts))

@@ -55,6 +55,8 @@ def candidate_steps(problem: LoraMLProblem, U: np.ndarray, g: np.ndarray, mode: 
     eigenvalues make the Newton step overshoot.  ``"hvp"``: the inexact Newton step
     :math:`x` of MINRES on :math:`Sx=-g`, then :math:`x/2,\dots,x/32` (backtracking).
     Vectors of length ``T d k`` (:func:`vec_factors` order)."""
+    if mode not in ("dense", "hvp"):
+        raise ValueError(f"unknown curvature mode {mode!r}: use 'dense' or 'hvp'")
     gv = vec_factors(g)
     if mode == "dense":
         lam, V = np.linalg.eigh(problem.schur_complement(U))

@@ -123,8 +123,6 @@ def random_starts(problem: LoraMLProblem, rng: np.random.Generator, n: int) -> n
     that both the neighbourhood of :math:`\mathbf U=0` (where saddles of low rank sit)
     and the far field are explored.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
     T, d, k = problem.T, problem.d, problem.k
     s = problem_scale(problem)
     c = np.exp(rng.uniform(np.log(1 / 16), np.log(4.0), size=n))

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .._objective import LoraMLProblem, vec_factors
+from .._random import accepts_seed
 
 #: Newton polishing: at most this many steps; a step is kept only if it lowers the
 #: gradient norm, so the loop also stops at the float64 noise floor (~1e-16 * ||S|| ||U||).
@@ -76,6 +77,7 @@ def polish_critical_point(problem: LoraMLProblem, U, *, max_steps: int = POLISH_
     }
 
 
+@accepts_seed()
 def find_witness(
     problem: LoraMLProblem,
     *,
@@ -91,9 +93,7 @@ def find_witness(
     """
     from scipy.optimize import minimize
 
-    rng = np.random.default_rng(WITNESS_SEED) if rng is None else rng
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
+    rng = np.random.default_rng(WITNESS_SEED) if rng is None else rng  # a seed is converted by accepts_seed
     T, d, k = problem.T, problem.d, problem.k
     centred = problem.tasks - problem.mean_task[None]
     # Entries of size s give ||U_t U_t^T||_F ~ d k s^2; match the spread of the tasks.

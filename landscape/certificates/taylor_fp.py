@@ -101,6 +101,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .._objective import LoraMLProblem
+from .._random import accepts_seed
 from .common import _claims_hold, _taylor_decide, _taylor_radius
 from .data import ARB_PRECISION, Certificate, CertificateNotApplicable, CertificateTooLarge, register_verifier
 
@@ -596,6 +597,7 @@ def _lambda_estimate(problem: LoraMLProblem, U: np.ndarray, rng) -> float:
     return float(reduced_spectrum(problem, U, dense_max_dim=0, count=1, rng=rng).lambda_min_quotient)
 
 
+@accepts_seed()
 def fp_taylor_certificate(problem: LoraMLProblem, U0, *, witness=None, rng: np.random.Generator | None = None,
                           polish: bool = True, max_dim: int = FP_TAYLOR_MAX_DIM, precision: int | None = None):
     r"""Taylor certificate (C1)-(C2) of THEORY.md section 8 with a priori float error
@@ -696,6 +698,7 @@ register_verifier("taylor_fp", _verify)
 # --------------------------------------------------------------------------------------
 # A spurious minimum embedded in a larger dimension
 # --------------------------------------------------------------------------------------
+@accepts_seed()
 def embed_spurious_instance(tasks, U0, U_star, d: int, rng: np.random.Generator, *, common_scale: float = 1.0):
     r"""Embed a ``k = 1`` instance with a strict spurious local minimum ``U0`` into
     dimension ``d``.
