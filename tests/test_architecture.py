@@ -276,3 +276,18 @@ def test_checker_sees_a_long_module_without_a_reason(tmp_path):
     _, tree = import_graph(tmp_path, FLOOR)
     assert long_modules(tree) == [f"landscape/long.py ({MAX_LINES + 1} lines) has no '{LONG_MARK} ...' "
                                   "in its docstring"]
+
+
+def test_no_source_file_holds_control_characters():
+    """No tab, bell, vertical tab, form feed or other control byte in the project's Python
+    sources: in a docstring one is almost always a swallowed escape (``\\top`` written where
+    ``r"..."`` was meant reads as a tab and "op")."""
+    import re
+
+    bad = []
+    for pkg in ("theory", "landscape", "empirics", "figures", "tools", "benchmarks", "tests"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")  # (splitlines would split at \x0b and \x0c)
+            bad += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}"
+                    for m in re.finditer(r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\t", text)]
+    assert bad == []

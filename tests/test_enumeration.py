@@ -147,6 +147,7 @@ def test_two_tasks_reported_non_isolated_and_slice_certified():
     tasks = rounded_tasks(1, 3, 2, 1)
     r = enumerate_critical_points(tasks, 1)
     assert r.data["non_isolated"] and r.data["boost_slice"]
+    assert r.data["degree_meaning"].endswith(" of the invariant system on the boost slice")
     assert r.complete
     # Thm 3.4 shape: every orbit above the lowest critical value is a strict saddle
     low = r.data["lowest_critical_value"]

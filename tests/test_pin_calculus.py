@@ -127,3 +127,27 @@ def test_default_sizes_and_the_majority_of_three_directions(monkeypatch):
         cc.check_schur(np.random.default_rng(0))
     assert seen["default"] == ((4, 2, 2), (3, 3, 1), (4, 3, 2), (6, 3, 2))
     assert cc.TAYLOR_DIRECTIONS == 3
+
+
+@pytest.mark.parametrize("directions,passing,majority", [(5, 3, True), (5, 2, False), (4, 3, True), (4, 2, False)])
+def test_taylor_cases_need_a_strict_majority_of_their_directions(monkeypatch, directions, passing, majority):
+    """Each Taylor-slope case passes when more than half of its TAYLOR_DIRECTIONS directions
+    do: of five, three are enough and two are not; of four, two (a tie) are not
+    (taylor_check planted)."""
+    import types
+
+    import theory._checks_calculus as CC
+
+    calls = []
+
+    def planted(*a, **k):
+        calls.append(None)
+        return types.SimpleNamespace(passed=(len(calls) - 1) % directions < passing, slope_gradient=2.0,
+                                     slope_hessian=3.0)
+
+    monkeypatch.setattr(CC, "TAYLOR_DIRECTIONS", directions)
+    monkeypatch.setattr(CC, "taylor_check", planted)
+    res = CC.check_schur(np.random.default_rng(0), sizes=((3, 2, 1),))
+    taylor = [c for c in res.cases if "Taylor slopes" in c.label]
+    assert len(taylor) == 2 and len(calls) == 2 * directions
+    assert [bool(c.passed) for c in taylor] == [majority, majority]

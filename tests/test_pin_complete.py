@@ -210,3 +210,60 @@ def test_precise_newton_settles_on_a_zero_at_the_origin():
     assert got is not None and np.max(np.abs(got)) < 1e-30
     far = newton_precise(sys_, np.array([-0.9, -0.9], dtype=complex))  # the other root, -1
     assert far is not None and np.max(np.abs(far - (-1.0))) == 0.0
+
+
+R4, x1, x2, y1, y2 = ring("x1,x2,y1,y2", QQ)
+# two blocks of d = 2 unknowns: x1 + x1^2 = 0, x2 = x1, y1^2 = 2, y2 = y1; a root with block 0 zero
+TWO_BLOCKS = CompiledSystem([x1 + x1**2, x2 - x1, y1**2 - 2, y2 - y1], [x1, x2, y1, y2])
+# the same with the blocks swapped (the zero root's block last)
+SWAPPED = CompiledSystem([x1**2 - 2, x2 - x1, y1 + y1**2, y2 - y1], [x1, x2, y1, y2])
+
+
+@pytest.mark.parametrize("block", [0, 1])
+def test_the_proof_imposes_exact_zeros_on_every_zero_block(block):
+    """_prove sets each listed zero block (d entries) to exactly 0 before Krawczyk's test,
+    the first block and the last alike; the box is certified around that point."""
+    from landscape.enumeration._complete import _prove
+
+    if block == 0:
+        x0, root = np.array([1e-13, -1e-13, np.sqrt(2), np.sqrt(2)]), np.array([0.0, 0.0, np.sqrt(2), np.sqrt(2)])
+    else:
+        x0, root = np.array([np.sqrt(2), np.sqrt(2), 1e-13, -1e-13]), np.array([np.sqrt(2), np.sqrt(2), 0.0, 0.0])
+    kr = _prove(TWO_BLOCKS if block == 0 else SWAPPED, x0.astype(complex), [block], True, 2, 1.0 + np.sqrt(2))
+    assert kr.certified and np.max(np.abs(kr.center - root)) <= kr.radius
+    assert np.all(kr.center[2 * block:2 * block + 2] == 0)
+
+
+@pytest.mark.parametrize("side,tightened", [(1 - 1e-3, True), (1 + 1e-3, False)])
+def test_a_box_is_tightened_only_above_1e_10_of_the_scale(side, tightened):
+    """The extra Newton run happens exactly when the certified radius exceeds 1e-10 x scale:
+    the scale is set so that the loose box's radius is (1 -+ 1e-3) times that."""
+    from landscape.enumeration._complete import _prove
+    from landscape.enumeration._krawczyk import krawczyk_complex
+
+    x0 = np.array([np.sqrt(2) + 1e-6, np.sqrt(2) - 1e-6], dtype=complex)
+    loose = krawczyk_complex(WELL, x0)
+    scale = side * loose.radius / 1e-10
+    kr = _prove(WELL, x0, [], True, 2, scale)
+    assert kr.certified
+    assert (kr.radius < 1e-12) is tightened and (kr.radius == loose.radius) is (not tightened)
+
+
+@pytest.mark.parametrize("zero_block,imag,polished", [(True, 0.5, True), (False, 0.0, True), (False, 0.5, False)])
+def test_a_point_is_polished_again_when_a_block_is_zero_or_it_is_real(zero_block, imag, polished):
+    """_shape re-polishes the point when either a block was set to 0 or the point was made
+    real (each alone suffices), and leaves it as it is when neither applies."""
+    from landscape.enumeration._complete import _shape
+
+    calls = []
+
+    def polish(z):
+        calls.append(z.copy())
+        return z
+
+    x = np.array([2.0, 1.0 + 1j * imag, 1e-12 if zero_block else 0.5, 0.0], dtype=complex)
+    y, zero, real, _ = _shape(None, x.copy(), 2, 2, polish)
+    assert zero == ([1] if zero_block else []) and real is (imag == 0.0)
+    assert len(calls) == int(polished)
+    if zero_block:
+        assert np.all(calls[0][2:] == 0)

@@ -467,3 +467,28 @@ def test_thm33_gd_case_fails_when_the_polished_point_is_off_a_star(monkeypatch):
     res = _minima.check_thm33(np.random.default_rng(1), sizes=(), gd_sizes=((3, 3, 1),), starts=2)
     (case,) = [c for c in res.cases if "GD (rel. err" in c.label and "+ polish" in c.label]
     assert case.measured > case.tolerance and not case.passed
+
+
+def test_the_gd_endpoint_tolerance_uses_the_endpoint_s_full_gradient_norm(monkeypatch):
+    """The GD endpoint's loss tolerance is built from ||grad L(A_gd, U_gd)|| over both blocks,
+    sqrt(||grad_A L||^2 + ||grad_U L||^2), and the case label prints that number."""
+    seen = {}
+    real_gd, real_tol = _minima.official_alternating_gd, _minima.gd_endpoint_loss_tolerance
+
+    def gd(train, rng, outer):
+        seen["train"], seen["point"] = train, real_gd(train, rng, outer=outer)
+        return seen["point"]
+
+    def tol(gnorm, sigma_plus, scale):
+        seen["gnorm"] = gnorm
+        return real_tol(gnorm, sigma_plus, scale)
+
+    monkeypatch.setattr(_minima, "official_alternating_gd", gd)
+    monkeypatch.setattr(_minima, "gd_endpoint_loss_tolerance", tol)
+    res = _minima.check_thm32_gd(np.random.default_rng(0), d=4, k=1, outer=50)
+    gA, gU = seen["train"].grad(*seen["point"])
+    want = float(np.sqrt(np.sum(gA**2) + np.sum(gU**2)))
+    assert np.abs(gA).max() > 0 and np.abs(gU).max() > 0
+    assert seen["gnorm"] == pytest.approx(want, rel=1e-12, abs=0)
+    (case,) = [c for c in res.cases if c.label.startswith("GD endpoint: loss")]
+    assert f"(||grad L|| = {want:.1e})" in case.label

@@ -11,6 +11,7 @@ and the case must fail; unmoved, it passes.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -512,3 +513,28 @@ def test_l4_fails_when_a_non_leading_block_shows_no_negative_curvature(monkeypat
 
     blocks = int(re.search(r"\((\d+) blocks\)", case.label).group(1))
     assert blocks > 0 and case.measured == blocks and not case.passed
+
+
+def test_l7_checks_the_rank_of_both_blocks(monkeypatch):
+    """L7 asks rank U_1 = rank U_2 = k at every Remark-B.1 point: with the rank of the first
+    block (the view at the start of U) planted one short, every such point is counted bad
+    and the L7 case fails; with the true ranks it passes."""
+    import theory._checks_saddles as SD
+
+    real = SD._num_rank
+
+    def short_first_block(M, tol):
+        r = real(M, tol)
+        first = M.base is not None and M.ndim == 2 and M.ctypes.data == M.base.ctypes.data and M.base.ndim == 3
+        return r - 1 if first else r
+
+    def l7(res):
+        (case,) = [c for c in res.cases if ": L7 " in c.label]
+        return case
+
+    ok = l7(SD.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1))
+    assert int(re.search(r"\((\d+) checked\)", ok.label).group(1)) >= 1 and ok.passed
+    monkeypatch.setattr(SD, "_num_rank", short_first_block)
+    bad = l7(SD.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1))
+    checked = int(re.search(r"\((\d+) checked\)", bad.label).group(1))
+    assert checked >= 1 and 1 <= bad.measured <= checked and not bad.passed

@@ -304,6 +304,13 @@ def official_alternating_gd(
     return A, U
 
 
+def full_grad_norm(problem, A, U) -> float:
+    r""":math:`\|\nabla\mathcal L(A,\mathbf U)\|` over both blocks,
+    :math:`\sqrt{\|\nabla_A\mathcal L\|_F^2+\sum_t\|\nabla_{U_t}\mathcal L\|_F^2}`."""
+    gA, gU = problem.grad(A, U)
+    return math.sqrt(float(np.sum(gA**2)) + float(np.sum(gU**2)))
+
+
 def gd_endpoint_loss_tolerance(gnorm: float, sigma_plus: float, scale: float) -> float:
     r"""Largest loss of a GD endpoint near a zero set of transversal conditioning
     :math:`\sigma_+`: :math:`L\approx\|J\delta\|^2/2` and :math:`\nabla L\approx J^\top J\delta`
@@ -365,8 +372,7 @@ def check_thm32_gd(
     # L ~ ||J delta||^2 / 2 and grad L ~ J^T J delta, so L <= ||grad L||^2 / (2 sigma_+^2)
     # to first order.  A positive-loss critical point (grad L = 0, L > 0) fails this.
     sing = np.linalg.svd(_residual_jacobian(train, U), compute_uv=False)
-    gA, gU = train.grad(A_gd, U_gd)
-    gnorm = math.sqrt(float(np.sum(gA**2)) + float(np.sum(gU**2)))
+    gnorm = full_grad_norm(train, A_gd, U_gd)
     sigma_plus = float(sing[sing > JACOBIAN_NULL_RTOL * sing[0]][-1])
     gd_loss_tol = gd_endpoint_loss_tolerance(gnorm, sigma_plus, scale)
     cases.append(Case(f"GD endpoint: loss <= 10 ||grad L||^2/(2 sigma_+^2) (||grad L|| = {gnorm:.1e})", 0.0,
@@ -398,14 +404,11 @@ def gd_endpoint_distance(problem, A_gd, U_gd, A_ref, sing, scale):
 
     ``sing``: singular values of the (quotient) residual Jacobian at the zero; the
     smallest one above :data:`JACOBIAN_NULL_RTOL` is the transversal conditioning
-    :math:`\sigma`.  To first order :math:`
-abla\mathcal L=J^	op Rpprox J^	op J(x-x^\star)`,
-    so the distance is at most :math:`\|
-abla\mathcal L\|/\sigma^2`
+    :math:`\sigma`.  To first order :math:`\nabla\mathcal L=J^\top R\approx J^\top J(x-x^\star)`,
+    so the distance is at most :math:`\|\nabla\mathcal L\|/\sigma^2`
     (:data:`GD_DISTANCE_FACTOR` times that, plus rounding).
     """
-    gA, gU = problem.grad(A_gd, U_gd)
-    gnorm = math.sqrt(float(np.sum(gA**2)) + float(np.sum(gU**2)))
+    gnorm = full_grad_norm(problem, A_gd, U_gd)
     sigma = float(sing[sing > JACOBIAN_NULL_RTOL * sing[0]][-1])
     tol = GD_DISTANCE_FACTOR * gnorm / sigma**2 + ROUNDING_FLOOR_FACTOR * EPS * scale
     return float(np.linalg.norm(A_gd - A_ref)), tol, gnorm

@@ -343,9 +343,9 @@ PIN_FACTOR = 10.0
 def rank_threshold_pins(rng: np.random.Generator, shapes=((10, 10), (12, 7))):
     r"""Cases pinning the numerical-rank threshold of every rank statement.
 
-    For each shape, :math:`M=Q_1\,\mathrm{diag}(s)\,Q_2^	op` with random orthogonal
+    For each shape, :math:`M=Q_1\,\mathrm{diag}(s)\,Q_2^\top` with random orthogonal
     :math:`Q_i`, :math:`r` singular values of order one and one more at
-    :math:`10	imes` (resp. :math:`0.1	imes`) the threshold :math:`s_1\max(m,n)arepsilon`:
+    :math:`10\times` (resp. :math:`0.1\times`) the threshold :math:`s_1\max(m,n)\varepsilon`:
     the numerical rank must be :math:`r+1` (resp. :math:`r`).
     """
     out = []
