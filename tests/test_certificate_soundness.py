@@ -463,7 +463,10 @@ def test_independent_verifier_refuses_every_kind_of_tampering(f2_polished):
     from theory._independent import is_positive_definite
 
     _, cert = f2_polished
-    assert verify_taylor_exact(cert.to_dict()).ok
+    rep = verify_taylor_exact(cert.to_dict())
+    assert rep.ok
+    g_exact = rep.values["grad_norm"]  # ||grad G(U0)||, exact up to the float of its square root
+    assert 0 < g_exact < 1e-3
     lam_f = _float_lambda(cert.problem, cert.point)
     G0 = cert.enclosures["G(U0)"]
     # the point as its own witness: (C2) fails, a local (not spurious) minimum
@@ -480,6 +483,10 @@ def test_independent_verifier_refuses_every_kind_of_tampering(f2_polished):
         "point moved": _tampered(cert, point=(np.asarray(cert.point) * (1 + 1e-12)).tolist()),
         "verdict upgraded": _tampered(local, verdict=VERDICT_SPURIOUS),
         "radius doubled": _tampered(cert, radius=2 * cert.radius),
+        "||g|| enclosure above the exact norm": _tampered(
+            cert, **{"enclosures.grad_norm": [g_exact * (1 + 1e-6), cert.enclosures["grad_norm"][1]]}),
+        "||g|| enclosure below the exact norm": _tampered(
+            cert, **{"enclosures.grad_norm": [cert.enclosures["grad_norm"][0], g_exact * (1 - 1e-6)]}),
     }
     for name, data in tampered.items():
         assert not verify_taylor_exact(data).ok, name

@@ -294,3 +294,23 @@ def test_a_missing_sign_copy_is_reported_with_the_orbit_s_count(small):
     bad["msolve"]["real_critical_points"] -= 1
     assert any(m.startswith("msolve: an orbit with 1 non-zero blocks has 1 of 2 sign copies")
                for m in check_agreement(bad))
+
+
+def test_the_record_times_route_one_as_the_run_less_the_homotopy(monkeypatch):
+    """msolve's wall time including certification is the whole run's wall time less the
+    homotopy route's seconds (both from the same run), to 0.1 s."""
+    import types
+
+    import landscape.enumeration._agreement as AG
+    import landscape.enumeration._core as core
+
+    data = {"wall_time_s": 10.26, "instance": {}, "orbit_list": [], "complete": True, "degree": 1,
+            "real_critical_points": 1, "orbits": 0, "counts_by_class": {}, "lowest_critical_value": None,
+            "routes": {"msolve": {"seconds": 3.0}, "phc": {"seconds": 4.0, "certified_points": []}}}
+    monkeypatch.setattr(core, "enumerate_critical_points", lambda *a, **k: types.SimpleNamespace(data=data, points=[]))
+    from landscape import random_instance
+
+    tasks = np.round(random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
+    rec = AG.agreement_record(tasks, 1)
+    assert rec["msolve"]["wall_s_including_certification"] == 6.3
+    assert rec["msolve"]["seconds"] == 3.0 and rec["phc"]["seconds"] == 4.0

@@ -105,3 +105,21 @@ def test_rate_slopes_fit_the_means_of_the_errors_over_sigma_squared_and_report_t
     assert len(slopes) == 6
     assert sum(c.tolerance.endswith("(max 0.1)") for c in slopes) == 5
     assert sum(c.tolerance.endswith("(max 0.08)") for c in slopes) == 1
+
+
+@pytest.mark.parametrize("Ts,saturated", [((3, 4, 5, 6, 7), [5, 6, 7]), ((3, 4, 5), None), ((3, 4, 5, 6), [5, 6])])
+def test_the_saturation_fit_takes_every_saturated_t_from_two_on(Ts, saturated):
+    """The saturation slope is fitted over every T with (T + 1) k >= d once there are at
+    least two (d = 6, k = 1: T >= 5), and the SR/ML label names the sweep first to last."""
+    d, k, sigma = 6, 1, 0.3
+
+    def errors(rng, B, *, n, sigma, kprime, reps):
+        return sigma ** 2 * rank_kprime_dof(B.shape[0], kprime) * (1 + 0.1 * np.sin(np.arange(reps) + kprime))
+
+    res = _rates.check_rate_slopes(np.random.default_rng(0), d=d, sigma=sigma, n_sweep=(40, 80), n_kprime=1,
+                                   dof_n=50, dof_kprimes=(1, 2), dof_reps=20, tail_ds=(4, 6), tail_reps=50,
+                                   k=k, Ts=Ts, T_n=100, T_reps=30, reps=30, errors=errors)
+    labels = [c.label for c in res.cases]
+    assert any(lab.startswith(f"SR/ML error ratio vs predicted dof ratio (T={Ts[0]}..{Ts[-1]}, ") for lab in labels)
+    sat = [lab for lab in labels if lab.startswith("saturation:")]
+    assert sat == ([] if saturated is None else [f"saturation: E||E_SR||^2 vs T for (T+1)k >= d (T={saturated})"])

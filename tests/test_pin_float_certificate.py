@@ -650,3 +650,33 @@ def test_the_embedded_block_is_one_symmetric_matrix_of_the_requested_scale(commo
     assert max(n_sq) - min(n_sq) <= 1e-9 * max(n_sq)
     assert n_sq[0] == pytest.approx(common_scale**2 * (p + 1) / 2, rel=0.1)
     np.testing.assert_allclose(np.linalg.norm(U, axis=1), np.linalg.norm(U0, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("point", [[[0.5], [0.25, 1.0]], [[1.0], [2.0]], [[1.0], [2.0]]]),   # ragged
+    ("point", [[0.5, 0.25], [1.0, 2.0], [1.0, 2.0]]),                    # 2-D
+    ("point", [[[0.5, 0.1], [0.25, 0.2]]] * 3),                          # k = 2
+    ("point", "0.5"),
+    ("point", None),
+    ("tasks", [[[1.0, 0.0], [0.0, 1.0]]] * 3),                           # d does not match the point
+    ("tasks", {"__ndarray__": "AAAAAAAA8D8=", "dtype": "<f8", "shape": [2, 2]}),  # one float for four
+    ("tasks", {"__ndarray__": "AAAAAAAA8D8=", "dtype": "<f8"}),           # no shape
+])
+def test_the_float_verifier_refuses_arrays_that_do_not_fit(small_fp_cert, field, value):
+    """A stored point or task stack that is not a T x d x 1 / T x d x d float array is refused
+    with a reason (not an IndexError or a ValueError from deep inside)."""
+    rep = verify_fp_independent({**small_fp_cert, field: value})
+    assert not rep.ok and rep.reason
+
+
+def test_the_float_verifier_refuses_non_finite_entries(small_fp_cert):
+    point = np.array(_rump_array(small_fp_cert["point"]))
+    point[0, 0, 0] = np.nan
+    rep = verify_fp_independent({**small_fp_cert, "point": point.tolist()})
+    assert not rep.ok and "non-finite" in rep.reason
+
+
+def _rump_array(x):
+    from theory._independent_fp import _array
+
+    return _array(x)

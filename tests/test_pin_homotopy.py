@@ -126,3 +126,33 @@ def test_blackbox_route_per_support_agrees_with_route_one(route1):
     # the distinct finite regular ends are at most the paths; at this instance phc -b's are
     # 150 against the degree 149 (two near ends not merged), so only bounds are asserted
     assert out["paths"] >= out["finite_regular_distinct"] >= out["u_system_degree"] - 1 > 100
+
+
+def test_without_orbits_every_certified_point_is_unmatched(route1):
+    """Route 1 with no orbit to match against: each certified point is unmatched (no
+    nearest orbit exists), none is a hit."""
+    from landscape.enumeration._homotopy import _certify_and_match
+
+    r, sq = route1
+    pts = [sq.pack(U) for U in r.points]
+    boxes, hits, unmatched = _certify_and_match(sq, pts, [], [])
+    assert hits == [] and unmatched == len(boxes) == len(pts)
+
+
+def test_orbits_found_counts_the_orbits_hit_at_least_once(route1, monkeypatch):
+    """The homotopy route reports how many of route 1's orbits it hit (an orbit hit twice
+    counts once, one never hit not at all) and agrees only when each is hit by its copies."""
+    import landscape.enumeration._homotopy as H
+
+    r, sq = route1
+    orbits = r.data["orbit_list"]
+    hits = [0] + [o["copies"] for o in orbits[1:]]
+    monkeypatch.setattr(H, "run_phc", lambda *a, **k: type("Out", (), {"paths": 0, "solutions": np.zeros((0, 1)),
+                                                                        "flags": []})())
+    monkeypatch.setattr(H, "_certify_and_match", lambda sq, pts, orbits, points: ([], list(hits), 0))
+    monkeypatch.setattr(H, "msolve_degree", lambda *a, **k: 0)
+    out = H.phc_route(ls.LoraMLProblem(_tasks(), 1), sq, None, orbits, r.points, seed=0, timeout=1.0)
+    assert out["orbits_found"] == len(orbits) - 1 and out["agrees"] is False
+    hits[0] = orbits[0]["copies"]
+    out = H.phc_route(ls.LoraMLProblem(_tasks(), 1), sq, None, orbits, r.points, seed=0, timeout=1.0)
+    assert out["orbits_found"] == len(orbits) and out["agrees"] is True

@@ -31,3 +31,32 @@ def test_exact_orbit_generators_are_u_t_times_the_antisymmetric_basis(T, d, k):
                 Z[t] = Uf[t] @ E
                 want.append([Fraction(int(v)) for v in Z.ravel()])
     assert got == want and len(got) == T * k * (k - 1) // 2
+
+
+def _taylor_dict():
+    import landscape as ls
+    from landscape.certificates import taylor_certificate
+
+    inst = ls.random_instance(np.random.default_rng(0), 2, 2, 1)
+    return taylor_certificate(inst.problem, inst.U_star, witness=inst.U_star).to_dict()
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("point", [[[0.5], [0.25, 1.0]], [[1.0], [2.0]]], "rectangular"),  # a ragged row
+    ("point", [[[0.5], [0.25]], [[1.0]]], "rectangular"),               # a short task
+    ("point", [], "rectangular"),
+    ("point", [[[]], [[]]], "rectangular"),                             # k = 0
+    ("point", "0.5", "rectangular"),
+    ("tasks", [[[1.0, 0.0], [0.0, 1.0]]], "the tasks are not 2 x 2 x 2"),
+    ("tasks", [[[1.0, 0.0], [0.0]], [[1.0, 0.0], [0.0, 1.0]]], "the tasks are not 2 x 2 x 2"),
+])
+def test_the_exact_verifier_refuses_arrays_that_are_not_rectangular(field, value, reason):
+    """A stored point or task stack of the wrong shape (ragged, empty, a string) is refused
+    with its reason before any arithmetic: read as nested lists, a ragged point would have
+    its k taken from its first row and the other rows read short or past their end."""
+    from theory._independent import verify_taylor_exact
+
+    data = _taylor_dict()
+    assert verify_taylor_exact(data).ok
+    rep = verify_taylor_exact({**data, field: value})
+    assert not rep.ok and reason in rep.reason

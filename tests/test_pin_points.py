@@ -237,3 +237,19 @@ def test_the_certified_system_is_on_the_gauge_slice_for_three_or_more_tasks_and_
         U[:, i, l] = 0.0
     x = sq.pack(U)
     assert x.size == sq.compiled.n and np.array_equal(sq.unpack(x), U)
+
+
+def test_the_float_classifier_s_failure_is_reported_not_fatal(monkeypatch):
+    """Each orbit carries the float classifier's verdict beside the certified class; when
+    that classifier raises, the orbit says so ('error: <type>') and the enumeration goes on."""
+    import landscape._classify as cl
+    from landscape.enumeration._points import _existing_kind
+
+    p = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+
+    def broken(problem, U, *a, **k):
+        raise FloatingPointError("planted")
+
+    assert _existing_kind(p.problem, p.U_star) == "global_minimum"
+    monkeypatch.setattr(cl, "classify", broken)
+    assert _existing_kind(p.problem, p.U_star) == "error: FloatingPointError"

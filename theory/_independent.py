@@ -69,6 +69,19 @@ def _tensor(data, shape_len: int):
     return [_tensor(v, shape_len - 1) for v in data]
 
 
+def _box_shape(data, depth: int):
+    """The shape of ``data`` as nested lists ``depth`` deep, when every level is a list (or
+    tuple) and all its entries have one length (a rectangular array); None otherwise."""
+    if depth == 0:
+        return () if not isinstance(data, (list, tuple, dict)) else None
+    if not isinstance(data, (list, tuple)):
+        return None
+    inner = [_box_shape(v, depth - 1) for v in data]
+    if any(s is None for s in inner) or len(set(inner)) > 1:
+        return None
+    return (len(data),) + (inner[0] if inner else (0,) * (depth - 1))
+
+
 def exact_reduced_loss(tasks, U) -> Fraction:
     r""":math:`G(\mathbf U)=\tfrac12\sum_t\|M_t-\bar M\|_F^2`, :math:`M_t=A^\star_t-U_tU_t^\top`, exactly.
 
@@ -226,14 +239,19 @@ def verify_taylor_exact(cert: Any, *, max_dim: int = MAX_DIM) -> IndependentRepo
     data = cert.to_dict() if hasattr(cert, "to_dict") else dict(cert)
     if data.get("kind") != "taylor":
         return IndependentReport({"kind is taylor": False}, reason=f"kind {data.get('kind')!r} not handled")
-    U = _tensor(data["point"], 3)
-    T, d, k = len(U), len(U[0]), len(U[0][0])
+    shape = _box_shape(data.get("point"), 3)
+    if shape is None or min(shape) < 1:
+        return IndependentReport({"point is a T x d x k array": False},
+                                 reason="the point is not a non-empty rectangular T x d x k array")
+    T, d, k = shape
     n = T * d * k
     if n > max_dim:
         return IndependentReport({"size within MAX_DIM": False}, reason=f"T*d*k = {n} > {max_dim}")
     if int(data["rank"]) != k:
         return IndependentReport({"rank matches the point": False}, reason="rank and point disagree")
-    tasks = _tensor(data["tasks"], 3)
+    if _box_shape(data.get("tasks"), 3) != (T, d, d):
+        return IndependentReport({"tasks are T x d x d": False}, reason=f"the tasks are not {T} x {d} x {d}")
+    U, tasks = _tensor(data["point"], 3), _tensor(data["tasks"], 3)
     enc, bounds, margins = data["enclosures"], data["bounds"], data["margins"]
     params = data["parameters"]
     checks: dict[str, bool] = {}

@@ -198,8 +198,18 @@ def verify_fp_independent(cert: Any) -> FpIndependentReport:
     if data.get("kind") != "taylor_fp" or int(data.get("rank", 0)) != 1:
         return FpIndependentReport({"kind is taylor_fp with rank 1": False},
                                    reason="not a rank-1 taylor_fp certificate")
-    tasks = _array(data["tasks"])
-    u = _array(data["point"])[:, :, 0]
+    try:
+        tasks, point = _array(data.get("tasks")), _array(data.get("point"))
+    except (TypeError, ValueError, KeyError) as exc:  # ragged lists, strings, a base64 array of another size
+        return FpIndependentReport({"point and tasks are float arrays": False}, reason=f"unreadable arrays: {exc}")
+    if (point is None or tasks is None or point.ndim != 3 or point.shape[2] != 1 or min(point.shape) < 1
+            or tasks.shape != (point.shape[0], point.shape[1], point.shape[1])):
+        return FpIndependentReport({"point is T x d x 1 and tasks T x d x d": False},
+                                   reason=f"shapes {None if point is None else point.shape} (point) and "
+                                          f"{None if tasks is None else tasks.shape} (tasks) do not fit")
+    if not (np.all(np.isfinite(point)) and np.all(np.isfinite(tasks))):
+        return FpIndependentReport({"finite entries": False}, reason="the point or the tasks hold non-finite entries")
+    u = point[:, :, 0]
     T = u.shape[0]
     bounds, enc, margins = data["bounds"], data["enclosures"], data["margins"]
     checks: dict[str, bool] = {}
