@@ -229,3 +229,48 @@ def test_top_singular_values_are_the_svds_at_every_size(d, monkeypatch):
     got = _top_singular_values(D, 2)  # m = 2 < d: Lanczos would be possible at every size
     np.testing.assert_allclose(got, want, rtol=1e-10)
     assert M1_DENSE_MAX_D == 64
+
+
+def test_pair_ranks_read_all_d_singular_values_when_2k_exceeds_d():
+    """Without U*, R3.1's necessary condition is rank(A*_s - A*_t) = min(2k, d): with d = 3 odd
+    and k = 2 the target is d itself, read from all three singular values (generic tasks:
+    full rank, so the condition holds)."""
+    from landscape._audit.theory import _r31_check
+    from landscape._io import TaskInput
+
+    tasks = np.random.default_rng(0).standard_normal((3, 3, 3))
+    out = _r31_check(TaskInput(tasks, None, None, "mem", "array", ("tasks",)), 2, np.random.default_rng(0))
+    assert out["expected"] == 3 and out["pair_ranks"] == [3, 3, 3] and out["holds"] is True
+
+
+def test_a_zero_column_subset_has_margin_zero():
+    """U* = 0: every subset of its columns has sigma_max = 0; its margin is 0 (not a negative
+    number) and R3.1 fails."""
+    got = _r31(np.zeros((2, 4, 1)))
+    assert got["min_relative_singular_value"] == 0.0 and got["holds"] is False
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_an_eigenvalue_at_exactly_the_threshold_does_not_count(sign):
+    """D = diag(1, 1e-10, -1) (and its negative), k = 1: the middle eigenvalue equals
+    R31_RTOL x the largest modulus exactly, so it does not count and D has one positive and
+    one negative eigenvalue (compatible with model M1 for k = 1)."""
+    from landscape._audit.theory import R31_RTOL
+
+    D = sign * np.diag([1.0, R31_RTOL, -1.0])
+    got = _model_m1_check(np.stack([D, np.zeros((3, 3))]), 1)
+    assert (got["max_positive_eigenvalues"], got["max_negative_eigenvalues"]) == (1, 1)
+    assert got["compatible"] is True
+
+
+def test_the_t2_continuum_has_dimension_k_squared_modulo_o_k():
+    """The T = 2 global-minimum family [U_1, U_2] Lambda, Lambda in O(k, k): dimension
+    k (2k - 1), k^2 modulo O(k) x O(k) -- at k = 3, 15 and 9 (k^k = 27 would differ)."""
+    import landscape as ls
+    from landscape._audit.theory import _continuum_summary
+
+    inst = ls.random_instance(np.random.default_rng(0), 6, 2, 3)
+    cls = SimpleNamespace(representative=0, id=0, members=[0], classification=SimpleNamespace(A_varies_on_zero_set=True))
+    out = _continuum_summary(inst.problem, [cls], [SimpleNamespace(point=inst.U_star)], _Units(0))
+    assert (out["dimension"], out["dimension_modulo_O(k)"]) == (15, 9)
+    assert all(p["loss"] <= 1e-20 for p in out["points"])

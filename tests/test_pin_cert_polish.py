@@ -81,3 +81,19 @@ def test_witness_starts_are_scaled_to_the_spread_of_the_tasks(monkeypatch):
     same = ls.LoraMLProblem(np.stack([p.tasks[0]] * 3), 2)  # identical tasks: the floor
     P.find_witness(same, rng=np.random.default_rng(6), starts=1)
     np.testing.assert_allclose(seen[0], math.sqrt(1e-12 / (5 * math.sqrt(2))) * np.random.default_rng(6).standard_normal(same.dim_U), rtol=1e-12)
+
+
+@pytest.mark.parametrize("starts,runs", [(0, 1), (1, 1), (3, 3)])
+def test_the_witness_search_runs_its_starts_and_at_least_one(monkeypatch, starts, runs):
+    import scipy.optimize
+
+    inst = ls.random_instance(np.random.default_rng(2), 4, 3, 1)
+    real, calls = scipy.optimize.minimize, []
+
+    def counting(*a, **k):
+        calls.append(None)
+        return real(*a, **k)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", counting)
+    P.find_witness(inst.problem, rng=np.random.default_rng(0), starts=starts)
+    assert len(calls) == runs

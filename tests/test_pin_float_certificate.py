@@ -661,6 +661,9 @@ def test_the_embedded_block_is_one_symmetric_matrix_of_the_requested_scale(commo
     ("tasks", [[[1.0, 0.0], [0.0, 1.0]]] * 3),                           # d does not match the point
     ("tasks", {"__ndarray__": "AAAAAAAA8D8=", "dtype": "<f8", "shape": [2, 2]}),  # one float for four
     ("tasks", {"__ndarray__": "AAAAAAAA8D8=", "dtype": "<f8"}),           # no shape
+    ("witness", [[0.5, 0.25], [1.0, 2.0], [1.0, 2.0]]),                  # 2-D
+    ("witness", [[[0.5], [0.25, 1.0]], [[1.0], [2.0]], [[1.0], [2.0]]]), # ragged
+    ("witness", [[[float("nan")]] * 8] * 3),
 ])
 def test_the_float_verifier_refuses_arrays_that_do_not_fit(small_fp_cert, field, value):
     """A stored point or task stack that is not a T x d x 1 / T x d x d float array is refused
@@ -680,3 +683,34 @@ def _rump_array(x):
     from theory._independent_fp import _array
 
     return _array(x)
+
+
+@pytest.mark.parametrize("end,offset,ok", [(1, 0, True), (1, 1, False), (0, 0, True), (0, -1, False)])
+def test_the_float_verifier_s_loss_enclosure_includes_its_ends(monkeypatch, small_fp_cert, end, offset, ok):
+    """The exact G(U0) may sit on either end of the stored enclosure (closed interval); a
+    rational a hair outside either end is refused (the exact loss planted)."""
+    from fractions import Fraction
+
+    import theory._independent_fp as IF
+
+    real = IF.exact_loss
+    edge = Fraction(small_fp_cert["enclosures"]["G(U0)"][end]) * (1 + Fraction(offset, 2**60))
+    monkeypatch.setattr(IF, "exact_loss", lambda st, w: edge if w is None else real(st, w))
+    rep = verify_fp_independent(small_fp_cert)
+    assert rep.checks["G(U0) enclosure contains the exact value"] is ok
+
+
+@pytest.mark.parametrize("factor,ok", [(1, True), (1 - 2.0**-40, False)])
+def test_the_float_verifier_needs_a_bound_at_least_t_times_the_claimed_lambda(monkeypatch, small_fp_cert, factor,
+                                                                               ok):
+    """The a-posteriori bound b (of T lambda_min) confirms the claimed lambda exactly when
+    b >= T x claim: equal is enough, a relative 2^-40 below at every shift is not."""
+    from fractions import Fraction
+
+    import theory._independent_fp as IF
+
+    T = len(small_fp_cert["tasks"]) if isinstance(small_fp_cert["tasks"], list) else small_fp_cert["tasks"]["shape"][0]
+    claim = Fraction(small_fp_cert["bounds"]["lambda_min_quotient_lower"])
+    monkeypatch.setattr(IF, "lambda_lower_a_posteriori", lambda N, E, mu: T * claim * Fraction(factor))
+    rep = verify_fp_independent(small_fp_cert)
+    assert rep.checks["lambda claim is a lower bound"] is ok

@@ -49,6 +49,8 @@ def _taylor_dict():
     ("point", "0.5", "rectangular"),
     ("tasks", [[[1.0, 0.0], [0.0, 1.0]]], "the tasks are not 2 x 2 x 2"),
     ("tasks", [[[1.0, 0.0], [0.0]], [[1.0, 0.0], [0.0, 1.0]]], "the tasks are not 2 x 2 x 2"),
+    ("witness", [[[0.5], [0.25, 1.0]], [[1.0], [2.0]]], "the witness is not 2 x 2 x 1"),
+    ("witness", [[0.5, 0.25], [1.0, 2.0]], "the witness is not 2 x 2 x 1"),
 ])
 def test_the_exact_verifier_refuses_arrays_that_are_not_rectangular(field, value, reason):
     """A stored point or task stack of the wrong shape (ragged, empty, a string) is refused

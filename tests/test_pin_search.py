@@ -463,3 +463,32 @@ def test_a_line_search_that_finds_no_decrease_stops_the_start_and_says_so(monkey
     out = methods.gradient_descent(P, starts, max_iter=20, spectrum=False, polish=False)
     assert [r.stop_reason for r in out] == ["line search failed: no decrease along -grad (round-off level)"] * 2
     assert all(r.iterations == 1 for r in out)
+
+
+@pytest.mark.parametrize("s", [0.5, 3.0])
+def test_pgd_escape_threshold_is_proportional_to_the_scale_squared(s):
+    """G scales as s^2, so the drop that counts as an escape is PGD_DECREASE_REL s^2."""
+    from landscape._search.descent import PGD_DECREASE_REL, pgd_decrease_threshold
+
+    assert pgd_decrease_threshold(s) == PGD_DECREASE_REL * s * s
+
+
+def test_pgd_reads_its_escape_threshold_at_the_problem_s_scale(monkeypatch):
+    """The escape windows compare the drop of G with pgd_decrease_threshold(s) at the
+    problem's own scale s; with the threshold out of reach the first window ends stuck."""
+    import landscape._search.descent as D
+    from landscape._instances import f1_instance
+    from landscape._search.result import problem_scale
+
+    p = f1_instance().problem
+    seen = []
+
+    def threshold(s):
+        seen.append(s)
+        return float("inf")
+
+    monkeypatch.setattr(D, "pgd_decrease_threshold", threshold)
+    (r,) = ls.perturbed_gradient_descent(p, np.zeros((1, 2, 2, 1)), rng=np.random.default_rng(0), spectrum=False,
+                                         polish=False)
+    assert seen == [problem_scale(p)]
+    assert "no escape" in r.stop_reason and "perturbation 1:" in r.stop_reason, r.stop_reason

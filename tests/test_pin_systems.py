@@ -68,3 +68,26 @@ def test_the_slice_fixes_the_strict_upper_triangle_of_the_top_block(d, k, gauge,
     from landscape.enumeration._systems import slice_fixed
 
     assert slice_fixed(d, k, gauge) == fixed
+
+
+@pytest.mark.parametrize("T,d,k,gauge", [(3, 3, 2, True), (3, 3, 2, False), (2, 3, 1, True)])
+def test_the_gradient_system_is_half_the_gradient_of_g_on_the_slice(T, d, k, gauge):
+    """Evaluated at a U whose slice entries are 0, each polynomial of the gradient system is
+    dG/dU_t[i, l] / 2 of the float objective at that U, for its free entry (t, i, l): the
+    fixed entries enter the polynomials as 0."""
+    from landscape import LoraMLProblem
+    from landscape.enumeration._krawczyk import CompiledSystem
+
+    raw = tasks(1, T, d)
+    S = exact_tasks(raw)
+    system = gradient_system(S, T, d, k, gauge=gauge)
+    U = np.random.default_rng(2).standard_normal((T, d, k))
+    fixed = {(i, l) for l in range(k) for i in range(l)} if gauge else set()
+    for i, l in fixed:
+        U[:, i, l] = 0.0
+    assert [(t, i, l) for (t, i, l) in system.free if (i, l) in fixed] == []
+    x = np.array([U[t, i, l] for (t, i, l) in system.free])
+    got = CompiledSystem(system.polys, system.gens).fval(x)
+    grad = LoraMLProblem(0.5 * (raw + np.swapaxes(raw, 1, 2)), k).reduced_grad(U)
+    want = np.array([grad[t, i, l] / 2 for (t, i, l) in system.free])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())

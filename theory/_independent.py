@@ -304,6 +304,8 @@ def verify_taylor_exact(cert: Any, *, max_dim: int = MAX_DIM) -> IndependentRepo
     # --- witness
     W_hi = None
     if data.get("witness") is not None:
+        if _box_shape(data["witness"], 3) != (T, d, k):
+            return IndependentReport({"witness is T x d x k": False}, reason=f"the witness is not {T} x {d} x {k}")
         W = _tensor(data["witness"], 3)
         GW = exact_reduced_loss(tasks, W)
         values["G(witness)"] = float(GW)

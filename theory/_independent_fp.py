@@ -253,7 +253,14 @@ def verify_fp_independent(cert: Any) -> FpIndependentReport:
         checks["lambda claim is a lower bound"] = best is not None
     W_hi = None
     if data.get("witness") is not None:
-        w = _array(data["witness"])[:, :, 0]
+        try:
+            witness = _array(data["witness"])
+        except (TypeError, ValueError, KeyError) as exc:
+            return FpIndependentReport({"witness is a float array": False}, reason=f"unreadable witness: {exc}")
+        if witness.shape != point.shape or not np.all(np.isfinite(witness)):
+            return FpIndependentReport({"witness is a finite array of the point's shape": False},
+                                       reason=f"witness of shape {witness.shape}, point {point.shape}")
+        w = witness[:, :, 0]
         GW = exact_loss(tasks, w)
         values["G(witness)"] = float(GW)
         if "G(witness)" in enc:

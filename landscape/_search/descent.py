@@ -122,6 +122,13 @@ def ball_perturbation(rng: np.random.Generator, dim: int, radius: float) -> np.n
     return xi
 
 
+def pgd_decrease_threshold(s: float) -> float:
+    """The drop of :math:`G` within ``PGD_ESCAPE_ITERS`` steps of a perturbation that counts
+    as an escape: ``PGD_DECREASE_REL * s**2`` (:math:`G` scales as :math:`s^2` with the
+    tasks' scale ``s``, so the decision does not depend on units)."""
+    return PGD_DECREASE_REL * s**2
+
+
 def initial_step(U: np.ndarray, f: np.ndarray, s: float) -> np.ndarray:
     r"""First trial step of each start of a batch ``U`` (S, T, d, k) with reduced losses ``f``
     (S,) and problem scale ``s``: the inverse of a cheap upper estimate of the norm of the
@@ -161,7 +168,7 @@ def _descent_batch(problem, U0, *, max_iter, gtol, rng=None, perturb=False):
     reasons = [""] * n
     # PGD state
     radius = PGD_RADIUS_REL * np.sqrt(s)
-    f_thres = PGD_DECREASE_REL * s**2
+    f_thres = pgd_decrease_threshold(s)
     in_escape = np.zeros(n, dtype=bool)
     escape_start = np.zeros(n, dtype=int)
     n_perturb = np.zeros(n, dtype=int)
