@@ -88,3 +88,19 @@ def test_the_first_cholesky_shift_is_64_n_eps_scale_where_the_relative_part_is_s
     E._lambda_min_lower(None, H_mid)
     assert E.CHOL_SHIFT_ABS == 64.0
     assert tried[0] == lam1 - 64.0 * 3 * np.finfo(float).eps * 3.0
+
+
+@pytest.mark.parametrize("lo,hi", [(4.0, 9.0), (0.25, 0.25), (0.0, 2.0), (-1e-30, 1.0), (-2.0, -1.0)])
+def test_the_square_root_enclosure_is_tight_at_both_ends(lo, hi):
+    """The enclosure of sqrt(y) for y in [lo, hi] (y >= 0 known): [sqrt(lo), sqrt(hi)] outward
+    rounded (to arb's radius precision), with the lower end 0 where lo <= 0 and the whole
+    enclosure 0 where hi <= 0."""
+    from flint import arb
+
+    from landscape.certificates.enclosures import _sqrt_nonneg
+
+    r = _sqrt_nonneg(arb((lo + hi) / 2, (hi - lo) / 2))
+    want_lo, want_hi = (np.sqrt(max(lo, 0.0)), np.sqrt(max(hi, 0.0)))
+    slack = 1e-8 * (1 + want_hi)  # arb keeps radii to 30 bits: the ball is outward by about 1e-9
+    assert want_lo - slack <= float(r.lower()) <= want_lo
+    assert want_hi <= float(r.upper()) <= want_hi + slack

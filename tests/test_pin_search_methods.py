@@ -208,3 +208,50 @@ def test_pgd_numbers_its_results_from_the_offset(offset):
     out = M.perturbed_gradient_descent(p, starts, rng=np.random.default_rng(2), max_iter=3, spectrum=False,
                                        polish=False, start_offset=offset)
     assert [r.start_index for r in out] == [offset, offset + 1, offset + 2]
+
+
+@pytest.mark.parametrize("ratio,alpha", [(1 - 2e-4, 1.0), (1 - 0.3e-4, 0.25), (1 + 0.5e-4, None)])
+def test_the_newton_root_backtracks_until_the_gradient_norm_drops_by_armijo_c_alpha(monkeypatch, ratio, alpha):
+    """Backtracking on ||grad G|| takes the first alpha in 1, 1/2, 1/4, ... with
+    ||g_new|| <= (1 - ARMIJO_C alpha) ||g||, ARMIJO_C = 1e-4: with the norm planted at ratio x
+    ||g|| at every trial point, a drop of 2e-4 takes the full step, one of 0.3e-4 the step
+    1/4 (0.3e-4 >= 1e-4 alpha first at alpha = 1/4), and a rise none."""
+    from scipy.sparse.linalg import LinearOperator
+
+    import landscape._search.methods as M
+
+    p = ls.random_instance(np.random.default_rng(0), 3, 2, 1).problem
+    x0 = np.random.default_rng(1).standard_normal(p.dim_U)
+    e = np.zeros((2, 3, 1))
+    e[0, 0, 0] = 1.0
+    monkeypatch.setattr(M, "reduced_grad",
+                        lambda problem, U: e * (1.0 if np.array_equal(M.vec_factors(U), x0) else ratio))
+    monkeypatch.setattr(M, "reduced_hvp_operator",
+                        lambda problem, U: LinearOperator((p.dim_U,) * 2, matvec=lambda v: v, dtype=float))
+    x, it, reason = M._newton_minres_root(p, x0, max_iter=1, gtol=1e-30)
+    if alpha is None:
+        assert reason == "no decrease of ||grad G|| along the Newton direction" and np.array_equal(x, x0)
+    else:
+        assert "iteration limit 1" in reason
+        assert np.linalg.norm(x - x0) == pytest.approx(alpha, rel=1e-6)  # the step is -g, ||g|| = 1
+
+
+@pytest.mark.parametrize("mode,method", [("dense", "trust-exact"), ("hvp", "trust-ncg")])
+def test_trust_region_runs_its_dense_solver_only_in_dense_mode(mode, method):
+    """trust-exact (dense S) in dense mode, Steihaug-Toint CG on S v in hvp mode; the stop
+    reason names the solver."""
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    U0 = np.random.default_rng(1).standard_normal((3, 3, 1))
+    r = ls.trust_region_newton(inst.problem, U0, mode=mode, spectrum=False, polish=False)
+    assert r.stop_reason.startswith(f"{method}:"), r.stop_reason
+
+
+def test_the_curvature_mode_is_compared_by_value_not_identity():
+    """A mode string built at run time ("au" + "to", not the interned literal) is auto."""
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    U0 = np.random.default_rng(1).standard_normal((3, 3, 1))
+    literal, built = "auto", "".join(["au", "to"])
+    assert built == literal and built is not literal
+    a = ls.trust_region_newton(inst.problem, U0, mode=built, spectrum=False, polish=False)
+    b = ls.trust_region_newton(inst.problem, U0, mode="auto", spectrum=False, polish=False)
+    assert np.array_equal(a.point, b.point) and a.stop_reason == b.stop_reason
