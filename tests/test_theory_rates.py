@@ -147,3 +147,27 @@ def test_default_repetitions_detect_a_2_percent_bias_with_90_percent_power(cv):
     n = reps_for_power(cv)
     assert n == math.ceil(((4.0 + stats.norm.ppf(0.9)) * cv / 0.02) ** 2)
     assert detection_power(0.02 * math.sqrt(n) / cv) >= 0.9 > detection_power(0.02 * math.sqrt(n - 2) / cv)
+
+
+@pytest.mark.parametrize("y_se", [1.0, 0.5])
+def test_linear_fit_reduced_chi_square_has_m_minus_two_degrees_of_freedom(y_se):
+    """y = (0, 2, 1, 3) at x = (0, 1, 2, 3): the least-squares line is 0.3 + 0.8 x with
+    residuals (-0.3, 0.9, -0.9, 0.3), chi^2 = 1.8 / se^2 over m - 2 = 2 degrees of freedom; with
+    chi2_red > 1 the slope's standard error is inflated by sqrt(chi2_red) (Birge)."""
+    x, y = np.arange(4.0), np.array([0.0, 2.0, 1.0, 3.0])
+    fit = linear_fit(x, y, np.full(4, y_se))
+    assert fit.slope == pytest.approx(0.8, rel=1e-14) and fit.intercept == pytest.approx(0.3, rel=1e-13)
+    chi2_red = 1.8 / y_se**2 / 2
+    assert fit.chi2_red == pytest.approx(chi2_red, rel=1e-13)
+    sxx = 5.0 / y_se**2
+    assert fit.se == pytest.approx(np.sqrt(max(chi2_red, 1.0) / sxx), rel=1e-13)
+
+
+def test_rrr_errors_take_their_sizes_by_keyword_only():
+    import inspect
+
+    params = inspect.signature(inspect.unwrap(rrr_prediction_errors)).parameters
+    kinds = {name: p.kind for name, p in params.items()}
+    assert kinds == {"rng": inspect.Parameter.POSITIONAL_OR_KEYWORD, "B_star": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                     "n": inspect.Parameter.KEYWORD_ONLY, "sigma": inspect.Parameter.KEYWORD_ONLY,
+                     "kprime": inspect.Parameter.KEYWORD_ONLY, "reps": inspect.Parameter.KEYWORD_ONLY}
