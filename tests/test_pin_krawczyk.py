@@ -90,3 +90,23 @@ def test_overlaps_are_found_for_boxes_of_any_size(radius):
     assert boxes_overlap(C, r) == [(0, 1)]
     C[1, 0] = 2.2 * radius
     assert boxes_overlap(C, r) == []
+
+
+def test_the_overlap_sweep_orders_the_boxes_by_the_swept_coordinate():
+    """Three boxes of radius 0.2 in C^2, the overlapping pair (0, 2) listed apart and the far
+    box between them in the second coordinate: the sweep is along the first coordinate's real
+    part, so it must be sorted by that one (sorted by another, it stops at the far box first
+    and misses the pair)."""
+    from landscape.enumeration._krawczyk import boxes_overlap
+
+    C = np.array([[0.0, 0.0], [10.0, 0.05], [0.1, 0.1]], dtype=complex)
+    assert boxes_overlap(C, np.full(3, 0.2)) == [(0, 2)]
+
+
+@pytest.mark.parametrize("newton,scale,r0", [(1e-3, 1.0, 4e-3), (1e-20, 2.0, 2e-14)])
+def test_box_radii_start_at_four_newton_steps_and_grow_by_a_hundred(newton, scale, r0):
+    """Radii tried: r0 = max(4 x the Newton step, 1e-14 x the scale), then 100 r0, ... (six)."""
+    from landscape.enumeration._krawczyk import _radii
+
+    got = _radii(newton, scale)
+    assert got == pytest.approx([r0 * 100.0**j for j in range(6)], rel=1e-15, abs=0)
