@@ -103,3 +103,22 @@ def test_one_problem_per_process_only_for_the_same_tasks_and_rank(problem, monke
     assert smaller is not first and smaller.k == 1
     moved = A._unit_problem(tasks + 1.0, 1)
     assert moved is not smaller and np.array_equal(moved.tasks, tasks + 1.0)
+
+
+@pytest.mark.parametrize("n,limited", [(2, True), (1, True), (None, False), (0, False)])
+def test_blas_threads_are_limited_only_when_a_count_is_given(monkeypatch, n, limited):
+    """With threadpoolctl present, a worker's BLAS is limited to the given thread count; with
+    no count (None or 0) nothing is limited."""
+    import sys
+    import types
+    from contextlib import nullcontext
+
+    from landscape._audit.search import _blas_limits
+
+    calls = []
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_limits = lambda k: calls.append(k) or nullcontext()
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    with _blas_limits(n):
+        pass
+    assert calls == ([n] if limited else [])

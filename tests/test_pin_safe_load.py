@@ -236,3 +236,27 @@ def test_an_npz_file_is_refused_by_its_size_past_the_data_limit_plus_a_mebibyte(
 def test_a_missing_file_is_named_as_missing(tmp_path):
     with pytest.raises(LandscapeInputError, match=r"^cannot read tasks\.json: no such file$"):
         SL.read_arrays(tmp_path / "tasks.json", allowed=("tasks",), list_key="tasks")
+
+
+@pytest.mark.parametrize("strerror,shown", [("Input/output error", "Input/output error"), (None, "OSError")])
+def test_an_open_that_fails_after_the_checks_says_why(monkeypatch, tmp_path, strerror, shown):
+    """A regular, non-empty file whose open() then fails (an I/O error, a file replaced in
+    between): the error names the system's reason, or the exception's type without one."""
+    import builtins
+    import errno
+
+    import landscape.runtime.safe_load as SL
+    from landscape import LandscapeInputError
+
+    f = tmp_path / "tasks.npy"
+    f.write_bytes(b"x")
+    real_open = builtins.open
+
+    def failing(path, *a, **k):
+        if str(path) == str(f):
+            raise OSError(errno.EIO, strerror) if strerror else OSError()
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", failing)
+    with pytest.raises(LandscapeInputError, match=f"cannot read tasks.npy: {shown}$"):
+        SL._open_regular(f, "")
