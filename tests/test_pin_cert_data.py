@@ -126,3 +126,58 @@ def test_the_summary_lists_every_enclosure_bound_and_margin():
     for line in ("  G in [-inf, inf]", "  grad_norm in [0, 0.5]", "  G_upper = 2.5", "  margin m >= -inf",
                  "  margin n >= 0.25"):
         assert line in text.splitlines(), line
+
+
+def _with(**changes):
+    doc = _cert(witness=np.zeros((2, 2, 1))).to_dict()
+    for key, value in changes.items():
+        if value is _DROP:
+            del doc[key]
+        else:
+            doc[key] = value
+    return doc
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"kind": _DROP}, "lacks 'kind'"),
+    ({"tasks": _DROP, "margins": _DROP}, "lacks 'margins', 'tasks'"),
+    ({"evil": 1}, "unknown key\\(s\\) 'evil'"),
+    ({"kind": 3}, "kind must be a string"),
+    ({"verdict": None}, "verdict must be a string"),
+    ({"reason": ["x"]}, "reason must be a string"),
+    ({"rank": "1"}, "rank must be an integer, got '1'"),
+    ({"rank": 1.0}, "rank must be an integer, got 1.0"),
+    ({"rank": True}, "rank must be an integer, got True"),
+    ({"radius": None}, "radius must be a number, got None"),
+    ({"radius": "0.1"}, "radius must be a number"),
+    ({"radius": False}, "radius must be a number"),
+    ({"enclosures": [1, 2]}, "enclosures must be an object, got list"),
+    ({"enclosures": {"G": [0.1]}}, "enclosure 'G' must be a pair"),
+    ({"enclosures": {"G": [0.1, "x"]}}, "enclosure 'G' must be a pair"),
+    ({"enclosures": {"G": [True, 1.0]}}, "enclosure 'G' must be a pair"),
+    ({"bounds": [1]}, "bounds must be an object"),
+    ({"bounds": {"m_upper": "x"}}, "bound 'm_upper' must be a number or null"),
+    ({"margins": None}, "margins must be an object, got NoneType"),
+    ({"margins": {"C1": [0.1]}}, "margin 'C1' must be a number or null"),
+    ({"parameters": None}, "parameters must be an object"),
+    ({"diagnostics": [1]}, "diagnostics must be an object"),
+    ({"point": [[[0.1]], [[0.2], [0.3]]]}, "rectangular nested lists of numbers"),
+    ({"witness": [[[0.1]], [[0.2], [0.3]]]}, "rectangular nested lists of numbers"),
+    ({"point": "abc"}, "rectangular nested lists of numbers"),
+])
+def test_a_malformed_certificate_document_is_refused_with_its_reason(changes, message):
+    """Every key of the document is there and of its type, or the document is refused with a
+    ValueError naming what is wrong (not a KeyError / AttributeError from inside, and not a
+    rank read from JSON's true, 1.0 or "1")."""
+    assert D.Certificate.from_json(_with()).radius == 0.125
+    with pytest.raises(ValueError, match=message):
+        D.Certificate.from_json(_with(**changes))
+
+
+def test_the_optional_keys_may_be_left_out():
+    doc = _with(witness=_DROP, diagnostics=_DROP)
+    c = D.Certificate.from_json(doc)
+    assert c.witness is None and dict(c.diagnostics) == {}

@@ -228,6 +228,7 @@ class Certificate:
         # the integer itself: JSON's true and 1.0 compare equal to 1 in Python, but name no version
         if type(version) is not int or version != JSON_VERSION:
             raise ValueError(f"unsupported certificate version {version!r}")
+        _check_document(data)
         return cls(
             kind=data["kind"],
             tasks=_array_from_json(data["tasks"]),
@@ -263,6 +264,46 @@ class Certificate:
         return cls.from_dict(data)
 
 
+#: The keys of a certificate document (:meth:`Certificate.to_dict`), and the optional ones.
+_DOCUMENT_KEYS = frozenset({"format", "version", "kind", "rank", "tasks", "point", "radius", "verdict", "reason",
+                            "enclosures", "bounds", "margins", "parameters"})
+_OPTIONAL_KEYS = frozenset({"witness", "diagnostics"})
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_document(data: Mapping) -> None:
+    """Refuse (ValueError, one line) a certificate document whose keys or value types are
+    not those :meth:`Certificate.to_dict` writes: a missing or unknown key, a rank that is not
+    an integer (JSON's ``true``, ``1.0`` or ``"1"`` would be read as 1), a radius or a bound
+    that is not a number or null, an enclosure that is not a pair."""
+    missing = sorted(_DOCUMENT_KEYS - set(data))
+    if missing:
+        raise ValueError(f"certificate document lacks {', '.join(repr(k) for k in missing)}")
+    unknown = sorted(set(data) - _DOCUMENT_KEYS - _OPTIONAL_KEYS, key=str)
+    if unknown:
+        raise ValueError(f"certificate document has unknown key(s) {', '.join(repr(k) for k in unknown)}")
+    for key in ("kind", "verdict", "reason"):
+        if not isinstance(data[key], str):
+            raise ValueError(f"certificate {key} must be a string, got {data[key]!r}")
+    if type(data["rank"]) is not int:
+        raise ValueError(f"certificate rank must be an integer, got {data['rank']!r}")
+    if not _is_number(data["radius"]):
+        raise ValueError(f"certificate radius must be a number, got {data['radius']!r}")
+    for key in ("enclosures", "bounds", "margins", "parameters") + (("diagnostics",) if "diagnostics" in data else ()):
+        if not isinstance(data[key], Mapping):
+            raise ValueError(f"certificate {key} must be an object, got {type(data[key]).__name__}")
+    for name, pair in data["enclosures"].items():
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(v is None or _is_number(v) for v in pair)):
+            raise ValueError(f"enclosure {name!r} must be a pair [lower, upper] of numbers or nulls, got {pair!r}")
+    for key in ("bounds", "margins"):
+        for name, v in data[key].items():
+            if not (v is None or _is_number(v)):
+                raise ValueError(f"{key[:-1]} {name!r} must be a number or null, got {v!r}")
+
+
 def _array_to_json(a: np.ndarray, kind: str):
     """Nested lists, except for the large ``taylor_fp`` certificates: there the exact
     little-endian float64 bytes in base64 (:func:`landscape.runtime.store.encode`), 8 bytes
@@ -281,7 +322,10 @@ def _array_from_json(x) -> np.ndarray:
         if x.get("dtype") not in ("<f8", "float64"):
             raise ValueError(f"certificate arrays must be float64, got dtype {x.get('dtype')!r}")
         return np.asarray(decode(x), dtype=np.float64)
-    return np.array(x, dtype=np.float64)
+    try:
+        return np.array(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("certificate arrays must be rectangular nested lists of numbers") from None
 
 
 def _finite_or_none(x: float):
