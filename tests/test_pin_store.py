@@ -45,3 +45,25 @@ def test_another_configuration_of_the_same_unit_is_a_mismatch(tmp_path):
     with pytest.raises(ConfigMismatch, match="computed with another configuration"):
         store.load(_unit("u", n=2))
     assert store.load(_unit("u", n=1)) == 1.0 and not store.has(_unit("v", n=1))
+
+
+@pytest.mark.parametrize("x", [1.5, -0.0, 1e308, 5e-324])
+def test_finite_floats_are_stored_as_plain_json_numbers(x):
+    from landscape.runtime.store import decode, encode
+
+    assert encode(x) == x and type(encode(x)) is float and decode(encode(x)) == x
+
+
+@pytest.mark.parametrize("x", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_floats_are_tagged_so_the_file_stays_strict_json(x):
+    """Strict JSON has no NaN or Infinity: they are stored as {"__float__": repr} and read back."""
+    import json
+    import math
+
+    from landscape.runtime.store import decode, encode
+
+    enc = encode({"v": [x]})
+    assert enc == {"v": [{"__float__": repr(x)}]}
+    text = json.dumps(enc, allow_nan=False)
+    back = decode(json.loads(text))["v"][0]
+    assert (math.isnan(back) and math.isnan(x)) or back == x
