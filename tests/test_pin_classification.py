@@ -209,6 +209,18 @@ def test_loss_tolerance_separates_zero_from_positive_losses(f2):
     assert g.loss <= g.loss_tolerance and s.loss > 1e10 * s.loss_tolerance
 
 
+def _ten_tolerances_from_criticality(f2):
+    """The F.2 spurious point moved so that ||grad G|| is about 10x the critical tolerance
+    (along a random direction scaled through S): the problem, the point, ||grad G|| there and
+    the F.2 spectrum to plant into."""
+    inst, U, spec = f2
+    p = inst.problem
+    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
+    v = np.random.default_rng(3).standard_normal(U.shape)
+    Ur = U + 10 * crit / np.linalg.norm(p.schur_complement(U) @ v.reshape(-1)) * v
+    return p, Ur, float(np.linalg.norm(reduced_grad(p, Ur))), spec
+
+
 @pytest.mark.parametrize("h,kind", [(0.05, SPURIOUS_CANDIDATE), (0.45, SPURIOUS_CANDIDATE),
                                     (0.6, NOT_CRITICAL), (4.9, NOT_CRITICAL)])
 def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kind):
@@ -216,13 +228,8 @@ def test_kantorovich_decides_criticality_above_the_gradient_tolerance(f2, h, kin
     the point critical.  (Below the gradient tolerance h <= 1/2 is the same as
     sigma >= eta = 2 h sigma, so there the placement of sigma alone cannot tell a
     loosened condition; here it can.)"""
-    inst, U, spec = f2
-    p = inst.problem
-    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
-    v = np.random.default_rng(3).standard_normal(U.shape)
-    Ur = U + 10 * crit / np.linalg.norm(p.schur_complement(U) @ v.reshape(-1)) * v
-    gn = float(np.linalg.norm(reduced_grad(p, Ur)))
-    assert gn > 5 * crit
+    p, Ur, gn, spec = _ten_tolerances_from_criticality(f2)
+    assert gn > 5 * CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
     sigma = _sigma_for_h(h, _m(Ur), gn)
     c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
     assert c.kantorovich_h == pytest.approx(h, rel=1e-3, abs=0)
@@ -234,12 +241,7 @@ def test_kantorovich_tolerance_is_twice_the_lipschitz_bound_times_the_newton_ste
     """Where Kantorovich holds the eigenvalue tolerance is eta = 2 L3 ||g|| / sigma = 2 h sigma
     (the radius L3 delta, delta = 2 ||g|| / sigma), far above the rounding term here; and
     the smallest planted eigenvalue sigma > eta counts as positive."""
-    inst, U, spec = f2
-    p = inst.problem
-    crit = CRITICAL_GTOL_REL * problem_scale(p) ** 1.5
-    v = np.random.default_rng(3).standard_normal(U.shape)
-    Ur = U + 10 * crit / np.linalg.norm(p.schur_complement(U) @ v.reshape(-1)) * v
-    gn = float(np.linalg.norm(reduced_grad(p, Ur)))
+    p, Ur, gn, spec = _ten_tolerances_from_criticality(f2)
     sigma = _sigma_for_h(h, _m(Ur), gn)
     c = ls.classify(p, Ur, spectrum=_planted(spec, np.r_[sigma, np.array(spec.eigenvalues)[1:]]))
     L3 = 12.0 * (_m(Ur) + 2.0 * gn / sigma)

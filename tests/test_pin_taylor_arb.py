@@ -92,17 +92,20 @@ def test_no_witness_search_when_the_balls_lower_bound_is_not_positive():
     assert cert.witness is None and not cert.certified
 
 
-@pytest.mark.parametrize("fp_max, routed", [(24, True), (23, False)])
-def test_auto_routes_to_the_float_certificate_up_to_its_own_limit(monkeypatch, fp_max, routed):
-    """method="auto" beyond max_dim, k = 1: the float certificate takes n <= FP_TAYLOR_MAX_DIM
-    (here n = T d k = 24), beyond it the refusal."""
+@pytest.mark.parametrize("module_max, fp_max, routed", [(10, 24, True), (10, 23, False), (23, 24, True),
+                                                    (24, 24, False)])
+def test_auto_routes_to_floats_strictly_above_the_module_budget_and_up_to_the_float_limit(monkeypatch, module_max,
+                                                                                          fp_max, routed):
+    """method="auto" beyond max_dim = 10, k = 1, n = T d k = 24: the float certificate takes
+    the problem when n <= FP_TAYLOR_MAX_DIM and n is strictly above TAYLOR_MAX_DIM; otherwise
+    (n == TAYLOR_MAX_DIM, or beyond the float limit) it is refused."""
     import landscape.certificates.taylor_arb as TA
     import landscape.certificates.taylor_fp as TF
     from landscape import random_instance
     from landscape.certificates import CertificateTooLarge
 
     inst = random_instance(np.random.default_rng(0), 8, 3, 1)
-    monkeypatch.setattr(TA, "TAYLOR_MAX_DIM", 10)
+    monkeypatch.setattr(TA, "TAYLOR_MAX_DIM", module_max)
     monkeypatch.setattr(TF, "FP_TAYLOR_MAX_DIM", fp_max)
     monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float route")
     if routed:
@@ -150,22 +153,3 @@ def test_the_default_ball_budget_is_n_300(monkeypatch, T, d, route):
     except Ball:
         got = "ball"
     assert got == route
-
-
-@pytest.mark.parametrize("module_max, routed", [(24, False), (23, True)])
-def test_a_lowered_budget_routes_to_floats_only_above_the_module_budget(monkeypatch, module_max, routed):
-    """max_dim below n = 24 routes a k = 1 problem to the float certificate only when n is
-    also strictly above TAYLOR_MAX_DIM; at n == TAYLOR_MAX_DIM it is refused."""
-    import landscape.certificates.taylor_arb as TA
-    import landscape.certificates.taylor_fp as TF
-    from landscape import random_instance
-    from landscape.certificates import CertificateTooLarge
-
-    inst = random_instance(np.random.default_rng(0), 8, 3, 1)
-    monkeypatch.setattr(TA, "TAYLOR_MAX_DIM", module_max)
-    monkeypatch.setattr(TF, "fp_taylor_certificate", lambda *a, **k: "float route")
-    if routed:
-        assert TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10) == "float route"
-    else:
-        with pytest.raises(CertificateTooLarge, match="exceeds the budget"):
-            TA.taylor_certificate(inst.problem, inst.U_star, max_dim=10)
