@@ -181,3 +181,19 @@ def test_the_optional_keys_may_be_left_out():
     doc = _with(witness=_DROP, diagnostics=_DROP)
     c = D.Certificate.from_json(doc)
     assert c.witness is None and dict(c.diagnostics) == {}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('"radius": 0.125', '"radius": NaN'), "NaN is not a JSON number"),
+    (lambda t: t.replace('"radius": 0.125', '"radius": Infinity'), "Infinity is not a JSON number"),
+    (lambda t: t.replace('"verdict": ', '"verdict": "certified_spurious_local_minimum", "verdict": ', 1),
+     "the key 'verdict' appears twice"),
+    (lambda t: "[" * 100000 + "]" * 100000, "nested too deeply|not a loraml-certificate"),
+])
+def test_certificate_json_text_is_read_strictly(edit, message):
+    """The text form refuses NaN / Infinity tokens and a key given twice (json would keep the
+    last, here upgrading the verdict) instead of reading them."""
+    text = _cert().to_json()
+    assert '"radius": 0.125' in text and D.Certificate.from_json(text).radius == 0.125
+    with pytest.raises(ValueError, match=message):
+        D.Certificate.from_json(edit(text))

@@ -256,12 +256,26 @@ class Certificate:
         """Inverse of :meth:`to_json`: accepts the text or an already parsed dict, also as
         ``report.json`` embeds it (a class entry ``classes[i]``, or its ``"certificate"``
         entry, both of which hold the certificate under the key ``"certificate"``)."""
-        data = json.loads(text) if isinstance(text, (str, bytes)) else text
+        data = _strict_json(text) if isinstance(text, (str, bytes)) else text
         while isinstance(data, Mapping) and "format" not in data and isinstance(data.get("certificate"), Mapping):
             data = data["certificate"]
         if isinstance(data, Mapping) and "format" not in data and "certificate" in data and data["certificate"] is None:
             raise ValueError("this entry holds no certificate (its class is not a certified spurious candidate)")
         return cls.from_dict(data)
+
+
+def _strict_json(text):
+    """Parse a certificate's JSON text strictly: NaN / Infinity tokens (not JSON; to_json
+    writes null for an infinite bound) and a key given twice in one object (json would keep
+    the last value silently) are refused with a ValueError."""
+    from ..runtime.safe_load import _JSONRangeError, _no_duplicate_keys, _parse_constant
+
+    try:
+        return json.loads(text, parse_constant=_parse_constant, object_pairs_hook=_no_duplicate_keys)
+    except _JSONRangeError as exc:
+        raise ValueError(f"certificate JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("certificate JSON nested too deeply") from None
 
 
 #: The keys of a certificate document (:meth:`Certificate.to_dict`), and the optional ones.
