@@ -197,3 +197,11 @@ def test_certificate_json_text_is_read_strictly(edit, message):
     assert '"radius": 0.125' in text and D.Certificate.from_json(text).radius == 0.125
     with pytest.raises(ValueError, match=message):
         D.Certificate.from_json(edit(text))
+
+
+@pytest.mark.parametrize("key", sorted(set(_cert().to_dict()) - {"witness", "diagnostics", "format", "version"}))
+def test_every_key_that_to_dict_writes_is_required(key):
+    """Each key of the written document but the optional witness and diagnostics must be
+    there when it is read back (format and version have their own messages)."""
+    with pytest.raises(ValueError, match=f"lacks '{key}'"):
+        D.Certificate.from_json(_with(**{key: _DROP}))
