@@ -142,3 +142,18 @@ def test_only_spurious_orbits_count_as_spurious_minima(monkeypatch):
     sec = A.enumeration_section("on", np.zeros((3, 2, 2)), 1, classes, results, 0)
     assert sec["spurious_minima"] == 1 and sec["spurious_minima_found_by_search"] == 0
     assert sec["orbits_found_by_search"] == 4
+
+
+@pytest.mark.parametrize("size, matched", [(0.5e-6, True), (2e-6, False)])
+def test_a_point_near_the_origin_matches_the_zero_orbit_within_an_absolute_1e_6(monkeypatch, size, matched):
+    """The match tolerance is MATCH_RTOL (1 + max |invariant|): relative for large points,
+    absolute near U = 0, where a search's point of size ~1e-3 (invariants ~1e-6) is the
+    certified zero orbit; twice the tolerance away it is not."""
+    zero = np.zeros((3, 2, 1))
+    _fake(monkeypatch, [zero], [STRICT_SADDLE], [1])
+    U = np.zeros((3, 2, 1))
+    U[0, 0, 0] = np.sqrt(size)  # X_1 = U_1 U_1^T has the entry `size`
+    classes, results = _classes([U], [STRICT_SADDLE])
+    sec = A.enumeration_section("on", np.zeros((3, 2, 2)), 1, classes, results, 0)
+    assert sec["classes"]["10"] == ({"orbit": 0, "exact_class": STRICT_SADDLE} if matched
+                                    else {"orbit": None, "exact_class": None})

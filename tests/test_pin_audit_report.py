@@ -167,3 +167,4 @@ def test_a_continuum_of_global_minima_is_one_row_summing_its_classes(audited):
     assert row == "| 10 (+2) | global_minimum (O(k,k) continuum) | 7 | 7 | 2.000e+00 | 2.000e-01 | zero modes | | |"
     assert sum(1 for ln in lines if ln.startswith("| 10 ") or ln.startswith("| 11 ") or ln.startswith("| 12 ")) == 1
     assert any(ln.startswith("| 20 | strict_saddle | 1 |") for ln in lines)
+

@@ -258,3 +258,14 @@ def test_task_files_name_the_file(tmp_path):
     with pytest.raises(LandscapeInputError, match=r"zz"):
         load_tasks(tmp_path / "bad.npz")
     assert _io.__all__ == ["TaskInput", "load_tasks", "load_starts", "check_starts", "audit_problem", "ALLOWED_KEYS"]
+
+
+def test_the_task_input_is_frozen():
+    """The audit's view of the user's tasks cannot be changed after it is read."""
+    import dataclasses
+
+    from landscape._io import TaskInput
+
+    ti = TaskInput(np.zeros((2, 2, 2)), None, None, "mem", "array", ("tasks",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ti.tasks = np.ones((2, 2, 2))

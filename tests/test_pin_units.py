@@ -139,3 +139,16 @@ def test_values_beyond_the_float_range_print_with_three_decimals_by_default():
     assert u.fmt(1.0, "g", 1) == "1.148e+602"
     assert u.fmt(1.0, ".1e", 1) == "1.1e+602"
     assert u.fmt(-1.0, "g", 1) == "-1.148e+602"
+
+
+@pytest.mark.parametrize("e, power, x, want", [(1, 2, 3.0, "6.000e+00"), (1, 4, 3.0, "1.200e+01"),
+                                               (2, 2, 3.0, "1.200e+01"), (0, 4, 3.0, "3.000e+00"),
+                                               (-1, 2, 3.0, "1.500e+00")])
+def test_numbers_are_printed_in_the_user_s_units(e, power, x, want):
+    """fmt shows x 2^(power e / 2): a matrix or eigenvalue (power 2) of tasks divided by 2^e
+    is 2^e times larger in the user's units, a loss (power 4) 2^(2e) -- also when the shift is
+    a single factor 2 (e = 1, power 2)."""
+    from landscape._audit.units import _Units
+
+    assert _Units(e).fmt(x, ".3e", power) == want
+
