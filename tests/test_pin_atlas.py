@@ -246,17 +246,18 @@ def _region_holds(region: str, c) -> bool:
 
 
 def test_every_finding_sums_exactly_the_cells_of_the_region_it_states():
-    """Cells over T in {2, 3, 4} (7, 6 and 5 values of d: no two values of T hold as many cells,
-    so 'T >= 3' cannot be told for 'T != 3'), k in {1, 2}, each with one trial of every
-    property: every finding counts the cells its region text names."""
+    """Cells over T in {2, 3, 4}, k in {1, 2}, each with T hits in 10 T trials of every property
+    (so that a region taking T = 2 and 4 for T = 3 and 4 sums differently even where, as for
+    d < 2k, every T holds as many cells): every finding counts the cells its region text names."""
     props = ("non_unique", "strict_saddle", "spurious", "spurious_certified", "spurious_frequency", "gd_success")
-    cells = [{"d": d, "k": k, "T": T, "counts": {p: [1, 1] for p in props}}
+    cells = [{"d": d, "k": k, "T": T, "counts": {p: [T, 10 * T] for p in props}}
              for T in (2, 3, 4) for d in range(1, 10 - T) for k in (1, 2)]
     found = summarise(cells)
     assert len(found) >= 12
     for f in found:
-        want = sum(_region_holds(f["region"], c) for c in cells)
-        assert (f["cells"], f["count"], f["trials"]) == (want, want, want), f["region"]
+        inside = [c for c in cells if _region_holds(f["region"], c)]
+        want = (len(inside), sum(c["T"] for c in inside), sum(10 * c["T"] for c in inside))
+        assert (f["cells"], f["count"], f["trials"]) == want, f["region"]
 
 
 @pytest.mark.parametrize("d, T, k, runs", [(3, 3, 1, True), (2, 2, 2, False), (2, 3, 1, True), (1, 2, 1, False),

@@ -73,3 +73,31 @@ def test_the_sweep_searches_exactly_its_largest_number_of_starts(monkeypatch):
     monkeypatch.setattr(E, "search", counting)
     nested_instance(3, 1, 3, _atlas.instance_seed(0, 3, 1, 3, 0), starts=(3, 7), certify_max_dim=30)
     assert sum(seen) == 7 and seen == [4, 3]
+
+
+def test_each_spurious_class_is_certified_once_across_the_prefixes(monkeypatch):
+    """A spurious class found at a smaller effort keeps its certificate outcome at the larger
+    ones: one _certify call per representative, and every record lists the outcomes of its
+    first MAX_CERTIFICATES spurious classes (the planted classes: start 0 from the first
+    prefix on, start 4 from the second)."""
+    from types import SimpleNamespace
+
+    import theory._atlas_effort as E
+    from landscape._classify import SPURIOUS_CANDIDATE
+
+    calls = []
+
+    def dedup(prob, points, cls):
+        return [SimpleNamespace(kind=SPURIOUS_CANDIDATE, representative=i, classification=None)
+                for i in (0, 4) if i < len(points)]
+
+    def certify(prob, U, U_star, max_dim):
+        calls.append(len(calls))
+        return f"outcome {len(calls)}"
+
+    monkeypatch.setattr(E, "deduplicate", dedup)
+    monkeypatch.setattr(E._atlas, "_certify", certify)
+    recs = nested_instance(3, 1, 3, _atlas.instance_seed(0, 3, 1, 3, 0), starts=(3, 7), certify_max_dim=30)
+    assert calls == [0, 1]
+    assert [r["certificates"] for r in recs] == [["outcome 1"], ["outcome 1", "outcome 2"]]
+    assert [r["spurious_classes"] for r in recs] == [1, 2]
