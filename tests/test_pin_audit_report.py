@@ -168,3 +168,29 @@ def test_a_continuum_of_global_minima_is_one_row_summing_its_classes(audited):
     assert sum(1 for ln in lines if ln.startswith("| 10 ") or ln.startswith("| 11 ") or ln.startswith("| 12 ")) == 1
     assert any(ln.startswith("| 20 | strict_saddle | 1 |") for ln in lines)
 
+
+
+def test_a_negative_direction_is_written_and_its_absence_is_null(audited):
+    """A class's direction of negative curvature goes to report.json as a list; a class
+    without one (a minimum) has null."""
+    import dataclasses
+
+    cls = audited.classes[0]
+    assert cls.classification.negative_direction is None
+    assert R._class_dict(cls, list(audited.results), None, _Units(0), None, 1.0)["negative_direction"] is None
+    v = np.arange(audited.problem.dim_U, dtype=float)
+    saddle = dataclasses.replace(cls, classification=dataclasses.replace(cls.classification, negative_direction=v))
+    assert R._class_dict(saddle, list(audited.results), None, _Units(0), None, 1.0)["negative_direction"] == v.tolist()
+
+
+def test_runs_beyond_the_listed_ones_are_counted(audited):
+    """report.md lists the first MAX_LISTED_RUNS diverged runs and says how many more there are."""
+    import copy
+
+    data = copy.deepcopy(audited.data)
+    run = {**data["runs"][0], "diverged": True, "reason": "overflow"}
+    data["runs"] = [{**run, "index": i} for i in range(R.MAX_LISTED_RUNS + 25)]
+    md = R._markdown(data, _Units(0))
+    assert f"{R.MAX_LISTED_RUNS + 25} run(s) diverged:" in md
+    assert sum(1 for ln in md.splitlines() if ln.startswith("* run ") and "overflow" in ln) == R.MAX_LISTED_RUNS
+    assert "* ... and 25 more (see report.json)" in md
