@@ -144,3 +144,26 @@ def test_run_phc_on_a_closed_form_system():
     assert ends == [(-1.0, -1.0), (1.0, 1.0)]
     assert np.max(np.abs(out.solutions.imag)) < 1e-12
     assert all("regular" in f for f in out.flags)
+
+
+@pytest.mark.parametrize("seed, flag", [(0, "-01"), (1, "-02"), (6, "-07"), (2**31 - 1, f"-0{2**31}"), (2**31, "-01"),
+                                        (2**31 + 5, "-06")])
+def test_phc_gets_the_seed_plus_one_modulo_2_to_the_31(monkeypatch, seed, flag):
+    """phc's -0 option fixes the seed of its random numbers: the route's seed modulo 2^31, plus
+    one, so that a route's seed gives one reproducible run and seeds apart by less than 2^31
+    give different ones."""
+    import landscape.enumeration._backends as B
+
+    seen = []
+
+    def fake_run(cmd, timeout, what):
+        seen.append(cmd)
+        from pathlib import Path
+
+        Path(cmd[-1]).write_text("THE SOLUTIONS :\n0 1\n")
+        return None, 0.0
+
+    monkeypatch.setattr(B, "phc_executable", lambda: "phc")
+    monkeypatch.setattr(B, "_run", fake_run)
+    B.run_phc("1 1\nx - 1;\n", ["x"], seed=seed)
+    assert seen[0][:3] == ["phc", flag, "-b"]
