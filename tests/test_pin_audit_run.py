@@ -440,3 +440,29 @@ def test_too_many_starts_are_refused_with_their_size_in_gib(monkeypatch):
     with pytest.raises(ls.LandscapeInputError,
                        match=r"^--starts 134217728: the starting points alone would take 9\.0 GiB \(limit 1 GiB\)$"):
         ls.audit(inst, 1, starts=2**27, progress=False, plots=False)
+
+
+def test_the_loss_plot_shows_every_critical_run_and_no_other(monkeypatch, tmp_path):
+    """losses.svg is drawn from the classifications of the runs that ended at a critical
+    point -- global minima included -- and not from those that did not (planted: every other
+    run not critical)."""
+    from dataclasses import replace
+
+    from landscape._classify import GLOBAL_MINIMUM, NOT_CRITICAL
+
+    seen = []
+    real_classify = R.classify_result
+    calls = []
+
+    def classify(problem, r, **kw):
+        calls.append(None)
+        c = real_classify(problem, r, **kw)
+        return c if len(calls) % 2 else replace(c, kind=NOT_CRITICAL)
+
+    monkeypatch.setattr(R, "classify_result", classify)
+    monkeypatch.setattr(R, "_plot_losses", lambda save, crit, e: seen.append([c.kind for c in crit]))
+    inst = ls.random_instance(np.random.default_rng(0), 4, 3, 1)
+    ls.audit(inst, 1, starts=4, seed=0, methods="lbfgs", plots=True, certify=False, enumeration="off",
+             out=tmp_path / "a", progress=False)
+    (kinds,) = seen
+    assert len(kinds) == 2 and all(k == GLOBAL_MINIMUM for k in kinds)
