@@ -62,3 +62,25 @@ def test_the_exact_verifier_refuses_arrays_that_are_not_rectangular(field, value
     assert verify_taylor_exact(data).ok
     rep = verify_taylor_exact({**data, field: value})
     assert not rep.ok and reason in rep.reason
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_penalty_adds_c_y_y_transpose_for_every_orbit_generator(k):
+    """H + c sum_y y y^T over the T k (k - 1) / 2 generators U_t (E_ij - E_ji), for every k
+    (k = 3 included: three generators per task), nothing for k = 1; H itself unchanged."""
+    from fractions import Fraction
+
+    from theory._independent import _generators, penalised_hessian
+
+    T, d = 2, 4
+    rng = np.random.default_rng(k)
+    U = [[[Fraction(int(v)) for v in row] for row in Ut] for Ut in rng.integers(-3, 4, size=(T, d, k))]
+    n = T * d * k
+    H = [[Fraction(int(v)) for v in row] for row in rng.integers(-5, 6, size=(n, n))]
+    c = Fraction(7, 3)
+    Y = np.array([[float(v) for v in y] for y in _generators(U)]).reshape(-1, n)
+    assert Y.shape[0] == T * k * (k - 1) // 2
+    got = penalised_hessian(H, U, c)
+    want = np.array(H, dtype=float) + float(c) * Y.T @ Y
+    np.testing.assert_allclose(np.array(got, dtype=float), want, rtol=1e-15, atol=1e-12)
+    assert penalised_hessian(H, U, Fraction(0)) == H and got is not H

@@ -139,6 +139,20 @@ def exact_derivatives(tasks, U):
     return grad, H
 
 
+def penalised_hessian(H, U, c):
+    r""":math:`H+c\sum_y yy^\top` over the :math:`O(k)` orbit generators :math:`y` of ``U``
+    (:func:`_generators`; none for :math:`k=1`), exactly: the matrix whose smallest eigenvalue
+    bounds the curvature across the orbit (a new list; ``H`` is not changed)."""
+    Hp = [row[:] for row in H]
+    if c:
+        for y in _generators(U):
+            nz = [(i, v) for i, v in enumerate(y) if v]
+            for i, vi in nz:
+                for j, vj in nz:
+                    Hp[i][j] += c * vi * vj
+    return Hp
+
+
 def is_positive_definite(M) -> bool:
     """Exact test by symmetric Gaussian elimination: every pivot must be > 0."""
     n = len(M)
@@ -286,13 +300,7 @@ def verify_taylor_exact(cert: Any, *, max_dim: int = MAX_DIM) -> IndependentRepo
     # --- lambda_min(H + c Y Y^T) > lambda claim
     lam = bounds.get("lambda_min_quotient_lower")
     c = _fr(params.get("penalty", 0.0))
-    Hp = [row[:] for row in H]
-    if k >= 2 and c:
-        for y in _generators(U):
-            nz = [(i, v) for i, v in enumerate(y) if v]
-            for i, vi in nz:
-                for j, vj in nz:
-                    Hp[i][j] += c * vi * vj
+    Hp = penalised_hessian(H, U, c)
     checks["penalty c >= 0"] = c >= 0
     if lam is None:
         checks["lambda_min_quotient_lower is a lower bound"] = True  # the trivial bound -inf
