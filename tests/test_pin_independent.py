@@ -84,3 +84,15 @@ def test_the_penalty_adds_c_y_y_transpose_for_every_orbit_generator(k):
     want = np.array(H, dtype=float) + float(c) * Y.T @ Y
     np.testing.assert_allclose(np.array(got, dtype=float), want, rtol=1e-15, atol=1e-12)
     assert penalised_hessian(H, U, Fraction(0)) == H and got is not H
+
+
+def test_the_verifiers_reports_are_frozen():
+    """A verifier's report cannot be edited after the fact (its checks, values and reason)."""
+    import dataclasses
+
+    from theory._independent import IndependentReport
+    from theory._independent_fp import FpIndependentReport
+
+    for report in (IndependentReport({"a": True}), FpIndependentReport({"a": True})):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            report.reason = "edited"
