@@ -492,3 +492,23 @@ def test_the_gd_endpoint_tolerance_uses_the_endpoint_s_full_gradient_norm(monkey
     assert seen["gnorm"] == pytest.approx(want, rel=1e-12, abs=0)
     (case,) = [c for c in res.cases if c.label.startswith("GD endpoint: loss")]
     assert f"(||grad L|| = {want:.1e})" in case.label
+
+
+@pytest.mark.parametrize("factor, holds", [(1.01, True), (0.99, False)])
+def test_thm32_fine_tune_cases_compare_with_half_d_tau_squared(monkeypatch, factor, holds):
+    """Cor 1's two fine-tuning cases at their common threshold d tau^2 / 2 (each structure
+    planted with ey at factor x that threshold, tau = 1e-3 so that tau^2 differs from tau by
+    far more than the planted factor): rank k strictly above it, rank 3k at most it."""
+    real = _minima.thm32_structure
+
+    def planted(*a, **k):
+        r = real(*a, **k)
+        tau = 1e-3
+        level = factor * 0.5 * 4 * tau**2
+        return dataclasses.replace(r, tau=tau, ey_k=level, ey_3k=level)
+
+    monkeypatch.setattr(_minima, "thm32_structure", planted)
+    res = _minima.check_thm32(np.random.default_rng(0), configs=((4, 1),), boosts=2)
+    case = {c.label.split(": ", 1)[1]: c for c in res.cases}
+    assert bool(case["rank-k fine-tune loss > 0"].passed) is holds
+    assert bool(case["rank-3k fine-tune loss (Cor 1)"].passed) is (not holds)
