@@ -255,3 +255,13 @@ def test_the_curvature_mode_is_compared_by_value_not_identity():
     a = ls.trust_region_newton(inst.problem, U0, mode=built, spectrum=False, polish=False)
     b = ls.trust_region_newton(inst.problem, U0, mode="auto", spectrum=False, polish=False)
     assert np.array_equal(a.point, b.point) and a.stop_reason == b.stop_reason
+
+
+@pytest.mark.parametrize("parts", [("g", "d"), ("p", "gd")])
+def test_a_method_name_built_at_run_time_runs_that_method(parts):
+    """search() compares method names by value: "g" + "d" (not the interned literal) runs
+    gradient descent, "p" + "gd" perturbed gradient descent."""
+    name = "".join(parts)
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    out = ls.search(inst.problem, rng=0, n_starts=2, methods=[name], max_iter=5, spectrum=False)
+    assert len(out) == 2 and {r.method for r in out} == {name}
