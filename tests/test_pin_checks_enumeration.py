@@ -99,3 +99,23 @@ def test_without_msolve_the_row_is_skipped_in_its_own_time(monkeypatch):
     r = CE.check_enumeration(np.random.default_rng(0))
     assert r.verdict == "SKIP" and "msolve not installed" in r.skipped
     assert 0.0 <= r.seconds <= time.perf_counter() - t
+
+
+@pytest.mark.parametrize("zero_orbits, passed", [(1, True), (2, False), (0, False)])
+def test_thm33_case_predicts_exactly_one_zero_loss_orbit(monkeypatch, zero_orbits, passed):
+    """T = 3, d = 3k: the case predicts 1 zero-loss orbit (U* itself) and passes exactly when
+    the complete enumeration finds that one (its planted stand-in: U* and other orbits whose
+    certified G encloses 0, or none)."""
+    from types import SimpleNamespace
+
+    U = np.random.default_rng(0).standard_normal((3, 3, 1))
+    A = np.zeros((3, 3))
+    monkeypatch.setattr(CE, "_draw", lambda rng, d, T, k: (A, U))
+    points = [U, 2 * U, 3 * U][:max(zero_orbits, 1)]
+    orbits = [{"G_enclosure": [0.0 if i < zero_orbits else 1.0, 1.0]} for i in range(len(points))]
+    monkeypatch.setattr(E, "algebra_available", lambda route="msolve": True)
+    monkeypatch.setattr(E, "enumerate_critical_points",
+                        lambda tasks, k: SimpleNamespace(data={"orbit_list": orbits}, points=points, complete=True))
+    res = CE.check_enumeration(0, t2_instances=0, t3_instances=1, control=False)
+    (case,) = res.cases
+    assert case.predicted == 1 and case.measured == zero_orbits and bool(case.passed) is passed

@@ -714,3 +714,14 @@ def test_the_float_verifier_needs_a_bound_at_least_t_times_the_claimed_lambda(mo
     monkeypatch.setattr(IF, "lambda_lower_a_posteriori", lambda N, E, mu: T * claim * Fraction(factor))
     rep = verify_fp_independent(small_fp_cert)
     assert rep.checks["lambda claim is a lower bound"] is ok
+
+
+def test_an_unpolished_float_certificate_records_zero_polish_steps(small_fp_cert):
+    """polish=False: the certificate is built at the given point itself, and its diagnostics
+    say so (no step taken, no displacement)."""
+    tasks = _rump_array(small_fp_cert["tasks"])
+    U = _rump_array(small_fp_cert["point"])
+    cert = _rump.fp_taylor_certificate(ls.LoraMLProblem(tasks, 1), U, witness=_rump_array(small_fp_cert["witness"]),
+                                       polish=False)
+    assert cert.diagnostics["polish_steps"] == 0 and cert.diagnostics["displacement"] == 0.0
+    assert np.array_equal(cert.point, U)
