@@ -102,3 +102,23 @@ def test_tasks_that_differ_take_the_formula_even_when_one_lies_below_another_ent
     dev = tasks - tasks.mean(0)
     assert R.problem_scale(p) == pytest.approx(math.sqrt(float(np.sum(dev * dev)) / 3), rel=1e-14)
     assert R.problem_scale(p) == pytest.approx(math.sqrt(2 * 16 / 3), rel=1e-14)  # deviations -1, 0, 1 per entry
+
+
+@pytest.mark.parametrize("size", [0.5, 3.0])
+def test_identical_tasks_take_the_size_of_their_mean_task(size):
+    """Identical tasks have no spread: the scale falls back to ||mean task||_F, below 1 too."""
+    A = np.zeros((3, 3))
+    A[0, 0] = size
+    assert R.problem_scale(LoraMLProblem(np.stack([A, A, A]), 1)) == size
+
+
+def test_tasks_whose_spread_underflows_take_the_size_of_their_mean_task():
+    """Tasks apart by 1e-170: the squared deviations underflow to 0, so s would be 0 (and
+    every tolerance with it); the scale falls back to the mean task's norm, as for identical
+    tasks."""
+    A, E = np.eye(3), np.zeros((3, 3))
+    E[0, 1] = E[1, 0] = 1e-170  # off the diagonal, where A is 0: the tasks really differ
+    tasks = np.stack([A, A + E, A - E])
+    assert not np.all(tasks == tasks[:1])
+    s = R.problem_scale(LoraMLProblem(tasks, 1))
+    assert s == pytest.approx(np.sqrt(3.0), rel=1e-15)
