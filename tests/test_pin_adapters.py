@@ -196,3 +196,16 @@ def test_adapter_sets_take_the_model_and_names_by_keyword_and_options_only_by_ke
     assert h.names == ("x",)
     with pytest.raises(TypeError):
         HeadSet(_base(), ("x",), "4", _new_head, torch.Generator(), False)
+
+
+def test_an_adapter_set_must_define_each_of_its_four_abstract_methods():
+    """AdapterSet is abstract in activate, adapter_parameters, base_parameters and strip: a
+    subclass that leaves any one of them out cannot be instantiated."""
+    from empirics._adapters import AdapterSet
+
+    methods = ("activate", "adapter_parameters", "base_parameters", "strip")
+    assert set(AdapterSet.__abstractmethods__) == set(methods)
+    for missing in methods:
+        body = {m: (lambda self, *a: None) for m in methods if m != missing}
+        with pytest.raises(TypeError, match=missing):
+            type("Partial", (AdapterSet,), body)()

@@ -101,3 +101,17 @@ def test_lora_with_heads_trains_the_body_s_base_in_retraining_only(stage, traina
     base = [g for n, g in grads.items() if "base_layer" in n]
     assert base and all(g is trainable for g in base)
     assert all(g for n, g in grads.items() if "lora_" in n or "heads" in n)  # adapters and heads always train
+
+
+def test_a_family_must_define_each_of_its_four_abstract_methods():
+    """Family is abstract in init_model, retrain_tasks, test_task and loss: a subclass that
+    leaves any one of them out cannot be instantiated."""
+    from empirics._family import Family
+
+    methods = ("init_model", "retrain_tasks", "test_task", "loss")
+    assert set(Family.__abstractmethods__) == set(methods)
+    for missing in methods:
+        body = {m: (lambda self, *a: None) for m in methods if m != missing}
+        with pytest.raises(TypeError, match=missing):
+            type("Partial", (Family,), body)()
+    type("Whole", (Family,), {m: (lambda self, *a: None) for m in methods})()

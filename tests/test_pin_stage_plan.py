@@ -162,3 +162,25 @@ def test_train_unit_shows_no_progress_bar_unless_asked(monkeypatch):
         with pytest.raises(Stop):
             train_unit(cfg, fam, "sr", 3, **kwargs)
         assert seen[-1] is want
+
+
+def test_a_unit_draws_retraining_and_each_fine_tuning_from_its_own_stream(monkeypatch):
+    """Retraining takes stage_generator(seed, 0); the fine-tuning of PEFT pi on test task ti
+    stage_generator(seed, 1, pi, ti): never the retraining stream again."""
+    pytest.importorskip("torch")
+    import empirics.real._protocol as P
+
+    keys = []
+    real = P.stage_generator
+
+    def recording(seed, *k):
+        keys.append((seed, *k))
+        return real(seed, *k)
+
+    monkeypatch.setattr(P, "stage_generator", recording)
+    cfg = RunConfig(**TINY)
+    fam = P.build_family(cfg, verbose=False)
+    unit = P.train_unit(cfg, fam, "sr", 3)
+    n_peft = len(unit["finetune"])
+    assert keys[0] == (3, 0)
+    assert keys[1:] == [(3, 1, pi, 0) for pi in range(n_peft)] and n_peft >= 1
