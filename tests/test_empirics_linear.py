@@ -99,3 +99,33 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="seed lists"):
         run_linear_batched([LinearConfig(), LinearConfig()], [[1], [2], [3]])
     assert LinearConfig(T=2, k=2).rank_prime == 6 and LinearConfig(T=3, k=2).rank_prime == 2
+
+
+def test_second_moments_give_the_data_loss_exactly():
+    """Each task keeps Sxx = X X^T / m, Syx = Y X^T / m and Syy = tr(Y Y^T) / m, so that
+    (1/2)(tr(M Sxx M^T) - 2 tr(M Syx^T) + Syy) is the data loss ||Y - M X||^2 / (2 m) at any M
+    (the test task with its own m = n)."""
+    cfg = LinearConfig(T=2, d=3, k=1, N=20, n=7, **SMALL)
+    P = draw_linear_problem(cfg, np.random.default_rng(4), keep_data=True)
+    M = np.random.default_rng(5).standard_normal((3, 3))
+    moments = [(P.Sxx[t], P.Syx[t], P.Syy[t]) for t in range(2)] + [(P.Sxx_test, P.Syx_test, P.Syy_test)]
+    for (X, Y), (Sxx, Syx, Syy) in zip(P.data, moments):
+        m = X.shape[1]
+        via_moments = 0.5 * (np.sum((M @ Sxx) * M) - 2 * np.sum(M * Syx) + Syy)
+        assert via_moments == pytest.approx(np.sum((Y - M @ X) ** 2) / (2 * m), rel=1e-10)
+
+
+@pytest.mark.parametrize("stage, good, bad", [("retrain", "k", "k + 1"), ("finetune", "kp", "kp - 1")])
+def test_adapters_of_another_rank_than_the_problem_s_are_refused(stage, good, bad):
+    """The linear family's adapters are the problem's own initial factors: a rank other than
+    k (retraining) or k' (fine-tuning), larger or smaller, is refused."""
+    cfg = LinearConfig(T=2, d=4, k=1, N=20, n=7, finetune_rank=2, **SMALL)
+    P = draw_linear_problem(cfg, np.random.default_rng(4))
+    fam = LinearFamily(P, 0)
+    model = fam.init_model(torch.Generator().manual_seed(0))
+    names = [f"task_{t}" for t in range(2)] if stage == "retrain" else ["test"]
+    ranks = {"k": 1, "k + 1": 2, "kp": 2, "kp - 1": 1}
+    fam.attach_lora(model, names, rank=ranks[good], stage=stage, generator=torch.Generator())
+    with pytest.raises(ValueError, match="differs from the problem"):
+        fam.attach_lora(fam.init_model(torch.Generator().manual_seed(0)), names, rank=ranks[bad], stage=stage,
+                        generator=torch.Generator())

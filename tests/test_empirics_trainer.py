@@ -352,3 +352,18 @@ def test_library_schedulers_equal_the_closed_form(schedule, warmup_fraction):
     warmup = math.ceil(warmup_fraction * total)
     ref = [0.4 * lr_factor(schedule, s, total, warmup) for s in range(total + 1)]
     assert seen + [end] == pytest.approx(ref, abs=1e-12)
+
+
+def test_a_stage_result_is_frozen_and_a_warmup_fraction_must_lie_in_0_1():
+    """StageResult cannot be edited; the warmup fraction is refused at 1 and above 1 (and below 0)."""
+    import dataclasses
+
+    from empirics._stage import StageResult
+
+    r = StageResult(model=None, adapters=None, history=[], best_epoch=None, config=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.best_epoch = 3
+    for bad in (1.0, 1.5, -0.25):
+        with pytest.raises(ValueError, match="warmup_fraction"):
+            StageConfig("sr", epochs=1, lr=1.0, schedule="linear", warmup_fraction=bad)
+    assert StageConfig("sr", epochs=1, lr=1.0, schedule="linear", warmup_fraction=0.5).warmup_fraction == 0.5

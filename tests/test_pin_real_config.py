@@ -75,6 +75,7 @@ def test_schedule_defaults_resolve_per_experiment(experiment):
     (dict(experiment="audio"), "experiment must be vision|language, got 'audio'"),
     (dict(schedule="step"), "schedule must be one of"),
     (dict(schedule="linear", warmup_fraction=1.0), r"warmup fraction must be in \[0, 1\), got 1.0"),
+    (dict(schedule="linear", warmup_fraction=1.5), r"warmup fraction must be in \[0, 1\), got 1.5"),
     (dict(schedule="linear", warmup_fraction=-1e-300), "warmup fraction must be in"),
     (dict(schedule="constant", warmup_fraction=0.25), "needs schedule linear or cosine"),
     (dict(retrain=("sr", "maml")), r"unknown retraining method\(s\) \['maml'\]"),

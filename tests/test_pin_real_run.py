@@ -60,3 +60,13 @@ def test_units_are_seed_major_with_their_keys_and_resources():
     assert all(u.resources.cpus == 1 and u.resources.gpus == 0.0 for u in units)
     gpu = R.make_units(dataclasses.replace(cfg, device="cuda:0"))
     assert all(u.resources.gpus == 1.0 for u in gpu)
+
+
+@pytest.mark.parametrize("entry", ["run", "run_vision", "run_language"])
+def test_the_public_runs_show_no_progress_bar_unless_asked(entry):
+    import inspect
+
+    fn = getattr(R, entry, None)
+    if fn is None:
+        pytest.skip(f"no {entry}")
+    assert inspect.signature(fn).parameters["progress"].default is False

@@ -659,3 +659,28 @@ def test_cli_cuda_without_cuda_exits_2_before_anything_runs(tmp_path, capsys, mo
     rc, err = _cli(["vision", "--dataset", "random", "--width", "8", "--device", "cuda", "--out", str(out)], capsys)
     assert rc == 2 and len(err) == 1 and "--device cuda requested but CUDA is not available" in err[0]
     assert not out.exists()
+
+
+def test_done_units_are_named_only_when_verbose_and_bars_shown_only_for_several_units(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """A resumed run says which units were done earlier only when verbose; the units' progress
+    bar is asked for only when there is more than one unit (one unit shows its own stages)."""
+    import landscape.runtime.executor as X
+
+    asked = []
+    real = X.run_units
+
+    def recording(units, **kw):
+        asked.append((len(units), kw["progress"]))
+        return real(units, **kw)
+
+    monkeypatch.setattr(X, "run_units", recording)
+    one = _run.RunConfig(**dict(TINY_VISION, retrain=("sr",), peft=("last-layer",), epochs=1))
+    _run.run(one, tmp_path, verbose=False, progress=True, estimate=False)
+    two = _run.RunConfig(**dict(TINY_VISION, retrain=("sr",), peft=("last-layer",), epochs=1, seeds=(3, 4)))
+    capsys.readouterr()
+    _run.run(two, tmp_path, verbose=False, progress=True, estimate=False)
+    assert "done earlier" not in capsys.readouterr().err
+    _run.run(two, tmp_path, verbose=True, progress=True, estimate=False)
+    assert capsys.readouterr().err.count("done earlier (same configuration)") == 2
+    assert asked == [(1, False), (2, True), (2, True)]
