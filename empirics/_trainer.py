@@ -60,7 +60,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -105,6 +108,24 @@ _reptile_inner_optimizer, _reptile_outer_step, _ReptileOuter = reptile_inner_opt
 _LinearWarmup, _to_device = LinearWarmup, to_device
 
 
+#: StageConfig fields that only steer bookkeeping: a checkpoint written under other values
+#: of them is still the same run.
+BOOKKEEPING_FIELDS = ("progress", "log_every", "checkpoint_every")
+
+
+def checkpoint_identity(tag: str, cfg: StageConfig, generator: torch.Generator, family: Family,
+                        task_adapters) -> str:
+    """``tag#digest``: the stage (``retrain-sr``, ...) and a SHA-256 over every
+    :class:`StageConfig` field but :data:`BOOKKEEPING_FIELDS` (epochs included: a run
+    interrupted after epoch e resumes under its own epoch count, whose schedule it follows),
+    the generator's seed, the family's name and the task adapters -- so that a checkpoint
+    of another learning rate, seed or schedule is never resumed as this run."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in BOOKKEEPING_FIELDS}
+    key = json.dumps([tag, fields, int(generator.initial_seed()), getattr(family, "name", type(family).__name__),
+                      [str(a) for a in task_adapters]], sort_keys=True, default=repr)
+    return f"{tag}#{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 class _Loop:
     """Shared epoch loop: batch rounds, validation, best-epoch selection, checkpoints."""
 
@@ -117,6 +138,9 @@ class _Loop:
         self.device = torch.device(cfg.device)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.tag = tag
+        #: what a checkpoint must have been written by to be resumed: the stage, every
+        #: setting of ``cfg`` that changes a result, the generator's seed and the tasks
+        self.identity = checkpoint_identity(tag, cfg, generator, family, task_adapters)
         self.history: list[dict] = []
         self.best: tuple[float, int, dict] | None = None
         #: stage-specific state that must survive a resume (Reptile's task order)
@@ -192,7 +216,7 @@ class _Loop:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
-        torch.save({"tag": self.tag, "epoch": epoch, "model": self.adapters.model.state_dict(),
+        torch.save({"tag": self.identity, "epoch": epoch, "model": self.adapters.model.state_dict(),
                     "optimizers": [o.state_dict() for o in optimizers],
                     "schedulers": [s.state_dict() for s in schedulers], "generator": self.generator.get_state(),
                     "history": self.history, "best": self.best, "extra": self.extra}, tmp)
@@ -203,7 +227,10 @@ class _Loop:
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
         state = load_checkpoint(self.checkpoint, map_location=self.device)
-        if state is None or state.get("tag") != self.tag:
+        if state is None or state.get("tag") != self.identity:
+            if state is not None:
+                warnings.warn(f"checkpoint {self.checkpoint.name} was written by another configuration of "
+                              f"{self.tag} (or another seed or tasks); starting afresh", RuntimeWarning, stacklevel=3)
             return 0
         self.adapters.model.load_state_dict(state["model"])
         for o, s in zip(optimizers, state["optimizers"]):
@@ -297,7 +324,9 @@ def retrain(family: Family, cfg: StageConfig, generator: torch.Generator, *,
     generator : torch.Generator
         The only source of randomness (model init, adapters, shuffling, Reptile order).
     checkpoint : path, optional
-        Checkpoint file; if it exists and belongs to this stage the run resumes from it.
+        Checkpoint file; if it exists and was written by this stage with the same settings
+        (:func:`checkpoint_identity`), seed and tasks, the run resumes from it; otherwise it
+        starts afresh with a warning.
 
     Returns
     -------

@@ -127,15 +127,13 @@ def test_select_best_returns_best_validation_epoch():
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
-    def run(epochs, ckpt=None):
-        fam = shallow_family(2)
-        return retrain(fam, StageConfig("lora-ml", epochs=epochs, lr=1e-2, checkpoint_every=1),
-                       torch.Generator().manual_seed(9), checkpoint=ckpt)
-
-    full = run(4)
+    """A run killed during epoch 3 and started again from its checkpoint ends with the same
+    weights, bit for bit, as the run that was never interrupted."""
+    full_calls, full = _counted_run(4, 1e-2)
     ck = tmp_path / "ck.pt"
-    run(2, ck)                     # "interrupted" after 2 epochs
-    resumed = run(4, ck)
+    with pytest.raises(_Interrupt):
+        _counted_run(4, 1e-2, ck, stop_after=full_calls // 2)
+    _, resumed = _counted_run(4, 1e-2, ck)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -367,3 +365,44 @@ def test_a_stage_result_is_frozen_and_a_warmup_fraction_must_lie_in_0_1():
         with pytest.raises(ValueError, match="warmup_fraction"):
             StageConfig("sr", epochs=1, lr=1.0, schedule="linear", warmup_fraction=bad)
     assert StageConfig("sr", epochs=1, lr=1.0, schedule="linear", warmup_fraction=0.5).warmup_fraction == 0.5
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _counted_run(epochs, lr, ckpt=None, stop_after=None, seed=9):
+    """A 2-task lora-ml retraining with checkpoints every epoch; returns the number of loss
+    evaluations, or raises _Interrupt at evaluation ``stop_after + 1`` (a killed run)."""
+    fam = shallow_family(2)
+    calls = []
+    real = fam.loss
+
+    def loss(model, batch):
+        if stop_after is not None and len(calls) == stop_after:
+            raise _Interrupt
+        calls.append(None)
+        return real(model, batch)
+
+    fam.loss = loss
+    res = retrain(fam, StageConfig("lora-ml", epochs=epochs, lr=lr, checkpoint_every=1),
+                  torch.Generator().manual_seed(seed), checkpoint=ckpt)
+    return len(calls), res
+
+
+def test_a_checkpoint_is_resumed_only_by_its_own_configuration(tmp_path):
+    """A 4-epoch run killed during epoch 3 leaves the checkpoint of epoch 2: the same run
+    resumes it (only epochs 3-4 are trained: half the loss evaluations of a fresh run); a run
+    of another learning rate, epoch count or seed starts afresh and says so."""
+    fresh, _ = _counted_run(4, 1e-2)
+    for name, again, kw in (("same", fresh - fresh // 2, {}), ("lr", fresh, {"lr": 2e-2}),
+                            ("epochs", fresh * 5 // 4, {"epochs": 5}), ("seed", fresh, {"seed": 10})):
+        ck = tmp_path / f"{name}.pt"
+        with pytest.raises(_Interrupt):
+            _counted_run(4, 1e-2, ck, stop_after=fresh // 2)
+        args = {"epochs": 4, "lr": 1e-2, **kw}
+        if name == "same":
+            assert _counted_run(args["epochs"], args["lr"], ck)[0] == again
+        else:
+            with pytest.warns(RuntimeWarning, match="another configuration"):
+                assert _counted_run(args["epochs"], args["lr"], ck, seed=kw.get("seed", 9))[0] == again
