@@ -370,3 +370,17 @@ def test_fashion_mnist_images_and_labels_must_be_as_many(tmp_path, n_images, n_l
         _fixtures.write_idx(tmp_path / lab, np.zeros(n_labels if split == "train" else 2, np.uint8))
     with pytest.raises(ValueError, match=rf"expected \(N, 28, 28\) images matching {n_labels} labels"):
         _fmnist.load_fashion_mnist(tmp_path, reader="numpy", verbose=False)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((6, 784), dtype=np.uint8), "expected \\(N, 28, 28\\) images"),       # flattened: 2-D
+    (np.zeros((6, 28, 28, 1), dtype=np.uint8), "expected \\(N, 28, 28\\) images"),  # 4-D
+    (np.zeros((5, 28, 28), dtype=np.uint8), "matching 6 labels"),                  # one image short
+])
+def test_idx_images_must_be_a_stack_matching_the_labels(tmp_path, images, message):
+    """The numpy idx reader refuses image files that are not (N, 28, 28) or whose N is not
+    the labels' count."""
+    _fmnist_folders(tmp_path)
+    _fixtures.write_idx(tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte", images)
+    with pytest.raises(ValueError, match=message):
+        _fmnist.load_fashion_mnist(tmp_path, reader="numpy", verbose=False)
