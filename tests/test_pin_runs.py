@@ -109,3 +109,21 @@ def test_a_trial_with_checkpoints_is_the_trial_without(tmp_path):
     plain = R.trial_record(fam, rc, fc, seed=4)
     ck = R.trial_record(fam, rc, fc, seed=4, checkpoint_dir=tmp_path / "ck")
     assert ck["test"] == plain["test"] and torch is not None
+
+
+def test_a_shallow_unit_writes_its_training_checkpoints_inside_the_units_folder(tmp_path, monkeypatch):
+    """Each shallow trial unit gets a checkpoint file beside its sealed result in
+    ``<out>.units`` (an interrupted unit restarts from it, not from epoch 0)."""
+    from empirics._shallow import ShallowConfig
+
+    seen = []
+    real = R.shallow_trials_unit
+
+    def spy(*a, **kw):
+        seen.append(kw.get("checkpoint"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(R, "shallow_trials_unit", spy)
+    cfg = ShallowConfig(T=2, d=3, k=1, N=8, n=6, retrain_epochs=3, finetune_epochs=3, record_every=3)
+    R.shallow_record(cfg, trials=2, seed=1, out=tmp_path / "rec.json")
+    assert seen and all(c is not None and c.endswith(".ckpt.pt") and "rec.json.units" in c for c in seen)
