@@ -455,7 +455,8 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
             FA.copy_(saved["tensors"][0])
             FB.copy_(saved["tensors"][1])
         opt.load_state_dict(saved["opt"])
-        start, curve, epochs = saved["epoch"], list(saved["extra"]["curve"]), list(saved["extra"]["epochs"])
+        start, epochs = saved["epoch"], list(saved["extra"]["epochs"])
+        curve = [c.numpy() if torch.is_tensor(c) else np.asarray(c) for c in saved["extra"]["curve"]]
 
     def predict():
         return (cf @ torch.sigmoid((W1f + FB @ FA) @ Xf)).squeeze(-2)  # (B, n)
@@ -470,8 +471,10 @@ def _run_batched(cfg: ShallowConfig, seeds: list[int], tdt, progress: bool, chec
             with torch.no_grad():
                 curve.append(((predict() - Cf) ** 2).mean(-1).reshape(M, S).double().numpy())
             epochs.append(e + 1)
-        save("finetune", e + 1, [FA, FB], opt, {"base": [p_.detach() for p_ in params], "curve": curve,
-                                                "epochs": epochs})
+        # the curve as tensors: a checkpoint is read back with torch.load(weights_only=True),
+        # which refuses numpy arrays (the whole file would be unreadable and the run restart)
+        save("finetune", e + 1, [FA, FB], opt, {"base": [p_.detach() for p_ in params],
+                                                "curve": [torch.from_numpy(c) for c in curve], "epochs": epochs})
     if checkpoint is not None and os.path.exists(checkpoint):
         os.remove(checkpoint)
     final = curve[-1]

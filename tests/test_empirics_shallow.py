@@ -133,8 +133,12 @@ def test_bad_inputs():
         central_range(np.arange(4.0), clip=2)
 
 
-@pytest.mark.parametrize("interrupt_after", [7, 31])  # during retraining / during fine-tuning
-def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch, interrupt_after):
+@pytest.mark.parametrize("interrupt_after, steps_left", [(7, 19 + 15), (31, 9)])  # retraining / fine-tuning
+def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch, capsys, interrupt_after, steps_left):
+    """Killed at optimizer step 8 (retraining epoch 8; its checkpoint: epoch 6) or 32
+    (fine-tuning epoch 7; checkpoint: fine-tuning epoch 6), the run resumes from the
+    checkpoint -- only the steps after it are taken, no restart is reported -- and ends with
+    the uninterrupted run's curve, bit for bit."""
     import torch
 
     full = run_shallow_batched(TINY, [1, 2], dtype="float64")
@@ -152,8 +156,16 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch, interrup
     with pytest.raises(KeyboardInterrupt):
         run_shallow_batched(TINY, [1, 2], dtype="float64", checkpoint=str(ck), checkpoint_every=3)
     assert ck.exists()
-    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    taken = []
+
+    def counting_step(self, *a, **k):
+        taken.append(None)
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    capsys.readouterr()
     resumed = run_shallow_batched(TINY, [1, 2], dtype="float64", checkpoint=str(ck), checkpoint_every=3)
+    assert len(taken) == steps_left and "starting from the beginning" not in capsys.readouterr().err
     np.testing.assert_array_equal(full["curve"], resumed["curve"])
     assert not ck.exists()
 

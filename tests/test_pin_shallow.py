@@ -169,3 +169,15 @@ def test_a_checkpoint_fits_only_with_exactly_this_run_s_shapes():
     assert S._checkpoint_fits(dict(good, epoch=5), shapes, [], cfg) and S._checkpoint_fits(dict(good, epoch=0), shapes, [], cfg)
     assert not S._checkpoint_fits(dict(good, epoch=-1), shapes, [], cfg)
     assert not S._checkpoint_fits(dict(good, epoch=True), shapes, [], cfg)
+
+
+@pytest.mark.parametrize("epoch, fits", [(0, True), (5, True), (6, False), (-1, False)])
+def test_a_fine_tuning_checkpoint_fits_from_epoch_0_to_the_last(epoch, fits):
+    """A fine-tuning checkpoint (the frozen base, the adapter, the curve so far) fits at every
+    epoch 0 .. finetune_epochs, epoch 0 included, and at no other."""
+    torch = pytest.importorskip("torch")
+    cfg = ShallowConfig(T=2, d=4, k=1, N=8, n=6, retrain_epochs=5, finetune_epochs=5)
+    base, ft = [(2, 4, 4), (2, 1, 4)], [(2, 1, 4), (2, 4, 1)]
+    saved = {"stage": "finetune", "epoch": epoch, "opt": {}, "tensors": [torch.zeros(s) for s in ft],
+             "extra": {"base": [torch.zeros(s) for s in base], "curve": [], "epochs": []}}
+    assert S._checkpoint_fits(saved, base, ft, cfg) is fits
