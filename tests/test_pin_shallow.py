@@ -181,3 +181,18 @@ def test_a_fine_tuning_checkpoint_fits_from_epoch_0_to_the_last(epoch, fits):
     saved = {"stage": "finetune", "epoch": epoch, "opt": {}, "tensors": [torch.zeros(s) for s in ft],
              "extra": {"base": [torch.zeros(s) for s in base], "curve": [], "epochs": []}}
     assert S._checkpoint_fits(saved, base, ft, cfg) is fits
+
+
+def test_the_shallow_family_s_loss_is_the_mean_squared_error():
+    """The generic trainer's shallow family scores a batch by mean((f(x) - y)^2) (squared,
+    so over- and under-predictions count alike)."""
+    torch = pytest.importorskip("torch")
+    from empirics._shallow import ShallowFamily, draw_shallow_problem
+
+    fam = ShallowFamily(draw_shallow_problem(ShallowConfig(T=2, d=3, k=1, N=8, n=6), np.random.default_rng(0)))
+    model = fam.init_model(torch.Generator().manual_seed(0))
+    x, y = fam.retrain_tasks()[0].train
+    want = float(torch.mean((model(x).squeeze(-1) - y) ** 2))
+    assert float(fam.loss(model, (x, y))) == pytest.approx(want, rel=1e-6)
+    assert float(fam.loss(model, (x, y + 1.0))) == pytest.approx(float(torch.mean((model(x).squeeze(-1) - y - 1) ** 2)),
+                                                                rel=1e-6)
