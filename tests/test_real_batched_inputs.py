@@ -170,3 +170,15 @@ def test_lora_is_merged_as_w_plus_scaling_times_b_a_per_seed_and_task(scaling):
             want = w[s] + scaling * (bb[s, t] @ a[s, t])
             torch.testing.assert_close(W[s * T + t], want, rtol=1e-6, atol=1e-6)
             assert torch.equal(B[s * T + t], b[s])
+
+def test_the_batched_engine_takes_a_vision_run_named_at_run_time():
+    """check_config compares the experiment by value: a 'vision' read from a file or a
+    command line (not the interned literal) is a vision run; 'language' is refused."""
+    from empirics.real._batched import check_config
+    from empirics.real._config import RunConfig
+
+    literal, built = "vision", "".join(["vis", "ion"])
+    assert built == literal and built is not literal
+    check_config(RunConfig(experiment=built, dataset="random"))
+    with pytest.raises(ValueError, match="vision experiment only"):
+        check_config(RunConfig(experiment="language"))

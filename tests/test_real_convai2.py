@@ -185,3 +185,26 @@ def test_the_official_selection_refuses_xpersona_json(tmp_path):
     for name in ("valid.json", "valid.json.gz"):
         with pytest.raises(ValueError, match="the official persona selection reads ParlAI self_original files"):
             _convai2._official_split(tmp_path / name, None, tmp_path, 1, 1)
+
+
+def test_a_bad_line_is_named_by_its_line_number(tmp_path):
+    """The reader names a malformed line by its 1-based number in the file."""
+    p = tmp_path / "bad.txt"
+    p.write_text("1 your persona: i like tea.\n\nx hello\n")
+    with pytest.raises(ValueError, match=r"bad.txt:3: expected 'N text'"):
+        _convai2.read_parlai_self_original(p)
+
+
+@pytest.mark.parametrize("n_test, ok", [(4, True), (6, False), (9, False)])
+def test_the_normalised_selection_needs_as_many_clusters_as_test_personas(tmp_path, n_test, ok):
+    """With the normalised reading the valid file's five persona clusters give at most five
+    test personas: asking for more is refused with the count, whatever the number (four leave
+    one cluster to retrain on)."""
+    v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(4), episodes_per_persona=5)
+    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    if ok:
+        assert len(_convai2.build_persona_split(v, map_dir=maps, n_test=n_test, n_retrain=1,
+                                                selection="normalized").test) == n_test
+    else:
+        with pytest.raises(ValueError, match=f"only 5 persona clusters, need {n_test}"):
+            _convai2.build_persona_split(v, map_dir=maps, n_test=n_test, n_retrain=1, selection="normalized")
