@@ -141,3 +141,18 @@ def test_each_experiment_states_its_own_metric_and_notes():
     rec = S.summarize([_unit("sr", "lora", 1, 0.5)], language, family_description={"model": "m", "note": "N"})
     assert rec["metric"].startswith("hits@1 among 20 candidates") and "accuracy" not in rec["metric"]
     assert rec["notes"][:2] == ["mine", "N"]
+
+
+def test_one_seed_gives_a_nan_standard_error_without_a_warning():
+    """One value has no spread: SE (and a paired comparison's SE, t and p) are NaN, and no
+    'degrees of freedom <= 0' warning is raised on the way."""
+    import warnings
+
+    from empirics.real._summary import mean_se, paired_difference
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = mean_se([0.75])
+        pair = paired_difference({1: 0.75}, {1: 0.5})
+    assert one["mean"] == 0.75 and one["n"] == 1 and math.isnan(one["se"])
+    assert pair["n"] == 1 and pair["mean"] == 0.25 and all(math.isnan(pair[k]) for k in ("se", "t", "p_value"))
