@@ -110,3 +110,27 @@ def test_rendering_a_stored_one_seed_record(tmp_path):
     lines = rt.format_comparisons({**rec, "comparisons": [stored_c]})
     row = next(line for line in lines if line.startswith("| lora |"))
     assert "+5.00" in row and row.count("n/a") == 4
+
+
+def _well_formed(markdown: str) -> int:
+    """Every markdown table in ``markdown``: its separator row (the second) and every body row
+    have the header's number of cells. Returns the number of tables."""
+    tables, block = 0, []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            tables += 1
+            cells = [row.count("|") for row in block]
+            assert set(block[1].strip("|").split("|")) == {"---"}, block[1]
+            assert cells == [cells[0]] * len(block), block
+            block = []
+    return tables
+
+
+def test_every_rendered_table_has_its_header_s_columns():
+    """The vision table, the language table and the rank table are valid markdown: separator
+    and body rows as wide as the header (a separator twice too wide renders as no table)."""
+    assert _well_formed(rt.format_rank_table({"1": _record("language"), "8": _record("language")})) >= 1
+    assert _well_formed(rt.format_language_table(_record("language"))) >= 1
