@@ -132,3 +132,55 @@ def test_the_vision_family_classifies_class_pairs():
 
     fam = VisionFamily(build_vision_tasks(random_vision_arrays(np.random.default_rng(0), n_train=100, n_test=50)), dim=8)
     assert fam.arch["num_classes"] == 2
+
+
+def _small_family(**kw):
+    from empirics.real._fixtures import random_vision_arrays
+    from empirics.real._vision import VisionFamily
+
+    tasks = V.build_vision_tasks(random_vision_arrays(np.random.default_rng(0), n_train=100, n_test=50))
+    return VisionFamily(tasks, **kw)
+
+
+def test_an_evaluation_batch_is_scaled_by_255_then_normalised():
+    """Evaluation images (uint8) go to [0, 1] by / 255 before the per-channel normalisation:
+    white is exactly the normalisation of 1, black of 0."""
+    torch = pytest.importorskip("torch")
+    fam = _small_family()
+    x = torch.full((2, 3, 32, 32), 255, dtype=torch.uint8)
+    x[1] = 0
+    got = fam._prepare(x)
+    assert torch.equal(got[0], fam.tasks.normalize(torch.ones(1, 3, 32, 32))[0])
+    assert torch.equal(got[1], fam.tasks.normalize(torch.zeros(1, 3, 32, 32))[0])
+
+
+def test_the_vision_family_batches_256_images_by_default_like_the_paper():
+    import inspect
+
+    from empirics.real._config import RunConfig
+    from empirics.real._vision import VisionFamily
+
+    assert inspect.signature(VisionFamily).parameters["batch_size"].default == RunConfig().batch_size
+
+
+def test_linear_layers_are_redrawn_with_biases_of_both_signs_within_their_bound():
+    """torch's default Linear init, from the run's generator: weights Kaiming-uniform, biases
+    uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)] -- of both signs."""
+    torch = pytest.importorskip("torch")
+    from empirics.real._vision import init_linear_layers_
+
+    lin = torch.nn.Linear(16, 400)
+    init_linear_layers_(lin, torch.Generator().manual_seed(0))
+    b = lin.bias.detach()
+    assert float(b.abs().max()) <= 0.25 and float(b.min()) < -0.2 and float(b.max()) > 0.2
+
+
+def test_batch_seeds_are_drawn_from_a_62_bit_range():
+    """The per-batch seeds of the dropout / augmentation streams are uniform below 2^62 (fit
+    an int64): 200 draws are distinct and reach far above 2^32."""
+    torch = pytest.importorskip("torch")
+    from empirics.real._batched_engine import seed_draw
+
+    g = torch.Generator().manual_seed(0)
+    seeds = [seed_draw(g) for _ in range(200)]
+    assert len(set(seeds)) == 200 and max(seeds) < 2**62 and max(seeds) > 2**60
