@@ -86,3 +86,12 @@ def test_default_executor_is_local_with_at_least_one_worker():
         assert isinstance(ex, LocalExecutor) and ex.workers == want
     given = object()
     assert S._executor_or_default(given, 5) is given
+
+
+@pytest.mark.parametrize("text", ["a table\n", "a table", "two\nlines"])
+def test_a_figure_s_markdown_ends_with_exactly_one_newline(tmp_path, text):
+    from figures._sweeps import _write_md
+
+    path = _write_md(tmp_path, "t", text)
+    written = path.read_text()
+    assert written.endswith("\n") and not written.endswith("\n\n") and written.rstrip("\n") == text.rstrip("\n")
