@@ -31,3 +31,29 @@ def test_saved_arrays_holding_pickled_objects_are_refused_not_unpickled(tmp_path
     reg.save_data(tmp_path, "ok", {"x": np.arange(3.0), "n": 2}, {"m": 1})
     data, meta = reg.load_data(tmp_path, "ok")
     assert np.array_equal(data["x"], np.arange(3.0)) and data["n"] == 2 and meta == {"m": 1}
+
+
+@pytest.mark.parametrize("key, configured, value, ok", [
+    ("trials", 1, 0, False), ("trials", 1, 1, True), ("workers", 3, 0, False), ("epochs", 5, 0, False),
+    ("seed", 7, 0, True), ("seed", 7, -1, False), ("offset", 0, 0, True), ("trials", 1, 2.5, False),
+])
+def test_an_integer_override_keeps_the_configured_value_s_floor(key, configured, value, ok):
+    """A count configured at 1 or more (trials, workers, epochs: any key but the seed) takes
+    only integers >= 1; a seed, or a count configured at 0, any integer >= 0; never a float."""
+    from figures._registry import check_overrides
+
+    if ok:
+        check_overrides("fig", {key: configured}, {key: value})
+    else:
+        with pytest.raises(ValueError, match="an integer >= "):
+            check_overrides("fig", {key: configured}, {key: value})
+
+
+def test_what_cannot_be_inspected_takes_no_executor():
+    """A figure's compute function takes an executor only when its signature names one; an
+    object without a signature (not callable: TypeError; no signature: ValueError) takes none."""
+    from figures._registry import _takes_executor
+
+    assert _takes_executor(lambda config, executor=None: None) is True
+    assert _takes_executor(lambda config: None) is False
+    assert _takes_executor(object()) is False
