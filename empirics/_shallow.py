@@ -165,6 +165,8 @@ def central_range(values: np.ndarray, clip: int = 2) -> tuple[float, float, floa
     THEORY.md 9.5 item 7. Here the median is the usual (average of the middle two).
     """
     v = np.sort(np.asarray(values, dtype=float).ravel())
+    if isinstance(clip, bool) or not isinstance(clip, (int, np.integer)) or clip < 0:
+        raise ValueError(f"clip must be an integer >= 0 (values dropped on each side), got {clip!r}")
     if v.size <= 2 * clip:
         raise ValueError(f"need more than {2 * clip} values for a central range, got {v.size}")
     return float(np.median(v)), float(v[clip]), float(v[-clip - 1])

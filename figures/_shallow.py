@@ -147,6 +147,12 @@ def compute_shallow_sweep(config: dict, workdir: Path, progress: bool, executor=
     return data
 
 
+def median_range_cell(trials) -> str:
+    """A table cell: the median of the trials' final MSE and its central range (clipping
+    round(0.2 n) trials each side, THEORY.md 9.4), as ``median (low, high)``."""
+    return "{:.4f} ({:.4f}, {:.4f})".format(*_central(trials, 0.2))
+
+
 def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
     """Test MSE against fine-tuning epoch: median and central range over trials (THEORY.md 9.2, 9.4).
 
@@ -196,7 +202,7 @@ def render_shallow_sweep(data: dict, out_dir: Path, stem: str) -> list[Path]:
              f"| {sweep} | LoRA-ML | SR |", "|---|---|---|"]
     for i, v in enumerate(values):
         F = np.asarray(data[f"final_mse_{i}"])
-        cells = ["{:.4f} ({:.4f}, {:.4f})".format(*_central(F[m], 0.2)) for m in range(2)]
+        cells = [median_range_cell(F[m]) for m in range(2)]
         lines.append(f"| {v} | {cells[0]} | {cells[1]} |")
     md = _write_md(out_dir, stem, "\n".join(lines))
     return _save(fig, out_dir, stem) + [md]

@@ -161,3 +161,41 @@ def test_our_ranges_are_drawn_from_low_to_high_left_of_the_paper_points(figures_
                 assert sorted(p[1] for p in seg) == pytest.approx([r["low"], r["high"]], rel=1e-12, abs=0)
             seen += 1
     assert seen == 4
+
+
+def _sweep_data(Ts, trials=10):
+    """Stand-in tables data: sweep T over ``Ts``, LoRA-ML trials k + 0.01 i (medians falling
+    with T), SR trials twice as large."""
+    data = {"sweeps": ["T"], "values_T": list(Ts), "paper": {}}
+    for i, t in enumerate(Ts):
+        ml = 1.0 / t + 0.01 * np.arange(trials)
+        data[f"final_mse_T_{i}"] = np.stack([ml, 2 * ml])
+    return data
+
+
+@pytest.mark.parametrize("Ts, claimed", [((3, 4, 5), True), ((3, 5), True), ((3,), False)])
+def test_the_improves_with_t_claim_needs_two_values_of_t(Ts, claimed):
+    claims = [c for c in S.shallow_claims(_sweep_data(Ts)) if "improves with T" in c["claim"]]
+    assert len(claims) == int(claimed) and all(c["holds"] for c in claims)
+
+
+def test_the_table_s_range_is_the_central_six_of_ten_trials():
+    """Ten trials: the median and the range clipping round(0.2 x 10) = 2 trials each side."""
+    rows = S.shallow_table_rows(_sweep_data((3,)))
+    ml = 1.0 / 3 + 0.01 * np.arange(10)
+    r = next(r for r in rows if r["method"] == "lora-ml")
+    assert (r["median"], r["low"], r["high"]) == pytest.approx((float(np.median(ml)), ml[2], ml[7]), rel=1e-12)
+
+
+def test_a_chunk_without_a_checkpoint_or_with_its_folder_missing_runs_without_one(tmp_path):
+    from empirics._shallow import ShallowConfig
+
+    cfg = {**vars(ShallowConfig(T=2, d=3, k=1, N=6, n=4, retrain_epochs=2, finetune_epochs=2, record_every=1))}
+    a = S._shallow_chunk_unit(cfg, [1], checkpoint=None)
+    b = S._shallow_chunk_unit(cfg, [1], checkpoint=str(tmp_path / "missing" / "ck.pt"))
+    assert np.array_equal(a["final_mse"], b["final_mse"]) and not (tmp_path / "missing").exists()
+
+
+def test_a_sweep_table_cell_is_the_median_and_the_central_six_of_ten():
+    ml = 0.5 + 0.01 * np.arange(10)
+    assert S.median_range_cell(ml[::-1]) == f"{np.median(ml):.4f} ({ml[2]:.4f}, {ml[7]:.4f})"

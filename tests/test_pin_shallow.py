@@ -196,3 +196,11 @@ def test_the_shallow_family_s_loss_is_the_mean_squared_error():
     assert float(fam.loss(model, (x, y))) == pytest.approx(want, rel=1e-6)
     assert float(fam.loss(model, (x, y + 1.0))) == pytest.approx(float(torch.mean((model(x).squeeze(-1) - y - 1) ** 2)),
                                                                 rel=1e-6)
+
+
+@pytest.mark.parametrize("clip", [-1, -8, 1.5, True])
+def test_a_central_range_refuses_a_clip_that_is_not_a_count(clip):
+    """A negative clip would index from the end (-8 of 10 reads the same values as 2) and
+    hide a wrong fraction; a float or a boolean is no count either."""
+    with pytest.raises(ValueError, match="clip must be an integer >= 0"):
+        central_range(np.arange(10.0), clip=clip)
