@@ -81,3 +81,16 @@ class PlantedRng(np.random.Generator):
         if size == self._planted.shape:
             return self._planted.copy()
         return super().standard_normal(size, *args, **kwargs)
+
+
+def assert_abstract_in_exactly(base: type, methods) -> None:
+    """``base`` is abstract in exactly ``methods``: a subclass leaving out any one of them
+    cannot be instantiated (the TypeError names it), one defining all of them can."""
+    import pytest
+
+    assert set(base.__abstractmethods__) == set(methods)
+    for missing in methods:
+        body = {m: (lambda self, *a: None) for m in methods if m != missing}
+        with pytest.raises(TypeError, match=missing):
+            type("Partial", (base,), body)()
+    type("Whole", (base,), {m: (lambda self, *a: None) for m in methods})()
