@@ -205,3 +205,21 @@ def test_a_central_range_refuses_a_clip_that_is_not_a_count(clip):
     hide a wrong fraction; a float or a boolean is no count either."""
     with pytest.raises(ValueError, match="clip must be an integer >= 0"):
         central_range(np.arange(10.0), clip=clip)
+
+
+@pytest.mark.parametrize("n, clip", [(3, 2), (4, 2), (1, 1), (0, 0)])
+def test_a_central_range_needs_more_than_twice_clip_values(n, clip):
+    """Fewer values than 2 clip + 1 (3 for clip 2, not only exactly 4) leave nothing between
+    the clipped ends: refused."""
+    with pytest.raises(ValueError, match="need more than"):
+        central_range(np.arange(float(n)), clip=clip)
+
+
+@pytest.mark.parametrize("saved", [["retrain", 3], "retrain", None, {"stage": "retrain", "epoch": 3, "opt": {},
+                                                                      "tensors": None}])
+def test_a_checkpoint_of_another_structure_does_not_fit(saved):
+    """Whatever was unpickled -- a list, a string, None, tensors missing -- is not this run's
+    checkpoint (no exception escapes the check)."""
+    pytest.importorskip("torch")
+    cfg = ShallowConfig(T=2, d=4, k=1, N=8, n=6, retrain_epochs=5, finetune_epochs=5)
+    assert S._checkpoint_fits(saved, [(2, 4, 4)], [], cfg) is False
