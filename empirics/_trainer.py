@@ -60,8 +60,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import os
 import warnings
 from pathlib import Path
@@ -120,10 +118,13 @@ def checkpoint_identity(tag: str, cfg: StageConfig, generator: torch.Generator, 
     interrupted after epoch e resumes under its own epoch count, whose schedule it follows),
     the generator's seed, the family's name and the task adapters -- so that a checkpoint
     of another learning rate, seed or schedule is never resumed as this run."""
+    from landscape.runtime.store import config_digest
+
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in BOOKKEEPING_FIELDS}
-    key = json.dumps([tag, fields, int(generator.initial_seed()), getattr(family, "name", type(family).__name__),
-                      [str(a) for a in task_adapters]], sort_keys=True, default=repr)
-    return f"{tag}#{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    digest = config_digest({"stage": tag, "config": fields, "seed": int(generator.initial_seed()),
+                            "family": getattr(family, "name", type(family).__name__),
+                            "tasks": [str(a) for a in task_adapters]})
+    return f"{tag}#{digest[:16]}"
 
 
 class _Loop:
