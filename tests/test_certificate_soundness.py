@@ -483,6 +483,7 @@ def test_independent_verifier_refuses_every_kind_of_tampering(f2_polished):
         "point moved": _tampered(cert, point=(np.asarray(cert.point) * (1 + 1e-12)).tolist()),
         "verdict upgraded": _tampered(local, verdict=VERDICT_SPURIOUS),
         "radius doubled": _tampered(cert, radius=2 * cert.radius),
+        "radius negated": _tampered(cert, radius=-cert.radius),
         "||g|| enclosure above the exact norm": _tampered(
             cert, **{"enclosures.grad_norm": [g_exact * (1 + 1e-6), cert.enclosures["grad_norm"][1]]}),
         "||g|| enclosure below the exact norm": _tampered(

@@ -395,8 +395,9 @@ def test_a_checkpoint_is_resumed_only_by_its_own_configuration(tmp_path):
     resumes it (only epochs 3-4 are trained: half the loss evaluations of a fresh run); a run
     of another learning rate, epoch count or seed starts afresh and says so."""
     fresh, _ = _counted_run(4, 1e-2)
-    for name, again, kw in (("same", fresh - fresh // 2, {}), ("lr", fresh, {"lr": 2e-2}),
-                            ("epochs", fresh * 5 // 4, {"epochs": 5}), ("seed", fresh, {"seed": 10})):
+    for name, again, kw in (("same", fresh - fresh // 2, {}), ("lr", fresh, {"lr": 2e-2}), ("lr3", fresh, {"lr": 3e-2}),
+                            ("lr5", fresh, {"lr": 5e-3}), ("epochs", fresh * 5 // 4, {"epochs": 5}),
+                            ("seed", fresh, {"seed": 10}), ("seed11", fresh, {"seed": 11})):
         ck = tmp_path / f"{name}.pt"
         with pytest.raises(_Interrupt):
             _counted_run(4, 1e-2, ck, stop_after=fresh // 2)
@@ -406,3 +407,11 @@ def test_a_checkpoint_is_resumed_only_by_its_own_configuration(tmp_path):
         else:
             with pytest.warns(RuntimeWarning, match="another configuration"):
                 assert _counted_run(args["epochs"], args["lr"], ck, seed=kw.get("seed", 9))[0] == again
+
+
+def test_fine_tuning_evaluates_the_test_task_every_eval_every_epochs():
+    """eval_every = 2 over 5 epochs: the test metrics are recorded at epochs 2 and 4 only."""
+    fam = shallow_family(2)
+    base = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), torch.Generator().manual_seed(0)).model
+    res = finetune(fam, base, StageConfig("lora", epochs=5, lr=1e-2), torch.Generator().manual_seed(1), eval_every=2)
+    assert [h["epoch"] for h in res.history if "test" in h and not h.get("final")] == [2, 4]

@@ -200,3 +200,17 @@ def test_prop1_positive_loss_must_match_eckart_young_within_the_rounding_norm(mo
     below = [c for c in res.cases if "min L*_T+1" in c.label and isinstance(c.predicted, str)]
     assert len(below) == 2 and all(c.measured > c.tolerance for c in below)
     assert [bool(c.passed) for c in below] == [agrees, agrees]
+
+
+def test_rank_threshold_pins_predict_r_plus_one_above_the_threshold_and_r_below():
+    """Each pin predicts rank r + 1 when the extra singular value is 10x the threshold and r
+    at 0.1x, and passes exactly when the measured rank is that prediction."""
+    from theory._checks_sr import rank_threshold_pins
+
+    cases = rank_threshold_pins(np.random.default_rng(0))
+    assert len(cases) >= 4
+    for c in cases:
+        r = int(c.predicted) - (1 if c.label.endswith(" 10 x threshold") else 0)
+        assert r >= 2 and bool(c.passed) is (c.measured == c.predicted)
+    ups = [c for c in cases if c.label.endswith(" 10 x threshold")]
+    assert ups and all(c.passed for c in cases)
