@@ -157,6 +157,26 @@ def test_r31_fails_when_some_column_subset_is_dependent(dependent):
     assert bool(case.passed) is not dependent
 
 
+def test_r31_subsets_hold_min_d_tk_columns_so_a_rank_deficit_of_all_tk_columns_fails():
+    """The subsets hold m = min(d, Tk) columns (all Tk of them at d = Tk = 6, T = 3, k = 2):
+    six columns in R^6 drawn in a 5-dimensional subspace fail, though any 3 or 5 of them
+    (a smaller m) are independent; independent columns pass with the predicted rank 6."""
+    from theory._checks_sr import check_r31
+
+    from ._pin_tools import PlantedRng
+
+    for deficient in (False, True):
+        g = np.random.default_rng(9)
+        basis = g.standard_normal((6, 5 if deficient else 6))
+        cols = basis @ g.standard_normal((basis.shape[1], 6))
+        U = np.stack([cols[:, 2 * t: 2 * t + 2] for t in range(3)])
+        res = check_r31(PlantedRng(0, U), sizes=((6, 3, 2),), subsets=3)
+        (case,) = [c for c in res.cases if "subsets of" in c.label]
+        assert case.label == "d=6 k=2 T=3: 3 subsets of 6 columns"
+        assert case.predicted == "all rank 6"
+        assert bool(case.passed) is not deficient
+
+
 @pytest.mark.parametrize("offset,passed", [(0.99, True), (-0.99, True), (1.01, False), (-1.01, False)])
 def test_appc_monte_carlo_cases_pass_within_z_standard_errors_only(monkeypatch, offset, passed):
     """T E||mean UV^T||^2 = k d^2 and T E||mean UU^T - kI||^2 = k d (d + 1): each Monte Carlo

@@ -208,3 +208,23 @@ def test_alternating_lora_ml_schedules_the_adapter_steps_over_all_of_them(monkey
     monkeypatch.setattr(TR, "make_scheduler", lambda cfg, opt, total: (seen.append(total), real(cfg, opt, total))[1])
     retrain(_family(T=3), StageConfig("lora-ml", epochs=3, lr=1e-2, inner_adapter_steps=2), torch.Generator().manual_seed(0))
     assert len(seen) == 2 and seen[0] > 0 and seen[1] == 2 * seen[0]
+
+
+@pytest.mark.parametrize("method", ["last-layer", "lora"])
+def test_finetune_schedule_spans_exactly_the_steps_it_takes(monkeypatch, method):
+    """Fine-tuning's scheduler is built over epochs x rounds-per-epoch steps and the run takes
+    exactly that many (a cosine schedule reaches 0 at the last step, not before or after)."""
+    import empirics._trainer as TR
+
+    made = []
+    real = TR.make_scheduler
+    monkeypatch.setattr(TR, "make_scheduler",
+                        lambda cfg, opt, total: (made.append((total, real(cfg, opt, total))), made[-1][1])[1])
+    fam = _family(T=3)
+    g = torch.Generator().manual_seed(0)
+    base = retrain(fam, StageConfig("sr", epochs=1, lr=1e-2), g).model
+    made.clear()
+    finetune(fam, base, StageConfig(method, epochs=3, lr=1e-2, k=1, schedule="cosine"), g)
+    ((total, sched),) = made
+    assert total >= 3 and total % 3 == 0
+    assert sched.last_epoch == total
