@@ -63,6 +63,13 @@ def _public_functions_with_rng():
     """``(module, name, function)`` of every function in the ``__all__`` of a public package
     or subpackage of ``landscape`` and ``theory`` (``landscape.certificates``, ...) and of
     every registered check, whose signature has an ``rng`` parameter."""
+    return [(mod, name, f) for mod, name, f in _public_functions()
+            if "rng" in inspect.signature(inspect.unwrap(f)).parameters]
+
+
+def _public_functions():
+    """``(module, name, function)`` of every function in the ``__all__`` of a public package
+    or subpackage of ``landscape`` and ``theory`` and of every registered check."""
     import importlib
     import pkgutil
 
@@ -76,11 +83,7 @@ def _public_functions_with_rng():
                      if not any(part.startswith("_") for part in m.name.split("."))]
     found = {(mod.__name__, name): getattr(mod, name) for mod in mods for name in getattr(mod, "__all__", [])}
     found.update({("theory registry", c.id): c.func for c in REGISTRY})
-    out = []
-    for (mod, name), f in sorted(found.items()):
-        if inspect.isfunction(f) and "rng" in inspect.signature(inspect.unwrap(f)).parameters:
-            out.append((mod, name, f))
-    return out
+    return [(mod, name, f) for (mod, name), f in sorted(found.items()) if inspect.isfunction(f)]
 
 
 #: Functions that convert their ``rng`` themselves (checked by behaviour above).
@@ -96,6 +99,24 @@ def test_every_public_function_that_draws_random_numbers_takes_a_seed():
     assert len(found) >= 40 and any(m == "theory registry" for m, _, _ in found)
     missing = [f"{m}.{n}" for m, n, f in found if n not in CONVERT_INTERNALLY and f.__code__ is not wrapper]
     assert not missing, missing
+
+
+def test_tolerances_of_public_functions_are_keyword_only():
+    """A tolerance (``tol``, ``rtol``, ``atol``, ``*_tol``, ``*_rtol``, ``tolerance``) is never
+    taken by position: a number slipped into the wrong slot would pass silently as a threshold
+    (symmetry_tangent_basis(U, 1e-3) is a TypeError, not a rank cut at 1e-3)."""
+    import re
+
+    found = [(m, n, p.name, p.kind) for m, n, f in _public_functions()
+             for p in inspect.signature(inspect.unwrap(f)).parameters.values()
+             if re.fullmatch(r"(?:[a-z_]*_)?(?:r|a)?tol|tolerance", p.name)]
+    assert ("landscape", "symmetry_tangent_basis", "rtol", inspect.Parameter.KEYWORD_ONLY) in found
+    assert len(found) >= 3
+    positional = [f"{m}.{n}({p})" for m, n, p, kind in found if kind is not inspect.Parameter.KEYWORD_ONLY]
+    assert not positional, positional
+    U = np.random.default_rng(0).standard_normal((3, 4, 2))
+    with pytest.raises(TypeError):
+        ls.symmetry_tangent_basis(U, 1e-3)
 
 
 def test_accepts_seed_converts_positional_and_keyword_and_keeps_none_defaults():

@@ -42,3 +42,26 @@ def test_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main([])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["synthetic-linear", "synthetic-shallow"])
+def test_noise_energy_is_refused_exactly_when_sigma2_n_d_overflows(command):
+    """The check before any work refuses --sigma when sigma^2 N d is not a float64 number:
+    at N = 20, d = 4 the limit is sigma = sqrt(max / 80); 0.999 of it passes, 1.001 of it and
+    sigma = 1e200 (whose square alone overflows) are refused, with the flag named."""
+    import math
+    import sys
+
+    from empirics.__main__ import _validate, build_parser
+    from landscape.runtime.cli import UsageError
+
+    limit = math.sqrt(sys.float_info.max / 80)
+
+    def validate(sigma):
+        args = build_parser().parse_args([command, "--N", "20", "--d", "4", "--rank", "1", "--sigma", repr(sigma)])
+        return _validate(args)
+
+    assert validate(0.999 * limit)["reuse"] is None
+    for sigma in (1.001 * limit, 1e200):
+        with pytest.raises(UsageError, match=r"--sigma .*sigma\^2 N d overflows float64"):
+            validate(sigma)

@@ -163,3 +163,24 @@ def test_a_generator_at_exactly_rtol_times_the_largest_is_dropped(rtol, columns)
     one = np.zeros((1, 3, 3))
     one[0, 0, 0] = 1.0
     assert symmetry_tangent_basis(one, rtol=0.0).shape == (9, 2)
+
+
+@pytest.mark.parametrize("dense_max_dim", [10**6, 0])
+def test_the_spectrum_direction_is_the_eigenvector_of_the_smallest_eigenvalue(dense_max_dim):
+    """With several eigenpairs asked for (count = 3), the direction reported is the unit
+    eigenvector of the smallest one, on both paths: its Rayleigh quotient under S = grad^2 G is
+    lambda_min and S d = lambda_min d (another eigenvector has another eigenvalue)."""
+    import landscape as ls
+
+    rng = np.random.default_rng(12)
+    inst = ls.random_instance(rng, 5, 3, 1)
+    U = inst.U_star + 0.4 * rng.standard_normal(inst.U_star.shape)
+    spec = ls.reduced_spectrum(inst.problem, U, dense_max_dim=dense_max_dim, count=3)
+    assert (spec.method == "dense") is (dense_max_dim > 0) and np.size(spec.eigenvalues) >= 3
+    lam = np.sort(np.asarray(spec.eigenvalues))
+    assert lam[1] - lam[0] > 1e-3 * np.abs(lam).max()  # a simple smallest eigenvalue
+    d = np.asarray(spec.direction).reshape(-1)
+    S = inst.problem.schur_complement(U)
+    assert np.linalg.norm(d) == pytest.approx(1.0, abs=1e-10)
+    assert d @ S @ d == pytest.approx(spec.lambda_min_quotient, abs=1e-8 * np.abs(lam).max())
+    assert np.linalg.norm(S @ d - spec.lambda_min_quotient * d) < 1e-6 * np.abs(lam).max()

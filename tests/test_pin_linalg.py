@@ -105,3 +105,20 @@ def test_rrr_errors_follow_the_model_y_equals_b_x_plus_sigma_noise_draw_by_draw(
         Uu = np.linalg.svd(B_ols @ X[r])[0][:, :kprime]
         want.append(float(np.sum(((Uu @ Uu.T @ B_ols - B) @ X[r]) ** 2)))
     np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("B, kw, what", [
+    (np.ones((3, 2)), {}, "square"), (np.full((3, 3), np.nan), {}, "finite"),
+    (np.eye(3), {"kprime": 0}, "kprime"), (np.eye(3), {"kprime": 4}, "kprime"),
+    (np.eye(3), {"n": 2}, "n must be >= d"), (np.eye(3), {"reps": 0}, "reps"),
+    (np.eye(3), {"sigma": -0.1}, "sigma"), (np.eye(3), {"sigma": np.inf}, "sigma")])
+def test_rrr_errors_refuse_what_has_no_rank_k_estimate(B, kw, what):
+    """B* square and finite, 1 <= k' <= d (k' = d + 1 is not clipped to d), n >= d (X X^T
+    invertible), reps >= 1, sigma finite and >= 0; the boundaries k' = d and n = d are allowed."""
+    from theory._linalg import rrr_prediction_errors
+
+    args = {"n": 5, "sigma": 0.1, "kprime": 1, "reps": 2, **kw}
+    with pytest.raises(ValueError, match=what):
+        rrr_prediction_errors(np.random.default_rng(0), B, **args)
+    edge = rrr_prediction_errors(np.random.default_rng(0), np.eye(3), n=3, sigma=0.0, kprime=3, reps=1)
+    assert edge.shape == (1,) and edge[0] < 1e-20  # full rank, no noise: B_ols = B* exactly

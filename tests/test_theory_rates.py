@@ -171,3 +171,15 @@ def test_rrr_errors_take_their_sizes_by_keyword_only():
     assert kinds == {"rng": inspect.Parameter.POSITIONAL_OR_KEYWORD, "B_star": inspect.Parameter.POSITIONAL_OR_KEYWORD,
                      "n": inspect.Parameter.KEYWORD_ONLY, "sigma": inspect.Parameter.KEYWORD_ONLY,
                      "kprime": inspect.Parameter.KEYWORD_ONLY, "reps": inspect.Parameter.KEYWORD_ONLY}
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.0, -1e-300, -0.5, np.nan])
+def test_loglog_slope_refuses_a_mean_that_is_not_positive(bad):
+    """log(mean) needs mean > 0: a zero (log -> -inf), a negative (NaN) or a NaN mean among
+    positive ones is refused with ValueError, never fitted; the smallest positive float is
+    accepted (the bound is 0 itself)."""
+    x, se = [1.0, 2.0, 4.0], [0.1, 0.1, 0.1]
+    with pytest.raises(ValueError, match="positive means"):
+        loglog_slope(x, [1.0, bad, 4.0], se)
+    fit = loglog_slope(x, [1.0, 5e-324, 4.0], [0.1, 5e-324, 0.1])
+    assert np.isfinite(fit.slope)

@@ -282,8 +282,8 @@ def check_rates(
         r_ml, _ = numerical_rank(B_ml)
         cases.append(Case(f"T={T}: rank after SR", r_sr_pred, int(r_sr), "SVD", int(r_sr) == r_sr_pred))
         cases.append(Case(f"T={T}: rank after LoRA-ML", r_ml_pred, int(r_ml), "SVD", int(r_ml) == r_ml_pred))
-        e_sr = rrr_prediction_errors(rng, B_sr, n=n, sigma=sigma, kprime=r_sr_pred, reps=reps)
-        e_ml = rrr_prediction_errors(rng, B_ml, n=n, sigma=sigma, kprime=r_ml_pred, reps=reps)
+        e_sr = rrr_prediction_errors(rng, B_sr, n=n, sigma=sigma, kprime=min(r_sr_pred, d), reps=reps)
+        e_ml = rrr_prediction_errors(rng, B_ml, n=n, sigma=sigma, kprime=min(r_ml_pred, d), reps=reps)
         m_ml, se_ml = mean_and_se(e_ml / (sigma**2 * rank_kprime_dof(d, r_ml_pred)))
         cor = "Cor 2" if T == 2 else "Cor 4"
         cases.append(Case(f"T={T}: {cor} E||E_ML||^2 / (sigma^2 dof(k'={r_ml_pred}))", 1.0, m_ml,
@@ -410,8 +410,10 @@ def check_rate_slopes(
     for T in Ts:
         B_sr, B_ml = retrained_residuals(rng, d, k, T)
         r_sr, r_ml = int(sr_rank(d=d, T=T, k=k)), int(ml_rank(d=d, T=T, k=k))
-        e_sr = errors(rng, B_sr, n=T_n, sigma=sigma, kprime=r_sr, reps=T_reps)
-        e_ml = errors(rng, B_ml, n=T_n, sigma=sigma, kprime=r_ml, reps=T_reps)
+        # no estimate has rank above d: an injected rank above it (a negative control's
+        # uncapped (T+1)k) is fitted at rank d, and the prediction keeps the injected rank
+        e_sr = errors(rng, B_sr, n=T_n, sigma=sigma, kprime=min(r_sr, d), reps=T_reps)
+        e_ml = errors(rng, B_ml, n=T_n, sigma=sigma, kprime=min(r_ml, d), reps=T_reps)
         ratios.append(ratio_of_means(e_sr, e_ml))
         ml_stats.append(_mean_se(e_ml / sigma**2))
         sr_stats.append(_mean_se(e_sr / sigma**2))

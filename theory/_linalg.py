@@ -94,7 +94,15 @@ def rrr_prediction_errors(
     the residual of the retrained matrix, eq. (9)).
     """
     B_star = np.asarray(B_star, dtype=float)
+    if B_star.ndim != 2 or B_star.shape[0] != B_star.shape[1] or not np.all(np.isfinite(B_star)):
+        raise ValueError(f"B_star must be a finite square matrix, got shape {B_star.shape}")
     d = B_star.shape[0]
+    if not 1 <= kprime <= d:
+        raise ValueError(f"kprime must be in [1, d] = [1, {d}], got {kprime}")
+    if n < d:  # X X^T of rank n < d: no least-squares estimate
+        raise ValueError(f"n must be >= d = {d} (X X^T invertible), got n = {n}")
+    if reps < 1 or not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"need reps >= 1 and a finite sigma >= 0, got reps = {reps}, sigma = {sigma}")
     X = rng.standard_normal((reps, d, n))
     Y = B_star[None] @ X + sigma * rng.standard_normal((reps, d, n))
     XXt = X @ np.swapaxes(X, 1, 2)
