@@ -119,3 +119,15 @@ def test_thm33_case_predicts_exactly_one_zero_loss_orbit(monkeypatch, zero_orbit
     res = CE.check_enumeration(0, t2_instances=0, t3_instances=1, control=False)
     (case,) = res.cases
     assert case.predicted == 1 and case.measured == zero_orbits and bool(case.passed) is passed
+
+
+@pytest.mark.parametrize("point, is_star", [(lambda U: -U, True), (lambda U: U * (1 + 1e-12), True),
+                                            (lambda U: U + 1e-13, True), (lambda U: U * (1 + 1e-3), False)])
+def test_the_zero_loss_orbit_is_u_star_up_to_its_sign_and_rounding_only(fake, point, is_star):
+    """U* is recognised by U_t U_t^T (the O(1) orbit: -U* is U*), within round-off of the
+    certified point (1e-12 relative, 1e-13 absolute), not 1e-3 away."""
+    A, U = CE._draw(np.random.default_rng(5), 3, 3, 1)
+    fake += [_Result([ZERO, SADDLE], points=[point(U), U[::-1].copy()])]
+    r = CE.check_enumeration(np.random.default_rng(5), t2_instances=0, t3_instances=1, control=False)
+    (case,) = r.cases
+    assert case.measured == 1 and bool(case.passed) is is_star

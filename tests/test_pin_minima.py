@@ -512,3 +512,30 @@ def test_thm32_fine_tune_cases_compare_with_half_d_tau_squared(monkeypatch, fact
     case = {c.label.split(": ", 1)[1]: c for c in res.cases}
     assert bool(case["rank-k fine-tune loss > 0"].passed) is holds
     assert bool(case["rank-3k fine-tune loss (Cor 1)"].passed) is (not holds)
+
+
+@pytest.mark.parametrize("exceptions, passed", [(0, False), (1, True), (3, True)])
+def test_the_t2_control_needs_at_least_one_zero_loss_point_with_a_ne_a_star(monkeypatch, exceptions, passed):
+    """T = 2 violates Thm 3.3, so the control predicts >= 1 zero-loss point with A != A*: a
+    search that finds none (every zero-loss point at A*) fails that case, one or more pass it."""
+    real = _minima.uniqueness_report
+
+    def planted(inst, rng, **kw):
+        return dataclasses.replace(real(inst, rng, **kw), n_exceptions=exceptions)
+
+    monkeypatch.setattr(_minima, "uniqueness_report", planted)
+    res = _minima.check_thm33_control_t2(np.random.default_rng(0), starts=8)
+    exc = [c for c in res.cases if "zero-loss points with A != A*" in c.label]
+    assert len(exc) == 2 and all(c.predicted == ">= 1" and c.measured == exceptions for c in exc)
+    assert all(bool(c.passed) is passed for c in exc)
+
+
+def test_the_official_gd_runs_the_papers_3000_outer_steps_by_default():
+    """THEORY.md 9.1: 3000 outer steps (10 inner after each); the Thm 3.3 row's GD and the
+    T = 2 structure row default to the same count as the GD itself."""
+    import inspect
+
+    outer = inspect.signature(_minima.official_alternating_gd).parameters["outer"].default
+    assert outer == 3000
+    assert inspect.signature(inspect.unwrap(_minima.check_thm33)).parameters["gd_outer"].default == outer
+    assert inspect.signature(inspect.unwrap(_minima.check_thm32_gd)).parameters["outer"].default == outer
