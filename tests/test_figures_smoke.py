@@ -145,3 +145,35 @@ def test_shallow_tables_follow_the_figures_panel_order(smoke_out):
     text = format_shallow_tables(data)
     heads = [line.split()[2] for line in text.splitlines() if line.startswith("## vary ")]
     assert heads == [s for s in SWEEPS if s in data["sweeps"]]
+
+
+def _rc(argv):
+    try:
+        return figures_main(argv)
+    except SystemExit as exc:  # argparse's own exits
+        return exc.code
+
+
+def test_the_command_line_needs_a_command(capsys):
+    """No subcommand is bad input: exit 2 and one line naming what is missing."""
+    assert _rc([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "command" in err[0]
+
+
+def test_a_bad_execution_flag_is_reported_by_its_own_message(tmp_path, capsys):
+    """--workers 0: exit 2 with the executor's message itself (not the exception's type),
+    and no output folder is made."""
+    assert _rc(["make", "figure1", "--smoke", "--workers", "0", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "--workers must be >= 1, got 0" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_make_says_when_it_computed_and_when_it_reused_saved_data(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert _rc(["make", "figure1", "--smoke", "--quiet", "--out", out]) == 0
+    first = capsys.readouterr().out
+    assert "figure1: computed," in first and "reused" not in first
+    assert _rc(["make", "figure1", "--smoke", "--quiet", "--out", out]) == 0
+    assert "figure1: reused saved data (--recompute computes it again)," in capsys.readouterr().out

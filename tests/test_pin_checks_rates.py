@@ -123,3 +123,16 @@ def test_the_saturation_fit_takes_every_saturated_t_from_two_on(Ts, saturated):
     assert any(lab.startswith(f"SR/ML error ratio vs predicted dof ratio (T={Ts[0]}..{Ts[-1]}, ") for lab in labels)
     sat = [lab for lab in labels if lab.startswith("saturation:")]
     assert sat == ([] if saturated is None else [f"saturation: E||E_SR||^2 vs T for (T+1)k >= d (T={saturated})"])
+
+
+@pytest.mark.parametrize("d, r", [(6, 1), (6, 2), (6, 4), (5, 5)])
+def test_strong_signal_matrix_has_rank_r_and_evenly_spread_singular_values(d, r):
+    """Rank r with singular values linspace(s_min, s_max, r) (s_min alone at r = 1), whatever
+    the Haar-random singular vectors."""
+    from theory._checks_rates import strong_signal_matrix
+
+    B = strong_signal_matrix(np.random.default_rng(d + r), d, r, s_min=1.5, s_max=4.0)
+    s = np.linalg.svd(B, compute_uv=False)
+    want = np.linspace(1.5, 4.0, r) if r > 1 else np.array([1.5])
+    np.testing.assert_allclose(np.sort(s[:r]), want, rtol=1e-12)
+    assert np.all(s[r:] < 1e-12)

@@ -96,3 +96,22 @@ def test_the_verifiers_reports_are_frozen():
     for report in (IndependentReport({"a": True}), FpIndependentReport({"a": True})):
         with pytest.raises(dataclasses.FrozenInstanceError):
             report.reason = "edited"
+
+
+@pytest.mark.parametrize("M, psd", [
+    ([[2, 3], [3, 4]], False),          # det -1: floor division 3 // 2 would make it 2 * 1 = 2
+    ([[2, 3], [3, 5]], True),           # det 1
+    ([[4, 6], [6, 9]], True),           # det 0 exactly (rank one)
+    ([[3, 1, 1], [1, 3, 1], [1, 1, 3]], True),
+    ([[1, 2, 0], [2, 5, 3], [0, 3, 4]], False),  # the 3 x 3 determinant is -5, every 2 x 2 minor >= 0
+    ([[0, 0], [0, -1]], False), ([[0, 1], [1, 0]], False), ([[0, 0], [0, 0]], True)])
+def test_exact_psd_test_uses_exact_elimination_on_rationals(M, psd):
+    """All principal minors >= 0, computed by elimination on Fractions whose pivot ratios are
+    not integers (3/2, 1/3): exact rational division, not a floor, decides the verdict."""
+    from fractions import Fraction
+
+    from theory._independent import _is_psd_small
+
+    F = [[Fraction(v) for v in row] for row in M]
+    assert _is_psd_small(F) is psd
+    assert _is_psd_small([[v / 7 for v in row] for row in F]) is psd  # scaling by 1/7 keeps the verdict

@@ -538,3 +538,32 @@ def test_l7_checks_the_rank_of_both_blocks(monkeypatch):
     bad = l7(SD.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1))
     checked = int(re.search(r"\((\d+) checked\)", bad.label).group(1))
     assert checked >= 1 and 1 <= bad.measured <= checked and not bad.passed
+
+
+def test_eigen_subset_points_take_square_roots_of_the_chosen_eigenvalues_of_d_star():
+    """D* = W_1 - W_2 with eigenvalues (-5, -1, 2, 3), k = 2: the 16 points put sqrt(lambda) v
+    (positive lambda) into U_1 and sqrt(-lambda) v (negative) into U_2 for every pair of
+    subsets, each a critical point of G; the one with both subsets full reproduces D* and has
+    G = 0, every other one G > 0."""
+    from types import SimpleNamespace
+
+    from landscape._objective import LoraMLProblem
+
+    Q = np.linalg.qr(np.random.default_rng(3).standard_normal((4, 4)))[0]
+    lam = np.array([-5.0, -1.0, 2.0, 3.0])
+    D = (Q * lam) @ Q.T
+    W = np.stack([np.where(lam > 0, lam, 0) * Q @ Q.T, np.where(lam < 0, -lam, 0) * Q @ Q.T])
+    assert np.allclose(W[0] - W[1], D)
+    pts = _saddles._eigen_subset_points(SimpleNamespace(W=W), 2)
+    assert len(pts) == 16
+    # the column norms squared are the chosen |lambda|: every pair of subsets once
+    norms = sorted((tuple(np.round(np.sum(U[0] ** 2, axis=0), 9)), tuple(np.round(np.sum(U[1] ** 2, axis=0), 9)))
+                   for U in pts)
+    want = sorted(((a, b), (c, e)) for a in (0.0, 2.0) for b in (0.0, 3.0) for c in (0.0, 5.0) for e in (0.0, 1.0))
+    assert norms == want
+    prob = LoraMLProblem(W, 2)
+    losses = [prob.reduced_loss(U) for U in pts]
+    assert all(np.linalg.norm(prob.reduced_grad(U)) < 1e-12 for U in pts)
+    full = [i for i, U in enumerate(pts) if np.allclose(U[0] @ U[0].T - U[1] @ U[1].T, D, atol=1e-12)]
+    assert len(full) == 1 and abs(losses[full[0]]) < 1e-24
+    assert min(g for i, g in enumerate(losses) if i != full[0]) > 0.1
