@@ -225,3 +225,19 @@ def test_synthetic_record_is_json_with_units_beside_it(workdir):
     assert rec["config"]["init_stream"] and rec["units"] == 1
     units = list((workdir / "sh.json.units").glob("shallow-*.json"))
     assert len(units) == 1 and not list((workdir / "sh.json.units").glob("*.ckpt.pt"))
+
+
+def test_every_check_id_split_at_its_spaces_is_joined_again():
+    """--only takes ids unquoted: each registry id split at its spaces (up to the eight tokens
+    of 'Remark 3.2 / Cor 2 / Cor 4') resolves to itself, and all of them in a row resolve to the
+    whole list in order; an unknown token is refused."""
+    from theory.__main__ import resolve_ids
+    from theory._registry import REGISTRY, UnknownCheckError
+
+    ids = [c.id for c in REGISTRY]
+    assert max(len(i.split()) for i in ids) == 8
+    for i in ids:
+        assert resolve_ids(i.split()) == [i]
+    assert resolve_ids([t for i in ids for t in i.split()]) == ids
+    with pytest.raises(UnknownCheckError):
+        resolve_ids(["Remark", "3.2", "/", "Cor", "9"])

@@ -191,6 +191,7 @@ def test_committed_effort_sweeps_match_the_atlas_and_their_summary(committed):
 
 
 @pytest.mark.parametrize("argv", [["--effort-sweep", "3,2"], ["--effort-sweep", "3,4,6"], ["--effort-sweep", "3,2,1"],
+                                  ["--effort-sweep", "3,3,3"],  # K = D: the landscape needs 1 <= k < d
                                   ["--effort-sweep", "3,2,6", "--sweep-starts", "12,0"],
                                   ["--effort-sweep", "3,2,6", "--sweep-instances", "0"]])
 def test_effort_sweep_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):

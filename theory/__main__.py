@@ -35,8 +35,9 @@ def resolve_ids(tokens):
     """Map ``--only`` tokens to registry ids; an unquoted id split at its spaces
     (``--only Thm 3.1``) is re-joined greedily."""
     out, i = [], 0
+    longest = max(len(c.id.split()) for c in REGISTRY)  # 'Remark 3.2 / Cor 2 / Cor 4': 8 tokens
     while i < len(tokens):
-        for j in range(min(len(tokens), i + 6), i, -1):
+        for j in range(min(len(tokens), i + longest), i, -1):
             try:
                 out.append(get_check(" ".join(tokens[i:j])).id)
             except UnknownCheckError:
@@ -149,8 +150,8 @@ def atlas_main(argv) -> int:
         else:
             if args.sweep_instances < 1:
                 err = f"--sweep-instances must be >= 1, got {args.sweep_instances}"
-            elif sweep[1] > sweep[0]:
-                err = f"--effort-sweep: the rank K = {sweep[1]} exceeds D = {sweep[0]}"
+            elif sweep[1] >= sweep[0]:
+                err = f"--effort-sweep: the rank K = {sweep[1]} must be below D = {sweep[0]} (1 <= K < D)"
     if err is None and args.seed < 0:
         err = f"--seed must be >= 0, got {args.seed}"
     elif args.out.exists() and not args.out.is_dir():
