@@ -725,3 +725,35 @@ def test_an_unpolished_float_certificate_records_zero_polish_steps(small_fp_cert
                                        polish=False)
     assert cert.diagnostics["polish_steps"] == 0 and cert.diagnostics["displacement"] == 0.0
     assert np.array_equal(cert.point, U)
+
+
+def test_embedding_reports_twice_the_smallest_eigenvalue_of_k_an_eigenvalue_of_the_new_hessian():
+    """lambda_K = 2 lambda_min(K), K = diag(||u_t||^2) - [u_s^T u_t] / T: the w-block of the
+    embedded quotient Hessian is 2 K (x) I_p, so lambda_K is one of its eigenvalues, and the
+    embedded lambda_min is min(lambda_min of the small instance, lambda_K)."""
+    inst, U0 = f2_spurious_instance()
+    small = ls.reduced_spectrum(inst.problem, U0, count=10**6)
+    tasks, U, _, lam_K = _rump.embed_spurious_instance(inst.problem.tasks, U0, inst.U_star, 7,
+                                                       np.random.default_rng(2))
+    prob = ls.LoraMLProblem(tasks, 1)
+    big = ls.reduced_spectrum(prob, U, count=10**6)
+    eig = np.asarray(big.eigenvalues)
+    top = np.abs(eig).max()
+    assert lam_K > 0 and np.min(np.abs(eig - lam_K)) < 1e-8 * top
+    assert big.lambda_min_quotient == pytest.approx(min(small.lambda_min_quotient, lam_K), abs=1e-8 * top)
+
+
+@pytest.mark.parametrize("entries, ok", [
+    ([2.0**-400, 1.0], True), ([2.0**400, -(2.0**-400)], True), ([0.0, 0.0], True),
+    ([math.nextafter(2.0**-400, 0), 1.0], False), ([-math.nextafter(2.0**-400, 0)], False),
+    ([math.nextafter(2.0**400, math.inf)], False), ([1.0, -math.nextafter(2.0**400, math.inf)], False)])
+def test_float_certificate_inputs_are_kept_within_two_to_the_plus_minus_400(entries, ok):
+    """The float certificate's error bounds exclude underflow and overflow only for non-zero
+    inputs of modulus in [2^-400, 2^400] (zeros are exact): both ends are inside, the floats
+    next to them outside, and the sign does not matter."""
+    x = np.array(entries)
+    if ok:
+        _rump._check_range("tasks", x)
+    else:
+        with pytest.raises(_rump._NotApplicable, match=r"outside \[2\^-400, 2\^400\]"):
+            _rump._check_range("tasks", x)

@@ -110,3 +110,14 @@ def test_box_radii_start_at_four_newton_steps_and_grow_by_a_hundred(newton, scal
 
     got = _radii(newton, scale)
     assert got == pytest.approx([r0 * 100.0**j for j in range(6)], rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize("newton,scale,r0", [(1e-3, 1.0, 2e-3), (1e-20, 2.0, 8e-16), (0.0, 0.5, 2e-16)])
+def test_fine_radii_start_at_two_newton_steps_and_grow_by_four(newton, scale, r0):
+    """With a precise Y: r0 = max(2 x the Newton step, 4e-16 x the scale), then 4 r0, 16 r0,
+    ... (twelve radii, every one larger than the last; below 1 as well as above)."""
+    from landscape.enumeration._krawczyk import _box_radii, _fine_radii
+
+    got = _fine_radii(newton, scale)
+    assert got == pytest.approx([r0 * 4.0**j for j in range(12)], rel=1e-15, abs=0)
+    assert _box_radii(newton, scale, 200) == got and _box_radii(newton, scale, None) != got
