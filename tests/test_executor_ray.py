@@ -193,3 +193,44 @@ def test_the_ray_executor_is_got_by_its_name(ray_cluster):
     from landscape.runtime.executor import get_executor
 
     assert type(get_executor("ray")).__name__ == "RayExecutor"
+
+
+def test_a_cluster_job_ships_the_four_packages_of_this_checkout():
+    """cluster_runtime_env: py_modules are this checkout's landscape, theory, empirics and
+    figures folders (each a package beside pyproject.toml), nothing else."""
+    from pathlib import Path
+
+    from landscape.runtime.ray_executor import PROJECT_PACKAGES, cluster_runtime_env
+
+    root = Path(__file__).resolve().parents[1]
+    env = cluster_runtime_env()
+    assert set(PROJECT_PACKAGES) == {"landscape", "theory", "empirics", "figures"}
+    assert sorted(env["py_modules"]) == sorted(str(root / p) for p in PROJECT_PACKAGES)
+    assert all((Path(m) / "__init__.py").is_file() and (Path(m).parent / "pyproject.toml").is_file()
+               for m in env["py_modules"])
+    assert "*.npz" in env["excludes"] and "__pycache__/" in env["excludes"]
+
+
+def test_driver_paths_leave_out_exactly_the_interpreters_own_folders(tmp_path, monkeypatch):
+    """A folder of PYTHONPATH or sys.path goes to the workers unless it is an interpreter
+    prefix or inside one: the prefix and prefix/lib are left out, the siblings prefiw,
+    prefiy and prefix2 (which sort before and after it, or start with its name) are kept;
+    the checkout's root comes first, and nothing twice."""
+    import sys
+    from pathlib import Path
+
+    from landscape.runtime import ray_executor as RE
+
+    prefix = tmp_path / "prefix"
+    dirs = {n: tmp_path / n for n in ("prefix", "prefiw", "prefiy", "prefix2")}
+    for p in dirs.values():
+        p.mkdir()
+    (prefix / "lib").mkdir()
+    for attr in ("prefix", "base_prefix", "exec_prefix"):
+        monkeypatch.setattr(sys, attr, str(prefix))
+    monkeypatch.setattr(sys, "path", [str(prefix / "lib"), str(dirs["prefiy"]), str(dirs["prefiy"]), ""])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(prefix), str(dirs["prefiw"]), str(dirs["prefix2"]),
+                                                      str(tmp_path / "missing")]))
+    got = RE._driver_paths()
+    root = str(Path(RE.__file__).resolve().parents[2])
+    assert got == [root] + [os.path.realpath(dirs[n]) for n in ("prefiw", "prefix2", "prefiy")]

@@ -208,3 +208,20 @@ def test_the_normalised_selection_needs_as_many_clusters_as_test_personas(tmp_pa
     else:
         with pytest.raises(ValueError, match=f"only 5 persona clusters, need {n_test}"):
             _convai2.build_persona_split(v, map_dir=maps, n_test=n_test, n_retrain=1, selection="normalized")
+
+
+def test_tiny_bert_fixture_has_the_special_tokens_then_every_dialogue_word(tmp_path):
+    """The fixture encoder's vocabulary: BERT's five special tokens and five punctuation marks
+    first, then every word of the fixture dialogues once, sorted; its config's vocab_size
+    matches, so each fixture word has an id of its own (none maps to [UNK])."""
+    pytest.importorskip("transformers")
+    from transformers import BertConfig, BertTokenizer
+
+    folder = _fixtures.write_tiny_bert(tmp_path / "bert", hidden=8, layers=1, heads=1)
+    vocab = (folder / "vocab.txt").read_text().splitlines()
+    words = sorted(set(_fixtures._WORDS))
+    assert vocab == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "'", ".", ",", "?", "!"] + words
+    assert BertConfig.from_pretrained(str(folder)).vocab_size == len(vocab)
+    tok = BertTokenizer.from_pretrained(str(folder))
+    ids = tok.convert_tokens_to_ids(words)
+    assert tok.unk_token_id not in ids and len(set(ids)) == len(words)
