@@ -119,6 +119,35 @@ def test_tolerances_of_public_functions_are_keyword_only():
         ls.symmetry_tangent_basis(U, 1e-3)
 
 
+#: Public functions whose first defaulted parameters may be given by position (their
+#: documented call forms, e.g. ``audit(tasks, k)``, ``f1_point(s1, s2, d)``); every other
+#: option of a public function is keyword-only.
+POSITIONAL_OPTIONS = {
+    "audit": {"k"}, "curvature_mode": {"requested"}, "epsilon_net_certificate": {"r", "eps"},
+    "f1_instance": {"d"}, "f1_point": {"s1", "s2", "d"}, "quotient_hessian": {"A"}, "smallest_eigenpairs": {"n"},
+    "thm33_counterexample_minimiser": {"U_star"}, "algebra_available": {"route"}, "get_executor": {"name"},
+    "check_output_dir": {"what"}, "check_output_file": {"what"}, "finish_parser": {"version"}, "cli_main": {"argv"},
+    "excerpt": {"limit"}, "random_okk": {"scale"}, "reps_for_power": {"rel_bias"}, "run": {"ids"}}
+
+
+def test_public_functions_take_their_options_by_keyword():
+    """No public function has positional-only parameters, and a parameter with a default is
+    keyword-only except the listed call forms: an option cannot be filled by a stray positional
+    argument (enumerate_critical_points(tasks, k, ("phc",)) is a TypeError)."""
+    found = _public_functions()
+    assert len(found) >= 150
+    for mod, name, f in found:
+        params = inspect.signature(inspect.unwrap(f)).parameters.values()
+        assert not [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_ONLY], f"{mod}.{name}"
+        positional = {p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                      and p.default is not inspect.Parameter.empty}
+        assert positional <= POSITIONAL_OPTIONS.get(name, set()), f"{mod}.{name}: {sorted(positional)}"
+    import landscape.enumeration as E
+
+    with pytest.raises(TypeError):
+        E.enumerate_critical_points(np.zeros((2, 2, 2)), 1, ("phc",))
+
+
 def test_accepts_seed_converts_positional_and_keyword_and_keeps_none_defaults():
     @accepts_seed()
     def f(x, rng=None):

@@ -39,6 +39,9 @@ def test_a_live_record_passes_the_checker():
     for X, members, nz in _orbits(ms["points"], 3, 2):
         assert len(members) == 2 ** nz and len({p["radius"] for p in members}) == 1
     assert rec["versions"]["msolve_binary"] == "found" and rec["versions"]["phc"]
+    # the PHCpack route's own report, its certified points replaced by their (centre, radius) boxes
+    assert "certified_points" not in ph and "seconds" in ph
+    assert all(set(p) == {"center", "radius"} for p in ph["points"])
 
 
 def test_sign_copies_are_the_sign_patterns_of_the_non_zero_blocks():

@@ -73,6 +73,7 @@ def test_four_tasks_count_sign_copies_too():
     r = enumerate_critical_points(np.round(ls.random_instance(np.random.default_rng(1), 2, 4, 1).problem.tasks, 2), 1)
     assert r.complete and r.data["copies_counted"] is True
     assert r.data["boost_slice"] is None and r.data["degree_meaning"].endswith(" of the invariant system")
+    assert r.data["gauge"] == "sign orbits (k = 1)"  # k = 1: the orbits are the sign flips of each u_t
     assert r.data["real_critical_points"] == sum(o["copies"] for o in r.data["orbit_list"]) > r.data["orbits"]
     from landscape._classify import KINDS
 

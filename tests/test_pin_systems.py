@@ -91,3 +91,26 @@ def test_the_gradient_system_is_half_the_gradient_of_g_on_the_slice(T, d, k, gau
     grad = LoraMLProblem(0.5 * (raw + np.swapaxes(raw, 1, 2)), k).reduced_grad(U)
     want = np.array([grad[t, i, l] / 2 for (t, i, l) in system.free])
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("d, k", [(3, 1), (3, 2), (4, 2)])
+def test_the_invariant_system_holds_every_k_plus_1_minor_of_each_x_t(d, k):
+    """rank X_t <= k is imposed by all (k + 1) x (k + 1) minors of X_t (one per pair of row and
+    column sets, rows <= cols, X_t symmetric): at d = 3, k = 2 that is det X_t itself."""
+    from itertools import combinations
+
+    T = 2
+    system = invariant_system(exact_tasks(tasks(1, T, d)), T, d, k)
+    sym = {n: sympy.Symbol(n) for n in system.names}
+    polys = {system.ring.from_expr(p.as_expr()) for p in system.polys}
+    for t in range(T):
+        X = sympy.Matrix(d, d, lambda i, j: sym[f"x{t}_{min(i, j)}_{max(i, j)}"])
+        sets = list(combinations(range(d), k + 1))
+        for rows in sets:
+            for cols in sets:
+                if rows <= cols:
+                    minor = X.extract(list(rows), list(cols)).det(method="berkowitz").expand()
+                    if minor != 0:
+                        assert system.ring.from_expr(minor) in polys, (t, rows, cols)
+    if (d, k) == (3, 2):
+        assert system.ring.from_expr(sympy.Matrix(3, 3, lambda i, j: sym[f"x0_{min(i, j)}_{max(i, j)}"]).det()) in polys
