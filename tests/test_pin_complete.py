@@ -267,3 +267,45 @@ def test_a_point_is_polished_again_when_a_block_is_zero_or_it_is_real(zero_block
     assert len(calls) == int(polished)
     if zero_block:
         assert np.all(calls[0][2:] == 0)
+
+
+def test_the_double_double_pass_counts_only_the_orbits_it_adds(monkeypatch):
+    """Half of the ends of support {0, 1} (after three supports' orbits are known) lost in double precision and in the projective
+    re-track: the double-double pass reports as new exactly the orbits missing before it
+    (want - n0, not some other combination of the two), and the support ends complete."""
+    import pytest
+
+    from landscape.enumeration import algebra_available
+
+    if not algebra_available("phc"):
+        pytest.skip("needs phc")
+    import landscape as ls
+    import landscape.enumeration._param as P
+    from landscape.enumeration._complete import homotopy_enumeration
+    from landscape.enumeration._core import _Square
+    from landscape.enumeration._systems import exact_tasks
+
+    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
+    S = exact_tasks(tasks)
+    real = P.track
+    seen = []
+
+    def track(fam, *a, **k):
+        ends, diag = real(fam, *a, **k)
+        if tuple(fam.supp) == (0, 1):
+            seen.append(len(ends))
+            if len(seen) <= 2:
+                ends = ends.copy()
+                ends[len(ends) // 2:] = np.nan
+        return ends, diag
+
+    monkeypatch.setattr(P, "track", track)
+    route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
+    first = next(p for p in route["per_support"] if p["support"] == [0, 1])
+    (att,) = first["attempts"]
+    dd = att["double_double"]
+    assert first["certified_orbits"] == first["start_orbits"]
+    assert att["certified_orbits"] == first["start_orbits"]
+    n0 = first["start_orbits"] - dd["new_orbits"]
+    assert 0 < n0 < first["start_orbits"] and dd["new_orbits"] > 0, (n0, dd)
+    assert route["new_orbits_by_mechanism"]["projective_double_double"] == dd["new_orbits"]
