@@ -270,8 +270,8 @@ def test_a_point_is_polished_again_when_a_block_is_zero_or_it_is_real(zero_block
 
 
 def test_the_double_double_pass_counts_only_the_orbits_it_adds(monkeypatch):
-    """Half of the ends of support {0, 1} (after three supports' orbits are known) lost in double precision and in the projective
-    re-track: the double-double pass reports as new exactly the orbits missing before it
+    """Half of the ends of support {0, 1} (after three supports' orbits are known) lost in
+    double precision and in the projective re-track: the double-double pass reports as new exactly the orbits missing before it
     (want - n0, not some other combination of the two), and the support ends complete."""
     import pytest
 
