@@ -88,3 +88,20 @@ def test_net_claims_are_inflated_by_a_billionth(x):
     from landscape.certificates.net import _inflate
 
     assert 0.0 <= _inflate(x) / x - (1.0 + 1e-9) <= 1e-14
+
+
+@pytest.mark.parametrize("n, p", [(2, 5), (3, 4), (4, 3)])
+def test_net_points_are_the_grid_points_of_the_surface_of_the_cube_minus_one_to_one(n, p):
+    """Each face x_axis = +-1 carries the grid linspace(-1, 1, p) on its free axes: every
+    point has sup-norm exactly 1, each coordinate is a grid value, and every grid point of
+    the surface appears."""
+    import itertools
+
+    from landscape.certificates.net import _net_faces
+
+    pts = np.concatenate(list(_net_faces(n, p, 7)))
+    grid = np.linspace(-1.0, 1.0, p)
+    assert np.all(np.max(np.abs(pts), axis=1) == 1.0)
+    assert np.all(np.isin(pts, grid))
+    surface = {q for q in itertools.product(grid, repeat=n) if max(abs(v) for v in q) == 1.0}
+    assert {tuple(x) for x in pts} == surface

@@ -260,3 +260,15 @@ def test_an_open_that_fails_after_the_checks_says_why(monkeypatch, tmp_path, str
     monkeypatch.setattr(builtins, "open", failing)
     with pytest.raises(LandscapeInputError, match=f"cannot read tasks.npy: {shown}$"):
         SL._open_regular(f, "")
+
+
+@pytest.mark.parametrize("dt", [np.dtype("V8"), np.dtype([("a", "f8"), ("b", "f8")]), np.dtype([("a", "i4")])])
+def test_raw_bytes_and_structured_dtypes_are_refused_each_on_its_own(dt, tmp_path):
+    """A raw-bytes dtype (kind V, no fields) and a structured one (fields, also kind V) are
+    both refused as not real numbers, from the dtype and from a file holding one."""
+    with pytest.raises(LandscapeInputError, match=r"structured or raw-bytes dtype"):
+        SL._check_dtype(dt, "f.npy")
+    p = tmp_path / "x.npy"
+    np.save(p, np.zeros(3, dtype=dt))
+    with pytest.raises(LandscapeInputError, match=r"structured or raw-bytes dtype"):
+        SL.read_arrays(p, allowed=("tasks",), list_key="tasks")

@@ -265,3 +265,21 @@ def test_a_method_name_built_at_run_time_runs_that_method(parts):
     inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
     out = ls.search(inst.problem, rng=0, n_starts=2, methods=[name], max_iter=5, spectrum=False)
     assert len(out) == 2 and {r.method for r in out} == {name}
+
+
+def test_gradient_descent_stops_alike_on_tasks_scaled_by_c_squared():
+    """The default gradient tolerance is SEARCH_GTOL_REL x scale^1.5: the gradient of G at
+    c U on tasks c^2 A is c^3 times that at U on A, and the scale is c^2 times, so each run
+    takes the same iterations and ends at c times the same point (c = 100)."""
+    import landscape as ls
+
+    inst = ls.random_instance(np.random.default_rng(3), 4, 3, 1)
+    starts = 0.5 * np.random.default_rng(4).standard_normal((3, 3, 4, 1))
+    c = 100.0
+    kw = dict(max_iter=400, spectrum=False, polish=False)
+    base = ls.gradient_descent(inst.problem, starts, **kw)
+    scaled = ls.gradient_descent(ls.LoraMLProblem(c * c * inst.problem.tasks, 1), c * starts, **kw)
+    assert [r.iterations for r in scaled] == [r.iterations for r in base]
+    assert any(r.iterations < 400 for r in base)  # the tolerance, not the cap, stopped them
+    for a, b in zip(base, scaled):
+        np.testing.assert_allclose(b.point, c * a.point, rtol=1e-6, atol=1e-9 * c)
