@@ -309,3 +309,24 @@ def test_the_double_double_pass_counts_only_the_orbits_it_adds(monkeypatch):
     n0 = first["start_orbits"] - dd["new_orbits"]
     assert 0 < n0 < first["start_orbits"] and dd["new_orbits"] > 0, (n0, dd)
     assert route["new_orbits_by_mechanism"]["projective_double_double"] == dd["new_orbits"]
+
+
+@pytest.mark.parametrize("ratio, kind", [(1.5, "complex"), (1 + 1e-11, "complex"), (1 + 1e-12, None), (1 + 1e-13, None),
+                                         (1.0, None), (0.5, None)])
+def test_a_non_real_box_must_exclude_the_real_space_by_its_radius(monkeypatch, ratio, kind):
+    """A certified box around a non-real zero counts as complex only when its centre's largest
+    |Im x_j| exceeds the radius (times 1 + 1e-12 for the float comparison): at 1 + 1e-11
+    radii it does; at exactly 1 + 1e-12, 1 + 1e-13, 1 or half a radius it might hold a real
+    zero and is dropped."""
+    from types import SimpleNamespace
+
+    import landscape.enumeration._complete as C
+
+    r = 1e-3
+    centre = np.array([0.3 + ratio * r * 1j, -0.2 + 0.1 * r * 1j])
+    box = SimpleNamespace(certified=True, center=centre, radius=r)
+    monkeypatch.setattr(C, "_shape", lambda compiled, x, T, d, newton: (x, [], False, 1.0))
+    monkeypatch.setattr(C, "_prove", lambda *a, **k: box)
+    compiled = SimpleNamespace(newton=lambda z: z)
+    kr, got, zero = C.certify_solution(compiled, centre, 2, 1, precise=False, polished=centre)
+    assert got == kind and (kr is box) is (kind is not None) and zero == []

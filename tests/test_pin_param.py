@@ -156,3 +156,22 @@ def test_black_box_completion_counts_only_the_orbits_it_adds(monkeypatch):
     monkeypatch.setattr(P, "_solves", lambda family, S0, u: True)
     reps, added = P.blackbox_complete(fam, S, [k.ravel() for k in known])
     assert added == 1 and len(reps) == 3
+
+
+@pytest.mark.parametrize("size", [0.5, 3.0])
+def test_newton_on_the_family_stops_once_its_step_is_at_round_off(size):
+    """From a zero of E(.; S) (S fitted to u, its residual at round-off), Newton stops as soon
+    as a step is below 1e-15 (1 + max|u|), whether the entries are below or above 1: after at
+    most two Jacobian solves, not all eight; the point does not move beyond round-off."""
+    from landscape.enumeration._param import ParamFamily
+
+    rng = np.random.default_rng(1)
+    fam = ParamFamily(3, 3, (0, 1, 2))
+    u = size * (rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))) / 3
+    S = fam.fit_params(u, rng)
+    calls = []
+    real = fam.jacobian
+    fam.jacobian = lambda S_, u_: (calls.append(1), real(S_, u_))[1]
+    out = fam.newton(S, u)
+    assert 1 <= len(calls) <= 2
+    assert np.max(np.abs(out - u)) <= 1e-13 * (1 + np.max(np.abs(u)))
