@@ -39,12 +39,17 @@ def test_a_sealed_file_without_a_result_is_refused(tmp_path):
         store.load(u)
 
 
-def test_another_configuration_of_the_same_unit_is_a_mismatch(tmp_path):
+@pytest.mark.parametrize("saved, asked", [(1, 2), (2, 1)])
+def test_another_configuration_of_the_same_unit_is_a_mismatch(tmp_path, saved, asked):
+    """Whichever way the two configurations' digests sort, the stored one is refused."""
+    from landscape.runtime.store import config_digest
+
     store = ResultStore(tmp_path)
-    store.save(_unit("u", n=1), 1.0)
+    store.save(_unit("u", n=saved), 1.0)
     with pytest.raises(ConfigMismatch, match="computed with another configuration"):
-        store.load(_unit("u", n=2))
-    assert store.load(_unit("u", n=1)) == 1.0 and not store.has(_unit("v", n=1))
+        store.load(_unit("u", n=asked))
+    assert store.load(_unit("u", n=saved)) == 1.0 and not store.has(_unit("v", n=saved))
+    assert config_digest({"n": 1}) != config_digest({"n": 2})
 
 
 @pytest.mark.parametrize("x", [1.5, -0.0, 1e308, 5e-324])
