@@ -209,7 +209,7 @@ def test_task_stacks_are_copied_once():
 
 
 @pytest.mark.parametrize("d", [12, 150])  # the SVD and the Lanczos path
-@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("k", [1, 2, 3])  # 2k = 2^k at k = 1, 2: k = 3 tells them apart
 def test_r31_pair_ranks_from_the_largest_singular_values(d, k):
     """Without U*, R3.1's necessary condition: ranks of the task differences, counted up
     to 2k + 1, on differences of known rank (non-symmetric, singular values in [0.5, 2]
