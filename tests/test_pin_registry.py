@@ -102,3 +102,20 @@ def test_the_enumeration_row_checks_at_least_one_instance_at_quick_scale():
 
     (check,) = [c for c in R.REGISTRY if c.id == CE.CHECK_ID]
     assert check.sizes["quick"] == {"t2_instances": 1, "t3_instances": 0}
+
+
+@pytest.mark.parametrize("n, failed", [(2, (1,)), (4, (0,)), (5, (1, 3)), (3, ())])
+def test_the_table_counts_passed_checks_and_names_the_failed_ones(n, failed):
+    """The last line says (n - failed)/n passed, then the failed ids; its first row of each
+    check holds the id, the verdict and the seconds, a wrapped continuation row none of them."""
+    results = tuple(_result(i, passed=i not in failed,
+                            predicted="a long predicted value " * (3 if i == 0 else 1)) for i in range(n))
+    table = R.Report(results, 7, "quick", 2.0).table(columns=70)
+    last = table.splitlines()[-1]
+    want = f"{n - len(failed)}/{n} passed (scale=quick, seed=7, 2.0 s)"
+    assert last == want + ("; FAILED: " + ", ".join(f"Check {i}" for i in failed) if failed else "")
+    rows = table.splitlines()[2:-2]
+    starts = [ln for ln in rows if ln.startswith("Check ")]
+    assert len(starts) == n and all(ln.endswith("0.50") and ("PASS" in ln or "FAIL" in ln) for ln in starts)
+    wrapped = [ln for ln in rows if ln.startswith(" ")]
+    assert len(wrapped) >= 2 and not any("PASS" in ln or "FAIL" in ln or "0.50" in ln for ln in wrapped)
