@@ -269,3 +269,22 @@ def test_the_task_input_is_frozen():
     ti = TaskInput(np.zeros((2, 2, 2)), None, None, "mem", "array", ("tasks",))
     with pytest.raises(dataclasses.FrozenInstanceError):
         ti.tasks = np.ones((2, 2, 2))
+
+
+def test_a_starting_point_file_is_named_by_its_file_name_in_errors(tmp_path):
+    """load_starts names the file itself (not its folder) in a refusal; one (T, d, k) point
+    is read as m = 1 and a stack of them as is."""
+    import landscape as ls
+    from landscape._io import load_starts
+
+    prob = ls.random_instance(np.random.default_rng(0), 3, 2, 1).problem
+    bad = tmp_path / "deep" / "starts.npy"
+    bad.parent.mkdir()
+    np.save(bad, np.zeros((2, 3, 3, 1)))
+    with pytest.raises(ls.LandscapeInputError) as info:
+        load_starts(bad, prob)
+    assert str(info.value).startswith("starting points starts.npy: expected shape (m, 2, 3, 1)")
+    assert str(tmp_path) not in str(info.value)
+    one = tmp_path / "one.npy"
+    np.save(one, np.ones((2, 3, 1)))
+    assert load_starts(one, prob).shape == (1, 2, 3, 1)
