@@ -1,6 +1,7 @@
 """One Python API convention (issue 19, section 1): the rank keyword is ``k``, sizes come
 in the order (d, T, k), randomness is a seed or a Generator, results have accessors and a
 short repr; the old forms keep working with a DeprecationWarning."""
+import dataclasses
 import inspect
 import warnings
 
@@ -270,6 +271,15 @@ def test_audit_report_accessors_agree_with_its_data_and_repr_is_short(tmp_path):
     assert rep.agrees is rep.data["theory"]["agrees"]
     assert len(rep.class_entries()) == len(rep.data["classes"]) == len(rep.classes)
     assert {c["kind"] for c in rep.class_entries("strict_saddle")} <= {"strict_saddle"}
+    # a kind built at run time (not the interned literal) and a report read back from its
+    # JSON select the same entries: kinds are compared by value
+    import json
+
+    built = "".join(["spurious", "_candidate"])
+    want = [c for c in rep.data["classes"] if c["kind"] == "spurious_candidate"]
+    assert want and rep.class_entries(built) == want
+    loaded = dataclasses.replace(rep, data=json.loads((tmp_path / "a" / "report.json").read_text()))
+    assert [c["id"] for c in loaded.class_entries("spurious_candidate")] == [c["id"] for c in want]
     certified = rep.certified_spurious()
     assert len(certified) == rep.data["summary"]["certified_spurious"]
     for entry, cert in certified:

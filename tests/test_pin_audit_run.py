@@ -466,3 +466,37 @@ def test_the_loss_plot_shows_every_critical_run_and_no_other(monkeypatch, tmp_pa
              out=tmp_path / "a", progress=False)
     (kinds,) = seen
     assert len(kinds) == 2 and all(k == GLOBAL_MINIMUM for k in kinds)
+
+
+@pytest.mark.parametrize("spare", [-1, 0, 1])
+def test_an_audit_estimated_above_the_available_memory_is_refused_before_any_work(monkeypatch, tmp_path, spare):
+    """The up-front estimate of the audit's peak memory is compared with what the machine has:
+    one byte more than available is refused (bad input, naming the GiB available), exactly
+    the available amount or more is run."""
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    seen = {}
+    real = R.estimate_audit_cost
+    monkeypatch.setattr(R, "estimate_audit_cost", lambda *a, **k: seen.setdefault("cost", real(*a, **k)))
+    monkeypatch.setattr(R, "available_memory_bytes", lambda: seen["cost"].bytes + spare)
+    run = lambda: ls.audit(inst.problem.tasks, 1, starts=2, seed=0, plots=False, certify=False,  # noqa: E731
+                           enumeration="off", out=tmp_path / "o")
+    if spare < 0:
+        with pytest.raises(ls.LandscapeInputError, match=r"above the (\d+\.\d\d) GiB of memory available") as info:
+            run()
+        got = float(re.search(r"above the (\d+\.\d\d) GiB", str(info.value)).group(1))
+        assert got == round((seen["cost"].bytes - 1) / 2**30, 2)
+        assert not (tmp_path / "o").exists()
+    else:
+        assert run().data["summary"]["n_runs"] >= 2
+
+
+def test_without_the_certificates_package_candidates_stay_uncertified(monkeypatch):
+    """The audit runs where landscape.certificates cannot be imported: _certify says so."""
+    import sys
+
+    import landscape
+
+    monkeypatch.delattr(landscape, "certificates", raising=False)
+    monkeypatch.setitem(sys.modules, "landscape.certificates", None)
+    cert, summary = R._certify(None, None, None, None)
+    assert cert is None and summary == {"status": "uncertified", "reason": "certificate module not available"}
