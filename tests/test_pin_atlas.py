@@ -192,6 +192,7 @@ def test_committed_effort_sweeps_match_the_atlas_and_their_summary(committed):
 
 @pytest.mark.parametrize("argv", [["--effort-sweep", "3,2"], ["--effort-sweep", "3,4,6"], ["--effort-sweep", "3,2,1"],
                                   ["--effort-sweep", "3,3,3"],  # K = D: the landscape needs 1 <= k < d
+                                  ["--effort-sweep", "3,1,3,4"],  # four numbers: not read as the first three
                                   ["--effort-sweep", "3,2,6", "--sweep-starts", "12,0"],
                                   ["--effort-sweep", "3,2,6", "--sweep-instances", "0"]])
 def test_effort_sweep_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):
@@ -308,3 +309,25 @@ def test_spurious_counts_stop_growing_where_the_spurious_class_count_stops():
     assert [r["spurious"][0] for r in rows] == [1, 1, 1, 1]  # the same one instance throughout
     assert stopped_growing_at(rows, _spurious_key) == 50
     assert _spurious_key(rows[2]) == (1, 2, 0, (2,))
+
+
+@pytest.mark.parametrize("smoke, starts, lm", [(True, 8, 4), (True, 9, 4), (False, 1, 1), (False, 40, 20)])
+def test_atlas_starts_flag_gives_half_as_many_levenberg_marquardt_starts(monkeypatch, tmp_path, smoke, starts, lm):
+    """--starts N: N random starts per instance and, as its help says, half as many more (at
+    least one) go to Levenberg-Marquardt; every other setting of the chosen grid is kept."""
+    import dataclasses
+
+    import theory._atlas as atlas_mod
+    from theory.__main__ import main
+
+    seen = {}
+
+    def fake(*, smoke, config, **kw):
+        seen["config"] = config
+        return {"findings": [], "cells": [], "cell_seconds": 0.0}
+
+    monkeypatch.setattr(atlas_mod, "atlas", fake)
+    argv = ["atlas", "--out", str(tmp_path / "o"), "--quiet", "--starts", str(starts)] + (["--smoke"] if smoke else [])
+    assert main(argv) == 0
+    base = atlas_mod.SMOKE if smoke else atlas_mod.FULL
+    assert seen["config"] == dataclasses.replace(base, starts=starts, lm_starts=lm)

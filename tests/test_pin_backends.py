@@ -167,3 +167,11 @@ def test_phc_gets_the_seed_plus_one_modulo_2_to_the_31(monkeypatch, seed, flag):
     monkeypatch.setattr(B, "_run", fake_run)
     B.run_phc("1 1\nx - 1;\n", ["x"], seed=seed)
     assert seen[0][:3] == ["phc", flag, "-b"]
+
+
+@pytest.mark.parametrize("lms,nvars", [([[1, 1]], 2), ([[2, 0], [1, 1]], 2), ([[1, 1, 0], [0, 0, 2], [3, 0, 0]], 3),
+                                       ([[0, 2]], 2)])
+def test_staircase_needs_a_pure_power_of_every_variable(lms, nvars):
+    """Zero-dimensional iff some leading monomial is a pure power of each variable: mixed
+    monomials (xy, xy and x^2 without a power of y) leave an infinite staircase -> None."""
+    assert _staircase_count(np.array(lms), nvars) is None

@@ -113,3 +113,15 @@ def test_plot_without_orbits_has_no_legend(figures_saved):
     assert ax.get_legend() is None and not ax.collections
     assert ax.get_title().endswith("complete=False")
     assert fh.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_of_data_read_back_from_json_draws_every_orbit(figures_saved):
+    """Data read back from its JSON (classes as fresh strings, not the module's literals)
+    is drawn the same: every orbit once, under its class."""
+    import json
+
+    data = json.loads(json.dumps(_data()))
+    R.plot(data, io.BytesIO())
+    ax = figures_saved[-1].axes[0]
+    counts = {c.get_label().rsplit(" (", 1)[0]: len(c.get_offsets()) for c in ax.collections}
+    assert counts == {"global_minimum": 1, "spurious_local_minimum": 1, "strict_saddle": 2}
