@@ -331,3 +331,12 @@ def test_atlas_starts_flag_gives_half_as_many_levenberg_marquardt_starts(monkeyp
     assert main(argv) == 0
     base = atlas_mod.SMOKE if smoke else atlas_mod.FULL
     assert seen["config"] == dataclasses.replace(base, starts=starts, lm_starts=lm)
+
+
+@pytest.mark.parametrize("slack, want", [(0, "certified"), (1, "certified"), (-1, "too_large")])
+def test_the_atlas_certifies_a_candidate_up_to_exactly_its_maximum_dimension(slack, want):
+    """App. F.2's spurious minimum (T d k = 9 unknowns) is certified with max_dim = 9 or 10 and
+    reported too large for max_dim = 8: the bound is inclusive."""
+    inst, U0 = f2_spurious_instance()
+    assert inst.problem.dim_U == 9
+    assert atlas_mod._certify(inst.problem, U0, inst.U_star, 9 + slack) == want

@@ -156,3 +156,17 @@ def test_orbits_found_counts_the_orbits_hit_at_least_once(route1, monkeypatch):
     hits[0] = orbits[0]["copies"]
     out = H.phc_route(ls.LoraMLProblem(_tasks(), 1), sq, None, orbits, r.points, seed=0, timeout=1.0)
     assert out["orbits_found"] == len(orbits) and out["agrees"] is True
+
+
+@pytest.mark.skipif(not algebra_available("phc"), reason="needs phc (PHCpack)")
+@pytest.mark.parametrize("extra", [1, -1])
+def test_a_complex_count_short_of_or_above_the_degree_does_not_match_it(monkeypatch, extra):
+    """complex_count_matches_degree means equality: with the U-system's degree read one higher
+    (fewer points than the degree) or one lower (more), the flag is False."""
+    import landscape.enumeration._homotopy as H
+
+    real = H.msolve_degree
+    monkeypatch.setattr(H, "msolve_degree", lambda *a, **k: real(*a, **k) + extra)
+    ph = enumerate_critical_points(_tasks(), 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    assert ph["u_system_degree"] == ph["finite_regular_distinct"] + extra
+    assert ph["complex_count_matches_degree"] is False
