@@ -61,3 +61,23 @@ def test_orbit_curves_keep_their_styles(monkeypatch):
     kinds = [(kind, style, label) for kind, _, _, _, style, label in chart.series]
     assert kinds == [("line", "-", "orbit"), ("line", ":", "reference"), ("markers", ("o", 5), "flips")]
     assert chart.series[1][3] != chart.series[0][3]  # the reference in gray, not the cycle's first colour
+
+
+def test_the_spectrum_chart_gives_g_relative_to_g_at_zero_when_that_is_positive():
+    """The spurious candidate's spectrum chart states G / G(0), G(0) = T s^2 / 2 (s the
+    problem's scale), when G(0) > 0; tasks all zero (G(0) = 0) have no ratio in the title."""
+    from landscape._audit import plots as P
+    from landscape._search import problem_scale
+
+    rng = np.random.default_rng(0)
+    charts = []
+    spec = SimpleNamespace(eigenvalues=np.array([-0.5, 0.25, 1.0]), method="dense")
+    result = SimpleNamespace(spectrum=spec)
+    cls = SimpleNamespace(id=3, kind="spurious_candidate", classification=SimpleNamespace(loss=0.125))
+    for tasks in (rng.standard_normal((3, 4, 4)), np.zeros((3, 4, 4))):
+        prob = LoraMLProblem(tasks, 1)
+        P._plot_spectrum(charts.append, cls, result, problem=prob)
+        g0 = 0.5 * 3 * problem_scale(prob) ** 2
+        title = charts[-1].title
+        assert title.startswith("class 3: spurious candidate, G = ")
+        assert (f", G / G(0) = {0.125 / g0:.3e}" in title) is (g0 > 0)
