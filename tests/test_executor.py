@@ -319,7 +319,9 @@ def test_units_and_resources_are_frozen():
         u.resources.cpus = 3
 
 
-def test_a_unit_asks_one_cpu_unless_it_says_otherwise():
-    from landscape.runtime.units import Resources
+def test_a_unit_asks_one_cpu_and_no_gpu_unless_it_says_otherwise():
+    """A GPU asked by default would leave every unit waiting on a machine without one."""
+    from landscape.runtime.units import Resources, Unit
 
-    assert Resources().cpus == 1.0
+    assert Resources() == Resources(cpus=1.0, gpus=0.0)
+    assert Unit("u", fn=lambda **kw: None, config={}).resources.gpus == 0.0
