@@ -80,3 +80,17 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def ignore_sigterm() -> None:
+    """Pool initializer: a worker that does not stop on SIGTERM (one still starting up, say)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def sleep_seconds(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds

@@ -325,3 +325,58 @@ def test_a_unit_asks_one_cpu_and_no_gpu_unless_it_says_otherwise():
 
     assert Resources() == Resources(cpus=1.0, gpus=0.0)
     assert Unit("u", fn=lambda **kw: None, config={}).resources.gpus == 0.0
+
+
+@pytest.mark.parametrize("ignores_sigterm", [False, True])
+def test_stopped_pool_workers_get_sigterm_then_sigkill_after_the_join_grace(ignores_sigterm):
+    """_stop_workers: SIGTERM, up to _JOIN_SECONDS for the workers to go, then SIGKILL: a worker
+    that honours SIGTERM ends by it (exit -SIGTERM, not killed at once), one that ignores it is
+    killed (exit -SIGKILL) about _JOIN_SECONDS later, never after its 60 s task."""
+    import signal
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    import landscape.runtime.executor as ex
+
+    pool = ProcessPoolExecutor(1, initializer=eu.ignore_sigterm if ignores_sigterm else None)
+    pool.submit(eu.sleep_seconds, 60)
+    deadline = time.monotonic() + EXIT_SECONDS
+    while not pool._processes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the worker has run its initializer and taken the task
+    (proc,) = list(pool._processes.values())
+    t0 = time.monotonic()
+    ex._stop_workers(pool)
+    proc.join(EXIT_SECONDS)
+    took = time.monotonic() - t0
+    assert not proc.is_alive()
+    if ignores_sigterm:
+        assert proc.exitcode == -signal.SIGKILL and ex._JOIN_SECONDS - 0.5 <= took < EXIT_SECONDS
+    else:
+        assert proc.exitcode == -signal.SIGTERM and took < EXIT_SECONDS
+
+
+def test_duplicate_keys_are_named_and_the_bar_starts_at_the_stored_units(tmp_path, monkeypatch):
+    """Two units of one key: the refusal names that key. With 2 of 5 units stored, the
+    progress bar counts 5 and starts at 2."""
+    import tqdm.auto
+
+    units = [Unit(f"r{s}", eu.random_arrays, {"seed": s, "n": 2}) for s in range(5)]
+    with pytest.raises(ValueError, match=r"duplicate unit keys: \['r1'\]"):
+        run_units([units[0], units[1], units[1]])
+    run_units(units[:2], store=tmp_path)
+    bars = []
+
+    class Bar:
+        def __init__(self, **kw):
+            bars.append(kw)
+
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    run_units(units, store=tmp_path, progress=True)
+    assert len(bars) == 1 and bars[0]["total"] == 5 and bars[0]["initial"] == 2
