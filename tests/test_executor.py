@@ -357,14 +357,14 @@ def test_stopped_pool_workers_get_sigterm_then_sigkill_after_the_join_grace(igno
 
 
 def test_duplicate_keys_are_named_and_the_bar_starts_at_the_stored_units(tmp_path, monkeypatch):
-    """Two units of one key: the refusal names that key. With 2 of 5 units stored, the
-    progress bar counts 5 and starts at 2."""
+    """Two units of one key: the refusal names that key. With 3 of 5 units stored, the
+    progress bar counts 5 and starts at 3."""
     import tqdm.auto
 
     units = [Unit(f"r{s}", eu.random_arrays, {"seed": s, "n": 2}) for s in range(5)]
     with pytest.raises(ValueError, match=r"duplicate unit keys: \['r1'\]"):
         run_units([units[0], units[1], units[1]])
-    run_units(units[:2], store=tmp_path)
+    run_units(units[:3], store=tmp_path)
     bars = []
 
     class Bar:
@@ -379,4 +379,4 @@ def test_duplicate_keys_are_named_and_the_bar_starts_at_the_stored_units(tmp_pat
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     run_units(units, store=tmp_path, progress=True)
-    assert len(bars) == 1 and bars[0]["total"] == 5 and bars[0]["initial"] == 2
+    assert len(bars) == 1 and bars[0]["total"] == 5 and bars[0]["initial"] == 3
