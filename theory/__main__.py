@@ -119,8 +119,8 @@ def build_atlas_parser() -> argparse.ArgumentParser:
                    help="random starts per instance of the grid (default 100; half as many more go to "
                         "Levenberg-Marquardt); fewer make every count a weaker lower bound")
     p.add_argument("--effort-sweep", metavar="D,K,T", default=None,
-                   help="instead of the grid: the counts of cell (D, K, T) against the number of starts per "
-                        "instance (--sweep-starts), written to DIR/effort-sweep-dD-kK-tT.json")
+                   help="instead of the grid: the counts of cell (D, K, T) (1 <= K < D, T >= 2) against the "
+                        "number of starts per instance (--sweep-starts), written to DIR/effort-sweep-dD-kK-tT.json")
     p.add_argument("--sweep-starts", metavar="N,N,...", default="12,25,50,100,200",
                    help="starts per instance of --effort-sweep (default 12,25,50,100,200)")
     p.add_argument("--sweep-instances", type=int, default=4, metavar="N",
