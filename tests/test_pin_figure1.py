@@ -196,3 +196,19 @@ def test_only_the_vary_n_panel_is_labelled_per_input(figures_saved, tmp_path):
     for ax, sweep in zip(axes, F.SWEEPS):
         label = ax.get_ylabel()
         assert label.startswith("in-sample test error per input") is (sweep == "n"), (sweep, label)
+
+
+@pytest.mark.parametrize("shown_iters", [None, 20])
+def test_the_x_label_says_first_n_shown_only_when_the_curves_stop_early(figures_saved, tmp_path, shown_iters):
+    """Curves recorded to the run's last iteration (40) are labelled "(run: 40)"; recorded only
+    to iteration 20 of the same 40-iteration run, "(run: 40; first 20 shown)"."""
+    data = _render_data(values=2)
+    if shown_iters is not None:
+        for i in range(len(data["points"])):
+            data[f"iterations_{i}"] = data[f"iterations_{i}"][:shown_iters + 1]
+            data[f"loss_sum_{i}"] = [[row[:shown_iters + 1] for row in m] for m in data[f"loss_sum_{i}"]]
+    F.render_figure1(data, tmp_path, "fig1-xlabel")
+    labels = {ax.get_xlabel() for ax in figures_saved[-1].axes if ax.get_xlabel()}
+    want = ("fine-tuning iteration (run: 40)" if shown_iters is None
+            else "fine-tuning iteration (run: 40; first 20 shown)")
+    assert labels == {want}

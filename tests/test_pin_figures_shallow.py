@@ -59,12 +59,12 @@ def test_each_unit_asks_for_its_threads_as_cpus(units_asked, tmp_path, threads, 
     assert seen and all(u.resources.cpus == cpus for u in seen)
 
 
-def _table_data(trials: int = 5):
+def _table_data(trials: int = 5, sweeps=("T", "d")):
     rng = np.random.default_rng(0)
-    data = {"sweeps": ["T", "d"], "paper": {s: S.PAPER_SHALLOW_TABLES[s] for s in ("T", "d")}}
+    data = {"sweeps": list(sweeps), "paper": {s: S.PAPER_SHALLOW_TABLES[s] for s in sweeps}}
     for s in data["sweeps"]:
         data[f"values_{s}"] = list(S.PAPER_SHALLOW_TABLES[s]["values"])
-        for i in range(3):
+        for i in range(len(data[f"values_{s}"])):
             data[f"final_mse_{s}_{i}"] = (0.01 + rng.random((2, trials))).tolist()
     return data
 
@@ -199,3 +199,41 @@ def test_a_chunk_without_a_checkpoint_or_with_its_folder_missing_runs_without_on
 def test_a_sweep_table_cell_is_the_median_and_the_central_six_of_ten():
     ml = 0.5 + 0.01 * np.arange(10)
     assert S.median_range_cell(ml[::-1]) == f"{np.median(ml):.4f} ({ml[2]:.4f}, {ml[7]:.4f})"
+
+
+def test_each_sweep_curve_is_the_median_over_trials_with_its_central_band(figures_saved, tmp_path):
+    """Every method and sweep value draws one line: the median over trials at each kept epoch
+    (not an end of the band), labelled with its method and value, over a band of the central
+    range; both methods appear."""
+    from figures._sweeps import _central, _thin
+
+    rng = np.random.default_rng(2)
+    data = {"sweep": "T", "values": [2, 3]}
+    for i in range(2):
+        data[f"curve_epochs_{i}"] = list(range(0, 50, 5))
+        data[f"curve_{i}"] = (0.01 + rng.random((2, 5, 10))).tolist()
+        data[f"final_mse_{i}"] = (0.01 + rng.random((2, 5))).tolist()
+    S.render_shallow_sweep(data, tmp_path, "sweep")
+    ax = figures_saved[-1].axes[0]
+    lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+    assert len(lines) == 4
+    for m, method in enumerate(("lora-ml", "sr")):
+        for i, v in enumerate(data["values"]):
+            (line,) = [ln for ln in lines if ln.get_label() == f"{S.METHOD_LABELS[method]}, T={v}"]
+            C = np.asarray(data[f"curve_{i}"])
+            keep = _thin(10)
+            want = [_central(C[m][:, j], 0.2)[0] for j in keep]
+            np.testing.assert_allclose(line.get_ydata(), want)
+            np.testing.assert_allclose(line.get_ydata(), np.median(C[m][:, keep], axis=0))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_the_tables_figure_has_a_panel_per_sweep_and_one_for_the_key_in_two_columns(figures_saved, tmp_path, n):
+    """ceil((n + 1) / 2) rows of two: n panels with axes, the key's panel, and at most one
+    unused slot (switched off) -- no empty row."""
+    sweeps = [s for s in ("T", "d", "N", "n", "k") if s in S.PAPER_SHALLOW_TABLES][:n]
+    assert len(sweeps) == n
+    S.render_shallow_tables(_table_data(sweeps=sweeps), tmp_path, "tables")
+    axes = figures_saved[-1].axes
+    assert len(axes) == 2 * ((n + 2) // 2)
+    assert sum(ax.axison for ax in axes) == n
