@@ -150,3 +150,24 @@ def test_findings_that_contradict_the_theory_exit_1(tmp_path, monkeypatch, capsy
         report = SimpleNamespace(data={"theory": {"agrees": agrees}}, markdown="# report")
         monkeypatch.setattr(audit_mod, "audit", lambda *a, **k: report)
         assert main(["audit", str(_tasks_file(tmp_path)), "--rank", "1", "-q"]) == status
+
+
+def test_every_default_the_audit_help_states_is_the_parsers_default():
+    """Where an option's help says "(default X)" with X a number, the parsed default is X
+    (the audit's --seed 0; --starts leaves its 100 to the audit itself, None here)."""
+    import argparse
+
+    from landscape.__main__ import _parser
+
+    p = _parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            m = re.search(r"\(default (-?\d+(?:\.\d+)?)\)", action.help or "")
+            if m and action.dest != "starts":
+                assert action.default == type(action.default)(m.group(1)), (name, action.dest)
+                checked += 1
+    assert checked >= 1
+    args = p.parse_args(["audit", "tasks.npy", "--rank", "1"])
+    assert args.seed == 0 and args.starts is None

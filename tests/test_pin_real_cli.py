@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -92,3 +93,29 @@ def test_nonneg_float_refuses_negative_and_non_finite(text):
 
 def test_nonneg_float_admits_zero_and_positive():
     assert cli._nonneg_float("0") == 0.0 and cli._nonneg_float("2.5") == 2.5
+
+
+def test_vision_preflight_checks_the_users_folder_or_else_the_users_archive(tmp_path):
+    """CIFAR-10: a --data-root is checked for its batches (and the archive is then not read);
+    without one, the archive given by --archive is the one checked (named in the refusal)."""
+    from empirics.real._cifar import BATCHES_DIR
+    from empirics.real._config import VISION_PAPER
+
+    base = dataclasses.replace(VISION_PAPER, dataset="cifar10", cache=str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no CIFAR-10 batches under"):
+        cli.preflight(dataclasses.replace(base, data_root=str(tmp_path / "empty")))
+    (tmp_path / "good" / BATCHES_DIR).mkdir(parents=True)
+    assert cli.preflight(dataclasses.replace(base, data_root=str(tmp_path / "good"),
+                                             archive=str(tmp_path / "never-read.tar.xz"))) is None
+    with pytest.raises(FileNotFoundError, match="mine.tar.xz"):
+        cli.preflight(dataclasses.replace(base, data_root=None, archive=str(tmp_path / "mine.tar.xz")))
+
+
+@pytest.mark.parametrize("text, message", [("abc", "expected a number > 0, got 'abc'"),
+                                           ("0", "expected a finite number > 0, got 0"),
+                                           ("inf", "expected a finite number > 0, got inf")])
+def test_positive_float_refuses_with_its_own_message(text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        cli._positive_float(text)
+    assert cli._positive_float("2.5") == 2.5
