@@ -111,3 +111,22 @@ def test_a_family_must_define_each_of_its_four_abstract_methods():
     from ._pin_tools import assert_abstract_in_exactly
 
     assert_abstract_in_exactly(Family, ("init_model", "retrain_tasks", "test_task", "loss"))
+
+
+def test_a_new_convolutional_head_redraws_its_4d_kernel_like_a_matrix():
+    """Every parameter of dimension >= 2 (a conv head's 4-D kernel too, not only a matrix) is
+    re-drawn Kaiming-uniform from the generator; vectors become zeros."""
+
+    class _Conv(_Fam):
+        head_module = "1"
+
+        def init_model(self, generator):
+            return nn.Sequential(nn.Identity(), nn.Conv2d(2, 3, kernel_size=2))
+
+    fam = _Conv()
+    model = fam.init_model(None)
+    head = fam.new_head(model, torch.Generator().manual_seed(4))
+    want = torch.empty_like(model[1].weight)
+    nn.init.kaiming_uniform_(want, a=math.sqrt(5), generator=torch.Generator().manual_seed(4))
+    assert head.weight.shape == (3, 2, 2, 2) and torch.equal(head.weight, want)
+    assert torch.count_nonzero(head.bias) == 0
