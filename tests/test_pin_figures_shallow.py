@@ -101,15 +101,20 @@ def test_the_tables_key_text_lies_inside_its_panel(figures_saved, tmp_path):
     assert 0 <= x <= 1 and 0 <= y <= 1 and texts[0].get_transform() == key.transAxes
 
 
-def test_the_sweep_legend_sits_beside_the_axes(figures_saved, tmp_path):
-    """No curve is covered: the legend's left edge is right of the axes' right edge."""
-    rng = np.random.default_rng(1)
+def _curve_data(seed: int, trials: int) -> dict:
+    """A T sweep of two values, both methods, 10 recorded epochs, random positive MSEs."""
+    rng = np.random.default_rng(seed)
     data = {"sweep": "T", "values": [2, 3]}
     for i in range(2):
         data[f"curve_epochs_{i}"] = list(range(0, 50, 5))
-        data[f"curve_{i}"] = (0.01 + rng.random((2, 4, 10))).tolist()
-        data[f"final_mse_{i}"] = (0.01 + rng.random((2, 4))).tolist()
-    S.render_shallow_sweep(data, tmp_path, "sweep")
+        data[f"curve_{i}"] = (0.01 + rng.random((2, trials, 10))).tolist()
+        data[f"final_mse_{i}"] = (0.01 + rng.random((2, trials))).tolist()
+    return data
+
+
+def test_the_sweep_legend_sits_beside_the_axes(figures_saved, tmp_path):
+    """No curve is covered: the legend's left edge is right of the axes' right edge."""
+    S.render_shallow_sweep(_curve_data(1, 4), tmp_path, "sweep")
     fig = figures_saved[-1]
     fig.draw_without_rendering()
     ax = fig.axes[0]
@@ -207,12 +212,7 @@ def test_each_sweep_curve_is_the_median_over_trials_with_its_central_band(figure
     range; both methods appear."""
     from figures._sweeps import _central, _thin
 
-    rng = np.random.default_rng(2)
-    data = {"sweep": "T", "values": [2, 3]}
-    for i in range(2):
-        data[f"curve_epochs_{i}"] = list(range(0, 50, 5))
-        data[f"curve_{i}"] = (0.01 + rng.random((2, 5, 10))).tolist()
-        data[f"final_mse_{i}"] = (0.01 + rng.random((2, 5))).tolist()
+    data = _curve_data(2, 5)
     S.render_shallow_sweep(data, tmp_path, "sweep")
     ax = figures_saved[-1].axes[0]
     lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
