@@ -73,13 +73,10 @@ def test_a_repeated_end_is_known_without_a_new_proof(monkeypatch):
     assert sols.add(roots[1] - 1e-3j) == ("duplicate", 1) and len(calls) == 2
 
 
-def test_route_2_reports_retried_supports_and_the_double_double_pass(monkeypatch):
-    """Ends of the first support lost (non-finite) in double precision and in the projective
-    re-track, found in double-double: the support needed one try, its orbits are counted as
-    found by the double-double pass; lost in every pass of the first try, the support is
-    retried once."""
-    import pytest
-
+def _route_2_losing_ends(monkeypatch, support, lose_calls, lose=lambda ends: np.full_like(ends, np.nan)):
+    """Route 2 on a rounded (d, T, k) = (2, 3, 1) instance, the ends of the first ``lose_calls``
+    tracks of ``support`` passed through ``lose`` (default: all made non-finite); the route's
+    clocks are checked (tracking within the whole, the whole within the call)."""
     from landscape.enumeration import algebra_available
 
     if not algebra_available("phc"):
@@ -93,25 +90,33 @@ def test_route_2_reports_retried_supports_and_the_double_double_pass(monkeypatch
     tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
     S = exact_tasks(tasks)
     real = P.track
+    seen = []
 
-    def run(lose_calls):
-        seen = []
+    def track(fam, *a, **k):
+        ends, diag = real(fam, *a, **k)
+        if tuple(fam.supp) == support:
+            seen.append(1)
+            if len(seen) <= lose_calls:
+                ends = lose(ends)
+        return ends, diag
 
-        def track(fam, *a, **k):
-            ends, diag = real(fam, *a, **k)
-            if tuple(fam.supp) == (0,):
-                seen.append(1)
-                if len(seen) <= lose_calls:
-                    ends = np.full_like(ends, np.nan)
-            return ends, diag
-
-        monkeypatch.setattr(P, "track", track)
+    with monkeypatch.context() as m:
+        m.setattr(P, "track", track)
         t0 = time.perf_counter()
         route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
         wall = time.perf_counter() - t0
-        # the route's clocks: tracking within the whole, the whole within the call
-        assert 0 <= route["tracking_seconds"] <= route["seconds"] <= wall + 1e-3
-        return route
+    assert 0 <= route["tracking_seconds"] <= route["seconds"] <= wall + 1e-3
+    return route
+
+
+def test_route_2_reports_retried_supports_and_the_double_double_pass(monkeypatch):
+    """Ends of the first support lost (non-finite) in double precision and in the projective
+    re-track, found in double-double: the support needed one try, its orbits are counted as
+    found by the double-double pass; lost in every pass of the first try, the support is
+    retried once."""
+
+    def run(lose_calls):
+        return _route_2_losing_ends(monkeypatch, (0,), lose_calls)
 
     clean = run(0)
     assert clean["retried_supports"] == 0 and clean["max_tries"] == 1
@@ -271,36 +276,16 @@ def test_a_point_is_polished_again_when_a_block_is_zero_or_it_is_real(zero_block
 
 def test_the_double_double_pass_counts_only_the_orbits_it_adds(monkeypatch):
     """Half of the ends of support {0, 1} (after three supports' orbits are known) lost in
-    double precision and in the projective re-track: the double-double pass reports as new exactly the orbits missing before it
-    (want - n0, not some other combination of the two), and the support ends complete."""
-    import pytest
+    double precision and in the projective re-track: the double-double pass reports as new
+    exactly the orbits missing before it (want - n0, not some other combination of the two),
+    and the support ends complete."""
 
-    from landscape.enumeration import algebra_available
+    def half_lost(ends):
+        ends = ends.copy()
+        ends[len(ends) // 2:] = np.nan
+        return ends
 
-    if not algebra_available("phc"):
-        pytest.skip("needs phc")
-    import landscape as ls
-    import landscape.enumeration._param as P
-    from landscape.enumeration._complete import homotopy_enumeration
-    from landscape.enumeration._core import _Square
-    from landscape.enumeration._systems import exact_tasks
-
-    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
-    S = exact_tasks(tasks)
-    real = P.track
-    seen = []
-
-    def track(fam, *a, **k):
-        ends, diag = real(fam, *a, **k)
-        if tuple(fam.supp) == (0, 1):
-            seen.append(len(ends))
-            if len(seen) <= 2:
-                ends = ends.copy()
-                ends[len(ends) // 2:] = np.nan
-        return ends, diag
-
-    monkeypatch.setattr(P, "track", track)
-    route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
+    route = _route_2_losing_ends(monkeypatch, (0, 1), 2, half_lost)
     first = next(p for p in route["per_support"] if p["support"] == [0, 1])
     (att,) = first["attempts"]
     dd = att["double_double"]

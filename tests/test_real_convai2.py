@@ -85,9 +85,15 @@ def test_persona_split_is_disjoint_and_says_so(tmp_path):
         _convai2.build_persona_split(v, map_dir=maps, n_test=50)
 
 
-def test_reduced_runs_never_retrain_on_the_reserved_test_personas(tmp_path):
+def _valid_file_and_maps(tmp_path):
+    """The fixture valid file (seed 3: four official clusters, five normalised ones) and its
+    persona maps."""
     v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(3), episodes_per_persona=5)
-    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    return v, _fixtures.write_persona_map(tmp_path / "maps")
+
+
+def test_reduced_runs_never_retrain_on_the_reserved_test_personas(tmp_path):
+    v, maps = _valid_file_and_maps(tmp_path)
     full = _convai2.build_persona_split(v, map_dir=maps, n_test=2, n_retrain=2)  # 4 official clusters
     small = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2)
     reserved = {t.cluster for t in full.test}
@@ -231,17 +237,15 @@ def test_a_reduced_run_reserves_the_papers_test_personas_whatever_the_retraining
     """Both selections: with 2 retraining tasks asked, the clusters a 2-test-task run tests on
     stay out of retraining when fine-tuning uses only the first, even when the retraining
     ranking would put them first (the reserve is the top min(10, clusters - n_retrain))."""
-    v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(3), episodes_per_persona=5)
-    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    v, maps = _valid_file_and_maps(tmp_path)
+    real = _convai2.cluster_tasks
     for selection in ("official", "normalized"):
         full = _convai2.build_persona_split(v, map_dir=maps, n_test=2, n_retrain=2, selection=selection)
         reserved = {t.cluster for t in full.test}
-        real = _convai2.cluster_tasks
-        monkeypatch.setattr(_convai2, "cluster_tasks",
-                            lambda *a, real=real, reserved=reserved, **k: sorted(real(*a, **k),
-                                                                                key=lambda t: t.cluster not in reserved))
-        small = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2, selection=selection)
-        monkeypatch.setattr(_convai2, "cluster_tasks", real)
+        with monkeypatch.context() as m:  # the reserved clusters first in every retraining ranking
+            m.setattr(_convai2, "cluster_tasks",
+                      lambda *a, **k: sorted(real(*a, **k), key=lambda t: t.cluster not in reserved))
+            small = _convai2.build_persona_split(v, map_dir=maps, n_test=1, n_retrain=2, selection=selection)
         assert len(reserved) == 2 and len(small.test) == 1 and small.retrain, selection
         assert not reserved & {t.cluster for t in small.retrain}, selection
 
@@ -249,8 +253,7 @@ def test_a_reduced_run_reserves_the_papers_test_personas_whatever_the_retraining
 def test_exactly_as_many_official_clusters_as_test_tasks_passes_the_count(tmp_path):
     """4 official clusters: n_test = 5 is refused for the count, n_test = 4 passes it (and
     then has none left for retraining)."""
-    v = _fixtures.write_parlai_dialogues(tmp_path / "valid.txt", np.random.default_rng(3), episodes_per_persona=5)
-    maps = _fixtures.write_persona_map(tmp_path / "maps")
+    v, maps = _valid_file_and_maps(tmp_path)
     with pytest.raises(ValueError, match="only 4 persona clusters, need 5"):
         _convai2.build_persona_split(v, map_dir=maps, n_test=5, n_retrain=1)
     with pytest.raises(ValueError, match="no retraining persona tasks could be formed"):
