@@ -212,7 +212,10 @@ def test_effort_sweep_cli_writes_its_json(tmp_path, capsys):
                  "--sweep-instances", "1"]) == 0
     data = json.loads((tmp_path / "effort-sweep-d3-k1-T3.json").read_text())
     assert data["format"] == "loraml-atlas-effort-sweep" and [r["starts"] for r in data["rows"]] == [2]
-    assert "counts stopped growing at" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "counts stopped growing at" in out
+    # each row: spurious instances found / instances run
+    assert f"starts    2: spurious instances {data['rows'][0]['spurious'][0]}/1, " in out
 
 
 @pytest.mark.parametrize("side,reached", [(1 - 1e-3, True), (1 + 1e-3, False)])
