@@ -175,3 +175,42 @@ def test_newton_on_the_family_stops_once_its_step_is_at_round_off(size):
     out = fam.newton(S, u)
     assert 1 <= len(calls) <= 2
     assert np.max(np.abs(out - u)) <= 1e-13 * (1 + np.max(np.abs(u)))
+
+
+@pytest.mark.parametrize("adding,stall", [(3, 2), (0, 2), (1, 3)])
+def test_monodromy_without_a_target_stops_after_stall_loops_that_added_nothing(monkeypatch, adding, stall):
+    """Without a target, monodromy stops once ``stall`` consecutive new loops found no new
+    orbit: with the first ``adding`` loops each bringing one new orbit home, and every later
+    loop bringing back only what it was sent, it stops at ``adding + stall`` loops -- not
+    after ``stall`` loops whatever they found, and not only at ``max_loops``. Path tracking
+    is replaced by that script (no phc needed)."""
+    from landscape.enumeration import _param as P
+
+    made = []
+    orig_sym = P._random_sym
+
+    def random_sym(rng, T, d):
+        made.append(orig_sym(rng, T, d))
+        return made[-1]
+
+    rng_new = np.random.default_rng(7)
+    fresh, homes = set(), []
+
+    def track(family, S_from, S_to, starts, gamma, **kw):
+        starts = np.array(starts, dtype=complex)
+        if any(S is S_from for S in made) and not any(S is S_from for S in homes):
+            homes.append(S_from)  # the loops in the order they first come home
+        j = next((i for i, S in enumerate(homes) if S is S_from), None)
+        if j is not None and j < adding and j not in fresh:  # loop j's first way home: one new orbit
+            fresh.add(j)
+            starts = np.vstack([starts, rng_new.standard_normal(starts.shape[1]) + 1j * rng_new.standard_normal(starts.shape[1])])
+        return starts, None
+
+    monkeypatch.setattr(P, "_random_sym", random_sym)
+    monkeypatch.setattr(P, "track", track)
+    monkeypatch.setattr(P, "good_ends", lambda ends, diag, **kw: np.ones(len(ends), dtype=bool))
+    monkeypatch.setattr(P, "_solves", lambda family, S0, u: True)
+    _, reps, info = P.monodromy_orbits(P.ParamFamily(3, 2, (0,)), np.random.default_rng(0), target=None,
+                                       stall=stall, max_loops=40)
+    assert info["loops"] == adding + stall
+    assert len(fresh) == adding

@@ -455,6 +455,7 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
             known.add(seed_end)
     loops, sent, dry = [], [], 0
     while True:
+        n_before = len(known)  # the orbits known before the newest loop was tracked
         progress = True
         while progress:  # send every known orbit around every loop
             progress = False
@@ -483,14 +484,14 @@ def monodromy_orbits(family: ParamFamily, rng, *, target: int | None = None, sta
                 break
         if target is not None and len(known) >= target:
             break
+        if loops:  # did the newest loop (with every orbit it led to sent around all loops) add one?
+            dry = 0 if len(known) > n_before else dry + 1
         if len(loops) >= max_loops or (target is None and dry >= stall):
             break
         if budget_s is not None and time.perf_counter() - t0 > budget_s:
             break  # no new loop after the budget: the caller sees the count it has
-        n_before = len(known)
         loops.append((_random_sym(rng, family.T, d), _unit(rng), _unit(rng)))
         sent.append(0)
-        dry = 0 if len(known) > n_before else dry + 1
     info = {"loops": len(loops), "paths": paths, "seeds": 1 + len(seeds), "seconds": round(time.perf_counter() - t0, 1)}
     return S0, np.array([r.ravel() for r in known.reps]), info
 
