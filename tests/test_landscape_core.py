@@ -379,6 +379,15 @@ def test_planted_factors_refuse_a_non_square_a_star(shape):
         ls.LoraMLProblem.from_factors(np.ones(shape), np.ones((2, shape[0], 1)))
 
 
+def test_planted_factors_accept_a_large_square_a_star():
+    """The squareness test compares the two sides' values (d = 300: two distinct int
+    objects of equal value, beyond the small ints Python shares), and still refuses 300 x 301."""
+    P = ls.LoraMLProblem.from_factors(np.zeros((300, 300)), np.ones((2, 300, 1)))
+    assert P.tasks.shape == (2, 300, 300)
+    with pytest.raises(ls.LandscapeInputError, match="A_star: expected a square matrix"):
+        ls.LoraMLProblem.from_factors(np.zeros((300, 301)), np.ones((2, 300, 1)))
+
+
 def test_vec_is_column_major_per_matrix_over_leading_axes():
     """vec stacks the columns of the last two axes, matrix by matrix: a (2, 3, 4) stack gives
     (2, 12), each row the column-major vec of its matrix, and unvec inverts it."""

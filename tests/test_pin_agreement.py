@@ -93,3 +93,13 @@ def test_the_record_is_of_rank_one_unless_told_otherwise(monkeypatch):
     with pytest.raises(Asked) as info:
         agreement_record(tasks, 2)
     assert info.value.args[0] == 2
+
+
+def test_agreement_record_takes_its_options_by_keyword():
+    """tasks and k by position (or keyword), every option keyword-only."""
+    import inspect
+
+    params = inspect.signature(agreement_record).parameters
+    assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["tasks", "k"]
+    assert [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY] == ["name", "seed", "timeout",
+                                                                                           "threads"]

@@ -637,3 +637,30 @@ def test_a_degenerate_exact_critical_point_counts_its_near_zero_eigenvalues(near
     c = ls.classify(inst.problem, U, spectrum=_planted(spec, planted))
     assert c.kind == DEG
     assert c.reason.startswith(f"cannot tell: {len(near_zero)} near-zero quotient eigenvalue(s) not explained")
+
+
+def test_spurious_verdict_names_the_quotient_it_used(f2, t2_positive_critical_point):
+    """The reason of a spurious candidate states the symmetry it quotiented: O(k) alone, or
+    O(k) and the T = 2 O(k, k) family when that family's zero modes were explained."""
+    inst, U, _ = f2
+    c = ls.classify(inst.problem, U)
+    assert c.kind == SPURIOUS_CANDIDATE and c.n_zero_symmetry == 0
+    assert "quotient by O(k) (smallest" in c.reason and "O(k,k)" not in c.reason
+    p, U2, spec = t2_positive_critical_point
+    c = ls.classify(p, U2, spectrum=_planted(spec, [0.0, 0.5, 0.7, 1.0, 1.5, 2.0]))
+    assert c.kind == SPURIOUS_CANDIDATE and c.n_zero_symmetry == 1
+    assert "quotient by O(k) and the T=2 O(k,k) family (smallest" in c.reason
+
+
+def test_a_classification_is_frozen(f2):
+    """A verdict cannot be edited after the fact (a frozen dataclass)."""
+    inst, U, _ = f2
+    c = ls.classify(inst.problem, U)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.kind = GLOBAL_MINIMUM
+
+
+def test_the_okk_family_adds_nothing_at_the_origin():
+    """At U = 0 the O(k, k) generators vanish: no extra dimension (0, not a negative count)."""
+    assert okk_extra_dimension(np.zeros((2, 3, 2))) == 0
+    assert okk_extra_dimension(np.zeros((2, 4, 1))) == 0

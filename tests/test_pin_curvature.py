@@ -184,3 +184,25 @@ def test_the_spectrum_direction_is_the_eigenvector_of_the_smallest_eigenvalue(de
     assert np.linalg.norm(d) == pytest.approx(1.0, abs=1e-10)
     assert d @ S @ d == pytest.approx(spec.lambda_min_quotient, abs=1e-8 * np.abs(lam).max())
     assert np.linalg.norm(S @ d - spec.lambda_min_quotient * d) < 1e-6 * np.abs(lam).max()
+
+
+def test_tangent_basis_spans_every_skew_rotation_at_k3():
+    """At k = 3 (three generators per task, where a wrong vectorisation of a generator is no
+    longer a relabelling) every direction (U_t Omega_t)_t with skew Omega_t lies in the span
+    of the basis, in the flat (vec U_1, ...) column-major layout; a generic direction does not."""
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal((2, 5, 3))
+    V = symmetry_tangent_basis(U)
+    assert V.shape == (2 * 5 * 3, 2 * 3)
+    np.testing.assert_allclose(V.T @ V, np.eye(6), atol=1e-12)
+
+    def flat(D):
+        return np.concatenate([D[t].reshape(-1, order="F") for t in range(D.shape[0])])
+
+    for _ in range(3):
+        Om = rng.standard_normal((2, 3, 3))
+        Om = Om - np.swapaxes(Om, 1, 2)
+        v = flat(U @ Om)
+        assert np.linalg.norm(v - V @ (V.T @ v)) < 1e-12 * np.linalg.norm(v)
+    g = rng.standard_normal(30)
+    assert np.linalg.norm(g - V @ (V.T @ g)) > 0.1 * np.linalg.norm(g)

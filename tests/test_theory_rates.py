@@ -183,3 +183,17 @@ def test_loglog_slope_refuses_a_mean_that_is_not_positive(bad):
         loglog_slope(x, [1.0, bad, 4.0], se)
     fit = loglog_slope(x, [1.0, 5e-324, 4.0], [0.1, 5e-324, 0.1])
     assert np.isfinite(fit.slope)
+
+
+def test_linear_fit_refuses_standard_errors_of_another_length():
+    """One standard error per point: a single se (which numpy would broadcast) is refused."""
+    with pytest.raises(ValueError, match="equal length"):
+        linear_fit([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], [0.1])
+    with pytest.raises(ValueError, match="equal length"):
+        linear_fit([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], [0.1, 0.1, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("power", [0.0, 1.0, 1.5, -0.2])
+def test_reps_for_power_refuses_a_power_outside_the_open_unit_interval(power):
+    with pytest.raises(ValueError, match="0 < power < 1"):
+        reps_for_power(0.2, power=power)
