@@ -66,3 +66,16 @@ def test_a_result_cannot_be_altered():
     r = _power_law_check(2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.passed = False
+
+
+@pytest.mark.parametrize("which", ["gradient", "hessian"])
+def test_slopes_exactly_at_the_threshold_pass(monkeypatch, which):
+    """The thresholds are inclusive: a fitted slope of exactly 2 - margin (gradient) or
+    3 - margin (Hessian) passes, the float just below fails."""
+    edge = {"gradient": 2.0 - dg.SLOPE_MARGIN, "hessian": 3.0 - dg.SLOPE_MARGIN}
+    for value, passes in ((edge[which], True), (float(np.nextafter(edge[which], 0.0)), False)):
+        slopes = iter([value, 10.0] if which == "gradient" else [10.0, value])
+        monkeypatch.setattr(dg, "_fit_slope", lambda steps, errors, floor: next(slopes))
+        r = taylor_check(lambda y: float(y @ y), lambda y: 2 * y, np.ones(2), hvp=lambda y, v: 2 * v,
+                         direction=np.array([1.0, 0.0]))
+        assert r.passed is passes
