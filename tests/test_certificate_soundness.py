@@ -606,3 +606,16 @@ def test_exact_verifier_adds_the_orbit_penalty_for_k2_and_refuses_a_negative_one
     bad = dataclasses.replace(cert, parameters={**cert.parameters, "penalty": -1.0})
     rep = verify_taylor_exact(bad)
     assert not rep.ok and not rep.checks["penalty c >= 0"]
+
+
+def test_independent_derivatives_of_one_task():
+    """T = 1 (one task, every U_1 a critical direction of its own): the exact gradient is the
+    analytic one too; the sizes are read from the one task that exists."""
+    from theory._independent import exact_derivatives
+
+    rng = np.random.default_rng(5)
+    prob = LoraMLProblem(rng.standard_normal((1, 3, 3)), 1)
+    U = rng.standard_normal((1, 3, 1))
+    grad, H = exact_derivatives(_fr3(prob.tasks), _fr3(U))
+    assert len(grad) == 3 and len(H) == 3
+    np.testing.assert_allclose([float(v) for v in grad], prob.reduced_grad_flat(vec_factors(U)), atol=1e-12)

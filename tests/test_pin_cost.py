@@ -72,3 +72,10 @@ def test_available_memory_without_meminfo_or_sysconf_assumes_16_gib_under_any_cg
     monkeypatch.setattr(os, "sysconf", no_sysconf)
     want = 2**34 if cgroup in (None, "max") else 2**30
     assert available_memory_bytes() == want
+
+
+def test_an_estimate_describes_its_memory_in_gibibytes():
+    from landscape._search.cost import ESTIMATE_BASIS, AuditCost
+
+    c = AuditCost(seconds=12.4, bytes=3 * 2**29, curvature="dense", detail="3 starts")
+    assert c.describe() == f"estimated 12 s ({ESTIMATE_BASIS}) and 1.50 GiB (dense curvature; 3 starts)"

@@ -135,3 +135,21 @@ def test_renamed_keyword_takes_its_arguments_by_name_and_stacklevel_by_name_only
     kinds = [p.kind for p in inspect.signature(R.renamed_keyword).parameters.values()]
     assert kinds == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 5 + [inspect.Parameter.KEYWORD_ONLY]
     assert R.renamed_keyword(func_name="f", old="rank", new="k", old_value=None, new_value=4) == 4
+
+
+def test_a_61_character_value_is_shortened_to_60():
+    assert R._describe("x" * 59) == "'" + "x" * 56 + "..."  # repr of 61 characters: cut to 57 + "..."
+
+
+def test_the_deprecation_names_the_line_that_called_the_converting_function():
+    """By default the warning points two frames above sizes_from_dkt: at the caller of the
+    function that took the old ``configs=`` (here ``old_api``), not inside that function."""
+    import inspect
+
+    def old_api(configs):
+        return R.sizes_from_dkt("old_api", configs)
+
+    with pytest.warns(DeprecationWarning) as rec:
+        line = inspect.currentframe().f_lineno + 1
+        old_api([(4, 1, 2)])
+    assert rec[0].filename == __file__ and rec[0].lineno == line

@@ -567,3 +567,19 @@ def test_eigen_subset_points_take_square_roots_of_the_chosen_eigenvalues_of_d_st
     full = [i for i, U in enumerate(pts) if np.allclose(U[0] @ U[0].T - U[1] @ U[1].T, D, atol=1e-12)]
     assert len(full) == 1 and abs(losses[full[0]]) < 1e-24
     assert min(g for i, g in enumerate(losses) if i != full[0]) > 0.1
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_r31_margin_is_relative_to_the_largest_eigenvalue_and_inclusive(monkeypatch, below):
+    """An instance is taken when its smallest of the 2k nonzero eigenvalues of W_1 - W_2 is at
+    least R31_MARGIN times the largest (exactly at the margin: taken; one float below:
+    redrawn). The largest is 8 here, so an absolute margin would take both."""
+    from types import SimpleNamespace
+
+    edge = _saddles.R31_MARGIN * 8.0
+    small = float(np.nextafter(edge, 0.0)) if below else edge
+    drawn = iter([SimpleNamespace(W=np.stack([np.diag([8.0, -small, 0.0, 0.0]), np.zeros((4, 4))]))])
+    fallback = SimpleNamespace(W=np.stack([np.diag([1.0, -1.0, 0.0, 0.0]), np.zeros((4, 4))]))
+    monkeypatch.setattr(_saddles, "random_instance", lambda rng, d, T, k: next(drawn, fallback))
+    inst, redraws = _saddles.well_conditioned_t2_instance(np.random.default_rng(0), 4, 1)
+    assert redraws == (1 if below else 0)

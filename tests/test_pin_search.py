@@ -302,17 +302,25 @@ def test_pgd_perturbs_within_the_ball_of_radius_1e_2_root_s(monkeypatch):
     assert 0 < min(first) and max(first) <= radius * (1 + 1e-12) and max(first) >= 0.8 * radius
 
 
-@pytest.mark.parametrize("method", ["gradient_descent"])
+@pytest.mark.parametrize("method", ["gradient_descent", "lbfgs", "trust_region_newton", "gradient_root"])
 def test_a_search_without_a_generator_is_the_seed_zero_one(method):
-    """rng=None is np.random.default_rng(0) for the spectra of the end points."""
+    """rng=None is np.random.default_rng(0) for the spectra of the end points, and a
+    generator that is given is the one used (another seed starts Lanczos elsewhere)."""
     inst = ls.random_instance(np.random.default_rng(8), 5, 3, 1)
     starts = np.random.default_rng(3).standard_normal((2, *inst.U_star.shape))
     fn = getattr(_search, method)
+    if method != "gradient_descent":  # one start per call: a list of one result each
+        starts = starts[0]
+        fn = (lambda f: lambda *a, **kw: [f(*a, **kw)])(fn)
     a = fn(inst.problem, starts, max_iter=30, mode="hvp", rng=None)
     b = fn(inst.problem, starts, max_iter=30, mode="hvp", rng=np.random.default_rng(0))
-    for ra, rb in zip(a, b):
+    c = fn(inst.problem, starts, max_iter=30, mode="hvp", rng=np.random.default_rng(5))
+    for ra, rb, rc in zip(a, b, c):
         np.testing.assert_array_equal(ra.point, rb.point)
         np.testing.assert_array_equal(ra.spectrum.eigenvalues, rb.spectrum.eigenvalues)
+        np.testing.assert_array_equal(ra.spectrum.direction, rb.spectrum.direction)
+        np.testing.assert_array_equal(rc.point, rb.point)  # the search itself draws nothing
+    assert any(not np.array_equal(rc.spectrum.direction, rb.spectrum.direction) for rb, rc in zip(b, c))
 
 
 def test_initial_step_is_the_stated_inverse_bound_exactly():
@@ -492,3 +500,20 @@ def test_pgd_reads_its_escape_threshold_at_the_problem_s_scale(monkeypatch):
                                          polish=False)
     assert seen == [problem_scale(p)]
     assert "no escape" in r.stop_reason and "perturbation 1:" in r.stop_reason, r.stop_reason
+
+
+def test_root_finding_that_ends_off_the_finite_numbers_returns_its_start(monkeypatch):
+    """When the root finder hands back non-finite coordinates without having evaluated them
+    (no divergence raised), the start is returned and the reason says so after the solver's
+    own message."""
+    from types import SimpleNamespace
+
+    from landscape._search import methods as M
+
+    inst = ls.random_instance(np.random.default_rng(8), 4, 3, 1)
+    U0 = np.random.default_rng(3).standard_normal(inst.U_star.shape)
+    monkeypatch.setattr(M.optimize, "root", lambda fun, x0, **kw: SimpleNamespace(x=np.full_like(x0, np.nan),
+                                                                                  nfev=7, message="done"))
+    r = M.gradient_root(inst.problem, U0, mode="dense", spectrum=False, polish=False)
+    assert r.stop_reason == "scipy.optimize.root(hybr): done (diverged; start returned)"
+    np.testing.assert_array_equal(r.point, U0)

@@ -49,6 +49,9 @@ def test_thm31_tolerance_text_is_the_largest_relative_tolerance():
     res = check_thm31(np.random.default_rng(0), sizes=((4, 2, 1), (5, 3, 1)), draws=2000, batch=1000)
     stated = float(re.search(r"<= ([\d.]+)% of the formula", res.tolerance).group(1))
     assert stated == pytest.approx(100 * max(c.tolerance / abs(c.predicted) for c in res.cases), abs=0.05)
+    # and the largest relative error |measured - predicted| / |predicted| over the cases
+    rel = max(abs(c.measured - c.predicted) / abs(c.predicted) for c in res.cases)
+    assert f"max relative error {rel:.2%}" in res.tolerance_why
 
 
 def test_eq7_8_verdict_is_its_stated_tolerance_at_the_boundary():
