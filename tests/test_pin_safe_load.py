@@ -139,6 +139,10 @@ def test_a_declared_shape_may_take_exactly_one_gib_as_float64():
     assert SL._check_shape_size((2**13, 2**14), "x") == 2**27
     with pytest.raises(LandscapeInputError, match=r"x: the header declares shape .*above the limit of 1.0 GiB"):
         SL._check_shape_size((2**27 + 1,), "x")
+    # the message states the declared size as float64: 3 x 2^27 entries = 3.0 GiB
+    with pytest.raises(LandscapeInputError, match=r"^x: the header declares shape \(3, 134217728\), 3\.0 GiB as float64, "
+                                                  r"above the limit of 1\.0 GiB$"):
+        SL._check_shape_size((3, 2**27), "x")
 
 
 # ----------------------------------------------------------------------------- nesting and members
