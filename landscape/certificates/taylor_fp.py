@@ -202,15 +202,10 @@ def _err_factor(K: int) -> float:
     return _up(g / (1 - g) / (1 - _U))
 
 
-def _sum_up(total: float, count: int) -> Fraction:
-    """Upper bound of an exact sum of ``count`` non-negative reals whose float sum
-    (any order) is ``total``: ``fl >= (1 - gamma_count) * exact``."""
-    return Fraction(total) / (1 - _gamma(max(count, 1)))
-
-
 def _sum_up_eta(total: float, count: int, products: int) -> Fraction:
-    """As :func:`_sum_up` when ``products`` of the summands are float products that may
-    each have underflowed by at most eta/2: ``fl >= (1 - gamma) * exact - products * eta``."""
+    """Upper bound of an exact sum of ``count`` non-negative reals whose float sum (any
+    order) is ``total``, when ``products`` of the summands are float products that may each
+    have underflowed by at most eta/2: ``fl >= (1 - gamma_count) * exact - products * eta``."""
     return (Fraction(total) + products * _ETA) / (1 - _gamma(max(count, 1)))
 
 
