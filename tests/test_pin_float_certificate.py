@@ -416,6 +416,12 @@ def test_independent_verifier_rejects_every_kind_of_tampering(small_fp_cert):
     lam = base["bounds"]["lambda_min_quotient_lower"]
     rep = tampered(lambda d: d["bounds"].__setitem__("lambda_min_quotient_lower", lam * 1.001))
     assert "lambda claim is a lower bound" in rep.failed
+    # an empty point (no task, or vectors of length 0) with tasks of the matching empty shape
+    for T, dd in ((0, 2), (2, 0)):
+        empty = {"point": {"__ndarray__": "", "dtype": "<f8", "shape": [T, dd, 1]},
+                 "tasks": {"__ndarray__": "", "dtype": "<f8", "shape": [T, dd, dd]}}
+        rep = tampered(lambda d: d.update(empty))
+        assert "point is T x d x 1 and tasks T x d x d" in rep.failed
     g = base["enclosures"]["G(U0)"]
     rep = tampered(lambda d: d["enclosures"].__setitem__("G(U0)", [g[1] * (1 + 1e-9), g[1] * 2]))
     assert "G(U0) enclosure contains the exact value" in rep.failed

@@ -153,3 +153,16 @@ def test_the_default_ball_budget_is_n_300(monkeypatch, T, d, route):
     except Ball:
         got = "ball"
     assert got == route
+
+
+def test_the_claimed_curvature_bound_is_the_rigorous_one_less_two_residuals():
+    """The stored lower bound is the rigorous ball bound lowered by exactly two Cholesky
+    residual bounds (room for re-verification on another BLAS), rounded down: within a few
+    ulps of rigorous - 2 res, and res (about 180 ulps here) far above that slack."""
+    inst, U0 = f2_spurious_instance()
+    cert = taylor_certificate(inst.problem, U0, method="arb")
+    rig, res = cert.diagnostics["lambda_min_quotient_rigorous"], cert.diagnostics["cholesky_residual"]
+    lower = cert.bounds["lambda_min_quotient_lower"]
+    ulp = float(np.spacing(rig))
+    assert res > 50 * ulp
+    assert abs(lower - (rig - 2 * res)) <= 4 * ulp and lower <= rig - 2 * res + ulp
