@@ -500,3 +500,14 @@ def test_without_the_certificates_package_candidates_stay_uncertified(monkeypatc
     monkeypatch.setitem(sys.modules, "landscape.certificates", None)
     cert, summary = R._certify(None, None, None, None)
     assert cert is None and summary == {"status": "uncertified", "reason": "certificate module not available"}
+
+
+@pytest.mark.parametrize("bad", [0, -3, True, 2.0])
+def test_max_iter_must_be_a_positive_integer(bad):
+    with pytest.raises(ls.LandscapeInputError, match="--max-iter must be a positive integer"):
+        _tiny_audit(methods="gd", max_iter=bad, starts=1)
+
+
+def test_one_iteration_per_run_is_accepted():
+    rep = _tiny_audit(methods="gd", max_iter=1, starts=2)
+    assert rep.data["summary"]["n_runs"] == 2

@@ -78,3 +78,16 @@ def test_four_tasks_count_sign_copies_too():
     from landscape._classify import KINDS
 
     assert all(o["existing_classifier"] in KINDS for o in r.data["orbit_list"])
+
+
+def test_two_tasks_of_rank_two_are_never_called_complete(monkeypatch):
+    """T = 2 with k >= 2 has no boost slice: even when msolve finds no solution at all, the
+    list is not certified complete, and the note says why (msolve replaced by that answer)."""
+    from landscape.enumeration import _backends
+
+    monkeypatch.setattr(_core, "run_msolve", lambda text, **kw: _backends.MsolveResult(status="none", degree=0))
+    r = enumerate_critical_points(rounded_tasks(0, 3, 2, 2), 2)
+    assert r.data["orbits"] == 0 and not r.complete
+    assert any("no boost slice implemented" in n for n in r.data["notes"])
+    # the same answer for T = 3 (no slice needed) is complete
+    assert enumerate_critical_points(rounded_tasks(0, 3, 3, 2), 2).complete

@@ -121,3 +121,27 @@ def test_fine_radii_start_at_two_newton_steps_and_grow_by_four(newton, scale, r0
     got = _fine_radii(newton, scale)
     assert got == pytest.approx([r0 * 4.0**j for j in range(12)], rel=1e-15, abs=0)
     assert _box_radii(newton, scale, 200) == got and _box_radii(newton, scale, None) != got
+
+
+@pytest.mark.parametrize("total", [1.0, 0.25, 8.0])
+@pytest.mark.parametrize("excess, overlap", [(0.5e-12, True), (2e-12, False)])
+def test_disjointness_needs_the_sum_of_radii_times_one_plus_1e_12(total, excess, overlap):
+    """Two boxes whose radii sum to ``total`` are proved disjoint only when their centres are
+    more than total x (1 + 1e-12) apart: at (1 + 0.5e-12) they still count as overlapping,
+    at (1 + 2e-12) they do not -- a relative margin, at every size."""
+    from landscape.enumeration._krawczyk import boxes_overlap
+
+    C = np.array([[0.0], [total * (1 + excess)]], dtype=complex)
+    assert (boxes_overlap(C, np.array([0.5 * total, 0.5 * total])) == [(0, 1)]) is overlap
+
+
+def test_a_system_with_more_equations_than_unknowns_is_refused():
+    import sympy
+
+    from landscape.enumeration._krawczyk import CompiledSystem
+
+    x, y = sympy.symbols("x y")
+    with pytest.raises(ValueError, match="Krawczyk needs a square system, got 3 equations in 2 unknowns"):
+        CompiledSystem([x - 1, y - 2, x * y - 2], [x, y])
+    with pytest.raises(ValueError, match="got 1 equations in 2 unknowns"):
+        CompiledSystem([x - 1], [x, y])

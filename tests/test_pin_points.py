@@ -253,3 +253,42 @@ def test_the_float_classifier_s_failure_is_reported_not_fatal(monkeypatch):
     assert _existing_kind(p.problem, p.U_star) == "global_minimum"
     monkeypatch.setattr(cl, "classify", broken)
     assert _existing_kind(p.problem, p.U_star) == "error: FloatingPointError"
+
+
+@pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
+def test_the_precise_fallback_keeps_exactly_the_zero_blocks_zero(monkeypatch):
+    """When the float Krawczyk test fails, the 256-bit Newton point is tested instead, with the
+    coordinates of each zero block (u_t = 0) set to exactly 0 -- those and no others."""
+    from landscape.enumeration import _points as P
+
+    real_certify, real_krawczyk = P._certify_point, P.krawczyk
+    seen, ctx = [], {}
+
+    def certify(problem, sq, S, U, zero, *rest):
+        ctx.update(sq=sq, zero=list(zero))
+        return real_certify(problem, sq, S, U, zero, *rest)
+
+    def krawczyk(system, x, **kw):
+        if "inverse_bits" not in kw:  # the float test fails: the fallback runs
+            kr = real_krawczyk(system, x, **kw)
+            kr.certified = False
+            return kr
+        sq = ctx["sq"]
+        blocks = np.array([f[0] for f in sq.free])
+        u = np.asarray(x)[: sq.n_u]
+        seen.append((ctx["zero"], blocks, u.copy()))
+        return real_krawczyk(system, x, **kw)
+
+    monkeypatch.setattr(P, "_certify_point", certify)
+    monkeypatch.setattr(P, "krawczyk", krawczyk)
+    from landscape.enumeration import _core
+
+    monkeypatch.setattr(_core, "_certify_point", certify)
+    enumerate_critical_points(rounded_tasks(0, 2, 3), 1)
+    mixed = [(z, b, u) for z, b, u in seen if z and len(z) < len(set(b.tolist()))]
+    assert mixed, "no point with some but not all blocks zero"
+    for zero, blocks, u in mixed:
+        inside = np.isin(blocks, zero)
+        assert np.all(u[inside] == 0.0) and np.any(u[~inside] != 0.0)
+        for t in set(blocks.tolist()) - set(zero):
+            assert np.any(u[blocks == t] != 0.0)
