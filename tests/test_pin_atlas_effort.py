@@ -101,3 +101,24 @@ def test_each_spurious_class_is_certified_once_across_the_prefixes(monkeypatch):
     assert calls == [0, 1]
     assert [r["certificates"] for r in recs] == [["outcome 1"], ["outcome 1", "outcome 2"]]
     assert [r["spurious_classes"] for r in recs] == [1, 2]
+
+
+def test_a_row_counts_the_instances_with_a_second_minimiser_not_all_instances(monkeypatch):
+    """The row's second-minimiser entry is [instances with at least one, instances]: with
+    counts 0, 2 and 0 over three instances it is [1, 3] (and each count is kept per instance)."""
+    import copy
+
+    import theory._atlas_effort as E
+
+    base = nested_instance(3, 1, 3, _atlas.instance_seed(0, 3, 1, 3, 0), starts=(3,), certify_max_dim=30)
+    counts = iter([0, 2, 0])
+
+    def fake(d, k, T, seed, starts, certify_max_dim):
+        recs = copy.deepcopy(base)
+        recs[0]["second_minimisers_search"] = next(counts)
+        return recs
+
+    monkeypatch.setattr(E, "nested_instance", fake)
+    (row,) = E.effort_sweep(3, 1, 3, instances=3, starts=(3,))["rows"]
+    assert row["second_minimisers_search"] == [1, 3]
+    assert row["per_instance_second_minimisers"] == [0, 2, 0]

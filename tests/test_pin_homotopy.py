@@ -170,3 +170,24 @@ def test_a_complex_count_short_of_or_above_the_degree_does_not_match_it(monkeypa
     ph = enumerate_critical_points(_tasks(), 1, routes=("msolve", "phc")).data["routes"]["phc"]
     assert ph["u_system_degree"] == ph["finite_regular_distinct"] + extra
     assert ph["complex_count_matches_degree"] is False
+
+
+@pytest.mark.parametrize("k, hits, agrees", [(1, [2, 1], False), (1, [2, 2], True), (2, [2, 1], True),
+                                             (2, [2, 0], False)])
+def test_at_rank_one_every_orbit_must_be_hit_once_per_sign_copy(monkeypatch, k, hits, agrees):
+    """Route 2 agrees with route 1 when nothing is unmatched and every orbit is hit; at k = 1
+    (sign copies listed) each orbit must be hit exactly as many times as it has copies. phc,
+    the support systems and the matching are replaced by their answers here."""
+    from types import SimpleNamespace
+
+    from landscape.enumeration import _homotopy as H
+
+    g = SimpleNamespace(gens=[0, 1], names=["x", "y"], msolve_text=lambda: "")
+    sq = SimpleNamespace(system=g, lagrange=False)
+    monkeypatch.setattr(H, "on_support", lambda g_, supp: (np.array([0, 1]), [], []))
+    monkeypatch.setattr(H, "run_phc", lambda *a, **kw: SimpleNamespace(paths=0, solutions=np.zeros((0, 2)), flags=[]))
+    monkeypatch.setattr(H, "msolve_degree", lambda *a, **kw: 1)
+    monkeypatch.setattr(H, "_certify_and_match", lambda sq_, pts, orbits, points: ([], list(hits), 0))
+    problem = SimpleNamespace(T=3, k=k)
+    out = H.phc_route(problem, sq, None, [{"copies": 2}, {"copies": 2}], [None, None], seed=0, timeout=1.0)
+    assert out["agrees"] is agrees
