@@ -43,3 +43,27 @@ def test_a_finetuning_entry():
     assert e == {"task": "t", "accuracy": 0.5, "loss": 0.7, "best_accuracy_over_epochs": 0.9,
                  "accuracy_per_epoch": [0.4, 0.9, 0.5], "wall_s": 2.0}
     assert finetune_entry("t", 0.6, 0.1, [], 1)["best_accuracy_over_epochs"] == 0.6
+
+
+@pytest.mark.parametrize("archive", [None, "mine.tar.xz"])
+def test_the_vision_family_reads_the_users_archive_or_else_the_default(monkeypatch, archive):
+    """CIFAR-10 without --data-root: the archive the user named, or the default one when none
+    was named (the loader is replaced by a recorder; no data is read)."""
+    import dataclasses
+
+    from empirics.real import _cifar, _protocol, _run
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def loader(data_root, *, archive, cache, verbose):
+        seen["archive"] = archive
+        raise Stop
+
+    monkeypatch.setattr(_cifar, "load_cifar10", loader)
+    cfg = dataclasses.replace(_run.RunConfig(), dataset="cifar10", data_root=None, archive=archive)
+    with pytest.raises(Stop):
+        _protocol.build_family(cfg, verbose=False)
+    assert seen["archive"] == (archive or _cifar.DEFAULT_ARCHIVE)

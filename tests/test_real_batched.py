@@ -382,3 +382,57 @@ def test_the_batched_unit_refuses_the_language_experiment():
     config = dataclasses.asdict(dataclasses.replace(cfg, experiment="language"))
     with pytest.raises(ValueError, match="the batched engine runs the vision experiment only"):
         _batched.batched_unit(config, "sr", [1])
+
+
+@pytest.mark.parametrize("method", ["sr", "lora-ml"])
+def test_batched_validation_losses_equal_the_trainers(family, method):
+    """Each epoch's per-task validation loss (summed loss / images, float64) is the
+    sequential trainer's, not only the accuracies the unit format keeps."""
+    rt, _ = _run.stage_plan(_cfg(), method, len(family.retrain_tasks()))
+    _, ours, _ = _batched.retrain_group(family, rt, [_run.stage_generator(3, 0)])
+    from empirics.real._batched_train import sequential_retrain
+
+    _, theirs, _ = sequential_retrain(family, rt, [3])
+    a = [[v["loss"] for v in h["val"]] for h in ours[0] if "val" in h]
+    b = [[v["loss"] for v in h["val"]] for h in theirs[0] if "val" in h]
+    assert len(a) == len(b) > 0 and all(0 < x != int(x) for row in a for x in row)
+    np.testing.assert_allclose(a, b, rtol=RUN_RTOL)
+
+
+def test_best_epoch_selection_without_any_validation_keeps_the_last_weights(family):
+    """select_best with no validated epoch (validate_every beyond the epochs): no best epoch
+    (None), and the weights are the last ones, not the initial copy kept for selection."""
+    import dataclasses
+
+    rt, _ = _run.stage_plan(_cfg(), "sr", len(family.retrain_tasks()))
+    rt = dataclasses.replace(rt, select_best=True, epochs=2, validate_every=5)
+    gens = [_run.stage_generator(s, 0) for s in (1, 2)]
+    final, hist, best = _batched.retrain_group(family, rt, gens)
+    last, _, _ = _batched.retrain_group(family, dataclasses.replace(rt, select_best=False),
+                                        [_run.stage_generator(s, 0) for s in (1, 2)])
+    assert best == [None, None]
+    assert all(torch.equal(final[k], last[k]) for k in last)
+
+
+@pytest.mark.parametrize("step_per", ["round", "batch"])
+def test_the_progress_bars_count_every_optimizer_step(family, monkeypatch, step_per):
+    """Retraining: epochs x rounds, times T when SR steps once per task batch (the setting
+    compared by value, as read from a file); fine-tuning: epochs x rounds of the test task."""
+    import dataclasses
+
+    from empirics.real import _batched_train as BT
+
+    totals = []
+    real_bar = BT._bar
+    monkeypatch.setattr(BT, "_bar", lambda total, desc, progress: (totals.append((desc, total)),
+                                                                   real_bar(total, desc, progress))[1])
+    T = len(family.retrain_tasks())
+    rt, fts = _run.stage_plan(_cfg(), "sr", T)
+    rt = dataclasses.replace(rt, epochs=2, step_per="".join(["bat", "ch"]) if step_per == "batch" else step_per)
+    base, _, _ = BT.retrain_group(family, rt, [_run.stage_generator(1, 0)])
+    rounds = max(-(-len(y) // family.batch_size) for y in family.tasks.train_y)
+    assert totals[-1] == ("batched retrain-sr", 2 * rounds * (T if step_per == "batch" else 1))
+    ft = dataclasses.replace(next(iter(fts.values())), epochs=3)
+    BT.finetune_group(family, base, ft, [_run.stage_generator(1, 1)])
+    ft_rounds = -(-len(family.tasks.ft_y) // family.batch_size)
+    assert totals[-1] == (f"batched finetune-{ft.method}", 3 * ft_rounds)
