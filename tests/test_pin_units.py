@@ -152,3 +152,31 @@ def test_numbers_are_printed_in_the_user_s_units(e, power, x, want):
 
     assert _Units(e).fmt(x, ".3e", power) == want
 
+
+
+@pytest.mark.parametrize("e", [6, -6, 2])
+def test_a_value_that_scales_to_exactly_one_is_printed_as_one(e):
+    """x = 2^-p with p = power e / 2: the user's value is exactly 1, printed by the float path
+    as 1.000e+00 (the log10 path is for values outside the float range only)."""
+    u = _Units(e)
+    for power in (4, 2):
+        p = power * e // 2
+        assert u.fmt(2.0 ** -p, power=power) == "1.000e+00"
+        assert u.fmt(-(2.0 ** -p), ".2e", power=power) == "-1.00e+00"
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_beyond_the_float_range_a_mantissa_that_rounds_to_ten_carries_into_the_exponent(sign):
+    """9.9999e400 (outside float64, printed through log10) at 3 digits is 1.000e+401, never
+    10.000e+400; the exact value is checked with rationals."""
+    from decimal import Decimal
+
+    e = 600  # power 4: the user's value is x * 2^1200
+    x = sign * float(Fraction(99999, 10**4) * 10**400 / Fraction(2) ** 1200)
+    exact = Fraction(x) * Fraction(2) ** 1200
+    assert f"{Decimal(exact.numerator) / Decimal(exact.denominator):.3e}".replace("E", "e") == \
+        ("-" if sign < 0 else "") + "1.000e+401"
+    assert _Units(e).fmt(x) == ("-" if sign < 0 else "") + "1.000e+401"
+    # a value not at the carry keeps its digits
+    assert _Units(e).fmt(sign * float(Fraction(12341, 10**4) * 10**400 / Fraction(2) ** 1200)) == \
+        ("-" if sign < 0 else "") + "1.234e+400"

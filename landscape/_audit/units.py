@@ -103,9 +103,11 @@ class _Units:
             return format(y, spec)
         lg = math.log10(abs(x)) + p * math.log10(2.0)
         ex = math.floor(lg)
-        mant = math.copysign(10 ** (lg - ex), x)
+        mant = 10 ** (lg - ex)
         digits = int(spec[1:-1]) if spec.startswith(".") and spec.endswith("e") else 3
-        return f"{mant:.{digits}f}e{ex:+03d}"
+        if round(mant, digits) >= 10.0:  # 9.9996 at 3 digits is 1.000 of the next power, not 10.000
+            mant, ex = mant / 10.0, ex + 1
+        return f"{math.copysign(mant, x):.{digits}f}e{ex:+03d}"
 
 
 def _one_line(text) -> str:
