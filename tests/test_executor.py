@@ -340,6 +340,7 @@ def test_stopped_pool_workers_get_sigterm_then_sigkill_after_the_join_grace(igno
 
     pool = ProcessPoolExecutor(1, initializer=eu.ignore_sigterm if ignores_sigterm else None)
     pool.submit(eu.sleep_seconds, 60)
+    queued = [pool.submit(eu.sleep_seconds, 60) for _ in range(3)]  # the last is still waiting when stopped
     deadline = time.monotonic() + EXIT_SECONDS
     while not pool._processes and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -353,8 +354,11 @@ def test_stopped_pool_workers_get_sigterm_then_sigkill_after_the_join_grace(igno
         time.sleep(0.05)
     assert not eu.pid_alive(pid)
     assert took < EXIT_SECONDS
+    assert queued[-1].cancelled()  # units not yet handed to a worker are cancelled, never run
     if ignores_sigterm:
         assert took >= ex._JOIN_SECONDS - 0.5
+    else:  # SIGTERM was sent at once: no wait for the grace
+        assert took < ex._JOIN_SECONDS / 2
 
 
 def test_duplicate_keys_are_named_and_the_bar_starts_at_the_stored_units(tmp_path, monkeypatch):

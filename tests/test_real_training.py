@@ -106,8 +106,14 @@ def test_vision_run_all_paths_records_and_resume(tmp_path, capsys):
     assert on_disk["provenance"]["device"] == "cpu" and on_disk["notes"]
     # resumption: finished units are not recomputed
     mtime = (tmp_path / "units" / "sr_seed3.json").stat().st_mtime_ns
-    _run.run(cfg, tmp_path, verbose=False)
+    again = _run.run(cfg, tmp_path, verbose=False)
     assert (tmp_path / "units" / "sr_seed3.json").stat().st_mtime_ns == mtime
+    # with nothing left to train, the record still describes the family (read back from its file)
+    assert again["family"] == rec["family"] and rec["family"]
+    # resume=False: the stored units are removed first and every unit is trained again
+    fresh = _run.run(cfg, tmp_path, verbose=False, resume=False)
+    assert (tmp_path / "units" / "sr_seed3.json").stat().st_mtime_ns != mtime
+    assert [r["accuracy"]["values"] for r in fresh["rows"]] == [r["accuracy"]["values"] for r in rec["rows"]]
 
 
 def test_language_run_all_paths(language_files, tmp_path):
