@@ -288,3 +288,14 @@ def test_a_starting_point_file_is_named_by_its_file_name_in_errors(tmp_path):
     one = tmp_path / "one.npy"
     np.save(one, np.ones((2, 3, 1)))
     assert load_starts(one, prob).shape == (1, 2, 3, 1)
+
+
+def test_a_conversion_error_over_several_lines_shows_its_first_line():
+    """The refusal quotes one line of the conversion's error: its first (the headline)."""
+
+    class Stubborn:
+        def __float__(self):
+            raise ValueError("no number here\nsecond line of detail")
+
+    with pytest.raises(LandscapeInputError, match=r"^tasks: not a numeric array \(no number here\)$"):
+        _from_mapping({"tasks": [[[Stubborn()]]]}, "s", "json")

@@ -156,3 +156,24 @@ def test_one_seed_gives_a_nan_standard_error_without_a_warning():
         pair = paired_difference({1: 0.75}, {1: 0.5})
     assert one["mean"] == 0.75 and one["n"] == 1 and math.isnan(one["se"])
     assert pair["n"] == 1 and pair["mean"] == 0.25 and all(math.isnan(pair[k]) for k in ("se", "t", "p_value"))
+
+
+def test_only_units_of_the_records_seeds_and_methods_are_merged():
+    """A unit of another seed (same method) or of another method (same seed) in the folder
+    is left out of the rows."""
+    from empirics.real._config import RunConfig
+
+    cfg = RunConfig(experiment="vision", retrain=("sr",), peft=("lora",), seeds=(1, 2))
+    units = [_unit("sr", "lora", 1, 0.6), _unit("sr", "lora", 2, 0.8), _unit("sr", "lora", 9, 0.1),
+             _unit("lora-ml", "lora", 1, 0.1)]
+    (row,) = S.summarize(units, cfg)["rows"]
+    assert row["seeds"] == [1, 2] and row["accuracy"]["mean"] == pytest.approx(0.7)
+
+
+def test_the_paper_column_of_a_vision_record_read_from_a_file():
+    """The experiment compared by value: a string read back from JSON is not the literal."""
+    from empirics.real import _paper
+
+    got = S.paper_rows("".join(["vis", "ion"]))
+    assert got["metric"] == _paper.TABLE1_METRIC and set(got["rows"]) == set(_paper.TABLE1)
+    assert S.paper_rows("".join(["lang", "uage"]))["metric"] == _paper.TABLE2_METRIC

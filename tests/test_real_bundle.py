@@ -274,3 +274,31 @@ def test_a_manifest_naming_a_file_outside_the_bundle_is_refused(tmp_path, name):
     ok = {"code/a.py": files["code/a.py"], "data/b..c.txt": files["code/a.py"]}  # '..' inside a name is fine
     (tmp_path / "MANIFEST.json").write_text(sealed_text({"kind": "loraml.bundle", "files": ok}))
     assert _bundle_pack.read_manifest(tmp_path)["files"] == ok
+
+
+@pytest.mark.parametrize("tables, planned", [((1,), ["table1"]), ((2,), ["table2"]), ((1, 2), ["table1", "table2"])])
+def test_the_plan_holds_exactly_the_tables_asked_for(tmp_path, tables, planned):
+    """Table 1 (vision) is planned when 1 is asked for, whatever else is; Table 2 when 2 is."""
+    plan = bundle._plan(tmp_path, tmp_path / "out", "cpu", "tiny", tables, {"vision": True, "language": True})
+    assert sorted(plan["experiments"]) == planned and plan["tables"] == sorted(tables)
+
+
+def test_run_bundle_runs_all_three_tables_unless_told_and_takes_its_options_by_keyword():
+    import inspect
+
+    params = inspect.signature(bundle.run_bundle).parameters
+    assert params["tables"].default == (1, 2, 3)
+    assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["bundle", "out"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n not in ("bundle", "out"))
+
+
+def test_a_manifest_whose_seal_is_broken_is_refused_as_a_bundle_error(tmp_path):
+    """An edited MANIFEST.json (its integrity seal no longer matches) is refused with the
+    reason and the remedy, as a BundleError (the command's clean refusal), not a store error."""
+    from empirics.real import _bundle_pack
+    from landscape.runtime.integrity import sealed_text
+
+    text = sealed_text({"kind": "loraml.bundle", "files": {}})
+    (tmp_path / "MANIFEST.json").write_text(text.replace('"files"', '"fileZ"'))
+    with pytest.raises(bundle.BundleError, match="pack the bundle again$"):
+        _bundle_pack.read_manifest(tmp_path)
