@@ -303,3 +303,11 @@ def test_ticks_far_from_zero_stay_inside_despite_rounding(lo, hi):
     last filter keeps every tick inside [lo, hi] (these ranges each had a rounded tick below lo)."""
     t = svg.linear_ticks(lo, hi)
     assert len(t) >= 2 and t.min() >= lo and t.max() <= hi
+
+
+@pytest.mark.parametrize("k", [-20, 0, 20])
+def test_a_tick_within_a_billionth_of_a_step_past_the_end_is_kept_at_every_scale(k):
+    """The end tolerance is relative to the step: [0, 3 (1 - 1e-12) 10^k] keeps its tick at
+    3 10^k (1e-12 of the range past the end) at every scale, 7 ticks each time."""
+    t = svg.linear_ticks(0.0, 3 * (1 - 1e-12) * 10.0**k)
+    assert len(t) == 7 and t[-1] == pytest.approx(3 * 10.0**k, rel=1e-15)

@@ -82,3 +82,32 @@ def test_the_spectrum_chart_gives_g_relative_to_g_at_zero():
         title = charts[-1].title
         assert title.startswith("class 3: spurious candidate, G = ")
         assert g0 > 0 and f", G / G(0) = {0.125 / g0:.3e} (dense)" in title
+
+
+def test_the_spectrum_chart_marks_the_negative_eigenvalues_at_their_ranks():
+    """Eigenvalues sorted ascending, plotted at ranks 1..n; the negative ones again, marked,
+    at their own ranks (1 and 2 here), with their absolute values."""
+    from landscape._audit import plots as P
+
+    charts = []
+    spec = SimpleNamespace(eigenvalues=np.array([0.25, -0.1, 1.0, -0.5]), method="dense")
+    cls = SimpleNamespace(id=1, kind="strict_saddle", classification=SimpleNamespace(loss=0.5))
+    P._plot_spectrum(charts.append, cls, SimpleNamespace(spectrum=spec))
+    (chart,) = charts
+    xs = [np.asarray(s[1]).tolist() for s in chart.series]
+    ys = [np.asarray(s[2]).tolist() for s in chart.series]
+    assert xs[0] == [1, 2, 3, 4] and ys[0] == [0.5, 0.1, 0.25, 1.0]
+    assert xs[1] == [1, 2] and ys[1] == [0.5, 0.1]
+
+
+def test_the_saddle_chart_draws_the_quadratic_model_beside_the_loss(monkeypatch):
+    """Beside G(U + t v), the model G + lambda_min t^2 / 2 of the same t."""
+    from landscape._audit import plots as P
+
+    ts = np.linspace(-1.0, 1.0, 5)
+    monkeypatch.setattr(P, "_saddle_curve", lambda problem, cls, result: (ts, np.full(5, 7.0)))
+    c = SimpleNamespace(loss=2.0, lambda_min_quotient=-3.0)
+    charts = []
+    P._plot_saddle(charts.append, None, SimpleNamespace(id=2, classification=c), None)
+    (chart,) = charts
+    np.testing.assert_array_equal(np.asarray(chart.series[1][2]), 2.0 - 1.5 * ts**2)

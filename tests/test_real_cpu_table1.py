@@ -171,3 +171,24 @@ def test_render_copies_the_units_beside_the_record_unless_they_are_there(tmp_pat
         assert sorted(f.name for f in (tmp_path / dest / "units").glob("*.json")) == units, dest
     cpu_table1.render(tmp_path / "m_out", tmp_path / "m_out", cfg=cfg)
     assert sorted(f.name for f in (tmp_path / "m_out" / "units").glob("*.json")) == units
+
+
+def test_the_command_line_reports_elapsed_seconds_errors_and_a_missing_dest(tmp_path, monkeypatch, capsys):
+    """``run`` reports each group at the seconds elapsed since it started; a bad value is
+    one ``error:`` line and exit 2; ``render`` without ``--dest`` is refused by the parser."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    from empirics.real import _batched
+
+    clock = iter([1000.0, 1012.4, 1030.6])
+    monkeypatch.setattr(cpu_table1, "time", SimpleNamespace(perf_counter=lambda: next(clock), time=real_time.time))
+    monkeypatch.setattr(_batched, "run", lambda c, out, verbose=True: None)
+    assert cpu_table1.main(["run", "--out", str(tmp_path / "o"), "--retrain", "sr", "--seeds", "1", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "seeds [1] done at 12 s" in err and "seeds [2] done at 31 s" in err
+    assert cpu_table1.main(["run", "--out", str(tmp_path / "o"), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --threads must be >= 1, got 0"
+    with pytest.raises(SystemExit) as info:
+        cpu_table1.main(["render", "--out", str(tmp_path / "o")])
+    assert info.value.code == 2 and "--dest" in capsys.readouterr().err
