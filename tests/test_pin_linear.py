@@ -60,3 +60,15 @@ def test_one_flat_seed_list_serves_every_point_and_iterations_start_at_zero():
     # the curve starts before the first fine-tuning step, records every 3 and at the last
     assert flat[0]["iterations"].tolist() == [0, 3, 6, 7]
     assert flat[0]["loss_sum"].shape == (2, 2, 4)
+
+
+def test_a_trial_draws_a_symmetrised_a_star_and_documented_shapes():
+    """A* is G (the trial's first Gaussian draw) or its symmetric part (G + G^T) / 2, and the
+    fine-tuning initialisations are one per method, (2, d, k')."""
+    cfg = LinearConfig(d=5, k=1, T=3, N=20, n=10, finetune_rank=2)
+    G = np.random.default_rng(4).standard_normal((5, 5))
+    sym = draw_linear_problem(cfg, np.random.default_rng(4), LinearOptions(symmetric_a_star=True))
+    np.testing.assert_array_equal(sym.A_star, (G + G.T) / 2)
+    plain = draw_linear_problem(cfg, np.random.default_rng(4), LinearOptions(symmetric_a_star=False))
+    np.testing.assert_array_equal(plain.A_star, G)
+    assert sym.FU0.shape == sym.FV0.shape == (2, 5, 2)
