@@ -212,3 +212,23 @@ def test_the_x_label_says_first_n_shown_only_when_the_curves_stop_early(figures_
     want = ("fine-tuning iteration (run: 40)" if shown_iters is None
             else "fine-tuning iteration (run: 40; first 20 shown)")
     assert labels == {want}
+
+
+def test_summary_rows_use_the_last_record_of_three():
+    """With records at three iterations the summary reads the last one (not the second)."""
+    data = _data([("n", 1000, 3, [2.0, 4.0], [60.0, 90.0])])
+    data["points"][0]["config"]["n"] = 1000
+    L = np.asarray(data["loss_sum_0"])
+    data["loss_sum_0"] = np.concatenate([L[:, :, :1], np.full_like(L[:, :, :1], 7.0), L[:, :, 1:]], axis=-1).tolist()
+    assert "| n | 1000 | 3 | 75 | 0.003 | 0.075 | 25 |" in F.format_figure1_summary(data).splitlines()
+
+
+def test_the_curves_of_a_panel_cycle_through_distinct_markers(figures_saved, tmp_path):
+    """Each value of a sweep has its own marker (the same for its two methods), cycling
+    through VALUE_MARKERS: three values, three markers."""
+    F.render_figure1(_render_data(3), tmp_path, "fig1-markers")
+    fig = figures_saved[-1]
+    for ax in fig.axes[:len(F.SWEEPS)]:
+        markers = [ln.get_marker() for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
+        assert markers == [F.VALUE_MARKERS[c % len(F.VALUE_MARKERS)] for c in range(3)] * 2
+        assert len(set(markers)) == 3

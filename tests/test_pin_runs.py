@@ -127,3 +127,37 @@ def test_a_shallow_unit_writes_its_training_checkpoints_inside_the_units_folder(
     cfg = ShallowConfig(T=2, d=3, k=1, N=8, n=6, retrain_epochs=3, finetune_epochs=3, record_every=3)
     R.shallow_record(cfg, trials=2, seed=1, out=tmp_path / "rec.json")
     assert seen and all(c is not None and c.endswith(".ckpt.pt") and "rec.json.units" in c for c in seen)
+
+
+def test_records_state_the_wall_time_of_their_own_run():
+    """wall_seconds is the seconds the call took (between 0 and the time measured around it),
+    for the linear and the shallow record alike."""
+    import time
+
+    from empirics._linear import LinearConfig
+    from empirics._shallow import ShallowConfig
+
+    lin = LinearConfig(d=3, k=1, T=2, N=8, n=6, outer_steps=2, inner_steps=1, sr_epochs=2, finetune_iters=2,
+                       record_every=1)
+    sh = ShallowConfig(T=2, d=3, k=1, N=8, n=6, retrain_epochs=3, finetune_epochs=3, record_every=3)
+    for make in (lambda: R.linear_record(lin, trials=2, seed=1), lambda: R.shallow_record(sh, trials=2, seed=1)):
+        t0 = time.perf_counter()
+        rec = make()
+        took = time.perf_counter() - t0
+        assert 0.0 < rec["wall_seconds"] <= took
+
+
+def test_the_shallow_defaults_are_the_committed_figures_seed_and_threads():
+    """Run with its defaults, the shallow experiment uses the seed and the thread count the
+    committed figures were made with (figures/results/shallow-*.json), as the command line does."""
+    import inspect
+    from pathlib import Path
+
+    from figures import _shallow
+
+    meta = json.loads((Path(__file__).resolve().parents[1] / "figures" / "results" / "shallow-N.json").read_text())
+    made = meta["meta"]["config"]
+    params = inspect.signature(R.shallow_record).parameters
+    assert params["seed"].default == made["seed"] == _shallow._SHALLOW_PAPER["seed"]
+    assert params["threads"].default == made["threads"] == 1
+    assert inspect.signature(R.shallow_config).parameters["seed"].default == made["seed"]
