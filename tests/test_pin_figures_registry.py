@@ -57,3 +57,14 @@ def test_what_cannot_be_inspected_takes_no_executor():
     assert _takes_executor(lambda config, executor=None: None) is True
     assert _takes_executor(lambda config: None) is False
     assert _takes_executor(object()) is False
+
+
+def test_an_unset_configured_value_takes_any_override():
+    """A key configured as None (no type to hold it to: e.g. a rank that defaults later) takes
+    any finite value; typed keys stay checked."""
+    from figures._registry import check_overrides
+
+    check_overrides("fig", {"rank": None, "trials": 3}, {"rank": 3})
+    check_overrides("fig", {"rank": None}, {"rank": [1, 2]})
+    with pytest.raises(ValueError, match="--set trials: expected an integer >= 1"):
+        check_overrides("fig", {"rank": None, "trials": 3}, {"trials": 0})
