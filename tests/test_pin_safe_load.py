@@ -5,6 +5,7 @@ numpy writes is read bit for bit."""
 from __future__ import annotations
 
 import io
+import json
 import pickle
 
 import numpy as np
@@ -276,3 +277,19 @@ def test_raw_bytes_and_structured_dtypes_are_refused_each_on_its_own(dt, tmp_pat
     np.save(p, np.zeros(3, dtype=dt))
     with pytest.raises(LandscapeInputError, match=r"structured or raw-bytes dtype"):
         SL.read_arrays(p, allowed=("tasks",), list_key="tasks")
+
+
+@pytest.mark.parametrize("fmt", ["npz", "json"])
+@pytest.mark.parametrize("unknown, ellipsis", [(4, False), (5, True)])
+def test_up_to_four_unknown_keys_are_named_then_an_ellipsis(tmp_path, unknown, ellipsis, fmt):
+    """The refusal names the first four unknown keys; only a fifth or more adds ' ...'."""
+    if fmt == "npz":
+        path = _npz_with(tmp_path, unknown + 1)
+    else:
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps({"tasks": [[[1.0]]], **{f"extra{i}": [1.0] for i in range(unknown)}}))
+    with pytest.raises(LandscapeInputError) as info:
+        SL.read_arrays(path, allowed=("tasks",), list_key="tasks")
+    msg = str(info.value)
+    assert "unknown key(s) 'extra0', 'extra1', 'extra2', 'extra3'" in msg
+    assert ("'extra3' ...;" in msg) is ellipsis and "'extra4'" not in msg

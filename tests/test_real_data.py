@@ -168,6 +168,7 @@ def test_a_copy_named_and_sized_as_the_shared_archive_is_checked_against_its_sha
     with pytest.raises(ValueError, match="sha256 differs from the one in"):
         _cifar.check_archive(sparse(_cifar.DEFAULT_ARCHIVE.name, size))
     assert _cifar.check_archive(sparse("a_" + _cifar.DEFAULT_ARCHIVE.name, size)).is_file()
+    assert _cifar.check_archive(sparse("z_" + _cifar.DEFAULT_ARCHIVE.name, size)).is_file()  # names compared by equality
     (tmp_path / "short").mkdir()
     assert _cifar.check_archive(sparse("short/" + _cifar.DEFAULT_ARCHIVE.name, size - 1)).is_file()
 
@@ -196,3 +197,19 @@ def test_decoded_images_are_sorted_by_class_then_file_name(tmp_path):
     assert [(c, n) for c, n, _ in out["train"]] == [(plane, "0005.jpg"), (dog, "0002.jpg"), (dog, "0009.jpg")]
     for c, n, arr in out["train"]:
         np.testing.assert_array_equal(arr, pixels[("train", n)])
+
+
+def test_the_lossy_marker_records_which_splits_match_the_readme_hashes(tmp_path, monkeypatch):
+    """The decoded cache's marker states, per split, whether the decoded pixels' sha256 is the
+    data README's: here the train split's is made the expected one and the test split's is not."""
+    import json
+
+    archive = tmp_path / "tiny_jpeg.tar.xz"
+    _fixtures.write_jpeg_archive(archive, np.random.default_rng(3), n_train=1, n_test=1)
+    root = _cifar.decode_jpeg_archive(archive, tmp_path / "c1")
+    marker = json.loads((root / "cifar-10-batches-py" / _cifar.LOSSY_MARKER).read_text())
+    hashes = marker["sha256_nhwc"]
+    monkeypatch.setattr(_cifar, "EXPECTED_SHA256", {"train": hashes["train"], "test": "0" * 64})
+    root = _cifar.decode_jpeg_archive(archive, tmp_path / "c2")
+    marker = json.loads((root / "cifar-10-batches-py" / _cifar.LOSSY_MARKER).read_text())
+    assert marker["matches_readme_sha256"] == {"train": True, "test": False}
