@@ -539,3 +539,16 @@ def test_the_official_gd_runs_the_papers_3000_outer_steps_by_default():
     assert outer == 3000
     assert inspect.signature(inspect.unwrap(_minima.check_thm33)).parameters["gd_outer"].default == outer
     assert inspect.signature(inspect.unwrap(_minima.check_thm32_gd)).parameters["outer"].default == outer
+
+
+def test_the_okk_membership_error_is_relative_to_the_norm_of_lambda_squared(monkeypatch):
+    """The O(k,k) case measures ||Lambda J Lambda^T - J|| / ||Lambda||^2: with Lambda = 2 I
+    (k = 1, not in O(1,1)) that is ||3 J|| / (4 * 2) = 3 sqrt(2) / 8, above OKK_RTOL: it fails."""
+    import math
+
+    import theory._checks_minima as M
+
+    monkeypatch.setattr(M, "random_okk", lambda rng, k, scale: 2.0 * np.eye(2 * k))
+    res = M.check_thm32(np.random.default_rng(0), configs=((3, 1),), boosts=1)
+    (case,) = [c for c in res.cases if c.label.endswith("Lambda J Lambda^T = J (rel.)")]
+    assert case.measured == pytest.approx(3 * math.sqrt(2) / 8, rel=1e-12) and not case.passed

@@ -105,3 +105,16 @@ def test_net_points_are_the_grid_points_of_the_surface_of_the_cube_minus_one_to_
     assert np.all(np.isin(pts, grid))
     surface = {q for q in itertools.product(grid, repeat=n) if max(abs(v) for v in q) == 1.0}
     assert {tuple(x) for x in pts} == surface
+
+
+def test_the_net_shape_is_compared_by_value():
+    """A shape name built at run time (read from a command line or a file, not the interned
+    literal) is accepted; an unknown one is refused."""
+    from landscape.certificates.net import _net_shape_matrix
+
+    inst, U0 = f2_spurious_instance()
+    M = _net_shape_matrix(inst.problem, U0, "".join(["ellip", "soid"]))
+    assert M is not None and M.shape == (U0.size, U0.size)
+    assert _net_shape_matrix(inst.problem, U0, "".join(["sph", "ere"])) is None
+    with pytest.raises(ValueError, match="shape must be 'sphere' or 'ellipsoid'"):
+        _net_shape_matrix(inst.problem, U0, "cube")

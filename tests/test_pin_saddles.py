@@ -583,3 +583,30 @@ def test_r31_margin_is_relative_to_the_largest_eigenvalue_and_inclusive(monkeypa
     monkeypatch.setattr(_saddles, "random_instance", lambda rng, d, T, k: next(drawn, fallback))
     inst, redraws = _saddles.well_conditioned_t2_instance(np.random.default_rng(0), 4, 1)
     assert redraws == (1 if below else 0)
+
+
+@pytest.mark.parametrize("d, k", [(3, 1), (4, 1), (5, 2)])
+def test_l6_predicts_the_inertia_k_k_d_minus_2k(d, k):
+    """Lemma 6's predicted inertia of D* is (k, k, d - 2k), stated as such, and met."""
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((d, k),), starts=4, random_U_per_config=1)
+    case = next(c for c in res.cases if c.label.endswith("L6 In(D*)"))
+    assert case.predicted == str((k, k, d - 2 * k)) == case.measured and case.passed
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e3])
+def test_thm34_holds_on_the_same_instance_at_any_scale(monkeypatch, scale):
+    """Tasks times c^2 (U* times c): every case of the check still passes -- each rounding
+    allowance scales as the quantity it bounds (L3's as ||D*|| rnd, the residual times U and
+    L5 as rnd ||U||_2; before, (30)-(32) and L5 failed from c = 1000 on)."""
+    from landscape._instances import PlantedInstance
+
+    real = _saddles.well_conditioned_t2_instance
+
+    def scaled(rng, d, k, **kw):
+        inst, redraws = real(rng, d, k, **kw)
+        return PlantedInstance(inst.A_star * scale**2, inst.U_star * scale), redraws
+
+    monkeypatch.setattr(_saddles, "well_conditioned_t2_instance", scaled)
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
+    assert [c.label for c in res.cases if not c.passed] == []
+    assert next(c for c in res.cases if "L3 L =" in c.label).measured < 0.05

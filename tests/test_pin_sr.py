@@ -237,3 +237,14 @@ def test_rank_threshold_pins_predict_r_plus_one_above_the_threshold_and_r_below(
         assert r >= 2 and bool(c.passed) is (c.measured == c.predicted)
     ups = [c for c in cases if c.label.endswith(" 10 x threshold")]
     assert ups and all(c.passed for c in cases)
+
+
+def test_prop2_states_its_largest_relative_gap():
+    """The reason quotes max |measured - predicted| / predicted over the limit cases."""
+    from theory._checks_sr import check_prop2
+
+    res = check_prop2(np.random.default_rng(1), configs=((6, 1, 1), (6, 1, 3)), T=512, batch=256)
+    limits = res.cases[::2]
+    rel = max(abs(c.measured - c.predicted) / c.predicted for c in limits)
+    assert f"max relative gap {rel:.2%}" in res.tolerance_why
+    assert any(abs(c.measured - c.predicted) / c.predicted >= 0.005 for c in limits)  # not 0.00% by accident
