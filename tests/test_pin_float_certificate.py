@@ -763,3 +763,23 @@ def test_float_certificate_inputs_are_kept_within_two_to_the_plus_minus_400(entr
     else:
         with pytest.raises(_rump._NotApplicable, match=r"outside \[2\^-400, 2\^400\]"):
             _rump._check_range("tasks", x)
+
+
+def test_the_a_posteriori_bound_subtracts_at_least_gamma_n_times_the_cholesky_magnitudes():
+    """lambda_min >= mu - (|B - L L^T| + theta |L||L|^T row sums + ...), theta >= gamma_n/(1-gamma_n):
+    on a 20 x 20 positive definite matrix the bound lies below mu by at least gamma_n/(1-gamma_n)
+    times the largest row sum of |L||L|^T (dropping that term would keep only the far smaller
+    residual |B - L L^T|), and it is still a lower bound of the exact smallest eigenvalue."""
+    from theory import _independent_fp as IF
+
+    rng = np.random.default_rng(3)
+    n = 20
+    X = rng.integers(-50, 50, (n, n))
+    N = X @ X.T + n * np.eye(n, dtype=np.int64)  # integers, positive definite
+    mu = 0.5 * float(np.linalg.eigvalsh(N.astype(float))[0])
+    bound = IF.lambda_lower_a_posteriori(N, 0, mu)
+    L = np.linalg.cholesky(N.astype(float) - mu * np.eye(n))
+    g = IF._gam(n)
+    term = g / (1 - g) * Fraction(float(np.max((np.abs(L) @ np.abs(L).T).sum(axis=1))))
+    assert Fraction(mu) - bound >= term * (1 - Fraction(1, 10**6))
+    assert bound <= Fraction(float(np.linalg.eigvalsh(N.astype(float))[0])) * (1 + Fraction(1, 10**9))
