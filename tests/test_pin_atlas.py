@@ -343,3 +343,57 @@ def test_the_atlas_certifies_a_candidate_up_to_exactly_its_maximum_dimension(sla
     inst, U0 = f2_spurious_instance()
     assert inst.problem.dim_U == 9
     assert atlas_mod._certify(inst.problem, U0, inst.U_star, 9 + slack) == want
+
+
+def test_an_instance_record_counts_each_kind_and_reaches_only_global_minima(monkeypatch):
+    """The per-kind class counts agree with the counts taken over the positive classes, and a
+    GD run counts as reaching a global minimum only when its end point is one (here the end
+    points are classified in turn as a global minimum, a strict saddle, spurious, not critical)."""
+    from types import SimpleNamespace
+
+    from landscape._classify import GLOBAL_MINIMUM, NOT_CRITICAL, SPURIOUS_CANDIDATE, STRICT_SADDLE
+    from theory import _atlas as A
+
+    seed = A.instance_seed(0, 3, 1, 3, 0)
+    rec = A._instance(3, 1, 3, seed, 8, 0, 0, 1, 30)
+    assert rec["classes"][STRICT_SADDLE] == rec["strict_saddles"] > 0
+    assert rec["classes"][SPURIOUS_CANDIDATE] == rec["spurious_classes"]
+    assert rec["classes"]["degenerate"] == rec["degenerate_classes"]
+    assert rec["classes"][GLOBAL_MINIMUM] == 1
+    # the GD end points (classified after the continued descent) get these kinds in turn
+    kinds = iter([GLOBAL_MINIMUM, STRICT_SADDLE, SPURIOUS_CANDIDATE, NOT_CRITICAL])
+    after_gd = [False]
+    real_classify, real_gd = A.classify_result, A.gradient_descent
+
+    def classify(prob, r, **kw):
+        return SimpleNamespace(kind=next(kinds)) if after_gd[0] else real_classify(prob, r, **kw)
+
+    def gd(prob, U, **kw):
+        after_gd[0] = True
+        return real_gd(prob, U, **kw)
+
+    monkeypatch.setattr(A, "classify_result", classify)
+    monkeypatch.setattr(A, "gradient_descent", gd)
+    rec = A._instance(3, 1, 3, seed, 8, 0, 4, 1, 30)
+    assert rec["gd_final_kind"] == [GLOBAL_MINIMUM, STRICT_SADDLE, SPURIOUS_CANDIDATE, NOT_CRITICAL]
+    assert rec["gd_reached"] == [True, False, False, False]
+
+
+def test_the_papers_gd_runs_the_official_3000_outer_steps_of_10_inner_by_default():
+    """THEORY.md 9.1's alternating GD: 3000 outer iterations of 10 inner U steps, steps 0.003 /
+    0.03, initialisation 0.1 -- the same defaults in the atlas's batched copy, the check's
+    single-run version and the linear experiment's configuration."""
+    import inspect
+
+    from empirics._linear import LinearConfig
+    from theory._checks_minima import official_alternating_gd
+
+    atlas_gd = inspect.signature(atlas_mod.paper_gd).parameters
+    check_gd = inspect.signature(official_alternating_gd).parameters
+    lin = LinearConfig()
+    for name, value in (("outer", lin.outer_steps), ("inner", lin.inner_steps), ("lr_U", lin.lr_U),
+                        ("lr_A", lin.lr_A), ("init_std", lin.init_std)):
+        assert atlas_gd[name].default == value
+        if name in check_gd:
+            assert check_gd[name].default == value
+    assert atlas_gd["outer"].default == 3000 and atlas_gd["inner"].default == 10
