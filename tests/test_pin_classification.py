@@ -664,3 +664,17 @@ def test_the_okk_family_adds_nothing_at_the_origin():
     """At U = 0 the O(k, k) generators vanish: no extra dimension (0, not a negative count)."""
     assert okk_extra_dimension(np.zeros((2, 3, 2))) == 0
     assert okk_extra_dimension(np.zeros((2, 4, 1))) == 0
+
+
+def test_a_varies_on_the_okk_family_even_when_its_change_has_zero_row_sums():
+    """T = 2, k = 1: the O(1,1) boost moves U_1 along U_2 and U_2 along U_1, changing A by
+    -(u1 u2^T + u2 u1^T); with u1 = (1, -1, 0), u2 = (0, 1, -1) that change is non-zero
+    although each of its rows sums to 0 -- A varies. With u2 = 0 the boost does nothing."""
+    from landscape._classify import _A_varies_on_family
+
+    p = ls.LoraMLProblem(np.random.default_rng(0).standard_normal((2, 3, 3)), 1)
+    U = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]])[:, :, None]
+    assert _A_varies_on_family(p, U)
+    U0 = U.copy()
+    U0[1] = 0.0
+    assert not _A_varies_on_family(p, U0)
