@@ -115,3 +115,28 @@ def test_exact_psd_test_uses_exact_elimination_on_rationals(M, psd):
     F = [[Fraction(v) for v in row] for row in M]
     assert _is_psd_small(F) is psd
     assert _is_psd_small([[v / 7 for v in row] for row in F]) is psd  # scaling by 1/7 keeps the verdict
+
+
+@pytest.mark.parametrize("method", ["arb", "fp"])
+def test_a_certificate_without_a_witness_is_verified_independently_as_a_local_minimum(method):
+    """At a global minimiser no witness is searched; both independent verifiers re-derive the
+    verdict from the exact margins without a C2 (no witness: never 'spurious') and accept it,
+    and a document claiming 'spurious' there is refused."""
+    import json
+
+    from landscape import random_instance
+    from landscape.certificates import VERDICT_LOCAL_MIN, VERDICT_SPURIOUS
+    from theory._independent import verify_taylor_exact
+    from theory._independent_fp import verify_fp_independent
+
+    inst = random_instance(np.random.default_rng(0), 3, 3, 1)
+    from landscape.certificates import taylor_certificate
+
+    cert = taylor_certificate(inst.problem, inst.U_star, rng=np.random.default_rng(0), method=method)
+    verify = verify_taylor_exact if method == "arb" else verify_fp_independent
+    assert cert.witness is None and cert.margins["C2"] == -np.inf and cert.verdict == VERDICT_LOCAL_MIN
+    assert cert.margins["Cq"] >= 0 and cert.margins["C1"] > 0  # the branch that decides between the two
+    assert verify(json.loads(cert.to_json())).ok
+    claimed = json.loads(cert.to_json())
+    claimed["verdict"] = VERDICT_SPURIOUS
+    assert "stored verdict follows from the exact margins" in verify(claimed).failed
