@@ -151,3 +151,21 @@ def test_taylor_cases_need_a_strict_majority_of_their_directions(monkeypatch, di
     taylor = [c for c in res.cases if "Taylor slopes" in c.label]
     assert len(taylor) == 2 and len(calls) == 2 * directions
     assert [bool(c.passed) for c in taylor] == [majority, majority]
+
+
+def test_the_schur_case_fails_when_s_is_not_the_schur_complement_of_h(monkeypatch):
+    """||Schur(H) - S||_F is compared with its tolerance: the case passes on the analytic S
+    and fails once S is moved by 1e-6 of its size."""
+    res = cc.check_schur(np.random.default_rng(0), sizes=((3, 2, 1),))
+    (case,) = [c for c in res.cases if c.label.endswith("||Schur(H) - S||_F")]
+    assert case.passed and case.measured <= case.tolerance
+    real = LoraMLProblem.schur_complement
+
+    def moved(self, U):
+        S = real(self, U)
+        return S + 1e-6 * np.max(np.abs(S)) * np.eye(S.shape[0])
+
+    monkeypatch.setattr(LoraMLProblem, "schur_complement", moved)
+    res = cc.check_schur(np.random.default_rng(0), sizes=((3, 2, 1),))
+    (case,) = [c for c in res.cases if c.label.endswith("||Schur(H) - S||_F")]
+    assert not case.passed and case.measured > case.tolerance

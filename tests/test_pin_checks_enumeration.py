@@ -99,6 +99,12 @@ def test_without_msolve_the_row_is_skipped_in_its_own_time(monkeypatch):
     r = CE.check_enumeration(np.random.default_rng(0))
     assert r.verdict == "SKIP" and "msolve not installed" in r.skipped
     assert 0.0 <= r.seconds <= time.perf_counter() - t
+    # the seconds are the difference of the clock's two readings (here 100 s and 250 s)
+    from types import SimpleNamespace
+
+    clock = iter([100.0, 250.0])
+    monkeypatch.setattr(CE, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    assert CE.check_enumeration(np.random.default_rng(0)).seconds == 150.0
 
 
 @pytest.mark.parametrize("zero_orbits, passed", [(1, True), (2, False), (0, False)])

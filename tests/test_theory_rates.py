@@ -197,3 +197,22 @@ def test_linear_fit_refuses_standard_errors_of_another_length():
 def test_reps_for_power_refuses_a_power_outside_the_open_unit_interval(power):
     with pytest.raises(ValueError, match="0 < power < 1"):
         reps_for_power(0.2, power=power)
+
+
+def test_the_reduced_chi_square_divides_by_the_points_less_two():
+    """Five points off the line y = x by +-1 standard error: chi^2 = sum of squared standardised
+    residuals of the weighted fit, reduced by m - 2 = 3 degrees of freedom (not m / 2)."""
+    x = np.arange(5.0)
+    y = x + np.array([1.0, -1.0, 1.0, -1.0, 1.0])
+    fit = linear_fit(x, y, np.ones(5))
+    b, a = np.polyfit(x, y, 1)
+    chi2 = float(np.sum((y - a - b * x) ** 2))
+    assert fit.chi2_red == pytest.approx(chi2 / 3, rel=1e-12)
+
+
+def test_sized_rrr_errors_takes_its_options_by_keyword():
+    import inspect
+
+    params = inspect.signature(rates.sized_rrr_errors).parameters
+    assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["rng", "B_star"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n not in ("rng", "B_star"))
