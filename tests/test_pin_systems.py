@@ -114,3 +114,13 @@ def test_the_invariant_system_holds_every_k_plus_1_minor_of_each_x_t(d, k):
                         assert system.ring.from_expr(minor) in polys, (t, rows, cols)
     if (d, k) == (3, 2):
         assert system.ring.from_expr(sympy.Matrix(3, 3, lambda i, j: sym[f"x0_{min(i, j)}_{max(i, j)}"]).det()) in polys
+
+
+def test_the_gradient_system_is_on_the_gauge_slice_unless_told_otherwise():
+    """By default (k = 2) the strict upper triangle of each U_t's top block is fixed to 0 and
+    its equations dropped: T fewer unknowns and equations than without the gauge."""
+    S = exact_tasks(np.round(np.random.default_rng(0).standard_normal((2, 3, 3)), 1))
+    plain, gauged = gradient_system(S, 2, 3, 2, gauge=False), gradient_system(S, 2, 3, 2, gauge=True)
+    default = gradient_system(S, 2, 3, 2)
+    assert len(default.gens) == len(gauged.gens) == len(plain.gens) - 2
+    assert len(default.polys) == len(gauged.polys) == len(plain.polys) - 2
