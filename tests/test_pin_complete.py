@@ -4,6 +4,7 @@ float Newton point is used as given."""
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -315,3 +316,40 @@ def test_a_non_real_box_must_exclude_the_real_space_by_its_radius(monkeypatch, r
     compiled = SimpleNamespace(newton=lambda z: z)
     kr, got, zero = C.certify_solution(compiled, centre, 2, 1, precise=False, polished=centre)
     assert got == kind and (kr is box) is (kind is not None) and zero == []
+
+
+def test_route_2_counts_the_origin_and_is_complete_when_nothing_is_lost(monkeypatch):
+    """U = 0 solves every gradient system but lies on no support's homotopy: route 2 adds it
+    itself, so on a (2, 3, 1) instance with no end lost the certified complex solutions reach
+    msolve's degree exactly (the origin included) and the route is complete."""
+    route = _route_2_losing_ends(monkeypatch, support=("none",), lose_calls=0)
+    assert route["complete"] and route["missing"] == 0
+    assert route["certified_complex_solutions"] == route["u_system_degree"]
+
+
+@pytest.mark.parametrize("d", [2, 4])
+def test_route_2_seeds_the_origin_with_all_t_d_unknowns(monkeypatch, d):
+    """The origin handed to the certified set has all T d unknowns (T = 3 tasks of side d = 2
+    and 4 -- at d > T a count taken from T and d the other way round would be empty); the
+    route is stopped right after that first solution (the set is replaced by a recorder)."""
+    from landscape.enumeration import _complete as C
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, compiled, T, d):
+            pass
+
+        def add(self, x):
+            seen.append(np.asarray(x))
+            raise Stop
+
+    monkeypatch.setattr(C, "CertifiedOrbits", Recorder)
+    sq = SimpleNamespace(compiled=None, system=None)
+    with pytest.raises(Stop):
+        C.homotopy_enumeration(sq, None, 3, d, seed=0, timeout=1.0, degree=1)
+    (x,) = seen
+    assert x.shape == (3 * d,) and not np.any(x)

@@ -108,7 +108,8 @@ def test_rrr_errors_follow_the_model_y_equals_b_x_plus_sigma_noise_draw_by_draw(
 
 
 @pytest.mark.parametrize("B, kw, what", [
-    (np.ones((3, 2)), {}, "square"), (np.full((3, 3), np.nan), {}, "finite"),
+    (np.ones((3, 2)), {}, "square"), (np.full((3, 3), np.nan), {}, "finite"), (np.ones(3), {}, "square"),
+    (np.array(1.0), {}, "square"), (np.ones((2, 2, 2)), {}, "square"),
     (np.eye(3), {"kprime": 0}, "kprime"), (np.eye(3), {"kprime": 4}, "kprime"),
     (np.eye(3), {"n": 2}, "n must be >= d"), (np.eye(3), {"reps": 0}, "reps"),
     (np.eye(3), {"sigma": -0.1}, "sigma"), (np.eye(3), {"sigma": np.inf}, "sigma")])
