@@ -2,10 +2,11 @@
 curvature bounds); find a private function of a package wherever it now
 lives, and patch a name in every module of a package that refers to it (so a breakage
 applied by a test reaches the code that calls it, whichever room holds it); a Generator
-with one planted draw."""
+with one planted draw; a function's positional and keyword-only parameters."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from fractions import Fraction
 import pkgutil
 
@@ -94,3 +95,11 @@ def assert_abstract_in_exactly(base: type, methods) -> None:
         with pytest.raises(TypeError, match=missing):
             type("Partial", (base,), body)()
     type("Whole", (base,), {m: (lambda self, *a: None) for m in methods})()
+
+
+def assert_options_by_keyword(func, positional) -> None:
+    """``func`` takes exactly ``positional`` (in this order) by position or keyword and every
+    other parameter by keyword only (no positional-only ones)."""
+    params = inspect.signature(func).parameters
+    assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == list(positional)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n not in positional)

@@ -99,7 +99,7 @@ def test_agreement_record_takes_its_options_by_keyword():
     """tasks and k by position (or keyword), every option keyword-only."""
     import inspect
 
-    params = inspect.signature(agreement_record).parameters
-    assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["tasks", "k"]
-    assert [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY] == ["name", "seed", "timeout",
-                                                                                           "threads"]
+    from ._pin_tools import assert_options_by_keyword
+
+    assert_options_by_keyword(agreement_record, ["tasks", "k"])
+    assert list(inspect.signature(agreement_record).parameters)[2:] == ["name", "seed", "timeout", "threads"]

@@ -211,8 +211,6 @@ def test_the_reduced_chi_square_divides_by_the_points_less_two():
 
 
 def test_sized_rrr_errors_takes_its_options_by_keyword():
-    import inspect
+    from ._pin_tools import assert_options_by_keyword
 
-    params = inspect.signature(rates.sized_rrr_errors).parameters
-    assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["rng", "B_star"]
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n not in ("rng", "B_star"))
+    assert_options_by_keyword(rates.sized_rrr_errors, ["rng", "B_star"])
