@@ -392,7 +392,8 @@ def check_thm34(
             # R_t U_s bounded by the gradient (grad_{U_t} G = 2 R_t U_t, R_2 = -R_1); a d x d
             # residual's rounding times a factor U_s rounds like rnd ||U_s||_2 (one more power of
             # the scale than rnd: without it the ratio grew with the scale of the tasks)
-            u2 = max(float(np.linalg.norm(U[t], 2)) for t in range(2))
+            u_norms = [float(np.linalg.norm(U[t], 2)) for t in range(2)]  # spectral norms, also C5's
+            u2 = max(u_norms)
             eRU = max(float(np.linalg.norm(R[t] @ U[s])) for t in range(2) for s in range(2))
             worst["r3032"] = max(worst["r3032"], eRU / (rnd * (1 + u2) + g))
             # ---- L5, C5
@@ -400,7 +401,7 @@ def check_thm34(
             worst["l5"] = max(worst["l5"], e5 / (rnd * (1 + u2) + g))
             tol["l5"] = 1.0
             comm = float(np.linalg.norm(Dstar @ D_U - D_U @ Dstar))
-            norms = sum(float(np.linalg.norm(U[t], 2)) for t in range(2))
+            norms = sum(u_norms)
             worst["c5"] = max(worst["c5"], comm / (2 * (g + rnd) * norms + rnd * Dn))
             tol["c5"] = 1.0
             # ---- L4
