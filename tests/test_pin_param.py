@@ -214,3 +214,35 @@ def test_monodromy_without_a_target_stops_after_stall_loops_that_added_nothing(m
                                        stall=stall, max_loops=40)
     assert info["loops"] == adding + stall
     assert len(fresh) == adding
+
+
+def test_a_good_end_is_finite_below_big_and_conditioned_above_rco_min():
+    """phc's ends are kept when finite, every coordinate below ``big`` in modulus, and the
+    reciprocal condition number strictly above ``rco_min`` (at it, or below, refused)."""
+    from landscape.enumeration._param import good_ends
+
+    ends = np.ones((5, 2), dtype=complex)
+    ends[3, 0] = np.nan
+    ends[4, 1] = 1e7
+    diag = np.array([[1e-13], [1e-12], [1e-11], [1.0], [1.0]])
+    assert good_ends(ends, diag).tolist() == [False, False, True, False, False]
+    assert good_ends(ends, diag, big=1e8, rco_min=1e-14).tolist() == [True, True, True, False, True]
+
+
+def test_monodromy_logs_the_seconds_since_it_started(monkeypatch):
+    """Each loop's log line ends with the seconds elapsed since the call began (the clock here
+    advances 7 s per reading from 100 s)."""
+    from types import SimpleNamespace
+
+    from landscape.enumeration import _param as P
+
+    ticks = iter(range(100, 10**6, 7))
+    monkeypatch.setattr(P, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    monkeypatch.setattr(P, "track", lambda family, S_from, S_to, starts, gamma, **kw: (np.array(starts, dtype=complex), None))
+    monkeypatch.setattr(P, "good_ends", lambda ends, diag, **kw: np.ones(len(ends), dtype=bool))
+    monkeypatch.setattr(P, "_solves", lambda family, S0, u: True)
+    lines = []
+    P.monodromy_orbits(P.ParamFamily(3, 2, (0,)), np.random.default_rng(0), target=None, stall=2, max_loops=5,
+                       log=lines.append)
+    secs = [int(re.search(r"(\d+) s$", ln).group(1)) for ln in lines if " loop " in ln]
+    assert secs and all(s > 0 and s % 7 == 0 for s in secs) and secs == sorted(secs)

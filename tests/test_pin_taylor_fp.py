@@ -140,3 +140,34 @@ def test_the_far_dot_product_has_power_against_a_dropped_rounding_factor(monkeyp
     lo, _ = _fp._loss_bounds(res)
     assert Fraction(lo) > G
     assert math.isfinite(lo)
+
+
+def test_above_n_2000_the_float_bounds_need_a_given_eigenvalue_estimate():
+    """The dense eigenvalue estimate is computed up to n = T d = 2000 only: at n = 2001 without
+    ``lam_estimate`` the bounds are refused, saying so (no 2001 x 2001 eigensolve)."""
+    rng = np.random.default_rng(0)
+    tasks, U = np.round(rng.standard_normal((3, 667, 667)), 2), rng.standard_normal((3, 667, 1))
+    with pytest.raises(ValueError, match="lam_estimate is needed above n = 2000"):
+        _fp.fp_taylor_bounds(tasks, U)
+
+
+def test_the_float_certificate_reports_the_seconds_it_took(monkeypatch):
+    """diagnostics["seconds"] is the clock's reading at the end less its reading at the start
+    (a clock starting at 3.25 s and advancing 5.5 s per reading)."""
+    import itertools
+    from types import SimpleNamespace
+
+    from landscape._instances import f2_spurious_instance
+
+    readings = []
+    clock = itertools.count(3.25, 5.5)
+
+    def perf_counter():
+        readings.append(next(clock))
+        return readings[-1]
+
+    inst, U0 = f2_spurious_instance()
+    monkeypatch.setattr(_fp, "time", SimpleNamespace(perf_counter=perf_counter))
+    cert = _fp.fp_taylor_certificate(inst.problem, U0)
+    secs = cert.diagnostics["seconds"]
+    assert secs > 0 and secs + readings[0] in readings

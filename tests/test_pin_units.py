@@ -180,3 +180,16 @@ def test_beyond_the_float_range_a_mantissa_that_rounds_to_ten_carries_into_the_e
     # a value not at the carry keeps its digits
     assert _Units(e).fmt(sign * float(Fraction(12341, 10**4) * 10**400 / Fraction(2) ** 1200)) == \
         ("-" if sign < 0 else "") + "1.234e+400"
+
+
+def test_a_value_whose_scaled_float_would_be_subnormal_keeps_all_its_digits():
+    """A user value near 1e-320 is a subnormal double (few significant bits): it is printed
+    through log10 from the normal scaled value, so 6 digits are right (checked with rationals)."""
+    from decimal import Decimal
+
+    e, power = -200, 4  # the user's value is x * 2^-400
+    x = float(Fraction(1234567, 10**6) * Fraction(10) ** -320 * Fraction(2) ** 400)
+    exact = Fraction(x) / Fraction(2) ** 400
+    want = f"{Decimal(exact.numerator) / Decimal(exact.denominator):.6e}".replace("E", "e")
+    assert want == "1.234567e-320"
+    assert _Units(e).fmt(x, ".6e", power=power) == want
