@@ -193,6 +193,8 @@ def test_committed_effort_sweeps_match_the_atlas_and_their_summary(committed):
 @pytest.mark.parametrize("argv", [["--effort-sweep", "3,2"], ["--effort-sweep", "3,4,6"], ["--effort-sweep", "3,2,1"],
                                   ["--effort-sweep", "3,3,3"],  # K = D: the landscape needs 1 <= k < d
                                   ["--effort-sweep", "3,1,3,4"],  # four numbers: not read as the first three
+                                  ["--effort-sweep", "3,0,3"],  # K = 0: every number is at least 1
+                                  ["--effort-sweep", "3,1,3", "--seed", "-1"],  # seeds are >= 0
                                   ["--effort-sweep", "3,2,6", "--sweep-starts", "12,0"],
                                   ["--effort-sweep", "3,2,6", "--sweep-instances", "0"]])
 def test_effort_sweep_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):
@@ -216,6 +218,15 @@ def test_effort_sweep_cli_writes_its_json(tmp_path, capsys):
     assert "counts stopped growing at" in out
     # each row: spurious instances found / instances run
     assert f"starts    2: spurious instances {data['rows'][0]['spurious'][0]}/1, " in out
+    # EFFORT.md summarises the nested sweeps of this format in the folder, and only those
+    from theory._atlas_effort import effort_markdown
+
+    old = {**data, "format": "something-else", "d": 4}
+    (tmp_path / "effort-sweep-d4-k1-T3.json").write_text(json.dumps(old))
+    assert main(["atlas", "--out", str(tmp_path), "--quiet", "--overwrite", "--effort-sweep", "3,1,3",
+                 "--sweep-starts", "2", "--sweep-instances", "1"]) == 0
+    again = json.loads((tmp_path / "effort-sweep-d3-k1-T3.json").read_text())
+    assert (tmp_path / "EFFORT.md").read_text() == effort_markdown([again]) + "\n"
 
 
 @pytest.mark.parametrize("side,reached", [(1 - 1e-3, True), (1 + 1e-3, False)])
