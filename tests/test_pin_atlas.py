@@ -408,3 +408,20 @@ def test_the_papers_gd_runs_the_official_3000_outer_steps_of_10_inner_by_default
         if name in check_gd:
             assert check_gd[name].default == value
     assert atlas_gd["outer"].default == 3000 and atlas_gd["inner"].default == 10
+
+
+def test_the_committed_effort_sweeps_used_the_atlas_search_budget():
+    """The effort sweeps beside the committed atlas say how its counts grow with the number
+    of starts; they describe the atlas only if every search ran with the atlas's own
+    iteration budget (SEARCH_MAX_ITER) and methods."""
+    import json
+    from pathlib import Path
+
+    from theory import _atlas
+
+    folder = Path(__file__).resolve().parents[1] / "theory" / "results" / "atlas" / "effort"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("effort-sweep-*.json"))]
+    assert len(records) >= 5
+    for rec in records:
+        assert rec["format"] == "loraml-atlas-effort-sweep"
+        assert rec["max_iter"] == _atlas.SEARCH_MAX_ITER and rec["methods"] == ["gd", "root-lm"]

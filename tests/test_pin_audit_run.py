@@ -511,3 +511,22 @@ def test_max_iter_must_be_a_positive_integer(bad):
 def test_one_iteration_per_run_is_accepted():
     rep = _tiny_audit(methods="gd", max_iter=1, starts=2)
     assert rep.data["summary"]["n_runs"] == 2
+
+
+def test_the_default_number_of_starts_is_the_one_the_cli_and_readme_state():
+    """``audit`` and ``python -m landscape audit`` without --starts run DEFAULT_STARTS random
+    starts, the number the command's help and the README give (the README's enumeration
+    example compares the default audit's count with the exact one)."""
+    import argparse
+    import inspect
+    from pathlib import Path
+
+    from landscape.__main__ import _parser
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    stated = {int(m) for m in re.findall(r"default audit \((\d+) starts\)", readme.read_text())}
+    subs = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    (starts,) = [a for a in subs.choices["audit"]._actions if "--starts" in a.option_strings]
+    assert starts.default is None  # main() substitutes DEFAULT_STARTS
+    assert stated == {R.DEFAULT_STARTS} == {int(re.search(r"default (\d+)", starts.help).group(1))}
+    assert inspect.signature(R.audit).parameters["starts"].default == R.DEFAULT_STARTS

@@ -783,3 +783,50 @@ def test_the_a_posteriori_bound_subtracts_at_least_gamma_n_times_the_cholesky_ma
     term = g / (1 - g) * Fraction(float(np.max((np.abs(L) @ np.abs(L).T).sum(axis=1))))
     assert Fraction(mu) - bound >= term * (1 - Fraction(1, 10**6))
     assert bound <= Fraction(float(np.linalg.eigvalsh(N.astype(float))[0])) * (1 + Fraction(1, 10**9))
+
+
+@pytest.mark.parametrize("regime", ["relative", "absolute"])
+def test_float_cholesky_first_shift_is_the_documented_delta(regime):
+    """The first shift below the eigenvalue estimate lambda is delta = max(1e-6 |lambda|,
+    64 n u ||S||_F) (u = 2^-53, S the float Schur complement): on a point where S is positive
+    definite the first try succeeds, so the stated shift is lambda - delta. 'relative': the
+    estimate is lambda_min itself and 1e-6 |lambda| dominates; 'absolute': an estimate of 0
+    (as for a nearly singular S), where only the 64 n u ||S||_F term is left."""
+    inst = ls.random_instance(np.random.default_rng(0), 3, 3, 1)
+    U = inst.U_star  # a global minimum (k = 1: no continuous symmetry), S positive definite
+    tasks = np.ascontiguousarray(inst.problem.tasks)
+    S = _rump._schur_float(_rump._residuals(tasks, np.ascontiguousarray(U[:, :, 0])))[0]
+    lam_min = float(np.linalg.eigvalsh(S)[0])
+    assert lam_min > 0  # positive definite: the first Cholesky try succeeds
+    n = S.shape[0]
+    fro = math.sqrt(math.fsum(float(x) ** 2 for x in S.ravel()))
+    absolute = 64.0 * n * 2.0**-53 * fro
+    lam = lam_min if regime == "relative" else 0.0
+    delta = max(1e-6 * abs(lam), absolute)
+    assert (delta == absolute) is (regime == "absolute")
+    _, bounds, params, diag = _rump.fp_taylor_bounds(tasks, U, lam_estimate=lam)
+    assert lam - params["shift"] == pytest.approx(delta, rel=1e-9, abs=0)
+    rig = diag["lambda_min_quotient_rigorous"]
+    assert math.isfinite(rig) and rig <= lam_min  # the first try gave a bound, and a true one
+    assert (rig > 0) is (regime == "relative")  # shifted below 0, the bound is below 0 too
+
+
+def test_the_float_certificates_size_limit_is_the_readmes_and_inclusive():
+    """The float Taylor path takes T*d*k up to FP_TAYLOR_MAX_DIM, the README's "up to
+    T·d·k = 12,000" and the default of ``max_dim``; a problem of exactly ``max_dim``
+    unknowns is certified, one more is refused before any work."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from landscape.certificates import CertificateTooLarge
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (stated,) = {int(m.replace(",", "")) for m in re.findall(r"kind `taylor_fp`, up to T·d·k = ([\d,]+)\)", readme)}
+    default = inspect.signature(_rump.fp_taylor_certificate).parameters["max_dim"].default
+    assert stated == _rump.FP_TAYLOR_MAX_DIM == default
+    inst = ls.random_instance(np.random.default_rng(0), 3, 4, 1)  # n = T d k = 12
+    cert = _rump.fp_taylor_certificate(inst.problem, inst.U_star, max_dim=12)
+    assert cert.kind == "taylor_fp"
+    with pytest.raises(CertificateTooLarge, match="T\\*d\\*k = 12 exceeds max_dim = 11"):
+        _rump.fp_taylor_certificate(inst.problem, inst.U_star, max_dim=11)

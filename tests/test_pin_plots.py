@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from landscape import LoraMLProblem
 from landscape._audit.plots import _orbit_curves
@@ -111,3 +112,29 @@ def test_the_saddle_chart_draws_the_quadratic_model_beside_the_loss(monkeypatch)
     P._plot_saddle(charts.append, None, SimpleNamespace(id=2, classification=c), None)
     (chart,) = charts
     np.testing.assert_array_equal(np.asarray(chart.series[1][2]), 2.0 - 1.5 * ts**2)
+
+
+def test_the_loss_histogram_spans_at_least_one_decade_and_otherwise_exactly_its_values():
+    """log10 G of the critical points in HIST_BINS equal bins: a single value (or several
+    equal ones) gets a one-decade range centred on it (so its bar has a width), a range
+    narrower than a decade is widened to one decade about its middle, and a wider range is
+    drawn as it is; every run is counted once."""
+    from landscape._audit import plots as P
+
+    def edges_of(losses, kinds=None):
+        kinds = kinds or [P.GLOBAL_MINIMUM] * len(losses)
+        charts = []
+        P._plot_losses(charts.append, [SimpleNamespace(kind=k, loss=g) for k, g in zip(kinds, losses)])
+        (chart,) = charts
+        (series,) = [s for s in chart.series if s[0] == "bars"]
+        return np.asarray(series[1]), series[2]
+
+    edges, stacks = edges_of([1e-3, 1e-3, 1e-3])
+    assert edges.size == P.HIST_BINS + 1 == 31
+    assert edges[0] == pytest.approx(-3.5, abs=1e-12) and edges[-1] == pytest.approx(-2.5, abs=1e-12)
+    assert np.all(np.diff(edges) > 0) and sum(int(s.sum()) for s in stacks) == 3
+    edges, _ = edges_of([1e-3, 10 ** -2.6])  # 0.4 decade apart: widened to one, same middle
+    assert edges[0] == pytest.approx(-3.3, abs=1e-12) and edges[-1] == pytest.approx(-2.3, abs=1e-12)
+    edges, stacks = edges_of([1e-6, 1e-3, 1.0], [P.GLOBAL_MINIMUM, P.STRICT_SADDLE, P.STRICT_SADDLE])
+    assert edges[0] == pytest.approx(-6.0, abs=1e-12) and edges[-1] == pytest.approx(0.0, abs=1e-12)
+    assert [int(s.sum()) for s in stacks] == [1, 2]

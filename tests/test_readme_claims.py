@@ -503,3 +503,22 @@ def test_protocol_constant_sweep_record_is_its_list_and_all_fail():
     assert "all 13 fail now (`tools/mutation-records/constant-sweep-protocol.jsonl`)" in " ".join(
         (ROOT / "tools/MUTATION.md").read_text().split())
 
+
+
+@pytest.mark.parametrize("name", ["limits"])
+def test_further_constant_sweeps_are_their_lists_and_the_readmes_numbers(name):
+    """The two further sweeps (the module constants the first list leaves out; the numeric
+    literals written inline in the verdict code): each record holds every entry of its list
+    in order, every change the tests did not notice is named a free parameter (with its
+    reason) in the list, and the README states the record's counts."""
+    recs = [json.loads(ln) for ln in
+            (ROOT / f"tools/mutation-records/constant-sweep-{name}.jsonl").read_text().splitlines()]
+    listed = [ln.split(None, 3) for ln in (ROOT / f"tools/constant-sweep-{name}.txt").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]
+    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    why = {tuple(x[:3]): (x[3] if len(x) > 3 else "") for x in listed}
+    assert all(why[r["module"], r["name"], r["new"]].startswith("free parameter:") for r in recs if not r["killed"])
+    killed = sum(r["killed"] for r in recs)
+    m = re.search(rf"`tools/constant-sweep-{name}.txt`\)[^.]*?: (\d+) of (\d+) fail; the other (\d+) are free parameters",
+                  " ".join(README.split()))
+    assert m and tuple(map(int, m.groups())) == (killed, len(recs), len(recs) - killed)
