@@ -141,3 +141,34 @@ def test_constant_sweep_refuses_an_empty_list(tmp_path, capsys):
     (tmp_path / "list.txt").write_text("# only a comment\n\n")
     assert cs.main([str(tmp_path / "list.txt"), str(tmp_path / "out.jsonl")]) == 2
     assert "no constants listed" in capsys.readouterr().err
+
+
+def test_constant_sweep_addresses_an_inline_literal_by_function_and_occurrence(tmp_path):
+    """``FUNCTION:LITERAL[:N]`` names the N-th numeric literal spelled LITERAL inside
+    FUNCTION (nested functions included, source order); without N it must be the only one;
+    an out-of-range N, a literal of another spelling or another function's literal is no match."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    src = ("X = 1e-6\n"
+           "def f(a, tol=1e-6):\n"
+           "    b = 'ü' + str(1e-6 * a)  # a non-ASCII character before the literal on its line\n"
+           "    def g():\n"
+           "        return 2.5\n"
+           "    return b, 7\n"
+           "def h():\n"
+           "    return 2.5\n")
+    path = tmp_path / "m.py"
+    path.write_text(src)
+    first, second = cs._constant(path, "f:1e-6:1"), cs._constant(path, "f:1e-6:2")
+    assert src[first.start(2):first.end(2)] == "1e-6" and src.index("tol=1e-6") + 4 == first.start(2)
+    assert src[second.start(2):second.end(2)] == "1e-6" and src.index("(1e-6 *") + 1 == second.start(2)
+    assert cs._constant(path, "f:1e-6") is None  # two of them: N is needed
+    assert cs._constant(path, "f:1e-6:3") is None and cs._constant(path, "f:1e-6:0") is None
+    inner = cs._constant(path, "f:2.5")  # g's literal, inside f
+    assert src[:inner.start(2)].count("\n") == 4 and inner.group(2) == "2.5"
+    assert cs._constant(path, "f:7").group(2) == "7"
+    assert cs._constant(path, "f:0.000001") is None  # the spelling, not the value
+    assert cs._constant(path, "X").group(2) == "1e-6"  # a module constant as before

@@ -2,7 +2,9 @@ r"""Loosen (or tighten) one module constant at a time and see whether the module
 
 ``python tools/constant_sweep.py LIST OUT.jsonl``: LIST holds lines ``MODULE NAME VALUE [why]``
 (``#`` starts a comment); for each, a copy of the tracked tree gets ``NAME = VALUE`` in MODULE in
-place of the constant's literal, and the module's cosmic-ray kill command
+place of the constant's literal -- or, with NAME written ``FUNCTION:LITERAL[:N]``, the N-th
+(default: the only) numeric literal spelled LITERAL inside the function or method FUNCTION (a
+threshold written inline) -- and the module's cosmic-ray kill command
 (``tools/cosmic-ray/*.toml``, the same targeted tests and ``python -m theory --scale quick``)
 runs on it.  One JSON line per constant goes to OUT: the change, ``killed`` (the command
 failed) and the command's last lines.  A constant whose change is not killed is either pinned
@@ -46,10 +48,55 @@ def _kill_commands() -> dict:
     return out
 
 
+class _Span:
+    """Where a literal sits in a module's text: ``start(2)``, ``end(2)``, ``group(2)``, as the
+    match of a ``NAME = literal`` line."""
+
+    def __init__(self, start: int, end: int, text: str):
+        self._s, self._e, self._t = start, end, text
+
+    def start(self, _group):
+        return self._s
+
+    def end(self, _group):
+        return self._e
+
+    def group(self, _group):
+        return self._t
+
+
+def _inline(src: str, name: str):
+    """``FUNCTION:LITERAL[:N]``: the span of the N-th numeric literal spelled LITERAL in the
+    function(s) named FUNCTION (nested ones included; N counts from 1 in source order and may
+    be left out when there is exactly one), or None."""
+    import ast
+
+    func, literal, *nth = name.split(":")
+    hits = []
+    offsets = [0]
+    for line in src.splitlines(keepends=True):
+        offsets.append(offsets[-1] + len(line))
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func:
+            for c in ast.walk(node):
+                if (isinstance(c, ast.Constant) and type(c.value) in (int, float)
+                        and ast.get_source_segment(src, c) == literal):
+                    hits.append(offsets[c.lineno - 1] + len(src.splitlines(keepends=True)[c.lineno - 1]
+                                                             .encode()[:c.col_offset].decode()))
+    hits = sorted(set(hits))
+    if nth:
+        k = int(nth[0])
+        return _Span(hits[k - 1], hits[k - 1] + len(literal), literal) if 1 <= k <= len(hits) else None
+    return _Span(hits[0], hits[0] + len(literal), literal) if len(hits) == 1 else None
+
+
 def _constant(path: Path, name: str):
-    """The match of ``NAME = literal`` at the start of a line of ``path`` (group 2: the literal)."""
+    """The match of ``NAME = literal`` at the start of a line of ``path`` (group 2: the
+    literal), or the span of an inline literal ``FUNCTION:LITERAL[:N]`` (:func:`_inline`)."""
     if not path.is_file():
         return None
+    if ":" in name:
+        return _inline(path.read_text(), name)
     return re.search(rf"^({re.escape(name)}\s*(?::[^=]+)?=\s*)(\S+)", path.read_text(), re.M)
 
 
