@@ -202,3 +202,18 @@ def test_repetitions_are_sized_by_a_400_draw_pilot_with_30_percent_safety_within
     want = min(max(math.ceil(1.3 * reps_for_power(cv)), 300), 20_000)
     assert len(errs) == want
     assert (want == 300) is (a == 1e-6) and (want == 20_000) is (a == 5.0)
+
+
+def test_lemma1_check_defaults_are_the_specified_protocol():
+    """THEORY.md's Lemma 1 check, as specified: d = 10, n = 100, sigma = 0.1, k' in {1, 3, 4, 10},
+    at least 300 repetitions, P(||E||^2 <= 4 sigma^2 k' d) >= 0.99. The strong-signal
+    approximation it tests holds at this noise level, not at any (at sigma = 1 the check
+    fails), so the noise level is part of the protocol, not a free choice."""
+    import inspect
+
+    from theory import _checks_rates as R
+
+    p = inspect.signature(R.check_lemma1).parameters
+    assert (p["d"].default, p["n"].default, p["sigma"].default) == (10, 100, 0.1)
+    assert tuple(p["kprimes"].default) == (1, 3, 4, 10)
+    assert (p["C"].default, p["prob"].default, R.MIN_REPS) == (4.0, 0.99, 300)

@@ -112,27 +112,29 @@ SADDLE_PIN_FACTOR = 10.0
 def saddle_threshold_pins():
     r"""Cases that pin :func:`strict_saddle_threshold` one decade either side.
 
-    :math:`T=2`, :math:`d=2`, :math:`k=1`, :math:`W_1=e_1e_1^\top`,
-    :math:`W_2=b\,e_2e_2^\top` (:math:`D^\star=\mathrm{diag}(1,-b)`); the eigen-subset
-    point :math:`U_1=e_1`, :math:`U_2=0` is an exact critical point with :math:`G=b^2/4`
+    :math:`T=2`, :math:`d=2`, :math:`k=1`, :math:`W_1=4e_1e_1^\top`,
+    :math:`W_2=4b\,e_2e_2^\top` (:math:`D^\star=\mathrm{diag}(4,-4b)`); the eigen-subset
+    point :math:`U_1=2e_1`, :math:`U_2=0` is an exact critical point with :math:`G=4b^2`
     whose quotient curvature is proportional to :math:`-b` (THEORY.md section 6).  With
     :math:`b` chosen so that :math:`|\lambda_{\min}|` is 10x (0.1x) the threshold, the point
-    must (must not) be classified a strict saddle.
+    must (must not) be classified a strict saddle, and the threshold must be the stated
+    formula (:math:`\|D^\star\|_F\approx4`, :math:`m=2`: neither the power of
+    :math:`\|D^\star\|_F` nor :math:`m` is invisible, as they would be at 1).
     """
     U = np.zeros((2, 2, 1))
-    U[0, 0, 0] = 1.0
+    U[0, 0, 0] = 2.0
 
     def instance(b):
         tasks = np.zeros((2, 2, 2))
-        tasks[0, 0, 0], tasks[1, 1, 1] = 1.0, b
+        tasks[0, 0, 0], tasks[1, 1, 1] = 4.0, 4.0 * b
         prob = LoraMLProblem(tasks, 1)
         g = float(np.linalg.norm(prob.reduced_grad(U)))
         lam = float(reduced_spectrum(prob, U).lambda_min_quotient)
         Dn = float(np.linalg.norm(tasks[0] - tasks[1]))
         # the threshold as stated (THEORY.md section 6 / check_thm34's docstring), written
         # out here so that the pin does not depend on the function it pins:
-        # rho = 12 (m + 1), m = max_t ||U_t||_2 = 1
-        thr_stated = math.sqrt(12.0 * (1.0 + 1.0) * max(g, EPS * Dn**1.5))
+        # rho = 12 (m + 1), m = max_t ||U_t||_2 = 2
+        thr_stated = math.sqrt(12.0 * (2.0 + 1.0) * max(g, EPS * Dn**1.5))
         return lam, g, Dn, thr_stated
 
     lam1 = instance(1.0)[0]  # curvature per unit b (negative)
@@ -140,11 +142,14 @@ def saddle_threshold_pins():
     for factor, strict in ((SADDLE_PIN_FACTOR, True), (1 / SADDLE_PIN_FACTOR, False)):
         b = factor * instance(1e-6)[3] / abs(lam1)
         lam, g, Dn, thr_stated = instance(b)
-        decided = lam < -strict_saddle_threshold(U, g, Dn)
+        thr = strict_saddle_threshold(U, g, Dn)
+        decided = lam < -thr
+        # the function must also be the stated formula at this point (else a constant changed
+        # in both the decision and the pin placement would go unseen)
         cases.append(Case(f"strict-saddle threshold pin: |lambda_min| = {fmt(abs(lam) / thr_stated, 3)} x threshold",
                           "strict saddle" if strict else "inconclusive",
                           "strict saddle" if decided else "inconclusive", "sqrt(rho g)",
-                          decided == strict and lam < 0))
+                          decided == strict and lam < 0 and abs(thr - thr_stated) <= 1e-12 * thr_stated))
     return cases
 
 
