@@ -283,3 +283,36 @@ def test_gradient_descent_stops_alike_on_tasks_scaled_by_c_squared():
     assert any(r.iterations < 400 for r in base)  # the tolerance, not the cap, stopped them
     for a, b in zip(base, scaled):
         np.testing.assert_allclose(b.point, c * a.point, rtol=1e-6, atol=1e-9 * c)
+
+
+@pytest.mark.parametrize("run", ["trust-region", "root-hvp"])
+def test_second_order_searches_stop_at_a_gradient_tolerance_scaled_like_the_gradient(run):
+    r"""grad G scales like s^{3/2} (tasks times c: s times c, U times c^{1/2}), and so must the
+    stopping tolerance and Newton-MINRES's forcing term sqrt(||g|| / s^{3/2}): with the tasks
+    scaled by 4^{+-10} (exact in binary) and the start by 2^{+-10}, each run still stops
+    because its gradient test passed, after about as many iterations, at a point whose
+    gradient is as small relative to s^{3/2}. (A power of s other than 3/2 makes the scaled
+    runs stop at once, or never reach the tolerance.)"""
+    from landscape._search import methods as M
+
+    rng = np.random.default_rng(3)
+    inst = ls.random_instance(rng, 3, 4, 1)
+    U0 = inst.U_star + 0.3 * rng.standard_normal(inst.U_star.shape)
+    out = {}
+    for j in (0, 10, -10):
+        prob = ls.LoraMLProblem(inst.problem.tasks * 4.0**j, 1)
+        start = U0 * 2.0**j
+        if run == "trust-region":
+            r = M.trust_region_newton(prob, start, spectrum=False, polish=False)
+            assert "terminated successfully" in r.stop_reason, (j, r.stop_reason)
+        else:
+            r = M.gradient_root(prob, start, method="hybr", mode="hvp", spectrum=False, polish=False)
+            assert "below tolerance" in r.stop_reason, (j, r.stop_reason)
+        s = M.problem_scale(prob)
+        out[j] = (r.iterations, r.grad_norm / s**1.5)
+    base = out[0][0]
+    assert base >= 3
+    for j in (10, -10):
+        its, rel = out[j]
+        assert base / 2 <= its <= 3 * base, out
+        assert rel <= 1e-8, out
