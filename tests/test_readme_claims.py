@@ -505,7 +505,7 @@ def test_protocol_constant_sweep_record_is_its_list_and_all_fail():
 
 
 
-@pytest.mark.parametrize("name", ["limits"])
+@pytest.mark.parametrize("name", ["limits", "inline"])
 def test_further_constant_sweeps_are_their_lists_and_the_readmes_numbers(name):
     """The two further sweeps (the module constants the first list leaves out; the numeric
     literals written inline in the verdict code): each record holds every entry of its list
