@@ -610,3 +610,15 @@ def test_thm34_holds_on_the_same_instance_at_any_scale(monkeypatch, scale):
     res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
     assert [c.label for c in res.cases if not c.passed] == []
     assert next(c for c in res.cases if "L3 L =" in c.label).measured < 0.05
+
+
+def test_the_35_direction_case_counts_every_non_global_point_once():
+    """The (35) case states how many non-global critical points it examined: each of them once,
+    the same points Thm 3.4's saddle case counts (the critical points with G > 0)."""
+    import re
+
+    res = _saddles.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=8, random_U_per_config=1)
+    labels = [c.label for c in res.cases]
+    saddles = [int(re.search(r"\((\d+) saddles\)", s).group(1)) for s in labels if "not strict saddles" in s]
+    n35 = [int(re.search(r"direction \((\d+)\)", s).group(1)) for s in labels if "(35) non-global" in s]
+    assert saddles and n35 == saddles and all(n > 0 for n in n35)
