@@ -678,3 +678,19 @@ def test_a_varies_on_the_okk_family_even_when_its_change_has_zero_row_sums():
     U0 = U.copy()
     U0[1] = 0.0
     assert not _A_varies_on_family(p, U0)
+
+
+def test_a_degenerate_reason_counts_an_eigenvalue_exactly_at_the_tolerance():
+    """At an exact critical point (U = 0, grad G = 0) of three tasks, eta = ZERO_EIGENVALUE_RTOL
+    rho; a quotient eigenvalue exactly at eta is not positive (positive means > eta), so the
+    point is degenerate, and the reason counts that eigenvalue as near-zero."""
+    from landscape._classify import ZERO_EIGENVALUE_RTOL
+
+    rng = np.random.default_rng(0)
+    p = ls.LoraMLProblem(1e-3 * rng.standard_normal((3, 3, 3)), 1)  # s << 1: rho = the largest |eigenvalue|
+    U = np.zeros((3, 3, 1))
+    spec = ls.reduced_spectrum(p, U, dense_max_dim=100)
+    eta = ZERO_EIGENVALUE_RTOL * 1.0
+    c = ls.classify(p, U, spectrum=_planted(spec, [eta, 0.5, 1.0]))
+    assert c.kind == DEGENERATE and c.eigenvalue_tolerance == eta
+    assert c.reason.startswith("cannot tell: 1 near-zero quotient eigenvalue(s)")

@@ -102,3 +102,24 @@ def test_from_the_factored_size_on_the_hvp_never_builds_the_dense_operator(monke
 
     monkeypatch.setattr(LoraMLProblem, "reduced_hvp_operator", refuse)
     np.testing.assert_allclose(FA.reduced_hvp_operator(p, U) @ v, dense, rtol=1e-10, atol=1e-10 * np.abs(dense).max())
+
+
+def test_symmetric_tasks_keep_one_copy_of_their_deviations_and_asymmetric_ones_their_symmetric_parts():
+    """The factored objective holds the task deviations and their symmetric parts; for
+    symmetric tasks these are the same array (no second T d^2 copy: the audit's memory
+    budget counts on it), for asymmetric ones a separate array with the symmetric parts and
+    the skew parts' loss 1/2 sum_t ||skew(A_t - mean)||_F^2."""
+    from landscape._factored import FactoredObjective
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 5, 5))
+    sym = LoraMLProblem(X + np.swapaxes(X, 1, 2), 1)
+    F = FactoredObjective(sym)
+    assert F.delta is F.dev and F.skew_loss == 0.0
+    asym = LoraMLProblem(X, 1)
+    F = FactoredObjective(asym)
+    dev = X - X.mean(axis=0)
+    assert F.delta is not F.dev
+    np.testing.assert_allclose(F.delta, 0.5 * (dev + np.swapaxes(dev, 1, 2)), rtol=0, atol=1e-15)
+    skew = 0.5 * (dev - np.swapaxes(dev, 1, 2))
+    assert F.skew_loss == pytest.approx(0.5 * float(np.sum(skew * skew)), rel=1e-12)

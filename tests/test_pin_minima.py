@@ -552,3 +552,49 @@ def test_the_okk_membership_error_is_relative_to_the_norm_of_lambda_squared(monk
     res = M.check_thm32(np.random.default_rng(0), configs=((3, 1),), boosts=1)
     (case,) = [c for c in res.cases if c.label.endswith("Lambda J Lambda^T = J (rel.)")]
     assert case.measured == pytest.approx(3 * math.sqrt(2) / 8, rel=1e-12) and not case.passed
+
+
+# ---------------------------------------------------------------------- seed-33 survivors
+def test_f1_zero_residual_threshold_is_inclusive(monkeypatch):
+    """A search point whose residual equals ZERO_RESIDUAL_RTOL ||tasks||_F exactly is a zero."""
+    from landscape import f1_instance, f1_point
+
+    prob = f1_instance(2).problem
+    A_b, U_b = f1_point(0.7, 1, 1, 2)
+    r = _minima.ZERO_RESIDUAL_RTOL * float(np.linalg.norm(prob.tasks))
+    monkeypatch.setattr(_minima, "zero_loss_search", lambda problem, rng, starts: [(A_b, U_b.copy(), r)])
+    res = _minima.check_f1(np.random.default_rng(0), dims=(2,), n_theta=5, starts=4)
+    (case,) = [c for c in res.cases if "LM zeros on a branch" in c.label]
+    assert "(1/4 zero)" in case.label
+
+
+@pytest.mark.parametrize("wrong", [(1, 1), (1, -1), (-1, 1), (-1, -1)])
+def test_f1_checks_all_four_branches(monkeypatch, wrong):
+    """The loss case covers the four sign branches: a stand-in that is wrong on any one of them
+    (A off by 0.1 there) makes the check fail."""
+    from landscape import f1_point
+
+    def point(theta, s1, s2, d):
+        A, U = f1_point(theta, s1, s2, d)
+        return (A + 0.1 * np.eye(d) if (s1, s2) == wrong else A), U
+
+    monkeypatch.setattr(_minima, "f1_point", point)
+    res = _minima.check_f1(np.random.default_rng(0), dims=(2,), n_theta=5, starts=2)
+    (case,) = [c for c in res.cases if "loss on 4 branches" in c.label]
+    assert not case.passed
+
+
+@pytest.mark.parametrize("exceptions, nullity, unique", [(0, 0, True), (1, 0, False), (0, 1, False), (2, 3, False)])
+def test_uniqueness_needs_no_exception_and_no_nullity(exceptions, nullity, unique):
+    fields = {f.name: 0 for f in dataclasses.fields(_minima.UniquenessReport)}
+    rep = _minima.UniquenessReport(**{**fields, "n_exceptions": exceptions, "nullity": nullity})
+    assert rep.unique is unique
+
+
+def test_thm32_check_runs_the_specified_configurations():
+    """THEORY.md section 4: the Thm 3.2 check's random boosts are run for (d, k) in
+    {(7, 2), (10, 1), (12, 3)}."""
+    import inspect
+
+    p = inspect.signature(_minima.check_thm32).parameters
+    assert tuple(p["configs"].default) == ((7, 2), (10, 1), (12, 3))

@@ -292,3 +292,21 @@ def test_the_precise_fallback_keeps_exactly_the_zero_blocks_zero(monkeypatch):
         assert np.all(u[inside] == 0.0) and np.any(u[~inside] != 0.0)
         for t in set(blocks.tolist()) - set(zero):
             assert np.any(u[blocks == t] != 0.0)
+
+
+def test_a_point_off_the_slice_is_reported_degenerate_and_not_certified():
+    """k = 2: a task whose top 2 x 2 block is singular does not meet the slice transversally;
+    the point comes back uncertified (so the enumeration cannot call itself complete) and
+    degenerate, with G at the point."""
+    import landscape as ls
+    from landscape._classify import DEGENERATE
+    from landscape.enumeration import _points as P
+
+    rng = np.random.default_rng(0)
+    problem = ls.LoraMLProblem(rng.standard_normal((3, 3, 3)), 2)
+    U = rng.standard_normal((3, 3, 2))
+    U[1, :2, :] = [[1.0, 2.0], [2.0, 4.0]]
+    assert P._to_slice(U) is None
+    entry = P._certify_point(problem, None, None, U, [], None, 0, None)
+    assert entry["certified"] is False and entry["class"] == DEGENERATE
+    assert entry["G"] == problem.reduced_loss(U) and "slice" in entry["reason"]

@@ -217,3 +217,24 @@ def test_lemma1_check_defaults_are_the_specified_protocol():
     assert (p["d"].default, p["n"].default, p["sigma"].default) == (10, 100, 0.1)
     assert tuple(p["kprimes"].default) == (1, 3, 4, 10)
     assert (p["C"].default, p["prob"].default, R.MIN_REPS) == (4.0, 0.99, 300)
+
+
+def test_sized_errors_power_is_that_of_the_normalised_mean():
+    """The power returned beside the draws is detection_power(DETECTABLE_BIAS / se) with se the
+    standard error of errs / normaliser (the ratio whose mean the Lemma 1 case tests against 1),
+    checked with a stand-in error draw."""
+    import math as _m
+
+    from theory import _checks_rates as R
+    from theory._slopes import DETECTABLE_BIAS, detection_power
+
+    vals = np.array([0.5, 1.5, 2.0, 4.0, 0.25] * 80)
+
+    def errors(rng, B, *, n, sigma, kprime, reps):
+        return vals[:reps].copy()
+
+    errs, power = R.sized_rrr_errors(np.random.default_rng(0), np.eye(3), n=10, sigma=0.1, kprime=1,
+                                     normaliser=2.0, reps=400, errors=errors)
+    x = errs / 2.0
+    se = float(np.std(x, ddof=1) / _m.sqrt(len(x)))
+    assert power == pytest.approx(detection_power(DETECTABLE_BIAS / se), rel=1e-12, abs=0)

@@ -316,3 +316,13 @@ def test_second_order_searches_stop_at_a_gradient_tolerance_scaled_like_the_grad
         its, rel = out[j]
         assert base / 2 <= its <= 3 * base, out
         assert rel <= 1e-8, out
+
+
+@pytest.mark.parametrize("offset", [0, 5])
+def test_batched_gradient_descent_numbers_its_runs_from_the_offset(offset):
+    """Each run of a batched gradient descent carries its start's index, start_offset + i."""
+    rng = np.random.default_rng(0)
+    prob = ls.LoraMLProblem(rng.standard_normal((3, 4, 4)), 1)
+    starts = rng.standard_normal((3, 3, 4, 1))
+    runs = M.gradient_descent(prob, starts, max_iter=5, spectrum=False, polish=False, start_offset=offset)
+    assert [r.start_index for r in runs] == [offset, offset + 1, offset + 2]
