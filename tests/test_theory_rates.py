@@ -214,3 +214,12 @@ def test_sized_rrr_errors_takes_its_options_by_keyword():
     from ._pin_tools import assert_options_by_keyword
 
     assert_options_by_keyword(rates.sized_rrr_errors, ["rng", "B_star"])
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, float("nan"), float("inf")])
+def test_linear_fit_refuses_a_standard_error_that_is_not_positive_and_finite(bad):
+    """Weights are 1 / se^2: a negative se would be weighted as if positive, a zero one infinitely;
+    both, and non-finite ones, are refused."""
+    se = np.array([0.1, bad, 0.1])
+    with pytest.raises(ValueError, match="positive finite standard errors"):
+        linear_fit(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.5]), se)
