@@ -650,6 +650,11 @@ def test_two_task_continuum_is_summarised():
     assert all(p["loss"] <= 1e-20 for p in cont["points"])
     A = [np.array(p["A"]) for p in cont["points"]]
     assert np.linalg.norm(A[0] - A[2]) > 1e-3
+    # each listed A is the retrained A of its point: A + U_t U_t^T = A*_t for both tasks
+    for p, Ap in zip(cont["points"], A):
+        U = np.array(p["point"])
+        for t in range(2):
+            np.testing.assert_allclose(Ap + U[t] @ U[t].T, inst.problem.tasks[t], rtol=0, atol=1e-9)
     table = rep.markdown.split("## Classes")[1]
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "global_minimum" in ln]
     assert len(rows) == 1 and "O(k,k) continuum" in rows[0]

@@ -140,3 +140,27 @@ def test_a_certificate_without_a_witness_is_verified_independently_as_a_local_mi
     claimed = json.loads(cert.to_json())
     claimed["verdict"] = VERDICT_SPURIOUS
     assert "stored verdict follows from the exact margins" in verify(claimed).failed
+
+
+def test_a_posteriori_bound_subtracts_the_whole_conversion_error(monkeypatch):
+    """lambda_min(N 2^-2E) >= mu - res - dg - conv with conv >= ||F - N 2^-2E||_2 bounded by
+    u' max_i sum_j |F_ij| (u' = 1 / (2^53 - 1)): with that row sum planted as 2^53 - 1 (and the
+    residual's as 0) the bound is mu - 1 less only the subnormal and rounding terms."""
+    from fractions import Fraction
+
+    from theory import _independent_fp as I
+
+    calls = []
+
+    def planted(M, terms):
+        calls.append(terms)
+        return Fraction(2**53 - 1) if len(calls) == 1 else Fraction(0)
+
+    monkeypatch.setattr(I, "_row_sum_bound", planted)
+    N = np.array([[4, 0], [0, 4]], dtype=object)
+    b = I.lambda_lower_a_posteriori(N, 1, 0.5)
+    assert len(calls) == 2
+    # F = N / 4 = I exactly, B = I / 2, dg = 0: b = mu - (0 + 8 n^2 eta/2) - 0 - (1 + 2 n eta/2), n = 2
+    n, h = 2, I._HALF_ETA
+    assert h == Fraction(1, 2**1075)
+    assert b == Fraction(1, 2) - 8 * n * n * h - (1 + 2 * n * h)

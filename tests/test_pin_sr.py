@@ -248,3 +248,12 @@ def test_prop2_states_its_largest_relative_gap():
     rel = max(abs(c.measured - c.predicted) / c.predicted for c in limits)
     assert f"max relative gap {rel:.2%}" in res.tolerance_why
     assert any(abs(c.measured - c.predicted) / c.predicted >= 0.005 for c in limits)  # not 0.00% by accident
+
+
+def test_thm31_check_runs_the_specified_sizes():
+    """THEORY.md (Thm 3.1): Monte Carlo with 2e4 draws for (d, k, T) in {(5, 1, 2), (6, 2, 4), (10, 1, 3)}."""
+    from theory._checks_sr import check_thm31
+
+    res = check_thm31(np.random.default_rng(0))
+    assert [c.label for c in res.cases] == ["d=5 k=1 T=2", "d=6 k=2 T=4", "d=10 k=1 T=3"]
+    assert "20000 draws" in res.hypotheses
