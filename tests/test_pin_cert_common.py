@@ -93,3 +93,11 @@ def test_the_taylor_radius_is_strictly_below_lambda_over_8m_in_exact_arithmetic(
     r = _taylor_radius({"lambda_min_quotient_lower": lam, "m_upper": m})
     assert 0 < Fraction(r) < Fraction(lam) / (8 * Fraction(m))
     assert r == np.nextafter(lam / (8.0 * m), 0.0)
+
+
+@pytest.mark.parametrize("r", [-1.0, -0.5, 0.0, math.nan])
+def test_a_radius_that_is_not_positive_decides_nothing(r):
+    """(C1)-(C2) speak of a ball of radius r > 0; a stored certificate with a zero, negative
+    or nan radius is not certified, whatever its other bounds (here g = m = 0, lam = 1)."""
+    margins, verdict, reason = _decide(r=r, g=0.0, m=0.0)
+    assert verdict == VERDICT_NONE and margins == {"C1": -math.inf, "Cq": -math.inf, "C2": -math.inf}

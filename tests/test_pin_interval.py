@@ -40,3 +40,14 @@ def test_sqrt_of_an_interval_from_zero_starts_at_zero():
     iv = IntervalArray(np.array([0.0, -1.0, 4.0]), np.array([4.0, 9.0, 9.0])).sqrt()
     assert iv.lo[0] == 0.0 and iv.lo[1] == 0.0 and 0.0 < iv.lo[2] <= 2.0
     assert iv.hi[0] >= 2.0 and iv.hi[1] >= 3.0 and iv.hi[2] >= 3.0
+
+
+def test_the_float_pair_of_a_non_finite_ball_is_the_whole_line():
+    """A ball that is not finite (nan or infinite midpoint or radius) encloses nothing useful:
+    its outward float pair is (-inf, inf), never an empty or one-sided interval."""
+    import math
+
+    from flint import arb
+
+    for ball in (arb("nan"), arb("inf"), arb("-inf"), arb(0, "inf")):
+        assert I.arb_pair(ball) == (-math.inf, math.inf)

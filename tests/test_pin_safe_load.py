@@ -293,3 +293,11 @@ def test_up_to_four_unknown_keys_are_named_then_an_ellipsis(tmp_path, unknown, e
     msg = str(info.value)
     assert "unknown key(s) 'extra0', 'extra1', 'extra2', 'extra3'" in msg
     assert ("'extra3' ...;" in msg) is ellipsis and "'extra4'" not in msg
+
+
+def test_a_long_declared_shape_is_quoted_in_sixty_characters():
+    """A shape of many axes is quoted cut to 60 characters (57 of its repr and '...')."""
+    shape = (2,) * 40  # 2^40 entries: far above the limit; its repr is 121 characters
+    with pytest.raises(LandscapeInputError) as err:
+        SL._check_shape_size(shape, "x")
+    assert f"x: the header declares shape {repr(shape)[:57]}..., " in str(err.value)
