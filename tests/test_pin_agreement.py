@@ -103,3 +103,27 @@ def test_agreement_record_takes_its_options_by_keyword():
 
     assert_options_by_keyword(agreement_record, ["tasks", "k"])
     assert list(inspect.signature(agreement_record).parameters)[2:] == ["name", "seed", "timeout", "threads"]
+
+
+def test_equal_long_point_lists_agree_in_count(monkeypatch):
+    """The two routes' point counts are compared by value: two lists of 300 points each (more
+    than the small integers Python caches) raise no count complaint. Box recertification,
+    disjointness and orbit grouping are stood in for; each msolve box meets its own phc box."""
+    import numpy as np
+
+    from landscape.enumeration import _agreement as AG
+
+    tasks = np.random.default_rng(0).standard_normal((3, 2, 2))
+    _, sq = AG._square(tasks, 1)
+    monkeypatch.setattr(AG, "_recertify", lambda sq, c, r: True)
+    monkeypatch.setattr(AG, "_disjoint", lambda p, q: p["center"] != q["center"])
+    monkeypatch.setattr(AG, "_orbits", lambda pts, T, d: [])
+    pts = [{"center": [float(i)] * 6, "radius": 1e-12} for i in range(300)]
+    rec = {"tasks": tasks.tolist(), "instance": {"T": 3, "d": 2, "k": 1}, "unknowns": list(sq.system.names),
+           "msolve": {"points": pts, "real_critical_points": 300, "orbits": 0},
+           "phc": {"points": [dict(p) for p in pts], "real_certified": 300, "lost_paths": 0,
+                   "finite_regular_distinct": 300, "start_solutions": 300, "u_system_degree": 300}}
+    assert AG.check_agreement(rec) == []
+    rec["phc"]["points"] = rec["phc"]["points"][:299]
+    rec["phc"]["real_certified"] = 299
+    assert AG.check_agreement(rec)[0] == "msolve lists 300 real critical points, phc 299"

@@ -205,3 +205,18 @@ def test_every_key_that_to_dict_writes_is_required(key):
     there when it is read back (format and version have their own messages)."""
     with pytest.raises(ValueError, match=f"lacks '{key}'"):
         D.Certificate.from_json(_with(**{key: _DROP}))
+
+
+def test_diagnostics_become_strict_json_values():
+    """A certificate's diagnostics are stored as JSON: numpy scalars become Python numbers,
+    non-finite floats their names (strict JSON has no inf or nan), everything else as it is."""
+    import math
+
+    from landscape.certificates.data import _jsonable
+
+    got = _jsonable({"a": 0.5, "b": "float64 with a priori error bounds", "c": math.inf, "d": -math.inf,
+                     "e": [np.float64(1.5), np.int64(2), (3, None)], 7: True})
+    assert got == {"a": 0.5, "b": "float64 with a priori error bounds", "c": "inf", "d": "-inf",
+                   "e": [1.5, 2, [3, None]], "7": True}
+    assert isinstance(got["e"][0], float) and isinstance(got["e"][1], int) and isinstance(got["a"], float)
+    assert _jsonable(math.nan) == "nan"

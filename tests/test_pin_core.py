@@ -91,3 +91,19 @@ def test_two_tasks_of_rank_two_are_never_called_complete(monkeypatch):
     assert any("no boost slice implemented" in n for n in r.data["notes"])
     # the same answer for T = 3 (no slice needed) is complete
     assert enumerate_critical_points(rounded_tasks(0, 3, 3, 2), 2).complete
+
+
+def test_lift_recovers_rank_k_factors_for_k_above_one():
+    """_lift returns U_t with U_t U_t^T = X_t from the top-k eigenpairs, for k = 2 and 3 as for
+    k = 1; a zero block is reported and left zero."""
+    from landscape.enumeration._core import _lift
+
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 3):
+        U = rng.standard_normal((3, 5, k))
+        U[1] = 0.0
+        X = U @ np.swapaxes(U, 1, 2)
+        got, ok, zero = _lift(X, k)
+        assert ok and zero == [1]
+        np.testing.assert_allclose(got @ np.swapaxes(got, 1, 2), X, rtol=0, atol=1e-12)
+        assert not got[1].any()

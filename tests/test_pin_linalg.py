@@ -123,3 +123,16 @@ def test_rrr_errors_refuse_what_has_no_rank_k_estimate(B, kw, what):
         rrr_prediction_errors(np.random.default_rng(0), B, **args)
     edge = rrr_prediction_errors(np.random.default_rng(0), np.eye(3), n=3, sigma=0.0, kprime=3, reps=1)
     assert edge.shape == (1,) and edge[0] < 1e-20  # full rank, no noise: B_ols = B* exactly
+
+
+def test_rrr_errors_take_any_square_b_star_and_refuse_others():
+    """B_star is checked by value: a 300 x 300 matrix (sides beyond the small integers Python
+    caches) is square and accepted; 3 x 4, a vector and a nan entry are refused."""
+    from theory._linalg import rrr_prediction_errors
+
+    rng = np.random.default_rng(0)
+    e = rrr_prediction_errors(rng, np.eye(300), n=310, sigma=0.1, kprime=1, reps=1)
+    assert np.shape(e) == (1,) and np.all(np.isfinite(e))
+    for bad in (np.ones((3, 4)), np.ones(3), np.array([[1.0, np.nan], [0.0, 1.0]])):
+        with pytest.raises(ValueError, match="finite square matrix"):
+            rrr_prediction_errors(rng, bad, n=10, sigma=0.1, kprime=1, reps=1)
