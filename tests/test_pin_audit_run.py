@@ -530,3 +530,17 @@ def test_the_default_number_of_starts_is_the_one_the_cli_and_readme_state():
     assert starts.default is None  # main() substitutes DEFAULT_STARTS
     assert stated == {R.DEFAULT_STARTS} == {int(re.search(r"default (\d+)", starts.help).group(1))}
     assert inspect.signature(R.audit).parameters["starts"].default == R.DEFAULT_STARTS
+
+
+def test_each_run_names_the_class_that_lists_it_and_the_timing_adds_up():
+    """A run's class_id is the id of the class whose members include the run (None for a run
+    in no class), and the certificates' seconds are a part of the audit's total."""
+    inst = ls.random_instance(np.random.default_rng(2), 3, 3, 1)
+    rep = ls.audit(inst, 1, starts=6, seed=0, plots=False)
+    d = rep.data
+    owner = {i: c["id"] for c in d["classes"] for i in c["members"]}
+    assert owner and len(owner) == sum(len(c["members"]) for c in d["classes"])
+    assert [r["class_id"] for r in d["runs"]] == [owner.get(i) for i in range(len(d["runs"]))]
+    t = d["timing"]
+    assert 0.0 <= t["certificates_s"] <= t["total_s"] and 0.0 <= t["search_s"] <= t["total_s"]
+    assert sum(t["certificate_s_by_class"].values()) <= t["certificates_s"] + 1e-9

@@ -353,3 +353,55 @@ def test_route_2_seeds_the_origin_with_all_t_d_unknowns(monkeypatch, d):
         C.homotopy_enumeration(sq, None, 3, d, seed=0, timeout=1.0, degree=1)
     (x,) = seen
     assert x.shape == (3 * d,) and not np.any(x)
+
+
+def test_a_path_end_with_a_non_finite_entry_counts_as_lost(monkeypatch):
+    """An end with a nan entry (and otherwise finite entries) is a lost path, tallied as such
+    and re-tracked -- not handed to Newton and Krawczyk as a point."""
+    from landscape.enumeration import algebra_available
+
+    if not algebra_available("phc"):
+        pytest.skip("needs phc")
+    import landscape as ls
+    import landscape.enumeration._param as P
+    from landscape.enumeration._complete import homotopy_enumeration
+    from landscape.enumeration._core import _Square
+    from landscape.enumeration._systems import exact_tasks
+
+    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
+    S = exact_tasks(tasks)
+    real, done = P.track, []
+
+    def track(fam, *a, **k):
+        ends, diag = real(fam, *a, **k)
+        if tuple(fam.supp) == (0, 1) and not done:
+            done.append(True)
+            ends = ends.copy()
+            ends[0, 0] = np.nan
+        return ends, diag
+
+    monkeypatch.setattr(P, "track", track)
+    route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
+    sup = next(p for p in route["per_support"] if p["support"] == [0, 1])
+    assert sup["attempts"][0]["double"]["lost"] == 1 and route["lost_paths"] >= 1
+    assert sup["certified_orbits"] == sup["start_orbits"]  # re-tracked and found
+
+
+def test_a_certified_end_joins_the_orbit_whose_slack_covers_it(monkeypatch):
+    """A new certified end is a duplicate of the known orbit with the least dist - slack: here
+    orbit 0 (wide box, large slack) covers the end while orbit 1 (point box, tiny slack) lies a
+    little farther off; the end must join orbit 0, not be taken for a new orbit."""
+    from types import SimpleNamespace
+
+    from landscape.enumeration import _complete as C
+
+    sols = C.CertifiedOrbits(SimpleNamespace(newton=lambda x: np.full(np.shape(x), np.nan)), 1, 1)
+    kr = SimpleNamespace(center=np.array([1.0 + 0j]), radius=0.0)
+    monkeypatch.setattr(C, "certify_solution", lambda *a, **k: (kr, "real", []))
+    mag = 2.0
+    slack0 = sols.tol * 2.0 + 3.0 * mag * 0.01
+    sols.reps = [{"center": np.array([1.0]), "radius": 0.01}, {"center": np.array([1.0]), "radius": 0.0}]
+    sols._keys = np.array([[1.0 + 0.9 * slack0], [1.0 - slack0]], dtype=complex)
+    sols._radii = np.array([0.01, 0.0])
+    assert sols.add(np.array([1.0])) == ("duplicate", 0)
+    assert sols.reps[0]["radius"] == 0.0  # the tighter box of the two is kept
