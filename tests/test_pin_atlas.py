@@ -425,3 +425,30 @@ def test_the_committed_effort_sweeps_used_the_atlas_search_budget():
     for rec in records:
         assert rec["format"] == "loraml-atlas-effort-sweep"
         assert rec["max_iter"] == _atlas.SEARCH_MAX_ITER and rec["methods"] == ["gd", "root-lm"]
+
+
+def test_nested_instance_rows_count_each_kind_of_class(monkeypatch):
+    """A row of the effort sweep counts, among the classes found with the first n starts, the
+    strict saddles, spurious candidates and degenerate points (together the positive critical
+    points), and among the gradient-descent starts (every other one) those ending at a spurious
+    candidate; planted classes and kinds stand in for the search."""
+    from types import SimpleNamespace
+
+    import theory._atlas_effort as AE
+    from landscape._classify import DEGENERATE, GLOBAL_MINIMUM, SPURIOUS_CANDIDATE, STRICT_SADDLE
+
+    kinds = [STRICT_SADDLE, SPURIOUS_CANDIDATE, DEGENERATE, DEGENERATE, GLOBAL_MINIMUM, SPURIOUS_CANDIDATE]
+    monkeypatch.setattr(AE, "search", lambda prob, **kw: [SimpleNamespace(point=U) for U in kw["starts"]])
+    monkeypatch.setattr(AE, "classify_result", lambda prob, r, **kw: SimpleNamespace(kind=kinds.pop(0)))
+
+    def dedup(prob, points, cls):
+        return [SimpleNamespace(kind=c.kind, representative=i,
+                                classification=SimpleNamespace(recovers_A_star=True)) for i, c in enumerate(cls)]
+
+    monkeypatch.setattr(AE, "deduplicate", dedup)
+    monkeypatch.setattr(AE._atlas, "_certify", lambda *a, **k: "planted")
+    (row,) = AE.nested_instance(3, 1, 3, 0, starts=(6,))
+    # starts 0, 2, 4 went to gradient descent: strict saddle, degenerate, global minimum
+    assert row["gd_starts"] == 3 and row["gd_starts_spurious"] == 0
+    assert (row["strict_saddles"], row["spurious_classes"], row["degenerate_classes"]) == (1, 2, 2)
+    assert row["positive_critical"] == 5 and row["second_minimisers_search"] == 0

@@ -175,3 +175,33 @@ def test_staircase_needs_a_pure_power_of_every_variable(lms, nvars):
     """Zero-dimensional iff some leading monomial is a pure power of each variable: mixed
     monomials (xy, xy and x^2 without a power of y) leave an infinite staircase -> None."""
     assert _staircase_count(np.array(lms), nvars) is None
+
+
+def test_msolve_in_the_wheel_is_used_only_when_it_is_an_executable_file(tmp_path, monkeypatch):
+    """Without $LANDSCAPE_MSOLVE or msolve on PATH, the wheel's bin/msolve is taken if it is a
+    file that may be executed: not a file without the execute bit, not a directory."""
+    import importlib.util
+    import os
+    import shutil
+    from types import SimpleNamespace
+
+    from landscape.enumeration import _backends as B
+
+    monkeypatch.delenv("LANDSCAPE_MSOLVE", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    loc = tmp_path / "sage_wheels"
+    (loc / "bin").mkdir(parents=True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: SimpleNamespace(submodule_search_locations=[str(loc)])
+                        if name == "sage_wheels" else real(name, *a))
+    exe = loc / "bin" / "msolve"
+    assert B.msolve_path() is None  # nothing there
+    exe.mkdir()
+    assert B.msolve_path() is None  # a directory, searchable (x bit) but no file
+    exe.rmdir()
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o644)
+    assert B.msolve_path() is None  # a file without the execute bit
+    exe.chmod(0o755)
+    assert B.msolve_path() == str(exe) and os.access(exe, os.X_OK)
