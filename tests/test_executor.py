@@ -385,3 +385,32 @@ def test_duplicate_keys_are_named_and_the_bar_starts_at_the_stored_units(tmp_pat
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     run_units(units, store=tmp_path, progress=True)
     assert len(bars) == 1 and bars[0]["total"] == 5 and bars[0]["initial"] == 3
+
+
+def test_the_progress_bar_counts_each_unit_once_from_those_already_stored(tmp_path, monkeypatch):
+    """The bar starts at the units loaded from the store and advances by one per unit run, so
+    it ends at the total."""
+    import tqdm.auto
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, initial=0, **kw):
+            self.total, self.n, self.closed = total, initial, False
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    store = tmp_path / "store"
+    units = [Unit(f"u{s}", eu.fail_on, {"seed": s, "bad": -1}, hints={"marker_dir": str(marks)}) for s in range(5)]
+    run_units(units[:2], store=store)
+    run_units(units, store=store, progress=True)
+    (bar,) = bars
+    assert (bar.total, bar.n, bar.closed) == (5, 5, True)

@@ -79,3 +79,20 @@ def test_an_estimate_describes_its_memory_in_gibibytes():
 
     c = AuditCost(seconds=12.4, bytes=3 * 2**29, curvature="dense", detail="3 starts")
     assert c.describe() == f"estimated 12 s ({ESTIMATE_BASIS}) and 1.50 GiB (dense curvature; 3 starts)"
+
+
+@pytest.mark.parametrize("T, mode", [(1500, "dense"), (1501, "hvp")])
+def test_the_estimate_takes_the_dense_path_up_to_the_same_size_the_audit_does(T, mode):
+    """With curvature "auto", T d k = DENSE_EIGH_MAX_DIM = 1500 unknowns still take the dense
+    path and one more the matrix-free one -- in the up-front estimate as in the audit's own
+    choice (both inclusive at 1500; d = k = 1 keeps the dense matrices small)."""
+    import numpy as np
+
+    from landscape import LoraMLProblem
+    from landscape._curvature import DENSE_EIGH_MAX_DIM
+    from landscape._search.cost import curvature_mode, estimate_audit_cost
+
+    assert DENSE_EIGH_MAX_DIM == 1500
+    assert estimate_audit_cost(1, T, 1, 1).curvature == mode
+    prob = LoraMLProblem(np.random.default_rng(0).standard_normal((T, 1, 1)), 1)
+    assert curvature_mode(prob).mode == mode

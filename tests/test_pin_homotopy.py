@@ -191,3 +191,29 @@ def test_at_rank_one_every_orbit_must_be_hit_once_per_sign_copy(monkeypatch, k, 
     problem = SimpleNamespace(T=3, k=k)
     out = H.phc_route(problem, sq, None, [{"copies": 2}, {"copies": 2}], [None, None], seed=0, timeout=1.0)
     assert out["agrees"] is agrees
+
+
+@pytest.mark.skipif(not algebra_available("phc"), reason="needs phc (PHCpack)")
+def test_an_end_with_a_numerically_zero_block_is_left_to_the_smaller_support(monkeypatch):
+    """A path end one of whose blocks is zero up to round-off (1e-14 of the end's size) lies on
+    a smaller support: counted as such and not as a new orbit of this support."""
+    import landscape.enumeration._param as P
+
+    real, extra = P.track, {}
+
+    def track(fam, S0, S, reps, gamma, **kw):
+        ends, diag = real(fam, S0, S, reps, gamma, **kw)
+        if len(fam.supp) == 2 and "done" not in extra and len(ends):
+            extra["done"] = True
+            e = ends[0].copy()
+            e[:fam.d] = 1e-14 * np.max(np.abs(e))  # block 0 vanishes to round-off
+            ends, diag = np.vstack([ends, e[None]]), np.vstack([diag, diag[:1]])
+        return ends, diag
+
+    base = enumerate_critical_points(_tasks(), 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    monkeypatch.setattr(P, "track", track)
+    ph = enumerate_critical_points(_tasks(), 1, routes=("msolve", "phc")).data["routes"]["phc"]
+    assert extra["done"]
+    assert ph["ends_on_smaller_support"] == base["ends_on_smaller_support"] + 1
+    assert [p["orbits_at_target"] for p in ph["per_support"]] == [p["orbits_at_target"] for p in base["per_support"]]
+    assert ph["agrees"] is True

@@ -138,3 +138,29 @@ def test_the_loss_histogram_spans_at_least_one_decade_and_otherwise_exactly_its_
     edges, stacks = edges_of([1e-6, 1e-3, 1.0], [P.GLOBAL_MINIMUM, P.STRICT_SADDLE, P.STRICT_SADDLE])
     assert edges[0] == pytest.approx(-6.0, abs=1e-12) and edges[-1] == pytest.approx(0.0, abs=1e-12)
     assert [int(s.sum()) for s in stacks] == [1, 2]
+
+
+@pytest.mark.parametrize("e, x_power, y_power", [(4, 1, 4), (6, 1, 2), (2, 1, 4)])
+def test_an_axis_left_unconverted_names_its_factor(e, x_power, y_power):
+    """When a converted value would leave the float range, the axis stays as computed and its
+    label names the factor 2^(-p e / 2) that converts it (p the quantity's power)."""
+    from landscape._audit import plots as P
+
+    units = SimpleNamespace(e=e)
+    series = [(np.array([1e308, 1.0]), np.array([1e308, 2.0]))]
+    out, xs, ys = P._in_user_units(series, units, y_power=y_power, x_power=x_power)
+    assert xs == f" [x 2^{-x_power * e // 2}: tasks divided by 2^{e}]"
+    assert ys == f" [x 2^{-y_power * e // 2}: tasks divided by 2^{e}]"
+    assert np.array_equal(out[0][0], series[0][0]) and np.array_equal(out[0][1], series[0][1])
+    assert xs == {4: " [x 2^-2: tasks divided by 2^4]", 6: " [x 2^-3: tasks divided by 2^6]",
+                  2: " [x 2^-1: tasks divided by 2^2]"}[e]
+
+
+def test_a_single_task_has_no_boost_curve():
+    """The O(k,k) boost exists for T = 2 only: one task gets the O(k) orbit and the generic
+    path, no boost."""
+    rng = np.random.default_rng(0)
+    prob = LoraMLProblem(rng.standard_normal((1, 3, 3)), 1)
+    U = rng.standard_normal((1, 3, 1))
+    labels = [label for _, _, _, label in _orbit_curves(prob, SimpleNamespace(point=U), np.random.default_rng(0))]
+    assert labels and not any("boost" in lb for lb in labels)
