@@ -246,3 +246,18 @@ def test_monodromy_logs_the_seconds_since_it_started(monkeypatch):
                        log=lines.append)
     secs = [int(re.search(r"(\d+) s$", ln).group(1)) for ln in lines if " loop " in ln]
     assert secs and all(s > 0 and s % 7 == 0 for s in secs) and secs == sorted(secs)
+
+
+def test_from_chart_marks_points_at_infinity_relative_to_the_point():
+    """Back from the projective chart, v / h, except where |h| <= 1e-12 max|x| (a point at
+    infinity, or a lost path; at 2e-12 of max|x| = 2 exactly, too): NaN there, for any scale of x."""
+    from landscape.enumeration._param import from_chart, to_chart
+
+    for s in (1.0, 1e-20, 1e20):
+        x = s * np.array([[1.0, 2.0, 0.0], [1.0, 2.0, 2e-12], [1.0, 2.0, 5e-12], [3.0, -1.0, 2.0]])
+        u = from_chart(x)
+        assert np.all(np.isnan(u[:2])) and np.all(np.isfinite(u[2:]))
+        np.testing.assert_allclose(u[2:], [[0.2e12, 0.4e12], [1.5, -0.5]], rtol=1e-15)
+    chart = np.array([0.3, -0.2, 1.0])
+    pts = np.array([[0.5, 2.0], [-1.0, 0.25]])
+    np.testing.assert_allclose(from_chart(to_chart(pts, chart)), pts, rtol=1e-14)

@@ -165,6 +165,14 @@ def test_a_value_that_scales_to_exactly_one_is_printed_as_one(e):
         assert u.fmt(-(2.0 ** -p), ".2e", power=power) == "-1.00e+00"
 
 
+@pytest.mark.parametrize("ex", [400, 401])
+def test_the_carry_adds_one_to_an_exponent_of_either_parity(ex):
+    """9.9999 x 10^ex beyond the float range prints as 1.000 x 10^(ex + 1) for an even and an
+    odd ex alike."""
+    x = float(Fraction(99999, 10**4) * 10**ex / Fraction(2) ** 1200)
+    assert _Units(600).fmt(x) == f"1.000e+{ex + 1}"
+
+
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_beyond_the_float_range_a_mantissa_that_rounds_to_ten_carries_into_the_exponent(sign):
     """9.9999e400 (outside float64, printed through log10) at 3 digits is 1.000e+401, never
