@@ -119,3 +119,23 @@ def test_the_table_counts_passed_checks_and_names_the_failed_ones(n, failed):
     assert len(starts) == n and all(ln.endswith("0.50") and ("PASS" in ln or "FAIL" in ln) for ln in starts)
     wrapped = [ln for ln in rows if ln.startswith(" ")]
     assert len(wrapped) >= 2 and not any("PASS" in ln or "FAIL" in ln or "0.50" in ln for ln in wrapped)
+
+
+def test_the_paper_scale_enumeration_is_the_one_the_committed_record_ran():
+    """The committed paper-scale report (theory/results/theory-paper.json) enumerates three
+    T = 2 instances and one T = 3 instance; the registry's paper scale asks for the same."""
+    import json
+    import re
+    from pathlib import Path
+
+    from theory import _checks_enumeration as EN
+    from theory._registry import REGISTRY
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "theory/results/theory-paper.json").read_text())
+    (res,) = [r for r in rec["results"] if r["id"] == EN.CHECK_ID]
+    labels = [c["label"] for c in res["cases"]]
+    t2 = {m.group(1) for lb in labels for m in [re.match(r"Thm 3\.4, T=2 .* instance (\d+):", lb)] if m}
+    t3 = {m.group(1) for lb in labels for m in [re.match(r"Thm 3\.3, T=3 .* instance (\d+):", lb)] if m}
+    (check,) = [c for c in REGISTRY if c.id == EN.CHECK_ID]
+    paper = check.sizes["paper"]
+    assert (paper["t2_instances"], paper["t3_instances"]) == (len(t2), len(t3)) == (3, 1)
