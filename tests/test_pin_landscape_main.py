@@ -59,9 +59,10 @@ def test_enumerate_refuses_no_threads_and_no_time(tmp_path, capsys, opt, value, 
     from landscape.__main__ import main
 
     out = tmp_path / "out"
-    assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", opt, value, "--out", str(out), "-q"]) == 2
+    # OPT=VALUE: argparse would take a separate "-1e-9" for an option and refuse it itself
+    assert main(["enumerate", str(_tasks_file(tmp_path)), "--rank", "1", f"{opt}={value}", "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and name in err[0] and not out.exists()
+    assert len(err) == 1 and name in err[0] and "must be" in err[0] and not out.exists()
 
 
 @pytest.mark.skipif(not __import__("landscape.enumeration", fromlist=["algebra_available"]).algebra_available("msolve"),
@@ -171,3 +172,14 @@ def test_every_default_the_audit_help_states_is_the_parsers_default():
     assert checked >= 1
     args = p.parse_args(["audit", "tasks.npy", "--rank", "1"])
     assert args.seed == 0 and args.starts is None
+
+
+def test_enumerate_requires_the_rank(tmp_path, capsys):
+    """enumerate has no default rank: without --rank it exits 2 before reading anything, naming
+    the missing option."""
+    from landscape.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["enumerate", str(_tasks_file(tmp_path)), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--rank" in err and "required" in err and not out.exists()

@@ -243,3 +243,20 @@ def test_the_mark_is_rewritten_only_for_another_command(tmp_path, monkeypatch):
     assert writes == []
     outguard.write_mark(tmp_path, "other")
     assert len(writes) == 1 and json.loads((tmp_path / MARK).read_text()) == {"command": "other"}
+
+
+def test_releasing_one_of_several_held_locks_drops_exactly_that_one(tmp_path):
+    """Within one process several folders may be held; releasing one drops its own entry even
+    when an older entry's descriptor number is larger (a freed descriptor is reused by the
+    next lock), so the others stay held."""
+    a, b, c = (tmp_path / n for n in "abc")
+    la = OutLock(a, "cmd").acquire()
+    lb = OutLock(b, "cmd").acquire()
+    la.release()  # frees the lowest descriptor
+    lc = OutLock(c, "cmd").acquire()  # takes it again: c's descriptor < b's
+    key = {p: os.path.realpath(p) for p in (a, b, c)}
+    assert OutLock._held[key[c]][0] < OutLock._held[key[b]][0]
+    lc.release()
+    assert key[c] not in OutLock._held and key[b] in OutLock._held
+    lb.release()
+    assert key[b] not in OutLock._held

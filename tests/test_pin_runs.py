@@ -161,3 +161,40 @@ def test_the_shallow_defaults_are_the_committed_figures_seed_and_threads():
     assert params["seed"].default == made["seed"] == _shallow._SHALLOW_PAPER["seed"]
     assert params["threads"].default == made["threads"] == 1
     assert inspect.signature(R.shallow_config).parameters["seed"].default == made["seed"]
+
+
+@pytest.mark.parametrize("seeds, parts, want", [([1, 2, 3], 1, [[1, 2, 3]]), ([1, 2, 3], 5, [[1], [2], [3]]),
+                                                ([1, 2, 3, 4], 2, [[1, 2], [3, 4]]), ([4], 0, [[4]]), ([], 3, [])])
+def test_seeds_are_split_into_at_most_the_parts_asked_and_at_least_one(seeds, parts, want):
+    from empirics._runs import _chunks
+
+    assert _chunks(seeds, parts) == want
+
+
+def test_records_state_their_own_elapsed_seconds(monkeypatch):
+    """A trial record's and a shallow unit's ``seconds`` are the time the call took (stand-in
+    training: well under the wall time measured around the call)."""
+    import time
+    from types import SimpleNamespace
+
+    import empirics._runs as R
+    import empirics._shallow as SH
+    import empirics._trainer as TR
+
+    fit = SimpleNamespace(model=None, history=[{"test": 0.5}], best_epoch=1)
+    monkeypatch.setattr(TR, "retrain", lambda *a, **k: fit)
+    monkeypatch.setattr(TR, "finetune", lambda *a, **k: fit)
+    monkeypatch.setattr(R, "provenance", lambda device: {})
+    family = SimpleNamespace(describe=lambda: {"name": "stand-in"})
+    cfg = SimpleNamespace(device="cpu")
+    monkeypatch.setattr(R.dataclasses, "asdict", lambda c: {})
+    t = time.perf_counter()
+    rec = R.trial_record(family, cfg, cfg, seed=0)
+    wall = time.perf_counter() - t
+    assert 0.0 <= rec["seconds"] <= wall
+    monkeypatch.setattr(SH, "run_shallow_batched", lambda *a, **k: {"final_mse": [0.0], "curve": [], "curve_epochs": [],
+                                                                     "retrain_loss": [0.0]})
+    monkeypatch.setattr(SH, "ShallowConfig", lambda **k: None)
+    t = time.perf_counter()
+    unit = R.shallow_trials_unit({}, [0])
+    assert 0.0 <= unit["seconds"] <= time.perf_counter() - t
