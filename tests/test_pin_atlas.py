@@ -452,3 +452,38 @@ def test_nested_instance_rows_count_each_kind_of_class(monkeypatch):
     assert row["gd_starts"] == 3 and row["gd_starts_spurious"] == 0
     assert (row["strict_saddles"], row["spurious_classes"], row["degenerate_classes"]) == (1, 2, 2)
     assert row["positive_critical"] == 5 and row["second_minimisers_search"] == 0
+
+
+def test_the_atlas_command_reports_a_store_of_another_configuration(monkeypatch, tmp_path, capsys):
+    """A store computed with another configuration is refused in one line, exit 2 (not a
+    traceback), and nothing is mixed."""
+    import theory._atlas as A
+    from landscape.runtime.store import ConfigMismatch
+    from theory.__main__ import main
+
+    def refuse(**kw):
+        raise ConfigMismatch("the store holds units of another configuration")
+
+    monkeypatch.setattr(A, "atlas", refuse)
+    assert main(["atlas", "--smoke", "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["python -m theory atlas: error: the store holds units of another configuration"]
+
+
+@pytest.mark.parametrize("word", ["bogus", "zeta", "report"])
+def test_only_the_word_atlas_selects_the_atlas_command(word, capsys, monkeypatch):
+    """`python -m theory WORD`: only `atlas` is the atlas command; another first word is an
+    error of the main command (exit 2), not of the atlas's (which must not start)."""
+    import theory._atlas as A
+    from theory.__main__ import main
+
+    def must_not_run(**kw):
+        raise AssertionError("the atlas ran")
+
+    monkeypatch.setattr(A, "atlas", must_not_run)
+
+    with pytest.raises(SystemExit) as ex:
+        main([word])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m theory: error") and "python -m theory atlas" not in err
