@@ -206,3 +206,47 @@ def test_an_adapter_set_must_define_each_of_its_four_abstract_methods():
     from ._pin_tools import assert_abstract_in_exactly
 
     assert_abstract_in_exactly(AdapterSet, ("activate", "adapter_parameters", "base_parameters", "strip"))
+
+
+def test_attaching_lora_forks_the_rng_of_exactly_the_cuda_devices_the_base_is_on(monkeypatch):
+    """peft draws from the global RNGs; the adapters fork those of the CUDA devices holding the
+    base (and only those: not an mps or meta device), so the caller's streams stay as they
+    were. Stand-in parameters report their devices; the device type is built at run time, as
+    torch's own strings are (not the interned literal)."""
+    from types import SimpleNamespace
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fork(devices=None, device_type="cuda", **kw):
+        seen.append((list(devices), device_type))
+        raise Stop
+
+    monkeypatch.setattr(torch.random, "fork_rng", fork)
+    cuda = "".join(["cu", "da"])
+    params = [SimpleNamespace(device=SimpleNamespace(type=cuda, index=i)) for i in (1, 0, 1)]
+    params += [SimpleNamespace(device=SimpleNamespace(type=t, index=7)) for t in ("cpu", "mps", "meta")]
+    base = SimpleNamespace(parameters=lambda: iter(params))
+    with pytest.raises(Stop):
+        PeftLoraSet(base, ("x",), rank=1, alpha=None, dropout=0.0, target_modules=("0",),
+                    generator=torch.Generator(), train_base=False)
+    assert seen == [([0, 1], "cuda")]
+
+
+def test_lora_a_is_drawn_as_peft_draws_it_and_the_first_adapter_is_active():
+    """Each lora_A is redrawn from the run's generator with kaiming_uniform(a = sqrt(5)), whose
+    bound is 1 / sqrt(fan_in); lora_B starts at zero; after construction the first adapter is
+    the active one."""
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(400, 5))
+    s = PeftLoraSet(base, ("x", "y"), rank=4, alpha=None, dropout=0.0, target_modules=("0",),
+                    generator=torch.Generator().manual_seed(3), train_base=False)
+    mod = s.model.base_model.model[0]
+    bound = 1.0 / math.sqrt(400)
+    for n in ("x", "y"):
+        A = mod.lora_A[n].weight.detach()
+        assert float(A.abs().max()) <= bound and float(A.abs().max()) >= 0.97 * bound  # 1600 draws
+        assert not mod.lora_B[n].weight.detach().any()
+    assert s.model.base_model.active_adapter in ("x", ["x"])

@@ -130,3 +130,17 @@ def test_a_new_convolutional_head_redraws_its_4d_kernel_like_a_matrix():
     nn.init.kaiming_uniform_(want, a=math.sqrt(5), generator=torch.Generator().manual_seed(4))
     assert head.weight.shape == (3, 2, 2, 2) and torch.equal(head.weight, want)
     assert torch.count_nonzero(head.bias) == 0
+
+
+@pytest.mark.parametrize("stage, trains_base", [("retrain", True), ("finetune", False)])
+def test_default_lora_trains_the_base_in_retraining_only(stage, trains_base):
+    """The default LoRA adapters leave the base trainable while retraining and freeze it while
+    fine-tuning (only the adapter of the new task is trained then)."""
+    fam = _Fam()
+    model = fam.init_model(None)
+    s = fam.attach_lora(model, ["a"], stage=stage, rank=1, generator=torch.Generator().manual_seed(0))
+    base = s.base_parameters()
+    assert s.train_base is trains_base
+    assert base and all(p.requires_grad is trains_base for p in base)
+    adapter = s.adapter_parameters("a")
+    assert adapter and all(p.requires_grad for p in adapter)
