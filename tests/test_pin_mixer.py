@@ -96,3 +96,18 @@ def test_the_patch_embedding_takes_channels_times_patch_squared_inputs(patch):
     m = _mixer.MLPMixer(image_size=8, patch_size=patch, channels=3, dim=4, depth=1, num_classes=2, dropout=0.0)
     assert m.patch_embed.in_features == 3 * patch * patch
     assert m(torch.zeros(2, 3, 8, 8)).shape == (2, 2)
+
+
+@pytest.mark.parametrize("p", [-0.1, -1e-12, 1.0, 1.5, float("nan")])
+def test_dropout_refuses_a_probability_outside_zero_to_one(p):
+    """A negative p would keep everything and scale by 1 / (1 - p) < 1 (no error from the
+    generator path); p >= 1 divides by zero; nan is no probability."""
+    with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\)"):
+        _mixer.GeneratorDropout(p)
+
+
+def test_dropout_of_zero_is_the_identity_while_training():
+    d = _mixer.GeneratorDropout(0.0, generator_for=lambda dev: torch.Generator().manual_seed(0))
+    d.train()
+    x = torch.randn(4, 6)
+    assert d(x) is x

@@ -90,6 +90,9 @@ class GeneratorDropout(nn.Module):
 
     def __init__(self, p: float, generator_for=None):
         super().__init__()
+        p = float(p)
+        if not 0.0 <= p < 1.0:  # a negative p would scale every activation by 1 / (1 - p) < 1 instead
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p, self.generator_for = p, generator_for
 
     def forward(self, x):
