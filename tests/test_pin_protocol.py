@@ -67,3 +67,16 @@ def test_the_vision_family_reads_the_users_archive_or_else_the_default(monkeypat
     with pytest.raises(Stop):
         _protocol.build_family(cfg, verbose=False)
     assert seen["archive"] == (archive or _cifar.DEFAULT_ARCHIVE)
+
+
+@pytest.mark.parametrize("name", ["cifar", "bogus", "CIFAR10", ""])
+def test_an_unknown_vision_dataset_is_refused_not_read_as_another(name):
+    """Only cifar10, fashion-mnist and random name vision data; any other name (a prefix of
+    one, another spelling) is refused before anything is loaded."""
+    from empirics.real._protocol import build_family
+    from empirics.real._run import VISION_PAPER
+    import dataclasses
+
+    cfg = dataclasses.replace(VISION_PAPER, dataset=name, data_root="/nonexistent")
+    with pytest.raises(ValueError, match=r"dataset must be cifar10\|fashion-mnist\|random"):
+        build_family(cfg, verbose=False)

@@ -70,3 +70,28 @@ def test_the_public_runs_show_no_progress_bar_unless_asked(entry):
     if fn is None:
         pytest.skip(f"no {entry}")
     assert inspect.signature(fn).parameters["progress"].default is False
+
+
+@pytest.mark.parametrize("executor, shown", [(None, True), ("one", True), ("two", False), ("bare", False)])
+def test_stage_progress_bars_only_when_the_units_run_in_this_process(tmp_path, monkeypatch, executor, shown):
+    """Stage progress bars are drawn only in this process: no executor or one with a single
+    worker; not with several workers, nor with an executor that states no worker count (a
+    cluster's: its workers' bars would interleave)."""
+    from types import SimpleNamespace
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def make_units(cfg, *, progress, verbose):
+        seen.append(progress)
+        raise Stop
+
+    monkeypatch.setattr(R, "make_units", make_units)
+    ex = {None: None, "one": SimpleNamespace(workers=1), "two": SimpleNamespace(workers=2),
+          "bare": SimpleNamespace(name="cluster")}[executor]
+    cfg = R.RunConfig()
+    with pytest.raises(Stop):
+        R.run(cfg, tmp_path / "out", progress=True, executor=ex, estimate=False)
+    assert seen == [shown]
