@@ -384,3 +384,17 @@ def test_idx_images_must_be_a_stack_matching_the_labels(tmp_path, images, messag
     _fixtures.write_idx(tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte", images)
     with pytest.raises(ValueError, match=message):
         _fmnist.load_fashion_mnist(tmp_path, reader="numpy", verbose=False)
+
+
+@pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte", "images.idx", "images.ubyte", "a.zz"])
+def test_idx_is_decompressed_only_when_it_ends_in_gz(tmp_path, name):
+    """Plain idx files keep their own names (no suffix, .idx, ...) and are read as they are; the
+    same bytes gzipped under a .gz name read the same."""
+    import gzip
+
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    plain = _idx(tmp_path / name, a, 0x08)
+    np.testing.assert_array_equal(_fmnist.read_idx(plain), a)
+    gz = tmp_path / (name + ".gz")
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    np.testing.assert_array_equal(_fmnist.read_idx(gz), a)
