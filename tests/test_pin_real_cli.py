@@ -119,3 +119,21 @@ def test_positive_float_refuses_with_its_own_message(text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
         cli._positive_float(text)
     assert cli._positive_float("2.5") == 2.5
+
+
+def test_the_output_folder_must_be_writable_and_searchable(tmp_path, monkeypatch):
+    """--out is refused when its nearest existing folder may not be written into (or entered):
+    the check asks for write and search permission together (a stand-in access() that denies
+    writing, as for a read-only folder -- root would be let through by the real one)."""
+    import os
+
+    asked = []
+
+    def access(path, mode):
+        asked.append(mode)
+        return not (mode & os.W_OK)
+
+    monkeypatch.setattr(cli.os, "access", access)
+    with pytest.raises(ValueError, match="is not a writable folder"):
+        cli._check_out(str(tmp_path / "new" / "run"))
+    assert asked == [os.W_OK | os.X_OK]

@@ -258,3 +258,14 @@ def test_exactly_as_many_official_clusters_as_test_tasks_passes_the_count(tmp_pa
         _convai2.build_persona_split(v, map_dir=maps, n_test=5, n_retrain=1)
     with pytest.raises(ValueError, match="no retraining persona tasks could be formed"):
         _convai2.build_persona_split(v, map_dir=maps, n_test=4, n_retrain=1)
+
+
+def test_cluster_tasks_hold_out_the_last_dialogues_and_train_on_the_rest():
+    """A cluster of 5 dialogues with 2 held out: the first 3 train, the last 2 are held out,
+    the two disjoint; a cluster with no more dialogues than are held out is left out."""
+    E = _convai2.Episode
+    eps = [E(persona=[f"p{i}"], turns=[f"t{i}a", f"t{i}b"]) for i in range(5)]
+    small = [E(persona=["q"], turns=["u"]) for _ in range(2)]
+    (task,) = _convai2.cluster_tasks(eps + small, [7] * 5 + [8] * 2, 2)
+    assert task.cluster == 7 and (task.n_train_dialogues, task.n_heldout_dialogues) == (3, 2)
+    assert task.train == ["t0a", "t0b", "t1a", "t1b", "t2a", "t2b"] and task.heldout == ["t3a", "t3b", "t4a", "t4b"]

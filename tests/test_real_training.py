@@ -690,3 +690,24 @@ def test_done_units_are_named_only_when_verbose_and_bars_shown_only_for_several_
     _run.run(two, tmp_path, verbose=True, progress=True, estimate=False)
     assert capsys.readouterr().err.count("done earlier (same configuration)") == 2
     assert asked == [(1, False), (2, True), (2, True)]
+
+
+def test_language_evaluation_averages_hits_and_losses_over_turns():
+    """LanguageFamily.evaluate: accuracy is hits@1 summed over turns divided by their number
+    (ties shared), in batches of eval_batch_size; stand-in logits for 3 turns of 2 candidates."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from empirics.real._text import LanguageFamily
+
+    # turn 0: true candidate (1) scores highest; turn 1: a tie (1/2); turn 2: the other one wins
+    scores = torch.tensor([[0.0, 2.0], [1.0, 1.0], [3.0, 0.0]])
+    logits = torch.stack([torch.zeros_like(scores), scores], dim=-1)  # (turns, candidates, 2)
+    data = {"answer": torch.tensor([1, 1, 1]), "row": torch.arange(3)}
+    me = SimpleNamespace(eval_batch_size=2, _logits=lambda model, batch: logits[batch["row"]])
+    out = LanguageFamily.evaluate(me, None, SimpleNamespace(split=lambda s: data), "val")
+    assert out["accuracy"] == pytest.approx(1.5 / 3, abs=1e-15)
+    target = torch.nn.functional.one_hot(data["answer"], 2)
+    want = float(torch.nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1), reduction="sum")) / 2 / 3
+    assert out["loss"] == pytest.approx(want, rel=1e-6)
