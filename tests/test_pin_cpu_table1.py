@@ -103,3 +103,32 @@ def test_render_states_the_elapsed_minutes(tmp_path, monkeypatch):
     assert "Elapsed, first process start to last process end: 90.0 min" in text
     assert "--retrain sr --seeds 1 --group-size 1 --threads 1" in json.loads(
         (tmp_path / "dest" / "vision_record.json").read_text())["command"]
+
+
+def test_the_module_runs_as_a_command():
+    """`python -m empirics.real.cpu_table1 --help` prints its usage (the module's __main__ guard)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "empirics.real.cpu_table1", "--help"], cwd=root,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m empirics.real.cpu_table1")
+
+
+def test_the_fine_tuning_panel_marks_chance_at_fifty_percent(tmp_path, monkeypatch):
+    """The tasks are binary: the learning-curve figure's chance line is at 50 %."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig))
+    unit = {"retrain": "sr", "retrain_steps": 10, "retrain_history": {"epoch": [1, 2], "val_accuracy": [0.6, 0.7]},
+            "finetune": {"lora": [{"accuracy_per_epoch": [0.6, 0.7]}]}}
+    C._curves_png([unit], {}, tmp_path / "c.png")
+    (fig,) = figs
+    chance = [ln for ln in fig.axes[1].lines if ln.get_label() == "chance"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [50, 50]

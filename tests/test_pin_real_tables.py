@@ -208,3 +208,14 @@ def test_the_test_task_by_name(dataset, label):
 def test_record_numbers(x, want):
     got = tb._float(x)
     assert (math.isnan(got) and math.isnan(want)) or got == want
+
+
+@pytest.mark.parametrize("dataset, line", [("random", "- Data: random pixels (smoke configuration), not a data set."),
+                                           ("fashion-mnist", "- Data set: fashion-mnist (an addition of this package")])
+def test_the_header_names_the_vision_data_by_value(dataset, line):
+    """The data line depends on the data set's name as read from a record (a string built at
+    run time, compared by value)."""
+    import json
+
+    rec = json.loads(json.dumps({"experiment": "vision", "config": {"dataset": "".join(dataset)}, "provenance": {}}))
+    assert any(ln.startswith(line) for ln in tb._header(rec))

@@ -302,3 +302,32 @@ def test_a_manifest_whose_seal_is_broken_is_refused_as_a_bundle_error(tmp_path):
     (tmp_path / "MANIFEST.json").write_text(text.replace('"files"', '"fileZ"'))
     with pytest.raises(bundle.BundleError, match="pack the bundle again$"):
         _bundle_pack.read_manifest(tmp_path)
+
+
+def test_verify_detects_a_same_size_change_whichever_way_its_digest_sorts(packed, tmp_path):
+    """A file changed in place (same size) is refused by its sha256, whether the new digest
+    sorts above or below the manifest's (one byte flipped until both cases are seen)."""
+    import hashlib
+    import shutil
+
+    dest, _ = packed
+    name = "data/convai2/valid_persona_map"
+    orig = (dest / name).read_bytes()
+    want = hashlib.sha256(orig).hexdigest()
+    seen = set()
+    for v in range(256):
+        data = bytes([v]) + orig[1:]
+        if data == orig:
+            continue
+        above = hashlib.sha256(data).hexdigest() > want
+        if above in seen:
+            continue
+        seen.add(above)
+        copy = tmp_path / f"copy{v}"
+        shutil.copytree(dest, copy)
+        (copy / name).write_bytes(data)
+        with pytest.raises(bundle.BundleError, match="differs from MANIFEST.json"):
+            bundle.verify(copy)
+        if len(seen) == 2:
+            break
+    assert seen == {True, False}
