@@ -68,3 +68,14 @@ def test_an_unset_configured_value_takes_any_override():
     check_overrides("fig", {"rank": None}, {"rank": [1, 2]})
     with pytest.raises(ValueError, match="--set trials: expected an integer >= 1"):
         check_overrides("fig", {"rank": None, "trials": 3}, {"trials": 0})
+
+
+def test_figure_data_is_saved_into_a_folder_created_with_its_parents(tmp_path):
+    """save_data creates the output folder and any missing parents."""
+    import numpy as np
+
+    from figures._registry import save_data
+
+    out = tmp_path / "a" / "b" / "c"
+    npz, js = save_data(out, "fig", {"x": np.arange(3.0), "note": "n"}, {"what": "test"})
+    assert npz.is_file() and js.is_file() and npz.parent == out

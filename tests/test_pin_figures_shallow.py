@@ -237,3 +237,17 @@ def test_the_tables_figure_has_a_panel_per_sweep_and_one_for_the_key_in_two_colu
     axes = figures_saved[-1].axes
     assert len(axes) == 2 * ((n + 2) // 2)
     assert sum(ax.axison for ax in axes) == n
+
+
+def test_tables_from_a_record_read_back_as_json_list_every_row():
+    """Sweep names read from a JSON record are compared by value: each sweep's table lists one
+    row per value and method."""
+    import json
+
+    data = json.loads(json.dumps(_table_data()))
+    data["sweeps"] = ["".join(s) for s in data["sweeps"]]
+    text = S.format_shallow_tables(data)
+    for s in data["sweeps"]:
+        section = text.split(f"## vary {s}")[1].split("## vary")[0]
+        rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith(f"| {s} |")]
+        assert len(rows) == 2 * len(data[f"values_{s}"])
