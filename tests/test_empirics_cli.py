@@ -65,3 +65,21 @@ def test_noise_energy_is_refused_exactly_when_sigma2_n_d_overflows(command):
     for sigma in (1.001 * limit, 1e200):
         with pytest.raises(UsageError, match=r"--sigma .*sigma\^2 N d overflows float64"):
             validate(sigma)
+
+
+@pytest.mark.parametrize("quiet, progress", [(False, True), (True, False)])
+def test_synthetic_linear_shows_progress_unless_quiet(tmp_path, monkeypatch, capsys, quiet, progress):
+    """Progress bars are on by default and off with -q."""
+    import empirics._runs as R
+
+    seen = []
+
+    def record(cfg, options, *, trials, seed, out, progress, executor):
+        seen.append(progress)
+        return {"stand-in": True}
+
+    monkeypatch.setattr(R, "linear_record", record)
+    monkeypatch.setattr(R, "summarize", lambda rec: "summary")
+    args = ["synthetic-linear", "--d", "4", "--N", "50", "--n", "20", "--trials", "1"] + (["-q"] if quiet else [])
+    assert main(args) == 0
+    assert seen == [progress]
