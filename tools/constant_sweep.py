@@ -48,56 +48,39 @@ def _kill_commands() -> dict:
     return out
 
 
-class _Span:
-    """Where a literal sits in a module's text: ``start(2)``, ``end(2)``, ``group(2)``, as the
-    match of a ``NAME = literal`` line."""
-
-    def __init__(self, start: int, end: int, text: str):
-        self._s, self._e, self._t = start, end, text
-
-    def start(self, _group):
-        return self._s
-
-    def end(self, _group):
-        return self._e
-
-    def group(self, _group):
-        return self._t
-
-
 def _inline(src: str, name: str):
-    """``FUNCTION:LITERAL[:N]``: the span of the N-th numeric literal spelled LITERAL in the
-    function(s) named FUNCTION (nested ones included; N counts from 1 in source order and may
-    be left out when there is exactly one), or None."""
+    """``FUNCTION:LITERAL[:N]``: ``(start, end, literal)`` of the N-th numeric literal spelled
+    LITERAL in the function(s) named FUNCTION (nested ones included; N counts from 1 in source
+    order and may be left out when there is exactly one), or None."""
     import ast
 
     func, literal, *nth = name.split(":")
-    hits = []
+    lines = src.splitlines(keepends=True)
     offsets = [0]
-    for line in src.splitlines(keepends=True):
+    for line in lines:
         offsets.append(offsets[-1] + len(line))
+    hits = set()
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func:
             for c in ast.walk(node):
                 if (isinstance(c, ast.Constant) and type(c.value) in (int, float)
                         and ast.get_source_segment(src, c) == literal):
-                    hits.append(offsets[c.lineno - 1] + len(src.splitlines(keepends=True)[c.lineno - 1]
-                                                             .encode()[:c.col_offset].decode()))
-    hits = sorted(set(hits))
-    if nth:
-        k = int(nth[0])
-        return _Span(hits[k - 1], hits[k - 1] + len(literal), literal) if 1 <= k <= len(hits) else None
-    return _Span(hits[0], hits[0] + len(literal), literal) if len(hits) == 1 else None
+                    # col_offset counts UTF-8 bytes
+                    hits.add(offsets[c.lineno - 1] + len(lines[c.lineno - 1].encode()[:c.col_offset].decode()))
+    hits = sorted(hits)
+    k = int(nth[0]) if nth else (1 if len(hits) == 1 else 0)
+    return (hits[k - 1], hits[k - 1] + len(literal), literal) if 1 <= k <= len(hits) else None
 
 
 def _constant(path: Path, name: str):
-    """The match of ``NAME = literal`` at the start of a line of ``path`` (group 2: the
-    literal), or the span of an inline literal ``FUNCTION:LITERAL[:N]`` (:func:`_inline`)."""
+    """``(start, end, literal)`` of the literal in ``NAME = literal`` at the start of a line of
+    ``path``, or of an inline literal ``FUNCTION:LITERAL[:N]`` (:func:`_inline`); None if absent."""
     if not path.is_file():
         return None
     if ":" in name:
         return _inline(path.read_text(), name)
-    return re.search(rf"^({re.escape(name)}\s*(?::[^=]+)?=\s*)(\S+)", path.read_text(), re.M)
+    m = re.search(rf"^({re.escape(name)}\s*(?::[^=]+)?=\s*)(\S+)", path.read_text(), re.M)
+    return (m.start(2), m.end(2), m.group(2)) if m else None
 
 
 def main(argv=None) -> int:
@@ -127,19 +110,19 @@ def main(argv=None) -> int:
         for mod, name, value, why in entries:
             path = tree / mod
             orig = path.read_text()
-            m = _constant(path, name)
-            path.write_text(orig[:m.start(2)] + value + orig[m.end(2):])
+            start, end, literal = _constant(path, name)
+            path.write_text(orig[:start] + value + orig[end:])
             t0 = time.perf_counter()
             try:
                 r = subprocess.run(commands[mod], shell=True, cwd=tree, capture_output=True, text=True, env=env)
             finally:
                 path.write_text(orig)
-            rec = {"module": mod, "name": name, "old": m.group(2), "new": value, "killed": r.returncode != 0,
+            rec = {"module": mod, "name": name, "old": literal, "new": value, "killed": r.returncode != 0,
                    "seconds": round(time.perf_counter() - t0, 1), "why": why,
                    "tail": (r.stdout + r.stderr).strip().splitlines()[-2:]}
             out.write(json.dumps(rec) + "\n")
             out.flush()
-            print(("killed   " if rec["killed"] else "SURVIVED ") + f"{mod} {name} {m.group(2)} -> {value}", flush=True)
+            print(("killed   " if rec["killed"] else "SURVIVED ") + f"{mod} {name} {literal} -> {value}", flush=True)
     return 0
 
 
