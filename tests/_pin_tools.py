@@ -2,11 +2,15 @@
 curvature bounds); find a private function of a package wherever it now
 lives, and patch a name in every module of a package that refers to it (so a breakage
 applied by a test reaches the code that calls it, whichever room holds it); a Generator
-with one planted draw; a function's positional and keyword-only parameters."""
+with one planted draw; a function's positional and keyword-only parameters; a child process
+holding an output folder's lock."""
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import subprocess
+import sys
 from fractions import Fraction
 import pkgutil
 
@@ -103,3 +107,15 @@ def assert_options_by_keyword(func, positional) -> None:
     params = inspect.signature(func).parameters
     assert [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == list(positional)
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n not in positional)
+
+
+def lock_holder(folder, seconds: float = 30):
+    """A child process that takes ``OutLock(folder)``, prints ``locked`` and holds it for
+    ``seconds`` (it exits with an error, printing nothing, if the folder is held already)."""
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; from landscape.runtime.outguard import OutLock; "
+                               f"OutLock({str(folder)!r}, 'cmd').acquire(); print('locked', flush=True); time.sleep({seconds})"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": root})

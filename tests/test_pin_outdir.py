@@ -111,17 +111,11 @@ def test_an_unwritable_folder_is_named_with_the_system_s_reason(tmp_path, monkey
 def test_a_folder_another_run_holds_is_refused_as_bad_input(tmp_path):
     """While another process holds the folder, preparing it raises LandscapeInputError (what the
     library's callers catch; exit 2 on the command line), saying so."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from ._pin_tools import lock_holder
 
     out = tmp_path / "audit"
     out.mkdir()
-    root = str(Path(__file__).resolve().parents[1])
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from landscape.runtime.outguard import OutLock; "
-                               f"OutLock({str(out)!r}, 'cmd').acquire(); print('locked', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": root})
+    holder = lock_holder(out)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(LandscapeInputError) as err:

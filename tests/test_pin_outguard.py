@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from landscape.runtime import outguard
 from landscape.runtime.cli import UsageError
 from landscape.runtime.outguard import LOCK, MARK, FileSet, OutLock, OutputLocked, claim_out_dir, read_set
+from ._pin_tools import lock_holder
 
 
 def test_the_mark_and_lock_names():
@@ -98,13 +97,6 @@ def test_which_names_are_a_killed_run_s_temporaries(name, temporary, tmp_path):
 
 
 # ------------------------------------------------------------------ the lock
-def _holder(folder, seconds=30):
-    return subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from landscape.runtime.outguard import OutLock; "
-                               f"OutLock({str(folder)!r}, 'cmd').acquire(); print('locked', flush=True); time.sleep({seconds})"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
-
-
 def test_the_lock_is_exclusive_across_processes_and_reentrant_within_one(tmp_path):
     out = tmp_path / "out"
     (tmp_path / "out").mkdir()
@@ -119,7 +111,7 @@ def test_the_lock_is_exclusive_across_processes_and_reentrant_within_one(tmp_pat
             assert OutLock._held[key][1] == 2
         assert OutLock._held[key][1] == 1
         assert first.acquire() is first and OutLock._held[key][1] == 1  # acquiring twice is one hold
-        p = _holder(out)
+        p = lock_holder(out)
         try:
             out_text, _ = p.communicate(timeout=60)
         finally:
@@ -127,12 +119,12 @@ def test_the_lock_is_exclusive_across_processes_and_reentrant_within_one(tmp_pat
         assert "locked" not in out_text and p.returncode != 0
     assert os.path.realpath(out) not in OutLock._held
     # released: another process takes it now
-    p = _holder(out, seconds=0)
+    p = lock_holder(out, seconds=0)
     assert p.communicate(timeout=60)[0].strip() == "locked" and p.returncode == 0
 
 
 def test_a_folder_locked_by_another_process_is_refused_with_one_line(tmp_path):
-    p = _holder(tmp_path)
+    p = lock_holder(tmp_path)
     try:
         assert p.stdout.readline().strip() == "locked"
         with pytest.raises(OutputLocked, match=rf"^{tmp_path} is being written by another run \(lock "):
