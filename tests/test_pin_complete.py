@@ -152,12 +152,9 @@ def test_a_large_certified_box_is_tightened_by_one_more_newton_run():
     assert kr.certified and kr.radius < 1e-12 and abs(kr.center[0] - np.sqrt(2)) <= kr.radius
 
 
-def test_an_end_on_a_smaller_support_is_counted_as_other_support(monkeypatch):
-    """A path of support (0, 1) ending on an orbit of support (0,) -- found there already, so a
-    duplicate that no path of this gamma owns -- is counted as other_support, re-tracked, and
-    the support still certifies all its orbits."""
-    import pytest
-
+def _route2_with_ends(monkeypatch, edit):
+    """Route 2 (the parameter homotopy) on a (3, 2, 1) instance, every batch of path ends passed
+    through ``edit(support, ends) -> ends`` first; returns the route and its support (0, 1)."""
     from landscape.enumeration import algebra_available
 
     if not algebra_available("phc"):
@@ -170,22 +167,33 @@ def test_an_end_on_a_smaller_support_is_counted_as_other_support(monkeypatch):
 
     tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
     S = exact_tasks(tasks)
-    real, keep = P.track, {}
+    real = P.track
 
     def track(fam, *a, **k):
         ends, diag = real(fam, *a, **k)
-        supp = tuple(fam.supp)
+        return edit(tuple(fam.supp), ends), diag
+
+    monkeypatch.setattr(P, "track", track)
+    route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
+    return route, next(p for p in route["per_support"] if p["support"] == [0, 1])
+
+
+def test_an_end_on_a_smaller_support_is_counted_as_other_support(monkeypatch):
+    """A path of support (0, 1) ending on an orbit of support (0,) -- found there already, so a
+    duplicate that no path of this gamma owns -- is counted as other_support, re-tracked, and
+    the support still certifies all its orbits."""
+    keep = {}
+
+    def edit(supp, ends):
         if supp == (0,) and "end" not in keep:
             keep["end"] = ends[0].copy()
         if supp == (0, 1) and "moved" not in keep:
             keep["moved"] = True
             ends = ends.copy()
             ends[0, :2], ends[0, 2:] = keep["end"], 0.0  # block 1 zero: the (0,) orbit
-        return ends, diag
+        return ends
 
-    monkeypatch.setattr(P, "track", track)
-    route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
-    sup = next(p for p in route["per_support"] if p["support"] == [0, 1])
+    _, sup = _route2_with_ends(monkeypatch, edit)
     assert sup["attempts"][0]["double"] == {"lost": 0, "failed": 0, "duplicate": 0, "other_support": 1}
     assert sup["certified_orbits"] == sup["start_orbits"]
 
@@ -358,31 +366,16 @@ def test_route_2_seeds_the_origin_with_all_t_d_unknowns(monkeypatch, d):
 def test_a_path_end_with_a_non_finite_entry_counts_as_lost(monkeypatch):
     """An end with a nan entry (and otherwise finite entries) is a lost path, tallied as such
     and re-tracked -- not handed to Newton and Krawczyk as a point."""
-    from landscape.enumeration import algebra_available
+    done = []
 
-    if not algebra_available("phc"):
-        pytest.skip("needs phc")
-    import landscape as ls
-    import landscape.enumeration._param as P
-    from landscape.enumeration._complete import homotopy_enumeration
-    from landscape.enumeration._core import _Square
-    from landscape.enumeration._systems import exact_tasks
-
-    tasks = np.round(ls.random_instance(np.random.default_rng(0), 2, 3, 1).problem.tasks, 2)
-    S = exact_tasks(tasks)
-    real, done = P.track, []
-
-    def track(fam, *a, **k):
-        ends, diag = real(fam, *a, **k)
-        if tuple(fam.supp) == (0, 1) and not done:
+    def edit(supp, ends):
+        if supp == (0, 1) and not done:
             done.append(True)
             ends = ends.copy()
             ends[0, 0] = np.nan
-        return ends, diag
+        return ends
 
-    monkeypatch.setattr(P, "track", track)
-    route, _ = homotopy_enumeration(_Square(S, 3, 2, 1), S, 3, 2, seed=0, timeout=120, degree=None)
-    sup = next(p for p in route["per_support"] if p["support"] == [0, 1])
+    route, sup = _route2_with_ends(monkeypatch, edit)
     assert sup["attempts"][0]["double"]["lost"] == 1 and route["lost_paths"] >= 1
     assert sup["certified_orbits"] == sup["start_orbits"]  # re-tracked and found
 
