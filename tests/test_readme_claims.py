@@ -478,13 +478,20 @@ def test_route_2_sizes_sentence_is_the_sizes_record():
             + ["none of the", "one of the", "two of the", "all"][within5] + " three instances") in text
 
 
+def _sweep(list_name: str, record_name: str):
+    """A constant sweep's record (JSON lines) and its list's entries, the record holding every
+    entry of the list in order."""
+    recs = [json.loads(ln) for ln in (ROOT / "tools/mutation-records" / record_name).read_text().splitlines()]
+    listed = [ln.split(None, 3) for ln in (ROOT / "tools" / list_name).read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]
+    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    return recs, listed
+
+
 def test_constant_sweep_sentence_is_its_record():
     """The README's sweep numbers are the committed sweep's, every constant of the list was
     swept, and each one the tests did not notice is named a free parameter in the list."""
-    recs = [json.loads(ln) for ln in (ROOT / "tools/mutation-records/constant-sweep.jsonl").read_text().splitlines()]
-    listed = [ln.split(None, 3) for ln in (ROOT / "tools/constant-sweep.txt").read_text().splitlines()
-              if ln.strip() and not ln.startswith("#")]
-    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    recs, listed = _sweep("constant-sweep.txt", "constant-sweep.jsonl")
     killed = sum(r["killed"] for r in recs)
     m = re.search(r"each of (\d+) tolerances and factors.*?: (\d+) of (\d+) fail; the other (\d+) are free parameters",
                   " ".join(README.split()))
@@ -494,11 +501,7 @@ def test_constant_sweep_sentence_is_its_record():
 
 
 def test_protocol_constant_sweep_record_is_its_list_and_all_fail():
-    recs = [json.loads(ln) for ln in
-            (ROOT / "tools/mutation-records/constant-sweep-protocol.jsonl").read_text().splitlines()]
-    listed = [ln.split(None, 3) for ln in (ROOT / "tools/constant-sweep-protocol.txt").read_text().splitlines()
-              if ln.strip() and not ln.startswith("#")]
-    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    recs, _ = _sweep("constant-sweep-protocol.txt", "constant-sweep-protocol.jsonl")
     assert len(recs) == 13 and all(r["killed"] for r in recs)
     assert "all 13 fail now (`tools/mutation-records/constant-sweep-protocol.jsonl`)" in " ".join(
         (ROOT / "tools/MUTATION.md").read_text().split())
@@ -511,11 +514,7 @@ def test_further_constant_sweeps_are_their_lists_and_the_readmes_numbers(name):
     literals written inline in the verdict code): each record holds every entry of its list
     in order, every change the tests did not notice is named a free parameter (with its
     reason) in the list, and the README states the record's counts."""
-    recs = [json.loads(ln) for ln in
-            (ROOT / f"tools/mutation-records/constant-sweep-{name}.jsonl").read_text().splitlines()]
-    listed = [ln.split(None, 3) for ln in (ROOT / f"tools/constant-sweep-{name}.txt").read_text().splitlines()
-              if ln.strip() and not ln.startswith("#")]
-    assert [(r["module"], r["name"], r["new"]) for r in recs] == [tuple(x[:3]) for x in listed]
+    recs, listed = _sweep(f"constant-sweep-{name}.txt", f"constant-sweep-{name}.jsonl")
     why = {tuple(x[:3]): (x[3] if len(x) > 3 else "") for x in listed}
     assert all(why[r["module"], r["name"], r["new"]].startswith("free parameter:") for r in recs if not r["killed"])
     killed = sum(r["killed"] for r in recs)
