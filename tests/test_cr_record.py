@@ -172,3 +172,43 @@ def test_constant_sweep_addresses_an_inline_literal_by_function_and_occurrence(t
     assert cs._constant(path, "f:7")[2] == "7"
     assert cs._constant(path, "f:0.000001") is None  # the spelling, not the value
     assert cs._constant(path, "X")[2] == "1e-6"  # a module constant as before
+
+
+def test_constant_sweep_addresses_comparison_operators_and_lists_every_one(tmp_path, monkeypatch):
+    """``FUNCTION:OP:N`` names the N-th ordering operator OP (``<``, ``<=``, ``>``, ``>=``) in
+    FUNCTION, counted in source order over chained comparisons and nested functions alike; the
+    twin-only spellings (``<`` inside ``<=``, ``<<``, ``>=`` of another comparison) are never
+    taken for it; ``--comparisons`` lists each ordering comparison once with its strict or
+    non-strict twin, under the innermost function, and every listed name resolves to its operator."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    src = ("LIMIT = 3 if 1 < 2 else 4\n"            # module level: not in a function
+           "def f(a, b):\n"
+           "    if a <= b < (1 << 3) and b != a:\n"   # a chain, a shift, an inequality
+           "        return 'ü' < 'v'\n"               # a non-ASCII character before the operator
+           "    def g(x):\n"
+           "        return (x\n"
+           "                >= 0) or x > -1\n"
+           "    return a >= b\n")
+    path = tmp_path / "m.py"
+    path.write_text(src)
+    lt1, lt2 = cs._constant(path, "f:<:1"), cs._constant(path, "f:<:2")
+    assert src[lt1[0]:lt1[1]] == "<" and lt1[0] == src.index("b < (") + 2
+    assert src[lt2[0]:lt2[1]] == "<" and lt2[0] == src.index("' < 'v") + 2
+    assert cs._constant(path, "f:<:3") is None and cs._constant(path, "f:<") is None
+    le = cs._constant(path, "f:<=")
+    assert (le[0], le[2]) == (src.index("a <= b") + 2, "<=") and le[1] - le[0] == 2
+    ge1, ge2 = cs._constant(path, "f:>=:1"), cs._constant(path, "f:>=:2")
+    assert ge1[0] == src.index(">= 0") and ge2[0] == src.index("a >= b") + 2  # g's, inside f, first
+    assert cs._constant(path, "g:>=")[0] == ge1[0] and cs._constant(path, "g:>")[0] == src.index("x > -1") + 2
+    monkeypatch.setattr(cs, "ROOT", tmp_path)
+    entries = cs.comparison_entries("m.py")
+    assert entries == ["m.py f:<=:1 <", "m.py f:<:1 <=", "m.py f:<:2 <=", "m.py g:>=:1 >", "m.py g:>:1 >=",
+                       "m.py f:>=:2 >"]
+    for e in entries:
+        _, name, twin = e.split()
+        start, end, op = cs._constant(path, name)
+        assert src[start:end] == op == name.split(":")[1] and cs._ORDERINGS[op] == twin

@@ -10,6 +10,12 @@ runs on it.  One JSON line per constant goes to OUT: the change, ``killed`` (the
 failed) and the command's last lines.  A constant whose change is not killed is either pinned
 by a new test at its boundary or named in LIST's ``why`` as a free parameter.
 
+LITERAL may also be a comparison operator (``<``, ``<=``, ``>``, ``>=``): ``FUNCTION:<=:N``
+names the N-th such operator of FUNCTION, and VALUE replaces it (its strict or non-strict
+twin), so that a threshold's boundary -- is the value at the threshold in or out? -- is swept
+like its size. ``python tools/constant_sweep.py --comparisons MODULE...`` prints one such
+entry for every ordering comparison inside the functions of the modules.
+
 cosmic-ray's NumberReplacer moves a literal by one (1e-9 -> 1.000000001 or -0.999999999),
 which any test of the sign or the order of magnitude kills; the verdicts of a check depend on
 its tolerances to a factor, so this sweep moves each one by 2x to 10x in the direction that
@@ -17,6 +23,7 @@ would let a wrong result through.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -52,24 +59,86 @@ def _inline(src: str, name: str):
     """``FUNCTION:LITERAL[:N]``: ``(start, end, literal)`` of the N-th numeric literal spelled
     LITERAL in the function(s) named FUNCTION (nested ones included; N counts from 1 in source
     order and may be left out when there is exactly one), or None."""
-    import ast
-
     func, literal, *nth = name.split(":")
     lines = src.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line))
+
+    def at(line: int, col: int) -> int:  # col counts UTF-8 bytes
+        return offsets[line - 1] + len(lines[line - 1].encode()[:col].decode())
+
     hits = set()
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func:
             for c in ast.walk(node):
-                if (isinstance(c, ast.Constant) and type(c.value) in (int, float)
+                if literal in _ORDERINGS:
+                    hits.update(p for p, op in _comparisons(src, c, at) if op == literal)
+                elif (isinstance(c, ast.Constant) and type(c.value) in (int, float)
                         and ast.get_source_segment(src, c) == literal):
-                    # col_offset counts UTF-8 bytes
-                    hits.add(offsets[c.lineno - 1] + len(lines[c.lineno - 1].encode()[:c.col_offset].decode()))
+                    hits.add(at(c.lineno, c.col_offset))
     hits = sorted(hits)
     k = int(nth[0]) if nth else (1 if len(hits) == 1 else 0)
     return (hits[k - 1], hits[k - 1] + len(literal), literal) if 1 <= k <= len(hits) else None
+
+
+#: ordering operators and the twin each is swept to (strict <-> non-strict)
+_ORDERINGS = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}
+_OP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+def _comparisons(src: str, node, at):
+    """``(offset, operator)`` of each ordering operator of ``node`` if it is a comparison: the
+    operator's text is the only token between its two operands besides brackets."""
+    if not isinstance(node, ast.Compare):
+        return []
+    out, left = [], node.left
+    for op, right in zip(node.ops, node.comparators):
+        text = _OP_TEXT.get(type(op))
+        if text is not None:
+            a, b = at(left.end_lineno, left.end_col_offset), at(right.lineno, right.col_offset)
+            between = src[a:b]
+            m = re.search(rf"(?<![<>=!]){re.escape(text)}(?![<>=])", between)
+            if m is None or between.count(text[0]) != 1:
+                raise ValueError(f"cannot place {text!r} between {between!r}")
+            out.append((a + m.start(), text))
+        left = right
+    return out
+
+
+def comparison_entries(module: str) -> list:
+    """``MODULE FUNCTION:OP:N TWIN`` for every ordering comparison in the functions of
+    ``module`` (a comparison inside nested functions is listed under the innermost one)."""
+    src = (ROOT / module).read_text()
+    tree = ast.parse(src)
+    lines = src.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def at(line, col):
+        return offsets[line - 1] + len(lines[line - 1].encode()[:col].decode())
+
+    owner = {}  # comparison offset -> innermost function name
+    def visit(node, func):
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            if name is not None:
+                for pos, op in _comparisons(src, child, at):
+                    owner[pos] = (name, op)
+            visit(child, name)
+    visit(tree, None)
+    out = []
+    for pos, (name, op) in sorted(owner.items()):
+        same = sorted(p for p, _ in _comparisons_in(src, tree, name, op, at))
+        out.append(f"{module} {name}:{op}:{same.index(pos) + 1} {_ORDERINGS[op]}")
+    return out
+
+
+def _comparisons_in(src, tree, func, op, at):
+    return {(p, o) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func
+            for c in ast.walk(node) for p, o in _comparisons(src, c, at) if o == op}
 
 
 def _constant(path: Path, name: str):
@@ -85,6 +154,11 @@ def _constant(path: Path, name: str):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--comparisons"] and len(argv) > 1:
+        for module in argv[1:]:
+            for entry in comparison_entries(module):
+                print(entry)
+        return 0
     if len(argv) != 2:
         print("usage: python tools/constant_sweep.py LIST OUT.jsonl", file=sys.stderr)
         return 2
