@@ -263,6 +263,20 @@ def _A_varies_on_family(problem: LoraMLProblem, U: np.ndarray) -> bool:
     return False
 
 
+def kantorovich(m_op: float, gn: float, sigma: float) -> tuple:
+    r"""Newton-Kantorovich at a point with :math:`\max_t\|U_t\|_2 = ` ``m_op``,
+    :math:`\|\nabla G\| = ` ``gn`` and smallest unexplained quotient :math:`|\lambda| = `
+    ``sigma``: ``(L3, h, ok)`` with the third-derivative bound of THEORY.md section 8 on the
+    ball Newton's step can reach, :math:`L_3 = 12(m + 2\|\nabla G\|/\sigma)`, the
+    Kantorovich number :math:`h = L_3\|\nabla G\|/\sigma^2`, and ``ok`` when
+    :math:`h \le 1/2` -- the theorem's condition, the boundary included -- so that a
+    nondegenerate critical point lies within :math:`2\|\nabla G\|/\sigma`. ``sigma = 0``
+    gives :math:`h = \infty`."""
+    L3 = 12.0 * (m_op + (2.0 * gn / sigma if np.isfinite(sigma) and sigma > 0 else 0.0))
+    h = L3 * gn / sigma**2 if sigma > 0 else float("inf")
+    return L3, h, h <= 0.5
+
+
 @accepts_seed()
 def classify(
     problem: LoraMLProblem,
@@ -321,10 +335,7 @@ def classify(
     rest = np.delete(lam, explained)
     sigma = float(np.min(np.abs(rest))) if rest.size else float("inf")
 
-    # Newton-Kantorovich with the third-derivative bound of THEORY.md section 8.
-    L3 = 12.0 * (m_op + (2.0 * gn / sigma if np.isfinite(sigma) and sigma > 0 else 0.0))
-    h = L3 * gn / sigma**2 if sigma > 0 else float("inf")
-    nondegenerate = h <= 0.5
+    L3, h, nondegenerate = kantorovich(m_op, gn, sigma)
     if nondegenerate:
         eta = max(ZERO_EIGENVALUE_RTOL * rho, L3 * 2.0 * gn / sigma)
     else:

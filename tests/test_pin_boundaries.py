@@ -1,0 +1,210 @@
+"""Every verdict threshold at its exact boundary: is the value AT the threshold in or out?
+
+The constant sweeps move each tolerance by a factor; this file pins the other half of a
+threshold, its strictness (``tools/constant-sweep-comparisons.txt``: every ordering
+comparison of the verdict code swept to its strict or non-strict twin). Each test puts a
+quantity exactly on its threshold -- by planting the quotient spectrum, by choosing dyadic
+or otherwise exactly representable numbers, or by setting a module constant to the value
+that makes the product land on the measured quantity to the last bit (:func:`exact_factor`)
+-- and states which side the boundary belongs to, with the point one ulp beyond it on the
+other side where that is what distinguishes the two readings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from landscape import _classify as cl
+from landscape._curvature import ZERO_EIGENVALUE_RTOL, SpectrumSummary
+from landscape._factored import reduced_grad, reduced_loss
+from landscape._instances import random_instance
+from landscape._search import problem_scale
+
+
+def exact_input(f, target: float, guess: float) -> float:
+    """A float ``c`` near ``guess`` with ``f(c) == target`` exactly, ``f`` increasing (walked
+    from ``guess`` one ulp at a time); fails the test if it steps over ``target``."""
+    c, up = guess, f(guess) < target
+    for _ in range(256):
+        if f(c) == target:
+            return c
+        c = math.nextafter(c, math.inf if up else -math.inf)
+        if (f(c) > target) == up and f(c) != target:
+            break
+    pytest.fail(f"no float c with f(c) == {target!r} near {guess!r}")
+
+
+def exact_factor(target: float, scale: float) -> float:
+    """A float ``c`` with ``c * scale == target`` exactly."""
+    return exact_input(lambda c: c * scale, target, target / scale)
+
+
+def _spectrum(lam, T=3, d=2, k=1):
+    lam = np.sort(np.asarray(lam, dtype=float))
+    return SpectrumSummary(
+        float(lam[0]), None, np.ones((T, d, k)) / math.sqrt(T * d * k), 0, None, "dense", lam)
+
+
+# ------------------------------------------------------------------------------------------
+# landscape/_classify.py
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def origin():
+    """U = 0 of a T = 3 instance: the gradient is exactly zero there, so the eigenvalue
+    tolerance is exactly ZERO_EIGENVALUE_RTOL * rho and h = 0; G(0) > 0."""
+    prob = random_instance(3, 2, 3, 1).problem
+    U = np.zeros((3, 2, 1))
+    assert float(np.linalg.norm(reduced_grad(prob, U))) == 0.0 and reduced_loss(prob, U) > 0
+    return prob, U
+
+
+def test_an_eigenvalue_exactly_at_plus_or_minus_eta_is_a_zero_eigenvalue(origin):
+    """The quotient eigenvalues split into negative (< -eta), zero (|lambda| <= eta) and
+    positive (> eta): at exactly -eta the point is not a strict saddle, at exactly +eta not a
+    spurious candidate -- both are 'cannot tell' with one zero eigenvalue; one ulp further
+    out each becomes what it then is."""
+    prob, U = origin
+    rho = max(2.0, problem_scale(prob))
+    eta = ZERO_EIGENVALUE_RTOL * rho
+    for lam0, kind, n_neg, n_zero in [(-eta, cl.DEGENERATE, 0, 1), (eta, cl.DEGENERATE, 0, 1),
+                                      (math.nextafter(-eta, -1.0), cl.STRICT_SADDLE, 1, 0),
+                                      (math.nextafter(eta, 1.0), cl.SPURIOUS_CANDIDATE, 0, 0)]:
+        c = cl.classify(prob, U, spectrum=_spectrum([lam0, 1.0, 2.0]))
+        assert c.eigenvalue_tolerance == eta and c.kantorovich_h == 0.0
+        assert (c.kind, c.n_negative, c.n_zero) == (kind, n_neg, n_zero), lam0
+        if kind == cl.DEGENERATE:  # the reason counts the same zero eigenvalue
+            assert "cannot tell: 1 near-zero quotient eigenvalue(s)" in c.reason
+
+
+def test_kantorovich_condition_includes_h_equal_to_one_half():
+    """h = L3 ||g|| / sigma^2 with L3 = 12 (m + 2 ||g|| / sigma): at m = 3/4, ||g|| = 3/8,
+    sigma = 3 every step is exact, L3 = 12 and h = 1/2, which the theorem admits; one ulp
+    more gradient and it does not."""
+    L3, h, ok = cl.kantorovich(0.75, 0.375, 3.0)
+    assert (L3, h, ok) == (12.0, 0.5, True)
+    _, h2, ok2 = cl.kantorovich(0.75, math.nextafter(0.375, 1.0), 3.0)
+    assert h2 > 0.5 and not ok2
+    assert cl.kantorovich(1.0, 0.0, 0.0)[1:] == (math.inf, False)  # sigma = 0: no guarantee
+
+
+def _off_critical(seed=4):
+    prob = random_instance(seed, 2, 3, 1).problem
+    U = np.random.default_rng(seed).standard_normal((3, 2, 1))
+    return prob, U
+
+
+def test_a_gradient_exactly_at_the_critical_tolerance_counts_as_critical(monkeypatch):
+    """A point with no Kantorovich guarantee is 'not critical' only when ||grad G|| exceeds
+    CRITICAL_GTOL_REL s^1.5; with the constant set so that the tolerance equals ||grad G||
+    to the last bit, the point is treated as critical (the module's stated ``<=``)."""
+    prob, U = _off_critical()
+    base = cl.classify(prob, U)
+    assert base.kind == cl.NOT_CRITICAL and base.kantorovich_h > 0.5
+    s = problem_scale(prob)
+    monkeypatch.setattr(cl, "CRITICAL_GTOL_REL", exact_factor(base.grad_norm, s ** 1.5))
+    assert cl.classify(prob, U).kind != cl.NOT_CRITICAL
+    monkeypatch.setattr(cl, "CRITICAL_GTOL_REL", math.nextafter(cl.CRITICAL_GTOL_REL, 0.0))
+    if cl.CRITICAL_GTOL_REL * s ** 1.5 < base.grad_norm:
+        assert cl.classify(prob, U).kind == cl.NOT_CRITICAL
+
+
+BIG = 1e6  # planted eigenvalues this large make h small: a nondegenerate point
+
+
+def test_a_loss_exactly_at_the_loss_tolerance_is_a_global_minimum(monkeypatch):
+    """G <= loss_tol is a global minimum, the boundary included: with LOSS_SAFETY set so that
+    LOSS_SAFETY ||g||^2 / (2 lambda_+) equals G to the last bit (lambda_+ = BIG planted), the
+    point is a global minimum, and with the next smaller constant it is not."""
+    prob, U = _off_critical(7)
+    spec = _spectrum([BIG, 2 * BIG, 3 * BIG])
+    base = cl.classify(prob, U, spectrum=spec)
+    assert base.kind == cl.SPURIOUS_CANDIDATE and base.kantorovich_h <= 0.5
+    loss, gn = reduced_loss(prob, U), base.grad_norm
+    c = exact_input(lambda c: c * gn ** 2 / (2.0 * BIG), loss, loss * 2.0 * BIG / gn ** 2)
+    monkeypatch.setattr(cl, "LOSS_SAFETY", c)
+    at = cl.classify(prob, U, spectrum=spec)
+    assert at.loss_tolerance == loss and at.kind == cl.GLOBAL_MINIMUM
+    monkeypatch.setattr(cl, "LOSS_SAFETY", math.nextafter(c, 0.0))
+    assert cl.classify(prob, U, spectrum=spec).kind == cl.SPURIOUS_CANDIDATE
+
+
+def test_the_smallest_eigenvalue_strictly_above_eta_sets_the_loss_tolerance():
+    """lambda_+ is the smallest eigenvalue strictly above eta: one exactly at eta is a zero
+    eigenvalue and does not enter LOSS_SAFETY ||g||^2 / (2 lambda_+). (With sigma = eta the
+    Kantorovich test fails, so eta is the loose tolerance, which the planted spectrum does not
+    move: ZERO_EIGENVALUE_RTOL * rho stays far below it.)"""
+    prob, U = _off_critical(9)
+    eta = cl.classify(prob, U, spectrum=_spectrum([1e-30, BIG, 2 * BIG])).eigenvalue_tolerance
+    c = cl.classify(prob, U, spectrum=_spectrum([eta, BIG, 2 * BIG]))
+    assert c.eigenvalue_tolerance == eta and c.kantorovich_h > 0.5 and c.n_zero == 1
+    assert c.loss_tolerance == cl.LOSS_SAFETY * c.grad_norm ** 2 / (2.0 * BIG)
+
+
+def test_a_planted_A_star_exactly_at_the_match_tolerance_is_recovered(monkeypatch):
+    """||A_hat - A*||_F <= A_MATCH_RTOL (s + ||A*||_F) recovers A*, the boundary included."""
+    inst = random_instance(11, 2, 3, 1)
+    prob = inst.problem
+    U = inst.U_star
+    s = problem_scale(prob)
+    A_star = prob.optimal_A(U) + 1e-3
+    dist = float(np.linalg.norm(prob.optimal_A(U) - A_star))
+    scale = s + float(np.linalg.norm(A_star))
+    monkeypatch.setattr(cl, "A_MATCH_RTOL", exact_factor(dist, scale))
+    c = cl.classify(prob, U, A_star=A_star)
+    assert c.kind == cl.GLOBAL_MINIMUM and c.A_star_distance == dist and c.recovers_A_star is True
+    monkeypatch.setattr(cl, "A_MATCH_RTOL", math.nextafter(cl.A_MATCH_RTOL, 0.0))
+    if cl.A_MATCH_RTOL * scale < dist:
+        assert cl.classify(prob, U, A_star=A_star).recovers_A_star is False
+
+
+def test_numerical_rank_counts_singular_values_strictly_above_the_relative_cutoff():
+    """A singular value exactly at TANGENT_RANK_RTOL * sigma_max is numerically zero."""
+    r = cl.TANGENT_RANK_RTOL
+    assert cl._rank(np.diag([1.0, r])) == 1
+    assert cl._rank(np.diag([1.0, math.nextafter(r, 1.0)])) == 2
+    assert cl._rank(np.zeros((2, 2))) == 0 and cl._rank(np.zeros((0, 3))) == 0
+
+
+def test_a_planted_eigenvalue_exactly_at_the_loose_tolerance_is_explained_by_the_okk_family():
+    """For T = 2 the k^2 eigenvalues smallest in size are the O(k, k) family's zeros when
+    |lambda| <= eta_loose = max(ZERO_EIGENVALUE_RTOL rho, DEGENERATE_ETA_FACTOR s^1/2 ||g||^1/3),
+    the boundary included: planted exactly there, it is set aside and the rest decides."""
+    inst = random_instance(5, 2, 2, 1)
+    prob = inst.problem
+    U = np.random.default_rng(5).standard_normal((2, 2, 1))
+    assert cl.okk_extra_dimension(U) == 1
+    gn = float(np.linalg.norm(reduced_grad(prob, U)))
+    s = problem_scale(prob)
+    rho = max(2 * BIG, s)
+    eta_loose = max(ZERO_EIGENVALUE_RTOL * rho, cl.DEGENERATE_ETA_FACTOR * np.sqrt(s) * gn ** (1 / 3))
+    c = cl.classify(prob, U, spectrum=_spectrum([eta_loose, BIG, 2 * BIG], T=2))
+    assert (c.kind, c.sigma, c.n_zero_symmetry) == (cl.SPURIOUS_CANDIDATE, BIG, 1)
+    c2 = cl.classify(prob, U, spectrum=_spectrum([math.nextafter(eta_loose, math.inf), BIG, 2 * BIG], T=2))
+    assert c2.sigma == math.nextafter(eta_loose, math.inf) and c2.kind != cl.SPURIOUS_CANDIDATE
+
+
+def _dedup_points():
+    """Two T = 2 points with different stacks and the same D_U = U_1 U_1^T - U_2 U_2^T, to the
+    last bit: 4^2 - 1^2 = 8^2 - 7^2 = 15."""
+    prob = random_instance(2, 2, 2, 1).problem
+    U = np.array([[[4.0], [0.0]], [[1.0], [0.0]]])
+    V = np.array([[[8.0], [0.0]], [[7.0], [0.0]]])
+    c = dataclasses.replace(cl.classify(prob, U, spectrum=_spectrum([1.0, 2.0, 3.0], T=2)), kind=cl.DEGENERATE)
+    return prob, U, V, c
+
+
+def test_deduplication_at_zero_tolerance_joins_equal_stacks_and_links_equal_families():
+    """Two stacks are one class when ||P - P'|| <= rtol (s + ||P'||), two classes one family
+    when ||D - D'|| <= rtol (s + ||D'||): the boundary is in, so at rtol = 0 equal stacks
+    (U and -U) still form one class, and different stacks with equal D one family."""
+    prob, U, V, c = _dedup_points()
+    same = cl.deduplicate(prob, [U, -U], [c, c], rtol=0.0)
+    assert len(same) == 1 and same[0].members == (0, 1)
+    fam = cl.deduplicate(prob, [U, V], [c, c], rtol=0.0)
+    assert [k.members for k in fam] == [(0,), (1,)] and [k.family for k in fam] == [0, 0]
+    W = np.array([[[8.0], [0.0]], [[6.0], [0.0]]])  # D = 28: another family
+    assert [k.family for k in cl.deduplicate(prob, [U, W], [c, c], rtol=0.0)] == [0, 1]
