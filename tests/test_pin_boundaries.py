@@ -208,3 +208,74 @@ def test_deduplication_at_zero_tolerance_joins_equal_stacks_and_links_equal_fami
     assert [k.members for k in fam] == [(0,), (1,)] and [k.family for k in fam] == [0, 0]
     W = np.array([[[8.0], [0.0]], [[6.0], [0.0]]])  # D = 28: another family
     assert [k.family for k in cl.deduplicate(prob, [U, W], [c, c], rtol=0.0)] == [0, 1]
+
+
+# ------------------------------------------------------------------------------------------
+# landscape/enumeration/_krawczyk.py
+# ------------------------------------------------------------------------------------------
+
+def _linear_system():
+    """f(x) = x - 1: Jacobian 1, so with Y = 1 the Krawczyk image of the box x +- r is the
+    single point 1 and K - x = -(x - 1), exactly, in arb."""
+    from sympy.polys.domains import QQ
+    from sympy.polys.rings import ring
+
+    from landscape.enumeration._krawczyk import CompiledSystem
+
+    R, x = ring("x", QQ)
+    return CompiledSystem([x - 1], [x])
+
+
+@pytest.mark.parametrize("complex_box", [False, True])
+def test_krawczyk_needs_the_image_strictly_inside_the_box(complex_box):
+    """Uniqueness needs K(X) in the interior of X: with the centre 2^-20 from the root the
+    image lies exactly on the boundary of the box of radius 2^-20 (not certified) and inside
+    that of the next float radius (certified), in the real and the complex test alike."""
+    from landscape.enumeration._krawczyk import krawczyk, krawczyk_complex
+
+    sys_ = _linear_system()
+    delta = 2.0 ** -20
+    x = np.array([1.0 + delta], dtype=complex if complex_box else float)
+    test = krawczyk_complex if complex_box else krawczyk
+    assert not test(sys_, x, radii=[delta]).certified
+    assert test(sys_, x, radii=[math.nextafter(delta, 1.0)]).certified
+    if complex_box:  # the imaginary part is held to the same strict test
+        y = np.array([1.0 + 1j * delta])
+        assert not test(sys_, y, radii=[delta]).certified
+        assert test(sys_, y, radii=[math.nextafter(delta, 1.0)]).certified
+
+
+@pytest.mark.parametrize("complex_box", [False, True])
+def test_krawczyk_tries_boxes_up_to_one_hundredth_of_the_scale_inclusive(complex_box):
+    """Boxes wider than 1e-2 (1 + max |x|) are not tried; one exactly that wide is."""
+    from landscape.enumeration._krawczyk import krawczyk, krawczyk_complex
+
+    sys_ = _linear_system()
+    x = np.array([1.0 + 2.0 ** -10], dtype=complex if complex_box else float)
+    test = krawczyk_complex if complex_box else krawczyk
+    edge = 1e-2 * (1.0 + float(np.max(np.abs(x))))
+    assert test(sys_, x, radii=[edge]).certified
+    assert test(sys_, x, radii=[edge]).radius == edge
+    assert not test(sys_, x, radii=[math.nextafter(edge, 1.0)]).certified
+
+
+def test_boxes_overlap_accepts_zero_radii_and_refuses_negative_ones():
+    from landscape.enumeration._krawczyk import boxes_overlap
+
+    C = np.array([[0.0 + 0.0j], [1.0 + 0.0j]])
+    assert boxes_overlap(C, np.array([0.0, 0.0])) == []
+    assert boxes_overlap(C, np.array([-0.0, 0.0])) == []
+    with pytest.raises(ValueError, match="non-negative radii"):
+        boxes_overlap(C, np.array([0.0, -5e-324]))
+
+
+def test_boxes_exactly_at_the_separation_margin_are_not_proved_disjoint():
+    """Two boxes are proved disjoint only when their centres differ by MORE than
+    (r_a + r_b)(1 + 1e-12) in some coordinate: at exactly that distance they are reported."""
+    from landscape.enumeration._krawczyk import boxes_overlap
+
+    gap = (0.5 + 0.5) * (1 + 1e-12)
+    r = np.array([0.5, 0.5])
+    assert boxes_overlap(np.array([[0.0 + 0.0j], [gap + 0.0j]]), r) == [(0, 1)]
+    assert boxes_overlap(np.array([[0.0 + 0.0j], [0.0 + 1j * gap]]), r) == [(0, 1)]
+    assert boxes_overlap(np.array([[0.0 + 0.0j], [math.nextafter(gap, 2.0) + 0.0j]]), r) == []
