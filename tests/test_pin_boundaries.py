@@ -279,3 +279,32 @@ def test_boxes_exactly_at_the_separation_margin_are_not_proved_disjoint():
     assert boxes_overlap(np.array([[0.0 + 0.0j], [gap + 0.0j]]), r) == [(0, 1)]
     assert boxes_overlap(np.array([[0.0 + 0.0j], [0.0 + 1j * gap]]), r) == [(0, 1)]
     assert boxes_overlap(np.array([[0.0 + 0.0j], [math.nextafter(gap, 2.0) + 0.0j]]), r) == []
+
+
+# ------------------------------------------------------------------------------------------
+# landscape/enumeration/_core.py, _agreement.py
+# ------------------------------------------------------------------------------------------
+
+def test_lift_reads_an_eigenvalue_exactly_at_minus_tol_as_psd_and_1e30_as_zero():
+    """Route 1's lift: X_t is PSD when its smallest eigenvalue is >= -1e-9 max(1, |lambda|),
+    the boundary included; a block is exactly zero when every entry is <= 1e-30 in size."""
+    from landscape.enumeration._core import _lift
+
+    _, ok, zero = _lift(np.array([[[1.0, 0.0], [0.0, -1e-9]]]), 1)
+    assert ok and zero == []
+    _, ok, _ = _lift(np.array([[[1.0, 0.0], [0.0, math.nextafter(-1e-9, -1.0)]]]), 1)
+    assert not ok
+    U, ok, zero = _lift(np.array([[[1e-30, 0.0], [0.0, -1e-30]]]), 1)
+    assert ok and zero == [0] and not U.any()
+    _, _, zero = _lift(np.array([[[math.nextafter(1e-30, 1.0), 0.0], [0.0, 0.0]]]), 1)
+    assert zero == []
+
+
+def test_agreement_counts_a_block_nonzero_only_beyond_its_box_radius():
+    """A block whose largest entry equals the box radius may be zero inside the box."""
+    from landscape.enumeration._agreement import _orbits
+
+    groups = _orbits([{"center": [0.5, 0.0, 1.0, 0.0], "radius": 0.5}], 2, 2)
+    assert [g[2] for g in groups] == [1]
+    groups = _orbits([{"center": [math.nextafter(0.5, 1.0), 0.0, 1.0, 0.0], "radius": 0.5}], 2, 2)
+    assert [g[2] for g in groups] == [2]
