@@ -308,3 +308,24 @@ def test_agreement_counts_a_block_nonzero_only_beyond_its_box_radius():
     assert [g[2] for g in groups] == [1]
     groups = _orbits([{"center": [math.nextafter(0.5, 1.0), 0.0, 1.0, 0.0], "radius": 0.5}], 2, 2)
     assert [g[2] for g in groups] == [2]
+
+
+def test_the_certified_system_is_named_by_its_symmetry_from_k_equal_two():
+    """The O(k) slice exists from k = 2 on (k = 1 has only signs); T = 2 adds the boost slice."""
+    from landscape.enumeration._points import system_label
+
+    assert system_label(3, 2) == system_label(4, 3) == "gradient on the slice"
+    assert system_label(3, 1) == system_label(5, 1) == "gradient"
+    assert system_label(2, 1) == system_label(2, 2) == "gradient + mu * grad(u1.u2), u1.u2 (T = 2 boost slice)"
+
+
+def test_slice_representative_refuses_a_top_block_whose_pivot_is_at_the_cutoff():
+    """A top k x k block is singular for the slice when a pivot of its QR is <= 1e-10
+    max(1, max |entry|) in size, the boundary included."""
+    from landscape.enumeration._points import _to_slice
+
+    U = np.zeros((1, 3, 2))
+    U[0, :2, :] = np.diag([1.0, 1e-10])
+    assert _to_slice(U) is None
+    U[0, 1, 1] = math.nextafter(1e-10, 1.0)
+    assert _to_slice(U) is not None

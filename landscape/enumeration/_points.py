@@ -168,6 +168,15 @@ def eigenvalue_summary(lam, lower, upper, space: str) -> dict:
     }
 
 
+def system_label(T: int, k: int) -> str:
+    """The square system Krawczyk certifies a point of (T tasks, rank k) with, as reports name
+    it: the gradient on the O(k) slice from k = 2 on (T >= 3), the gradient with the T = 2
+    boost slice's multiplier, or the bare gradient (k = 1, T >= 3: no continuous symmetry)."""
+    if k >= 2 and T >= 3:
+        return "gradient on the slice"
+    return "gradient + mu * grad(u1.u2), u1.u2 (T = 2 boost slice)" if T == 2 else "gradient"
+
+
 def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
     """Polish, certify (Krawczyk), check against msolve's box (``box`` None: no box, the
     homotopy route), curvature enclosure."""
@@ -209,9 +218,7 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
         "G_enclosure": [float(G_enc.lower()), float(G_enc.upper())],
         "zero_blocks": [int(t) for t in zero],
         "certificate": {"method": "krawczyk", "certified": bool(kr.certified), "radius": kr.radius,
-                        "system": ("gradient on the slice" if k >= 2 and T >= 3 else
-                                   "gradient + mu * grad(u1.u2), u1.u2 (T = 2 boost slice)" if T == 2 else
-                                   "gradient")},
+                        "system": system_label(T, k)},
     })
     if not kr.certified:
         entry["reason"] = "Krawczyk's test failed (singular or ill-conditioned point)"
