@@ -329,3 +329,33 @@ def test_slice_representative_refuses_a_top_block_whose_pivot_is_at_the_cutoff()
     assert _to_slice(U) is None
     U[0, 1, 1] = math.nextafter(1e-10, 1.0)
     assert _to_slice(U) is not None
+
+
+# ------------------------------------------------------------------------------------------
+# landscape/certificates/net.py
+# ------------------------------------------------------------------------------------------
+
+def test_net_size_estimate_needs_strictly_positive_radius_and_spacing():
+    from landscape.certificates.net import net_size_estimate
+
+    for r, eps in [(0.0, 1.0), (1.0, 0.0), (0.0, 0.0)]:
+        with pytest.raises(ValueError, match="must be positive"):
+            net_size_estimate(3, r, eps)
+    assert net_size_estimate(3, 5e-324, 5e-324).n == 3  # the smallest positive values are accepted
+    assert net_size_estimate(3, 1.0, 1.0).points_per_axis == 3  # ceil(sqrt 2) + 1
+
+
+def test_net_shapes_refuse_a_schur_complement_with_an_exactly_zero_eigenvalue():
+    """Identical tasks make S(0) = 0 exactly: lambda_min = 0 is not positive definite, so
+    neither the ellipsoid (S^-1/2) nor the sphere's suggested parameters exist there."""
+    from landscape._objective import LoraMLProblem
+    from landscape.certificates import CertificateNotApplicable
+    from landscape.certificates.net import _net_shape_matrix, _suggest_net_parameters
+
+    tasks = np.array([[[1.0, 2.0], [3.0, 4.0]]] * 2)
+    prob, U = LoraMLProblem(tasks, 1), np.zeros((2, 2, 1))
+    assert np.linalg.eigvalsh(prob.schur_complement(U))[0] == 0.0
+    with pytest.raises(CertificateNotApplicable, match="not positive definite"):
+        _net_shape_matrix(prob, U, "ellipsoid")
+    with pytest.raises(CertificateNotApplicable, match="not positive definite"):
+        _suggest_net_parameters(prob, U, None)
