@@ -359,3 +359,29 @@ def test_net_shapes_refuse_a_schur_complement_with_an_exactly_zero_eigenvalue():
         _net_shape_matrix(prob, U, "ellipsoid")
     with pytest.raises(CertificateNotApplicable, match="not positive definite"):
         _suggest_net_parameters(prob, U, None)
+
+
+# ------------------------------------------------------------------------------------------
+# landscape/certificates/taylor_fp.py
+# ------------------------------------------------------------------------------------------
+
+def test_directed_rounding_of_rationals_is_tight_and_exact_on_floats():
+    """_up / _down: the nearest float on their side, the float itself when x is one;
+    _sqrt_up / _sqrt_down: the nearest float whose square is on their side of x, the exact
+    root when x is a float's square; 0 for x <= 0."""
+    from fractions import Fraction
+
+    from landscape.certificates.taylor_fp import _down, _sqrt_down, _sqrt_up, _up
+
+    for f in (1.0, 0.1, 5e-324, 1e300, -2.5):
+        assert _up(Fraction(f)) == f == _down(Fraction(f))
+    third = Fraction(1, 3)
+    u, dn = _up(third), _down(third)
+    assert Fraction(dn) < third < Fraction(u) and math.nextafter(dn, 1.0) == u
+    for r in (2.0, 0.75, 3.0 ** 0.5):
+        x = Fraction(r) * Fraction(r)
+        assert _sqrt_up(x) == r == _sqrt_down(x)
+    two = Fraction(2)
+    su, sd = _sqrt_up(two), _sqrt_down(two)
+    assert Fraction(sd) ** 2 < two < Fraction(su) ** 2 and math.nextafter(sd, 2.0) == su
+    assert _sqrt_up(Fraction(0)) == _sqrt_down(Fraction(0)) == 0.0 == _sqrt_up(Fraction(-1))
