@@ -385,3 +385,31 @@ def test_directed_rounding_of_rationals_is_tight_and_exact_on_floats():
     su, sd = _sqrt_up(two), _sqrt_down(two)
     assert Fraction(sd) ** 2 < two < Fraction(su) ** 2 and math.nextafter(sd, 2.0) == su
     assert _sqrt_up(Fraction(0)) == _sqrt_down(Fraction(0)) == 0.0 == _sqrt_up(Fraction(-1))
+
+
+def test_cholesky_bound_accepts_factor_entries_and_diagonals_exactly_at_its_range_limits():
+    """The float Cholesky bound refuses factors that could have underflowed or overflowed:
+    a factor entry must be >= 2^-500 and the shifted diagonal <= 2^500. Both limits are
+    inclusive (2^-500 squared is 2^-1000, still normal): a 1 x 1 matrix 2^-1000 (factor
+    exactly 2^-500) and one of 2^500 give a bound; one ulp beyond either does not."""
+    from landscape.certificates.taylor_fp import _DIAG_MAX, _FACTOR_MIN, _cholesky_lower_bound
+
+    assert _FACTOR_MIN ** 2 == 2.0 ** -1000
+    lo = _cholesky_lower_bound(np.array([[_FACTOR_MIN ** 2]]), 0.0)
+    assert lo is not None and lo <= _FACTOR_MIN ** 2
+    assert _cholesky_lower_bound(np.array([[math.nextafter(_FACTOR_MIN ** 2, 0.0)]]), 0.0) is None
+    hi = _cholesky_lower_bound(np.array([[_DIAG_MAX]]), 0.0)
+    assert hi is not None and hi <= _DIAG_MAX
+    assert _cholesky_lower_bound(np.array([[math.nextafter(_DIAG_MAX, math.inf)]]), 0.0) is None
+
+
+def test_embedding_needs_a_strictly_larger_dimension():
+    from landscape._instances import f2_spurious_instance
+    from landscape.certificates.taylor_fp import embed_spurious_instance
+
+    inst, U0 = f2_spurious_instance()
+    tasks, U_star = inst.problem.tasks, inst.U_star
+    with pytest.raises(ValueError, match="must exceed"):
+        embed_spurious_instance(tasks, U0, U_star, 3, np.random.default_rng(0))
+    out = embed_spurious_instance(tasks, U0, U_star, 4, np.random.default_rng(0))
+    assert np.shape(out[0]) == (3, 4, 4)

@@ -472,6 +472,14 @@ def _schur_float(res: _Residuals):
     return S, e_norm
 
 
+def _factor_in_range(entries: np.ndarray) -> bool:
+    """Every entry of (a part of) the Cholesky factor finite and at least
+    :data:`_FACTOR_MIN` in size, the limit included -- the same test for the whole lower
+    triangle and for its column blocks."""
+    a = np.abs(entries)
+    return bool(np.all(np.isfinite(a)) and a.min() >= _FACTOR_MIN)
+
+
 def _cholesky_lower_bound(S: np.ndarray, mu: float) -> Fraction | None:
     r"""Rigorous lower bound of :math:`\lambda_{\min}(\hat S)` from the float Cholesky of
     :math:`\hat S-\mu I` (module docstring), or None if it fails or could have
@@ -492,15 +500,13 @@ def _cholesky_lower_bound(S: np.ndarray, mu: float) -> Fraction | None:
         for j0 in range(0, n, 512):
             blk = c[j0:, j0:j0 + 512]
             low = np.tril(blk)  # rows >= columns within the block
-            a = np.abs(low[np.tril(np.ones_like(blk, dtype=bool))])
-            if not (np.all(np.isfinite(a)) and a.min() >= _FACTOR_MIN):
+            if not _factor_in_range(low[np.tril(np.ones_like(blk, dtype=bool))]):
                 ok = False
                 break
         if not ok:
             return None
     else:
-        a = np.abs(tri)
-        if not (np.all(np.isfinite(a)) and a.min() >= _FACTOR_MIN):
+        if not _factor_in_range(tri):
             return None
     dmin = min(Fraction(float(x)) - Fraction(float(y)) for x, y in zip(diag, shifted))
     tr = sum((Fraction(float(y)) for y in shifted), Fraction(0))
