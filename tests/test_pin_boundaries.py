@@ -413,3 +413,104 @@ def test_embedding_needs_a_strictly_larger_dimension():
         embed_spurious_instance(tasks, U0, U_star, 3, np.random.default_rng(0))
     out = embed_spurious_instance(tasks, U0, U_star, 4, np.random.default_rng(0))
     assert np.shape(out[0]) == (3, 4, 4)
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_checks_minima.py
+# ------------------------------------------------------------------------------------------
+
+def _structure(**over):
+    from theory._checks_minima import Thm32Structure
+
+    base = dict(loss=0.0, tau=1e-3, asym=0.0, q_consistency=0.0, inertia=(1, 1), min_eig_W_minus_Q=0.0,
+                test_rank=3, ey_3k=0.0, ey_k=1.0, q_norm=1.0)
+    return Thm32Structure(**{**base, **over})
+
+
+@pytest.mark.parametrize("field, at, beyond, key", [
+    ("asym", 1e-3, math.nextafter(1e-3, 1.0), "Q symmetric"),
+    ("q_consistency", 1e-3, math.nextafter(1e-3, 1.0), "Q = W_t - U_tU_t^T for all t"),
+    ("min_eig_W_minus_Q", -1e-3, math.nextafter(-1e-3, -1.0), "Q <= W_t"),
+    ("test_rank", 6, 7, "rank(W_T+1 - Q) <= 3k"),
+])
+def test_thm32_conclusions_hold_with_the_measured_value_exactly_at_tau(field, at, beyond, key):
+    """Each conclusion of Thm 3.2 / Cor 1 holds up to tau = 1e-3 (or 3k = 6), the boundary
+    included, and fails one ulp (or one rank) beyond."""
+    assert _structure(**{field: at}).holds(2, 7)[key] is True
+    assert _structure(**{field: beyond}).holds(2, 7)[key] is False
+
+
+@pytest.mark.parametrize("starts, need", [(4, 3), (12, 3), (13, 4), (20, 5), (21, 6)])
+def test_a_search_with_exactly_the_required_zeros_found_enough(starts, need):
+    from theory._checks_minima import search_found_enough
+
+    assert search_found_enough(need, starts) and not search_found_enough(need - 1, starts)
+
+
+def _thm32_case(monkeypatch, label, **changes):
+    """The check_thm32 case ``label`` with the measured structures changed by ``changes``
+    (field -> function of the measured structure), on d = 5, k = 1, two boosts."""
+    import theory._checks_minima as M
+
+    orig = M.thm32_structure
+
+    def patched(*args, **kwargs):
+        r = orig(*args, **kwargs)
+        return dataclasses.replace(r, **{k: f(r) for k, f in changes.items()})
+
+    monkeypatch.setattr(M, "thm32_structure", patched)
+    res = M.check_thm32(np.random.default_rng(0), configs=((5, 1),), boosts=2)
+    return next(c for c in res.cases if label in c.label)
+
+
+def _up(x):
+    return math.nextafter(x, math.inf)
+
+
+def _dn(x):
+    return math.nextafter(x, -math.inf)
+
+
+@pytest.mark.parametrize("label, field, at, at_passes", [
+    ("loss on the O(k,k) family", "loss", lambda r: 0.5 * (r.tau / _minima().EIG_ZERO_FACTOR) ** 2, True),
+    ("Q symmetric", "asym", lambda r: r.tau, True),
+    ("Q symmetric", "q_consistency", lambda r: r.tau, True),
+    ("min eig(W_t - Q) >= 0", "min_eig_W_minus_Q", lambda r: -r.tau, True),
+    ("rank-3k fine-tune loss (Cor 1)", "ey_3k", lambda r: 0.5 * 5 * r.tau ** 2, True),
+    ("rank-k fine-tune loss > 0", "ey_k", lambda r: 0.5 * 5 * r.tau ** 2, False),
+    ("A != A* (min ||Q||_F)", "q_norm", lambda r: r.tau, False),
+])
+def test_thm32_cases_at_their_exact_boundaries(monkeypatch, label, field, at, at_passes):
+    """Every Thm 3.2 / Cor 1 case with the measured quantity of every point exactly on its
+    bound: the '<= bound' conclusions pass there and the '> bound' ones (a rank-k fine-tune
+    cannot be exact, A != A*) fail; one ulp to the other side flips each."""
+    assert bool(_thm32_case(monkeypatch, label, **{field: at}).passed) is at_passes
+    other = _up if field not in ("min_eig_W_minus_Q",) else _dn
+    beyond = (lambda r: other(at(r))) if at_passes else (lambda r: _up(at(r)))
+    assert bool(_thm32_case(monkeypatch, label, **{field: beyond}).passed) is (not at_passes)
+
+
+@pytest.mark.parametrize("label, field, at, beyond", [
+    ("inertia(Q) <= (k,k)", "inertia", (1, 1), (2, 1)),
+    ("rank(W_3 - Q) <= 3k", "test_rank", 3, 4),
+])
+def test_thm32_count_cases_at_their_exact_boundaries(monkeypatch, label, field, at, beyond):
+    assert _thm32_case(monkeypatch, label, **{field: lambda r: at}).passed
+    assert not _thm32_case(monkeypatch, label, **{field: lambda r: beyond}).passed
+
+
+def test_thm32_okk_case_passes_with_the_error_exactly_at_its_tolerance(monkeypatch):
+    import theory._checks_minima as M
+
+    err = M.check_thm32(np.random.default_rng(0), configs=((5, 1),), boosts=2).cases[0]
+    assert "Lambda J Lambda^T = J" in err.label and err.measured > 0
+    monkeypatch.setattr(M, "OKK_RTOL", err.measured)
+    assert M.check_thm32(np.random.default_rng(0), configs=((5, 1),), boosts=2).cases[0].passed
+    monkeypatch.setattr(M, "OKK_RTOL", _dn(err.measured))
+    assert not M.check_thm32(np.random.default_rng(0), configs=((5, 1),), boosts=2).cases[0].passed
+
+
+def _minima():
+    import theory._checks_minima as M
+
+    return M
