@@ -514,3 +514,30 @@ def _minima():
     import theory._checks_minima as M
 
     return M
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_thm32_structure_counts_eigenvalues_and_singular_values_strictly_beyond_tau(sign):
+    """An exact global minimiser (loss 0) whose Q = A - A* has the eigenvalue +-tau exactly,
+    and W_test - Q the singular value tau: tau is a zero there (inertia (0, 0), test rank 1).
+    Q sits in a coordinate of its own, so every residual cancels exactly and tau (set by the
+    norms of the tasks, which an entry of size tau does not move) is the same with or
+    without it."""
+    from landscape._objective import LoraMLProblem
+    from theory._checks_minima import thm32_structure
+
+    U = np.array([[[1.0], [0.0]], [[2.0], [0.0]]])
+    uu = U @ np.swapaxes(U, 1, 2)
+
+    def structure(q):
+        Q = np.diag([0.0, q])
+        tasks = Q[None] + uu  # A* = 0, W_t = Q + u_t u_t^T
+        W_test = np.diag([5.0, q]) + Q
+        return thm32_structure(LoraMLProblem(tasks, 1), Q, U, np.zeros((2, 2)), W_test)
+
+    tau = structure(0.0).tau
+    s = structure(sign * tau)
+    assert s.loss == 0.0 and s.tau == tau
+    assert s.inertia == (0, 0) and s.test_rank == 1
+    beyond = structure(sign * math.nextafter(tau, 1.0))
+    assert beyond.tau == tau and beyond.inertia == ((1, 0) if sign > 0 else (0, 1)) and beyond.test_rank == 2
