@@ -541,3 +541,91 @@ def test_thm32_structure_counts_eigenvalues_and_singular_values_strictly_beyond_
     assert s.inertia == (0, 0) and s.test_rank == 1
     beyond = structure(sign * math.nextafter(tau, 1.0))
     assert beyond.tau == tau and beyond.inertia == ((1, 0) if sign > 0 else (0, 1)) and beyond.test_rank == 2
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_independent_fp.py: the independent verifier of float Taylor certificates
+# ------------------------------------------------------------------------------------------
+
+def _fp_doc(*, g_up=0.0, m_up=0.0, lam=1.0, radius=0.5, G=(0.5, 0.5), witness=True, GW=(0.5, 0.5),
+            margins=None, verdict=None):
+    """A taylor_fp certificate document at U0 = 0 of the tasks diag(1, 0), diag(0, 1): there
+    G = 1/2 exactly (a_t = +-diag(1/2, -1/2)), the gradient and max ||u_t|| are exactly 0, and
+    the witness (U0 itself) has G = 1/2. Bounds, enclosures and margins are what the test
+    plants; the verifier recomputes everything exactly."""
+    from theory._independent_fp import VERDICT_NONE
+
+    tasks = [[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]]]
+    point = [[[0.0], [0.0]], [[0.0], [0.0]]]
+    doc = {"kind": "taylor_fp", "rank": 1, "tasks": tasks, "point": point, "radius": radius,
+           "bounds": {"grad_norm_upper": g_up, "m_upper": m_up, "lambda_min_quotient_lower": lam},
+           "enclosures": {"G(U0)": list(G)}, "margins": margins or {}, "verdict": verdict or VERDICT_NONE}
+    if witness:
+        doc["witness"] = point
+        doc["enclosures"]["G(witness)"] = list(GW)
+    return doc
+
+
+def test_independent_verifier_accepts_bounds_and_enclosures_that_equal_the_exact_values():
+    """Every 'contains' or 'bounds' check of the verifier includes equality: G(U0) and
+    G(witness) enclosed by [1/2, 1/2], the gradient bound 0 and the bound 0 on max ||u_t||
+    at U0 = 0 all hold; one ulp inside any of them fails."""
+    from theory._independent_fp import verify_fp_independent
+
+    c = verify_fp_independent(_fp_doc()).checks
+    for key in ("G(U0) enclosure contains the exact value", "grad_norm_upper >= ||grad G||",
+                "m_upper >= max_t ||u_t||", "G(witness) enclosure contains the exact value"):
+        assert c[key] is True, key
+    half_up, half_dn = math.nextafter(0.5, 1.0), math.nextafter(0.5, 0.0)
+    assert not verify_fp_independent(_fp_doc(G=(half_up, 1.0))).checks["G(U0) enclosure contains the exact value"]
+    assert not verify_fp_independent(_fp_doc(G=(0.0, half_dn))).checks["G(U0) enclosure contains the exact value"]
+    assert not verify_fp_independent(_fp_doc(GW=(half_up, 1.0))).checks["G(witness) enclosure contains the exact value"]
+    assert not verify_fp_independent(_fp_doc(GW=(0.0, half_dn))).checks["G(witness) enclosure contains the exact value"]
+    assert not verify_fp_independent(_fp_doc(g_up=-5e-324)).checks["grad_norm_upper >= ||grad G||"]
+    assert not verify_fp_independent(_fp_doc(m_up=-5e-324)).checks["m_upper >= max_t ||u_t||"]
+
+
+def test_independent_verdict_needs_strictly_positive_C1_and_C2():
+    """With L = 1, r = 1/2, M = 0: C1 = -g + L r / 2 = 1/4 - g and C2 = G_lo - g r - G(W)_hi.
+    g = 1/4 makes C1 = 0 exactly: not certified. g = 0 gives C1 = 1/4 and C2 = 1/2 - 1/2 = 0:
+    a certified local minimum, not a spurious one. A stored margin equal to the exact one is
+    accepted."""
+    from fractions import Fraction
+
+    from theory._independent_fp import VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS, verify_fp_independent
+
+    c1_zero = verify_fp_independent(_fp_doc(g_up=0.25, verdict=VERDICT_NONE))
+    assert c1_zero.values["margin C1"] == 0.0
+    assert c1_zero.checks["stored verdict follows from the exact margins"] is True
+    c2_zero = verify_fp_independent(_fp_doc(verdict=VERDICT_LOCAL_MIN, margins={"C1": 0.25, "Cq": 0.5, "C2": 0.0}))
+    assert (c2_zero.values["margin C1"], c2_zero.values["margin C2"]) == (0.25, 0.0)
+    assert c2_zero.checks["stored verdict follows from the exact margins"] is True
+    for name in ("C1", "Cq", "C2"):
+        assert c2_zero.checks[f"stored margin {name} <= exact"] is True
+    spurious = verify_fp_independent(_fp_doc(GW=(0.0, 0.25), verdict=VERDICT_SPURIOUS))
+    assert spurious.checks["stored verdict follows from the exact margins"] is True
+    assert Fraction(spurious.values["margin C2"]) == Fraction(1, 4)
+
+
+def test_independent_verifier_treats_a_zero_curvature_claim_as_no_claim():
+    """lambda = 0 is not a positive lower bound: the claim is not used (and holds vacuously),
+    so no margins are computed and nothing is certified."""
+    from theory._independent_fp import verify_fp_independent
+
+    rep = verify_fp_independent(_fp_doc(lam=0.0))
+    assert rep.checks["lambda claim is a lower bound"] is True and "margin C1" not in rep.values
+    assert rep.checks["stored verdict follows from the exact margins"] is True
+
+
+def test_independent_verifier_reads_one_dimensional_points():
+    """d = 1 (and T = 1) are shapes like any other; only an empty axis is refused."""
+    from theory._independent_fp import verify_fp_independent
+
+    doc = _fp_doc(witness=False)
+    doc["tasks"], doc["point"] = [[[1.0]], [[0.0]]], [[[0.0]], [[0.0]]]
+    doc["enclosures"]["G(U0)"] = [0.25, 0.25]  # a_t = +-1/2: G = 1/2 (1/4 + 1/4)
+    rep = verify_fp_independent(doc)
+    assert "point is T x d x 1 and tasks T x d x d" not in rep.checks
+    assert rep.checks["G(U0) enclosure contains the exact value"] is True
+    doc["tasks"], doc["point"] = np.zeros((2, 0, 0)).tolist(), np.zeros((2, 0, 1)).tolist()
+    assert verify_fp_independent(doc).checks == {"point is T x d x 1 and tasks T x d x d": False}
