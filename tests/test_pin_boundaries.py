@@ -629,3 +629,39 @@ def test_independent_verifier_reads_one_dimensional_points():
     assert rep.checks["G(U0) enclosure contains the exact value"] is True
     doc["tasks"], doc["point"] = np.zeros((2, 0, 0)).tolist(), np.zeros((2, 0, 1)).tolist()
     assert verify_fp_independent(doc).checks == {"point is T x d x 1 and tasks T x d x d": False}
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_result.py
+# ------------------------------------------------------------------------------------------
+
+def test_fmt_switches_to_scientific_notation_outside_one_thousandth_to_1e5():
+    """Plain digits on [1e-3, 1e5), scientific outside: 1e-3 itself is plain, 1e5 is not."""
+    from theory._result import fmt
+
+    assert fmt(1e-3) == "0.001" and fmt(-1e-3) == "-0.001"
+    assert fmt(math.nextafter(1e-3, 0.0)) == "1.00e-03"
+    assert fmt(1e5) == "1.00e+05" and fmt(math.nextafter(1e5, 0.0)) == "1e+05"
+
+
+def test_mean_and_se_needs_two_samples_and_takes_two():
+    from theory._result import mean_and_se
+
+    assert mean_and_se(np.array([1.0, 3.0])) == (2.0, 1.0)  # sd sqrt 2, se sqrt(2)/sqrt(2)
+    with pytest.raises(ValueError, match="at least two"):
+        mean_and_se(np.array([1.0]))
+
+
+def test_check_result_repr_keeps_300_characters_and_cuts_longer_ones_to_300():
+    """A repr of exactly 300 characters is shown whole; a longer one is cut to 296 + '...)'."""
+    from theory._result import CheckResult
+
+    def rep(n_chars):
+        r = CheckResult(id="x", reference="", hypotheses="", predicted="", measured="m" * n_chars,
+                        ci=None, tolerance="", tolerance_why="", passed=True, cases=[], seconds=0.0)
+        return repr(r)
+
+    base = len(rep(0))
+    whole, cut = rep(300 - base), rep(301 - base)
+    assert len(whole) == 300 and whole.endswith("')") and "..." not in whole
+    assert len(cut) == 300 and cut.endswith("...)")
