@@ -665,3 +665,38 @@ def test_check_result_repr_keeps_300_characters_and_cuts_longer_ones_to_300():
     whole, cut = rep(300 - base), rep(301 - base)
     assert len(whole) == 300 and whole.endswith("')") and "..." not in whole
     assert len(cut) == 300 and cut.endswith("...)")
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_checks_enumeration.py
+# ------------------------------------------------------------------------------------------
+
+def _enumeration_with(monkeypatch, orbits, **kw):
+    """check_enumeration on planted enumeration results: every call returns a complete
+    enumeration with ``orbits`` (dicts with G_enclosure and class)."""
+    import types
+
+    import landscape.enumeration as le
+    from theory._checks_enumeration import check_enumeration
+
+    fake = types.SimpleNamespace(complete=True, data={"orbit_list": orbits}, points=[])
+    monkeypatch.setattr(le, "algebra_available", lambda name: True)
+    monkeypatch.setattr(le, "enumerate_critical_points", lambda tasks, k: fake)
+    return check_enumeration(np.random.default_rng(0), **kw)
+
+
+def test_enumeration_check_reads_a_loss_enclosure_starting_at_zero_as_a_zero_loss_orbit(monkeypatch):
+    """An orbit whose certified G enclosure starts at exactly 0 may have G = 0: it is a
+    zero-loss orbit (and so not held to being a strict saddle); one starting at the smallest
+    positive float has G > 0 and must be a strict saddle. One zero-loss orbit suffices for
+    Thm 3.4's case; the d = 2k control needs two."""
+    saddle = {"G_enclosure": [5e-324, 1.0], "class": "strict_saddle"}
+    zero = {"G_enclosure": [0.0, 1e-20], "class": "global_minimum"}
+    res = _enumeration_with(monkeypatch, [zero, saddle], t2_instances=1, t3_instances=0, control=False)
+    assert res.cases[0].passed and res.cases[0].measured == 0
+    res = _enumeration_with(monkeypatch, [dict(zero, G_enclosure=[5e-324, 1e-20]), saddle],
+                            t2_instances=1, t3_instances=0, control=False)
+    assert not res.cases[0].passed and res.cases[0].measured == 1
+    one = _enumeration_with(monkeypatch, [zero, saddle], t2_instances=0, t3_instances=0, control=True)
+    two = _enumeration_with(monkeypatch, [zero, zero, saddle], t2_instances=0, t3_instances=0, control=True)
+    assert not one.cases[0].passed and two.cases[0].passed
