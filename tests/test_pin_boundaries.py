@@ -700,3 +700,52 @@ def test_enumeration_check_reads_a_loss_enclosure_starting_at_zero_as_a_zero_los
     one = _enumeration_with(monkeypatch, [zero, saddle], t2_instances=0, t3_instances=0, control=True)
     two = _enumeration_with(monkeypatch, [zero, zero, saddle], t2_instances=0, t3_instances=0, control=True)
     assert not one.cases[0].passed and two.cases[0].passed
+
+
+def _gd_check(**kw):
+    return _minima().check_thm32_gd(np.random.default_rng(3), d=4, k=1, outer=200, **kw)
+
+
+def test_thm32_gd_loss_cases_pass_with_the_loss_exactly_at_their_tolerance(monkeypatch):
+    """Both loss cases of 'Thm 3.2 via GD' (the polished point, the GD endpoint) pass with
+    the loss exactly equal to the tolerance and fail one ulp above it."""
+    M = _minima()
+    first = _gd_check()
+    polished, endpoint = first.cases[0], first.cases[1]
+    assert polished.label.startswith("loss after GD") and endpoint.label.startswith("GD endpoint: loss")
+    orig = M.thm32_structure
+    for value, passes in [(polished.tolerance, True), (_up(polished.tolerance), False)]:
+        monkeypatch.setattr(M, "thm32_structure",
+                            lambda *a, _v=value, **k: dataclasses.replace(orig(*a, **k), loss=_v))
+        assert bool(_gd_check().cases[0].passed) is passes
+    monkeypatch.setattr(M, "thm32_structure", orig)
+    for tol, passes in [(endpoint.measured, True), (_dn(endpoint.measured), False)]:
+        monkeypatch.setattr(M, "gd_endpoint_loss_tolerance", lambda g, s, sc, _t=tol: _t)
+        assert bool(_gd_check().cases[1].passed) is passes
+
+
+def test_sigma_plus_is_the_smallest_singular_value_strictly_above_the_null_cutoff(monkeypatch):
+    """A singular value exactly at JACOBIAN_NULL_RTOL * s_max belongs to the null space: the
+    transversal conditioning sigma_+ is the next one up (here 1/2), in the GD endpoint's
+    loss tolerance and in its distance tolerance alike."""
+    M = _minima()
+    cut = M.JACOBIAN_NULL_RTOL * 2.0
+    sing = np.array([2.0, 0.5, cut, 0.0])
+    seen = []
+    orig_jac = M._residual_jacobian
+
+    def jac(problem, U):  # the planted singular values for the check's own sigma_+, not for LM
+        import sys
+
+        return np.diag(sing) if sys._getframe(1).f_code.co_name == "check_thm32_gd" else orig_jac(problem, U)
+
+    monkeypatch.setattr(M, "_residual_jacobian", jac)
+    orig_tol = M.gd_endpoint_loss_tolerance
+    monkeypatch.setattr(M, "gd_endpoint_loss_tolerance", lambda g, s, sc: seen.append(s) or orig_tol(g, s, sc))
+    _gd_check()
+    assert seen == [0.5]
+    inst = random_instance(0, 3, 2, 1)
+    prob = inst.problem
+    A, U = prob.optimal_A(inst.U_star), inst.U_star
+    dist, tol, g = M.gd_endpoint_distance(prob, A, U, A, sing, 1.0)
+    assert dist == 0.0 and tol == M.GD_DISTANCE_FACTOR * g / 0.5 ** 2 + M.ROUNDING_FLOOR_FACTOR * M.EPS * 1.0
