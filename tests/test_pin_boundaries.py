@@ -749,3 +749,35 @@ def test_sigma_plus_is_the_smallest_singular_value_strictly_above_the_null_cutof
     A, U = prob.optimal_A(inst.U_star), inst.U_star
     dist, tol, g = M.gd_endpoint_distance(prob, A, U, A, sing, 1.0)
     assert dist == 0.0 and tol == M.GD_DISTANCE_FACTOR * g / 0.5 ** 2 + M.ROUNDING_FLOOR_FACTOR * M.EPS * 1.0
+
+
+def test_uniqueness_report_boundaries(monkeypatch):
+    """Thm 3.3's uniqueness report: a singular value exactly at the null cutoff is null (the
+    nullity counts it, sigma_+ is the next one up); a known point whose residual equals the
+    zero threshold exactly is a zero; a zero whose distance to A* equals tol_A exactly is A*
+    itself (no exception, and it enters Cor 3's fine-tune)."""
+    M = _minima()
+    inst = random_instance(1, 3, 3, 1)
+    prob = inst.problem
+    scale = float(np.linalg.norm(prob.tasks))
+    cut = M.JACOBIAN_NULL_RTOL * 2.0
+    monkeypatch.setattr(M, "quotient_jacobian_singular_values", lambda p, U: np.array([2.0, 0.5, cut, 0.0]))
+    seen = []
+    orig_tol = M.thm33_distance_tolerance
+    monkeypatch.setattr(M, "thm33_distance_tolerance", lambda r, s, sc: seen.append(list(s)) or orig_tol(r, s, sc))
+    A = prob.optimal_A(inst.U_star) + 1e-3 * np.eye(3)  # off A* by sqrt(3) 1e-3, residual > 0
+    r = float(np.linalg.norm(prob.residuals(A, inst.U_star)))
+    assert r > 0
+    monkeypatch.setattr(M, "ZERO_RESIDUAL_RTOL", exact_factor(r, scale))
+    W_test = inst.A_star * 0 + np.diag([1.0, 2.0, 3.0])
+    rep = M.uniqueness_report(inst, np.random.default_rng(0), starts=0, known_points=[(A, inst.U_star)], W_test=W_test)
+    assert rep.nullity == 2 and seen == [[0.5]] and rep.n_zero == 1
+    dev = float(np.linalg.norm(A - inst.A_star))
+    monkeypatch.setattr(M, "thm33_distance_tolerance", lambda r, s, sc: dev)
+    rep = M.uniqueness_report(inst, np.random.default_rng(0), starts=0, known_points=[(A, inst.U_star)], W_test=W_test)
+    assert rep.n_exceptions == 0 and rep.max_dev_unique == dev and rep.cor3_max > 0
+    monkeypatch.setattr(M, "thm33_distance_tolerance", lambda r, s, sc: _dn(dev))
+    rep = M.uniqueness_report(inst, np.random.default_rng(0), starts=0, known_points=[(A, inst.U_star)], W_test=W_test)
+    assert rep.n_exceptions == 1 and rep.cor3_max == 0.0
+    monkeypatch.setattr(M, "ZERO_RESIDUAL_RTOL", _dn(exact_factor(r, scale)))
+    assert M.uniqueness_report(inst, np.random.default_rng(0), starts=0, known_points=[(A, inst.U_star)]).n_zero == 0
