@@ -781,3 +781,63 @@ def test_uniqueness_report_boundaries(monkeypatch):
     assert rep.n_exceptions == 1 and rep.cor3_max == 0.0
     monkeypatch.setattr(M, "ZERO_RESIDUAL_RTOL", _dn(exact_factor(r, scale)))
     assert M.uniqueness_report(inst, np.random.default_rng(0), starts=0, known_points=[(A, inst.U_star)]).n_zero == 0
+
+
+def _thm33(**kw):
+    return _minima().check_thm33(np.random.default_rng(2), sizes=((3, 3, 1),), starts=4,
+                                 gd_sizes=((4, 3, 1),), gd_outer=200, **kw)
+
+
+def test_thm33_cases_pass_with_their_measured_values_exactly_at_the_tolerances(monkeypatch):
+    """Cor 3's fine-tune loss, the polished GD point's residual and distance to A*, and the
+    GD endpoint's distance: each case passes with the measured value exactly at its
+    tolerance and fails one ulp beyond."""
+    M = _minima()
+    base = _thm33()
+    cor3 = next(c for c in base.cases if "Cor 3" in c.label)
+    gd = next(c for c in base.cases if "+ polish" in c.label)
+    end = next(c for c in base.cases if "GD endpoint" in c.label)
+    assert cor3.measured > 0 and gd.measured > 0 and end.measured > 0
+
+    def case(pred):
+        return next(c for c in _thm33().cases if pred(c.label))
+
+    for tol, passes in [(cor3.measured, True), (_dn(cor3.measured), False)]:
+        monkeypatch.setattr(M, "cor3_loss_tolerance", lambda d, t, w, _t=tol: _t)
+        assert bool(case(lambda lab: "Cor 3" in lab).passed) is passes
+    for tol, passes in [(gd.measured, True), (_dn(gd.measured), False)]:
+        monkeypatch.setattr(M, "thm33_distance_tolerance", lambda r, s, sc, _t=tol: _t)
+        assert bool(case(lambda lab: "+ polish" in lab).passed) is passes
+    orig = M.gd_endpoint_distance
+    for shift, passes in [(lambda t: t, True), (_up, False)]:
+        monkeypatch.setattr(M, "gd_endpoint_distance",
+                            lambda *a, _s=shift: (lambda dv, tl, g: (_s(tl), tl, g))(*orig(*a)))
+        assert bool(case(lambda lab: "GD endpoint" in lab).passed) is passes
+
+
+def test_thm33_polished_gd_point_is_a_zero_with_its_residual_exactly_at_the_threshold(monkeypatch):
+    """The polished GD point counts as a zero when ||R|| <= ZERO_RESIDUAL_RTOL ||tasks||,
+    the boundary included (its distance to A* made irrelevant by a tolerance of 1)."""
+    M = _minima()
+    seen = {}
+    orig_lm = M.lm_solve
+
+    def lm(*a, **k):
+        out = orig_lm(*a, **k)
+        seen["r"] = out[2]
+        return out
+
+    def tol(r, s, sc):
+        seen["scale"] = sc
+        return 1.0
+
+    monkeypatch.setattr(M, "lm_solve", lm)
+    monkeypatch.setattr(M, "thm33_distance_tolerance", tol)
+    _thm33()
+    r, scale = seen["r"], seen["scale"]
+    assert r > 0
+    c = exact_factor(r, scale)
+    for rtol, passes in [(c, True), (_dn(c), False)]:
+        monkeypatch.setattr(M, "ZERO_RESIDUAL_RTOL", rtol)
+        if passes or rtol * scale < r:
+            assert bool(next(x for x in _thm33().cases if "+ polish" in x.label).passed) is passes
