@@ -841,3 +841,51 @@ def test_thm33_polished_gd_point_is_a_zero_with_its_residual_exactly_at_the_thre
         monkeypatch.setattr(M, "ZERO_RESIDUAL_RTOL", rtol)
         if passes or rtol * scale < r:
             assert bool(next(x for x in _thm33().cases if "+ polish" in x.label).passed) is passes
+
+
+def _with_report(monkeypatch, **fields):
+    M = _minima()
+    orig = M.uniqueness_report
+    monkeypatch.setattr(M, "uniqueness_report", lambda *a, **k: dataclasses.replace(orig(*a, **k), **fields))
+
+
+@pytest.mark.parametrize("control", ["t2", "d2k"])
+def test_thm33_controls_need_at_least_one_exception(monkeypatch, control):
+    """A control shows non-uniqueness with one zero-loss point off A*, not with none."""
+    M = _minima()
+    run = {"t2": lambda: M.check_thm33_control_t2(np.random.default_rng(0), starts=4),
+           "d2k": lambda: M.check_thm33_control_d2k(np.random.default_rng(0), starts=4)}[control]
+    for n, passes in [(1, True), (0, False)]:
+        _with_report(monkeypatch, n_exceptions=n)
+        cases = [c for c in run().cases if "A != A*" in c.label]
+        assert cases and all(bool(c.passed) is passes for c in cases)
+
+
+def test_thm33_d2k_control_second_minimiser_must_lie_strictly_beyond_tol_A(monkeypatch):
+    """||Q||_F > tol_A, strictly: with tol_A equal to ||Q||_F the published second minimiser
+    does not show non-uniqueness; just below it, it does. Its loss passes at a tolerance
+    exactly equal to it."""
+    from landscape import thm33_counterexample_minimiser
+
+    M = _minima()
+    qn = float(np.linalg.norm(thm33_counterexample_minimiser()[0]))
+    for tol, passes in [(qn, False), (_dn(qn), True)]:
+        _with_report(monkeypatch, tol_A=tol)
+        case = next(c for c in M.check_thm33_control_d2k(np.random.default_rng(0), starts=4).cases
+                    if "||Q||_F" in c.label)
+        assert bool(case.passed) is passes
+    from landscape import thm33_counterexample_instance
+
+    loss = M.check_thm33_control_d2k(np.random.default_rng(0), starts=4).cases[0].measured
+    inst = thm33_counterexample_instance()
+    Q, U_hat = thm33_counterexample_minimiser()
+    scale = float(np.linalg.norm(inst.problem.tasks)) + float(np.sum(U_hat ** 2)) + float(np.linalg.norm(Q))
+
+    def tol(c):
+        return 0.5 * (c * 4 * M.EPS * scale) ** 2
+
+    c = exact_input(tol, loss, math.sqrt(2 * loss) / (4 * M.EPS * scale))
+    for factor, passes in [(c, True), (_dn(c), False)]:
+        monkeypatch.setattr(M, "RESIDUAL_ROUNDING_FACTOR", factor)
+        if passes or tol(factor) < loss:
+            assert bool(M.check_thm33_control_d2k(np.random.default_rng(0), starts=4).cases[0].passed) is passes
