@@ -889,3 +889,70 @@ def test_thm33_d2k_control_second_minimiser_must_lie_strictly_beyond_tol_A(monke
         monkeypatch.setattr(M, "RESIDUAL_ROUNDING_FACTOR", factor)
         if passes or tol(factor) < loss:
             assert bool(M.check_thm33_control_d2k(np.random.default_rng(0), starts=4).cases[0].passed) is passes
+
+
+def _f1(**kw):
+    return _minima().check_f1(np.random.default_rng(0), dims=(2,), starts=4, **kw)
+
+
+def test_f1_loss_case_passes_with_the_largest_loss_exactly_at_its_tolerance(monkeypatch):
+    """App. F.1's loss case: with every branch point's loss planted equal to the case's
+    tolerance it passes; one ulp above, it fails."""
+    import types
+
+    M = _minima()
+    tol = _f1().cases[0].tolerance
+    orig = M.f1_instance
+
+    class Planted:
+        def __init__(self, problem, value):
+            self._p, self._v = problem, value
+
+        def __getattr__(self, name):
+            return getattr(self._p, name)
+
+        def loss(self, A, U):
+            return self._v
+
+    for value, passes in [(tol, True), (_up(tol), False)]:
+        monkeypatch.setattr(M, "f1_instance", lambda d, _v=value: types.SimpleNamespace(problem=Planted(orig(d).problem, _v)))
+        case = _f1().cases[0]
+        assert case.measured == value and bool(case.passed) is passes
+
+
+def test_f1_zero_threshold_and_sigma_plus_at_their_exact_cutoffs(monkeypatch):
+    """A search end whose residual equals ZERO_RESIDUAL_RTOL ||tasks|| is a zero; a
+    singular value exactly at the null cutoff is not sigma_+."""
+    M = _minima()
+    seen = {}
+    orig = M.zero_loss_search
+
+    def search(prob, rng, starts, **k):
+        pts = orig(prob, rng, starts, **k)
+        seen["scale"] = float(np.linalg.norm(prob.tasks))
+        return pts
+
+    monkeypatch.setattr(M, "zero_loss_search", search)
+    _f1()
+    thr = M.ZERO_RESIDUAL_RTOL * seen["scale"]
+    for r, zeros in [(thr, 4), (_up(thr), 0)]:  # every end's residual planted at r
+        monkeypatch.setattr(M, "zero_loss_search", lambda *a, _r=r, **k: [(A, U, _r) for A, U, _ in orig(*a, **k)])
+        assert f"({zeros}/4 zero)" in _f1().cases[2].label
+    # every end planted with residual 1e-20 (a zero), so that the bound is 10 r / sigma_+
+    monkeypatch.setattr(M, "zero_loss_search", lambda *a, **k: [(A, U, 1e-20) for A, U, _ in orig(*a, **k)])
+    # sigma_+: the check's Jacobian at each branch point replaced by one with singular values
+    # 2, 1/2, cut and 0, and by one with 2, 1/2, 0, 0: sigma_+ is 1/2 for both, so the
+    # distance ratios agree (with the rounding floor off, the bound is 10 r / sigma_+)
+    monkeypatch.setattr(M, "ROUNDING_FLOOR_FACTOR", 0.0)
+    cut = M.JACOBIAN_NULL_RTOL * 2.0
+    orig_jac = M._residual_jacobian
+    ratios = []
+    for sing in ([2.0, 0.5, cut, 0.0], [2.0, 0.5, 0.0, 0.0]):
+        def jac(problem, U, _s=sing):
+            import sys
+
+            return np.diag(_s) if sys._getframe(1).f_code.co_name == "check_f1" else orig_jac(problem, U)
+
+        monkeypatch.setattr(M, "_residual_jacobian", jac)
+        ratios.append(_f1().cases[2].measured)
+    assert ratios[0] == ratios[1]
