@@ -956,3 +956,49 @@ def test_f1_zero_threshold_and_sigma_plus_at_their_exact_cutoffs(monkeypatch):
         monkeypatch.setattr(M, "_residual_jacobian", jac)
         ratios.append(_f1().cases[2].measured)
     assert ratios[0] == ratios[1]
+
+
+def test_the_reported_hessian_is_restricted_to_a_slice_from_k_equal_two_or_for_two_tasks():
+    from landscape.enumeration._points import hessian_label
+
+    sliced = "Hessian of G restricted to the gauge slice"
+    assert hessian_label(3, 2) == hessian_label(2, 1) == hessian_label(2, 2) == hessian_label(4, 3) == sliced
+    assert hessian_label(3, 1) == hessian_label(6, 1) == "Hessian of G"
+
+
+# ------------------------------------------------------------------------------------------
+# landscape/certificates/net.py: the decision (N1), (N2)
+# ------------------------------------------------------------------------------------------
+
+def test_net_decision_needs_strictly_positive_margins():
+    """(N1) = min_net G_lower - G(U0)_hi - Lip eps and (N2) = G(U0)_lo - Lip r - G(W)_hi, in
+    dyadic numbers so each is exactly 0 where planted: N1 = 0 certifies nothing; N1 > 0 with
+    N2 = 0 a local minimum only; both > 0 a spurious local minimum."""
+    from landscape.certificates.net import _net_decide
+    from landscape.certificates.data import VERDICT_LOCAL_MIN, VERDICT_NONE, VERDICT_SPURIOUS
+
+    enc = {"G(U0)": (0.5, 0.5), "G(witness)": (0.0, 0.25)}
+
+    def decide(min_net, r=0.25):
+        bounds = {"lipschitz_upper": 1.0, "eps_effective_upper": 0.25, "min_net_G_lower": min_net}
+        return _net_decide(enc, bounds, r, True, 10, "sphere", 128)
+
+    m, verdict, _ = decide(0.75)
+    assert m["N1"] == 0.0 and verdict == VERDICT_NONE
+    m, verdict, _ = decide(0.75, r=0.125)  # N1 = 0 with N2 > 0: still nothing
+    assert (m["N1"], m["N2"]) == (0.0, 0.125) and verdict == VERDICT_NONE
+    m, verdict, _ = decide(1.0)
+    assert (m["N1"], m["N2"]) == (0.25, 0.0) and verdict == VERDICT_LOCAL_MIN
+    m, verdict, _ = decide(1.0, r=0.125)
+    assert m["N2"] == 0.125 and verdict == VERDICT_SPURIOUS
+
+
+def test_net_certificate_refuses_a_zero_radius_or_spacing():
+    from landscape._instances import f2_spurious_instance
+    from landscape.certificates import CertificateNotApplicable
+    from landscape.certificates.net import epsilon_net_certificate
+
+    inst, U0 = f2_spurious_instance()
+    for r, eps in [(0.0, 0.1), (0.1, 0.0)]:
+        with pytest.raises(CertificateNotApplicable, match="need r > 0 and eps > 0"):
+            epsilon_net_certificate(inst.problem, U0, r=r, eps=eps)

@@ -177,6 +177,13 @@ def system_label(T: int, k: int) -> str:
     return "gradient + mu * grad(u1.u2), u1.u2 (T = 2 boost slice)" if T == 2 else "gradient"
 
 
+def hessian_label(T: int, k: int) -> str:
+    """The Hessian whose eigenvalues a certified point reports: restricted to the gauge slice
+    wherever the system has one (k >= 2, or the T = 2 boost slice), the Hessian of G itself
+    for k = 1 and T >= 3."""
+    return "Hessian of G restricted to the gauge slice" if (k >= 2 or T == 2) else "Hessian of G"
+
+
 def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
     """Polish, certify (Krawczyk), check against msolve's box (``box`` None: no box, the
     homotopy route), curvature enclosure."""
@@ -260,7 +267,7 @@ def _certify_point(problem, sq, S, U, zero, box, idx, G_antisym):
         H = Na.transpose() * H * Na
     lower, upper, lam = _arb_sym_lambda_bounds(H)
     entry["eigenvalues"] = eigenvalue_summary(
-        lam, lower, upper, "Hessian of G restricted to the gauge slice" if (k >= 2 or T == 2) else "Hessian of G")
+        lam, lower, upper, hessian_label(T, k))
     entry["certified"] = bool(inside)
     if not inside:
         entry["reason"] = ("certified box does not match msolve's isolating box" if box is not None else
