@@ -1002,3 +1002,26 @@ def test_net_certificate_refuses_a_zero_radius_or_spacing():
     for r, eps in [(0.0, 0.1), (0.1, 0.0)]:
         with pytest.raises(CertificateNotApplicable, match="need r > 0 and eps > 0"):
             epsilon_net_certificate(inst.problem, U0, r=r, eps=eps)
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_atlas.py
+# ------------------------------------------------------------------------------------------
+
+def test_atlas_counts_a_gd_endpoint_exactly_at_the_reach_tolerance_as_reached(monkeypatch):
+    """GD reached zero loss when its endpoint's loss is <= GD_REACH_RTOL G(0), the boundary
+    included: with the paper's GD replaced by a fixed endpoint (A, U) = 0 and the constant
+    set so that the product equals that loss to the last bit."""
+    import theory._atlas as atlas
+
+    prob = random_instance(np.random.default_rng(0), 2, 2, 1).problem
+    x = float(prob.loss(np.zeros((2, 2)), np.zeros((2, 2, 1))))
+    G0 = prob.reduced_loss(np.zeros((2, 2, 1)))
+    monkeypatch.setattr(atlas, "paper_gd", lambda problem, rng, runs, outer: (np.zeros((runs, 2, 2)),
+                                                                             np.zeros((runs, 2, 2, 1))))
+    c = exact_factor(x, G0)
+    for rtol, reached in [(c, True), (_dn(c), False)]:
+        monkeypatch.setattr(atlas, "GD_REACH_RTOL", rtol)
+        if reached or rtol * G0 < x:
+            row = atlas._instance(2, 1, 2, 0, 2, 0, 1, 20, 0)
+            assert row["gd_endpoint_reached"] == [reached] and row["gd_endpoint_loss_relative"] == [x / G0]
