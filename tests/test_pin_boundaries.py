@@ -1025,3 +1025,66 @@ def test_atlas_counts_a_gd_endpoint_exactly_at_the_reach_tolerance_as_reached(mo
         if reached or rtol * G0 < x:
             row = atlas._instance(2, 1, 2, 0, 2, 0, 1, 20, 0)
             assert row["gd_endpoint_reached"] == [reached] and row["gd_endpoint_loss_relative"] == [x / G0]
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_checks_rates.py
+# ------------------------------------------------------------------------------------------
+
+def _lemma1(monkeypatch, errs, power, upper=None):
+    """check_lemma1 for k' = 1 with the RRR errors and the power planted (sigma = 1/2 and a
+    dof of 4, so the normaliser is exactly 1), and optionally the Clopper-Pearson bound."""
+    import theory._checks_rates as R
+
+    monkeypatch.setattr(R, "sized_rrr_errors", lambda *a, **k: (np.asarray(errs, dtype=float), power))
+    if upper is not None:
+        monkeypatch.setattr(R, "clopper_pearson", lambda ok, n, level: (0.0, upper))
+    return R.check_lemma1(np.random.default_rng(0), d=4, sigma=0.5, kprimes=(1,), dof=lambda d, kp: 4.0)
+
+
+def test_lemma1_cases_pass_exactly_at_their_boundaries(monkeypatch):
+    """Lemma 1's three cases at their exact boundaries: |m - 1| = Z se passes (a two-sided
+    test accepts on its critical value), power = TARGET_POWER passes, an error equal to
+    C sigma^2 k' d counts as within the bound, and a Clopper-Pearson upper bound equal to
+    prob passes; one ulp to the other side fails each."""
+    import theory._checks_rates as R
+    from theory._result import mean_and_se
+
+    errs = [0.75, 1.75]  # mean 1.25, se 0.5 (sd sqrt(1/2), two samples), both exact
+    m, se = mean_and_se(np.asarray(errs))
+    assert (m, se) == (1.25, 0.5)
+    monkeypatch.setattr(R, "Z_CRITICAL", 0.5)  # Z se = 0.25 = |m - 1|
+    assert _lemma1(monkeypatch, errs, R.TARGET_POWER).cases[0].passed
+    monkeypatch.setattr(R, "Z_CRITICAL", _dn(0.5))
+    assert not _lemma1(monkeypatch, errs, R.TARGET_POWER).cases[0].passed
+    assert _lemma1(monkeypatch, errs, R.TARGET_POWER).cases[1].passed
+    assert not _lemma1(monkeypatch, errs, _dn(R.TARGET_POWER)).cases[1].passed
+    bound = 4.0 * 0.5 ** 2 * 1 * 4  # C sigma^2 k' d = 4
+    case = _lemma1(monkeypatch, [bound, _up(bound)], 1.0).cases[2]
+    assert case.measured == 0.5  # the error at the bound counts, the one above it does not
+    assert _lemma1(monkeypatch, errs, 1.0, upper=0.99).cases[2].passed
+    assert not _lemma1(monkeypatch, errs, 1.0, upper=_dn(0.99)).cases[2].passed
+
+
+def test_rates_cases_pass_with_the_deviation_exactly_at_z_standard_errors(monkeypatch):
+    """Cor 2 / Cor 4's mean and the SR / ML ratio: a deviation of exactly Z_CRITICAL standard
+    errors is accepted (two-sided test at its critical value), one ulp of Z less rejects.
+    The means and standard errors are planted: mean 1.25 with se 0.5 and Z = 0.5; the ratio
+    at twice its prediction p, with se 0.5 and Z = 2 p (so Z se = p = |ratio - p| exactly)."""
+    import theory._checks_rates as R
+
+    base = R.check_rates(np.random.default_rng(0), d=4, Ts=(2,), n=50, reps=3)
+    pred = next(c for c in base.cases if "E||E_SR||^2 / E||E_ML||^2" in c.label).predicted
+    monkeypatch.setattr(R, "mean_and_se", lambda x: (1.25, 0.5))
+    monkeypatch.setattr(R, "ratio_of_means", lambda a, b: (2 * pred, 0.5))
+
+    def cases(z):
+        monkeypatch.setattr(R, "Z_CRITICAL", z)
+        res = R.check_rates(np.random.default_rng(0), d=4, Ts=(2,), n=50, reps=3)
+        return (next(c for c in res.cases if "Cor 2" in c.label),
+                next(c for c in res.cases if "E||E_SR||^2 / E||E_ML||^2" in c.label))
+
+    mean_case, ratio_case = cases(0.5)
+    assert mean_case.passed
+    assert not cases(_dn(0.5))[0].passed
+    assert cases(2 * pred)[1].passed and not cases(_dn(2 * pred))[1].passed
