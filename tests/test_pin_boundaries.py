@@ -1088,3 +1088,59 @@ def test_rates_cases_pass_with_the_deviation_exactly_at_z_standard_errors(monkey
     assert mean_case.passed
     assert not cases(_dn(0.5))[0].passed
     assert cases(2 * pred)[1].passed and not cases(_dn(2 * pred))[1].passed
+
+
+def _slopes_run(monkeypatch=None, errors=None, **kw):
+    """check_rate_slopes at a small size with cheap injected errors (chi-square-like draws
+    around sigma^2 dof), d = 4."""
+    import theory._checks_rates as R
+
+    def fake(rng, B, *, n, sigma, kprime, reps):
+        return sigma ** 2 * kprime * (2 * B.shape[0] - kprime) * rng.gamma(50.0, 1 / 50.0, size=reps)
+
+    args = dict(d=4, n_sweep=(40, 80), dof_kprimes=(1, 2), dof_reps=20, tail_ds=(4, 6), tail_reps=50,
+                Ts=(2, 3, 5), T_reps=20, reps=20, errors=errors or fake)
+    args.update(kw)
+    return R.check_rate_slopes(np.random.default_rng(0), **args)
+
+
+def test_rate_slopes_saturation_and_late_sets_include_their_boundaries():
+    """At d = 4, k = 1: T = 3 has (T + 1) k = d, so it is saturated, and T >= 3 is 'late';
+    with T in (2, 3, 5) each set has exactly two members -- enough for a slope."""
+    labels = [c.label for c in _slopes_run().cases]
+    assert any(lab.startswith("saturation:") and "T=[3, 5]" in lab for lab in labels)
+    assert any(lab.startswith("Cor 4:") for lab in labels)
+    labels = [c.label for c in _slopes_run(Ts=(2, 3, 4)).cases]  # late = [3, 4], saturated = [3, 4]
+    assert any("T=[3, 4]" in lab for lab in labels) and any(lab.startswith("Cor 4:") for lab in labels)
+
+
+def test_rate_slopes_tail_needs_a_strictly_negative_slope_and_counts_errors_above_the_bound(monkeypatch):
+    """The tail case needs the slope's upper confidence limit strictly below 0 and a half
+    width at most TAIL_MAX_HALF_WIDTH; an error exactly at tail_C sigma^2 d is not a failure."""
+    import theory._checks_rates as R
+    from theory._slopes import SlopeFit
+
+    def tail(fit):
+        monkeypatch.setattr(R, "linear_fit", lambda x, y, se: fit)
+        return next(c for c in _slopes_run().cases if c.label.startswith("log P("))
+
+    hw = R.TAIL_MAX_HALF_WIDTH
+
+    def fit(slope, se):  # z = 1: ci = slope +- se, half width se
+        return SlopeFit(slope, 0.0, se, float("nan"), 1.0, (0.0, 1.0), (0.0, 0.0), (1.0, 1.0))
+
+    assert fit(-hw, hw).ci[1] == 0.0 and not tail(fit(-hw, hw)).passed  # upper limit exactly 0
+    assert tail(fit(-2 * hw, hw)).passed  # half width exactly the maximum
+    assert not tail(fit(-4 * hw, _up(hw))).passed
+    monkeypatch.undo()
+    seen = []
+    orig_fit = R.linear_fit
+    monkeypatch.setattr(R, "linear_fit", lambda x, y, se: seen.append(list(np.exp(y))) or orig_fit(x, y, [1.0] * len(se)))
+
+    def at_bound(rng, B, *, n, sigma, kprime, reps):  # every tail draw (n = 2 d) exactly at 3 sigma^2 d
+        if n == 2 * B.shape[0]:
+            return np.full(reps, 3.0 * sigma ** 2 * B.shape[0])
+        return sigma ** 2 * kprime * (2 * B.shape[0] - kprime) * rng.gamma(50.0, 1 / 50.0, size=reps)
+
+    _slopes_run(errors=at_bound, tail_C=3.0)
+    assert seen and seen[0] == pytest.approx([0.5 / 51.0] * 2, rel=1e-12)  # no failures: (0 + 1/2) / (50 + 1)
