@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,23 @@ def test_constant_sweep_addresses_comparison_operators_and_lists_every_one(tmp_p
         _, name, twin = e.split()
         start, end, op = cs._constant(path, name)
         assert src[start:end] == op == name.split(":")[1] and cs._ORDERINGS[op] == twin
+
+
+def test_constant_sweep_kill_command_that_hangs_counts_as_killed_and_leaves_no_process(tmp_path, monkeypatch):
+    """A kill command outliving the timeout (a mutated loop that no longer stops) is killed
+    with its children and counts as killed; one that ends reports its exit status."""
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    monkeypatch.setattr(cs, "KILL_TIMEOUT", 0.3)
+    marker = tmp_path / "alive"
+    t0 = time.perf_counter()
+    killed, tail = cs._run_kill(f"sh -c 'sleep 1.5; touch {marker}' & wait", tmp_path, dict(os.environ))
+    assert killed and tail == ["timed out after 0.3 s"] and time.perf_counter() - t0 < 1.4
+    assert cs._run_kill("echo one; echo two; exit 0", tmp_path, dict(os.environ)) == (False, ["one", "two"])
+    assert cs._run_kill("exit 3", tmp_path, dict(os.environ))[0] is True
+    time.sleep(2.0)  # a child left running would have touched the marker by now
+    assert not marker.exists()

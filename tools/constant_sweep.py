@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: seconds a kill command may run before the mutant counts as killed (cosmic-ray's timeout)
+KILL_TIMEOUT = 600.0
 
 
 def _tree(dest: Path) -> None:
@@ -152,6 +155,21 @@ def _constant(path: Path, name: str):
     return (m.start(2), m.end(2), m.group(2)) if m else None
 
 
+def _run_kill(command: str, cwd: Path, env: dict) -> tuple:
+    """``(killed, last lines)`` of a kill command; one that outlives :data:`KILL_TIMEOUT`
+    (a mutated loop that no longer stops) is killed with its whole process group and
+    counts as killed, as in cosmic-ray."""
+    proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=KILL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return True, [f"timed out after {KILL_TIMEOUT:g} s"]
+    return proc.returncode != 0, out.strip().splitlines()[-2:]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--comparisons"] and len(argv) > 1:
@@ -188,12 +206,11 @@ def main(argv=None) -> int:
             path.write_text(orig[:start] + value + orig[end:])
             t0 = time.perf_counter()
             try:
-                r = subprocess.run(commands[mod], shell=True, cwd=tree, capture_output=True, text=True, env=env)
+                killed, tail = _run_kill(commands[mod], tree, env)
             finally:
                 path.write_text(orig)
-            rec = {"module": mod, "name": name, "old": literal, "new": value, "killed": r.returncode != 0,
-                   "seconds": round(time.perf_counter() - t0, 1), "why": why,
-                   "tail": (r.stdout + r.stderr).strip().splitlines()[-2:]}
+            rec = {"module": mod, "name": name, "old": literal, "new": value, "killed": killed,
+                   "seconds": round(time.perf_counter() - t0, 1), "why": why, "tail": tail}
             out.write(json.dumps(rec) + "\n")
             out.flush()
             print(("killed   " if rec["killed"] else "SURVIVED ") + f"{mod} {name} {literal} -> {value}", flush=True)
