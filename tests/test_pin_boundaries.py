@@ -1144,3 +1144,144 @@ def test_rate_slopes_tail_needs_a_strictly_negative_slope_and_counts_errors_abov
 
     _slopes_run(errors=at_bound, tail_C=3.0)
     assert seen and seen[0] == pytest.approx([0.5 / 51.0] * 2, rel=1e-12)  # no failures: (0 + 1/2) / (50 + 1)
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_checks_saddles.py: Thm 3.4 and its lemmas
+# ------------------------------------------------------------------------------------------
+
+def _saddles():
+    import theory._checks_saddles as S
+
+    return S
+
+
+def _thm34(label):
+    res = _saddles().check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=4)
+    return next(c for c in res.cases if label in c.label)
+
+
+def test_inertia_counts_partition_the_spectrum_with_plus_minus_zt_as_zeros():
+    counts = _saddles().inertia_counts
+    assert counts([1.0, -1.0, 0.25, -0.25, 0.0], 0.25) == (1, 1, 3)
+    assert counts([_up(0.25), _dn(-0.25)], 0.25) == (1, 1, 0)
+
+
+def test_thm34_a_curvature_exactly_minus_the_threshold_is_not_a_strict_saddle(monkeypatch):
+    """Every point's quotient lambda_min planted at -1 and the threshold at 1: lambda_min <
+    -threshold fails, so no point is a strict saddle -- the saddle case fails and the global
+    minima are SOSP; with the threshold one ulp below 1 the verdicts swap."""
+    import types
+
+    S = _saddles()
+    monkeypatch.setattr(S, "reduced_spectrum", lambda prob, U, **k: types.SimpleNamespace(lambda_min_quotient=-1.0))
+    for thr, saddles_pass in [(1.0, False), (_dn(1.0), True)]:
+        monkeypatch.setattr(S, "strict_saddle_threshold", lambda U, g, Dn, _t=thr: _t)
+        sad, glob = _thm34("not strict saddles"), _thm34("global minima that are not SOSP")
+        n_pos = int(sad.label.split("(")[1].split(" ")[0]) + sad.measured  # saddles + exceptions
+        assert n_pos > 0 and bool(sad.passed) is saddles_pass and bool(glob.passed) is (not saddles_pass)
+        # at the boundary every positive-loss point is an exception and none a saddle
+        assert sad.measured == (0 if saddles_pass else n_pos)
+        assert sad.label.endswith(f"({n_pos if saddles_pass else 0} saddles)")
+
+
+def test_thm34_l4_non_leading_block_needs_curvature_strictly_below_minus_the_threshold(monkeypatch):
+    """Every block declared non-leading and every C_t planted as -I (lambda_min = -1):
+    at threshold 1 the blocks have no curvature below -1 (L4 fails), at one ulp below they do."""
+    from landscape._objective import LoraMLProblem
+
+    S = _saddles()
+    monkeypatch.setattr(S, "leading_block_tolerance", lambda g, U, N, t, d: -1.0)
+    orig = LoraMLProblem.hessian_blocks
+    monkeypatch.setattr(LoraMLProblem, "hessian_blocks",
+                        lambda self, A, U: (orig(self, A, U)[0], [-np.eye(self.d * self.k)] * self.T))
+    for thr, passes in [(1.0, False), (_dn(1.0), True)]:
+        monkeypatch.setattr(S, "strict_saddle_threshold", lambda U, g, Dn, _t=thr: _t)
+        assert bool(_thm34("L4 non-leading blocks").passed) is passes
+
+
+def test_thm34_a_block_gap_exactly_at_its_tolerance_is_leading(monkeypatch):
+    """f_t - f_best <= lead_tol makes block t leading, the boundary included: with the
+    tolerance planted equal to each block's gap, no block is non-leading."""
+    S = _saddles()
+
+    def gap(g, U, N, t, d):
+        UUt = U @ np.swapaxes(U, 1, 2)
+        return 0.5 * float(np.sum((N[t] - UUt[t]) ** 2)) - S._best_psd_rank_k_loss(N[t], U.shape[2])
+
+    monkeypatch.setattr(S, "leading_block_tolerance", gap)
+    assert "(0 blocks)" in _thm34("L4 non-leading blocks").label
+    monkeypatch.setattr(S, "leading_block_tolerance", lambda *a: _dn(gap(*a)) if gap(*a) != 0 else -5e-324)
+    assert "(0 blocks)" not in _thm34("L4 non-leading blocks").label
+
+
+def test_thm34_c6_rank_exactly_2k_at_a_non_global_point_is_a_violation(monkeypatch):
+    S = _saddles()
+    for rank, passes in [(2, False), (1, True)]:
+        monkeypatch.setattr(S, "_num_rank", lambda M, tol, _r=rank: _r)
+        assert bool(_thm34("C6 non-global points").passed) is passes
+
+
+def test_numerical_rank_of_thm34_counts_singular_values_strictly_above_the_tolerance():
+    S = _saddles()
+    assert S._num_rank(np.diag([1.0, 0.25]), 0.25) == 1 and S._num_rank(np.diag([1.0, _up(0.25)]), 0.25) == 2
+
+
+def test_thm34_a_point_with_loss_exactly_at_the_zero_threshold_is_global(monkeypatch):
+    """is_global: G <= ZERO_LOSS_RTOL ||D*||^2, the boundary included -- the first critical
+    point's loss planted there makes one more global minimum than one ulp above it."""
+    S = _saddles()
+    orig = S.t2_critical_points
+
+    def planted(bump):
+        def pts(inst, rng, *, starts, boosts=2):
+            out = orig(inst, rng, starts=starts, boosts=boosts)
+            Dn = float(np.linalg.norm(inst.W[0] - inst.W[1]))
+            i = next(j for j, cp in enumerate(out) if cp.loss > S.ZERO_LOSS_RTOL * Dn ** 2)
+            out[i] = dataclasses.replace(out[i], loss=bump(S.ZERO_LOSS_RTOL * Dn ** 2))
+            return out
+        return pts
+
+    import re
+
+    counts = []
+    for bump in (lambda x: x, _up):
+        monkeypatch.setattr(S, "t2_critical_points", planted(bump))
+        counts.append(int(re.search(r"\((\d+) minima\)", _thm34("global minima that are not SOSP").label).group(1)))
+    assert counts[0] == counts[1] + 1
+
+
+def test_thm34_needs_at_least_one_saddle_and_one_minimum_and_checks_35_only_when_d_exceeds_2k(monkeypatch):
+    """With only global points found, the saddle case has nothing to show and fails; with
+    only positive-loss points, the global case fails. At d = 2k, W-perp is {0}: the (35)
+    identity at random U is not checked (there is no direction to check it on)."""
+    S = _saddles()
+    orig = S.t2_critical_points
+
+    def only(keep_global):
+        def pts(inst, rng, *, starts, boosts=2):
+            Dn = float(np.linalg.norm(inst.W[0] - inst.W[1]))
+            return [cp for cp in orig(inst, rng, starts=starts, boosts=boosts)
+                    if (cp.loss <= S.ZERO_LOSS_RTOL * Dn ** 2) == keep_global]
+        return pts
+
+    monkeypatch.setattr(S, "t2_critical_points", only(True))
+    assert _thm34("not strict saddles").label.endswith("(0 saddles)") and not _thm34("not strict saddles").passed
+    monkeypatch.setattr(S, "t2_critical_points", only(False))
+    glob = _thm34("global minima that are not SOSP")
+    assert glob.label.endswith("(0 minima)") and not glob.passed
+    monkeypatch.setattr(S, "t2_critical_points", orig)
+    labels = [c.label for c in S.check_thm34(np.random.default_rng(0), configs=((2, 1),), starts=4).cases]
+    assert labels and not any("(35) identity at random U" in lab for lab in labels)
+    assert any("(35) identity at random U" in c.label for c in
+               S.check_thm34(np.random.default_rng(0), configs=((3, 1),), starts=4).cases)
+
+
+def test_thm34_root_finder_count_passes_with_exactly_the_required_number(monkeypatch):
+    S = _saddles()
+    base = _thm34("root-finder critical points")
+    n = base.measured
+    monkeypatch.setattr(S, "MIN_ROOT_FRACTION", n / 4)  # need = ceil(n / 4 * 4) = n
+    assert _thm34("root-finder critical points").passed
+    monkeypatch.setattr(S, "MIN_ROOT_FRACTION", (n + 1) / 4)
+    assert not _thm34("root-finder critical points").passed

@@ -297,6 +297,14 @@ def c6_rank_tolerance(g: float, Dn: float) -> float:
     return rtol
 
 
+def inertia_counts(lam, zt: float) -> tuple:
+    """``(positive, negative, zero)`` counts of the eigenvalues ``lam`` with zero tolerance
+    ``zt``: an eigenvalue of size exactly ``zt`` is a zero, so the three counts partition
+    the spectrum."""
+    lam = np.asarray(lam, dtype=float)
+    return int(np.sum(lam > zt)), int(np.sum(lam < -zt)), int(np.sum(np.abs(lam) <= zt))
+
+
 @accepts_seed()
 def check_thm34(
     rng: np.random.Generator,
@@ -356,7 +364,7 @@ def check_thm34(
         # ---- L6
         lam_D = np.linalg.eigvalsh(Dstar)
         zt = d * EPS * float(np.max(np.abs(lam_D)))
-        inD = (int(np.sum(lam_D > zt)), int(np.sum(lam_D < -zt)), int(np.sum(np.abs(lam_D) <= zt)))
+        inD = inertia_counts(lam_D, zt)
         cases.append(Case(f"{tag}: L6 In(D*)", str((k, k, d - 2 * k)), str(inD), "d eps |lambda|_max",
                           inD == (k, k, d - 2 * k)))
         n_sad = n_exc = n_glob = n_glob_bad = 0
