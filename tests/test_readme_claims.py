@@ -521,3 +521,36 @@ def test_further_constant_sweeps_are_their_lists_and_the_readmes_numbers(name):
     m = re.search(rf"`tools/constant-sweep-{name}.txt`\)[^.]*?: (\d+) of (\d+) fail; the other (\d+) are free parameters",
                   " ".join(README.split()))
     assert m and tuple(map(int, m.groups())) == (killed, len(recs), len(recs) - killed)
+
+
+def test_comparison_sweep_is_its_list_argued_survivors_and_the_readmes_numbers():
+    """The strictness sweep (every ordering comparison of the verdict modules flipped to its
+    strict or non-strict twin): the record holds every entry of its list in order, the list
+    holds exactly the comparisons of its modules as the code stands (no comparison left out,
+    none stale), every flip the tests did not notice is argued in the list as equivalent, a
+    free parameter or a measure-zero coincidence, and the README states the counts of the
+    record and of its first pass."""
+    import importlib.util
+
+    recs, listed = _sweep("constant-sweep-comparisons.txt", "constant-sweep-comparisons.jsonl")
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    modules = list(dict.fromkeys(x[0] for x in listed))
+    assert [" ".join(x[:3]) for x in listed] == [e for m in modules for e in cs.comparison_entries(m)]
+    why = {tuple(x[:3]): (x[3] if len(x) > 3 else "") for x in listed}
+    kinds = {"equivalent:": 0, "free parameter:": 0, "measure zero:": 0}
+    for r in recs:
+        if not r["killed"]:
+            kind = next((k for k in kinds if why[r["module"], r["name"], r["new"]].startswith(k)), None)
+            assert kind, (r["module"], r["name"])
+            kinds[kind] += 1
+    killed = sum(r["killed"] for r in recs)
+    first = [json.loads(ln) for ln in
+             (ROOT / "tools/mutation-records/constant-sweep-comparisons.first.jsonl").read_text().splitlines()]
+    m = re.search(r"`tools/constant-sweep-comparisons.txt`\)[^.]*?: (\d+) of (\d+) fail \(first pass (\d+) of (\d+)\); "
+                  r"the other (\d+) are equivalent \((\d+)\), free parameters \((\d+)\) or coincidences of measure "
+                  r"zero \((\d+)\)", " ".join(README.split()))
+    assert m and tuple(map(int, m.groups())) == (
+        killed, len(recs), sum(r["killed"] for r in first), len(first), len(recs) - killed,
+        kinds["equivalent:"], kinds["free parameter:"], kinds["measure zero:"])

@@ -26,7 +26,7 @@ from landscape import (
 from landscape._random import accepts_seed
 
 from ._independent import verify_taylor_exact
-from ._linalg import J_matrix, random_okk
+from ._linalg import J_matrix, inertia_counts, random_okk
 from ._result import EPS, Case, fmt, make_result
 
 __all__ = [
@@ -295,14 +295,6 @@ def c6_rank_tolerance(g: float, Dn: float) -> float:
     the rounding floor :math:`10^3\varepsilon(1+\|D^\star\|_F)`."""
     rtol = 10 * g ** (1 / 3) + 1e3 * EPS * (1 + Dn)
     return rtol
-
-
-def inertia_counts(lam, zt: float) -> tuple:
-    """``(positive, negative, zero)`` counts of the eigenvalues ``lam`` with zero tolerance
-    ``zt``: an eigenvalue of size exactly ``zt`` is a zero, so the three counts partition
-    the spectrum."""
-    lam = np.asarray(lam, dtype=float)
-    return int(np.sum(lam > zt)), int(np.sum(lam < -zt)), int(np.sum(np.abs(lam) <= zt))
 
 
 @accepts_seed()

@@ -14,6 +14,7 @@ __all__ = [
     "eckart_young_tail",
     "random_okk",
     "J_matrix",
+    "inertia_counts",
     "rrr_prediction_errors",
     "rank_kprime_dof",
 ]
@@ -117,3 +118,11 @@ def rrr_prediction_errors(
     B_hat = Uk @ (np.swapaxes(Uk, 1, 2) @ B_ols)
     E = (B_hat - B_star[None]) @ X
     return np.einsum("rij,rij->r", E, E)
+
+
+def inertia_counts(lam, zt: float) -> tuple:
+    """``(positive, negative, zero)`` counts of the eigenvalues ``lam`` with zero tolerance
+    ``zt``: an eigenvalue of size exactly ``zt`` is a zero, so the three counts partition
+    the spectrum."""
+    lam = np.asarray(lam, dtype=float)
+    return int(np.sum(lam > zt)), int(np.sum(lam < -zt)), int(np.sum(np.abs(lam) <= zt))
