@@ -1285,3 +1285,31 @@ def test_thm34_root_finder_count_passes_with_exactly_the_required_number(monkeyp
     assert _thm34("root-finder critical points").passed
     monkeypatch.setattr(S, "MIN_ROOT_FRACTION", (n + 1) / 4)
     assert not _thm34("root-finder critical points").passed
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_linalg.py
+# ------------------------------------------------------------------------------------------
+
+def test_numerical_rank_cutoff_is_exclusive():
+    """A singular value exactly at s_1 max(m, n) eps is numerically zero."""
+    from theory._linalg import numerical_rank
+    from theory._result import EPS
+
+    assert int(numerical_rank(np.diag([1.0, 2 * EPS]))[0]) == 1
+    assert int(numerical_rank(np.diag([1.0, _up(2 * EPS)]))[0]) == 2
+
+
+def test_rrr_errors_accept_every_edge_of_their_domain():
+    """k' = 1 and k' = d, n = d (X X^T just invertible), one repetition and sigma = 0 are all
+    valid; one step outside each is refused."""
+    from theory._linalg import rrr_prediction_errors
+
+    B = np.diag([3.0, 2.0, 1.0])
+    for kw in (dict(kprime=1), dict(kprime=3), dict(kprime=2, n=3), dict(kprime=2, reps=1), dict(kprime=2, sigma=0.0)):
+        args = {**dict(n=10, sigma=0.1, reps=2), **kw}
+        assert np.all(np.isfinite(rrr_prediction_errors(np.random.default_rng(0), B, **args)))
+    for kw in (dict(kprime=0), dict(kprime=4), dict(kprime=2, n=2), dict(kprime=2, reps=0),
+               dict(kprime=2, sigma=-5e-324)):
+        with pytest.raises(ValueError):
+            rrr_prediction_errors(np.random.default_rng(0), B, **{**dict(n=10, sigma=0.1, reps=2), **kw})
