@@ -1313,3 +1313,88 @@ def test_rrr_errors_accept_every_edge_of_their_domain():
                dict(kprime=2, sigma=-5e-324)):
         with pytest.raises(ValueError):
             rrr_prediction_errors(np.random.default_rng(0), B, **{**dict(n=10, sigma=0.1, reps=2), **kw})
+
+
+# ------------------------------------------------------------------------------------------
+# theory/_checks_sr.py
+# ------------------------------------------------------------------------------------------
+
+def _sr():
+    import theory._checks_sr as SR
+
+    return SR
+
+
+def test_eq7_8_and_thm31_accept_a_deviation_of_exactly_z_standard_errors(monkeypatch):
+    """Eq. (7)-(8): est = (m - offset) / 2 planted at 2 pred with se/2 = pred and Z = 1, so
+    |est - pred| = Z se exactly; Thm 3.1: m = 2 pred, se = pred. Both pass there and fail
+    with Z one ulp below 1."""
+    SR = _sr()
+    base = SR.check_eq7_8(np.random.default_rng(0), N=1000, noise_offset=lambda d, s: 0.0)
+    preds = [c.predicted for c in base.cases]
+
+    def eq78(z):
+        it = iter(preds)
+        monkeypatch.setattr(SR, "mean_and_se", lambda x: (lambda p: (4 * p, 2 * p))(next(it)))
+        monkeypatch.setattr(SR, "Z_CRITICAL", z)
+        return SR.check_eq7_8(np.random.default_rng(0), N=1000, noise_offset=lambda d, s: 0.0).cases
+
+    assert all(c.passed for c in eq78(1.0)) and not any(c.passed for c in eq78(_dn(1.0)))
+    monkeypatch.setattr(SR, "mean_and_se", lambda x: (2.0, 1.0))
+
+    def thm31(z):
+        monkeypatch.setattr(SR, "Z_CRITICAL", z)
+        res = SR.check_thm31(np.random.default_rng(0), sizes=((5, 2, 1),), draws=20, batch=10,
+                             expected=lambda *, d, T, k: 1.0)
+        return res.cases[0]
+
+    assert thm31(1.0).passed and not thm31(_dn(1.0)).passed
+
+
+def test_eq11_12_gradient_exactly_at_its_rounding_tolerance_passes(monkeypatch):
+    """With dyadic tasks (T = 4) the SR gradient sum_t (A_SR - A*_t) is exactly 0; with the
+    rounding unit planted at 0 the tolerance is 0 too, and 0 <= 0 passes."""
+    import types
+
+    SR = _sr()
+    tasks = np.arange(4 * 3 * 3, dtype=float).reshape(4, 3, 3) / 4.0
+    monkeypatch.setattr(SR, "random_instance",
+                        lambda rng, d, T, k: types.SimpleNamespace(problem=types.SimpleNamespace(tasks=tasks)))
+    monkeypatch.setattr(SR, "EPS", 0.0)
+    case = SR.check_eq11_12(np.random.default_rng(0), d=3, T=4, N=100).cases[0]
+    assert case.measured == 0.0 and case.tolerance == 0.0 and case.passed
+
+
+def test_r31_margin_exactly_at_the_tolerance_is_not_full_rank(monkeypatch):
+    """R3.1 needs every subset's s_min / s_max strictly above max(d, m) eps: with the
+    rounding unit planted so that the tolerance equals the smallest margin (d = 8, a power
+    of two, so the product is exact), the case fails; one ulp less and it passes."""
+    SR = _sr()
+    m_min = float(SR.check_r31(np.random.default_rng(0), sizes=((8, 3, 1),), subsets=5).cases[0]
+                  .measured.split("=")[1])
+    seen = {}
+    orig_svd = np.linalg.svd
+
+    def spy(a, *args, **kw):
+        out = orig_svd(a, *args, **kw)
+        if np.ndim(a) == 3:
+            seen["margin"] = float(np.min(out[:, -1] / out[:, 0]))
+        return out
+
+    monkeypatch.setattr(np.linalg, "svd", spy)
+    SR.check_r31(np.random.default_rng(0), sizes=((8, 3, 1),), subsets=5)
+    monkeypatch.undo()
+    margin = seen["margin"]
+    assert abs(margin - m_min) <= 1e-3 * m_min
+    monkeypatch.setattr(SR, "EPS", margin / 8)
+    assert not SR.check_r31(np.random.default_rng(0), sizes=((8, 3, 1),), subsets=5).cases[0].passed
+    monkeypatch.setattr(SR, "EPS", _dn(margin / 8))
+    assert SR.check_r31(np.random.default_rng(0), sizes=((8, 3, 1),), subsets=5).cases[0].passed
+
+
+def test_prop1_checks_k_prime_zero_when_the_needed_rank_is_one():
+    """With a needed rank r = 1 the cases are k' = r = 1 and k' = r - 1 = 0; only k' = -1 is
+    skipped."""
+    res = _sr().check_prop1(np.random.default_rng(0), sizes=((4, 2, 1),), needed_rank=lambda *, d, T, k: 1)
+    labels = [c.label for c in res.cases]
+    assert any(lab.endswith("at k'=0") for lab in labels) and any(lab.endswith("at k'=1") for lab in labels)
