@@ -1398,3 +1398,62 @@ def test_prop1_checks_k_prime_zero_when_the_needed_rank_is_one():
     res = _sr().check_prop1(np.random.default_rng(0), sizes=((4, 2, 1),), needed_rank=lambda *, d, T, k: 1)
     labels = [c.label for c in res.cases]
     assert any(lab.endswith("at k'=0") for lab in labels) and any(lab.endswith("at k'=1") for lab in labels)
+
+
+@pytest.fixture(scope="module")
+def f2_cert():
+    from landscape import taylor_certificate
+    from landscape._instances import f2_spurious_instance
+
+    inst, U0 = f2_spurious_instance()
+    return inst, taylor_certificate(inst.problem, U0, witness=inst.U_star, rng=np.random.default_rng(0))
+
+
+def _f2_case(monkeypatch, cert, label):
+    import landscape
+
+    S = _saddles()
+    monkeypatch.setattr(landscape, "taylor_certificate", lambda *a, **k: cert)
+    return next(c for c in S.check_f2(np.random.default_rng(0)).cases if c.label.startswith(label))
+
+
+def _with(cert, *, radius=None, **dicts):
+    """A copy of ``cert`` with entries of its dicts (enclosures, margins, bounds) replaced."""
+    changes = {name: {**dict(getattr(cert, name)), **entries} for name, entries in dicts.items()}
+    return dataclasses.replace(cert, **changes, **({"radius": radius} if radius is not None else {}))
+
+
+def test_f2_certificate_cases_need_strictly_positive_quantities(monkeypatch, f2_cert):
+    """App. F.2: the G(U0) enclosure's lower end, the margins (C1), (C2) and the distance to
+    the global minimisers over the radius must be strictly positive: exactly 0 (a distance
+    exactly the radius) fails, the smallest step beyond passes."""
+    inst, cert = f2_cert
+    for lo, passes in [(0.0, False), (5e-324, True)]:
+        c = _f2_case(monkeypatch, _with(cert, enclosures={"G(U0)": (lo, cert.enclosures["G(U0)"][1])}), "G(U0) lower")
+        assert bool(c.passed) is passes
+    for name in ("C1", "C2"):
+        for v, passes in [(0.0, False), (5e-324, True)]:
+            assert bool(_f2_case(monkeypatch, _with(cert, margins={name: v}), f"margin ({name})").passed) is passes
+    U = np.asarray(cert.point)
+    signs = np.array(np.meshgrid(*[[1.0, -1.0]] * 3)).reshape(3, -1).T
+    dist = min(float(np.linalg.norm(U - s[:, None, None] * inst.U_star)) for s in signs)
+    assert not _f2_case(monkeypatch, _with(cert, radius=dist), "distance to nearest").passed
+    assert _f2_case(monkeypatch, _with(cert, radius=_dn(dist)), "distance to nearest").passed
+
+
+def test_f2_curvature_gap_is_accepted_at_both_ends_of_its_interval(monkeypatch, f2_cert):
+    """The certified lambda bound may equal the float lambda_min (relative gap exactly 0) and
+    may sit exactly LAMBDA_CERT_SLACK below it; a bound above the float value fails."""
+    inst, cert = f2_cert
+    S = _saddles()
+    lam_float = float(np.linalg.eigvalsh(inst.problem.schur_complement(np.asarray(cert.point)))[0])
+    label = "certified lambda lower bound"
+    assert _f2_case(monkeypatch, _with(cert, bounds={"lambda_min_quotient_lower": lam_float}), label).passed
+    above = _f2_case(monkeypatch, _with(cert, bounds={"lambda_min_quotient_lower": _up(lam_float)}), label)
+    assert not above.passed and above.measured < 0
+    gap = _f2_case(monkeypatch, cert, label).measured
+    assert gap > 0
+    monkeypatch.setattr(S, "LAMBDA_CERT_SLACK", gap)
+    assert _f2_case(monkeypatch, cert, label).passed
+    monkeypatch.setattr(S, "LAMBDA_CERT_SLACK", _dn(gap))
+    assert not _f2_case(monkeypatch, cert, label).passed
