@@ -1457,3 +1457,47 @@ def test_f2_curvature_gap_is_accepted_at_both_ends_of_its_interval(monkeypatch, 
     assert _f2_case(monkeypatch, cert, label).passed
     monkeypatch.setattr(S, "LAMBDA_CERT_SLACK", _dn(gap))
     assert not _f2_case(monkeypatch, cert, label).passed
+
+
+def test_prop2_floor_applies_from_mu_equal_to_2k_and_k_prime_equal_to_k():
+    applies = _sr().prop2_floor_applies
+    assert applies(1, 1, [2.0]) and applies(2, 2, [4.0, 5.0])
+    assert not applies(1, 1, [_dn(2.0)]) and not applies(0, 1, [3.0]) and not applies(2, 2, [4.0, _dn(4.0)])
+
+
+def test_prop2_cases_at_their_exact_boundaries(monkeypatch):
+    """Prop 2 with the Eckart-Young tails planted (L_T = 2, L_inf = 1/2: the square-root gap
+    is exactly 1) at d = 3, k = 1, T = 3 (rms = sqrt(k d (d+1) / T) = 2): the gap case
+    passes at Z = 1/2 and fails one ulp below. The limit case (floor = L_inf + tol, tol =
+    36 eps) and the lower-bound case (L_inf = lb - tol with lb = 1) pass exactly there."""
+    SR = _sr()
+    tol = 4 * 3 * 3 * SR.EPS
+
+    def run(tails, z=0.5, kp=1, floor=None, applies=None):
+        it = iter(tails)
+        monkeypatch.setattr(SR, "eckart_young_tail", lambda s, kp_: next(it))
+        monkeypatch.setattr(SR, "Z_CRITICAL", z)
+        if applies is not None:
+            monkeypatch.setattr(SR, "prop2_floor_applies", lambda kp_, k_, mu: applies)
+        kw = {} if floor is None else {"floor": floor}
+        return SR.check_prop2(np.random.default_rng(0), configs=((3, 1, kp),), T=3, batch=3, **kw).cases
+
+    assert run([2.0, 0.5])[0].passed and not run([2.0, 0.5], z=_dn(0.5))[0].passed
+    limit = run([2.0, 0.5], applies=True, floor=lambda d, k, kp: 0.5 + tol)[1]
+    assert limit.label.endswith("limit (mu_i >= 2k)") and limit.passed
+    assert not run([2.0, 0.5], applies=True, floor=lambda d, k, kp: _up(0.5 + tol))[1].passed
+    lower = run([2.0, 1.0 - tol], kp=0, applies=False)[1]
+    assert lower.label.endswith("limit lower bound") and lower.passed
+    assert not run([2.0, _dn(1.0 - tol)], kp=0, applies=False)[1].passed
+
+
+def test_app_c_means_accept_a_deviation_of_exactly_z_standard_errors(monkeypatch):
+    SR = _sr()
+    d, k = 4, 1
+    for z, passes in [(1.0, True), (_dn(1.0), False)]:
+        preds = iter([k * d * d, k * d * (d + 1)])
+        monkeypatch.setattr(SR, "mean_and_se", lambda x, _it=preds: (lambda p: (2.0 * p, float(p)))(next(_it)))
+        monkeypatch.setattr(SR, "Z_CRITICAL", z)
+        cases = [c for c in SR.check_appC(np.random.default_rng(0), d=d, k=k, Ts=(3,), reps=4).cases
+                 if c.label.startswith("T=3: T E||")]
+        assert len(cases) == 2 and all(bool(c.passed) is passes for c in cases)

@@ -455,6 +455,13 @@ def running_mean_W(rng: np.random.Generator, d: int, k: int, T: int, batch: int)
     return total / T
 
 
+def prop2_floor_applies(kp: int, k: int, mu) -> bool:
+    r"""Whether Prop 2's closed-form floor applies: :math:`k'\ge k` and every one of the
+    :math:`k` largest eigenvalues :math:`\mu_i` of the test task's :math:`W` is at least
+    :math:`2k` (the boundary included); otherwise only the lower bound holds."""
+    return kp >= k and bool(np.all(np.asarray(mu) >= 2 * k))
+
+
 @accepts_seed()
 def check_prop2(
     rng: np.random.Generator,
@@ -498,7 +505,7 @@ def check_prop2(
             )
         )
         mu = np.linalg.eigvalsh(W_test)[-k:]
-        cond = kp >= k and bool(np.all(mu >= 2 * k))
+        cond = prop2_floor_applies(kp, k, mu)
         # L_inf is a sum of d-k' squared singular values, each exact to ~d eps k
         tol = 4 * d * d * EPS * max(L_inf, 1.0)
         if cond:
