@@ -554,3 +554,21 @@ def test_comparison_sweep_is_its_list_argued_survivors_and_the_readmes_numbers()
     assert m and tuple(map(int, m.groups())) == (
         killed, len(recs), sum(r["killed"] for r in first), len(first), len(recs) - killed,
         kinds["equivalent:"], kinds["free parameter:"], kinds["measure zero:"])
+
+
+@pytest.mark.parametrize("name", ["constant-sweep.txt", "constant-sweep-limits.txt", "constant-sweep-inline.txt",
+                                  "constant-sweep-protocol.txt", "constant-sweep-comparisons.txt"])
+def test_every_sweep_entry_still_names_a_literal_of_the_code(name):
+    """A list entry whose constant, literal or comparison has moved (a refactor) would make the
+    sweep refuse the whole list: every recorded entry still resolves in the code as it stands,
+    to the text it recorded as the old value."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    record = {"constant-sweep.txt": "constant-sweep.jsonl"}.get(name, name.replace(".txt", ".jsonl"))
+    recs = [json.loads(ln) for ln in (ROOT / "tools/mutation-records" / record).read_text().splitlines()]
+    for r in recs:
+        found = cs._constant(ROOT / r["module"], r["name"])
+        assert found is not None and found[2] == r["old"], (name, r["module"], r["name"])
