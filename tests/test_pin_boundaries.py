@@ -1501,3 +1501,22 @@ def test_app_c_means_accept_a_deviation_of_exactly_z_standard_errors(monkeypatch
         cases = [c for c in SR.check_appC(np.random.default_rng(0), d=d, k=k, Ts=(3,), reps=4).cases
                  if c.label.startswith("T=3: T E||")]
         assert len(cases) == 2 and all(bool(c.passed) is passes for c in cases)
+
+
+def test_thm34_checks_35_at_random_u_for_every_d_above_2k_also_for_k_3():
+    """W-perp is nonzero exactly when d > 2k: at k = 3, d = 7 the identity is checked (2k = 6;
+    a power 2^k = 8 in place of 2k would skip it -- k = 1, 2 cannot tell them apart)."""
+    res = _saddles().check_thm34(np.random.default_rng(0), configs=((7, 3),), starts=2, random_U_per_config=1)
+    (case,) = [c for c in res.cases if "(35) identity at random U" in c.label]
+    assert case.measured > 0.0 and case.passed  # a computed identity leaves a rounding error; a skipped one 0
+
+
+def test_thm34_l3_case_fails_when_the_loss_and_the_residuals_disagree(monkeypatch):
+    """L3 (L = ||R_1||^2 = ||R_2||^2) must fail when L is off by 1: its ratio to the rounding
+    bound is then huge, and the case passes only for ratios at most 1."""
+    from landscape._objective import LoraMLProblem
+
+    orig = LoraMLProblem.loss
+    monkeypatch.setattr(LoraMLProblem, "loss", lambda self, A, U: orig(self, A, U) + 1.0)
+    case = _thm34("L3 L = ||R_1||^2")
+    assert case.measured > 1.0 and not case.passed
