@@ -58,21 +58,25 @@ def _kill_commands() -> dict:
     return out
 
 
-def _inline(src: str, name: str):
-    """``FUNCTION:LITERAL[:N]``: ``(start, end, literal)`` of the N-th numeric literal spelled
-    LITERAL in the function(s) named FUNCTION (nested ones included; N counts from 1 in source
-    order and may be left out when there is exactly one), or None."""
-    func, literal, *nth = name.split(":")
+def _locator(src: str):
+    """``at(line, col)``: the character offset in ``src`` of an ``ast`` position (``col``
+    counts UTF-8 bytes)."""
     lines = src.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line))
 
-    def at(line: int, col: int) -> int:  # col counts UTF-8 bytes
+    def at(line: int, col: int) -> int:
         return offsets[line - 1] + len(lines[line - 1].encode()[:col].decode())
 
+    return at
+
+
+def _hits(src: str, tree, at, func: str, literal: str) -> list:
+    """Sorted offsets of LITERAL -- the spelling of a numeric literal, or an ordering
+    operator -- in the function(s) named FUNC, nested ones included."""
     hits = set()
-    for node in ast.walk(ast.parse(src)):
+    for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func:
             for c in ast.walk(node):
                 if literal in _ORDERINGS:
@@ -80,7 +84,15 @@ def _inline(src: str, name: str):
                 elif (isinstance(c, ast.Constant) and type(c.value) in (int, float)
                         and ast.get_source_segment(src, c) == literal):
                     hits.add(at(c.lineno, c.col_offset))
-    hits = sorted(hits)
+    return sorted(hits)
+
+
+def _inline(src: str, name: str):
+    """``FUNCTION:LITERAL[:N]``: ``(start, end, literal)`` of the N-th numeric literal spelled
+    LITERAL in the function(s) named FUNCTION (nested ones included; N counts from 1 in source
+    order and may be left out when there is exactly one), or None."""
+    func, literal, *nth = name.split(":")
+    hits = _hits(src, ast.parse(src), _locator(src), func, literal)
     k = int(nth[0]) if nth else (1 if len(hits) == 1 else 0)
     return (hits[k - 1], hits[k - 1] + len(literal), literal) if 1 <= k <= len(hits) else None
 
@@ -111,18 +123,13 @@ def _comparisons(src: str, node, at):
 
 def comparison_entries(module: str) -> list:
     """``MODULE FUNCTION:OP:N TWIN`` for every ordering comparison in the functions of
-    ``module`` (a comparison inside nested functions is listed under the innermost one)."""
+    ``module`` (a comparison inside nested functions is listed under the innermost one, and N
+    counts as :func:`_inline` does, so every entry resolves to its comparison)."""
     src = (ROOT / module).read_text()
     tree = ast.parse(src)
-    lines = src.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
+    at = _locator(src)
+    owner = {}  # comparison offset -> (innermost function name, operator)
 
-    def at(line, col):
-        return offsets[line - 1] + len(lines[line - 1].encode()[:col].decode())
-
-    owner = {}  # comparison offset -> innermost function name
     def visit(node, func):
         for child in ast.iter_child_nodes(node):
             name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
@@ -130,18 +137,13 @@ def comparison_entries(module: str) -> list:
                 for pos, op in _comparisons(src, child, at):
                     owner[pos] = (name, op)
             visit(child, name)
+
     visit(tree, None)
-    out = []
+    numbered, out = {}, []
     for pos, (name, op) in sorted(owner.items()):
-        same = sorted(p for p, _ in _comparisons_in(src, tree, name, op, at))
+        same = numbered.setdefault((name, op), _hits(src, tree, at, name, op))
         out.append(f"{module} {name}:{op}:{same.index(pos) + 1} {_ORDERINGS[op]}")
     return out
-
-
-def _comparisons_in(src, tree, func, op, at):
-    return {(p, o) for node in ast.walk(tree)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func
-            for c in ast.walk(node) for p, o in _comparisons(src, c, at) if o == op}
 
 
 def _constant(path: Path, name: str):
