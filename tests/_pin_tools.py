@@ -3,10 +3,11 @@ curvature bounds); find a private function of a package wherever it now
 lives, and patch a name in every module of a package that refers to it (so a breakage
 applied by a test reaches the code that calls it, whichever room holds it); a Generator
 with one planted draw; a function's positional and keyword-only parameters; a child process
-holding an output folder's lock."""
+holding an output folder's lock; the constant-sweep tool as a module."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -119,3 +120,14 @@ def lock_holder(folder, seconds: float = 30):
         [sys.executable, "-c", "import time; from landscape.runtime.outguard import OutLock; "
                                f"OutLock({str(folder)!r}, 'cmd').acquire(); print('locked', flush=True); time.sleep({seconds})"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": root})
+
+
+def constant_sweep():
+    """``tools/constant_sweep.py`` as a module (it is a script, not a package member)."""
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "constant_sweep", Path(__file__).resolve().parents[1] / "tools" / "constant_sweep.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    return cs

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ._pin_tools import constant_sweep
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -115,16 +117,8 @@ def test_survivors_of_keeps_the_rerun_mutants_that_match_a_survivor(cr_record, t
     assert [r[0]["job_id"] for r in kept] == ["b0"] and head["mutants"] == 2
 
 
-def _constant_sweep():
-    """tools/constant_sweep.py as a module (it is a script, not a package member)."""
-    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
-    cs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cs)
-    return cs
-
-
 def test_constant_sweep_refuses_a_list_naming_no_constant_before_any_work(tmp_path, capsys):
-    cs = _constant_sweep()
+    cs = constant_sweep()
     assert cs.main([]) == 2
     out = tmp_path / "out.jsonl"
     for line in ("theory/_checks_sr.py NO_SUCH_CONSTANT 1.0", "theory/no_such_module.py PIN_FACTOR 5.0",
@@ -138,7 +132,7 @@ def test_constant_sweep_refuses_a_list_naming_no_constant_before_any_work(tmp_pa
 
 
 def test_constant_sweep_refuses_an_empty_list(tmp_path, capsys):
-    cs = _constant_sweep()
+    cs = constant_sweep()
     (tmp_path / "list.txt").write_text("# only a comment\n\n")
     assert cs.main([str(tmp_path / "list.txt"), str(tmp_path / "out.jsonl")]) == 2
     assert "no constants listed" in capsys.readouterr().err
@@ -148,7 +142,7 @@ def test_constant_sweep_addresses_an_inline_literal_by_function_and_occurrence(t
     """``FUNCTION:LITERAL[:N]`` names the N-th numeric literal spelled LITERAL inside
     FUNCTION (nested functions included, source order); without N it must be the only one;
     an out-of-range N, a literal of another spelling or another function's literal is no match."""
-    cs = _constant_sweep()
+    cs = constant_sweep()
     src = ("X = 1e-6\n"
            "def f(a, tol=1e-6):\n"
            "    b = 'ü' + str(1e-6 * a)  # a non-ASCII character before the literal on its line\n"
@@ -177,7 +171,7 @@ def test_constant_sweep_addresses_comparison_operators_and_lists_every_one(tmp_p
     twin-only spellings (``<`` inside ``<=``, ``<<``, ``>=`` of another comparison) are never
     taken for it; ``--comparisons`` lists each ordering comparison once with its strict or
     non-strict twin, under the innermost function, and every listed name resolves to its operator."""
-    cs = _constant_sweep()
+    cs = constant_sweep()
     src = ("LIMIT = 3 if 1 < 2 else 4\n"            # module level: not in a function
            "def f(a, b):\n"
            "    if a <= b < (1 << 3) and b != a:\n"   # a chain, a shift, an inequality
@@ -212,7 +206,7 @@ def test_constant_sweep_kill_command_that_hangs_counts_as_killed_and_leaves_no_p
     with its children and counts as killed; one that ends reports its exit status."""
     import time
 
-    cs = _constant_sweep()
+    cs = constant_sweep()
     monkeypatch.setattr(cs, "KILL_TIMEOUT", 0.3)
     marker = tmp_path / "alive"
     t0 = time.perf_counter()

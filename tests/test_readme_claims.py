@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ._pin_tools import constant_sweep
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -530,12 +532,8 @@ def test_comparison_sweep_is_its_list_argued_survivors_and_the_readmes_numbers()
     none stale), every flip the tests did not notice is argued in the list as equivalent, a
     free parameter or a measure-zero coincidence, and the README states the counts of the
     record and of its first pass."""
-    import importlib.util
-
     recs, listed = _sweep("constant-sweep-comparisons.txt", "constant-sweep-comparisons.jsonl")
-    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
-    cs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cs)
+    cs = constant_sweep()
     modules = list(dict.fromkeys(x[0] for x in listed))
     assert [" ".join(x[:3]) for x in listed] == [e for m in modules for e in cs.comparison_entries(m)]
     why = {tuple(x[:3]): (x[3] if len(x) > 3 else "") for x in listed}
@@ -562,11 +560,7 @@ def test_every_sweep_entry_still_names_a_literal_of_the_code(name):
     """A list entry whose constant, literal or comparison has moved (a refactor) would make the
     sweep refuse the whole list: every recorded entry still resolves in the code as it stands,
     to the text it recorded as the old value."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("constant_sweep", ROOT / "tools" / "constant_sweep.py")
-    cs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cs)
+    cs = constant_sweep()
     record = {"constant-sweep.txt": "constant-sweep.jsonl"}.get(name, name.replace(".txt", ".jsonl"))
     recs = [json.loads(ln) for ln in (ROOT / "tools/mutation-records" / record).read_text().splitlines()]
     for r in recs:
