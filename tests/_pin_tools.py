@@ -3,7 +3,8 @@ curvature bounds); find a private function of a package wherever it now
 lives, and patch a name in every module of a package that refers to it (so a breakage
 applied by a test reaches the code that calls it, whichever room holds it); a Generator
 with one planted draw; a function's positional and keyword-only parameters; a child process
-holding an output folder's lock; the constant-sweep tool as a module."""
+holding an output folder's lock; the constant-sweep tool as a module; Thm 3.2 structures
+planted or patched."""
 from __future__ import annotations
 
 import importlib
@@ -131,3 +132,29 @@ def constant_sweep():
     cs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cs)
     return cs
+
+
+def thm32_structure_at(**over):
+    """A ``Thm32Structure`` with tau = 1e-3 and every conclusion holding comfortably, the
+    fields ``over`` replaced."""
+    from theory._checks_minima import Thm32Structure
+
+    base = dict(loss=0.0, tau=1e-3, asym=0.0, q_consistency=0.0, inertia=(1, 1), min_eig_W_minus_Q=0.0,
+                test_rank=3, ey_3k=0.0, ey_k=1.0, q_norm=1.0)
+    return Thm32Structure(**{**base, **over})
+
+
+def patch_thm32_structures(monkeypatch, **changes) -> None:
+    """Make every structure ``theory._checks_minima.thm32_structure`` measures come back with
+    the fields ``changes`` (field -> function of the measured structure) replaced."""
+    import dataclasses
+
+    import theory._checks_minima as minima
+
+    orig = minima.thm32_structure
+
+    def patched(*args, **kwargs):
+        r = orig(*args, **kwargs)
+        return dataclasses.replace(r, **{k: f(r) for k, f in changes.items()})
+
+    monkeypatch.setattr(minima, "thm32_structure", patched)

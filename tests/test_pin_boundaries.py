@@ -23,6 +23,8 @@ from landscape._factored import reduced_grad, reduced_loss
 from landscape._instances import random_instance
 from landscape._search import problem_scale
 
+from ._pin_tools import patch_thm32_structures, thm32_structure_at
+
 
 def exact_input(f, target: float, guess: float) -> float:
     """A float ``c`` near ``guess`` with ``f(c) == target`` exactly, ``f`` increasing (walked
@@ -419,14 +421,6 @@ def test_embedding_needs_a_strictly_larger_dimension():
 # theory/_checks_minima.py
 # ------------------------------------------------------------------------------------------
 
-def _structure(**over):
-    from theory._checks_minima import Thm32Structure
-
-    base = dict(loss=0.0, tau=1e-3, asym=0.0, q_consistency=0.0, inertia=(1, 1), min_eig_W_minus_Q=0.0,
-                test_rank=3, ey_3k=0.0, ey_k=1.0, q_norm=1.0)
-    return Thm32Structure(**{**base, **over})
-
-
 @pytest.mark.parametrize("field, at, beyond, key", [
     ("asym", 1e-3, math.nextafter(1e-3, 1.0), "Q symmetric"),
     ("q_consistency", 1e-3, math.nextafter(1e-3, 1.0), "Q = W_t - U_tU_t^T for all t"),
@@ -436,8 +430,8 @@ def _structure(**over):
 def test_thm32_conclusions_hold_with_the_measured_value_exactly_at_tau(field, at, beyond, key):
     """Each conclusion of Thm 3.2 / Cor 1 holds up to tau = 1e-3 (or 3k = 6), the boundary
     included, and fails one ulp (or one rank) beyond."""
-    assert _structure(**{field: at}).holds(2, 7)[key] is True
-    assert _structure(**{field: beyond}).holds(2, 7)[key] is False
+    assert thm32_structure_at(**{field: at}).holds(2, 7)[key] is True
+    assert thm32_structure_at(**{field: beyond}).holds(2, 7)[key] is False
 
 
 @pytest.mark.parametrize("starts, need", [(4, 3), (12, 3), (13, 4), (20, 5), (21, 6)])
@@ -452,13 +446,7 @@ def _thm32_case(monkeypatch, label, **changes):
     (field -> function of the measured structure), on d = 5, k = 1, two boosts."""
     import theory._checks_minima as M
 
-    orig = M.thm32_structure
-
-    def patched(*args, **kwargs):
-        r = orig(*args, **kwargs)
-        return dataclasses.replace(r, **{k: f(r) for k, f in changes.items()})
-
-    monkeypatch.setattr(M, "thm32_structure", patched)
+    patch_thm32_structures(monkeypatch, **changes)
     res = M.check_thm32(np.random.default_rng(0), configs=((5, 1),), boosts=2)
     return next(c for c in res.cases if label in c.label)
 
@@ -713,12 +701,10 @@ def test_thm32_gd_loss_cases_pass_with_the_loss_exactly_at_their_tolerance(monke
     first = _gd_check()
     polished, endpoint = first.cases[0], first.cases[1]
     assert polished.label.startswith("loss after GD") and endpoint.label.startswith("GD endpoint: loss")
-    orig = M.thm32_structure
     for value, passes in [(polished.tolerance, True), (_up(polished.tolerance), False)]:
-        monkeypatch.setattr(M, "thm32_structure",
-                            lambda *a, _v=value, **k: dataclasses.replace(orig(*a, **k), loss=_v))
-        assert bool(_gd_check().cases[0].passed) is passes
-    monkeypatch.setattr(M, "thm32_structure", orig)
+        with monkeypatch.context() as mp:
+            patch_thm32_structures(mp, loss=lambda r, _v=value: _v)
+            assert bool(_gd_check().cases[0].passed) is passes
     for tol, passes in [(endpoint.measured, True), (_dn(endpoint.measured), False)]:
         monkeypatch.setattr(M, "gd_endpoint_loss_tolerance", lambda g, s, sc, _t=tol: _t)
         assert bool(_gd_check().cases[1].passed) is passes

@@ -15,6 +15,8 @@ import pytest
 
 import theory._checks_minima as _minima
 
+from ._pin_tools import patch_thm32_structures, thm32_structure_at
+
 
 def test_thm32_gd_reports_the_distance_the_polish_moved(monkeypatch):
     calls = []
@@ -51,33 +53,17 @@ def test_thm33_control_loss_case_is_at_rounding_level(monkeypatch, offset, holds
 
 
 # ---------------------------------------------------------------- Thm 3.2 / Cor 1 at their boundaries
-def _structure(**over):
-    base = dict(loss=0.0, tau=1e-3, asym=0.0, q_consistency=0.0, inertia=(1, 1), min_eig_W_minus_Q=0.0,
-                test_rank=3, ey_3k=0.0, ey_k=1.0, q_norm=1.0)
-    return _minima.Thm32Structure(**{**base, **over})
-
-
 @pytest.mark.parametrize("inertia, holds", [((2, 2), True), ((1, 2), True), ((0, 0), True), ((2, 0), True),
                                             ((3, 2), False), ((2, 3), False)])
 def test_inertia_of_Q_holds_for_every_inertia_up_to_k_k(inertia, holds):
-    assert bool(_structure(inertia=inertia).holds(2, 7)["inertia(Q) <= (k,k)"]) is holds
+    assert bool(thm32_structure_at(inertia=inertia).holds(2, 7)["inertia(Q) <= (k,k)"]) is holds
 
 
 @pytest.mark.parametrize("factor, holds", [(1.0, True), (np.nextafter(1.0, 2.0), False)])
 def test_exact_rank_3k_fine_tune_holds_up_to_half_d_tau_squared(factor, holds):
     tau, d = 1e-3, 7
     bound = 0.5 * d * tau ** 2
-    assert bool(_structure(tau=tau, ey_3k=bound * factor).holds(2, d)["exact rank-3k fine-tune"]) is holds
-
-
-def _patched_structures(monkeypatch, **changes):
-    orig = _minima.thm32_structure
-
-    def patched(*args, **kwargs):
-        r = orig(*args, **kwargs)
-        return dataclasses.replace(r, **{k: f(r) for k, f in changes.items()})
-
-    monkeypatch.setattr(_minima, "thm32_structure", patched)
+    assert bool(thm32_structure_at(tau=tau, ey_3k=bound * factor).holds(2, d)["exact rank-3k fine-tune"]) is holds
 
 
 @pytest.mark.parametrize("factor, holds", [(0.5, True), (2.0, False)])
@@ -86,7 +72,7 @@ def test_the_cor1_case_bound_is_half_d_tau_squared(monkeypatch, factor, holds):
     every point must fail (pass): tau ~ 1e-12 here, so any bound of another power of tau
     (0.5 d / tau^2 is ~1e24) could not tell them apart."""
     d = 7
-    _patched_structures(monkeypatch, ey_3k=lambda r: factor * 0.5 * d * r.tau ** 2)
+    patch_thm32_structures(monkeypatch, ey_3k=lambda r: factor * 0.5 * d * r.tau ** 2)
     res = _minima.check_thm32(np.random.default_rng(0), configs=((d, 2),), boosts=2)
     case = next(c for c in res.cases if "rank-3k fine-tune loss (Cor 1)" in c.label)
     assert bool(case.passed) is holds
