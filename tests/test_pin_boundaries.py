@@ -710,6 +710,21 @@ def test_thm32_gd_loss_cases_pass_with_the_loss_exactly_at_their_tolerance(monke
         assert bool(_gd_check().cases[1].passed) is passes
 
 
+def _plant_jacobian(monkeypatch, caller: str, sing) -> None:
+    """The residual Jacobian with singular values ``sing`` (diagonal) where the check named
+    ``caller`` reads its own sigma_+ from it; the real one everywhere else (Levenberg-Marquardt
+    needs its true shape)."""
+    import sys
+
+    M = _minima()
+    orig = M._residual_jacobian
+
+    def jac(problem, U):
+        return np.diag(sing) if sys._getframe(1).f_code.co_name == caller else orig(problem, U)
+
+    monkeypatch.setattr(M, "_residual_jacobian", jac)
+
+
 def test_sigma_plus_is_the_smallest_singular_value_strictly_above_the_null_cutoff(monkeypatch):
     """A singular value exactly at JACOBIAN_NULL_RTOL * s_max belongs to the null space: the
     transversal conditioning sigma_+ is the next one up (here 1/2), in the GD endpoint's
@@ -718,14 +733,7 @@ def test_sigma_plus_is_the_smallest_singular_value_strictly_above_the_null_cutof
     cut = M.JACOBIAN_NULL_RTOL * 2.0
     sing = np.array([2.0, 0.5, cut, 0.0])
     seen = []
-    orig_jac = M._residual_jacobian
-
-    def jac(problem, U):  # the planted singular values for the check's own sigma_+, not for LM
-        import sys
-
-        return np.diag(sing) if sys._getframe(1).f_code.co_name == "check_thm32_gd" else orig_jac(problem, U)
-
-    monkeypatch.setattr(M, "_residual_jacobian", jac)
+    _plant_jacobian(monkeypatch, "check_thm32_gd", sing)
     orig_tol = M.gd_endpoint_loss_tolerance
     monkeypatch.setattr(M, "gd_endpoint_loss_tolerance", lambda g, s, sc: seen.append(s) or orig_tol(g, s, sc))
     _gd_check()
@@ -931,16 +939,11 @@ def test_f1_zero_threshold_and_sigma_plus_at_their_exact_cutoffs(monkeypatch):
     # distance ratios agree (with the rounding floor off, the bound is 10 r / sigma_+)
     monkeypatch.setattr(M, "ROUNDING_FLOOR_FACTOR", 0.0)
     cut = M.JACOBIAN_NULL_RTOL * 2.0
-    orig_jac = M._residual_jacobian
     ratios = []
     for sing in ([2.0, 0.5, cut, 0.0], [2.0, 0.5, 0.0, 0.0]):
-        def jac(problem, U, _s=sing):
-            import sys
-
-            return np.diag(_s) if sys._getframe(1).f_code.co_name == "check_f1" else orig_jac(problem, U)
-
-        monkeypatch.setattr(M, "_residual_jacobian", jac)
-        ratios.append(_f1().cases[2].measured)
+        with monkeypatch.context() as mp:
+            _plant_jacobian(mp, "check_f1", sing)
+            ratios.append(_f1().cases[2].measured)
     assert ratios[0] == ratios[1]
 
 
