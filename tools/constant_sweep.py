@@ -24,6 +24,7 @@ would let a wrong result through.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -81,10 +82,18 @@ def _hits(src: str, tree, at, func: str, literal: str) -> list:
             for c in ast.walk(node):
                 if literal in _ORDERINGS:
                     hits.update(p for p, op in _comparisons(src, c, at) if op == literal)
-                elif (isinstance(c, ast.Constant) and type(c.value) in (int, float)
-                        and ast.get_source_segment(src, c) == literal):
-                    hits.add(at(c.lineno, c.col_offset))
+                elif isinstance(c, ast.Constant) and type(c.value) in (int, float):
+                    start = at(c.lineno, c.col_offset)  # the literal's own text, as written
+                    if src[start:at(c.end_lineno, c.end_col_offset)] == literal:
+                        hits.add(start)
     return sorted(hits)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(src: str):
+    """``(tree, at)`` of a module's text, kept for the next lookup in the same text (a list
+    names many literals of one module)."""
+    return ast.parse(src), _locator(src)
 
 
 def _inline(src: str, name: str):
@@ -92,7 +101,7 @@ def _inline(src: str, name: str):
     LITERAL in the function(s) named FUNCTION (nested ones included; N counts from 1 in source
     order and may be left out when there is exactly one), or None."""
     func, literal, *nth = name.split(":")
-    hits = _hits(src, ast.parse(src), _locator(src), func, literal)
+    hits = _hits(src, *_parsed(src), func, literal)
     k = int(nth[0]) if nth else (1 if len(hits) == 1 else 0)
     return (hits[k - 1], hits[k - 1] + len(literal), literal) if 1 <= k <= len(hits) else None
 
