@@ -112,6 +112,21 @@ def test_lambda_bounds_of_a_singular_symmetric_matrix_are_finite_and_tight():
     assert -1e-9 <= lower <= 0.0 <= upper <= 1e-12
 
 
+def test_lambda_lower_bound_covers_every_matrix_of_a_wide_ball():
+    """The lower bound is mu minus the residual's norm, and the residual carries H's radii:
+    for diag(1, 2) with every entry +-1e-3 some member of the ball has lambda_min = 1 - 2e-3,
+    so the bound must lie at or below that (a residual added instead of subtracted would put
+    it above 1), and within a few radii of it."""
+    pytest.importorskip("flint")
+    from flint import arb, arb_mat
+
+    from landscape.enumeration._points import _arb_sym_lambda_bounds
+
+    H = arb_mat([[arb(1.0, 1e-3), arb(0.0, 1e-3)], [arb(0.0, 1e-3), arb(2.0, 1e-3)]])
+    lower, upper, _ = _arb_sym_lambda_bounds(H)
+    assert 1.0 - 1e-2 <= lower <= 1.0 - 2e-3 and upper >= 1.0
+
+
 @pytest.mark.skipif(not algebra_available("msolve"), reason="msolve not installed (extra 'algebra')")
 def test_each_orbit_reports_the_extreme_eigenvalues_of_its_hessian():
     """T = 3, k = 1 (no slice): "min" and "max" are the smallest and largest eigenvalues of
